@@ -1,0 +1,32 @@
+# Set-up and the two everyday commands. Each target creates .venv when it is missing or stale.
+#   make demo   a real tuning run: an MLP on scikit-learn's digits (examples/digits.py)
+#   make test   the whole test suite, PostgreSQL server included (.ci/postgres.sh starts one)
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Installed first and alone: resolving plain `torch` would pull a multi-GB CUDA build.
+TORCH_PIN ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: demo test bench bench-quick clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "$(TORCH_PIN)"
+	$(PY) -m pip install --quiet -e ".[tests,examples,postgresql]"
+	touch $@
+
+$(VENV)/.benchmarks: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[benchmarks]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) examples/digits.py --n-trials 30
+
+test: $(VENV)/.installed
+	. .ci/postgres.sh && $(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache lightning_hpo_runs

@@ -1,0 +1,73 @@
+"""lightning_hpo: hyperparameter optimization for PyTorch Lightning.
+
+BoTorch Gaussian-process suggestions, pruning of weak trials, studies in SQLite or PostgreSQL that
+survive crashes, and DDP trials under torchrun. Importing the package is cheap: the heavy parts
+(torch, Lightning, BoTorch) load when first used.
+
+Example:
+    >>> from lightning_hpo import Study, Float
+    >>> study = Study("demo", search_space={"x": Float(0.0, 1.0)}, storage=":memory:", seed=0)
+    >>> study.optimize(lambda p: (p["x"] - 0.3) ** 2, n_trials=4)
+    >>> study.best_trial.number in range(4)
+    True
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# name -> module that defines it, loaded on first access.
+_EXPORTS = {
+    "Float": "lightning_hpo.space",
+    "Int": "lightning_hpo.space",
+    "Categorical": "lightning_hpo.space",
+    "SearchSpace": "lightning_hpo.space",
+    "Trial": "lightning_hpo.trial",
+    "TrialState": "lightning_hpo.trial",
+    "Study": "lightning_hpo.study",
+    "Tuner": "lightning_hpo.tuner",
+    "TuneResult": "lightning_hpo.tuner",
+    "tunable": "lightning_hpo.decorator",
+    "Sampler": "lightning_hpo.samplers",
+    "RandomSampler": "lightning_hpo.samplers",
+    "SobolSampler": "lightning_hpo.samplers",
+    "Pruner": "lightning_hpo.pruners",
+    "NopPruner": "lightning_hpo.pruners",
+    "PercentilePruner": "lightning_hpo.pruners",
+    "MedianPruner": "lightning_hpo.pruners",
+    "TrialReporter": "lightning_hpo.callback",
+    "Storage": "lightning_hpo.storage",
+    "TrialPruned": "lightning_hpo.exceptions",
+    "LightningHPOError": "lightning_hpo.exceptions",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lightning_hpo' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from lightning_hpo.callback import TrialReporter
+    from lightning_hpo.decorator import tunable
+    from lightning_hpo.exceptions import LightningHPOError, TrialPruned
+    from lightning_hpo.pruners import MedianPruner, NopPruner, PercentilePruner, Pruner
+    from lightning_hpo.samplers import RandomSampler, Sampler, SobolSampler
+    from lightning_hpo.space import Categorical, Float, Int, SearchSpace
+    from lightning_hpo.storage import Storage
+    from lightning_hpo.study import Study
+    from lightning_hpo.trial import Trial, TrialState
+    from lightning_hpo.tuner import Tuner, TuneResult

@@ -1,0 +1,86 @@
+"""The Lightning callback that reports a trial's monitored metric and stops the trial when pruned.
+
+At the end of every validation (also several per epoch with ``val_check_interval < 1``; never
+during the sanity check) it:
+
+1. reads the monitored metric and averages it over all ranks, so the value stands for the whole
+   validation set even when the user logged it without ``sync_dist=True``;
+2. on global rank 0 only, stores ``(trainer.global_step, value)`` and asks the pruner;
+3. broadcasts rank 0's decision (or its error) to every rank, so all ranks stop, or fail, together.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+from typing_extensions import override
+
+from lightning_hpo.exceptions import LightningHPOError, MetricNotFoundError
+
+if TYPE_CHECKING:
+    from lightning_hpo.study import Study
+    from lightning_hpo.trial import Trial
+
+__all__ = ["TrialReporter"]
+
+
+class TrialReporter(Callback):
+    """Report the monitored metric of a trial at each validation, and prune it when the pruner says so.
+
+    Args:
+        study: the trial's study; only global rank 0 uses it (other ranks may pass ``None``).
+        trial: the RUNNING trial being trained (``None`` on ranks other than 0).
+        monitor: the logged metric to report, e.g. ``"val_loss"``.
+
+    After ``trainer.fit``, :attr:`pruned_step` is the step at which the trial was pruned (or ``None``)
+    and :attr:`reported` holds the ``(step, value)`` pairs reported, on every rank.
+    """
+
+    def __init__(self, study: Study | None, trial: Trial | None, monitor: str) -> None:
+        self.study = study
+        self.trial = trial
+        self.monitor = monitor
+        self.pruned_step: int | None = None
+        self.reported: list[tuple[int, float]] = []
+
+    @override
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = self._mean_over_ranks(trainer, pl_module)
+        step = trainer.global_step
+        decision: tuple[bool, str | None] = (False, None)
+        if trainer.is_global_zero:
+            decision = self._report_and_judge(step, value)
+        prune, error = trainer.strategy.broadcast(decision, src=0)
+        if error is not None:
+            raise LightningHPOError(f"Reporting step {step} of the trial failed on rank 0: {error}")
+        self.reported.append((step, value))
+        if prune:
+            self.pruned_step = step
+            trainer.should_stop = True
+
+    def _mean_over_ranks(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> float:
+        metrics = trainer.callback_metrics
+        if self.monitor not in metrics:
+            available = sorted(metrics)
+            raise MetricNotFoundError(
+                f"The trial monitors {self.monitor!r}, but no metric of that name was logged by this validation. "
+                f"Logged metrics: {available if available else 'none'}. Log it in validation_step with "
+                f"self.log({self.monitor!r}, ...), or monitor one of the logged metrics."
+            )
+        value = torch.as_tensor(metrics[self.monitor], dtype=torch.float32).detach().reshape(-1)[0]
+        value = trainer.strategy.reduce(value.to(pl_module.device), reduce_op="mean")
+        return float(value.item())
+
+    def _report_and_judge(self, step: int, value: float) -> tuple[bool, str | None]:
+        if self.study is None or self.trial is None:
+            return False, "the TrialReporter on rank 0 has no study or trial"
+        try:
+            self.study.report(self.trial, step, value)
+            return self.study.should_prune(self.trial), None
+        except Exception as error:  # noqa: BLE001 - sent to every rank, then raised there
+            return False, f"{type(error).__name__}: {error}"

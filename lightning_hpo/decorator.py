@@ -1,0 +1,61 @@
+"""``@tunable``: declare a LightningModule's search space next to the ``__init__`` it tunes."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
+from lightning_hpo.space import Domain, SearchSpace
+from lightning_hpo.tuner import SPACE_ATTRIBUTE
+
+__all__ = ["tunable", "search_space_of"]
+
+_C = TypeVar("_C", bound=type)
+
+
+def tunable(**domains: Domain) -> Callable[[_C], _C]:
+    """Attach a search space to a LightningModule class; the class is returned unchanged otherwise.
+
+    Every name must be an argument of the class's ``__init__`` (checked now, not at the first trial).
+    The class stays an ordinary LightningModule: it pickles, subclasses, ``save_hyperparameters()``
+    and ``load_from_checkpoint`` work as before. A subclass inherits the space, and may decorate again
+    to replace it.
+
+    Example:
+        >>> import lightning.pytorch as pl
+        >>> from lightning_hpo import Float, Categorical
+        >>> @tunable(lr=Float(1e-5, 1e-1, log=True), optimizer=Categorical(["adam", "sgd"]))
+        ... class Classifier(pl.LightningModule):
+        ...     def __init__(self, lr: float = 1e-3, optimizer: str = "adam"):
+        ...         super().__init__()
+        >>> sorted(search_space_of(Classifier))
+        ['lr', 'optimizer']
+    """
+    space = SearchSpace(domains)
+
+    def decorate(cls: _C) -> _C:
+        import lightning.pytorch as pl
+
+        if not (inspect.isclass(cls) and issubclass(cls, pl.LightningModule)):
+            raise ArgumentTypeError(f"@tunable decorates LightningModule subclasses, not {cls!r}.")
+        signature = inspect.signature(cls.__init__)
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
+            accepted = [n for n in signature.parameters if n != "self"]
+            for name in space:
+                if name not in accepted:
+                    raise InvalidArgumentError(
+                        f"@tunable on {cls.__name__}: {name!r} is not an argument of {cls.__name__}.__init__ "
+                        f"(its arguments are {accepted})."
+                    )
+        setattr(cls, SPACE_ATTRIBUTE, space)
+        return cls
+
+    return decorate
+
+
+def search_space_of(cls: type) -> SearchSpace | None:
+    """The space ``@tunable`` attached to ``cls`` (or a base class), or ``None``."""
+    space: Any = getattr(cls, SPACE_ATTRIBUTE, None)
+    return space

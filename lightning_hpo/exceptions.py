@@ -1,0 +1,77 @@
+"""The package's exception hierarchy.
+
+Every error raised on purpose by lightning_hpo derives from :class:`LightningHPOError`, and also from
+the builtin it refines (``ValueError`` for bad values, ``TypeError`` for wrong types, ...), so callers
+can catch either the package's errors as a whole or the usual builtin.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LightningHPOError",
+    "InvalidArgumentError",
+    "ArgumentTypeError",
+    "StorageError",
+    "NotADatabaseError",
+    "SchemaVersionError",
+    "StudyNotFoundError",
+    "StudyMismatchError",
+    "TrialStateError",
+    "MetricNotFoundError",
+    "TrialsFailingError",
+    "TrialPruned",
+]
+
+
+class LightningHPOError(Exception):
+    """Base class of every error lightning_hpo raises on purpose."""
+
+
+class InvalidArgumentError(LightningHPOError, ValueError):
+    """An argument has the right type but a value that breaks a rule; the message names both."""
+
+
+class ArgumentTypeError(LightningHPOError, TypeError):
+    """An argument has the wrong type; the message names the argument and the type received."""
+
+
+class StorageError(LightningHPOError):
+    """The storage could not be opened or used."""
+
+
+class NotADatabaseError(StorageError):
+    """The storage file exists but is not a database."""
+
+
+class SchemaVersionError(StorageError):
+    """The database was written by a lightning_hpo with another schema version."""
+
+
+class StudyNotFoundError(StorageError, LookupError):
+    """No study of that name exists in the storage."""
+
+
+class StudyMismatchError(LightningHPOError, ValueError):
+    """A study was reopened with a search space or mode other than the one it was created with."""
+
+
+class TrialStateError(LightningHPOError, RuntimeError):
+    """An operation does not fit the trial's state, e.g. telling a trial that already finished."""
+
+
+class MetricNotFoundError(LightningHPOError, LookupError):
+    """The monitored metric was not logged; the message lists the metrics that were."""
+
+    def __str__(self) -> str:  # LookupError would quote the message like a key
+        return str(self.args[0]) if self.args else ""
+
+
+class TrialsFailingError(LightningHPOError, RuntimeError):
+    """Trials keep failing in a row, so the study stops; the message shows the last failure."""
+
+
+class TrialPruned(Exception):
+    """Raise inside an objective to end its trial as PRUNED.
+
+    Not a :class:`LightningHPOError`: it is control flow, not an error.
+    """

@@ -1,0 +1,125 @@
+"""The storage contract: what a study needs from a database.
+
+Storage is the single source of truth of a study. Samplers and pruners are pure functions of what
+it returns, so every worker, rank and resumed run sees the same history.
+
+Contract, for implementers:
+
+* Every method is one transaction, and safe to call from several threads and processes at once.
+* ``create_trial`` hands out trial numbers ``0, 1, 2, ...`` per study, each exactly once, even when
+  many workers call it at the same moment.
+* A RUNNING trial belongs to the worker that created it; only that worker reports, sends heartbeats
+  and finishes it, except that any worker may fail it once its heartbeat is stale. Finishing a
+  trial that is no longer RUNNING raises :class:`~lightning_hpo.exceptions.TrialStateError`, so two
+  workers can never both finish one trial.
+* Parameters are kept in their stored form (see :mod:`lightning_hpo.space`): the storage never
+  needs the search-space objects, only their JSON.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from lightning_hpo.trial import Trial, TrialState
+
+__all__ = ["Storage", "StudyRecord"]
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """What storage keeps about a study itself."""
+
+    id: int
+    name: str
+    space: Mapping[str, Any]
+    directions: tuple[str, ...]
+    created_at: datetime
+
+
+class Storage(abc.ABC):
+    """Abstract storage; see the module docstring for the contract."""
+
+    #: The URL to show to people (password hidden).
+    display_url: str
+
+    @abc.abstractmethod
+    def get_or_create_study(self, name: str, space: Mapping[str, Any], directions: Sequence[str]) -> StudyRecord:
+        """Return the study called ``name``, creating it with this space and directions if it is new.
+
+        Returns the stored record unchanged when the study exists: comparing it with what the
+        caller asked for is the caller's job.
+        """
+
+    @abc.abstractmethod
+    def get_study(self, name: str) -> StudyRecord:
+        """Raise :class:`~lightning_hpo.exceptions.StudyNotFoundError` (listing the names) if missing."""
+
+    @abc.abstractmethod
+    def list_studies(self) -> list[StudyRecord]: ...
+
+    @abc.abstractmethod
+    def delete_study(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def create_trial(
+        self,
+        study_id: int,
+        *,
+        worker: str,
+        params: Mapping[str, Any] | None = None,
+        max_active: int | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> Trial | None:
+        """Create a RUNNING trial with the next number.
+
+        With ``max_active``, create it only if fewer than that many trials are RUNNING, COMPLETE or
+        PRUNED, and return ``None`` otherwise; the check and the insert are one atomic step, so
+        concurrent workers never overshoot ``max_active``.
+        """
+
+    @abc.abstractmethod
+    def set_trial_params(self, trial_id: int, params: Mapping[str, Any]) -> None: ...
+
+    @abc.abstractmethod
+    def report(self, trial_id: int, step: int, value: float) -> None:
+        """Store an intermediate value (a repeated step overwrites); the trial must be RUNNING."""
+
+    @abc.abstractmethod
+    def finish_trial(
+        self,
+        trial_id: int,
+        state: TrialState,
+        *,
+        values: Sequence[float] | None = None,
+        error: str | None = None,
+    ) -> Trial:
+        """Move a RUNNING trial to a finished state; return the finished trial."""
+
+    @abc.abstractmethod
+    def update_trial(
+        self,
+        trial_id: int,
+        *,
+        log_dir: str | None = None,
+        checkpoint_path: str | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Set paths and merge ``attrs`` into the trial's attributes (any state)."""
+
+    @abc.abstractmethod
+    def heartbeat(self, trial_ids: Iterable[int]) -> None:
+        """Mark these trials' workers as alive now (only RUNNING trials are touched)."""
+
+    @abc.abstractmethod
+    def get_trials(self, study_id: int, states: Iterable[TrialState] | None = None) -> list[Trial]:
+        """All trials of the study (or those in ``states``), by number, with intermediate values."""
+
+    @abc.abstractmethod
+    def get_trial(self, trial_id: int) -> Trial: ...
+
+    def close(self) -> None:
+        """Release connections; the storage may be used again afterwards."""

@@ -1,0 +1,618 @@
+"""Storage on SQLAlchemy: SQLite files (the default), in-memory SQLite, and PostgreSQL.
+
+Concurrency:
+
+* SQLite runs in WAL mode with a busy timeout, and every write transaction starts with
+  ``BEGIN IMMEDIATE``: a writer takes the write lock before it reads, so two processes can never
+  both read "the next number is 7" and then collide. Readers are never blocked by a writer.
+* PostgreSQL serializes trial creation per study with ``SELECT ... FOR UPDATE`` on the study row.
+* Both retry a transaction, with backoff and within a bounded time, when the database is locked or
+  the connection drops (a PostgreSQL restart); after that the error is raised, never swallowed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import URL, Connection, Engine
+
+from lightning_hpo.exceptions import (
+    InvalidArgumentError,
+    NotADatabaseError,
+    SchemaVersionError,
+    StorageError,
+    StudyNotFoundError,
+    TrialStateError,
+)
+from lightning_hpo.storage.base import Storage, StudyRecord
+from lightning_hpo.trial import Trial, TrialState
+
+__all__ = ["SQLStorage", "SCHEMA_VERSION"]
+
+log = logging.getLogger(__name__)
+
+#: Bumped whenever the tables change; a database of another version is refused, not migrated blindly.
+SCHEMA_VERSION = 1
+
+_T = TypeVar("_T")
+
+metadata = sa.MetaData()
+meta_table = sa.Table(
+    "hpo_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+studies_table = sa.Table(
+    "hpo_studies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(512), nullable=False, unique=True),
+    sa.Column("space", sa.Text, nullable=False),
+    sa.Column("directions", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+trials_table = sa.Table(
+    "hpo_trials",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("study_id", sa.Integer, sa.ForeignKey("hpo_studies.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("value", sa.Double, nullable=True),  # first objective, for sorting in SQL
+    sa.Column("objective_values", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("worker", sa.String(255), nullable=True),
+    sa.Column("heartbeat", sa.DateTime, nullable=True),
+    sa.Column("datetime_start", sa.DateTime, nullable=True),
+    sa.Column("datetime_complete", sa.DateTime, nullable=True),
+    sa.Column("log_dir", sa.Text, nullable=True),
+    sa.Column("checkpoint_path", sa.Text, nullable=True),
+    sa.Column("attrs", sa.Text, nullable=False),
+    sa.UniqueConstraint("study_id", "number", name="uq_hpo_trials_study_number"),
+)
+intermediate_table = sa.Table(
+    "hpo_intermediate_values",
+    metadata,
+    sa.Column("trial_id", sa.Integer, sa.ForeignKey("hpo_trials.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("step", sa.Integer, primary_key=True),
+    # NULL stands for nan: SQLite cannot store a nan REAL.
+    sa.Column("value", sa.Double, nullable=True),
+)
+_OUR_TABLES = {t.name for t in metadata.sorted_tables}
+_FINISHED_STATES = [TrialState.COMPLETE.value, TrialState.PRUNED.value]
+
+# How long a transaction is retried while the database is locked or unreachable.
+_RETRY_SECONDS = 120.0
+# Arbitrary constant: the PostgreSQL advisory lock that serializes schema creation.
+_SCHEMA_LOCK_KEY = 0x4C48504F
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def _is_transient(error: exc.DBAPIError) -> bool:
+    """Errors worth retrying: a locked SQLite database, or a PostgreSQL connection that dropped."""
+    if error.connection_invalidated:
+        return True
+    message = str(error.orig).lower() if error.orig is not None else str(error).lower()
+    transient = (
+        "database is locked",
+        "database table is locked",
+        "database is busy",
+        "server closed the connection",
+        "connection refused",
+        "terminating connection",
+        "the database system is starting up",
+        "the database system is shutting down",
+        "could not connect",
+        "connection is closed",
+        "consuming input failed",
+        "deadlock detected",
+        "could not serialize access",
+    )
+    return isinstance(error, exc.OperationalError) and any(t in message for t in transient)
+
+
+class SQLStorage(Storage):
+    """Storage in a SQL database through SQLAlchemy.
+
+    Args:
+        url: a SQLAlchemy URL: ``sqlite:///path/to/file.db``, ``sqlite://`` (in memory) or
+            ``postgresql+psycopg://user:password@host/dbname``.
+
+    Example:
+        >>> storage = SQLStorage("sqlite://")
+        >>> storage.list_studies()
+        []
+    """
+
+    def __init__(self, url: str | URL) -> None:
+        try:
+            self._url = sa.engine.make_url(url)
+        except exc.ArgumentError as error:
+            raise InvalidArgumentError(
+                f"Storage URL {str(url)!r} is not a database URL: {error}. Use e.g. 'sqlite:///studies.db' or "
+                "'postgresql+psycopg://user:password@host/dbname'."
+            ) from None
+        backend = self._url.get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise InvalidArgumentError(
+                f"Storage URL {self._url.render_as_string(hide_password=True)!r} uses {backend!r}; "
+                "supported are 'sqlite' (file or memory) and 'postgresql'."
+            )
+        self._is_sqlite = backend == "sqlite"
+        self._in_memory = self._is_sqlite and self._url.database in (None, "", ":memory:")
+        self._url = _with_available_postgres_driver(self._url)
+        self.display_url = self._url.render_as_string(hide_password=True)
+        # One in-memory database is one connection, so its users must take turns.
+        self._memory_lock = threading.RLock() if self._in_memory else None
+        self._engine: Engine | None = None
+        self._init_lock = threading.Lock()
+        self._engine_for_use()
+
+    # -- connections -----------------------------------------------------------------------
+
+    @property
+    def in_memory(self) -> bool:
+        return self._in_memory
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        return None if (not self._is_sqlite or self._in_memory) else Path(self._url.database)
+
+    def _describe(self) -> str:
+        path = self.sqlite_path
+        return f"the SQLite file {str(path)!r}" if path is not None else f"the database {self.display_url!r}"
+
+    def _engine_for_use(self) -> Engine:
+        if self._engine is not None:
+            return self._engine
+        with self._init_lock:
+            if self._engine is None:
+                engine = self._create_engine()
+                try:
+                    self._init_schema(engine)
+                except BaseException:
+                    engine.dispose()
+                    raise
+                self._engine = engine
+        return self._engine
+
+    def _create_engine(self) -> Engine:
+        if not self._is_sqlite:
+            try:
+                return sa.create_engine(self._url, pool_pre_ping=True)
+            except ImportError as error:
+                raise StorageError(
+                    f"No driver for {self.display_url!r} ({error}); install one with "
+                    "`pip install 'lightning-hpo[postgresql]'`."
+                ) from None
+        if self._in_memory:
+            engine = sa.create_engine(
+                "sqlite://", poolclass=sa.pool.StaticPool, connect_args={"check_same_thread": False}
+            )
+        else:
+            path = self.sqlite_path
+            assert path is not None
+            if path.exists() and path.is_dir():
+                raise StorageError(f"Storage path {str(path)!r} is a directory; give a file path, e.g. {str(path / 'studies.db')!r}.")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise StorageError(f"Cannot create the directory of the SQLite file {str(path)!r}: {error}.") from None
+            # The busy timeout makes a writer wait for the lock instead of failing at once.
+            engine = sa.create_engine(self._url, connect_args={"timeout": 30.0})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            if not self._in_memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: Connection) -> None:
+            immediate = connection.get_execution_options().get("hpo_write", False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    def _init_schema(self, engine: Engine) -> None:
+        def create(conn: Connection) -> None:
+            if not self._is_sqlite:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+            existing = set(sa.inspect(conn).get_table_names())
+            if meta_table.name in existing:
+                version = conn.execute(
+                    sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+                ).scalar_one_or_none()
+                if version != str(SCHEMA_VERSION):
+                    raise SchemaVersionError(
+                        f"{self._describe()} holds lightning_hpo studies of schema version {version}, but this "
+                        f"lightning_hpo reads version {SCHEMA_VERSION}. Open it with the lightning_hpo that wrote "
+                        "it, or use another storage."
+                    )
+                return
+            if existing & _OUR_TABLES:
+                raise SchemaVersionError(
+                    f"{self._describe()} has lightning_hpo tables ({sorted(existing & _OUR_TABLES)}) but no schema "
+                    "version: it was not written by a compatible lightning_hpo. Use another storage."
+                )
+            metadata.create_all(conn)
+            conn.execute(sa.insert(meta_table), [{"key": "schema_version", "value": str(SCHEMA_VERSION)}])
+
+        self._run(create, write=True, engine=engine)
+
+    def _run(self, operation: Callable[[Connection], _T], *, write: bool = False, engine: Engine | None = None) -> _T:
+        """Run ``operation`` in one transaction, retrying transient errors for a bounded time."""
+        engine = engine or self._engine_for_use()
+        deadline = time.monotonic() + _RETRY_SECONDS
+        delay = 0.02
+        while True:
+            try:
+                if self._memory_lock is not None:
+                    with self._memory_lock:
+                        return self._run_once(engine, operation, write)
+                return self._run_once(engine, operation, write)
+            except exc.DBAPIError as error:
+                self._raise_if_permanent(error)
+                if time.monotonic() + delay > deadline:
+                    raise StorageError(
+                        f"{self._describe()} stayed unavailable for {_RETRY_SECONDS:.0f} s: {error.orig}"
+                    ) from error
+                log.debug("Transient storage error, retrying in %.2f s: %s", delay, error.orig)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    @staticmethod
+    def _run_once(engine: Engine, operation: Callable[[Connection], _T], write: bool) -> _T:
+        with engine.connect() as conn:
+            if write:
+                conn = conn.execution_options(hpo_write=True)
+            with conn.begin():
+                return operation(conn)
+
+    def _raise_if_permanent(self, error: exc.DBAPIError) -> None:
+        message = str(error.orig).lower()
+        if "file is not a database" in message or "file is encrypted" in message:
+            raise NotADatabaseError(
+                f"{self._describe()} is not a database (SQLite says: {error.orig}). "
+                "Point the storage at a lightning_hpo database or a new file."
+            ) from None
+        if "readonly database" in message or "unable to open database file" in message:
+            raise StorageError(
+                f"Cannot write {self._describe()}: {error.orig}. Check that the file and its directory exist "
+                "and are writable."
+            ) from None
+        if not _is_transient(error):
+            raise StorageError(f"Storage error on {self._describe()}: {error.orig}") from error
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self._in_memory:
+            raise TypeError("An in-memory storage cannot be sent to another process; use a SQLite file or PostgreSQL.")
+        state = self.__dict__.copy()
+        state.update(_engine=None, _init_lock=None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_lock = threading.Lock()
+
+    # -- studies ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _study_from_row(row: Any) -> StudyRecord:
+        return StudyRecord(
+            id=row.id,
+            name=row.name,
+            space=json.loads(row.space),
+            directions=tuple(json.loads(row.directions)),
+            created_at=_as_utc(row.created_at),
+        )
+
+    def get_or_create_study(self, name: str, space: Mapping[str, Any], directions: Sequence[str]) -> StudyRecord:
+        def operation(conn: Connection) -> StudyRecord:
+            row = conn.execute(sa.select(studies_table).where(studies_table.c.name == name)).one_or_none()
+            if row is None:
+                conn.execute(
+                    sa.insert(studies_table).values(
+                        name=name,
+                        space=json.dumps(dict(space), sort_keys=True),
+                        directions=json.dumps(list(directions)),
+                        created_at=_utcnow(),
+                    )
+                )
+                row = conn.execute(sa.select(studies_table).where(studies_table.c.name == name)).one()
+            return self._study_from_row(row)
+
+        try:
+            return self._run(operation, write=True)
+        except StorageError as error:
+            # Another worker created the same study between our read and our insert: read theirs.
+            if isinstance(error.__cause__, exc.IntegrityError):
+                return self.get_study(name)
+            raise
+
+    def get_study(self, name: str) -> StudyRecord:
+        row = self._run(lambda conn: conn.execute(sa.select(studies_table).where(studies_table.c.name == name)).one_or_none())
+        if row is None:
+            names = [s.name for s in self.list_studies()]
+            raise StudyNotFoundError(
+                f"No study named {name!r} in {self._describe()}; "
+                + (f"the studies there are: {', '.join(map(repr, names))}." if names else "it holds no studies.")
+            )
+        return self._study_from_row(row)
+
+    def list_studies(self) -> list[StudyRecord]:
+        rows = self._run(lambda conn: conn.execute(sa.select(studies_table).order_by(studies_table.c.id)).all())
+        return [self._study_from_row(row) for row in rows]
+
+    def delete_study(self, name: str) -> None:
+        study_id = self.get_study(name).id
+
+        def operation(conn: Connection) -> None:
+            trial_ids = sa.select(trials_table.c.id).where(trials_table.c.study_id == study_id)
+            conn.execute(sa.delete(intermediate_table).where(intermediate_table.c.trial_id.in_(trial_ids)))
+            conn.execute(sa.delete(trials_table).where(trials_table.c.study_id == study_id))
+            conn.execute(sa.delete(studies_table).where(studies_table.c.id == study_id))
+
+        self._run(operation, write=True)
+
+    # -- trials ----------------------------------------------------------------------------
+
+    def create_trial(
+        self,
+        study_id: int,
+        *,
+        worker: str,
+        params: Mapping[str, Any] | None = None,
+        max_active: int | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> Trial | None:
+        def operation(conn: Connection) -> Trial | None:
+            if not self._is_sqlite:  # SQLite's BEGIN IMMEDIATE already serializes writers
+                conn.execute(sa.select(studies_table.c.id).where(studies_table.c.id == study_id).with_for_update())
+            if max_active is not None:
+                active = conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(trials_table)
+                    .where(trials_table.c.study_id == study_id, trials_table.c.state != TrialState.FAIL.value)
+                ).scalar_one()
+                if active >= max_active:
+                    return None
+            number = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.max(trials_table.c.number), -1) + 1).where(
+                    trials_table.c.study_id == study_id
+                )
+            ).scalar_one()
+            now = _utcnow()
+            trial_id = conn.execute(
+                sa.insert(trials_table).values(
+                    study_id=study_id,
+                    number=number,
+                    state=TrialState.RUNNING.value,
+                    params=json.dumps(dict(params or {}), sort_keys=True),
+                    worker=worker,
+                    heartbeat=now,
+                    datetime_start=now,
+                    attrs=json.dumps(dict(attrs or {}), sort_keys=True),
+                )
+            ).inserted_primary_key[0]
+            return Trial(
+                number=number,
+                state=TrialState.RUNNING,
+                params=dict(params or {}),
+                datetime_start=_as_utc(now),
+                worker=worker,
+                heartbeat=_as_utc(now),
+                attrs=dict(attrs or {}),
+                id=trial_id,
+            )
+
+        return self._run(operation, write=True)
+
+    def _require_running(self, conn: Connection, trial_id: int, action: str) -> None:
+        row = conn.execute(
+            sa.select(trials_table.c.number, trials_table.c.state).where(trials_table.c.id == trial_id)
+        ).one_or_none()
+        if row is None:
+            raise TrialStateError(f"Cannot {action}: no trial with id {trial_id} in {self._describe()}.")
+        if row.state != TrialState.RUNNING.value:
+            raise TrialStateError(
+                f"Cannot {action}: trial {row.number} is already {row.state}; only a RUNNING trial can be changed."
+            )
+
+    def set_trial_params(self, trial_id: int, params: Mapping[str, Any]) -> None:
+        def operation(conn: Connection) -> None:
+            self._require_running(conn, trial_id, "set the parameters")
+            conn.execute(
+                sa.update(trials_table)
+                .where(trials_table.c.id == trial_id)
+                .values(params=json.dumps(dict(params), sort_keys=True))
+            )
+
+        self._run(operation, write=True)
+
+    def report(self, trial_id: int, step: int, value: float) -> None:
+        stored = None if math.isnan(value) else float(value)
+
+        def operation(conn: Connection) -> None:
+            self._require_running(conn, trial_id, f"report step {step}")
+            dialect_insert = _dialect_insert(self._is_sqlite)
+            statement = dialect_insert(intermediate_table).values(trial_id=trial_id, step=step, value=stored)
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[intermediate_table.c.trial_id, intermediate_table.c.step],
+                    set_={"value": statement.excluded.value},
+                )
+            )
+
+        self._run(operation, write=True)
+
+    def finish_trial(
+        self,
+        trial_id: int,
+        state: TrialState,
+        *,
+        values: Sequence[float] | None = None,
+        error: str | None = None,
+    ) -> Trial:
+        if state is TrialState.RUNNING:
+            raise InvalidArgumentError("finish_trial needs a finished state (COMPLETE, PRUNED or FAIL), got RUNNING.")
+        values_list = None if values is None else [float(v) for v in values]
+
+        def operation(conn: Connection) -> None:
+            self._require_running(conn, trial_id, f"mark it {state.value}")
+            conn.execute(
+                sa.update(trials_table)
+                .where(trials_table.c.id == trial_id, trials_table.c.state == TrialState.RUNNING.value)
+                .values(
+                    state=state.value,
+                    value=None if not values_list else values_list[0],
+                    objective_values=None if values_list is None else json.dumps(values_list),
+                    error=error,
+                    datetime_complete=_utcnow(),
+                )
+            )
+
+        self._run(operation, write=True)
+        return self.get_trial(trial_id)
+
+    def update_trial(
+        self,
+        trial_id: int,
+        *,
+        log_dir: str | None = None,
+        checkpoint_path: str | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        def operation(conn: Connection) -> None:
+            current = conn.execute(sa.select(trials_table.c.attrs).where(trials_table.c.id == trial_id)).scalar_one()
+            changes: dict[str, Any] = {}
+            if log_dir is not None:
+                changes["log_dir"] = log_dir
+            if checkpoint_path is not None:
+                changes["checkpoint_path"] = checkpoint_path
+            if attrs:
+                changes["attrs"] = json.dumps({**json.loads(current), **attrs}, sort_keys=True)
+            if changes:
+                conn.execute(sa.update(trials_table).where(trials_table.c.id == trial_id).values(**changes))
+
+        self._run(operation, write=True)
+
+    def heartbeat(self, trial_ids: Iterable[int]) -> None:
+        ids = list(trial_ids)
+        if not ids:
+            return
+        self._run(
+            lambda conn: conn.execute(
+                sa.update(trials_table)
+                .where(trials_table.c.id.in_(ids), trials_table.c.state == TrialState.RUNNING.value)
+                .values(heartbeat=_utcnow())
+            ),
+            write=True,
+        )
+
+    def get_trials(self, study_id: int, states: Iterable[TrialState] | None = None) -> list[Trial]:
+        state_values = None if states is None else [TrialState(s).value for s in states]
+
+        def operation(conn: Connection) -> list[Trial]:
+            condition = trials_table.c.study_id == study_id
+            if state_values is not None:
+                condition = sa.and_(condition, trials_table.c.state.in_(state_values))
+            rows = conn.execute(sa.select(trials_table).where(condition).order_by(trials_table.c.number)).all()
+            steps = conn.execute(
+                sa.select(intermediate_table)
+                .join(trials_table, trials_table.c.id == intermediate_table.c.trial_id)
+                .where(condition)
+                .order_by(intermediate_table.c.trial_id, intermediate_table.c.step)
+            ).all()
+            return _trials_from_rows(rows, steps)
+
+        return self._run(operation)
+
+    def get_trial(self, trial_id: int) -> Trial:
+        def operation(conn: Connection) -> list[Trial]:
+            rows = conn.execute(sa.select(trials_table).where(trials_table.c.id == trial_id)).all()
+            steps = conn.execute(
+                sa.select(intermediate_table)
+                .where(intermediate_table.c.trial_id == trial_id)
+                .order_by(intermediate_table.c.step)
+            ).all()
+            return _trials_from_rows(rows, steps)
+
+        trials = self._run(operation)
+        if not trials:
+            raise TrialStateError(f"No trial with id {trial_id} in {self._describe()}.")
+        return trials[0]
+
+
+def _trials_from_rows(rows: Sequence[Any], steps: Sequence[Any]) -> list[Trial]:
+    by_trial: dict[int, dict[int, float]] = {}
+    for step in steps:
+        by_trial.setdefault(step.trial_id, {})[step.step] = math.nan if step.value is None else step.value
+    return [
+        Trial(
+            number=row.number,
+            state=TrialState(row.state),
+            params=json.loads(row.params),
+            values=None if row.objective_values is None else tuple(json.loads(row.objective_values)),
+            intermediate_values=by_trial.get(row.id, {}),
+            datetime_start=_as_utc(row.datetime_start),
+            datetime_complete=_as_utc(row.datetime_complete),
+            error=row.error,
+            worker=row.worker,
+            heartbeat=_as_utc(row.heartbeat),
+            log_dir=row.log_dir,
+            checkpoint_path=row.checkpoint_path,
+            attrs=json.loads(row.attrs),
+            id=row.id,
+        )
+        for row in rows
+    ]
+
+
+def _dialect_insert(is_sqlite: bool) -> Callable[..., Any]:
+    if is_sqlite:
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    return insert
+
+
+def _with_available_postgres_driver(url: URL) -> URL:
+    """``postgresql://`` means psycopg2 to SQLAlchemy; use psycopg 3 when that is what is installed."""
+    if url.get_backend_name() != "postgresql" or url.get_driver_name() != "psycopg2":
+        return url
+    if "+" in url.drivername:  # psycopg2 asked for by name: keep it
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") is not None:
+        return url.set(drivername="postgresql+psycopg")
+    return url

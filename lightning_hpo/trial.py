@@ -1,0 +1,89 @@
+"""Trial records: what storage keeps about one evaluation of the objective."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+__all__ = ["TrialState", "Trial"]
+
+
+class TrialState(str, Enum):
+    """The life cycle of a trial: RUNNING, then exactly one of COMPLETE, PRUNED or FAIL."""
+
+    RUNNING = "RUNNING"
+    COMPLETE = "COMPLETE"
+    PRUNED = "PRUNED"
+    FAIL = "FAIL"
+
+    @property
+    def is_finished(self) -> bool:
+        return self is not TrialState.RUNNING
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Trial:
+    """A snapshot of one trial as stored; studies hand out fresh snapshots, never live objects.
+
+    Attributes:
+        number: position of the trial in its study, unique across all workers (0, 1, 2, ...).
+        state: see :class:`TrialState`.
+        params: the parameter values, by name.
+        values: the objective values once COMPLETE (one per objective); for a PRUNED trial, its best
+            intermediate value; ``None`` otherwise.
+        intermediate_values: ``step -> value`` reported while running (``nan`` where the metric was nan).
+        error: why a FAIL trial failed (a traceback for an exception in user code).
+        worker: ``host:pid`` of the process that ran it.
+        heartbeat: the last time its worker said it was alive (UTC).
+        log_dir, checkpoint_path: where the Tuner put its logs and its best checkpoint.
+        attrs: small JSON-safe facts about the trial, e.g. ``{"pruned_step": 120}``.
+    """
+
+    number: int
+    state: TrialState
+    params: Mapping[str, Any]
+    values: tuple[float, ...] | None = None
+    intermediate_values: Mapping[int, float] = field(default_factory=dict)
+    datetime_start: datetime | None = None
+    datetime_complete: datetime | None = None
+    error: str | None = None
+    worker: str | None = None
+    heartbeat: datetime | None = None
+    log_dir: str | None = None
+    checkpoint_path: str | None = None
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+    id: int = field(default=-1, repr=False, compare=False)
+
+    @property
+    def value(self) -> float | None:
+        """The objective value of a single-objective trial (``None`` while it has none)."""
+        if self.values is None:
+            return None
+        if len(self.values) != 1:
+            raise AttributeError(f"Trial {self.number} has {len(self.values)} objective values: use `.values`.")
+        return self.values[0]
+
+    @property
+    def last_step(self) -> int | None:
+        return max(self.intermediate_values) if self.intermediate_values else None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end, for finished trials."""
+        if self.datetime_start is None or self.datetime_complete is None:
+            return None
+        return (self.datetime_complete - self.datetime_start).total_seconds()
+
+    def best_intermediate(self, minimize: bool) -> float | None:
+        """The best finite value reported so far, or ``None``."""
+        finite = [v for v in self.intermediate_values.values() if math.isfinite(v)]
+        if not finite:
+            return None
+        return min(finite) if minimize else max(finite)

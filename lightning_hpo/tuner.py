@@ -1,0 +1,393 @@
+"""``lightning_hpo.Tuner``: tune a LightningModule's hyperparameters, one fresh model and Trainer per trial.
+
+Not to be confused with Lightning's own ``lightning.pytorch.tuner.Tuner`` (learning rate and batch
+size finders).
+
+Per trial, the Tuner:
+
+* builds ``model_cls(**model_kwargs, **params)`` (and the datamodule, when given as a factory);
+* builds a ``Trainer`` from ``trainer_kwargs`` plus a :class:`~lightning_hpo.callback.TrialReporter`
+  (reports and prunes), a ``ModelCheckpoint`` on the monitored metric, and a logger, all writing
+  under ``root_dir/<study>/trial_<n>/``;
+* trains, then stores the outcome. **A trial's value is the best monitored value it reported**
+  (lowest for ``mode="min"``), at the same validation as its best checkpoint; a pruned trial is
+  PRUNED with the step it stopped at; an exception in user code makes it FAIL with the traceback
+  stored, and the study goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import importlib.util
+import inspect
+import logging
+import os
+import re
+import signal
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, LightningHPOError
+from lightning_hpo.pruners import Pruner
+from lightning_hpo.samplers.base import Sampler
+from lightning_hpo.space import Domain, SearchSpace
+from lightning_hpo.storage import Storage, open_storage
+from lightning_hpo.study import DEFAULT_GRACE_PERIOD, Mode, Study, check_study_name
+from lightning_hpo.trial import Trial, TrialState
+
+__all__ = ["Tuner", "TuneResult", "study_directory"]
+
+#: Attribute under which ``@tunable`` stores a LightningModule's search space.
+SPACE_ATTRIBUTE = "__lightning_hpo_space__"
+
+# Trainer arguments the Tuner sets itself for each trial.
+_MANAGED_TRAINER_ARGS = ("default_root_dir",)
+_TRAINER_DEFAULTS = {"enable_progress_bar": False, "enable_model_summary": False}
+
+DataModuleArg = Union[Any, Callable[[dict[str, Any]], Any], None]
+
+
+def study_directory(root_dir: str | os.PathLike[str], study_name: str) -> Path:
+    """The directory of a study's trial logs and checkpoints, always inside ``root_dir``.
+
+    Study names are data, not paths: characters other than letters, digits, ``.``, ``_`` and ``-``
+    become ``_``, and a name that had to change gets a short hash of the original, so two names
+    never share a directory (``"a/b"`` and ``"a_b"`` stay apart; ``"../x"`` stays inside).
+    """
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", study_name).lstrip(".") or "_"
+    if safe != study_name:
+        safe = f"{safe[:80]}-{hashlib.sha256(study_name.encode()).hexdigest()[:8]}"
+    root = Path(root_dir).resolve()
+    path = (root / safe).resolve()
+    if path.parent != root:  # cannot happen after the substitution above; a guard, not a rule
+        raise InvalidArgumentError(f"Study name {study_name!r} would leave the root directory {str(root)!r}.")
+    return path
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What :meth:`Tuner.fit` returns.
+
+    Attributes:
+        study: the :class:`~lightning_hpo.Study` (still open: more trials can be run).
+        trials: every trial of the study when ``fit`` returned.
+        best_trial: the best COMPLETE trial, or ``None`` if none completed.
+    """
+
+    study: Study
+    trials: list[Trial]
+    best_trial: Trial | None
+    model_cls: type
+    model_kwargs: Mapping[str, Any]
+
+    def _best(self) -> Trial:
+        if self.best_trial is None:
+            raise LightningHPOError(f"Study {self.study.name!r} has no COMPLETE trial, so there is no best one yet.")
+        return self.best_trial
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        return dict(self._best().params)
+
+    @property
+    def best_value(self) -> float:
+        value = self._best().value
+        assert value is not None
+        return value
+
+    @property
+    def best_checkpoint(self) -> str | None:
+        """Path of the best trial's best checkpoint (``None`` if checkpointing was off)."""
+        return self._best().checkpoint_path
+
+    def load_best_model(self, **kwargs: Any) -> Any:
+        """``model_cls.load_from_checkpoint`` on the best checkpoint, with the trial's arguments.
+
+        Works whether or not the module calls ``save_hyperparameters()``.
+        """
+        path = self.best_checkpoint
+        if path is None:
+            raise LightningHPOError("The best trial has no checkpoint (checkpointing was disabled).")
+        return self.model_cls.load_from_checkpoint(path, **{**self.model_kwargs, **self.best_params, **kwargs})
+
+
+class Tuner:
+    """Tune the hyperparameters of a LightningModule.
+
+    Args:
+        model_cls: the ``LightningModule`` subclass; each trial builds ``model_cls(**model_kwargs, **params)``.
+        search_space: parameter name -> domain; defaults to the space of the class's ``@tunable``.
+        model_kwargs: fixed arguments of ``model_cls``.
+        datamodule: a ``LightningDataModule`` shared by all trials, or a function ``params -> datamodule``
+            (then parameters that ``model_cls`` does not take, such as ``batch_size``, go to it only),
+            or ``None`` when the module brings its own dataloaders.
+        trainer_kwargs: arguments of ``lightning.pytorch.Trainer`` (callbacks are copied per trial).
+        monitor: the logged validation metric to optimize.
+        mode: ``"min"`` or ``"max"``.
+        sampler, pruner: see :class:`~lightning_hpo.Study` for the defaults.
+        storage: where the study lives; default ``sqlite:///<root_dir>/studies.db``.
+        study_name: default: the model class's name. Rerunning with the same name resumes.
+        root_dir: trial logs and checkpoints go to ``root_dir/<study_name>/trial_<n>/``.
+        seed: seeds the sampler, and each trial with ``seed + trial number``.
+        grace_period: see :class:`~lightning_hpo.Study`.
+        max_consecutive_failures: the study stops after this many failed trials in a row.
+        show_progress: show the live progress display.
+
+    Example:
+        >>> tuner = Tuner(MyModule, datamodule=dm, monitor="val_loss", mode="min",
+        ...               search_space={"lr": Float(1e-4, 1e-1, log=True)})  # doctest: +SKIP
+        >>> result = tuner.fit(n_trials=20)  # doctest: +SKIP
+        >>> result.best_params, result.best_value, result.best_checkpoint  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model_cls: type,
+        *,
+        search_space: Mapping[str, Domain] | SearchSpace | None = None,
+        model_kwargs: Mapping[str, Any] | None = None,
+        datamodule: DataModuleArg = None,
+        trainer_kwargs: Mapping[str, Any] | None = None,
+        monitor: str = "val_loss",
+        mode: Mode = "min",
+        sampler: Sampler | None = None,
+        pruner: Pruner | None = None,
+        storage: str | os.PathLike[str] | Storage | None = None,
+        study_name: str | None = None,
+        root_dir: str | os.PathLike[str] = "lightning_hpo",
+        seed: int | None = None,
+        grace_period: float = DEFAULT_GRACE_PERIOD,
+        max_consecutive_failures: int | None = 5,
+        show_progress: bool = True,
+    ) -> None:
+        import lightning.pytorch as pl
+
+        if not (inspect.isclass(model_cls) and issubclass(model_cls, pl.LightningModule)):
+            raise ArgumentTypeError(
+                f"`model_cls` must be a LightningModule subclass (the class, not an instance), but got {model_cls!r}."
+            )
+        if search_space is None:
+            search_space = getattr(model_cls, SPACE_ATTRIBUTE, None)
+            if search_space is None:
+                raise InvalidArgumentError(
+                    f"No search space for {model_cls.__name__}: pass search_space=... or decorate the class "
+                    "with @lightning_hpo.tunable(...)."
+                )
+        self.model_cls = model_cls
+        self.space = SearchSpace.coerce(search_space)
+        self.model_kwargs = dict(_check_mapping("model_kwargs", model_kwargs))
+        self.datamodule = datamodule
+        self.trainer_kwargs = dict(_check_mapping("trainer_kwargs", trainer_kwargs))
+        if not isinstance(monitor, str) or not monitor:
+            raise InvalidArgumentError(f"`monitor` must be the name of a logged metric, but got {monitor!r}.")
+        self.monitor = monitor
+        self.root_dir = Path(root_dir)
+        self.seed = seed
+        self.max_consecutive_failures = max_consecutive_failures
+        self.show_progress = show_progress
+        self._model_params = self._check_model_arguments()
+        self._check_datamodule(pl)
+        self._check_trainer_kwargs(pl)
+        self.study = Study(
+            check_study_name(study_name if study_name is not None else model_cls.__name__),
+            search_space=self.space,
+            mode=mode,
+            storage=open_storage(storage, root_dir=self.root_dir),
+            sampler=sampler,
+            pruner=pruner,
+            seed=seed,
+            grace_period=grace_period,
+        )
+        if len(self.study.directions) != 1:
+            raise InvalidArgumentError("The Tuner optimizes one monitored metric: `mode` must be 'min' or 'max'.")
+        self.study_dir = study_directory(self.root_dir, self.study.name)
+
+    # -- validation at construction ------------------------------------------------------
+
+    def _check_model_arguments(self) -> set[str]:
+        """The space's names that go to ``model_cls``; raise for names nothing accepts."""
+        signature = inspect.signature(self.model_cls.__init__)
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
+        accepted = {
+            name
+            for name, p in signature.parameters.items()
+            if name != "self" and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        }
+        overlap = sorted(set(self.model_kwargs) & set(self.space))
+        if overlap:
+            raise InvalidArgumentError(
+                f"{overlap} appear both in model_kwargs and in the search space; a parameter is either fixed or tuned."
+            )
+        unknown_fixed = sorted(n for n in self.model_kwargs if n not in accepted) if not takes_any else []
+        if unknown_fixed:
+            raise InvalidArgumentError(
+                f"model_kwargs {unknown_fixed} are not arguments of {self.model_cls.__name__}.__init__ "
+                f"(it takes {sorted(accepted)})."
+            )
+        to_model = set(self.space) if takes_any else set(self.space) & accepted
+        elsewhere = sorted(set(self.space) - to_model)
+        if elsewhere and not _is_datamodule_factory(self.datamodule):
+            raise InvalidArgumentError(
+                f"Search-space parameters {elsewhere} are not arguments of {self.model_cls.__name__}.__init__ "
+                f"(it takes {sorted(accepted)}). Rename them, or pass datamodule=<function of params> to use them there."
+            )
+        return to_model
+
+    def _check_datamodule(self, pl: Any) -> None:
+        dm = self.datamodule
+        if dm is None or isinstance(dm, pl.LightningDataModule) or _is_datamodule_factory(dm):
+            return
+        raise ArgumentTypeError(
+            f"`datamodule` must be a LightningDataModule, a function params -> LightningDataModule, or None, "
+            f"but got {dm!r}."
+        )
+
+    def _check_trainer_kwargs(self, pl: Any) -> None:
+        accepted = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
+        unknown = sorted(set(self.trainer_kwargs) - accepted)
+        if unknown:
+            raise InvalidArgumentError(f"trainer_kwargs {unknown} are not arguments of lightning.pytorch.Trainer.")
+        managed = sorted(set(self.trainer_kwargs) & set(_MANAGED_TRAINER_ARGS))
+        if managed:
+            raise InvalidArgumentError(
+                f"trainer_kwargs {managed} are set by the Tuner for each trial; pass root_dir=... to the Tuner instead."
+            )
+        logger = self.trainer_kwargs.get("logger")
+        if logger not in (None, True, False):
+            raise InvalidArgumentError(
+                "trainer_kwargs['logger'] must be True, False or absent: the Tuner creates one logger per trial "
+                "under its trial directory, so one logger object can't be shared."
+            )
+
+    # -- running -------------------------------------------------------------------------
+
+    def fit(self, n_trials: int | None = None, timeout: float | None = None) -> TuneResult:
+        """Run trials until the study has ``n_trials`` COMPLETE or PRUNED trials (all runs and workers).
+
+        Args:
+            n_trials: the number of finished trials to reach; ``None`` runs until ``timeout``.
+            timeout: seconds after which no new trial starts.
+        """
+        if n_trials is None and timeout is None:
+            raise InvalidArgumentError("Tuner.fit needs n_trials, timeout, or both; otherwise it would never stop.")
+        with _quiet_lightning():
+            self.study.run_trials(
+                self._run_trial,
+                n_trials=n_trials,
+                timeout=timeout,
+                max_consecutive_failures=self.max_consecutive_failures,
+                show_progress=self.show_progress,
+                progress_label=self.monitor,
+            )
+        return self.result()
+
+    def result(self) -> TuneResult:
+        """The study's trials and best trial as storage holds them now."""
+        trials = self.study.trials
+        completed = [t for t in trials if t.state is TrialState.COMPLETE]
+        best = None
+        if completed:
+            best = self.study.best_trial
+        return TuneResult(
+            study=self.study, trials=trials, best_trial=best, model_cls=self.model_cls, model_kwargs=self.model_kwargs
+        )
+
+    def _run_trial(self, trial: Trial) -> Trial:
+        import lightning.pytorch as pl
+
+        from lightning_hpo.callback import TrialReporter
+
+        trial_dir = self.study_dir / f"trial_{trial.number}"
+        if self.seed is not None:
+            pl.seed_everything(self.seed + trial.number, workers=True, verbose=False)
+        params = dict(trial.params)
+        model = self.model_cls(**self.model_kwargs, **{k: v for k, v in params.items() if k in self._model_params})
+        datamodule = self.datamodule(params) if _is_datamodule_factory(self.datamodule) else self.datamodule
+
+        reporter = TrialReporter(self.study, trial, self.monitor)
+        kwargs = {**_TRAINER_DEFAULTS, **self.trainer_kwargs}
+        callbacks = copy.deepcopy(list(kwargs.pop("callbacks", None) or []))
+        checkpoint = None
+        if kwargs.get("enable_checkpointing", True) is not False:
+            checkpoint = pl.callbacks.ModelCheckpoint(
+                dirpath=trial_dir / "checkpoints",
+                filename="best",
+                monitor=self.monitor,
+                mode=self.study.direction,
+                save_top_k=1,
+            )
+            callbacks.append(checkpoint)
+        callbacks.append(reporter)
+        logger = _trial_logger(self.study_dir, trial.number) if kwargs.pop("logger", True) is not False else False
+        self.study.storage.update_trial(trial.id, log_dir=str(trial_dir))
+        trainer = pl.Trainer(**kwargs, callbacks=callbacks, logger=logger, default_root_dir=trial_dir)
+        try:
+            trainer.fit(model, datamodule=datamodule)
+        except SystemExit:
+            # Lightning turns Ctrl-C into SystemExit(1) after ignoring SIGINT: undo both.
+            if trainer.interrupted:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                raise KeyboardInterrupt from None
+            raise
+        if checkpoint is not None and checkpoint.best_model_path:
+            self.study.storage.update_trial(trial.id, checkpoint_path=str(Path(checkpoint.best_model_path).resolve()))
+        if reporter.pruned_step is not None:
+            self.study.storage.update_trial(trial.id, attrs={"pruned_step": reporter.pruned_step})
+            return self.study.tell(trial, state=TrialState.PRUNED)
+        if not reporter.reported:
+            return self.study.tell(
+                trial,
+                state=TrialState.FAIL,
+                error=(
+                    f"Training ended without a validation, so {self.monitor!r} was never reported. Does the module "
+                    "define validation_step and a validation dataloader, and do limit_val_batches / "
+                    "check_val_every_n_epoch let a validation run?"
+                ),
+            )
+        if all(v != v for _, v in reporter.reported):
+            return self.study.tell(
+                trial, state=TrialState.FAIL, error=f"{self.monitor!r} was nan at every validation."
+            )
+        return self.study.tell(trial, state=TrialState.COMPLETE)
+
+
+def _check_mapping(name: str, value: Any) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ArgumentTypeError(f"`{name}` must be a dict, but got {value!r} ({type(value).__name__}).")
+    return value
+
+
+def _is_datamodule_factory(value: Any) -> bool:
+    import lightning.pytorch as pl
+
+    return callable(value) and not isinstance(value, pl.LightningDataModule) and not inspect.isclass(value)
+
+
+def _trial_logger(study_dir: Path, number: int) -> Any:
+    """TensorBoard when it is installed (as Lightning's default), else CSV; logs in the trial directory."""
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    has_tensorboard = any(importlib.util.find_spec(m) is not None for m in ("tensorboard", "tensorboardX"))
+    logger_cls = TensorBoardLogger if has_tensorboard else CSVLogger
+    return logger_cls(save_dir=study_dir, name=f"trial_{number}", version="")
+
+
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's per-Trainer banners (GPU available..., LOCAL_RANK...): one per trial is noise."""
+    names = ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric.utilities.seed")
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)

@@ -1,0 +1,64 @@
+"""Shared fixtures: storages of every backend, and tiny real Lightning modules."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+POSTGRES_ENV = "LIGHTNING_HPO_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(autouse=True)
+def _run_in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing a test writes by default (./lightning_hpo/...) lands in the repository."""
+    monkeypatch.chdir(tmp_path)
+
+
+def postgres_admin_url() -> str:
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.fail(
+            f"{POSTGRES_ENV} is not set, so the PostgreSQL tests cannot run. Run `make test` (it starts a server), "
+            f"or `source .ci/postgres.sh` first; deselect them explicitly with -m 'not postgres'.",
+            pytrace=False,
+        )
+    return url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    admin_url = sa.engine.make_url(postgres_admin_url())
+    name = f"hpo_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite-file", "sqlite-memory", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL of each backend; the PostgreSQL one is a fresh database."""
+    if request.param == "sqlite-file":
+        return f"sqlite:///{tmp_path / 'studies.db'}"
+    if request.param == "sqlite-memory":
+        return "sqlite://"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(params=["sqlite-file", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def shared_storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL several processes can share (no in-memory database)."""
+    if request.param == "sqlite-file":
+        return f"sqlite:///{tmp_path / 'studies.db'}"
+    return request.getfixturevalue("postgres_url")
