@@ -72,7 +72,7 @@ class TrialReporter(Callback):
                 f"Logged metrics: {available if available else 'none'}. Log it in validation_step with "
                 f"self.log({self.monitor!r}, ...), or monitor one of the logged metrics."
             )
-        value = torch.as_tensor(metrics[self.monitor], dtype=torch.float32).detach().reshape(-1)[0]
+        value = torch.as_tensor(metrics[self.monitor]).detach().to(torch.float64).reshape(-1)[0]
         value = trainer.strategy.reduce(value.to(pl_module.device), reduce_op="mean")
         return float(value.item())
 

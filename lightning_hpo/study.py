@@ -530,6 +530,16 @@ class Study:
     def _n_finished(self) -> int:
         return len(self.storage.get_trials(self._study_id, [TrialState.COMPLETE, TrialState.PRUNED]))
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Sent to spawned processes (ddp_spawn, n_jobs): the heartbeat thread stays behind.
+        state = self.__dict__.copy()
+        del state["_heartbeat"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._heartbeat = _Heartbeat(self.storage, HEARTBEAT_INTERVAL)
+
     def __repr__(self) -> str:
         return f"Study({self.name!r}, mode={_mode_text(self.directions)}, storage={self.storage.display_url!r})"
 

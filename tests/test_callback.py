@@ -1,0 +1,140 @@
+"""The TrialReporter callback in real Lightning training of tiny scripted modules."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import pytest
+
+from lightning_hpo import Float, NopPruner, Pruner, Study, TrialReporter, TrialState
+from lightning_hpo.exceptions import LightningHPOError, MetricNotFoundError
+from lightning_hpo.storage import SQLStorage
+from tests.lightning_models import ScriptedModule
+
+
+class PruneFromStep(Pruner):
+    """Test double: prunes once the trial reports at or after ``step``."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def prune(self, trial, trials, *, directions):
+        return trial.last_step is not None and trial.last_step >= self.step
+
+
+def fit(module, study, trial, monitor="val_loss", **trainer_kwargs):
+    reporter = TrialReporter(study, trial, monitor)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[reporter],
+        **trainer_kwargs,
+    )
+    trainer.fit(module)
+    return reporter, trainer
+
+
+def new_study(pruner=None, storage="sqlite://") -> Study:
+    return Study("cb", search_space={"x": Float(0.0, 1.0)}, storage=storage, pruner=pruner or NopPruner(), seed=0)
+
+
+def test_reports_every_validation_at_the_global_step_and_skips_the_sanity_check():
+    study = new_study()
+    trial = study.ask()
+    reporter, _ = fit(ScriptedModule([0.5, 0.25, 0.125]), study, trial, max_epochs=3)
+    assert reporter.reported == [(4, 0.5), (8, 0.25), (12, 0.125)]  # 4 batches per epoch; 99.0 never stored
+    assert study.trials[0].intermediate_values == {4: 0.5, 8: 0.25, 12: 0.125}
+    assert reporter.pruned_step is None
+
+
+def test_several_validations_per_epoch():
+    study = new_study()
+    trial = study.ask()
+    reporter, _ = fit(ScriptedModule([0.9, 0.8, 0.7, 0.6]), study, trial, max_epochs=2, val_check_interval=0.5)
+    assert [step for step, _ in reporter.reported] == [2, 4, 6, 8]
+
+
+def test_pruning_stops_training_at_that_validation():
+    study = new_study(PruneFromStep(8))
+    trial = study.ask()
+    reporter, trainer = fit(ScriptedModule([0.5] * 10), study, trial, max_epochs=10)
+    assert reporter.pruned_step == 8
+    assert trainer.global_step == 8 and trainer.current_epoch == 2
+    assert sorted(study.trials[0].intermediate_values) == [4, 8]
+
+
+def test_pruning_mid_epoch_stops_mid_epoch():
+    study = new_study(PruneFromStep(2))
+    trial = study.ask()
+    reporter, trainer = fit(ScriptedModule([0.5] * 10), study, trial, max_epochs=5, val_check_interval=0.5)
+    assert reporter.pruned_step == 2 and trainer.global_step == 2
+
+
+def test_missing_metric_lists_the_logged_ones():
+    study = new_study()
+    trial = study.ask()
+    with pytest.raises(MetricNotFoundError, match=r"monitors 'val_acc'.*Logged metrics: \['val_loss'\]"):
+        fit(ScriptedModule([0.5]), study, trial, monitor="val_acc", max_epochs=1)
+
+
+def test_a_storage_error_on_rank_zero_fails_the_trial_loudly():
+    study = new_study()
+    trial = study.ask()
+    study.tell(trial, 1.0)  # reporting to a finished trial must fail, not pass silently
+    with pytest.raises(LightningHPOError, match="Reporting step 4 of the trial failed on rank 0: TrialStateError"):
+        fit(ScriptedModule([0.5]), study, trial, max_epochs=1)
+
+
+DDP_SCRIPT = """
+import sys
+import lightning.pytorch as pl
+import torch
+from lightning_hpo import Float, Pruner, Study, TrialReporter
+sys.path.insert(0, sys.argv[2])
+from tests.lightning_models import ScriptedModule
+
+
+class PruneFromStep(Pruner):
+    def prune(self, trial, trials, *, directions):
+        return trial.last_step >= 4
+
+
+class RankDependent(ScriptedModule):
+    # Each rank logs a different value without sync_dist: the reporter must store the mean.
+    def on_validation_epoch_end(self):
+        if self.trainer.sanity_checking:
+            return
+        self.log("val_loss", 1.0 + self.global_rank)
+
+
+if __name__ == "__main__":
+    study = Study("ddp", search_space={"x": Float(0.0, 1.0)}, storage=sys.argv[1], pruner=PruneFromStep(), seed=0)
+    trial = study.ask()
+    reporter = TrialReporter(study, trial, "val_loss")
+    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", max_epochs=5, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[reporter])
+    trainer.fit(RankDependent([0.0]))
+"""
+
+
+@pytest.mark.slow
+def test_ddp_reports_the_mean_over_ranks_once_and_all_ranks_stop_together(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    url = f"sqlite:///{tmp_path / 'ddp.db'}"
+    script = tmp_path / "ddp_script.py"
+    script.write_text(DDP_SCRIPT)
+    repo = str(Path(__file__).resolve().parents[1])
+    done = subprocess.run([sys.executable, str(script), url, repo], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    storage = SQLStorage(url)
+    (trial,) = storage.get_trials(storage.get_study("ddp").id)  # read as stored, without reaping
+    # 8 samples / 2 ranks / batch 2 = 2 steps per epoch: reports at 2 and 4, pruned at 4, mean of 1 and 2.
+    assert trial.intermediate_values == {2: 1.5, 4: 1.5}
+    assert trial.state is TrialState.RUNNING  # the reporter only reports; the Tuner tells
