@@ -288,3 +288,35 @@ def test_sigkill_mid_study_then_rerun_completes_with_nothing_lost(tmp_path):
     assert all(after[n].values == values for n, values in before.items())
     killed = [t for t in after if t.state is TrialState.FAIL]
     assert len(killed) == 1 and "Stale" in killed[0].error
+
+
+class WithoutSavedHyperparameters(pl.LightningModule):
+    """A module that never calls save_hyperparameters(): still tunable, its best model still loads."""
+
+    def __init__(self, lr: float = 0.01) -> None:
+        super().__init__()
+        self.lr = lr
+        self.layer = torch.nn.Linear(4, 1)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.layer(x), y)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", torch.nn.functional.mse_loss(self.layer(x), y))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+
+@pytest.mark.slow
+def test_a_module_without_saved_hyperparameters_loads_through_the_result(tmp_path):
+    tuner = Tuner(WithoutSavedHyperparameters, search_space={"lr": Float(1e-3, 1e-1, log=True)},
+                  datamodule=RegressionData(), trainer_kwargs={**TRAINER, "max_epochs": 1}, root_dir=tmp_path,
+                  show_progress=False)
+    result = tuner.fit(n_trials=2)
+    model = result.load_best_model()
+    assert model.lr == result.best_params["lr"]
+    loaded = torch.load(result.best_checkpoint, weights_only=False)["state_dict"]["layer.weight"]
+    assert torch.equal(model.layer.weight.detach(), loaded)
