@@ -37,15 +37,22 @@ def _is_real(value: Any) -> bool:
 def _require_finite_real(cls_name: str, name: str, value: Any) -> float:
     if not _is_real(value):
         raise ArgumentTypeError(f"{cls_name}: `{name}` must be a real number, but got {value!r} ({type(value).__name__}).")
-    if not math.isfinite(value):
-        raise InvalidArgumentError(f"{cls_name}: `{name}` must be finite, but got {value!r}.")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int beyond the float range
+        finite = False
+    if not finite:
+        raise InvalidArgumentError(f"{cls_name}: `{name}` must be a finite float, but got {value!r}.")
     return value
 
 
 def _clip_unit(u: float) -> float:
-    if not _is_real(u) or math.isnan(u):
+    """A coordinate clipped to [0, 1]; anything that is not a real number (nan included) is an error."""
+    if _is_real(u) and not isinstance(u, float):
+        u = 0.0 if u < 0 else 1.0 if u > 1 else float(u)  # ints of any size
+    if not isinstance(u, float) or math.isnan(u):
         raise InvalidArgumentError(f"A unit-cube coordinate must be a real number in [0, 1], but got {u!r}.")
-    return min(max(float(u), 0.0), 1.0)
+    return min(max(u, 0.0), 1.0)
 
 
 class _Immutable:
@@ -118,6 +125,8 @@ class Float(_Immutable):
         return float(value)
 
     def from_stored(self, stored: Any) -> float:
+        if not self.contains(stored):
+            raise InvalidArgumentError(f"Stored value {stored!r} is not in {self!r}.")
         return float(stored)
 
     def to_json(self) -> dict[str, Any]:
@@ -210,6 +219,8 @@ class Int(_Immutable):
         return int(value)
 
     def from_stored(self, stored: Any) -> int:
+        if not self.contains(stored):
+            raise InvalidArgumentError(f"Stored value {stored!r} is not in {self!r}.")
         return int(stored)
 
     def to_json(self) -> dict[str, Any]:
@@ -259,10 +270,12 @@ class Categorical(_Immutable):
         if not choices:
             raise InvalidArgumentError("Categorical: `choices` must hold at least one value, but got an empty sequence.")
         for choice in choices:
-            if not isinstance(choice, Hashable):
+            try:
+                hash(choice)  # a tuple holding a list says it is Hashable, but is not
+            except TypeError:
                 raise ArgumentTypeError(
                     f"Categorical: every choice must be hashable, but got {choice!r} ({type(choice).__name__})."
-                )
+                ) from None
             if choice != choice:
                 raise InvalidArgumentError(f"Categorical: every choice must equal itself, but {choice!r} does not.")
         for i, first in enumerate(choices):
@@ -301,7 +314,7 @@ class Categorical(_Immutable):
         return self.index(value)
 
     def from_stored(self, stored: Any) -> Hashable:
-        if not isinstance(stored, int) or not 0 <= stored < len(self.choices):
+        if not isinstance(stored, int) or isinstance(stored, bool) or not 0 <= stored < len(self.choices):
             raise InvalidArgumentError(f"Stored choice index {stored!r} is out of range for {self!r}.")
         return self.choices[stored]
 
@@ -415,6 +428,8 @@ class SearchSpace(Mapping[str, Domain]):
 
     def decode(self, point: Sequence[float]) -> dict[str, Any]:
         """Map a point of the unit cube (clipped to it) to a parameter dict."""
+        if isinstance(point, (str, bytes, Mapping)) or not isinstance(point, Sequence):
+            raise InvalidArgumentError(f"A point must be a sequence of {len(self._domains)} numbers, but got {point!r}.")
         point = list(point)
         if len(point) != len(self._domains):
             raise InvalidArgumentError(f"Expected a point with {len(self._domains)} coordinates, but got {len(point)}.")
@@ -426,6 +441,9 @@ class SearchSpace(Mapping[str, Domain]):
         return {name: domain.to_stored(params[name]) for name, domain in self._domains.items()}
 
     def from_stored(self, stored: Mapping[str, Any]) -> dict[str, Any]:
+        """Inverse of :meth:`to_stored`; names absent from ``stored`` (a trial still being sampled) are skipped."""
+        if not isinstance(stored, Mapping):
+            raise InvalidArgumentError(f"Stored parameters must be a mapping, but got {stored!r}.")
         return {name: domain.from_stored(stored[name]) for name, domain in self._domains.items() if name in stored}
 
     def to_json(self) -> dict[str, Any]:

@@ -89,7 +89,10 @@ def _as_float(value: Any, what: str) -> float:
             raise ArgumentTypeError(f"{what} must be a single number, but got {value!r}: {error}.") from None
     if not isinstance(value, (int, float)):
         raise ArgumentTypeError(f"{what} must be a number, but got {value!r} ({type(value).__name__}).")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise InvalidArgumentError(f"{what} must fit in a float, but got {value!r}.") from None
 
 
 # Trials being run by this process, by storage id, across all Study objects: anything else RUNNING
@@ -292,8 +295,8 @@ class Study:
 
     def report(self, trial: Trial | int, step: int, value: Any) -> None:
         """Store an intermediate value of a RUNNING trial (``nan`` is kept: pruners treat it as divergence)."""
-        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-            raise InvalidArgumentError(f"`step` must be an int >= 0, but got {step!r}.")
+        if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < 2**63:
+            raise InvalidArgumentError(f"`step` must be an int in [0, 2**63), but got {step!r}.")
         self.storage.report(self._resolve(trial).id, step, _as_float(value, "A reported value"))
 
     def should_prune(self, trial: Trial | int) -> bool:

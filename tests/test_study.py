@@ -87,7 +87,7 @@ class TestAskTell:
             study.tell(42, 1.0)
         with pytest.raises(ArgumentTypeError, match="must be a number"):
             study.tell(study.ask(), "0.5")
-        with pytest.raises(InvalidArgumentError, match="`step` must be an int >= 0"):
+        with pytest.raises(InvalidArgumentError, match="`step` must be an int in \\[0, 2\\*\\*63\\)"):
             study.report(study.ask(), -1, 0.5)
 
     def test_ask_with_fixed_params_validates_them(self):

@@ -86,7 +86,7 @@ intermediate_table = sa.Table(
     "hpo_intermediate_values",
     metadata,
     sa.Column("trial_id", sa.Integer, sa.ForeignKey("hpo_trials.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("step", sa.Integer, primary_key=True),
+    sa.Column("step", sa.BigInteger, primary_key=True),
     # NULL stands for nan: SQLite cannot store a nan REAL.
     sa.Column("value", sa.Double, nullable=True),
 )
@@ -95,6 +95,8 @@ _FINISHED_STATES = [TrialState.COMPLETE.value, TrialState.PRUNED.value]
 
 # How long a transaction is retried while the database is locked or unreachable.
 _RETRY_SECONDS = 120.0
+# How long opening a storage retries before saying the database can't be reached.
+_FIRST_CONNECT_RETRY_SECONDS = 10.0
 # Arbitrary constant: the PostgreSQL advisory lock that serializes schema creation.
 _SCHEMA_LOCK_KEY = 0x4C48504F
 
@@ -146,7 +148,7 @@ class SQLStorage(Storage):
     def __init__(self, url: str | URL) -> None:
         try:
             self._url = sa.engine.make_url(url)
-        except exc.ArgumentError as error:
+        except (exc.ArgumentError, ValueError) as error:
             raise InvalidArgumentError(
                 f"Storage URL {str(url)!r} is not a database URL: {error}. Use e.g. 'sqlite:///studies.db' or "
                 "'postgresql+psycopg://user:password@host/dbname'."
@@ -261,12 +263,20 @@ class SQLStorage(Storage):
             metadata.create_all(conn)
             conn.execute(sa.insert(meta_table), [{"key": "schema_version", "value": str(SCHEMA_VERSION)}])
 
-        self._run(create, write=True, engine=engine)
+        # A wrong URL should fail within seconds, not after the mid-study outage budget.
+        self._run(create, write=True, engine=engine, retry_seconds=_FIRST_CONNECT_RETRY_SECONDS)
 
-    def _run(self, operation: Callable[[Connection], _T], *, write: bool = False, engine: Engine | None = None) -> _T:
+    def _run(
+        self,
+        operation: Callable[[Connection], _T],
+        *,
+        write: bool = False,
+        engine: Engine | None = None,
+        retry_seconds: float = _RETRY_SECONDS,
+    ) -> _T:
         """Run ``operation`` in one transaction, retrying transient errors for a bounded time."""
         engine = engine or self._engine_for_use()
-        deadline = time.monotonic() + _RETRY_SECONDS
+        deadline = time.monotonic() + retry_seconds
         delay = 0.02
         while True:
             try:
@@ -278,7 +288,7 @@ class SQLStorage(Storage):
                 self._raise_if_permanent(error)
                 if time.monotonic() + delay > deadline:
                     raise StorageError(
-                        f"{self._describe()} stayed unavailable for {_RETRY_SECONDS:.0f} s: {error.orig}"
+                        f"{self._describe()} stayed unavailable for {retry_seconds:.0f} s: {error.orig}"
                     ) from error
                 log.debug("Transient storage error, retrying in %.2f s: %s", delay, error.orig)
                 time.sleep(delay)
