@@ -138,6 +138,8 @@ class SQLStorage(Storage):
     Args:
         url: a SQLAlchemy URL: ``sqlite:///path/to/file.db``, ``sqlite://`` (in memory) or
             ``postgresql+psycopg://user:password@host/dbname``.
+        retry_seconds: how long a transaction is retried while the database is locked or
+            unreachable (e.g. a PostgreSQL restart) before :class:`StorageError` is raised.
 
     Example:
         >>> storage = SQLStorage("sqlite://")
@@ -145,7 +147,7 @@ class SQLStorage(Storage):
         []
     """
 
-    def __init__(self, url: str | URL) -> None:
+    def __init__(self, url: str | URL, *, retry_seconds: float = _RETRY_SECONDS) -> None:
         try:
             self._url = sa.engine.make_url(url)
         except (exc.ArgumentError, ValueError) as error:
@@ -159,6 +161,7 @@ class SQLStorage(Storage):
                 f"Storage URL {self._url.render_as_string(hide_password=True)!r} uses {backend!r}; "
                 "supported are 'sqlite' (file or memory) and 'postgresql'."
             )
+        self._retry_seconds = float(retry_seconds)
         self._is_sqlite = backend == "sqlite"
         self._in_memory = self._is_sqlite and self._url.database in (None, "", ":memory:")
         self._url = _with_available_postgres_driver(self._url)
@@ -264,7 +267,7 @@ class SQLStorage(Storage):
             conn.execute(sa.insert(meta_table), [{"key": "schema_version", "value": str(SCHEMA_VERSION)}])
 
         # A wrong URL should fail within seconds, not after the mid-study outage budget.
-        self._run(create, write=True, engine=engine, retry_seconds=_FIRST_CONNECT_RETRY_SECONDS)
+        self._run(create, write=True, engine=engine, retry_seconds=min(_FIRST_CONNECT_RETRY_SECONDS, self._retry_seconds))
 
     def _run(
         self,
@@ -272,10 +275,11 @@ class SQLStorage(Storage):
         *,
         write: bool = False,
         engine: Engine | None = None,
-        retry_seconds: float = _RETRY_SECONDS,
+        retry_seconds: float | None = None,
     ) -> _T:
         """Run ``operation`` in one transaction, retrying transient errors for a bounded time."""
         engine = engine or self._engine_for_use()
+        retry_seconds = self._retry_seconds if retry_seconds is None else retry_seconds
         deadline = time.monotonic() + retry_seconds
         delay = 0.02
         while True:
@@ -495,8 +499,14 @@ class SQLStorage(Storage):
         if state is TrialState.RUNNING:
             raise InvalidArgumentError("finish_trial needs a finished state (COMPLETE, PRUNED or FAIL), got RUNNING.")
         values_list = None if values is None else [float(v) for v in values]
+        stored_values = None if values_list is None else json.dumps(values_list)
+        attempts = 0
 
         def operation(conn: Connection) -> None:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1 and self._already_finished_as(conn, trial_id, state, stored_values, error):
+                return  # our first attempt committed, then the connection dropped before its reply
             self._require_running(conn, trial_id, f"mark it {state.value}")
             conn.execute(
                 sa.update(trials_table)
@@ -504,7 +514,7 @@ class SQLStorage(Storage):
                 .values(
                     state=state.value,
                     value=None if not values_list else values_list[0],
-                    objective_values=None if values_list is None else json.dumps(values_list),
+                    objective_values=stored_values,
                     error=error,
                     datetime_complete=_utcnow(),
                 )
@@ -512,6 +522,17 @@ class SQLStorage(Storage):
 
         self._run(operation, write=True)
         return self.get_trial(trial_id)
+
+    @staticmethod
+    def _already_finished_as(
+        conn: Connection, trial_id: int, state: TrialState, stored_values: str | None, error: str | None
+    ) -> bool:
+        row = conn.execute(
+            sa.select(trials_table.c.state, trials_table.c.objective_values, trials_table.c.error).where(
+                trials_table.c.id == trial_id
+            )
+        ).one_or_none()
+        return row is not None and (row.state, row.objective_values, row.error) == (state.value, stored_values, error)
 
     def update_trial(
         self,
