@@ -19,6 +19,8 @@ __all__ = [
     "TrialStateError",
     "MetricNotFoundError",
     "TrialsFailingError",
+    "TrialError",
+    "TrialTimeoutError",
     "TrialPruned",
 ]
 
@@ -68,6 +70,14 @@ class MetricNotFoundError(LightningHPOError, LookupError):
 
 class TrialsFailingError(LightningHPOError, RuntimeError):
     """Trials keep failing in a row, so the study stops; the message shows the last failure."""
+
+
+class TrialError(LightningHPOError):
+    """Fails one trial only: the study records it and goes on (other package errors stop the study)."""
+
+
+class TrialTimeoutError(TrialError, TimeoutError):
+    """A trial ran longer than its ``trial_timeout``."""
 
 
 class TrialPruned(Exception):

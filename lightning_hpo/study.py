@@ -11,14 +11,16 @@ Example:
 from __future__ import annotations
 
 import json
+import contextlib
 import math
 import os
+import signal
 import socket
 import threading
 import time
 import traceback
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Union
@@ -28,9 +30,11 @@ from lightning_hpo.exceptions import (
     InvalidArgumentError,
     LightningHPOError,
     StudyMismatchError,
+    TrialError,
     TrialPruned,
     TrialsFailingError,
     TrialStateError,
+    TrialTimeoutError,
 )
 from lightning_hpo.pruners import MedianPruner, Pruner
 from lightning_hpo.samplers.base import Sampler
@@ -426,6 +430,7 @@ class Study:
         timeout: float | None = None,
         *,
         max_consecutive_failures: int | None = 5,
+        trial_timeout: float | None = None,
         show_progress: bool = False,
     ) -> None:
         """Run ``fn(params) -> value`` on new trials until the study has ``n_trials`` finished trials.
@@ -440,6 +445,8 @@ class Study:
             timeout: seconds after which no new trial starts.
             max_consecutive_failures: stop with :class:`~lightning_hpo.exceptions.TrialsFailingError`
                 after this many failures in a row in this process (``None``: never).
+            trial_timeout: seconds after which a running trial is stopped and marked FAIL
+                (uses SIGALRM: main thread, POSIX only).
             show_progress: show a live progress display.
         """
         if not callable(fn):
@@ -457,6 +464,7 @@ class Study:
             n_trials=n_trials,
             timeout=timeout,
             max_consecutive_failures=max_consecutive_failures,
+            trial_timeout=trial_timeout,
             show_progress=show_progress,
         )
 
@@ -467,6 +475,7 @@ class Study:
         n_trials: int | None,
         timeout: float | None,
         max_consecutive_failures: int | None = 5,
+        trial_timeout: float | None = None,
         show_progress: bool = False,
         progress_label: str | None = None,
     ) -> None:
@@ -474,13 +483,18 @@ class Study:
 
         ``run`` gets a RUNNING trial and must return it finished. An exception from ``run`` fails
         the trial with its traceback and the loop goes on, except for lightning_hpo's own errors
-        (a misconfiguration, which no other trial would escape), which end the loop at once.
+        (a misconfiguration, which no other trial would escape), which end the loop at once;
+        :class:`~lightning_hpo.exceptions.TrialError` (e.g. a trial timeout) fails the trial only.
         Ctrl-C fails the running trial ("interrupted") and is re-raised.
         """
         n_trials = _check_optional_positive_int("n_trials", n_trials)
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
             raise InvalidArgumentError(f"`timeout` must be a number of seconds > 0 or None, but got {timeout!r}.")
         max_consecutive_failures = _check_optional_positive_int("max_consecutive_failures", max_consecutive_failures)
+        if trial_timeout is not None and (
+            isinstance(trial_timeout, bool) or not isinstance(trial_timeout, (int, float)) or not trial_timeout > 0
+        ):
+            raise InvalidArgumentError(f"`trial_timeout` must be a number of seconds > 0 or None, but got {trial_timeout!r}.")
         from lightning_hpo.progress import StudyProgress
 
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -494,7 +508,7 @@ class Study:
                     time.sleep(_POLL_INTERVAL)
                     continue
                 progress.started(trial)
-                finished = self._run_one(run, trial)
+                finished = self._run_one(run, trial, trial_timeout)
                 progress.finished(finished)
                 if finished.state is TrialState.FAIL:
                     failures_in_a_row += 1
@@ -506,12 +520,15 @@ class Study:
                 else:
                     failures_in_a_row = 0
 
-    def _run_one(self, run: Callable[[Trial], Trial], trial: Trial) -> Trial:
+    def _run_one(self, run: Callable[[Trial], Trial], trial: Trial, trial_timeout: float | None) -> Trial:
         try:
-            finished = run(trial)
+            with _deadline(trial_timeout):
+                finished = run(trial)
         except KeyboardInterrupt:
             self._fail_if_running(trial, "Interrupted by the user (KeyboardInterrupt).")
             raise
+        except TrialError as error:
+            return self._fail_if_running(trial, _format_exception(error))
         except LightningHPOError as error:
             self._fail_if_running(trial, _format_exception(error))
             raise
@@ -565,6 +582,27 @@ def _check_optional_positive_int(name: str, value: Any) -> Any:
     if value < 1:
         raise InvalidArgumentError(f"`{name} >= 1` must hold, but got {name}={value!r}.")
     return value
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`TrialTimeoutError` in the main thread once ``seconds`` have passed."""
+    if seconds is None:
+        yield
+        return
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        raise InvalidArgumentError("`trial_timeout` needs the main thread of a POSIX process (it uses SIGALRM).")
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise TrialTimeoutError(f"The trial ran longer than trial_timeout={seconds:g} s and was stopped.")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _format_exception(error: BaseException) -> str:

@@ -23,6 +23,7 @@ import hashlib
 import importlib.util
 import inspect
 import logging
+import math
 import os
 import re
 import signal
@@ -135,6 +136,7 @@ class Tuner:
         seed: seeds the sampler, and each trial with ``seed + trial number``.
         grace_period: see :class:`~lightning_hpo.Study`.
         max_consecutive_failures: the study stops after this many failed trials in a row.
+        trial_timeout: seconds after which a trial is stopped and marked FAIL (``None``: no limit).
         show_progress: show the live progress display.
 
     Example:
@@ -162,6 +164,7 @@ class Tuner:
         seed: int | None = None,
         grace_period: float = DEFAULT_GRACE_PERIOD,
         max_consecutive_failures: int | None = 5,
+        trial_timeout: float | None = None,
         show_progress: bool = True,
     ) -> None:
         import lightning.pytorch as pl
@@ -188,6 +191,7 @@ class Tuner:
         self.root_dir = Path(root_dir)
         self.seed = seed
         self.max_consecutive_failures = max_consecutive_failures
+        self.trial_timeout = trial_timeout
         self.show_progress = show_progress
         self._model_params = self._check_model_arguments()
         self._check_datamodule(pl)
@@ -280,6 +284,7 @@ class Tuner:
                 n_trials=n_trials,
                 timeout=timeout,
                 max_consecutive_failures=self.max_consecutive_failures,
+                trial_timeout=self.trial_timeout,
                 show_progress=self.show_progress,
                 progress_label=self.monitor,
             )
@@ -301,6 +306,7 @@ class Tuner:
 
         from lightning_hpo.callback import TrialReporter
 
+        _release_memory_of_earlier_trials()
         trial_dir = self.study_dir / f"trial_{trial.number}"
         if self.seed is not None:
             pl.seed_everything(self.seed + trial.number, workers=True, verbose=False)
@@ -348,9 +354,10 @@ class Tuner:
                     "check_val_every_n_epoch let a validation run?"
                 ),
             )
-        if all(v != v for _, v in reporter.reported):
+        if not any(math.isfinite(v) for _, v in reporter.reported):
+            seen = sorted({str(v) for _, v in reporter.reported})
             return self.study.tell(
-                trial, state=TrialState.FAIL, error=f"{self.monitor!r} was nan at every validation."
+                trial, state=TrialState.FAIL, error=f"{self.monitor!r} was never finite (values seen: {', '.join(seen)})."
             )
         return self.study.tell(trial, state=TrialState.COMPLETE)
 
@@ -367,6 +374,17 @@ def _is_datamodule_factory(value: Any) -> bool:
     import lightning.pytorch as pl
 
     return callable(value) and not isinstance(value, pl.LightningDataModule) and not inspect.isclass(value)
+
+
+def _release_memory_of_earlier_trials() -> None:
+    """Free what earlier trials left (a failed trial's model and optimizer state can hold GPU memory)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def _trial_logger(study_dir: Path, number: int) -> Any:
