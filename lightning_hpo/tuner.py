@@ -17,17 +17,12 @@ Per trial, the Tuner:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
-import importlib.util
 import inspect
-import logging
-import math
 import os
 import re
-import signal
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -38,6 +33,12 @@ from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.space import Domain, SearchSpace
 from lightning_hpo.storage import Storage, open_storage
 from lightning_hpo.study import DEFAULT_GRACE_PERIOD, Mode, Study, check_study_name
+from lightning_hpo.training import (
+    TRIAL_TRAINER_DEFAULTS,
+    TrialTraining,
+    quiet_lightning,
+    release_memory_of_earlier_trials,
+)
 from lightning_hpo.trial import Trial, TrialState
 
 __all__ = ["Tuner", "TuneResult", "study_directory"]
@@ -47,7 +48,6 @@ SPACE_ATTRIBUTE = "__lightning_hpo_space__"
 
 # Trainer arguments the Tuner sets itself for each trial.
 _MANAGED_TRAINER_ARGS = ("default_root_dir",)
-_TRAINER_DEFAULTS = {"enable_progress_bar": False, "enable_model_summary": False}
 
 DataModuleArg = Union[Any, Callable[[dict[str, Any]], Any], None]
 
@@ -278,7 +278,7 @@ class Tuner:
         """
         if n_trials is None and timeout is None:
             raise InvalidArgumentError("Tuner.fit needs n_trials, timeout, or both; otherwise it would never stop.")
-        with _quiet_lightning():
+        with quiet_lightning():
             self.study.run_trials(
                 self._run_trial,
                 n_trials=n_trials,
@@ -304,62 +304,27 @@ class Tuner:
     def _run_trial(self, trial: Trial) -> Trial:
         import lightning.pytorch as pl
 
-        from lightning_hpo.callback import TrialReporter
-
-        _release_memory_of_earlier_trials()
-        trial_dir = self.study_dir / f"trial_{trial.number}"
+        release_memory_of_earlier_trials()
         if self.seed is not None:
             pl.seed_everything(self.seed + trial.number, workers=True, verbose=False)
         params = dict(trial.params)
         model = self.model_cls(**self.model_kwargs, **{k: v for k, v in params.items() if k in self._model_params})
         datamodule = self.datamodule(params) if _is_datamodule_factory(self.datamodule) else self.datamodule
 
-        reporter = TrialReporter(self.study, trial, self.monitor)
-        kwargs = {**_TRAINER_DEFAULTS, **self.trainer_kwargs}
+        kwargs = {**TRIAL_TRAINER_DEFAULTS, **self.trainer_kwargs}
         callbacks = copy.deepcopy(list(kwargs.pop("callbacks", None) or []))
-        checkpoint = None
-        if kwargs.get("enable_checkpointing", True) is not False:
-            checkpoint = pl.callbacks.ModelCheckpoint(
-                dirpath=trial_dir / "checkpoints",
-                filename="best",
-                monitor=self.monitor,
-                mode=self.study.direction,
-                save_top_k=1,
-            )
-            callbacks.append(checkpoint)
-        callbacks.append(reporter)
-        logger = _trial_logger(self.study_dir, trial.number) if kwargs.pop("logger", True) is not False else False
-        self.study.storage.update_trial(trial.id, log_dir=str(trial_dir))
-        trainer = pl.Trainer(**kwargs, callbacks=callbacks, logger=logger, default_root_dir=trial_dir)
-        try:
-            trainer.fit(model, datamodule=datamodule)
-        except SystemExit:
-            # Lightning turns Ctrl-C into SystemExit(1) after ignoring SIGINT: undo both.
-            if trainer.interrupted:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
-                raise KeyboardInterrupt from None
-            raise
-        if checkpoint is not None and checkpoint.best_model_path:
-            self.study.storage.update_trial(trial.id, checkpoint_path=str(Path(checkpoint.best_model_path).resolve()))
-        if reporter.pruned_step is not None:
-            self.study.storage.update_trial(trial.id, attrs={"pruned_step": reporter.pruned_step})
-            return self.study.tell(trial, state=TrialState.PRUNED)
-        if not reporter.reported:
-            return self.study.tell(
-                trial,
-                state=TrialState.FAIL,
-                error=(
-                    f"Training ended without a validation, so {self.monitor!r} was never reported. Does the module "
-                    "define validation_step and a validation dataloader, and do limit_val_batches / "
-                    "check_val_every_n_epoch let a validation run?"
-                ),
-            )
-        if not any(math.isfinite(v) for _, v in reporter.reported):
-            seen = sorted({str(v) for _, v in reporter.reported})
-            return self.study.tell(
-                trial, state=TrialState.FAIL, error=f"{self.monitor!r} was never finite (values seen: {', '.join(seen)})."
-            )
-        return self.study.tell(trial, state=TrialState.COMPLETE)
+        training = TrialTraining(
+            self.study,
+            trial,
+            monitor=self.monitor,
+            study_dir=self.study_dir,
+            with_checkpoint=kwargs.get("enable_checkpointing", True) is not False,
+            with_logger=kwargs.pop("logger", True) is not False,
+        )
+        trainer = pl.Trainer(
+            **kwargs, callbacks=callbacks + training.callbacks, logger=training.logger, default_root_dir=training.trial_dir
+        )
+        return training.run(trainer, lambda: trainer.fit(model, datamodule=datamodule))
 
 
 def _check_mapping(name: str, value: Any) -> Mapping[str, Any]:
@@ -374,38 +339,3 @@ def _is_datamodule_factory(value: Any) -> bool:
     import lightning.pytorch as pl
 
     return callable(value) and not isinstance(value, pl.LightningDataModule) and not inspect.isclass(value)
-
-
-def _release_memory_of_earlier_trials() -> None:
-    """Free what earlier trials left (a failed trial's model and optimizer state can hold GPU memory)."""
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
-
-
-def _trial_logger(study_dir: Path, number: int) -> Any:
-    """TensorBoard when it is installed (as Lightning's default), else CSV; logs in the trial directory."""
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-
-    has_tensorboard = any(importlib.util.find_spec(m) is not None for m in ("tensorboard", "tensorboardX"))
-    logger_cls = TensorBoardLogger if has_tensorboard else CSVLogger
-    return logger_cls(save_dir=study_dir, name=f"trial_{number}", version="")
-
-
-@contextlib.contextmanager
-def _quiet_lightning() -> Iterator[None]:
-    """Silence Lightning's per-Trainer banners (GPU available..., LOCAL_RANK...): one per trial is noise."""
-    names = ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric.utilities.seed")
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)

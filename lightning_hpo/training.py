@@ -1,0 +1,165 @@
+"""One trial's training, shared by :class:`~lightning_hpo.Tuner` and the ``tune`` subcommand of the CLI.
+
+Whoever builds the model, datamodule and ``Trainer`` (the Tuner from its arguments, the CLI from its
+config), the trial adds the same parts to the Trainer and ends the same way:
+
+* a :class:`~lightning_hpo.callback.TrialReporter` (reports and prunes), a ``ModelCheckpoint`` on the
+  monitored metric, and a logger, all writing under ``<study_dir>/trial_<n>/``;
+* after training, the outcome goes to storage. **A trial's value is the best monitored value it
+  reported** (lowest for ``mode="min"``), at the same validation as its best checkpoint; a pruned
+  trial is PRUNED with the step it stopped at; a trial that never validated, or never saw a finite
+  value, FAILs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import math
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lightning_hpo.trial import Trial, TrialState
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
+
+    from lightning_hpo.study import Study
+
+__all__ = ["TrialTraining", "quiet_lightning", "release_memory_of_earlier_trials"]
+
+#: Trainer settings a trial changes when the user left them unset: a progress bar and a model
+#: summary per trial would drown the study's own progress display.
+TRIAL_TRAINER_DEFAULTS = {"enable_progress_bar": False, "enable_model_summary": False}
+
+
+class TrialTraining:
+    """The callbacks, logger and directory one trial adds to its Trainer, and the storing of its outcome.
+
+    Args:
+        study: the trial's study.
+        trial: the RUNNING trial.
+        monitor: the logged validation metric the trial is judged by.
+        study_dir: the study's directory; the trial writes to ``study_dir / f"trial_{trial.number}"``.
+        with_checkpoint: add a ``ModelCheckpoint`` keeping the best checkpoint on ``monitor``.
+        with_logger: give the trial its own logger (TensorBoard when installed, else CSV) in the trial directory.
+
+    Example:
+        >>> training = TrialTraining(study, trial, monitor="val_loss", study_dir=tuner.study_dir)  # doctest: +SKIP
+        >>> trainer = pl.Trainer(callbacks=training.callbacks, logger=training.logger,
+        ...                      default_root_dir=training.trial_dir)  # doctest: +SKIP
+        >>> finished = training.run(trainer, lambda: trainer.fit(model, datamodule=dm))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        study: Study,
+        trial: Trial,
+        *,
+        monitor: str,
+        study_dir: Path,
+        with_checkpoint: bool = True,
+        with_logger: bool = True,
+    ) -> None:
+        import lightning.pytorch as pl
+
+        from lightning_hpo.callback import TrialReporter
+
+        self.study = study
+        self.trial = trial
+        self.monitor = monitor
+        self.trial_dir = study_dir / f"trial_{trial.number}"
+        self.reporter = TrialReporter(study, trial, monitor)
+        self.checkpoint: pl.callbacks.ModelCheckpoint | None = None
+        if with_checkpoint:
+            self.checkpoint = pl.callbacks.ModelCheckpoint(
+                dirpath=self.trial_dir / "checkpoints",
+                filename="best",
+                monitor=monitor,
+                mode=study.direction,
+                save_top_k=1,
+            )
+        self.logger: Any = _trial_logger(study_dir, trial.number) if with_logger else False
+
+    @property
+    def callbacks(self) -> list[pl.Callback]:
+        """The trial's own callbacks, to append to the user's."""
+        return [c for c in (self.checkpoint, self.reporter) if c is not None]
+
+    def run(self, trainer: pl.Trainer, fit: Callable[[], Any]) -> Trial:
+        """Call ``fit()`` (which trains ``trainer``), then store the trial's outcome and return it finished.
+
+        An exception from ``fit`` propagates: the study's trial loop fails the trial with its traceback.
+        """
+        self.study.storage.update_trial(self.trial.id, log_dir=str(self.trial_dir))
+        try:
+            fit()
+        except SystemExit:
+            # Lightning turns Ctrl-C into SystemExit(1) after ignoring SIGINT: undo both.
+            if trainer.interrupted:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                raise KeyboardInterrupt from None
+            raise
+        return self._finish()
+
+    def _finish(self) -> Trial:
+        study, trial, reporter = self.study, self.trial, self.reporter
+        if self.checkpoint is not None and self.checkpoint.best_model_path:
+            study.storage.update_trial(trial.id, checkpoint_path=str(Path(self.checkpoint.best_model_path).resolve()))
+        if reporter.pruned_step is not None:
+            study.storage.update_trial(trial.id, attrs={"pruned_step": reporter.pruned_step})
+            return study.tell(trial, state=TrialState.PRUNED)
+        if not reporter.reported:
+            return study.tell(
+                trial,
+                state=TrialState.FAIL,
+                error=(
+                    f"Training ended without a validation, so {self.monitor!r} was never reported. Does the module "
+                    "define validation_step and a validation dataloader, and do limit_val_batches / "
+                    "check_val_every_n_epoch let a validation run?"
+                ),
+            )
+        if not any(math.isfinite(v) for _, v in reporter.reported):
+            seen = sorted({str(v) for _, v in reporter.reported})
+            return study.tell(
+                trial, state=TrialState.FAIL, error=f"{self.monitor!r} was never finite (values seen: {', '.join(seen)})."
+            )
+        return study.tell(trial, state=TrialState.COMPLETE)
+
+
+def release_memory_of_earlier_trials() -> None:
+    """Free what earlier trials left (a failed trial's model and optimizer state can hold GPU memory)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+def _trial_logger(study_dir: Path, number: int) -> Any:
+    """TensorBoard when it is installed (as Lightning's default), else CSV; logs in the trial directory."""
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    has_tensorboard = any(importlib.util.find_spec(m) is not None for m in ("tensorboard", "tensorboardX"))
+    logger_cls = TensorBoardLogger if has_tensorboard else CSVLogger
+    return logger_cls(save_dir=study_dir, name=f"trial_{number}", version="")
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's per-Trainer banners (GPU available..., LOCAL_RANK...): one per trial is noise."""
+    names = ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric.utilities.seed")
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
