@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -33,6 +34,10 @@ def tunable(**domains: Domain) -> Callable[[_C], _C]:
         >>> sorted(search_space_of(Classifier))
         ['lr', 'optimizer']
     """
+    if not domains:
+        raise InvalidArgumentError(
+            "@tunable needs at least one parameter domain, e.g. @tunable(lr=Float(1e-5, 1e-1, log=True))."
+        )
     space = SearchSpace(domains)
 
     def decorate(cls: _C) -> _C:
@@ -40,19 +45,27 @@ def tunable(**domains: Domain) -> Callable[[_C], _C]:
 
         if not (inspect.isclass(cls) and issubclass(cls, pl.LightningModule)):
             raise ArgumentTypeError(f"@tunable decorates LightningModule subclasses, not {cls!r}.")
-        signature = inspect.signature(cls.__init__)
-        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
-            accepted = [n for n in signature.parameters if n != "self"]
-            for name in space:
-                if name not in accepted:
-                    raise InvalidArgumentError(
-                        f"@tunable on {cls.__name__}: {name!r} is not an argument of {cls.__name__}.__init__ "
-                        f"(its arguments are {accepted})."
-                    )
+        _check_init_takes(cls, space)
         setattr(cls, SPACE_ATTRIBUTE, space)
         return cls
 
     return decorate
+
+
+def _check_init_takes(cls: type, space: SearchSpace) -> None:
+    """Raise unless every name of ``space`` is an argument of ``cls.__init__`` (any name, with ``**kwargs``)."""
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    accepted = [p.name for p in parameters if p.kind in named and p.name != "self"]
+    for name in space:
+        if name not in accepted:
+            close = difflib.get_close_matches(name, accepted, n=1)
+            raise InvalidArgumentError(
+                f"@tunable on {cls.__name__}: {name!r} is not an argument of {cls.__name__}.__init__ "
+                f"(its arguments are {accepted})" + (f"; did you mean {close[0]!r}?" if close else ".")
+            )
 
 
 def search_space_of(cls: type) -> SearchSpace | None:
