@@ -2,21 +2,26 @@
 
     lightning-hpo studies --storage sqlite:///lightning_hpo/studies.db
     lightning-hpo trials  --storage sqlite:///lightning_hpo/studies.db --study digits_mlp
+    lightning-hpo best    --storage sqlite:///lightning_hpo/studies.db --study digits_mlp
+    lightning-hpo export  --storage sqlite:///lightning_hpo/studies.db --study digits_mlp --output best.yaml
 
-Kept light: ``lightning-hpo --help`` imports neither torch nor Lightning.
+``--study`` may be left out when the storage holds one study. Kept light: ``lightning-hpo --help``
+imports neither torch nor Lightning.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lightning_hpo.exceptions import LightningHPOError, StorageError
+from lightning_hpo.exceptions import LightningHPOError, StorageError, StudyNotFoundError
 from lightning_hpo.space import SearchSpace
-from lightning_hpo.storage import DEFAULT_DB_NAME, Storage, open_storage
+from lightning_hpo.storage import DEFAULT_DB_NAME, Storage, StudyRecord, open_storage
 from lightning_hpo.trial import Trial, TrialState
 
 if TYPE_CHECKING:
@@ -36,7 +41,49 @@ def _open_existing(url: str) -> Storage:
         path = Path(url[len("sqlite:///") :])
     if path is not None and not path.exists():
         raise StorageError(f"There is no database at {str(path)!r}; pass --storage with the URL or file of your study.")
+    if url.startswith("postgresql"):
+        _check_reachable(url)
     return open_storage(url)
+
+
+def _check_reachable(url: str) -> None:
+    """Fail in seconds on a server that does not answer; the storage itself retries for minutes, as workers should."""
+    import sqlalchemy as sa
+
+    from lightning_hpo.storage.sql import _with_available_postgres_driver
+
+    try:
+        parsed = _with_available_postgres_driver(sa.engine.make_url(url))
+    except sa.exc.ArgumentError:
+        return  # open_storage explains what is wrong with the URL
+    engine = sa.create_engine(parsed, connect_args={"connect_timeout": 10})
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.DBAPIError as error:
+        shown = parsed.render_as_string(hide_password=True)
+        raise StorageError(f"Cannot connect to {shown!r}: {str(error.orig).strip()}") from None
+    except ImportError as error:
+        raise StorageError(f"No driver for {url.split('://')[0]!r} ({error}).") from None
+    finally:
+        engine.dispose()
+
+
+def _study(storage: Storage, name: str | None) -> StudyRecord:
+    """The study called ``name``, or the only study of the storage when ``name`` is None."""
+    if name is not None:
+        return storage.get_study(name)  # its error lists the studies that exist
+    studies = storage.list_studies()
+    if len(studies) == 1:
+        return studies[0]
+    if not studies:
+        raise StudyNotFoundError(f"{storage.display_url} holds no studies.")
+    names = ", ".join(repr(s.name) for s in studies)
+    raise StudyNotFoundError(f"{storage.display_url} holds {len(studies)} studies, so pass --study NAME; they are: {names}.")
+
+
+def _decoded(trial: Trial, space: SearchSpace) -> Trial:
+    return replace(trial, params=space.from_stored(trial.params))
 
 
 def _best(trials: Sequence[Trial], directions: Sequence[str]) -> Trial | None:
@@ -92,7 +139,7 @@ def _cmd_trials(args: argparse.Namespace) -> int:
     from lightning_hpo.progress import format_value
 
     storage = _open_existing(args.storage)
-    study = storage.get_study(args.study)
+    study = _study(storage, args.study)
     space = SearchSpace.from_json(study.space)
     trials = storage.get_trials(study.id, None if args.state is None else [TrialState(args.state)])
     table = Table(title=f"Trials of {study.name!r} ({'/'.join(study.directions)}) in {storage.display_url}")
@@ -119,6 +166,75 @@ def _cmd_trials(args: argparse.Namespace) -> int:
     return 0
 
 
+def _best_of_study(storage: Storage, study: StudyRecord, number: int | None = None) -> Trial:
+    """Trial ``number`` of the study, or its best COMPLETE trial."""
+    space = SearchSpace.from_json(study.space)
+    trials = storage.get_trials(study.id)
+    if number is not None:
+        for trial in trials:
+            if trial.number == number:
+                return _decoded(trial, space)
+        raise LightningHPOError(f"Study {study.name!r} has no trial {number} (it has {len(trials)} trials, from 0).")
+    if len(study.directions) != 1:
+        raise LightningHPOError(
+            f"Study {study.name!r} has {len(study.directions)} objectives, so no single best trial; "
+            "`lightning-hpo trials` lists them all, and `export --trial N` exports one."
+        )
+    best = _best(trials, study.directions)
+    if best is None:
+        raise LightningHPOError(f"Study {study.name!r} has no COMPLETE trial yet, so it has no best trial.")
+    return _decoded(best, space)
+
+
+def _cmd_best(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from lightning_hpo.export import CONFIG_ATTR
+    from lightning_hpo.progress import format_value
+
+    storage = _open_existing(args.storage)
+    study = _study(storage, args.study)
+    trial = _best_of_study(storage, study)
+    table = Table(title=f"Best trial of {study.name!r} ({study.directions[0]}) in {storage.display_url}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    table.add_row("trial", str(trial.number))
+    table.add_row("value", _value_text(trial))
+    for name, value in trial.params.items():
+        table.add_row(name, format_value(value) if isinstance(value, float) else repr(value))
+    table.add_row("seconds", f"{trial.duration:.1f}" if trial.duration is not None else "-")
+    table.add_row("checkpoint", trial.checkpoint_path or "-")
+    table.add_row("logs", trial.log_dir or "-")
+    console = _console()
+    console.print(table)
+    export = f"lightning-hpo export --storage {shlex.quote(args.storage)} --study {shlex.quote(study.name)}"
+    if trial.attrs.get(CONFIG_ATTR) is not None:
+        console.print(f"Its full fit config is stored: {export} --output best.yaml", soft_wrap=True)
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from lightning_hpo.export import describe, export_trial, retrain_command
+
+    storage = _open_existing(args.storage)
+    study = _study(storage, args.study)
+    trial = _best_of_study(storage, study, args.trial)
+    fmt = args.format or ("json" if args.output and args.output.endswith(".json") else "yaml")
+    what = "Best trial" if args.trial is None else "Trial"
+    command = retrain_command(trial, args.output or "<this file>") if not args.params else None
+    header = f"{what}: {describe(trial, study.name)}." + (f"\nRetrain it: {command}" if command else "")
+    text = export_trial(trial, fmt, params_only=args.params, header=header)
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(text)
+    print(f"Wrote {args.output} ({describe(trial, study.name)}).")
+    if command:
+        print(f"Retrain it with: {command}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lightning-hpo", description="Inspect lightning_hpo studies.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -131,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"database URL or SQLite file (default: {DEFAULT_STORAGE})",
         )
         if needs_study:
-            sub.add_argument("--study", required=True, help="the study's name")
+            sub.add_argument("--study", help="the study's name (default: the only study of the storage)")
         return sub
 
     add("studies", "List the studies in a storage, with trial counts and best values.", False).set_defaults(
@@ -140,6 +256,19 @@ def build_parser() -> argparse.ArgumentParser:
     trials = add("trials", "List the trials of a study.", True)
     trials.add_argument("--state", choices=[s.value for s in TrialState], help="only trials in this state")
     trials.set_defaults(run=_cmd_trials)
+    add("best", "Show the best trial of a study: value, parameters, checkpoint and logs.", True).set_defaults(
+        run=_cmd_best
+    )
+    export = add(
+        "export",
+        "Write the best trial's full fit config (studies run by `train.py tune`) or its parameters, as YAML or JSON.",
+        True,
+    )
+    export.add_argument("--output", "-o", help="file to write (default: standard output)")
+    export.add_argument("--format", choices=["yaml", "json"], help="default: json for a .json --output, else yaml")
+    export.add_argument("--params", action="store_true", help="export the parameters only, even when a config is stored")
+    export.add_argument("--trial", type=int, help="export this trial number instead of the best")
+    export.set_defaults(run=_cmd_export)
     return parser
 
 
