@@ -55,7 +55,8 @@ from typing import Any, Literal
 
 import jsonargparse
 import yaml
-from jsonargparse import Namespace
+from jsonargparse import Namespace, class_from_function
+from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser
 from lightning.pytorch.cli import LightningCLI as _LightningCLI
 
@@ -175,15 +176,25 @@ class LightningCLI(_LightningCLI):
         def run_trial(trial: Trial) -> Trial:
             return self._run_trial(trial, base=base, monitor=monitor, study_dir=study_dir)
 
-        with quiet_lightning():
-            study.run_trials(
-                run_trial,
-                n_trials=n_trials,
-                timeout=timeout,
-                max_consecutive_failures=max_consecutive_failures,
-                show_progress=show_progress,
-                progress_label=monitor,
+        try:
+            with quiet_lightning():
+                study.run_trials(
+                    run_trial,
+                    n_trials=n_trials,
+                    timeout=timeout,
+                    max_consecutive_failures=max_consecutive_failures,
+                    show_progress=show_progress,
+                    progress_label=monitor,
+                )
+        except KeyboardInterrupt:
+            print(
+                f"\nInterrupted. Every finished trial is saved in {study.storage.display_url}; rerun the same command "
+                "to resume the study.",
+                file=sys.stderr,
             )
+            raise SystemExit(130) from None
+        except LightningHPOError as error:  # a misconfiguration that every trial would hit, e.g. a wrong monitor
+            self._fail(str(error))
         self._write_best_config(Path(best_config) if best_config else study_dir / "best.yaml")
 
     # -- the tune subcommand's parser and dispatch ---------------------------------------
@@ -193,8 +204,9 @@ class LightningCLI(_LightningCLI):
         # no `tune`, so lend the class one while the parsers are built; trainers are built later from
         # the user's own class.
         trainer_class = self.trainer_class
-        if isinstance(trainer_class, type) and not hasattr(trainer_class, "tune"):
-            self.trainer_class = type(trainer_class.__name__, (trainer_class,), {"tune": type(self).tune})
+        klass = trainer_class if isinstance(trainer_class, type) else class_from_function(trainer_class)
+        if not hasattr(klass, "tune"):
+            self.trainer_class = type(klass.__name__, (klass,), {"tune": type(self).tune})
         try:
             super()._add_subcommands(parser, **kwargs)
         finally:
@@ -268,19 +280,21 @@ class LightningCLI(_LightningCLI):
     @contextlib.contextmanager
     def _building_trial(self, fit_config: Namespace, training: TrialTraining) -> Iterator[None]:
         """Make the CLI look as if ``fit`` had been run with ``fit_config``, for the time of one trial."""
-        saved = self.subcommand, self.config
+        saved = self.subcommand, self.config, self.save_config_kwargs
         self.subcommand, self.config = "fit", Namespace(subcommand="fit", fit=fit_config)
+        # The trial directory is the trial's own: a config.yaml left there by a deleted study is stale.
+        self.save_config_kwargs = {**self.save_config_kwargs, "overwrite": True}
         self._trial_training = training
         # LightningCLI caches the config it stores as the model's hyperparameters: drop the previous one.
         self.__dict__.pop("config_dump", None)
         try:
             yield
         finally:
-            self.subcommand, self.config = saved
+            self.subcommand, self.config, self.save_config_kwargs = saved
             self._trial_training = None
             self.__dict__.pop("config_dump", None)
 
-    def instantiate_trainer(self, **kwargs: Any) -> Any:
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """As Lightning's, plus, during ``tune``, the trial's callbacks, logger and directory."""
         training = self._trial_training
         if training is not None:
@@ -394,6 +408,8 @@ def _locate(config: dict[str, Any], key: str) -> tuple[Any, Any]:
                 names = sorted(n for n in node if n not in _CLASS_KEYS)
                 close = difflib.get_close_matches(part, names, n=1)
                 has = f"it has {names}" + (f"; did you mean {'.'.join([*parts[:depth], close[0]])!r}?" if close else "")
+            elif node is None:
+                has = "it is null in the config: set it first"
             else:
                 has = f"it is {node!r}"
             raise InvalidArgumentError(
