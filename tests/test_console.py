@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 import subprocess
 import sys
+import time
 
 import pytest
+import yaml
 
 from lightning_hpo import Categorical, Float, Study, TrialState
 from lightning_hpo.console import main
+from lightning_hpo.space import SearchSpace
+from lightning_hpo.storage import SQLStorage
 
 
 @pytest.fixture
@@ -63,3 +69,100 @@ def test_console_script_is_installed_and_cheap():
     )
     assert done.returncode == 0 and "studies" in done.stdout
     assert " torch" not in done.stderr and "lightning.pytorch" not in done.stderr
+
+
+# -- best and export ----------------------------------------------------------------------------
+
+
+def _best_of_digits(url):
+    """The best trial as the console sees it: params decoded with the stored space (a tuple choice by its repr)."""
+    storage = SQLStorage(url)
+    record = storage.get_study("digits")
+    best = min((t for t in storage.get_trials(record.id) if t.state is TrialState.COMPLETE), key=lambda t: t.value)
+    return replace(best, params=SearchSpace.from_json(record.space).from_stored(best.params))
+
+
+def test_best_shows_the_best_trials_value_and_params(db, capsys):
+    best = _best_of_digits(db)
+    assert main(["best", "--storage", db, "--study", "digits"]) == 0
+    out = capsys.readouterr().out
+    rows = {cells[0]: cells[1] for cells in (
+        [c.strip() for c in line.strip("│ ").split("│")] for line in out.splitlines() if line.count("│") == 3
+    )}  # fmt: skip
+    assert rows["trial"] == str(best.number)
+    assert float(rows["value"]) == pytest.approx(best.value, rel=1e-5)
+    assert float(rows["lr"]) == pytest.approx(best.params["lr"], rel=1e-5) and rows["opt"] == repr(best.params["opt"])
+
+
+def test_study_may_be_left_out_only_when_the_storage_holds_one(db, tmp_path, capsys):
+    assert main(["best", "--storage", db]) == 2
+    assert "holds 2 studies, so pass --study NAME; they are: 'digits', 'other'" in capsys.readouterr().err
+    single = f"sqlite:///{tmp_path / 'single.db'}"
+    Study("only", search_space={"x": Float(0, 1)}, storage=single, seed=0).optimize(lambda p: p["x"], n_trials=2)
+    assert main(["export", "--storage", single]) == 0
+    assert "of study 'only'" in capsys.readouterr().out
+
+
+def test_export_writes_the_best_params_as_yaml_or_json(db, tmp_path, capsys):
+    best = _best_of_digits(db)
+    expected = dict(best.params)
+    assert main(["export", "--storage", db, "--study", "digits"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"# Best trial: trial {best.number} of study 'digits'")
+    assert yaml.safe_load(text) == expected
+    assert main(["export", "--storage", db, "--study", "digits", "--output", str(tmp_path / "out" / "best.json")]) == 0
+    assert json.loads((tmp_path / "out" / "best.json").read_text()) == expected
+    assert main(["export", "--storage", db, "--study", "digits", "--trial", "0", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["lr"] == pytest.approx(_trial(db, 0).params["lr"])
+
+
+def _trial(url, number):
+    storage = SQLStorage(url)
+    return next(t for t in storage.get_trials(storage.get_study("digits").id) if t.number == number)
+
+
+def test_export_gives_the_stored_fit_config_of_a_cli_trial(db, tmp_path, capsys):
+    best = _best_of_digits(db)
+    config = "# lightning.pytorch==2.6.6\nseed_everything: 3\nmodel:\n  lr: 0.01\n"
+    SQLStorage(db).update_trial(_trial(db, best.number).id, attrs={"config": config, "script": "train.py"})
+    out_file = tmp_path / "best.yaml"
+    assert main(["export", "--storage", db, "--study", "digits", "-o", str(out_file)]) == 0
+    assert f"Retrain it with: python train.py fit --config {out_file}" in capsys.readouterr().out
+    written = out_file.read_text()
+    assert written.endswith(config) and f"# Retrain it: python train.py fit --config {out_file}\n" in written
+    assert main(["export", "--storage", db, "--study", "digits", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"seed_everything": 3, "model": {"lr": 0.01}}
+    assert main(["export", "--storage", db, "--study", "digits", "--params"]) == 0
+    assert set(yaml.safe_load(capsys.readouterr().out)) == {"lr", "opt"}
+    assert main(["best", "--storage", db, "--study", "digits"]) == 0
+    assert "Its full fit config is stored: lightning-hpo export" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["best", "--study", "other"], "Study 'other' has no COMPLETE trial yet"),
+        (["export", "--study", "digits", "--trial", "9"], "Study 'digits' has no trial 9 (it has 5 trials, from 0)"),
+        (["export", "--study", "nope"], "No study named 'nope'"),
+    ],
+)
+def test_best_and_export_errors(db, argv, message, capsys):
+    assert main([*argv, "--storage", db]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_best_of_a_multi_objective_study_points_to_trials(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'multi.db'}"
+    Study("pareto", search_space={"x": Float(0, 1)}, mode=["min", "max"], storage=url, seed=0).optimize(
+        lambda p: (p["x"], p["x"]), n_trials=2
+    )
+    assert main(["best", "--storage", url]) == 2
+    assert "has 2 objectives, so no single best trial" in capsys.readouterr().err
+
+
+def test_an_unreachable_server_is_a_prompt_clear_error(capsys):
+    started = time.monotonic()
+    assert main(["studies", "--storage", "postgresql+psycopg://user:secret@127.0.0.1:1/none"]) == 2
+    err = capsys.readouterr().err
+    assert "Cannot connect to 'postgresql+psycopg://user:***@127.0.0.1:1/none'" in err and "secret" not in err
+    assert time.monotonic() - started < 30  # not the storage's minutes of retries

@@ -1,0 +1,338 @@
+"""The ``tune`` subcommand of lightning_hpo.cli.LightningCLI, with real parsing, training and storage.
+
+In-process tests drive the CLI with ``args=[...]`` on tiny models; the end-to-end test runs the
+LightningCLI example script in subprocesses: ``tune``, then ``fit --config best.yaml``.
+"""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import yaml
+
+from lightning_hpo import Categorical, Float, RandomSampler, SobolSampler, Study, TrialState, tunable
+from lightning_hpo.cli import LightningCLI, search_space_from_config
+from lightning_hpo.pruners import MedianPruner, NopPruner
+from tests.lightning_models import LinearRegression, RegressionData
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@tunable(lr=Float(1e-3, 0.1, log=True), activation=Categorical(["relu", "tanh"]))
+class TunableRegression(LinearRegression):
+    """LinearRegression with its space declared by the decorator."""
+
+
+@pytest.fixture(autouse=True)
+def _script_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI reads sys.argv only for the script name it prints; make it the one a user would run."""
+    monkeypatch.setattr(sys, "argv", ["train.py"])
+
+
+def write_yaml(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def run_cli(*args: str, model: type = LinearRegression, data: type = RegressionData, **kwargs) -> LightningCLI:
+    return LightningCLI(model, data, args=list(args), **kwargs)
+
+
+def tiny_trainer(**overrides) -> dict:
+    return {"accelerator": "cpu", "devices": 1, "max_epochs": 1, "log_every_n_steps": 1, **overrides}
+
+
+def stored_config(trial) -> dict:
+    return yaml.safe_load(trial.attrs["config"])
+
+
+# -- the search space ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spec, decorated, expected",
+    [
+        ({"model.lr": {"type": "float", "low": 1e-4, "high": 0.1, "log": True}}, None, {"model.lr": Float(1e-4, 0.1, log=True)}),
+        ({"data.batch_size": [16, 32]}, None, {"data.batch_size": Categorical([16, 32])}),
+        ({"model.init_args.lr": {"type": "float", "low": 0.1, "high": 0.2}}, None, {"model.lr": Float(0.1, 0.2)}),
+        (None, {"lr": Float(0.1, 0.2)}, {"model.lr": Float(0.1, 0.2)}),
+        ({"model.lr": {"type": "float", "low": 0.3, "high": 0.4}}, {"lr": Float(0.1, 0.2)}, {"model.lr": Float(0.3, 0.4)}),
+        ({"model.lr": None, "data.batch_size": [8]}, {"lr": Float(0.1, 0.2)}, {"data.batch_size": Categorical([8])}),
+    ],
+)
+def test_search_space_joins_the_decorator_and_the_config(spec, decorated, expected) -> None:
+    assert search_space_from_config(spec, decorated) == expected
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"model.lr": {"type": "flot", "low": 1, "high": 2}}, "type float, int or categorical"),
+        ({"model.lr": {"type": "float", "low": 1}}, "missing: ['high']"),
+        ({"model.lr": {"type": "float", "low": 1, "high": 2, "lg": True}}, "unknown: ['lg']"),
+        ({"model.lr": {"type": "float", "low": 2, "high": 1}}, "`low < high` must hold"),
+        ({"model.lr": None}, "The search space is empty"),
+    ],
+)
+def test_search_space_errors_name_the_key_and_the_rule(spec, message) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        search_space_from_config(spec)
+
+
+# -- tune, in process ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_tune_with_a_config_file_tunes_model_data_and_trainer_arguments(tmp_path: Path, capsys) -> None:
+    config = write_yaml(
+        tmp_path / "cfg.yaml",
+        {
+            "seed_everything": 7,
+            "trainer": tiny_trainer(),
+            "model": {"hidden": 4},
+            "tune": {
+                "n_trials": 3,
+                "pruner": "nop",
+                "sampler": "random",
+                "show_progress": False,
+                "search_space": {
+                    "model.lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True},
+                    "data.batch_size": [16, 64],
+                    "trainer.max_epochs": [1, 2],
+                },
+            },
+        },
+    )
+    cli = run_cli("tune", "--config", str(config))
+
+    study = cli.study
+    assert isinstance(study.sampler, RandomSampler) and study.sampler.seed == 7  # seed_everything seeds it
+    assert isinstance(study.pruner, NopPruner)
+    trials = study.trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    for trial in trials:
+        stored = stored_config(trial)
+        assert stored["model"]["lr"] == trial.params["model.lr"]
+        assert stored["data"]["batch_size"] == trial.params["data.batch_size"]
+        assert stored["trainer"]["max_epochs"] == trial.params["trainer.max_epochs"]
+        assert "tune" not in stored and stored["seed_everything"] == 7
+        # The trainer really ran the tuned number of epochs, with the tuned batch size (128 samples).
+        steps_per_epoch = 128 // trial.params["data.batch_size"]
+        assert sorted(trial.intermediate_values) == [
+            steps_per_epoch * (e + 1) for e in range(trial.params["trainer.max_epochs"])
+        ]
+        trial_dir = Path(trial.log_dir)
+        assert trial_dir == (Path("lightning_hpo") / "LinearRegression" / f"trial_{trial.number}").resolve()
+        assert yaml.safe_load((trial_dir / "config.yaml").read_text()) == stored  # SaveConfigCallback's file
+        assert Path(trial.checkpoint_path).is_file()
+
+    best = study.best_trial
+    assert cli.best_config_path == (Path("lightning_hpo") / "LinearRegression" / "best.yaml").resolve()
+    assert yaml.safe_load(cli.best_config_path.read_text()) == stored_config(best)
+    out = capsys.readouterr().out
+    assert "python train.py fit --config lightning_hpo/LinearRegression/best.yaml" in out
+
+    # fit reads best.yaml back as it is, with the best trial's values.
+    refit = run_cli("fit", "--config", str(cli.best_config_path), "--trainer.enable_progress_bar", "false")
+    assert refit.model.hparams.lr == best.params["model.lr"]
+    assert refit.datamodule.batch_size == best.params["data.batch_size"]
+    assert refit.trainer.max_epochs == best.params["trainer.max_epochs"]
+
+
+@pytest.mark.slow
+def test_tune_in_subclass_mode_with_a_decorated_model(tmp_path: Path) -> None:
+    config = write_yaml(
+        tmp_path / "cfg.yaml",
+        {
+            "trainer": tiny_trainer(logger=False),
+            "model": {"class_path": f"{__name__}.TunableRegression", "init_args": {"hidden": 4}},
+            "data": {"class_path": "tests.lightning_models.RegressionData"},
+        },
+    )
+    cli = run_cli(
+        "tune",
+        "--config", str(config),
+        "--tune.n_trials", "2",
+        "--tune.show_progress", "false",
+        "--tune.study_name", "decorated",
+        "--tune.root_dir", "runs",
+        "--tune.sampler", "lightning_hpo.SobolSampler",
+        "--tune.sampler.seed", "3",
+        "--tune.pruner", "MedianPruner",
+        "--tune.pruner.n_startup_trials", "1",
+        "--tune.search_space", '{"model.activation": null, "data.batch_size": [8, 32]}',
+        "--tune.best_config", "out/best.yaml",
+        model=pl.LightningModule,
+        data=pl.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+    )  # fmt: skip
+    study = cli.study
+    assert study.name == "decorated"
+    assert dict(study.space) == {"data.batch_size": Categorical([8, 32]), "model.lr": Float(1e-3, 0.1, log=True)}
+    assert isinstance(study.sampler, SobolSampler) and study.sampler.seed == 3
+    assert isinstance(study.pruner, MedianPruner) and study.pruner.n_startup_trials == 1
+    lrs = []
+    for trial in study.trials:
+        assert trial.state is TrialState.COMPLETE
+        model_config = stored_config(trial)["model"]
+        assert model_config["class_path"] == f"{__name__}.TunableRegression"
+        assert model_config["init_args"]["lr"] == trial.params["model.lr"]
+        # Each trial's checkpoint holds its own hyperparameters, so it loads as that trial's model.
+        loaded = TunableRegression.load_from_checkpoint(trial.checkpoint_path)
+        assert loaded.hparams.lr == trial.params["model.lr"] and loaded.hparams.hidden == 4
+        assert (Path("runs") / "decorated" / f"trial_{trial.number}" / "config.yaml").is_file()
+        lrs.append(loaded.hparams.lr)
+    assert lrs[0] != lrs[1]
+    assert cli.best_config_path == Path("out/best.yaml") and cli.best_config_path.is_file()
+
+
+@pytest.mark.slow
+def test_rerunning_tune_resumes_the_study_and_a_new_study_reuses_the_directories(tmp_path: Path) -> None:
+    args = [
+        "tune",
+        "--trainer", str(write_yaml(tmp_path / "trainer.yaml", tiny_trainer(limit_train_batches=2))),
+        "--tune.show_progress", "false",
+        "--tune.search_space", '{"model.lr": {"type": "float", "low": 0.001, "high": 0.1}}',
+    ]  # fmt: skip
+    run_cli(*args, "--tune.n_trials", "1")
+    cli = run_cli(*args, "--tune.n_trials", "2")
+    assert [(t.number, t.state) for t in cli.study.trials] == [(0, TrialState.COMPLETE), (1, TrialState.COMPLETE)]
+    # A new study over the old one's trial directories: their leftovers don't fail the new trials.
+    cli.study.storage.close()
+    Path("lightning_hpo/studies.db").unlink()
+    cli = run_cli(*args, "--tune.n_trials", "1")
+    assert [(t.number, t.state) for t in cli.study.trials] == [(0, TrialState.COMPLETE)]
+
+
+def test_help_of_tune_documents_every_flag(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli("tune", "--help")
+    assert exit_info.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    documented = inspect.getdoc(LightningCLI.tune)
+    for name in list(inspect.signature(LightningCLI.tune).parameters)[1:]:
+        described = re.search(rf"^    {name}: (.+)$", documented, re.MULTILINE)
+        assert described, f"{name} has no description in LightningCLI.tune's docstring"
+        first_words = " ".join(described.group(1).split()[:4])
+        assert re.search(rf"--tune\.{name} \S+ {re.escape(first_words)}", help_text), name
+
+
+def test_tune_is_listed_beside_lightnings_subcommands(capsys) -> None:
+    with pytest.raises(SystemExit):
+        run_cli("--help")
+    listing = capsys.readouterr().out
+    for subcommand in ("fit", "validate", "test", "predict", "tune"):
+        assert re.search(rf"^\s+{subcommand}\s+\S", listing, re.MULTILINE), subcommand
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--tune.search_space", '{"model.lrr": [0.1, 0.2]}'], "'model' has no 'lrr'"),
+        (["--tune.search_space", '{"model.lrr": [0.1, 0.2]}'], "did you mean 'model.lr'?"),
+        (["--tune.search_space", '{"nothing.here": [1]}'], "the config has no 'nothing'"),
+        (["--tune.search_space", '{"model.hidden": {"type": "float", "low": 1, "high": 8}}'], "Expected a <class 'int'>"),
+        (["--tune.search_space", '{"model.activation": ["relu", 3]}'], "does not accept the value 3"),
+        (["--tune.sampler", "sobl"], "'sobl' is neither a known name (sobol, random"),
+        (["--tune.pruner", "medain"], "'medain' is neither a known name (median, nop"),
+        (["--tune.n_trials", "null"], "needs --tune.n_trials, --tune.timeout, or both"),
+        (["--tune.search_space", "null"], "The search space is empty"),
+    ],
+)
+def test_tune_rejects_a_bad_setup_before_any_trial(extra, message, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli("tune", "--tune.show_progress", "false", "--tune.search_space", '{"model.lr": [0.1]}', *extra)
+    assert exit_info.value.code == 2
+    assert message in " ".join(capsys.readouterr().err.split())
+    assert not Path("lightning_hpo/LinearRegression").exists()
+
+
+# -- end to end, in subprocesses: the LightningCLI example ------------------------------------------
+
+
+def run_script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def logged_values(metrics_csv: Path, name: str) -> list[float]:
+    with open(metrics_csv) as f:
+        return [float(row[name]) for row in csv.DictReader(f) if row.get(name)]
+
+
+@pytest.mark.slow
+def test_cli_example_tunes_then_fit_retrains_the_best_trial(tmp_path: Path) -> None:
+    """The README's three commands: fit's config + a tune file -> study -> `fit --config best.yaml` reproduces."""
+    script = REPO / "examples" / "cli_digits.py"
+    budget = ["--tune.n_trials", "2", "--tune.root_dir", "runs", "--tune.show_progress", "false",
+              "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "5"]  # fmt: skip
+    tuned = run_script(
+        str(script), "tune",
+        "--config", str(REPO / "examples" / "cli_digits.yaml"),
+        "--tune", str(REPO / "examples" / "cli_digits_tune.yaml"),
+        *budget,
+        cwd=tmp_path,
+    )  # fmt: skip
+    command = re.search(r"retrain it with:\n\s+python (\S+) fit --config (\S+)\n", tuned.stdout)
+    assert command, tuned.stdout
+    assert command.group(1) == str(script)
+    best_yaml = tmp_path / command.group(2)
+    assert best_yaml == tmp_path / "runs" / "DigitsClassifier" / "best.yaml"
+
+    study = Study("DigitsClassifier", search_space=_stored_space(tmp_path), storage=str(tmp_path / "runs" / "studies.db"))
+    best = study.best_trial
+    assert len(study.trials) == 2
+
+    # The printed command, with a CSV logger so this test can read the metric (it does not touch training).
+    run_script(
+        str(script), "fit", "--config", str(best_yaml),
+        "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", "refit",
+        "--trainer.enable_progress_bar", "false",
+        cwd=tmp_path,
+    )  # fmt: skip
+    refit_dir = tmp_path / "refit" / "lightning_logs" / "version_0"
+    refit_config = yaml.safe_load((refit_dir / "config.yaml").read_text())
+    for key, value in best.params.items():
+        section, name = key.split(".")
+        assert refit_config[section][name] == value, key
+    # Same config, same seed: the retrained run repeats the best trial's validations exactly.
+    assert min(logged_values(refit_dir / "metrics.csv", "val_loss")) == pytest.approx(best.value, rel=1e-6)
+    assert logged_values(refit_dir / "metrics.csv", "val_loss") == pytest.approx(list(best.intermediate_values.values()))
+
+
+def _stored_space(tmp_path: Path):
+    from lightning_hpo.space import SearchSpace
+    from lightning_hpo.storage import open_storage
+
+    storage = open_storage(str(tmp_path / "runs" / "studies.db"))
+    return SearchSpace.from_json(storage.get_study("DigitsClassifier").space)
+
+
+def test_cli_module_is_not_imported_by_the_package() -> None:
+    code = "import sys, lightning_hpo; lightning_hpo.Study; print('lightning_hpo.cli' in sys.modules, 'torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert result.stdout.split() == ["False", "False"]
+
+
+
+@pytest.mark.slow
+def test_a_metric_that_is_never_logged_stops_tune_with_the_logged_ones(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(
+            "tune", "--tune.monitor", "val_acc", "--tune.show_progress", "false", "--trainer.max_epochs", "1",
+            "--tune.search_space", '{"model.lr": [0.1]}',
+        )  # fmt: skip
+    assert exit_info.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "The trial monitors 'val_acc'" in err and "Logged metrics: ['train_loss', 'val_loss']" in err
