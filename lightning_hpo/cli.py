@@ -68,7 +68,12 @@ from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.space import Categorical, Domain, Float, Int, SearchSpace
 from lightning_hpo.storage import open_storage
 from lightning_hpo.study import Study, check_study_name
-from lightning_hpo.training import TRIAL_TRAINER_DEFAULTS, TrialTraining, quiet_lightning
+from lightning_hpo.training import (
+    TRIAL_TRAINER_DEFAULTS,
+    TrialTraining,
+    quiet_lightning,
+    release_memory_of_earlier_trials,
+)
 from lightning_hpo.trial import Trial, TrialState
 from lightning_hpo.tuner import study_directory
 
@@ -125,6 +130,7 @@ class LightningCLI(_LightningCLI):
         root_dir: str = "lightning_hpo",
         best_config: str | None = None,
         max_consecutive_failures: int | None = 5,
+        trial_timeout: float | None = None,
         show_progress: bool = True,
     ) -> None:
         """Tune hyperparameters: fit one trial per point of the search space, then write the best config.
@@ -149,6 +155,7 @@ class LightningCLI(_LightningCLI):
             best_config: File to write the best trial's full config to, for `fit --config`. Default:
                 <root_dir>/<study>/best.yaml.
             max_consecutive_failures: The study stops after this many failed trials in a row (null: never).
+            trial_timeout: Seconds after which a trial is stopped and marked FAIL; the study goes on.
             show_progress: Show the live progress display of the study.
         """
         if n_trials is None and timeout is None:
@@ -183,6 +190,7 @@ class LightningCLI(_LightningCLI):
                     n_trials=n_trials,
                     timeout=timeout,
                     max_consecutive_failures=max_consecutive_failures,
+                    trial_timeout=trial_timeout,
                     show_progress=show_progress,
                     progress_label=monitor,
                 )
@@ -249,6 +257,7 @@ class LightningCLI(_LightningCLI):
 
     def _run_trial(self, trial: Trial, *, base: dict[str, Any], monitor: str, study_dir: Path) -> Trial:
         assert self.study is not None
+        release_memory_of_earlier_trials()
         fit_parser = self._parser("fit")
         fit_config = _parse(fit_parser, _with_params(base, trial.params))
         self.study.storage.update_trial(

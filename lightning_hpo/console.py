@@ -41,32 +41,7 @@ def _open_existing(url: str) -> Storage:
         path = Path(url[len("sqlite:///") :])
     if path is not None and not path.exists():
         raise StorageError(f"There is no database at {str(path)!r}; pass --storage with the URL or file of your study.")
-    if url.startswith("postgresql"):
-        _check_reachable(url)
     return open_storage(url)
-
-
-def _check_reachable(url: str) -> None:
-    """Fail in seconds on a server that does not answer; the storage itself retries for minutes, as workers should."""
-    import sqlalchemy as sa
-
-    from lightning_hpo.storage.sql import _with_available_postgres_driver
-
-    try:
-        parsed = _with_available_postgres_driver(sa.engine.make_url(url))
-    except sa.exc.ArgumentError:
-        return  # open_storage explains what is wrong with the URL
-    engine = sa.create_engine(parsed, connect_args={"connect_timeout": 10})
-    try:
-        with engine.connect():
-            pass
-    except sa.exc.DBAPIError as error:
-        shown = parsed.render_as_string(hide_password=True)
-        raise StorageError(f"Cannot connect to {shown!r}: {str(error.orig).strip()}") from None
-    except ImportError as error:
-        raise StorageError(f"No driver for {url.split('://')[0]!r} ({error}).") from None
-    finally:
-        engine.dispose()
 
 
 def _study(storage: Storage, name: str | None) -> StudyRecord:
