@@ -232,7 +232,8 @@ class SQLStorage(Storage):
             cursor.execute("PRAGMA foreign_keys=ON")
             if not self._in_memory:
                 cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA synchronous=NORMAL")
+                # FULL: a committed trial survives an OS crash or power loss too, not only a killed process.
+                cursor.execute("PRAGMA synchronous=FULL")
             cursor.close()
 
         @event.listens_for(engine, "begin")
