@@ -28,6 +28,8 @@ _EXPORTS = {
     "Trial": "lightning_hpo.trial",
     "TrialState": "lightning_hpo.trial",
     "Study": "lightning_hpo.study",
+    "StudySnapshot": "lightning_hpo.snapshot",
+    "importance": "lightning_hpo.importance",
     "Tuner": "lightning_hpo.tuner",
     "TuneResult": "lightning_hpo.tuner",
     "tunable": "lightning_hpo.decorator",
@@ -64,8 +66,10 @@ if TYPE_CHECKING:
     from lightning_hpo.callback import TrialReporter
     from lightning_hpo.decorator import tunable
     from lightning_hpo.exceptions import LightningHPOError, TrialPruned
+    from lightning_hpo.importance import importance
     from lightning_hpo.pruners import MedianPruner, NopPruner, PercentilePruner, Pruner
     from lightning_hpo.samplers import RandomSampler, Sampler, SobolSampler
+    from lightning_hpo.snapshot import StudySnapshot
     from lightning_hpo.space import Categorical, Float, Int, SearchSpace
     from lightning_hpo.storage import Storage
     from lightning_hpo.study import Study

@@ -244,11 +244,32 @@ class Study:
     @property
     def best_trial(self) -> Trial:
         """The COMPLETE trial with the best value (the lowest number among ties)."""
+        if len(self.directions) != 1:
+            raise InvalidArgumentError(
+                f"Study {self.name!r} has {len(self.directions)} objectives, so no single best trial: "
+                "use `.best_trials` (the Pareto set)."
+            )
         minimize = self.direction == "min"
         completed = [t for t in self.get_trials([TrialState.COMPLETE]) if t.value is not None]
         if not completed:
             raise InvalidArgumentError(f"Study {self.name!r} has no COMPLETE trial yet, so it has no best trial.")
         return min(completed, key=lambda t: (t.value if minimize else -t.value, t.number))
+
+    @property
+    def best_trials(self) -> list[Trial]:
+        """The COMPLETE trials that no other COMPLETE trial beats, in number order.
+
+        With several objectives this is the Pareto set: no other trial is at least as good in
+        every objective and better in one. With one objective it is the trials with the best value.
+        Empty while no trial has completed.
+        """
+        from lightning_hpo.pareto import minimization_form, non_dominated_mask
+
+        completed = [t for t in self.get_trials([TrialState.COMPLETE]) if t.values is not None]
+        if not completed:
+            return []
+        keep = non_dominated_mask(minimization_form([t.values for t in completed], self.directions))
+        return [t for t, kept in zip(completed, keep) if kept]
 
     def _resolve(self, trial: Trial | int) -> Trial:
         if isinstance(trial, Trial) and trial.id >= 0:

@@ -111,6 +111,26 @@ class TestAskTell:
         with pytest.raises(InvalidArgumentError, match="must return 2 values"):
             study.tell(study.ask(), 1.0)
 
+    def test_best_trials_is_the_pareto_set(self):
+        study = make_study(mode=["min", "max"])
+        assert study.best_trials == []
+        for values in [(1.0, 1.0), (2.0, 3.0), (2.0, 2.0), (3.0, 3.0), (0.5, 0.5), (2.0, 3.0)]:
+            study.tell(study.ask(), values)
+        study.tell(study.ask(), state=TrialState.FAIL, error="no values")
+        assert [t.number for t in study.best_trials] == [0, 1, 4, 5]  # 5 equals 1: both stay
+        with pytest.raises(InvalidArgumentError, match="2 objectives, so no single best trial: use `.best_trials`"):
+            study.best_trial
+
+    def test_best_trials_of_one_objective_are_the_ties_for_best(self):
+        study = make_study(mode="max")
+        for value in [1.0, 3.0, 2.0, 3.0]:
+            study.tell(study.ask(), value)
+        pruned = study.ask()
+        study.report(pruned, 0, 9.0)
+        study.tell(pruned, state=TrialState.PRUNED)  # a partial value never counts as best
+        assert [t.number for t in study.best_trials] == [1, 3]
+        assert study.best_trial.number == 1
+
 
 class TestReopen:
     def test_reopening_resumes_the_same_trials(self, shared_storage_url):
