@@ -4,6 +4,7 @@
     lightning-hpo trials  --storage sqlite:///lightning_hpo/studies.db --study digits_mlp
     lightning-hpo best    --storage sqlite:///lightning_hpo/studies.db --study digits_mlp
     lightning-hpo export  --storage sqlite:///lightning_hpo/studies.db --study digits_mlp --output best.yaml
+    lightning-hpo plot    --storage sqlite:///lightning_hpo/studies.db --study digits_mlp --out plots/
 
 ``--study`` may be left out when the storage holds one study. Kept light: ``lightning-hpo --help``
 imports neither torch nor Lightning.
@@ -210,6 +211,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from lightning_hpo.plots import save_plots
+    from lightning_hpo.snapshot import StudySnapshot
+
+    storage = _open_existing(args.storage)
+    snapshot = StudySnapshot.load(storage, _study(storage, args.study).name)
+    written, skipped = save_plots(snapshot, args.out, objective=args.objective)
+    for path in written:
+        print(path)
+    for file_name, reason in skipped.items():
+        print(f"skipped {file_name}: {reason}", file=sys.stderr)
+    return 0 if written else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lightning-hpo", description="Inspect lightning_hpo studies.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -244,6 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--params", action="store_true", help="export the parameters only, even when a config is stored")
     export.add_argument("--trial", type=int, help="export this trial number instead of the best")
     export.set_defaults(run=_cmd_export)
+    plot = add(
+        "plot",
+        "Write a study's plots as PNG files: optimization history, learning curves, parallel coordinates, "
+        "importance, slices, and the Pareto front of a multi-objective study.",
+        True,
+    )
+    plot.add_argument("--out", required=True, help="directory to write the PNG files to (created if missing)")
+    plot.add_argument("--objective", type=int, default=0, help="objective to plot in a multi-objective study (default: 0)")
+    plot.set_defaults(run=_cmd_plot)
     return parser
 
 

@@ -1,0 +1,201 @@
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.collections import PathCollection
+from matplotlib.figure import Figure
+
+from lightning_hpo import Categorical, Float, Int, RandomSampler, Study, TrialState
+from lightning_hpo.console import main
+from lightning_hpo.exceptions import InvalidArgumentError
+from lightning_hpo.plots import (
+    plot_importance,
+    plot_learning_curves,
+    plot_optimization_history,
+    plot_parallel_coordinates,
+    plot_pareto_front,
+    plot_slice,
+    save_plots,
+)
+
+SPACE = {
+    "lr": Float(1e-5, 1e-1, log=True),
+    "hidden": Int(16, 512, log=True),
+    "dropout": Float(0.0, 0.5),
+    "optimizer": Categorical(["adam", "sgd"]),
+}
+PRUNED_STEP = 20
+
+
+def loss(params: dict) -> float:
+    return (math.log10(params["lr"]) + 3) ** 2 + 0.5 * (params["optimizer"] == "sgd")
+
+
+@pytest.fixture
+def study(tmp_path) -> Study:
+    """12 complete trials with learning curves, one pruned, one failed, one still running."""
+    study = Study("mlp", search_space=SPACE, storage=f"sqlite:///{tmp_path / 'studies.db'}", sampler=RandomSampler(seed=0))
+    for _ in range(12):
+        trial = study.ask()
+        for step in range(0, 50, 10):
+            study.report(trial, step, loss(trial.params) + 1.0 / (step + 1))
+        study.tell(trial, loss(trial.params))
+    pruned = study.ask()
+    for step in (0, 10, PRUNED_STEP):
+        study.report(pruned, step, 5.0 - step / 100)
+    study.storage.update_trial(pruned.id, attrs={"pruned_step": PRUNED_STEP})
+    study.tell(pruned, state=TrialState.PRUNED)
+    study.tell(study.ask(), state=TrialState.FAIL, error="diverged")
+    study.report(study.ask(), 0, 3.0)  # running
+    return study
+
+
+@pytest.fixture
+def two_objectives() -> Study:
+    study = Study("tradeoff", search_space={"x": Float(0.0, 1.0)}, mode=["max", "min"], storage=":memory:",
+                  sampler=RandomSampler(seed=0))
+    study.optimize(lambda p: (p["x"], p["x"] ** 2 + 0.3 * math.sin(20 * p["x"]) ** 2), n_trials=30)
+    return study
+
+
+def legend_texts(fig: Figure) -> list[str]:
+    return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+
+
+def test_history_shows_complete_values_and_the_best_so_far(study):
+    fig = plot_optimization_history(study)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("trial number", "objective (min)")
+    assert "'mlp'" in ax.get_title()
+    completed = [t for t in study.trials if t.state is TrialState.COMPLETE]
+    (points,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert points.get_offsets()[:, 1].tolist() == [t.value for t in completed]
+    (best_line,) = [line for line in ax.get_lines() if line.get_label() == "best so far"]
+    assert best_line.get_ydata()[-1] == min(t.value for t in completed)
+    assert np.all(np.diff(best_line.get_ydata()) <= 0)
+    assert "not shown: 1 pruned, 1 fail, 1 running" in legend_texts(fig)
+    assert plot_optimization_history(study, log_y=True).axes[0].get_yscale() == "log"
+
+
+def test_learning_curves_mark_pruned_trials_where_they_stopped(study):
+    fig = plot_learning_curves(study)
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("step", "reported value (min)")
+    lines = ax.get_lines()
+    curves = [line for line in lines if len(line.get_xdata()) > 1 or line.get_marker() not in ("x",)]
+    assert len(curves) == 14  # 12 complete + 1 pruned + 1 running; the failed trial reported nothing
+    dashed = [line for line in lines if line.get_linestyle() == "--"]
+    assert len(dashed) == 1 and list(dashed[0].get_xdata()) == [0, 10, PRUNED_STEP]
+    (cross,) = [line for line in lines if line.get_marker() == "x"]
+    assert (list(cross.get_xdata()), list(cross.get_ydata())) == ([PRUNED_STEP], [5.0 - PRUNED_STEP / 100])
+    best = study.best_trial.number
+    assert legend_texts(fig) == [f"best trial ({best})", "complete", "pruned (x: where it stopped)", "running"]
+
+
+def test_learning_curves_need_reported_values(two_objectives):
+    with pytest.raises(InvalidArgumentError, match="no trial that reported intermediate values"):
+        plot_learning_curves(two_objectives)
+
+
+def test_parallel_coordinates_lay_out_log_and_categorical_axes(study):
+    fig = plot_parallel_coordinates(study)
+    ax, colorbar = fig.axes
+    names = ["dropout", "hidden", "lr", "optimizer"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [*names, "objective (min)"]
+    assert colorbar.get_ylabel() == "objective (min)"
+    labels = {t.get_text() for t in ax.texts}
+    assert {"1e-5", "1e-4", "1e-3", "1e-2", "1e-1"} <= labels  # decades of the log axis
+    assert {"16", "32", "64", "128", "256", "512"} <= labels  # powers of 2 of the log int axis
+    assert {"adam", "sgd"} <= labels
+    # Each trial's line passes through its parameters' unit-cube positions: log scale, choice cells.
+    completed = [t for t in study.trials if t.state is TrialState.COMPLETE]
+    expected = sorted(tuple(np.round(study.space.encode(t.params), 9)) for t in completed)
+    drawn = sorted(tuple(np.round(line.get_ydata()[:4], 9)) for line in ax.get_lines() if len(line.get_xdata()) == 5)
+    assert drawn == expected
+
+
+def test_importance_bars_are_sorted_with_the_most_important_on_top(study):
+    fig = plot_importance(study, importances={"lr": 0.7, "optimizer": 0.2, "hidden": 0.1, "dropout": 0.0})
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["dropout", "hidden", "optimizer", "lr"]  # bottom to top
+    assert [p.get_width() for p in ax.patches] == [0.0, 0.1, 0.2, 0.7]
+    assert ax.get_xlabel().startswith("importance")
+    computed = plot_importance(study).axes[0]  # from lightning_hpo.importance
+    assert computed.get_yticklabels()[-1].get_text() == "lr"
+
+
+def test_slice_panels_use_log_axes_for_log_parameters_and_categories(study):
+    fig = plot_slice(study)
+    panels = {ax.get_xlabel(): ax for ax in fig.axes if ax.get_xlabel()}
+    assert set(panels) == {"dropout", "hidden (log)", "lr (log)", "optimizer"}
+    assert panels["lr (log)"].get_xscale() == "log" and panels["hidden (log)"].get_xscale() == "log"
+    assert panels["dropout"].get_xscale() == "linear"
+    assert [t.get_text() for t in panels["optimizer"].get_xticklabels()] == ["adam", "sgd"]
+    assert panels["dropout"].get_ylabel() == "objective (min)"
+    assert fig.axes[-1].get_ylabel() == "trial number"  # the colour bar
+    assert legend_texts(fig) == [f"best trial ({study.best_trial.number})"]
+    lr_points = panels["lr (log)"].collections[0].get_offsets()
+    completed = [t for t in study.trials if t.state is TrialState.COMPLETE]
+    assert lr_points[:, 0].tolist() == [t.params["lr"] for t in completed]
+
+
+def test_pareto_front_highlights_the_non_dominated_trials(two_objectives):
+    fig = plot_pareto_front(two_objectives)
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("objective 0 (max)", "objective 1 (min)")
+    dominated, front = (c.get_offsets() for c in ax.collections)
+    expected = sorted(t.values for t in two_objectives.best_trials)
+    assert sorted(map(tuple, front.tolist())) == expected
+    assert len(dominated) + len(front) == 30 and len(dominated) > 0
+    assert {t.get_text() for t in ax.texts} == {str(t.number) for t in two_objectives.best_trials}
+    assert legend_texts(fig) == ["dominated", f"Pareto front ({len(expected)})"]
+
+
+def test_plots_that_cannot_apply_say_why(study, two_objectives):
+    with pytest.raises(InvalidArgumentError, match="needs a study with several objectives"):
+        plot_pareto_front(study)
+    with pytest.raises(InvalidArgumentError, match=r"`objective` must be in \[0, 0\]"):
+        plot_slice(study, objective=1)
+    empty = Study("empty", search_space=SPACE, storage=":memory:")
+    with pytest.raises(InvalidArgumentError, match="no COMPLETE trial yet, so there is nothing to plot"):
+        plot_optimization_history(empty)
+
+
+def test_multi_objective_history_follows_the_chosen_objective(two_objectives):
+    ax = plot_optimization_history(two_objectives, objective=0).axes[0]
+    assert ax.get_ylabel() == "objective 0 (max)"
+    assert np.all(np.diff(ax.get_lines()[0].get_ydata()) >= 0)  # maximizing: the best so far only rises
+
+
+def test_save_plots_writes_pngs_and_reports_what_it_skipped(two_objectives, tmp_path):
+    written, skipped = save_plots(two_objectives, tmp_path / "plots", objective=1)
+    assert sorted(p.name for p in written) == [
+        "history.png", "importance.png", "parallel_coordinates.png", "pareto_front.png", "slice.png"
+    ]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in written)
+    assert list(skipped) == ["learning_curves.png"]
+
+
+def test_cli_writes_the_plots_and_never_writes_to_the_database(study, tmp_path, capsys):
+    database = tmp_path / "studies.db"
+    before = hashlib.sha256(database.read_bytes()).hexdigest()
+    out = tmp_path / "plots"
+    assert main(["plot", "--storage", f"sqlite:///{database}", "--study", "mlp", "--out", str(out)]) == 0
+    names = ["history.png", "learning_curves.png", "parallel_coordinates.png", "importance.png", "slice.png"]
+    assert capsys.readouterr().out.split() == [str(out / n) for n in names]
+    assert all((out / n).read_bytes().startswith(b"\x89PNG") for n in names)
+    assert hashlib.sha256(database.read_bytes()).hexdigest() == before
+
+
+def test_cli_says_why_when_there_is_nothing_to_plot(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    Study("empty", search_space=SPACE, storage=url)
+    assert main(["plot", "--storage", url, "--study", "empty", "--out", str(tmp_path / "plots")]) == 1
+    assert "skipped history.png: Study 'empty' has no COMPLETE trial yet" in capsys.readouterr().err
+    assert main(["plot", "--storage", url, "--study", "empty", "--out", str(tmp_path), "--objective", "1"]) == 2
+    assert "`objective` must be in [0, 0]" in capsys.readouterr().err
