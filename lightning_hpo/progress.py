@@ -1,8 +1,20 @@
-"""The live progress display of a study: trials finished, running, pruned and failed, best so far."""
+"""The live progress display of a study: trials finished, running, pruned and failed, best so far,
+and what each running trial reported last.
+
+Cheap by design: the whole study is read from storage when a trial of this process starts or
+finishes; in between, a daemon thread reads only the RUNNING trials every ``refresh_interval``
+seconds (one small query), so the latest step and value of every running trial, this worker's
+and the others', stay current while a long trial trains. Only the process of global rank 0
+displays anything.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
 import time
+from datetime import datetime, timezone
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +23,12 @@ from lightning_hpo.trial import Trial, TrialState
 if TYPE_CHECKING:
     from lightning_hpo.study import Study
 
-__all__ = ["StudyProgress", "format_params", "format_value"]
+__all__ = ["StudyProgress", "format_params", "format_value", "REFRESH_INTERVAL"]
+
+#: Seconds between two reads of the running trials while the display is on.
+REFRESH_INTERVAL = 2.0
+#: Running trials listed at most; the rest are counted.
+_MAX_RUNNING_ROWS = 8
 
 
 def format_value(value: float | None) -> str:
@@ -22,21 +39,49 @@ def format_params(params: dict[str, Any]) -> str:
     return " ".join(f"{name}={format_value(v)}" if isinstance(v, float) else f"{name}={v!r}" for name, v in params.items())
 
 
+def _is_global_rank_zero() -> bool:
+    """Whether this process is global rank 0, by the environment variables Lightning reads too."""
+    for variable in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if variable in os.environ:
+            return os.environ[variable] == "0"
+    return True
+
+
 class StudyProgress:
     """A rich live display plus one printed line per finished trial (readable in logs too).
 
     Counts cover the whole study, every worker included, as storage holds it.
+
+    Args:
+        study: the study to follow.
+        n_trials: the target number of finished trials, if any.
+        enabled: ``False`` makes every method a no-op (also on ranks other than 0).
+        label: the name of the value (the Tuner passes the monitored metric).
+        refresh_interval: seconds between reads of the running trials.
     """
 
-    def __init__(self, study: Study, *, n_trials: int | None, enabled: bool = True, label: str | None = None) -> None:
+    def __init__(
+        self,
+        study: Study,
+        *,
+        n_trials: int | None,
+        enabled: bool = True,
+        label: str | None = None,
+        refresh_interval: float = REFRESH_INTERVAL,
+    ) -> None:
         self._study = study
         self._n_trials = n_trials
-        self._enabled = enabled
+        self._enabled = enabled and _is_global_rank_zero()
         self._label = label or "value"
+        self._refresh_interval = refresh_interval
         self._started_at = time.monotonic()
+        # Replaced whole, never mutated, so the render and refresh threads can share them.
         self._trials: list[Trial] = []
+        self._running: list[Trial] = []
         self._live: Any = None
         self._console: Any = None
+        self._stop = threading.Event()
+        self._refresher: threading.Thread | None = None
 
     def __enter__(self) -> StudyProgress:
         if not self._enabled:
@@ -48,32 +93,50 @@ class StudyProgress:
         self._console.print(
             f"[bold]lightning_hpo[/bold] study [cyan]{self._study.name}[/cyan] in {self._study.storage.display_url}"
         )
-        self._trials = self._study.trials
-        self._live = Live(self._render(), console=self._console, refresh_per_second=2, transient=False)
+        self._read_all()
+        self._live = Live(console=self._console, get_renderable=self.render, refresh_per_second=2, transient=False)
         self._live.start()
+        self._refresher = threading.Thread(target=self._refresh_running, name="lightning_hpo-progress", daemon=True)
+        self._refresher.start()
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._live is not None:
-            self._trials = self._study.trials
-            self._live.update(self._render())
-            self._live.stop()
-            self._console.print()
+        if self._live is None:
+            return
+        self._stop.set()
+        if self._refresher is not None:
+            self._refresher.join()
+        self._read_all()
+        self._live.refresh()
+        self._live.stop()
+        self._console.print()
 
     def started(self, trial: Trial) -> None:
         if self._live is None:
             return
-        self._trials = self._study.trials
-        self._live.update(self._render())
+        self._read_all()
+        self._live.refresh()
 
     def finished(self, trial: Trial) -> None:
         if self._live is None:
             return
         self._console.print(self._trial_line(trial))
-        self._trials = self._study.trials
-        self._live.update(self._render())
+        self._read_all()
+        self._live.refresh()
+
+    def _read_all(self) -> None:
+        trials = self._study.trials
+        self._trials = trials
+        self._running = [t for t in trials if t.state is TrialState.RUNNING]
+
+    def _refresh_running(self) -> None:
+        while not self._stop.wait(self._refresh_interval):
+            try:
+                self._running = self._study.get_trials([TrialState.RUNNING])
+            except Exception as error:  # noqa: BLE001 - a missed refresh must never stop the study
+                logging.getLogger(__name__).debug("lightning_hpo: progress refresh failed: %s", error)
 
     def _trial_line(self, trial: Trial) -> str:
         head = f"trial {trial.number:>3} "
@@ -82,20 +145,23 @@ class StudyProgress:
             line = f"[green]{head}COMPLETE[/green] {self._label}={values}"
         elif trial.state is TrialState.PRUNED:
             step = trial.attrs.get("pruned_step", trial.last_step)
-            line = f"[yellow]{head}PRUNED[/yellow] at step {step}, best {self._label}={format_value(trial.value)}"
+            best = ", ".join(format_value(v) for v in trial.values or ()) or "-"
+            line = f"[yellow]{head}PRUNED[/yellow] at step {step}, best {self._label}={best}"
         else:
             last_line = (trial.error or "").strip().splitlines()[-1:] or [""]
             line = f"[red]{head}FAIL[/red] {last_line[0]}"
         duration = f" in {trial.duration:.1f}s" if trial.duration is not None else ""
         return f"{line}{duration}  [dim]{format_params(dict(trial.params))}[/dim]"
 
-    def _render(self) -> Any:
+    def render(self) -> Any:
+        """The display as a rich renderable (what the live view shows now)."""
         from rich.console import Group
         from rich.progress_bar import ProgressBar
         from rich.table import Table
         from rich.text import Text
 
-        counts = {state: sum(t.state is state for t in self._trials) for state in TrialState}
+        trials, running = self._trials, self._running
+        counts = {state: sum(t.state is state for t in trials) for state in TrialState}
         finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
         elapsed = time.strftime("%H:%M:%S", time.gmtime(time.monotonic() - self._started_at))
         grid = Table.grid(padding=(0, 1))
@@ -104,25 +170,54 @@ class StudyProgress:
         grid.add_row(bar, Text(f"{finished}/{total if total else '?'} trials finished   elapsed {elapsed}", style="bold"))
         counts_line = Text(
             f"complete {counts[TrialState.COMPLETE]}   pruned {counts[TrialState.PRUNED]}   "
-            f"failed {counts[TrialState.FAIL]}   running {counts[TrialState.RUNNING]}"
+            f"failed {counts[TrialState.FAIL]}   running {len(running)}"
         )
-        parts: list[Any] = [grid, counts_line]
-        best = self._best()
-        if best is not None:
-            parts.append(
+        parts: list[Any] = [grid, counts_line, *self._best_lines(trials)]
+        if running:
+            parts.append(self._running_table(running))
+        return Group(*parts)
+
+    def _best_lines(self, trials: list[Trial]) -> list[Any]:
+        from rich.text import Text
+
+        completed = [t for t in trials if t.state is TrialState.COMPLETE and t.values is not None]
+        if not completed:
+            return []
+        directions = self._study.directions
+        if len(directions) == 1:
+            sign = 1.0 if directions[0] == "min" else -1.0
+            best = min(completed, key=lambda t: (sign * t.values[0], t.number))
+            return [
                 Text.assemble(
                     ("best ", "bold"),
                     (f"{self._label}={format_value(best.value)}", "bold green"),
                     f" (trial {best.number})  {format_params(dict(best.params))}",
                 )
-            )
-        return Group(*parts)
+            ]
+        from lightning_hpo.pareto import minimization_form, non_dominated_mask
 
-    def _best(self) -> Trial | None:
-        if len(self._study.directions) != 1:
-            return None
-        minimize = self._study.directions[0] == "min"
-        completed = [t for t in self._trials if t.state is TrialState.COMPLETE and t.value is not None]
-        if not completed:
-            return None
-        return min(completed, key=lambda t: (t.value if minimize else -t.value, t.number))
+        keep = non_dominated_mask(minimization_form([t.values for t in completed], directions))
+        front = [t for t, kept in zip(completed, keep) if kept]
+        shown = ", ".join(f"#{t.number} ({', '.join(format_value(v) for v in t.values)})" for t in front[:6])
+        more = f" and {len(front) - 6} more" if len(front) > 6 else ""
+        return [Text.assemble(("Pareto front ", "bold"), (f"{len(front)} trials", "bold green"), f": {shown}{more}")]
+
+    def _running_table(self, running: list[Trial]) -> Any:
+        from rich.table import Table
+
+        table = Table(box=None, padding=(0, 2), show_edge=False, header_style="bold cyan")
+        for column in ("running trial", "step", f"last {self._label}", "for"):
+            table.add_column(column, justify="right")
+        now = datetime.now(timezone.utc)
+        for trial in running[:_MAX_RUNNING_ROWS]:
+            step = trial.last_step
+            seconds = (now - trial.datetime_start).total_seconds() if trial.datetime_start is not None else None
+            table.add_row(
+                str(trial.number),
+                "-" if step is None else str(step),
+                "-" if step is None else format_value(trial.intermediate_values[step]),
+                "-" if seconds is None else f"{seconds:.0f}s",
+            )
+        if len(running) > _MAX_RUNNING_ROWS:
+            table.add_row(f"+{len(running) - _MAX_RUNNING_ROWS} more", "", "", "")
+        return table
