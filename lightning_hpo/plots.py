@@ -419,7 +419,8 @@ def _axis_ticks(domain: Domain) -> list[tuple[float, str]]:
         if len(shown) > 12:  # keep labels readable: every k-th choice
             shown = shown[:: math.ceil(len(shown) / 12)]
         return [(domain.encode(c), _choice_text(c)) for c in shown]
-    return [(domain.encode(v), _tick_text(v, domain)) for v in _tick_values(domain)]
+    values = _tick_values(domain)
+    return [(domain.encode(v), label) for v, label in zip(values, _tick_labels(values, domain))]
 
 
 def _set_numeric_axis(ax: Axes, domain: Float | Int) -> None:
@@ -430,7 +431,7 @@ def _set_numeric_axis(ax: Axes, domain: Float | Int) -> None:
         ax.set_xscale("log")
     values = _tick_values(domain)
     ax.xaxis.set_major_locator(FixedLocator(values))
-    ax.set_xticks(values, [_tick_text(v, domain) for v in values])
+    ax.set_xticks(values, _tick_labels(values, domain))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
@@ -457,12 +458,16 @@ def _tick_values(domain: Float | Int) -> list[float]:
     return candidates
 
 
-def _tick_text(value: float, domain: Float | Int) -> str:
+def _tick_labels(values: Sequence[float], domain: Float | Int) -> list[str]:
+    """Integers as they are; decades as ``1e-5`` when every tick is one and some are far from 1; else
+    3 significant digits."""
     if isinstance(domain, Int):
-        return str(int(value))
-    if domain.log and value > 0 and math.isclose(math.log10(value), round(math.log10(value)), abs_tol=1e-9):
-        return f"1e{round(math.log10(value)):d}"
-    return _number_text(value)
+        return [str(int(v)) for v in values]
+    exponents = [math.log10(v) if v > 0 else math.nan for v in values]
+    decades = domain.log and all(math.isclose(e, round(e), abs_tol=1e-9) for e in exponents)
+    if decades and any(abs(e) > 3 for e in exponents):
+        return [f"1e{round(e):d}" for e in exponents]
+    return [_number_text(v) for v in values]
 
 
 def _draw_axis(ax: Axes, x: float, ticks: Sequence[tuple[float, str]]) -> None:
