@@ -59,7 +59,7 @@ def make_study(n_trials: int, seed: int) -> Study:
     return study
 
 
-def to_optuna(study: Study):  # noqa: ANN201 - optuna is an optional dependency
+def to_optuna(study: Study):
     import optuna
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 

@@ -29,7 +29,6 @@ _EXPORTS = {
     "TrialState": "lightning_hpo.trial",
     "Study": "lightning_hpo.study",
     "StudySnapshot": "lightning_hpo.snapshot",
-    "importance": "lightning_hpo.importance",
     "Tuner": "lightning_hpo.tuner",
     "TuneResult": "lightning_hpo.tuner",
     "tunable": "lightning_hpo.decorator",
@@ -46,7 +45,12 @@ _EXPORTS = {
     "LightningHPOError": "lightning_hpo.exceptions",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = sorted([*_EXPORTS, "importance"]) + ["__version__"]
+
+# Imported now rather than lazily: once imported, a submodule becomes an attribute of its package,
+# so the module `lightning_hpo.importance` would replace the function of that name. Cheap: torch
+# and BoTorch load on the first call.
+from lightning_hpo.importance import importance  # noqa: E402
 
 
 def __getattr__(name: str) -> Any:
@@ -66,7 +70,6 @@ if TYPE_CHECKING:
     from lightning_hpo.callback import TrialReporter
     from lightning_hpo.decorator import tunable
     from lightning_hpo.exceptions import LightningHPOError, TrialPruned
-    from lightning_hpo.importance import importance
     from lightning_hpo.pruners import MedianPruner, NopPruner, PercentilePruner, Pruner
     from lightning_hpo.samplers import RandomSampler, Sampler, SobolSampler
     from lightning_hpo.snapshot import StudySnapshot

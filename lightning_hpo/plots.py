@@ -453,8 +453,7 @@ def _tick_values(domain: Float | Int) -> list[float]:
         candidates = [v for v in MaxNLocator(nbins=5, integer=isinstance(domain, Int)).tick_values(low, high)
                       if low <= v <= high]
     if isinstance(domain, Int):
-        candidates = sorted({int(round(v)) for v in candidates} & set(range(low, high + 1)))
-        candidates = [v for v in candidates if domain.contains(v)] or [low, high]
+        candidates = [v for v in sorted({int(round(v)) for v in candidates}) if domain.contains(v)] or [low, high]
     return candidates
 
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import pytest
 
@@ -99,3 +101,11 @@ def test_a_snapshot_read_from_storage_gives_the_same_result(tmp_path):
     study = Study("imp", search_space=SPACE, storage=url, sampler=RandomSampler(seed=0))
     study.optimize(drives_lr_then_optimizer, n_trials=12)
     assert importance(StudySnapshot.load(study.storage, "imp")) == importance(study)
+
+
+def test_the_function_stays_the_package_attribute_whatever_is_imported_first():
+    code = (
+        "import lightning_hpo.importance, lightning_hpo.plots; from lightning_hpo import importance; "
+        "import lightning_hpo; assert callable(importance) and callable(lightning_hpo.importance)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

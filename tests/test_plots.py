@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -199,3 +198,11 @@ def test_cli_says_why_when_there_is_nothing_to_plot(tmp_path, capsys):
     assert "skipped history.png: Study 'empty' has no COMPLETE trial yet" in capsys.readouterr().err
     assert main(["plot", "--storage", url, "--study", "empty", "--out", str(tmp_path), "--objective", "1"]) == 2
     assert "`objective` must be in [0, 0]" in capsys.readouterr().err
+
+
+def test_axes_of_huge_integer_ranges_get_a_few_round_ticks():
+    study = Study("wide", search_space={"n": Int(0, 10**12)}, storage=":memory:", seed=0)
+    study.optimize(lambda p: p["n"] / 1e12, n_trials=4)
+    labels = [t.get_text() for t in plot_parallel_coordinates(study).axes[0].texts]
+    assert labels[:6] == ["0", "200000000000", "400000000000", "600000000000", "800000000000", "1000000000000"]
+    assert [t.get_text() for t in plot_slice(study).axes[0].get_xticklabels()][-1] == "1000000000000"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import time
 
 import pytest
@@ -10,7 +11,7 @@ from lightning_hpo.progress import StudyProgress
 
 
 def text_of(progress: StudyProgress) -> str:
-    console = Console(width=150, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console = Console(width=150, record=True, file=io.StringIO())
     console.print(progress.render())
     return console.export_text()
 
