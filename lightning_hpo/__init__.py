@@ -39,6 +39,10 @@ _EXPORTS = {
     "NopPruner": "lightning_hpo.pruners",
     "PercentilePruner": "lightning_hpo.pruners",
     "MedianPruner": "lightning_hpo.pruners",
+    "ASHAPruner": "lightning_hpo.pruners",
+    "HyperbandPruner": "lightning_hpo.pruners",
+    "ThresholdPruner": "lightning_hpo.pruners",
+    "PatientPruner": "lightning_hpo.pruners",
     "TrialReporter": "lightning_hpo.callback",
     "Storage": "lightning_hpo.storage",
     "TrialPruned": "lightning_hpo.exceptions",
@@ -70,7 +74,16 @@ if TYPE_CHECKING:
     from lightning_hpo.callback import TrialReporter
     from lightning_hpo.decorator import tunable
     from lightning_hpo.exceptions import LightningHPOError, TrialPruned
-    from lightning_hpo.pruners import MedianPruner, NopPruner, PercentilePruner, Pruner
+    from lightning_hpo.pruners import (
+        ASHAPruner,
+        HyperbandPruner,
+        MedianPruner,
+        NopPruner,
+        PatientPruner,
+        PercentilePruner,
+        Pruner,
+        ThresholdPruner,
+    )
     from lightning_hpo.samplers import RandomSampler, Sampler, SobolSampler
     from lightning_hpo.snapshot import StudySnapshot
     from lightning_hpo.space import Categorical, Float, Int, SearchSpace

@@ -1,0 +1,154 @@
+"""Asynchronous successive halving (ASHA): rungs of growing training, the top 1/eta go on at each.
+
+This module also holds the rung logic that :mod:`._hyperband` runs once per bracket.
+
+What a "resource" is here: the steps a trial reported (``trainer.global_step`` at each validation).
+A trial *reaches* a rung at step ``r`` when it reports at a step ``>= r``, and its value at that
+rung is its best value reported at steps ``<= r`` ("best by step r"). So trials that validate at
+different steps (another batch size, validations several per epoch or every few epochs) are
+compared for the same amount of training, never crediting one with steps it ran past the rung.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lightning_hpo.exceptions import InvalidArgumentError
+from lightning_hpo.pruners._base import (
+    Pruner,
+    Resource,
+    best_up_to,
+    check_int,
+    check_resource,
+    peers_at,
+    previous_step,
+    single_direction,
+)
+from lightning_hpo.trial import Trial, TrialState
+
+__all__ = ["ASHAPruner"]
+
+#: With ``min_resource="auto"``, ASHA's rungs are at max_resource / eta**k for k = AUTO_RUNGS, ..., 1.
+AUTO_RUNGS = 2
+
+
+class ASHAPruner(Pruner):
+    """Asynchronous successive halving: at each rung, a trial goes on only if it is in the top 1/eta.
+
+    Rungs sit at ``min_resource * eta**k`` steps (k = 0, 1, ...), below ``max_resource / eta``, so
+    the last rung still leaves ``eta`` times more training for the trials that pass it. When a
+    trial first reports at or past a rung, it is ranked against every other trial (RUNNING,
+    COMPLETE or PRUNED, not FAIL) that reached the rung, all by their best value by that step; it
+    is pruned unless fewer than ``n // eta`` of the ``n`` trials there (itself included) are
+    strictly better. While fewer than ``eta`` trials reached a rung, every one goes on. Promotion
+    is asynchronous: the trial is judged once per rung, on arrival, against the trials that got
+    there before it, and never waits for others. A trial that reported only nan/inf by a rung is
+    pruned there (it diverged); one with no report by the rung is not judged at that rung.
+
+    Args:
+        min_resource: steps of the first rung, or ``"auto"``: ``max_resource / eta**2`` (with
+            ``eta=3``, rungs at 1/9 and 1/3 of a full run). Early values say little about where a
+            run ends (on LCBench, the rank correlation of epoch-1 accuracy with the final one is
+            about 0, at 1/10 of the epochs about 0.93), so the first rung should not come too early.
+        max_resource: steps of a full run, or ``"auto"``: the largest last step among COMPLETE
+            trials (nothing is pruned with ``"auto"`` rungs before a trial completes).
+        reduction_factor: ``eta`` >= 2; about 1/eta of the trials pass each rung.
+
+    Example:
+        >>> ASHAPruner(min_resource=100, reduction_factor=3).rungs(max_resource=2000, up_to=2000)
+        [100, 300]
+    """
+
+    def __init__(
+        self,
+        *,
+        min_resource: Resource = "auto",
+        max_resource: Resource = "auto",
+        reduction_factor: int = 3,
+    ) -> None:
+        name = type(self).__name__
+        self.min_resource = check_resource(name, "min_resource", min_resource)
+        self.max_resource = check_resource(name, "max_resource", max_resource)
+        self.reduction_factor = check_int(name, "reduction_factor", reduction_factor, 2)
+        check_resource_order(name, self.min_resource, self.max_resource)
+
+    def rungs(self, *, max_resource: int | None, up_to: float) -> list[float]:
+        """The rungs' steps up to ``up_to``, lowest first, given a full run of ``max_resource`` steps."""
+        return rung_steps(self.min_resource, max_resource, self.reduction_factor, skip=0, auto_rungs=AUTO_RUNGS, up_to=up_to)
+
+    def prune(self, trial: Trial, trials: Sequence[Trial], *, directions: Sequence[str]) -> bool:
+        minimize = single_direction(self, directions)
+        if trial.last_step is None:
+            return False
+        rungs = self.rungs(max_resource=resolve_max_resource(self.max_resource, trials), up_to=trial.last_step)
+        return not survives_new_rungs(trial, trials, rungs, self.reduction_factor, minimize)
+
+
+def check_resource_order(owner: str, min_resource: Resource, max_resource: Resource) -> None:
+    if isinstance(min_resource, int) and isinstance(max_resource, int) and min_resource > max_resource:
+        raise InvalidArgumentError(
+            f"{owner}: `min_resource <= max_resource` must hold, but got ({min_resource=}, {max_resource=})."
+        )
+
+
+def resolve_max_resource(max_resource: Resource, trials: Sequence[Trial]) -> int | None:
+    """``max_resource`` itself, or for ``"auto"`` the largest last step of a COMPLETE trial (None if none)."""
+    if max_resource != "auto":
+        return max_resource
+    steps = [t.last_step for t in trials if t.state is TrialState.COMPLETE and t.last_step is not None]
+    return max(steps) if steps else None
+
+
+def rung_steps(
+    min_resource: Resource, max_resource: int | None, eta: int, *, skip: int, auto_rungs: int, up_to: float
+) -> list[float]:
+    """Rung steps ``<= up_to``, lowest first; ``skip`` drops the lowest rungs (a Hyperband bracket).
+
+    With an explicit ``min_resource`` the rungs are ``min_resource * eta**(skip + k)`` while
+    ``rung * eta <= max_resource`` (unbounded while ``max_resource`` is unknown). With ``"auto"``
+    they are ``max_resource / eta**k`` for ``k = auto_rungs - skip, ..., 1``, and none while
+    ``max_resource`` is unknown.
+    """
+    if min_resource == "auto":
+        if max_resource is None:
+            return []
+        rungs = [max_resource / eta**k for k in range(auto_rungs - skip, 0, -1)]
+        return [r for r in rungs if r <= up_to]
+    rungs = []
+    rung = min_resource * eta**skip
+    while rung <= up_to and (max_resource is None or rung * eta <= max_resource):
+        rungs.append(rung)
+        rung *= eta
+    return rungs
+
+
+def survives_new_rungs(
+    trial: Trial, trials: Sequence[Trial], rungs: Sequence[float], eta: int, minimize: bool
+) -> bool:
+    """False if ``trial``'s latest report reached a rung where it is not in the top 1/eta."""
+    last = trial.last_step
+    before = previous_step(trial)
+    for rung in rungs:
+        if last is None or rung > last or (before is not None and rung <= before):
+            continue  # not reached yet, or reached and judged at an earlier report
+        value = best_up_to(trial, rung, minimize)
+        if value is None:
+            if any(step <= rung for step in trial.intermediate_values):
+                return False  # only nan/inf by this rung: the run diverged
+            continue
+        peers = peers_at(trial, trials, rung, minimize)
+        n = len(peers) + 1
+        if n < eta:
+            continue
+        better = sum((p < value) if minimize else (p > value) for p in peers)
+        if better >= n // eta:
+            return False
+    return True
+
+
+def n_rungs_between(min_resource: int, max_resource: int, eta: int) -> int:
+    """How many times ``min_resource`` can be multiplied by ``eta`` and stay ``<= max_resource``."""
+    count, rung = 0, min_resource * eta
+    while rung <= max_resource:
+        count, rung = count + 1, rung * eta
+    return count

@@ -1,0 +1,339 @@
+"""Pruners' decisions as tables of stored histories, then with real studies, a real Tuner and DDP."""
+
+from __future__ import annotations
+
+import doctest
+import math
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+import pytest
+
+import lightning_hpo.pruners
+from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
+from lightning_hpo.pruners import (
+    ASHAPruner,
+    HyperbandPruner,
+    MedianPruner,
+    NopPruner,
+    PatientPruner,
+    PercentilePruner,
+    Pruner,
+    ThresholdPruner,
+)
+from lightning_hpo.trial import Trial, TrialState
+
+NAN = math.nan
+DONE, RUN, CUT, FAIL = TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED, TrialState.FAIL
+
+
+def history(*others: tuple[Mapping[int, float], TrialState] | Mapping[int, float]) -> list[Trial]:
+    """Trials 1, 2, ... with the given curves (COMPLETE unless a state is given)."""
+    trials = []
+    for number, other in enumerate(others, start=1):
+        curve, state = other if isinstance(other, tuple) else (other, DONE)
+        trials.append(Trial(number, state, {}, intermediate_values=dict(curve)))
+    return trials
+
+
+def decide(pruner: Pruner, curve: Mapping[int, float], others: Sequence[Trial], mode: str = "min", number: int = 0) -> bool:
+    """The pruner's decision for RUNNING trial ``number`` with ``curve``, among ``others``, as a Study asks it."""
+    trial = Trial(number, RUN, {}, intermediate_values=dict(curve))
+    return pruner.prune(trial, [trial, *others], directions=[mode])
+
+
+# -- PercentilePruner / MedianPruner ------------------------------------------------------
+
+FIVE_DONE = history(*({10: v} for v in (0.1, 0.2, 0.3, 0.4, 0.5)))
+
+
+@pytest.mark.parametrize(
+    "pruner, curve, others, mode, expected",
+    [
+        pytest.param(MedianPruner(n_startup_trials=5), {10: 0.35}, FIVE_DONE, "min", True, id="worse-than-median"),
+        pytest.param(MedianPruner(n_startup_trials=5), {10: 0.25}, FIVE_DONE, "min", False, id="better-than-median"),
+        pytest.param(MedianPruner(n_startup_trials=5), {10: 0.3}, FIVE_DONE, "min", False, id="equal-to-median-kept"),
+        pytest.param(MedianPruner(n_startup_trials=5), {0: 0.1, 10: 0.9}, FIVE_DONE, "min", False, id="best-so-far-counts"),
+        pytest.param(MedianPruner(n_startup_trials=6), {10: 0.9}, FIVE_DONE, "min", False, id="startup-trials"),
+        pytest.param(MedianPruner(n_startup_trials=0, n_warmup_steps=11), {10: 0.9}, FIVE_DONE, "min", False, id="warmup"),
+        pytest.param(MedianPruner(n_startup_trials=0, n_warmup_steps=10), {10: 0.9}, FIVE_DONE, "min", True, id="warmup-ends"),
+        pytest.param(MedianPruner(n_startup_trials=5), {10: 0.25}, FIVE_DONE, "max", True, id="max-worse"),
+        pytest.param(MedianPruner(n_startup_trials=5), {10: 0.35}, FIVE_DONE, "max", False, id="max-better"),
+        pytest.param(PercentilePruner(25.0, n_startup_trials=0), {10: 0.25}, FIVE_DONE, "min", True, id="p25-prunes-second-quartile"),
+        pytest.param(PercentilePruner(25.0, n_startup_trials=0), {10: 0.15}, FIVE_DONE, "min", False, id="p25-keeps-top-quarter"),
+        pytest.param(PercentilePruner(25.0, n_startup_trials=0), {10: 0.45}, FIVE_DONE, "max", False, id="p25-max-keeps-top"),
+        pytest.param(MedianPruner(n_startup_trials=0), {0: NAN, 10: NAN}, [], "min", True, id="nan-only-diverged"),
+        pytest.param(MedianPruner(n_startup_trials=9), {0: NAN}, [], "min", True, id="nan-pruned-during-startup"),
+        pytest.param(MedianPruner(n_startup_trials=0, n_warmup_steps=5), {0: NAN}, [], "min", False, id="nan-in-warmup"),
+        pytest.param(MedianPruner(n_startup_trials=0), {0: 0.1, 10: NAN}, FIVE_DONE, "min", False, id="nan-after-best"),
+        # Peers count only if they reached the step; each by its best value *by* the step.
+        pytest.param(MedianPruner(n_startup_trials=0), {10: 0.5}, history({15: 0.1}, {5: 0.1}), "min", False, id="peers-must-have-value-by-step"),
+        pytest.param(MedianPruner(n_startup_trials=0), {10: 0.5}, history({5: 0.1, 15: 0.9}), "min", True, id="misaligned-peer-best-by-step"),
+        pytest.param(MedianPruner(n_startup_trials=0), {10: 0.5}, history(({10: 0.1}, RUN), ({10: 0.2}, CUT)), "min", True, id="running-and-pruned-peers-count"),
+        pytest.param(MedianPruner(n_startup_trials=0), {10: 0.5}, history(({10: 0.1}, FAIL)), "min", False, id="failed-peers-ignored"),
+        pytest.param(MedianPruner(n_startup_trials=0, n_min_trials=6), {10: 0.9}, FIVE_DONE, "min", False, id="n-min-trials"),
+        pytest.param(MedianPruner(n_startup_trials=0, interval_steps=10), {10: 0.9}, FIVE_DONE, "min", True, id="interval-first-report"),
+        pytest.param(MedianPruner(n_startup_trials=0, interval_steps=10), {10: 0.9, 15: 0.9}, history(*({15: v} for v in (0.1, 0.2))), "min", False, id="interval-second-report"),
+        pytest.param(MedianPruner(n_startup_trials=0, n_warmup_steps=5, interval_steps=10), {12: 0.9, 15: 0.9}, history(*({15: v} for v in (0.1, 0.2))), "min", True, id="interval-starts-after-warmup"),
+    ],
+)
+def test_percentile_decisions(pruner, curve, others, mode, expected):
+    assert decide(pruner, curve, others, mode) is expected
+
+
+# -- ASHAPruner ------------------------------------------------------------------------------
+
+ASHA = ASHAPruner(min_resource=10, max_resource=1000, reduction_factor=3)  # rungs 10, 30, 90, 270
+SIX_AT_10 = history(*({10: v} for v in (0.1, 0.2, 0.3, 0.4, 0.5)))
+
+
+@pytest.mark.parametrize(
+    "pruner, curve, others, mode, expected",
+    [
+        pytest.param(ASHA, {5: 0.9}, SIX_AT_10, "min", False, id="before-first-rung"),
+        pytest.param(ASHA, {10: 0.9}, history({10: 0.1}), "min", False, id="fewer-than-eta-at-rung-go-on"),
+        pytest.param(ASHA, {10: 0.3}, history({10: 0.1}, {10: 0.2}), "min", True, id="worst-of-three"),
+        pytest.param(ASHA, {10: 0.05}, history({10: 0.1}, {10: 0.2}), "min", False, id="best-of-three"),
+        pytest.param(ASHA, {10: 0.1}, history({10: 0.1}, {10: 0.2}), "min", False, id="tie-with-best-kept"),
+        pytest.param(ASHA, {10: 0.15}, SIX_AT_10, "min", False, id="second-of-six-in-top-third"),
+        pytest.param(ASHA, {10: 0.25}, SIX_AT_10, "min", True, id="third-of-six-pruned"),
+        pytest.param(ASHA, {10: 0.45}, SIX_AT_10, "max", False, id="max-second-of-six"),
+        pytest.param(ASHA, {10: 0.35}, SIX_AT_10, "max", True, id="max-fourth-of-six"),
+        pytest.param(ASHA, {10: 0.9, 20: 0.9}, SIX_AT_10, "min", False, id="judged-once-on-arrival"),
+        pytest.param(ASHA, {20: 0.9, 30: 0.9}, SIX_AT_10, "min", False, id="peers-below-next-rung-not-counted"),
+        pytest.param(ASHA, {7: 0.5, 14: 0.1}, history({10: 0.2}, {10: 0.3}), "min", True, id="misaligned-best-by-rung"),
+        pytest.param(ASHA, {10: 0.15}, history({5: 0.2, 15: 0.01}, {10: 0.3}), "min", False, id="misaligned-peer-best-by-rung"),
+        pytest.param(ASHA, {10: 0.9}, history({5: 0.1}, {10: 0.2}), "min", False, id="peer-short-of-rung-not-counted"),
+        pytest.param(ASHA, {10: 0.9}, history(({10: 0.1}, FAIL), {10: 0.2}), "min", False, id="failed-peers-ignored"),
+        pytest.param(ASHA, {10: 0.9}, history(({10: 0.1}, RUN), ({10: 0.2}, CUT)), "min", True, id="running-and-pruned-peers-count"),
+        pytest.param(ASHA, {5: NAN, 10: NAN}, [], "min", True, id="nan-only-by-rung"),
+        pytest.param(ASHA, {5: 0.1, 10: NAN}, history({10: 0.2}, {10: 0.3}), "min", False, id="nan-after-best"),
+        pytest.param(ASHA, {30: 0.9}, history({10: 0.1}, {10: 0.2}), "min", False, id="no-report-by-rung-not-judged"),
+        pytest.param(ASHA, {5: 0.9, 40: 0.9}, history({10: 0.1}, {10: 0.2}), "min", True, id="judged-at-every-rung-crossed"),
+        pytest.param(ASHAPruner(min_resource=10, max_resource=30), {20: 0.9, 30: 0.9}, history({30: 0.1}, {30: 0.2}), "min", False, id="no-rung-past-max-over-eta"),
+        pytest.param(ASHAPruner(min_resource=10), {20: 0.9, 30: 0.9}, history(({30: 0.1}, RUN), ({30: 0.2}, RUN)), "min", True, id="rungs-unbounded-without-max"),
+        pytest.param(ASHAPruner(), {10: 0.9}, history(({10: 0.1, 90: 0.1}, RUN), ({10: 0.2, 90: 0.1}, RUN)), "min", False, id="auto-waits-for-complete"),
+        pytest.param(ASHAPruner(), {10: 0.9}, history({10: 0.1, 90: 0.1}, {10: 0.2, 90: 0.1}), "min", True, id="auto-rungs-at-max-over-9"),
+        pytest.param(ASHAPruner(), {9: 0.9}, history({10: 0.1, 90: 0.1}, {10: 0.2, 90: 0.1}), "min", False, id="auto-before-first-rung"),
+        pytest.param(ASHAPruner(), {20: 0.9, 30: 0.9}, history({30: 0.1, 90: 0.1}, {30: 0.2, 90: 0.1}), "min", True, id="auto-second-rung"),
+        pytest.param(ASHAPruner(reduction_factor=2), {22: 0.9, 23: 0.9}, history({22: 0.1, 90: 0.1}, {22: 0.2, 90: 0.1}), "min", True, id="auto-eta-2-rungs-at-quarter"),
+    ],
+)
+def test_asha_decisions(pruner, curve, others, mode, expected):
+    assert decide(pruner, curve, others, mode) is expected
+
+
+@pytest.mark.parametrize(
+    "min_resource, max_resource, eta, up_to, expected",
+    [
+        (100, 2000, 3, 10_000, [100, 300]),
+        (100, 900, 3, 10_000, [100, 300]),
+        (100, 899, 3, 10_000, [100]),
+        (100, None, 3, 1000, [100, 300, 900]),
+        (100, None, 3, 299, [100]),
+        (5, 20, 2, 100, [5, 10]),
+        ("auto", None, 3, 10_000, []),
+        ("auto", 1040, 3, 10_000, [1040 / 9, 1040 / 3]),
+        ("auto", 1040, 3, 200, [1040 / 9]),
+        ("auto", 64, 4, 100, [4.0, 16.0]),
+    ],
+)
+def test_asha_rungs(min_resource, max_resource, eta, up_to, expected):
+    kwargs = {} if min_resource == "auto" else {"min_resource": min_resource}
+    assert ASHAPruner(**kwargs, reduction_factor=eta).rungs(max_resource=max_resource, up_to=up_to) == pytest.approx(expected)
+
+
+def test_asha_sequential_study_keeps_about_one_in_eta_per_rung():
+    """Trials arriving one by one with random quality: each rung keeps the top third of arrivals."""
+    import random
+
+    rng = random.Random(0)
+    pruner = ASHAPruner(min_resource=1, max_resource=27, reduction_factor=3)  # rungs 1, 3, 9
+    trials: list[Trial] = []
+    for number in range(60):
+        quality = rng.random()
+        curve: dict[int, float] = {}
+        state = DONE
+        for step in range(1, 28):
+            curve[step] = quality + 1.0 / step
+            trial = Trial(number, RUN, {}, intermediate_values=dict(curve))
+            if pruner.prune(trial, [*trials, trial], directions=["min"]):
+                state = CUT
+                break
+        trials.append(Trial(number, state, {}, intermediate_values=curve))
+    reached = [sum(t.last_step >= rung for t in trials) for rung in (1, 3, 9, 27)]
+    assert reached[0] == 60 and reached[0] > reached[1] > reached[2] > reached[3] >= 2, reached
+    assert all(t.last_step in (1, 3, 9) for t in trials if t.state is CUT)
+    best = min(trials, key=lambda t: t.intermediate_values[1])
+    assert best.state is DONE
+    spent = sum(t.last_step for t in trials)
+    assert spent < 0.3 * 60 * 27, spent
+
+
+# -- HyperbandPruner -------------------------------------------------------------------------
+
+
+def numbers_in_bracket(pruner: HyperbandPruner, bracket: int, count: int) -> list[int]:
+    return [n for n in range(10_000) if pruner.bracket_of(n) == bracket][:count]
+
+
+@pytest.mark.parametrize(
+    "kwargs, n_brackets",
+    [({}, 4), ({"reduction_factor": 2}, 4), ({"min_resource": 10, "max_resource": 270}, 4), ({"min_resource": 10, "max_resource": 269}, 3), ({"min_resource": 10, "max_resource": 10}, 1), ({"min_resource": 1, "max_resource": 16, "reduction_factor": 2}, 5)],
+)
+def test_hyperband_brackets(kwargs, n_brackets):
+    pruner = HyperbandPruner(**kwargs)
+    assert pruner.n_brackets == n_brackets
+    counts = Counter(pruner.bracket_of(n) for n in range(20_000))
+    eta = pruner.reduction_factor
+    shares = [math.ceil(n_brackets * eta ** (n_brackets - 1 - b) / (n_brackets - b)) for b in range(n_brackets)]
+    for bracket, share in enumerate(shares):
+        assert counts[bracket] / 20_000 == pytest.approx(share / sum(shares), abs=0.01)
+
+
+def test_hyperband_bracket_is_the_same_in_every_process():
+    """The bracket comes from CRC32, not Python's per-process salted hash()."""
+    pruner = HyperbandPruner()
+    here = [pruner.bracket_of(n) for n in range(50)]
+    code = "from lightning_hpo.pruners import HyperbandPruner as H; p = H(); print([p.bracket_of(n) for n in range(50)])"
+    for hash_seed in ("1", "2"):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": hash_seed}
+        )
+        assert out.stdout.strip() == str(here)
+
+
+def test_hyperband_compares_only_within_a_bracket():
+    pruner = HyperbandPruner(min_resource=10, max_resource=270)  # bracket 0: rungs 10, 30, 90
+    judged, *same = numbers_in_bracket(pruner, 0, 3)
+    other = numbers_in_bracket(pruner, 1, 2)
+
+    def with_numbers(numbers, values):
+        return [Trial(n, DONE, {}, intermediate_values={10: v}) for n, v in zip(numbers, values)]
+
+    good_elsewhere = with_numbers(other, [0.1, 0.2])
+    assert decide(pruner, {10: 0.9}, good_elsewhere, number=judged) is False
+    assert decide(pruner, {10: 0.9}, with_numbers(same, [0.1, 0.2]), number=judged) is True
+
+
+@pytest.mark.parametrize("bracket, pruned_at", [(0, 10), (1, 30), (2, 90), (3, None)])
+def test_hyperband_bracket_skips_its_lowest_rungs(bracket, pruned_at):
+    pruner = HyperbandPruner(min_resource=10, max_resource=270)
+    judged, *peers = numbers_in_bracket(pruner, bracket, 6)
+    others = [Trial(n, DONE, {}, intermediate_values={s: 0.1 for s in (10, 30, 90, 270)}) for n in peers]
+    steps = (10, 30, 90, 270)
+    first_pruned = next((step for step in steps if decide(pruner, {s: 0.9 for s in steps if s <= step}, others, number=judged)), None)
+    assert first_pruned == pruned_at
+
+
+def test_hyperband_auto_waits_for_a_complete_trial():
+    pruner = HyperbandPruner()
+    judged, *peers = numbers_in_bracket(pruner, 0, 4)
+    curves = [{s: 0.1 for s in range(1, 28)} for _ in peers]
+    running = [Trial(n, RUN, {}, intermediate_values=c) for n, c in zip(peers, curves)]
+    complete = [Trial(n, DONE, {}, intermediate_values=c) for n, c in zip(peers, curves)]
+    assert decide(pruner, {1: 0.9}, running, number=judged) is False
+    assert decide(pruner, {1: 0.9}, complete, number=judged) is True  # first auto rung: 27 / 27
+
+
+# -- ThresholdPruner and PatientPruner -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pruner, curve, expected",
+    [
+        (ThresholdPruner(upper=10.0), {0: 2.3, 5: 9.9}, False),
+        (ThresholdPruner(upper=10.0), {0: 2.3, 5: 10.1}, True),
+        (ThresholdPruner(upper=10.0), {0: 2.3, 5: math.inf}, True),
+        (ThresholdPruner(upper=10.0), {0: 2.3, 5: NAN}, True),
+        (ThresholdPruner(), {0: NAN}, True),
+        (ThresholdPruner(), {0: NAN, 5: 1.0}, False),
+        (ThresholdPruner(upper=10.0), {0: 11.0, 5: 1.0}, False),
+        (ThresholdPruner(lower=0.5), {0: 0.6, 5: 0.4}, True),
+        (ThresholdPruner(lower=0.5), {0: 0.6, 5: -math.inf}, True),
+        (ThresholdPruner(lower=0.5, upper=1.0), {0: 0.7}, False),
+        (ThresholdPruner(upper=1.0, n_warmup_steps=10), {5: NAN}, False),
+        (ThresholdPruner(upper=1.0, n_warmup_steps=10), {5: 0.1, 10: 5.0}, True),
+        (ThresholdPruner(upper=1.0, interval_steps=10), {0: 0.1, 5: 5.0}, False),
+        (ThresholdPruner(), {}, False),
+    ],
+)
+def test_threshold_decisions(pruner, curve, expected):
+    assert decide(pruner, curve, []) is expected
+
+
+class AlwaysPrune(Pruner):
+    """Says yes to everything: shows when PatientPruner consults its wrapped pruner."""
+
+    def prune(self, trial, trials, *, directions):
+        return True
+
+
+@pytest.mark.parametrize(
+    "pruner, curve, mode, expected",
+    [
+        (PatientPruner(None, patience=2), {0: 1.0, 1: 0.9, 2: 0.8, 3: 0.7}, "min", False),
+        (PatientPruner(None, patience=2), {0: 1.0, 1: 0.5, 2: 0.6, 3: 0.5}, "min", True),
+        (PatientPruner(None, patience=2), {0: 1.0, 1: 0.5, 2: 0.6, 3: 0.49}, "min", False),
+        (PatientPruner(None, patience=2, min_delta=0.05), {0: 1.0, 1: 0.5, 2: 0.6, 3: 0.49}, "min", True),
+        (PatientPruner(None, patience=2), {0: 1.0, 1: 1.5}, "min", False),
+        (PatientPruner(None, patience=1), {0: 1.0, 1: 1.0}, "min", True),
+        (PatientPruner(None, patience=1), {0: 1.0, 1: 0.9}, "min", False),
+        (PatientPruner(None, patience=1), {0: 0.5, 1: 0.6, 2: 0.7}, "max", False),
+        (PatientPruner(None, patience=1), {0: 0.7, 1: 0.6, 2: 0.7}, "max", True),
+        (PatientPruner(None, patience=1), {0: 1.0, 1: NAN, 2: NAN}, "min", True),
+        (PatientPruner(None, patience=2), {0: NAN, 1: 1.0, 2: 2.0}, "min", False),
+        (PatientPruner(NopPruner(), patience=1), {0: 1.0, 1: 2.0, 2: 2.0}, "min", False),
+        (PatientPruner(AlwaysPrune(), patience=1), {0: 1.0, 1: 2.0, 2: 2.0}, "min", True),
+        (PatientPruner(AlwaysPrune(), patience=1), {0: 1.0, 1: 2.0, 2: 0.5}, "min", False),
+    ],
+)
+def test_patient_decisions(pruner, curve, mode, expected):
+    assert decide(pruner, curve, [], mode) is expected
+
+
+# -- construction ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda: PercentilePruner(101.0), InvalidArgumentError, r"0 <= percentile <= 100.*101"),
+        (lambda: PercentilePruner("50"), ArgumentTypeError, "percentile"),
+        (lambda: MedianPruner(n_warmup_steps=-1), InvalidArgumentError, r"n_warmup_steps >= 0.*-1"),
+        (lambda: MedianPruner(interval_steps=0), InvalidArgumentError, r"interval_steps >= 1"),
+        (lambda: MedianPruner(n_startup_trials=2.0), ArgumentTypeError, r"n_startup_trials.*int.*float"),
+        (lambda: ASHAPruner(min_resource=0), InvalidArgumentError, r"min_resource >= 1.*0"),
+        (lambda: ASHAPruner(min_resource="max"), ArgumentTypeError, r"'auto' or an int.*'max'"),
+        (lambda: ASHAPruner(reduction_factor=1), InvalidArgumentError, r"reduction_factor >= 2.*1"),
+        (lambda: ASHAPruner(min_resource=100, max_resource=10), InvalidArgumentError, r"min_resource <= max_resource.*100.*10"),
+        (lambda: HyperbandPruner(min_resource=10), InvalidArgumentError, r"explicit max_resource"),
+        (lambda: HyperbandPruner(max_resource=True), ArgumentTypeError, "max_resource"),
+        (lambda: ThresholdPruner(lower=2.0, upper=1.0), InvalidArgumentError, r"lower <= upper"),
+        (lambda: ThresholdPruner(upper=NAN), InvalidArgumentError, "nan"),
+        (lambda: ThresholdPruner(upper="10"), ArgumentTypeError, "upper"),
+        (lambda: PatientPruner(MedianPruner, patience=1), ArgumentTypeError, "wrapped"),
+        (lambda: PatientPruner(None, patience=0), InvalidArgumentError, r"patience >= 1.*0"),
+        (lambda: PatientPruner(None, patience=1, min_delta=-0.1), InvalidArgumentError, r"min_delta >= 0"),
+    ],
+)
+def test_invalid_arguments(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+@pytest.mark.parametrize("pruner", [MedianPruner(), ASHAPruner(), HyperbandPruner(), PatientPruner(None, patience=1)])
+def test_ranking_pruners_refuse_multi_objective(pruner):
+    trial = Trial(0, RUN, {}, intermediate_values={1: 1.0, 2: 1.0, 3: 1.0})
+    with pytest.raises(InvalidArgumentError, match="judges one objective.*2"):
+        pruner.prune(trial, [trial], directions=["min", "max"])
+
+
+def test_docstring_examples():
+    for module in (lightning_hpo.pruners._base, lightning_hpo.pruners._percentile, lightning_hpo.pruners._successive_halving,
+                   lightning_hpo.pruners._hyperband, lightning_hpo.pruners._threshold, lightning_hpo.pruners._patient):
+        failures, tried = doctest.testmod(module)
+        assert failures == 0 and tried > 0, module.__name__
