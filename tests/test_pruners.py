@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import json
 import math
 import os
 import subprocess
@@ -337,3 +338,132 @@ def test_docstring_examples():
                    lightning_hpo.pruners._hyperband, lightning_hpo.pruners._threshold, lightning_hpo.pruners._patient):
         failures, tried = doctest.testmod(module)
         assert failures == 0 and tried > 0, module.__name__
+
+
+# -- with real studies, a real Tuner, and DDP --------------------------------------------------
+
+
+def test_two_workers_on_one_database_take_the_same_decisions(tmp_path):
+    """Decisions come from storage alone: a second Study handle on the same file agrees at every report."""
+    from lightning_hpo import Float, Study
+
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    make = lambda: Study("s", search_space={"x": Float(0.0, 1.0)}, storage=url, pruner=HyperbandPruner(min_resource=1, max_resource=27), seed=0)  # noqa: E731
+    worker, observer = make(), make()
+    decisions = []
+    for number in range(20):
+        trial = worker.ask()
+        quality = trial.params["x"]
+        for step in range(1, 28):
+            worker.report(trial, step, quality + 1.0 / step)
+            prune = worker.should_prune(trial)
+            assert observer.should_prune(trial.number) is prune
+            if prune:
+                break
+        decisions.append(prune)
+        worker.tell(trial, state=TrialState.PRUNED if prune else TrialState.COMPLETE)
+    pruned = [t for t in worker.trials if t.state is CUT]
+    assert 0 < len(pruned) == sum(decisions) < 20
+    assert all(t.value == min(t.intermediate_values.values()) for t in pruned)
+
+
+@pytest.mark.slow
+def test_tuner_prunes_with_asha_and_keeps_the_pruned_trials_record():
+    """A real Tuner: pruned trials end PRUNED at a rung, with their values, checkpoint and pruned step."""
+    from lightning_hpo import Float, Tuner
+    from tests.lightning_models import LinearRegression, RegressionData
+
+    tuner = Tuner(
+        LinearRegression,
+        search_space={"lr": Float(1e-4, 0.3, log=True)},
+        datamodule=RegressionData(batch_size=16),  # 8 steps per epoch
+        trainer_kwargs={"max_epochs": 6, "accelerator": "cpu", "logger": False},
+        pruner=ASHAPruner(min_resource=8, max_resource=48, reduction_factor=2),  # rungs 8 and 16
+        seed=0,
+    )
+    result = tuner.fit(n_trials=6)
+    states = Counter(t.state for t in result.trials)
+    assert states[CUT] >= 1 and states[DONE] >= 2 and states[FAIL] == 0, states
+    for trial in result.trials:
+        assert trial.checkpoint_path is not None and os.path.isfile(trial.checkpoint_path)
+        if trial.state is CUT:
+            assert trial.attrs["pruned_step"] == trial.last_step in (8, 16)
+            assert trial.value == min(trial.intermediate_values.values())
+        else:
+            assert trial.last_step == 48 and "pruned_step" not in trial.attrs
+    assert result.best_trial.state is DONE
+
+
+@pytest.mark.parametrize(
+    "trainer_kwargs, steps",
+    [
+        pytest.param({"max_epochs": 8}, [4, 8, 12, 16], id="every-epoch"),
+        pytest.param({"max_epochs": 8, "val_check_interval": 0.5}, [2, 4, 6, 8], id="twice-per-epoch"),
+        pytest.param({"max_epochs": 16, "check_val_every_n_epoch": 2}, [8, 16, 24, 32], id="every-second-epoch"),
+        pytest.param({"max_epochs": -1, "max_steps": 20, "val_check_interval": 3}, [3, 7, 11, 15], id="every-3-batches-max-steps"),
+    ],
+)
+def test_pruned_trial_stops_right_after_the_pruning_validation(trainer_kwargs, steps):
+    """Whatever the validation frequency, training ends at the step whose report was pruned."""
+    import lightning.pytorch as pl
+
+    from lightning_hpo import Float, Study, TrialReporter
+    from tests.lightning_models import ScriptedModule
+
+    study = Study("s", search_space={"x": Float(0.0, 1.0)}, storage=":memory:", pruner=ThresholdPruner(upper=1.0))
+    reporter = TrialReporter(study, study.ask(), "val_loss")
+    trainer = pl.Trainer(accelerator="cpu", devices=1, callbacks=[reporter], logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, **trainer_kwargs)
+    trainer.fit(ScriptedModule([0.5, 0.4, 0.3, 5.0, 0.2, 0.1]))
+    assert [step for step, _ in reporter.reported] == steps
+    assert reporter.pruned_step == trainer.global_step == steps[-1]
+    assert sorted(study.trials[0].intermediate_values) == steps
+
+
+DDP_SCRIPT = r"""
+import json, os, sys
+import lightning.pytorch as pl
+from lightning_hpo import Float, Study, ThresholdPruner, TrialReporter, TrialState
+from tests.lightning_models import ScriptedModule
+
+rank = int(os.environ["RANK"])
+study = trial = None
+if rank == 0:
+    study = Study("ddp", search_space={"x": Float(0.0, 1.0)}, storage=sys.argv[1], pruner=ThresholdPruner(upper=1.0), seed=0)
+    trial = study.ask()
+reporter = TrialReporter(study, trial, "val_loss")
+trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=8, callbacks=[reporter], logger=False,
+                     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+trainer.fit(ScriptedModule([0.5, 0.4, 0.3, 5.0, 0.2, 0.1, 0.1, 0.1]))
+if rank == 0:
+    study.storage.update_trial(trial.id, attrs={"pruned_step": reporter.pruned_step})
+    study.tell(trial, state=TrialState.PRUNED)
+with open(os.path.join(sys.argv[2], f"rank{rank}.json"), "w") as f:
+    json.dump({"global_step": trainer.global_step, "pruned_step": reporter.pruned_step, "reported": reporter.reported}, f)
+"""
+
+
+@pytest.mark.slow
+def test_ddp_ranks_stop_at_the_same_step(tmp_path):
+    """torchrun, 2 CPU processes: rank 0 decides from storage, both ranks stop after the same validation."""
+    from lightning_hpo import Float, Study
+
+    script = tmp_path / "ddp_trial.py"
+    script.write_text(DDP_SCRIPT)
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), url, str(tmp_path)]
+    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    steps_per_epoch = 2  # 8 samples, batch 2, split over 2 ranks
+    assert ranks[0] == ranks[1]
+    assert ranks[0]["pruned_step"] == ranks[0]["global_step"] == 4 * steps_per_epoch
+    assert [v for _, v in ranks[0]["reported"]] == pytest.approx([0.5, 0.4, 0.3, 5.0])  # float32 metrics
+
+    (trial,) = Study("ddp", search_space={"x": Float(0.0, 1.0)}, storage=url).trials
+    assert trial.state is CUT and trial.attrs["pruned_step"] == 8
+    assert trial.intermediate_values == pytest.approx({2: 0.5, 4: 0.4, 6: 0.3, 8: 5.0})
+    assert trial.value == pytest.approx(0.3)
