@@ -88,6 +88,7 @@ def test_percentile_decisions(pruner, curve, others, mode, expected):
 # -- ASHAPruner ------------------------------------------------------------------------------
 
 ASHA = ASHAPruner(min_resource=10, max_resource=1000, reduction_factor=3)  # rungs 10, 30, 90, 270
+EVERY_20_STEPS = history(*({s: v for s in range(20, 420, 20)} for v in (0.1, 0.2)))
 SIX_AT_10 = history(*({10: v} for v in (0.1, 0.2, 0.3, 0.4, 0.5)))
 
 
@@ -120,7 +121,9 @@ SIX_AT_10 = history(*({10: v} for v in (0.1, 0.2, 0.3, 0.4, 0.5)))
         pytest.param(ASHAPruner(), {10: 0.9}, history({10: 0.1, 90: 0.1}, {10: 0.2, 90: 0.1}), "min", True, id="auto-rungs-at-max-over-9"),
         pytest.param(ASHAPruner(), {9: 0.9}, history({10: 0.1, 90: 0.1}, {10: 0.2, 90: 0.1}), "min", False, id="auto-before-first-rung"),
         pytest.param(ASHAPruner(), {20: 0.9, 30: 0.9}, history({30: 0.1, 90: 0.1}, {30: 0.2, 90: 0.1}), "min", True, id="auto-second-rung"),
-        pytest.param(ASHAPruner(reduction_factor=2), {22: 0.9, 23: 0.9}, history({22: 0.1, 90: 0.1}, {22: 0.2, 90: 0.1}), "min", True, id="auto-eta-2-rungs-at-quarter"),
+        pytest.param(ASHAPruner(reduction_factor=2), {22: 0.9, 23: 0.9}, history({22: 0.1, 23: 0.1, 90: 0.1}, {23: 0.2, 90: 0.1}), "min", True, id="auto-eta-2-rung-at-quarter-moved-to-a-report"),
+        pytest.param(ASHAPruner(), {20: 0.9, 40: 0.9}, EVERY_20_STEPS, "min", False, id="auto-rung-44-moved-to-60"),
+        pytest.param(ASHAPruner(), {20: 0.9, 40: 0.9, 60: 0.9}, EVERY_20_STEPS, "min", True, id="auto-judged-at-60"),
     ],
 )
 def test_asha_decisions(pruner, curve, others, mode, expected):
@@ -130,6 +133,8 @@ def test_asha_decisions(pruner, curve, others, mode, expected):
 @pytest.mark.parametrize(
     "min_resource, max_resource, eta, up_to, expected",
     [
+        ("auto", 400, 3, 10_000, [400 / 9, 400 / 3]),
+        ("auto", 52, 3, 10_000, [52 / 9, 52 / 3]),
         (100, 2000, 3, 10_000, [100, 300]),
         (100, 900, 3, 10_000, [100, 300]),
         (100, 899, 3, 10_000, [100]),
@@ -145,6 +150,20 @@ def test_asha_decisions(pruner, curve, others, mode, expected):
 def test_asha_rungs(min_resource, max_resource, eta, up_to, expected):
     kwargs = {} if min_resource == "auto" else {"min_resource": min_resource}
     assert ASHAPruner(**kwargs, reduction_factor=eta).rungs(max_resource=max_resource, up_to=up_to) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "max_resource, grid, expected",
+    [
+        (400, range(20, 420, 20), [60, 140]),
+        (52, range(1, 53), [6, 18]),
+        (52, range(4, 53, 4), [8, 20]),
+        (52, [26, 52], [26]),
+        (52, [52], []),
+    ],
+)
+def test_auto_rungs_move_up_to_a_validation_step(max_resource, grid, expected):
+    assert ASHAPruner().rungs(max_resource=max_resource, up_to=10_000, grid=list(grid)) == expected
 
 
 def test_asha_sequential_study_keeps_about_one_in_eta_per_rung():

@@ -11,6 +11,7 @@ from lightning_hpo.pruners._base import Pruner, Resource, check_int, check_resou
 from lightning_hpo.pruners._successive_halving import (
     check_resource_order,
     n_rungs_between,
+    reference_trial,
     resolve_max_resource,
     rung_steps,
     survives_new_rungs,
@@ -38,7 +39,7 @@ class HyperbandPruner(Pruner):
     Args:
         min_resource: steps of bracket 0's first rung, or ``"auto"``: ``max_resource / eta**3``
             (with ``eta=3``, four brackets whose first rungs are at 1/27, 1/9, 1/3 of a full run,
-            and none). An explicit ``min_resource`` needs an explicit ``max_resource``, which fixes
+            and none; moved up to validation steps as :class:`ASHAPruner`'s). An explicit ``min_resource`` needs an explicit ``max_resource``, which fixes
             the number of brackets, so a trial's bracket never changes.
         max_resource: steps of a full run, or ``"auto"``: the largest last step among COMPLETE
             trials (nothing is pruned with ``"auto"`` rungs before a trial completes).
@@ -97,13 +98,15 @@ class HyperbandPruner(Pruner):
         if trial.last_step is None:
             return False
         bracket = self.bracket_of(trial.number)
+        reference = reference_trial(trials)
         rungs = rung_steps(
             self.min_resource,
-            resolve_max_resource(self.max_resource, trials),
+            resolve_max_resource(self.max_resource, reference),
             self.reduction_factor,
             skip=bracket,
             auto_rungs=AUTO_RUNGS,
             up_to=trial.last_step,
+            grid=() if reference is None else list(reference.intermediate_values),
         )
         if not rungs:
             return False

@@ -11,6 +11,7 @@ compared for the same amount of training, never crediting one with steps it ran 
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 from lightning_hpo.exceptions import InvalidArgumentError
@@ -47,7 +48,8 @@ class ASHAPruner(Pruner):
 
     Args:
         min_resource: steps of the first rung, or ``"auto"``: ``max_resource / eta**2`` (with
-            ``eta=3``, rungs at 1/9 and 1/3 of a full run). Early values say little about where a
+            ``eta=3``, rungs at 1/9 and 1/3 of a full run, each moved up to the next step at which
+            the longest COMPLETE trial validated). Early values say little about where a
             run ends (on LCBench, the rank correlation of epoch-1 accuracy with the final one is
             about 0, at 1/10 of the epochs about 0.93), so the first rung should not come too early.
         max_resource: steps of a full run, or ``"auto"``: the largest last step among COMPLETE
@@ -72,15 +74,29 @@ class ASHAPruner(Pruner):
         self.reduction_factor = check_int(name, "reduction_factor", reduction_factor, 2)
         check_resource_order(name, self.min_resource, self.max_resource)
 
-    def rungs(self, *, max_resource: int | None, up_to: float) -> list[float]:
-        """The rungs' steps up to ``up_to``, lowest first, given a full run of ``max_resource`` steps."""
-        return rung_steps(self.min_resource, max_resource, self.reduction_factor, skip=0, auto_rungs=AUTO_RUNGS, up_to=up_to)
+    def rungs(self, *, max_resource: int | None, up_to: float, grid: Sequence[int] = ()) -> list[float]:
+        """The rungs' steps up to ``up_to``, lowest first, for full runs of ``max_resource`` steps.
+
+        ``grid``: the steps a complete trial reported, which ``"auto"`` rungs are moved up to.
+        """
+        return rung_steps(
+            self.min_resource, max_resource, self.reduction_factor, skip=0, auto_rungs=AUTO_RUNGS, up_to=up_to, grid=grid
+        )
 
     def prune(self, trial: Trial, trials: Sequence[Trial], *, directions: Sequence[str]) -> bool:
         minimize = single_direction(self, directions)
         if trial.last_step is None:
             return False
-        rungs = self.rungs(max_resource=resolve_max_resource(self.max_resource, trials), up_to=trial.last_step)
+        reference = reference_trial(trials)
+        rungs = rung_steps(
+            self.min_resource,
+            resolve_max_resource(self.max_resource, reference),
+            self.reduction_factor,
+            skip=0,
+            auto_rungs=AUTO_RUNGS,
+            up_to=trial.last_step,
+            grid=() if reference is None else list(reference.intermediate_values),
+        )
         return not survives_new_rungs(trial, trials, rungs, self.reduction_factor, minimize)
 
 
@@ -91,28 +107,48 @@ def check_resource_order(owner: str, min_resource: Resource, max_resource: Resou
         )
 
 
-def resolve_max_resource(max_resource: Resource, trials: Sequence[Trial]) -> int | None:
-    """``max_resource`` itself, or for ``"auto"`` the largest last step of a COMPLETE trial (None if none)."""
+def reference_trial(trials: Sequence[Trial]) -> Trial | None:
+    """The COMPLETE trial that ran the most steps (the lowest number among ties), or None."""
+    complete = [t for t in trials if t.state is TrialState.COMPLETE and t.last_step is not None]
+    if not complete:
+        return None
+    return max(complete, key=lambda t: (t.last_step, -t.number))
+
+
+def resolve_max_resource(max_resource: Resource, reference: Trial | None) -> int | None:
+    """``max_resource`` itself, or for ``"auto"`` the reference trial's last step (None without one)."""
     if max_resource != "auto":
         return max_resource
-    steps = [t.last_step for t in trials if t.state is TrialState.COMPLETE and t.last_step is not None]
-    return max(steps) if steps else None
+    return None if reference is None else reference.last_step
 
 
 def rung_steps(
-    min_resource: Resource, max_resource: int | None, eta: int, *, skip: int, auto_rungs: int, up_to: float
+    min_resource: Resource,
+    max_resource: int | None,
+    eta: int,
+    *,
+    skip: int,
+    auto_rungs: int,
+    up_to: float,
+    grid: Sequence[int] = (),
 ) -> list[float]:
     """Rung steps ``<= up_to``, lowest first; ``skip`` drops the lowest rungs (a Hyperband bracket).
 
     With an explicit ``min_resource`` the rungs are ``min_resource * eta**(skip + k)`` while
     ``rung * eta <= max_resource`` (unbounded while ``max_resource`` is unknown). With ``"auto"``
-    they are ``max_resource / eta**k`` for ``k = auto_rungs - skip, ..., 1``, and none while
-    ``max_resource`` is unknown.
+    they are ``max_resource / eta**k`` for ``k = auto_rungs - skip, ..., 1``, none while
+    ``max_resource`` is unknown, each moved up to the first step of ``grid`` (the steps a complete
+    trial reported) at or past it: so a rung falls on a validation, rather than judging trials by
+    the validation before it (e.g. 52 epochs / 27 = 1.9 would otherwise judge epoch 1).
     """
     if min_resource == "auto":
         if max_resource is None:
             return []
-        rungs = [max_resource / eta**k for k in range(auto_rungs - skip, 0, -1)]
+        targets = [max_resource / eta**k for k in range(auto_rungs - skip, 0, -1)]
+        steps = sorted(grid)
+        if steps:
+            targets = [steps[bisect.bisect_left(steps, t)] if t <= steps[-1] else t for t in targets]
+        rungs = sorted({t for t in targets if t < max_resource})
         return [r for r in rungs if r <= up_to]
     rungs = []
     rung = min_resource * eta**skip
