@@ -1,6 +1,6 @@
 """Pruners on YAHPO Gym's LCBench surrogate: epochs spent vs best accuracy found, ours vs Optuna's.
 
-    python benchmarks/pruning_lcbench.py                  # 8 tasks x 3 seeds x 150 configurations
+    python benchmarks/pruning_lcbench.py                  # 34 tasks x 3 seeds x 150 configurations, ~8 min
     python benchmarks/pruning_lcbench.py --tasks 189906 --seeds 1 --n-configs 60   # quick look
 
 LCBench: MLPs trained for 52 epochs on 34 OpenML tasks; YAHPO's ONNX surrogate predicts each
@@ -50,33 +50,36 @@ SPACE = SearchSpace(
     }
 )
 SURROGATE_INPUTS = ["batch_size", "learning_rate", "momentum", "weight_decay", "num_layers", "max_units", "max_dropout"]
-DEFAULT_TASKS = ["189906", "3945", "7593", "126026", "146212", "167168", "168330", "189873"]
 
 
-def ours(pruner_factory: Callable[[], Any]) -> Callable[[list[Curve]], Outcome]:
-    return lambda curves: replay_ours(pruner_factory(), curves, "max")
+def pruners(run: int) -> dict[str, Callable[[list[Curve]], Outcome]]:
+    """Every pruner compared, for run number ``run``.
 
-
-def optuna_(make: Callable[[], Any]) -> Callable[[list[Curve]], Outcome]:
-    return lambda curves: replay_optuna(make, curves, "max", epoch_steps=False)
-
-
-def pruners() -> dict[str, Callable[[list[Curve]], Outcome]]:
+    Hyperband draws each trial's bracket from a hash of its number: ours is seeded with ``run``
+    and Optuna's study is named after it, so the bracket draws differ between runs (with one
+    fixed draw for all runs, its luck would weigh on every run alike).
+    """
     import optuna
+
+    def ours(make: Callable[[], Any]) -> Callable[[list[Curve]], Outcome]:
+        return lambda curves: replay_ours(make(), curves, "max")
+
+    def theirs(make: Callable[[], Any]) -> Callable[[list[Curve]], Outcome]:
+        return lambda curves: replay_optuna(make, curves, "max", epoch_steps=False, study_name=f"replay-{run}")
 
     return {
         "none": ours(NopPruner),
         "ours Median()": ours(MedianPruner),
-        "ours Median(warm-up 5 epochs)": ours(lambda: MedianPruner(n_warmup_steps=5)),
+        "ours Median(n_warmup_steps=5)": ours(lambda: MedianPruner(n_warmup_steps=5)),
         "ours ASHA()": ours(ASHAPruner),
         "ours ASHA(min_resource=2)": ours(lambda: ASHAPruner(min_resource=2)),
-        "ours Hyperband()": ours(HyperbandPruner),
-        "optuna MedianPruner()": optuna_(optuna.pruners.MedianPruner),
-        "optuna SuccessiveHalving()": optuna_(optuna.pruners.SuccessiveHalvingPruner),
-        "optuna SuccessiveHalving(min_resource=6, rf=3)": optuna_(
+        "ours Hyperband()": ours(lambda: HyperbandPruner(seed=run)),
+        "optuna MedianPruner()": theirs(optuna.pruners.MedianPruner),
+        "optuna SuccessiveHalving()": theirs(optuna.pruners.SuccessiveHalvingPruner),
+        "optuna SuccessiveHalving(min_resource=6, rf=3)": theirs(
             lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=6, reduction_factor=3)
         ),
-        "optuna Hyperband()": optuna_(optuna.pruners.HyperbandPruner),
+        "optuna Hyperband()": theirs(optuna.pruners.HyperbandPruner),
     }
 
 
@@ -91,6 +94,12 @@ class Surrogate:
         self.session = onnxruntime.InferenceSession(str(data / "model.onnx"), sess_options=options)
         self.task_codes = json.loads((data / "encoding.json").read_text())["OpenML_task_id"]
 
+    @staticmethod
+    def tasks(data: Path) -> list[str]:
+        """The 34 task ids of the benchmark (config_space.json; encoding.json also lists unused codes)."""
+        space = json.loads((data / "config_space.json").read_text())
+        return next(h["choices"] for h in space["hyperparameters"] if h["name"] == "OpenML_task_id")
+
     def curves(self, task: str, configs: list[dict[str, Any]]) -> list[Curve]:
         epochs = np.arange(1, EPOCHS + 1, dtype=np.float32)
         rows = np.array([[c[name] for name in SURROGATE_INPUTS] for c in configs], dtype=np.float32)
@@ -103,13 +112,18 @@ class Surrogate:
         return [[(e, float(a)) for e, a in zip(range(1, EPOCHS + 1), row)] for row in accuracy]
 
 
+def mean_se(values: list[float]) -> str:
+    se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.2f} ± {se:.2f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA, help="YAHPO's lcbench folder (model.onnx, encoding.json)")
-    parser.add_argument("--tasks", nargs="+", default=DEFAULT_TASKS)
+    parser.add_argument("--tasks", nargs="+", default=None, help="OpenML task ids (default: all 34)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--n-configs", type=int, default=150)
-    parser.add_argument("--budgets", type=int, nargs="+", default=[10, 25], help="equal budgets, in full trainings")
+    parser.add_argument("--budgets", type=int, nargs="+", default=[10, 20, 30], help="equal budgets, in full trainings")
     parser.add_argument("--no-write", action="store_true", help="print only; leave PRUNING_RESULTS.md alone")
     args = parser.parse_args(argv)
     if not (args.data / "model.onnx").is_file():
@@ -117,14 +131,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     surrogate = Surrogate(args.data)
-    methods = pruners()
-    rows: dict[str, dict[str, list[float]]] = {name: {} for name in methods}
+    args.tasks = args.tasks or surrogate.tasks(args.data)
+    rows: dict[str, dict[str, list[float]]] = {name: {} for name in pruners(0)}
     started = time.perf_counter()
-    for task in args.tasks:
+    for task_index, task in enumerate(args.tasks):
         for seed in range(args.seeds):
             sampler = SobolSampler(seed=seed)
             configs = [sampler.sample(SPACE, [], number=n, directions=["max"]) for n in range(args.n_configs)]
             curves = surrogate.curves(task, configs)
+            methods = pruners(task_index * args.seeds + seed)
             outcomes = {name: run(curves) for name, run in methods.items()}
             reference = outcomes["none"].best("max")
             full = args.n_configs * EPOCHS
@@ -140,20 +155,21 @@ def main(argv: list[str] | None = None) -> int:
     runs = len(args.tasks) * args.seeds
     budget_cols = " | ".join(f"regret at {b} full trainings" for b in args.budgets)
     lines = [
-        f"LCBench surrogate, {len(args.tasks)} tasks ({', '.join(args.tasks)}) x {args.seeds} Sobol seeds = {runs} runs, "
+        f"LCBench surrogate, {len(args.tasks)} tasks x {args.seeds} Sobol seeds = {runs} runs, "
         f"{args.n_configs} configurations each, 52 epochs, maximizing validation accuracy (%). Replayed decisions "
         "(pruning_replay.py). Regret: no-pruning best over all configurations minus the pruner's best COMPLETE "
-        "trial, in accuracy points, mean over runs (lower is better; negative: better than no pruning). "
+        "trial, in accuracy points, mean over runs ± standard error (lower is better). "
         "'within 0.5': share of runs within 0.5 points of the no-pruning best. Equal budgets: trials taken in "
-        "order until that many epochs (k full trainings) are spent.",
+        "order until that many epochs (k full trainings) are spent (a pruner that finishes all configurations "
+        "under the budget keeps its best over all of them).",
         "",
         f"| pruner | epochs (share of no pruning) | regret, all configurations | within 0.5 | {budget_cols} |",
         "|---|---|---|---|" + "---|" * len(args.budgets),
     ]
     for name, row in rows.items():
-        budgets = " | ".join(f"{statistics.mean(row[f'b{b}']):.2f}" for b in args.budgets)
+        budgets = " | ".join(mean_se(row[f"b{b}"]) for b in args.budgets)
         lines.append(
-            f"| {name} | {statistics.mean(row['epochs']):.3f} | {statistics.mean(row['regret']):.2f} | "
+            f"| {name} | {statistics.mean(row['epochs']):.3f} | {mean_se(row['regret'])} | "
             f"{statistics.mean(row['within']):.2f} | {budgets} |"
         )
     text = "\n".join(lines)

@@ -83,17 +83,19 @@ def replay_ours(pruner: Pruner, curves: Sequence[Curve], mode: str) -> Outcome:
     return Outcome(reports, completed, values)
 
 
-def replay_optuna(make_pruner: Callable[[], Any], curves: Sequence[Curve], mode: str, *, epoch_steps: bool) -> Outcome:
+def replay_optuna(
+    make_pruner: Callable[[], Any], curves: Sequence[Curve], mode: str, *, epoch_steps: bool, study_name: str = "replay"
+) -> Outcome:
     """Run an Optuna pruner over ``curves`` through a real in-memory Optuna study.
 
     With ``epoch_steps`` the step reported is the 0-based index of the validation, as Optuna's
-    Lightning callback reports ``current_epoch``; otherwise the curve's own steps.
+    Lightning callback reports ``current_epoch``; otherwise the curve's own steps. Optuna's
+    Hyperband draws brackets from a hash of ``study_name`` and the trial number.
     """
     import optuna
 
-    # A fixed study name: Optuna's Hyperband draws brackets from a hash of the name and the number.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name="replay", direction="minimize" if mode == "min" else "maximize", pruner=make_pruner())
+    study = optuna.create_study(study_name=study_name, direction="minimize" if mode == "min" else "maximize", pruner=make_pruner())
     reports, completed, values = [], [], []
     for curve in curves:
         trial = study.ask()

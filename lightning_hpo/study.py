@@ -36,7 +36,7 @@ from lightning_hpo.exceptions import (
     TrialStateError,
     TrialTimeoutError,
 )
-from lightning_hpo.pruners import MedianPruner, Pruner
+from lightning_hpo.pruners import ASHAPruner, Pruner
 from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.samplers.uniform import SobolSampler
 from lightning_hpo.space import Domain, SearchSpace
@@ -167,7 +167,8 @@ class Study:
         storage: ``None`` for the SQLite file ``lightning_hpo/studies.db``, ``":memory:"`` for a
             throwaway study, a database URL or file path, or a :class:`~lightning_hpo.storage.Storage`.
         sampler: defaults to a :class:`~lightning_hpo.SobolSampler` seeded with ``seed``.
-        pruner: defaults to :class:`~lightning_hpo.MedianPruner`.
+        pruner: defaults to :class:`~lightning_hpo.ASHAPruner` with rungs at 1/9 and 1/3 of a full
+            run (see benchmarks/PRUNING_RESULTS.md for why).
         seed: seed of the default sampler.
         grace_period: seconds without a heartbeat after which another worker's RUNNING trial is
             marked FAIL (stale). A trial whose worker ran on this machine and no longer exists is
@@ -196,7 +197,7 @@ class Study:
         if isinstance(grace_period, bool) or not isinstance(grace_period, (int, float)) or not grace_period > 0:
             raise InvalidArgumentError(f"`grace_period > 0` (seconds) must hold, but got grace_period={grace_period!r}.")
         self.sampler = sampler if sampler is not None else SobolSampler(seed=seed)
-        self.pruner = pruner if pruner is not None else MedianPruner()
+        self.pruner = pruner if pruner is not None else ASHAPruner()
         self.grace_period = float(grace_period)
         self.storage = open_storage(storage)
         record = self.storage.get_or_create_study(self.name, self.space.to_json(), self.directions)

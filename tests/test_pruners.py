@@ -96,7 +96,9 @@ SIX_AT_10 = history(*({10: v} for v in (0.1, 0.2, 0.3, 0.4, 0.5)))
     "pruner, curve, others, mode, expected",
     [
         pytest.param(ASHA, {5: 0.9}, SIX_AT_10, "min", False, id="before-first-rung"),
-        pytest.param(ASHA, {10: 0.9}, history({10: 0.1}), "min", False, id="fewer-than-eta-at-rung-go-on"),
+        pytest.param(ASHA, {10: 0.9}, [], "min", False, id="alone-at-rung"),
+        pytest.param(ASHA, {10: 0.09}, history({10: 0.1}), "min", False, id="fewer-than-eta-best-goes-on"),
+        pytest.param(ASHA, {10: 0.9}, history({10: 0.1}), "min", True, id="fewer-than-eta-others-stop"),
         pytest.param(ASHA, {10: 0.3}, history({10: 0.1}, {10: 0.2}), "min", True, id="worst-of-three"),
         pytest.param(ASHA, {10: 0.05}, history({10: 0.1}, {10: 0.2}), "min", False, id="best-of-three"),
         pytest.param(ASHA, {10: 0.1}, history({10: 0.1}, {10: 0.2}), "min", False, id="tie-with-best-kept"),
@@ -108,12 +110,13 @@ SIX_AT_10 = history(*({10: v} for v in (0.1, 0.2, 0.3, 0.4, 0.5)))
         pytest.param(ASHA, {20: 0.9, 30: 0.9}, SIX_AT_10, "min", False, id="peers-below-next-rung-not-counted"),
         pytest.param(ASHA, {7: 0.5, 14: 0.1}, history({10: 0.2}, {10: 0.3}), "min", True, id="misaligned-best-by-rung"),
         pytest.param(ASHA, {10: 0.15}, history({5: 0.2, 15: 0.01}, {10: 0.3}), "min", False, id="misaligned-peer-best-by-rung"),
-        pytest.param(ASHA, {10: 0.9}, history({5: 0.1}, {10: 0.2}), "min", False, id="peer-short-of-rung-not-counted"),
-        pytest.param(ASHA, {10: 0.9}, history(({10: 0.1}, FAIL), {10: 0.2}), "min", False, id="failed-peers-ignored"),
+        pytest.param(ASHA, {10: 0.15}, history({5: 0.1}, {10: 0.2}, {10: 0.3}), "min", False, id="peer-short-of-rung-not-counted"),
+        pytest.param(ASHA, {10: 0.15}, history(({10: 0.1}, FAIL), {10: 0.2}, {10: 0.3}), "min", False, id="failed-peers-ignored"),
         pytest.param(ASHA, {10: 0.9}, history(({10: 0.1}, RUN), ({10: 0.2}, CUT)), "min", True, id="running-and-pruned-peers-count"),
         pytest.param(ASHA, {5: NAN, 10: NAN}, [], "min", True, id="nan-only-by-rung"),
         pytest.param(ASHA, {5: 0.1, 10: NAN}, history({10: 0.2}, {10: 0.3}), "min", False, id="nan-after-best"),
         pytest.param(ASHA, {30: 0.9}, history({10: 0.1}, {10: 0.2}), "min", False, id="no-report-by-rung-not-judged"),
+        pytest.param(ASHA, {30: 0.9}, history({10: 0.1, 30: 0.1}), "min", True, id="no-report-by-first-rung-judged-at-next"),
         pytest.param(ASHA, {5: 0.9, 40: 0.9}, history({10: 0.1}, {10: 0.2}), "min", True, id="judged-at-every-rung-crossed"),
         pytest.param(ASHAPruner(min_resource=10, max_resource=30), {20: 0.9, 30: 0.9}, history({30: 0.1}, {30: 0.2}), "min", False, id="no-rung-past-max-over-eta"),
         pytest.param(ASHAPruner(min_resource=10), {20: 0.9, 30: 0.9}, history(({30: 0.1}, RUN), ({30: 0.2}, RUN)), "min", True, id="rungs-unbounded-without-max"),
@@ -212,6 +215,14 @@ def test_hyperband_brackets(kwargs, n_brackets):
     shares = [math.ceil(n_brackets * eta ** (n_brackets - 1 - b) / (n_brackets - b)) for b in range(n_brackets)]
     for bracket, share in enumerate(shares):
         assert counts[bracket] / 20_000 == pytest.approx(share / sum(shares), abs=0.01)
+
+
+def test_hyperband_seed_reshuffles_brackets_in_the_same_proportions():
+    first, second = HyperbandPruner(seed=0), HyperbandPruner(seed=1)
+    draws = [[p.bracket_of(n) for n in range(5000)] for p in (first, second)]
+    assert draws[0] != draws[1]
+    for bracket in range(4):
+        assert draws[0].count(bracket) == pytest.approx(draws[1].count(bracket), rel=0.1)
 
 
 def test_hyperband_bracket_is_the_same_in_every_process():
@@ -332,6 +343,7 @@ def test_patient_decisions(pruner, curve, mode, expected):
         (lambda: ASHAPruner(min_resource=100, max_resource=10), InvalidArgumentError, r"min_resource <= max_resource.*100.*10"),
         (lambda: HyperbandPruner(min_resource=10), InvalidArgumentError, r"explicit max_resource"),
         (lambda: HyperbandPruner(max_resource=True), ArgumentTypeError, "max_resource"),
+        (lambda: HyperbandPruner(seed=-1), InvalidArgumentError, r"seed >= 0"),
         (lambda: ThresholdPruner(lower=2.0, upper=1.0), InvalidArgumentError, r"lower <= upper"),
         (lambda: ThresholdPruner(upper=NAN), InvalidArgumentError, "nan"),
         (lambda: ThresholdPruner(upper="10"), ArgumentTypeError, "upper"),

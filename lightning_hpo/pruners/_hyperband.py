@@ -44,11 +44,12 @@ class HyperbandPruner(Pruner):
         max_resource: steps of a full run, or ``"auto"``: the largest last step among COMPLETE
             trials (nothing is pruned with ``"auto"`` rungs before a trial completes).
         reduction_factor: ``eta`` >= 2; about 1/eta of a bracket's trials pass each rung.
+        seed: changes which trial numbers go to which bracket (the proportions stay).
 
     Example:
         >>> pruner = HyperbandPruner(min_resource=10, max_resource=270, reduction_factor=3)
         >>> pruner.n_brackets, [pruner.bracket_of(n) for n in range(8)]
-        (4, [0, 0, 0, 0, 0, 2, 2, 0])
+        (4, [0, 2, 3, 2, 1, 2, 0, 0])
     """
 
     def __init__(
@@ -57,11 +58,13 @@ class HyperbandPruner(Pruner):
         min_resource: Resource = "auto",
         max_resource: Resource = "auto",
         reduction_factor: int = 3,
+        seed: int = 0,
     ) -> None:
         name = type(self).__name__
         self.min_resource = check_resource(name, "min_resource", min_resource)
         self.max_resource = check_resource(name, "max_resource", max_resource)
         self.reduction_factor = check_int(name, "reduction_factor", reduction_factor, 2)
+        self.seed = check_int(name, "seed", seed, 0)
         check_resource_order(name, self.min_resource, self.max_resource)
         if self.min_resource == "auto":
             self.n_brackets = AUTO_RUNGS + 1
@@ -81,12 +84,12 @@ class HyperbandPruner(Pruner):
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(min_resource={self.min_resource!r}, max_resource={self.max_resource!r}, "
-            f"reduction_factor={self.reduction_factor!r})"
+            f"reduction_factor={self.reduction_factor!r}, seed={self.seed!r})"
         )
 
     def bracket_of(self, number: int) -> int:
         """The bracket of trial ``number``: the same in every process and every run."""
-        draw = zlib.crc32(str(number).encode()) % sum(self._shares)
+        draw = zlib.crc32(f"{self.seed}:{number}".encode()) % sum(self._shares)
         for bracket, share in enumerate(self._shares):
             if draw < share:
                 return bracket

@@ -40,10 +40,11 @@ class ASHAPruner(Pruner):
     the last rung still leaves ``eta`` times more training for the trials that pass it. When a
     trial first reports at or past a rung, it is ranked against every other trial (RUNNING,
     COMPLETE or PRUNED, not FAIL) that reached the rung, all by their best value by that step; it
-    is pruned unless fewer than ``n // eta`` of the ``n`` trials there (itself included) are
-    strictly better. While fewer than ``eta`` trials reached a rung, every one goes on. Promotion
-    is asynchronous: the trial is judged once per rung, on arrival, against the trials that got
-    there before it, and never waits for others. A trial that reported only nan/inf by a rung is
+    goes on only if it is among the best ``n // eta`` of the ``n`` trials there (itself included),
+    or the best of them while ``n < eta`` (ties count in its favour). Promotion is asynchronous:
+    the trial is judged once per rung, on arrival, against the trials that got there before it,
+    and never waits for others (trials can't be paused and resumed, so a trial that waited would
+    hold its worker). A trial that reported only nan/inf by a rung is
     pruned there (it diverged); one with no report by the rung is not judged at that rung.
 
     Args:
@@ -173,11 +174,8 @@ def survives_new_rungs(
                 return False  # only nan/inf by this rung: the run diverged
             continue
         peers = peers_at(trial, trials, rung, minimize)
-        n = len(peers) + 1
-        if n < eta:
-            continue
         better = sum((p < value) if minimize else (p > value) for p in peers)
-        if better >= n // eta:
+        if better >= max(1, (len(peers) + 1) // eta):
             return False
     return True
 
