@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pruning_replay import Curve, Outcome, replay_ours, replay_optuna, write_section  # noqa: E402
+from pruning_replay import Curve, Outcome, replay_optuna, replay_ours, write_section  # noqa: E402
 
 from lightning_hpo import Float, Int  # noqa: E402
 from lightning_hpo.pruners import ASHAPruner, HyperbandPruner, MedianPruner, NopPruner  # noqa: E402
@@ -107,9 +107,9 @@ class Surrogate:
             [np.repeat(epochs[None, :, None], len(configs), 0), np.repeat(rows[:, None, :], EPOCHS, 1)], axis=2
         ).reshape(-1, 1 + len(SURROGATE_INPUTS))
         x_cat = np.full((len(x_cont), 1), self.task_codes[task], dtype=np.int32)
-        inputs = {i.name: x for i, x in zip(self.session.get_inputs(), (x_cat, x_cont))}
+        inputs = {i.name: x for i, x in zip(self.session.get_inputs(), (x_cat, x_cont), strict=True)}
         accuracy = self.session.run(None, inputs)[0][:, 1].reshape(len(configs), EPOCHS)  # y: time, val_accuracy, ...
-        return [[(e, float(a)) for e, a in zip(range(1, EPOCHS + 1), row)] for row in accuracy]
+        return [[(e, float(a)) for e, a in zip(range(1, EPOCHS + 1), row, strict=True)] for row in accuracy]
 
 
 def mean_se(values: list[float]) -> str:

@@ -41,7 +41,7 @@ class Outcome:
 
     def best(self, mode: str, n: int | None = None) -> float:
         """The best value among the first ``n`` trials that completed (nan if none did)."""
-        done = [v for v, c in zip(self.values[:n], self.completed[:n]) if c and math.isfinite(v)]
+        done = [v for v, c in zip(self.values[:n], self.completed[:n], strict=True) if c and math.isfinite(v)]
         if not done:
             return math.nan
         return min(done) if mode == "min" else max(done)
@@ -95,7 +95,9 @@ def replay_optuna(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=study_name, direction="minimize" if mode == "min" else "maximize", pruner=make_pruner())
+    study = optuna.create_study(
+        study_name=study_name, direction="minimize" if mode == "min" else "maximize", pruner=make_pruner()
+    )
     reports, completed, values = [], [], []
     for curve in curves:
         trial = study.ask()

@@ -35,7 +35,7 @@ sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "examples")]
 
 from digits import SEARCH_SPACE as MLP_SPACE  # noqa: E402
 from digits import DigitsClassifier, DigitsDataModule  # noqa: E402
-from pruning_replay import Curve, Outcome, replay_ours, replay_optuna, write_section  # noqa: E402
+from pruning_replay import Curve, Outcome, replay_optuna, replay_ours, write_section  # noqa: E402
 
 from lightning_hpo import Categorical, Float, Int, Tuner  # noqa: E402
 from lightning_hpo.pruners import ASHAPruner, HyperbandPruner, MedianPruner, NopPruner, Pruner  # noqa: E402
@@ -46,13 +46,23 @@ from lightning_hpo.trial import TrialState  # noqa: E402
 class DigitsCNN(pl.LightningModule):
     """Two 3x3 convolutions over the 8x8 digit images, then a linear classifier."""
 
-    def __init__(self, lr: float = 1e-3, channels: int = 16, dropout: float = 0.1, weight_decay: float = 1e-5,
-                 optimizer: str = "adam") -> None:
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        channels: int = 16,
+        dropout: float = 0.1,
+        weight_decay: float = 1e-5,
+        optimizer: str = "adam",
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.features = nn.Sequential(
-            nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(), nn.Conv2d(channels, 2 * channels, 3, padding=1), nn.ReLU(),
-            nn.MaxPool2d(2), nn.Dropout(dropout),
+            nn.Conv2d(1, channels, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(channels, 2 * channels, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Dropout(dropout),
         )
         self.head = nn.Linear(2 * channels * 16, 10)
 
@@ -69,7 +79,9 @@ class DigitsCNN(pl.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         if self.hparams.optimizer == "sgd":
-            return torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=0.9, weight_decay=self.hparams.weight_decay)
+            return torch.optim.SGD(
+                self.parameters(), lr=self.hparams.lr, momentum=0.9, weight_decay=self.hparams.weight_decay
+            )
         return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
 
@@ -89,8 +101,13 @@ def tune(model: str, pruner: Pruner, n: int, epochs: int, seed: int, root: Path,
         model_cls,
         search_space=space,
         datamodule=DigitsDataModule(),
-        trainer_kwargs={"max_epochs": epochs, "accelerator": "cpu", "devices": 1, "logger": False,
-                        "enable_checkpointing": False},
+        trainer_kwargs={
+            "max_epochs": epochs,
+            "accelerator": "cpu",
+            "devices": 1,
+            "logger": False,
+            "enable_checkpointing": False,
+        },
         monitor="val_loss",
         mode="min",
         sampler=SobolSampler(seed=seed),
@@ -135,9 +152,11 @@ def live_check(curves: list[Curve], n: int, epochs: int, seed: int, root: Path) 
         trials = sorted(live.trials, key=lambda t: t.number)
         replay = replay_ours(make(), curves[:n], "min")
         live_outcome = [(len(t.intermediate_values), t.state is TrialState.COMPLETE) for t in trials]
-        replay_outcome = list(zip(replay.reports, replay.completed))
+        replay_outcome = list(zip(replay.reports, replay.completed, strict=True))
         same_values = all(
-            math.isclose(t.intermediate_values[s], v, rel_tol=1e-6) for t, c in zip(trials, curves) for s, v in c
+            math.isclose(t.intermediate_values[s], v, rel_tol=1e-6)
+            for t, c in zip(trials, curves[:n], strict=True)
+            for s, v in c
             if s in t.intermediate_values
         )
         verdict = "identical" if live_outcome == replay_outcome and same_values else "DIFFERENT"
@@ -153,11 +172,15 @@ def table(model: str, curves: list[Curve], budgets: list[int], epochs: int) -> l
     reference = outcomes["none"]
     full = reference.spent()
     head = " | ".join(f"best val_loss at {b} full trainings" for b in budgets)
-    lines = [f"| pruner | validations (share of no pruning) | best val_loss, all configurations | {head} |",
-             "|---|---|---|" + "---|" * len(budgets)]
+    lines = [
+        f"| pruner | validations (share of no pruning) | best val_loss, all configurations | {head} |",
+        "|---|---|---|" + "---|" * len(budgets),
+    ]
     for name, outcome in outcomes.items():
         at_budget = " | ".join(f"{outcome.best_within(b * epochs, 'min'):.4f}" for b in budgets)
-        lines.append(f"| {name} | {outcome.spent()} ({outcome.spent() / full:.3f}) | {outcome.best('min'):.4f} | {at_budget} |")
+        lines.append(
+            f"| {name} | {outcome.spent()} ({outcome.spent() / full:.3f}) | {outcome.best('min'):.4f} | {at_budget} |"
+        )
     return lines
 
 
@@ -169,8 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-live", type=int, default=12, help="configurations run live to check the replay (0: skip)")
     parser.add_argument("--budgets", type=int, nargs="+", default=[5, 10], help="equal budgets, in full trainings")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--curves", type=Path, default=ROOT / "benchmarks" / "pruning_training_curves.json",
-                        help="recorded curves: reused when they match the settings, else recorded and saved here")
+    parser.add_argument(
+        "--curves",
+        type=Path,
+        default=ROOT / "benchmarks" / "pruning_training_curves.json",
+        help="recorded curves: reused when they match the settings, else recorded and saved here",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only; leave PRUNING_RESULTS.md alone")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -193,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{model}: {len(curves)} curves read from {args.curves}", flush=True)
             else:
                 started = time.perf_counter()
-                curves = curves_of(tune(model, NopPruner(), args.n_configs, args.epochs, args.seed, root, f"record-{model}"))
+                curves = curves_of(
+                    tune(model, NopPruner(), args.n_configs, args.epochs, args.seed, root, f"record-{model}")
+                )
                 print(f"{model}: {len(curves)} curves recorded in {time.perf_counter() - started:.0f} s", flush=True)
                 saved[key] = curves
                 args.curves.write_text(json.dumps(saved))
@@ -203,8 +232,12 @@ def main(argv: list[str] | None = None) -> int:
             sections += ["", f"### {title}", "", *table(model, curves, args.budgets, args.epochs)]
         if args.n_live and mlp_curves is not None:
             started = time.perf_counter()
-            sections += ["", "Replay vs live Tuner runs:", "",
-                         *live_check(mlp_curves, args.n_live, args.epochs, args.seed, root)]
+            sections += [
+                "",
+                "Replay vs live Tuner runs:",
+                "",
+                *live_check(mlp_curves, args.n_live, args.epochs, args.seed, root),
+            ]
             print(f"live check in {time.perf_counter() - started:.0f} s", flush=True)
     text = "\n".join(sections)
     print(text)

@@ -40,7 +40,9 @@ def history(*others: tuple[Mapping[int, float], TrialState] | Mapping[int, float
     return trials
 
 
-def decide(pruner: Pruner, curve: Mapping[int, float], others: Sequence[Trial], mode: str = "min", number: int = 0) -> bool:
+def decide(
+    pruner: Pruner, curve: Mapping[int, float], others: Sequence[Trial], mode: str = "min", number: int = 0
+) -> bool:
     """The pruner's decision for RUNNING trial ``number`` with ``curve``, among ``others``, as a Study asks it."""
     trial = Trial(number, RUN, {}, intermediate_values=dict(curve))
     return pruner.prune(trial, [trial, *others], directions=[mode])
@@ -57,28 +59,98 @@ FIVE_DONE = history(*({10: v} for v in (0.1, 0.2, 0.3, 0.4, 0.5)))
         pytest.param(MedianPruner(n_startup_trials=5), {10: 0.35}, FIVE_DONE, "min", True, id="worse-than-median"),
         pytest.param(MedianPruner(n_startup_trials=5), {10: 0.25}, FIVE_DONE, "min", False, id="better-than-median"),
         pytest.param(MedianPruner(n_startup_trials=5), {10: 0.3}, FIVE_DONE, "min", False, id="equal-to-median-kept"),
-        pytest.param(MedianPruner(n_startup_trials=5), {0: 0.1, 10: 0.9}, FIVE_DONE, "min", False, id="best-so-far-counts"),
+        pytest.param(
+            MedianPruner(n_startup_trials=5), {0: 0.1, 10: 0.9}, FIVE_DONE, "min", False, id="best-so-far-counts"
+        ),
         pytest.param(MedianPruner(n_startup_trials=6), {10: 0.9}, FIVE_DONE, "min", False, id="startup-trials"),
-        pytest.param(MedianPruner(n_startup_trials=0, n_warmup_steps=11), {10: 0.9}, FIVE_DONE, "min", False, id="warmup"),
-        pytest.param(MedianPruner(n_startup_trials=0, n_warmup_steps=10), {10: 0.9}, FIVE_DONE, "min", True, id="warmup-ends"),
+        pytest.param(
+            MedianPruner(n_startup_trials=0, n_warmup_steps=11), {10: 0.9}, FIVE_DONE, "min", False, id="warmup"
+        ),
+        pytest.param(
+            MedianPruner(n_startup_trials=0, n_warmup_steps=10), {10: 0.9}, FIVE_DONE, "min", True, id="warmup-ends"
+        ),
         pytest.param(MedianPruner(n_startup_trials=5), {10: 0.25}, FIVE_DONE, "max", True, id="max-worse"),
         pytest.param(MedianPruner(n_startup_trials=5), {10: 0.35}, FIVE_DONE, "max", False, id="max-better"),
-        pytest.param(PercentilePruner(25.0, n_startup_trials=0), {10: 0.25}, FIVE_DONE, "min", True, id="p25-prunes-second-quartile"),
-        pytest.param(PercentilePruner(25.0, n_startup_trials=0), {10: 0.15}, FIVE_DONE, "min", False, id="p25-keeps-top-quarter"),
-        pytest.param(PercentilePruner(25.0, n_startup_trials=0), {10: 0.45}, FIVE_DONE, "max", False, id="p25-max-keeps-top"),
+        pytest.param(
+            PercentilePruner(25.0, n_startup_trials=0),
+            {10: 0.25},
+            FIVE_DONE,
+            "min",
+            True,
+            id="p25-prunes-second-quartile",
+        ),
+        pytest.param(
+            PercentilePruner(25.0, n_startup_trials=0), {10: 0.15}, FIVE_DONE, "min", False, id="p25-keeps-top-quarter"
+        ),
+        pytest.param(
+            PercentilePruner(25.0, n_startup_trials=0), {10: 0.45}, FIVE_DONE, "max", False, id="p25-max-keeps-top"
+        ),
         pytest.param(MedianPruner(n_startup_trials=0), {0: NAN, 10: NAN}, [], "min", True, id="nan-only-diverged"),
         pytest.param(MedianPruner(n_startup_trials=9), {0: NAN}, [], "min", True, id="nan-pruned-during-startup"),
-        pytest.param(MedianPruner(n_startup_trials=0, n_warmup_steps=5), {0: NAN}, [], "min", False, id="nan-in-warmup"),
+        pytest.param(
+            MedianPruner(n_startup_trials=0, n_warmup_steps=5), {0: NAN}, [], "min", False, id="nan-in-warmup"
+        ),
         pytest.param(MedianPruner(n_startup_trials=0), {0: 0.1, 10: NAN}, FIVE_DONE, "min", False, id="nan-after-best"),
         # Peers count only if they reached the step; each by its best value *by* the step.
-        pytest.param(MedianPruner(n_startup_trials=0), {10: 0.5}, history({15: 0.1}, {5: 0.1}), "min", False, id="peers-must-have-value-by-step"),
-        pytest.param(MedianPruner(n_startup_trials=0), {10: 0.5}, history({5: 0.1, 15: 0.9}), "min", True, id="misaligned-peer-best-by-step"),
-        pytest.param(MedianPruner(n_startup_trials=0), {10: 0.5}, history(({10: 0.1}, RUN), ({10: 0.2}, CUT)), "min", True, id="running-and-pruned-peers-count"),
-        pytest.param(MedianPruner(n_startup_trials=0), {10: 0.5}, history(({10: 0.1}, FAIL)), "min", False, id="failed-peers-ignored"),
-        pytest.param(MedianPruner(n_startup_trials=0, n_min_trials=6), {10: 0.9}, FIVE_DONE, "min", False, id="n-min-trials"),
-        pytest.param(MedianPruner(n_startup_trials=0, interval_steps=10), {10: 0.9}, FIVE_DONE, "min", True, id="interval-first-report"),
-        pytest.param(MedianPruner(n_startup_trials=0, interval_steps=10), {10: 0.9, 15: 0.9}, history(*({15: v} for v in (0.1, 0.2))), "min", False, id="interval-second-report"),
-        pytest.param(MedianPruner(n_startup_trials=0, n_warmup_steps=5, interval_steps=10), {12: 0.9, 15: 0.9}, history(*({15: v} for v in (0.1, 0.2))), "min", True, id="interval-starts-after-warmup"),
+        pytest.param(
+            MedianPruner(n_startup_trials=0),
+            {10: 0.5},
+            history({15: 0.1}, {5: 0.1}),
+            "min",
+            False,
+            id="peers-must-have-value-by-step",
+        ),
+        pytest.param(
+            MedianPruner(n_startup_trials=0),
+            {10: 0.5},
+            history({5: 0.1, 15: 0.9}),
+            "min",
+            True,
+            id="misaligned-peer-best-by-step",
+        ),
+        pytest.param(
+            MedianPruner(n_startup_trials=0),
+            {10: 0.5},
+            history(({10: 0.1}, RUN), ({10: 0.2}, CUT)),
+            "min",
+            True,
+            id="running-and-pruned-peers-count",
+        ),
+        pytest.param(
+            MedianPruner(n_startup_trials=0),
+            {10: 0.5},
+            history(({10: 0.1}, FAIL)),
+            "min",
+            False,
+            id="failed-peers-ignored",
+        ),
+        pytest.param(
+            MedianPruner(n_startup_trials=0, n_min_trials=6), {10: 0.9}, FIVE_DONE, "min", False, id="n-min-trials"
+        ),
+        pytest.param(
+            MedianPruner(n_startup_trials=0, interval_steps=10),
+            {10: 0.9},
+            FIVE_DONE,
+            "min",
+            True,
+            id="interval-first-report",
+        ),
+        pytest.param(
+            MedianPruner(n_startup_trials=0, interval_steps=10),
+            {10: 0.9, 15: 0.9},
+            history(*({15: v} for v in (0.1, 0.2))),
+            "min",
+            False,
+            id="interval-second-report",
+        ),
+        pytest.param(
+            MedianPruner(n_startup_trials=0, n_warmup_steps=5, interval_steps=10),
+            {12: 0.9, 15: 0.9},
+            history(*({15: v} for v in (0.1, 0.2))),
+            "min",
+            True,
+            id="interval-starts-after-warmup",
+        ),
     ],
 )
 def test_percentile_decisions(pruner, curve, others, mode, expected):
@@ -109,22 +181,88 @@ SIX_AT_10 = history(*({10: v} for v in (0.1, 0.2, 0.3, 0.4, 0.5)))
         pytest.param(ASHA, {10: 0.9, 20: 0.9}, SIX_AT_10, "min", False, id="judged-once-on-arrival"),
         pytest.param(ASHA, {20: 0.9, 30: 0.9}, SIX_AT_10, "min", False, id="peers-below-next-rung-not-counted"),
         pytest.param(ASHA, {7: 0.5, 14: 0.1}, history({10: 0.2}, {10: 0.3}), "min", True, id="misaligned-best-by-rung"),
-        pytest.param(ASHA, {10: 0.15}, history({5: 0.2, 15: 0.01}, {10: 0.3}), "min", False, id="misaligned-peer-best-by-rung"),
-        pytest.param(ASHA, {10: 0.15}, history({5: 0.1}, {10: 0.2}, {10: 0.3}), "min", False, id="peer-short-of-rung-not-counted"),
-        pytest.param(ASHA, {10: 0.15}, history(({10: 0.1}, FAIL), {10: 0.2}, {10: 0.3}), "min", False, id="failed-peers-ignored"),
-        pytest.param(ASHA, {10: 0.9}, history(({10: 0.1}, RUN), ({10: 0.2}, CUT)), "min", True, id="running-and-pruned-peers-count"),
+        pytest.param(
+            ASHA, {10: 0.15}, history({5: 0.2, 15: 0.01}, {10: 0.3}), "min", False, id="misaligned-peer-best-by-rung"
+        ),
+        pytest.param(
+            ASHA, {10: 0.15}, history({5: 0.1}, {10: 0.2}, {10: 0.3}), "min", False, id="peer-short-of-rung-not-counted"
+        ),
+        pytest.param(
+            ASHA, {10: 0.15}, history(({10: 0.1}, FAIL), {10: 0.2}, {10: 0.3}), "min", False, id="failed-peers-ignored"
+        ),
+        pytest.param(
+            ASHA,
+            {10: 0.9},
+            history(({10: 0.1}, RUN), ({10: 0.2}, CUT)),
+            "min",
+            True,
+            id="running-and-pruned-peers-count",
+        ),
         pytest.param(ASHA, {5: NAN, 10: NAN}, [], "min", True, id="nan-only-by-rung"),
         pytest.param(ASHA, {5: 0.1, 10: NAN}, history({10: 0.2}, {10: 0.3}), "min", False, id="nan-after-best"),
         pytest.param(ASHA, {30: 0.9}, history({10: 0.1}, {10: 0.2}), "min", False, id="no-report-by-rung-not-judged"),
-        pytest.param(ASHA, {30: 0.9}, history({10: 0.1, 30: 0.1}), "min", True, id="no-report-by-first-rung-judged-at-next"),
-        pytest.param(ASHA, {5: 0.9, 40: 0.9}, history({10: 0.1}, {10: 0.2}), "min", True, id="judged-at-every-rung-crossed"),
-        pytest.param(ASHAPruner(min_resource=10, max_resource=30), {20: 0.9, 30: 0.9}, history({30: 0.1}, {30: 0.2}), "min", False, id="no-rung-past-max-over-eta"),
-        pytest.param(ASHAPruner(min_resource=10), {20: 0.9, 30: 0.9}, history(({30: 0.1}, RUN), ({30: 0.2}, RUN)), "min", True, id="rungs-unbounded-without-max"),
-        pytest.param(ASHAPruner(), {10: 0.9}, history(({10: 0.1, 90: 0.1}, RUN), ({10: 0.2, 90: 0.1}, RUN)), "min", False, id="auto-waits-for-complete"),
-        pytest.param(ASHAPruner(), {10: 0.9}, history({10: 0.1, 90: 0.1}, {10: 0.2, 90: 0.1}), "min", True, id="auto-rungs-at-max-over-9"),
-        pytest.param(ASHAPruner(), {9: 0.9}, history({10: 0.1, 90: 0.1}, {10: 0.2, 90: 0.1}), "min", False, id="auto-before-first-rung"),
-        pytest.param(ASHAPruner(), {20: 0.9, 30: 0.9}, history({30: 0.1, 90: 0.1}, {30: 0.2, 90: 0.1}), "min", True, id="auto-second-rung"),
-        pytest.param(ASHAPruner(reduction_factor=2), {22: 0.9, 23: 0.9}, history({22: 0.1, 23: 0.1, 90: 0.1}, {23: 0.2, 90: 0.1}), "min", True, id="auto-eta-2-rung-at-quarter-moved-to-a-report"),
+        pytest.param(
+            ASHA, {30: 0.9}, history({10: 0.1, 30: 0.1}), "min", True, id="no-report-by-first-rung-judged-at-next"
+        ),
+        pytest.param(
+            ASHA, {5: 0.9, 40: 0.9}, history({10: 0.1}, {10: 0.2}), "min", True, id="judged-at-every-rung-crossed"
+        ),
+        pytest.param(
+            ASHAPruner(min_resource=10, max_resource=30),
+            {20: 0.9, 30: 0.9},
+            history({30: 0.1}, {30: 0.2}),
+            "min",
+            False,
+            id="no-rung-past-max-over-eta",
+        ),
+        pytest.param(
+            ASHAPruner(min_resource=10),
+            {20: 0.9, 30: 0.9},
+            history(({30: 0.1}, RUN), ({30: 0.2}, RUN)),
+            "min",
+            True,
+            id="rungs-unbounded-without-max",
+        ),
+        pytest.param(
+            ASHAPruner(),
+            {10: 0.9},
+            history(({10: 0.1, 90: 0.1}, RUN), ({10: 0.2, 90: 0.1}, RUN)),
+            "min",
+            False,
+            id="auto-waits-for-complete",
+        ),
+        pytest.param(
+            ASHAPruner(),
+            {10: 0.9},
+            history({10: 0.1, 90: 0.1}, {10: 0.2, 90: 0.1}),
+            "min",
+            True,
+            id="auto-rungs-at-max-over-9",
+        ),
+        pytest.param(
+            ASHAPruner(),
+            {9: 0.9},
+            history({10: 0.1, 90: 0.1}, {10: 0.2, 90: 0.1}),
+            "min",
+            False,
+            id="auto-before-first-rung",
+        ),
+        pytest.param(
+            ASHAPruner(),
+            {20: 0.9, 30: 0.9},
+            history({30: 0.1, 90: 0.1}, {30: 0.2, 90: 0.1}),
+            "min",
+            True,
+            id="auto-second-rung",
+        ),
+        pytest.param(
+            ASHAPruner(reduction_factor=2),
+            {22: 0.9, 23: 0.9},
+            history({22: 0.1, 23: 0.1, 90: 0.1}, {23: 0.2, 90: 0.1}),
+            "min",
+            True,
+            id="auto-eta-2-rung-at-quarter-moved-to-a-report",
+        ),
         pytest.param(ASHAPruner(), {20: 0.9, 40: 0.9}, EVERY_20_STEPS, "min", False, id="auto-rung-44-moved-to-60"),
         pytest.param(ASHAPruner(), {20: 0.9, 40: 0.9, 60: 0.9}, EVERY_20_STEPS, "min", True, id="auto-judged-at-60"),
     ],
@@ -152,7 +290,9 @@ def test_asha_decisions(pruner, curve, others, mode, expected):
 )
 def test_asha_rungs(min_resource, max_resource, eta, up_to, expected):
     kwargs = {} if min_resource == "auto" else {"min_resource": min_resource}
-    assert ASHAPruner(**kwargs, reduction_factor=eta).rungs(max_resource=max_resource, up_to=up_to) == pytest.approx(expected)
+    assert ASHAPruner(**kwargs, reduction_factor=eta).rungs(max_resource=max_resource, up_to=up_to) == pytest.approx(
+        expected
+    )
 
 
 @pytest.mark.parametrize(
@@ -205,7 +345,14 @@ def numbers_in_bracket(pruner: HyperbandPruner, bracket: int, count: int) -> lis
 
 @pytest.mark.parametrize(
     "kwargs, n_brackets",
-    [({}, 4), ({"reduction_factor": 2}, 4), ({"min_resource": 10, "max_resource": 270}, 4), ({"min_resource": 10, "max_resource": 269}, 3), ({"min_resource": 10, "max_resource": 10}, 1), ({"min_resource": 1, "max_resource": 16, "reduction_factor": 2}, 5)],
+    [
+        ({}, 4),
+        ({"reduction_factor": 2}, 4),
+        ({"min_resource": 10, "max_resource": 270}, 4),
+        ({"min_resource": 10, "max_resource": 269}, 3),
+        ({"min_resource": 10, "max_resource": 10}, 1),
+        ({"min_resource": 1, "max_resource": 16, "reduction_factor": 2}, 5),
+    ],
 )
 def test_hyperband_brackets(kwargs, n_brackets):
     pruner = HyperbandPruner(**kwargs)
@@ -229,10 +376,16 @@ def test_hyperband_bracket_is_the_same_in_every_process():
     """The bracket comes from CRC32, not Python's per-process salted hash()."""
     pruner = HyperbandPruner()
     here = [pruner.bracket_of(n) for n in range(50)]
-    code = "from lightning_hpo.pruners import HyperbandPruner as H; p = H(); print([p.bracket_of(n) for n in range(50)])"
+    code = (
+        "from lightning_hpo.pruners import HyperbandPruner as H; p = H(); print([p.bracket_of(n) for n in range(50)])"
+    )
     for hash_seed in ("1", "2"):
         out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": hash_seed}
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
         )
         assert out.stdout.strip() == str(here)
 
@@ -243,7 +396,7 @@ def test_hyperband_compares_only_within_a_bracket():
     other = numbers_in_bracket(pruner, 1, 2)
 
     def with_numbers(numbers, values):
-        return [Trial(n, DONE, {}, intermediate_values={10: v}) for n, v in zip(numbers, values)]
+        return [Trial(n, DONE, {}, intermediate_values={10: v}) for n, v in zip(numbers, values, strict=True)]
 
     good_elsewhere = with_numbers(other, [0.1, 0.2])
     assert decide(pruner, {10: 0.9}, good_elsewhere, number=judged) is False
@@ -256,7 +409,9 @@ def test_hyperband_bracket_skips_its_lowest_rungs(bracket, pruned_at):
     judged, *peers = numbers_in_bracket(pruner, bracket, 6)
     others = [Trial(n, DONE, {}, intermediate_values={s: 0.1 for s in (10, 30, 90, 270)}) for n in peers]
     steps = (10, 30, 90, 270)
-    first_pruned = next((step for step in steps if decide(pruner, {s: 0.9 for s in steps if s <= step}, others, number=judged)), None)
+    first_pruned = next(
+        (step for step in steps if decide(pruner, {s: 0.9 for s in steps if s <= step}, others, number=judged)), None
+    )
     assert first_pruned == pruned_at
 
 
@@ -264,8 +419,8 @@ def test_hyperband_auto_waits_for_a_complete_trial():
     pruner = HyperbandPruner()
     judged, *peers = numbers_in_bracket(pruner, 0, 4)
     curves = [{s: 0.1 for s in range(1, 28)} for _ in peers]
-    running = [Trial(n, RUN, {}, intermediate_values=c) for n, c in zip(peers, curves)]
-    complete = [Trial(n, DONE, {}, intermediate_values=c) for n, c in zip(peers, curves)]
+    running = [Trial(n, RUN, {}, intermediate_values=c) for n, c in zip(peers, curves, strict=True)]
+    complete = [Trial(n, DONE, {}, intermediate_values=c) for n, c in zip(peers, curves, strict=True)]
     assert decide(pruner, {1: 0.9}, running, number=judged) is False
     assert decide(pruner, {1: 0.9}, complete, number=judged) is True  # first auto rung: 27 / 27
 
@@ -340,7 +495,11 @@ def test_patient_decisions(pruner, curve, mode, expected):
         (lambda: ASHAPruner(min_resource=0), InvalidArgumentError, r"min_resource >= 1.*0"),
         (lambda: ASHAPruner(min_resource="max"), ArgumentTypeError, r"'auto' or an int.*'max'"),
         (lambda: ASHAPruner(reduction_factor=1), InvalidArgumentError, r"reduction_factor >= 2.*1"),
-        (lambda: ASHAPruner(min_resource=100, max_resource=10), InvalidArgumentError, r"min_resource <= max_resource.*100.*10"),
+        (
+            lambda: ASHAPruner(min_resource=100, max_resource=10),
+            InvalidArgumentError,
+            r"min_resource <= max_resource.*100.*10",
+        ),
         (lambda: HyperbandPruner(min_resource=10), InvalidArgumentError, r"explicit max_resource"),
         (lambda: HyperbandPruner(max_resource=True), ArgumentTypeError, "max_resource"),
         (lambda: HyperbandPruner(seed=-1), InvalidArgumentError, r"seed >= 0"),
@@ -365,8 +524,14 @@ def test_ranking_pruners_refuse_multi_objective(pruner):
 
 
 def test_docstring_examples():
-    for module in (lightning_hpo.pruners._base, lightning_hpo.pruners._percentile, lightning_hpo.pruners._successive_halving,
-                   lightning_hpo.pruners._hyperband, lightning_hpo.pruners._threshold, lightning_hpo.pruners._patient):
+    for module in (
+        lightning_hpo.pruners._base,
+        lightning_hpo.pruners._percentile,
+        lightning_hpo.pruners._successive_halving,
+        lightning_hpo.pruners._hyperband,
+        lightning_hpo.pruners._threshold,
+        lightning_hpo.pruners._patient,
+    ):
         failures, tried = doctest.testmod(module)
         assert failures == 0 and tried > 0, module.__name__
 
@@ -379,10 +544,14 @@ def test_two_workers_on_one_database_take_the_same_decisions(tmp_path):
     from lightning_hpo import Float, Study
 
     url = f"sqlite:///{tmp_path / 'studies.db'}"
-    make = lambda: Study("s", search_space={"x": Float(0.0, 1.0)}, storage=url, pruner=HyperbandPruner(min_resource=1, max_resource=27), seed=0)  # noqa: E731
-    worker, observer = make(), make()
+
+    def handle() -> Study:
+        pruner = HyperbandPruner(min_resource=1, max_resource=27)
+        return Study("s", search_space={"x": Float(0.0, 1.0)}, storage=url, pruner=pruner, seed=0)
+
+    worker, observer = handle(), handle()
     decisions = []
-    for number in range(20):
+    for _ in range(20):
         trial = worker.ask()
         quality = trial.params["x"]
         for step in range(1, 28):
@@ -431,7 +600,9 @@ def test_tuner_prunes_with_asha_and_keeps_the_pruned_trials_record():
         pytest.param({"max_epochs": 8}, [4, 8, 12, 16], id="every-epoch"),
         pytest.param({"max_epochs": 8, "val_check_interval": 0.5}, [2, 4, 6, 8], id="twice-per-epoch"),
         pytest.param({"max_epochs": 16, "check_val_every_n_epoch": 2}, [8, 16, 24, 32], id="every-second-epoch"),
-        pytest.param({"max_epochs": -1, "max_steps": 20, "val_check_interval": 3}, [3, 7, 11, 15], id="every-3-batches-max-steps"),
+        pytest.param(
+            {"max_epochs": -1, "max_steps": 20, "val_check_interval": 3}, [3, 7, 11, 15], id="every-3-batches-max-steps"
+        ),
     ],
 )
 def test_pruned_trial_stops_right_after_the_pruning_validation(trainer_kwargs, steps):
@@ -443,8 +614,16 @@ def test_pruned_trial_stops_right_after_the_pruning_validation(trainer_kwargs, s
 
     study = Study("s", search_space={"x": Float(0.0, 1.0)}, storage=":memory:", pruner=ThresholdPruner(upper=1.0))
     reporter = TrialReporter(study, study.ask(), "val_loss")
-    trainer = pl.Trainer(accelerator="cpu", devices=1, callbacks=[reporter], logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, **trainer_kwargs)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        callbacks=[reporter],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **trainer_kwargs,
+    )
     trainer.fit(ScriptedModule([0.5, 0.4, 0.3, 5.0, 0.2, 0.1]))
     assert [step for step, _ in reporter.reported] == steps
     assert reporter.pruned_step == trainer.global_step == steps[-1]
@@ -460,7 +639,8 @@ from tests.lightning_models import ScriptedModule
 rank = int(os.environ["RANK"])
 study = trial = None
 if rank == 0:
-    study = Study("ddp", search_space={"x": Float(0.0, 1.0)}, storage=sys.argv[1], pruner=ThresholdPruner(upper=1.0), seed=0)
+    space = {"x": Float(0.0, 1.0)}
+    study = Study("ddp", search_space=space, storage=sys.argv[1], pruner=ThresholdPruner(upper=1.0), seed=0)
     trial = study.ask()
 reporter = TrialReporter(study, trial, "val_loss")
 trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=8, callbacks=[reporter], logger=False,
@@ -470,7 +650,8 @@ if rank == 0:
     study.storage.update_trial(trial.id, attrs={"pruned_step": reporter.pruned_step})
     study.tell(trial, state=TrialState.PRUNED)
 with open(os.path.join(sys.argv[2], f"rank{rank}.json"), "w") as f:
-    json.dump({"global_step": trainer.global_step, "pruned_step": reporter.pruned_step, "reported": reporter.reported}, f)
+    outcome = {"global_step": trainer.global_step, "pruned_step": reporter.pruned_step, "reported": reporter.reported}
+    json.dump(outcome, f)
 """
 
 
@@ -484,7 +665,16 @@ def test_ddp_ranks_stop_at_the_same_step(tmp_path):
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), url, str(tmp_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(script),
+        url,
+        str(tmp_path),
+    ]
     run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
 

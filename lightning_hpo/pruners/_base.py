@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Sequence
-from typing import Literal, Union
+from typing import Literal
 
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
 from lightning_hpo.trial import Trial, TrialState
@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 #: ``"auto"`` or a number of steps.
-Resource = Union[int, Literal["auto"]]
+Resource = int | Literal["auto"]
 
 
 class Pruner(abc.ABC):

@@ -31,20 +31,21 @@ class HyperbandPruner(Pruner):
     Bracket ``b`` (0, 1, ..., ``n_brackets - 1``) is :class:`ASHAPruner`'s rule with its ``b``
     lowest rungs removed: bracket 0 prunes from the first rung on, the last bracket never prunes.
     How early a learning curve tells good from bad varies between problems; Hyperband hedges by
-    spending part of the trials on each guess. Each trial's bracket is a function of its number
-    alone (a CRC32 hash, identical in every process), drawn with the weights of Hyperband's paper
-    (more trials in aggressive brackets, where each costs less), and a trial is ranked only
-    against the trials of its own bracket.
+    spending part of the trials on each guess. A trial's bracket is a function of its number and
+    ``seed`` alone (a CRC32 hash, the same in every process), drawn with the weights of
+    Hyperband's paper (more trials in aggressive brackets, where each costs less), and a trial is
+    ranked only against the trials of its own bracket.
 
     Args:
-        min_resource: steps of bracket 0's first rung, or ``"auto"``: ``max_resource / eta**3``
-            (with ``eta=3``, four brackets whose first rungs are at 1/27, 1/9, 1/3 of a full run,
-            and none; moved up to validation steps as :class:`ASHAPruner`'s). An explicit ``min_resource`` needs an explicit ``max_resource``, which fixes
-            the number of brackets, so a trial's bracket never changes.
+        min_resource: steps of bracket 0's first rung, or ``"auto"``: ``max_resource / eta**3``,
+            i.e. with ``eta=3`` four brackets whose first rungs are at 1/27, 1/9 and 1/3 of a
+            full run, and one without rungs; moved up to validation steps as ASHAPruner's. An
+            explicit ``min_resource`` needs an explicit ``max_resource``: together they fix the
+            number of brackets, so a trial's bracket never changes during a study.
         max_resource: steps of a full run, or ``"auto"``: the largest last step among COMPLETE
-            trials (nothing is pruned with ``"auto"`` rungs before a trial completes).
+            trials. With both ``"auto"``, nothing is pruned before a trial completes.
         reduction_factor: ``eta`` >= 2; about 1/eta of a bracket's trials pass each rung.
-        seed: changes which trial numbers go to which bracket (the proportions stay).
+        seed: changes which trial numbers go to which bracket (not the proportions).
 
     Example:
         >>> pruner = HyperbandPruner(min_resource=10, max_resource=270, reduction_factor=3)

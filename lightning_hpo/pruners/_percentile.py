@@ -48,7 +48,9 @@ class PercentilePruner(Pruner):
         if not isinstance(percentile, (int, float)) or isinstance(percentile, bool):
             raise ArgumentTypeError(f"{name}: `percentile` must be a number, but got {percentile!r}.")
         if not 0.0 <= percentile <= 100.0:
-            raise InvalidArgumentError(f"{name}: `0 <= percentile <= 100` must hold, but got percentile={percentile!r}.")
+            raise InvalidArgumentError(
+                f"{name}: `0 <= percentile <= 100` must hold, but got percentile={percentile!r}."
+            )
         self.percentile = float(percentile)
         self.n_startup_trials = check_int(name, "n_startup_trials", n_startup_trials, 0)
         self.n_warmup_steps = check_int(name, "n_warmup_steps", n_warmup_steps, 0)

@@ -36,25 +36,26 @@ AUTO_RUNGS = 2
 class ASHAPruner(Pruner):
     """Asynchronous successive halving: at each rung, a trial goes on only if it is in the top 1/eta.
 
-    Rungs sit at ``min_resource * eta**k`` steps (k = 0, 1, ...), below ``max_resource / eta``, so
-    the last rung still leaves ``eta`` times more training for the trials that pass it. When a
-    trial first reports at or past a rung, it is ranked against every other trial (RUNNING,
-    COMPLETE or PRUNED, not FAIL) that reached the rung, all by their best value by that step; it
-    goes on only if it is among the best ``n // eta`` of the ``n`` trials there (itself included),
-    or the best of them while ``n < eta`` (ties count in its favour). Promotion is asynchronous:
-    the trial is judged once per rung, on arrival, against the trials that got there before it,
-    and never waits for others (trials can't be paused and resumed, so a trial that waited would
-    hold its worker). A trial that reported only nan/inf by a rung is
-    pruned there (it diverged); one with no report by the rung is not judged at that rung.
+    Rungs sit at ``min_resource * eta**k`` steps (k = 0, 1, ...) up to ``max_resource / eta``, so
+    the trials that pass the last rung still train ``eta`` times longer. When a trial first
+    reports at or past a rung, it is ranked against every other trial (RUNNING, COMPLETE or
+    PRUNED, not FAIL) that reached the rung, each by its best value by that step. It goes on only
+    if it is among the best ``n // eta`` of the ``n`` trials there (itself included), or the best
+    of them while ``n < eta``; ties count in its favour. Promotion is asynchronous: a trial is
+    judged once per rung, on arrival, against the trials that got there before it, and never
+    waits for others (a Lightning run can't be paused and resumed later, so waiting would hold
+    its worker). A trial that reported only nan/inf by a rung is pruned there (it diverged); one
+    with no report by a rung is not judged at that rung.
 
     Args:
-        min_resource: steps of the first rung, or ``"auto"``: ``max_resource / eta**2`` (with
-            ``eta=3``, rungs at 1/9 and 1/3 of a full run, each moved up to the next step at which
-            the longest COMPLETE trial validated). Early values say little about where a
-            run ends (on LCBench, the rank correlation of epoch-1 accuracy with the final one is
-            about 0, at 1/10 of the epochs about 0.93), so the first rung should not come too early.
+        min_resource: steps of the first rung (with 20 optimizer steps per epoch, 60 is epoch 3),
+            or ``"auto"``: ``max_resource / eta**2``, i.e. rungs at 1/9 and 1/3 of a full run with
+            ``eta=3``, each moved up to the next step at which the longest COMPLETE trial
+            validated. Early values say little about where a run ends (on LCBench, the rank
+            correlation of epoch-1 accuracy with the final one is about 0, at a tenth of the
+            epochs about 0.93): the first rung should not come too early.
         max_resource: steps of a full run, or ``"auto"``: the largest last step among COMPLETE
-            trials (nothing is pruned with ``"auto"`` rungs before a trial completes).
+            trials. With both ``"auto"``, nothing is pruned before a trial completes.
         reduction_factor: ``eta`` >= 2; about 1/eta of the trials pass each rung.
 
     Example:
@@ -81,7 +82,13 @@ class ASHAPruner(Pruner):
         ``grid``: the steps a complete trial reported, which ``"auto"`` rungs are moved up to.
         """
         return rung_steps(
-            self.min_resource, max_resource, self.reduction_factor, skip=0, auto_rungs=AUTO_RUNGS, up_to=up_to, grid=grid
+            self.min_resource,
+            max_resource,
+            self.reduction_factor,
+            skip=0,
+            auto_rungs=AUTO_RUNGS,
+            up_to=up_to,
+            grid=grid,
         )
 
     def prune(self, trial: Trial, trials: Sequence[Trial], *, directions: Sequence[str]) -> bool:
@@ -159,9 +166,7 @@ def rung_steps(
     return rungs
 
 
-def survives_new_rungs(
-    trial: Trial, trials: Sequence[Trial], rungs: Sequence[float], eta: int, minimize: bool
-) -> bool:
+def survives_new_rungs(trial: Trial, trials: Sequence[Trial], rungs: Sequence[float], eta: int, minimize: bool) -> bool:
     """False if ``trial``'s latest report reached a rung where it is not in the top 1/eta."""
     last = trial.last_step
     before = previous_step(trial)
