@@ -309,7 +309,7 @@ def test_auto_rungs_move_up_to_a_validation_step(max_resource, grid, expected):
     assert ASHAPruner().rungs(max_resource=max_resource, up_to=10_000, grid=list(grid)) == expected
 
 
-def test_asha_sequential_study_keeps_about_one_in_eta_per_rung():
+def test_asha_sequential_study_spends_little_and_keeps_the_best():
     """Trials arriving one by one with random quality: each rung keeps the top third of arrivals."""
     import random
 
