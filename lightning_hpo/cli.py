@@ -147,7 +147,7 @@ class LightningCLI(_LightningCLI):
             sampler: Chooses each trial's values: a name (sobol, random, gp) or a lightning_hpo Sampler
                 class path with init_args. Default: the Study's default.
             pruner: Stops weak trials early: a name (median, nop, asha, hyperband) or a lightning_hpo
-                Pruner class path with init_args. Default: median.
+                Pruner class path with init_args. Default: the Study's default (asha).
             storage: Database URL or SQLite file of the study. Default: sqlite:///<root_dir>/studies.db.
             study_name: Name of the study in the storage. Default: the model class's name.
             seed: Seed of a sampler given by name. Default: the config's seed_everything when it is an int.
