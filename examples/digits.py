@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_hpo import Categorical, Float, Int, MedianPruner, Tuner
+from lightning_hpo import Categorical, Float, Int, Tuner
 
 
 class DigitsDataModule(pl.LightningDataModule):
@@ -117,9 +117,6 @@ def main(argv: list[str] | None = None) -> int:
         trainer_kwargs={"max_epochs": args.max_epochs, "accelerator": "cpu", "devices": 1, "log_every_n_steps": 10},
         monitor="val_loss",
         mode="min",
-        # Steps are optimizer steps (20 per epoch here): judge trials from their third epoch on,
-        # since first-epoch losses say little about where a run ends.
-        pruner=MedianPruner(n_startup_trials=5, n_warmup_steps=60),
         storage=args.storage,
         study_name=args.study_name,
         root_dir=args.root_dir,
