@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
+import json
 import math
+import os
 import platform
 import statistics
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -62,7 +66,10 @@ def collect(
     budget = max(budgets)
     records = {m.name: cache.records("runs", task.name, m.name, seeds, min(budgets)) for m in methods}
     seen = [v for rs in _all_cached_runs(cache, task.name) for v in rs["true"]]
-    reference = reference_value(task.optimum, cache.reference(task, log), seen)
+    bound = cache.reference(task, log)
+    if task.optimum is None and bound is None and not seen:  # nothing run yet: no reference, no curves
+        return TaskResults(task, math.nan, {name: [] for name in records}, records, 0)
+    reference = reference_value(task.optimum, bound, seen)
     curves = {
         name: [simple_regret(r["observed"][:budget], r["true"][:budget], reference) for r in rs]
         for name, rs in records.items()
@@ -74,8 +81,6 @@ def collect(
 
 def _all_cached_runs(cache: ResultCache, task: str) -> list[dict[str, Any]]:
     """Every cached run of the task, any method and seed: any true value reached is a fact about the task."""
-    import json
-
     folder = cache.root / "runs" / task
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*/seed*.json"))] if folder.is_dir() else []
 
@@ -86,31 +91,34 @@ def _cell(values: Sequence[float]) -> str:
 
 
 def _num(x: float) -> str:
+    if math.isnan(x):
+        return "–"
     if x == 0:
         return "0"
     return f"{x:.3g}" if 1e-3 <= abs(x) < 1e4 else f"{x:.2e}"
 
 
-def _regret_table(results: Sequence[TaskResults], methods: Sequence[Method], budget: int, seeds_of: dict[str, int]) -> list[str]:
+def _regret_table(results: Sequence[TaskResults], methods: Sequence[Method], budget: int) -> list[str]:
     lines = [
-        "| task | " + " | ".join(m.label for m in methods) + " |",
-        "|---|" + "---|" * len(methods),
+        "| task | seeds | " + " | ".join(m.label for m in methods) + " |",
+        "|---|---|" + "---|" * len(methods),
     ]
     for result in results:
-        medians = {}
-        cells = {}
-        for method in methods:
-            finals = [curve[budget - 1] for curve in result.curves[method.name] if len(curve) >= budget]
-            if not finals:
-                cells[method.name] = "–"
-                continue
-            medians[method.name] = statistics.median(finals)
-            cells[method.name] = _cell(finals)
-            if len(finals) < seeds_of[result.task.name]:
-                cells[method.name] += f" ({len(finals)} seeds)"
+        finals = {
+            m.name: [curve[budget - 1] for curve in result.curves[m.name] if len(curve) >= budget] for m in methods
+        }
+        seeds = max(len(values) for values in finals.values())
+        medians = {name: statistics.median(values) for name, values in finals.items() if values}
         best = min(medians.values(), default=None)
-        row = [f"**{cells[m.name]}**" if medians.get(m.name) == best else cells[m.name] for m in methods]
-        lines.append(f"| {result.task.name} | " + " | ".join(row) + " |")
+        row = []
+        for method in methods:
+            values = finals[method.name]
+            if not values:
+                row.append("–")
+                continue
+            cell = _cell(values) + (f" ({len(values)} seeds)" if len(values) < seeds else "")
+            row.append(f"**{cell}**" if medians[method.name] == best else cell)
+        lines.append(f"| {result.task.name} | {seeds} | " + " | ".join(row) + " |")
     return lines
 
 
@@ -137,9 +145,10 @@ def _comparison(results: Sequence[TaskResults], methods: Sequence[Method], ours:
     return lines
 
 
-def _timing_table(cache: ResultCache, spec: TimingSpec, methods: Sequence[Method]) -> list[str]:
+def _timing_table(cache: ResultCache, spec: TimingSpec, methods: Sequence[Method], ours: Method | None) -> list[str]:
     header = "| method | " + " | ".join(f"{h} trials of history" for h in spec.histories) + " | seeds |"
     lines = [header, "|---|" + "---|" * (len(spec.histories) + 1)]
+    medians: dict[str, list[float]] = {}
     for method in methods:
         records = cache.records("timing", spec.task, method.name, spec.seeds, spec.budget)
         if not records:
@@ -148,7 +157,11 @@ def _timing_table(cache: ResultCache, spec: TimingSpec, methods: Sequence[Method
         for history in spec.histories:
             times = [1e3 * r["suggest_seconds"][i] for r in records for i in spec.indices(history)]
             cells.append(_cell(times) + " ms")
+            medians.setdefault(method.name, []).append(statistics.median(times))
         lines.append(f"| {method.label} | " + " | ".join(cells) + f" | {len(records)} |")
+    if ours is not None and ours.name in medians and "optuna_gp" in medians:
+        ratios = [f"{a / b:.2f} at {h}" for h, a, b in zip(spec.histories, medians[ours.name], medians["optuna_gp"])]
+        lines += ["", f"Median time of {ours.label} over Optuna GP's, by trials of history: " + ", ".join(ratios) + "."]
     return lines
 
 
@@ -204,8 +217,9 @@ def _plot(result: TaskResults, methods: Sequence[Method], ours: Method | None, b
             axes.set_yscale("symlog", linthresh=10.0 ** math.floor(math.log10(max(min(positive), 1e-300))))
     axes.set_xlim(1, budget)
     axes.set_xlabel("trials")
-    axes.set_ylabel(f"simple regret (vs {result.task.regret_basis})")
-    axes.set_title(f"{result.task.name}: {result.task.summary}", fontsize=9)
+    axes.set_ylabel("simple regret")
+    summary = textwrap.fill(result.task.summary, 100)
+    axes.set_title(f"{result.task.name} (regret vs {result.task.regret_basis})\n{summary}", fontsize=9)
     axes.grid(True, which="major", alpha=0.3)
     axes.legend(fontsize=8, title="median, 25-75% band", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
@@ -249,8 +263,6 @@ def _plot_timing(cache: ResultCache, spec: TimingSpec, methods: Sequence[Method]
 
 
 def _versions() -> str:
-    import importlib
-
     parts = [f"Python {platform.python_version()}"]
     for module in ("torch", "botorch", "optuna", "hyperopt", "sklearn"):
         try:
@@ -315,7 +327,7 @@ def write_report(
         )
     for b in budgets:
         lines += ["", f"## Simple regret after {b} trials", ""]
-        lines += _regret_table(results, methods, b, seeds_of)
+        lines += _regret_table(results, methods, b)
     if ours is not None and len(methods) > 1:
         lines += ["", f"## {ours.label} against each other method (median regret after {budget} trials)", ""]
         lines += _comparison(results, methods, ours, budget)
@@ -328,11 +340,14 @@ def write_report(
             "suggestions around each history size; wall time of `ask` (Hyperopt: the gap between two objective calls).",
             "",
         ]
-        lines += _timing_table(cache, timing, timing_methods)
+        lines += _timing_table(cache, timing, timing_methods, ours)
         if _plot_timing(cache, timing, timing_methods, ours, plots_dir / f"timing_{timing.task}.png"):
             lines += ["", f"![time per suggestion](plots/timing_{timing.task}.png)"]
     lines += ["", "## Regret curves", ""]
     for result in results:
+        if not any(result.curves.values()):
+            lines.append(f"{result.task.name}: no cached runs yet.")
+            continue
         _plot(result, methods, ours, budget, plots_dir / f"{result.task.name}.png")
         lines.append(f"![{result.task.name}](plots/{result.task.name}.png)")
     cost_lines, total = _cost_table(results, methods, seeds_of)
@@ -354,6 +369,4 @@ def write_report(
 
 
 def _cpu_text() -> str:
-    import os
-
     return f"{os.cpu_count()} CPUs"

@@ -206,7 +206,7 @@ def test_quick_harness_writes_a_table_and_resumes(tmp_path: Path, restore_thread
     cell = rf"\*{{0,2}}{number} \[{number}, {number}\]\*{{0,2}}"
     for budget in (3, 6):
         section = text.split(f"## Simple regret after {budget} trials")[1].split("##")[0]
-        assert re.search(rf"^\| mixed \| {cell} \| {cell} \|$", section, re.MULTILINE), section
+        assert re.search(rf"^\| mixed \| 2 \| {cell} \| {cell} \|$", section, re.MULTILINE), section
     assert re.search(rf"^\| lightning_hpo Sobol \| {number} \[{number}, {number}\] ms \| 1 \|$", text, re.MULTILINE)
     assert "stand-in" in text
     assert (results.parent / "plots" / "mixed.png").stat().st_size > 10_000
