@@ -300,6 +300,14 @@ def write_report(
             "Regenerate with `make bench` once `lightning_hpo.GPSampler` exists.",
             "",
         ]
+    expected = sum(len(methods) * seeds_of[r.task.name] for r in results)
+    cached = sum(len(rs) for r in results for rs in r.records.values())
+    if cached < expected:
+        lines += [
+            f"> **Partial**: {cached} of the {expected} regret runs asked for are cached; the `seeds` column of each "
+            "table says how many seeds a row holds. Run the same command without `--report-only` to complete it.",
+            "",
+        ]
     lines += [
         f"Made by `{command}` on {now}, {platform.node()} ({_cpu_text()}); {_versions()}.",
         "Every method ran on the same tasks, budgets and seeds, one run at a time, in one process "
