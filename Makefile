@@ -1,7 +1,7 @@
 # Set-up and the two everyday commands. Each target creates .venv when it is missing or stale.
 #   make demo   a real tuning run: an MLP on scikit-learn's digits (examples/digits.py)
 #   make test   the whole test suite, PostgreSQL server included (.ci/postgres.sh starts one)
-#   make bench  the benchmark suite (hours; resumable), writing benchmarks/RESULTS.md; bench-quick: a smoke run
+#   make bench  the benchmark suite (about 1.5 h on 2 cores; resumable), writes benchmarks/RESULTS.md; bench-quick: smoke run
 
 SHELL := /bin/bash
 PYTHON ?= python3

@@ -114,6 +114,10 @@ def test_yahpo_objective_ignores_inactive_children() -> None:
     assert losses[1] == losses[0]
     assert losses[2] != losses[0]
 
+    # The dense-search reference beats as many uniform configurations as it starts from.
+    uniform = model.losses([space.decode(p) for p in np.random.default_rng(1).random((500, len(space))).tolist()])
+    assert 0.0 <= yahpo.dense_search(model, 500) < uniform.min()
+
 
 # -- the other libraries' adapters ----------------------------------------------------------------
 
