@@ -21,6 +21,7 @@ __all__ = [
     "TrialsFailingError",
     "TrialError",
     "TrialTimeoutError",
+    "DistributedError",
     "TrialPruned",
 ]
 
@@ -78,6 +79,11 @@ class TrialError(LightningHPOError):
 
 class TrialTimeoutError(TrialError, TimeoutError):
     """A trial ran longer than its ``trial_timeout``."""
+
+
+class DistributedError(LightningHPOError, RuntimeError):
+    """The processes of one run fell out of step: a rank of a torchrun job, or a worker process of
+    ``Tuner(n_jobs=...)``, failed outside a trial or did not answer in time; the message says which and why."""
 
 
 class TrialPruned(Exception):

@@ -51,6 +51,8 @@ DEFAULT_GRACE_PERIOD = 60.0
 HEARTBEAT_INTERVAL = 10.0
 #: Seconds a worker waits before looking again when the other workers' running trials fill n_trials.
 _POLL_INTERVAL = 1.0
+# How the error of a trial failed for want of heartbeats begins.
+_STALE_PREFIX = "Stale: "
 
 Mode = Union[str, Sequence[str]]
 Objective = Callable[[dict[str, Any]], Union[float, Sequence[float]]]
@@ -173,6 +175,9 @@ class Study:
         grace_period: seconds without a heartbeat after which another worker's RUNNING trial is
             marked FAIL (stale). A trial whose worker ran on this machine and no longer exists is
             marked at once.
+        retry_stale: run the parameters of a stale trial once more: the next trial that any worker
+            starts is its retry (``attrs["retry_of"]`` holds the stale trial's number). A retry
+            that goes stale too is not retried again.
     """
 
     def __init__(
@@ -186,6 +191,7 @@ class Study:
         pruner: Pruner | None = None,
         seed: int | None = None,
         grace_period: float = DEFAULT_GRACE_PERIOD,
+        retry_stale: bool = True,
     ) -> None:
         self.name = check_study_name(name)
         self.space = SearchSpace.coerce(search_space)
@@ -199,6 +205,7 @@ class Study:
         self.sampler = sampler if sampler is not None else SobolSampler(seed=seed)
         self.pruner = pruner if pruner is not None else ASHAPruner()
         self.grace_period = float(grace_period)
+        self.retry_stale = bool(retry_stale)
         self.storage = open_storage(storage)
         record = self.storage.get_or_create_study(self.name, self.space.to_json(), self.directions)
         self._check_matches(record.space, record.directions)
@@ -295,6 +302,10 @@ class Study:
         if params is not None:
             self.space.check_params(params)
         self.fail_stale_trials()
+        if params is None and self.retry_stale:
+            retry = self._start_retry(max_active)
+            if retry is not None:
+                return retry
         created = self.storage.create_trial(
             self._study_id,
             worker=self._worker,
@@ -312,6 +323,28 @@ class Study:
             self._finish(created, TrialState.FAIL, error=f"The sampler failed:\n{_format_exception(error)}")
             raise
         return replace(created, params=dict(params))
+
+    def _start_retry(self, max_active: int | None) -> Trial | None:
+        """Start the retry of the oldest stale trial that has none yet, if there is one."""
+        for stale in self.storage.get_trials(self._study_id, [TrialState.FAIL]):
+            if not (
+                (stale.error or "").startswith(_STALE_PREFIX)
+                and "retry_of" not in stale.attrs
+                and "retried_by" not in stale.attrs
+                and len(stale.params) == len(self.space)
+            ):
+                continue
+            # Storage makes the claim atomic: if another worker retried it first, sample a new trial instead.
+            created = self.storage.create_trial(
+                self._study_id, worker=self._worker, params=stale.params, max_active=max_active, retry_of=stale.number
+            )
+            if created is None:
+                return None
+            self._own(created.id)
+            # Saves the next workers a look at the stale trial (the claim above is what guarantees "once").
+            self.storage.update_trial(stale.id, attrs={"retried_by": created.number})
+            return replace(created, params=self.space.from_stored(created.params))
+        return None
 
     def _sample(self, number: int) -> dict[str, Any]:
         history = [t for t in self.trials if t.number != number and len(t.params) == len(self.space)]
@@ -437,7 +470,7 @@ class Study:
             if reason is None:
                 continue
             try:
-                self.storage.finish_trial(trial.id, TrialState.FAIL, error=f"Stale: {reason}.")
+                self.storage.finish_trial(trial.id, TrialState.FAIL, error=f"{_STALE_PREFIX}{reason}.")
                 failed.append(trial.number)
             except TrialStateError:
                 pass  # another worker finished or reaped it first
@@ -580,6 +613,7 @@ class Study:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._worker = worker_id()  # this process runs its trials now, not the one that sent the study
         self._heartbeat = _Heartbeat(self.storage, HEARTBEAT_INTERVAL)
 
     def __repr__(self) -> str:

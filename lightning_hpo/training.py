@@ -9,6 +9,10 @@ config), the trial adds the same parts to the Trainer and ends the same way:
   reported** (lowest for ``mode="min"``), at the same validation as its best checkpoint; a pruned
   trial is PRUNED with the step it stopped at; a trial that never validated, or never saw a finite
   value, FAILs.
+
+Under torchrun the two halves run apart (see :class:`~lightning_hpo.distributed.TrialCoordinator`):
+:meth:`TrialTraining.train` on every rank, then :meth:`TrialTraining.finish` on global rank 0 only,
+once every rank trained without an error.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lightning_hpo.exceptions import InvalidArgumentError, LightningHPOError
 from lightning_hpo.trial import Trial, TrialState
 
 if TYPE_CHECKING:
@@ -40,9 +45,11 @@ class TrialTraining:
     """The callbacks, logger and directory one trial adds to its Trainer, and the storing of its outcome.
 
     Args:
-        study: the trial's study.
+        study: the trial's study; ``None`` on the ranks of a torchrun job other than global rank 0,
+            which train the trial but never touch storage.
         trial: the RUNNING trial.
         monitor: the logged validation metric the trial is judged by.
+        mode: ``"min"`` or ``"max"``; default: the study's direction (needed where ``study`` is None).
         study_dir: the study's directory; the trial writes to ``study_dir / f"trial_{trial.number}"``.
         with_checkpoint: add a ``ModelCheckpoint`` keeping the best checkpoint on ``monitor``.
         with_logger: give the trial its own logger (TensorBoard when installed, else CSV) in the trial directory.
@@ -56,11 +63,12 @@ class TrialTraining:
 
     def __init__(
         self,
-        study: Study,
+        study: Study | None,
         trial: Trial,
         *,
         monitor: str,
         study_dir: Path,
+        mode: str | None = None,
         with_checkpoint: bool = True,
         with_logger: bool = True,
     ) -> None:
@@ -74,12 +82,16 @@ class TrialTraining:
         self.trial_dir = study_dir / f"trial_{trial.number}"
         self.reporter = TrialReporter(study, trial, monitor)
         self.checkpoint: pl.callbacks.ModelCheckpoint | None = None
+        if mode is None:
+            if study is None:
+                raise InvalidArgumentError("TrialTraining needs `mode` where there is no study (ranks other than 0).")
+            mode = study.direction
         if with_checkpoint:
             self.checkpoint = pl.callbacks.ModelCheckpoint(
                 dirpath=self.trial_dir / "checkpoints",
                 filename="best",
                 monitor=monitor,
-                mode=study.direction,
+                mode=mode,
                 save_top_k=1,
             )
         self.logger: Any = _trial_logger(study_dir, trial.number) if with_logger else False
@@ -90,11 +102,19 @@ class TrialTraining:
         return [c for c in (self.checkpoint, self.reporter) if c is not None]
 
     def run(self, trainer: pl.Trainer, fit: Callable[[], Any]) -> Trial:
-        """Call ``fit()`` (which trains ``trainer``), then store the trial's outcome and return it finished.
+        """:meth:`train`, then :meth:`finish`: the whole trial, in one process."""
+        return self.train(trainer, fit).finish()
+
+    def train(self, trainer: pl.Trainer, fit: Callable[[], Any]) -> TrialTraining:
+        """Call ``fit()``, which trains ``trainer`` (on every rank under torchrun).
 
         An exception from ``fit`` propagates: the study's trial loop fails the trial with its traceback.
         """
-        self.study.storage.update_trial(self.trial.id, log_dir=str(self.trial_dir))
+        from lightning_hpo.distributed import check_trainer_processes
+
+        if self.study is not None:
+            self.study.storage.update_trial(self.trial.id, log_dir=str(self.trial_dir))
+        check_trainer_processes(trainer)
         try:
             fit()
         except SystemExit:
@@ -103,10 +123,13 @@ class TrialTraining:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
                 raise KeyboardInterrupt from None
             raise
-        return self._finish()
+        return self
 
-    def _finish(self) -> Trial:
+    def finish(self) -> Trial:
+        """Store the trained trial's outcome and return it finished (on the process that opened the study)."""
         study, trial, reporter = self.study, self.trial, self.reporter
+        if study is None:
+            raise LightningHPOError("Only the process that opened the study (global rank 0) records a trial's outcome.")
         if self.checkpoint is not None and self.checkpoint.best_model_path:
             study.storage.update_trial(trial.id, checkpoint_path=str(Path(self.checkpoint.best_model_path).resolve()))
         if reporter.pruned_step is not None:

@@ -13,6 +13,10 @@ Per trial, the Tuner:
   (lowest for ``mode="min"``), at the same validation as its best checkpoint; a pruned trial is
   PRUNED with the step it stopped at; an exception in user code makes it FAIL with the traceback
   stored, and the study goes on.
+
+Under ``torchrun`` every trial is one DDP training over all ranks, and only global rank 0 opens the
+study (see :mod:`lightning_hpo.distributed`); with ``n_jobs=k`` the Tuner runs k trials at once in
+k worker processes, one GPU each when there are GPUs (see :mod:`lightning_hpo.slots`).
 """
 
 from __future__ import annotations
@@ -27,12 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
+from lightning_hpo.distributed import TrialCoordinator, is_global_zero, world_size
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, LightningHPOError
 from lightning_hpo.pruners import Pruner
 from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.space import Domain, SearchSpace
 from lightning_hpo.storage import Storage, open_storage
-from lightning_hpo.study import DEFAULT_GRACE_PERIOD, Mode, Study, check_study_name
+from lightning_hpo.study import DEFAULT_GRACE_PERIOD, Mode, Study, check_study_name, parse_mode
 from lightning_hpo.training import (
     TRIAL_TRAINER_DEFAULTS,
     TrialTraining,
@@ -74,12 +79,13 @@ class TuneResult:
     """What :meth:`Tuner.fit` returns.
 
     Attributes:
-        study: the :class:`~lightning_hpo.Study` (still open: more trials can be run).
-        trials: every trial of the study when ``fit`` returned.
+        study: the :class:`~lightning_hpo.Study` (still open: more trials can be run); ``None`` on
+            the ranks of a torchrun job other than global rank 0, which never open storage.
+        trials: every trial of the study when ``fit`` returned (the same on every rank).
         best_trial: the best COMPLETE trial, or ``None`` if none completed.
     """
 
-    study: Study
+    study: Study | None
     trials: list[Trial]
     best_trial: Trial | None
     model_cls: type
@@ -134,10 +140,16 @@ class Tuner:
         study_name: default: the model class's name. Rerunning with the same name resumes.
         root_dir: trial logs and checkpoints go to ``root_dir/<study_name>/trial_<n>/``.
         seed: seeds the sampler, and each trial with ``seed + trial number``.
-        grace_period: see :class:`~lightning_hpo.Study`.
+        grace_period, retry_stale: see :class:`~lightning_hpo.Study`.
         max_consecutive_failures: the study stops after this many failed trials in a row.
         trial_timeout: seconds after which a trial is stopped and marked FAIL (``None``: no limit).
         show_progress: show the live progress display.
+        n_jobs: trials to run at once, each in its own worker process, pinned to its own GPU when
+            there are GPUs (see :mod:`lightning_hpo.slots`). Needs a storage that processes can
+            share (a SQLite file, the default, or PostgreSQL).
+
+    Under ``torchrun``, every rank builds the Tuner and calls ``fit``: each trial trains with DDP
+    over all ranks, and only global rank 0 opens the study (``tuner.study`` is ``None`` elsewhere).
 
     Example:
         >>> tuner = Tuner(MyModule, datamodule=dm, monitor="val_loss", mode="min",
@@ -163,9 +175,11 @@ class Tuner:
         root_dir: str | os.PathLike[str] = "lightning_hpo",
         seed: int | None = None,
         grace_period: float = DEFAULT_GRACE_PERIOD,
+        retry_stale: bool = True,
         max_consecutive_failures: int | None = 5,
         trial_timeout: float | None = None,
         show_progress: bool = True,
+        n_jobs: int = 1,
     ) -> None:
         import lightning.pytorch as pl
 
@@ -193,22 +207,30 @@ class Tuner:
         self.max_consecutive_failures = max_consecutive_failures
         self.trial_timeout = trial_timeout
         self.show_progress = show_progress
+        self.n_jobs = _check_n_jobs(n_jobs)
         self._model_params = self._check_model_arguments()
         self._check_datamodule(pl)
         self._check_trainer_kwargs(pl)
-        self.study = Study(
-            check_study_name(study_name if study_name is not None else model_cls.__name__),
-            search_space=self.space,
-            mode=mode,
-            storage=open_storage(storage, root_dir=self.root_dir),
-            sampler=sampler,
-            pruner=pruner,
-            seed=seed,
-            grace_period=grace_period,
-        )
-        if len(self.study.directions) != 1:
+        self.directions = parse_mode(mode)
+        if len(self.directions) != 1:
             raise InvalidArgumentError("The Tuner optimizes one monitored metric: `mode` must be 'min' or 'max'.")
-        self.study_dir = study_directory(self.root_dir, self.study.name)
+        name = check_study_name(study_name if study_name is not None else model_cls.__name__)
+        # Under torchrun only global rank 0 opens the study; the other ranks train the trials it sends.
+        self.study: Study | None = None
+        if is_global_zero():
+            self.study = Study(
+                name,
+                search_space=self.space,
+                mode=mode,
+                storage=open_storage(storage, root_dir=self.root_dir),
+                sampler=sampler,
+                pruner=pruner,
+                seed=seed,
+                grace_period=grace_period,
+                retry_stale=retry_stale,
+            )
+            self._check_storage_for_jobs(self.study.storage)
+        self.study_dir = study_directory(self.root_dir, name)
 
     # -- validation at construction ------------------------------------------------------
 
@@ -250,6 +272,21 @@ class Tuner:
             f"but got {dm!r}."
         )
 
+    def _check_storage_for_jobs(self, storage: Storage) -> None:
+        if self.n_jobs == 1:
+            return
+        if world_size() > 1:
+            raise InvalidArgumentError(
+                f"n_jobs={self.n_jobs} runs trials in worker processes, but this is one of {world_size()} torchrun "
+                "ranks, which train each trial together. Use n_jobs=1 under torchrun, or several torchrun jobs on "
+                "one storage."
+            )
+        if getattr(storage, "in_memory", False):
+            raise InvalidArgumentError(
+                f"n_jobs={self.n_jobs} runs trials in separate processes, which cannot share an in-memory storage "
+                f"(got {storage.display_url!r}). Use a SQLite file (the default) or a PostgreSQL URL."
+            )
+
     def _check_trainer_kwargs(self, pl: Any) -> None:
         accepted = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
         unknown = sorted(set(self.trainer_kwargs) - accepted)
@@ -278,9 +315,16 @@ class Tuner:
         """
         if n_trials is None and timeout is None:
             raise InvalidArgumentError("Tuner.fit needs n_trials, timeout, or both; otherwise it would never stop.")
-        with quiet_lightning():
-            self.study.run_trials(
-                self._run_trial,
+        if self.n_jobs > 1:
+            from lightning_hpo.slots import run_in_slots
+
+            run_in_slots(self, n_trials=n_trials, timeout=timeout)
+            return self.result()
+        with quiet_lightning(), TrialCoordinator() as coordinator:
+            coordinator.run_trials(
+                self.study,
+                train=self._train_trial,
+                record=lambda trial, training: training.finish(),
                 n_trials=n_trials,
                 timeout=timeout,
                 max_consecutive_failures=self.max_consecutive_failures,
@@ -288,20 +332,27 @@ class Tuner:
                 show_progress=self.show_progress,
                 progress_label=self.monitor,
             )
-        return self.result()
+            trials, best = coordinator.share(self._trials_and_best)
+        return self._result(trials, best)
 
     def result(self) -> TuneResult:
-        """The study's trials and best trial as storage holds them now."""
+        """The study's trials and best trial as storage holds them now (on the process that opened the study)."""
+        return self._result(*self._trials_and_best())
+
+    def _trials_and_best(self) -> tuple[list[Trial], Trial | None]:
+        if self.study is None:
+            raise LightningHPOError("Only global rank 0 opens the study; on this rank, use the result of fit().")
         trials = self.study.trials
-        completed = [t for t in trials if t.state is TrialState.COMPLETE]
-        best = None
-        if completed:
-            best = self.study.best_trial
+        best = self.study.best_trial if any(t.state is TrialState.COMPLETE for t in trials) else None
+        return trials, best
+
+    def _result(self, trials: list[Trial], best: Trial | None) -> TuneResult:
         return TuneResult(
             study=self.study, trials=trials, best_trial=best, model_cls=self.model_cls, model_kwargs=self.model_kwargs
         )
 
-    def _run_trial(self, trial: Trial) -> Trial:
+    def _train_trial(self, trial: Trial) -> TrialTraining:
+        """Build and train one trial's module (on every rank under torchrun); rank 0 then records it."""
         import lightning.pytorch as pl
 
         release_memory_of_earlier_trials()
@@ -317,6 +368,7 @@ class Tuner:
             self.study,
             trial,
             monitor=self.monitor,
+            mode=self.directions[0],
             study_dir=self.study_dir,
             with_checkpoint=kwargs.get("enable_checkpointing", True) is not False,
             with_logger=kwargs.pop("logger", True) is not False,
@@ -324,7 +376,15 @@ class Tuner:
         trainer = pl.Trainer(
             **kwargs, callbacks=callbacks + training.callbacks, logger=training.logger, default_root_dir=training.trial_dir
         )
-        return training.run(trainer, lambda: trainer.fit(model, datamodule=datamodule))
+        return training.train(trainer, lambda: trainer.fit(model, datamodule=datamodule))
+
+
+def _check_n_jobs(n_jobs: Any) -> int:
+    if not isinstance(n_jobs, int) or isinstance(n_jobs, bool):
+        raise ArgumentTypeError(f"`n_jobs` must be an int, but got {n_jobs!r} ({type(n_jobs).__name__}).")
+    if n_jobs < 1:
+        raise InvalidArgumentError(f"`n_jobs >= 1` must hold, but got n_jobs={n_jobs!r}.")
+    return n_jobs
 
 
 def _check_mapping(name: str, value: Any) -> Mapping[str, Any]:

@@ -305,6 +305,91 @@ class TestStaleTrials:
         assert study.tell(trial, 1.0).state is TrialState.COMPLETE
 
 
+class TestRetryOfStaleTrials:
+    def _kill_a_worker_holding_a_trial(self, url: str, **study_kwargs) -> int:
+        """Start a worker that runs one slow trial, SIGKILL it mid-trial; return the killed trial's number."""
+        script = (
+            "import sys, time\n"
+            "from lightning_hpo import Study, Float, Int, Categorical\n"
+            f"study = Study('s', search_space={SPACE!r}, storage=sys.argv[1], seed=0)\n"
+            "study.optimize(lambda p: print('RUNNING', flush=True) or time.sleep(600), n_trials=1)\n"
+        )
+        worker = subprocess.Popen([sys.executable, "-c", script, url], stdout=subprocess.PIPE, text=True)
+        assert worker.stdout.readline().strip() == "RUNNING"
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        storage = SQLStorage(url)
+        (running,) = storage.get_trials(storage.get_study("s").id, [TrialState.RUNNING])
+        return running.number
+
+    @pytest.mark.slow
+    def test_a_killed_workers_trial_is_failed_then_its_params_run_once_more(self, tmp_path):
+        url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+        killed = self._kill_a_worker_holding_a_trial(url)
+        study = make_study(url)  # opening the study reaps the dead worker's trial
+        stale = study.trials[killed]
+        assert stale.state is TrialState.FAIL and stale.error.startswith("Stale: its worker process")
+        seen = []
+        study.optimize(lambda params: seen.append(dict(params)) or quadratic(params), n_trials=3)
+        retry = study.trials[killed + 1]
+        assert seen[0] == stale.params and retry.params == stale.params
+        assert retry.attrs == {"retry_of": killed} and retry.state is TrialState.COMPLETE
+        assert study.trials[killed].attrs == {"retried_by": retry.number}
+        assert [t.attrs for t in study.trials[killed + 2 :]] == [{}, {}]  # fresh samples afterwards
+
+    @pytest.mark.slow
+    def test_a_retry_that_goes_stale_is_not_retried_again(self, tmp_path):
+        url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+        first = self._kill_a_worker_holding_a_trial(url)
+        second = self._kill_a_worker_holding_a_trial(url)  # this worker picked up the retry, and died too
+        study = make_study(url)
+        assert study.trials[second].attrs == {"retry_of": first}
+        assert study.trials[second].state is TrialState.FAIL
+        study.optimize(quadratic, n_trials=1)
+        assert study.trials[-1].attrs == {} and len(study.trials) == second + 2
+
+    def test_retry_stale_false_samples_new_params(self, tmp_path):
+        url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+        study = make_study(url, retry_stale=False)
+        stored = study.storage.create_trial(study._study_id, worker="other-host:1", params={"x": 0.0, "n": 1, "kind": 0})
+        study.storage.finish_trial(stored.id, TrialState.FAIL, error="Stale: no heartbeat.")
+        study.optimize(quadratic, n_trials=1)
+        assert study.trials[-1].attrs == {}
+
+    def test_an_ordinary_failure_is_not_retried(self):
+        study = make_study()
+        trial = study.ask()
+        study.tell(trial, state=TrialState.FAIL, error="ZeroDivisionError")
+        assert study.ask().attrs == {}
+
+
+def test_the_sampler_sees_other_workers_running_trials(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    script = (
+        "import sys, time\n"
+        "from lightning_hpo import Study, Float, Int, Categorical\n"
+        f"study = Study('s', search_space={SPACE!r}, storage=sys.argv[1], seed=0)\n"
+        "study.ask()\n"
+        "print('ASKED', flush=True)\n"
+        "sys.stdin.readline()\n"
+    )
+    other = subprocess.Popen([sys.executable, "-c", script, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "ASKED"
+        seen = []
+
+        class Recording(SobolSampler):
+            def sample(self, space, trials, *, number, directions):
+                seen.append([(t.number, t.state, t.worker) for t in trials])
+                return super().sample(space, trials, number=number, directions=directions)
+
+        make_study(url, sampler=Recording(seed=0)).ask()
+        ((pending,),) = seen
+        assert pending[:2] == (0, TrialState.RUNNING) and pending[2].endswith(f":{other.pid}")
+    finally:
+        other.communicate("\n", timeout=60)
+
+
 WORKER = textwrap.dedent(
     """
     import sys, time

@@ -73,12 +73,17 @@ class Storage(abc.ABC):
         params: Mapping[str, Any] | None = None,
         max_active: int | None = None,
         attrs: Mapping[str, Any] | None = None,
+        retry_of: int | None = None,
     ) -> Trial | None:
         """Create a RUNNING trial with the next number.
 
         With ``max_active``, create it only if fewer than that many trials are RUNNING, COMPLETE or
         PRUNED, and return ``None`` otherwise; the check and the insert are one atomic step, so
         concurrent workers never overshoot ``max_active``.
+
+        With ``retry_of`` (a trial number), the new trial is that trial's retry: its attrs get
+        ``{"retry_of": retry_of}``, and it is created only if no trial of the study is a retry of that
+        trial yet (``None`` otherwise), in the same atomic step, so a trial is retried at most once.
         """
 
     @abc.abstractmethod

@@ -408,10 +408,16 @@ class SQLStorage(Storage):
         params: Mapping[str, Any] | None = None,
         max_active: int | None = None,
         attrs: Mapping[str, Any] | None = None,
+        retry_of: int | None = None,
     ) -> Trial | None:
+        if retry_of is not None:
+            attrs = {**(attrs or {}), "retry_of": retry_of}
+
         def operation(conn: Connection) -> Trial | None:
             if not self._is_sqlite:  # SQLite's BEGIN IMMEDIATE already serializes writers
                 conn.execute(sa.select(studies_table.c.id).where(studies_table.c.id == study_id).with_for_update())
+            if retry_of is not None and self._has_retry(conn, study_id, retry_of):
+                return None
             if max_active is not None:
                 active = conn.execute(
                     sa.select(sa.func.count())
@@ -450,6 +456,16 @@ class SQLStorage(Storage):
             )
 
         return self._run(operation, write=True)
+
+    @staticmethod
+    def _has_retry(conn: Connection, study_id: int, number: int) -> bool:
+        # attrs is JSON text: the LIKE only narrows the rows down to those worth parsing.
+        candidates = conn.execute(
+            sa.select(trials_table.c.attrs).where(
+                trials_table.c.study_id == study_id, trials_table.c.attrs.like('%"retry_of"%')
+            )
+        ).scalars()
+        return any(json.loads(text).get("retry_of") == number for text in candidates)
 
     def _require_running(self, conn: Connection, trial_id: int, action: str) -> None:
         row = conn.execute(

@@ -68,6 +68,18 @@ class TestStorageConformance:
         third = storage.create_trial(study, worker="w", max_active=2)
         assert (second.number, third.number) == (1, 2)
 
+    def test_a_trial_is_retried_at_most_once_even_by_concurrent_workers(self, storage):
+        study = storage.get_or_create_study("a", SPACE, ["min"]).id
+        stale = storage.create_trial(study, worker="w", params={"x": 0.25})
+        storage.finish_trial(stale.id, TrialState.FAIL, error="Stale: gone.")
+        with ThreadPoolExecutor(8) as pool:
+            created = list(pool.map(
+                lambda _: storage.create_trial(study, worker="w", params={"x": 0.25}, retry_of=stale.number), range(8)
+            ))
+        (retry,) = [t for t in created if t is not None]
+        assert retry.attrs == {"retry_of": 0} and storage.get_trial(retry.id).attrs == {"retry_of": 0}
+        assert storage.create_trial(study, worker="w", retry_of=retry.number).attrs == {"retry_of": 1}  # another trial's retry
+
     def test_a_trial_stores_everything(self, storage):
         study = storage.get_or_create_study("a", SPACE, ["min"]).id
         trial = storage.create_trial(study, worker="host:1", params={"x": 0.25}, attrs={"retry_of": 4})

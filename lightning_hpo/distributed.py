@@ -1,0 +1,543 @@
+"""DDP trials under torchrun: every rank trains each trial, and only global rank 0 touches the study.
+
+Under ``torchrun --nproc_per_node=N script.py`` (add ``--nnodes`` for several machines) every rank
+runs the same script, so every rank calls ``Tuner.fit``. A :class:`TrialCoordinator` keeps them in
+step:
+
+* global rank 0, the *leader*, runs the study's trial loop: it reaps stale trials, asks the sampler,
+  creates the trial in storage and sends it to the other ranks, the *followers*;
+* every rank builds the same module from the trial's parameters and trains it with DDP over all
+  ranks; the :class:`~lightning_hpo.callback.TrialReporter` broadcasts every pruning decision;
+* after training the ranks agree on the outcome; the leader alone records it, then decides whether
+  another trial starts (``n_trials``, ``timeout``) and tells the others.
+
+Control messages never travel on the training process group (NCCL on GPUs). They go through the
+key-value store that torchrun gives every rank, on every node (the TCPStore at
+``MASTER_ADDR:MASTER_PORT``), because a wait on it can be bounded *and tried again*: between two
+trials the leader may wait for hours for other workers' trials to finish, which no collective
+timeout could allow for, while a collective that timed out leaves its group unusable.
+
+When user code raises on one rank only, the other ranks may be blocked in a collective with it (a
+gradient all-reduce) that would otherwise wait for the process-group timeout. So the first rank
+that raises posts the cause to the store, and a watch thread on every rank aborts that rank's
+training group as soon as the cause appears: ``ncclCommAbort`` releases NCCL kernels, and the gloo
+connections are shut down at the socket level, because gloo has no abort that works while DDP holds
+the group (its connections close only when the group object is freed, and DDP keeps it alive). A
+blocked collective then fails at once on every rank. All ranks wait, within ``outcome_timeout``,
+for each other's outcome, agree that the trial FAILed with the first rank's traceback, and build a
+fresh process group for the next trial.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import pickle
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from lightning_hpo.exceptions import (
+    ArgumentTypeError,
+    DistributedError,
+    InvalidArgumentError,
+    LightningHPOError,
+    TrialError,
+)
+from lightning_hpo.trial import Trial, TrialState
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
+
+    from lightning_hpo.study import Study
+
+__all__ = [
+    "TrialCoordinator",
+    "OUTCOME_TIMEOUT",
+    "PROCESS_GROUP_TIMEOUT",
+    "global_rank",
+    "world_size",
+    "is_global_zero",
+    "check_trainer_processes",
+]
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+#: How long the ranks wait for each other at the end of a trial. DDP keeps them in step while they
+#: train, and a failure releases them all at once, so only a hung rank makes this run out.
+OUTCOME_TIMEOUT = timedelta(minutes=30)
+#: Timeout of the training process groups the coordinator creates (Lightning's default).
+PROCESS_GROUP_TIMEOUT = timedelta(minutes=30)
+# Seconds between looks at the store: for the other ranks' failure during a trial, and (backing off
+# up to the second value) for the leader's next command.
+_WATCH_INTERVAL = 0.2
+_COMMAND_POLL = (0.01, 0.5)
+
+# Every coordinator session of a process gets the next number; the ranks run the same script, so
+# the same session has the same number on every rank and keeps its messages apart from others'.
+_sessions = itertools.count()
+
+
+def world_size() -> int:
+    """The number of processes torchrun started (``WORLD_SIZE``); 1 outside torchrun."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def global_rank() -> int:
+    """This process's global rank under torchrun (``RANK``); 0 outside torchrun."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_global_zero() -> bool:
+    """Whether this process is the one that opens the study: global rank 0, or the only process."""
+    return global_rank() == 0
+
+
+def check_trainer_processes(trainer: pl.Trainer) -> None:
+    """Refuse a trial Trainer whose process count is not the number of processes torchrun started.
+
+    Lightning's own launchers (``strategy="ddp"`` without torchrun, ``"ddp_spawn"``) would start ranks
+    that never see the study, and a single-device Trainer under torchrun would train one model per
+    rank, so both are configuration errors.
+    """
+    expected = world_size()
+    if trainer.world_size == expected:
+        return
+    if expected == 1:
+        raise InvalidArgumentError(
+            f"The trial's Trainer runs {trainer.world_size} processes (devices x num_nodes), but lightning_hpo runs "
+            "in one process. Start DDP trials with torchrun, which starts every rank, e.g. "
+            f"`torchrun --nproc_per_node={trainer.world_size} script.py`; or train each trial on one device "
+            "(devices=1) and run several trials at once with Tuner(..., n_jobs=k)."
+        )
+    raise InvalidArgumentError(
+        f"torchrun started {expected} processes (WORLD_SIZE), but the trial's Trainer uses {trainer.world_size} "
+        "(devices x num_nodes). Set devices to --nproc_per_node and num_nodes to --nnodes."
+    )
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """The first failure of a trial on any rank: what every rank learns about it."""
+
+    rank: int
+    error: str
+    ends_study: bool
+
+
+def _ends_study(error: BaseException) -> bool:
+    """Errors that end the trial loop rather than only the trial (as in ``Study.run_trials``)."""
+    if isinstance(error, TrialError):
+        return False
+    return isinstance(error, LightningHPOError) or not isinstance(error, Exception)
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+class _Channel:
+    """Pickled messages under one prefix of a store (thread-safe: the TCPStore client locks)."""
+
+    def __init__(self, store: Any, prefix: str) -> None:
+        import torch.distributed as dist
+
+        self._store = dist.PrefixStore(prefix, store)
+
+    def post(self, key: str, value: Any) -> None:
+        self._store.set(key, pickle.dumps(value))
+
+    def claim(self, key: str, value: Any) -> bool:
+        """Post ``value`` unless the key already holds one; whether this call's value is the one kept."""
+        payload = pickle.dumps(value)
+        return bytes(self._store.compare_set(key, "", payload)) == payload
+
+    def has(self, key: str) -> bool:
+        return bool(self._store.check([key]))
+
+    def read(self, key: str) -> Any:
+        return pickle.loads(self._store.get(key))
+
+    def wait(self, keys: Sequence[str], timeout: timedelta) -> None:
+        """Block until every key exists; ``DistStoreError`` after ``timeout``."""
+        self._store.wait(list(keys), timeout)
+
+    def poll(self, key: str) -> Any:
+        """Wait, without a bound, for ``key`` and return its value.
+
+        Used only where the wait may legitimately last for hours (the leader waiting for other
+        workers' trials); a leader that dies ends the whole job through torchrun instead.
+        """
+        interval = _COMMAND_POLL[0]
+        while not self.has(key):
+            time.sleep(interval)
+            interval = min(interval * 2, _COMMAND_POLL[1])
+        return self.read(key)
+
+
+class _TrainingGroup:
+    """The default process group that DDP trains on, re-created after a trial that failed.
+
+    A group that saw a failure is aborted: its state is unknown, and a fresh one (under a new key
+    prefix of the store, so no stale address is read) costs less than finding out. The group
+    remembers the sockets its creation opened (gloo connects every pair of ranks at once), so that
+    :meth:`abort` can shut them down.
+    """
+
+    def __init__(self, store: Any, prefix: str, *, rank: int, size: int) -> None:
+        import torch.distributed as dist
+
+        self._store = store
+        self._prefix = prefix
+        self._rank = rank
+        self._size = size
+        self._generation = 0
+        self._sockets: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._found_one = dist.is_initialized()  # e.g. a Trainer.fit of the user's before the study
+
+    def ensure(self) -> None:
+        """Create the group if there is none (at the start, or after a failed trial)."""
+        import torch
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            return
+        use_nccl = torch.cuda.is_available() and dist.is_nccl_available()
+        if use_nccl:
+            # On a failure, abort the communicators and raise in the main thread, instead of the
+            # default of tearing the process (and with it the torchrun job) down.
+            os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "2")
+        before = _open_sockets()
+        dist.init_process_group(
+            # NCCL for CUDA tensors; gloo for CPU tensors and Python objects (broadcast_object_list
+            # picks the CPU backend of a mixed group).
+            "cpu:gloo,cuda:nccl" if use_nccl else "gloo",
+            store=dist.PrefixStore(f"{self._prefix}group/{self._generation}/", self._store),
+            rank=self._rank,
+            world_size=self._size,
+            timeout=PROCESS_GROUP_TIMEOUT,
+        )
+        self._sockets = {fd: name for fd, name in _open_sockets().items() if before.get(fd) != name}
+        if use_nccl:
+            # Create the NCCL communicator now, before any user code can fail (an abort cannot
+            # interrupt a communicator still being set up), and after the gloo sockets were noted:
+            # NCCL's own are released by its abort.
+            local = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(local)
+            dist.all_reduce(torch.zeros(1, device=local))
+
+    def abort(self) -> None:
+        """Abort the group now, from any thread: peers blocked in a collective with this rank error out."""
+        import torch.distributed as dist
+        from torch.distributed.distributed_c10d import _abort_process_group
+
+        with self._lock:
+            if not dist.is_initialized():
+                return
+            try:
+                _abort_process_group()
+            except Exception as error:  # noqa: BLE001 - the group is dropped either way
+                log.warning("lightning_hpo: aborting the process group failed: %s", error)
+                if dist.is_initialized():
+                    dist.destroy_process_group()
+            _shut_down_sockets(self._sockets)
+            self._sockets = {}
+
+    def reset(self) -> None:
+        """After a failed trial: drop this group; the next trial creates a fresh one."""
+        self.abort()
+        self._generation += 1
+
+    def close(self) -> None:
+        """Leave torch.distributed as the session found it (a group we created is destroyed cleanly)."""
+        import torch.distributed as dist
+
+        if not self._found_one and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+class _FailureWatch:
+    """While a trial trains, a thread that aborts this rank's group as soon as another rank fails."""
+
+    def __init__(self, channel: _Channel, key: str, group: _TrainingGroup) -> None:
+        self._channel = channel
+        self._key = key
+        self._group = group
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lightning_hpo-failure-watch", daemon=True)
+
+    def __enter__(self) -> _FailureWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(_WATCH_INTERVAL):
+            try:
+                if self._channel.has(self._key):
+                    self._group.abort()
+                    return
+            except Exception as error:  # noqa: BLE001 - a store that went away ends the job anyway
+                log.warning("lightning_hpo: watching the other ranks failed: %s", error)
+                return
+
+
+class TrialCoordinator:
+    """Runs a study's trial loop on every rank of a torchrun job, each trial one DDP training.
+
+    Outside torchrun (one process) it simply runs the study's loop. Under torchrun, global rank 0
+    must pass the study and the other ranks ``None``: only rank 0 opens storage. Each trial is split
+    in two callables:
+
+    * ``train(trial)`` runs on every rank (build the module and Trainer, ``trainer.fit``) and returns
+      whatever ``record`` needs;
+    * ``record(trial, trained)`` runs on rank 0 only, once every rank finished training without an
+      error, and must return the trial finished (``study.tell``).
+
+    If ``train`` raises on any rank, the trial is FAIL with that rank's traceback on every rank and
+    the next trial starts; errors that end a study (lightning_hpo's own, Ctrl-C) end it on every rank.
+
+    Args:
+        outcome_timeout: how long the ranks wait for each other at the end of a trial.
+
+    Example:
+        >>> coordinator = TrialCoordinator()
+        >>> study = Study("s", search_space=space) if coordinator.is_leader else None  # doctest: +SKIP
+        >>> with coordinator:  # doctest: +SKIP
+        ...     coordinator.run_trials(study, train=train, record=record, n_trials=20)
+        ...     best = coordinator.share(lambda: study.best_trial)
+    """
+
+    def __init__(self, *, outcome_timeout: timedelta = OUTCOME_TIMEOUT) -> None:
+        if not isinstance(outcome_timeout, timedelta) or outcome_timeout <= timedelta(0):
+            raise InvalidArgumentError(f"`outcome_timeout` must be a positive timedelta, but got {outcome_timeout!r}.")
+        self.rank = global_rank()
+        self.world_size = world_size()
+        self.outcome_timeout = outcome_timeout
+        self._channel: _Channel | None = None
+        self._group: _TrainingGroup | None = None
+        self._messages = 0  # leader-to-follower messages sent or read in this session
+        self._trials = 0  # trials started in this session
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this process runs the study (global rank 0, or the only process)."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def __enter__(self) -> TrialCoordinator:
+        if self.distributed:
+            store = _torchrun_store(self.rank, self.world_size)
+            restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+            prefix = f"lightning_hpo/{restart}/{next(_sessions)}/"
+            self._channel = _Channel(store, prefix)
+            self._group = _TrainingGroup(store, prefix, rank=self.rank, size=self.world_size)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._group is not None:
+            try:
+                self._group.close()
+            except Exception as error:  # noqa: BLE001 - an exception on its way out matters more
+                if exc_type is None:
+                    raise
+                log.warning("lightning_hpo: closing the process group failed: %s", error)
+        self._channel = self._group = None
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run_trials(
+        self,
+        study: Study | None,
+        *,
+        train: Callable[[Trial], _T],
+        record: Callable[[Trial, _T], Trial],
+        n_trials: int | None,
+        timeout: float | None,
+        max_consecutive_failures: int | None = 5,
+        trial_timeout: float | None = None,
+        show_progress: bool = False,
+        progress_label: str | None = None,
+    ) -> None:
+        """Run trials until rank 0's study loop stops (see :meth:`Study.run_trials`), on every rank.
+
+        ``trial_timeout`` is kept by rank 0, whose timeout error releases the other ranks like any failure.
+        """
+        loop = {
+            "n_trials": n_trials,
+            "timeout": timeout,
+            "max_consecutive_failures": max_consecutive_failures,
+            "trial_timeout": trial_timeout,
+            "show_progress": show_progress,
+            "progress_label": progress_label,
+        }
+        if self.is_leader and study is None:
+            raise ArgumentTypeError("The leader (global rank 0, or the only process) needs the study, but got None.")
+        if not self.distributed:
+            assert study is not None
+            study.run_trials(lambda trial: record(trial, train(trial)), **loop)
+            return
+        if self._channel is None:
+            raise DistributedError("Use the TrialCoordinator as a context manager (`with TrialCoordinator() as c:`).")
+        if self.is_leader:
+            assert study is not None
+            self._lead(study, train, record, loop)
+        else:
+            self._follow(train)
+
+    def share(self, make: Callable[[], _T]) -> _T:
+        """``make()`` on the leader, and its value on every rank (e.g. the study's trials at the end)."""
+        if not self.distributed:
+            return make()
+        if self._channel is None:
+            raise DistributedError("Use the TrialCoordinator as a context manager (`with TrialCoordinator() as c:`).")
+        key = f"message/{self._messages}"
+        self._messages += 1
+        if self.is_leader:
+            value = make()
+            self._channel.post(key, value)
+            return value
+        return self._channel.poll(key)
+
+    def _lead(self, study: Study, train: Callable[[Trial], _T], record: Callable[[Trial, _T], Trial], loop: dict[str, Any]) -> None:
+        def run(trial: Trial) -> Trial:
+            self._send(("trial", trial))
+            trained, failure, own_error = self._train_together(train, trial)
+            if failure is None:
+                return record(trial, trained)
+            if own_error is not None and (failure.rank == self.rank or _ends_study(own_error)):
+                raise own_error  # the study loop stores its traceback, and stops if it must
+            text = f"Rank {failure.rank} raised:\n{failure.error}"
+            if failure.ends_study:
+                raise DistributedError(f"{text}\nThis error ends the study on every rank.")
+            return study.tell(trial, state=TrialState.FAIL, error=text)
+
+        try:
+            study.run_trials(run, **loop)
+        except BaseException as error:
+            self._send(("stop", _describe(error)))
+            raise
+        self._send(("stop", None))
+
+    def _follow(self, train: Callable[[Trial], Any]) -> None:
+        while True:
+            kind, payload = self._receive()
+            if kind == "stop":
+                if payload is not None:
+                    raise DistributedError(f"Rank 0 stopped the study with {payload}")
+                return
+            self._train_together(train, payload)  # the leader records and decides; nothing to do here
+
+    def _send(self, message: tuple[str, Any]) -> None:
+        assert self._channel is not None
+        self._channel.post(f"message/{self._messages}", message)
+        self._messages += 1
+
+    def _receive(self) -> tuple[str, Any]:
+        assert self._channel is not None
+        key = f"message/{self._messages}"
+        self._messages += 1
+        return self._channel.poll(key)
+
+    def _train_together(
+        self, train: Callable[[Trial], _T], trial: Trial
+    ) -> tuple[_T | None, _Failure | None, BaseException | None]:
+        """Train on this rank, then agree with the others: (what train returned, the first failure, own error)."""
+        assert self._channel is not None and self._group is not None
+        channel, group = self._channel, self._group
+        key = f"trial/{self._trials}/"
+        self._trials += 1
+        trained: _T | None = None
+        own_error: BaseException | None = None
+        with _FailureWatch(channel, key + "cause", group):
+            try:
+                group.ensure()
+                trained = train(trial)
+            except BaseException as error:  # noqa: BLE001 - every rank must learn of it, whatever it is
+                own_error = error
+                channel.claim(key + "cause", _Failure(self.rank, _format_exception(error), _ends_study(error)))
+                group.abort()  # release the peers blocked in a collective with this rank
+        # A rank posts its cause before it says it is done, so once all are done the cause is final.
+        channel.post(key + f"done/{self.rank}", own_error is None)
+        done_keys = [key + f"done/{r}" for r in range(self.world_size)]
+        try:
+            channel.wait(done_keys, self.outcome_timeout)
+        except Exception as error:  # noqa: BLE001 - DistStoreError on timeout; any store error means the same
+            missing = [r for r, k in enumerate(done_keys) if not channel.has(k)]
+            raise DistributedError(
+                f"Ranks {missing} did not finish trial {trial.number} within {self.outcome_timeout} "
+                f"(the other ranks did): {error}. A rank is hung; see its log."
+            ) from None
+        failure = channel.read(key + "cause") if channel.has(key + "cause") else None
+        if failure is not None:
+            group.reset()
+            if own_error is not None and not self.is_leader:
+                log.warning("lightning_hpo: trial %d failed on rank %d: %s", trial.number, self.rank, _describe(own_error))
+        return trained, failure, own_error
+
+
+def _open_sockets() -> dict[int, str]:
+    """This process's open sockets, ``fd -> "socket:[inode]"`` (empty where there is no /proc)."""
+    sockets = {}
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/self/fd/{name}")
+                if target.startswith("socket:"):
+                    sockets[int(name)] = target
+    return sockets
+
+
+def _shut_down_sockets(sockets: dict[int, str]) -> None:
+    """Shut down (not close: their owner still holds the descriptors) the connections of these sockets.
+
+    Pending reads and writes on them fail at once, here and at the other end. A descriptor that no
+    longer names the same socket was closed and reused since, and is left alone.
+    """
+    for fd, name in sockets.items():
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{fd}") != name:
+                continue
+            duplicate = socket.socket(fileno=os.dup(fd))
+            try:
+                # A listening socket has no connection, and gloo's accept loop dies if it is shut down.
+                if not duplicate.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                    duplicate.shutdown(socket.SHUT_RDWR)
+            finally:
+                duplicate.close()
+
+
+def _torchrun_store(rank: int, size: int) -> Any:
+    """The key-value store of this torchrun job (the default group's, when one exists already)."""
+    import torch.distributed as dist
+    from torch.distributed.distributed_c10d import _get_default_store
+
+    if dist.is_initialized():
+        # Its rank 0 may host the store itself (no torchrun agent): a second server on the same port would fail.
+        return _get_default_store()
+    store, _, _ = next(dist.rendezvous("env://", rank, size, timeout=PROCESS_GROUP_TIMEOUT))
+    return store
+
+
+def _format_exception(error: BaseException) -> str:
+    from lightning_hpo.study import _format_exception as format_exception
+
+    return format_exception(error)

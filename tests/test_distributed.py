@@ -1,0 +1,175 @@
+"""DDP trials under torchrun on the CPU (gloo): real ranks, real Lightning training, a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from lightning_hpo import TrialState
+from lightning_hpo.distributed import TrialCoordinator, check_trainer_processes
+from lightning_hpo.exceptions import InvalidArgumentError
+from lightning_hpo.storage import SQLStorage
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Every rank appends what it built and where training ended to rank<r>.jsonl, so the test can check
+# that the ranks trained the same trials in step. FAIL_PLAN maps the i-th trial of the run to
+# (rank, where): that rank raises there, and only that rank.
+TUNE_SCRIPT = textwrap.dedent(
+    """
+    import itertools, json, os, sys
+    sys.path.insert(0, sys.argv[1])
+    import torch
+    from lightning_hpo import Float, Int, Pruner, Tuner
+    from tests.lightning_models import LinearRegression, RegressionData
+
+    out_dir, url, n_trials, plan = sys.argv[2], sys.argv[3], int(sys.argv[4]), json.loads(sys.argv[5])
+    RANK = int(os.environ["RANK"])
+    FITS = itertools.count()
+
+
+    class PruneOddTrialsAtOnce(Pruner):
+        def prune(self, trial, trials, *, directions):
+            return trial.number % 2 == 1
+
+
+    class Recorded(LinearRegression):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.index = next(FITS)
+            self.fail_at = plan.get(str(self.index), [None, None])
+            self._maybe_fail("init")
+
+        def _maybe_fail(self, where):
+            if self.fail_at == [RANK, where]:
+                raise RuntimeError(f"scripted failure of rank {RANK} in {where}")
+
+        def training_step(self, batch, batch_idx):
+            if self.global_step == 2:
+                self._maybe_fail("training_step")
+            return super().training_step(batch, batch_idx)
+
+        def on_train_epoch_end(self):
+            self._maybe_fail("epoch_end")
+
+        def on_fit_end(self):
+            weights = float(sum(p.detach().double().sum() for p in self.parameters()))
+            record = {"index": self.index, "params": {"lr": self.hparams.lr, "hidden": self.hparams.hidden},
+                      "step": self.global_step, "weights": round(weights, 10), "world": self.trainer.world_size,
+                      "dir": os.path.basename(self.trainer.default_root_dir)}
+            with open(os.path.join(out_dir, f"rank{RANK}.jsonl"), "a") as f:
+                f.write(json.dumps(record) + "\\n")
+
+
+    if __name__ == "__main__":
+        tuner = Tuner(Recorded, search_space={"lr": Float(1e-3, 1e-1, log=True), "hidden": Int(4, 16)},
+                      datamodule=RegressionData(), storage=url, root_dir=os.path.join(out_dir, "runs"), seed=0,
+                      trainer_kwargs={"max_epochs": 2, "accelerator": "cpu", "devices": 2, "strategy": "ddp"},
+                      pruner=PruneOddTrialsAtOnce(), show_progress=False)
+        result = tuner.fit(n_trials=n_trials)
+        with open(os.path.join(out_dir, f"result{RANK}.json"), "w") as f:
+            json.dump({"numbers": [t.number for t in result.trials], "best": result.best_params,
+                       "has_study": result.study is not None, "group_left": torch.distributed.is_initialized()}, f)
+    """
+)
+
+
+def run_torchrun(tmp_path: Path, *, n_trials: int, fail_plan: dict[int, tuple[int, str]] | None = None) -> float:
+    """Run the script on 2 CPU ranks; return its wall time. Fails the test on a non-zero exit or a hang."""
+    script = tmp_path / "tune.py"
+    script.write_text(TUNE_SCRIPT)
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    plan = json.dumps({str(k): list(v) for k, v in (fail_plan or {}).items()})
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [str(torchrun), "--standalone", "--nproc_per_node=2", str(script), str(REPO), str(tmp_path), url,
+               str(n_trials), plan]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=400, env=env)
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-6000:])
+    return time.monotonic() - started
+
+
+def stored_trials(tmp_path: Path):
+    storage = SQLStorage(f"sqlite:///{tmp_path / 'studies.db'}")
+    return storage.get_trials(storage.get_study("Recorded").id)
+
+
+def rank_records(tmp_path: Path, rank: int) -> list[dict]:
+    return [json.loads(line) for line in (tmp_path / f"rank{rank}.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_each_trial_is_one_ddp_training_over_both_ranks(tmp_path):
+    run_torchrun(tmp_path, n_trials=3)
+    trials = stored_trials(tmp_path)
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.COMPLETE]
+    assert len({t.worker for t in trials}) == 1  # one trial per trial, all created by rank 0
+
+    zero, one = rank_records(tmp_path, 0), rank_records(tmp_path, 1)
+    assert zero == one  # same params, same steps, same weights after every trial
+    assert [r["dir"] for r in zero] == ["trial_0", "trial_1", "trial_2"] and {r["world"] for r in zero} == {2}
+    for record, trial in zip(zero, trials):
+        assert record["params"] == pytest.approx(dict(trial.params))
+    # 128 samples, 2 ranks, batch 16: 4 steps an epoch. The pruned trial stopped at its first report.
+    assert [r["step"] for r in zero] == [8, 4, 8]
+    assert trials[1].intermediate_values.keys() == {4} and trials[1].attrs["pruned_step"] == 4
+    assert list(trials[0].intermediate_values) == [4, 8]
+
+    results = [json.loads((tmp_path / f"result{rank}.json").read_text()) for rank in (0, 1)]
+    assert results[0]["numbers"] == results[1]["numbers"] == [0, 1, 2]
+    assert results[0]["best"] == results[1]["best"]
+    assert [r["has_study"] for r in results] == [True, False]  # only rank 0 opened storage
+    assert not any(r["group_left"] for r in results)  # the process group the Tuner created is gone
+
+
+@pytest.mark.slow
+def test_a_rank_that_raises_fails_the_trial_on_every_rank_and_the_next_trial_runs(tmp_path):
+    plan = {
+        0: (1, "training_step"),  # rank 0 is waiting in the gradient all-reduce meanwhile
+        1: (1, "init"),  # rank 0 goes on into DDP's first broadcast
+        2: (0, "epoch_end"),  # the leader itself; rank 1 waits in the validation's reduce
+    }
+    seconds = run_torchrun(tmp_path, n_trials=2, fail_plan=plan)
+    trials = stored_trials(tmp_path)
+    assert [t.state for t in trials] == [TrialState.FAIL] * 3 + [TrialState.PRUNED, TrialState.COMPLETE]
+    assert trials[0].error.startswith("Rank 1 raised:\nTraceback") and "scripted failure of rank 1 in training_step" in trials[0].error
+    assert "scripted failure of rank 1 in init" in trials[1].error
+    assert trials[2].error.startswith("Traceback") and "scripted failure of rank 0 in epoch_end" in trials[2].error
+    assert rank_records(tmp_path, 0) == rank_records(tmp_path, 1)
+    assert [r["index"] for r in rank_records(tmp_path, 0)] == [3, 4]
+    print(f"5 trials, 3 failed on one rank: {seconds:.1f} s")  # bounded by run_torchrun's timeout
+
+
+def test_outside_torchrun_the_coordinator_just_runs_the_loop(tmp_path):
+    from lightning_hpo import Float, Study
+
+    study = Study("plain", search_space={"x": Float(0.0, 1.0)}, storage=":memory:", seed=0)
+    trained = []
+    with TrialCoordinator() as coordinator:
+        assert coordinator.is_leader and not coordinator.distributed
+        coordinator.run_trials(
+            study,
+            train=lambda trial: trained.append(trial.number) or trial.params["x"],
+            record=lambda trial, x: study.tell(trial, x),
+            n_trials=3,
+            timeout=None,
+        )
+        assert coordinator.share(lambda: "shared") == "shared"
+    assert trained == [0, 1, 2] and [t.value for t in study.trials] == [t.params["x"] for t in study.trials]
+
+
+def test_a_multi_process_trainer_outside_torchrun_is_refused():
+    import lightning.pytorch as pl
+
+    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False)
+    with pytest.raises(InvalidArgumentError, match=r"runs 2 processes .* `torchrun --nproc_per_node=2 script.py`"):
+        check_trainer_processes(trainer)
+    check_trainer_processes(pl.Trainer(accelerator="cpu", devices=1, logger=False))
