@@ -71,7 +71,9 @@ TUNE_SCRIPT = textwrap.dedent(
     if __name__ == "__main__":
         tuner = Tuner(Recorded, search_space={"lr": Float(1e-3, 1e-1, log=True), "hidden": Int(4, 16)},
                       datamodule=RegressionData(), storage=url, root_dir=os.path.join(out_dir, "runs"), seed=0,
-                      trainer_kwargs={"max_epochs": 2, "accelerator": "cpu", "devices": 2, "strategy": "ddp"},
+                      trainer_kwargs={"max_epochs": 2, "accelerator": "cpu", "strategy": "ddp",
+                                      "devices": int(os.environ["LOCAL_WORLD_SIZE"]),
+                                      "num_nodes": int(os.environ["WORLD_SIZE"]) // int(os.environ["LOCAL_WORLD_SIZE"])},
                       pruner=PruneOddTrialsAtOnce(), show_progress=False)
         result = tuner.fit(n_trials=n_trials)
         with open(os.path.join(out_dir, f"result{RANK}.json"), "w") as f:
@@ -81,20 +83,47 @@ TUNE_SCRIPT = textwrap.dedent(
 )
 
 
-def run_torchrun(tmp_path: Path, *, n_trials: int, fail_plan: dict[int, tuple[int, str]] | None = None) -> float:
-    """Run the script on 2 CPU ranks; return its wall time. Fails the test on a non-zero exit or a hang."""
+def run_torchrun(
+    tmp_path: Path, *, n_trials: int, fail_plan: dict[int, tuple[int, str]] | None = None, nodes: int = 1
+) -> float:
+    """Run the script on 2 CPU ranks, as 1 node x 2 or 2 "nodes" x 1 (two torchrun agents, c10d rendezvous).
+
+    Returns the wall time. Fails the test on a non-zero exit, or a hang (the timeout).
+    """
     script = tmp_path / "tune.py"
     script.write_text(TUNE_SCRIPT)
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     plan = json.dumps({str(k): list(v) for k, v in (fail_plan or {}).items()})
-    torchrun = Path(sys.executable).with_name("torchrun")
-    command = [str(torchrun), "--standalone", "--nproc_per_node=2", str(script), str(REPO), str(tmp_path), url,
-               str(n_trials), plan]
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    arguments = [str(script), str(REPO), str(tmp_path), url, str(n_trials), plan]
+    if nodes == 1:
+        launches = [[torchrun, "--standalone", "--nproc_per_node=2", *arguments]]
+    else:
+        endpoint = f"127.0.0.1:{_free_port()}"
+        launches = [
+            [torchrun, f"--nnodes={nodes}", "--nproc_per_node=1", "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}",
+             "--rdzv-id=test", *arguments]
+            for _ in range(nodes)
+        ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     started = time.monotonic()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=400, env=env)
-    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-6000:])
+    agents = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for c in launches]
+    try:
+        outputs = [agent.communicate(timeout=400) for agent in agents]
+    finally:
+        for agent in agents:
+            agent.kill()
+    for agent, (out, err) in zip(agents, outputs):
+        assert agent.returncode == 0, (out[-3000:], err[-6000:])
     return time.monotonic() - started
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def stored_trials(tmp_path: Path):
@@ -146,6 +175,15 @@ def test_a_rank_that_raises_fails_the_trial_on_every_rank_and_the_next_trial_run
     assert rank_records(tmp_path, 0) == rank_records(tmp_path, 1)
     assert [r["index"] for r in rank_records(tmp_path, 0)] == [3, 4]
     print(f"5 trials, 3 failed on one rank: {seconds:.1f} s")  # bounded by run_torchrun's timeout
+
+
+@pytest.mark.slow
+def test_two_nodes_train_each_trial_together(tmp_path):
+    run_torchrun(tmp_path, n_trials=2, nodes=2)
+    trials = stored_trials(tmp_path)
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED]
+    assert rank_records(tmp_path, 0) == rank_records(tmp_path, 1)
+    assert {r["world"] for r in rank_records(tmp_path, 0)} == {2}
 
 
 def test_outside_torchrun_the_coordinator_just_runs_the_loop(tmp_path):
