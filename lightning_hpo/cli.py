@@ -39,6 +39,10 @@ adds its reporter, best checkpoint and, unless the config names loggers, a logge
 ``<root_dir>/<study>/trial_<n>/``, where LightningCLI also saves the trial's ``config.yaml``. Every
 trial uses the config's ``seed_everything``, so trials differ by their hyperparameters only. The full
 config of each trial is stored with it; at the end, the best one is written to ``best.yaml``.
+
+**Under torchrun** (``torchrun --nproc_per_node=8 train.py tune ...``, with ``trainer.devices`` set to
+the processes per node) every trial trains with DDP over all ranks; only global rank 0 opens the
+study and writes ``best.yaml`` (see :mod:`lightning_hpo.distributed`).
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ from lightning.pytorch.cli import LightningArgumentParser
 from lightning.pytorch.cli import LightningCLI as _LightningCLI
 
 from lightning_hpo.decorator import search_space_of
+from lightning_hpo.distributed import TrialCoordinator
 from lightning_hpo.exceptions import InvalidArgumentError, LightningHPOError
 from lightning_hpo.export import CONFIG_ATTR, SCRIPT_ATTR, describe, export_trial
 from lightning_hpo.pruners import Pruner
@@ -162,31 +167,36 @@ class LightningCLI(_LightningCLI):
             self._fail("tune needs --tune.n_trials, --tune.timeout, or both; otherwise it would never stop.")
         fit_parser = self._parser("fit")
         base = self._base_fit_config()
+        coordinator = TrialCoordinator()
         try:
             space = search_space_from_config(search_space, search_space_of(type(self.model)))
             _check_space_fits(fit_parser, base, space)
             sampler_seed = seed if seed is not None else _int_or_none(self.config["tune"].get("seed_everything"))
-            self.study = Study(
-                check_study_name(study_name if study_name is not None else type(self.model).__name__),
-                search_space=space,
-                mode=mode,
-                storage=open_storage(storage, root_dir=root_dir),
-                sampler=_by_name("sampler", sampler, SAMPLER_NAMES, Sampler, seed=sampler_seed),
-                pruner=_by_name("pruner", pruner, PRUNER_NAMES, Pruner),
-                seed=sampler_seed,
-            )
+            name = check_study_name(study_name if study_name is not None else type(self.model).__name__)
+            if coordinator.is_leader:  # under torchrun, only global rank 0 opens the study
+                self.study = Study(
+                    name,
+                    search_space=space,
+                    mode=mode,
+                    storage=open_storage(storage, root_dir=root_dir),
+                    sampler=_by_name("sampler", sampler, SAMPLER_NAMES, Sampler, seed=sampler_seed),
+                    pruner=_by_name("pruner", pruner, PRUNER_NAMES, Pruner),
+                    seed=sampler_seed,
+                )
         except LightningHPOError as error:
             self._fail(str(error))
         study = self.study
-        study_dir = study_directory(root_dir, study.name)
+        study_dir = study_directory(root_dir, name)
 
-        def run_trial(trial: Trial) -> Trial:
-            return self._run_trial(trial, base=base, monitor=monitor, study_dir=study_dir)
+        def train_trial(trial: Trial) -> TrialTraining:
+            return self._train_trial(trial, base=base, monitor=monitor, mode=mode, study_dir=study_dir)
 
         try:
-            with quiet_lightning():
-                study.run_trials(
-                    run_trial,
+            with quiet_lightning(), coordinator:
+                coordinator.run_trials(
+                    study,
+                    train=train_trial,
+                    record=lambda trial, training: training.finish(),
                     n_trials=n_trials,
                     timeout=timeout,
                     max_consecutive_failures=max_consecutive_failures,
@@ -195,15 +205,16 @@ class LightningCLI(_LightningCLI):
                     progress_label=monitor,
                 )
         except KeyboardInterrupt:
+            where = study.storage.display_url if study is not None else "the study's storage"
             print(
-                f"\nInterrupted. Every finished trial is saved in {study.storage.display_url}; rerun the same command "
-                "to resume the study.",
+                f"\nInterrupted. Every finished trial is saved in {where}; rerun the same command to resume the study.",
                 file=sys.stderr,
             )
             raise SystemExit(130) from None
         except LightningHPOError as error:  # a misconfiguration that every trial would hit, e.g. a wrong monitor
             self._fail(str(error))
-        self._write_best_config(Path(best_config) if best_config else study_dir / "best.yaml")
+        if study is not None:
+            self._write_best_config(Path(best_config) if best_config else study_dir / "best.yaml")
 
     # -- the tune subcommand's parser and dispatch ---------------------------------------
 
@@ -255,24 +266,28 @@ class LightningCLI(_LightningCLI):
         dumped.pop("tune", None)
         return dumped
 
-    def _run_trial(self, trial: Trial, *, base: dict[str, Any], monitor: str, study_dir: Path) -> Trial:
-        assert self.study is not None
+    def _train_trial(
+        self, trial: Trial, *, base: dict[str, Any], monitor: str, mode: str, study_dir: Path
+    ) -> TrialTraining:
+        """Build and train one trial from its config (on every rank under torchrun); rank 0 then records it."""
         release_memory_of_earlier_trials()
         fit_parser = self._parser("fit")
         fit_config = _parse(fit_parser, _with_params(base, trial.params))
-        self.study.storage.update_trial(
-            trial.id,
-            attrs={
-                # As LightningCLI's SaveConfigCallback writes it, so `fit --config` reads it back as it is.
-                CONFIG_ATTR: _dump(fit_parser, fit_config),
-                SCRIPT_ATTR: sys.argv[0],
-            },
-        )
+        if self.study is not None:
+            self.study.storage.update_trial(
+                trial.id,
+                attrs={
+                    # As LightningCLI's SaveConfigCallback writes it, so `fit --config` reads it back as it is.
+                    CONFIG_ATTR: _dump(fit_parser, fit_config),
+                    SCRIPT_ATTR: sys.argv[0],
+                },
+            )
         trainer_config = fit_config.trainer
         training = TrialTraining(
             self.study,
             trial,
             monitor=monitor,
+            mode=mode,
             study_dir=study_dir,
             with_checkpoint=trainer_config.enable_checkpointing is not False,
             # A logger the config names is built per trial like any class; otherwise the trial's own.
@@ -284,7 +299,7 @@ class LightningCLI(_LightningCLI):
             self.before_instantiate_classes()
             self.instantiate_classes()
             self.after_instantiate_classes()
-            return training.run(self.trainer, lambda: self._run_subcommand("fit"))
+            return training.train(self.trainer, lambda: self._run_subcommand("fit"))
 
     @contextlib.contextmanager
     def _building_trial(self, fit_config: Namespace, training: TrialTraining) -> Iterator[None]:

@@ -186,6 +186,41 @@ def test_two_nodes_train_each_trial_together(tmp_path):
     assert {r["world"] for r in rank_records(tmp_path, 0)} == {2}
 
 
+CLI_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, sys.argv.pop(1))
+    from lightning_hpo.cli import LightningCLI
+    from tests.lightning_models import LinearRegression, RegressionData
+
+    if __name__ == "__main__":
+        LightningCLI(LinearRegression, RegressionData)
+    """
+)
+
+
+@pytest.mark.slow
+def test_the_cli_tune_subcommand_under_torchrun(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(CLI_SCRIPT)
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    command = [
+        torchrun, "--standalone", "--nproc_per_node=2", str(script), str(REPO), "tune",
+        "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.max_epochs=2",
+        "--tune.n_trials=2", "--tune.search_space={model.lr: {type: float, low: 0.001, high: 0.1, log: true}}",
+        "--tune.pruner=nop", f"--tune.root_dir={tmp_path / 'runs'}", "--tune.show_progress=false",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=400, cwd=tmp_path,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-6000:])
+    storage = SQLStorage(f"sqlite:///{tmp_path / 'runs' / 'studies.db'}")
+    trials = storage.get_trials(storage.get_study("LinearRegression").id)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2 and len({t.worker for t in trials}) == 1
+    assert all(list(t.intermediate_values) == [4, 8] for t in trials)  # 2 ranks: 4 steps an epoch
+    assert done.stdout.count("Best config written to") == 1  # by rank 0 only
+    assert (tmp_path / "runs" / "LinearRegression" / "best.yaml").is_file()
+
+
 def test_outside_torchrun_the_coordinator_just_runs_the_loop(tmp_path):
     from lightning_hpo import Float, Study
 

@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 
 from lightning_hpo import Float, Int, NopPruner, TrialState, Tuner
-from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, MetricNotFoundError
+from lightning_hpo.exceptions import (
+    ArgumentTypeError,
+    InvalidArgumentError,
+    MetricNotFoundError,
+)
 from lightning_hpo.slots import slot_devices, visible_gpus
 from tests.lightning_models import LinearRegression, RegressionData
 
