@@ -35,10 +35,11 @@ import itertools
 import logging
 import os
 import pickle
+import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
@@ -187,10 +188,12 @@ class _Channel:
 class _TrainingGroup:
     """The default process group that DDP trains on, re-created after a trial that failed.
 
-    A group that saw a failure is aborted: its state is unknown, and a fresh one (under a new key
-    prefix of the store, so no stale address is read) costs less than finding out. The group
-    remembers the sockets its creation opened (gloo connects every pair of ranks at once), so that
-    :meth:`abort` can shut them down.
+    During a trial, :meth:`abort` (from any thread) makes every collective of the group fail at
+    once but leaves it registered: code that finds no group (Lightning's DDP set-up) would create
+    one of its own and wait for ranks that never come. After the ranks agreed that the trial failed,
+    :meth:`reset` drops the group, and the next trial creates a fresh one under a new key prefix of
+    the store, so that no stale address is read. The group remembers the sockets its creation
+    opened (gloo connects every pair of ranks at once), so that :meth:`abort` can shut them down.
     """
 
     def __init__(self, store: Any, prefix: str, *, rank: int, size: int) -> None:
@@ -202,6 +205,7 @@ class _TrainingGroup:
         self._size = size
         self._generation = 0
         self._sockets: dict[int, str] = {}
+        self._failed = False  # this trial failed on some rank: a group created now is aborted at once
         self._lock = threading.Lock()
         self._found_one = dist.is_initialized()  # e.g. a Trainer.fit of the user's before the study
 
@@ -227,7 +231,10 @@ class _TrainingGroup:
             world_size=self._size,
             timeout=PROCESS_GROUP_TIMEOUT,
         )
-        self._sockets = {fd: name for fd, name in _open_sockets().items() if before.get(fd) != name}
+        with self._lock:
+            self._sockets = {fd: name for fd, name in _open_sockets().items() if before.get(fd) != name}
+            if self._failed:  # another rank failed while this one was still creating the group
+                self._abort_now()
         if use_nccl:
             # Create the NCCL communicator now, before any user code can fail (an abort cannot
             # interrupt a communicator still being set up), and after the gloo sockets were noted:
@@ -237,26 +244,39 @@ class _TrainingGroup:
             dist.all_reduce(torch.zeros(1, device=local))
 
     def abort(self) -> None:
-        """Abort the group now, from any thread: peers blocked in a collective with this rank error out."""
+        """From any thread: make the group's collectives fail now, here and (through the sockets) at the peers."""
+        with self._lock:
+            self._failed = True
+            self._abort_now()
+
+    def _abort_now(self) -> None:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            return
+        try:
+            dist.group.WORLD.abort()  # type: ignore[union-attr]
+        except Exception as error:  # noqa: BLE001 - the sockets below are shut down either way
+            log.warning("lightning_hpo: aborting the process group failed: %s", error)
+        _shut_down_sockets(self._sockets)
+        self._sockets = {}
+
+    def reset(self) -> None:
+        """After a failed trial (every rank agreed): drop the group; the next trial creates a fresh one."""
         import torch.distributed as dist
         from torch.distributed.distributed_c10d import _abort_process_group
 
         with self._lock:
-            if not dist.is_initialized():
-                return
-            try:
-                _abort_process_group()
-            except Exception as error:  # noqa: BLE001 - the group is dropped either way
-                log.warning("lightning_hpo: aborting the process group failed: %s", error)
-                if dist.is_initialized():
-                    dist.destroy_process_group()
-            _shut_down_sockets(self._sockets)
+            if dist.is_initialized():
+                try:
+                    _abort_process_group()
+                except Exception as error:  # noqa: BLE001 - dropped either way
+                    log.warning("lightning_hpo: dropping the process group failed: %s", error)
+                    if dist.is_initialized():
+                        dist.destroy_process_group()
             self._sockets = {}
-
-    def reset(self) -> None:
-        """After a failed trial: drop this group; the next trial creates a fresh one."""
-        self.abort()
-        self._generation += 1
+            self._failed = False
+            self._generation += 1
 
     def close(self) -> None:
         """Leave torch.distributed as the session found it (a group we created is destroyed cleanly)."""
@@ -281,8 +301,12 @@ class _FailureWatch:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
 
     def _run(self) -> None:
         while not self._stop.wait(_WATCH_INTERVAL):
@@ -467,7 +491,8 @@ class TrialCoordinator:
         self._trials += 1
         trained: _T | None = None
         own_error: BaseException | None = None
-        with _FailureWatch(channel, key + "cause", group):
+        watch = _FailureWatch(channel, key + "cause", group)
+        with watch:
             try:
                 group.ensure()
                 trained = train(trial)
@@ -475,6 +500,15 @@ class TrialCoordinator:
                 own_error = error
                 channel.claim(key + "cause", _Failure(self.rank, _format_exception(error), _ends_study(error)))
                 group.abort()  # release the peers blocked in a collective with this rank
+            with _alarm_held_back():
+                watch.stop()
+                return self._agree(key, trial, trained, own_error)
+
+    def _agree(
+        self, key: str, trial: Trial, trained: _T | None, own_error: BaseException | None
+    ) -> tuple[_T | None, _Failure | None, BaseException | None]:
+        assert self._channel is not None and self._group is not None
+        channel, group = self._channel, self._group
         # A rank posts its cause before it says it is done, so once all are done the cause is final.
         channel.post(key + f"done/{self.rank}", own_error is None)
         done_keys = [key + f"done/{r}" for r in range(self.world_size)]
@@ -492,6 +526,25 @@ class TrialCoordinator:
             if own_error is not None and not self.is_leader:
                 log.warning("lightning_hpo: trial %d failed on rank %d: %s", trial.number, self.rank, _describe(own_error))
         return trained, failure, own_error
+
+
+@contextlib.contextmanager
+def _alarm_held_back() -> Iterator[None]:
+    """Deliver a SIGALRM (the study's ``trial_timeout``) only after the block, not halfway through it.
+
+    Its exception, raised while the ranks agree, would leave this rank out of step with the others.
+    """
+    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[Any] = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    if fired and callable(previous):
+        previous(signal.SIGALRM, fired[0])
 
 
 def _open_sockets() -> dict[int, str]:

@@ -20,11 +20,12 @@ from lightning_hpo.storage import SQLStorage
 REPO = Path(__file__).resolve().parents[1]
 
 # Every rank appends what it built and where training ended to rank<r>.jsonl, so the test can check
-# that the ranks trained the same trials in step. FAIL_PLAN maps the i-th trial of the run to
-# (rank, where): that rank raises there, and only that rank.
+# that the ranks trained the same trials in step. The plan maps the i-th trial of the run to
+# (rank, where): that rank raises there, and only that rank; (-1, "sleep"): every rank sleeps in
+# training_step, past the trial_timeout.
 TUNE_SCRIPT = textwrap.dedent(
     """
-    import itertools, json, os, sys
+    import itertools, json, os, sys, time
     sys.path.insert(0, sys.argv[1])
     import torch
     from lightning_hpo import Float, Int, Pruner, Tuner
@@ -54,6 +55,8 @@ TUNE_SCRIPT = textwrap.dedent(
         def training_step(self, batch, batch_idx):
             if self.global_step == 2:
                 self._maybe_fail("training_step")
+                if self.fail_at == [-1, "sleep"]:
+                    time.sleep(15)
             return super().training_step(batch, batch_idx)
 
         def on_train_epoch_end(self):
@@ -74,7 +77,7 @@ TUNE_SCRIPT = textwrap.dedent(
                       trainer_kwargs={"max_epochs": 2, "accelerator": "cpu", "strategy": "ddp",
                                       "devices": int(os.environ["LOCAL_WORLD_SIZE"]),
                                       "num_nodes": int(os.environ["WORLD_SIZE"]) // int(os.environ["LOCAL_WORLD_SIZE"])},
-                      pruner=PruneOddTrialsAtOnce(), show_progress=False)
+                      pruner=PruneOddTrialsAtOnce(), show_progress=False, trial_timeout=10)
         result = tuner.fit(n_trials=n_trials)
         with open(os.path.join(out_dir, f"result{RANK}.json"), "w") as f:
             json.dump({"numbers": [t.number for t in result.trials], "best": result.best_params,
@@ -165,16 +168,18 @@ def test_a_rank_that_raises_fails_the_trial_on_every_rank_and_the_next_trial_run
         0: (1, "training_step"),  # rank 0 is waiting in the gradient all-reduce meanwhile
         1: (1, "init"),  # rank 0 goes on into DDP's first broadcast
         2: (0, "epoch_end"),  # the leader itself; rank 1 waits in the validation's reduce
+        3: (-1, "sleep"),  # past trial_timeout, which rank 0 keeps
     }
     seconds = run_torchrun(tmp_path, n_trials=2, fail_plan=plan)
     trials = stored_trials(tmp_path)
-    assert [t.state for t in trials] == [TrialState.FAIL] * 3 + [TrialState.PRUNED, TrialState.COMPLETE]
+    assert [t.state for t in trials] == [TrialState.FAIL] * 4 + [TrialState.COMPLETE, TrialState.PRUNED]
     assert trials[0].error.startswith("Rank 1 raised:\nTraceback") and "scripted failure of rank 1 in training_step" in trials[0].error
     assert "scripted failure of rank 1 in init" in trials[1].error
     assert trials[2].error.startswith("Traceback") and "scripted failure of rank 0 in epoch_end" in trials[2].error
+    assert "TrialTimeoutError: The trial ran longer than trial_timeout=10 s" in trials[3].error
     assert rank_records(tmp_path, 0) == rank_records(tmp_path, 1)
-    assert [r["index"] for r in rank_records(tmp_path, 0)] == [3, 4]
-    print(f"5 trials, 3 failed on one rank: {seconds:.1f} s")  # bounded by run_torchrun's timeout
+    assert [r["index"] for r in rank_records(tmp_path, 0)] == [4, 5]
+    print(f"6 trials, 4 failed on one rank: {seconds:.1f} s")  # bounded by run_torchrun's timeout
 
 
 @pytest.mark.slow
