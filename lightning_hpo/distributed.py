@@ -216,7 +216,9 @@ class _TrainingGroup:
 
         if dist.is_initialized():
             return
-        use_nccl = torch.cuda.is_available() and dist.is_nccl_available()
+        # The same choice on every rank: NCCL when each process of a node can have a GPU of its own.
+        per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        use_nccl = dist.is_nccl_available() and torch.cuda.is_available() and per_node <= torch.cuda.device_count()
         if use_nccl:
             # On a failure, abort the communicators and raise in the main thread, instead of the
             # default of tearing the process (and with it the torchrun job) down.

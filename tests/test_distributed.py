@@ -251,3 +251,31 @@ def test_a_multi_process_trainer_outside_torchrun_is_refused():
     with pytest.raises(InvalidArgumentError, match=r"runs 2 processes .* `torchrun --nproc_per_node=2 script.py`"):
         check_trainer_processes(trainer)
     check_trainer_processes(pl.Trainer(accelerator="cpu", devices=1, logger=False))
+
+
+def test_the_training_group_is_aborted_kept_until_reset_and_created_again(monkeypatch):
+    """One process, the real backends: gloo on the CPU, and NCCL for CUDA tensors where there is a GPU."""
+    import torch
+    import torch.distributed as dist
+
+    from lightning_hpo.distributed import _TrainingGroup
+
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    store = dist.TCPStore("127.0.0.1", 0, 1, True)
+    group = _TrainingGroup(store, "test/", rank=0, size=1)
+    try:
+        for _ in range(2):  # the second round runs in a group created after a reset
+            group.ensure()
+            total = torch.ones(1, device=device)
+            dist.all_reduce(total)
+            assert total.item() == 1.0
+            group.abort()
+            assert dist.is_initialized()  # kept until the ranks agree, so nothing creates a group of its own
+            group.reset()
+            assert not dist.is_initialized()
+        group.ensure()
+    finally:
+        group.close()
+    assert not dist.is_initialized()

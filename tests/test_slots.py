@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from lightning_hpo import Float, Int, NopPruner, TrialState, Tuner
 from lightning_hpo.exceptions import (
@@ -33,7 +34,7 @@ class SlotRecorder(LinearRegression):
         self.record_dir = record_dir
 
     def on_fit_start(self) -> None:
-        record = {"pid": os.getpid(), "gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}
+        record = {"pid": os.getpid(), "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"), "device": str(self.device)}
         Path(self.record_dir, f"{os.getpid()}-{self.hparams.lr}.json").write_text(json.dumps(record))
         deadline = time.monotonic() + 120
         while len({p.name.split("-")[0] for p in Path(self.record_dir).iterdir()}) < 2 and time.monotonic() < deadline:
@@ -91,6 +92,20 @@ def test_workers_share_one_study_up_to_n_trials(shared_storage_url, tmp_path, mo
     assert {r["gpus"] for r in seen} == {"7", "9"}  # every worker pinned to one slot...
     assert all(len({r["gpus"] for r in seen if r["pid"] == pid}) == 1 for pid in {r["pid"] for r in seen})
     assert result.best_value == min(t.value for t in result.trials)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (run by the GPU check)")
+def test_gpu_slots_train_each_trial_on_the_gpu_of_its_slot(tmp_path):
+    records = tmp_path / "records"
+    records.mkdir()
+    tuner = make_tuner(tmp_path, model_cls=SlotRecorder, model_kwargs={"record_dir": str(records)},
+                       storage=tmp_path / "studies.db", n_jobs=2,
+                       trainer_kwargs={"max_epochs": 1, "accelerator": "gpu", "devices": 1})
+    result = tuner.fit(n_trials=4)
+    assert [t.state for t in result.trials] == [TrialState.COMPLETE] * 4
+    seen = [json.loads(p.read_text()) for p in records.iterdir()]
+    assert {r["gpus"] for r in seen} <= set(slot_devices(2)) and {r["device"] for r in seen} == {"cuda:0"}
 
 
 @pytest.mark.slow
