@@ -1,4 +1,8 @@
-"""DDP trials under torchrun on the CPU (gloo): real ranks, real Lightning training, a real SQLite file."""
+"""DDP trials under torchrun on the CPU (gloo): real ranks, real Lightning training, a real SQLite file.
+
+On a machine with 2 GPUs or more, ``LIGHTNING_HPO_TEST_ACCELERATOR=gpu`` runs the torchrun tests on
+NCCL instead.
+"""
 
 from __future__ import annotations
 
@@ -74,7 +78,8 @@ TUNE_SCRIPT = textwrap.dedent(
     if __name__ == "__main__":
         tuner = Tuner(Recorded, search_space={"lr": Float(1e-3, 1e-1, log=True), "hidden": Int(4, 16)},
                       datamodule=RegressionData(), storage=url, root_dir=os.path.join(out_dir, "runs"), seed=0,
-                      trainer_kwargs={"max_epochs": 2, "accelerator": "cpu", "strategy": "ddp",
+                      trainer_kwargs={"max_epochs": 2, "strategy": "ddp",
+                                      "accelerator": os.environ.get("LIGHTNING_HPO_TEST_ACCELERATOR", "cpu"),
                                       "devices": int(os.environ["LOCAL_WORLD_SIZE"]),
                                       "num_nodes": int(os.environ["WORLD_SIZE"]) // int(os.environ["LOCAL_WORLD_SIZE"])},
                       pruner=PruneOddTrialsAtOnce(), show_progress=False, trial_timeout=10)
