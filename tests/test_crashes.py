@@ -21,13 +21,14 @@ WORKER = textwrap.dedent(
     study = Study("crashy", search_space={"x": Float(0.0, 1.0), "n": Int(1, 5)}, storage=sys.argv[1],
                   sampler=RandomSampler(seed=0), pruner=NopPruner())
     def objective(params):
-        time.sleep(random.uniform(0.0, 0.15))
+        time.sleep(random.uniform(0.1, 0.3))
         return params["x"] * params["n"]
     print("ready", flush=True)
     study.optimize(objective, n_trials=int(sys.argv[2]))
     """
 )
-N_TRIALS = 40
+# About 30 trials finish during the kills (20 x 0.3 s on average at 0.2 s a trial): fewer than N_TRIALS.
+N_TRIALS = 60
 KILLS = 20
 
 
