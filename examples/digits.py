@@ -108,13 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage", default=None, help="database URL (default: SQLite in --root-dir)")
     parser.add_argument("--study-name", default="digits_mlp")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (a GPU when there is one)")
     args = parser.parse_args(argv)
 
     tuner = Tuner(
         DigitsClassifier,
         search_space=SEARCH_SPACE,
         datamodule=DigitsDataModule(),
-        trainer_kwargs={"max_epochs": args.max_epochs, "accelerator": "cpu", "devices": 1, "log_every_n_steps": 10},
+        trainer_kwargs={"max_epochs": args.max_epochs, "accelerator": args.accelerator, "devices": 1, "log_every_n_steps": 10},
         monitor="val_loss",
         mode="min",
         storage=args.storage,
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
     model = result.load_best_model()
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(accelerator=args.accelerator, devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
     test_acc = trainer.test(model, datamodule=DigitsDataModule(), verbose=False)[0]["test_acc"]
 
     print()
