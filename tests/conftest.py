@@ -9,8 +9,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import settings
 
 POSTGRES_ENV = "LIGHTNING_HPO_TEST_POSTGRES_URL"
+
+# Property tests draw the same examples on every run (a suite that passes once passes again);
+# HYPOTHESIS_PROFILE=explore draws fresh ones, to hunt for new failures locally.
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 @pytest.fixture(autouse=True)

@@ -89,12 +89,17 @@ def test_a_storage_error_on_rank_zero_fails_the_trial_loudly():
 
 
 DDP_SCRIPT = """
+import atexit
 import sys
 import lightning.pytorch as pl
 import torch
 from lightning_hpo import Float, Pruner, Study, TrialReporter
 sys.path.insert(0, sys.argv[2])
 from tests.lightning_models import ScriptedModule
+
+# Runs in each spawned rank too: a gloo group still alive at interpreter exit can abort the process
+# ("terminate called without an active exception", pytorch/pytorch#179291).
+atexit.register(lambda: torch.distributed.is_initialized() and torch.distributed.destroy_process_group())
 
 
 class PruneFromStep(Pruner):

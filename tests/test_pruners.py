@@ -633,6 +633,7 @@ def test_pruned_trial_stops_right_after_the_pruning_validation(trainer_kwargs, s
 DDP_SCRIPT = r"""
 import json, os, sys
 import lightning.pytorch as pl
+import torch
 from lightning_hpo import Float, Study, ThresholdPruner, TrialReporter, TrialState
 from tests.lightning_models import ScriptedModule
 
@@ -652,6 +653,8 @@ if rank == 0:
 with open(os.path.join(sys.argv[2], f"rank{rank}.json"), "w") as f:
     outcome = {"global_step": trainer.global_step, "pruned_step": reporter.pruned_step, "reported": reporter.reported}
     json.dump(outcome, f)
+# A gloo group still alive at interpreter exit can abort the process (pytorch/pytorch#179291).
+torch.distributed.destroy_process_group()
 """
 
 

@@ -161,6 +161,11 @@ class SQLStorage(Storage):
                 f"Storage URL {self._url.render_as_string(hide_password=True)!r} uses {backend!r}; "
                 "supported are 'sqlite' (file or memory) and 'postgresql'."
             )
+        if "\x00" in str(self._url.database or ""):
+            raise InvalidArgumentError(
+                f"Storage URL {self._url.render_as_string(hide_password=True)!r} names a database with a NUL "
+                "character in it, which no file or database name may contain; check how the URL was built."
+            )
         self._retry_seconds = float(retry_seconds)
         self._is_sqlite = backend == "sqlite"
         self._in_memory = self._is_sqlite and self._url.database in (None, "", ":memory:")
