@@ -35,6 +35,7 @@ _EXPORTS = {
     "Sampler": "lightning_hpo.samplers",
     "RandomSampler": "lightning_hpo.samplers",
     "SobolSampler": "lightning_hpo.samplers",
+    "GPSampler": "lightning_hpo.samplers.gp",
     "Pruner": "lightning_hpo.pruners",
     "NopPruner": "lightning_hpo.pruners",
     "PercentilePruner": "lightning_hpo.pruners",
@@ -85,6 +86,7 @@ if TYPE_CHECKING:
         ThresholdPruner,
     )
     from lightning_hpo.samplers import RandomSampler, Sampler, SobolSampler
+    from lightning_hpo.samplers.gp import GPSampler
     from lightning_hpo.snapshot import StudySnapshot
     from lightning_hpo.space import Categorical, Float, Int, SearchSpace
     from lightning_hpo.storage import Storage

@@ -1,0 +1,230 @@
+"""The acquisition function and its maximization over a mixed space.
+
+The acquisition is BoTorch's ``qLogNoisyExpectedImprovement``: the expected improvement over the
+best *noisy* observation, integrated over the posterior, with the pending (running) trials as a
+joint batch so that a point next to a running trial is worth little. For several objectives it is
+qLogNParEGO, the same on a random scalarization of the objectives (one per trial).
+
+Maximizing it is on the critical path of every trial, and one evaluation of a BoTorch acquisition
+costs ~3-4 ms on a CPU whether it scores 1 point or 100 (the posterior's bookkeeping dominates).
+So the search spends few, wide evaluations, all restarts batched together:
+
+1. Score a scrambled Sobol sample of the space, the best observed points and perturbations of them
+   in one evaluation; keep a few diverse high-scoring points as starts.
+2. Rounds of local search from all starts at once. A round takes the gradient at each start (one
+   evaluation), then scores in one evaluation, for every start: steps of a dozen lengths along the
+   gradient scaled by the GP's lengthscales (a line search done in parallel instead of in
+   sequence), along the start's last move and along their sum (momentum), random steps of a
+   shrinking radius, and every single-column change of an Int or categorical column. Each start
+   moves to its best candidate if that improves on it.
+3. A space of only Int and categorical columns, small enough, is scored exhaustively instead.
+
+On Hartmann6 histories of 20 to 50 trials, 6 rounds from 4 starts come within ~1e-3 of the
+log-acquisition value that L-BFGS-B reaches in 200 iterations, in ~55 ms, where BoTorch's batched
+L-BFGS-B needs ~25 iterations and ~170 ms for that (and is off by 0.2 after 8 iterations). Int and
+categorical columns only ever take values of their domains: no continuous optimum is rounded after
+the fact.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from botorch.acquisition import AcquisitionFunction, qLogNoisyExpectedImprovement
+from botorch.acquisition.multi_objective.parego import qLogNParEGO
+from botorch.models.model import Model
+from botorch.sampling import SobolQMCNormalSampler
+from torch import Tensor
+from torch.quasirandom import SobolEngine
+
+from lightning_hpo.samplers._gp_space import GPSpace
+
+__all__ = ["OptimizerBudget", "noisy_log_improvement", "evaluate", "maximize"]
+
+#: Points scored per forward pass: bounds memory, not results.
+_CHUNK = 2048
+#: A start moves only for an improvement of its log acquisition value larger than this.
+_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class OptimizerBudget:
+    """How much work one maximization of the acquisition function may do.
+
+    Attributes:
+        raw_samples: Sobol points scored to choose the starts.
+        perturbations: random points scored near each of the best observed points.
+        restarts: local searches, run together.
+        rounds: cap on the rounds of local search (each costs two evaluations of the acquisition).
+        step_lengths: steps along the gradient tried per start and round.
+        random_steps: random steps tried per start and round.
+        exhaustive: a space of only Int and categorical columns with at most this many points is
+            scored point by point instead of searched.
+    """
+
+    raw_samples: int = 256
+    perturbations: int = 32
+    restarts: int = 4
+    rounds: int = 6
+    step_lengths: int = 12
+    random_steps: int = 16
+    exhaustive: int = 2048
+
+
+def noisy_log_improvement(
+    model: Model,
+    X_baseline: Tensor,
+    X_pending: Tensor | None,
+    *,
+    mc_samples: int,
+    seed: int,
+    weights: Tensor | None = None,
+) -> AcquisitionFunction:
+    """qLogNEI of ``model`` over the observed inputs ``X_baseline``, with ``X_pending`` (``p x d``) running.
+
+    A model of several outcomes gets qLogNParEGO: qLogNEI of the augmented Chebyshev scalarization
+    of the outcomes with ``weights`` (a point of the simplex), whose optimum is a Pareto-optimal point.
+    """
+    common: dict[str, Any] = {
+        "model": model,
+        "X_baseline": X_baseline,
+        "sampler": SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed),
+        "X_pending": X_pending if X_pending is not None and len(X_pending) else None,
+        "prune_baseline": True,
+        # The cached-root path pays off for large baselines; pruned ones are small (measured:
+        # half the construction time and 10% faster evaluations without it).
+        "cache_root": False,
+    }
+    if model.num_outputs == 1:
+        return qLogNoisyExpectedImprovement(**common)
+    return qLogNParEGO(scalarization_weights=weights, **common)
+
+
+def evaluate(acquisition: AcquisitionFunction, X: Tensor) -> Tensor:
+    """Acquisition values of the ``n x d`` points ``X`` (each a batch of one), without gradients."""
+    with torch.no_grad():
+        return torch.cat([acquisition(chunk.unsqueeze(-2)) for chunk in X.split(_CHUNK)])
+
+
+def maximize(
+    acquisition: AcquisitionFunction,
+    gp_space: GPSpace,
+    *,
+    incumbents: Tensor,
+    scales: Tensor,
+    generator: torch.Generator,
+    budget: OptimizerBudget = OptimizerBudget(),
+) -> Tensor:
+    """The point (``d``) of the space with the highest acquisition value that the search finds.
+
+    Args:
+        acquisition: maps ``b x 1 x d`` inputs to ``b`` values.
+        gp_space: the space to search.
+        incumbents: ``k x d`` good observed points; the search also starts from and near them.
+        scales: ``d`` lengths over which the acquisition changes along each Float column (the
+            GP's lengthscales); steps are measured in them.
+        generator: the source of all randomness of the search (on the CPU).
+        budget: how much work the search may do.
+    """
+    device, dtype = incumbents.device, incumbents.dtype
+    if gp_space.n_discrete_points <= budget.exhaustive:
+        points = gp_space.all_points(device=device, dtype=dtype)
+        return points[evaluate(acquisition, points).argmax()]
+
+    sobol_seed = int(torch.randint(2**62, (1,), generator=generator))
+    sobol = SobolEngine(gp_space.dim, scramble=True, seed=sobol_seed).draw(budget.raw_samples, dtype=dtype)
+    pool = torch.cat(
+        [
+            gp_space.from_unit(sobol.to(device)),
+            incumbents,
+            gp_space.perturb(incumbents, budget.perturbations, scale=0.1, generator=generator),
+        ]
+    )
+    pool_values = evaluate(acquisition, pool)
+    chosen = _diverse_best(pool_values, budget.restarts, generator)
+    return _local_search(acquisition, gp_space, pool[chosen], pool_values[chosen], scales, generator, budget)
+
+
+def _diverse_best(values: Tensor, n: int, generator: torch.Generator) -> Tensor:
+    """Indices of ``n`` points: the best, and others drawn with weight ``exp(z-score)`` (Boltzmann)."""
+    n = min(n, len(values))
+    finite = torch.nan_to_num(values, nan=-math.inf)
+    best = int(finite.argmax())
+    spread = finite[torch.isfinite(finite)]
+    z = (finite - spread.mean()) / spread.std().clamp_min(1e-12) if len(spread) > 1 else torch.zeros_like(finite)
+    weights = torch.exp(z.clamp(max=50.0)).nan_to_num(0.0).cpu()
+    weights[best] = 0.0
+    if n <= 1 or int((weights > 0).sum()) < n - 1:
+        return torch.topk(finite, n).indices
+    others = torch.multinomial(weights, n - 1, replacement=False, generator=generator).to(values.device)
+    return torch.cat([torch.tensor([best], device=values.device), others])
+
+
+def _local_search(
+    acquisition: AcquisitionFunction,
+    gp_space: GPSpace,
+    X: Tensor,
+    values: Tensor,
+    scales: Tensor,
+    generator: torch.Generator,
+    budget: OptimizerBudget,
+) -> Tensor:
+    """Rounds of batched moves from the ``k x d`` starts ``X``; returns the best point reached."""
+    k, d = X.shape
+    continuous = torch.zeros(d, dtype=torch.bool, device=X.device)
+    continuous[gp_space.continuous_dims] = True
+    scales = torch.where(continuous, scales.clamp(1e-3, 1.0), torch.zeros_like(scales))
+    # Step lengths, in lengthscales: along the gradient from tiny to one; along the last move
+    # (momentum, which turns steepest ascent's zig-zag into progress) up to three.
+    gradient_steps = torch.logspace(-4, 0, budget.step_lengths, dtype=X.dtype, device=X.device)
+    momentum_steps = torch.logspace(-3, 0.5, budget.step_lengths // 2, dtype=X.dtype, device=X.device)
+    radius = torch.full((k, 1, 1), 0.1, dtype=X.dtype, device=X.device)
+    last_move = torch.zeros_like(X)
+    for _ in range(budget.rounds):
+        candidates = []
+        if gp_space.continuous_dims:
+            ascent = _unit(_scaled_gradient(acquisition, X, scales), scales)
+            momentum = _unit(last_move, scales)
+            noise = torch.randn(k, budget.random_steps, d, generator=generator, dtype=X.dtype).to(X.device)
+            candidates += [
+                _steps(X, ascent, gradient_steps),
+                _steps(X, momentum, momentum_steps),
+                _steps(X, _unit(ascent + momentum, scales), momentum_steps),
+                X.unsqueeze(1) + radius * scales * noise,
+            ]
+        if gp_space.discrete_dims:
+            candidates.append(gp_space.neighbours(X))
+        C = torch.cat(candidates, dim=1)
+        C = torch.where(continuous, C.clamp(0.0, 1.0), C)
+        scores = evaluate(acquisition, C.reshape(-1, d)).view(k, -1)
+        best_scores, best = scores.max(dim=-1)
+        improves = best_scores > values + _TOLERANCE
+        if not improves.any():
+            break
+        moved = torch.where(improves.unsqueeze(-1), C[torch.arange(k, device=X.device), best], X)
+        last_move, X = moved - X, moved
+        values = torch.where(improves, best_scores, values)
+        radius = torch.where(improves.view(-1, 1, 1), radius, radius / 2)
+    return X[values.argmax()]
+
+
+def _scaled_gradient(acquisition: AcquisitionFunction, X: Tensor, scales: Tensor) -> Tensor:
+    """``k x d``: the gradient at each point times the squared lengthscales (zero on discrete
+    columns): the steepest ascent direction in the metric of the GP's kernel."""
+    X = X.detach().clone().unsqueeze(1).requires_grad_(True)
+    (gradient,) = torch.autograd.grad(acquisition(X).sum(), X)
+    return torch.nan_to_num(gradient.squeeze(1)) * scales**2
+
+
+def _unit(direction: Tensor, scales: Tensor) -> Tensor:
+    """``direction`` rescaled to length one in lengthscale units (zero stays zero)."""
+    norm = (direction / scales.clamp_min(1e-3)).norm(dim=-1, keepdim=True)
+    return direction / norm.clamp_min(1e-30)
+
+
+def _steps(X: Tensor, direction: Tensor, lengths: Tensor) -> Tensor:
+    """``k x s x d``: each point moved along its direction by each of the ``s`` lengths."""
+    return X.unsqueeze(1) + lengths.view(1, -1, 1) * direction.unsqueeze(1)

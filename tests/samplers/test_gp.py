@@ -1,0 +1,297 @@
+"""GPSampler: the model-side view of a space, and the sampler's contract, on the CPU.
+
+BoTorch's optimizers are capped with ``mock_optimize_context_manager`` (two L-BFGS-B steps per
+fit and per continuous phase), so each suggestion takes a fraction of a second; suggestions stay
+deterministic under the cap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+import torch
+from botorch.test_utils.mock import mock_optimize_context_manager
+
+from lightning_hpo import Categorical, Float, GPSampler, Int, NopPruner, RandomSampler, SearchSpace, SobolSampler, Study
+from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
+from lightning_hpo.samplers._gp_space import GPSpace
+from lightning_hpo.samplers.gp import default_n_startup_trials, fitted_history_size
+from lightning_hpo.trial import Trial, TrialState
+
+MIXED = SearchSpace(
+    {
+        "lr": Float(1e-4, 1e-1, log=True),
+        "dropout": Float(0.0, 0.5),
+        "layers": Int(1, 6),
+        "units": Int(8, 4096, log=True),
+        "batch": Int(16, 256, step=16),
+        "optimizer": Categorical(["adam", "sgd", "rmsprop"]),
+    }
+)
+
+
+@pytest.fixture(autouse=True)
+def _capped_optimizers() -> Iterator[None]:
+    with mock_optimize_context_manager(force=True):
+        yield
+
+
+def _mixed_objective(params: dict[str, Any]) -> float:
+    return (
+        (math.log10(params["lr"]) + 2.0) ** 2
+        + (params["dropout"] - 0.1) ** 2
+        + 0.1 * abs(params["layers"] - 3)
+        + 0.1 * abs(math.log2(params["units"]) - 7)
+        + {"adam": 0.0, "sgd": 0.5, "rmsprop": 0.3}[params["optimizer"]]
+    )
+
+
+def _history(space: SearchSpace, n: int, objective=_mixed_objective, *, seed: int = 0) -> list[Trial]:
+    """``n`` COMPLETE trials at random points."""
+    sampler = RandomSampler(seed=seed)
+    trials = []
+    for number in range(n):
+        params = sampler.sample(space, [], number=number, directions=["min"])
+        trials.append(Trial(number=number, state=TrialState.COMPLETE, params=params, values=(objective(params),)))
+    return trials
+
+
+def _suggest(sampler: GPSampler, trials: Sequence[Trial], space: SearchSpace = MIXED, direction: str = "min") -> dict:
+    return sampler.sample(space, trials, number=len(trials), directions=[direction])
+
+
+# -- the model-side view of the space --------------------------------------------------------------
+
+
+def test_int_grid_positions_are_the_encoding_of_each_value():
+    for domain in (Int(1, 6), Int(8, 4096, log=True), Int(16, 256, step=16), Int(-3, 3)):
+        space = SearchSpace({"x": domain})
+        gp_space = GPSpace(space)
+        values = list(range(domain.low, domain.high + 1, domain.step))
+        positions = gp_space.grids[0].position(torch.arange(len(values), dtype=torch.float64))
+        assert positions.tolist() == pytest.approx([domain.encode(v) for v in values], abs=1e-12)
+        U = torch.tensor([[domain.encode(v)] for v in values], dtype=torch.float64)
+        assert [space.decode(u)["x"] for u in gp_space.to_unit(gp_space.from_unit(U)).tolist()] == values
+
+
+def test_categorical_columns_hold_choice_indices_and_decode_back():
+    gp_space = GPSpace(MIXED)
+    column = list(MIXED).index("optimizer")
+    for i, choice in enumerate(["adam", "sgd", "rmsprop"]):
+        params = {**RandomSampler(seed=1).sample(MIXED, [], number=0, directions=["min"]), "optimizer": choice}
+        X = gp_space.from_unit(torch.tensor([MIXED.encode(params)], dtype=torch.float64))
+        assert X[0, column] == i
+        assert MIXED.decode(gp_space.to_unit(X)[0].tolist()) == params
+
+
+def test_uniform_points_map_to_valid_values_of_every_column():
+    gp_space = GPSpace(MIXED)
+    X = gp_space.from_unit(torch.rand(500, len(MIXED), generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    for column, n in gp_space.categories.items():
+        assert set(X[:, column].tolist()) == set(range(n))
+    for column, grid in gp_space.grids.items():
+        positions = grid.position(torch.arange(grid.size, dtype=torch.float64))
+        assert torch.isin(X[:, column], positions).all()
+    for row in gp_space.to_unit(X).tolist():
+        MIXED.check_params(MIXED.decode(row))
+
+
+def test_neighbours_change_one_discrete_column_to_a_valid_value():
+    gp_space = GPSpace(MIXED)
+    X = gp_space.from_unit(torch.rand(3, len(MIXED), generator=torch.Generator().manual_seed(1), dtype=torch.float64))
+    neighbours = gp_space.neighbours(X)
+    assert neighbours.shape[:2] == (3, neighbours.shape[1]) and neighbours.shape[-1] == len(MIXED)
+    changed = (neighbours != X.unsqueeze(1)).sum(-1)
+    assert changed.max() == 1
+    for column in gp_space.continuous_dims:
+        assert (neighbours[..., column] == X[:, column].unsqueeze(1)).all()
+    for row in gp_space.to_unit(neighbours.reshape(-1, len(MIXED))).tolist():
+        MIXED.check_params(MIXED.decode(row))
+    # a large grid (units: 4089 values) tries the adjacent values and steps across its range
+    units = list(MIXED).index("units")
+    grid = gp_space.grids[units]
+    here = int(grid.index(X[0, units]))
+    reached = grid.index(neighbours[0, :, units])
+    assert {here - 1, here + 1} <= set(reached.tolist())
+    assert neighbours[0, :, units].max() - neighbours[0, :, units].min() >= 0.5
+
+
+def test_all_points_enumerates_a_discrete_space():
+    space = SearchSpace({"a": Int(0, 2), "b": Categorical(["x", "y"]), "c": Int(1, 4, log=True)})
+    gp_space = GPSpace(space)
+    points = gp_space.all_points(dtype=torch.float64)
+    assert gp_space.n_discrete_points == len(points) == 3 * 2 * 4
+    decoded = {tuple(space.decode(u).values()) for u in gp_space.to_unit(points).tolist()}
+    assert len(decoded) == 24
+    assert GPSpace(MIXED).n_discrete_points == math.inf
+
+
+# -- the sampler ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"n_startup_trials": 1}, InvalidArgumentError, "`n_startup_trials >= 2` must hold"),
+        ({"n_startup_trials": 2.5}, ArgumentTypeError, "`n_startup_trials` must be an int or None, but got 2.5"),
+        ({"device": "gpu7"}, InvalidArgumentError, "`device` must name a torch device, but got 'gpu7'"),
+        ({"device": 3.0}, ArgumentTypeError, "`device` must be 'auto', a device string or a torch.device"),
+        ({"seed": -1}, InvalidArgumentError, "`seed >= 0` must hold"),
+    ],
+)
+def test_invalid_arguments_say_rule_and_value(kwargs, error, message):
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
+        GPSampler(**kwargs)
+
+
+def test_default_startup_scales_with_dimension():
+    assert [default_n_startup_trials(d) for d in (1, 2, 6, 10, 16, 40)] == [5, 6, 10, 14, 20, 20]
+    assert GPSampler(seed=0).n_startup_trials is None
+
+
+def test_hyperparameters_are_refitted_as_the_history_grows_by_a_tenth():
+    sizes = [fitted_history_size(n) for n in range(1, 61)]
+    assert sizes[:30] == list(range(1, 31))
+    assert sorted(set(sizes[29:])) == [30, 33, 36, 39, 42, 46, 50, 55, 60]
+    assert all(size <= n for n, size in enumerate(sizes, start=1))
+
+
+def test_startup_phase_is_the_sobol_sequence():
+    sobol, gp = SobolSampler(seed=3), GPSampler(seed=3, n_startup_trials=4)
+    trials = _history(MIXED, 3)
+    for number in range(4):
+        expected = sobol.sample(MIXED, trials[:number], number=number, directions=["min"])
+        assert gp.sample(MIXED, trials[:number], number=number, directions=["min"]) == expected
+
+
+def test_suggestions_are_valid_values_of_every_domain():
+    trials = _history(MIXED, 12)
+    sampler = GPSampler(seed=0, n_startup_trials=5)
+    for number in range(12, 15):
+        params = sampler.sample(MIXED, trials, number=number, directions=["min"])
+        MIXED.check_params(params)
+        assert isinstance(params["layers"], int) and isinstance(params["units"], int)
+        assert params["batch"] % 16 == 0 and params["optimizer"] in ("adam", "sgd", "rmsprop")
+        assert 1e-4 <= params["lr"] <= 1e-1 and 0.0 <= params["dropout"] <= 0.5
+
+
+def test_same_history_seed_and_number_give_the_same_suggestion():
+    trials = _history(MIXED, 10)
+    first = _suggest(GPSampler(seed=5, n_startup_trials=5), trials)
+    assert _suggest(GPSampler(seed=5, n_startup_trials=5), trials) == first
+    assert _suggest(GPSampler(seed=6, n_startup_trials=5), trials) != first
+
+
+def test_a_seeded_study_is_reproducible_with_the_warm_start_cache():
+    def run() -> list[dict]:
+        study = Study("repro", search_space=MIXED, storage=":memory:", sampler=GPSampler(seed=1, n_startup_trials=4))
+        study.optimize(_mixed_objective, n_trials=7)
+        return [t.params for t in study.trials]
+
+    assert run() == run()
+
+
+def test_mode_max_is_mode_min_of_the_negated_values():
+    trials = _history(MIXED, 10)
+    negated = [Trial(t.number, t.state, t.params, values=(-t.values[0],)) for t in trials]
+    minimized = _suggest(GPSampler(seed=2, n_startup_trials=5), trials, direction="min")
+    assert _suggest(GPSampler(seed=2, n_startup_trials=5), negated, direction="max") == minimized
+
+
+def test_failed_trials_are_ignored():
+    trials = _history(MIXED, 10)
+    failed = [
+        Trial(number=100 + i, state=TrialState.FAIL, params=t.params, error="boom") for i, t in enumerate(trials[:3])
+    ]
+    plain = _suggest(GPSampler(seed=4, n_startup_trials=5), trials)
+    with_failures = GPSampler(seed=4, n_startup_trials=5).sample(MIXED, trials + failed, number=10, directions=["min"])
+    assert with_failures == plain
+
+
+def test_failed_trials_do_not_count_towards_the_startup():
+    trials = _history(MIXED, 4)
+    failed = [Trial(number=4 + i, state=TrialState.FAIL, params=t.params) for i, t in enumerate(trials)]
+    sampler = GPSampler(seed=0, n_startup_trials=5)
+    expected = SobolSampler(seed=0).sample(MIXED, [], number=8, directions=["min"])
+    assert sampler.sample(MIXED, trials + failed, number=8, directions=["min"]) == expected
+
+
+def test_pruned_trials_with_a_value_are_observations():
+    trials = _history(MIXED, 10)
+    pruned = [Trial(number=10, state=TrialState.PRUNED, params=trials[0].params, values=(50.0,))]
+    plain = GPSampler(seed=4, n_startup_trials=5).sample(MIXED, trials, number=11, directions=["min"])
+    informed = GPSampler(seed=4, n_startup_trials=5).sample(MIXED, trials + pruned, number=11, directions=["min"])
+    assert informed != plain
+    # without a value (pruned before any report) a pruned trial teaches nothing
+    silent = [Trial(number=10, state=TrialState.PRUNED, params=trials[0].params)]
+    assert GPSampler(seed=4, n_startup_trials=5).sample(MIXED, trials + silent, number=11, directions=["min"]) == plain
+
+
+def test_running_trials_push_the_suggestion_away():
+    space = SearchSpace({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)})
+
+    def bowl(params: dict) -> float:
+        return (params["x"] - 0.3) ** 2 + (params["y"] - 0.6) ** 2
+
+    trials = _history(space, 12, bowl)
+    alone = GPSampler(seed=0, n_startup_trials=5).sample(space, trials, number=13, directions=["min"])
+    running = Trial(number=12, state=TrialState.RUNNING, params=alone)
+    beside = GPSampler(seed=0, n_startup_trials=5).sample(space, [*trials, running], number=13, directions=["min"])
+    distance = math.dist(alone.values(), beside.values())
+    assert distance > 0.02
+
+
+def test_device_cpu_and_auto_agree_on_a_cpu_machine():
+    trials = _history(MIXED, 8)
+    cpu = _suggest(GPSampler(seed=0, n_startup_trials=5, device="cpu"), trials)
+    auto = GPSampler(seed=0, n_startup_trials=5)
+    assert auto.device == "auto"
+    if not torch.cuda.is_available():
+        assert _suggest(auto, trials) == cpu
+    assert _suggest(GPSampler(seed=0, n_startup_trials=5, device=torch.device("cpu")), trials) == cpu
+
+
+def test_several_objectives_spread_suggestions_over_the_pareto_front():
+    space = SearchSpace({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)})
+    study = Study(
+        "pareto", search_space=space, mode=["min", "min"], storage=":memory:",
+        sampler=GPSampler(seed=0, n_startup_trials=5), pruner=NopPruner(),
+    )
+    study.optimize(lambda p: (p["x"] ** 2 + p["y"], (1 - p["x"]) ** 2 + p["y"]), n_trials=12)
+    gp_points = [t.params for t in study.trials[5:]]
+    assert len({round(p["x"], 3) for p in gp_points}) > 3  # different scalarizations, different points
+    assert sum(p["y"] < 0.2 for p in gp_points) >= 4  # y = 0 is Pareto-optimal: most land near it
+
+
+def test_categorical_only_space_finds_the_best_cell():
+    space = SearchSpace({"a": Categorical(list("pqrs")), "b": Categorical(list("xyz")), "c": Int(0, 4)})
+
+    a_cost, b_cost = {"p": 0.4, "q": 0.0, "r": 0.3, "s": 0.6}, {"x": 0.2, "y": 0.0, "z": 0.5}
+
+    def table(params: dict) -> float:
+        return a_cost[params["a"]] + b_cost[params["b"]] + 0.1 * abs(params["c"] - 2)
+
+    sampler = GPSampler(seed=0, n_startup_trials=5)
+    study = Study("table", search_space=space, storage=":memory:", sampler=sampler, pruner=NopPruner())
+    study.optimize(table, n_trials=16)
+    assert study.best_trial.value == 0.0
+
+
+@pytest.mark.slow
+def test_beats_random_search_on_a_seeded_run():
+    space = SearchSpace({f"x{i}": Float(0.0, 1.0) for i in range(3)} | {"k": Categorical(["a", "b", "c"])})
+    centres = {"a": (0.2, 0.7, 0.4), "b": (0.6, 0.2, 0.8), "c": (0.8, 0.8, 0.1)}
+
+    def objective(params: dict) -> float:
+        centre = centres[params["k"]]
+        return sum((params[f"x{i}"] - c) ** 2 for i, c in enumerate(centre)) + (0.0 if params["k"] == "b" else 0.3)
+
+    best = {}
+    for name, sampler in {"gp": GPSampler(seed=0, n_startup_trials=6), "random": RandomSampler(seed=0)}.items():
+        study = Study(name, search_space=space, storage=":memory:", sampler=sampler, pruner=NopPruner())
+        study.optimize(objective, n_trials=25)
+        best[name] = study.best_trial.value
+    assert best["gp"] < best["random"]
