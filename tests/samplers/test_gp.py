@@ -1,19 +1,14 @@
-"""GPSampler: the model-side view of a space, and the sampler's contract, on the CPU.
-
-BoTorch's optimizers are capped with ``mock_optimize_context_manager`` (two L-BFGS-B steps per
-fit and per continuous phase), so each suggestion takes a fraction of a second; suggestions stay
-deterministic under the cap.
-"""
+"""GPSampler: the model-side view of a space, and the sampler's contract, on the CPU (and on the
+GPU too, when the GPU check runs them), with the real optimizers."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 import torch
-from botorch.test_utils.mock import mock_optimize_context_manager
 
 from lightning_hpo import Categorical, Float, GPSampler, Int, NopPruner, RandomSampler, SearchSpace, SobolSampler, Study
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
@@ -31,12 +26,6 @@ MIXED = SearchSpace(
         "optimizer": Categorical(["adam", "sgd", "rmsprop"]),
     }
 )
-
-
-@pytest.fixture(autouse=True)
-def _capped_optimizers() -> Iterator[None]:
-    with mock_optimize_context_manager(force=True):
-        yield
 
 
 def _mixed_objective(params: dict[str, Any]) -> float:
