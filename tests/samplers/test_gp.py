@@ -10,7 +10,17 @@ from typing import Any
 import pytest
 import torch
 
-from lightning_hpo import Categorical, Float, GPSampler, Int, NopPruner, RandomSampler, SearchSpace, SobolSampler, Study
+from lightning_hpo import (
+    Categorical,
+    Float,
+    GPSampler,
+    Int,
+    NopPruner,
+    RandomSampler,
+    SearchSpace,
+    SobolSampler,
+    Study,
+)
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
 from lightning_hpo.samplers._gp_space import GPSpace
 from lightning_hpo.samplers.gp import default_n_startup_trials, fitted_history_size
