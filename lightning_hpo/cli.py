@@ -388,7 +388,7 @@ def _domain(key: str, spec: Any) -> Domain:
     if isinstance(spec, (list, tuple)):
         spec = {"type": "categorical", "choices": list(spec)}
     kind = spec.get("type") if isinstance(spec, Mapping) else None
-    if kind not in _DOMAIN_TYPES:
+    if not isinstance(kind, str) or kind not in _DOMAIN_TYPES:
         raise InvalidArgumentError(
             f"tune.search_space[{key!r}] must be a mapping with type float, int or categorical, or a list of "
             f"choices, but got {spec!r}."

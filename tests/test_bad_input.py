@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -136,3 +135,93 @@ def test_report_and_tell(step, value, told):
     trial = study.ask()
     only_our_errors(lambda: study.report(trial, step, value))
     only_our_errors(lambda: study.tell(trial, told))
+
+
+# -- the LightningCLI config parser, the Tuner and the decorator -------------------------------
+
+domain_specs = st.one_of(
+    anything,
+    st.fixed_dictionaries(
+        {"type": st.one_of(st.sampled_from(["float", "int", "categorical"]), anything)},
+        optional={"low": numbers, "high": numbers, "log": anything, "step": numbers, "choices": anything, "x": anything},
+    ),
+)
+config_keys = st.one_of(st.sampled_from(["model.lr", "model.init_args.hidden", "data.batch_size", "init_args", ""]), st.text(max_size=12))
+
+
+@SETTINGS
+@given(spec=st.one_of(anything, st.dictionaries(config_keys, domain_specs, max_size=4)))
+def test_cli_search_space_config(spec):
+    from lightning_hpo.cli import search_space_from_config
+
+    only_our_errors(lambda: search_space_from_config(spec))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=st.dictionaries(config_keys, domain_specs, max_size=4))
+def test_cli_search_space_config_through_yaml(spec):
+    """The same specs as written in a config file and read back by YAML (what `tune --config` does)."""
+    import yaml
+
+    from lightning_hpo.cli import search_space_from_config
+
+    try:
+        text = yaml.safe_dump({"search_space": spec}, allow_unicode=True)
+    except yaml.YAMLError:  # not expressible in a config file in the first place
+        return
+    only_our_errors(lambda: search_space_from_config(yaml.safe_load(text)["search_space"]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(
+    arguments=st.fixed_dictionaries(
+        {},
+        optional={
+            "search_space": anything,
+            "model_kwargs": anything,
+            "trainer_kwargs": anything,
+            "monitor": anything,
+            "mode": anything,
+            "study_name": anything,
+            "seed": numbers,
+            "grace_period": numbers,
+            "retry_stale": anything,
+            "max_consecutive_failures": numbers,
+            "trial_timeout": numbers,
+            "show_progress": anything,
+            "n_jobs": numbers,
+            "sampler": anything,
+            "pruner": anything,
+        },
+    ),
+    n_trials=numbers,
+    timeout=numbers,
+)
+def test_tuner_arguments(arguments, n_trials, timeout, tmp_path):
+    from lightning_hpo import Tuner
+    from tests.lightning_models import LinearRegression, RegressionData
+
+    arguments.setdefault("search_space", {"lr": Float(1e-3, 1e-1, log=True)})
+    tuner = only_our_errors(
+        lambda: Tuner(LinearRegression, datamodule=RegressionData(), storage=":memory:", root_dir=tmp_path, **arguments)
+    )
+    # fit with a valid budget trains for real: only the rejected budgets are thrown at it here
+    valid_budget = (n_trials is None or (type(n_trials) is int and n_trials >= 1)) and (
+        timeout is None or (type(timeout) in (int, float) and timeout > 0)
+    )
+    if tuner is not None and not valid_budget:
+        only_our_errors(lambda: tuner.fit(n_trials=n_trials, timeout=timeout))
+
+
+@SETTINGS
+@given(domains=st.dictionaries(st.sampled_from(["lr", "hidden", "activation", "other", "self"]), anything, max_size=3))
+def test_decorator_arguments(domains):
+    import lightning.pytorch as pl
+
+    from lightning_hpo import tunable
+
+    class Model(pl.LightningModule):
+        def __init__(self, lr: float = 0.1, hidden: int = 4, activation: str = "relu") -> None:
+            super().__init__()
+
+    only_our_errors(lambda: tunable(**domains)(Model))
