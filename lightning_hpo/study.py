@@ -355,10 +355,15 @@ class Study:
         return params
 
     def report(self, trial: Trial | int, step: int, value: Any) -> None:
-        """Store an intermediate value of a RUNNING trial (``nan`` is kept: pruners treat it as divergence)."""
+        """Store an intermediate value of a RUNNING trial (``nan`` is kept: pruners treat it as divergence).
+
+        ``value`` is a number, or with several objectives a sequence of one number per objective,
+        in the order of ``mode``: ``study.report(trial, step, (val_loss, n_params))``.
+        """
         if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < 2**63:
             raise InvalidArgumentError(f"`step` must be an int in [0, 2**63), but got {step!r}.")
-        self.storage.report(self._resolve(trial).id, step, _as_float(value, "A reported value"))
+        values = self._objective_values(value, "A reported value")
+        self.storage.report(self._resolve(trial).id, step, values[0] if len(values) == 1 else values)
 
     def should_prune(self, trial: Trial | int) -> bool:
         """Ask the pruner whether this RUNNING trial should stop, from what storage holds now."""
@@ -378,8 +383,9 @@ class Study:
         """Finish a RUNNING trial and return it as stored.
 
         * ``tell(trial, 0.12)``: COMPLETE with that value (a tuple for several objectives).
-        * ``tell(trial, state=TrialState.COMPLETE)``: COMPLETE with its best intermediate value.
-        * ``tell(trial, state=TrialState.PRUNED)``: PRUNED; its value is its best intermediate value.
+        * ``tell(trial, state=TrialState.COMPLETE)``: COMPLETE with its best intermediate value
+          (with several objectives: its latest reported vector of finite values).
+        * ``tell(trial, state=TrialState.PRUNED)``: PRUNED; its value is taken as for COMPLETE.
         * ``tell(trial, state=TrialState.FAIL, error="why")``.
 
         A nan or infinite value makes the trial FAIL with that reason: it never reaches a sampler.
@@ -410,21 +416,38 @@ class Study:
             )
         return self._finish(stored, state, values=values)
 
-    def _best_intermediate(self, trial: Trial) -> float | None:
-        current = self.storage.get_trial(trial.id)
-        return current.best_intermediate(minimize=self.directions[0] == "min")
+    def _best_intermediate(self, trial: Trial) -> float | tuple[float, ...] | None:
+        """A trial's value from its reports: the best one, or with several objectives the latest finite vector.
 
-    def _objective_values(self, value: Any) -> tuple[float, ...]:
+        Several objectives have no single best report (two reports may each beat the other in one
+        objective), so the latest one stands for where training ended, as a trial's last
+        checkpoint does.
+        """
+        current = self.storage.get_trial(trial.id)
         if len(self.directions) == 1:
+            return current.best_intermediate(minimize=self.directions[0] == "min")
+        finite = [v for _, v in sorted(current.intermediate_vectors.items()) if all(map(math.isfinite, v))]
+        return finite[-1] if finite else None
+
+    def _objective_values(self, value: Any, what: str = "The objective value") -> tuple[float, ...]:
+        """One float per objective from a number (one objective) or a sequence, array or tensor of them."""
+        if hasattr(value, "tolist") and getattr(value, "ndim", 0) == 1:  # numpy arrays, torch tensors
+            value = value.tolist()
+        k = len(self.directions)
+        if k == 1:
             if isinstance(value, (list, tuple)) and len(value) == 1:
                 value = value[0]
-            return (_as_float(value, "The objective value"),)
-        if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != len(self.directions):
+            elif isinstance(value, (list, tuple)):
+                raise InvalidArgumentError(
+                    f"Study {self.name!r} has one objective, so {what.lower()} must be one number, but got {value!r}."
+                )
+            return (_as_float(value, what),)
+        if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != k:
             raise InvalidArgumentError(
-                f"Study {self.name!r} has {len(self.directions)} objectives, so the objective must return "
-                f"{len(self.directions)} values, but got {value!r}."
+                f"Study {self.name!r} has {k} objectives (mode={_mode_text(self.directions)}), so {what.lower()} must "
+                f"be a sequence of {k} numbers, one per objective in that order, but got {value!r}."
             )
-        return tuple(_as_float(v, f"Objective value {i}") for i, v in enumerate(value))
+        return tuple(_as_float(v, f"{what} {i}") for i, v in enumerate(value))
 
     def _finish(
         self, trial: Trial, state: TrialState, *, values: Sequence[float] | None = None, error: str | None = None

@@ -38,12 +38,19 @@ class Trial:
         params: the parameter values, by name.
         values: the objective values once COMPLETE (one per objective); for a PRUNED trial, its best
             intermediate value; ``None`` otherwise.
-        intermediate_values: ``step -> value`` reported while running (``nan`` where the metric was nan).
+        intermediate_values: ``step -> value`` reported while running (``nan`` where the metric was nan);
+            in a multi-objective study, the value of the first objective, so pruners that judge one
+            value read every study alike.
         error: why a FAIL trial failed (a traceback for an exception in user code).
         worker: ``host:pid`` of the process that ran it.
         heartbeat: the last time its worker said it was alive (UTC).
         log_dir, checkpoint_path: where the Tuner put its logs and its best checkpoint.
         attrs: small JSON-safe facts about the trial, e.g. ``{"pruned_step": 120}``.
+        intermediate_vectors: ``step -> values``, one value per objective, reported while running
+            (``(value,)`` in a single-objective study).
+
+    Either of ``intermediate_values`` and ``intermediate_vectors`` may be given; the other is
+    derived from it.
     """
 
     number: int
@@ -59,7 +66,17 @@ class Trial:
     log_dir: str | None = None
     checkpoint_path: str | None = None
     attrs: Mapping[str, Any] = field(default_factory=dict)
+    intermediate_vectors: Mapping[int, tuple[float, ...]] = field(default_factory=dict, repr=False)
     id: int = field(default=-1, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Frozen: the derived mapping is set once, here.
+        if self.intermediate_vectors and not self.intermediate_values:
+            firsts = {step: vector[0] for step, vector in self.intermediate_vectors.items()}
+            object.__setattr__(self, "intermediate_values", firsts)
+        elif self.intermediate_values and not self.intermediate_vectors:
+            vectors = {step: (value,) for step, value in self.intermediate_values.items()}
+            object.__setattr__(self, "intermediate_vectors", vectors)
 
     @property
     def value(self) -> float | None:

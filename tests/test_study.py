@@ -108,8 +108,37 @@ class TestAskTell:
         study = make_study(mode=["min", "max"])
         told = study.tell(study.ask(), (1.0, 2.0))
         assert told.values == (1.0, 2.0)
-        with pytest.raises(InvalidArgumentError, match="must return 2 values"):
+        with pytest.raises(InvalidArgumentError, match="objective value must be a sequence of 2 numbers"):
             study.tell(study.ask(), 1.0)
+
+    def test_multi_objective_reports_are_vectors(self):
+        import numpy as np
+        import torch
+
+        study = make_study(mode=["min", "max"])
+        trial = study.ask()
+        study.report(trial, 1, (3.0, 0.5))
+        study.report(trial, 2, np.array([2.0, 0.75]))
+        study.report(trial, 3, torch.tensor([float("nan"), 0.9]))
+        stored = study.trials[0]
+        assert stored.intermediate_vectors[1] == (3.0, 0.5) and stored.intermediate_vectors[2] == (2.0, 0.75)
+        assert stored.intermediate_values[2] == 2.0  # the first objective, for single-objective readers
+        # Without a value, the trial keeps its latest vector of finite values.
+        assert study.tell(trial, state=TrialState.PRUNED).values == (2.0, 0.75)
+
+    @pytest.mark.parametrize(
+        "mode, value, error, match",
+        [
+            (["min", "max"], 1.0, InvalidArgumentError, r"2 objectives \(mode=\['min', 'max'\]\), so a reported value must be a sequence of 2"),
+            (["min", "max"], (1.0, 2.0, 3.0), InvalidArgumentError, "sequence of 2 numbers"),
+            (["min", "max"], (1.0, "a"), ArgumentTypeError, "A reported value 1 must be a number"),
+            ("min", (1.0, 2.0), InvalidArgumentError, "has one objective, so a reported value must be one number"),
+        ],
+    )
+    def test_a_report_of_the_wrong_shape_is_a_clear_error(self, mode, value, error, match):
+        study = make_study(mode=mode)
+        with pytest.raises(error, match=match):
+            study.report(study.ask(), 1, value)
 
     def test_best_trials_is_the_pareto_set(self):
         study = make_study(mode=["min", "max"])

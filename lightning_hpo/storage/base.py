@@ -90,8 +90,13 @@ class Storage(abc.ABC):
     def set_trial_params(self, trial_id: int, params: Mapping[str, Any]) -> None: ...
 
     @abc.abstractmethod
-    def report(self, trial_id: int, step: int, value: float) -> None:
-        """Store an intermediate value (a repeated step overwrites); the trial must be RUNNING."""
+    def report(self, trial_id: int, step: int, value: float | Sequence[float]) -> None:
+        """Store an intermediate value (a repeated step overwrites); the trial must be RUNNING.
+
+        ``value`` is a number, or in a multi-objective study a sequence with one value per
+        objective; the trial's ``intermediate_values`` then hold the first objective's and its
+        ``intermediate_vectors`` the whole sequence.
+        """
 
     @abc.abstractmethod
     def finish_trial(

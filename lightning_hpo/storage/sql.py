@@ -42,7 +42,8 @@ __all__ = ["SQLStorage", "SCHEMA_VERSION"]
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the tables change; a database of another version is refused, not migrated blindly.
-SCHEMA_VERSION = 1
+#: 2: intermediate values keep the whole vector of a multi-objective report.
+SCHEMA_VERSION = 2
 
 _T = TypeVar("_T")
 
@@ -87,8 +88,10 @@ intermediate_table = sa.Table(
     metadata,
     sa.Column("trial_id", sa.Integer, sa.ForeignKey("hpo_trials.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("step", sa.BigInteger, primary_key=True),
-    # NULL stands for nan: SQLite cannot store a nan REAL.
+    # NULL stands for nan: SQLite cannot store a nan REAL. In a multi-objective study: the first objective.
     sa.Column("value", sa.Double, nullable=True),
+    # A multi-objective report's values as a JSON list (null for nan); NULL for a single value.
+    sa.Column("objective_values", sa.Text, nullable=True),
 )
 _OUR_TABLES = {t.name for t in metadata.sorted_tables}
 _FINISHED_STATES = [TrialState.COMPLETE.value, TrialState.PRUNED.value]
@@ -494,17 +497,22 @@ class SQLStorage(Storage):
 
         self._run(operation, write=True)
 
-    def report(self, trial_id: int, step: int, value: float) -> None:
-        stored = None if math.isnan(value) else float(value)
+    def report(self, trial_id: int, step: int, value: float | Sequence[float]) -> None:
+        vector = None if isinstance(value, (int, float)) else [float(v) for v in value]
+        first = float(value) if vector is None else vector[0]
+        stored = None if math.isnan(first) else first
+        stored_vector = None if vector is None else json.dumps([None if math.isnan(v) else v for v in vector])
 
         def operation(conn: Connection) -> None:
             self._require_running(conn, trial_id, f"report step {step}")
             dialect_insert = _dialect_insert(self._is_sqlite)
-            statement = dialect_insert(intermediate_table).values(trial_id=trial_id, step=step, value=stored)
+            statement = dialect_insert(intermediate_table).values(
+                trial_id=trial_id, step=step, value=stored, objective_values=stored_vector
+            )
             conn.execute(
                 statement.on_conflict_do_update(
                     index_elements=[intermediate_table.c.trial_id, intermediate_table.c.step],
-                    set_={"value": statement.excluded.value},
+                    set_={"value": statement.excluded.value, "objective_values": statement.excluded.objective_values},
                 )
             )
 
@@ -627,8 +635,12 @@ class SQLStorage(Storage):
 
 def _trials_from_rows(rows: Sequence[Any], steps: Sequence[Any]) -> list[Trial]:
     by_trial: dict[int, dict[int, float]] = {}
+    vectors_by_trial: dict[int, dict[int, tuple[float, ...]]] = {}
     for step in steps:
         by_trial.setdefault(step.trial_id, {})[step.step] = math.nan if step.value is None else step.value
+        if step.objective_values is not None:
+            vector = tuple(math.nan if v is None else v for v in json.loads(step.objective_values))
+            vectors_by_trial.setdefault(step.trial_id, {})[step.step] = vector
     return [
         Trial(
             number=row.number,
@@ -636,6 +648,7 @@ def _trials_from_rows(rows: Sequence[Any], steps: Sequence[Any]) -> list[Trial]:
             params=json.loads(row.params),
             values=None if row.objective_values is None else tuple(json.loads(row.objective_values)),
             intermediate_values=by_trial.get(row.id, {}),
+            intermediate_vectors=vectors_by_trial.get(row.id, {}),
             datetime_start=_as_utc(row.datetime_start),
             datetime_complete=_as_utc(row.datetime_complete),
             error=row.error,

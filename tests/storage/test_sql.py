@@ -98,6 +98,27 @@ class TestStorageConformance:
         assert done.datetime_start <= done.datetime_complete and done.heartbeat is not None
         assert done.datetime_complete.tzinfo is not None
 
+    def test_multi_objective_reports_keep_their_vectors(self, storage):
+        study = storage.get_or_create_study("a", SPACE, ["min", "max"]).id
+        trial = storage.create_trial(study, worker="w")
+        storage.report(trial.id, 10, [0.5, 2.0])
+        storage.report(trial.id, 20, [float("nan"), float("inf")])
+        storage.report(trial.id, 30, (0.25, float("nan")))
+        storage.report(trial.id, 30, (0.2, 3.0))  # a repeated step overwrites the whole vector
+        done = storage.finish_trial(trial.id, TrialState.PRUNED, values=[0.2, 3.0])
+        assert done.intermediate_vectors[10] == (0.5, 2.0) and done.intermediate_vectors[30] == (0.2, 3.0)
+        first, second = done.intermediate_vectors[20]
+        assert math.isnan(first) and second == math.inf
+        assert done.intermediate_values[10] == 0.5 and math.isnan(done.intermediate_values[20])
+        assert done.intermediate_values[30] == 0.2  # the first objective, for single-objective readers
+        assert storage.get_trials(study)[0].intermediate_vectors == done.intermediate_vectors
+
+    def test_single_values_read_back_as_vectors_of_one(self, storage):
+        study = storage.get_or_create_study("a", SPACE, ["min"]).id
+        trial = storage.create_trial(study, worker="w")
+        storage.report(trial.id, 1, 0.5)
+        assert storage.get_trial(trial.id).intermediate_vectors == {1: (0.5,)}
+
     def test_failures_keep_their_error_text(self, storage):
         study = storage.get_or_create_study("a", SPACE, ["min"]).id
         trial = storage.create_trial(study, worker="w")
@@ -150,6 +171,16 @@ def test_schema_version_is_stored_and_checked(shared_storage_url):
     engine.dispose()
     with pytest.raises(SchemaVersionError, match=f"schema version 999, but this lightning_hpo reads version {SCHEMA_VERSION}"):
         SQLStorage(shared_storage_url)
+
+
+def test_a_database_of_the_previous_schema_version_is_refused(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    SQLStorage(url).close()
+    with sqlite3.connect(tmp_path / "old.db") as conn:  # as version 1 wrote it: no vectors column
+        conn.execute("UPDATE hpo_meta SET value='1' WHERE key='schema_version'")
+        conn.execute("ALTER TABLE hpo_intermediate_values DROP COLUMN objective_values")
+    with pytest.raises(SchemaVersionError, match=f"schema version 1, but this lightning_hpo reads version {SCHEMA_VERSION}"):
+        SQLStorage(url)
 
 
 def _create_trials(url: str, count: int) -> list[int]:
