@@ -22,7 +22,15 @@ import numpy.typing as npt
 
 from lightning_hpo.exceptions import InvalidArgumentError
 
-__all__ = ["minimization_form", "dominates", "non_dominated_mask", "non_dominated_sort", "hypervolume"]
+__all__ = [
+    "minimization_form",
+    "dominates",
+    "non_dominated_mask",
+    "non_dominated_sort",
+    "crowding_distance",
+    "in_top_k",
+    "hypervolume",
+]
 
 ArrayLike = npt.ArrayLike
 
@@ -94,6 +102,70 @@ def non_dominated_sort(values: ArrayLike) -> np.ndarray:
         front = np.flatnonzero(dominator_count == 0)
         rank += 1
     return ranks
+
+
+def crowding_distance(values: ArrayLike) -> np.ndarray:
+    """NSGA-II's crowding distance of each point of one front: how sparse the front is around it.
+
+    For each objective the points are sorted by it; the two extremes get infinity, every other
+    point the gap between its two neighbours divided by the objective's range; a point's distance
+    is the sum over objectives. An objective on which all points are equal adds nothing.
+
+    Args:
+        values: ``(n, m)`` objective values in minimization form, usually one Pareto front.
+
+    Returns:
+        An ``(n,)`` float array; larger is more isolated (kept first by NSGA-II).
+
+    Example:
+        >>> crowding_distance([[0.0, 4.0], [1.0, 2.0], [3.0, 1.0], [4.0, 0.0]]).tolist()
+        [inf, 1.5, 1.25, inf]
+    """
+    points = _as_points(values)
+    distances = np.zeros(len(points))
+    if len(points) == 0:
+        return distances
+    for column in points.T:
+        low, high = column.min(), column.max()
+        if high == low:
+            continue
+        order = np.argsort(column, kind="stable")
+        ordered = column[order]
+        distances[order[1:-1]] += (ordered[2:] - ordered[:-2]) / (high - low)
+        distances[order[[0, -1]]] = np.inf
+    return distances
+
+
+def in_top_k(values: ArrayLike, index: int, k: int) -> bool:
+    """Whether point ``index`` is among the best ``k`` points, as NSGA-II's survival selects them.
+
+    Points are ranked by Pareto rank (:func:`non_dominated_sort`); in the front that does not fit
+    whole into the ``k`` places, by crowding distance within that front (the more isolated first,
+    which keeps the front's spread). Ties count in the point's favour: it is in the top ``k``
+    unless ``k`` or more points rank strictly ahead of it.
+
+    Args:
+        values: ``(n, m)`` objective values in minimization form.
+        index: the point asked about.
+        k: the number of places, ``1 <= k``.
+
+    Example:
+        >>> points = [[1.0, 4.0], [2.0, 2.0], [4.0, 1.0], [3.0, 3.0], [5.0, 5.0]]  # fronts: 0, 1, 2 / 3 / 4
+        >>> [in_top_k(points, i, 2) for i in range(5)]  # 3 points share front 0: its extremes win
+        [True, False, True, False, False]
+    """
+    points = _as_points(values)
+    ranks = non_dominated_sort(points)
+    own = ranks[index]
+    ahead = int(np.sum(ranks < own))
+    front = np.flatnonzero(ranks == own)
+    if ahead + len(front) <= k:
+        return True
+    if ahead >= k:
+        return False
+    distances = crowding_distance(points[front])
+    mine = distances[np.flatnonzero(front == index)[0]]
+    return int(np.sum(distances > mine)) < k - ahead
 
 
 def hypervolume(values: ArrayLike, reference_point: ArrayLike) -> float:

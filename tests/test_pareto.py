@@ -7,7 +7,15 @@ from botorch.utils.multi_objective.hypervolume import Hypervolume
 from botorch.utils.multi_objective.pareto import is_non_dominated
 
 from lightning_hpo.exceptions import InvalidArgumentError
-from lightning_hpo.pareto import dominates, hypervolume, minimization_form, non_dominated_mask, non_dominated_sort
+from lightning_hpo.pareto import (
+    crowding_distance,
+    dominates,
+    hypervolume,
+    in_top_k,
+    minimization_form,
+    non_dominated_mask,
+    non_dominated_sort,
+)
 
 
 @pytest.mark.parametrize(
@@ -92,3 +100,38 @@ def test_hypervolume_of_nothing_is_zero_and_bad_input_is_named():
         hypervolume([[np.nan, 0.0]], [1.0, 1.0])
     with pytest.raises(InvalidArgumentError, match="\\(n, m\\) array"):
         non_dominated_mask(np.zeros((2, 2, 2)))
+
+
+INF = float("inf")
+
+
+@pytest.mark.parametrize(
+    "points, expected",
+    [
+        # ranges 4 and 4: point 1's neighbours are 3 apart in x and 3 in y -> 3/4 + 3/4
+        ([[0.0, 4.0], [1.0, 2.0], [3.0, 1.0], [4.0, 0.0]], [INF, 1.5, 1.25, INF]),
+        # y is constant: it adds nothing; x range 2 -> the middle point gets (2 - 0) / 2
+        ([[0.0, 1.0], [1.0, 1.0], [2.0, 1.0]], [INF, 1.0, INF]),
+        ([[0.0, 1.0], [1.0, 0.0]], [INF, INF]),
+        ([[1.0, 1.0], [1.0, 1.0]], [0.0, 0.0]),  # all equal: nothing sets them apart
+        ([[0.0, 2.0, 1.0], [1.0, 1.0, 0.0], [2.0, 0.0, 2.0]], [INF, INF, INF]),  # each an extreme somewhere
+    ],
+)
+def test_crowding_distance_by_hand(points, expected):
+    assert crowding_distance(points).tolist() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "k, expected",
+    [
+        # fronts: {0, 1, 2, 3} (crowding inf, 1.5, 1.25, inf), {4}, {5}
+        (1, [True, False, False, True]),  # the two extremes tie: each counts the tie in its favour
+        (2, [True, False, False, True]),
+        (3, [True, True, False, True]),
+        (4, [True, True, True, True]),
+    ],
+)
+def test_in_top_k_ranks_by_front_then_crowding(k, expected):
+    points = [[0.0, 4.0], [1.0, 2.0], [3.0, 1.0], [4.0, 0.0], [5.0, 5.0], [6.0, 6.0]]
+    assert [in_top_k(points, i, k) for i in range(4)] == expected
+    assert in_top_k(points, 4, k) is (k >= 5) and in_top_k(points, 5, k) is (k >= 6)

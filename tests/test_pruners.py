@@ -271,6 +271,96 @@ def test_asha_decisions(pruner, curve, others, mode, expected):
     assert decide(pruner, curve, others, mode) is expected
 
 
+# -- ASHAPruner with several objectives (MO-ASHA) ---------------------------------------------
+
+MO_ASHA = ASHAPruner(min_resource=1, max_resource=9, reduction_factor=3)  # rungs at steps 1 and 3
+
+
+def vectors(*curves: Mapping[int, tuple[float, ...]]) -> list[Trial]:
+    """COMPLETE trials 1, 2, ... with the given multi-objective curves."""
+    return [Trial(n, DONE, {}, intermediate_vectors=dict(c)) for n, c in enumerate(curves, start=1)]
+
+
+# Fronts at rung 1: {(0, 4), (1, 2), (3, 1), (4, 0)} with crowding distances inf, 1.5, 1.25, inf.
+FRONT_AT_1 = [{1: (0.0, 4.0)}, {1: (3.0, 1.0)}, {1: (4.0, 0.0)}]
+DOMINATED_AT_1 = [{1: (5.0, 5.0)}, {1: (6.0, 6.0)}, {1: (7.0, 7.0)}, {1: (8.0, 8.0)}, {1: (9.0, 9.0)}]
+
+
+@pytest.mark.parametrize(
+    "curve, others, mode, expected",
+    [
+        # n = 3, k = 1: (1, 1) dominates (2, 2) dominates (3, 3)
+        pytest.param({1: (3.0, 3.0)}, vectors({1: (1.0, 1.0)}, {1: (2.0, 2.0)}), ["min", "min"], True, id="third-front"),
+        pytest.param({1: (1.5, 1.5)}, vectors({1: (1.0, 1.0)}, {1: (2.0, 2.0)}), ["min", "min"], True, id="second-front"),
+        pytest.param({1: (0.5, 3.0)}, vectors({1: (1.0, 1.0)}, {1: (2.0, 2.0)}), ["min", "min"], False, id="on-the-front"),
+        pytest.param({1: (1.0, 1.0)}, vectors({1: (1.0, 1.0)}, {1: (2.0, 2.0)}), ["min", "min"], False, id="tie"),
+        # "max" objectives are negated: (0.4, 0.95) dominates (0.5, 0.9)
+        pytest.param({1: (0.5, 0.9)}, vectors({1: (0.4, 0.95)}, {1: (0.6, 0.8)}), ["min", "max"], True, id="max-dominated"),
+        pytest.param({1: (0.3, 0.8)}, vectors({1: (0.4, 0.95)}, {1: (0.6, 0.8)}), ["min", "max"], False, id="max-front"),
+        # n = 6, k = 2: front 0 has 4 points; its two extremes (inf) take the places
+        pytest.param({1: (1.0, 2.0)}, vectors(*FRONT_AT_1, *DOMINATED_AT_1[:2]), ["min", "min"], True, id="crowded-out"),
+        pytest.param({1: (1.0, 2.0)}, vectors(*FRONT_AT_1[::-1], *DOMINATED_AT_1[:2]), ["min", "min"], True, id="order-free"),
+        # n = 9, k = 3: the third place goes to the larger crowding distance, 1.5 beats 1.25
+        pytest.param({1: (1.0, 2.0)}, vectors(*FRONT_AT_1, *DOMINATED_AT_1), ["min", "min"], False, id="most-isolated"),
+        pytest.param(
+            {1: (3.0, 1.0)},
+            vectors({1: (0.0, 4.0)}, {1: (1.0, 2.0)}, {1: (4.0, 0.0)}, *DOMINATED_AT_1),
+            ["min", "min"],
+            True,
+            id="less-isolated",
+        ),
+        # At rung 3 each trial stands for its last report at or before step 3, not its best by then.
+        pytest.param(
+            {1: (1.0, 1.0), 3: (5.0, 5.0)},
+            vectors({1: (2.0, 2.0), 3: (2.0, 2.0)}, {1: (3.0, 3.0), 3: (3.0, 3.0)}),
+            ["min", "min"],
+            True,
+            id="rung-3-by-last-report",
+        ),
+        pytest.param(
+            {1: (1.0, 1.0), 3: (1.0, 1.0)},
+            vectors({1: (0.0, 0.0), 4: (9.0, 9.0)}, {1: (3.0, 3.0), 3: (3.0, 3.0)}),
+            ["min", "min"],
+            True,
+            id="peer-stands-for-its-report-before-the-rung",
+        ),
+        pytest.param({2: (9.0, 9.0)}, vectors({1: (0.0, 0.0)}, {1: (0.0, 0.0)}), ["min", "min"], False, id="judged-at-step-2"),
+        pytest.param({2: (9.0, 9.0)}, [], ["min", "min"], False, id="alone"),
+        pytest.param({1: (NAN, 0.0)}, [], ["min", "min"], True, id="diverged"),
+        pytest.param({1: (1.0, 1.0)}, vectors({1: (NAN, 0.0)}, {1: (0.0, NAN)}), ["min", "min"], False, id="nan-peers-left-out"),
+        pytest.param({5: (9.0, 9.0)}, vectors({1: (0.0, 0.0)}, {1: (0.0, 0.0)}), ["min", "min"], False, id="no-report-by-a-rung"),
+        pytest.param({1: (2.0, 2.0)}, vectors({1: (1.0, 1.0)}), ["min", "min"], True, id="best-while-n-below-eta"),
+    ],
+)
+def test_mo_asha_decisions(curve, others, mode, expected):
+    trial = Trial(0, RUN, {}, intermediate_vectors=dict(curve))
+    assert MO_ASHA.prune(trial, [trial, *others], directions=mode) is expected
+
+
+def test_mo_asha_prunes_dominated_trials_of_a_real_study():
+    """A 2-objective study with the default pruner: dominated trials stop at the first rung."""
+    from lightning_hpo import Float, RandomSampler, Study
+
+    study = Study("mo", search_space={"a": Float(0.0, 5.0), "b": Float(0.0, 5.0)}, mode=["min", "min"],
+                  storage=":memory:", sampler=RandomSampler(seed=0))
+    assert isinstance(study.pruner, ASHAPruner)
+    stopped_at = {}
+    for a, b in [(1.0, 1.0), (0.0, 2.0), (2.0, 2.0), (2.0, 0.0), (3.0, 3.0), (0.0, 0.5)]:
+        trial = study.ask({"a": a, "b": b})
+        for step in range(1, 10):  # 9 steps: the auto rungs of ASHAPruner() fall at steps 1 and 3
+            study.report(trial, step, (a + 1.0 / step, b + 1.0 / step))
+            if study.should_prune(trial):
+                stopped_at[trial.number] = step
+                study.tell(trial, state=TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, (a, b))
+    # Trial 2 (2, 2) is dominated by trial 0 and trial 4 (3, 3) by all; trial 5 (0, 0.5) dominates
+    # trials 0 and 1, which finished before it, and goes on.
+    assert stopped_at == {2: 1, 4: 1}
+    assert [t.number for t in study.best_trials] == [3, 5]
+
+
 @pytest.mark.parametrize(
     "min_resource, max_resource, eta, up_to, expected",
     [
@@ -516,10 +606,10 @@ def test_invalid_arguments(make, error, match):
         make()
 
 
-@pytest.mark.parametrize("pruner", [MedianPruner(), ASHAPruner(), HyperbandPruner(), PatientPruner(None, patience=1)])
-def test_ranking_pruners_refuse_multi_objective(pruner):
+@pytest.mark.parametrize("pruner", [MedianPruner(), HyperbandPruner(), PatientPruner(None, patience=1)])
+def test_single_objective_pruners_refuse_multi_objective_and_name_the_one_that_works(pruner):
     trial = Trial(0, RUN, {}, intermediate_values={1: 1.0, 2: 1.0, 3: 1.0})
-    with pytest.raises(InvalidArgumentError, match="judges one objective.*2"):
+    with pytest.raises(InvalidArgumentError, match=r"judges one objective, but the study has 2: use ASHAPruner \(the default\)"):
         pruner.prune(trial, [trial], directions=["min", "max"])
 
 

@@ -7,6 +7,8 @@ history. Steps are what the callback reports: ``trainer.global_step`` at each va
 * :class:`MedianPruner`, :class:`PercentilePruner`: worse than most trials that got as far.
 * :class:`ASHAPruner`: asynchronous successive halving; :class:`HyperbandPruner`: several ASHA
   brackets. Good defaults for learning curves: rungs scale with the length of a full run.
+  ASHAPruner (the default) also judges multi-objective studies, by Pareto front (MO-ASHA); the
+  other ranking pruners judge one objective and refuse several.
 * :class:`ThresholdPruner`: nan or out-of-bounds values (diverging runs).
 * :class:`PatientPruner`: wraps another pruner, pruning only trials that stopped improving.
 * :class:`NopPruner`: never prunes.

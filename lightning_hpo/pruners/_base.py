@@ -21,6 +21,8 @@ __all__ = [
     "NopPruner",
     "single_direction",
     "best_up_to",
+    "vector_up_to",
+    "others_at",
     "peers_at",
     "previous_step",
     "judges_at",
@@ -91,8 +93,9 @@ def single_direction(pruner: Pruner, directions: Sequence[str]) -> bool:
     """True when minimizing; raise for multi-objective studies, which this pruner can't judge."""
     if len(directions) != 1:
         raise InvalidArgumentError(
-            f"{type(pruner).__name__} judges one objective, but the study has {len(directions)}: "
-            "use NopPruner for multi-objective studies."
+            f"{type(pruner).__name__} judges one objective, but the study has {len(directions)}: use "
+            "ASHAPruner (the default), which ranks multi-objective trials by Pareto front at each rung, "
+            "or NopPruner to prune nothing."
         )
     return directions[0] == "min"
 
@@ -105,22 +108,32 @@ def best_up_to(trial: Trial, step: float, minimize: bool) -> float | None:
     return min(values) if minimize else max(values)
 
 
-def peers_at(trial: Trial, trials: Sequence[Trial], step: float, minimize: bool) -> list[float]:
-    """Each other trial's best value by ``step``, for the trials that reported at or past ``step``.
+def vector_up_to(trial: Trial, step: float) -> tuple[float, ...] | None:
+    """The values (one per objective) of ``trial``'s last report at a step ``<= step``, or None."""
+    steps = [s for s in trial.intermediate_vectors if s <= step]
+    return trial.intermediate_vectors[max(steps)] if steps else None
+
+
+def others_at(trial: Trial, trials: Sequence[Trial], step: float) -> list[Trial]:
+    """The other trials that reported at or past ``step``.
 
     RUNNING and PRUNED trials count (a pruned trial did reach the steps it reported); FAIL trials
     don't, since their history may end in a crash that says nothing about the parameters.
     """
-    values = []
-    for other in trials:
-        if other.number == trial.number or other.state is TrialState.FAIL:
-            continue
-        if other.last_step is None or other.last_step < step:
-            continue
-        value = best_up_to(other, step, minimize)
-        if value is not None:
-            values.append(value)
-    return values
+    return [
+        other
+        for other in trials
+        if other.number != trial.number
+        and other.state is not TrialState.FAIL
+        and other.last_step is not None
+        and other.last_step >= step
+    ]
+
+
+def peers_at(trial: Trial, trials: Sequence[Trial], step: float, minimize: bool) -> list[float]:
+    """Each other trial's best value by ``step``, for the trials that reported at or past ``step`` (see :func:`others_at`)."""
+    values = [best_up_to(other, step, minimize) for other in others_at(trial, trials, step)]
+    return [v for v in values if v is not None]
 
 
 def previous_step(trial: Trial) -> int | None:

@@ -98,7 +98,7 @@ class HyperbandPruner(Pruner):
         raise AssertionError("unreachable: draw < sum(shares)")
 
     def prune(self, trial: Trial, trials: Sequence[Trial], *, directions: Sequence[str]) -> bool:
-        minimize = single_direction(self, directions)
+        single_direction(self, directions)
         if trial.last_step is None:
             return False
         bracket = self.bracket_of(trial.number)
@@ -115,4 +115,4 @@ class HyperbandPruner(Pruner):
         if not rungs:
             return False
         same_bracket = [t for t in trials if self.bracket_of(t.number) == bracket]
-        return not survives_new_rungs(trial, same_bracket, rungs, self.reduction_factor, minimize)
+        return not survives_new_rungs(trial, same_bracket, rungs, self.reduction_factor, directions)

@@ -7,6 +7,9 @@ A trial *reaches* a rung at step ``r`` when it reports at a step ``>= r``, and i
 rung is its best value reported at steps ``<= r`` ("best by step r"). So trials that validate at
 different steps (another batch size, validations several per epoch or every few epochs) are
 compared for the same amount of training, never crediting one with steps it ran past the rung.
+
+With several objectives the rungs are the same and the ranking at a rung is MO-ASHA's (Schmucker
+et al., 2021, "Multi-objective Asynchronous Successive Halving"): see :class:`ASHAPruner`.
 """
 
 from __future__ import annotations
@@ -14,16 +17,20 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 
+import math
+
 from lightning_hpo.exceptions import InvalidArgumentError
+from lightning_hpo.pareto import in_top_k, minimization_form
 from lightning_hpo.pruners._base import (
     Pruner,
     Resource,
     best_up_to,
     check_int,
     check_resource,
+    others_at,
     peers_at,
     previous_step,
-    single_direction,
+    vector_up_to,
 )
 from lightning_hpo.trial import Trial, TrialState
 
@@ -46,6 +53,18 @@ class ASHAPruner(Pruner):
     waits for others (a Lightning run can't be paused and resumed later, so waiting would hold
     its worker). A trial that reported only nan/inf by a rung is pruned there (it diverged); one
     with no report by a rung is not judged at that rung.
+
+    **Several objectives** (``mode=["min", "max"]``, reports of one value per objective): the same
+    rungs, with MO-ASHA's ranking (Schmucker et al., 2021). At a rung, each trial that reached it
+    stands for the values of its last report at or before the rung (a state its model was really
+    in, as a multi-objective trial's final values are those of its last validation; the best value
+    of each objective taken apart could mix reports and describe no model at all). These points
+    are ranked by non-dominated sorting (Pareto fronts), and within the front that does not fit
+    whole into the ``n // eta`` places, by NSGA-II's crowding distance, the more isolated first, so
+    that the trials that go on spread along the front. The trial goes on if it is in the top
+    ``n // eta`` (the best front, while ``n < eta``), ties in its favour. A trial whose values at
+    the rung include nan or inf is pruned there (it diverged). With one objective this is the
+    rule above, except that each trial stands for its best value by the rung.
 
     Args:
         min_resource: steps of the first rung (with 20 optimizer steps per epoch, 60 is epoch 3),
@@ -92,7 +111,6 @@ class ASHAPruner(Pruner):
         )
 
     def prune(self, trial: Trial, trials: Sequence[Trial], *, directions: Sequence[str]) -> bool:
-        minimize = single_direction(self, directions)
         if trial.last_step is None:
             return False
         reference = reference_trial(trials)
@@ -105,7 +123,7 @@ class ASHAPruner(Pruner):
             up_to=trial.last_step,
             grid=() if reference is None else list(reference.intermediate_values),
         )
-        return not survives_new_rungs(trial, trials, rungs, self.reduction_factor, minimize)
+        return not survives_new_rungs(trial, trials, rungs, self.reduction_factor, directions)
 
 
 def check_resource_order(owner: str, min_resource: Resource, max_resource: Resource) -> None:
@@ -166,23 +184,46 @@ def rung_steps(
     return rungs
 
 
-def survives_new_rungs(trial: Trial, trials: Sequence[Trial], rungs: Sequence[float], eta: int, minimize: bool) -> bool:
+def survives_new_rungs(
+    trial: Trial, trials: Sequence[Trial], rungs: Sequence[float], eta: int, directions: Sequence[str]
+) -> bool:
     """False if ``trial``'s latest report reached a rung where it is not in the top 1/eta."""
     last = trial.last_step
     before = previous_step(trial)
     for rung in rungs:
         if last is None or rung > last or (before is not None and rung <= before):
             continue  # not reached yet, or reached and judged at an earlier report
-        value = best_up_to(trial, rung, minimize)
-        if value is None:
-            if any(step <= rung for step in trial.intermediate_values):
-                return False  # only nan/inf by this rung: the run diverged
-            continue
-        peers = peers_at(trial, trials, rung, minimize)
-        better = sum((p < value) if minimize else (p > value) for p in peers)
-        if better >= max(1, (len(peers) + 1) // eta):
+        if len(directions) == 1:
+            survives = _survives_rung(trial, trials, rung, eta, minimize=directions[0] == "min")
+        else:
+            survives = _survives_rung_pareto(trial, trials, rung, eta, directions)
+        if not survives:
             return False
     return True
+
+
+def _survives_rung(trial: Trial, trials: Sequence[Trial], rung: float, eta: int, minimize: bool) -> bool:
+    """One objective: the trial's best value by the rung is among the best ``n // eta`` there."""
+    value = best_up_to(trial, rung, minimize)
+    if value is None:
+        # Only nan/inf by this rung: the run diverged. No report by it at all: not judged here.
+        return not any(step <= rung for step in trial.intermediate_values)
+    peers = peers_at(trial, trials, rung, minimize)
+    better = sum((p < value) if minimize else (p > value) for p in peers)
+    return better < max(1, (len(peers) + 1) // eta)
+
+
+def _survives_rung_pareto(trial: Trial, trials: Sequence[Trial], rung: float, eta: int, directions: Sequence[str]) -> bool:
+    """Several objectives (MO-ASHA): the trial's values at the rung are in the top ``n // eta`` by
+    Pareto front, then crowding distance (see :class:`ASHAPruner`)."""
+    own = vector_up_to(trial, rung)
+    if own is None:
+        return True  # no report by this rung: not judged here
+    if not all(map(math.isfinite, own)):
+        return False  # the run diverged
+    peers = [vector_up_to(other, rung) for other in others_at(trial, trials, rung)]
+    points = [own, *(p for p in peers if p is not None and all(map(math.isfinite, p)))]
+    return in_top_k(minimization_form(points, directions), 0, max(1, len(points) // eta))
 
 
 def n_rungs_between(min_resource: int, max_resource: int, eta: int) -> int:
