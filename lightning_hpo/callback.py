@@ -1,17 +1,19 @@
-"""The Lightning callback that reports a trial's monitored metric and stops the trial when pruned.
+"""The Lightning callback that reports a trial's monitored metric(s) and stops the trial when pruned.
 
 At the end of every validation (also several per epoch with ``val_check_interval < 1``; never
 during the sanity check) it:
 
-1. reads the monitored metric and averages it over all ranks, so the value stands for the whole
-   validation set even when the user logged it without ``sync_dist=True``;
+1. reads the monitored metric (or each of several, for a multi-objective study) and averages it
+   over all ranks, so the value stands for the whole validation set even when the user logged it
+   without ``sync_dist=True``;
 2. on global rank 0 only, stores ``(trainer.global_step, value)`` and asks the pruner;
 3. broadcasts rank 0's decision (or its error) to every rank, so all ranks stop, or fail, together.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Union
 
 import lightning.pytorch as pl
 import torch
@@ -26,6 +28,9 @@ if TYPE_CHECKING:
 
 __all__ = ["TrialReporter"]
 
+#: What one validation reports: a float for one monitor, a tuple (in monitor order) for several.
+Reported = Union[float, tuple[float, ...]]
+
 
 class TrialReporter(Callback):
     """Report the monitored metric of a trial at each validation, and prune it when the pruner says so.
@@ -33,18 +38,21 @@ class TrialReporter(Callback):
     Args:
         study: the trial's study; only global rank 0 uses it (other ranks may pass ``None``).
         trial: the RUNNING trial being trained (``None`` on ranks other than 0).
-        monitor: the logged metric to report, e.g. ``"val_loss"``.
+        monitor: the logged metric to report, e.g. ``"val_loss"``; or, in a study with several
+            objectives, a list of them in the order of the study's ``mode``, e.g.
+            ``["val_loss", "n_params"]``: each validation then reports one value per metric.
 
     After ``trainer.fit``, :attr:`pruned_step` is the step at which the trial was pruned (or ``None``)
-    and :attr:`reported` holds the ``(step, value)`` pairs reported, on every rank.
+    and :attr:`reported` holds the ``(step, value)`` pairs reported, on every rank (``value`` a
+    tuple when ``monitor`` is a list).
     """
 
-    def __init__(self, study: Study | None, trial: Trial | None, monitor: str) -> None:
+    def __init__(self, study: Study | None, trial: Trial | None, monitor: str | Sequence[str]) -> None:
         self.study = study
         self.trial = trial
-        self.monitor = monitor
+        self.monitor = monitor if isinstance(monitor, str) else list(monitor)
         self.pruned_step: int | None = None
-        self.reported: list[tuple[int, float]] = []
+        self.reported: list[tuple[int, Reported]] = []
 
     @override
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -63,20 +71,23 @@ class TrialReporter(Callback):
             self.pruned_step = step
             trainer.should_stop = True
 
-    def _mean_over_ranks(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> float:
+    def _mean_over_ranks(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Reported:
+        names = [self.monitor] if isinstance(self.monitor, str) else self.monitor
         metrics = trainer.callback_metrics
-        if self.monitor not in metrics:
-            available = sorted(metrics)
-            raise MetricNotFoundError(
-                f"The trial monitors {self.monitor!r}, but no metric of that name was logged by this validation. "
-                f"Logged metrics: {available if available else 'none'}. Log it in validation_step with "
-                f"self.log({self.monitor!r}, ...), or monitor one of the logged metrics."
-            )
-        value = torch.as_tensor(metrics[self.monitor]).detach().to(torch.float64).reshape(-1)[0]
-        value = trainer.strategy.reduce(value.to(pl_module.device), reduce_op="mean")
-        return float(value.item())
+        for name in names:
+            if name not in metrics:
+                available = sorted(metrics)
+                raise MetricNotFoundError(
+                    f"The trial monitors {name!r}, but no metric of that name was logged by this validation. "
+                    f"Logged metrics: {available if available else 'none'}. Log it in validation_step with "
+                    f"self.log({name!r}, ...), or monitor one of the logged metrics."
+                )
+        # One reduction for all the metrics: one collective per validation, however many there are.
+        values = torch.stack([torch.as_tensor(metrics[n]).detach().to(torch.float64).reshape(-1)[0] for n in names])
+        values = trainer.strategy.reduce(values.to(pl_module.device), reduce_op="mean").tolist()
+        return values[0] if isinstance(self.monitor, str) else tuple(values)
 
-    def _report_and_judge(self, step: int, value: float) -> tuple[bool, str | None]:
+    def _report_and_judge(self, step: int, value: Reported) -> tuple[bool, str | None]:
         if self.study is None or self.trial is None:
             return False, "the TrialReporter on rank 0 has no study or trial"
         try:

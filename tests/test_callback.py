@@ -73,6 +73,24 @@ def test_pruning_mid_epoch_stops_mid_epoch():
     assert reporter.pruned_step == 2 and trainer.global_step == 2
 
 
+class WithSize(ScriptedModule):
+    """Also logs ``size``, the second objective, at every validation."""
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        self.log("size", 10.0 * self.validations)
+
+
+def test_several_monitors_report_one_value_each_in_order():
+    study = Study("mo", search_space={"x": Float(0.0, 1.0)}, mode=["min", "min"], storage="sqlite://", pruner=NopPruner())
+    trial = study.ask()
+    reporter, _ = fit(WithSize([0.5, 0.25]), study, trial, monitor=["val_loss", "size"], max_epochs=2)
+    assert reporter.reported == [(4, (0.5, 10.0)), (8, (0.25, 20.0))]
+    assert study.trials[0].intermediate_vectors == {4: (0.5, 10.0), 8: (0.25, 20.0)}
+    with pytest.raises(MetricNotFoundError, match=r"monitors 'n_params'.*Logged metrics: \['size', 'val_loss'\]"):
+        fit(WithSize([0.5]), study, study.ask(), monitor=["val_loss", "n_params"], max_epochs=1)
+
+
 def test_missing_metric_lists_the_logged_ones():
     study = new_study()
     trial = study.ask()
@@ -108,17 +126,21 @@ class PruneFromStep(Pruner):
 
 
 class RankDependent(ScriptedModule):
-    # Each rank logs a different value without sync_dist: the reporter must store the mean.
+    # Each rank logs different values without sync_dist: the reporter must store the means.
     def on_validation_epoch_end(self):
         if self.trainer.sanity_checking:
             return
         self.log("val_loss", 1.0 + self.global_rank)
+        self.log("size", 10.0 * (1 + self.global_rank))
 
 
 if __name__ == "__main__":
-    study = Study("ddp", search_space={"x": Float(0.0, 1.0)}, storage=sys.argv[1], pruner=PruneFromStep(), seed=0)
+    monitor = sys.argv[3].split(",")
+    mode = ["min"] * len(monitor)
+    study = Study("ddp", search_space={"x": Float(0.0, 1.0)}, storage=sys.argv[1], pruner=PruneFromStep(), seed=0,
+                  mode=mode)
     trial = study.ask()
-    reporter = TrialReporter(study, trial, "val_loss")
+    reporter = TrialReporter(study, trial, monitor[0] if len(monitor) == 1 else monitor)
     trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", max_epochs=5, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          callbacks=[reporter])
@@ -127,7 +149,8 @@ if __name__ == "__main__":
 
 
 @pytest.mark.slow
-def test_ddp_reports_the_mean_over_ranks_once_and_all_ranks_stop_together(tmp_path):
+@pytest.mark.parametrize("monitor, vectors", [("val_loss", {2: (1.5,), 4: (1.5,)}), ("val_loss,size", {2: (1.5, 15.0), 4: (1.5, 15.0)})])
+def test_ddp_reports_the_mean_over_ranks_once_and_all_ranks_stop_together(tmp_path, monitor, vectors):
     import subprocess
     import sys
     from pathlib import Path
@@ -136,10 +159,11 @@ def test_ddp_reports_the_mean_over_ranks_once_and_all_ranks_stop_together(tmp_pa
     script = tmp_path / "ddp_script.py"
     script.write_text(DDP_SCRIPT)
     repo = str(Path(__file__).resolve().parents[1])
-    done = subprocess.run([sys.executable, str(script), url, repo], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, str(script), url, repo, monitor], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     storage = SQLStorage(url)
     (trial,) = storage.get_trials(storage.get_study("ddp").id)  # read as stored, without reaping
     # 8 samples / 2 ranks / batch 2 = 2 steps per epoch: reports at 2 and 4, pruned at 4, mean of 1 and 2.
     assert trial.intermediate_values == {2: 1.5, 4: 1.5}
+    assert trial.intermediate_vectors == vectors
     assert trial.state is TrialState.RUNNING  # the reporter only reports; the Tuner tells
