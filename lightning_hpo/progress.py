@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from datetime import datetime, timezone
+from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -23,16 +24,27 @@ from lightning_hpo.trial import Trial, TrialState
 if TYPE_CHECKING:
     from lightning_hpo.study import Study
 
-__all__ = ["StudyProgress", "format_params", "format_value", "REFRESH_INTERVAL"]
+__all__ = ["StudyProgress", "format_params", "format_value", "format_values", "REFRESH_INTERVAL"]
 
 #: Seconds between two reads of the running trials while the display is on.
 REFRESH_INTERVAL = 2.0
 #: Running trials listed at most; the rest are counted.
 _MAX_RUNNING_ROWS = 8
+#: Trials of a Pareto front listed at most; the rest are counted.
+_MAX_FRONT_ROWS = 8
 
 
 def format_value(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
+
+
+def format_values(values: Sequence[float] | None, labels: Sequence[str]) -> str:
+    """``val_loss=0.12 n_params=4100`` with one label per value; ``label=v1, v2`` otherwise."""
+    if not values:
+        return f"{labels[0] if len(labels) == 1 else 'values'}=-"
+    if len(labels) == len(values):
+        return " ".join(f"{label}={format_value(v)}" for label, v in zip(labels, values))
+    return f"{labels[0]}={', '.join(format_value(v) for v in values)}"
 
 
 def format_params(params: dict[str, Any]) -> str:
@@ -56,7 +68,8 @@ class StudyProgress:
         study: the study to follow.
         n_trials: the target number of finished trials, if any.
         enabled: ``False`` makes every method a no-op (also on ranks other than 0).
-        label: the name of the value (the Tuner passes the monitored metric).
+        label: the name of the value (the Tuner passes the monitored metric), or of each value
+            of a multi-objective study (the monitored metrics).
         refresh_interval: seconds between reads of the running trials.
     """
 
@@ -66,13 +79,13 @@ class StudyProgress:
         *,
         n_trials: int | None,
         enabled: bool = True,
-        label: str | None = None,
+        label: str | Sequence[str] | None = None,
         refresh_interval: float = REFRESH_INTERVAL,
     ) -> None:
         self._study = study
         self._n_trials = n_trials
         self._enabled = enabled and _is_global_rank_zero()
-        self._label = label or "value"
+        self._labels = [label or "value"] if label is None or isinstance(label, str) else list(label)
         self._refresh_interval = refresh_interval
         self._started_at = time.monotonic()
         # Replaced whole, never mutated, so the render and refresh threads can share them.
@@ -141,12 +154,11 @@ class StudyProgress:
     def _trial_line(self, trial: Trial) -> str:
         head = f"trial {trial.number:>3} "
         if trial.state is TrialState.COMPLETE:
-            values = ", ".join(format_value(v) for v in trial.values or ())
-            line = f"[green]{head}COMPLETE[/green] {self._label}={values}"
+            line = f"[green]{head}COMPLETE[/green] {format_values(trial.values, self._labels)}"
         elif trial.state is TrialState.PRUNED:
             step = trial.attrs.get("pruned_step", trial.last_step)
-            best = ", ".join(format_value(v) for v in trial.values or ()) or "-"
-            line = f"[yellow]{head}PRUNED[/yellow] at step {step}, best {self._label}={best}"
+            kept = "best" if len(self._study.directions) == 1 else "last"
+            line = f"[yellow]{head}PRUNED[/yellow] at step {step}, {kept} {format_values(trial.values, self._labels)}"
         else:
             last_line = (trial.error or "").strip().splitlines()[-1:] or [""]
             line = f"[red]{head}FAIL[/red] {last_line[0]}"
@@ -190,7 +202,7 @@ class StudyProgress:
             return [
                 Text.assemble(
                     ("best ", "bold"),
-                    (f"{self._label}={format_value(best.value)}", "bold green"),
+                    (format_values(best.values, self._labels), "bold green"),
                     f" (trial {best.number})  {format_params(dict(best.params))}",
                 )
             ]
@@ -198,15 +210,18 @@ class StudyProgress:
 
         keep = non_dominated_mask(minimization_form([t.values for t in completed], directions))
         front = [t for t, kept in zip(completed, keep) if kept]
-        shown = ", ".join(f"#{t.number} ({', '.join(format_value(v) for v in t.values)})" for t in front[:6])
-        more = f" and {len(front) - 6} more" if len(front) > 6 else ""
-        return [Text.assemble(("Pareto front ", "bold"), (f"{len(front)} trials", "bold green"), f": {shown}{more}")]
+        lines = [Text.assemble(("Pareto front ", "bold"), (f"{len(front)} trials", "bold green"))]
+        for trial in front[:_MAX_FRONT_ROWS]:
+            lines.append(Text(f"  trial {trial.number}: {format_values(trial.values, self._labels)}  {format_params(dict(trial.params))}"))
+        if len(front) > _MAX_FRONT_ROWS:
+            lines.append(Text(f"  and {len(front) - _MAX_FRONT_ROWS} more"))
+        return lines
 
     def _running_table(self, running: list[Trial]) -> Any:
         from rich.table import Table
 
         table = Table(box=None, padding=(0, 2), show_edge=False, header_style="bold cyan")
-        for column in ("running trial", "step", f"last {self._label}", "for"):
+        for column in ("running trial", "step", f"last {', '.join(self._labels)}", "for"):
             table.add_column(column, justify="right")
         now = datetime.now(timezone.utc)
         for trial in running[:_MAX_RUNNING_ROWS]:
@@ -215,7 +230,7 @@ class StudyProgress:
             table.add_row(
                 str(trial.number),
                 "-" if step is None else str(step),
-                "-" if step is None else format_value(trial.intermediate_values[step]),
+                "-" if step is None else ", ".join(format_value(v) for v in trial.intermediate_vectors[step]),
                 "-" if seconds is None else f"{seconds:.0f}s",
             )
         if len(running) > _MAX_RUNNING_ROWS:

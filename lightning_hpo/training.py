@@ -10,6 +10,13 @@ config), the trial adds the same parts to the Trainer and ends the same way:
   trial is PRUNED with the step it stopped at; a trial that never validated, or never saw a finite
   value, FAILs.
 
+**With several monitored metrics** (a multi-objective study) **a trial's values are those of its
+last validation**, and the checkpoint kept is the last one, which holds the model they describe.
+Two validations of one run can each beat the other in one metric, so "the best validation" would
+need a trade-off that only the user can choose; and ``ModelCheckpoint`` ranks by one metric, so a
+checkpoint kept by one metric would not match the other values. A trial whose last validation
+gave nan or inf in any metric FAILs.
+
 Under torchrun the two halves run apart (see :class:`~lightning_hpo.distributed.TrialCoordinator`):
 :meth:`TrialTraining.train` on every rank, then :meth:`TrialTraining.finish` on global rank 0 only,
 once every rank trained without an error.
@@ -22,7 +29,7 @@ import importlib.util
 import logging
 import math
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,11 +41,37 @@ if TYPE_CHECKING:
 
     from lightning_hpo.study import Study
 
-__all__ = ["TrialTraining", "quiet_lightning", "release_memory_of_earlier_trials"]
+__all__ = ["TrialTraining", "check_monitor", "quiet_lightning", "release_memory_of_earlier_trials"]
 
 #: Trainer settings a trial changes when the user left them unset: a progress bar and a model
 #: summary per trial would drown the study's own progress display.
 TRIAL_TRAINER_DEFAULTS = {"enable_progress_bar": False, "enable_model_summary": False}
+
+
+def check_monitor(monitor: Any, directions: Sequence[str]) -> str | list[str]:
+    """The monitored metric, or for several objectives the list of them: one per entry of ``directions``.
+
+    A list of one name is that name. Raises when the names are not non-empty strings, repeat, or
+    do not match the number of directions (``mode``).
+    """
+    names = [monitor] if isinstance(monitor, str) else monitor
+    if (
+        not isinstance(names, Sequence)
+        or not names
+        or not all(isinstance(n, str) and n for n in names)
+    ):
+        raise InvalidArgumentError(
+            f"`monitor` must be the name of a logged metric, or a list of names for several objectives, but got {monitor!r}."
+        )
+    if len(set(names)) != len(names):
+        raise InvalidArgumentError(f"`monitor` names a metric twice: {list(names)!r}; name each objective once.")
+    if len(names) != len(directions):
+        raise InvalidArgumentError(
+            f"`monitor` names {len(names)} metric(s) ({', '.join(names)}) but `mode` gives {len(directions)} "
+            f"direction(s) ({', '.join(directions)}): give one mode per monitored metric, in the same order, "
+            "e.g. monitor=['val_loss', 'n_params'], mode=['min', 'min']."
+        )
+    return names[0] if len(names) == 1 else list(names)
 
 
 class TrialTraining:
@@ -48,10 +81,13 @@ class TrialTraining:
         study: the trial's study; ``None`` on the ranks of a torchrun job other than global rank 0,
             which train the trial but never touch storage.
         trial: the RUNNING trial.
-        monitor: the logged validation metric the trial is judged by.
-        mode: ``"min"`` or ``"max"``; default: the study's direction (needed where ``study`` is None).
+        monitor: the logged validation metric the trial is judged by, or a list of them, one per
+            objective of the study.
+        mode: ``"min"`` or ``"max"`` (a list for several monitors); default: the study's directions
+            (needed where ``study`` is None).
         study_dir: the study's directory; the trial writes to ``study_dir / f"trial_{trial.number}"``.
-        with_checkpoint: add a ``ModelCheckpoint`` keeping the best checkpoint on ``monitor``.
+        with_checkpoint: add a ``ModelCheckpoint`` keeping the best checkpoint on ``monitor`` (with
+            several monitors: the last checkpoint, ``last.ckpt``).
         with_logger: give the trial its own logger (TensorBoard when installed, else CSV) in the trial directory.
 
     Example:
@@ -66,9 +102,9 @@ class TrialTraining:
         study: Study | None,
         trial: Trial,
         *,
-        monitor: str,
+        monitor: str | Sequence[str],
         study_dir: Path,
-        mode: str | None = None,
+        mode: str | Sequence[str] | None = None,
         with_checkpoint: bool = True,
         with_logger: bool = True,
     ) -> None:
@@ -85,14 +121,18 @@ class TrialTraining:
         if mode is None:
             if study is None:
                 raise InvalidArgumentError("TrialTraining needs `mode` where there is no study (ranks other than 0).")
-            mode = study.direction
-        if with_checkpoint:
+            mode = study.directions[0] if isinstance(monitor, str) else study.directions
+        if with_checkpoint and isinstance(monitor, str):
             self.checkpoint = pl.callbacks.ModelCheckpoint(
                 dirpath=self.trial_dir / "checkpoints",
                 filename="best",
                 monitor=monitor,
                 mode=mode,
                 save_top_k=1,
+            )
+        elif with_checkpoint:  # several metrics: the last checkpoint, the one the trial's values describe
+            self.checkpoint = pl.callbacks.ModelCheckpoint(
+                dirpath=self.trial_dir / "checkpoints", filename="last", monitor=None, save_top_k=1
             )
         self.logger: Any = _trial_logger(study_dir, trial.number) if with_logger else False
 
@@ -145,6 +185,18 @@ class TrialTraining:
                     "check_val_every_n_epoch let a validation run?"
                 ),
             )
+        if not isinstance(self.monitor, str):
+            step, last = reporter.reported[-1]
+            if not all(map(math.isfinite, last)):
+                return study.tell(
+                    trial,
+                    state=TrialState.FAIL,
+                    error=(
+                        f"The last validation (step {step}) gave {dict(zip(self.monitor, last))}: a trial with several "
+                        "monitored metrics is judged by its last validation, and these are not all finite."
+                    ),
+                )
+            return study.tell(trial, last)
         if not any(math.isfinite(v) for _, v in reporter.reported):
             seen = sorted({str(v) for _, v in reporter.reported})
             return study.tell(

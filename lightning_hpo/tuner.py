@@ -14,6 +14,13 @@ Per trial, the Tuner:
   PRUNED with the step it stopped at; an exception in user code makes it FAIL with the traceback
   stored, and the study goes on.
 
+**Several objectives**: ``Tuner(monitor=["val_loss", "n_params"], mode=["min", "min"])``. A
+trial's values are those of its last validation, and its checkpoint is the last one, the model
+they describe (see :mod:`lightning_hpo.training` for why). The default pruner ranks trials by
+Pareto front (see :class:`~lightning_hpo.ASHAPruner`). The result's ``best_trials`` is the Pareto
+set, each trial with its ``values`` and ``checkpoint_path``; ``best_params`` and the other
+single-best accessors raise, since no trial is best in every metric.
+
 Under ``torchrun`` every trial is one DDP training over all ranks, and only global rank 0 opens the
 study (see :mod:`lightning_hpo.distributed`); with ``n_jobs=k`` the Tuner runs k trials at once in
 k worker processes, one GPU each when there are GPUs (see :mod:`lightning_hpo.slots`).
@@ -26,7 +33,7 @@ import hashlib
 import inspect
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -41,10 +48,11 @@ from lightning_hpo.study import DEFAULT_GRACE_PERIOD, Mode, Study, check_study_n
 from lightning_hpo.training import (
     TRIAL_TRAINER_DEFAULTS,
     TrialTraining,
+    check_monitor,
     quiet_lightning,
     release_memory_of_earlier_trials,
 )
-from lightning_hpo.trial import Trial, TrialState
+from lightning_hpo.trial import Trial
 
 __all__ = ["Tuner", "TuneResult", "study_directory"]
 
@@ -82,19 +90,40 @@ class TuneResult:
         study: the :class:`~lightning_hpo.Study` (still open: more trials can be run); ``None`` on
             the ranks of a torchrun job other than global rank 0, which never open storage.
         trials: every trial of the study when ``fit`` returned (the same on every rank).
-        best_trial: the best COMPLETE trial, or ``None`` if none completed.
+        best_trials: the COMPLETE trials that no other COMPLETE trial beats, in number order: with
+            several monitored metrics the Pareto set (each trial with its ``values`` and its last
+            checkpoint, ``checkpoint_path``); with one, the trials tied for the best value.
+        directions: the study's ``mode``, one entry per monitored metric.
+
+    ``best_trial``, ``best_params``, ``best_value``, ``best_checkpoint`` and ``load_best_model``
+    are for one monitored metric: with several, no trial is best in all of them, so they raise
+    and point to ``best_trials`` (and :meth:`load_model` loads any one trial).
     """
 
     study: Study | None
     trials: list[Trial]
-    best_trial: Trial | None
+    best_trials: list[Trial]
+    directions: tuple[str, ...]
     model_cls: type
     model_kwargs: Mapping[str, Any]
 
+    @property
+    def best_trial(self) -> Trial | None:
+        """The best COMPLETE trial (the lowest number among ties), or ``None`` if none completed."""
+        if len(self.directions) != 1:
+            raise InvalidArgumentError(
+                f"The study has {len(self.directions)} objectives (mode={list(self.directions)}), so no trial is "
+                "best in all of them: use `result.best_trials`, the Pareto set, each trial with `.params`, `.values` "
+                "and `.checkpoint_path` (`result.load_model(trial)` loads one)."
+            )
+        return self.best_trials[0] if self.best_trials else None
+
     def _best(self) -> Trial:
-        if self.best_trial is None:
-            raise LightningHPOError(f"Study {self.study.name!r} has no COMPLETE trial, so there is no best one yet.")
-        return self.best_trial
+        best = self.best_trial
+        if best is None:
+            name = f"Study {self.study.name!r}" if self.study is not None else "The study"
+            raise LightningHPOError(f"{name} has no COMPLETE trial, so there is no best one yet.")
+        return best
 
     @property
     def best_params(self) -> dict[str, Any]:
@@ -116,10 +145,15 @@ class TuneResult:
 
         Works whether or not the module calls ``save_hyperparameters()``.
         """
-        path = self.best_checkpoint
-        if path is None:
-            raise LightningHPOError("The best trial has no checkpoint (checkpointing was disabled).")
-        return self.model_cls.load_from_checkpoint(path, **{**self.model_kwargs, **self.best_params, **kwargs})
+        return self.load_model(self._best(), **kwargs)
+
+    def load_model(self, trial: Trial, **kwargs: Any) -> Any:
+        """``model_cls.load_from_checkpoint`` on ``trial``'s checkpoint (e.g. one of ``best_trials``), with its arguments."""
+        if trial.checkpoint_path is None:
+            raise LightningHPOError(f"Trial {trial.number} has no checkpoint (checkpointing was disabled).")
+        return self.model_cls.load_from_checkpoint(
+            trial.checkpoint_path, **{**self.model_kwargs, **dict(trial.params), **kwargs}
+        )
 
 
 class Tuner:
@@ -133,8 +167,9 @@ class Tuner:
             (then parameters that ``model_cls`` does not take, such as ``batch_size``, go to it only),
             or ``None`` when the module brings its own dataloaders.
         trainer_kwargs: arguments of ``lightning.pytorch.Trainer`` (callbacks are copied per trial).
-        monitor: the logged validation metric to optimize.
-        mode: ``"min"`` or ``"max"``.
+        monitor: the logged validation metric to optimize, or a list of them to optimize together
+            (multi-objective: see :class:`TuneResult` and the module documentation).
+        mode: ``"min"`` or ``"max"``; with several monitors, a list of them, one per metric.
         sampler, pruner: see :class:`~lightning_hpo.Study` for the defaults.
         storage: where the study lives; default ``sqlite:///<root_dir>/studies.db``.
         study_name: default: the model class's name. Rerunning with the same name resumes.
@@ -166,7 +201,7 @@ class Tuner:
         model_kwargs: Mapping[str, Any] | None = None,
         datamodule: DataModuleArg = None,
         trainer_kwargs: Mapping[str, Any] | None = None,
-        monitor: str = "val_loss",
+        monitor: str | Sequence[str] = "val_loss",
         mode: Mode = "min",
         sampler: Sampler | None = None,
         pruner: Pruner | None = None,
@@ -199,9 +234,6 @@ class Tuner:
         self.model_kwargs = dict(_check_mapping("model_kwargs", model_kwargs))
         self.datamodule = datamodule
         self.trainer_kwargs = dict(_check_mapping("trainer_kwargs", trainer_kwargs))
-        if not isinstance(monitor, str) or not monitor:
-            raise InvalidArgumentError(f"`monitor` must be the name of a logged metric, but got {monitor!r}.")
-        self.monitor = monitor
         self.root_dir = Path(root_dir)
         self.seed = seed
         self.max_consecutive_failures = max_consecutive_failures
@@ -212,8 +244,7 @@ class Tuner:
         self._check_datamodule(pl)
         self._check_trainer_kwargs(pl)
         self.directions = parse_mode(mode)
-        if len(self.directions) != 1:
-            raise InvalidArgumentError("The Tuner optimizes one monitored metric: `mode` must be 'min' or 'max'.")
+        self.monitor = check_monitor(monitor, self.directions)
         name = check_study_name(study_name if study_name is not None else model_cls.__name__)
         # Under torchrun only global rank 0 opens the study; the other ranks train the trials it sends.
         self.study: Study | None = None
@@ -339,16 +370,19 @@ class Tuner:
         """The study's trials and best trial as storage holds them now (on the process that opened the study)."""
         return self._result(*self._trials_and_best())
 
-    def _trials_and_best(self) -> tuple[list[Trial], Trial | None]:
+    def _trials_and_best(self) -> tuple[list[Trial], list[Trial]]:
         if self.study is None:
             raise LightningHPOError("Only global rank 0 opens the study; on this rank, use the result of fit().")
-        trials = self.study.trials
-        best = self.study.best_trial if any(t.state is TrialState.COMPLETE for t in trials) else None
-        return trials, best
+        return self.study.trials, self.study.best_trials
 
-    def _result(self, trials: list[Trial], best: Trial | None) -> TuneResult:
+    def _result(self, trials: list[Trial], best_trials: list[Trial]) -> TuneResult:
         return TuneResult(
-            study=self.study, trials=trials, best_trial=best, model_cls=self.model_cls, model_kwargs=self.model_kwargs
+            study=self.study,
+            trials=trials,
+            best_trials=best_trials,
+            directions=self.directions,
+            model_cls=self.model_cls,
+            model_kwargs=self.model_kwargs,
         )
 
     def _train_trial(self, trial: Trial) -> TrialTraining:
@@ -368,7 +402,7 @@ class Tuner:
             self.study,
             trial,
             monitor=self.monitor,
-            mode=self.directions[0],
+            mode=self.directions[0] if isinstance(self.monitor, str) else self.directions,
             study_dir=self.study_dir,
             with_checkpoint=kwargs.get("enable_checkpointing", True) is not False,
             with_logger=kwargs.pop("logger", True) is not False,

@@ -51,8 +51,15 @@ def test_a_multi_objective_study_shows_its_pareto_front(tmp_path):
     study = Study("mo", search_space={"x": Float(0.0, 1.0)}, mode=["min", "min"], storage=":memory:")
     for values in [(1.0, 2.0), (2.0, 1.0), (3.0, 3.0)]:
         study.tell(study.ask(), values)
-    with StudyProgress(study, n_trials=3) as progress:
-        assert "Pareto front 2 trials: #0 (1, 2), #1 (2, 1)" in text_of(progress)
+    running = study.ask()
+    study.report(running, 5, (0.5, 7.0))
+    with StudyProgress(study, n_trials=4, label=["loss", "size"]) as progress:
+        text = text_of(progress)
+        assert "Pareto front 2 trials\n  trial 0: loss=1 size=2" in text and "  trial 1: loss=2 size=1" in text
+        assert "trial 2:" not in text
+        assert "last loss, size" in text
+        row = next(line for line in text.splitlines() if "0.5, 7" in line)
+        assert row.split()[:4] == ["3", "5", "0.5,", "7"]
 
 
 @pytest.mark.parametrize("variable,value,shown", [("RANK", "1", False), ("RANK", "0", True), ("LOCAL_RANK", "1", False)])

@@ -60,6 +60,50 @@ def test_fit_trains_each_trial_and_returns_the_best(tmp_path):
     assert isinstance(result.load_best_model(), LinearRegression)
 
 
+class SizedRegression(LinearRegression):
+    """Also logs its size: a second objective that trades off against the loss."""
+
+    def validation_step(self, batch, batch_idx):
+        super().validation_step(batch, batch_idx)
+        self.log("n_params", float(sum(p.numel() for p in self.parameters())))
+
+
+@pytest.mark.slow
+def test_several_monitors_give_a_pareto_set_with_last_checkpoints(tmp_path, capsys):
+    tuner = Tuner(
+        SizedRegression,
+        search_space=SPACE,
+        datamodule=RegressionData(),
+        trainer_kwargs=TRAINER,
+        monitor=["val_loss", "n_params"],
+        mode=["min", "min"],
+        sampler=SobolSampler(seed=0),  # and the default pruner, ASHA, which ranks by Pareto front
+        seed=0,
+        root_dir=tmp_path / "runs",
+    )
+    result = tuner.fit(n_trials=4)
+    complete = [t for t in result.trials if t.state is TrialState.COMPLETE]
+    assert complete and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in result.trials)
+    for trial in complete:
+        last = trial.intermediate_vectors[trial.last_step]
+        assert trial.values == last  # a trial's values are those of its last validation
+        assert trial.values[1] == 6 * trial.params["hidden"] + 1  # Linear(4, h) and Linear(h, 1)
+        assert Path(trial.checkpoint_path).name == "last.ckpt"
+        assert torch.load(trial.checkpoint_path, weights_only=False)["global_step"] == trial.last_step
+
+    def dominated(t):
+        return any(all(a <= b for a, b in zip(o.values, t.values)) and o.values != t.values for o in complete)
+
+    assert result.best_trials == [t for t in complete if not dominated(t)]
+    for accessor in ("best_params", "best_value", "best_checkpoint", "best_trial"):
+        with pytest.raises(InvalidArgumentError, match=r"2 objectives .*use `result.best_trials`, the Pareto set"):
+            getattr(result, accessor)
+    model = result.load_model(result.best_trials[0])
+    assert isinstance(model, SizedRegression) and model.hparams.hidden == result.best_trials[0].params["hidden"]
+    shown = capsys.readouterr().err
+    assert f"Pareto front {len(result.best_trials)} trials" in shown and "val_loss=" in shown and "n_params=" in shown
+
+
 @pytest.mark.slow
 def test_rerun_resumes_the_study(tmp_path):
     make_tuner(tmp_path).fit(n_trials=2)
@@ -175,7 +219,11 @@ def test_decorator_space_is_the_default_and_an_explicit_space_wins(tmp_path):
         ({"datamodule": "digits"}, ArgumentTypeError, "`datamodule` must be a LightningDataModule"),
         ({"monitor": ""}, InvalidArgumentError, "`monitor` must be the name of a logged metric"),
         ({"mode": "maximize"}, InvalidArgumentError, "`mode` must be 'min' or 'max'"),
-        ({"mode": ["min", "max"]}, InvalidArgumentError, "The Tuner optimizes one monitored metric"),
+        ({"mode": ["min", "max"]}, InvalidArgumentError,
+         "`monitor` names 1 metric(s) (val_loss) but `mode` gives 2 direction(s) (min, max): give one mode per monitored metric"),
+        ({"monitor": ["val_loss", "n_params"]}, InvalidArgumentError, "`monitor` names 2 metric(s) (val_loss, n_params) but `mode` gives 1"),
+        ({"monitor": ["val_loss", "val_loss"], "mode": ["min", "min"]}, InvalidArgumentError, "`monitor` names a metric twice"),
+        ({"monitor": ["val_loss", 3], "mode": ["min", "min"]}, InvalidArgumentError, "or a list of names for several objectives"),
         ({"search_space": None}, InvalidArgumentError, "No search space for LinearRegression: pass search_space=... or decorate"),
     ],
 )
