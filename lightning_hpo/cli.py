@@ -53,7 +53,7 @@ import difflib
 import inspect
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -72,10 +72,11 @@ from lightning_hpo.pruners import Pruner
 from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.space import Categorical, Domain, Float, Int, SearchSpace
 from lightning_hpo.storage import open_storage
-from lightning_hpo.study import Study, check_study_name
+from lightning_hpo.study import Study, check_study_name, parse_mode
 from lightning_hpo.training import (
     TRIAL_TRAINER_DEFAULTS,
     TrialTraining,
+    check_monitor,
     quiet_lightning,
     release_memory_of_earlier_trials,
 )
@@ -103,7 +104,8 @@ class LightningCLI(_LightningCLI):
 
     ``fit``, ``validate``, ``test`` and ``predict`` are Lightning's, untouched. ``tune`` runs a study
     (see the module documentation); its flags are the arguments of :meth:`tune`, under ``--tune.*``.
-    After ``tune``, :attr:`study` is the study and :attr:`best_config_path` the written ``best.yaml``.
+    After ``tune``, :attr:`study` is the study and :attr:`best_config_path` the written ``best.yaml``
+    (with several monitors, :attr:`pareto_config_paths` the configs of the Pareto set).
 
     Example:
         >>> from lightning_hpo.cli import LightningCLI
@@ -113,6 +115,8 @@ class LightningCLI(_LightningCLI):
 
     study: Study | None = None
     best_config_path: Path | None = None
+    #: With several monitors: the written config of each trial of the Pareto set.
+    pareto_config_paths: tuple[Path, ...] = ()
     # Set while a trial's Trainer is being built (see instantiate_trainer).
     _trial_training: TrialTraining | None = None
 
@@ -124,8 +128,8 @@ class LightningCLI(_LightningCLI):
         self,
         n_trials: int | None = 20,
         timeout: float | None = None,
-        monitor: str = "val_loss",
-        mode: Literal["min", "max"] = "min",
+        monitor: str | list[str] = "val_loss",
+        mode: Literal["min", "max"] | list[Literal["min", "max"]] = "min",
         search_space: dict[str, Any] | None = None,
         sampler: Sampler | str | None = None,
         pruner: Pruner | str | None = None,
@@ -144,8 +148,10 @@ class LightningCLI(_LightningCLI):
             n_trials: Finished (complete or pruned) trials the study must reach, counting every run and
                 worker: rerunning the command resumes the study. null runs until the timeout.
             timeout: Seconds after which no new trial starts.
-            monitor: The logged validation metric to optimize, e.g. val_loss.
-            mode: Whether to minimize (min) or maximize (max) the monitored metric.
+            monitor: The logged validation metric to optimize, e.g. val_loss; or a list of them to optimize
+                together, e.g. [val_loss,n_params] (a trial's values are then its last validation's).
+            mode: Whether to minimize (min) or maximize (max) the monitored metric; a list, one per metric,
+                with several, e.g. [min,min].
             search_space: Config key -> domain, e.g. {model.lr: {type: float, low: 1.0e-4, high: 0.1,
                 log: true}}; types float, int (low, high, log, step), categorical (choices), or a list of
                 choices. Joins the @tunable space of the model class (as model.<name>); null drops a key.
@@ -158,7 +164,8 @@ class LightningCLI(_LightningCLI):
             seed: Seed of a sampler given by name. Default: the config's seed_everything when it is an int.
             root_dir: Directory of the study's trial logs, checkpoints and configs (<root_dir>/<study>/).
             best_config: File to write the best trial's full config to, for `fit --config`. Default:
-                <root_dir>/<study>/best.yaml.
+                <root_dir>/<study>/best.yaml. With several monitors, each trial of the Pareto set is written
+                to <root_dir>/<study>/pareto/trial_<n>.yaml instead.
             max_consecutive_failures: The study stops after this many failed trials in a row (null: never).
             trial_timeout: Seconds after which a trial is stopped and marked FAIL; the study goes on.
             show_progress: Show the live progress display of the study.
@@ -169,6 +176,13 @@ class LightningCLI(_LightningCLI):
         base = self._base_fit_config()
         coordinator = TrialCoordinator()
         try:
+            directions = parse_mode(mode)
+            monitor = check_monitor(monitor, directions)
+            if best_config is not None and not isinstance(monitor, str):
+                raise InvalidArgumentError(
+                    "--tune.best_config names one file, but several monitors have no single best trial: leave it out; "
+                    "each trial of the Pareto set is written to <root_dir>/<study>/pareto/trial_<n>.yaml."
+                )
             space = search_space_from_config(search_space, search_space_of(type(self.model)))
             _check_space_fits(fit_parser, base, space)
             sampler_seed = seed if seed is not None else _int_or_none(self.config["tune"].get("seed_everything"))
@@ -177,7 +191,7 @@ class LightningCLI(_LightningCLI):
                 self.study = Study(
                     name,
                     search_space=space,
-                    mode=mode,
+                    mode=list(directions),
                     storage=open_storage(storage, root_dir=root_dir),
                     sampler=_by_name("sampler", sampler, SAMPLER_NAMES, Sampler, seed=sampler_seed),
                     pruner=_by_name("pruner", pruner, PRUNER_NAMES, Pruner),
@@ -189,7 +203,7 @@ class LightningCLI(_LightningCLI):
         study_dir = study_directory(root_dir, name)
 
         def train_trial(trial: Trial) -> TrialTraining:
-            return self._train_trial(trial, base=base, monitor=monitor, mode=mode, study_dir=study_dir)
+            return self._train_trial(trial, base=base, monitor=monitor, mode=directions, study_dir=study_dir)
 
         try:
             with quiet_lightning(), coordinator:
@@ -213,7 +227,9 @@ class LightningCLI(_LightningCLI):
             raise SystemExit(130) from None
         except LightningHPOError as error:  # a misconfiguration that every trial would hit, e.g. a wrong monitor
             self._fail(str(error))
-        if study is not None:
+        if study is not None and len(study.directions) > 1:
+            self._write_pareto_configs(study_dir / "pareto")
+        elif study is not None:
             self._write_best_config(Path(best_config) if best_config else study_dir / "best.yaml")
 
     # -- the tune subcommand's parser and dispatch ---------------------------------------
@@ -267,7 +283,7 @@ class LightningCLI(_LightningCLI):
         return dumped
 
     def _train_trial(
-        self, trial: Trial, *, base: dict[str, Any], monitor: str, mode: str, study_dir: Path
+        self, trial: Trial, *, base: dict[str, Any], monitor: str | list[str], mode: Sequence[str], study_dir: Path
     ) -> TrialTraining:
         """Build and train one trial from its config (on every rank under torchrun); rank 0 then records it."""
         release_memory_of_earlier_trials()
@@ -355,6 +371,30 @@ class LightningCLI(_LightningCLI):
         path.write_text(export_trial(best, "yaml", header=header))
         self.best_config_path = path
         print(f"Best config written to {shown}; retrain it with:\n  {command}")
+
+
+    def _write_pareto_configs(self, directory: Path) -> None:
+        """Several objectives: print the Pareto set and write each of its trials' configs to ``directory``."""
+        assert self.study is not None
+        front = self.study.best_trials
+        if not front:
+            print(f"No trial of study {self.study.name!r} completed, so there is no Pareto set to write.")
+            return
+        print(f"Pareto set of study {self.study.name!r}: {len(front)} trial(s), none better in every objective.")
+        written = []
+        for trial in front:
+            params = ", ".join(f"{k}={v!r}" for k, v in trial.params.items())
+            print(f"  {describe(trial, self.study.name)}: {params}")
+            if trial.attrs.get(CONFIG_ATTR) is None:
+                continue
+            path = directory / f"trial_{trial.number}.yaml"
+            command = f"python {_shown_path(Path(sys.argv[0]))} fit --config {_shown_path(path)}"
+            directory.mkdir(parents=True, exist_ok=True)
+            header = f"Pareto-optimal: {describe(trial, self.study.name)}.\nRetrain it: {command}"
+            path.write_text(export_trial(trial, "yaml", header=header))
+            written.append(path)
+            print(f"    retrain it with: {command}")
+        self.pareto_config_paths = tuple(written)
 
 
 def search_space_from_config(spec: Mapping[str, Any] | None, decorated: SearchSpace | None = None) -> SearchSpace:

@@ -121,13 +121,13 @@ class TrialTraining:
         if mode is None:
             if study is None:
                 raise InvalidArgumentError("TrialTraining needs `mode` where there is no study (ranks other than 0).")
-            mode = study.directions[0] if isinstance(monitor, str) else study.directions
+            mode = study.directions
         if with_checkpoint and isinstance(monitor, str):
             self.checkpoint = pl.callbacks.ModelCheckpoint(
                 dirpath=self.trial_dir / "checkpoints",
                 filename="best",
                 monitor=monitor,
-                mode=mode,
+                mode=mode if isinstance(mode, str) else mode[0],
                 save_top_k=1,
             )
         elif with_checkpoint:  # several metrics: the last checkpoint, the one the trial's values describe

@@ -402,7 +402,7 @@ class Tuner:
             self.study,
             trial,
             monitor=self.monitor,
-            mode=self.directions[0] if isinstance(self.monitor, str) else self.directions,
+            mode=self.directions,
             study_dir=self.study_dir,
             with_checkpoint=kwargs.get("enable_checkpointing", True) is not False,
             with_logger=kwargs.pop("logger", True) is not False,

@@ -58,6 +58,14 @@ class LinearRegression(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
 
 
+class SizedRegression(LinearRegression):
+    """Also logs its size, ``n_params``: a second objective that trades off against the loss."""
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        super().validation_step(batch, batch_idx)
+        self.log("n_params", float(sum(p.numel() for p in self.parameters())))
+
+
 class ScriptedModule(pl.LightningModule):
     """Logs ``val_loss = losses[i]`` at its i-th validation: callbacks see exactly the given curve."""
 

@@ -21,7 +21,7 @@ import yaml
 from lightning_hpo import Categorical, Float, RandomSampler, SobolSampler, Study, TrialState, tunable
 from lightning_hpo.cli import LightningCLI, search_space_from_config
 from lightning_hpo.pruners import MedianPruner, NopPruner
-from tests.lightning_models import LinearRegression, RegressionData
+from tests.lightning_models import LinearRegression, RegressionData, SizedRegression
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -196,6 +196,39 @@ def test_tune_in_subclass_mode_with_a_decorated_model(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--tune.monitor", "[val_loss,n_params]", "--tune.mode", "[min,min]"],
+        ["--tune.monitor", "val_loss", "--tune.monitor+", "n_params", "--tune.mode", "min", "--tune.mode+", "min"],
+    ],
+    ids=["lists", "appended"],
+)
+def test_tune_with_several_monitors_writes_the_pareto_set(flags, capsys) -> None:
+    cli = run_cli(
+        "tune", *flags, "--tune.n_trials", "3", "--tune.sampler", "random", "--tune.show_progress", "false",
+        "--trainer.max_epochs", "2", "--trainer.accelerator", "cpu", "--trainer.devices", "1",
+        "--tune.search_space", '{"model.lr": {"type": "float", "low": 0.001, "high": 0.1}, "model.hidden": [2, 4, 8]}',
+        model=SizedRegression,
+    )  # fmt: skip
+    study = cli.study
+    assert study.directions == ("min", "min")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    for trial in study.trials:
+        assert trial.values == trial.intermediate_vectors[trial.last_step]  # the last validation's values
+        assert Path(trial.checkpoint_path).name == "last.ckpt"
+    front = study.best_trials
+    directory = (Path("lightning_hpo") / "SizedRegression" / "pareto").resolve()
+    assert cli.pareto_config_paths == tuple(directory / f"trial_{t.number}.yaml" for t in front)
+    for trial, path in zip(front, cli.pareto_config_paths):
+        assert yaml.safe_load(path.read_text()) == stored_config(trial)
+    assert cli.best_config_path is None and not (directory.parent / "best.yaml").exists()
+    out = capsys.readouterr().out
+    assert f"Pareto set of study 'SizedRegression': {len(front)} trial(s)" in out
+    assert f"python train.py fit --config lightning_hpo/SizedRegression/pareto/trial_{front[0].number}.yaml" in out
+
+
+@pytest.mark.slow
 def test_rerunning_tune_resumes_the_study_and_a_new_study_reuses_the_directories(tmp_path: Path) -> None:
     args = [
         "tune",
@@ -223,7 +256,8 @@ def test_help_of_tune_documents_every_flag(capsys) -> None:
         described = re.search(rf"^    {name}: (.+)$", documented, re.MULTILINE)
         assert described, f"{name} has no description in LightningCLI.tune's docstring"
         first_words = " ".join(described.group(1).split()[:4])
-        assert re.search(rf"--tune\.{name} \S+ {re.escape(first_words)}", help_text), name
+        # A list-valued flag is shown twice: --tune.monitor MONITOR, --tune.monitor+ MONITOR
+        assert re.search(rf"--tune\.{name} \S+(, --tune\.{name}\+ \S+)? {re.escape(first_words)}", help_text), name
 
 
 def test_tune_is_listed_beside_lightnings_subcommands(capsys) -> None:
@@ -246,6 +280,9 @@ def test_tune_is_listed_beside_lightnings_subcommands(capsys) -> None:
         (["--tune.pruner", "medain"], "'medain' is neither a known name (median, nop"),
         (["--tune.n_trials", "null"], "needs --tune.n_trials, --tune.timeout, or both"),
         (["--tune.search_space", "null"], "The search space is empty"),
+        (["--tune.monitor", "[val_loss,n_params]"], "`monitor` names 2 metric(s) (val_loss, n_params) but `mode` gives 1"),
+        (["--tune.monitor", "[val_loss,n_params]", "--tune.mode", "[min,min]", "--tune.best_config", "b.yaml"],
+         "--tune.best_config names one file, but several monitors have no single best trial"),
     ],
 )
 def test_tune_rejects_a_bad_setup_before_any_trial(extra, message, capsys) -> None:

@@ -17,7 +17,7 @@ from lightning_hpo import Categorical, Float, Int, NopPruner, Pruner, SobolSampl
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, MetricNotFoundError
 from lightning_hpo.storage import SQLStorage
 from lightning_hpo.tuner import study_directory
-from tests.lightning_models import LinearRegression, RegressionData
+from tests.lightning_models import LinearRegression, RegressionData, SizedRegression
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = {"lr": Float(1e-3, 1e-1, log=True), "hidden": Int(4, 16)}
@@ -58,14 +58,6 @@ def test_fit_trains_each_trial_and_returns_the_best(tmp_path):
     model = LinearRegression.load_from_checkpoint(result.best_checkpoint)
     assert model.hparams.lr == pytest.approx(best.params["lr"]) and model.hparams.hidden == best.params["hidden"]
     assert isinstance(result.load_best_model(), LinearRegression)
-
-
-class SizedRegression(LinearRegression):
-    """Also logs its size: a second objective that trades off against the loss."""
-
-    def validation_step(self, batch, batch_idx):
-        super().validation_step(batch, batch_idx)
-        self.log("n_params", float(sum(p.numel() for p in self.parameters())))
 
 
 @pytest.mark.slow
@@ -262,7 +254,7 @@ TUNE_SCRIPT = textwrap.dedent(
     import sys, time
     sys.path.insert(0, sys.argv[1])
     from lightning_hpo import Float, NopPruner, Tuner
-    from tests.lightning_models import LinearRegression, RegressionData
+    from tests.lightning_models import LinearRegression, RegressionData, SizedRegression
 
     class Slow(LinearRegression):
         def training_step(self, batch, batch_idx):
