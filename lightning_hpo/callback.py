@@ -13,7 +13,7 @@ during the sanity check) it:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 import lightning.pytorch as pl
 import torch
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["TrialReporter"]
 
 #: What one validation reports: a float for one monitor, a tuple (in monitor order) for several.
-Reported = Union[float, tuple[float, ...]]
+Reported = float | tuple[float, ...]
 
 
 class TrialReporter(Callback):

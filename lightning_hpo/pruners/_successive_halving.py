@@ -15,9 +15,8 @@ et al., 2021, "Multi-objective Asynchronous Successive Halving"): see :class:`AS
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
-
 import math
+from collections.abc import Sequence
 
 from lightning_hpo.exceptions import InvalidArgumentError
 from lightning_hpo.pareto import in_top_k, minimization_form
