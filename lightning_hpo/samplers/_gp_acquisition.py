@@ -3,7 +3,15 @@
 The acquisition is BoTorch's ``qLogNoisyExpectedImprovement``: the expected improvement over the
 best *noisy* observation, integrated over the posterior, with the pending (running) trials as a
 joint batch so that a point next to a running trial is worth little. For several objectives it is
-qLogNParEGO, the same on a random scalarization of the objectives (one per trial).
+``qLogNoisyExpectedHypervolumeImprovement`` (qLogNEHVI): the expected growth of the hypervolume
+dominated by the (noisy, sampled) Pareto front of the observed and pending points, above a
+reference point derived from the data (:func:`reference_point`).
+
+qLogNEHVI partitions the sampled front of every Monte-Carlo sample into boxes, which grows fast
+with the number of objectives: with 50 trials of history, one suggestion takes ~0.3 s for 2
+objectives (64 samples), ~2 s for 3 (32 samples) and ~9 s for 4 (32 samples), and more as the
+front fills. Four objectives or more therefore get qLogNParEGO instead (~2 s at 4): qLogNEI of a
+random Chebyshev scalarization of the objectives, drawn anew for each trial.
 
 Maximizing it is on the critical path of every trial, and one evaluation of a BoTorch acquisition
 costs ~3-4 ms on a CPU whether it scores 1 point or 100 (the posterior's bookkeeping dominates).
@@ -33,6 +41,7 @@ from dataclasses import dataclass, replace
 
 import torch
 from botorch.acquisition import AcquisitionFunction, qLogNoisyExpectedImprovement
+from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
 from botorch.acquisition.multi_objective.parego import qLogNParEGO
 from botorch.acquisition.utils import prune_inferior_points
 from botorch.models.model import Model
@@ -42,12 +51,22 @@ from torch.quasirandom import SobolEngine
 
 from lightning_hpo.samplers._gp_space import GPSpace
 
-__all__ = ["OptimizerBudget", "noisy_log_improvement", "evaluate", "maximize"]
+__all__ = [
+    "OptimizerBudget",
+    "noisy_log_improvement",
+    "noisy_log_hypervolume_improvement",
+    "noisy_log_parego",
+    "reference_point",
+    "evaluate",
+    "maximize",
+]
 
 #: Points scored per forward pass: bounds memory, not results.
 _CHUNK = 2048
 #: A start moves only for an improvement of its log acquisition value larger than this.
 _TOLERANCE = 1e-6
+#: Objectives up to which qLogNEHVI is used; more get qLogNParEGO (see the module's docstring).
+MAX_HYPERVOLUME_OBJECTIVES = 3
 
 
 @dataclass(frozen=True)
@@ -82,33 +101,70 @@ class OptimizerBudget:
 
 
 def noisy_log_improvement(
-    model: Model,
-    X_baseline: Tensor,
-    X_pending: Tensor | None,
-    *,
-    mc_samples: int,
-    seed: int,
-    weights: Tensor | None = None,
+    model: Model, X_baseline: Tensor, X_pending: Tensor | None, *, mc_samples: int, seed: int
 ) -> AcquisitionFunction:
-    """qLogNEI of ``model`` over the observed inputs ``X_baseline``, with ``X_pending`` (``p x d``) running.
-
-    A model of several outcomes gets qLogNParEGO: qLogNEI of the augmented Chebyshev scalarization
-    of the outcomes with ``weights`` (a point of the simplex), whose optimum is a Pareto-optimal point.
-    """
-    pending = X_pending if X_pending is not None and len(X_pending) else None
-    sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed)
-    # The cached-root path pays off for large baselines; pruned ones are small (measured: half the
-    # construction time and 10% faster evaluations without it).
-    if model.num_outputs > 1:
-        return qLogNParEGO(
-            model, X_baseline, scalarization_weights=weights, sampler=sampler, X_pending=pending, cache_root=False
-        )
+    """qLogNEI of the one-outcome ``model`` over the observed inputs ``X_baseline`` (``n x d``), with
+    ``X_pending`` (``p x d``) running."""
     # Only observed points that may be the best matter to the improvement; BoTorch's own pruning
-    # draws 2048 posterior samples to find them, 512 do (a third less time).
+    # draws 2048 posterior samples to find them, 512 do (a third less time). The cached-root path
+    # pays off for large baselines; pruned ones are small (measured: half the construction time
+    # and 10% faster evaluations without it).
     baseline = prune_inferior_points(model, X_baseline, num_samples=512)
     return qLogNoisyExpectedImprovement(
-        model, baseline, sampler=sampler, X_pending=pending, prune_baseline=False, cache_root=False
+        model, baseline, sampler=_sampler(mc_samples, seed), X_pending=_pending(X_pending),
+        prune_baseline=False, cache_root=False,
     )
+
+
+def noisy_log_hypervolume_improvement(
+    model: Model, X_baseline: Tensor, X_pending: Tensor | None, *, ref_point: Tensor, mc_samples: int, seed: int
+) -> AcquisitionFunction:
+    """qLogNEHVI of the ``m``-outcome ``model`` over ``X_baseline`` (``n x d``), with ``X_pending``
+    (``p x d``) running, above ``ref_point`` (``m``, in the model's outcome space, larger is better).
+
+    The baseline is pruned to the points that are Pareto-optimal in some posterior sample (BoTorch's
+    ``prune_baseline``): a few of the observed points, so each of the ``mc_samples`` box
+    decompositions of the sampled front stays small. Pending points join the sampled front, so the
+    hypervolume a running trial will likely add is not counted again.
+    """
+    # Without the cached root: construction and evaluations are both faster on pruned baselines
+    # (0.5 s against 0.7 s per suggestion for 2 objectives, 2.3 s against 3.8 s for 3).
+    return qLogNoisyExpectedHypervolumeImprovement(
+        model, ref_point, X_baseline, sampler=_sampler(mc_samples, seed), X_pending=_pending(X_pending),
+        prune_baseline=True, cache_root=False,
+    )
+
+
+def noisy_log_parego(
+    model: Model, X_baseline: Tensor, X_pending: Tensor | None, *, weights: Tensor, mc_samples: int, seed: int
+) -> AcquisitionFunction:
+    """qLogNParEGO of the ``m``-outcome ``model``: qLogNEI of the augmented Chebyshev scalarization
+    of the outcomes with ``weights`` (a point of the simplex), whose optimum is Pareto-optimal."""
+    return qLogNParEGO(
+        model, X_baseline, scalarization_weights=weights, sampler=_sampler(mc_samples, seed),
+        X_pending=_pending(X_pending), cache_root=False,
+    )
+
+
+def reference_point(Y: Tensor) -> Tensor:
+    """``m``: the reference point of the hypervolume for ``n x m`` outcomes (larger is better): the
+    nadir of the observed outcomes (their worst value in each column) minus a tenth of their range.
+
+    Every observed point then adds some hypervolume, a front that reaches the worst value of one
+    objective still counts (the margin), and the point follows the data's scale, so the same rule
+    serves accuracies and parameter counts. A constant column gets a margin of 1.
+    """
+    worst, best = Y.min(dim=0).values, Y.max(dim=0).values
+    spread = best - worst
+    return worst - 0.1 * torch.where(spread > 0, spread, torch.ones_like(spread))
+
+
+def _sampler(mc_samples: int, seed: int) -> SobolQMCNormalSampler:
+    return SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed)
+
+
+def _pending(X_pending: Tensor | None) -> Tensor | None:
+    return X_pending if X_pending is not None and len(X_pending) else None
 
 
 def evaluate(acquisition: AcquisitionFunction, X: Tensor) -> Tensor:

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from lightning_hpo.samplers._gp_space import GPSpace
 
-__all__ = ["build_model", "fit_hyperparameters", "lengthscales"]
+__all__ = ["build_model", "fit_hyperparameters", "lengthscales", "model_outcomes"]
 
 #: L-BFGS-B's relative tolerance on the negative log marginal likelihood: well below the
 #: differences that change a suggestion, and far fewer steps than scipy's default of 2e-9.
@@ -126,7 +126,7 @@ def build_model(
     batch_shape = torch.Size([train_Y.shape[-1]]) if train_Y.shape[-1] > 1 else torch.Size()
     model = SingleTaskGP(
         train_X,
-        standardize(soften_outliers(train_Y)),
+        model_outcomes(train_Y),
         likelihood=_likelihood(batch_shape),
         covar_module=_kernel(gp_space, batch_shape),
         # Standardized here rather than by BoTorch's Standardize transform, whose inverse would run
@@ -136,6 +136,12 @@ def build_model(
     if hyperparameters is not None:
         model.load_state_dict(dict(hyperparameters), strict=False)
     return model.eval()
+
+
+def model_outcomes(Y: Tensor) -> Tensor:
+    """The ``n x m`` outcomes (larger is better) as the GP is trained on them: outliers softened,
+    then standardized; each column keeps its order."""
+    return standardize(soften_outliers(Y))
 
 
 def soften_outliers(Y: Tensor) -> Tensor:

@@ -2,7 +2,7 @@
 
 This module adapts trials to tensors and back; the maths lives in ``_gp_space`` (how the model sees
 the space), ``_gp_model`` (the GP) and ``_gp_acquisition`` (qLogNEI and its maximization), which
-know nothing of studies. BoTorch is imported on the first suggestion that needs it, so creating a
+know nothing of studies (qLogNEHVI for several objectives). BoTorch is imported on the first suggestion that needs it, so creating a
 sampler (and a study) stays cheap.
 """
 
@@ -30,6 +30,9 @@ __all__ = ["GPSampler", "default_n_startup_trials", "fitted_history_size"]
 
 #: Quasi-Monte-Carlo samples of the posterior that estimate qLogNEI.
 MC_SAMPLES = 128
+#: The same for qLogNEHVI, by number of objectives: its cost grows with them (a box decomposition
+#: of the sampled Pareto front per sample), steeply so with 3 objectives.
+MO_MC_SAMPLES = {2: 64, 3: 32}
 #: How many of the best observed points the acquisition search also starts from and near.
 N_INCUMBENTS = 5
 #: Histories up to this many observations get their own fit of the GP's hyperparameters.
@@ -79,8 +82,13 @@ class GPSampler(Sampler):
       ever proposed and none is rounded from a continuous optimum.
     * **Acquisition**: ``qLogNoisyExpectedImprovement``, with the study's RUNNING trials as pending
       points, so parallel workers do not propose the same point. ``mode="max"`` flips the sign
-      of the values. Several objectives get a GP each and qLogNParEGO: qLogNEI of a random
-      Chebyshev scalarization of the objectives, drawn anew for each trial.
+      of the values. Several objectives get a GP each and
+      ``qLogNoisyExpectedHypervolumeImprovement`` (qLogNEHVI), also with the RUNNING trials
+      pending, above a reference point set from the data: in the GP's outcome space (each
+      objective to maximize, outliers softened, standardized), the worst observed value of each
+      objective minus a tenth of its observed range. Four objectives or more get qLogNParEGO
+      (qLogNEI of a random Chebyshev scalarization, drawn anew for each trial) instead: qLogNEHVI's
+      box decompositions grow too costly there (see ``_gp_acquisition``).
     * **What it learns from**: COMPLETE trials; PRUNED trials with the value they are stored with
       (their best intermediate value: a pessimistic one, since they stopped early), which keeps the
       GP away from regions the pruner already judged poor. FAIL trials are ignored.
@@ -90,7 +98,8 @@ class GPSampler(Sampler):
       the last fit (it reuses it until the history has grown by a tenth) and a fresh one that
       refits agree exactly: the cache saves time and never changes a suggestion.
     * **Fast**: ~0.1 s per suggestion with 50 trials of history on a CPU core (see
-      ``benchmarks/gp_speed.py``); torch runs on one thread meanwhile, which the GP's many small
+      ``benchmarks/gp_speed.py``); ~0.3 s for 2 objectives and ~2 s for 3
+      (``benchmarks/multi_objective.py``); torch runs on one thread meanwhile, which the GP's many small
       operations need (several threads made it up to 10x slower on a shared 2-core machine).
 
     Args:
@@ -148,7 +157,7 @@ class GPSampler(Sampler):
     ) -> list[float]:
         import torch
 
-        from lightning_hpo.samplers._gp_acquisition import maximize, noisy_log_improvement
+        from lightning_hpo.samplers._gp_acquisition import maximize
         from lightning_hpo.samplers._gp_model import build_model, lengthscales
         from lightning_hpo.samplers._gp_space import GPSpace
 
@@ -170,14 +179,7 @@ class GPSampler(Sampler):
             hyperparameters = self._hyperparameters(space, observed, X, Y, gp_space, signs=signs, device=device)
             model = build_model(X, Y, gp_space, hyperparameters)
             torch.manual_seed(acquisition_seed)
-            # One random scalarization per trial for several objectives (ParEGO); unused for one.
-            weights = -torch.rand(Y.shape[-1], generator=generator, dtype=torch.float64).log()
-            weights = (weights / weights.sum()).to(device)
-            acquisition = noisy_log_improvement(
-                model, X, X_pending, mc_samples=MC_SAMPLES, seed=acquisition_seed, weights=weights
-            )
-            standardized = (Y - Y.mean(0)) / Y.std(0).clamp_min(1e-12)
-            incumbents = X[(standardized * weights).sum(-1).topk(min(N_INCUMBENTS, len(Y))).indices]
+            acquisition, incumbents = _acquisition(model, X, Y, X_pending, seed=acquisition_seed, generator=generator)
             best = maximize(
                 acquisition,
                 gp_space,
@@ -221,6 +223,38 @@ class GPSampler(Sampler):
         )
 
 
+def _acquisition(
+    model: Any, X: torch.Tensor, Y: torch.Tensor, X_pending: torch.Tensor | None, *, seed: int,
+    generator: torch.Generator,
+) -> tuple[Any, torch.Tensor]:
+    """The acquisition function for the ``n x m`` outcomes ``Y`` (larger is better), and the
+    observed points its search starts from and near."""
+    import torch
+
+    from lightning_hpo.samplers import _gp_acquisition as acquisitions
+    from lightning_hpo.samplers._gp_model import model_outcomes
+
+    m = Y.shape[-1]
+    if m == 1:
+        acquisition = acquisitions.noisy_log_improvement(model, X, X_pending, mc_samples=MC_SAMPLES, seed=seed)
+        return acquisition, X[Y[:, 0].topk(min(N_INCUMBENTS, len(Y))).indices]
+    incumbents = _pareto_incumbents(X, Y, generator)
+    if m <= acquisitions.MAX_HYPERVOLUME_OBJECTIVES:
+        # The reference point is placed where the GP sees the outcomes (softened, standardized).
+        acquisition = acquisitions.noisy_log_hypervolume_improvement(
+            model, X, X_pending, ref_point=acquisitions.reference_point(model_outcomes(Y)),
+            mc_samples=MO_MC_SAMPLES[min(m, 3)], seed=seed,
+        )
+        return acquisition, incumbents
+    # A random scalarization per trial: weights drawn uniformly from the simplex.
+    weights = -torch.rand(m, generator=generator, dtype=torch.float64).log()
+    weights = (weights / weights.sum()).to(X.device)
+    acquisition = acquisitions.noisy_log_parego(
+        model, X, X_pending, weights=weights, mc_samples=MC_SAMPLES, seed=seed
+    )
+    return acquisition, incumbents
+
+
 @contextlib.contextmanager
 def _isolated(device: torch.device) -> Iterator[None]:
     """Run the GP's work without side effects on the caller, and fast.
@@ -246,6 +280,20 @@ def _isolated(device: torch.device) -> Iterator[None]:
             yield
     finally:
         torch.set_num_threads(threads)
+
+
+def _pareto_incumbents(X: torch.Tensor, Y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Up to ``N_INCUMBENTS`` of the observed points on the Pareto front of ``Y`` (larger is better),
+    drawn at random when the front has more, so that successive searches start near different
+    parts of it."""
+    import torch
+
+    from lightning_hpo.pareto import non_dominated_mask
+
+    front = torch.from_numpy(np.flatnonzero(non_dominated_mask(-Y.cpu().numpy()))).to(X.device)
+    if len(front) > N_INCUMBENTS:
+        front = front[torch.randperm(len(front), generator=generator)[:N_INCUMBENTS].to(X.device)]
+    return X[front]
 
 
 def _seeds(*entropy: int) -> tuple[int, int]:
