@@ -85,9 +85,22 @@ class StudySnapshot:
         return [t for t in self.trials if t.state in states]
 
     def objective_label(self, objective: int) -> str:
-        """``"objective (min)"``, or ``"objective 1 (max)"`` when there are several."""
-        name = "objective" if len(self.directions) == 1 else f"objective {objective}"
+        """``"val_loss (min)"`` with the metric names a Tuner recorded (the latest trial's), else
+        ``"objective (min)"``, or ``"objective 1 (max)"`` when there are several."""
+        names = self.metric_names()
+        if names is not None:
+            name = names[objective]
+        else:
+            name = "objective" if len(self.directions) == 1 else f"objective {objective}"
         return f"{name} ({self.directions[objective]})"
+
+    def metric_names(self) -> list[str] | None:
+        """The monitored metrics of the latest trial trained by a Tuner or the CLI, one per objective; else None."""
+        for trial in reversed(self.trials):
+            names = trial.attrs.get("monitor")
+            if isinstance(names, list) and len(names) == len(self.directions) and all(isinstance(n, str) for n in names):
+                return names
+        return None
 
 
 StudyLike = Union["Study", StudySnapshot]

@@ -153,7 +153,9 @@ class TrialTraining:
         from lightning_hpo.distributed import check_trainer_processes
 
         if self.study is not None:
-            self.study.storage.update_trial(self.trial.id, log_dir=str(self.trial_dir))
+            # The metric names travel with the trial, so plots and tables can say "val_loss (min)".
+            monitors = [self.monitor] if isinstance(self.monitor, str) else list(self.monitor)
+            self.study.storage.update_trial(self.trial.id, log_dir=str(self.trial_dir), attrs={"monitor": monitors})
         check_trainer_processes(trainer)
         try:
             fit()

@@ -94,6 +94,12 @@ def test_several_monitors_give_a_pareto_set_with_last_checkpoints(tmp_path, caps
     assert isinstance(model, SizedRegression) and model.hparams.hidden == result.best_trials[0].params["hidden"]
     shown = capsys.readouterr().err
     assert f"Pareto front {len(result.best_trials)} trials" in shown and "val_loss=" in shown and "n_params=" in shown
+    # the metric names travel with the trials, so plots name them
+    assert all(t.attrs["monitor"] == ["val_loss", "n_params"] for t in result.trials)
+    from lightning_hpo.plots import plot_pareto_front
+
+    ax = plot_pareto_front(result.study).axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("val_loss (min)", "n_params (min)")
 
 
 @pytest.mark.slow
