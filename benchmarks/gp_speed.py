@@ -29,6 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.methods import optuna_distributions  # noqa: E402
 from lightning_hpo import Categorical, Float, Int, NopPruner, RandomSampler, Study  # noqa: E402
 from lightning_hpo.samplers.gp import GPSampler  # noqa: E402
 from lightning_hpo.space import Domain  # noqa: E402
@@ -132,26 +133,12 @@ def _run_ours(make_sampler: Callable[[int], Any]) -> Callable[..., tuple[list[fl
     return run
 
 
-def _optuna_distributions(space: Mapping[str, Domain]) -> dict[str, Any]:
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    out: dict[str, Any] = {}
-    for name, domain in space.items():
-        if isinstance(domain, Float):
-            out[name] = FloatDistribution(domain.low, domain.high, log=domain.log)
-        elif isinstance(domain, Int):
-            out[name] = IntDistribution(domain.low, domain.high, log=domain.log, step=domain.step)
-        else:
-            out[name] = CategoricalDistribution(domain.choices)
-    return out
-
-
 def _run_optuna(sampler_name: str) -> Callable[..., tuple[list[float], list[float]]]:
     def run(space: dict[str, Domain], objective: Objective, n: int, seed: int) -> tuple[list[float], list[float]]:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        distributions = _optuna_distributions(space)
+        distributions = optuna_distributions(space)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             study = optuna.create_study(sampler=getattr(optuna.samplers, sampler_name)(seed=seed))
@@ -229,7 +216,7 @@ def speed_at(history: int, methods: list[str], repeats: int = TIMED_AFTER) -> di
             study.tell(trial, objective(trial.params))
     if "optuna_gp" in methods:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        distributions = _optuna_distributions(space)
+        distributions = optuna_distributions(space)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ostudy = optuna.create_study(sampler=optuna.samplers.GPSampler(seed=0))
