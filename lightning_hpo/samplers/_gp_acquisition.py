@@ -100,6 +100,10 @@ class OptimizerBudget:
     discrete_rounds: int = 10
 
 
+#: Observed points that qLogNEI keeps as candidates for the incumbent (the most likely best ones).
+MAX_BASELINE = 16
+
+
 def noisy_log_improvement(
     model: Model, X_baseline: Tensor, X_pending: Tensor | None, *, mc_samples: int, seed: int
 ) -> AcquisitionFunction:
@@ -109,7 +113,11 @@ def noisy_log_improvement(
     # draws 2048 posterior samples to find them, 512 do (a third less time). The cached-root path
     # pays off for large baselines; pruned ones are small (measured: half the construction time
     # and 10% faster evaluations without it).
-    baseline = prune_inferior_points(model, X_baseline, num_samples=512)
+    # At most MAX_BASELINE of them, those most often the best: near an optimum many observed points
+    # are each sometimes the best, and the improvement's joint posterior grows with their square
+    # (Hartmann6 at 130 trials: 70 points kept, 0.9 s per suggestion; capped, see MAX_BASELINE).
+    max_frac = min(1.0, MAX_BASELINE / len(X_baseline))
+    baseline = prune_inferior_points(model, X_baseline, num_samples=512, max_frac=max_frac)
     return qLogNoisyExpectedImprovement(
         model, baseline, sampler=_sampler(mc_samples, seed), X_pending=_pending(X_pending),
         prune_baseline=False, cache_root=False,
