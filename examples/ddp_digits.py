@@ -17,7 +17,7 @@ import os
 import sys
 
 import torch
-from digits import SEARCH_SPACE, DigitsClassifier, DigitsDataModule
+from digits import SEARCH_SPACE, DigitsClassifier, DigitsDataModule, print_summary
 
 from lightning_hpo import MedianPruner, Tuner
 
@@ -56,12 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     result = tuner.fit(n_trials=args.n_trials)  # on every rank; each rank gets the same result
 
     if tuner.study is not None:  # global rank 0 (or the only process)
-        best = result.best_trial
-        print(f"best val_loss     {result.best_value:.4f}  (trial {best.number} of {len(result.trials)})")
-        print("best params       " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items()))
-        print(f"processes         {os.environ.get('WORLD_SIZE', '1')} per trial")
-        print(f"study             {result.study.name!r} in {result.study.storage.display_url}")
-        print(f"best checkpoint   {result.best_checkpoint}")
+        print_summary(result, f"processes         {os.environ.get('WORLD_SIZE', '1')} per trial")
     return 0
 
 

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_hpo import Categorical, Float, Int, Tuner
+from lightning_hpo import Categorical, Float, Int, Tuner, TuneResult
 
 
 class DigitsDataModule(pl.LightningDataModule):
@@ -135,12 +135,18 @@ def main(argv: list[str] | None = None) -> int:
     test_acc = trainer.test(model, datamodule=DigitsDataModule(), verbose=False)[0]["test_acc"]
 
     print()
+    print_summary(result, f"test accuracy     {test_acc:.4f}  (best checkpoint on the held-out test split)")
+    return 0
+
+
+def print_summary(result: TuneResult, *details: str) -> None:
+    """The best trial, its parameters, then ``details``, and where the study and the checkpoint are."""
     print(f"best val_loss     {result.best_value:.4f}  (trial {result.best_trial.number} of {len(result.trials)})")
     print("best params       " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items()))
-    print(f"test accuracy     {test_acc:.4f}  (best checkpoint on the held-out test split)")
+    for line in details:
+        print(line)
     print(f"study             {result.study.name!r} in {result.study.storage.display_url}")
     print(f"best checkpoint   {result.best_checkpoint}")
-    return 0
 
 
 if __name__ == "__main__":
