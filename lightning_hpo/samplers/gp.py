@@ -97,7 +97,7 @@ class GPSampler(Sampler):
       to a prefix of the history (see :func:`fitted_history_size`), so a sampler that remembers
       the last fit (it reuses it until the history has grown by a tenth) and a fresh one that
       refits agree exactly: the cache saves time and never changes a suggestion.
-    * **Fast**: ~0.1 s per suggestion with 50 trials of history on a CPU core (see
+    * **Fast**: ~0.03 s per suggestion with 50 trials of history on a CPU core (see
       ``benchmarks/gp_speed.py``); ~0.3 s for 2 objectives and ~2 s for 3
       (``benchmarks/multi_objective.py``); torch runs on one thread meanwhile, which the GP's many small
       operations need (several threads made it up to 10x slower on a shared 2-core machine).
@@ -236,7 +236,7 @@ def _acquisition(
 
     m = Y.shape[-1]
     if m == 1:
-        acquisition = acquisitions.noisy_log_improvement(model, X, X_pending, mc_samples=MC_SAMPLES, seed=seed)
+        acquisition = acquisitions.noisy_log_improvement(model, X_pending, mc_samples=MC_SAMPLES, seed=seed)
         return acquisition, X[Y[:, 0].topk(min(N_INCUMBENTS, len(Y))).indices]
     incumbents = _pareto_incumbents(X, Y, generator)
     if m <= acquisitions.MAX_HYPERVOLUME_OBJECTIVES:

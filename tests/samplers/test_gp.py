@@ -366,7 +366,7 @@ def _acquisition_of(monkeypatch, trials: Sequence[Trial], directions: list[str])
 @pytest.mark.parametrize(
     "m, acquisition_name",
     [
-        (1, "qLogNoisyExpectedImprovement"),
+        (1, "CachedLogNEI"),
         (2, "qLogNoisyExpectedHypervolumeImprovement"),
         (3, "qLogNoisyExpectedHypervolumeImprovement"),
         (4, "qLogNParEGO"),
