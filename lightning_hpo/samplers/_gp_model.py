@@ -9,7 +9,10 @@
   a dimension-scaled prior made for high-dimensional problems, favours much longer lengthscales;
   on Hartmann6 at 50 trials it found the global basin in 2 runs of 6 where these priors found it
   in 7 of 10 (Optuna's GPSampler, whose priors these resemble: 8 of 10).
-* Outcomes are standardized.
+* Outcomes go through three monotone steps, so the best points stay the best: values far below
+  the rest are pulled in (:func:`soften_outliers`), each column is warped towards a normal
+  distribution by a Yeo-Johnson transform with its maximum-likelihood exponent
+  (:func:`warp_to_normal`, HEBO's output warping), and standardized.
 
 Every positive hyperparameter is optimized through its logarithm: BoTorch's defaults optimize
 lengthscales and noise on their own scale, where L-BFGS-B needs ~60 steps to fit 50 points; in log
@@ -18,6 +21,7 @@ space it needs ~15 from the priors' centres.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -34,7 +38,7 @@ from torch import Tensor
 
 from lightning_hpo.samplers._gp_space import GPSpace
 
-__all__ = ["build_model", "fit_hyperparameters", "lengthscales", "model_outcomes"]
+__all__ = ["build_model", "fit_hyperparameters", "lengthscales", "model_outcomes", "warp_to_normal"]
 
 #: L-BFGS-B's relative tolerance on the negative log marginal likelihood: well below the
 #: differences that change a suggestion, and far fewer steps than scipy's default of 2e-9.
@@ -47,6 +51,9 @@ LENGTHSCALE_PRIOR_SCALE = 0.75
 #: fit down to it, and it limits how finely the GP tells good points apart: Branin at 50 trials,
 #: median regret 2e-4 with 1e-6 (Optuna's floor), 1.5e-5 with 1e-8.
 MIN_NOISE = 1e-8
+#: Bounds of the Yeo-Johnson exponent of :func:`warp_to_normal` (fitted ones lie between -1.1 and
+#: 4.6 on the benchmark tasks); they only guard against degenerate fits on a few distinct values.
+WARP_EXPONENT_RANGE = (-3.0, 5.0)
 
 
 def _log_positive(lower: float, initial: float) -> GreaterThan:
@@ -140,8 +147,8 @@ def build_model(
 
 def model_outcomes(Y: Tensor) -> Tensor:
     """The ``n x m`` outcomes (larger is better) as the GP is trained on them: outliers softened,
-    then standardized; each column keeps its order."""
-    return standardize(soften_outliers(Y))
+    warped towards normal, then standardized; each column keeps its order."""
+    return standardize(warp_to_normal(soften_outliers(Y)))
 
 
 def soften_outliers(Y: Tensor) -> Tensor:
@@ -160,6 +167,61 @@ def soften_outliers(Y: Tensor) -> Tensor:
     fence = q1.squeeze(0) - 1.5 * iqr
     gap = (fence - Y).clamp_min(0.0)
     return torch.where(gap > 0, fence - scale * torch.log1p(gap / scale), Y)
+
+
+def warp_to_normal(Y: Tensor) -> Tensor:
+    """Each outcome column standardized, then Yeo-Johnson transformed with the exponent that makes
+    it most normal (maximum likelihood, kept within ``WARP_EXPONENT_RANGE``); a constant column,
+    or one of fewer than 3 values, is only standardized.
+
+    Validation losses are skewed in a way the outlier fence does not reach: a long tail of poor
+    settings below a tight cluster of good ones. The GP's Gaussian likelihood then spends its
+    variance on the tail, and the good cluster looks flat. The fitted exponent is above 1 for such
+    data (it spreads the good values apart and compresses the tail) and near 1 for symmetric data,
+    which it leaves nearly unchanged. Measured (median regret at 50 trials, 10 seeds, 5 for the
+    training tasks; without -> with): NAS-Bench-201 1.84 -> 0.30, HPOlib slice 6.3e-5 -> 3.3e-5,
+    SVC 2.6e-4 -> 6.3e-5, digits MLP 0.0060 -> 0.0051.
+    """
+    Z = standardize(Y)
+    columns = []
+    for column in Z.T:
+        if len(column) < 3 or bool(column.min() == column.max()):
+            columns.append(column)
+            continue
+        columns.append(_yeo_johnson(column, _most_normal_exponent(column)))
+    return torch.stack(columns, dim=1)
+
+
+def _yeo_johnson(x: Tensor, exponent: Tensor) -> Tensor:
+    """The Yeo-Johnson transform of ``x`` (``n``) for each exponent of ``exponent`` (``k x 1`` or a
+    scalar); monotone increasing in ``x`` for every exponent."""
+    positive, negative = torch.log1p(x.clamp_min(0.0)), torch.log1p((-x).clamp_min(0.0))
+    upper = torch.where(exponent.abs() < 1e-8, positive, torch.expm1(exponent * positive) / _nonzero(exponent))
+    flipped = 2.0 - exponent
+    lower = torch.where(flipped.abs() < 1e-8, negative, torch.expm1(flipped * negative) / _nonzero(flipped))
+    return torch.where(x >= 0, upper, -lower)
+
+
+def _nonzero(value: Tensor) -> Tensor:
+    return torch.where(value.abs() < 1e-8, torch.ones_like(value), value)
+
+
+def _most_normal_exponent(x: Tensor) -> Tensor:
+    """The Yeo-Johnson exponent maximizing the normal log-likelihood of the transformed ``x``, found
+    on a grid of ``WARP_EXPONENT_RANGE`` (steps of 0.1, then 0.005 around the best): as scipy's
+    ``yeojohnson_normmax`` to ~0.003, in one batched evaluation each, without an iterative solver."""
+    low, high = WARP_EXPONENT_RANGE
+    grid = torch.linspace(low, high, int(round((high - low) / 0.1)) + 1, dtype=x.dtype, device=x.device)
+    best = _best_exponent(x, grid)
+    fine = torch.linspace(-0.1, 0.1, 41, dtype=x.dtype, device=x.device) + best
+    return _best_exponent(x, fine.clamp(low, high))
+
+
+def _best_exponent(x: Tensor, exponents: Tensor) -> Tensor:
+    warped = _yeo_johnson(x, exponents.unsqueeze(-1))  # k x n
+    variance = warped.var(dim=-1, unbiased=False).clamp_min(1e-300)
+    log_likelihood = -0.5 * len(x) * variance.log() + (exponents - 1.0) * (x.sign() * x.abs().log1p()).sum()
+    return exponents[log_likelihood.nan_to_num(nan=-math.inf).argmax()]
 
 
 def standardize(Y: Tensor) -> Tensor:

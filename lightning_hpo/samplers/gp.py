@@ -77,7 +77,8 @@ class GPSampler(Sampler):
     * **Start**: while fewer than ``n_startup_trials`` trials have a value, trial ``n`` takes point
       ``n`` of a scrambled Sobol sequence (as :class:`SobolSampler` would).
     * **Model**: a GP on the encoded unit cube in float64 (log-scaled parameters in log space),
-      outcomes standardized, noise inferred. Int parameters are points of their grid and
+      outcomes made closer to normal (outliers softened, then a Yeo-Johnson warp, see
+      ``_gp_model``) and standardized, noise inferred. Int parameters are points of their grid and
       categorical ones have their own kernel (no order among choices), so only valid values are
       ever proposed and none is rounded from a continuous optimum.
     * **Acquisition**: ``qLogNoisyExpectedImprovement``, with the study's RUNNING trials as pending
@@ -85,7 +86,7 @@ class GPSampler(Sampler):
       of the values. Several objectives get a GP each and
       ``qLogNoisyExpectedHypervolumeImprovement`` (qLogNEHVI), also with the RUNNING trials
       pending, above a reference point set from the data: in the GP's outcome space (each
-      objective to maximize, outliers softened, standardized), the worst observed value of each
+      objective to maximize, softened, warped, standardized), the worst observed value of each
       objective minus a tenth of its observed range. Four objectives or more get qLogNParEGO
       (qLogNEI of a random Chebyshev scalarization, drawn anew for each trial) instead: qLogNEHVI's
       box decompositions grow too costly there (see ``_gp_acquisition``).
@@ -240,7 +241,7 @@ def _acquisition(
         return acquisition, X[Y[:, 0].topk(min(N_INCUMBENTS, len(Y))).indices]
     incumbents = _pareto_incumbents(X, Y, generator)
     if m <= acquisitions.MAX_HYPERVOLUME_OBJECTIVES:
-        # The reference point is placed where the GP sees the outcomes (softened, standardized).
+        # The reference point is placed where the GP sees the outcomes (softened, warped, standardized).
         acquisition = acquisitions.noisy_log_hypervolume_improvement(
             model, X, X_pending, ref_point=acquisitions.reference_point(model_outcomes(Y)),
             mc_samples=MO_MC_SAMPLES[min(m, 3)], seed=seed,

@@ -1,0 +1,65 @@
+"""The outcomes the GP is trained on: outliers softened, warped towards normal, standardized."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from lightning_hpo.samplers._gp_model import WARP_EXPONENT_RANGE, model_outcomes, standardize, warp_to_normal
+
+
+def _skewed(n: int = 60, seed: int = 0) -> torch.Tensor:
+    """``n x 1`` negated losses (larger is better): a tight cluster of good values and a long tail
+    of poor ones, as validation losses are."""
+    generator = torch.Generator().manual_seed(seed)
+    return -torch.exp(0.8 * torch.randn(n, 1, generator=generator, dtype=torch.float64))
+
+
+def test_warp_is_scipys_yeo_johnson_at_the_most_normal_exponent():
+    for seed in range(4):
+        Y = _skewed(seed=seed)
+        z = standardize(Y)[:, 0].numpy()
+        exponent = stats.yeojohnson_normmax(z)
+        assert WARP_EXPONENT_RANGE[0] < exponent < WARP_EXPONENT_RANGE[1]
+        expected = stats.yeojohnson(z, lmbda=exponent)
+        np.testing.assert_allclose(warp_to_normal(Y)[:, 0].numpy(), expected, atol=0.01 * np.ptp(expected))
+
+
+def test_warp_keeps_the_order_and_makes_a_skewed_column_more_normal():
+    Y = _skewed()
+    warped = warp_to_normal(Y)
+    assert torch.equal(warped[:, 0].argsort(), Y[:, 0].argsort())
+    assert abs(stats.skew(warped[:, 0].numpy())) < 0.5 < abs(stats.skew(Y[:, 0].numpy()))
+    # the good cluster is spread apart: the best 10 span more of the standardized range
+    best = Y[:, 0].argsort()[-10:]
+    assert np.ptp(warped[best, 0].numpy()) > 2 * np.ptp(standardize(Y)[best, 0].numpy())
+
+
+def test_normal_data_is_left_nearly_as_it_is():
+    Y = torch.randn(200, 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    torch.testing.assert_close(warp_to_normal(Y), standardize(Y), atol=0.15, rtol=0.0)
+
+
+@pytest.mark.parametrize("Y", [[[3.0], [3.0], [3.0]], [[1.0], [2.0]], [[5.0]]])
+def test_constant_or_short_columns_are_only_standardized(Y):
+    Y = torch.tensor(Y, dtype=torch.float64)
+    torch.testing.assert_close(warp_to_normal(Y), standardize(Y))
+
+
+def test_columns_are_warped_independently():
+    Y = torch.cat([_skewed(seed=2), torch.randn(60, 1, generator=torch.Generator().manual_seed(3), dtype=torch.float64)], dim=1)
+    both = model_outcomes(Y)
+    torch.testing.assert_close(both[:, :1], model_outcomes(Y[:, :1]))
+    torch.testing.assert_close(both[:, 1:], model_outcomes(Y[:, 1:]))
+    torch.testing.assert_close(both.mean(0), torch.zeros(2, dtype=torch.float64), atol=1e-12, rtol=0.0)
+    torch.testing.assert_close(both.std(0), torch.ones(2, dtype=torch.float64))
+
+
+def test_a_diverged_run_does_not_flatten_the_good_values():
+    """One loss of 1e6 among values near 1: the fence pulls it in before the warp sees it."""
+    Y = -torch.tensor([[1.0], [1.1], [1.2], [1.3], [1.5], [2.0], [1e6]], dtype=torch.float64)
+    outcomes = model_outcomes(Y)[:, 0]
+    assert torch.equal(outcomes.argsort(), Y[:, 0].argsort())
+    assert outcomes[0] - outcomes[4] > 0.3  # 1.0 and 1.5 stay well apart
