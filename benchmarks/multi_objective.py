@@ -450,22 +450,19 @@ NOTES = """\
 - On ZDT1 and ZDT2 the two GP samplers are in a class of their own: NSGA-II, TPE and random search
   stay far from the front at 50 trials. NSGA-II runs with a population of 10; at its default of
   50 it would be random search for the whole budget.
-- digits_mlp is the hard case for both GP samplers. Its hypervolume is measured on log10 of the
+- digits_mlp is the hard case for GP samplers. Its hypervolume is measured on log10 of the
   parameter count, so that each decade of model size weighs the same, while the samplers are given
-  the raw count, as a user would state it. A GP on the raw count (160 to 42,634, heavy-tailed) sees
-  all small models as nearly equally good and spends its trials refining mid-sized ones; random and
-  TPE, which sample the width on its log scale, cover the small-model decades that the log measure
-  rewards. lightning_hpo loses there to TPE and to random search at 50 trials, and ties Optuna's
-  GP. A separate experiment (2026-11-28, not run by this script, not in the sampler): the same
-  GPSampler modelling a "min" column of positive values spanning over a decade by its logarithm
-  reached 1.2178 [1.2091, 1.2332] at 50 trials (1.1467 at 20) over the same 5 seeds, ahead of TPE;
-  whether that warping helps or hurts elsewhere (ZDT's f1 also spans decades near 0, and
-  single-objective losses) is untested, so it is not adopted.
+  the raw count, as a user would state it (160 to 42,634, heavy-tailed). A GP on the raw count
+  sees all small models as nearly equally good and spends its trials refining mid-sized ones, as
+  Optuna's GP does here; random and TPE, which sample the width on its log scale, cover the
+  small-model decades that the log measure rewards. lightning_hpo's GP warps each outcome towards
+  normal before fitting (Yeo-Johnson, ``lightning_hpo/samplers/_gp_model.py``), which spreads the
+  small counts apart; before that warp it trailed TPE and random search here and tied Optuna's GP.
 - Time per suggestion: lightning_hpo's qLogNEHVI search costs more than Optuna's GP per
   suggestion (a box decomposition of the sampled Pareto front per Monte-Carlo sample, and a wider
   acquisition search); both are well under the seconds-to-minutes a training trial takes. NSGA-II,
-  TPE and random search cost next to nothing. The machine was shared with other jobs (load up to
-  7 on 2 cores during the digits runs), so the times are inflated and noisy; compare within a row.
+  TPE and random search cost next to nothing. The machine's 2 cores were shared with another
+  benchmark during the runs, so the times are inflated and noisy; compare within a row.
 """
 
 

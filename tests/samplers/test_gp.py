@@ -433,3 +433,48 @@ def test_pareto_front_beats_sobol_on_a_seeded_two_objective_problem():
         volumes[name] = hypervolume([t.values for t in study.trials], reference_point=[1.1, 11.0])
     # the GP's front is markedly better, not by a hair
     assert volumes["gp"] > volumes["sobol"] + 1.0  # 11.69 against 9.98 (the best front: 11.77)
+
+
+# -- the acquisition search -------------------------------------------------------------------------
+
+
+def test_gradient_components_pointing_out_of_the_box_are_dropped():
+    from lightning_hpo.samplers._gp_acquisition import _projected
+
+    X = torch.tensor([[0.0, 1.0, 0.5, 0.0, 1.0]], dtype=torch.float64)
+    gradient = torch.tensor([[-1.0, 2.0, -3.0, 4.0, -5.0]], dtype=torch.float64)
+    assert _projected(gradient, X).tolist() == [[0.0, 0.0, -3.0, 4.0, -5.0]]
+
+
+def test_bound_moves_send_one_column_at_a_time_where_its_gradient_points():
+    from lightning_hpo.samplers._gp_acquisition import _to_bounds
+
+    X = torch.tensor([[0.3, 0.6, 0.5], [0.2, 0.2, 0.2]], dtype=torch.float64)
+    gradient = torch.tensor([[1.0, -1.0, 0.0], [-2.0, 0.0, 3.0]], dtype=torch.float64)
+    moved = _to_bounds(X, gradient, [0, 1])  # column 2 is not continuous here: never moved
+    assert moved.tolist() == [
+        [[1.0, 0.6, 0.5], [0.3, 0.0, 0.5]],
+        [[0.0, 0.2, 0.2], [0.2, 0.2, 0.2]],
+    ]
+
+
+def test_search_reaches_an_optimum_in_a_corner():
+    """An acquisition rising towards the corner (1, 0, 1) of three of six Float columns, with
+    lengthscales far shorter than the way there: the search ends exactly on the three bounds
+    (steps of a few lengthscales alone end short of them)."""
+    from lightning_hpo.samplers._gp_acquisition import maximize
+
+    space = SearchSpace({f"x{i}": Float(0.0, 1.0) for i in range(6)})
+    gp_space = GPSpace(space)
+
+    class Corner(torch.nn.Module):
+        def forward(self, X: torch.Tensor) -> torch.Tensor:
+            x = X.squeeze(-2)
+            return x[:, 0] - x[:, 1] + x[:, 2] - 0.1 * (x[:, 3:] - 0.5).pow(2).sum(-1)
+
+    incumbents = torch.full((2, 6), 0.5, dtype=torch.float64)
+    best = maximize(
+        Corner(), gp_space, incumbents=incumbents, scales=torch.full((6,), 0.01, dtype=torch.float64),
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert best[:3].tolist() == [1.0, 0.0, 1.0]
