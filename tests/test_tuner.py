@@ -294,7 +294,10 @@ def _wait_for(predicate, timeout=120.0):
 
 def _trials(url):
     storage = SQLStorage(url)
-    return storage.get_trials(storage.get_study("Slow").id)
+    try:
+        return storage.get_trials(storage.get_study("Slow").id)
+    finally:
+        storage.close()  # a poll every 50 ms must not pile up connections to the study's database
 
 
 @pytest.mark.slow
@@ -302,11 +305,19 @@ def test_ctrl_c_marks_the_running_trial_and_exits_cleanly(tmp_path):
     script = tmp_path / "tune.py"
     script.write_text(TUNE_SCRIPT)
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    process = subprocess.Popen([sys.executable, str(script), str(REPO), url, str(tmp_path / "runs"), "50"],
+    # Far more trials than can finish before the signal, however slowly this machine starts them:
+    # a study that ends by itself would make the signal a no-op (seen once in CI with 50 trials).
+    process = subprocess.Popen([sys.executable, str(script), str(REPO), url, str(tmp_path / "runs"), "1000"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: any(t.intermediate_values for t in _trials(url)))
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=120)
+    try:
+        _wait_for(lambda: any(t.intermediate_values for t in _trials(url)))
+        assert process.poll() is None, "the study ended before it could be interrupted"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
     assert process.returncode == 130, err[-2000:]
     assert "INTERRUPTED-CLEANLY" in out
     last = _trials(url)[-1]
