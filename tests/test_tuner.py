@@ -257,7 +257,10 @@ def test_study_directory_never_leaves_root(tmp_path, name, expected):
 
 TUNE_SCRIPT = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, time
+    # Ctrl-C as in a terminal: a test run started in the background by a non-interactive shell
+    # passes SIGINT down ignored, and Python then keeps ignoring it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, sys.argv[1])
     from lightning_hpo import Float, NopPruner, Tuner
     from tests.lightning_models import LinearRegression, RegressionData, SizedRegression
@@ -305,8 +308,8 @@ def test_ctrl_c_marks_the_running_trial_and_exits_cleanly(tmp_path):
     script = tmp_path / "tune.py"
     script.write_text(TUNE_SCRIPT)
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    # Far more trials than can finish before the signal, however slowly this machine starts them:
-    # a study that ends by itself would make the signal a no-op (seen once in CI with 50 trials).
+    # Far more trials than can finish before the signal: a study that ends by itself would make
+    # the signal a no-op.
     process = subprocess.Popen([sys.executable, str(script), str(REPO), url, str(tmp_path / "runs"), "1000"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
