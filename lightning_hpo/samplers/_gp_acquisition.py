@@ -33,8 +33,9 @@ restarts batched together:
 3. A space of only Int and categorical columns, small enough, is scored exhaustively instead.
 
 On Hartmann6 histories of 20 to 50 trials, 6 rounds from 4 starts come within ~1e-3 of the
-log-acquisition value that L-BFGS-B reaches in 200 iterations, in ~55 ms, where BoTorch's batched
-L-BFGS-B needs ~25 iterations and ~170 ms for that (and is off by 0.2 after 8 iterations). Int and
+log-acquisition value that L-BFGS-B reaches in 200 iterations, in ~55 ms (measured on BoTorch's
+qLogNEI), where BoTorch's batched L-BFGS-B needs ~25 iterations and ~170 ms for that (and is off
+by 0.2 after 8 iterations). Int and
 categorical columns only ever take values of their domains: no continuous optimum is rounded after
 the fact.
 """

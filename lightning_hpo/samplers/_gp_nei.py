@@ -85,7 +85,9 @@ class CachedLogNEI(torch.nn.Module):
             n_pending = 0 if X_pending is None else len(X_pending)
             self._fixed = self.X_baseline if not n_pending else torch.cat([self.X_baseline, X_pending])
             # The fixed points' posterior: mean, covariance's Cholesky factor, samples.
-            fixed_mean, self._V_fixed, fixed_factor = self._posterior(self._fixed)
+            fixed_mean, self._V_fixed, fixed_factor = self._posterior(
+                self._kernel(X_train, self._fixed), self._kernel(self._fixed, self._fixed)
+            )
             self._fixed_factor = fixed_factor
             # BoTorch's layout of the base samples: baseline, then the candidate, then pending.
             base = draw_sobol_normal_samples(n_baseline + 1 + n_pending, mc_samples, seed=seed).to(X_train)
@@ -99,18 +101,18 @@ class CachedLogNEI(torch.nn.Module):
         with gpytorch.settings.lazily_evaluate_kernels(False):
             return self.model.covar_module(X1, X2).to_dense()
 
-    def _posterior(self, X: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Of the ``n x d`` points ``X``: posterior mean, ``L^{-1} K(X_train, X)`` (``L`` the training
-        covariance's factor) and the posterior covariance's Cholesky factor."""
-        cross = self._kernel(self._X_train, X)
+    def _posterior(self, cross: Tensor, prior: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Of ``n`` points ``X``, given ``cross = K(X_train, X)`` and ``prior = K(X, X)``: posterior
+        mean, ``L^{-1} cross`` (``L`` the training covariance's factor) and the posterior
+        covariance's Cholesky factor."""
         V = torch.linalg.solve_triangular(self._train_factor, cross, upper=False)
         mean = self._constant + cross.mT @ self._alpha
-        return mean, V, psd_safe_cholesky(self._kernel(X, X) - V.mT @ V)
+        return mean, V, psd_safe_cholesky(prior - V.mT @ V)
 
     def _most_likely_best(self, K: Tensor, max_points: int, n_samples: int, seed: int) -> Tensor:
         """Indices of the training points that are the best in some joint posterior sample, the
-        most often best first, at most ``max_points``."""
-        mean, _, factor = self._posterior(self._X_train)
+        most often best first, at most ``max_points`` (``K``: the training points' kernel matrix)."""
+        mean, _, factor = self._posterior(K, K)
         z = draw_sobol_normal_samples(len(mean), n_samples, seed=seed).to(mean)
         winners, counts = torch.unique((mean + z @ factor.mT).argmax(dim=-1), return_counts=True)
         return winners[counts.argsort(descending=True, stable=True)[:max_points]]

@@ -1,9 +1,9 @@
 """Bayesian optimization with a BoTorch Gaussian process: the default sampler of a study.
 
 This module adapts trials to tensors and back; the maths lives in ``_gp_space`` (how the model sees
-the space), ``_gp_model`` (the GP) and ``_gp_acquisition`` (qLogNEI and its maximization), which
-know nothing of studies (qLogNEHVI for several objectives). BoTorch is imported on the first suggestion that needs it, so creating a
-sampler (and a study) stays cheap.
+the space), ``_gp_model`` (the GP) and ``_gp_acquisition`` (qLogNEI, qLogNEHVI for several
+objectives, and their maximization), which know nothing of studies. BoTorch is imported on the
+first suggestion that needs it, so creating a sampler (and a study) stays cheap.
 """
 
 from __future__ import annotations
