@@ -2,13 +2,14 @@
 
 * Float and Int columns share a Matern-5/2 kernel with one lengthscale each; categorical columns
   get BoTorch's ``CategoricalKernel``, a function of which choices differ (no order is imposed on
-  choices); with both kinds the kernel is their product, scaled by an output scale.
-* Priors suit the low-dimensional spaces of hyperparameter tuning: every lengthscale is
-  log-normal around 1 (the width of the unit cube), the output scale Gamma(2, 1) and the noise
-  variance Gamma(1.1, 30), small but inferred (training objectives are noisy). BoTorch's default,
-  a dimension-scaled prior made for high-dimensional problems, favours much longer lengthscales;
-  on Hartmann6 at 50 trials it found the global basin in 2 runs of 6 where these priors found it
-  in 7 of 10 (Optuna's GPSampler, whose priors these resemble: 8 of 10).
+  choices); with both kinds the kernel is BoTorch's mixed structure, their sum plus their product.
+* Priors suit the low-dimensional spaces of hyperparameter tuning. The Matern lengthscales are
+  log-normal around ``sqrt(d)`` for ``d`` Float and Int columns (see :func:`_lengthscale_prior`),
+  the categorical ones around 1, the output scale Gamma(2, 1) and the noise variance
+  Gamma(1.1, 30), small but inferred (training objectives are noisy). BoTorch's default prior has
+  the same ``sqrt(d)`` scaling but is centred ~4 times further out and much wider, made for
+  high-dimensional problems: on Hartmann6 at 50 trials it found the global basin in 2 runs of 6
+  where ours found it in 7 of 10, and on Levy6 its median regret was 6.2 against ours 0.40.
 * Outcomes go through three monotone steps, so the best points stay the best: values far below
   the rest are pulled in (:func:`soften_outliers`), each column is warped towards a normal
   distribution by a Yeo-Johnson transform with its maximum-likelihood exponent
@@ -45,7 +46,7 @@ __all__ = ["build_model", "fit_hyperparameters", "lengthscales", "model_outcomes
 FIT_TOLERANCE = 1e-6
 #: Step cap of one fit; a fit from the prior's mode converges in 10-30 steps.
 FIT_MAX_STEPS = 200
-#: Spread of the log-normal prior of every lengthscale, centred on 1 (the width of the unit cube).
+#: Spread of the log-normal prior of every lengthscale (see :func:`_lengthscale_prior`).
 LENGTHSCALE_PRIOR_SCALE = 0.75
 #: Smallest noise variance (of standardized outcomes) the GP may infer. Deterministic objectives
 #: fit down to it, and it limits how finely the GP tells good points apart: Branin at 50 trials,
@@ -61,8 +62,22 @@ def _log_positive(lower: float, initial: float) -> GreaterThan:
     return GreaterThan(lower, transform=torch.exp, inv_transform=torch.log, initial_value=initial)
 
 
-def _lengthscale_prior() -> LogNormalPrior:
-    return LogNormalPrior(loc=0.0, scale=LENGTHSCALE_PRIOR_SCALE)
+def _lengthscale_prior(dimension: int) -> LogNormalPrior:
+    """The log-normal prior of the lengthscales of a kernel on ``dimension`` columns whose distance
+    is Euclidean, centred on ``sqrt(dimension)`` (``dimension=1`` centres it on the width of the
+    unit cube, as for the categorical kernel, whose distance is a mean over its columns).
+
+    Two random points of the unit cube lie ``sqrt(d / 6)`` apart on average: with lengthscales of a
+    fixed size, the prior says that every added column makes the function rougher, and the GP
+    explores in many dimensions as if every point were unrelated to the others (Hvarfner et al.,
+    "Vanilla Bayesian optimization performs great in high dimensions", 2024). Measured against
+    lengthscales centred on 1 (median regret at 50 trials, 10 seeds, 5 for SVC, gradient
+    boosting and digits; before -> after): Levy6 2.66 -> 0.40, mixed 0.30 -> 0.095, YAHPO XGBoost
+    0.046 -> 0.036, HPOlib slice 3.4e-5 -> 2.3e-5, Branin 3.0e-6 -> 7.6e-7, digits 0.0146 ->
+    0.0125; worse on HPOlib parkinsons 0.0021 -> 0.0037, HPOBench kc1 0.024 -> 0.028 and SVC
+    1.4e-4 -> 2.0e-4, all three within the noise of their seeds.
+    """
+    return LogNormalPrior(loc=0.5 * math.log(dimension), scale=LENGTHSCALE_PRIOR_SCALE)
 
 
 def _ordinal_kernel(dims: list[int], batch_shape: torch.Size) -> Kernel:
@@ -71,8 +86,8 @@ def _ordinal_kernel(dims: list[int], batch_shape: torch.Size) -> Kernel:
         ard_num_dims=len(dims),
         active_dims=dims,
         batch_shape=batch_shape,
-        lengthscale_prior=_lengthscale_prior(),
-        lengthscale_constraint=_log_positive(1e-3, initial=1.0),
+        lengthscale_prior=_lengthscale_prior(len(dims)),
+        lengthscale_constraint=_log_positive(1e-3, initial=math.sqrt(len(dims))),
     )
 
 
@@ -81,7 +96,7 @@ def _categorical_kernel(dims: list[int], batch_shape: torch.Size) -> Kernel:
         ard_num_dims=len(dims),
         active_dims=dims,
         batch_shape=batch_shape,
-        lengthscale_prior=_lengthscale_prior(),
+        lengthscale_prior=_lengthscale_prior(1),
         lengthscale_constraint=_log_positive(1e-3, initial=1.0),
     )
 

@@ -54,7 +54,9 @@ def test_values_and_gradients_are_botorchs_with_the_same_base_samples(space_name
     with torch.no_grad():
         expected = theirs(X)
         got = ours(X)
-    torch.testing.assert_close(got.exp(), expected.exp(), rtol=0.0, atol=1e-6 * float(expected.exp().max()))
+    # Relative 1e-5: the two factorize differently conditioned matrices (BoTorch the joint one of
+    # baseline and candidate), which differ in their last ~10 digits.
+    torch.testing.assert_close(got.exp(), expected.exp(), rtol=1e-5, atol=1e-6 * float(expected.exp().max()))
     # In log space where the improvement is not tiny: where only a few samples improve, the last
     # digits depend on the order of the factorizations' operations.
     relevant = expected > -8
