@@ -40,13 +40,17 @@ REFIT_EVERY_TRIAL_UNTIL = 30
 
 
 def default_n_startup_trials(dimension: int) -> int:
-    """Sobol trials before the GP takes over: ``dimension + 4``, at least 5 and at most 20.
+    """Sobol trials before the GP takes over: ``dimension + 4``, at least 5 and at most 10.
 
     The GP needs a spread of points to fit a lengthscale per parameter, so more in more
-    dimensions; past 20 its own choices are worth more than further space-filling (10 for a
-    6-parameter space, as Optuna's GPSampler uses for every space).
+    dimensions, but not many: its lengthscale prior grows with the dimension (see
+    ``_gp_model._lengthscale_prior``), so its own choices soon beat further space-filling. Against
+    a cap of 20, median regret at 50 trials over 10 seeds: YAHPO XGBoost (14 parameters) 0.037 ->
+    0.023, HPOlib slice 2.3e-5 -> 9.0e-6 and parkinsons 0.0037 -> 0.0034 (9 parameters), the
+    mixed task 0.095 -> 0.0075 and gradient boosting 0.94 -> 0.64 (7 parameters); better at 20
+    trials on all five too. Optuna's GPSampler uses 10 for every space.
     """
-    return max(5, min(dimension + 4, 20))
+    return max(5, min(dimension + 4, 10))
 
 
 def fitted_history_size(n_observations: int) -> int:

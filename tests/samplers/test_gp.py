@@ -169,7 +169,7 @@ def test_invalid_arguments_say_rule_and_value(kwargs, error, message):
 
 
 def test_default_startup_scales_with_dimension():
-    assert [default_n_startup_trials(d) for d in (1, 2, 6, 10, 16, 40)] == [5, 6, 10, 14, 20, 20]
+    assert [default_n_startup_trials(d) for d in (1, 2, 5, 6, 10, 40)] == [5, 6, 9, 10, 10, 10]
     assert GPSampler(seed=0).n_startup_trials is None
 
 
