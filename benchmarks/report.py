@@ -148,10 +148,9 @@ def _comparison(results: Sequence[TaskResults], methods: Sequence[Method], ours:
         at_most = sum(a <= b for _, a, b in medians)
         below = sum(a < b for _, a, b in medians)
         worse = [t for t, a, b in medians if a > b]
-        better_p = [t for t, a, b in pairs if mannwhitneyu(a, b, alternative="two-sided").pvalue < SIGNIFICANCE
-                    and statistics.median(a) < statistics.median(b)]
-        worse_p = [t for t, a, b in pairs if mannwhitneyu(a, b, alternative="two-sided").pvalue < SIGNIFICANCE
-                   and statistics.median(a) > statistics.median(b)]
+        significant = {t for t, a, b in pairs if mannwhitneyu(a, b, alternative="two-sided").pvalue < SIGNIFICANCE}
+        better_p = [t for t, a, b in medians if t in significant and a < b]
+        worse_p = [t for t, a, b in medians if t in significant and a > b]
         lines.append(
             f"- vs {other.label}: at or below on {at_most}/{len(pairs)} tasks, strictly below on {below}/{len(pairs)}"
             + (f"; worse on {', '.join(worse)}" if worse else "")

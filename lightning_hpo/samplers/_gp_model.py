@@ -4,7 +4,7 @@
   get BoTorch's ``CategoricalKernel``, a function of which choices differ (no order is imposed on
   choices); with both kinds the kernel is BoTorch's mixed structure, their sum plus their product.
 * Priors suit the low-dimensional spaces of hyperparameter tuning. The Matern lengthscales are
-  log-normal around ``sqrt(d)`` for ``d`` Float and Int columns (see :func:`_lengthscale_prior`),
+  log-normal around ``sqrt(d)`` for ``d`` Float and Int columns (see :func:`_lengthscale_settings`),
   the categorical ones around 1, the output scale Gamma(2, 1) and the noise variance
   Gamma(1.1, 30), small but inferred (training objectives are noisy). BoTorch's default prior has
   the same ``sqrt(d)`` scaling but is centred ~4 times further out and much wider, made for
@@ -46,7 +46,7 @@ __all__ = ["build_model", "fit_hyperparameters", "lengthscales", "model_outcomes
 FIT_TOLERANCE = 1e-6
 #: Step cap of one fit; a fit from the prior's mode converges in 10-30 steps.
 FIT_MAX_STEPS = 200
-#: Spread of the log-normal prior of every lengthscale (see :func:`_lengthscale_prior`).
+#: Spread of the log-normal prior of every lengthscale (see :func:`_lengthscale_settings`).
 LENGTHSCALE_PRIOR_SCALE = 0.75
 #: Smallest noise variance (of standardized outcomes) the GP may infer. Deterministic objectives
 #: fit down to it, and it limits how finely the GP tells good points apart: Branin at 50 trials,
@@ -62,10 +62,11 @@ def _log_positive(lower: float, initial: float) -> GreaterThan:
     return GreaterThan(lower, transform=torch.exp, inv_transform=torch.log, initial_value=initial)
 
 
-def _lengthscale_prior(dimension: int) -> LogNormalPrior:
-    """The log-normal prior of the lengthscales of a kernel on ``dimension`` columns whose distance
-    is Euclidean, centred on ``sqrt(dimension)`` (``dimension=1`` centres it on the width of the
-    unit cube, as for the categorical kernel, whose distance is a mean over its columns).
+def _lengthscale_settings(dimension: int) -> dict[str, object]:
+    """A kernel's lengthscale prior and constraint, for ``dimension`` columns whose distance is
+    Euclidean: log-normal, centred on ``sqrt(dimension)``, where the fit starts (``dimension=1``
+    centres it on the width of the unit cube, as for the categorical kernel, whose distance is a
+    mean over its columns).
 
     Two random points of the unit cube lie ``sqrt(d / 6)`` apart on average: with lengthscales of a
     fixed size, the prior says that every added column makes the function rougher, and the GP
@@ -77,7 +78,11 @@ def _lengthscale_prior(dimension: int) -> LogNormalPrior:
     0.0125; worse on HPOlib parkinsons 0.0021 -> 0.0037, HPOBench kc1 0.024 -> 0.028 and SVC
     1.4e-4 -> 2.0e-4, all three within the noise of their seeds.
     """
-    return LogNormalPrior(loc=0.5 * math.log(dimension), scale=LENGTHSCALE_PRIOR_SCALE)
+    centre = math.sqrt(dimension)
+    return {
+        "lengthscale_prior": LogNormalPrior(loc=math.log(centre), scale=LENGTHSCALE_PRIOR_SCALE),
+        "lengthscale_constraint": _log_positive(1e-3, initial=centre),
+    }
 
 
 def _ordinal_kernel(dims: list[int], batch_shape: torch.Size) -> Kernel:
@@ -86,8 +91,7 @@ def _ordinal_kernel(dims: list[int], batch_shape: torch.Size) -> Kernel:
         ard_num_dims=len(dims),
         active_dims=dims,
         batch_shape=batch_shape,
-        lengthscale_prior=_lengthscale_prior(len(dims)),
-        lengthscale_constraint=_log_positive(1e-3, initial=math.sqrt(len(dims))),
+        **_lengthscale_settings(len(dims)),
     )
 
 
@@ -96,8 +100,7 @@ def _categorical_kernel(dims: list[int], batch_shape: torch.Size) -> Kernel:
         ard_num_dims=len(dims),
         active_dims=dims,
         batch_shape=batch_shape,
-        lengthscale_prior=_lengthscale_prior(1),
-        lengthscale_constraint=_log_positive(1e-3, initial=1.0),
+        **_lengthscale_settings(1),
     )
 
 

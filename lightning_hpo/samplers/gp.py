@@ -44,7 +44,7 @@ def default_n_startup_trials(dimension: int) -> int:
 
     The GP needs a spread of points to fit a lengthscale per parameter, so more in more
     dimensions, but not many: its lengthscale prior grows with the dimension (see
-    ``_gp_model._lengthscale_prior``), so its own choices soon beat further space-filling. Against
+    ``_gp_model._lengthscale_settings``), so its own choices soon beat further space-filling. Against
     a cap of 20, median regret at 50 trials over 10 seeds: YAHPO XGBoost (14 parameters) 0.037 ->
     0.023, HPOlib slice 2.3e-5 -> 9.0e-6 and parkinsons 0.0037 -> 0.0034 (9 parameters), the
     mixed task 0.095 -> 0.0075 and gradient boosting 0.94 -> 0.64 (7 parameters); better at 20

@@ -63,3 +63,26 @@ def test_a_diverged_run_does_not_flatten_the_good_values():
     outcomes = model_outcomes(Y)[:, 0]
     assert torch.equal(outcomes.argsort(), Y[:, 0].argsort())
     assert outcomes[0] - outcomes[4] > 0.3  # 1.0 and 1.5 stay well apart
+
+
+def test_lengthscales_start_and_are_centred_at_the_root_of_the_dimension():
+    """Matern lengthscales of a kernel on d Float/Int columns start at, and have their prior's
+    median at, sqrt(d); the categorical kernel's (a mean over its columns) at 1."""
+    from gpytorch.kernels import MaternKernel
+    from botorch.models.kernels import CategoricalKernel
+
+    from lightning_hpo import Categorical, Float, Int, SearchSpace
+    from lightning_hpo.samplers._gp_model import build_model
+    from lightning_hpo.samplers._gp_space import GPSpace
+
+    space = SearchSpace({"a": Float(0.0, 1.0), "b": Float(1e-3, 1.0, log=True), "c": Float(0.0, 1.0),
+                         "n": Int(1, 8), "k": Categorical(["x", "y", "z"])})
+    gp_space = GPSpace(space)
+    X = gp_space.from_unit(torch.rand(8, len(space), generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    model = build_model(X, torch.randn(8, 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64), gp_space)
+    kernels = [m for m in model.covar_module.modules() if isinstance(m, (MaternKernel, CategoricalKernel))]
+    assert {type(k) for k in kernels} == {MaternKernel, CategoricalKernel}
+    for kernel in kernels:
+        centre = 2.0 if isinstance(kernel, MaternKernel) else 1.0  # 4 Float/Int columns: sqrt(4)
+        torch.testing.assert_close(kernel.lengthscale.detach(), torch.full_like(kernel.lengthscale, centre))
+        assert kernel.lengthscale_prior.icdf(torch.tensor(0.5, dtype=torch.float64)).item() == pytest.approx(centre)
