@@ -1,6 +1,7 @@
 # Set-up and the two everyday commands. Each target creates .venv when it is missing or stale.
 #   make demo   a real tuning run: an MLP on scikit-learn's digits (examples/digits.py)
-#   make test   the whole test suite, PostgreSQL server included (.ci/postgres.sh starts one)
+#   make test   lint and format check (ruff), then the whole test suite, PostgreSQL server included
+#               (.ci/postgres.sh starts one)
 #   make bench  the benchmark suite (about 1.5 h on 2 cores; resumable), writes benchmarks/RESULTS.md; bench-quick: smoke run
 
 SHELL := /bin/bash
@@ -26,6 +27,8 @@ demo: $(VENV)/.installed
 	$(PY) examples/digits.py --n-trials 30
 
 test: $(VENV)/.installed
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	. .ci/postgres.sh && $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed

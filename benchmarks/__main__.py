@@ -22,27 +22,47 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m benchmarks",
         description="lightning_hpo against Optuna (GP, TPE), Hyperopt TPE and random search.",
     )
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 3 cheap tasks, 2 seeds, 12 trials, a short timing run; "
-                             "writes to benchmarks/out/quick/ unless --out/--results are given")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 3 cheap tasks, 2 seeds, 12 trials, a short timing run; "
+        "writes to benchmarks/out/quick/ unless --out/--results are given",
+    )
     parser.add_argument("--tasks", help="comma-separated task names, or 'all' (default: the full suite; see --list)")
-    parser.add_argument("--samplers", help="comma-separated methods (default: ours,optuna_gp,optuna_tpe,"
-                        "hyperopt_tpe,lhpo_random); 'ours' is lightning_hpo's GPSampler, or its Sobol stand-in")
-    parser.add_argument("--seeds", type=int, help="seeds 0..N-1 for every task (default: 10; 5 for tasks that train models)")
+    parser.add_argument(
+        "--samplers",
+        help="comma-separated methods (default: ours,optuna_gp,optuna_tpe,"
+        "hyperopt_tpe,lhpo_random); 'ours' is lightning_hpo's GPSampler, or its Sobol stand-in",
+    )
+    parser.add_argument(
+        "--seeds", type=int, help="seeds 0..N-1 for every task (default: 10; 5 for tasks that train models)"
+    )
     parser.add_argument("--budget", type=int, help="trials per run (default 50)")
     parser.add_argument("--report-at", help="comma-separated trial counts of the regret tables (default 20,BUDGET)")
-    parser.add_argument("--timing-task", default="hartmann6", help="task of the time-per-suggestion runs (default hartmann6)")
+    parser.add_argument(
+        "--timing-task", default="hartmann6", help="task of the time-per-suggestion runs (default hartmann6)"
+    )
     parser.add_argument("--timing-history", help="history sizes at which suggestions are timed (default 50,200)")
     parser.add_argument("--timing-window", type=int, help="suggestions pooled around each history size (default 10)")
     parser.add_argument("--timing-seeds", type=int, help="seeds of the timing runs (default 3)")
     parser.add_argument("--timing-samplers", help="methods of the timing runs (default: those of --samplers)")
     parser.add_argument("--no-timing", action="store_true", help="skip the timing runs")
     parser.add_argument("--out", type=Path, help="cache folder (default benchmarks/out)")
-    parser.add_argument("--results", type=Path, help="the table to write (default benchmarks/RESULTS.md; plots go beside it)")
-    parser.add_argument("--report-only", action="store_true", help="rebuild the table and plots from the cache; run nothing")
-    parser.add_argument("--rerun", action="store_true", help="run the selected (task, method, seed) again even if cached")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch/BLAS threads for every method (default 1: equal footing, clean timings)")
+    parser.add_argument(
+        "--results", type=Path, help="the table to write (default benchmarks/RESULTS.md; plots go beside it)"
+    )
+    parser.add_argument(
+        "--report-only", action="store_true", help="rebuild the table and plots from the cache; run nothing"
+    )
+    parser.add_argument(
+        "--rerun", action="store_true", help="run the selected (task, method, seed) again even if cached"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch/BLAS threads for every method (default 1: equal footing, clean timings)",
+    )
     parser.add_argument("--device", help="device of lightning_hpo's GPSampler (default: its own default)")
     parser.add_argument("--list", action="store_true", help="list the tasks and methods, then exit")
     return parser.parse_args(argv)
@@ -84,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     out = args.out or (HERE / "out" / "quick" if quick else HERE / "out")
     results_path = args.results or (out / "RESULTS.md" if quick else HERE / "RESULTS.md")
-    task_names = list(TASK_BUILDERS) if args.tasks == "all" else _names(args.tasks, QUICK_TASKS if quick else DEFAULT_TASKS)
+    task_names = (
+        list(TASK_BUILDERS) if args.tasks == "all" else _names(args.tasks, QUICK_TASKS if quick else DEFAULT_TASKS)
+    )
     budget = args.budget or (12 if quick else 50)
     budgets = tuple(b for b in _ints(args.report_at, (6, 12) if quick else (20, 50)) if b <= budget) or (budget,)
     if budget not in budgets and args.report_at is None:
@@ -118,11 +140,21 @@ def main(argv: list[str] | None = None) -> int:
             run_all(cache, "runs", task, methods, range(seeds_of[task.name]), budget, rerun=args.rerun, log=log)
         if timing is not None:
             timing_task = build_task(timing.task)
-            run_all(cache, "timing", timing_task, timing_methods, timing.seeds, timing.budget, rerun=args.rerun, log=log)
+            run_all(
+                cache, "timing", timing_task, timing_methods, timing.seeds, timing.budget, rerun=args.rerun, log=log
+            )
     command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     path = write_report(
-        cache=cache, tasks=tasks, methods=methods, seeds_of=seeds_of, budgets=budgets, timing=timing,
-        timing_methods=timing_methods, results_path=results_path, command=command.strip(), log=log,
+        cache=cache,
+        tasks=tasks,
+        methods=methods,
+        seeds_of=seeds_of,
+        budgets=budgets,
+        timing=timing,
+        timing_methods=timing_methods,
+        results_path=results_path,
+        command=command.strip(),
+        log=log,
     )
     log(f"wrote {path} and its plots ({time.perf_counter() - started:.0f} s)")
     return 0

@@ -38,8 +38,12 @@ def ignoring_pruned(trial: Trial) -> bool:
 def run(surrogate: Surrogate, task: str, seed: int, budget_epochs: int) -> float:
     """Best COMPLETE final accuracy of a GP + ASHA study that spends ``budget_epochs`` epochs."""
     study = Study(
-        f"lcbench-{task}-{seed}", search_space=SPACE, mode="max", storage=":memory:",
-        sampler=gp.GPSampler(seed=seed, device="cpu"), pruner=ASHAPruner(),
+        f"lcbench-{task}-{seed}",
+        search_space=SPACE,
+        mode="max",
+        storage=":memory:",
+        sampler=gp.GPSampler(seed=seed, device="cpu"),
+        pruner=ASHAPruner(),
     )
     spent = 0
     while spent < budget_epochs:
@@ -74,14 +78,22 @@ def main(argv: list[str] | None = None) -> int:
                 row[name] = run(surrogate, task, seed, args.budget * EPOCHS)
                 results[name].append(row[name])
             gp._is_observation = learn_from_pruned
-            print(f"task {task} seed {seed}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items())
-                  + f" ({time.perf_counter() - started:.0f} s)", flush=True)
+            print(
+                f"task {task} seed {seed}: "
+                + ", ".join(f"{k} {v:.2f}" for k, v in row.items())
+                + f" ({time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
     differences = [a - b for a, b in zip(results["learn from pruned"], results["ignore pruned"])]
     wins = sum(d > 0 for d in differences)
-    print(f"\nBest COMPLETE validation accuracy (%) within {args.budget} full trainings of epochs, "
-          f"{len(differences)} runs, mean: " + ", ".join(f"{k} {statistics.mean(v):.2f}" for k, v in results.items()))
-    print(f"learning from pruned trials minus ignoring them: mean {statistics.mean(differences):+.2f} points, "
-          f"better in {wins}/{len(differences)} runs, worse in {sum(d < 0 for d in differences)}")
+    print(
+        f"\nBest COMPLETE validation accuracy (%) within {args.budget} full trainings of epochs, "
+        f"{len(differences)} runs, mean: " + ", ".join(f"{k} {statistics.mean(v):.2f}" for k, v in results.items())
+    )
+    print(
+        f"learning from pruned trials minus ignoring them: mean {statistics.mean(differences):+.2f} points, "
+        f"better in {wins}/{len(differences)} runs, worse in {sum(d < 0 for d in differences)}"
+    )
     return 0
 
 

@@ -37,15 +37,27 @@ for device in ("cuda", "cpu"):
         times.append(time.perf_counter() - start)
         study.tell(trial, objective(trial.params))
     best = min(t.value for t in study.trials[:50])
-    print(f"{device}: regret@50 {best + 3.32237:.2e}, median ms/suggestion at 50-59: "
-          f"{statistics.median(times[50:]) * 1e3:.0f}, peak cuda MiB {torch.cuda.max_memory_allocated() / 2**20:.1f}")
+    print(
+        f"{device}: regret@50 {best + 3.32237:.2e}, median ms/suggestion at 50-59: "
+        f"{statistics.median(times[50:]) * 1e3:.0f}, peak cuda MiB {torch.cuda.max_memory_allocated() / 2**20:.1f}"
+    )
 
-mixed = {"lr": Float(1e-4, 1e-1, log=True), "layers": Int(1, 6), "units": Int(8, 4096, log=True),
-         "opt": Categorical(["adam", "sgd", "rmsprop"])}
+mixed = {
+    "lr": Float(1e-4, 1e-1, log=True),
+    "layers": Int(1, 6),
+    "units": Int(8, 4096, log=True),
+    "opt": Categorical(["adam", "sgd", "rmsprop"]),
+}
 study = Study("mixed", search_space=mixed, storage=":memory:", sampler=GPSampler(seed=0), pruner=NopPruner())
 study.optimize(lambda p: (p["layers"] - 3) ** 2 + (p["opt"] != "adam") + abs(p["lr"] - 0.01), n_trials=20)
 print("auto/mixed on cuda: best", study.best_trial.value, study.best_trial.params)
-study = Study("pareto", search_space={"x": Float(0, 1), "y": Float(0, 1)}, mode=["min", "min"], storage=":memory:",
-              sampler=GPSampler(seed=0), pruner=NopPruner())
+study = Study(
+    "pareto",
+    search_space={"x": Float(0, 1), "y": Float(0, 1)},
+    mode=["min", "min"],
+    storage=":memory:",
+    sampler=GPSampler(seed=0),
+    pruner=NopPruner(),
+)
 study.optimize(lambda p: (p["x"] ** 2 + p["y"], (1 - p["x"]) ** 2 + p["y"]), n_trials=14)
 print("two objectives on cuda: last params", study.trials[-1].params)

@@ -74,7 +74,10 @@ def to_optuna(study: Study):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     converted = optuna.create_study()
     converted.add_trials(
-        [optuna.trial.create_trial(params=dict(t.params), distributions=distributions, value=t.value) for t in study.trials]
+        [
+            optuna.trial.create_trial(params=dict(t.params), distributions=distributions, value=t.value)
+            for t in study.trials
+        ]
     )
     return converted
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.tasks import Objective, Task
-from lightning_hpo.space import Categorical, Domain, Float, Int
+from lightning_hpo.space import Domain, Float, Int
 
 __all__ = ["Trace", "Method", "METHODS", "resolve_methods", "OURS", "STAND_IN"]
 
@@ -119,8 +119,12 @@ def _lightning_hpo_runner(make_sampler: Callable[[int], Any]) -> Runner:
         from lightning_hpo import NopPruner, Study
 
         study = Study(
-            f"{task.name}-seed{seed}", search_space=task.space, mode="min", storage=":memory:",
-            sampler=make_sampler(seed), pruner=NopPruner(),
+            f"{task.name}-seed{seed}",
+            search_space=task.space,
+            mode="min",
+            storage=":memory:",
+            sampler=make_sampler(seed),
+            pruner=NopPruner(),
         )
         trace = Trace()
         try:
@@ -263,8 +267,14 @@ def _hyperopt_runner(algorithm: str) -> Runner:
             return value
 
         hyperopt.fmin(
-            fn, hyperopt_space(task.space), algo=suggest, max_evals=budget, trials=hyperopt.Trials(),
-            rstate=np.random.default_rng(seed), show_progressbar=False, verbose=False,
+            fn,
+            hyperopt_space(task.space),
+            algo=suggest,
+            max_evals=budget,
+            trials=hyperopt.Trials(),
+            rstate=np.random.default_rng(seed),
+            show_progressbar=False,
+            verbose=False,
         )
         return trace
 

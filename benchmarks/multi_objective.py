@@ -172,7 +172,7 @@ def _problems() -> dict[str, Callable[[], Problem]]:
             measured=lambda values: np.stack([values[:, 0], -np.log10(values[:, 1])], axis=1),
             reference=(0.5, -5.0),
             best=None,
-                text="sklearn MLPClassifier on digits: layers 1-3, units 2-128 (log), lr, L2 alpha (log); "
+            text="sklearn MLPClassifier on digits: layers 1-3, units 2-128 (log), lr, L2 alpha (log); "
             "validation accuracy (max) vs parameters (min); measured on (accuracy, log10 parameters), "
             "reference point (0.5, 10^5)",
         ),
@@ -212,8 +212,12 @@ def _lightning_hpo(make_sampler: Callable[[int], Any]) -> Callable[[Problem, int
         from lightning_hpo import NopPruner, Study
 
         study = Study(
-            f"{problem.name}-{seed}", search_space=problem.space, mode=list(problem.directions),
-            storage=":memory:", sampler=make_sampler(seed), pruner=NopPruner(),
+            f"{problem.name}-{seed}",
+            search_space=problem.space,
+            mode=list(problem.directions),
+            storage=":memory:",
+            sampler=make_sampler(seed),
+            pruner=NopPruner(),
         )
         record = Run([], [])
         try:
@@ -287,8 +291,12 @@ METHODS = {
     m.name: m
     for m in (
         Method("ours", "lightning_hpo GP (qLogNEHVI)", _lightning_hpo(_gp), "lhpo_gp"),
-        Method("optuna_nsga2", "Optuna NSGA-II (pop. 10)", _optuna(_optuna_sampler("NSGAIISampler", population_size=10)),
-               "optuna_tpe"),
+        Method(
+            "optuna_nsga2",
+            "Optuna NSGA-II (pop. 10)",
+            _optuna(_optuna_sampler("NSGAIISampler", population_size=10)),
+            "optuna_tpe",
+        ),
         Method("optuna_gp", "Optuna GP", _optuna(_optuna_sampler("GPSampler")), "optuna_gp"),
         Method("optuna_tpe", "Optuna TPE", _optuna(_optuna_sampler("TPESampler")), "optuna_tpe"),
         Method("random", "random", _lightning_hpo(_random), "lhpo_random"),
@@ -318,8 +326,9 @@ def load(out: Path, problem: str, method: Method, seed: int, budget: int) -> dic
     return record
 
 
-def run_all(problems: Sequence[Problem], methods: Sequence[Method], seeds: int, budget: int,
-            out: Path, rerun: bool) -> None:
+def run_all(
+    problems: Sequence[Problem], methods: Sequence[Method], seeds: int, budget: int, out: Path, rerun: bool
+) -> None:
     for problem in problems:
         for seed in range(seeds):
             for method in methods:
@@ -329,13 +338,22 @@ def run_all(problems: Sequence[Problem], methods: Sequence[Method], seeds: int, 
                 record = method.run(problem, budget, seed)
                 path = _cache_path(out, problem.name, method.name, seed)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps({
-                    "fingerprint": fingerprint(method), "values": record.values,
-                    "suggest_seconds": record.suggest_seconds, "seconds": time.perf_counter() - start,
-                }))
+                path.write_text(
+                    json.dumps(
+                        {
+                            "fingerprint": fingerprint(method),
+                            "values": record.values,
+                            "suggest_seconds": record.suggest_seconds,
+                            "seconds": time.perf_counter() - start,
+                        }
+                    )
+                )
                 final = hypervolumes(problem, record.values)[-1]
-                print(f"{problem.name:10s} {method.name:12s} seed {seed}: hypervolume {final:.4f} "
-                      f"({time.perf_counter() - start:.0f} s)", flush=True)
+                print(
+                    f"{problem.name:10s} {method.name:12s} seed {seed}: hypervolume {final:.4f} "
+                    f"({time.perf_counter() - start:.0f} s)",
+                    flush=True,
+                )
 
 
 # -- the report ------------------------------------------------------------------------------------
@@ -346,8 +364,16 @@ def _cell(values: Sequence[float], digits: int = 4) -> str:
     return f"{median:.{digits}f} [{q1:.{digits}f}, {q3:.{digits}f}]"
 
 
-def write_report(problems: Sequence[Problem], methods: Sequence[Method], seeds: int, budget: int,
-                 report_at: Sequence[int], out: Path, results: Path, command: str) -> None:
+def write_report(
+    problems: Sequence[Problem],
+    methods: Sequence[Method],
+    seeds: int,
+    budget: int,
+    report_at: Sequence[int],
+    out: Path,
+    results: Path,
+    command: str,
+) -> None:
     curves: dict[tuple[str, str], np.ndarray] = {}
     timings: dict[tuple[str, str], list[float]] = {}
     costs: dict[tuple[str, str], float] = {}
@@ -375,7 +401,11 @@ def write_report(problems: Sequence[Problem], methods: Sequence[Method], seeds: 
     for problem in problems:
         n = seeds
         lines += [f"## {problem.name}", "", f"{problem.text}. {n} seeds, {budget} trials.", ""]
-        header = "| method | " + " | ".join(f"hypervolume @ {t}" for t in report_at) + " | s / suggestion | run time (all seeds) |"
+        header = (
+            "| method | "
+            + " | ".join(f"hypervolume @ {t}" for t in report_at)
+            + " | s / suggestion | run time (all seeds) |"
+        )
         lines += [header, "|---" * (len(report_at) + 3) + "|"]
         for method in methods:
             if (problem.name, method.name) not in curves:
@@ -383,7 +413,11 @@ def write_report(problems: Sequence[Problem], methods: Sequence[Method], seeds: 
             curve = curves[problem.name, method.name]
             cells = [_cell(curve[:, t - 1]) for t in report_at]
             seconds = statistics.median(timings[problem.name, method.name] or [math.nan])
-            lines.append(f"| {method.label} | " + " | ".join(cells) + f" | {seconds:.3f} | {costs[problem.name, method.name]:.0f} s |")
+            lines.append(
+                f"| {method.label} | "
+                + " | ".join(cells)
+                + f" | {seconds:.3f} | {costs[problem.name, method.name]:.0f} s |"
+            )
         lines += ["", *_standing(problem, methods, curves, report_at), ""]
     lines += ["## Notes", "", NOTES]
     results.parent.mkdir(parents=True, exist_ok=True)
@@ -391,25 +425,35 @@ def write_report(problems: Sequence[Problem], methods: Sequence[Method], seeds: 
     _plot(problems, methods, curves, budget, results.parent / "plots" / "mo_hypervolume.png")
 
 
-def _standing(problem: Problem, methods: Sequence[Method], curves: dict[tuple[str, str], np.ndarray],
-              report_at: Sequence[int]) -> list[str]:
+def _standing(
+    problem: Problem, methods: Sequence[Method], curves: dict[tuple[str, str], np.ndarray], report_at: Sequence[int]
+) -> list[str]:
     """Where lightning_hpo's median stands among the methods' at each reported budget."""
     if (problem.name, "ours") not in curves:
         return []
     lines = []
     for t in report_at:
-        medians = {m.label: float(np.median(curves[problem.name, m.name][:, t - 1]))
-                   for m in methods if (problem.name, m.name) in curves}
+        medians = {
+            m.label: float(np.median(curves[problem.name, m.name][:, t - 1]))
+            for m in methods
+            if (problem.name, m.name) in curves
+        }
         ours = medians[METHODS["ours"].label]
-        ahead = [f"{label} ({value:.4f})" for label, value in sorted(medians.items(), key=lambda kv: -kv[1])
-                 if value > ours]
+        ahead = [
+            f"{label} ({value:.4f})" for label, value in sorted(medians.items(), key=lambda kv: -kv[1]) if value > ours
+        ]
         verdict = "the best median" if not ahead else f"behind {', '.join(ahead)}"
         lines.append(f"- At {t} trials lightning_hpo's median ({ours:.4f}) is {verdict}.")
     return lines
 
 
-def _plot(problems: Sequence[Problem], methods: Sequence[Method], curves: dict[tuple[str, str], np.ndarray],
-          budget: int, path: Path) -> None:
+def _plot(
+    problems: Sequence[Problem],
+    methods: Sequence[Method],
+    curves: dict[tuple[str, str], np.ndarray],
+    budget: int,
+    path: Path,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -433,8 +477,10 @@ def _plot(problems: Sequence[Problem], methods: Sequence[Method], curves: dict[t
             ax.set_ylabel("best hypervolume - hypervolume (log; lower is better)")
         else:
             ax.set_ylabel("hypervolume (higher is better)")
-            ax.set_ylim(bottom=max(0.0, float(np.nanmin([c[:, 9:].min() for (p, _), c in curves.items()
-                                                         if p == problem.name]))) * 0.95)
+            ax.set_ylim(
+                bottom=max(0.0, float(np.nanmin([c[:, 9:].min() for (p, _), c in curves.items() if p == problem.name])))
+                * 0.95
+            )
         ax.set_title(f"{problem.name} (median, quartile band)")
         ax.set_xlabel("trials")
         ax.grid(alpha=0.3, which="both")
@@ -477,7 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=50, help="trials per run (default 50)")
     parser.add_argument("--report-at", default="20", help="trial counts of the table besides the budget (default 20)")
     parser.add_argument("--out", type=Path, default=HERE / "out" / "mo", help="cache folder")
-    parser.add_argument("--results", type=Path, default=HERE / "MO_RESULTS.md", help="the report (plot in plots/ beside it)")
+    parser.add_argument(
+        "--results", type=Path, default=HERE / "MO_RESULTS.md", help="the report (plot in plots/ beside it)"
+    )
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from the cache; run nothing")
     parser.add_argument("--rerun", action="store_true", help="ignore the cache")
     args = parser.parse_args(argv)
@@ -489,14 +537,18 @@ def main(argv: list[str] | None = None) -> int:
         n for n in args.methods.split(",") if n not in METHODS
     ]
     if unknown:
-        parser.error(f"unknown problem or method {', '.join(unknown)}; problems: {', '.join(PROBLEMS)}; "
-                     f"methods: {', '.join(METHODS)}")
+        parser.error(
+            f"unknown problem or method {', '.join(unknown)}; problems: {', '.join(PROBLEMS)}; "
+            f"methods: {', '.join(METHODS)}"
+        )
     problems = [PROBLEMS[n]() for n in args.problems.split(",")]
     methods = [METHODS[n] for n in args.methods.split(",")]
     report_at = sorted({int(t) for t in args.report_at.split(",") if int(t) < args.budget} | {args.budget})
     if not args.report_only:
         run_all(problems, methods, args.seeds, args.budget, args.out, args.rerun)
-    command = "python benchmarks/multi_objective.py" + ("" if argv is None and len(sys.argv) == 1 else " " + " ".join(sys.argv[1:] if argv is None else argv))
+    command = "python benchmarks/multi_objective.py" + (
+        "" if argv is None and len(sys.argv) == 1 else " " + " ".join(sys.argv[1:] if argv is None else argv)
+    )
     write_report(problems, methods, args.seeds, args.budget, report_at, args.out, args.results, command)
     print(f"wrote {args.results} and {args.results.parent / 'plots' / 'mo_hypervolume.png'}")
     return 0

@@ -26,8 +26,14 @@ __all__ = ["TimingSpec", "TaskResults", "collect", "write_report"]
 
 # One color per method in every plot; ours first and drawn thicker.
 _COLORS = {
-    "lhpo_gp": "#d62728", "lhpo_sobol": "#d62728", "optuna_gp": "#1f77b4", "optuna_tpe": "#2ca02c",
-    "hyperopt_tpe": "#9467bd", "lhpo_random": "#7f7f7f", "optuna_random": "#8c564b", "hyperopt_random": "#bcbd22",
+    "lhpo_gp": "#d62728",
+    "lhpo_sobol": "#d62728",
+    "optuna_gp": "#1f77b4",
+    "optuna_tpe": "#2ca02c",
+    "hyperopt_tpe": "#9467bd",
+    "lhpo_random": "#7f7f7f",
+    "optuna_random": "#8c564b",
+    "hyperopt_random": "#bcbd22",
 }
 
 
@@ -156,7 +162,8 @@ def _comparison(results: Sequence[TaskResults], methods: Sequence[Method], ours:
             + (f"; worse on {', '.join(worse)}" if worse else "")
             + f". Significantly below (p < {SIGNIFICANCE}) on {len(better_p)}"
             + (f" ({', '.join(better_p)})" if better_p else "")
-            + f", significantly above on {len(worse_p)}" + (f" ({', '.join(worse_p)})" if worse_p else "")
+            + f", significantly above on {len(worse_p)}"
+            + (f" ({', '.join(worse_p)})" if worse_p else "")
             + f", within the noise of the seeds on {len(pairs) - len(better_p) - len(worse_p)}."
         )
     return lines
@@ -182,7 +189,9 @@ def _timing_table(cache: ResultCache, spec: TimingSpec, methods: Sequence[Method
     return lines
 
 
-def _cost_table(results: Sequence[TaskResults], methods: Sequence[Method], seeds_of: dict[str, int]) -> tuple[list[str], float]:
+def _cost_table(
+    results: Sequence[TaskResults], methods: Sequence[Method], seeds_of: dict[str, int]
+) -> tuple[list[str], float]:
     lines = [
         "| task | " + " | ".join(m.label for m in methods) + " | seeds | task total |",
         "|---|" + "---|" * (len(methods) + 2),
@@ -202,7 +211,9 @@ def _cost_table(results: Sequence[TaskResults], methods: Sequence[Method], seeds
             task_total += wall * seeds_of[result.task.name]
         total += task_total
         lines.append(
-            f"| {result.task.name} | " + " | ".join(cells) + f" | {seeds_of[result.task.name]} | {task_total / 60:.1f} min |"
+            f"| {result.task.name} | "
+            + " | ".join(cells)
+            + f" | {seeds_of[result.task.name]} | {task_total / 60:.1f} min |"
         )
     return lines, total
 
@@ -223,8 +234,14 @@ def _plot(result: TaskResults, methods: Sequence[Method], ours: Method | None, b
         trials = np.arange(1, budget + 1)
         is_ours = ours is not None and method is ours
         color = _COLORS.get(method.name)
-        axes.plot(trials, median, color=color, lw=2.6 if is_ours else 1.6, label=f"{method.label} ({len(curves)} seeds)",
-                  zorder=3 if is_ours else 2)
+        axes.plot(
+            trials,
+            median,
+            color=color,
+            lw=2.6 if is_ours else 1.6,
+            label=f"{method.label} ({len(curves)} seeds)",
+            zorder=3 if is_ours else 2,
+        )
         axes.fill_between(trials, q1, q3, color=color, alpha=0.15, lw=0)
         positive.extend(v for v in np.concatenate([q1, median, q3]) if v > 0)
     if positive:
@@ -245,7 +262,9 @@ def _plot(result: TaskResults, methods: Sequence[Method], ours: Method | None, b
     plt.close(figure)
 
 
-def _plot_timing(cache: ResultCache, spec: TimingSpec, methods: Sequence[Method], ours: Method | None, path: Path) -> bool:
+def _plot_timing(
+    cache: ResultCache, spec: TimingSpec, methods: Sequence[Method], ours: Method | None, path: Path
+) -> bool:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -260,8 +279,13 @@ def _plot_timing(cache: ResultCache, spec: TimingSpec, methods: Sequence[Method]
         # Median over seeds, then a running median over the pooling window: single suggestions are noisy.
         times = np.median(np.asarray([r["suggest_seconds"][: spec.budget] for r in records]), axis=0) * 1e3
         smooth = [float(np.median(times[i : i + spec.window])) for i in range(spec.budget - spec.window + 1)]
-        axes.plot(np.arange(len(smooth)) + spec.window // 2, smooth, color=_COLORS.get(method.name),
-                  lw=2.6 if method is ours else 1.6, label=f"{method.label} ({len(records)} seeds)")
+        axes.plot(
+            np.arange(len(smooth)) + spec.window // 2,
+            smooth,
+            color=_COLORS.get(method.name),
+            lw=2.6 if method is ours else 1.6,
+            label=f"{method.label} ({len(records)} seeds)",
+        )
         drawn = True
     if not drawn:
         plt.close(figure)
@@ -269,7 +293,9 @@ def _plot_timing(cache: ResultCache, spec: TimingSpec, methods: Sequence[Method]
     axes.set_yscale("log")
     axes.set_xlabel("trials of history")
     axes.set_ylabel("time per suggestion (ms)")
-    axes.set_title(f"Time per suggestion on {spec.task} (median over seeds, running median of {spec.window})", fontsize=9)
+    axes.set_title(
+        f"Time per suggestion on {spec.task} (median over seeds, running median of {spec.window})", fontsize=9
+    )
     axes.grid(True, which="major", alpha=0.3)
     axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
@@ -313,7 +339,7 @@ def write_report(
     if ours is not None and ours.name == STAND_IN:
         lines += [
             "> **Produced with a stand-in for lightning_hpo's GPSampler**: the column "
-            f"\"{ours.label}\" is lightning_hpo's SobolSampler, which checks the machinery, not the GP. "
+            f'"{ours.label}" is lightning_hpo\'s SobolSampler, which checks the machinery, not the GP. '
             "Regenerate with `make bench` once `lightning_hpo.GPSampler` exists.",
             "",
         ]
@@ -332,7 +358,7 @@ def write_report(
         "",
         "Methods: " + "; ".join(f"**{m.label}** (`{m.name}`)" for m in methods) + ". "
         "Random search is lightning_hpo's RandomSampler (`lhpo_random`) unless another random column is shown. "
-        "lightning_hpo methods run through `lightning_hpo.Study(storage=\":memory:\")` ask/tell; Optuna through "
+        'lightning_hpo methods run through `lightning_hpo.Study(storage=":memory:")` ask/tell; Optuna through '
         "`Study.ask/tell`; Hyperopt through `fmin`.",
         "",
         "Simple regret after t trials: the noiseless value of the best-observed trial among the first t, minus the "
@@ -386,8 +412,11 @@ def write_report(
     ]
     stale = sum(r.stale for r in results)
     if stale:
-        lines += ["", f"Note: {stale} of the runs above were made by other lightning_hpo or library code than the "
-                  "current one; run the suite again (not --report-only) to refresh them."]
+        lines += [
+            "",
+            f"Note: {stale} of the runs above were made by other lightning_hpo or library code than the "
+            "current one; run the suite again (not --report-only) to refresh them.",
+        ]
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text("\n".join(lines) + "\n")
     return results_path

@@ -87,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             backends.append(("PostgreSQL", args.postgres_url))
         else:
             print("No PostgreSQL URL (--postgres-url or LIGHTNING_HPO_TEST_POSTGRES_URL): SQLite only.\n")
-        print(f"objective: sleep {args.sleep} s; {args.trials_per_worker} trials per worker; ideal per worker "
-              f"{60.0 / args.sleep:.0f} trials/min\n")
+        print(
+            f"objective: sleep {args.sleep} s; {args.trials_per_worker} trials per worker; ideal per worker "
+            f"{60.0 / args.sleep:.0f} trials/min\n"
+        )
         print(f"{'storage':<11} {'workers':>7} {'trials':>6} {'trials/min':>11} {'k x one':>9} {'efficiency':>10}")
         for label, url in backends:
             single = None
@@ -96,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
                 rate, count = measure(url, workers, args.trials_per_worker, args.sleep)
                 single = rate if single is None and workers == 1 else single
                 ideal = workers * single if single is not None else float("nan")
-                print(f"{label:<11} {workers:>7} {count:>6} {rate:>11.1f} {ideal:>9.1f} {rate / ideal:>10.3f}", flush=True)
+                print(
+                    f"{label:<11} {workers:>7} {count:>6} {rate:>11.1f} {ideal:>9.1f} {rate / ideal:>10.3f}", flush=True
+                )
     return 0
 
 

@@ -27,14 +27,21 @@ def trainer_layout() -> dict[str, object]:
     per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     nodes = int(os.environ.get("WORLD_SIZE", "1")) // per_node
     accelerator = "gpu" if torch.cuda.is_available() else "cpu"
-    return {"accelerator": accelerator, "devices": per_node, "num_nodes": nodes, "strategy": "ddp" if per_node * nodes > 1 else "auto"}
+    return {
+        "accelerator": accelerator,
+        "devices": per_node,
+        "num_nodes": nodes,
+        "strategy": "ddp" if per_node * nodes > 1 else "auto",
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-trials", type=int, default=20, help="finished trials to reach, all workers together")
     parser.add_argument("--max-epochs", type=int, default=15)
-    parser.add_argument("--root-dir", default="lightning_hpo_runs", help="logs and checkpoints (a shared filesystem on a cluster)")
+    parser.add_argument(
+        "--root-dir", default="lightning_hpo_runs", help="logs and checkpoints (a shared filesystem on a cluster)"
+    )
     parser.add_argument("--storage", default=None, help="database URL (default: SQLite in --root-dir)")
     parser.add_argument("--study-name", default="digits_ddp")
     parser.add_argument("--seed", type=int, default=0)

@@ -49,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(f"best val_loss     {result.best_value:.4f}  (trial {result.best_trial.number} of {len(result.trials)})")
-    print("best params       " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items()))
+    print(
+        "best params       "
+        + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items())
+    )
     print(f"loaded model      {type(model).__name__}(lr={model.hparams.lr:.4g}, hidden={model.hparams.hidden})")
     print(f"best checkpoint   {result.best_checkpoint}")
     return 0

@@ -63,7 +63,12 @@ class DigitsClassifier(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.net = nn.Sequential(
-            nn.Linear(64, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 10)
+            nn.Linear(64, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 10),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,7 +92,9 @@ class DigitsClassifier(pl.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         if self.hparams.optimizer == "sgd":
-            return torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=0.9, weight_decay=self.hparams.weight_decay)
+            return torch.optim.SGD(
+                self.parameters(), lr=self.hparams.lr, momentum=0.9, weight_decay=self.hparams.weight_decay
+            )
         return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
 
@@ -115,7 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         DigitsClassifier,
         search_space=SEARCH_SPACE,
         datamodule=DigitsDataModule(),
-        trainer_kwargs={"max_epochs": args.max_epochs, "accelerator": args.accelerator, "devices": 1, "log_every_n_steps": 10},
+        trainer_kwargs={
+            "max_epochs": args.max_epochs,
+            "accelerator": args.accelerator,
+            "devices": 1,
+            "log_every_n_steps": 10,
+        },
         monitor="val_loss",
         mode="min",
         storage=args.storage,
@@ -126,12 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = tuner.fit(n_trials=args.n_trials)
     except KeyboardInterrupt:
-        print(f"\nInterrupted. Everything finished so far is saved in {tuner.study.storage.display_url}; "
-              "rerun the same command to resume.", file=sys.stderr)
+        print(
+            f"\nInterrupted. Everything finished so far is saved in {tuner.study.storage.display_url}; "
+            "rerun the same command to resume.",
+            file=sys.stderr,
+        )
         return 130
 
     model = result.load_best_model()
-    trainer = pl.Trainer(accelerator=args.accelerator, devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        accelerator=args.accelerator, devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
     test_acc = trainer.test(model, datamodule=DigitsDataModule(), verbose=False)[0]["test_acc"]
 
     print()
@@ -142,7 +159,10 @@ def main(argv: list[str] | None = None) -> int:
 def print_summary(result: TuneResult, *details: str) -> None:
     """The best trial, its parameters, then ``details``, and where the study and the checkpoint are."""
     print(f"best val_loss     {result.best_value:.4f}  (trial {result.best_trial.number} of {len(result.trials)})")
-    print("best params       " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items()))
+    print(
+        "best params       "
+        + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items())
+    )
     for line in details:
         print(line)
     print(f"study             {result.study.name!r} in {result.study.storage.display_url}")

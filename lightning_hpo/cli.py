@@ -93,7 +93,9 @@ PRUNER_NAMES = {"median": "MedianPruner", "nop": "NopPruner", "asha": "ASHAPrune
 _DOMAIN_TYPES: dict[str, type] = {"float": Float, "int": Int, "categorical": Categorical}
 # jsonargparse 4.49 renamed dump's skip_none to skip_unset.
 _DUMP_EVERY_VALUE = (
-    {"skip_unset": False} if tuple(map(int, jsonargparse.__version__.split(".")[:2])) >= (4, 49) else {"skip_none": False}
+    {"skip_unset": False}
+    if tuple(map(int, jsonargparse.__version__.split(".")[:2])) >= (4, 49)
+    else {"skip_none": False}
 )
 # Keys of a class_path/init_args block that are the block's own, not arguments of the class.
 _CLASS_KEYS = ("class_path", "init_args", "dict_kwargs")
@@ -372,7 +374,6 @@ class LightningCLI(_LightningCLI):
         self.best_config_path = path
         print(f"Best config written to {shown}; retrain it with:\n  {command}")
 
-
     def _write_pareto_configs(self, directory: Path) -> None:
         """Several objectives: print the Pareto set and write each of its trials' configs to ``directory``."""
         assert self.study is not None
@@ -437,7 +438,9 @@ def _domain(key: str, spec: Any) -> Domain:
     arguments = {k: v for k, v in spec.items() if k != "type"}
     accepted = [n for n in inspect.signature(domain_cls).parameters]
     unknown = sorted(set(arguments) - set(accepted))
-    missing = [n for n, p in inspect.signature(domain_cls).parameters.items() if p.default is p.empty and n not in arguments]
+    missing = [
+        n for n, p in inspect.signature(domain_cls).parameters.items() if p.default is p.empty and n not in arguments
+    ]
     if unknown or missing:
         raise InvalidArgumentError(
             f"tune.search_space[{key!r}]: a {kind} domain takes {accepted}, but got {spec!r}"

@@ -55,7 +55,9 @@ def _study(storage: Storage, name: str | None) -> StudyRecord:
     if not studies:
         raise StudyNotFoundError(f"{storage.display_url} holds no studies.")
     names = ", ".join(repr(s.name) for s in studies)
-    raise StudyNotFoundError(f"{storage.display_url} holds {len(studies)} studies, so pass --study NAME; they are: {names}.")
+    raise StudyNotFoundError(
+        f"{storage.display_url} holds {len(studies)} studies, so pass --study NAME; they are: {names}."
+    )
 
 
 def _decoded(trial: Trial, space: SearchSpace) -> Trial:
@@ -121,7 +123,12 @@ def _cmd_trials(args: argparse.Namespace) -> int:
     table = Table(title=f"Trials of {study.name!r} ({'/'.join(study.directions)}) in {storage.display_url}")
     for column in ("#", "state", "value", *space.names, "steps", "seconds", "note"):
         table.add_column(column, justify="right" if column not in ("state", "note") else "left")
-    styles = {TrialState.COMPLETE: "green", TrialState.PRUNED: "yellow", TrialState.FAIL: "red", TrialState.RUNNING: "cyan"}
+    styles = {
+        TrialState.COMPLETE: "green",
+        TrialState.PRUNED: "yellow",
+        TrialState.FAIL: "red",
+        TrialState.RUNNING: "cyan",
+    }
     for trial in trials:
         params = space.from_stored(trial.params)
         note = ""
@@ -133,7 +140,10 @@ def _cmd_trials(args: argparse.Namespace) -> int:
             str(trial.number),
             f"[{styles[trial.state]}]{trial.state}[/]",
             _value_text(trial),
-            *(format_value(params[n]) if isinstance(params.get(n), float) else str(params.get(n, "-")) for n in space.names),
+            *(
+                format_value(params[n]) if isinstance(params.get(n), float) else str(params.get(n, "-"))
+                for n in space.names
+            ),
             str(len(trial.intermediate_values)),
             f"{trial.duration:.1f}" if trial.duration is not None else "-",
             note,
@@ -171,7 +181,9 @@ def _cmd_best(args: argparse.Namespace) -> int:
     storage = _open_existing(args.storage)
     study = _study(storage, args.study)
     trial = _best_of_study(storage, study)
-    table = Table(title=f"Best trial of {study.name!r} ({study.directions[0]}) in {storage.display_url}", show_header=False)
+    table = Table(
+        title=f"Best trial of {study.name!r} ({study.directions[0]}) in {storage.display_url}", show_header=False
+    )
     table.add_column("", style="bold")
     table.add_column("")
     table.add_row("trial", str(trial.number))
@@ -256,7 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--output", "-o", help="file to write (default: standard output)")
     export.add_argument("--format", choices=["yaml", "json"], help="default: json for a .json --output, else yaml")
-    export.add_argument("--params", action="store_true", help="export the parameters only, even when a config is stored")
+    export.add_argument(
+        "--params", action="store_true", help="export the parameters only, even when a config is stored"
+    )
     export.add_argument("--trial", type=int, help="export this trial number instead of the best")
     export.set_defaults(run=_cmd_export)
     plot = add(
@@ -266,7 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
         True,
     )
     plot.add_argument("--out", required=True, help="directory to write the PNG files to (created if missing)")
-    plot.add_argument("--objective", type=int, default=0, help="objective to plot in a multi-objective study (default: 0)")
+    plot.add_argument(
+        "--objective", type=int, default=0, help="objective to plot in a multi-objective study (default: 0)"
+    )
     plot.set_defaults(run=_cmd_plot)
     return parser
 

@@ -443,7 +443,9 @@ class TrialCoordinator:
             return value
         return self._channel.poll(key)
 
-    def _lead(self, study: Study, train: Callable[[Trial], _T], record: Callable[[Trial, _T], Trial], loop: dict[str, Any]) -> None:
+    def _lead(
+        self, study: Study, train: Callable[[Trial], _T], record: Callable[[Trial, _T], Trial], loop: dict[str, Any]
+    ) -> None:
         def run(trial: Trial) -> Trial:
             self._send(("trial", trial))
             trained, failure, own_error = self._train_together(train, trial)
@@ -526,7 +528,9 @@ class TrialCoordinator:
         if failure is not None:
             group.reset()
             if own_error is not None and not self.is_leader:
-                log.warning("lightning_hpo: trial %d failed on rank %d: %s", trial.number, self.rank, _describe(own_error))
+                log.warning(
+                    "lightning_hpo: trial %d failed on rank %d: %s", trial.number, self.rank, _describe(own_error)
+                )
         return trained, failure, own_error
 
 

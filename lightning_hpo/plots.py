@@ -72,12 +72,21 @@ def plot_optimization_history(study: StudyLike, *, objective: int = 0, log_y: bo
     ax.scatter(numbers, values, s=22, color=_BLUE, label=f"complete ({len(completed)})", zorder=3)
     others = [t for t in snapshot.trials if t.state is not TrialState.COMPLETE]
     if others:  # an empty entry: what the plot leaves out, and why
-        counts = {s: sum(t.state is s for t in others) for s in (TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)}
+        counts = {
+            s: sum(t.state is s for t in others) for s in (TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
+        }
         text = ", ".join(f"{n} {s.value.lower()}" for s, n in counts.items() if n)
         ax.plot([], [], " ", label=f"not shown: {text}")
     last = max(t.number for t in snapshot.trials)
-    ax.step(numbers + [last], best_so_far + best_so_far[-1:], where="post", color=_VERMILLION, lw=1.8,
-            label="best so far", zorder=4)
+    ax.step(
+        numbers + [last],
+        best_so_far + best_so_far[-1:],
+        where="post",
+        color=_VERMILLION,
+        lw=1.8,
+        label="best so far",
+        zorder=4,
+    )
     ax.set_xlabel("trial number")
     ax.set_ylabel(snapshot.objective_label(objective))
     if log_y:
@@ -130,8 +139,20 @@ def plot_learning_curves(study: StudyLike, *, log_y: bool = False) -> Figure:
     if TrialState.COMPLETE in states:
         handles.append(Line2D([], [], color=_BLUE, lw=1.0, label="complete"))
     if TrialState.PRUNED in states:
-        handles.append(Line2D([], [], color=_ORANGE, lw=1.0, ls="--", marker="x", mec=_VERMILLION, mew=1.6,
-                              markevery=[1], label="pruned (x: where it stopped)"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=_ORANGE,
+                lw=1.0,
+                ls="--",
+                marker="x",
+                mec=_VERMILLION,
+                mew=1.6,
+                markevery=[1],
+                label="pruned (x: where it stopped)",
+            )
+        )
     if TrialState.RUNNING in states:
         handles.append(Line2D([], [], color=_PURPLE, lw=1.2, ls=":", label="running"))
     ax.set_xlabel("step")
@@ -270,8 +291,17 @@ def plot_slice(study: StudyLike, *, objective: int = 0) -> Figure:
             xs = np.array([t.params[name] for t in completed], dtype=float)
             _set_numeric_axis(ax, domain)
         scatter = ax.scatter(xs, values, c=numbers, cmap="viridis", norm=norm, s=18, alpha=0.85, edgecolors="none")
-        ax.scatter([xs[best]], [values[best]], marker="*", s=130, color=_VERMILLION, edgecolors="black",
-                   linewidths=0.5, zorder=5, label=f"best trial ({numbers[best]})")
+        ax.scatter(
+            [xs[best]],
+            [values[best]],
+            marker="*",
+            s=130,
+            color=_VERMILLION,
+            edgecolors="black",
+            linewidths=0.5,
+            zorder=5,
+            label=f"best trial ({numbers[best]})",
+        )
         ax.set_xlabel(name + (" (log)" if getattr(domain, "log", False) else ""))
         ax.grid(alpha=0.3)
         if k % columns == 0:
@@ -450,8 +480,9 @@ def _tick_values(domain: Float | Int) -> list[float]:
         if len(candidates) < 2:
             candidates = [low, math.sqrt(low * high), high]
     else:
-        candidates = [v for v in MaxNLocator(nbins=5, integer=isinstance(domain, Int)).tick_values(low, high)
-                      if low <= v <= high]
+        candidates = [
+            v for v in MaxNLocator(nbins=5, integer=isinstance(domain, Int)).tick_values(low, high) if low <= v <= high
+        ]
     if isinstance(domain, Int):
         candidates = [v for v in sorted({int(round(v)) for v in candidates}) if domain.contains(v)] or [low, high]
     return candidates
@@ -474,5 +505,13 @@ def _draw_axis(ax: Axes, x: float, ticks: Sequence[tuple[float, str]]) -> None:
     ax.axvline(x, color="black", lw=1.0, zorder=6)
     for position, label in ticks:
         ax.plot([x - 0.03, x], [position, position], color="black", lw=1.0, zorder=6)
-        ax.text(x - 0.05, position, label, ha="right", va="center", fontsize=8, zorder=7,
-                bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.7})
+        ax.text(
+            x - 0.05,
+            position,
+            label,
+            ha="right",
+            va="center",
+            fontsize=8,
+            zorder=7,
+            bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.7},
+        )

@@ -48,7 +48,9 @@ def format_values(values: Sequence[float] | None, labels: Sequence[str]) -> str:
 
 
 def format_params(params: dict[str, Any]) -> str:
-    return " ".join(f"{name}={format_value(v)}" if isinstance(v, float) else f"{name}={v!r}" for name, v in params.items())
+    return " ".join(
+        f"{name}={format_value(v)}" if isinstance(v, float) else f"{name}={v!r}" for name, v in params.items()
+    )
 
 
 def _is_global_rank_zero() -> bool:
@@ -179,7 +181,9 @@ class StudyProgress:
         grid = Table.grid(padding=(0, 1))
         total = self._n_trials
         bar = ProgressBar(total=float(total or max(finished, 1)), completed=float(finished), width=30)
-        grid.add_row(bar, Text(f"{finished}/{total if total else '?'} trials finished   elapsed {elapsed}", style="bold"))
+        grid.add_row(
+            bar, Text(f"{finished}/{total if total else '?'} trials finished   elapsed {elapsed}", style="bold")
+        )
         counts_line = Text(
             f"complete {counts[TrialState.COMPLETE]}   pruned {counts[TrialState.PRUNED]}   "
             f"failed {counts[TrialState.FAIL]}   running {len(running)}"
@@ -212,7 +216,11 @@ class StudyProgress:
         front = [t for t, kept in zip(completed, keep) if kept]
         lines = [Text.assemble(("Pareto front ", "bold"), (f"{len(front)} trials", "bold green"))]
         for trial in front[:_MAX_FRONT_ROWS]:
-            lines.append(Text(f"  trial {trial.number}: {format_values(trial.values, self._labels)}  {format_params(dict(trial.params))}"))
+            lines.append(
+                Text(
+                    f"  trial {trial.number}: {format_values(trial.values, self._labels)}  {format_params(dict(trial.params))}"
+                )
+            )
         if len(front) > _MAX_FRONT_ROWS:
             lines.append(Text(f"  and {len(front) - _MAX_FRONT_ROWS} more"))
         return lines

@@ -98,7 +98,11 @@ class StudySnapshot:
         """The monitored metrics of the latest trial trained by a Tuner or the CLI, one per objective; else None."""
         for trial in reversed(self.trials):
             names = trial.attrs.get("monitor")
-            if isinstance(names, list) and len(names) == len(self.directions) and all(isinstance(n, str) for n in names):
+            if (
+                isinstance(names, list)
+                and len(names) == len(self.directions)
+                and all(isinstance(n, str) for n in names)
+            ):
                 return names
         return None
 

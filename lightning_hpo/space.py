@@ -36,7 +36,9 @@ def _is_real(value: Any) -> bool:
 
 def _require_finite_real(cls_name: str, name: str, value: Any) -> float:
     if not _is_real(value):
-        raise ArgumentTypeError(f"{cls_name}: `{name}` must be a real number, but got {value!r} ({type(value).__name__}).")
+        raise ArgumentTypeError(
+            f"{cls_name}: `{name}` must be a real number, but got {value!r} ({type(value).__name__})."
+        )
     try:
         finite = math.isfinite(value)
     except OverflowError:  # an int beyond the float range
@@ -268,7 +270,9 @@ class Categorical(_Immutable):
             )
         choices = tuple(choices)
         if not choices:
-            raise InvalidArgumentError("Categorical: `choices` must hold at least one value, but got an empty sequence.")
+            raise InvalidArgumentError(
+                "Categorical: `choices` must hold at least one value, but got an empty sequence."
+            )
         for choice in choices:
             try:
                 hash(choice)  # a tuple holding a list says it is Hashable, but is not
@@ -429,7 +433,9 @@ class SearchSpace(Mapping[str, Domain]):
     def decode(self, point: Sequence[float]) -> dict[str, Any]:
         """Map a point of the unit cube (clipped to it) to a parameter dict."""
         if isinstance(point, (str, bytes, Mapping)) or not isinstance(point, Sequence):
-            raise InvalidArgumentError(f"A point must be a sequence of {len(self._domains)} numbers, but got {point!r}.")
+            raise InvalidArgumentError(
+                f"A point must be a sequence of {len(self._domains)} numbers, but got {point!r}."
+            )
         point = list(point)
         if len(point) != len(self._domains):
             raise InvalidArgumentError(f"Expected a point with {len(self._domains)} coordinates, but got {len(point)}.")

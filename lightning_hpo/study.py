@@ -10,8 +10,8 @@ Example:
 
 from __future__ import annotations
 
-import json
 import contextlib
+import json
 import math
 import os
 import signal
@@ -70,7 +70,9 @@ def parse_mode(mode: Mode) -> tuple[str, ...]:
         raise InvalidArgumentError(f"`mode` must be 'min', 'max' or a non-empty list of them, but got {mode!r}.")
     for m in modes:
         if m not in ("min", "max"):
-            raise InvalidArgumentError(f"`mode` must be 'min' or 'max' (as in Lightning's ModelCheckpoint), but got {m!r}.")
+            raise InvalidArgumentError(
+                f"`mode` must be 'min' or 'max' (as in Lightning's ModelCheckpoint), but got {m!r}."
+            )
     return tuple(modes)
 
 
@@ -78,9 +80,7 @@ def check_study_name(name: Any) -> str:
     if not isinstance(name, str):
         raise ArgumentTypeError(f"A study name must be a string, but got {name!r} ({type(name).__name__}).")
     if not name.strip() or len(name) > 512 or any(ord(c) < 32 for c in name):
-        raise InvalidArgumentError(
-            f"A study name must be 1 to 512 printable characters, not blank, but got {name!r}."
-        )
+        raise InvalidArgumentError(f"A study name must be 1 to 512 printable characters, not blank, but got {name!r}.")
     return name
 
 
@@ -203,7 +203,9 @@ class Study:
         if pruner is not None and not isinstance(pruner, Pruner):
             raise ArgumentTypeError(f"`pruner` must be a lightning_hpo Pruner, but got {pruner!r}.")
         if isinstance(grace_period, bool) or not isinstance(grace_period, (int, float)) or not grace_period > 0:
-            raise InvalidArgumentError(f"`grace_period > 0` (seconds) must hold, but got grace_period={grace_period!r}.")
+            raise InvalidArgumentError(
+                f"`grace_period > 0` (seconds) must hold, but got grace_period={grace_period!r}."
+            )
         self.sampler = sampler if sampler is not None else GPSampler(seed=seed)
         self.pruner = pruner if pruner is not None else ASHAPruner()
         self.grace_period = float(grace_period)
@@ -223,11 +225,14 @@ class Study:
         if json.dumps(stored_space, sort_keys=True) != self.space.fingerprint():
             now = json.loads(self.space.fingerprint())
             changed = sorted(n for n in set(stored_space) | set(now) if stored_space.get(n) != now.get(n))
-            details = "; ".join(f"{n}: {_domain_text(stored_space.get(n))} -> {_domain_text(now.get(n))}" for n in changed)
+            details = "; ".join(
+                f"{n}: {_domain_text(stored_space.get(n))} -> {_domain_text(now.get(n))}" for n in changed
+            )
             problems.append(f"a different search space ({details})")
         if problems:
             raise StudyMismatchError(
-                f"Study {self.name!r} in {self.storage.display_url} was created with " + " and ".join(problems)
+                f"Study {self.name!r} in {self.storage.display_url} was created with "
+                + " and ".join(problems)
                 + ". A study's space and mode are fixed: pick a new study name for the new set-up."
             )
 
@@ -411,9 +416,7 @@ class Study:
         values = None if value is None else self._objective_values(value)
         bad = [v for v in values or () if not math.isfinite(v)]
         if bad:
-            return self._finish(
-                stored, TrialState.FAIL, error=f"The objective returned {bad[0]}, which is not finite."
-            )
+            return self._finish(stored, TrialState.FAIL, error=f"The objective returned {bad[0]}, which is not finite.")
         return self._finish(stored, state, values=values)
 
     def _best_intermediate(self, trial: Trial) -> float | tuple[float, ...] | None:
@@ -574,7 +577,9 @@ class Study:
         if trial_timeout is not None and (
             isinstance(trial_timeout, bool) or not isinstance(trial_timeout, (int, float)) or not trial_timeout > 0
         ):
-            raise InvalidArgumentError(f"`trial_timeout` must be a number of seconds > 0 or None, but got {trial_timeout!r}.")
+            raise InvalidArgumentError(
+                f"`trial_timeout` must be a number of seconds > 0 or None, but got {trial_timeout!r}."
+            )
         from lightning_hpo.progress import StudyProgress
 
         deadline = None if timeout is None else time.monotonic() + timeout

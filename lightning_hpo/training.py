@@ -55,11 +55,7 @@ def check_monitor(monitor: Any, directions: Sequence[str]) -> str | list[str]:
     do not match the number of directions (``mode``).
     """
     names = [monitor] if isinstance(monitor, str) else monitor
-    if (
-        not isinstance(names, Sequence)
-        or not names
-        or not all(isinstance(n, str) and n for n in names)
-    ):
+    if not isinstance(names, Sequence) or not names or not all(isinstance(n, str) and n for n in names):
         raise InvalidArgumentError(
             f"`monitor` must be the name of a logged metric, or a list of names for several objectives, but got {monitor!r}."
         )
@@ -202,7 +198,9 @@ class TrialTraining:
         if not any(math.isfinite(v) for _, v in reporter.reported):
             seen = sorted({str(v) for _, v in reporter.reported})
             return study.tell(
-                trial, state=TrialState.FAIL, error=f"{self.monitor!r} was never finite (values seen: {', '.join(seen)})."
+                trial,
+                state=TrialState.FAIL,
+                error=f"{self.monitor!r} was never finite (values seen: {', '.join(seen)}).",
             )
         return study.tell(trial, state=TrialState.COMPLETE)
 
@@ -230,7 +228,11 @@ def _trial_logger(study_dir: Path, number: int) -> Any:
 @contextlib.contextmanager
 def quiet_lightning() -> Iterator[None]:
     """Silence Lightning's per-Trainer banners (GPU available..., LOCAL_RANK...): one per trial is noise."""
-    names = ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric.utilities.seed")
+    names = (
+        "lightning.pytorch.utilities.rank_zero",
+        "lightning.pytorch.accelerators.cuda",
+        "lightning.fabric.utilities.seed",
+    )
     loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
     for lg in loggers:

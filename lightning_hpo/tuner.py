@@ -408,7 +408,10 @@ class Tuner:
             with_logger=kwargs.pop("logger", True) is not False,
         )
         trainer = pl.Trainer(
-            **kwargs, callbacks=callbacks + training.callbacks, logger=training.logger, default_root_dir=training.trial_dir
+            **kwargs,
+            callbacks=callbacks + training.callbacks,
+            logger=training.logger,
+            default_root_dir=training.trial_dir,
         )
         return training.train(trainer, lambda: trainer.fit(model, datamodule=datamodule))
 

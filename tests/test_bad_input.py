@@ -106,8 +106,14 @@ def test_study_arguments(name, mode, grace, seed):
     def open_study():
         from lightning_hpo import SobolSampler
 
-        return Study(name, search_space=SPACE, mode=mode, storage=":memory:",
-                     sampler=SobolSampler(seed=seed) if seed is not None else None, grace_period=grace)
+        return Study(
+            name,
+            search_space=SPACE,
+            mode=mode,
+            storage=":memory:",
+            sampler=SobolSampler(seed=seed) if seed is not None else None,
+            grace_period=grace,
+        )
 
     only_our_errors(open_study)
 
@@ -143,10 +149,19 @@ domain_specs = st.one_of(
     anything,
     st.fixed_dictionaries(
         {"type": st.one_of(st.sampled_from(["float", "int", "categorical"]), anything)},
-        optional={"low": numbers, "high": numbers, "log": anything, "step": numbers, "choices": anything, "x": anything},
+        optional={
+            "low": numbers,
+            "high": numbers,
+            "log": anything,
+            "step": numbers,
+            "choices": anything,
+            "x": anything,
+        },
     ),
 )
-config_keys = st.one_of(st.sampled_from(["model.lr", "model.init_args.hidden", "data.batch_size", "init_args", ""]), st.text(max_size=12))
+config_keys = st.one_of(
+    st.sampled_from(["model.lr", "model.init_args.hidden", "data.batch_size", "init_args", ""]), st.text(max_size=12)
+)
 
 
 @SETTINGS
@@ -172,7 +187,9 @@ def test_cli_search_space_config_through_yaml(spec):
     only_our_errors(lambda: search_space_from_config(yaml.safe_load(text)["search_space"]))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(
     arguments=st.fixed_dictionaries(
         {},

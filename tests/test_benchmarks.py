@@ -198,9 +198,27 @@ def test_quick_harness_writes_a_table_and_resumes(tmp_path: Path, restore_thread
 
     out, results = tmp_path / "out", tmp_path / "report" / "RESULTS.md"
     argv = [
-        "--quick", "--tasks", "mixed", "--samplers", "lhpo_sobol,lhpo_random", "--seeds", "2", "--budget", "6",
-        "--report-at", "3,6", "--timing-task", "mixed", "--timing-history", "4", "--timing-window", "2",
-        "--out", str(out), "--results", str(results),
+        "--quick",
+        "--tasks",
+        "mixed",
+        "--samplers",
+        "lhpo_sobol,lhpo_random",
+        "--seeds",
+        "2",
+        "--budget",
+        "6",
+        "--report-at",
+        "3,6",
+        "--timing-task",
+        "mixed",
+        "--timing-history",
+        "4",
+        "--timing-window",
+        "2",
+        "--out",
+        str(out),
+        "--results",
+        str(results),
     ]
     assert main(argv) == 0
 

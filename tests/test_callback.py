@@ -82,7 +82,9 @@ class WithSize(ScriptedModule):
 
 
 def test_several_monitors_report_one_value_each_in_order():
-    study = Study("mo", search_space={"x": Float(0.0, 1.0)}, mode=["min", "min"], storage="sqlite://", pruner=NopPruner())
+    study = Study(
+        "mo", search_space={"x": Float(0.0, 1.0)}, mode=["min", "min"], storage="sqlite://", pruner=NopPruner()
+    )
     trial = study.ask()
     reporter, _ = fit(WithSize([0.5, 0.25]), study, trial, monitor=["val_loss", "size"], max_epochs=2)
     assert reporter.reported == [(4, (0.5, 10.0)), (8, (0.25, 20.0))]
@@ -149,7 +151,9 @@ if __name__ == "__main__":
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("monitor, vectors", [("val_loss", {2: (1.5,), 4: (1.5,)}), ("val_loss,size", {2: (1.5, 15.0), 4: (1.5, 15.0)})])
+@pytest.mark.parametrize(
+    "monitor, vectors", [("val_loss", {2: (1.5,), 4: (1.5,)}), ("val_loss,size", {2: (1.5, 15.0), 4: (1.5, 15.0)})]
+)
 def test_ddp_reports_the_mean_over_ranks_once_and_all_ranks_stop_together(tmp_path, monitor, vectors):
     import subprocess
     import sys
@@ -159,7 +163,9 @@ def test_ddp_reports_the_mean_over_ranks_once_and_all_ranks_stop_together(tmp_pa
     script = tmp_path / "ddp_script.py"
     script.write_text(DDP_SCRIPT)
     repo = str(Path(__file__).resolve().parents[1])
-    done = subprocess.run([sys.executable, str(script), url, repo, monitor], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(script), url, repo, monitor], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     storage = SQLStorage(url)
     (trial,) = storage.get_trials(storage.get_study("ddp").id)  # read as stored, without reaping

@@ -60,11 +60,19 @@ def stored_config(trial) -> dict:
 @pytest.mark.parametrize(
     "spec, decorated, expected",
     [
-        ({"model.lr": {"type": "float", "low": 1e-4, "high": 0.1, "log": True}}, None, {"model.lr": Float(1e-4, 0.1, log=True)}),
+        (
+            {"model.lr": {"type": "float", "low": 1e-4, "high": 0.1, "log": True}},
+            None,
+            {"model.lr": Float(1e-4, 0.1, log=True)},
+        ),
         ({"data.batch_size": [16, 32]}, None, {"data.batch_size": Categorical([16, 32])}),
         ({"model.init_args.lr": {"type": "float", "low": 0.1, "high": 0.2}}, None, {"model.lr": Float(0.1, 0.2)}),
         (None, {"lr": Float(0.1, 0.2)}, {"model.lr": Float(0.1, 0.2)}),
-        ({"model.lr": {"type": "float", "low": 0.3, "high": 0.4}}, {"lr": Float(0.1, 0.2)}, {"model.lr": Float(0.3, 0.4)}),
+        (
+            {"model.lr": {"type": "float", "low": 0.3, "high": 0.4}},
+            {"lr": Float(0.1, 0.2)},
+            {"model.lr": Float(0.3, 0.4)},
+        ),
         ({"model.lr": None, "data.batch_size": [8]}, {"lr": Float(0.1, 0.2)}, {"data.batch_size": Categorical([8])}),
     ],
 )
@@ -276,15 +284,23 @@ def test_tune_is_listed_beside_lightnings_subcommands(capsys) -> None:
         (["--tune.search_space", '{"model.lrr": [0.1, 0.2]}'], "'model' has no 'lrr'"),
         (["--tune.search_space", '{"model.lrr": [0.1, 0.2]}'], "did you mean 'model.lr'?"),
         (["--tune.search_space", '{"nothing.here": [1]}'], "the config has no 'nothing'"),
-        (["--tune.search_space", '{"model.hidden": {"type": "float", "low": 1, "high": 8}}'], "Expected a <class 'int'>"),
+        (
+            ["--tune.search_space", '{"model.hidden": {"type": "float", "low": 1, "high": 8}}'],
+            "Expected a <class 'int'>",
+        ),
         (["--tune.search_space", '{"model.activation": ["relu", 3]}'], "does not accept the value 3"),
         (["--tune.sampler", "sobl"], "'sobl' is neither a known name (sobol, random"),
         (["--tune.pruner", "medain"], "'medain' is neither a known name (median, nop"),
         (["--tune.n_trials", "null"], "needs --tune.n_trials, --tune.timeout, or both"),
         (["--tune.search_space", "null"], "The search space is empty"),
-        (["--tune.monitor", "[val_loss,n_params]"], "`monitor` names 2 metric(s) (val_loss, n_params) but `mode` gives 1"),
-        (["--tune.monitor", "[val_loss,n_params]", "--tune.mode", "[min,min]", "--tune.best_config", "b.yaml"],
-         "--tune.best_config names one file, but several monitors have no single best trial"),
+        (
+            ["--tune.monitor", "[val_loss,n_params]"],
+            "`monitor` names 2 metric(s) (val_loss, n_params) but `mode` gives 1",
+        ),
+        (
+            ["--tune.monitor", "[val_loss,n_params]", "--tune.mode", "[min,min]", "--tune.best_config", "b.yaml"],
+            "--tune.best_config names one file, but several monitors have no single best trial",
+        ),
     ],
 )
 def test_tune_rejects_a_bad_setup_before_any_trial(extra, message, capsys) -> None:
@@ -329,7 +345,9 @@ def test_cli_example_tunes_then_fit_retrains_the_best_trial(tmp_path: Path) -> N
     best_yaml = tmp_path / command.group(2)
     assert best_yaml == tmp_path / "runs" / "DigitsClassifier" / "best.yaml"
 
-    study = Study("DigitsClassifier", search_space=_stored_space(tmp_path), storage=str(tmp_path / "runs" / "studies.db"))
+    study = Study(
+        "DigitsClassifier", search_space=_stored_space(tmp_path), storage=str(tmp_path / "runs" / "studies.db")
+    )
     best = study.best_trial
     assert len(study.trials) == 2
 
@@ -347,7 +365,9 @@ def test_cli_example_tunes_then_fit_retrains_the_best_trial(tmp_path: Path) -> N
         assert refit_config[section][name] == value, key
     # Same config, same seed: the retrained run repeats the best trial's validations exactly.
     assert min(logged_values(refit_dir / "metrics.csv", "val_loss")) == pytest.approx(best.value, rel=1e-6)
-    assert logged_values(refit_dir / "metrics.csv", "val_loss") == pytest.approx(list(best.intermediate_values.values()))
+    assert logged_values(refit_dir / "metrics.csv", "val_loss") == pytest.approx(
+        list(best.intermediate_values.values())
+    )
 
 
 def _stored_space(tmp_path: Path):
@@ -362,7 +382,6 @@ def test_cli_module_is_not_imported_by_the_package() -> None:
     code = "import sys, lightning_hpo; lightning_hpo.Study; print('lightning_hpo.cli' in sys.modules, 'torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert result.stdout.split() == ["False", "False"]
-
 
 
 @pytest.mark.slow

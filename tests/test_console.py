@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -17,8 +17,12 @@ from lightning_hpo.storage import SQLStorage
 @pytest.fixture
 def db(tmp_path):
     url = f"sqlite:///{tmp_path / 'studies.db'}"
-    study = Study("digits", search_space={"lr": Float(1e-4, 1e-1, log=True), "opt": Categorical(["adam", (1, 2)])},
-                  storage=url, seed=0)
+    study = Study(
+        "digits",
+        search_space={"lr": Float(1e-4, 1e-1, log=True), "opt": Categorical(["adam", (1, 2)])},
+        storage=url,
+        seed=0,
+    )
     study.optimize(lambda p: p["lr"], n_trials=3)
     failing = study.ask()
     study.tell(failing, state=TrialState.FAIL, error="Traceback...\nValueError: diverged")
@@ -48,7 +52,6 @@ def test_trials_filtered_by_state(db, capsys):
     assert main(["trials", "--storage", db, "--study", "digits", "--state", "FAIL"]) == 0
     out = capsys.readouterr().out
     assert "FAIL" in out and "COMPLETE" not in out
-
 
 
 def test_errors_are_one_clear_line(db, tmp_path, capsys):
@@ -157,4 +160,3 @@ def test_best_of_a_multi_objective_study_points_to_trials(tmp_path, capsys):
     )
     assert main(["best", "--storage", url]) == 2
     assert "has 2 objectives, so no single best trial" in capsys.readouterr().err
-

@@ -56,7 +56,9 @@ def test_twenty_sigkills_then_a_rerun_reach_exactly_n_trials_with_nothing_lost(t
         seen = complete
 
     assert len(seen) < N_TRIALS, "the kills came too late to test anything"
-    done = subprocess.run([sys.executable, str(script), url, str(N_TRIALS)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(script), url, str(N_TRIALS)], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     trials = storage.get_trials(study_id)
     assert [t.number for t in trials] == list(range(len(trials)))  # unique, no gaps

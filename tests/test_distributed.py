@@ -109,8 +109,15 @@ def run_torchrun(
     else:
         endpoint = f"127.0.0.1:{_free_port()}"
         launches = [
-            [torchrun, f"--nnodes={nodes}", "--nproc_per_node=1", "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}",
-             "--rdzv-id=test", *arguments]
+            [
+                torchrun,
+                f"--nnodes={nodes}",
+                "--nproc_per_node=1",
+                "--rdzv-backend=c10d",
+                f"--rdzv-endpoint={endpoint}",
+                "--rdzv-id=test",
+                *arguments,
+            ]
             for _ in range(nodes)
         ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -178,7 +185,10 @@ def test_a_rank_that_raises_fails_the_trial_on_every_rank_and_the_next_trial_run
     seconds = run_torchrun(tmp_path, n_trials=2, fail_plan=plan)
     trials = stored_trials(tmp_path)
     assert [t.state for t in trials] == [TrialState.FAIL] * 4 + [TrialState.COMPLETE, TrialState.PRUNED]
-    assert trials[0].error.startswith("Rank 1 raised:\nTraceback") and "scripted failure of rank 1 in training_step" in trials[0].error
+    assert (
+        trials[0].error.startswith("Rank 1 raised:\nTraceback")
+        and "scripted failure of rank 1 in training_step" in trials[0].error
+    )
     assert "scripted failure of rank 1 in init" in trials[1].error
     assert trials[2].error.startswith("Traceback") and "scripted failure of rank 0 in epoch_end" in trials[2].error
     assert "TrialTimeoutError: The trial ran longer than trial_timeout=10 s" in trials[3].error
@@ -215,13 +225,25 @@ def test_the_cli_tune_subcommand_under_torchrun(tmp_path):
     script.write_text(CLI_SCRIPT)
     torchrun = str(Path(sys.executable).with_name("torchrun"))
     command = [
-        torchrun, "--standalone", "--nproc_per_node=2", str(script), str(REPO), "tune",
-        "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.max_epochs=2",
-        "--tune.n_trials=2", "--tune.search_space={model.lr: {type: float, low: 0.001, high: 0.1, log: true}}",
-        "--tune.pruner=nop", f"--tune.root_dir={tmp_path / 'runs'}", "--tune.show_progress=false",
+        torchrun,
+        "--standalone",
+        "--nproc_per_node=2",
+        str(script),
+        str(REPO),
+        "tune",
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=2",
+        "--trainer.strategy=ddp",
+        "--trainer.max_epochs=2",
+        "--tune.n_trials=2",
+        "--tune.search_space={model.lr: {type: float, low: 0.001, high: 0.1, log: true}}",
+        "--tune.pruner=nop",
+        f"--tune.root_dir={tmp_path / 'runs'}",
+        "--tune.show_progress=false",
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=400, cwd=tmp_path,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=400, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-6000:])
     storage = SQLStorage(f"sqlite:///{tmp_path / 'runs' / 'studies.db'}")
     trials = storage.get_trials(storage.get_study("LinearRegression").id)

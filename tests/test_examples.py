@@ -15,9 +15,20 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 @pytest.mark.slow
 def test_digits_example_tunes_and_reports_where_everything_is(tmp_path):
     done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "digits.py"), "--n-trials", "4", "--max-epochs", "3",
-         "--root-dir", str(tmp_path / "runs")],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        [
+            sys.executable,
+            str(EXAMPLES / "digits.py"),
+            "--n-trials",
+            "4",
+            "--max-epochs",
+            "3",
+            "--root-dir",
+            str(tmp_path / "runs"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
@@ -35,9 +46,23 @@ def test_digits_example_tunes_and_reports_where_everything_is(tmp_path):
 def test_ddp_digits_example_under_torchrun_prints_once_from_rank_zero(tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     done = subprocess.run(
-        [str(torchrun), "--standalone", "--nproc_per_node=2", str(EXAMPLES / "ddp_digits.py"), "--n-trials", "2",
-         "--max-epochs", "2", "--root-dir", str(tmp_path / "runs")],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node=2",
+            str(EXAMPLES / "ddp_digits.py"),
+            "--n-trials",
+            "2",
+            "--max-epochs",
+            "2",
+            "--root-dir",
+            str(tmp_path / "runs"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("best val_loss") == 1 and "processes         2 per trial" in done.stdout

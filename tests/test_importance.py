@@ -78,7 +78,9 @@ def test_too_few_complete_trials_is_a_clear_error():
     pruned = study.ask()
     study.report(pruned, 1, 0.5)
     study.tell(pruned, state=TrialState.PRUNED)
-    with pytest.raises(InvalidArgumentError, match=r"at least 4 COMPLETE trials .* 'imp' has 3 \(PRUNED trials, 1 here"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"at least 4 COMPLETE trials .* 'imp' has 3 \(PRUNED trials, 1 here"
+    ):
         importance(study)
 
 

@@ -32,8 +32,12 @@ def test_eight_workers_finish_400_trials_with_unique_numbers_and_no_errors(share
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     workers = [
-        subprocess.Popen([sys.executable, str(script), shared_storage_url, str(seed), str(N_TRIALS)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, str(script), shared_storage_url, str(seed), str(N_TRIALS)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for seed in range(WORKERS)
     ]
     outputs = [w.communicate(timeout=600) for w in workers]

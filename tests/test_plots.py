@@ -37,7 +37,9 @@ def loss(params: dict) -> float:
 @pytest.fixture
 def study(tmp_path) -> Study:
     """12 complete trials with learning curves, one pruned, one failed, one still running."""
-    study = Study("mlp", search_space=SPACE, storage=f"sqlite:///{tmp_path / 'studies.db'}", sampler=RandomSampler(seed=0))
+    study = Study(
+        "mlp", search_space=SPACE, storage=f"sqlite:///{tmp_path / 'studies.db'}", sampler=RandomSampler(seed=0)
+    )
     for _ in range(12):
         trial = study.ask()
         for step in range(0, 50, 10):
@@ -55,8 +57,13 @@ def study(tmp_path) -> Study:
 
 @pytest.fixture
 def two_objectives() -> Study:
-    study = Study("tradeoff", search_space={"x": Float(0.0, 1.0)}, mode=["max", "min"], storage=":memory:",
-                  sampler=RandomSampler(seed=0))
+    study = Study(
+        "tradeoff",
+        search_space={"x": Float(0.0, 1.0)},
+        mode=["max", "min"],
+        storage=":memory:",
+        sampler=RandomSampler(seed=0),
+    )
     study.optimize(lambda p: (p["x"], p["x"] ** 2 + 0.3 * math.sin(20 * p["x"]) ** 2), n_trials=30)
     return study
 
@@ -174,7 +181,11 @@ def test_multi_objective_history_follows_the_chosen_objective(two_objectives):
 def test_save_plots_writes_pngs_and_reports_what_it_skipped(two_objectives, tmp_path):
     written, skipped = save_plots(two_objectives, tmp_path / "plots", objective=1)
     assert sorted(p.name for p in written) == [
-        "history.png", "importance.png", "parallel_coordinates.png", "pareto_front.png", "slice.png"
+        "history.png",
+        "importance.png",
+        "parallel_coordinates.png",
+        "pareto_front.png",
+        "slice.png",
     ]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in written)
     assert list(skipped) == ["learning_curves.png"]

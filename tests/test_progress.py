@@ -62,7 +62,9 @@ def test_a_multi_objective_study_shows_its_pareto_front(tmp_path):
         assert row.split()[:4] == ["3", "5", "0.5,", "7"]
 
 
-@pytest.mark.parametrize("variable,value,shown", [("RANK", "1", False), ("RANK", "0", True), ("LOCAL_RANK", "1", False)])
+@pytest.mark.parametrize(
+    "variable,value,shown", [("RANK", "1", False), ("RANK", "0", True), ("LOCAL_RANK", "1", False)]
+)
 def test_only_global_rank_zero_displays(study, monkeypatch, variable, value, shown):
     for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
         monkeypatch.delenv(name, raising=False)

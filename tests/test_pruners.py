@@ -290,16 +290,30 @@ DOMINATED_AT_1 = [{1: (5.0, 5.0)}, {1: (6.0, 6.0)}, {1: (7.0, 7.0)}, {1: (8.0, 8
     "curve, others, mode, expected",
     [
         # n = 3, k = 1: (1, 1) dominates (2, 2) dominates (3, 3)
-        pytest.param({1: (3.0, 3.0)}, vectors({1: (1.0, 1.0)}, {1: (2.0, 2.0)}), ["min", "min"], True, id="third-front"),
-        pytest.param({1: (1.5, 1.5)}, vectors({1: (1.0, 1.0)}, {1: (2.0, 2.0)}), ["min", "min"], True, id="second-front"),
-        pytest.param({1: (0.5, 3.0)}, vectors({1: (1.0, 1.0)}, {1: (2.0, 2.0)}), ["min", "min"], False, id="on-the-front"),
+        pytest.param(
+            {1: (3.0, 3.0)}, vectors({1: (1.0, 1.0)}, {1: (2.0, 2.0)}), ["min", "min"], True, id="third-front"
+        ),
+        pytest.param(
+            {1: (1.5, 1.5)}, vectors({1: (1.0, 1.0)}, {1: (2.0, 2.0)}), ["min", "min"], True, id="second-front"
+        ),
+        pytest.param(
+            {1: (0.5, 3.0)}, vectors({1: (1.0, 1.0)}, {1: (2.0, 2.0)}), ["min", "min"], False, id="on-the-front"
+        ),
         pytest.param({1: (1.0, 1.0)}, vectors({1: (1.0, 1.0)}, {1: (2.0, 2.0)}), ["min", "min"], False, id="tie"),
         # "max" objectives are negated: (0.4, 0.95) dominates (0.5, 0.9)
-        pytest.param({1: (0.5, 0.9)}, vectors({1: (0.4, 0.95)}, {1: (0.6, 0.8)}), ["min", "max"], True, id="max-dominated"),
-        pytest.param({1: (0.3, 0.8)}, vectors({1: (0.4, 0.95)}, {1: (0.6, 0.8)}), ["min", "max"], False, id="max-front"),
+        pytest.param(
+            {1: (0.5, 0.9)}, vectors({1: (0.4, 0.95)}, {1: (0.6, 0.8)}), ["min", "max"], True, id="max-dominated"
+        ),
+        pytest.param(
+            {1: (0.3, 0.8)}, vectors({1: (0.4, 0.95)}, {1: (0.6, 0.8)}), ["min", "max"], False, id="max-front"
+        ),
         # n = 6, k = 2: front 0 has 4 points; its two extremes (inf) take the places
-        pytest.param({1: (1.0, 2.0)}, vectors(*FRONT_AT_1, *DOMINATED_AT_1[:2]), ["min", "min"], True, id="crowded-out"),
-        pytest.param({1: (1.0, 2.0)}, vectors(*FRONT_AT_1[::-1], *DOMINATED_AT_1[:2]), ["min", "min"], True, id="order-free"),
+        pytest.param(
+            {1: (1.0, 2.0)}, vectors(*FRONT_AT_1, *DOMINATED_AT_1[:2]), ["min", "min"], True, id="crowded-out"
+        ),
+        pytest.param(
+            {1: (1.0, 2.0)}, vectors(*FRONT_AT_1[::-1], *DOMINATED_AT_1[:2]), ["min", "min"], True, id="order-free"
+        ),
         # n = 9, k = 3: the third place goes to the larger crowding distance, 1.5 beats 1.25
         pytest.param({1: (1.0, 2.0)}, vectors(*FRONT_AT_1, *DOMINATED_AT_1), ["min", "min"], False, id="most-isolated"),
         pytest.param(
@@ -324,11 +338,17 @@ DOMINATED_AT_1 = [{1: (5.0, 5.0)}, {1: (6.0, 6.0)}, {1: (7.0, 7.0)}, {1: (8.0, 8
             True,
             id="peer-stands-for-its-report-before-the-rung",
         ),
-        pytest.param({2: (9.0, 9.0)}, vectors({1: (0.0, 0.0)}, {1: (0.0, 0.0)}), ["min", "min"], False, id="judged-at-step-2"),
+        pytest.param(
+            {2: (9.0, 9.0)}, vectors({1: (0.0, 0.0)}, {1: (0.0, 0.0)}), ["min", "min"], False, id="judged-at-step-2"
+        ),
         pytest.param({2: (9.0, 9.0)}, [], ["min", "min"], False, id="alone"),
         pytest.param({1: (NAN, 0.0)}, [], ["min", "min"], True, id="diverged"),
-        pytest.param({1: (1.0, 1.0)}, vectors({1: (NAN, 0.0)}, {1: (0.0, NAN)}), ["min", "min"], False, id="nan-peers-left-out"),
-        pytest.param({5: (9.0, 9.0)}, vectors({1: (0.0, 0.0)}, {1: (0.0, 0.0)}), ["min", "min"], False, id="no-report-by-a-rung"),
+        pytest.param(
+            {1: (1.0, 1.0)}, vectors({1: (NAN, 0.0)}, {1: (0.0, NAN)}), ["min", "min"], False, id="nan-peers-left-out"
+        ),
+        pytest.param(
+            {5: (9.0, 9.0)}, vectors({1: (0.0, 0.0)}, {1: (0.0, 0.0)}), ["min", "min"], False, id="no-report-by-a-rung"
+        ),
         pytest.param({1: (2.0, 2.0)}, vectors({1: (1.0, 1.0)}), ["min", "min"], True, id="best-while-n-below-eta"),
     ],
 )
@@ -341,8 +361,13 @@ def test_mo_asha_prunes_dominated_trials_of_a_real_study():
     """A 2-objective study with the default pruner: dominated trials stop at the first rung."""
     from lightning_hpo import Float, RandomSampler, Study
 
-    study = Study("mo", search_space={"a": Float(0.0, 5.0), "b": Float(0.0, 5.0)}, mode=["min", "min"],
-                  storage=":memory:", sampler=RandomSampler(seed=0))
+    study = Study(
+        "mo",
+        search_space={"a": Float(0.0, 5.0), "b": Float(0.0, 5.0)},
+        mode=["min", "min"],
+        storage=":memory:",
+        sampler=RandomSampler(seed=0),
+    )
     assert isinstance(study.pruner, ASHAPruner)
     stopped_at = {}
     for a, b in [(1.0, 1.0), (0.0, 2.0), (2.0, 2.0), (2.0, 0.0), (3.0, 3.0), (0.0, 0.5)]:
@@ -609,7 +634,9 @@ def test_invalid_arguments(make, error, match):
 @pytest.mark.parametrize("pruner", [MedianPruner(), HyperbandPruner(), PatientPruner(None, patience=1)])
 def test_single_objective_pruners_refuse_multi_objective_and_name_the_one_that_works(pruner):
     trial = Trial(0, RUN, {}, intermediate_values={1: 1.0, 2: 1.0, 3: 1.0})
-    with pytest.raises(InvalidArgumentError, match=r"judges one objective, but the study has 2: use ASHAPruner \(the default\)"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"judges one objective, but the study has 2: use ASHAPruner \(the default\)"
+    ):
         pruner.prune(trial, [trial], directions=["min", "max"])
 
 

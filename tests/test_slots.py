@@ -79,8 +79,13 @@ def test_workers_share_one_study_up_to_n_trials(shared_storage_url, tmp_path, mo
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7,9")  # no such GPUs: the workers train on the CPU anyway
     records = tmp_path / "records"
     records.mkdir()
-    tuner = make_tuner(tmp_path, model_cls=SlotRecorder, model_kwargs={"record_dir": str(records)},
-                       storage=shared_storage_url, n_jobs=4)
+    tuner = make_tuner(
+        tmp_path,
+        model_cls=SlotRecorder,
+        model_kwargs={"record_dir": str(records)},
+        storage=shared_storage_url,
+        n_jobs=4,
+    )
     result = tuner.fit(n_trials=8)
 
     assert [t.number for t in result.trials] == list(range(8))
@@ -99,9 +104,14 @@ def test_workers_share_one_study_up_to_n_trials(shared_storage_url, tmp_path, mo
 def test_gpu_slots_train_each_trial_on_the_gpu_of_its_slot(tmp_path):
     records = tmp_path / "records"
     records.mkdir()
-    tuner = make_tuner(tmp_path, model_cls=SlotRecorder, model_kwargs={"record_dir": str(records)},
-                       storage=tmp_path / "studies.db", n_jobs=2,
-                       trainer_kwargs={"max_epochs": 1, "accelerator": "gpu", "devices": 1})
+    tuner = make_tuner(
+        tmp_path,
+        model_cls=SlotRecorder,
+        model_kwargs={"record_dir": str(records)},
+        storage=tmp_path / "studies.db",
+        n_jobs=2,
+        trainer_kwargs={"max_epochs": 1, "accelerator": "gpu", "devices": 1},
+    )
     result = tuner.fit(n_trials=4)
     assert [t.state for t in result.trials] == [TrialState.COMPLETE] * 4
     seen = [json.loads(p.read_text()) for p in records.iterdir()]
@@ -121,7 +131,9 @@ def test_an_in_memory_storage_is_refused(tmp_path):
         make_tuner(tmp_path, storage=":memory:", n_jobs=2)
 
 
-@pytest.mark.parametrize("n_jobs, error", [(0, InvalidArgumentError), (-1, InvalidArgumentError), (1.5, ArgumentTypeError)])
+@pytest.mark.parametrize(
+    "n_jobs, error", [(0, InvalidArgumentError), (-1, InvalidArgumentError), (1.5, ArgumentTypeError)]
+)
 def test_n_jobs_must_be_a_positive_int(tmp_path, n_jobs, error):
     with pytest.raises(error, match="n_jobs"):
         make_tuner(tmp_path, n_jobs=n_jobs)

@@ -27,12 +27,20 @@ from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
         (lambda: Int(1, 1), InvalidArgumentError, "`low < high` must hold, but got (low=1, high=1)"),
         (lambda: Int(1.0, 3), ArgumentTypeError, "`low` must be an int, but got 1.0 (float)"),
         (lambda: Int(0, 10, step=0), InvalidArgumentError, "`step >= 1` must hold, but got step=0"),
-        (lambda: Int(0, 10, step=3), InvalidArgumentError, "multiple of `step`, but got (low=0, high=10, step=3); use high=9"),
+        (
+            lambda: Int(0, 10, step=3),
+            InvalidArgumentError,
+            "multiple of `step`, but got (low=0, high=10, step=3); use high=9",
+        ),
         (lambda: Int(1, 10, log=True, step=3), InvalidArgumentError, "`step` must be 1 when log=True"),
         (lambda: Int(0, 10, log=True), InvalidArgumentError, "`low >= 1` must hold when log=True, but got low=0"),
         (lambda: Categorical([]), InvalidArgumentError, "at least one value"),
         (lambda: Categorical("abc"), ArgumentTypeError, "must be a list or tuple of values, but got 'abc'"),
-        (lambda: Categorical(["a", "a"]), InvalidArgumentError, "choices must be distinct, but 'a' and 'a' compare equal"),
+        (
+            lambda: Categorical(["a", "a"]),
+            InvalidArgumentError,
+            "choices must be distinct, but 'a' and 'a' compare equal",
+        ),
         (lambda: Categorical([1, True]), InvalidArgumentError, "1 and True compare equal"),
         (lambda: Categorical([[1], [2]]), ArgumentTypeError, "every choice must be hashable, but got [1] (list)"),
         (lambda: Categorical([float("nan")]), InvalidArgumentError, "must equal itself"),
@@ -148,7 +156,7 @@ def domains(draw):
         low = draw(st.floats(1e-8, 1e3))
         return Float(low, low * draw(st.floats(1.001, 1e6)), log=True)
     if kind == "int":
-        low = draw(st.integers(-10**6, 10**6))
+        low = draw(st.integers(-(10**6), 10**6))
         return Int(low, low + draw(st.integers(1, 10**6)))
     if kind == "logint":
         low = draw(st.integers(1, 10**4))
@@ -156,8 +164,13 @@ def domains(draw):
     if kind == "stepint":
         low, step = draw(st.integers(-1000, 1000)), draw(st.integers(1, 50))
         return Int(low, low + step * draw(st.integers(1, 100)), step=step)
-    return Categorical(draw(st.lists(st.one_of(st.text(max_size=5), st.integers()), min_size=1, max_size=8, unique_by=repr).filter(
-        lambda cs: all(a != b for i, a in enumerate(cs) for b in cs[i + 1 :]))))
+    return Categorical(
+        draw(
+            st.lists(st.one_of(st.text(max_size=5), st.integers()), min_size=1, max_size=8, unique_by=repr).filter(
+                lambda cs: all(a != b for i, a in enumerate(cs) for b in cs[i + 1 :])
+            )
+        )
+    )
 
 
 @settings(max_examples=400, deadline=None)

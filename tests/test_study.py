@@ -11,7 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from lightning_hpo import Categorical, Float, Int, NopPruner, RandomSampler, SobolSampler, Study, TrialPruned, TrialState
+from lightning_hpo import (
+    Categorical,
+    Float,
+    Int,
+    NopPruner,
+    RandomSampler,
+    SobolSampler,
+    Study,
+    TrialPruned,
+    TrialState,
+)
 from lightning_hpo.exceptions import (
     ArgumentTypeError,
     InvalidArgumentError,
@@ -129,7 +139,12 @@ class TestAskTell:
     @pytest.mark.parametrize(
         "mode, value, error, match",
         [
-            (["min", "max"], 1.0, InvalidArgumentError, r"2 objectives \(mode=\['min', 'max'\]\), so a reported value must be a sequence of 2"),
+            (
+                ["min", "max"],
+                1.0,
+                InvalidArgumentError,
+                r"2 objectives \(mode=\['min', 'max'\]\), so a reported value must be a sequence of 2",
+            ),
             (["min", "max"], (1.0, 2.0, 3.0), InvalidArgumentError, "sequence of 2 numbers"),
             (["min", "max"], (1.0, "a"), ArgumentTypeError, "A reported value 1 must be a number"),
             ("min", (1.0, 2.0), InvalidArgumentError, "has one objective, so a reported value must be one number"),
@@ -148,7 +163,7 @@ class TestAskTell:
         study.tell(study.ask(), state=TrialState.FAIL, error="no values")
         assert [t.number for t in study.best_trials] == [0, 1, 4, 5]  # 5 equals 1: both stay
         with pytest.raises(InvalidArgumentError, match="2 objectives, so no single best trial: use `.best_trials`"):
-            study.best_trial
+            _ = study.best_trial
 
     def test_best_trials_of_one_objective_are_the_ties_for_best(self):
         study = make_study(mode="max")
@@ -169,7 +184,9 @@ class TestReopen:
 
     def test_a_different_space_or_mode_is_refused(self, shared_storage_url):
         make_study(shared_storage_url).optimize(quadratic, n_trials=1)
-        with pytest.raises(StudyMismatchError, match=r"different search space \(x: Float\(-2.0, 2.0\) -> Float\(-2.0, 3.0\)\)"):
+        with pytest.raises(
+            StudyMismatchError, match=r"different search space \(x: Float\(-2.0, 2.0\) -> Float\(-2.0, 3.0\)\)"
+        ):
             make_study(shared_storage_url, search_space={**SPACE, "x": Float(-2.0, 3.0)})
         with pytest.raises(StudyMismatchError, match=r"mode 'min' \(now 'max'\)"):
             make_study(shared_storage_url, mode="max")
@@ -322,8 +339,6 @@ class TestStaleTrials:
     def test_heartbeats_keep_a_long_trial_alive(self, tmp_path, monkeypatch):
         import time
 
-        import lightning_hpo.study as study_module
-
         url = f"sqlite:///{tmp_path / 'db.sqlite'}"
         study = make_study(url, grace_period=0.5)
         study._heartbeat._interval = 0.1
@@ -380,7 +395,9 @@ class TestRetryOfStaleTrials:
     def test_retry_stale_false_samples_new_params(self, tmp_path):
         url = f"sqlite:///{tmp_path / 'db.sqlite'}"
         study = make_study(url, retry_stale=False)
-        stored = study.storage.create_trial(study._study_id, worker="other-host:1", params={"x": 0.0, "n": 1, "kind": 0})
+        stored = study.storage.create_trial(
+            study._study_id, worker="other-host:1", params={"x": 0.0, "n": 1, "kind": 0}
+        )
         study.storage.finish_trial(stored.id, TrialState.FAIL, error="Stale: no heartbeat.")
         study.optimize(quadratic, n_trials=1)
         assert study.trials[-1].attrs == {}
@@ -402,7 +419,9 @@ def test_the_sampler_sees_other_workers_running_trials(tmp_path):
         "print('ASKED', flush=True)\n"
         "sys.stdin.readline()\n"
     )
-    other = subprocess.Popen([sys.executable, "-c", script, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    other = subprocess.Popen(
+        [sys.executable, "-c", script, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert other.stdout.readline().strip() == "ASKED"
         seen = []

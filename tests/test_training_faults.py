@@ -72,8 +72,12 @@ def test_each_fault_fails_its_trial_with_its_reason_and_the_study_goes_on(tmp_pa
 
 def test_trial_timeout_stops_a_plain_objective():
     study = Study("t", search_space={"x": Categorical([1, 2])}, storage=":memory:", seed=0)
-    study.optimize(lambda p: time.sleep(10 if p["x"] == 1 else 0) or 0.0, n_trials=2, trial_timeout=0.5,
-                   max_consecutive_failures=None)
+    study.optimize(
+        lambda p: time.sleep(10 if p["x"] == 1 else 0) or 0.0,
+        n_trials=2,
+        trial_timeout=0.5,
+        max_consecutive_failures=None,
+    )
     states = {t.params["x"]: t.state for t in study.trials}
     assert states[2] is TrialState.COMPLETE
     timed_out = [t for t in study.trials if t.params["x"] == 1]

@@ -13,7 +13,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from lightning_hpo import Categorical, Float, Int, NopPruner, Pruner, SobolSampler, Tuner, TrialState, tunable
+from lightning_hpo import Categorical, Float, Int, NopPruner, Pruner, SobolSampler, TrialState, Tuner, tunable
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, MetricNotFoundError
 from lightning_hpo.storage import SQLStorage
 from lightning_hpo.tuner import study_directory
@@ -193,36 +193,89 @@ class Decorated(LinearRegression):
 
 @pytest.mark.slow
 def test_decorator_space_is_the_default_and_an_explicit_space_wins(tmp_path):
-    tuner = Tuner(Decorated, datamodule=RegressionData(), trainer_kwargs={**TRAINER, "max_epochs": 1},
-                  root_dir=tmp_path, show_progress=False)
+    tuner = Tuner(
+        Decorated,
+        datamodule=RegressionData(),
+        trainer_kwargs={**TRAINER, "max_epochs": 1},
+        root_dir=tmp_path,
+        show_progress=False,
+    )
     assert set(tuner.space) == {"lr"}
     assert set(tuner.fit(n_trials=1).best_params) == {"lr"}
-    explicit = Tuner(Decorated, search_space={"hidden": Int(2, 4)}, datamodule=RegressionData(),
-                     study_name="explicit", root_dir=tmp_path, show_progress=False)
+    explicit = Tuner(
+        Decorated,
+        search_space={"hidden": Int(2, 4)},
+        datamodule=RegressionData(),
+        study_name="explicit",
+        root_dir=tmp_path,
+        show_progress=False,
+    )
     assert set(explicit.space) == {"hidden"}
 
 
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        ({"model_cls": LinearRegression()}, ArgumentTypeError, "must be a LightningModule subclass (the class, not an instance)"),
+        (
+            {"model_cls": LinearRegression()},
+            ArgumentTypeError,
+            "must be a LightningModule subclass (the class, not an instance)",
+        ),
         ({"model_cls": dict}, ArgumentTypeError, "must be a LightningModule subclass"),
-        ({"search_space": {"learning_rate": Float(0.1, 1.0)}}, InvalidArgumentError,
-         "Search-space parameters ['learning_rate'] are not arguments of LinearRegression.__init__ (it takes ['activation', 'hidden', 'lr'])"),
-        ({"model_kwargs": {"lr": 0.1}}, InvalidArgumentError, "['lr'] appear both in model_kwargs and in the search space"),
-        ({"model_kwargs": {"depth": 3}}, InvalidArgumentError, "model_kwargs ['depth'] are not arguments of LinearRegression.__init__"),
-        ({"trainer_kwargs": {"max_epoch": 3}}, InvalidArgumentError, "trainer_kwargs ['max_epoch'] are not arguments of lightning.pytorch.Trainer"),
-        ({"trainer_kwargs": {"default_root_dir": "x"}}, InvalidArgumentError, "set by the Tuner for each trial; pass root_dir"),
+        (
+            {"search_space": {"learning_rate": Float(0.1, 1.0)}},
+            InvalidArgumentError,
+            "Search-space parameters ['learning_rate'] are not arguments of LinearRegression.__init__ (it takes ['activation', 'hidden', 'lr'])",
+        ),
+        (
+            {"model_kwargs": {"lr": 0.1}},
+            InvalidArgumentError,
+            "['lr'] appear both in model_kwargs and in the search space",
+        ),
+        (
+            {"model_kwargs": {"depth": 3}},
+            InvalidArgumentError,
+            "model_kwargs ['depth'] are not arguments of LinearRegression.__init__",
+        ),
+        (
+            {"trainer_kwargs": {"max_epoch": 3}},
+            InvalidArgumentError,
+            "trainer_kwargs ['max_epoch'] are not arguments of lightning.pytorch.Trainer",
+        ),
+        (
+            {"trainer_kwargs": {"default_root_dir": "x"}},
+            InvalidArgumentError,
+            "set by the Tuner for each trial; pass root_dir",
+        ),
         ({"trainer_kwargs": {"logger": pl.loggers.CSVLogger("x")}}, InvalidArgumentError, "one logger per trial"),
         ({"datamodule": "digits"}, ArgumentTypeError, "`datamodule` must be a LightningDataModule"),
         ({"monitor": ""}, InvalidArgumentError, "`monitor` must be the name of a logged metric"),
         ({"mode": "maximize"}, InvalidArgumentError, "`mode` must be 'min' or 'max'"),
-        ({"mode": ["min", "max"]}, InvalidArgumentError,
-         "`monitor` names 1 metric(s) (val_loss) but `mode` gives 2 direction(s) (min, max): give one mode per monitored metric"),
-        ({"monitor": ["val_loss", "n_params"]}, InvalidArgumentError, "`monitor` names 2 metric(s) (val_loss, n_params) but `mode` gives 1"),
-        ({"monitor": ["val_loss", "val_loss"], "mode": ["min", "min"]}, InvalidArgumentError, "`monitor` names a metric twice"),
-        ({"monitor": ["val_loss", 3], "mode": ["min", "min"]}, InvalidArgumentError, "or a list of names for several objectives"),
-        ({"search_space": None}, InvalidArgumentError, "No search space for LinearRegression: pass search_space=... or decorate"),
+        (
+            {"mode": ["min", "max"]},
+            InvalidArgumentError,
+            "`monitor` names 1 metric(s) (val_loss) but `mode` gives 2 direction(s) (min, max): give one mode per monitored metric",
+        ),
+        (
+            {"monitor": ["val_loss", "n_params"]},
+            InvalidArgumentError,
+            "`monitor` names 2 metric(s) (val_loss, n_params) but `mode` gives 1",
+        ),
+        (
+            {"monitor": ["val_loss", "val_loss"], "mode": ["min", "min"]},
+            InvalidArgumentError,
+            "`monitor` names a metric twice",
+        ),
+        (
+            {"monitor": ["val_loss", 3], "mode": ["min", "min"]},
+            InvalidArgumentError,
+            "or a list of names for several objectives",
+        ),
+        (
+            {"search_space": None},
+            InvalidArgumentError,
+            "No search space for LinearRegression: pass search_space=... or decorate",
+        ),
     ],
 )
 def test_bad_arguments_are_refused_at_construction(tmp_path, kwargs, error, message):
@@ -310,8 +363,12 @@ def test_ctrl_c_marks_the_running_trial_and_exits_cleanly(tmp_path):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     # Far more trials than can finish before the signal: a study that ends by itself would make
     # the signal a no-op.
-    process = subprocess.Popen([sys.executable, str(script), str(REPO), url, str(tmp_path / "runs"), "1000"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(REPO), url, str(tmp_path / "runs"), "1000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(lambda: any(t.intermediate_values for t in _trials(url)))
         assert process.poll() is None, "the study ended before it could be interrupted"
@@ -335,8 +392,13 @@ def test_sigkill_mid_study_then_rerun_completes_with_nothing_lost(tmp_path):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     args = [sys.executable, str(script), str(REPO), url, str(tmp_path / "runs"), "4"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for(lambda: sum(t.state is TrialState.COMPLETE for t in _trials(url)) >= 2
-              and _trials(url)[-1].state is TrialState.RUNNING and _trials(url)[-1].intermediate_values)
+    _wait_for(
+        lambda: (
+            sum(t.state is TrialState.COMPLETE for t in _trials(url)) >= 2
+            and _trials(url)[-1].state is TrialState.RUNNING
+            and _trials(url)[-1].intermediate_values
+        )
+    )
     process.kill()
     process.wait()
     before = {t.number: t.values for t in _trials(url) if t.state is TrialState.COMPLETE}
@@ -372,9 +434,14 @@ class WithoutSavedHyperparameters(pl.LightningModule):
 
 @pytest.mark.slow
 def test_a_module_without_saved_hyperparameters_loads_through_the_result(tmp_path):
-    tuner = Tuner(WithoutSavedHyperparameters, search_space={"lr": Float(1e-3, 1e-1, log=True)},
-                  datamodule=RegressionData(), trainer_kwargs={**TRAINER, "max_epochs": 1}, root_dir=tmp_path,
-                  show_progress=False)
+    tuner = Tuner(
+        WithoutSavedHyperparameters,
+        search_space={"lr": Float(1e-3, 1e-1, log=True)},
+        datamodule=RegressionData(),
+        trainer_kwargs={**TRAINER, "max_epochs": 1},
+        root_dir=tmp_path,
+        show_progress=False,
+    )
     result = tuner.fit(n_trials=2)
     model = result.load_best_model()
     assert model.lr == result.best_params["lr"]

@@ -6,13 +6,31 @@ from __future__ import annotations
 from benchmarks.tasks import synthetic, tabular, training, yahpo  # noqa: F401  (they register their tasks)
 from benchmarks.tasks.base import TASK_BUILDERS, Evaluation, Objective, Task, space_summary
 
-__all__ = ["Evaluation", "Objective", "Task", "TASK_BUILDERS", "DEFAULT_TASKS", "QUICK_TASKS", "build_task", "space_summary"]
+__all__ = [
+    "Evaluation",
+    "Objective",
+    "Task",
+    "TASK_BUILDERS",
+    "DEFAULT_TASKS",
+    "QUICK_TASKS",
+    "build_task",
+    "space_summary",
+]
 
 #: The full suite (ackley6 is available but not run by default: Levy6 covers the multimodal case).
 DEFAULT_TASKS = (
-    "branin", "hartmann6", "levy6", "mixed",
-    "hpolib_parkinsons", "hpolib_slice", "nb201_cifar100", "hpobench_kc1",
-    "yahpo_xgboost", "svc_breast_cancer", "gb_diabetes", "digits_mlp",
+    "branin",
+    "hartmann6",
+    "levy6",
+    "mixed",
+    "hpolib_parkinsons",
+    "hpolib_slice",
+    "nb201_cifar100",
+    "hpobench_kc1",
+    "yahpo_xgboost",
+    "svc_breast_cancer",
+    "gb_diabetes",
+    "digits_mlp",
 )
 #: The smoke run: one continuous, one mixed and one tabular task.
 QUICK_TASKS = ("branin", "mixed", "hpobench_kc1")

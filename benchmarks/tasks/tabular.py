@@ -67,30 +67,46 @@ def _tabular_task(
 @register("hpolib_parkinsons")
 def hpolib_parkinsons() -> Task:
     return _tabular_task(
-        "hpolib_parkinsons", "HPOLib/FCNet parkinsons_telemonitoring, validation MSE (4 runs per config)",
-        "HPOLib", "parkinsons_telemonitoring", "val_loss", lambda v: v,
+        "hpolib_parkinsons",
+        "HPOLib/FCNet parkinsons_telemonitoring, validation MSE (4 runs per config)",
+        "HPOLib",
+        "parkinsons_telemonitoring",
+        "val_loss",
+        lambda v: v,
     )
 
 
 @register("hpolib_slice")
 def hpolib_slice() -> Task:
     return _tabular_task(
-        "hpolib_slice", "HPOLib/FCNet slice_localization, validation MSE (4 runs per config)",
-        "HPOLib", "slice_localization", "val_loss", lambda v: v,
+        "hpolib_slice",
+        "HPOLib/FCNet slice_localization, validation MSE (4 runs per config)",
+        "HPOLib",
+        "slice_localization",
+        "val_loss",
+        lambda v: v,
     )
 
 
 @register("nb201_cifar100")
 def nb201_cifar100() -> Task:
     return _tabular_task(
-        "nb201_cifar100", "NAS-Bench-201 CIFAR-100, validation error % (2-3 runs per cell)",
-        "NASBench201", "cifar100", "val_acc", lambda v: 100.0 - v,
+        "nb201_cifar100",
+        "NAS-Bench-201 CIFAR-100, validation error % (2-3 runs per cell)",
+        "NASBench201",
+        "cifar100",
+        "val_acc",
+        lambda v: 100.0 - v,
     )
 
 
 @register("hpobench_kc1")
 def hpobench_kc1() -> Task:
     return _tabular_task(
-        "hpobench_kc1", "HPOBench MLP on OpenML kc1, 1 - validation accuracy (5 runs per config)",
-        "HPOBench", "kc1", "val_acc", lambda v: 1.0 - v,
+        "hpobench_kc1",
+        "HPOBench MLP on OpenML kc1, 1 - validation accuracy (5 runs per config)",
+        "HPOBench",
+        "kc1",
+        "val_acc",
+        lambda v: 1.0 - v,
     )

@@ -108,7 +108,7 @@ def gb_diabetes() -> Task:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def digits_example() -> ModuleType:
     """``examples/digits.py`` as a module (examples/ is not a package)."""
     path = Path(__file__).resolve().parents[2] / "examples" / "digits.py"
@@ -142,8 +142,15 @@ def digits_mlp() -> Task:
             pl.seed_everything(0, verbose=False)
             recorder = LossRecorder()
             trainer = pl.Trainer(
-                max_epochs=DIGITS_EPOCHS, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, callbacks=[recorder],
+                max_epochs=DIGITS_EPOCHS,
+                accelerator="cpu",
+                devices=1,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                num_sanity_val_steps=0,
+                callbacks=[recorder],
             )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

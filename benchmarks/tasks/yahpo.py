@@ -32,8 +32,20 @@ SCENARIO = "rbv2_xgboost"
 INSTANCE = "1489"  # OpenML phoneme: the optimum is narrow (0.01% of random configs within 1% of it)
 # From yahpo_gym/benchmarks/rbv2.py (1.0.2): the surrogate's input columns.
 CONT_NAMES = (
-    "nrounds", "eta", "gamma", "lambda", "alpha", "subsample", "max_depth", "min_child_weight",
-    "colsample_bytree", "colsample_bylevel", "rate_drop", "skip_drop", "trainsize", "repl",
+    "nrounds",
+    "eta",
+    "gamma",
+    "lambda",
+    "alpha",
+    "subsample",
+    "max_depth",
+    "min_child_weight",
+    "colsample_bytree",
+    "colsample_bylevel",
+    "rate_drop",
+    "skip_drop",
+    "trainsize",
+    "repl",
 )
 CAT_NAMES = ("task_id", "booster", "num.impute.selected.cpo")
 FIDELITY = {"trainsize": 1.0, "repl": 10}
@@ -112,7 +124,7 @@ def _domain(hyperparameter: Mapping[str, Any]) -> Domain:
     raise ValueError(f"Unsupported hyperparameter type {kind!r} in {dict(hyperparameter)!r}.")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def surrogate() -> XGBoostSurrogate:
     return XGBoostSurrogate(data_dir(), INSTANCE)
 
@@ -126,9 +138,12 @@ def dense_search(model: XGBoostSurrogate, n_points: int, seed: int = 0) -> float
     chunk = 20_000
 
     def evaluate(points: np.ndarray) -> np.ndarray:
-        return np.concatenate([
-            model.losses([space.decode(p) for p in points[i : i + chunk].tolist()]) for i in range(0, len(points), chunk)
-        ])
+        return np.concatenate(
+            [
+                model.losses([space.decode(p) for p in points[i : i + chunk].tolist()])
+                for i in range(0, len(points), chunk)
+            ]
+        )
 
     points = rng.random((n_points, len(space)))
     # The surrogate's best regions lie on the box's faces (most trees, full subsampling...), which

@@ -212,7 +212,9 @@ def _survives_rung(trial: Trial, trials: Sequence[Trial], rung: float, eta: int,
     return better < max(1, (len(peers) + 1) // eta)
 
 
-def _survives_rung_pareto(trial: Trial, trials: Sequence[Trial], rung: float, eta: int, directions: Sequence[str]) -> bool:
+def _survives_rung_pareto(
+    trial: Trial, trials: Sequence[Trial], rung: float, eta: int, directions: Sequence[str]
+) -> bool:
     """Several objectives (MO-ASHA): the trial's values at the rung are in the top ``n // eta`` by
     Pareto front, then crowding distance (see :class:`ASHAPruner`)."""
     own = vector_up_to(trial, rung)

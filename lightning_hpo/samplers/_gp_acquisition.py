@@ -110,9 +110,7 @@ class OptimizerBudget:
 MAX_BASELINE = 16
 
 
-def noisy_log_improvement(
-    model: Model, X_pending: Tensor | None, *, mc_samples: int, seed: int
-) -> AcquisitionFunction:
+def noisy_log_improvement(model: Model, X_pending: Tensor | None, *, mc_samples: int, seed: int) -> AcquisitionFunction:
     """qLogNEI of the one-outcome ``model`` over its observed inputs, with ``X_pending`` (``p x d``)
     running (see :class:`CachedLogNEI`)."""
     # Only observed points that may be the best matter to the improvement: at most MAX_BASELINE of
@@ -136,8 +134,13 @@ def noisy_log_hypervolume_improvement(
     # Without the cached root: construction and evaluations are both faster on pruned baselines
     # (0.5 s against 0.7 s per suggestion for 2 objectives, 2.3 s against 3.8 s for 3).
     return qLogNoisyExpectedHypervolumeImprovement(
-        model, ref_point, X_baseline, sampler=_sampler(mc_samples, seed), X_pending=_pending(X_pending),
-        prune_baseline=True, cache_root=False,
+        model,
+        ref_point,
+        X_baseline,
+        sampler=_sampler(mc_samples, seed),
+        X_pending=_pending(X_pending),
+        prune_baseline=True,
+        cache_root=False,
     )
 
 
@@ -147,8 +150,12 @@ def noisy_log_parego(
     """qLogNParEGO of the ``m``-outcome ``model``: qLogNEI of the augmented Chebyshev scalarization
     of the outcomes with ``weights`` (a point of the simplex), whose optimum is Pareto-optimal."""
     return qLogNParEGO(
-        model, X_baseline, scalarization_weights=weights, sampler=_sampler(mc_samples, seed),
-        X_pending=_pending(X_pending), cache_root=False,
+        model,
+        X_baseline,
+        scalarization_weights=weights,
+        sampler=_sampler(mc_samples, seed),
+        X_pending=_pending(X_pending),
+        cache_root=False,
     )
 
 

@@ -164,6 +164,7 @@ class GPSpace:
             U[:, column] = torch.where(redraw[:, column] < scale, uniform[:, column], U[:, column])
         return self.from_unit(U.clamp(0.0, 1.0))
 
+
 def _with_column(X: Tensor, column: int, values: Tensor) -> Tensor:
     """``b x m x d``: ``X`` repeated ``m`` times along a new axis, with ``column`` set to ``values`` (``b x m``)."""
     out = X.unsqueeze(1).repeat(1, values.shape[-1], 1)

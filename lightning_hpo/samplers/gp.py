@@ -223,13 +223,16 @@ class GPSampler(Sampler):
         return hyperparameters
 
     def __repr__(self) -> str:
-        return (
-            f"GPSampler(seed={self.seed}, n_startup_trials={self.n_startup_trials}, device={self.device!r})"
-        )
+        return f"GPSampler(seed={self.seed}, n_startup_trials={self.n_startup_trials}, device={self.device!r})"
 
 
 def _acquisition(
-    model: Any, X: torch.Tensor, Y: torch.Tensor, X_pending: torch.Tensor | None, *, seed: int,
+    model: Any,
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    X_pending: torch.Tensor | None,
+    *,
+    seed: int,
     generator: torch.Generator,
 ) -> tuple[Any, torch.Tensor]:
     """The acquisition function for the ``n x m`` outcomes ``Y`` (larger is better), and the
@@ -247,16 +250,18 @@ def _acquisition(
     if m <= acquisitions.MAX_HYPERVOLUME_OBJECTIVES:
         # The reference point is placed where the GP sees the outcomes (softened, warped, standardized).
         acquisition = acquisitions.noisy_log_hypervolume_improvement(
-            model, X, X_pending, ref_point=acquisitions.reference_point(model_outcomes(Y)),
-            mc_samples=MO_MC_SAMPLES[min(m, 3)], seed=seed,
+            model,
+            X,
+            X_pending,
+            ref_point=acquisitions.reference_point(model_outcomes(Y)),
+            mc_samples=MO_MC_SAMPLES[min(m, 3)],
+            seed=seed,
         )
         return acquisition, incumbents
     # A random scalarization per trial: weights drawn uniformly from the simplex.
     weights = -torch.rand(m, generator=generator, dtype=torch.float64).log()
     weights = (weights / weights.sum()).to(X.device)
-    acquisition = acquisitions.noisy_log_parego(
-        model, X, X_pending, weights=weights, mc_samples=MC_SAMPLES, seed=seed
-    )
+    acquisition = acquisitions.noisy_log_parego(model, X, X_pending, weights=weights, mc_samples=MC_SAMPLES, seed=seed)
     return acquisition, incumbents
 
 

@@ -27,7 +27,9 @@ def default_storage_url(root_dir: str | os.PathLike[str]) -> str:
     return f"sqlite:///{Path(root_dir) / DEFAULT_DB_NAME}"
 
 
-def open_storage(storage: str | os.PathLike[str] | Storage | None, *, root_dir: str | os.PathLike[str] = "lightning_hpo") -> Storage:
+def open_storage(
+    storage: str | os.PathLike[str] | Storage | None, *, root_dir: str | os.PathLike[str] = "lightning_hpo"
+) -> Storage:
     """Open the storage that ``storage`` names (see the module docstring)."""
     if isinstance(storage, Storage):
         return storage

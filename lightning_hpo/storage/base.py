@@ -131,5 +131,5 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def get_trial(self, trial_id: int) -> Trial: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: most storages hold nothing to release
         """Release connections; the storage may be used again afterwards."""

@@ -225,7 +225,9 @@ class SQLStorage(Storage):
             path = self.sqlite_path
             assert path is not None
             if path.exists() and path.is_dir():
-                raise StorageError(f"Storage path {str(path)!r} is a directory; give a file path, e.g. {str(path / 'studies.db')!r}.")
+                raise StorageError(
+                    f"Storage path {str(path)!r} is a directory; give a file path, e.g. {str(path / 'studies.db')!r}."
+                )
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as error:
@@ -276,7 +278,9 @@ class SQLStorage(Storage):
             conn.execute(sa.insert(meta_table), [{"key": "schema_version", "value": str(SCHEMA_VERSION)}])
 
         # A wrong URL should fail within seconds, not after the mid-study outage budget.
-        self._run(create, write=True, engine=engine, retry_seconds=min(_FIRST_CONNECT_RETRY_SECONDS, self._retry_seconds))
+        self._run(
+            create, write=True, engine=engine, retry_seconds=min(_FIRST_CONNECT_RETRY_SECONDS, self._retry_seconds)
+        )
 
     def _run(
         self,
@@ -382,7 +386,9 @@ class SQLStorage(Storage):
             raise
 
     def get_study(self, name: str) -> StudyRecord:
-        row = self._run(lambda conn: conn.execute(sa.select(studies_table).where(studies_table.c.name == name)).one_or_none())
+        row = self._run(
+            lambda conn: conn.execute(sa.select(studies_table).where(studies_table.c.name == name)).one_or_none()
+        )
         if row is None:
             names = [s.name for s in self.list_studies()]
             raise StudyNotFoundError(

@@ -278,8 +278,12 @@ def test_device_cpu_and_auto_agree_on_a_cpu_machine():
 def test_several_objectives_spread_suggestions_over_the_pareto_front():
     space = SearchSpace({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)})
     study = Study(
-        "pareto", search_space=space, mode=["min", "min"], storage=":memory:",
-        sampler=GPSampler(seed=0, n_startup_trials=5), pruner=NopPruner(),
+        "pareto",
+        search_space=space,
+        mode=["min", "min"],
+        storage=":memory:",
+        sampler=GPSampler(seed=0, n_startup_trials=5),
+        pruner=NopPruner(),
     )
     study.optimize(lambda p: (p["x"] ** 2 + p["y"], (1 - p["x"]) ** 2 + p["y"]), n_trials=12)
     gp_points = [t.params for t in study.trials[5:]]
@@ -427,8 +431,9 @@ def test_pareto_front_beats_sobol_on_a_seeded_two_objective_problem():
 
     volumes = {}
     for name, sampler in {"gp": GPSampler(seed=0, n_startup_trials=6), "sobol": SobolSampler(seed=0)}.items():
-        study = Study(name, search_space=space, mode=["min", "min"], storage=":memory:", sampler=sampler,
-                      pruner=NopPruner())
+        study = Study(
+            name, search_space=space, mode=["min", "min"], storage=":memory:", sampler=sampler, pruner=NopPruner()
+        )
         study.optimize(zdt1, n_trials=20)
         volumes[name] = hypervolume([t.values for t in study.trials], reference_point=[1.1, 11.0])
     # the GP's front is markedly better, not by a hair
@@ -474,7 +479,10 @@ def test_search_reaches_an_optimum_in_a_corner():
 
     incumbents = torch.full((2, 6), 0.5, dtype=torch.float64)
     best = maximize(
-        Corner(), gp_space, incumbents=incumbents, scales=torch.full((6,), 0.01, dtype=torch.float64),
+        Corner(),
+        gp_space,
+        incumbents=incumbents,
+        scales=torch.full((6,), 0.01, dtype=torch.float64),
         generator=torch.Generator().manual_seed(0),
     )
     assert best[:3].tolist() == [1.0, 0.0, 1.0]

@@ -49,7 +49,9 @@ def test_constant_or_short_columns_are_only_standardized(Y):
 
 
 def test_columns_are_warped_independently():
-    Y = torch.cat([_skewed(seed=2), torch.randn(60, 1, generator=torch.Generator().manual_seed(3), dtype=torch.float64)], dim=1)
+    Y = torch.cat(
+        [_skewed(seed=2), torch.randn(60, 1, generator=torch.Generator().manual_seed(3), dtype=torch.float64)], dim=1
+    )
     both = model_outcomes(Y)
     torch.testing.assert_close(both[:, :1], model_outcomes(Y[:, :1]))
     torch.testing.assert_close(both[:, 1:], model_outcomes(Y[:, 1:]))
@@ -68,15 +70,22 @@ def test_a_diverged_run_does_not_flatten_the_good_values():
 def test_lengthscales_start_and_are_centred_at_the_root_of_the_dimension():
     """Matern lengthscales of a kernel on d Float/Int columns start at, and have their prior's
     median at, sqrt(d); the categorical kernel's (a mean over its columns) at 1."""
-    from gpytorch.kernels import MaternKernel
     from botorch.models.kernels import CategoricalKernel
+    from gpytorch.kernels import MaternKernel
 
     from lightning_hpo import Categorical, Float, Int, SearchSpace
     from lightning_hpo.samplers._gp_model import build_model
     from lightning_hpo.samplers._gp_space import GPSpace
 
-    space = SearchSpace({"a": Float(0.0, 1.0), "b": Float(1e-3, 1.0, log=True), "c": Float(0.0, 1.0),
-                         "n": Int(1, 8), "k": Categorical(["x", "y", "z"])})
+    space = SearchSpace(
+        {
+            "a": Float(0.0, 1.0),
+            "b": Float(1e-3, 1.0, log=True),
+            "c": Float(0.0, 1.0),
+            "n": Int(1, 8),
+            "k": Categorical(["x", "y", "z"]),
+        }
+    )
     gp_space = GPSpace(space)
     X = gp_space.from_unit(torch.rand(8, len(space), generator=torch.Generator().manual_seed(0), dtype=torch.float64))
     model = build_model(X, torch.randn(8, 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64), gp_space)

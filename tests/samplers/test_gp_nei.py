@@ -35,8 +35,12 @@ def _fitted(space: SearchSpace, n: int = 40, noise: float = 0.05, seed: int = 0,
 
 def _botorch(model, acquisition: CachedLogNEI, X_pending=None, mc_samples: int = 128, seed: int = 3):
     return qLogNoisyExpectedImprovement(
-        model, acquisition.X_baseline, X_pending=X_pending,
-        sampler=SobolQMCNormalSampler(torch.Size([mc_samples]), seed=seed), prune_baseline=False, cache_root=False,
+        model,
+        acquisition.X_baseline,
+        X_pending=X_pending,
+        sampler=SobolQMCNormalSampler(torch.Size([mc_samples]), seed=seed),
+        prune_baseline=False,
+        cache_root=False,
     )
 
 

@@ -28,7 +28,9 @@ def test_sobol_points_are_the_scrambled_sequence_in_order():
     assert len({tuple(p) for p in points}) == 8
 
 
-@pytest.mark.parametrize("seed, error", [("1", ArgumentTypeError), (True, ArgumentTypeError), (-1, InvalidArgumentError)])
+@pytest.mark.parametrize(
+    "seed, error", [("1", ArgumentTypeError), (True, ArgumentTypeError), (-1, InvalidArgumentError)]
+)
 def test_bad_seed(seed, error):
     with pytest.raises(error, match="seed"):
         RandomSampler(seed=seed)

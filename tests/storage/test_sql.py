@@ -73,12 +73,17 @@ class TestStorageConformance:
         stale = storage.create_trial(study, worker="w", params={"x": 0.25})
         storage.finish_trial(stale.id, TrialState.FAIL, error="Stale: gone.")
         with ThreadPoolExecutor(8) as pool:
-            created = list(pool.map(
-                lambda _: storage.create_trial(study, worker="w", params={"x": 0.25}, retry_of=stale.number), range(8)
-            ))
+            created = list(
+                pool.map(
+                    lambda _: storage.create_trial(study, worker="w", params={"x": 0.25}, retry_of=stale.number),
+                    range(8),
+                )
+            )
         (retry,) = [t for t in created if t is not None]
         assert retry.attrs == {"retry_of": 0} and storage.get_trial(retry.id).attrs == {"retry_of": 0}
-        assert storage.create_trial(study, worker="w", retry_of=retry.number).attrs == {"retry_of": 1}  # another trial's retry
+        assert storage.create_trial(study, worker="w", retry_of=retry.number).attrs == {
+            "retry_of": 1
+        }  # another trial's retry
 
     def test_a_trial_stores_everything(self, storage):
         study = storage.get_or_create_study("a", SPACE, ["min"]).id
@@ -162,14 +167,19 @@ class TestStorageConformance:
         assert [s.name for s in storage.list_studies()] == ["b"]
         assert len(storage.get_trials(b)) == 1
 
+
 def test_schema_version_is_stored_and_checked(shared_storage_url):
     SQLStorage(shared_storage_url).close()
     engine = sa.create_engine(shared_storage_url)
     with engine.begin() as conn:
-        assert conn.exec_driver_sql("SELECT value FROM hpo_meta WHERE key='schema_version'").scalar() == str(SCHEMA_VERSION)
+        assert conn.exec_driver_sql("SELECT value FROM hpo_meta WHERE key='schema_version'").scalar() == str(
+            SCHEMA_VERSION
+        )
         conn.exec_driver_sql("UPDATE hpo_meta SET value='999' WHERE key='schema_version'")
     engine.dispose()
-    with pytest.raises(SchemaVersionError, match=f"schema version 999, but this lightning_hpo reads version {SCHEMA_VERSION}"):
+    with pytest.raises(
+        SchemaVersionError, match=f"schema version 999, but this lightning_hpo reads version {SCHEMA_VERSION}"
+    ):
         SQLStorage(shared_storage_url)
 
 
@@ -179,7 +189,9 @@ def test_a_database_of_the_previous_schema_version_is_refused(tmp_path: Path):
     with sqlite3.connect(tmp_path / "old.db") as conn:  # as version 1 wrote it: no vectors column
         conn.execute("UPDATE hpo_meta SET value='1' WHERE key='schema_version'")
         conn.execute("ALTER TABLE hpo_intermediate_values DROP COLUMN objective_values")
-    with pytest.raises(SchemaVersionError, match=f"schema version 1, but this lightning_hpo reads version {SCHEMA_VERSION}"):
+    with pytest.raises(
+        SchemaVersionError, match=f"schema version 1, but this lightning_hpo reads version {SCHEMA_VERSION}"
+    ):
         SQLStorage(url)
 
 
