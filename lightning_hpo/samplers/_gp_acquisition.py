@@ -10,15 +10,14 @@ dominated by the (noisy, sampled) Pareto front of the observed and pending point
 reference point derived from the data (:func:`reference_point`).
 
 qLogNEHVI partitions the sampled front of every Monte-Carlo sample into boxes, which grows fast
-with the number of objectives: with 50 trials of history, one suggestion takes ~0.3 s for 2
-objectives (64 samples), ~2 s for 3 (32 samples) and ~9 s for 4 (32 samples), and more as the
-front fills. Four objectives or more therefore get qLogNParEGO instead (~2 s at 4): qLogNEI of a
-random Chebyshev scalarization of the objectives, drawn anew for each trial.
+with the number of objectives and the size of the front: with 4 objectives a suggestion takes
+seconds. Four objectives or more therefore get qLogNParEGO instead, several times cheaper there:
+qLogNEI of a random Chebyshev scalarization of the objectives, drawn anew for each trial (timings in
+``benchmarks/GP_DECISIONS.md``).
 
 Maximizing it is on the critical path of every trial, and one evaluation of a BoTorch acquisition
-costs ~4 ms on a CPU whether it scores 1 point or 100 (the posterior's bookkeeping dominates;
-CachedLogNEI: ~0.5 ms for 1 point, ~3 ms for 150). So the search spends few, wide evaluations, all
-restarts batched together:
+costs about as much whether it scores 1 point or 100 (the posterior's bookkeeping dominates). So
+the search spends few, wide evaluations, all restarts batched together:
 
 1. Score a scrambled Sobol sample of the space, the best observed points and perturbations of them
    in one evaluation; keep a few diverse high-scoring points as starts.
@@ -32,12 +31,9 @@ restarts batched together:
    if that improves on it.
 3. A space of only Int and categorical columns, small enough, is scored exhaustively instead.
 
-On Hartmann6 histories of 20 to 50 trials, 6 rounds from 4 starts come within ~1e-3 of the
-log-acquisition value that L-BFGS-B reaches in 200 iterations, in ~55 ms (measured on BoTorch's
-qLogNEI), where BoTorch's batched L-BFGS-B needs ~25 iterations and ~170 ms for that (and is off
-by 0.2 after 8 iterations). Int and
-categorical columns only ever take values of their domains: no continuous optimum is rounded after
-the fact.
+A few such rounds reach about the log-acquisition value of a long L-BFGS-B run in a fraction of
+the time BoTorch's batched L-BFGS-B takes (``benchmarks/GP_DECISIONS.md``). Int and categorical
+columns only ever take values of their domains: no continuous optimum is rounded after the fact.
 """
 
 from __future__ import annotations
@@ -90,8 +86,7 @@ class OptimizerBudget:
             scored point by point instead of searched.
         discrete_raw_samples, discrete_restarts, discrete_rounds: the same for a larger space of
             only Int and categorical columns, whose rounds need no gradient and so cost half: more
-            starts there find the best cell far more often (NAS-Bench-201's 6 categorical columns:
-            median regret 0.37 with 16 starts, as with exhaustive scoring, against 0.56 with 4).
+            starts there find the best cell far more often (``benchmarks/GP_DECISIONS.md``).
     """
 
     raw_samples: int = 128
@@ -115,8 +110,7 @@ def noisy_log_improvement(model: Model, X_pending: Tensor | None, *, mc_samples:
     running (see :class:`CachedLogNEI`)."""
     # Only observed points that may be the best matter to the improvement: at most MAX_BASELINE of
     # them, those most often the best. Near an optimum many observed points are each sometimes the
-    # best, and the improvement's joint posterior grows with their square (Hartmann6 at 130
-    # trials: 70 points kept, 0.9 s per suggestion with BoTorch's qLogNEI before the cap).
+    # best, and the improvement's joint posterior grows with their square (benchmarks/GP_DECISIONS.md).
     return CachedLogNEI(model, _pending(X_pending), mc_samples=mc_samples, seed=seed, max_baseline=MAX_BASELINE)
 
 
@@ -132,7 +126,7 @@ def noisy_log_hypervolume_improvement(
     hypervolume a running trial will likely add is not counted again.
     """
     # Without the cached root: construction and evaluations are both faster on pruned baselines
-    # (0.5 s against 0.7 s per suggestion for 2 objectives, 2.3 s against 3.8 s for 3).
+    # (benchmarks/GP_DECISIONS.md).
     return qLogNoisyExpectedHypervolumeImprovement(
         model,
         ref_point,

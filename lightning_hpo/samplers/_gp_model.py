@@ -8,16 +8,16 @@
   the categorical ones around 1, the output scale Gamma(2, 1) and the noise variance
   Gamma(1.1, 30), small but inferred (training objectives are noisy). BoTorch's default prior has
   the same ``sqrt(d)`` scaling but is centred ~4 times further out and much wider, made for
-  high-dimensional problems: on Hartmann6 at 50 trials it found the global basin in 2 runs of 6
-  where ours found it in 7 of 10, and on Levy6 its median regret was 6.2 against ours 0.40.
+  high-dimensional problems; on 6-dimensional benchmark functions it found the global basin
+  markedly less often (``benchmarks/GP_DECISIONS.md``).
 * Outcomes go through three monotone steps, so the best points stay the best: values far below
   the rest are pulled in (:func:`soften_outliers`), each column is warped towards a normal
   distribution by a Yeo-Johnson transform with its maximum-likelihood exponent
   (:func:`warp_to_normal`, HEBO's output warping), and standardized.
 
 Every positive hyperparameter is optimized through its logarithm: BoTorch's defaults optimize
-lengthscales and noise on their own scale, where L-BFGS-B needs ~60 steps to fit 50 points; in log
-space it needs ~15 from the priors' centres.
+lengthscales and noise on their own scale, where L-BFGS-B needs several times more steps to fit
+than in log space from the priors' centres (``benchmarks/GP_DECISIONS.md``).
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ FIT_MAX_STEPS = 200
 #: Spread of the log-normal prior of every lengthscale (see :func:`_lengthscale_settings`).
 LENGTHSCALE_PRIOR_SCALE = 0.75
 #: Smallest noise variance (of standardized outcomes) the GP may infer. Deterministic objectives
-#: fit down to it, and it limits how finely the GP tells good points apart: Branin at 50 trials,
-#: median regret 2e-4 with 1e-6 (Optuna's floor), 1.5e-5 with 1e-8.
+#: fit down to it, and it limits how finely the GP tells good points apart, so it lies well below
+#: Optuna's 1e-6 (``benchmarks/GP_DECISIONS.md``).
 MIN_NOISE = 1e-8
 #: Bounds of the Yeo-Johnson exponent of :func:`warp_to_normal` (fitted ones lie between -1.1 and
 #: 4.6 on the benchmark tasks); they only guard against degenerate fits on a few distinct values.
@@ -71,12 +71,9 @@ def _lengthscale_settings(dimension: int) -> dict[str, object]:
     Two random points of the unit cube lie ``sqrt(d / 6)`` apart on average: with lengthscales of a
     fixed size, the prior says that every added column makes the function rougher, and the GP
     explores in many dimensions as if every point were unrelated to the others (Hvarfner et al.,
-    "Vanilla Bayesian optimization performs great in high dimensions", 2024). Measured against
-    lengthscales centred on 1 (median regret at 50 trials, 10 seeds, 5 for SVC, gradient
-    boosting and digits; before -> after): Levy6 2.66 -> 0.40, mixed 0.30 -> 0.095, YAHPO XGBoost
-    0.046 -> 0.036, HPOlib slice 3.4e-5 -> 2.3e-5, Branin 3.0e-6 -> 7.6e-7, digits 0.0146 ->
-    0.0125; worse on HPOlib parkinsons 0.0021 -> 0.0037, HPOBench kc1 0.024 -> 0.028 and SVC
-    1.4e-4 -> 2.0e-4, all three within the noise of their seeds.
+    "Vanilla Bayesian optimization performs great in high dimensions", 2024). Against lengthscales
+    centred on 1 it lowered the regret on most benchmark tasks, and the three where it rose stayed
+    within the noise of their seeds (``benchmarks/GP_DECISIONS.md``).
     """
     centre = math.sqrt(dimension)
     return {
@@ -175,9 +172,8 @@ def soften_outliers(Y: Tensor) -> Tensor:
 
     Training objectives are heavy-tailed (a validation MSE of 2e-4 for good settings and 1.0 for a
     diverged run); standardized as they are, the good values would all look alike to the GP. The
-    transform is monotone, so the best points stay the best. Measured against no transform (median
-    regret at 50 trials, 10 seeds): HPOlib slice 8.6e-5 vs 1.8e-4, mixed 0.012 vs 0.015, SVC
-    0.0041 vs 0.0043; pulling in everything below the median instead hurt the mixed task (0.20).
+    transform is monotone, so the best points stay the best. It lowered the regret against no
+    transform, where pulling in everything below the median instead hurt (``benchmarks/GP_DECISIONS.md``).
     """
     q1, q3 = torch.quantile(Y, torch.tensor([0.25, 0.75], dtype=Y.dtype, device=Y.device), dim=0, keepdim=True)
     iqr = (q3 - q1).squeeze(0)
@@ -196,11 +192,9 @@ def warp_to_normal(Y: Tensor) -> Tensor:
     settings below a tight cluster of good ones. The GP's Gaussian likelihood then spends its
     variance on the tail, and the good cluster looks flat. The fitted exponent is above 1 for such
     data (it spreads the good values apart and compresses the tail) and near 1 for symmetric data,
-    which it leaves nearly unchanged. Measured in paired runs before adopting it (median regret at
-    50 trials over 10 seeds, 5 for SVC; without -> with): NAS-Bench-201 1.84 -> 0.30, HPOlib slice
-    6.3e-5 -> 3.3e-5, SVC 2.6e-4 -> 6.2e-5; worse on Levy6, whose bowl shows in the poor values the
-    warp compresses, 2.0 -> 3.0; two objectives, digits accuracy vs size: hypervolume 1.151 -> 1.22
-    (benchmarks/MO_RESULTS.md).
+    which it leaves nearly unchanged. It helps most on skewed losses and costs a little on a
+    bowl-shaped function whose shape shows in the poor values the warp compresses (Levy6; the
+    paired runs are in ``benchmarks/GP_DECISIONS.md``).
     """
     Z = standardize(Y)
     columns = []

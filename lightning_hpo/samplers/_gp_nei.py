@@ -3,8 +3,8 @@
 BoTorch's ``qLogNoisyExpectedImprovement`` asks the model for the joint posterior of the baseline
 (the observed points that may be the best), the candidate and the pending points anew on every
 evaluation: a GPyTorch prediction with its lazy tensors, a Cholesky factor of the joint covariance
-and the samples, ~5 ms on a CPU whether 1 candidate is scored or 100. The acquisition search makes
-~10 such evaluations per suggestion, most of a suggestion's time.
+and the samples, about as costly for 1 candidate as for 100. The acquisition search makes ~10 such
+evaluations per suggestion, most of a suggestion's time (timings in ``benchmarks/GP_DECISIONS.md``).
 
 Here the fixed points ``F`` (baseline and pending) are conditioned on once: their posterior mean,
 the Cholesky factor ``L_F`` of their posterior covariance and their samples. A candidate ``c`` then

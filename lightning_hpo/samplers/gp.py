@@ -44,11 +44,9 @@ def default_n_startup_trials(dimension: int) -> int:
 
     The GP needs a spread of points to fit a lengthscale per parameter, so more in more
     dimensions, but not many: its lengthscale prior grows with the dimension (see
-    ``_gp_model._lengthscale_settings``), so its own choices soon beat further space-filling. Against
-    a cap of 20, median regret at 50 trials over 10 seeds: YAHPO XGBoost (14 parameters) 0.037 ->
-    0.023, HPOlib slice 2.3e-5 -> 9.0e-6 and parkinsons 0.0037 -> 0.0034 (9 parameters), the
-    mixed task 0.095 -> 0.0075 and gradient boosting 0.94 -> 0.64 (7 parameters); better at 20
-    trials on all five too. Optuna's GPSampler uses 10 for every space.
+    ``_gp_model._lengthscale_settings``), so its own choices soon beat further space-filling; a cap
+    of 10 beat a cap of 20 on the five benchmark tasks with 7 or more parameters
+    (``benchmarks/GP_DECISIONS.md``). Optuna's GPSampler uses 10 for every space.
     """
     return max(5, min(dimension + 4, 10))
 
@@ -102,10 +100,9 @@ class GPSampler(Sampler):
       to a prefix of the history (see :func:`fitted_history_size`), so a sampler that remembers
       the last fit (it reuses it until the history has grown by a tenth) and a fresh one that
       refits agree exactly: the cache saves time and never changes a suggestion.
-    * **Fast**: ~0.03 s per suggestion with 50 trials of history on a CPU core (see
-      ``benchmarks/gp_speed.py``); ~0.3 s for 2 objectives and ~2 s for 3
-      (``benchmarks/multi_objective.py``); torch runs on one thread meanwhile, which the GP's many small
-      operations need (several threads made it up to 10x slower on a shared 2-core machine).
+    * **Fast**: a fraction of a second per suggestion on a CPU core, more with several objectives
+      (timings in ``benchmarks/RESULTS.md`` and ``benchmarks/MO_RESULTS.md``); torch runs on one
+      thread meanwhile, because the GP's many small operations lose time to thread hand-offs.
 
     Args:
         seed: seed of the Sobol start and of every random choice of the GP phase; ``None`` draws one.
@@ -272,7 +269,7 @@ def _isolated(device: torch.device) -> Iterator[None]:
     * The global torch generator is forked: BoTorch draws from it in places (baseline pruning, fit
       retries), which the sampler seeds, and the caller's stream must not move.
     * torch runs on one CPU thread: the GP's many small operations only lose time to thread
-      hand-offs, badly so when other processes share the cores (10x slower measured on 2 cores).
+      hand-offs, badly so when other processes share the cores (``benchmarks/GP_DECISIONS.md``).
     * The routine numerical notes of GPyTorch and BoTorch (jitter added to a nearly singular
       covariance, a fit stopped at its step cap) are silenced: they are handled, and a study would
       print them on every trial.
