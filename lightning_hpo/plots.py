@@ -25,14 +25,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lightning_hpo._text import count_of
 from lightning_hpo.exceptions import InvalidArgumentError
 from lightning_hpo.snapshot import StudyLike, StudySnapshot
 from lightning_hpo.space import Categorical, Domain, Float, Int
 from lightning_hpo.trial import Trial, TrialState
 
 if TYPE_CHECKING:
+    import numpy as np
     from matplotlib.axes import Axes
+    from matplotlib.colorbar import Colorbar
+    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
 __all__ = [
     "plot_optimization_history",
@@ -44,15 +49,39 @@ __all__ = [
     "save_plots",
 ]
 
+#: Below this many COMPLETE trials, :func:`plot_importance` marks its bars as a rough guess.
+RELIABLE_IMPORTANCE_TRIALS = 10
+
 # Colours of the Okabe-Ito palette, told apart with any colour vision.
 _BLUE, _ORANGE, _GREEN, _VERMILLION, _PURPLE, _GREY = "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#999999"
+# Multiples of the powers of 10 (or 2) tried in turn until a log domain holds 3 ticks.
+_LOG_TICK_MULTIPLES = {10: ((1,), (1, 2, 5), (1, 2, 3, 4, 5, 6, 7, 8, 9)), 2: ((1,), (1, 1.5))}
+_STATE_WORDS = {
+    TrialState.COMPLETE: "complete",
+    TrialState.PRUNED: "pruned",
+    TrialState.FAIL: "failed",
+    TrialState.RUNNING: "running",
+}
+# How each kind of trial is drawn: a learning curve, and a mark where a trial has no value to show.
+_CURVE_STYLES: dict[TrialState, dict[str, Any]] = {
+    TrialState.COMPLETE: {"color": _BLUE, "lw": 1.0, "alpha": 0.55, "zorder": 3},
+    TrialState.PRUNED: {"color": _ORANGE, "lw": 1.0, "ls": "--", "alpha": 0.8, "zorder": 2},
+    TrialState.FAIL: {"color": _VERMILLION, "lw": 1.0, "ls": "-.", "alpha": 0.8, "zorder": 2},
+    TrialState.RUNNING: {"color": _PURPLE, "lw": 1.2, "ls": ":", "zorder": 4},
+}
+_MARK_STYLES: dict[TrialState, dict[str, Any]] = {
+    TrialState.PRUNED: {"marker": "|", "color": _ORANGE, "ms": 9, "mew": 1.8},
+    TrialState.FAIL: {"marker": "x", "color": _VERMILLION, "ms": 7, "mew": 1.6},
+    TrialState.RUNNING: {"marker": "o", "color": _PURPLE, "ms": 6, "mfc": "none", "mew": 1.4},
+}
 
 
 def plot_optimization_history(study: StudyLike, *, objective: int = 0, log_y: bool = False) -> Figure:
     """Each COMPLETE trial's value by trial number, with the best value so far as a staircase.
 
-    PRUNED trials are left out (their values were measured after less training; the learning curves
-    show them); the legend counts them.
+    Trials without a value are marked by number in a strip above the plot: PRUNED ones (their
+    values were measured after less training; the learning curves show them), FAIL and RUNNING
+    ones. The legend counts each kind.
 
     Args:
         study: the study.
@@ -66,17 +95,17 @@ def plot_optimization_history(study: StudyLike, *, objective: int = 0, log_y: bo
     numbers = [t.number for t in completed]
     values = [t.values[objective] for t in completed]
     best_so_far = _running_best(values, minimize)
+    without_value = {state: [t.number for t in snapshot.trials if t.state is state] for state in _MARK_STYLES}
+    without_value = {state: marked for state, marked in without_value.items() if marked}
 
-    fig = _figure(7.0, 4.2)
-    ax = fig.add_subplot()
+    fig = _figure(7.0, 4.2 + 0.25 * len(without_value))
+    if without_value:
+        grid = fig.add_gridspec(2, 1, height_ratios=[0.3 * len(without_value), 3.0])
+        ax = fig.add_subplot(grid[1])
+        _draw_trials_without_value(fig.add_subplot(grid[0], sharex=ax), without_value)
+    else:
+        ax = fig.add_subplot()
     ax.scatter(numbers, values, s=22, color=_BLUE, label=f"complete ({len(completed)})", zorder=3)
-    others = [t for t in snapshot.trials if t.state is not TrialState.COMPLETE]
-    if others:  # an empty entry: what the plot leaves out, and why
-        counts = {
-            s: sum(t.state is s for t in others) for s in (TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
-        }
-        text = ", ".join(f"{n} {s.value.lower()}" for s, n in counts.items() if n)
-        ax.plot([], [], " ", label=f"not shown: {text}")
     last = max(t.number for t in snapshot.trials)
     ax.step(
         numbers + [last],
@@ -88,12 +117,13 @@ def plot_optimization_history(study: StudyLike, *, objective: int = 0, log_y: bo
         zorder=4,
     )
     ax.set_xlabel("trial number")
+    _set_whole_number_x_axis(ax, min(t.number for t in snapshot.trials), last)
     ax.set_ylabel(snapshot.objective_label(objective))
     if log_y:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.set_title(f"Optimization history of {snapshot.name!r}")
-    fig.legend(loc="outside lower center", ncols=3, frameon=False)
+    fig.suptitle(f"Optimization history of {snapshot.name!r}")
+    fig.legend(loc="outside lower center", ncols=3 if without_value else 2, frameon=False)
     return fig
 
 
@@ -101,67 +131,64 @@ def plot_learning_curves(study: StudyLike, *, log_y: bool = False) -> Figure:
     """The values every trial reported while it ran, by step; pruned trials marked where they stopped.
 
     Complete trials are blue lines, the best one green; pruned trials are dashed orange lines
-    ending in a cross at the step they were pruned; running trials are dotted purple lines.
+    ending in a cross at the step they were pruned; failed trials are dash-dotted red lines up to
+    their last report; running trials are dotted purple lines.
 
     Args:
         study: the study.
         log_y: a logarithmic value axis (losses often need one).
     """
+    from matplotlib.lines import Line2D
+
     snapshot = StudySnapshot.of(study)
-    curves = [t for t in snapshot.trials if t.intermediate_values and t.state is not TrialState.FAIL]
+    curves = [t for t in snapshot.trials if t.intermediate_values]
     if not curves:
         raise InvalidArgumentError(
             f"Study {snapshot.name!r} has no trial that reported intermediate values (study.report or the "
             "Tuner's TrialReporter), so there are no learning curves to plot."
         )
-    best = _best_number(snapshot)
+    best = snapshot.best_trial
     fig = _figure(7.0, 4.2)
     ax = fig.add_subplot()
+    handles: list[Line2D] = []
     for trial in curves:
         steps = sorted(trial.intermediate_values)
         values = [trial.intermediate_values[s] for s in steps]
-        if trial.number == best:
-            ax.plot(steps, values, color=_GREEN, lw=2.2, zorder=5, label=f"best trial ({trial.number})")
-        elif trial.state is TrialState.COMPLETE:
-            ax.plot(steps, values, color=_BLUE, lw=1.0, alpha=0.55, zorder=3)
-        elif trial.state is TrialState.PRUNED:
-            ax.plot(steps, values, color=_ORANGE, lw=1.0, ls="--", alpha=0.8, zorder=2)
+        if best is not None and trial.number == best.number:
+            handles += ax.plot(steps, values, color=_GREEN, lw=2.2, zorder=5, label=f"best trial ({trial.number})")
+            continue
+        ax.plot(steps, values, **_CURVE_STYLES[trial.state])
+        if trial.state is TrialState.PRUNED:
             stop = trial.attrs.get("pruned_step", steps[-1])
             stop = stop if stop in trial.intermediate_values else steps[-1]
             ax.plot([stop], [trial.intermediate_values[stop]], "x", color=_VERMILLION, ms=7, mew=1.6, zorder=4)
-        else:
-            ax.plot(steps, values, color=_PURPLE, lw=1.2, ls=":", zorder=4)
     # One legend entry per kind of line, not per trial.
-    from matplotlib.lines import Line2D
-
-    states = {t.state for t in curves}
-    handles = [h for h in ax.get_legend_handles_labels()[0]]
-    if TrialState.COMPLETE in states:
-        handles.append(Line2D([], [], color=_BLUE, lw=1.0, label="complete"))
-    if TrialState.PRUNED in states:
-        handles.append(
-            Line2D(
-                [],
-                [],
-                color=_ORANGE,
-                lw=1.0,
-                ls="--",
-                marker="x",
-                mec=_VERMILLION,
-                mew=1.6,
-                markevery=[1],
-                label="pruned (x: where it stopped)",
+    shown = {t.state for t in curves if best is None or t.number != best.number}
+    for state, style in _CURVE_STYLES.items():
+        if state is TrialState.PRUNED and state in shown:
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    **style,
+                    marker="x",
+                    mec=_VERMILLION,
+                    mew=1.6,
+                    markevery=[1],
+                    label="pruned (x: where it stopped)",
+                )
             )
-        )
-    if TrialState.RUNNING in states:
-        handles.append(Line2D([], [], color=_PURPLE, lw=1.2, ls=":", label="running"))
+        elif state in shown:
+            handles.append(Line2D([], [], **style, label=_STATE_WORDS[state]))
     ax.set_xlabel("step")
+    all_steps = [step for t in curves for step in t.intermediate_values]
+    _set_whole_number_x_axis(ax, min(all_steps), max(all_steps))
     ax.set_ylabel("reported value" + (f" ({snapshot.directions[0]})" if len(snapshot.directions) == 1 else ""))
     if log_y:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.set_title(f"Learning curves of {snapshot.name!r} ({len(curves)} trials)")
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+    ax.set_title(f"Learning curves of {snapshot.name!r} ({count_of(len(curves), 'trial')})")
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), frameon=False)
     return fig
 
 
@@ -170,7 +197,8 @@ def plot_parallel_coordinates(study: StudyLike, *, objective: int = 0) -> Figure
 
     Each parameter axis is laid out as the samplers see it: log parameters on a log scale,
     categoricals as evenly spaced labelled choices. Lines are coloured by the objective; the best
-    trials are the brightest and drawn on top.
+    trials are the brightest and drawn on top. Failed trials are dashed red lines through their
+    parameters only (they have no value), so regions where training breaks show.
 
     Args:
         study: the study.
@@ -179,27 +207,30 @@ def plot_parallel_coordinates(study: StudyLike, *, objective: int = 0) -> Figure
     import numpy as np
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
 
     snapshot = StudySnapshot.of(study)
     snapshot.check_objective(objective)
     completed = _require_completed(snapshot)
+    failed = [t for t in snapshot.trials if t.state is TrialState.FAIL]
     minimize = snapshot.directions[objective] == "min"
     names = list(snapshot.space.names)
     values = np.array([t.values[objective] for t in completed])
     low, high = float(values.min()), float(values.max())
-    objective_axis = (values - low) / (high - low) if high > low else np.full(len(values), 0.5)
-    rows = np.array([[snapshot.space[n].encode(t.params[n]) for n in names] for t in completed])
-    rows = np.column_stack([rows, objective_axis])
+    rows = np.column_stack([_encoded_params(snapshot, completed), [_encode_objective(v, low, high) for v in values]])
 
     fig = _figure(max(6.0, 1.25 * (len(names) + 1) + 2.0), 4.6)
     ax = fig.add_subplot()
     cmap = colormaps["viridis_r" if minimize else "viridis"]
-    norm = Normalize(low, high) if high > low else Normalize(low - 0.5, high + 0.5)
+    norm = _colour_norm(low, high, pad=abs(low) / 20 or 0.5)
     order = np.argsort(-values if minimize else values, kind="stable")  # best drawn last, on top
     xs = np.arange(len(names) + 1)
     for i in order:
         ax.plot(xs, rows[i], color=cmap(norm(values[i])), lw=1.0, alpha=0.75)
+    if failed:
+        for params in _encoded_params(snapshot, failed):
+            ax.plot(xs[:-1], params, color=_VERMILLION, lw=1.0, ls="--", alpha=0.6, zorder=2)
+        ax.plot([], [], color=_VERMILLION, ls="--", label=f"{_STATE_WORDS[TrialState.FAIL]} ({len(failed)}): no value")
+        fig.legend(loc="outside lower center", frameon=False)
     for x, name in enumerate(names):
         _draw_axis(ax, x, _axis_ticks(snapshot.space[name]))
     objective_ticks = np.linspace(low, high, 5) if high > low else np.array([low])
@@ -211,8 +242,11 @@ def plot_parallel_coordinates(study: StudyLike, *, objective: int = 0) -> Figure
     ax.tick_params(axis="x", length=0)
     for side in ("left", "right", "top", "bottom"):
         ax.spines[side].set_visible(False)
-    ax.set_title(f"Parallel coordinates of {snapshot.name!r} ({len(completed)} complete trials)")
-    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=snapshot.objective_label(objective), pad=0.01)
+    ax.set_title(f"Parallel coordinates of {snapshot.name!r} ({count_of(len(completed), 'complete trial')})")
+    colorbar = fig.colorbar(
+        ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=snapshot.objective_label(objective), pad=0.01
+    )
+    _tick_the_only_value(colorbar, low, high, _number_text(low))
     return fig
 
 
@@ -224,6 +258,10 @@ def plot_importance(
     importances: Mapping[str, float] | None = None,
 ) -> Figure:
     """Horizontal bars of :func:`lightning_hpo.importance`, the most important parameter on top.
+
+    With fewer than ``RELIABLE_IMPORTANCE_TRIALS`` COMPLETE trials the figure says, in red under
+    its title, that the bars are a rough guess: the model behind them is fitted to too few points
+    to tell parameters apart reliably.
 
     Args:
         study: the study.
@@ -249,68 +287,104 @@ def plot_importance(
     ax.set_xlabel("importance (share of the objective's variance, total-effect Sobol index)")
     ax.grid(axis="x", alpha=0.3)
     label = "" if len(snapshot.directions) == 1 else f", {snapshot.objective_label(objective)}"
-    ax.set_title(f"Hyperparameter importance in {snapshot.name!r}{label}")
+    n_completed = len(snapshot.completed())
+    few = n_completed < RELIABLE_IMPORTANCE_TRIALS
+    ax.set_title(f"Hyperparameter importance in {snapshot.name!r}{label}", pad=20 if few else None)
+    if few:  # the caveat, in the room left between the title and the bars
+        ax.annotate(
+            f"Only {count_of(n_completed, 'complete trial')}: a rough guess "
+            f"until about {RELIABLE_IMPORTANCE_TRIALS} have completed",
+            xy=(0.5, 1.0),
+            xycoords="axes fraction",
+            xytext=(0, 5),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            color=_VERMILLION,
+            fontsize=9,
+        )
     return fig
 
 
 def plot_slice(study: StudyLike, *, objective: int = 0) -> Figure:
     """The objective against each parameter, one panel per parameter, coloured by trial number.
 
-    Log parameters get a log axis; categoricals are spread over their labelled choices (with a
-    little horizontal jitter so equal points stay visible). The best trial is a red star.
+    Each panel spans its parameter's whole domain. Log parameters get a log axis; categoricals are
+    spread over their labelled choices (with a little horizontal jitter so equal points stay
+    visible). The best trial is a red star (every trial of the Pareto front, in a study with
+    several objectives). Failed trials, which have no value, are crosses at their parameter along
+    the edge of the worse values.
 
     Args:
         study: the study.
         objective: which objective of a multi-objective study.
     """
     import numpy as np
-    from matplotlib.colors import Normalize
+    from matplotlib.transforms import blended_transform_factory
 
     snapshot = StudySnapshot.of(study)
     snapshot.check_objective(objective)
     completed = _require_completed(snapshot)
+    failed = [t for t in snapshot.trials if t.state is TrialState.FAIL]
     names = list(snapshot.space.names)
     values = np.array([t.values[objective] for t in completed])
     numbers = np.array([t.number for t in completed])
-    best = int(np.argmin(values) if snapshot.directions[objective] == "min" else np.argmax(values))
+    best = [snapshot.best_trial] if len(snapshot.directions) == 1 else snapshot.best_trials
+    is_best = np.isin(numbers, [t.number for t in best])
+    best_label = (
+        f"best trial ({best[0].number})" if len(best) == 1 else f"Pareto front ({count_of(len(best), 'trial')})"
+    )
+    minimize = snapshot.directions[objective] == "min"
     columns = min(3, len(names))
     rows = math.ceil(len(names) / columns)
     fig = _figure(3.3 * columns + 1.0, 2.9 * rows + 0.6)
     axes = fig.subplots(rows, columns, sharey=True, squeeze=False)
-    norm = Normalize(numbers.min(), max(numbers.max(), numbers.min() + 1))
-    jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(completed))
+    norm = _colour_norm(numbers.min(), numbers.max(), pad=0.5)
+    rng = np.random.default_rng(0)
+    jitter, failed_jitter = rng.uniform(-0.12, 0.12, len(completed)), rng.uniform(-0.12, 0.12, len(failed))
     scatter = None
     for k, name in enumerate(names):
         ax = axes[k // columns][k % columns]
         domain = snapshot.space[name]
-        if isinstance(domain, Categorical):
-            xs = np.array([domain.index(t.params[name]) for t in completed]) + jitter
-            ax.set_xticks(range(len(domain.choices)), [_choice_text(c) for c in domain.choices])
-            ax.set_xlim(-0.5, len(domain.choices) - 0.5)
-        else:
-            xs = np.array([t.params[name] for t in completed], dtype=float)
-            _set_numeric_axis(ax, domain)
+        _set_parameter_axis(ax, domain)
+        xs, failed_xs = _positions(name, domain, completed, jitter), _positions(name, domain, failed, failed_jitter)
         scatter = ax.scatter(xs, values, c=numbers, cmap="viridis", norm=norm, s=18, alpha=0.85, edgecolors="none")
         ax.scatter(
-            [xs[best]],
-            [values[best]],
+            xs[is_best],
+            values[is_best],
             marker="*",
             s=130,
             color=_VERMILLION,
             edgecolors="black",
             linewidths=0.5,
             zorder=5,
-            label=f"best trial ({numbers[best]})",
+            label=best_label,
         )
+        if failed:
+            on_edge = blended_transform_factory(ax.transData, ax.transAxes)
+            ax.plot(
+                failed_xs,
+                np.full(len(failed), 0.96 if minimize else 0.04),
+                ls="",
+                transform=on_edge,
+                label=f"{_STATE_WORDS[TrialState.FAIL]} ({len(failed)}): no value",
+                **_MARK_STYLES[TrialState.FAIL],
+            )
         ax.set_xlabel(name + (" (log)" if getattr(domain, "log", False) else ""))
         ax.grid(alpha=0.3)
         if k % columns == 0:
             ax.set_ylabel(snapshot.objective_label(objective))
+    if failed:  # room for the crosses on the edge of the worse values (the panels share their y axis)
+        low, high = axes[0][0].get_ylim()
+        room = 0.1 * (high - low)
+        axes[0][0].set_ylim((low, high + room) if minimize else (low - room, high))
     for k in range(len(names), rows * columns):
         axes[k // columns][k % columns].set_visible(False)
-    fig.colorbar(scatter, ax=axes, label="trial number", shrink=0.9)
+    colorbar = fig.colorbar(scatter, ax=axes, label="trial number", shrink=0.9)
+    colorbar.ax.yaxis.set_major_locator(_whole_numbers())
+    _tick_the_only_value(colorbar, numbers.min(), numbers.max(), str(numbers.min()))
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(handles), frameon=False)
     fig.suptitle(f"Slice plot of {snapshot.name!r}")
     return fig
 
@@ -357,7 +431,7 @@ def plot_pareto_front(study: StudyLike, *, objectives: tuple[int, int] = (0, 1))
     ax.set_xlabel(snapshot.objective_label(x_index))
     ax.set_ylabel(snapshot.objective_label(y_index))
     ax.grid(alpha=0.3)
-    ax.set_title(f"Pareto front of {snapshot.name!r} ({len(completed)} complete trials)")
+    ax.set_title(f"Pareto front of {snapshot.name!r} ({count_of(len(completed), 'complete trial')})")
     fig.legend(loc="outside lower center", ncols=2, frameon=False)
     return fig
 
@@ -420,21 +494,66 @@ def _running_best(values: Sequence[float], minimize: bool) -> list[float]:
     return best
 
 
-def _best_number(snapshot: StudySnapshot) -> int | None:
-    """The best COMPLETE trial's number for a single objective, else ``None``."""
-    completed = snapshot.completed()
-    if not completed or len(snapshot.directions) != 1:
-        return None
-    sign = 1.0 if snapshot.directions[0] == "min" else -1.0
-    return min(completed, key=lambda t: (sign * t.values[0], t.number)).number
-
-
 def _encode_objective(value: float, low: float, high: float) -> float:
     return (value - low) / (high - low) if high > low else 0.5
 
 
 def _number_text(value: float) -> str:
-    return f"{value:.3g}"
+    """3 significant digits, with a short exponent: ``0.00123``, ``2e-5`` (not ``2e-05``)."""
+    mantissa, e, exponent = f"{value:.3g}".partition("e")
+    return f"{mantissa}e{int(exponent)}" if e else mantissa
+
+
+def _encoded_params(snapshot: StudySnapshot, trials: Sequence[Trial]) -> np.ndarray:
+    """``n x d``: each trial's parameters on the unit axes of the parallel coordinates."""
+    import numpy as np
+
+    space = snapshot.space
+    return np.array([[space[n].encode(t.params[n]) for n in space.names] for t in trials], dtype=float)
+
+
+def _colour_norm(low: float, high: float, *, pad: float) -> Normalize:
+    """A colour scale from ``low`` to ``high``; from ``low - pad`` to ``low + pad`` when they are
+    equal (one value), so that value takes the middle colour."""
+    from matplotlib.colors import Normalize
+
+    return Normalize(low, high) if high > low else Normalize(low - pad, high + pad)
+
+
+def _whole_numbers() -> MaxNLocator:
+    """Ticks on whole numbers only (trial numbers, steps), never at 2.5."""
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True, steps=[1, 2, 5, 10])
+
+
+def _set_whole_number_x_axis(ax: Axes, low: int, high: int) -> None:
+    """An x axis of whole numbers from ``low`` to ``high``; one or two numbers get a tick each
+    (the locator would fall back to ticks at -0.04 ... 0.04)."""
+    if high - low < 2:
+        ax.set_xticks(range(low, high + 1))
+        ax.set_xlim(low - 0.5, high + 0.5)
+    else:
+        ax.xaxis.set_major_locator(_whole_numbers())
+
+
+def _tick_the_only_value(colorbar: Colorbar, low: float, high: float, text: str) -> None:
+    """A colour bar of one value (``low == high``) gets a single tick, at its middle colour."""
+    if high == low:
+        colorbar.set_ticks([low], labels=[text])
+
+
+def _draw_trials_without_value(ax: Axes, numbers: Mapping[TrialState, Sequence[int]]) -> None:
+    """A strip with one row per state, marking the trial numbers in that state."""
+    for row, (state, marked) in enumerate(numbers.items()):
+        ax.plot(
+            marked, [row] * len(marked), ls="", label=f"{_STATE_WORDS[state]} ({len(marked)})", **_MARK_STYLES[state]
+        )
+    ax.set_yticks(range(len(numbers)), [_STATE_WORDS[state] for state in numbers])
+    ax.set_ylim(len(numbers) - 0.5, -0.5)
+    ax.tick_params(axis="x", labelbottom=False)
+    ax.tick_params(axis="y", length=0)
+    ax.grid(axis="x", alpha=0.3)
 
 
 def _choice_text(choice: Any) -> str:
@@ -453,39 +572,70 @@ def _axis_ticks(domain: Domain) -> list[tuple[float, str]]:
     return [(domain.encode(v), label) for v, label in zip(values, _tick_labels(values, domain))]
 
 
-def _set_numeric_axis(ax: Axes, domain: Float | Int) -> None:
-    """The x axis of a numeric parameter: log scale for log domains, the same ticks as everywhere."""
+def _set_parameter_axis(ax: Axes, domain: Domain) -> None:
+    """The x axis of a parameter over its whole domain: labelled choices for a categorical; for a
+    number, a log scale for log domains and the same ticks as everywhere."""
     from matplotlib.ticker import FixedLocator, NullFormatter
 
+    if isinstance(domain, Categorical):
+        ax.set_xticks(range(len(domain.choices)), [_choice_text(c) for c in domain.choices])
+        ax.set_xlim(-0.5, len(domain.choices) - 0.5)
+        return
     if domain.log:
         ax.set_xscale("log")
+        margin = (domain.high / domain.low) ** 0.04
+        ax.set_xlim(domain.low / margin, domain.high * margin)
+    else:
+        margin = 0.04 * (domain.high - domain.low)
+        ax.set_xlim(domain.low - margin, domain.high + margin)
     values = _tick_values(domain)
     ax.xaxis.set_major_locator(FixedLocator(values))
     ax.set_xticks(values, _tick_labels(values, domain))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+def _positions(name: str, domain: Domain, trials: Sequence[Trial], jitter: np.ndarray) -> np.ndarray:
+    """Where the trials' values of parameter ``name`` lie on its axis: for a categorical, the index
+    of the choice plus ``jitter``."""
+    import numpy as np
+
+    if isinstance(domain, Categorical):
+        return np.array([domain.index(t.params[name]) for t in trials], dtype=float) + jitter
+    return np.array([t.params[name] for t in trials], dtype=float)
+
+
 def _tick_values(domain: Float | Int) -> list[float]:
-    """A few round values inside the domain: decades (powers of 2 for ints) on log domains."""
-    from matplotlib.ticker import LogLocator, MaxNLocator
+    """A few round values inside the domain: on log domains powers of the base (10, or 2 for ints),
+    else 1-2-5 or 1-9 multiples of them, so that a domain narrower than a few decades still gets
+    several ticks."""
+    from matplotlib.ticker import MaxNLocator
 
     low, high = domain.low, domain.high
-    if domain.log:
-        base = 2 if isinstance(domain, Int) else 10
-        # Exact powers (the locator's 1e-5 comes out as 9.999999999999999e-06).
-        exponents = sorted({round(math.log(v, base)) for v in LogLocator(base=base).tick_values(low, high)})
-        powers = [float(f"1e{k}") if base == 10 else float(base**k) for k in exponents]
-        candidates = [v for v in powers if low <= v <= high]
-        candidates = candidates[:: math.ceil(len(candidates) / 7)] if candidates else candidates
-        if len(candidates) < 2:
-            candidates = [low, math.sqrt(low * high), high]
-    else:
-        candidates = [
-            v for v in MaxNLocator(nbins=5, integer=isinstance(domain, Int)).tick_values(low, high) if low <= v <= high
-        ]
-    if isinstance(domain, Int):
+    integer = isinstance(domain, Int)
+    candidates = _log_tick_values(low, high, base=2 if integer else 10) if domain.log else []
+    if len(candidates) < 3:
+        linear = MaxNLocator(nbins=5, integer=integer, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
+        candidates = [v for v in map(_rounded, linear) if low <= v <= high]
+    if integer:
         candidates = [v for v in sorted({int(round(v)) for v in candidates}) if domain.contains(v)] or [low, high]
     return candidates
+
+
+def _log_tick_values(low: float, high: float, base: int) -> list[float]:
+    """The first of powers of ``base``, then finer multiples of them, to put at least 3 ticks in
+    ``[low, high]``; at most 7 (every k-th one); none when even the finest multiples don't."""
+    exponents = range(math.floor(math.log(low, base)), math.ceil(math.log(high, base)) + 1)
+    for multiples in _LOG_TICK_MULTIPLES[base]:
+        ticks = [_rounded(m * float(base) ** k) for k in exponents for m in multiples]
+        ticks = [v for v in ticks if low <= v <= high]
+        if len(ticks) >= 3:
+            return ticks[:: math.ceil(len(ticks) / 7)]
+    return []
+
+
+def _rounded(value: float) -> float:
+    """``value`` without the float noise of its computation: 2 * 10.0**-5 is 2.0000000000000002e-05."""
+    return float(f"{value:.12g}")
 
 
 def _tick_labels(values: Sequence[float], domain: Float | Int) -> list[str]:

@@ -16,10 +16,10 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Union
 
+from lightning_hpo._text import count_of
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
 from lightning_hpo.space import SearchSpace
 from lightning_hpo.trial import Trial, TrialState
@@ -73,7 +73,7 @@ class StudySnapshot:
         if not 0 <= objective < len(self.directions):
             raise InvalidArgumentError(
                 f"`objective` must be in [0, {len(self.directions) - 1}] for study {self.name!r} "
-                f"({len(self.directions)} objective{'s' if len(self.directions) > 1 else ''}), but got {objective}."
+                f"({count_of(len(self.directions), 'objective')}), but got {objective}."
             )
         return objective
 
@@ -81,8 +81,26 @@ class StudySnapshot:
         """The COMPLETE trials with values, in number order."""
         return [t for t in self.trials if t.state is TrialState.COMPLETE and t.values is not None]
 
-    def with_states(self, states: Sequence[TrialState]) -> list[Trial]:
-        return [t for t in self.trials if t.state in states]
+    @property
+    def best_trials(self) -> list[Trial]:
+        """The COMPLETE trials that no other COMPLETE trial beats, in number order, as
+        :attr:`Study.best_trials <lightning_hpo.Study.best_trials>`: the Pareto set with several
+        objectives, the trials with the best value with one; empty while none has completed."""
+        from lightning_hpo.pareto import minimization_form, non_dominated_mask
+
+        completed = self.completed()
+        if not completed:
+            return []
+        keep = non_dominated_mask(minimization_form([t.values for t in completed], self.directions))
+        return [t for t, kept in zip(completed, keep) if kept]
+
+    @property
+    def best_trial(self) -> Trial | None:
+        """The best COMPLETE trial of a single-objective study (the lowest number among ties), as
+        :attr:`Study.best_trial <lightning_hpo.Study.best_trial>`; ``None`` while none has completed
+        or when the study has several objectives (see :attr:`best_trials`)."""
+        best = self.best_trials
+        return best[0] if best and len(self.directions) == 1 else None
 
     def objective_label(self, objective: int) -> str:
         """``"val_loss (min)"`` with the metric names a Tuner recorded (the latest trial's), else

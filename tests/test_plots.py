@@ -77,15 +77,45 @@ def test_history_shows_complete_values_and_the_best_so_far(study):
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("trial number", "objective (min)")
-    assert "'mlp'" in ax.get_title()
+    assert "'mlp'" in fig.get_suptitle()
     completed = [t for t in study.trials if t.state is TrialState.COMPLETE]
     (points,) = [c for c in ax.collections if isinstance(c, PathCollection)]
     assert points.get_offsets()[:, 1].tolist() == [t.value for t in completed]
     (best_line,) = [line for line in ax.get_lines() if line.get_label() == "best so far"]
     assert best_line.get_ydata()[-1] == min(t.value for t in completed)
     assert np.all(np.diff(best_line.get_ydata()) <= 0)
-    assert "not shown: 1 pruned, 1 fail, 1 running" in legend_texts(fig)
     assert plot_optimization_history(study, log_y=True).axes[0].get_yscale() == "log"
+
+
+def test_history_marks_the_trials_without_a_value_by_number(study):
+    fig = plot_optimization_history(study)
+    ax, strip = fig.axes
+    marks = {line.get_label(): list(line.get_xdata()) for line in strip.get_lines()}
+    by_state = {s: [t.number for t in study.trials if t.state is s] for s in TrialState}
+    assert marks == {
+        "pruned (1)": by_state[TrialState.PRUNED],
+        "failed (1)": by_state[TrialState.FAIL],
+        "running (1)": by_state[TrialState.RUNNING],
+    }
+    assert [t.get_text() for t in strip.get_yticklabels()] == ["pruned", "failed", "running"]
+    assert strip.get_xlim() == ax.get_xlim()  # the strip shares the trial-number axis
+    assert legend_texts(fig) == ["complete (12)", "best so far", "pruned (1)", "failed (1)", "running (1)"]
+
+
+def test_trial_numbers_and_steps_are_ticked_at_whole_numbers_only(study, tmp_path):
+    history = plot_optimization_history(study).axes[0]
+    curves = plot_learning_curves(study).axes[0]
+    slice_colour_bar = plot_slice(study).axes[-1]
+    for ticks in (history.get_xticks(), curves.get_xticks(), slice_colour_bar.get_yticks()):
+        assert len(ticks) >= 3 and all(float(t).is_integer() for t in ticks)
+    # One trial: one tick at its number, not -0.04 ... 0.04.
+    single = Study("single", search_space=SPACE, storage=":memory:", sampler=RandomSampler(seed=0))
+    trial = single.ask()
+    single.report(trial, 0, 1.0)
+    single.tell(trial, 1.0)
+    assert plot_optimization_history(single).axes[0].get_xticks().tolist() == [0]
+    assert plot_learning_curves(single).axes[0].get_xticks().tolist() == [0]
+    assert plot_slice(single).axes[-1].get_yticks().tolist() == [0]
 
 
 def test_learning_curves_mark_pruned_trials_where_they_stopped(study):
@@ -144,10 +174,31 @@ def test_slice_panels_use_log_axes_for_log_parameters_and_categories(study):
     assert [t.get_text() for t in panels["optimizer"].get_xticklabels()] == ["adam", "sgd"]
     assert panels["dropout"].get_ylabel() == "objective (min)"
     assert fig.axes[-1].get_ylabel() == "trial number"  # the colour bar
-    assert legend_texts(fig) == [f"best trial ({study.best_trial.number})"]
+    assert legend_texts(fig) == [f"best trial ({study.best_trial.number})", "failed (1): no value"]
     lr_points = panels["lr (log)"].collections[0].get_offsets()
     completed = [t for t in study.trials if t.state is TrialState.COMPLETE]
     assert lr_points[:, 0].tolist() == [t.params["lr"] for t in completed]
+    # Each panel spans its whole domain, whatever the trials sampled.
+    low, high = panels["lr (log)"].get_xlim()
+    assert low < 1e-5 and high > 1e-1
+
+
+def test_slice_marks_failed_trials_at_their_parameters_on_the_edge_of_worse_values(study):
+    fig = plot_slice(study)
+    (failed,) = [t for t in study.trials if t.state is TrialState.FAIL]
+    panel = next(ax for ax in fig.axes if ax.get_xlabel() == "lr (log)")
+    (cross,) = [line for line in panel.get_lines() if line.get_marker() == "x"]
+    assert list(cross.get_xdata()) == [failed.params["lr"]]
+    assert list(cross.get_ydata()) == [0.96]  # in axes coordinates: at the top, where a loss is worst
+    worst = max(t.value for t in study.trials if t.state is TrialState.COMPLETE)
+    assert panel.get_ylim()[1] > worst + 0.05 * np.ptp(panel.get_ylim())  # above every point
+
+
+def test_slice_of_a_multi_objective_study_stars_the_pareto_front(two_objectives):
+    fig = plot_slice(two_objectives, objective=1)
+    stars = fig.axes[0].collections[1].get_offsets()
+    assert sorted(stars[:, 1].tolist()) == sorted(t.values[1] for t in two_objectives.best_trials)
+    assert legend_texts(fig) == [f"Pareto front ({len(two_objectives.best_trials)} trials)"]
 
 
 def test_pareto_front_highlights_the_non_dominated_trials(two_objectives):
@@ -217,3 +268,59 @@ def test_axes_of_huge_integer_ranges_get_a_few_round_ticks():
     labels = [t.get_text() for t in plot_parallel_coordinates(study).axes[0].texts]
     assert labels[:6] == ["0", "200000000000", "400000000000", "600000000000", "800000000000", "1000000000000"]
     assert [t.get_text() for t in plot_slice(study).axes[0].get_xticklabels()][-1] == "1000000000000"
+
+
+def test_parallel_coordinates_draw_failed_trials_through_their_parameters_only(study):
+    fig = plot_parallel_coordinates(study)
+    ax = fig.axes[0]
+    (failed,) = [t for t in study.trials if t.state is TrialState.FAIL]
+    (dashed,) = [line for line in ax.get_lines() if line.get_linestyle() == "--" and len(line.get_xdata())]
+    assert list(dashed.get_xdata()) == [0, 1, 2, 3]  # the four parameter axes, not the objective's
+    assert np.allclose(dashed.get_ydata(), study.space.encode(failed.params))
+    assert legend_texts(fig) == ["failed (1): no value"]
+
+
+@pytest.mark.parametrize("values", [[0.25], [0.25, 0.25, 0.25]], ids=["one trial", "equal values"])
+def test_a_colour_bar_of_one_value_is_ticked_at_that_value(values):
+    study = Study("flat", search_space=SPACE, storage=":memory:", sampler=RandomSampler(seed=0))
+    for value in values:
+        study.tell(study.ask(), value)
+    fig = plot_parallel_coordinates(study)
+    colour_bar = fig.axes[1]
+    assert colour_bar.get_yticks().tolist() == [0.25]
+    assert [t.get_text() for t in colour_bar.get_yticklabels()] == ["0.25"]
+    low, high = colour_bar.get_ylim()
+    assert 0 < low < 0.25 < high < 0.5  # around the value, not -0.25 ... 0.75
+    count = "1 complete trial" if len(values) == 1 else "3 complete trials"
+    assert fig.axes[0].get_title() == f"Parallel coordinates of 'flat' ({count})"
+
+
+def test_importance_from_few_trials_carries_a_caveat(study):
+    few = Study("few", search_space=SPACE, storage=":memory:", sampler=RandomSampler(seed=0))
+    few.optimize(loss, n_trials=5)
+    texts = [t.get_text() for t in plot_importance(few, importances={"lr": 1.0}).axes[0].texts]
+    assert texts == ["1.000", "Only 5 complete trials: a rough guess until about 10 have completed"]
+    texts = [t.get_text() for t in plot_importance(study, importances={"lr": 1.0}).axes[0].texts]
+    assert texts == ["1.000"]  # 12 complete trials: no caveat
+
+
+@pytest.mark.parametrize(
+    "domain, labels",
+    [
+        (Float(1e-3, 5e-3, log=True), ["0.001", "0.002", "0.005"]),
+        (Float(2e-3, 4e-3, log=True), ["0.002", "0.003", "0.004"]),
+        (Float(1e-4, 5e-3, log=True), ["0.0001", "0.0002", "0.0005", "0.001", "0.002", "0.005"]),
+        (Float(1e-5, 1e-1, log=True), ["1e-5", "1e-4", "1e-3", "1e-2", "1e-1"]),
+        (Float(1e-12, 1e3, log=True), ["1e-12", "1e-9", "1e-6", "1e-3", "1e0", "1e3"]),
+        (Float(2.1e-3, 2.4e-3, log=True), ["0.0021", "0.0022", "0.0023", "0.0024"]),
+        (Float(-3.0, 7.3), ["-2.5", "0", "2.5", "5"]),
+        (Int(16, 512, log=True), ["16", "32", "64", "128", "256", "512"]),
+        (Int(16, 48, log=True), ["16", "24", "32", "48"]),
+        (Float(0.0, 0.5), ["0", "0.1", "0.2", "0.3", "0.4", "0.5"]),
+    ],
+)
+def test_numeric_axes_get_several_round_ticks(domain, labels):
+    study = Study("ticks", search_space={"p": domain}, storage=":memory:", sampler=RandomSampler(seed=0))
+    study.optimize(lambda p: 1.0, n_trials=2)
+    assert [t.get_text() for t in plot_slice(study).axes[0].get_xticklabels()] == labels
+    assert [t.get_text() for t in plot_parallel_coordinates(study).axes[0].texts][: len(labels)] == labels
