@@ -16,12 +16,14 @@ import argparse
 import shlex
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from lightning_hpo import __version__
+from lightning_hpo._text import count_of
 from lightning_hpo.exceptions import LightningHPOError, StorageError, StudyNotFoundError
-from lightning_hpo.space import SearchSpace
+from lightning_hpo.progress import format_value
+from lightning_hpo.snapshot import StudySnapshot
 from lightning_hpo.storage import DEFAULT_DB_NAME, Storage, StudyRecord, open_storage
 from lightning_hpo.trial import Trial, TrialState
 
@@ -60,22 +62,35 @@ def _study(storage: Storage, name: str | None) -> StudyRecord:
     )
 
 
-def _decoded(trial: Trial, space: SearchSpace) -> Trial:
-    return replace(trial, params=space.from_stored(trial.params))
-
-
-def _best(trials: Sequence[Trial], directions: Sequence[str]) -> Trial | None:
-    completed = [t for t in trials if t.state is TrialState.COMPLETE and t.values]
-    if not completed or len(directions) != 1:
-        return None
-    sign = 1.0 if directions[0] == "min" else -1.0
-    return min(completed, key=lambda t: (sign * t.values[0], t.number))
+def _snapshot(storage: Storage, name: str | None) -> StudySnapshot:
+    """The trials of the study called ``name`` (or of the only study), parameters decoded."""
+    return StudySnapshot.load(storage, _study(storage, name).name)
 
 
 def _value_text(trial: Trial) -> str:
-    from lightning_hpo.progress import format_value
-
     return ", ".join(format_value(v) for v in trial.values) if trial.values else "-"
+
+
+def _param_text(value: Any) -> str:
+    return format_value(value) if isinstance(value, float) else str(value)
+
+
+def _best_text(snapshot: StudySnapshot) -> str:
+    """The best value, or the size of the Pareto front of a study with several objectives."""
+    if len(snapshot.directions) > 1:
+        front = snapshot.best_trials
+        return f"{count_of(len(front), 'trial')} on the Pareto front" if front else "-"
+    best = snapshot.best_trial
+    return _value_text(best) if best is not None else "-"
+
+
+def _outcome_note(trial: Trial) -> str:
+    """Why a trial ended as it did: a failure's exception line, a pruned trial's step; else ``""``."""
+    if trial.state is TrialState.FAIL and trial.error:
+        return trial.error.strip().splitlines()[-1][:80]
+    if trial.state is TrialState.PRUNED:
+        return f"pruned at step {trial.attrs.get('pruned_step', trial.last_step)}"
+    return ""
 
 
 def _console() -> Console:
@@ -93,18 +108,17 @@ def _cmd_studies(args: argparse.Namespace) -> int:
     for column in ("study", "mode", "trials", "complete", "pruned", "failed", "running", "best", "created (UTC)"):
         table.add_column(column, justify="right" if column not in ("study", "mode") else "left")
     for study in storage.list_studies():
-        trials = storage.get_trials(study.id)
-        count = {state: sum(t.state is state for t in trials) for state in TrialState}
-        best = _best(trials, study.directions)
+        snapshot = StudySnapshot.load(storage, study.name)
+        count = {state: sum(t.state is state for t in snapshot.trials) for state in TrialState}
         table.add_row(
             study.name,
             "/".join(study.directions),
-            str(len(trials)),
+            str(len(snapshot.trials)),
             str(count[TrialState.COMPLETE]),
             str(count[TrialState.PRUNED]),
             str(count[TrialState.FAIL]),
             str(count[TrialState.RUNNING]),
-            _value_text(best) if best else "-",
+            _best_text(snapshot),
             study.created_at.strftime("%Y-%m-%d %H:%M"),
         )
     _console().print(table)
@@ -114,14 +128,12 @@ def _cmd_studies(args: argparse.Namespace) -> int:
 def _cmd_trials(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from lightning_hpo.progress import format_value
-
     storage = _open_existing(args.storage)
-    study = _study(storage, args.study)
-    space = SearchSpace.from_json(study.space)
-    trials = storage.get_trials(study.id, None if args.state is None else [TrialState(args.state)])
-    table = Table(title=f"Trials of {study.name!r} ({'/'.join(study.directions)}) in {storage.display_url}")
-    for column in ("#", "state", "value", *space.names, "steps", "seconds", "note"):
+    snapshot = _snapshot(storage, args.study)
+    names = snapshot.space.names
+    trials = [t for t in snapshot.trials if args.state is None or t.state is TrialState(args.state)]
+    table = Table(title=f"Trials of {snapshot.name!r} ({'/'.join(snapshot.directions)}) in {storage.display_url}")
+    for column in ("#", "state", "value", *names, "last step", "seconds", "note"):
         table.add_column(column, justify="right" if column not in ("state", "note") else "left")
     styles = {
         TrialState.COMPLETE: "green",
@@ -130,59 +142,52 @@ def _cmd_trials(args: argparse.Namespace) -> int:
         TrialState.RUNNING: "cyan",
     }
     for trial in trials:
-        params = space.from_stored(trial.params)
-        note = ""
-        if trial.state is TrialState.FAIL and trial.error:
-            note = trial.error.strip().splitlines()[-1][:80]
-        elif trial.state is TrialState.PRUNED:
-            note = f"pruned at step {trial.attrs.get('pruned_step', trial.last_step)}"
         table.add_row(
             str(trial.number),
             f"[{styles[trial.state]}]{trial.state}[/]",
             _value_text(trial),
-            *(
-                format_value(params[n]) if isinstance(params.get(n), float) else str(params.get(n, "-"))
-                for n in space.names
-            ),
-            str(len(trial.intermediate_values)),
+            *(_param_text(trial.params[n]) if n in trial.params else "-" for n in names),
+            str(trial.last_step) if trial.last_step is not None else "-",
             f"{trial.duration:.1f}" if trial.duration is not None else "-",
-            note,
+            _outcome_note(trial),
         )
     _console().print(table)
     return 0
 
 
-def _best_of_study(storage: Storage, study: StudyRecord, number: int | None = None) -> Trial:
+def _chosen_trial(snapshot: StudySnapshot, number: int | None = None) -> Trial:
     """Trial ``number`` of the study, or its best COMPLETE trial."""
-    space = SearchSpace.from_json(study.space)
-    trials = storage.get_trials(study.id)
     if number is not None:
-        for trial in trials:
+        for trial in snapshot.trials:
             if trial.number == number:
-                return _decoded(trial, space)
-        raise LightningHPOError(f"Study {study.name!r} has no trial {number} (it has {len(trials)} trials, from 0).")
-    if len(study.directions) != 1:
+                return trial
         raise LightningHPOError(
-            f"Study {study.name!r} has {len(study.directions)} objectives, so no single best trial; "
-            "`lightning-hpo trials` lists them all, and `export --trial N` exports one."
+            f"Study {snapshot.name!r} has no trial {number} (it has {count_of(len(snapshot.trials), 'trial')}, from 0)."
         )
-    best = _best(trials, study.directions)
+    if len(snapshot.directions) != 1:
+        raise LightningHPOError(
+            f"Study {snapshot.name!r} has {len(snapshot.directions)} objectives, so no single best trial; "
+            "`lightning-hpo best` shows its Pareto front, and `export --trial N` exports one trial."
+        )
+    best = snapshot.best_trial
     if best is None:
-        raise LightningHPOError(f"Study {study.name!r} has no COMPLETE trial yet, so it has no best trial.")
-    return _decoded(best, space)
+        raise LightningHPOError(f"Study {snapshot.name!r} has no COMPLETE trial yet, so it has no best trial.")
+    return best
 
 
 def _cmd_best(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from lightning_hpo.export import CONFIG_ATTR
-    from lightning_hpo.progress import format_value
 
     storage = _open_existing(args.storage)
-    study = _study(storage, args.study)
-    trial = _best_of_study(storage, study)
+    snapshot = _snapshot(storage, args.study)
+    export = f"lightning-hpo export --storage {shlex.quote(args.storage)} --study {shlex.quote(snapshot.name)}"
+    if len(snapshot.directions) > 1:
+        return _print_pareto_front(snapshot, storage.display_url, export)
+    trial = _chosen_trial(snapshot)
     table = Table(
-        title=f"Best trial of {study.name!r} ({study.directions[0]}) in {storage.display_url}", show_header=False
+        title=f"Best trial of {snapshot.name!r} ({snapshot.directions[0]}) in {storage.display_url}", show_header=False
     )
     table.add_column("", style="bold")
     table.add_column("")
@@ -195,9 +200,34 @@ def _cmd_best(args: argparse.Namespace) -> int:
     table.add_row("logs", trial.log_dir or "-")
     console = _console()
     console.print(table)
-    export = f"lightning-hpo export --storage {shlex.quote(args.storage)} --study {shlex.quote(study.name)}"
     if trial.attrs.get(CONFIG_ATTR) is not None:
         console.print(f"Its full fit config is stored: {export} --output best.yaml", soft_wrap=True)
+    return 0
+
+
+def _print_pareto_front(snapshot: StudySnapshot, display_url: str, export: str) -> int:
+    """The trials no other trial beats in every objective: a multi-objective study's best trials."""
+    from rich.table import Table
+
+    front = snapshot.best_trials
+    if not front:
+        raise LightningHPOError(f"Study {snapshot.name!r} has no COMPLETE trial yet, so it has no Pareto front.")
+    table = Table(
+        title=f"Pareto front of {snapshot.name!r} ({'/'.join(snapshot.directions)}) in {display_url}: "
+        f"{count_of(len(front), 'trial')}"
+    )
+    objectives = [snapshot.objective_label(i) for i in range(len(snapshot.directions))]
+    for column in ("#", *objectives, *snapshot.space.names):
+        table.add_column(column, justify="right")
+    for trial in front:
+        table.add_row(
+            str(trial.number),
+            *(format_value(v) for v in trial.values),
+            *(_param_text(trial.params[n]) if n in trial.params else "-" for n in snapshot.space.names),
+        )
+    console = _console()
+    console.print(table)
+    console.print(f"Export one: {export} --trial N", soft_wrap=True)
     return 0
 
 
@@ -205,19 +235,38 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from lightning_hpo.export import describe, export_trial, retrain_command
 
     storage = _open_existing(args.storage)
-    study = _study(storage, args.study)
-    trial = _best_of_study(storage, study, args.trial)
+    snapshot = _snapshot(storage, args.study)
+    trial = _chosen_trial(snapshot, args.trial)
+    unfinished = ""
+    if trial.state is not TrialState.COMPLETE:
+        note = _outcome_note(trial)
+        unfinished = f"did not complete ({trial.state}{': ' + note if note else ''})"
+        if not args.force:
+            raise LightningHPOError(
+                f"Trial {trial.number} of study {snapshot.name!r} {unfinished}, so it has no result to export. "
+                "Pass --force to export its parameters anyway."
+            )
+        print(
+            f"lightning-hpo: warning: trial {trial.number} of study {snapshot.name!r} {unfinished}; "
+            "exporting its parameters anyway (--force).",
+            file=sys.stderr,
+        )
     fmt = args.format or ("json" if args.output and args.output.endswith(".json") else "yaml")
     what = "Best trial" if args.trial is None else "Trial"
     command = retrain_command(trial, args.output or "<this file>") if not args.params else None
-    header = f"{what}: {describe(trial, study.name)}." + (f"\nRetrain it: {command}" if command else "")
+    header = (
+        f"{what}: {describe(trial, snapshot.name)}"
+        + (f"; it {unfinished}" if unfinished else "")
+        + "."
+        + (f"\nRetrain it: {command}" if command else "")
+    )
     text = export_trial(trial, fmt, params_only=args.params, header=header)
     if args.output is None:
         sys.stdout.write(text)
         return 0
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(text)
-    print(f"Wrote {args.output} ({describe(trial, study.name)}).")
+    print(f"Wrote {args.output} ({describe(trial, snapshot.name)}).")
     if command:
         print(f"Retrain it with: {command}")
     return 0
@@ -225,10 +274,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_plot(args: argparse.Namespace) -> int:
     from lightning_hpo.plots import save_plots
-    from lightning_hpo.snapshot import StudySnapshot
 
     storage = _open_existing(args.storage)
-    snapshot = StudySnapshot.load(storage, _study(storage, args.study).name)
+    snapshot = _snapshot(storage, args.study)
     written, skipped = save_plots(snapshot, args.out, objective=args.objective)
     for path in written:
         print(path)
@@ -239,6 +287,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lightning-hpo", description="Inspect lightning_hpo studies.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, help_text: str, needs_study: bool) -> argparse.ArgumentParser:
@@ -258,9 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     trials = add("trials", "List the trials of a study.", True)
     trials.add_argument("--state", choices=[s.value for s in TrialState], help="only trials in this state")
     trials.set_defaults(run=_cmd_trials)
-    add("best", "Show the best trial of a study: value, parameters, checkpoint and logs.", True).set_defaults(
-        run=_cmd_best
-    )
+    add(
+        "best",
+        "Show the best trial of a study: value, parameters, checkpoint and logs; for a study with several "
+        "objectives, its Pareto front (the trials no other trial beats in every objective).",
+        True,
+    ).set_defaults(run=_cmd_best)
     export = add(
         "export",
         "Write the best trial's full fit config (studies run by `train.py tune`) or its parameters, as YAML or JSON.",
@@ -271,7 +323,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--params", action="store_true", help="export the parameters only, even when a config is stored"
     )
-    export.add_argument("--trial", type=int, help="export this trial number instead of the best")
+    export.add_argument(
+        "--trial",
+        type=int,
+        help="export this trial number instead of the best; a trial that did not complete (FAIL, PRUNED, "
+        "RUNNING) has no result, so it is refused with an error (exit status 2) unless --force",
+    )
+    export.add_argument(
+        "--force",
+        action="store_true",
+        help="export a --trial that did not complete anyway, with a warning on standard error",
+    )
     export.set_defaults(run=_cmd_export)
     plot = add(
         "plot",

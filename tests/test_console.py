@@ -4,10 +4,12 @@ import json
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import yaml
 
+import lightning_hpo
 from lightning_hpo import Categorical, Float, Study, TrialState
 from lightning_hpo.console import main
 from lightning_hpo.space import SearchSpace
@@ -153,10 +155,76 @@ def test_best_and_export_errors(db, argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_best_of_a_multi_objective_study_points_to_trials(tmp_path, capsys):
+def _table_rows(out: str) -> list[list[str]]:
+    """The cells of each body row of a rich table."""
+    return [[c.strip() for c in line.strip("│ ").split("│")] for line in out.splitlines() if line.startswith("│")]
+
+
+@pytest.mark.parametrize("mode, front_size", [(["min", "max"], 3), (["min", "min"], 1)])
+def test_best_of_a_multi_objective_study_shows_its_pareto_front(tmp_path, capsys, mode, front_size):
     url = f"sqlite:///{tmp_path / 'multi.db'}"
-    Study("pareto", search_space={"x": Float(0, 1)}, mode=["min", "max"], storage=url, seed=0).optimize(
-        lambda p: (p["x"], p["x"]), n_trials=2
+    study = Study("pareto", search_space={"x": Float(0, 1)}, mode=mode, storage=url, seed=0)
+    study.optimize(lambda p: (p["x"], p["x"]), n_trials=3)
+    assert main(["best", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    trials = "1 trial" if front_size == 1 else f"{front_size} trials"
+    assert f"Pareto front of 'pareto' ({'/'.join(mode)})" in out and f": {trials}" in out
+    rows = _table_rows(out)
+    assert [int(row[0]) for row in rows] == [t.number for t in study.best_trials]
+    assert [float(row[1]) for row in rows] == pytest.approx([t.values[0] for t in study.best_trials], rel=1e-5)
+    assert "Export one: lightning-hpo export" in out and "--trial N" in out
+    assert main(["studies", "--storage", url]) == 0
+    assert f"{trials} on the Pareto front" in capsys.readouterr().out
+    assert main(["export", "--storage", url]) == 2
+    assert "`lightning-hpo best` shows its Pareto front" in capsys.readouterr().err
+
+
+def test_trials_table_shows_the_last_reported_step(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'steps.db'}"
+    study = Study("curves", search_space={"x": Float(0, 1)}, storage=url, seed=0)
+    trial = study.ask()
+    for step in (0, 50, 100):  # three reports, the last at step 100
+        study.report(trial, step, 1.0 / (step + 1))
+    study.tell(trial, 0.01)
+    study.tell(study.ask(), 0.5)  # reported nothing
+    assert main(["trials", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if "last step" in line)
+    column = [c.strip() for c in header.strip("┃ ").split("┃")].index("last step")
+    assert [row[column] for row in _table_rows(out)] == ["100", "-"]
+
+
+# -- the installed console script, in a subprocess ------------------------------------------------
+
+
+def _lightning_hpo(*argv: str) -> subprocess.CompletedProcess[str]:
+    """Run the ``lightning-hpo`` script that the package installs beside this Python."""
+    script = Path(sys.executable).with_name("lightning-hpo")
+    return subprocess.run([str(script), *argv], capture_output=True, text=True, timeout=120)
+
+
+def test_version_comes_from_the_package():
+    done = _lightning_hpo("--version")
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"lightning-hpo {lightning_hpo.__version__}\n", "")
+
+
+def test_export_of_a_trial_that_did_not_complete_says_so_and_needs_force(db):
+    failed = _trial(db, 3)
+    assert failed.state is TrialState.FAIL
+    done = _lightning_hpo("export", "--storage", db, "--study", "digits", "--trial", "3")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "lightning-hpo: error: Trial 3 of study 'digits' did not complete (FAIL: ValueError: diverged), so it "
+        "has no result to export. Pass --force to export its parameters anyway.\n"
     )
-    assert main(["best", "--storage", url]) == 2
-    assert "has 2 objectives, so no single best trial" in capsys.readouterr().err
+    done = _lightning_hpo("export", "--storage", db, "--study", "digits", "--trial", "3", "--force")
+    assert done.returncode == 0
+    assert done.stderr == (
+        "lightning-hpo: warning: trial 3 of study 'digits' did not complete (FAIL: ValueError: diverged); "
+        "exporting its parameters anyway (--force).\n"
+    )
+    assert done.stdout.startswith("# Trial: trial 3 of study 'digits', value -; it did not complete (FAIL: ")
+    assert yaml.safe_load(done.stdout)["lr"] == pytest.approx(failed.params["lr"])
+    pruned = _lightning_hpo("export", "--storage", db, "--study", "digits", "--trial", "4")
+    assert pruned.returncode == 2 and "did not complete (PRUNED: pruned at step 40)" in pruned.stderr
+    assert "--force" in _lightning_hpo("export", "--help").stdout
