@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from lightning_hpo._text import count_of
 from lightning_hpo.trial import Trial, TrialState
 
 if TYPE_CHECKING:
@@ -214,7 +215,7 @@ class StudyProgress:
 
         keep = non_dominated_mask(minimization_form([t.values for t in completed], directions))
         front = [t for t, kept in zip(completed, keep) if kept]
-        lines = [Text.assemble(("Pareto front ", "bold"), (f"{len(front)} trials", "bold green"))]
+        lines = [Text.assemble(("Pareto front ", "bold"), (count_of(len(front), "trial"), "bold green"))]
         for trial in front[:_MAX_FRONT_ROWS]:
             lines.append(
                 Text(

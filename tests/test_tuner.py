@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from lightning_hpo import Categorical, Float, Int, NopPruner, Pruner, SobolSampler, TrialState, Tuner, tunable
+from lightning_hpo._text import count_of
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, MetricNotFoundError
 from lightning_hpo.storage import SQLStorage
 from lightning_hpo.tuner import study_directory
@@ -93,7 +94,11 @@ def test_several_monitors_give_a_pareto_set_with_last_checkpoints(tmp_path, caps
     model = result.load_model(result.best_trials[0])
     assert isinstance(model, SizedRegression) and model.hparams.hidden == result.best_trials[0].params["hidden"]
     shown = capsys.readouterr().err
-    assert f"Pareto front {len(result.best_trials)} trials" in shown and "val_loss=" in shown and "n_params=" in shown
+    assert (
+        f"Pareto front {count_of(len(result.best_trials), 'trial')}" in shown
+        and "val_loss=" in shown
+        and "n_params=" in shown
+    )
     # the metric names travel with the trials, so plots name them
     assert all(t.attrs["monitor"] == ["val_loss", "n_params"] for t in result.trials)
     from lightning_hpo.plots import plot_pareto_front
