@@ -164,22 +164,12 @@ def plot_learning_curves(study: StudyLike, *, log_y: bool = False) -> Figure:
             ax.plot([stop], [trial.intermediate_values[stop]], "x", color=_VERMILLION, ms=7, mew=1.6, zorder=4)
     # One legend entry per kind of line, not per trial.
     shown = {t.state for t in curves if best is None or t.number != best.number}
+    where_pruned = {"marker": "x", "mec": _VERMILLION, "mew": 1.6, "markevery": [1]}
     for state, style in _CURVE_STYLES.items():
-        if state is TrialState.PRUNED and state in shown:
-            handles.append(
-                Line2D(
-                    [],
-                    [],
-                    **style,
-                    marker="x",
-                    mec=_VERMILLION,
-                    mew=1.6,
-                    markevery=[1],
-                    label="pruned (x: where it stopped)",
-                )
-            )
-        elif state in shown:
-            handles.append(Line2D([], [], **style, label=_STATE_WORDS[state]))
+        if state in shown:
+            pruned = state is TrialState.PRUNED
+            marks, label = (where_pruned, "pruned (x: where it stopped)") if pruned else ({}, _STATE_WORDS[state])
+            handles.append(Line2D([], [], **style, **marks, label=label))
     ax.set_xlabel("step")
     all_steps = [step for t in curves for step in t.intermediate_values]
     _set_whole_number_x_axis(ax, min(all_steps), max(all_steps))

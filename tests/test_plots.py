@@ -133,6 +133,18 @@ def test_learning_curves_mark_pruned_trials_where_they_stopped(study):
     assert legend_texts(fig) == [f"best trial ({best})", "complete", "pruned (x: where it stopped)", "running"]
 
 
+def test_learning_curves_show_what_a_failed_trial_reported(study):
+    failed = study.ask()
+    study.report(failed, 0, 2.0)
+    study.report(failed, 10, math.nan)  # diverged, then raised
+    study.tell(failed, state=TrialState.FAIL, error="diverged")
+    fig = plot_learning_curves(study)
+    (dash_dot,) = [line for line in fig.axes[0].get_lines() if line.get_linestyle() == "-."]
+    assert list(dash_dot.get_xdata()) == [0, 10] and dash_dot.get_ydata()[0] == 2.0
+    assert "failed" in legend_texts(fig)
+    assert fig.axes[0].get_title() == "Learning curves of 'mlp' (15 trials)"
+
+
 def test_learning_curves_need_reported_values(two_objectives):
     with pytest.raises(InvalidArgumentError, match="no trial that reported intermediate values"):
         plot_learning_curves(two_objectives)
