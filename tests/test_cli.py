@@ -138,15 +138,15 @@ def test_tune_with_a_config_file_tunes_model_data_and_trainer_arguments(tmp_path
             steps_per_epoch * (e + 1) for e in range(trial.params["trainer.max_epochs"])
         ]
         trial_dir = Path(trial.log_dir)
-        assert trial_dir == (Path("lightning_hpo") / "LinearRegression" / f"trial_{trial.number}").resolve()
+        assert trial_dir == (Path("lightning_hpo_runs") / "LinearRegression" / f"trial_{trial.number}").resolve()
         assert yaml.safe_load((trial_dir / "config.yaml").read_text()) == stored  # SaveConfigCallback's file
         assert Path(trial.checkpoint_path).is_file()
 
     best = study.best_trial
-    assert cli.best_config_path == (Path("lightning_hpo") / "LinearRegression" / "best.yaml").resolve()
+    assert cli.best_config_path == (Path("lightning_hpo_runs") / "LinearRegression" / "best.yaml").resolve()
     assert yaml.safe_load(cli.best_config_path.read_text()) == stored_config(best)
     out = capsys.readouterr().out
-    assert "python train.py fit --config lightning_hpo/LinearRegression/best.yaml" in out
+    assert "python train.py fit --config lightning_hpo_runs/LinearRegression/best.yaml" in out
 
     # fit reads best.yaml back as it is, with the best trial's values.
     refit = run_cli("fit", "--config", str(cli.best_config_path), "--trainer.enable_progress_bar", "false")
@@ -228,14 +228,14 @@ def test_tune_with_several_monitors_writes_the_pareto_set(flags, capsys) -> None
         assert trial.values == trial.intermediate_vectors[trial.last_step]  # the last validation's values
         assert Path(trial.checkpoint_path).name == "last.ckpt"
     front = study.best_trials
-    directory = (Path("lightning_hpo") / "SizedRegression" / "pareto").resolve()
+    directory = (Path("lightning_hpo_runs") / "SizedRegression" / "pareto").resolve()
     assert cli.pareto_config_paths == tuple(directory / f"trial_{t.number}.yaml" for t in front)
     for trial, path in zip(front, cli.pareto_config_paths):
         assert yaml.safe_load(path.read_text()) == stored_config(trial)
     assert cli.best_config_path is None and not (directory.parent / "best.yaml").exists()
     out = capsys.readouterr().out
     assert f"Pareto set of study 'SizedRegression': {len(front)} trial(s)" in out
-    assert f"python train.py fit --config lightning_hpo/SizedRegression/pareto/trial_{front[0].number}.yaml" in out
+    assert f"python train.py fit --config lightning_hpo_runs/SizedRegression/pareto/trial_{front[0].number}.yaml" in out
 
 
 @pytest.mark.slow
@@ -251,7 +251,7 @@ def test_rerunning_tune_resumes_the_study_and_a_new_study_reuses_the_directories
     assert [(t.number, t.state) for t in cli.study.trials] == [(0, TrialState.COMPLETE), (1, TrialState.COMPLETE)]
     # A new study over the old one's trial directories: their leftovers don't fail the new trials.
     cli.study.storage.close()
-    Path("lightning_hpo/studies.db").unlink()
+    Path("lightning_hpo_runs/studies.db").unlink()
     cli = run_cli(*args, "--tune.n_trials", "1")
     assert [(t.number, t.state) for t in cli.study.trials] == [(0, TrialState.COMPLETE)]
 
@@ -308,7 +308,7 @@ def test_tune_rejects_a_bad_setup_before_any_trial(extra, message, capsys) -> No
         run_cli("tune", "--tune.show_progress", "false", "--tune.search_space", '{"model.lr": [0.1]}', *extra)
     assert exit_info.value.code == 2
     assert message in " ".join(capsys.readouterr().err.split())
-    assert not Path("lightning_hpo/LinearRegression").exists()
+    assert not Path("lightning_hpo_runs/LinearRegression").exists()
 
 
 # -- end to end, in subprocesses: the LightningCLI example ------------------------------------------
