@@ -129,6 +129,7 @@ class LightningCLI(LightningCLIInternals):
     pareto_config_paths: tuple[Path, ...] = ()
     # Set while a trial's Trainer is being built (see instantiate_trainer).
     _trial_training: TrialTraining | None = None
+    _trial_files: _TrialFiles | None = None
 
     @staticmethod
     @override
@@ -274,16 +275,14 @@ class LightningCLI(LightningCLIInternals):
             # A logger the config names is built per trial like any class; otherwise the trial's own.
             with_logger=trainer_config.logger in (None, True),
         )
+        config_text = None
         if self.study is not None:
             # As LightningCLI's SaveConfigCallback writes it, so `fit --config` reads it back as it is.
             config_text = _dump(fit_parser, fit_config)
             self.study.storage.update_trial(
                 trial.id, attrs={CONFIG_ATTR: config_text, SCRIPT_ATTR: sys.argv[0], LAUNCHER_ATTR: _launcher()}
             )
-            # In the trial directory whatever the logger: SaveConfigCallback writes to the logger's directory.
-            training.trial_dir.mkdir(parents=True, exist_ok=True)
-            (training.trial_dir / "config.yaml").write_text(config_text)
-        with self._building_trial(fit_config, training):
+        with self._building_trial(fit_config, training, _TrialFiles(training, config_text)):
             # LightningCLI.__init__'s steps, for the trial's config, then `fit` as the CLI runs it.
             self._seed_from_config()
             self.before_instantiate_classes()
@@ -292,32 +291,32 @@ class LightningCLI(LightningCLIInternals):
             return training.train(self.trainer, lambda: self._run_lightning_subcommand("fit"))
 
     @contextlib.contextmanager
-    def _building_trial(self, fit_config: Namespace, training: TrialTraining) -> Iterator[None]:
+    def _building_trial(self, fit_config: Namespace, training: TrialTraining, files: _TrialFiles) -> Iterator[None]:
         """Make the CLI look as if ``fit`` had been run with ``fit_config``, for the time of one trial."""
         saved = self.subcommand, self.config, self.save_config_kwargs
         self.subcommand, self.config = "fit", Namespace(subcommand="fit", fit=fit_config)
         # The trial directory is the trial's own: a config.yaml left there by a deleted study is stale.
         self.save_config_kwargs = {**self.save_config_kwargs, "overwrite": True}
-        self._trial_training = training
+        self._trial_training, self._trial_files = training, files
         # LightningCLI caches the config it stores as the model's hyperparameters: drop the previous one.
         self._forget_config_dump()
         try:
             yield
         finally:
             self.subcommand, self.config, self.save_config_kwargs = saved
-            self._trial_training = None
+            self._trial_training = self._trial_files = None
             self._forget_config_dump()
 
     @override
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """As Lightning's, plus, during ``tune``, the trial's callbacks, logger and directory."""
-        training = self._trial_training
-        if training is not None:
+        training, files = self._trial_training, self._trial_files
+        if training is not None and files is not None:
             config = self._trainer_init_config()
             callbacks = config.get("callbacks") or []
             callbacks = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
             trial_kwargs: dict[str, Any] = {
-                "callbacks": [*callbacks, *training.callbacks, _LoggerDirRecorder(training.study, training.trial)],
+                "callbacks": [*callbacks, *training.callbacks, files],
                 "default_root_dir": str(training.trial_dir),
             }
             if training.logger is not False:
@@ -385,21 +384,28 @@ def _dump(parser: LightningArgumentParser, config: Namespace) -> str:
     return parser.dump(config, **_DUMP_EVERY_VALUE)
 
 
-class _LoggerDirRecorder(Callback):
-    """Stores where the trial's Trainer logs (``trainer.log_dir``) as the trial's ``logger_dir`` attribute.
+class _TrialFiles(Callback):
+    """Writes the trial's ``config.yaml`` to its directory, and stores where its Trainer logs.
 
-    That is the directory of the logger the config names (its ``log_dir``, or ``save_dir`` for loggers
-    without one), else the trial directory: where LightningCLI saves a ``fit`` run's ``config.yaml``.
+    LightningCLI's SaveConfigCallback writes ``config.yaml`` to ``trainer.log_dir``, which is the
+    directory of the logger the config names (its ``log_dir``, or ``save_dir`` for loggers without
+    one), else the trial directory. So the trial directory gets its own copy, and ``trainer.log_dir``
+    is stored as the trial's ``logger_dir`` attribute. Both at ``setup``, once the loggers have
+    created their directories (earlier, a CSVLogger would warn about a directory not empty).
     """
 
-    def __init__(self, study: Study | None, trial: Trial) -> None:
-        self.study = study
-        self.trial = trial
+    def __init__(self, training: TrialTraining, config_text: str | None) -> None:
+        self.study, self.trial, self.trial_dir = training.study, training.trial, training.trial_dir
+        self.config_text = config_text  # None on the ranks that do not record the trial
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         log_dir = trainer.log_dir  # asked on every rank: it is a broadcast
-        if self.study is not None and log_dir is not None:
+        if self.study is None or self.config_text is None:
+            return
+        self.trial_dir.mkdir(parents=True, exist_ok=True)
+        (self.trial_dir / "config.yaml").write_text(self.config_text)
+        if log_dir is not None:
             local = "://" not in str(log_dir)  # a remote URL (s3://...) is kept as it is
             self.study.storage.update_trial(
                 self.trial.id, attrs={LOGGER_DIR_ATTR: str(Path(log_dir).resolve()) if local else str(log_dir)}
@@ -407,17 +413,18 @@ class _LoggerDirRecorder(Callback):
 
 
 def _launcher() -> str:
-    """How this process was started, for retrain commands: ``torchrun`` with the same layout, else ``python``."""
+    """How this process was started, for retrain commands: ``torchrun`` with the same layout, else ``python``.
+
+    One node gets ``--standalone`` (a free rendezvous port); several nodes need the user's rendezvous
+    flags (``--rdzv-endpoint``...) added, as for the study itself.
+    """
     processes = world_size()
     if processes == 1:
         return "python"
     per_node = int(os.environ.get("LOCAL_WORLD_SIZE", processes))
     nodes = processes // per_node
-    return (
-        f"torchrun --nnodes={nodes} --nproc_per_node={per_node}"
-        if nodes > 1
-        else f"torchrun --nproc_per_node={per_node}"
-    )
+    layout = f"--nnodes={nodes}" if nodes > 1 else "--standalone"
+    return f"torchrun {layout} --nproc_per_node={per_node}"
 
 
 def _retrain_command(config_path: Path) -> str:
