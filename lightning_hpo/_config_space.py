@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import difflib
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lightning_hpo.exceptions import InvalidArgumentError, LightningHPOError
@@ -26,6 +26,7 @@ __all__ = [
     "check_space_fits",
     "locate",
     "search_space_from_config",
+    "take_search_space_flags",
     "with_params",
 ]
 
@@ -35,8 +36,8 @@ SAMPLER_NAMES = {"sobol": "SobolSampler", "random": "RandomSampler", "gp": "GPSa
 PRUNER_NAMES = {"median": "MedianPruner", "nop": "NopPruner", "asha": "ASHAPruner", "hyperband": "HyperbandPruner"}
 
 _DOMAIN_TYPES: dict[str, type] = {"float": Float, "int": Int, "categorical": Categorical}
-# The keys a domain is written with: a mapping holding one of them is a domain, never a group of keys.
-_DOMAIN_KEYS = {"type"}.union(*(inspect.signature(cls).parameters for cls in _DOMAIN_TYPES.values()))
+# A flag of one search-space key: --tune.search_space.model.hidden '[16, 32]'.
+_SPACE_FLAG = "--tune.search_space."
 # Keys of a class_path/init_args block that are the block's own, not arguments of the class.
 _CLASS_KEYS = ("class_path", "init_args", "dict_kwargs")
 
@@ -45,22 +46,20 @@ def search_space_from_config(spec: Mapping[str, Any] | None, decorated: SearchSp
     """The study's space: the ``@tunable`` space of the model (as ``model.<name>``) updated by ``spec``.
 
     ``spec`` maps config keys to domains: a mapping with ``type`` (float, int, categorical) and the
-    domain's arguments, or a list of choices (a categorical). Keys may be dotted or nested
-    (``{model: {lr: ...}}`` is ``{model.lr: ...}``, which is also how jsonargparse hands over several
-    ``--tune.search_space.model.<name>`` flags); ``init_args`` in a key is dropped
+    domain's arguments, or a list of choices (a categorical). ``init_args`` in a key is dropped
     (``model.init_args.lr`` is ``model.lr``); a ``None`` domain removes the key.
 
     Example:
         >>> search_space_from_config({"model.lr": {"type": "float", "low": 1e-4, "high": 0.1, "log": True}})
         SearchSpace({'model.lr': Float(0.0001, 0.1, log=True)})
-        >>> search_space_from_config({"model": {"hidden": [16, 32, 128]}})
+        >>> search_space_from_config({"model.hidden": [16, 32, 128]})
         SearchSpace({'model.hidden': Categorical([16, 32, 128])})
     """
     domains: dict[str, Domain] = {f"model.{name}": domain for name, domain in (decorated or {}).items()}
     if spec is not None and not isinstance(spec, Mapping):
         raise InvalidArgumentError(f"tune.search_space must map config keys to domains, but got {spec!r}.")
-    for key, domain_spec in _flat_keys(spec or {}):
-        key = ".".join(part for part in key.split(".") if part != "init_args")
+    for key, domain_spec in (spec or {}).items():
+        key = ".".join(part for part in str(key).split(".") if part != "init_args")
         if domain_spec is None:
             domains.pop(key, None)
         else:
@@ -71,29 +70,6 @@ def search_space_from_config(spec: Mapping[str, Any] | None, decorated: SearchSp
             "high: 0.1, log: true}}) or decorate the model class with @lightning_hpo.tunable(...)."
         )
     return SearchSpace(domains)
-
-
-def _flat_keys(spec: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """``(dotted key, domain spec)`` pairs of ``spec``, a group of keys being opened into its members.
-
-    A group is a mapping with none of a domain's keys (type, low, choices, ...) whose values all look
-    like domains or groups (mappings, lists, null); any other mapping is a domain, so a misspelt one
-    still gets the domain's message.
-    """
-    for key, value in spec.items():
-        name = f"{prefix}{key}"
-        if _is_group(value):
-            yield from _flat_keys(value, prefix=f"{name}.")
-        else:
-            yield name, value
-
-
-def _is_group(value: Any) -> bool:
-    return (
-        isinstance(value, Mapping)
-        and not _DOMAIN_KEYS.intersection(value)
-        and all(v is None or isinstance(v, (Mapping, list, tuple)) for v in value.values())
-    )
 
 
 def _domain(key: str, spec: Any) -> Domain:
@@ -122,6 +98,35 @@ def _domain(key: str, spec: Any) -> Domain:
         return domain_cls(**arguments)
     except LightningHPOError as error:
         raise type(error)(f"tune.search_space[{key!r}]: {error}") from None
+
+
+def take_search_space_flags(argv: Sequence[str], load: Callable[[str], Any]) -> tuple[list[str], dict[str, Any]]:
+    """``argv`` without its ``--tune.search_space.<key> <domain>`` flags, and those flags as a spec.
+
+    jsonargparse reads such flags into the ``search_space`` dict by the first part of the key, so a
+    second flag under ``model.`` would replace the first; the CLI takes them out before parsing and adds
+    them to the parsed space. ``load`` reads a value (the parser's YAML loader); ``--flag=value``
+    and ``--flag value`` are both read, and a flag without a value is left for the parser to reject.
+
+    Example:
+        >>> import json
+        >>> take_search_space_flags(["tune", "--tune.search_space.model.hidden", "[16, 32]"], json.loads)
+        (['tune'], {'model.hidden': [16, 32]})
+    """
+    kept: list[str] = []
+    flags: dict[str, Any] = {}
+    arguments = iter(argv)
+    for argument in arguments:
+        key, has_value, value = argument.removeprefix(_SPACE_FLAG).partition("=")
+        if not argument.startswith(_SPACE_FLAG) or not key:
+            kept.append(argument)
+        elif has_value:
+            flags[key] = load(value)
+        elif (following := next(arguments, None)) is not None:
+            flags[key] = load(following)
+        else:
+            kept.append(argument)
+    return kept, flags
 
 
 def locate(config: dict[str, Any], key: str) -> tuple[Any, Any]:

@@ -42,7 +42,7 @@ adds its reporter, best checkpoint and, unless the config names loggers, a logge
 ``<root_dir>/<study>/trial_<n>/``, which always holds the trial's ``config.yaml``
 (``fit --config <root_dir>/<study>/trial_<n>/config.yaml`` retrains it). A logger the config names
 keeps its own directory, and the trial stores where it wrote (``trainer.log_dir``) as its
-``logger_dir`` attribute, which ``lightning-hpo`` shows. Every trial uses the config's
+``logger_dir`` attribute (``trial.attrs["logger_dir"]``). Every trial uses the config's
 ``seed_everything``, so trials differ by their hyperparameters only. The full config of each trial
 is stored with it; at the end, the best one is written to ``best.yaml``.
 
@@ -67,7 +67,7 @@ from typing import Any, Literal
 
 import jsonargparse
 import yaml
-from jsonargparse import Namespace
+from jsonargparse import Namespace, get_loader
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser
 from typing_extensions import override
@@ -79,6 +79,7 @@ from lightning_hpo._config_space import (
     by_name,
     check_space_fits,
     search_space_from_config,
+    take_search_space_flags,
     with_params,
 )
 from lightning_hpo.decorator import search_space_of
@@ -135,6 +136,27 @@ class LightningCLI(LightningCLIInternals):
     @override
     def subcommands() -> dict[str, set[str]]:
         return {**LightningCLIInternals.subcommands(), "tune": set()}
+
+    @override
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """As Lightning's, with each ``--tune.search_space.<key> <domain>`` flag added to the parsed space.
+
+        jsonargparse would keep one such flag per first part of the key (see
+        :func:`~lightning_hpo._config_space.take_search_space_flags`); other subcommands ignore them.
+        """
+        argv = sys.argv[1:] if args is None else args
+        if not isinstance(argv, (list, tuple)):  # a dict or Namespace: no flags
+            super().parse_arguments(parser, args)
+            return
+        kept, flags = take_search_space_flags(argv, get_loader(parser.parser_mode))
+        if not flags:
+            super().parse_arguments(parser, args)
+            return
+        # Lightning's own step for a list of arguments (its args-and-argv warning does not apply).
+        self.config = parser.parse_args(kept)
+        if self.config.get("subcommand") == "tune":
+            key = "tune.tune.search_space"
+            self.config[key] = {**(self.config.get(key) or {}), **flags}
 
     def tune(
         self,

@@ -235,7 +235,8 @@ def test_a_logger_named_in_the_config_logs_each_trial_and_each_trial_directory_k
     for trial in trials:
         trial_dir = (Path("lightning_hpo_runs") / "LinearRegression" / f"trial_{trial.number}").resolve()
         assert yaml.safe_load((trial_dir / "config.yaml").read_text()) == stored_config(trial)
-        assert stored_config(trial)["trainer"]["logger"] == csv_logger  # the trial ran the config's logger
+        logger = stored_config(trial)["trainer"]["logger"]  # the trial ran the config's logger
+        assert logger["class_path"] == csv_logger["class_path"] and logger["init_args"]["save_dir"] == "logs"
         logger_dir = Path(trial.attrs["logger_dir"])
         assert logger_dir == (Path("logs") / "lightning_logs" / f"version_{trial.number}").resolve()
         assert logged_values(logger_dir / "metrics.csv", "val_loss") == pytest.approx(
@@ -422,7 +423,7 @@ def test_under_torchrun_tune_prints_a_torchrun_retrain_command_that_repeats_the_
     tuned = run_script(
         "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py", "tune", *ddp,
         "--tune.n_trials=1", "--tune.pruner=nop", "--tune.show_progress=false",
-        "--tune.search_space={model.lr: {type: float, low: 0.01, high: 0.1}}",
+        "--tune.search_space.model.lr", "{type: float, low: 0.01, high: 0.1}",  # read from sys.argv
         cwd=tmp_path,
     )  # fmt: skip
     command = re.search(r"retrain it with:\n\s+(torchrun .+)\n", tuned.stdout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from lightning_hpo._config_space import (
     check_space_fits,
     locate,
     search_space_from_config,
+    take_search_space_flags,
     with_params,
 )
 from lightning_hpo.exceptions import InvalidArgumentError
@@ -43,15 +45,11 @@ REPO = Path(__file__).resolve().parents[1]
             {"model.lr": Float(0.3, 0.4)},
         ),
         ({"model.lr": None, "data.batch_size": [8]}, {"lr": Float(0.1, 0.2)}, {"data.batch_size": Categorical([8])}),
-        # Nested keys: YAML written as a tree, and jsonargparse's form of a second
-        # --tune.search_space.model.<name> flag.
-        ({"model": {"hidden": [16, 32, 128]}}, None, {"model.hidden": Categorical([16, 32, 128])}),
         (
-            {"model.lr": [0.1], "model": {"hidden": {"type": "int", "low": 2, "high": 8}, "init_args": {"act": None}}},
-            None,
-            {"model.lr": Categorical([0.1]), "model.hidden": Int(2, 8)},
+            {"model.hidden": {"type": "int", "low": 2, "high": 8}, "model.lr": None},
+            {"lr": Float(0.1, 0.2), "hidden": Int(4, 16)},
+            {"model.hidden": Int(2, 8)},
         ),
-        ({"model": {"lr": None}}, {"lr": Float(0.1, 0.2), "hidden": Int(2, 8)}, {"model.hidden": Int(2, 8)}),
     ],
 )
 def test_search_space_joins_the_decorator_and_the_config(spec, decorated, expected) -> None:
@@ -66,8 +64,7 @@ def test_search_space_joins_the_decorator_and_the_config(spec, decorated, expect
         ({"model.lr": {"type": "float", "low": 1, "high": 2, "lg": True}}, "unknown: ['lg']"),
         ({"model.lr": {"type": "float", "low": 2, "high": 1}}, "`low < high` must hold"),
         ({"model.lr": None}, "The search space is empty"),
-        # A domain without its type is a domain, not a group of keys: it gets the domain's message.
-        ({"model": {"optimizer": {"choices": ["adam", "sgd"]}}}, "tune.search_space['model.optimizer'] must be"),
+        ({"model.opt": {"choices": ["adam", "sgd"]}}, "tune.search_space['model.opt'] must be a mapping with type"),
         ({"model.lr": 0.1}, "tune.search_space['model.lr'] must be a mapping with type"),
         ([["model.lr", [0.1]]], "tune.search_space must map config keys to domains"),
     ],
@@ -146,6 +143,28 @@ def test_check_space_fits_tries_every_choice_and_the_low_end() -> None:
         check_space_fits(parse_like_a_typed_parser, SUBCLASS_CONFIG, bad_type)
     with pytest.raises(InvalidArgumentError, match="'model' has no 'width'"):
         check_space_fits(parse_like_a_typed_parser, SUBCLASS_CONFIG, search_space_from_config({"model.width": [1]}))
+
+
+@pytest.mark.parametrize(
+    "argv, kept, flags",
+    [
+        (
+            ["tune", "--tune.search_space.model.hidden", "[16, 32]", "--tune.search_space.model.lr=null", "-c", "x"],
+            ["tune", "-c", "x"],
+            {"model.hidden": [16, 32], "model.lr": None},
+        ),
+        (
+            ["--tune.search_space", '{"a.b": [1]}', "--tune.search_space.a.c", '{"type": "int", "low": 1, "high": 2}'],
+            ["--tune.search_space", '{"a.b": [1]}'],
+            {"a.c": {"type": "int", "low": 1, "high": 2}},
+        ),
+        (["--tune.search_space.a.b=[1]", "--tune.search_space.a.b=[2]"], [], {"a.b": [2]}),  # the last one counts
+        (["fit", "--tune.search_space.model.hidden"], ["fit", "--tune.search_space.model.hidden"], {}),  # no value
+        (["--tune.search_space.", "[1]"], ["--tune.search_space.", "[1]"], {}),  # no key
+    ],
+)
+def test_search_space_flags_are_taken_out_of_the_arguments(argv, kept, flags) -> None:
+    assert take_search_space_flags(argv, json.loads) == (kept, flags)
 
 
 def test_samplers_and_pruners_by_name() -> None:
