@@ -278,7 +278,8 @@ def test_one_config_serves_tune_and_fit_and_list_flags_give_categoricals(tmp_pat
     }
     assert [t.state for t in cli.study.trials] == [TrialState.COMPLETE]
 
-    fit = run_cli("fit", "--config", str(config), "--trainer.logger", "lightning.pytorch.loggers.CSVLogger")
+    csv_logger = ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", "logs"]
+    fit = run_cli("fit", "--config", str(config), *csv_logger)
     assert fit.model.hparams.hidden == 4 and fit.trainer.max_epochs == 1
     saved = yaml.safe_load((Path(fit.trainer.log_dir) / "config.yaml").read_text())
     assert "tune" not in saved and saved["model"]["hidden"] == 4
