@@ -267,7 +267,7 @@ class LightningCLI(LightningCLIInternals):
         elif study is not None:
             self._write_best_config(Path(best_config) if best_config else study_dir / "best.yaml")
 
-    # -- errors, one trial ----------------------------------------------------------------
+    # -- tune's errors, and one trial ---------------------------------------------------
 
     def _fail(self, message: str) -> None:
         print(f"{Path(sys.argv[0]).name} tune: error: {message}", file=sys.stderr)

@@ -28,7 +28,7 @@ __all__ = [
 CONFIG_ATTR = "config"
 #: Trial attribute holding the training script that ran the trial (``sys.argv[0]``).
 SCRIPT_ATTR = "script"
-#: Trial attribute holding how the script was started: ``python``, or ``torchrun --nproc_per_node=8`` for DDP trials.
+#: Trial attribute holding how the script was started: ``python``, or ``torchrun --standalone --nproc_per_node=8``
 LAUNCHER_ATTR = "launcher"
 #: Trial attribute holding the directory the trial's Trainer logged to (``trainer.log_dir``): a logger
 #: named in the config writes outside the trial directory.

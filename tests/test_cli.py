@@ -23,6 +23,7 @@ from lightning.pytorch.cli import LightningCLI as LightningsCLI
 from lightning_hpo import Categorical, Float, RandomSampler, SobolSampler, Study, TrialState, tunable
 from lightning_hpo._cli_internals import PRIVATE_ATTRIBUTES, PRIVATE_METHODS, LightningCLIInternals
 from lightning_hpo.cli import LightningCLI
+from lightning_hpo.export import retrain_command
 from lightning_hpo.pruners import MedianPruner, NopPruner
 from tests.lightning_models import LinearRegression, RegressionData, SizedRegression
 
@@ -409,6 +410,7 @@ def logged_values(metrics_csv: Path, name: str) -> list[float]:
 
 CLI_SCRIPT = """
 from lightning_hpo.cli import LightningCLI
+from lightning_hpo.export import retrain_command
 from tests.lightning_models import LinearRegression, RegressionData
 
 if __name__ == "__main__":
@@ -439,6 +441,8 @@ def test_under_torchrun_tune_prints_a_torchrun_retrain_command_that_repeats_the_
     )
     best = study.best_trial
     assert best.attrs["launcher"] == "torchrun --standalone --nproc_per_node=2"
+    # ... which `lightning-hpo export` prints too.
+    assert retrain_command(best, "b.yaml") == "torchrun --standalone --nproc_per_node=2 train.py fit --config b.yaml"
     assert Path(best.attrs["logger_dir"]) == tmp_path / "logs" / "lightning_logs" / "version_0"
     assert (Path(best.log_dir) / "config.yaml").is_file()
 
