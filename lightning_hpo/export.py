@@ -13,12 +13,26 @@ from lightning_hpo.exceptions import InvalidArgumentError
 from lightning_hpo.progress import format_value
 from lightning_hpo.trial import Trial
 
-__all__ = ["CONFIG_ATTR", "SCRIPT_ATTR", "FORMATS", "describe", "export_trial", "retrain_command"]
+__all__ = [
+    "CONFIG_ATTR",
+    "SCRIPT_ATTR",
+    "LAUNCHER_ATTR",
+    "LOGGER_DIR_ATTR",
+    "FORMATS",
+    "describe",
+    "export_trial",
+    "retrain_command",
+]
 
 #: Trial attribute holding the YAML text of the full ``fit`` config of a trial run by ``tune``.
 CONFIG_ATTR = "config"
 #: Trial attribute holding the training script that ran the trial (``sys.argv[0]``).
 SCRIPT_ATTR = "script"
+#: Trial attribute holding how the script was started: ``python``, or ``torchrun --standalone --nproc_per_node=8``
+LAUNCHER_ATTR = "launcher"
+#: Trial attribute holding the directory the trial's Trainer logged to (``trainer.log_dir``): a logger
+#: named in the config writes outside the trial directory.
+LOGGER_DIR_ATTR = "logger_dir"
 FORMATS = ("yaml", "json")
 
 Format = Literal["yaml", "json"]
@@ -35,7 +49,7 @@ def retrain_command(trial: Trial, config_file: str) -> str | None:
     script = trial.attrs.get(SCRIPT_ATTR)
     if trial.attrs.get(CONFIG_ATTR) is None or not script:
         return None
-    return f"python {script} fit --config {config_file}"
+    return f"{trial.attrs.get(LAUNCHER_ATTR) or 'python'} {script} fit --config {config_file}"
 
 
 def export_trial(trial: Trial, fmt: Format = "yaml", *, params_only: bool = False, header: str | None = None) -> str:

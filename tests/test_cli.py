@@ -14,12 +14,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning
 import lightning.pytorch as pl
 import pytest
 import yaml
+from lightning.pytorch.cli import LightningCLI as LightningsCLI
 
 from lightning_hpo import Categorical, Float, RandomSampler, SobolSampler, Study, TrialState, tunable
-from lightning_hpo.cli import LightningCLI, search_space_from_config
+from lightning_hpo._cli_internals import PRIVATE_ATTRIBUTES, PRIVATE_METHODS, LightningCLIInternals
+from lightning_hpo.cli import LightningCLI
+from lightning_hpo.export import retrain_command
 from lightning_hpo.pruners import MedianPruner, NopPruner
 from tests.lightning_models import LinearRegression, RegressionData, SizedRegression
 
@@ -52,47 +56,6 @@ def tiny_trainer(**overrides) -> dict:
 
 def stored_config(trial) -> dict:
     return yaml.safe_load(trial.attrs["config"])
-
-
-# -- the search space ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "spec, decorated, expected",
-    [
-        (
-            {"model.lr": {"type": "float", "low": 1e-4, "high": 0.1, "log": True}},
-            None,
-            {"model.lr": Float(1e-4, 0.1, log=True)},
-        ),
-        ({"data.batch_size": [16, 32]}, None, {"data.batch_size": Categorical([16, 32])}),
-        ({"model.init_args.lr": {"type": "float", "low": 0.1, "high": 0.2}}, None, {"model.lr": Float(0.1, 0.2)}),
-        (None, {"lr": Float(0.1, 0.2)}, {"model.lr": Float(0.1, 0.2)}),
-        (
-            {"model.lr": {"type": "float", "low": 0.3, "high": 0.4}},
-            {"lr": Float(0.1, 0.2)},
-            {"model.lr": Float(0.3, 0.4)},
-        ),
-        ({"model.lr": None, "data.batch_size": [8]}, {"lr": Float(0.1, 0.2)}, {"data.batch_size": Categorical([8])}),
-    ],
-)
-def test_search_space_joins_the_decorator_and_the_config(spec, decorated, expected) -> None:
-    assert search_space_from_config(spec, decorated) == expected
-
-
-@pytest.mark.parametrize(
-    "spec, message",
-    [
-        ({"model.lr": {"type": "flot", "low": 1, "high": 2}}, "type float, int or categorical"),
-        ({"model.lr": {"type": "float", "low": 1}}, "missing: ['high']"),
-        ({"model.lr": {"type": "float", "low": 1, "high": 2, "lg": True}}, "unknown: ['lg']"),
-        ({"model.lr": {"type": "float", "low": 2, "high": 1}}, "`low < high` must hold"),
-        ({"model.lr": None}, "The search space is empty"),
-    ],
-)
-def test_search_space_errors_name_the_key_and_the_rule(spec, message) -> None:
-    with pytest.raises(ValueError, match=re.escape(message)):
-        search_space_from_config(spec)
 
 
 # -- tune, in process ---------------------------------------------------------------------------
@@ -138,15 +101,19 @@ def test_tune_with_a_config_file_tunes_model_data_and_trainer_arguments(tmp_path
             steps_per_epoch * (e + 1) for e in range(trial.params["trainer.max_epochs"])
         ]
         trial_dir = Path(trial.log_dir)
-        assert trial_dir == (Path("lightning_hpo") / "LinearRegression" / f"trial_{trial.number}").resolve()
-        assert yaml.safe_load((trial_dir / "config.yaml").read_text()) == stored  # SaveConfigCallback's file
+        assert trial_dir == (Path("lightning_hpo_runs") / "LinearRegression" / f"trial_{trial.number}").resolve()
+        assert yaml.safe_load((trial_dir / "config.yaml").read_text()) == stored
         assert Path(trial.checkpoint_path).is_file()
+        # The trial's own logger writes in the trial directory.
+        assert trial.attrs["logger_dir"] == str(trial_dir) and (trial_dir / "metrics.csv").is_file()
+        assert trial.attrs["launcher"] == "python"
+    assert not Path("lightning_hpo").exists()  # it would shadow the package for a script run here
 
     best = study.best_trial
-    assert cli.best_config_path == (Path("lightning_hpo") / "LinearRegression" / "best.yaml").resolve()
+    assert cli.best_config_path == (Path("lightning_hpo_runs") / "LinearRegression" / "best.yaml").resolve()
     assert yaml.safe_load(cli.best_config_path.read_text()) == stored_config(best)
     out = capsys.readouterr().out
-    assert "python train.py fit --config lightning_hpo/LinearRegression/best.yaml" in out
+    assert "python train.py fit --config lightning_hpo_runs/LinearRegression/best.yaml" in out
 
     # fit reads best.yaml back as it is, with the best trial's values.
     refit = run_cli("fit", "--config", str(cli.best_config_path), "--trainer.enable_progress_bar", "false")
@@ -228,14 +195,14 @@ def test_tune_with_several_monitors_writes_the_pareto_set(flags, capsys) -> None
         assert trial.values == trial.intermediate_vectors[trial.last_step]  # the last validation's values
         assert Path(trial.checkpoint_path).name == "last.ckpt"
     front = study.best_trials
-    directory = (Path("lightning_hpo") / "SizedRegression" / "pareto").resolve()
+    directory = (Path("lightning_hpo_runs") / "SizedRegression" / "pareto").resolve()
     assert cli.pareto_config_paths == tuple(directory / f"trial_{t.number}.yaml" for t in front)
     for trial, path in zip(front, cli.pareto_config_paths):
         assert yaml.safe_load(path.read_text()) == stored_config(trial)
     assert cli.best_config_path is None and not (directory.parent / "best.yaml").exists()
     out = capsys.readouterr().out
     assert f"Pareto set of study 'SizedRegression': {len(front)} trial(s)" in out
-    assert f"python train.py fit --config lightning_hpo/SizedRegression/pareto/trial_{front[0].number}.yaml" in out
+    assert f"python train.py fit --config lightning_hpo_runs/SizedRegression/pareto/trial_{front[0].number}.yaml" in out
 
 
 @pytest.mark.slow
@@ -251,9 +218,124 @@ def test_rerunning_tune_resumes_the_study_and_a_new_study_reuses_the_directories
     assert [(t.number, t.state) for t in cli.study.trials] == [(0, TrialState.COMPLETE), (1, TrialState.COMPLETE)]
     # A new study over the old one's trial directories: their leftovers don't fail the new trials.
     cli.study.storage.close()
-    Path("lightning_hpo/studies.db").unlink()
+    Path("lightning_hpo_runs/studies.db").unlink()
     cli = run_cli(*args, "--tune.n_trials", "1")
     assert [(t.number, t.state) for t in cli.study.trials] == [(0, TrialState.COMPLETE)]
+
+
+@pytest.mark.slow
+def test_a_logger_named_in_the_config_logs_each_trial_and_each_trial_directory_keeps_its_config(tmp_path) -> None:
+    csv_logger = {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "logs"}}
+    config = write_yaml(tmp_path / "cfg.yaml", {"seed_everything": 0, "trainer": tiny_trainer(logger=csv_logger)})
+    cli = run_cli(
+        "tune", "--config", str(config), "--tune.n_trials", "2", "--tune.sampler", "sobol", "--tune.pruner", "nop",
+        "--tune.show_progress", "false", "--tune.search_space", '{"model.lr": {"type": "float", "low": 0.01, "high": 0.1}}',
+    )  # fmt: skip
+    trials = cli.study.trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    for trial in trials:
+        trial_dir = (Path("lightning_hpo_runs") / "LinearRegression" / f"trial_{trial.number}").resolve()
+        assert yaml.safe_load((trial_dir / "config.yaml").read_text()) == stored_config(trial)
+        logger = stored_config(trial)["trainer"]["logger"]  # the trial ran the config's logger
+        assert logger["class_path"] == csv_logger["class_path"] and logger["init_args"]["save_dir"] == "logs"
+        logger_dir = Path(trial.attrs["logger_dir"])
+        assert logger_dir == (Path("logs") / "lightning_logs" / f"version_{trial.number}").resolve()
+        assert logged_values(logger_dir / "metrics.csv", "val_loss") == pytest.approx(
+            list(trial.intermediate_values.values())
+        )
+    # The promise of the module documentation: any trial retrains from its directory's config.
+    last = trials[-1]
+    refit = run_cli("fit", "--config", str(Path(last.log_dir) / "config.yaml"))
+    assert refit.model.hparams.lr == last.params["model.lr"]
+    assert logged_values(Path(refit.trainer.log_dir) / "metrics.csv", "val_loss") == pytest.approx(
+        list(last.intermediate_values.values())
+    )
+
+
+@pytest.mark.slow
+def test_one_config_serves_tune_and_fit_and_list_flags_give_categoricals(tmp_path) -> None:
+    config = write_yaml(
+        tmp_path / "cfg.yaml",
+        {
+            "trainer": tiny_trainer(limit_train_batches=2),
+            "model": {"hidden": 4},
+            "tune": {
+                "n_trials": 1,
+                "show_progress": False,
+                "search_space": {"model.lr": {"type": "float", "low": 0.01, "high": 0.1}},
+            },
+        },
+    )
+    cli = run_cli(
+        "tune", "--config", str(config),
+        "--tune.search_space.model.hidden", "[2,4,8]", "--tune.search_space.data.batch_size", "[16, 32]",
+        "--tune.search_space.model.activation", "{type: categorical, choices: [relu, tanh]}",
+    )  # fmt: skip
+    assert dict(cli.study.space) == {
+        "model.lr": Float(0.01, 0.1),
+        "model.hidden": Categorical([2, 4, 8]),
+        "data.batch_size": Categorical([16, 32]),
+        "model.activation": Categorical(["relu", "tanh"]),
+    }
+    assert [t.state for t in cli.study.trials] == [TrialState.COMPLETE]
+
+    csv_logger = ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", "logs"]
+    fit = run_cli("fit", "--config", str(config), *csv_logger)
+    assert fit.model.hparams.hidden == 4 and fit.trainer.max_epochs == 1
+    saved = yaml.safe_load((Path(fit.trainer.log_dir) / "config.yaml").read_text())
+    assert "tune" not in saved and saved["model"]["hidden"] == 4
+    validated = run_cli("validate", "--config", str(config), "--trainer.logger", "false")  # the others ignore it too
+    assert validated.model.hparams.hidden == 4
+
+
+def parameter_shape(function) -> str:
+    """``"self, parser, **kwargs"``: names, ``*``/``**`` for variadic parameters, ``=`` after defaulted ones."""
+    shown = []
+    for parameter in inspect.signature(function).parameters.values():
+        stars = {parameter.VAR_POSITIONAL: "*", parameter.VAR_KEYWORD: "**"}.get(parameter.kind, "")
+        shown.append(f"{stars}{parameter.name}{'' if parameter.default is parameter.empty else '='}")
+    return ", ".join(shown)
+
+
+@pytest.mark.parametrize("name", list(PRIVATE_METHODS))
+def test_the_private_lightningcli_methods_used_are_the_tested_ones(name) -> None:
+    method = getattr(LightningsCLI, name, None)
+    if method is None:
+        pytest.fail(
+            f"Lightning {lightning.__version__}'s LightningCLI has no {name}, which lightning_hpo/_cli_internals.py "
+            "uses: adapt that module to this Lightning version.",
+            pytrace=False,
+        )
+    if parameter_shape(method) != PRIVATE_METHODS[name]:
+        pytest.fail(
+            f"Lightning {lightning.__version__}'s LightningCLI.{name} takes ({parameter_shape(method)}), but "
+            f"lightning_hpo/_cli_internals.py was written for ({PRIVATE_METHODS[name]}): check what it now does "
+            "and adapt that module.",
+            pytrace=False,
+        )
+
+
+def test_the_private_lightningcli_attributes_used_are_set_by_a_fit_run() -> None:
+    cli = LightningsCLI(LinearRegression, RegressionData, args=["fit", "--trainer.fast_dev_run", "1"])
+    missing = [name for name in PRIVATE_ATTRIBUTES if name not in vars(cli)]
+    assert not missing, (
+        f"Lightning {lightning.__version__}'s LightningCLI no longer sets {missing} on a fit run; "
+        "lightning_hpo/_cli_internals.py relies on them."
+    )
+    assert "fit" in cli._subcommand_method_arguments
+
+
+def test_every_overridden_lightningcli_method_says_override_and_keeps_its_parameters() -> None:
+    overridden = [
+        (cls, name, member.__func__ if isinstance(member, staticmethod) else member)
+        for cls in (LightningCLIInternals, LightningCLI)
+        for name, member in vars(cls).items()
+        if callable(getattr(LightningsCLI, name, None))
+    ]
+    assert {name for _, name, _ in overridden} >= {"_add_subcommands", "_run_subcommand", "instantiate_trainer"}
+    for cls, name, function in overridden:
+        assert getattr(function, "__override__", False), f"{cls.__name__}.{name} lacks @override"
+        assert parameter_shape(function) == parameter_shape(getattr(LightningsCLI, name)), f"{cls.__name__}.{name}"
 
 
 def test_help_of_tune_documents_every_flag(capsys) -> None:
@@ -308,7 +390,7 @@ def test_tune_rejects_a_bad_setup_before_any_trial(extra, message, capsys) -> No
         run_cli("tune", "--tune.show_progress", "false", "--tune.search_space", '{"model.lr": [0.1]}', *extra)
     assert exit_info.value.code == 2
     assert message in " ".join(capsys.readouterr().err.split())
-    assert not Path("lightning_hpo/LinearRegression").exists()
+    assert not Path("lightning_hpo_runs/LinearRegression").exists()
 
 
 # -- end to end, in subprocesses: the LightningCLI example ------------------------------------------
@@ -324,6 +406,50 @@ def run_script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def logged_values(metrics_csv: Path, name: str) -> list[float]:
     with open(metrics_csv) as f:
         return [float(row[name]) for row in csv.DictReader(f) if row.get(name)]
+
+
+CLI_SCRIPT = """
+from lightning_hpo.cli import LightningCLI
+from lightning_hpo.export import retrain_command
+from tests.lightning_models import LinearRegression, RegressionData
+
+if __name__ == "__main__":
+    LightningCLI(LinearRegression, RegressionData)
+"""
+
+
+@pytest.mark.slow
+def test_under_torchrun_tune_prints_a_torchrun_retrain_command_that_repeats_the_best_trial(tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text(CLI_SCRIPT)
+    ddp = ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.max_epochs=2",
+           "--trainer.logger=lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir=logs"]  # fmt: skip
+    tuned = run_script(
+        "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py", "tune", *ddp,
+        "--tune.n_trials=1", "--tune.pruner=nop", "--tune.show_progress=false",
+        "--tune.search_space.model.lr", "{type: float, low: 0.01, high: 0.1}",  # read from sys.argv
+        cwd=tmp_path,
+    )  # fmt: skip
+    command = re.search(r"retrain it with:\n\s+(torchrun .+)\n", tuned.stdout)
+    assert command, tuned.stdout
+    assert command.group(1) == (
+        "torchrun --standalone --nproc_per_node=2 train.py fit --config lightning_hpo_runs/LinearRegression/best.yaml"
+    )
+    study = Study(
+        "LinearRegression",
+        search_space={"model.lr": Float(0.01, 0.1)},
+        storage=str(tmp_path / "lightning_hpo_runs" / "studies.db"),
+    )
+    best = study.best_trial
+    assert best.attrs["launcher"] == "torchrun --standalone --nproc_per_node=2"
+    # ... which `lightning-hpo export` prints too.
+    assert retrain_command(best, "b.yaml") == "torchrun --standalone --nproc_per_node=2 train.py fit --config b.yaml"
+    assert Path(best.attrs["logger_dir"]) == tmp_path / "logs" / "lightning_logs" / "version_0"
+    assert (Path(best.log_dir) / "config.yaml").is_file()
+
+    # The printed command, run as it is: same config and seed, so the same training as the trial.
+    run_script("-m", "torch.distributed.run", *command.group(1).split()[1:], cwd=tmp_path)
+    trial_log, refit_log = (tmp_path / "logs" / "lightning_logs" / f"version_{v}" / "metrics.csv" for v in (0, 1))
+    assert logged_values(refit_log, "val_loss") == pytest.approx(logged_values(trial_log, "val_loss"))
 
 
 @pytest.mark.slow
