@@ -6,8 +6,9 @@ module and data from it), in README order, so later commands find what earlier o
 ``lightning-hpo`` commands read the CLI's study). The whole README then runs a second time in the
 same directory, where every study must resume rather than start over.
 
-Budgets shrink, nothing else does: each ``n_trials`` / ``--n-trials`` above 4 becomes 4 and each
-``max_epochs`` / ``--max-epochs`` above 2 becomes 2, in the snippets and in the copied YAML files.
+Budgets shrink, nothing else does: each ``n_trials`` / ``--n-trials`` above 4 becomes 4, each
+``max_epochs`` / ``--max-epochs`` above 2 becomes 2, and ``n_jobs`` above 2 becomes 2 (the cores of a
+small CI machine), in the snippets and in the copied YAML files.
 
 A block that starts with a comment naming a file of the repository (``# examples/cli_digits.py``)
 is an excerpt of that file, checked against it. A block that cannot run here (placeholders such as
@@ -33,8 +34,10 @@ _FENCE = re.compile(r"^```(?P<language>\w*)\n(?P<code>.*?)^```$", re.MULTILINE |
 _MARKER = re.compile(r"<!--\s*not-run\b(?P<rest>.*?)-->", re.DOTALL)
 _REASON = re.compile(r":\s*(?P<reason>\S.*?)\s*", re.DOTALL)
 _EXCERPT = re.compile(r"# (?P<path>[\w./-]+\.\w+)\b")
-_BUDGET = re.compile(r"\b(?P<key>n_trials|n-trials|max_epochs|max-epochs)(?P<sep>\"?\s*[:=]\s*|\s+)(?P<value>\d+)")
-_CAPS = {"n_trials": 4, "n-trials": 4, "max_epochs": 2, "max-epochs": 2}
+_BUDGET = re.compile(
+    r"\b(?P<key>n_trials|n-trials|max_epochs|max-epochs|n_jobs)(?P<sep>\"?\s*[:=]\s*|\s+)(?P<value>\d+)"
+)
+_CAPS = {"n_trials": 4, "n-trials": 4, "max_epochs": 2, "max-epochs": 2, "n_jobs": 2}
 RUNNABLE = ("python", "bash")
 
 
@@ -106,6 +109,15 @@ def test_every_not_run_marker_sits_on_the_line_above_a_block():
     assert len(markers) == sum(block.not_run is not None for block in BLOCKS)
 
 
+@pytest.mark.parametrize(
+    "marker, reason",
+    [("<!-- not-run: needs two nodes -->", "needs two nodes"), ("<!-- not-run -->", ""), ("<!-- not-run: -->", "")],
+)
+def test_markers_are_read_with_their_reason(marker, reason):
+    (block,) = readme_blocks(f"Text.\n\n{marker}\n```bash\ntorchrun x.py\n```\n")
+    assert block.not_run == reason and not block.runs
+
+
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.excerpt_of], ids=str)
 def test_excerpts_match_their_files(block):
     quoted = block.code.split("\n", 1)[1]
@@ -127,6 +139,7 @@ def test_paths_under_lightning_hpo_are_the_package_never_a_run_directory():
         ("--tune.n_trials 50", "--tune.n_trials 4"),
         ("n_trials: 30\n  max_epochs: 15", "n_trials: 4\n  max_epochs: 2"),
         ("n_trials=3, hidden=Int(16, 256)", "n_trials=3, hidden=Int(16, 256)"),
+        ("n_jobs=4,", "n_jobs=2,"),
     ],
 )
 def test_small_budget_changes_budgets_only(text, expected):
@@ -178,6 +191,7 @@ def finished_trials(cwd: Path) -> dict[str, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # about 20 Lightning processes; shared CI machines are slow to start them
 def test_readme_runs_as_written_from_a_fresh_directory_and_resumes_when_rerun(tmp_path):
     cwd = fresh_directory(tmp_path)
     bin_dir = str(Path(sys.executable).parent)  # python, lightning-hpo and torchrun as the venv has them
