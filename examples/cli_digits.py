@@ -17,7 +17,7 @@ from lightning_hpo.cli import LightningCLI
 
 
 def cli_main() -> None:
-    LightningCLI(DigitsClassifier, DigitsDataModule)
+    LightningCLI(DigitsClassifier, DigitsDataModule)  # subclass mode works too
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
     torchrun --standalone --nproc_per_node=2 examples/ddp_digits.py --n-trials 10
 
 Every rank runs this script; global rank 0 alone opens the study, samples each trial and records
-it, and every rank trains the trial's model together (see README_cluster.md). The same script
+it, and every rank trains the trial's model together (README.md, "Run on a cluster"). The same script
 without torchrun trains each trial in one process. Several torchrun jobs (on several nodes, or a
 SLURM array: examples/slurm_tune.sh) share one study when they get the same PostgreSQL URL:
 
@@ -20,6 +20,7 @@ import torch
 from digits import SEARCH_SPACE, DigitsClassifier, DigitsDataModule, print_summary
 
 from lightning_hpo import MedianPruner, Tuner
+from lightning_hpo.storage import DEFAULT_ROOT_DIR
 
 
 def trainer_layout() -> dict[str, object]:
@@ -40,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-trials", type=int, default=20, help="finished trials to reach, all workers together")
     parser.add_argument("--max-epochs", type=int, default=15)
     parser.add_argument(
-        "--root-dir", default="lightning_hpo_runs", help="logs and checkpoints (a shared filesystem on a cluster)"
+        "--root-dir",
+        default=DEFAULT_ROOT_DIR,
+        help="logs and checkpoints, on a filesystem every node shares (default: %(default)s)",
     )
     parser.add_argument("--storage", default=None, help="database URL (default: SQLite in --root-dir)")
     parser.add_argument("--study-name", default="digits_ddp")

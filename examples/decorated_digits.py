@@ -15,6 +15,7 @@ import sys
 from digits import DigitsClassifier, DigitsDataModule
 
 from lightning_hpo import Categorical, Float, Int, Tuner, tunable
+from lightning_hpo.storage import DEFAULT_ROOT_DIR
 
 
 @tunable(
@@ -31,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-trials", type=int, default=20, help="finished trials to reach (default 20)")
     parser.add_argument("--max-epochs", type=int, default=10)
-    parser.add_argument("--root-dir", default="lightning_hpo_runs", help="where studies, logs and checkpoints go")
+    parser.add_argument(
+        "--root-dir", default=DEFAULT_ROOT_DIR, help="where studies, logs and checkpoints go (default: %(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 

@@ -18,6 +18,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_hpo import Categorical, Float, Int, Tuner, TuneResult
+from lightning_hpo.storage import DEFAULT_ROOT_DIR
 
 
 class DigitsDataModule(pl.LightningDataModule):
@@ -111,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-trials", type=int, default=30, help="finished trials to reach (default 30)")
     parser.add_argument("--max-epochs", type=int, default=15)
-    parser.add_argument("--root-dir", default="lightning_hpo_runs", help="where studies, logs and checkpoints go")
+    parser.add_argument(
+        "--root-dir", default=DEFAULT_ROOT_DIR, help="where studies, logs and checkpoints go (default: %(default)s)"
+    )
     parser.add_argument("--storage", default=None, help="database URL (default: SQLite in --root-dir)")
     parser.add_argument("--study-name", default="digits_mlp")
     parser.add_argument("--seed", type=int, default=0)

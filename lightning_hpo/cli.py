@@ -88,7 +88,7 @@ from lightning_hpo.exceptions import InvalidArgumentError, LightningHPOError
 from lightning_hpo.export import CONFIG_ATTR, LAUNCHER_ATTR, LOGGER_DIR_ATTR, SCRIPT_ATTR, describe, export_trial
 from lightning_hpo.pruners import Pruner
 from lightning_hpo.samplers.base import Sampler
-from lightning_hpo.storage import open_storage
+from lightning_hpo.storage import DEFAULT_ROOT_DIR, open_storage
 from lightning_hpo.study import Study, check_study_name, parse_mode
 from lightning_hpo.training import (
     TRIAL_TRAINER_DEFAULTS,
@@ -170,7 +170,7 @@ class LightningCLI(LightningCLIInternals):
         storage: str | None = None,
         study_name: str | None = None,
         seed: int | None = None,
-        root_dir: str = "lightning_hpo_runs",
+        root_dir: str = DEFAULT_ROOT_DIR,
         best_config: str | None = None,
         max_consecutive_failures: int | None = 5,
         trial_timeout: float | None = None,

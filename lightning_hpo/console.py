@@ -1,10 +1,10 @@
 """The ``lightning-hpo`` console script: look at studies from the shell.
 
-    lightning-hpo studies --storage sqlite:///lightning_hpo/studies.db
-    lightning-hpo trials  --storage sqlite:///lightning_hpo/studies.db --study digits_mlp
-    lightning-hpo best    --storage sqlite:///lightning_hpo/studies.db --study digits_mlp
-    lightning-hpo export  --storage sqlite:///lightning_hpo/studies.db --study digits_mlp --output best.yaml
-    lightning-hpo plot    --storage sqlite:///lightning_hpo/studies.db --study digits_mlp --out plots/
+    lightning-hpo studies --storage lightning_hpo_runs/studies.db
+    lightning-hpo trials  --storage lightning_hpo_runs/studies.db --study digits_mlp
+    lightning-hpo best    --storage lightning_hpo_runs/studies.db --study digits_mlp
+    lightning-hpo export  --storage lightning_hpo_runs/studies.db --study digits_mlp --output best.yaml
+    lightning-hpo plot    --storage lightning_hpo_runs/studies.db --study digits_mlp --out plots/
 
 ``--study`` may be left out when the storage holds one study. Kept light: ``lightning-hpo --help``
 imports neither torch nor Lightning.
@@ -24,7 +24,7 @@ from lightning_hpo._text import count_of
 from lightning_hpo.exceptions import LightningHPOError, StorageError, StudyNotFoundError
 from lightning_hpo.progress import format_value
 from lightning_hpo.snapshot import StudySnapshot
-from lightning_hpo.storage import DEFAULT_DB_NAME, Storage, StudyRecord, open_storage
+from lightning_hpo.storage import DEFAULT_DB_NAME, DEFAULT_ROOT_DIR, Storage, StudyRecord, open_storage
 from lightning_hpo.trial import Trial, TrialState
 
 if TYPE_CHECKING:
@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
-DEFAULT_STORAGE = str(Path("lightning_hpo") / DEFAULT_DB_NAME)
+#: ``--storage`` when none is given: the default storage of the Tuner, the Study and ``tune``.
+DEFAULT_STORAGE = str(Path(DEFAULT_ROOT_DIR) / DEFAULT_DB_NAME)
 
 
 def _open_existing(url: str) -> Storage:

@@ -30,6 +30,7 @@ from lightning_hpo.exceptions import (
     InvalidArgumentError,
     LightningHPOError,
     StudyMismatchError,
+    StudyNotFoundError,
     TrialError,
     TrialPruned,
     TrialsFailingError,
@@ -40,7 +41,7 @@ from lightning_hpo.pruners import ASHAPruner, Pruner
 from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.samplers.gp import GPSampler
 from lightning_hpo.space import Domain, SearchSpace
-from lightning_hpo.storage import Storage, open_storage
+from lightning_hpo.storage import Storage, StudyRecord, open_storage
 from lightning_hpo.trial import Trial, TrialState
 
 __all__ = ["Study", "DEFAULT_GRACE_PERIOD", "HEARTBEAT_INTERVAL"]
@@ -161,12 +162,15 @@ class Study:
 
     Opening a study that exists resumes it: its trials, space and mode come from storage, and
     asking for a different space or mode is an error rather than a silent mix of two experiments.
+    To analyse a finished study, open it by name alone: ``Study("digits", storage="runs/studies.db")``.
 
     Args:
         name: the study's name in the storage (any printable text; it is data, never code or a path).
         search_space: parameter name -> :class:`~lightning_hpo.Float` / ``Int`` / ``Categorical``.
-        mode: ``"min"`` or ``"max"``; a list of them for several objectives.
-        storage: ``None`` for the SQLite file ``lightning_hpo/studies.db``, ``":memory:"`` for a
+            Needed to create a study; ``None`` opens an existing one with its stored space.
+        mode: ``"min"`` or ``"max"``; a list of them for several objectives. ``None`` takes the
+            stored mode of an existing study, and ``"min"`` for a new one.
+        storage: ``None`` for the SQLite file ``lightning_hpo_runs/studies.db``, ``":memory:"`` for a
             throwaway study, a database URL or file path, or a :class:`~lightning_hpo.storage.Storage`.
         sampler: defaults to a :class:`~lightning_hpo.GPSampler` (Bayesian optimization with BoTorch,
             after a scrambled Sobol start) seeded with ``seed``; pass ``SobolSampler(seed=...)`` for
@@ -186,8 +190,8 @@ class Study:
         self,
         name: str,
         *,
-        search_space: Mapping[str, Domain] | SearchSpace,
-        mode: Mode = "min",
+        search_space: Mapping[str, Domain] | SearchSpace | None = None,
+        mode: Mode | None = None,
         storage: str | os.PathLike[str] | Storage | None = None,
         sampler: Sampler | None = None,
         pruner: Pruner | None = None,
@@ -196,8 +200,8 @@ class Study:
         retry_stale: bool = True,
     ) -> None:
         self.name = check_study_name(name)
-        self.space = SearchSpace.coerce(search_space)
-        self.directions = parse_mode(mode)
+        space = None if search_space is None else SearchSpace.coerce(search_space)
+        directions = None if mode is None else parse_mode(mode)
         if sampler is not None and not isinstance(sampler, Sampler):
             raise ArgumentTypeError(f"`sampler` must be a lightning_hpo Sampler, but got {sampler!r}.")
         if pruner is not None and not isinstance(pruner, Pruner):
@@ -211,12 +215,27 @@ class Study:
         self.grace_period = float(grace_period)
         self.retry_stale = bool(retry_stale)
         self.storage = open_storage(storage)
-        record = self.storage.get_or_create_study(self.name, self.space.to_json(), self.directions)
+        if space is None:
+            record = self._stored_study()
+            space = SearchSpace.from_json(record.space)
+        else:
+            record = self.storage.get_or_create_study(self.name, space.to_json(), directions or ("min",))
+        self.space = space
+        self.directions = directions or tuple(record.directions)
         self._check_matches(record.space, record.directions)
         self._study_id = record.id
         self._worker = worker_id()
         self._heartbeat = _Heartbeat(self.storage, HEARTBEAT_INTERVAL)
         self.fail_stale_trials()
+
+    def _stored_study(self) -> StudyRecord:
+        try:
+            return self.storage.get_study(self.name)
+        except StudyNotFoundError as error:
+            raise StudyNotFoundError(
+                f"{error} Opening a study without `search_space` reads an existing one; to create "
+                f"{self.name!r}, pass search_space=... (and mode=..., default 'min')."
+            ) from None
 
     def _check_matches(self, stored_space: Mapping[str, Any], stored_directions: Sequence[str]) -> None:
         problems = []

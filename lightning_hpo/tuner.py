@@ -43,7 +43,7 @@ from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, Li
 from lightning_hpo.pruners import Pruner
 from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.space import Domain, SearchSpace
-from lightning_hpo.storage import Storage, open_storage
+from lightning_hpo.storage import DEFAULT_ROOT_DIR, Storage, open_storage
 from lightning_hpo.study import DEFAULT_GRACE_PERIOD, Mode, Study, check_study_name, parse_mode
 from lightning_hpo.training import (
     TRIAL_TRAINER_DEFAULTS,
@@ -173,7 +173,8 @@ class Tuner:
         sampler, pruner: see :class:`~lightning_hpo.Study` for the defaults.
         storage: where the study lives; default ``sqlite:///<root_dir>/studies.db``.
         study_name: default: the model class's name. Rerunning with the same name resumes.
-        root_dir: trial logs and checkpoints go to ``root_dir/<study_name>/trial_<n>/``.
+        root_dir: trial logs and checkpoints go to ``root_dir/<study_name>/trial_<n>/`` (default
+            ``lightning_hpo_runs``).
         seed: seeds the sampler, and each trial with ``seed + trial number``.
         grace_period, retry_stale: see :class:`~lightning_hpo.Study`.
         max_consecutive_failures: the study stops after this many failed trials in a row.
@@ -207,7 +208,7 @@ class Tuner:
         pruner: Pruner | None = None,
         storage: str | os.PathLike[str] | Storage | None = None,
         study_name: str | None = None,
-        root_dir: str | os.PathLike[str] = "lightning_hpo",
+        root_dir: str | os.PathLike[str] = DEFAULT_ROOT_DIR,
         seed: int | None = None,
         grace_period: float = DEFAULT_GRACE_PERIOD,
         retry_stale: bool = True,

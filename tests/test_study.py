@@ -298,10 +298,10 @@ def test_bad_study_names(name):
         Study(name, search_space=SPACE, storage=":memory:")
 
 
-def test_default_storage_is_a_sqlite_file_under_lightning_hpo(tmp_path):
+def test_default_storage_is_a_sqlite_file_under_lightning_hpo_runs(tmp_path):
     study = Study("default", search_space=SPACE)
-    assert study.storage.sqlite_path == Path("lightning_hpo") / "studies.db"
-    assert (tmp_path / "lightning_hpo" / "studies.db").exists()
+    assert study.storage.sqlite_path == Path("lightning_hpo_runs") / "studies.db"
+    assert (tmp_path / "lightning_hpo_runs" / "studies.db").exists()
 
 
 class TestStaleTrials:
