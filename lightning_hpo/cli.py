@@ -64,10 +64,12 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser
 from lightning.pytorch.cli import LightningCLI as _LightningCLI
 
+from lightning_hpo._loop import RunOptions
 from lightning_hpo.decorator import search_space_of
 from lightning_hpo.distributed import TrialCoordinator
 from lightning_hpo.exceptions import InvalidArgumentError, LightningHPOError
 from lightning_hpo.export import CONFIG_ATTR, SCRIPT_ATTR, describe, export_trial
+from lightning_hpo.progress import StudyProgress
 from lightning_hpo.pruners import Pruner
 from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.space import Categorical, Domain, Float, Int, SearchSpace
@@ -77,8 +79,8 @@ from lightning_hpo.training import (
     TRIAL_TRAINER_DEFAULTS,
     TrialTraining,
     check_monitor,
-    quiet_lightning,
     release_memory_of_earlier_trials,
+    run_study,
 )
 from lightning_hpo.trial import Trial, TrialState
 from lightning_hpo.tuner import study_directory
@@ -208,18 +210,15 @@ class LightningCLI(_LightningCLI):
             return self._train_trial(trial, base=base, monitor=monitor, mode=directions, study_dir=study_dir)
 
         try:
-            with quiet_lightning(), coordinator:
-                coordinator.run_trials(
-                    study,
-                    train=train_trial,
-                    record=lambda trial, training: training.finish(),
-                    n_trials=n_trials,
-                    timeout=timeout,
-                    max_consecutive_failures=max_consecutive_failures,
-                    trial_timeout=trial_timeout,
-                    show_progress=show_progress,
-                    progress_label=monitor,
-                )
+            options = RunOptions(
+                n_trials=n_trials,
+                timeout=timeout,
+                max_consecutive_failures=max_consecutive_failures,
+                trial_timeout=trial_timeout,
+            )
+            progress = StudyProgress(study, n_trials=n_trials, enabled=show_progress, label=monitor)
+            with coordinator, progress:
+                run_study(coordinator, study, train_trial, options, [progress])
         except KeyboardInterrupt:
             where = study.storage.display_url if study is not None else "the study's storage"
             print(

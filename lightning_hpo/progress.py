@@ -64,10 +64,14 @@ def _is_global_rank_zero() -> bool:
 class StudyProgress:
     """A rich live display plus one printed line per finished trial (readable in logs too).
 
-    Counts cover the whole study, every worker included, as storage holds it.
+    Counts cover the whole study, every worker included, as storage holds it. Use it as a context
+    manager around the trial loop, and pass it to the loop as an observer
+    (:class:`~lightning_hpo._loop.TrialObserver`): it is told of each trial this process starts
+    and finishes.
 
     Args:
-        study: the study to follow.
+        study: the study to follow; ``None`` (on the ranks of a torchrun job that don't open the
+            study) disables the display.
         n_trials: the target number of finished trials, if any.
         enabled: ``False`` makes every method a no-op (also on ranks other than 0).
         label: the name of the value (the Tuner passes the monitored metric), or of each value
@@ -77,7 +81,7 @@ class StudyProgress:
 
     def __init__(
         self,
-        study: Study,
+        study: Study | None,
         *,
         n_trials: int | None,
         enabled: bool = True,
@@ -86,7 +90,7 @@ class StudyProgress:
     ) -> None:
         self._study = study
         self._n_trials = n_trials
-        self._enabled = enabled and _is_global_rank_zero()
+        self._enabled = enabled and study is not None and _is_global_rank_zero()
         self._labels = [label or "value"] if label is None or isinstance(label, str) else list(label)
         self._refresh_interval = refresh_interval
         self._started_at = time.monotonic()

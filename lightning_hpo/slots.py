@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from lightning_hpo.exceptions import DistributedError, InvalidArgumentError, LightningHPOError
+from lightning_hpo.exceptions import DistributedError, InvalidArgumentError, LightningHPOError, format_exception
 
 if TYPE_CHECKING:
     from lightning_hpo.tuner import Tuner
@@ -121,10 +121,8 @@ def _work(payload: bytes, n_trials: int | None, timeout: float | None, slot: int
     except KeyboardInterrupt:
         sys.exit(130)  # the running trial is already marked as interrupted
     except BaseException as error:  # noqa: BLE001 - reported to the parent, which raises it
-        from lightning_hpo.study import _format_exception
-
         sendable = error if _picklable(error) else None
-        errors.put((slot, sendable, _format_exception(error)))
+        errors.put((slot, sendable, format_exception(error)))
         sys.exit(1)
 
 

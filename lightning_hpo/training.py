@@ -18,8 +18,8 @@ checkpoint kept by one metric would not match the other values. A trial whose la
 gave nan or inf in any metric FAILs.
 
 Under torchrun the two halves run apart (see :class:`~lightning_hpo.distributed.TrialCoordinator`):
-:meth:`TrialTraining.train` on every rank, then :meth:`TrialTraining.finish` on global rank 0 only,
-once every rank trained without an error.
+:meth:`TrialTraining.train` on every rank, then :meth:`TrialTraining.record_outcome` on global rank 0
+only, once every rank trained without an error. :func:`run_study` drives a whole study this way.
 """
 
 from __future__ import annotations
@@ -39,9 +39,11 @@ from lightning_hpo.trial import Trial, TrialState
 if TYPE_CHECKING:
     import lightning.pytorch as pl
 
+    from lightning_hpo._loop import RunOptions, TrialObserver
+    from lightning_hpo.distributed import TrialCoordinator
     from lightning_hpo.study import Study
 
-__all__ = ["TrialTraining", "check_monitor", "quiet_lightning", "release_memory_of_earlier_trials"]
+__all__ = ["TrialTraining", "run_study", "check_monitor", "quiet_lightning", "release_memory_of_earlier_trials"]
 
 #: Trainer settings a trial changes when the user left them unset: a progress bar and a model
 #: summary per trial would drown the study's own progress display.
@@ -90,7 +92,7 @@ class TrialTraining:
         >>> training = TrialTraining(study, trial, monitor="val_loss", study_dir=tuner.study_dir)  # doctest: +SKIP
         >>> trainer = pl.Trainer(callbacks=training.callbacks, logger=training.logger,
         ...                      default_root_dir=training.trial_dir)  # doctest: +SKIP
-        >>> finished = training.run(trainer, lambda: trainer.fit(model, datamodule=dm))  # doctest: +SKIP
+        >>> finished = training.train(trainer, lambda: trainer.fit(model, datamodule=dm)).record_outcome()  # doctest: +SKIP
     """
 
     def __init__(
@@ -137,10 +139,6 @@ class TrialTraining:
         """The trial's own callbacks, to append to the user's."""
         return [c for c in (self.checkpoint, self.reporter) if c is not None]
 
-    def run(self, trainer: pl.Trainer, fit: Callable[[], Any]) -> Trial:
-        """:meth:`train`, then :meth:`finish`: the whole trial, in one process."""
-        return self.train(trainer, fit).finish()
-
     def train(self, trainer: pl.Trainer, fit: Callable[[], Any]) -> TrialTraining:
         """Call ``fit()``, which trains ``trainer`` (on every rank under torchrun).
 
@@ -163,7 +161,7 @@ class TrialTraining:
             raise
         return self
 
-    def finish(self) -> Trial:
+    def record_outcome(self) -> Trial:
         """Store the trained trial's outcome and return it finished (on the process that opened the study)."""
         study, trial, reporter = self.study, self.trial, self.reporter
         if study is None:
@@ -203,6 +201,30 @@ class TrialTraining:
                 error=f"{self.monitor!r} was never finite (values seen: {', '.join(seen)}).",
             )
         return study.tell(trial, state=TrialState.COMPLETE)
+
+
+def run_study(
+    coordinator: TrialCoordinator,
+    study: Study | None,
+    train: Callable[[Trial], TrialTraining],
+    options: RunOptions,
+    observers: Sequence[TrialObserver] = (),
+) -> None:
+    """Run a study's trials, each built and trained by ``train``, and record each outcome.
+
+    The one driver of the Tuner and the ``tune`` subcommand. ``train(trial)`` builds the trial's
+    module and Trainer and returns :meth:`TrialTraining.train`'s result; it runs on every rank under
+    torchrun, and global rank 0 records the outcome. ``coordinator`` must be entered already;
+    ``study`` is ``None`` on the other ranks.
+    """
+    with quiet_lightning():
+        coordinator.run_trials(
+            study,
+            train=train,
+            record=lambda trial, training: training.record_outcome(),
+            options=options,
+            observers=observers,
+        )
 
 
 def release_memory_of_earlier_trials() -> None:

@@ -9,7 +9,17 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-__all__ = ["TrialState", "Trial"]
+__all__ = ["TrialState", "Trial", "MONITOR", "PRUNED_STEP", "RETRY_OF", "RETRIED_BY"]
+
+# Keys of ``Trial.attrs`` that lightning_hpo itself writes.
+#: The monitored metric names (a list, one per objective), so tables and plots can label values.
+MONITOR = "monitor"
+#: The step at which a PRUNED trial was stopped.
+PRUNED_STEP = "pruned_step"
+#: On a retry: the number of the stale trial whose parameters it runs again.
+RETRY_OF = "retry_of"
+#: On a stale trial: the number of its retry.
+RETRIED_BY = "retried_by"
 
 
 class TrialState(str, Enum):

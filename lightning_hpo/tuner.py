@@ -34,10 +34,11 @@ import inspect
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Union
 
+from lightning_hpo._loop import RunOptions
 from lightning_hpo.distributed import TrialCoordinator, is_global_zero, world_size
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, LightningHPOError
 from lightning_hpo.pruners import Pruner
@@ -49,8 +50,8 @@ from lightning_hpo.training import (
     TRIAL_TRAINER_DEFAULTS,
     TrialTraining,
     check_monitor,
-    quiet_lightning,
     release_memory_of_earlier_trials,
+    run_study,
 )
 from lightning_hpo.trial import Trial
 
@@ -236,8 +237,7 @@ class Tuner:
         self.trainer_kwargs = dict(_check_mapping("trainer_kwargs", trainer_kwargs))
         self.root_dir = Path(root_dir)
         self.seed = seed
-        self.max_consecutive_failures = max_consecutive_failures
-        self.trial_timeout = trial_timeout
+        self.run_options = RunOptions(max_consecutive_failures=max_consecutive_failures, trial_timeout=trial_timeout)
         self.show_progress = show_progress
         self.n_jobs = _check_n_jobs(n_jobs)
         self._model_params = self._check_model_arguments()
@@ -351,18 +351,12 @@ class Tuner:
 
             run_in_slots(self, n_trials=n_trials, timeout=timeout)
             return self.result()
-        with quiet_lightning(), TrialCoordinator() as coordinator:
-            coordinator.run_trials(
-                self.study,
-                train=self._train_trial,
-                record=lambda trial, training: training.finish(),
-                n_trials=n_trials,
-                timeout=timeout,
-                max_consecutive_failures=self.max_consecutive_failures,
-                trial_timeout=self.trial_timeout,
-                show_progress=self.show_progress,
-                progress_label=self.monitor,
-            )
+        from lightning_hpo.progress import StudyProgress
+
+        options = replace(self.run_options, n_trials=n_trials, timeout=timeout)
+        progress = StudyProgress(self.study, n_trials=n_trials, enabled=self.show_progress, label=self.monitor)
+        with TrialCoordinator() as coordinator, progress:
+            run_study(coordinator, self.study, self._train_trial, options, [progress])
             trials, best = coordinator.share(self._trials_and_best)
         return self._result(trials, best)
 

@@ -341,7 +341,7 @@ class TestStaleTrials:
 
         url = f"sqlite:///{tmp_path / 'db.sqlite'}"
         study = make_study(url, grace_period=0.5)
-        study._heartbeat._interval = 0.1
+        study._liveness._heartbeat._interval = 0.1
         trial = study.ask()
         time.sleep(1.0)
         other = make_study(url, grace_period=0.5)  # another worker opening the study

@@ -187,6 +187,10 @@ class SQLStorage(Storage):
         return self._in_memory
 
     @property
+    def shareable_across_processes(self) -> bool:
+        return not self._in_memory
+
+    @property
     def sqlite_path(self) -> Path | None:
         return None if (not self._is_sqlite or self._in_memory) else Path(self._url.database)
 
