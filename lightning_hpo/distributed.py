@@ -95,13 +95,25 @@ def world_size() -> int:
 
 
 def global_rank() -> int:
-    """This process's global rank under torchrun (``RANK``); 0 outside torchrun."""
+    """This process's global rank under torchrun (``RANK``); 0 outside torchrun.
+
+    Rank 0 is the process that opens the study and runs its loop (:attr:`TrialCoordinator.is_leader`).
+    """
     return int(os.environ.get("RANK", "0"))
 
 
 def is_global_zero() -> bool:
-    """Whether this process is the one that opens the study: global rank 0, or the only process."""
-    return global_rank() == 0
+    """Whether this process is global rank 0 of whatever launcher started it; True in a plain process.
+
+    Reads the variables Lightning reads, in its order: ``RANK`` (torchrun), then ``LOCAL_RANK``,
+    ``SLURM_PROCID`` and ``JSM_NAMESPACE_RANK``. It decides who *shows* things (the progress display)
+    and is wider than ``global_rank() == 0``, which decides who runs the study: the tasks of a plain
+    ``srun -n 4`` are four independent workers of the study, and only the first one displays.
+    """
+    for variable in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if variable in os.environ:
+            return os.environ[variable] == "0"
+    return True
 
 
 def check_trainer_processes(trainer: pl.Trainer) -> None:

@@ -24,7 +24,6 @@ from lightning_hpo.exceptions import InvalidArgumentError
 
 __all__ = [
     "minimization_form",
-    "dominates",
     "non_dominated_mask",
     "non_dominated_sort",
     "crowding_distance",
@@ -47,12 +46,6 @@ def minimization_form(values: ArrayLike, directions: Sequence[str]) -> np.ndarra
             raise InvalidArgumentError(f"A direction must be 'min' or 'max', but got {direction!r}.")
     signs = np.array([1.0 if d == "min" else -1.0 for d in directions])
     return array * signs
-
-
-def dominates(a: ArrayLike, b: ArrayLike) -> bool:
-    """Whether ``a`` is no worse than ``b`` in every objective and better in at least one."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    return bool(np.all(a <= b) and np.any(a < b))
 
 
 def _domination_matrix(points: np.ndarray) -> np.ndarray:

@@ -11,7 +11,6 @@ displays anything.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from datetime import datetime, timezone
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from lightning_hpo.distributed import is_global_zero
 from lightning_hpo.trial import Trial, TrialState
 
 if TYPE_CHECKING:
@@ -53,14 +53,6 @@ def format_params(params: dict[str, Any]) -> str:
     )
 
 
-def _is_global_rank_zero() -> bool:
-    """Whether this process is global rank 0, by the environment variables Lightning reads too."""
-    for variable in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
-        if variable in os.environ:
-            return os.environ[variable] == "0"
-    return True
-
-
 class StudyProgress:
     """A rich live display plus one printed line per finished trial (readable in logs too).
 
@@ -90,13 +82,14 @@ class StudyProgress:
     ) -> None:
         self._study = study
         self._n_trials = n_trials
-        self._enabled = enabled and study is not None and _is_global_rank_zero()
+        self._enabled = enabled and study is not None and is_global_zero()
         self._labels = [label or "value"] if label is None or isinstance(label, str) else list(label)
         self._refresh_interval = refresh_interval
         self._started_at = time.monotonic()
         # Replaced whole, never mutated, so the render and refresh threads can share them.
         self._trials: list[Trial] = []
         self._running: list[Trial] = []
+        self._printed: set[int] = set()  # numbers of the finished trials shown (or finished before the start)
         self._live: Any = None
         self._console: Any = None
         self._stop = threading.Event()
@@ -113,6 +106,7 @@ class StudyProgress:
             f"[bold]lightning_hpo[/bold] study [cyan]{self._study.name}[/cyan] in {self._study.storage.display_url}"
         )
         self._read_all()
+        self._printed = {t.number for t in self._trials if t.state.is_finished}
         self._live = Live(console=self._console, get_renderable=self.render, refresh_per_second=2, transient=False)
         self._live.start()
         self._refresher = threading.Thread(target=self._refresh_running, name="lightning_hpo-progress", daemon=True)
@@ -141,9 +135,21 @@ class StudyProgress:
     def finished(self, trial: Trial) -> None:
         if self._live is None:
             return
+        self._printed.add(trial.number)
         self._console.print(self._trial_line(trial))
         self._read_all()
         self._live.refresh()
+
+    def catch_up(self) -> None:
+        """Show the trials that other processes finished since the display last looked.
+
+        For a process that runs no trials itself but watches its workers (``Tuner(n_jobs=k)``).
+        """
+        if self._live is None:
+            return
+        for trial in self._study.trials:
+            if trial.state.is_finished and trial.number not in self._printed:
+                self.finished(trial)
 
     def _read_all(self) -> None:
         trials = self._study.trials

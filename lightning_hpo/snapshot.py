@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Union
 
@@ -80,9 +79,6 @@ class StudySnapshot:
     def completed(self) -> list[Trial]:
         """The COMPLETE trials with values, in number order."""
         return [t for t in self.trials if t.state is TrialState.COMPLETE and t.values is not None]
-
-    def with_states(self, states: Sequence[TrialState]) -> list[Trial]:
-        return [t for t in self.trials if t.state in states]
 
     def objective_label(self, objective: int) -> str:
         """``"val_loss (min)"`` with the metric names a Tuner recorded (the latest trial's), else

@@ -1,7 +1,8 @@
-"""``Tuner(n_jobs=k)``: k worker processes on one study, each pinned to its own GPU slot."""
+"""``Tuner(n_jobs=k)``: k worker processes on one study, each pinned to its own GPU, or sharing the CPU cores."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -13,10 +14,11 @@ import torch
 from lightning_hpo import Float, Int, NopPruner, TrialState, Tuner
 from lightning_hpo.exceptions import (
     ArgumentTypeError,
+    DistributedError,
     InvalidArgumentError,
     MetricNotFoundError,
 )
-from lightning_hpo.slots import slot_devices, visible_gpus
+from lightning_hpo.workers import run_in_workers, visible_gpus, worker_devices
 from tests.lightning_models import LinearRegression, RegressionData
 
 SPACE = {"lr": Float(1e-3, 1e-1, log=True), "hidden": Int(4, 16)}
@@ -39,6 +41,29 @@ class SlotRecorder(LinearRegression):
         deadline = time.monotonic() + 120
         while len({p.name.split("-")[0] for p in Path(self.record_dir).iterdir()}) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
+
+
+def write_intra_op_threads(directory: str) -> None:
+    Path(directory, str(os.getpid())).write_text(str(torch.get_num_threads()))
+
+
+def fail_in_worker() -> None:
+    raise ValueError("broken job")
+
+
+@pytest.mark.slow
+def test_workers_on_the_cpu_share_its_cores(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU: both workers run on the CPU
+    polls = []
+    run_in_workers(functools.partial(write_intra_op_threads, str(tmp_path)), 2, poll=lambda: polls.append(1))
+    cores = len(os.sched_getaffinity(0))
+    assert sorted(int(p.read_text()) for p in tmp_path.iterdir()) == [max(1, cores // 2)] * 2
+    assert polls  # called while the workers ran, and once after
+
+
+def test_an_error_in_a_job_is_raised_in_the_parent():
+    with pytest.raises(DistributedError, match=r"(?s)1 of the 1 worker processes failed.*ValueError: broken job"):
+        run_in_workers(fail_in_worker, 1)
 
 
 def make_tuner(tmp_path: Path, **kwargs) -> Tuner:
@@ -65,7 +90,7 @@ def make_tuner(tmp_path: Path, **kwargs) -> Tuner:
     ],
 )
 def test_each_slot_gets_one_gpu_round_robin(n_jobs, gpus, expected):
-    assert slot_devices(n_jobs, gpus=gpus) == expected
+    assert worker_devices(n_jobs, gpus=gpus) == expected
 
 
 @pytest.mark.parametrize("listed, expected", [("2,3", ["2", "3"]), ("", []), ("-1", []), ("GPU-x, 1", ["GPU-x", "1"])])
@@ -115,7 +140,7 @@ def test_gpu_slots_train_each_trial_on_the_gpu_of_its_slot(tmp_path):
     result = tuner.fit(n_trials=4)
     assert [t.state for t in result.trials] == [TrialState.COMPLETE] * 4
     seen = [json.loads(p.read_text()) for p in records.iterdir()]
-    assert {r["gpus"] for r in seen} <= set(slot_devices(2)) and {r["device"] for r in seen} == {"cuda:0"}
+    assert {r["gpus"] for r in seen} <= set(worker_devices(2)) and {r["device"] for r in seen} == {"cuda:0"}
 
 
 @pytest.mark.slow
