@@ -182,7 +182,7 @@ class LightningCLI(_LightningCLI):
         try:
             directions = parse_mode(mode)
             monitor = check_monitor(monitor, directions)
-            if best_config is not None and not isinstance(monitor, str):
+            if best_config is not None and len(monitor) > 1:
                 raise InvalidArgumentError(
                     "--tune.best_config names one file, but several monitors have no single best trial: leave it out; "
                     "each trial of the Pareto set is written to <root_dir>/<study>/pareto/trial_<n>.yaml."
@@ -284,7 +284,7 @@ class LightningCLI(_LightningCLI):
         return dumped
 
     def _train_trial(
-        self, trial: Trial, *, base: dict[str, Any], monitor: str | list[str], mode: Sequence[str], study_dir: Path
+        self, trial: Trial, *, base: dict[str, Any], monitor: tuple[str, ...], mode: Sequence[str], study_dir: Path
     ) -> TrialTraining:
         """Build and train one trial from its config (on every rank under torchrun); rank 0 then records it."""
         release_memory_of_earlier_trials()
@@ -304,7 +304,7 @@ class LightningCLI(_LightningCLI):
             self.study,
             trial,
             monitor=monitor,
-            mode=mode,
+            directions=mode,
             study_dir=study_dir,
             with_checkpoint=trainer_config.enable_checkpointing is not False,
             # A logger the config names is built per trial like any class; otherwise the trial's own.

@@ -19,7 +19,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from lightning_hpo.distributed import is_global_zero
-from lightning_hpo.trial import Trial, TrialState
+from lightning_hpo.pareto import best_trials
+from lightning_hpo.trial import PRUNED_STEP, Trial, TrialState
 
 if TYPE_CHECKING:
     from lightning_hpo.study import Study
@@ -168,7 +169,7 @@ class StudyProgress:
         if trial.state is TrialState.COMPLETE:
             line = f"[green]{head}COMPLETE[/green] {format_values(trial.values, self._labels)}"
         elif trial.state is TrialState.PRUNED:
-            step = trial.attrs.get("pruned_step", trial.last_step)
+            step = trial.attrs.get(PRUNED_STEP, trial.last_step)
             kept = "best" if len(self._study.directions) == 1 else "last"
             line = f"[yellow]{head}PRUNED[/yellow] at step {step}, {kept} {format_values(trial.values, self._labels)}"
         else:
@@ -206,13 +207,12 @@ class StudyProgress:
     def _best_lines(self, trials: list[Trial]) -> list[Any]:
         from rich.text import Text
 
-        completed = [t for t in trials if t.state is TrialState.COMPLETE and t.values is not None]
-        if not completed:
-            return []
         directions = self._study.directions
+        front = best_trials(trials, directions)
+        if not front:
+            return []
         if len(directions) == 1:
-            sign = 1.0 if directions[0] == "min" else -1.0
-            best = min(completed, key=lambda t: (sign * t.values[0], t.number))
+            best = front[0]
             return [
                 Text.assemble(
                     ("best ", "bold"),
@@ -220,10 +220,6 @@ class StudyProgress:
                     f" (trial {best.number})  {format_params(dict(best.params))}",
                 )
             ]
-        from lightning_hpo.pareto import minimization_form, non_dominated_mask
-
-        keep = non_dominated_mask(minimization_form([t.values for t in completed], directions))
-        front = [t for t, kept in zip(completed, keep) if kept]
         lines = [Text.assemble(("Pareto front ", "bold"), (f"{len(front)} trials", "bold green"))]
         for trial in front[:_MAX_FRONT_ROWS]:
             lines.append(

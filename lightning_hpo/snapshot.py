@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Union
 
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
 from lightning_hpo.space import SearchSpace
-from lightning_hpo.trial import Trial, TrialState
+from lightning_hpo.trial import MONITOR, Trial, TrialState
 
 if TYPE_CHECKING:
     from lightning_hpo.storage import Storage
@@ -93,7 +93,7 @@ class StudySnapshot:
     def metric_names(self) -> list[str] | None:
         """The monitored metrics of the latest trial trained by a Tuner or the CLI, one per objective; else None."""
         for trial in reversed(self.trials):
-            names = trial.attrs.get("monitor")
+            names = trial.attrs.get(MONITOR)
             if (
                 isinstance(names, list)
                 and len(names) == len(self.directions)

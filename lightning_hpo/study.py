@@ -26,12 +26,13 @@ from lightning_hpo.exceptions import (
     TrialPruned,
     format_exception,
 )
+from lightning_hpo.pareto import best_trials
 from lightning_hpo.pruners import ASHAPruner, Pruner
 from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.samplers.gp import GPSampler
 from lightning_hpo.space import Domain, SearchSpace, domain_from_json
 from lightning_hpo.storage import Storage, open_storage
-from lightning_hpo.trial import Trial, TrialState
+from lightning_hpo.trial import Direction, Trial, TrialState
 
 __all__ = ["Study", "DEFAULT_GRACE_PERIOD", "HEARTBEAT_INTERVAL"]
 
@@ -39,7 +40,7 @@ Mode = Union[str, Sequence[str]]
 Objective = Callable[[dict[str, Any]], Union[float, Sequence[float]]]
 
 
-def parse_mode(mode: Mode) -> tuple[str, ...]:
+def parse_mode(mode: Mode) -> tuple[Direction, ...]:
     """``"min"``/``"max"``, or a sequence of them for several objectives, as a tuple."""
     modes = [mode] if isinstance(mode, str) else mode
     if not isinstance(modes, Sequence) or not modes:
@@ -159,7 +160,7 @@ class Study:
     # -- reading ---------------------------------------------------------------------------
 
     @property
-    def direction(self) -> str:
+    def direction(self) -> Direction:
         """``"min"`` or ``"max"`` for a single-objective study."""
         if len(self.directions) != 1:
             raise AttributeError(f"Study {self.name!r} has {len(self.directions)} objectives: use `.directions`.")
@@ -188,11 +189,10 @@ class Study:
                 f"Study {self.name!r} has {len(self.directions)} objectives, so no single best trial: "
                 "use `.best_trials` (the Pareto set)."
             )
-        minimize = self.direction == "min"
-        completed = [t for t in self.get_trials([TrialState.COMPLETE]) if t.value is not None]
-        if not completed:
+        best = best_trials(self.get_trials([TrialState.COMPLETE]), self.directions)
+        if not best:
             raise InvalidArgumentError(f"Study {self.name!r} has no COMPLETE trial yet, so it has no best trial.")
-        return min(completed, key=lambda t: (t.value if minimize else -t.value, t.number))
+        return best[0]
 
     @property
     def best_trials(self) -> list[Trial]:
@@ -202,13 +202,7 @@ class Study:
         every objective and better in one. With one objective it is the trials with the best value.
         Empty while no trial has completed.
         """
-        from lightning_hpo.pareto import minimization_form, non_dominated_mask
-
-        completed = [t for t in self.get_trials([TrialState.COMPLETE]) if t.values is not None]
-        if not completed:
-            return []
-        keep = non_dominated_mask(minimization_form([t.values for t in completed], self.directions))
-        return [t for t, kept in zip(completed, keep) if kept]
+        return best_trials(self.get_trials([TrialState.COMPLETE]), self.directions)
 
     def _resolve(self, trial: Trial | int) -> Trial:
         if isinstance(trial, Trial) and trial.id >= 0:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["TrialState", "Trial", "MONITOR", "PRUNED_STEP", "RETRY_OF", "RETRIED_BY"]
+__all__ = ["TrialState", "Trial", "Direction", "best_finite", "MONITOR", "PRUNED_STEP", "RETRY_OF", "RETRIED_BY"]
+
+#: Whether an objective is minimized or maximized (a study has one per objective: its ``directions``).
+Direction = Literal["min", "max"]
 
 # Keys of ``Trial.attrs`` that lightning_hpo itself writes.
 #: The monitored metric names (a list, one per objective), so tables and plots can label values.
@@ -108,9 +111,14 @@ class Trial:
             return None
         return (self.datetime_complete - self.datetime_start).total_seconds()
 
-    def best_intermediate(self, minimize: bool) -> float | None:
-        """The best finite value reported so far, or ``None``."""
-        finite = [v for v in self.intermediate_values.values() if math.isfinite(v)]
-        if not finite:
-            return None
-        return min(finite) if minimize else max(finite)
+    def best_intermediate(self, minimize: bool, *, up_to: float = math.inf) -> float | None:
+        """The best finite value reported at steps ``<= up_to`` (so far, by default), or ``None``."""
+        return best_finite((v for s, v in self.intermediate_values.items() if s <= up_to), minimize)
+
+
+def best_finite(values: Iterable[float], minimize: bool) -> float | None:
+    """The lowest (``minimize``) or highest finite value, or ``None`` when none is finite."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return None
+    return min(finite) if minimize else max(finite)

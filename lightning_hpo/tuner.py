@@ -55,7 +55,7 @@ from lightning_hpo.training import (
     release_memory_of_earlier_trials,
     run_study,
 )
-from lightning_hpo.trial import Trial
+from lightning_hpo.trial import Direction, Trial
 
 __all__ = ["Tuner", "TuneResult", "study_directory"]
 
@@ -103,7 +103,7 @@ class TuneResult:
     study: Study | None
     trials: list[Trial]
     best_trials: list[Trial]
-    directions: tuple[str, ...]
+    directions: tuple[Direction, ...]
     model_cls: type
     model_kwargs: Mapping[str, Any]
 
@@ -398,7 +398,7 @@ class Tuner:
             self.study,
             trial,
             monitor=self.monitor,
-            mode=self.directions,
+            directions=self.directions,
             study_dir=self.study_dir,
             with_checkpoint=kwargs.get("enable_checkpointing", True) is not False,
             with_logger=kwargs.pop("logger", True) is not False,
