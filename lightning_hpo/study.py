@@ -294,7 +294,8 @@ class Study:
         state: TrialState | None = None,
         error: str | None = None,
     ) -> Trial:
-        """Finish a RUNNING trial and return it as stored.
+        """Finish a RUNNING trial and return it as stored; ``trial`` itself (the object :meth:`ask` returned) is
+        brought up to date too.
 
         * ``tell(trial, 0.12)``: COMPLETE with that value (a tuple for several objectives).
         * ``tell(trial, state=TrialState.COMPLETE)``: COMPLETE with its best intermediate value
@@ -365,10 +366,12 @@ class Study:
         self, trial: Trial, state: TrialState, *, values: Sequence[float] | None = None, error: str | None = None
     ) -> Trial:
         try:
-            finished = self.storage.finish_trial(trial.id, state, values=values, error=error)
+            stored = self.storage.finish_trial(trial.id, state, values=values, error=error)
         finally:
             self._liveness.disown(trial.id)
-        return replace(finished, params=self.space.from_stored(finished.params))
+        finished = replace(stored, params=self.space.from_stored(stored.params))
+        trial._update_from(finished)  # the object ask() gave out reads the outcome too, not RUNNING
+        return finished
 
     # -- the loop --------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
@@ -44,6 +44,10 @@ class TrialState(str, Enum):
 @dataclass(frozen=True)
 class Trial:
     """A snapshot of one trial as stored; studies hand out fresh snapshots, never live objects.
+
+    The one exception: :meth:`Study.tell <lightning_hpo.Study.tell>` updates the trial object it
+    is given to the finished trial (state, values, end time, ...), so that the trial ``ask()``
+    returned does not read RUNNING after it was told. Nothing else changes a Trial.
 
     Attributes:
         number: position of the trial in its study, unique across all workers (0, 1, 2, ...).
@@ -90,6 +94,11 @@ class Trial:
         elif self.intermediate_values and not self.intermediate_vectors:
             vectors = {step: (value,) for step, value in self.intermediate_values.items()}
             object.__setattr__(self, "intermediate_vectors", vectors)
+
+    def _update_from(self, finished: Trial) -> None:
+        """Take every field of ``finished``, the same trial as stored later (see the class docstring)."""
+        for f in fields(self):
+            object.__setattr__(self, f.name, getattr(finished, f.name))
 
     @property
     def value(self) -> float | None:

@@ -64,6 +64,17 @@ class TestAskTell:
         assert study.best_trial.number == 0
         assert study.trials[0].intermediate_values == {0: 3.0, 1: 2.0}
 
+    def test_the_asked_trial_reads_its_outcome_after_tell(self, storage_url):
+        study = make_study(storage_url)
+        completed, failed = study.ask(), study.ask()
+        study.report(completed, 3, 0.7)
+        returned = study.tell(completed, 0.5)
+        assert completed.state is TrialState.COMPLETE and completed.value == 0.5 and completed == returned
+        assert completed.intermediate_values == {3: 0.7} and completed.datetime_complete is not None
+        study.tell(failed, state=TrialState.FAIL, error="out of memory")
+        assert failed.state is TrialState.FAIL and failed.error == "out of memory"
+        assert [completed, failed] == study.trials
+
     def test_tell_complete_without_value_takes_the_best_report(self):
         study = make_study(mode="max")
         trial = study.ask()
