@@ -1,5 +1,10 @@
 """The study: the ask/tell core that the Tuner is built on, usable with any objective function.
 
+:class:`Study` reads as ask -> sample -> report / prune -> tell. What runs around it lives beside it:
+the trial loop of :meth:`Study.optimize` (its options, failure policy and observers) in
+:mod:`lightning_hpo._loop`, and heartbeats, reaping of dead workers' trials and their retry in
+:mod:`lightning_hpo._liveness`.
+
 Example:
     >>> from lightning_hpo import Study, Float
     >>> study = Study("quadratic", search_space={"x": Float(-3.0, 3.0)}, storage=":memory:", seed=0)

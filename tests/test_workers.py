@@ -80,6 +80,13 @@ def make_tuner(tmp_path: Path, **kwargs) -> Tuner:
     )
 
 
+def make_recording_tuner(tmp_path: Path, **kwargs) -> tuple[Tuner, Path]:
+    """A Tuner of SlotRecorder modules, and the directory they write their records to."""
+    records = tmp_path / "records"
+    records.mkdir()
+    return make_tuner(tmp_path, model_cls=SlotRecorder, model_kwargs={"record_dir": str(records)}, **kwargs), records
+
+
 @pytest.mark.parametrize(
     "n_jobs, gpus, expected",
     [
@@ -102,15 +109,7 @@ def test_visible_gpus_follow_cuda_visible_devices(monkeypatch, listed, expected)
 @pytest.mark.slow
 def test_workers_share_one_study_up_to_n_trials(shared_storage_url, tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7,9")  # no such GPUs: the workers train on the CPU anyway
-    records = tmp_path / "records"
-    records.mkdir()
-    tuner = make_tuner(
-        tmp_path,
-        model_cls=SlotRecorder,
-        model_kwargs={"record_dir": str(records)},
-        storage=shared_storage_url,
-        n_jobs=4,
-    )
+    tuner, records = make_recording_tuner(tmp_path, storage=shared_storage_url, n_jobs=4)
     result = tuner.fit(n_trials=8)
 
     assert [t.number for t in result.trials] == list(range(8))
@@ -127,12 +126,8 @@ def test_workers_share_one_study_up_to_n_trials(shared_storage_url, tmp_path, mo
 @pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (run by the GPU check)")
 def test_gpu_slots_train_each_trial_on_the_gpu_of_its_slot(tmp_path):
-    records = tmp_path / "records"
-    records.mkdir()
-    tuner = make_tuner(
+    tuner, records = make_recording_tuner(
         tmp_path,
-        model_cls=SlotRecorder,
-        model_kwargs={"record_dir": str(records)},
         storage=tmp_path / "studies.db",
         n_jobs=2,
         trainer_kwargs={"max_epochs": 1, "accelerator": "gpu", "devices": 1},
