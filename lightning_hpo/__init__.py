@@ -28,6 +28,7 @@ _EXPORTS = {
     "Trial": "lightning_hpo.trial",
     "TrialState": "lightning_hpo.trial",
     "Study": "lightning_hpo.study",
+    "RunOptions": "lightning_hpo._loop",
     "StudySnapshot": "lightning_hpo.snapshot",
     "Tuner": "lightning_hpo.tuner",
     "TuneResult": "lightning_hpo.tuner",
@@ -72,6 +73,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from lightning_hpo._loop import RunOptions
     from lightning_hpo.callback import TrialReporter
     from lightning_hpo.decorator import tunable
     from lightning_hpo.exceptions import LightningHPOError, TrialPruned

@@ -28,9 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = ["TrialReporter"]
 
-#: What one validation reports: a float for one monitor, a tuple (in monitor order) for several.
-Reported = float | tuple[float, ...]
-
 
 class TrialReporter(Callback):
     """Report the monitored metric of a trial at each validation, and prune it when the pruner says so.
@@ -43,16 +40,22 @@ class TrialReporter(Callback):
             ``["val_loss", "n_params"]``: each validation then reports one value per metric.
 
     After ``trainer.fit``, :attr:`pruned_step` is the step at which the trial was pruned (or ``None``)
-    and :attr:`reported` holds the ``(step, value)`` pairs reported, on every rank (``value`` a
-    tuple when ``monitor`` is a list).
+    and :attr:`reports` holds the ``(step, values)`` pairs reported, on every rank, ``values`` a tuple
+    in monitor order (:attr:`reported`: the same, with a float per step when ``monitor`` is one name).
     """
 
     def __init__(self, study: Study | None, trial: Trial | None, monitor: str | Sequence[str]) -> None:
         self.study = study
         self.trial = trial
-        self.monitor = monitor if isinstance(monitor, str) else list(monitor)
+        self._one_name = isinstance(monitor, str)
+        self.monitor: tuple[str, ...] = (monitor,) if isinstance(monitor, str) else tuple(monitor)
         self.pruned_step: int | None = None
-        self.reported: list[tuple[int, Reported]] = []
+        self.reports: list[tuple[int, tuple[float, ...]]] = []
+
+    @property
+    def reported(self) -> list[tuple[int, float | tuple[float, ...]]]:
+        """The ``(step, value)`` pairs reported, ``value`` shaped as ``monitor`` was given (a name or a list)."""
+        return [(step, values[0] if self._one_name else values) for step, values in self.reports]
 
     @override
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -66,15 +69,14 @@ class TrialReporter(Callback):
         prune, error = trainer.strategy.broadcast(decision, src=0)
         if error is not None:
             raise LightningHPOError(f"Reporting step {step} of the trial failed on rank 0: {error}")
-        self.reported.append((step, value))
+        self.reports.append((step, value))
         if prune:
             self.pruned_step = step
             trainer.should_stop = True
 
-    def _mean_over_ranks(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Reported:
-        names = [self.monitor] if isinstance(self.monitor, str) else self.monitor
+    def _mean_over_ranks(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> tuple[float, ...]:
         metrics = trainer.callback_metrics
-        for name in names:
+        for name in self.monitor:
             if name not in metrics:
                 available = sorted(metrics)
                 raise MetricNotFoundError(
@@ -83,11 +85,12 @@ class TrialReporter(Callback):
                     f"self.log({name!r}, ...), or monitor one of the logged metrics."
                 )
         # One reduction for all the metrics: one collective per validation, however many there are.
-        values = torch.stack([torch.as_tensor(metrics[n]).detach().to(torch.float64).reshape(-1)[0] for n in names])
-        values = trainer.strategy.reduce(values.to(pl_module.device), reduce_op="mean").tolist()
-        return values[0] if isinstance(self.monitor, str) else tuple(values)
+        values = torch.stack(
+            [torch.as_tensor(metrics[n]).detach().to(torch.float64).reshape(-1)[0] for n in self.monitor]
+        )
+        return tuple(trainer.strategy.reduce(values.to(pl_module.device), reduce_op="mean").tolist())
 
-    def _report_and_judge(self, step: int, value: Reported) -> tuple[bool, str | None]:
+    def _report_and_judge(self, step: int, value: tuple[float, ...]) -> tuple[bool, str | None]:
         if self.study is None or self.trial is None:
             return False, "the TrialReporter on rank 0 has no study or trial"
         try:

@@ -82,10 +82,12 @@ from lightning_hpo._config_space import (
     take_search_space_flags,
     with_params,
 )
+from lightning_hpo._loop import RunOptions
 from lightning_hpo.decorator import search_space_of
 from lightning_hpo.distributed import TrialCoordinator, world_size
 from lightning_hpo.exceptions import InvalidArgumentError, LightningHPOError
 from lightning_hpo.export import CONFIG_ATTR, LAUNCHER_ATTR, LOGGER_DIR_ATTR, SCRIPT_ATTR, describe, export_trial
+from lightning_hpo.progress import StudyProgress
 from lightning_hpo.pruners import Pruner
 from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.storage import DEFAULT_ROOT_DIR, open_storage
@@ -94,8 +96,8 @@ from lightning_hpo.training import (
     TRIAL_TRAINER_DEFAULTS,
     TrialTraining,
     check_monitor,
-    quiet_lightning,
     release_memory_of_earlier_trials,
+    run_study,
 )
 from lightning_hpo.trial import Trial, TrialState
 from lightning_hpo.tuner import study_directory
@@ -213,7 +215,7 @@ class LightningCLI(LightningCLIInternals):
         try:
             directions = parse_mode(mode)
             monitor = check_monitor(monitor, directions)
-            if best_config is not None and not isinstance(monitor, str):
+            if best_config is not None and len(monitor) > 1:
                 raise InvalidArgumentError(
                     "--tune.best_config names one file, but several monitors have no single best trial: leave it out; "
                     "each trial of the Pareto set is written to <root_dir>/<study>/pareto/trial_<n>.yaml."
@@ -238,21 +240,18 @@ class LightningCLI(LightningCLIInternals):
         study_dir = study_directory(root_dir, name)
 
         def train_trial(trial: Trial) -> TrialTraining:
-            return self._train_trial(trial, base=base, monitor=monitor, mode=directions, study_dir=study_dir)
+            return self._train_trial(trial, base=base, monitor=monitor, directions=directions, study_dir=study_dir)
 
         try:
-            with quiet_lightning(), coordinator:
-                coordinator.run_trials(
-                    study,
-                    train=train_trial,
-                    record=lambda trial, training: training.finish(),
-                    n_trials=n_trials,
-                    timeout=timeout,
-                    max_consecutive_failures=max_consecutive_failures,
-                    trial_timeout=trial_timeout,
-                    show_progress=show_progress,
-                    progress_label=monitor,
-                )
+            options = RunOptions(
+                n_trials=n_trials,
+                timeout=timeout,
+                max_consecutive_failures=max_consecutive_failures,
+                trial_timeout=trial_timeout,
+            )
+            progress = StudyProgress(study, n_trials=n_trials, enabled=show_progress, label=monitor)
+            with coordinator, progress:
+                run_study(coordinator, study, train_trial, options, [progress])
         except KeyboardInterrupt:
             where = study.storage.display_url if study is not None else "the study's storage"
             print(
@@ -280,7 +279,13 @@ class LightningCLI(LightningCLIInternals):
         return dumped
 
     def _train_trial(
-        self, trial: Trial, *, base: dict[str, Any], monitor: str | list[str], mode: Sequence[str], study_dir: Path
+        self,
+        trial: Trial,
+        *,
+        base: dict[str, Any],
+        monitor: tuple[str, ...],
+        directions: Sequence[str],
+        study_dir: Path,
     ) -> TrialTraining:
         """Build and train one trial from its config (on every rank under torchrun); rank 0 then records it."""
         release_memory_of_earlier_trials()
@@ -291,7 +296,7 @@ class LightningCLI(LightningCLIInternals):
             self.study,
             trial,
             monitor=monitor,
-            mode=mode,
+            directions=directions,
             study_dir=study_dir,
             with_checkpoint=trainer_config.enable_checkpointing is not False,
             # A logger the config names is built per trial like any class; otherwise the trial's own.

@@ -25,7 +25,7 @@ from lightning_hpo.exceptions import LightningHPOError, StorageError, StudyNotFo
 from lightning_hpo.progress import format_value
 from lightning_hpo.snapshot import StudySnapshot
 from lightning_hpo.storage import DEFAULT_DB_NAME, DEFAULT_ROOT_DIR, Storage, StudyRecord, open_storage
-from lightning_hpo.trial import Trial, TrialState
+from lightning_hpo.trial import PRUNED_STEP, Trial, TrialState
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -90,7 +90,7 @@ def _outcome_note(trial: Trial) -> str:
     if trial.state is TrialState.FAIL and trial.error:
         return trial.error.strip().splitlines()[-1][:80]
     if trial.state is TrialState.PRUNED:
-        return f"pruned at step {trial.attrs.get('pruned_step', trial.last_step)}"
+        return f"pruned at step {trial.attrs.get(PRUNED_STEP, trial.last_step)}"
     return ""
 
 

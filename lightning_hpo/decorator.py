@@ -9,9 +9,11 @@ from typing import Any, TypeVar
 
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
 from lightning_hpo.space import Domain, SearchSpace
-from lightning_hpo.tuner import SPACE_ATTRIBUTE
 
-__all__ = ["tunable", "search_space_of"]
+__all__ = ["tunable", "search_space_of", "init_arguments", "SPACE_ATTRIBUTE"]
+
+#: Attribute under which ``@tunable`` stores a LightningModule's search space.
+SPACE_ATTRIBUTE = "__lightning_hpo_space__"
 
 _C = TypeVar("_C", bound=type)
 
@@ -54,11 +56,9 @@ def tunable(**domains: Domain) -> Callable[[_C], _C]:
 
 def _check_init_takes(cls: type, space: SearchSpace) -> None:
     """Raise unless every name of ``space`` is an argument of ``cls.__init__`` (any name, with ``**kwargs``)."""
-    parameters = inspect.signature(cls.__init__).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+    accepted, takes_any = init_arguments(cls)
+    if takes_any:
         return
-    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    accepted = [p.name for p in parameters if p.kind in named and p.name != "self"]
     for name in space:
         if name not in accepted:
             close = difflib.get_close_matches(name, accepted, n=1)
@@ -72,3 +72,11 @@ def search_space_of(cls: type) -> SearchSpace | None:
     """The space ``@tunable`` attached to ``cls`` (or a base class), or ``None``."""
     space: Any = getattr(cls, SPACE_ATTRIBUTE, None)
     return space
+
+
+def init_arguments(cls: type) -> tuple[list[str], bool]:
+    """The arguments ``cls.__init__`` takes by name (``self`` aside), and whether it takes any name (``**kwargs``)."""
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    accepted = [p.name for p in parameters if p.kind in named and p.name != "self"]
+    return accepted, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)

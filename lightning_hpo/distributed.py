@@ -49,14 +49,15 @@ from lightning_hpo.exceptions import (
     ArgumentTypeError,
     DistributedError,
     InvalidArgumentError,
-    LightningHPOError,
-    TrialError,
+    ends_study,
+    format_exception,
 )
 from lightning_hpo.trial import Trial, TrialState
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
 
+    from lightning_hpo._loop import RunOptions, TrialObserver
     from lightning_hpo.study import Study
 
 __all__ = [
@@ -94,13 +95,25 @@ def world_size() -> int:
 
 
 def global_rank() -> int:
-    """This process's global rank under torchrun (``RANK``); 0 outside torchrun."""
+    """This process's global rank under torchrun (``RANK``); 0 outside torchrun.
+
+    Rank 0 is the process that opens the study and runs its loop (:attr:`TrialCoordinator.is_leader`).
+    """
     return int(os.environ.get("RANK", "0"))
 
 
 def is_global_zero() -> bool:
-    """Whether this process is the one that opens the study: global rank 0, or the only process."""
-    return global_rank() == 0
+    """Whether this process is global rank 0 of whatever launcher started it; True in a plain process.
+
+    Reads the variables Lightning reads, in its order: ``RANK`` (torchrun), then ``LOCAL_RANK``,
+    ``SLURM_PROCID`` and ``JSM_NAMESPACE_RANK``. It decides who *shows* things (the progress display)
+    and is wider than ``global_rank() == 0``, which decides who runs the study: the tasks of a plain
+    ``srun -n 4`` are four independent workers of the study, and only the first one displays.
+    """
+    for variable in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if variable in os.environ:
+            return os.environ[variable] == "0"
+    return True
 
 
 def check_trainer_processes(trainer: pl.Trainer) -> None:
@@ -133,13 +146,6 @@ class _Failure:
     rank: int
     error: str
     ends_study: bool
-
-
-def _ends_study(error: BaseException) -> bool:
-    """Errors that end the trial loop rather than only the trial (as in ``Study.run_trials``)."""
-    if isinstance(error, TrialError):
-        return False
-    return isinstance(error, LightningHPOError) or not isinstance(error, Exception)
 
 
 def _describe(error: BaseException) -> str:
@@ -343,7 +349,7 @@ class TrialCoordinator:
         >>> coordinator = TrialCoordinator()
         >>> study = Study("s", search_space=space) if coordinator.is_leader else None  # doctest: +SKIP
         >>> with coordinator:  # doctest: +SKIP
-        ...     coordinator.run_trials(study, train=train, record=record, n_trials=20)
+        ...     coordinator.run_trials(study, train=train, record=record, options=RunOptions(n_trials=20))
         ...     best = coordinator.share(lambda: study.best_trial)
     """
 
@@ -396,36 +402,25 @@ class TrialCoordinator:
         *,
         train: Callable[[Trial], _T],
         record: Callable[[Trial, _T], Trial],
-        n_trials: int | None,
-        timeout: float | None,
-        max_consecutive_failures: int | None = 5,
-        trial_timeout: float | None = None,
-        show_progress: bool = False,
-        progress_label: str | None = None,
+        options: RunOptions,
+        observers: Sequence[TrialObserver] = (),
     ) -> None:
         """Run trials until rank 0's study loop stops (see :meth:`Study.run_trials`), on every rank.
 
-        ``trial_timeout`` is kept by rank 0, whose timeout error releases the other ranks like any failure.
+        ``options.trial_timeout`` is kept by rank 0, whose timeout error releases the other ranks like
+        any failure. ``observers`` watch rank 0's loop.
         """
-        loop = {
-            "n_trials": n_trials,
-            "timeout": timeout,
-            "max_consecutive_failures": max_consecutive_failures,
-            "trial_timeout": trial_timeout,
-            "show_progress": show_progress,
-            "progress_label": progress_label,
-        }
         if self.is_leader and study is None:
             raise ArgumentTypeError("The leader (global rank 0, or the only process) needs the study, but got None.")
         if not self.distributed:
             assert study is not None
-            study.run_trials(lambda trial: record(trial, train(trial)), **loop)
+            study.run_trials(lambda trial: record(trial, train(trial)), options, observers=observers)
             return
         if self._channel is None:
             raise DistributedError("Use the TrialCoordinator as a context manager (`with TrialCoordinator() as c:`).")
         if self.is_leader:
             assert study is not None
-            self._lead(study, train, record, loop)
+            self._lead(study, train, record, options, observers)
         else:
             self._follow(train)
 
@@ -444,14 +439,19 @@ class TrialCoordinator:
         return self._channel.poll(key)
 
     def _lead(
-        self, study: Study, train: Callable[[Trial], _T], record: Callable[[Trial, _T], Trial], loop: dict[str, Any]
+        self,
+        study: Study,
+        train: Callable[[Trial], _T],
+        record: Callable[[Trial, _T], Trial],
+        options: RunOptions,
+        observers: Sequence[TrialObserver],
     ) -> None:
         def run(trial: Trial) -> Trial:
             self._send(("trial", trial))
             trained, failure, own_error = self._train_together(train, trial)
             if failure is None:
                 return record(trial, trained)
-            if own_error is not None and (failure.rank == self.rank or _ends_study(own_error)):
+            if own_error is not None and (failure.rank == self.rank or ends_study(own_error)):
                 raise own_error  # the study loop stores its traceback, and stops if it must
             text = f"Rank {failure.rank} raised:\n{failure.error}"
             if failure.ends_study:
@@ -459,7 +459,7 @@ class TrialCoordinator:
             return study.tell(trial, state=TrialState.FAIL, error=text)
 
         try:
-            study.run_trials(run, **loop)
+            study.run_trials(run, options, observers=observers)
         except BaseException as error:
             self._send(("stop", _describe(error)))
             raise
@@ -502,7 +502,7 @@ class TrialCoordinator:
                 trained = train(trial)
             except BaseException as error:  # noqa: BLE001 - every rank must learn of it, whatever it is
                 own_error = error
-                channel.claim(key + "cause", _Failure(self.rank, _format_exception(error), _ends_study(error)))
+                channel.claim(key + "cause", _Failure(self.rank, format_exception(error), ends_study(error)))
                 group.abort()  # release the peers blocked in a collective with this rank
             with _alarm_held_back():
                 watch.stop()
@@ -594,9 +594,3 @@ def _torchrun_store(rank: int, size: int) -> Any:
         return _get_default_store()
     store, _, _ = next(dist.rendezvous("env://", rank, size, timeout=PROCESS_GROUP_TIMEOUT))
     return store
-
-
-def _format_exception(error: BaseException) -> str:
-    from lightning_hpo.study import _format_exception as format_exception
-
-    return format_exception(error)

@@ -7,6 +7,8 @@ can catch either the package's errors as a whole or the usual builtin.
 
 from __future__ import annotations
 
+import traceback
+
 __all__ = [
     "LightningHPOError",
     "InvalidArgumentError",
@@ -23,6 +25,8 @@ __all__ = [
     "TrialTimeoutError",
     "DistributedError",
     "TrialPruned",
+    "ends_study",
+    "format_exception",
 ]
 
 
@@ -91,3 +95,20 @@ class TrialPruned(Exception):
 
     Not a :class:`LightningHPOError`: it is control flow, not an error.
     """
+
+
+def ends_study(error: BaseException) -> bool:
+    """Whether ``error``, raised while a trial ran, ends the study rather than failing only that trial.
+
+    lightning_hpo's own errors (a misconfiguration, which every other trial would hit too) and
+    interruptions (Ctrl-C, ``SystemExit``) end it; :class:`TrialError` (e.g. a trial timeout) and
+    any other exception from user code fail the trial only.
+    """
+    if isinstance(error, TrialError):
+        return False
+    return isinstance(error, LightningHPOError) or not isinstance(error, Exception)
+
+
+def format_exception(error: BaseException) -> str:
+    """The traceback of ``error`` as Python prints it, as stored with a failed trial."""
+    return "".join(traceback.format_exception(type(error), error, error.__traceback__)).rstrip()

@@ -1,6 +1,7 @@
 """Pareto maths for multi-objective studies, on plain numpy arrays (no study, no torch).
 
-Every function takes objective values in *minimization form*: an ``(n, m)`` array, one row per
+:func:`best_trials` applies it to trials: the one rule for "the best trials" of any study.
+Every other function takes objective values in *minimization form*: an ``(n, m)`` array, one row per
 point and one column per objective, where lower is better in every column.
 :func:`minimization_form` builds it from stored values and the study's ``mode`` (it negates the
 ``"max"`` columns), so the rest never needs to know the directions.
@@ -21,10 +22,11 @@ import numpy as np
 import numpy.typing as npt
 
 from lightning_hpo.exceptions import InvalidArgumentError
+from lightning_hpo.trial import Direction, Trial, TrialState
 
 __all__ = [
+    "best_trials",
     "minimization_form",
-    "dominates",
     "non_dominated_mask",
     "non_dominated_sort",
     "crowding_distance",
@@ -33,6 +35,24 @@ __all__ = [
 ]
 
 ArrayLike = npt.ArrayLike
+
+
+def best_trials(trials: Sequence[Trial], directions: Sequence[Direction]) -> list[Trial]:
+    """The COMPLETE trials that no other COMPLETE trial beats, in the order given (number order for a study's).
+
+    With one objective, the trials tied for the best value (the first of them is *the* best trial);
+    with several, the Pareto set: no other trial is at least as good in every objective and better
+    in one. Empty while no trial has completed.
+    """
+    completed = [t for t in trials if t.state is TrialState.COMPLETE and t.values is not None]
+    if not completed:
+        return []
+    if len(directions) == 1:
+        sign = 1.0 if directions[0] == "min" else -1.0
+        best = min(sign * t.values[0] for t in completed)  # type: ignore[index]
+        return [t for t in completed if sign * t.values[0] == best]  # type: ignore[index]
+    keep = non_dominated_mask(minimization_form([t.values for t in completed], directions))
+    return [t for t, kept in zip(completed, keep) if kept]
 
 
 def minimization_form(values: ArrayLike, directions: Sequence[str]) -> np.ndarray:
@@ -47,12 +67,6 @@ def minimization_form(values: ArrayLike, directions: Sequence[str]) -> np.ndarra
             raise InvalidArgumentError(f"A direction must be 'min' or 'max', but got {direction!r}.")
     signs = np.array([1.0 if d == "min" else -1.0 for d in directions])
     return array * signs
-
-
-def dominates(a: ArrayLike, b: ArrayLike) -> bool:
-    """Whether ``a`` is no worse than ``b`` in every objective and better in at least one."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    return bool(np.all(a <= b) and np.any(a < b))
 
 
 def _domination_matrix(points: np.ndarray) -> np.ndarray:

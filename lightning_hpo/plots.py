@@ -29,7 +29,7 @@ from lightning_hpo._text import count_of
 from lightning_hpo.exceptions import InvalidArgumentError
 from lightning_hpo.snapshot import StudyLike, StudySnapshot
 from lightning_hpo.space import Categorical, Domain, Float, Int
-from lightning_hpo.trial import Trial, TrialState
+from lightning_hpo.trial import PRUNED_STEP, Trial, TrialState
 
 if TYPE_CHECKING:
     import numpy as np
@@ -159,7 +159,7 @@ def plot_learning_curves(study: StudyLike, *, log_y: bool = False) -> Figure:
             continue
         ax.plot(steps, values, **_CURVE_STYLES[trial.state])
         if trial.state is TrialState.PRUNED:
-            stop = trial.attrs.get("pruned_step", steps[-1])
+            stop = trial.attrs.get(PRUNED_STEP, steps[-1])
             stop = stop if stop in trial.intermediate_values else steps[-1]
             ax.plot([stop], [trial.intermediate_values[stop]], "x", color=_VERMILLION, ms=7, mew=1.6, zorder=4)
     # One legend entry per kind of line, not per trial.

@@ -11,7 +11,6 @@ displays anything.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -20,7 +19,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from lightning_hpo._text import count_of
-from lightning_hpo.trial import Trial, TrialState
+from lightning_hpo.distributed import is_global_zero
+from lightning_hpo.pareto import best_trials
+from lightning_hpo.trial import PRUNED_STEP, Trial, TrialState
 
 if TYPE_CHECKING:
     from lightning_hpo.study import Study
@@ -54,21 +55,17 @@ def format_params(params: dict[str, Any]) -> str:
     )
 
 
-def _is_global_rank_zero() -> bool:
-    """Whether this process is global rank 0, by the environment variables Lightning reads too."""
-    for variable in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
-        if variable in os.environ:
-            return os.environ[variable] == "0"
-    return True
-
-
 class StudyProgress:
     """A rich live display plus one printed line per finished trial (readable in logs too).
 
-    Counts cover the whole study, every worker included, as storage holds it.
+    Counts cover the whole study, every worker included, as storage holds it. Use it as a context
+    manager around the trial loop, and pass it to the loop as an observer
+    (:class:`~lightning_hpo._loop.TrialObserver`): it is told of each trial this process starts
+    and finishes.
 
     Args:
-        study: the study to follow.
+        study: the study to follow; ``None`` (on the ranks of a torchrun job that don't open the
+            study) disables the display.
         n_trials: the target number of finished trials, if any.
         enabled: ``False`` makes every method a no-op (also on ranks other than 0).
         label: the name of the value (the Tuner passes the monitored metric), or of each value
@@ -78,7 +75,7 @@ class StudyProgress:
 
     def __init__(
         self,
-        study: Study,
+        study: Study | None,
         *,
         n_trials: int | None,
         enabled: bool = True,
@@ -87,13 +84,14 @@ class StudyProgress:
     ) -> None:
         self._study = study
         self._n_trials = n_trials
-        self._enabled = enabled and _is_global_rank_zero()
+        self._enabled = enabled and study is not None and is_global_zero()
         self._labels = [label or "value"] if label is None or isinstance(label, str) else list(label)
         self._refresh_interval = refresh_interval
         self._started_at = time.monotonic()
         # Replaced whole, never mutated, so the render and refresh threads can share them.
         self._trials: list[Trial] = []
         self._running: list[Trial] = []
+        self._printed: set[int] = set()  # numbers of the finished trials shown (or finished before the start)
         self._live: Any = None
         self._console: Any = None
         self._stop = threading.Event()
@@ -110,6 +108,7 @@ class StudyProgress:
             f"[bold]lightning_hpo[/bold] study [cyan]{self._study.name}[/cyan] in {self._study.storage.display_url}"
         )
         self._read_all()
+        self._printed = {t.number for t in self._trials if t.state.is_finished}
         self._live = Live(console=self._console, get_renderable=self.render, refresh_per_second=2, transient=False)
         self._live.start()
         self._refresher = threading.Thread(target=self._refresh_running, name="lightning_hpo-progress", daemon=True)
@@ -138,9 +137,21 @@ class StudyProgress:
     def finished(self, trial: Trial) -> None:
         if self._live is None:
             return
+        self._printed.add(trial.number)
         self._console.print(self._trial_line(trial))
         self._read_all()
         self._live.refresh()
+
+    def catch_up(self) -> None:
+        """Show the trials that other processes finished since the display last looked.
+
+        For a process that runs no trials itself but watches its workers (``Tuner(n_jobs=k)``).
+        """
+        if self._live is None:
+            return
+        for trial in self._study.trials:
+            if trial.state.is_finished and trial.number not in self._printed:
+                self.finished(trial)
 
     def _read_all(self) -> None:
         trials = self._study.trials
@@ -159,7 +170,7 @@ class StudyProgress:
         if trial.state is TrialState.COMPLETE:
             line = f"[green]{head}COMPLETE[/green] {format_values(trial.values, self._labels)}"
         elif trial.state is TrialState.PRUNED:
-            step = trial.attrs.get("pruned_step", trial.last_step)
+            step = trial.attrs.get(PRUNED_STEP, trial.last_step)
             kept = "best" if len(self._study.directions) == 1 else "last"
             line = f"[yellow]{head}PRUNED[/yellow] at step {step}, {kept} {format_values(trial.values, self._labels)}"
         else:
@@ -197,13 +208,12 @@ class StudyProgress:
     def _best_lines(self, trials: list[Trial]) -> list[Any]:
         from rich.text import Text
 
-        completed = [t for t in trials if t.state is TrialState.COMPLETE and t.values is not None]
-        if not completed:
-            return []
         directions = self._study.directions
+        front = best_trials(trials, directions)
+        if not front:
+            return []
         if len(directions) == 1:
-            sign = 1.0 if directions[0] == "min" else -1.0
-            best = min(completed, key=lambda t: (sign * t.values[0], t.number))
+            best = front[0]
             return [
                 Text.assemble(
                     ("best ", "bold"),
@@ -211,10 +221,6 @@ class StudyProgress:
                     f" (trial {best.number})  {format_params(dict(best.params))}",
                 )
             ]
-        from lightning_hpo.pareto import minimization_form, non_dominated_mask
-
-        keep = non_dominated_mask(minimization_form([t.values for t in completed], directions))
-        front = [t for t, kept in zip(completed, keep) if kept]
         lines = [Text.assemble(("Pareto front ", "bold"), (count_of(len(front), "trial"), "bold green"))]
         for trial in front[:_MAX_FRONT_ROWS]:
             lines.append(

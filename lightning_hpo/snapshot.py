@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Union
 from lightning_hpo._text import count_of
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
 from lightning_hpo.space import SearchSpace
-from lightning_hpo.trial import Trial, TrialState
+from lightning_hpo.trial import MONITOR, Trial, TrialState
 
 if TYPE_CHECKING:
     from lightning_hpo.storage import Storage
@@ -86,13 +86,9 @@ class StudySnapshot:
         """The COMPLETE trials that no other COMPLETE trial beats, in number order, as
         :attr:`Study.best_trials <lightning_hpo.Study.best_trials>`: the Pareto set with several
         objectives, the trials with the best value with one; empty while none has completed."""
-        from lightning_hpo.pareto import minimization_form, non_dominated_mask
+        from lightning_hpo.pareto import best_trials
 
-        completed = self.completed()
-        if not completed:
-            return []
-        keep = non_dominated_mask(minimization_form([t.values for t in completed], self.directions))
-        return [t for t, kept in zip(completed, keep) if kept]
+        return best_trials(self.completed(), self.directions)
 
     @property
     def best_trial(self) -> Trial | None:
@@ -115,7 +111,7 @@ class StudySnapshot:
     def metric_names(self) -> list[str] | None:
         """The monitored metrics of the latest trial trained by a Tuner or the CLI, one per objective; else None."""
         for trial in reversed(self.trials):
-            names = trial.attrs.get("monitor")
+            names = trial.attrs.get(MONITOR)
             if (
                 isinstance(names, list)
                 and len(names) == len(self.directions)

@@ -1,5 +1,10 @@
 """The study: the ask/tell core that the Tuner is built on, usable with any objective function.
 
+:class:`Study` reads as ask -> sample -> report / prune -> tell. What runs around it lives beside it:
+the trial loop of :meth:`Study.optimize` (its options, failure policy and observers) in
+:mod:`lightning_hpo._loop`, and heartbeats, reaping of dead workers' trials and their retry in
+:mod:`lightning_hpo._liveness`.
+
 Example:
     >>> from lightning_hpo import Study, Float
     >>> study = Study("quadratic", search_space={"x": Float(-3.0, 3.0)}, storage=":memory:", seed=0)
@@ -10,61 +15,38 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import signal
-import socket
-import threading
-import time
-import traceback
-import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timezone
 from typing import Any, Union
 
+from lightning_hpo._liveness import DEFAULT_GRACE_PERIOD, HEARTBEAT_INTERVAL, TrialLiveness
+from lightning_hpo._loop import RunOptions, TrialObserver, run_trials
 from lightning_hpo.exceptions import (
     ArgumentTypeError,
     InvalidArgumentError,
-    LightningHPOError,
     StudyMismatchError,
     StudyNotFoundError,
-    TrialError,
     TrialPruned,
-    TrialsFailingError,
-    TrialStateError,
-    TrialTimeoutError,
+    format_exception,
 )
+from lightning_hpo.pareto import best_trials
 from lightning_hpo.pruners import ASHAPruner, Pruner
 from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.samplers.gp import GPSampler
-from lightning_hpo.space import Domain, SearchSpace
+from lightning_hpo.space import Domain, SearchSpace, domain_from_json
 from lightning_hpo.storage import Storage, StudyRecord, open_storage
-from lightning_hpo.trial import Trial, TrialState
+from lightning_hpo.trial import Direction, Trial, TrialState
 
 __all__ = ["Study", "DEFAULT_GRACE_PERIOD", "HEARTBEAT_INTERVAL"]
-
-#: Seconds without a heartbeat after which a RUNNING trial counts as dead (its worker was killed).
-DEFAULT_GRACE_PERIOD = 60.0
-#: Seconds between heartbeats of a running trial.
-HEARTBEAT_INTERVAL = 10.0
-#: Seconds a worker waits before looking again when the other workers' running trials fill n_trials.
-_POLL_INTERVAL = 1.0
-# How the error of a trial failed for want of heartbeats begins.
-_STALE_PREFIX = "Stale: "
 
 Mode = Union[str, Sequence[str]]
 Objective = Callable[[dict[str, Any]], Union[float, Sequence[float]]]
 
 
-def worker_id() -> str:
-    """``host:pid`` of this process, stored with each trial it runs."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def parse_mode(mode: Mode) -> tuple[str, ...]:
+def parse_mode(mode: Mode) -> tuple[Direction, ...]:
     """``"min"``/``"max"``, or a sequence of them for several objectives, as a tuple."""
     modes = [mode] if isinstance(mode, str) else mode
     if not isinstance(modes, Sequence) or not modes:
@@ -100,61 +82,6 @@ def _as_float(value: Any, what: str) -> float:
         return float(value)
     except OverflowError:
         raise InvalidArgumentError(f"{what} must fit in a float, but got {value!r}.") from None
-
-
-# Trials being run by this process, by storage id, across all Study objects: anything else RUNNING
-# under this process's worker id was left behind (e.g. by an exception) and is dead.
-_OWN_TRIALS: set[tuple[str, int]] = set()
-_OWN_TRIALS_LOCK = threading.Lock()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-class _Heartbeat:
-    """A daemon thread that tells storage, every few seconds, that this process's trials are alive."""
-
-    def __init__(self, storage: Storage, interval: float) -> None:
-        self._storage = weakref.proxy(storage)
-        self._interval = interval
-        self._ids: set[int] = set()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def add(self, trial_id: int) -> None:
-        with self._lock:
-            self._ids.add(trial_id)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="lightning_hpo-heartbeat", daemon=True)
-                self._thread.start()
-
-    def discard(self, trial_id: int) -> None:
-        with self._lock:
-            self._ids.discard(trial_id)
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(self._interval)
-            with self._lock:
-                ids = list(self._ids)
-                if not ids:
-                    self._thread = None
-                    return
-            try:
-                self._storage.heartbeat(ids)
-            except ReferenceError:
-                return
-            except Exception as error:  # noqa: BLE001 - a missed beat must not kill the thread
-                import logging
-
-                logging.getLogger(__name__).warning("lightning_hpo: heartbeat failed: %s", error)
 
 
 class Study:
@@ -224,8 +151,7 @@ class Study:
         self.directions = directions or tuple(record.directions)
         self._check_matches(record.space, record.directions)
         self._study_id = record.id
-        self._worker = worker_id()
-        self._heartbeat = _Heartbeat(self.storage, HEARTBEAT_INTERVAL)
+        self._liveness = TrialLiveness(self.storage, self._study_id, grace_period=self.grace_period)
         self.fail_stale_trials()
 
     def _stored_study(self) -> StudyRecord:
@@ -258,7 +184,7 @@ class Study:
     # -- reading ---------------------------------------------------------------------------
 
     @property
-    def direction(self) -> str:
+    def direction(self) -> Direction:
         """``"min"`` or ``"max"`` for a single-objective study."""
         if len(self.directions) != 1:
             raise AttributeError(f"Study {self.name!r} has {len(self.directions)} objectives: use `.directions`.")
@@ -272,6 +198,10 @@ class Study:
     def get_trials(self, states: Sequence[TrialState] | None = None) -> list[Trial]:
         return self._decode(self.storage.get_trials(self._study_id, states))
 
+    def get_trial(self, number: int) -> Trial:
+        """The trial with this number, as storage holds it now."""
+        return self._decode([self._resolve(number)])[0]
+
     def _decode(self, trials: Sequence[Trial]) -> list[Trial]:
         return [replace(t, params=self.space.from_stored(t.params)) for t in trials]
 
@@ -283,11 +213,10 @@ class Study:
                 f"Study {self.name!r} has {len(self.directions)} objectives, so no single best trial: "
                 "use `.best_trials` (the Pareto set)."
             )
-        minimize = self.direction == "min"
-        completed = [t for t in self.get_trials([TrialState.COMPLETE]) if t.value is not None]
-        if not completed:
+        best = best_trials(self.get_trials([TrialState.COMPLETE]), self.directions)
+        if not best:
             raise InvalidArgumentError(f"Study {self.name!r} has no COMPLETE trial yet, so it has no best trial.")
-        return min(completed, key=lambda t: (t.value if minimize else -t.value, t.number))
+        return best[0]
 
     @property
     def best_trials(self) -> list[Trial]:
@@ -297,13 +226,7 @@ class Study:
         every objective and better in one. With one objective it is the trials with the best value.
         Empty while no trial has completed.
         """
-        from lightning_hpo.pareto import minimization_form, non_dominated_mask
-
-        completed = [t for t in self.get_trials([TrialState.COMPLETE]) if t.values is not None]
-        if not completed:
-            return []
-        keep = non_dominated_mask(minimization_form([t.values for t in completed], self.directions))
-        return [t for t, kept in zip(completed, keep) if kept]
+        return best_trials(self.get_trials([TrialState.COMPLETE]), self.directions)
 
     def _resolve(self, trial: Trial | int) -> Trial:
         if isinstance(trial, Trial) and trial.id >= 0:
@@ -320,57 +243,48 @@ class Study:
 
     def ask(self, params: Mapping[str, Any] | None = None) -> Trial:
         """Start a RUNNING trial, with the sampler's parameters or the given ``params``."""
-        trial = self._start_trial(params=params)
+        trial = self.start_trial(params=params)
         assert trial is not None  # no max_active, so a trial is always created
         return trial
 
-    def _start_trial(self, *, params: Mapping[str, Any] | None = None, max_active: int | None = None) -> Trial | None:
+    def start_trial(self, *, params: Mapping[str, Any] | None = None, max_active: int | None = None) -> Trial | None:
+        """:meth:`ask`, unless ``max_active`` trials are RUNNING, COMPLETE or PRUNED already (then ``None``).
+
+        The trial loop starts its trials with this, so that the workers of a study together never
+        run more than ``n_trials``. A stale trial's retry comes first (see ``retry_stale``).
+        """
         if params is not None:
             self.space.check_params(params)
         self.fail_stale_trials()
         if params is None and self.retry_stale:
-            retry = self._start_retry(max_active)
+            retry = self._liveness.start_retry(len(self.space), max_active)
             if retry is not None:
-                return retry
+                return replace(retry, params=self.space.from_stored(retry.params))
         created = self.storage.create_trial(
             self._study_id,
-            worker=self._worker,
+            worker=self._liveness.worker,
             params=None if params is None else self.space.to_stored(params),
             max_active=max_active,
         )
         if created is None:
             return None
-        self._own(created.id)
+        self._liveness.own(created.id)
         try:
             if params is None:
                 params = self._sample(created.number)
                 self.storage.set_trial_params(created.id, self.space.to_stored(params))
         except BaseException as error:
-            self._finish(created, TrialState.FAIL, error=f"The sampler failed:\n{_format_exception(error)}")
+            self._finish(created, TrialState.FAIL, error=f"The sampler failed:\n{format_exception(error)}")
             raise
         return replace(created, params=dict(params))
 
-    def _start_retry(self, max_active: int | None) -> Trial | None:
-        """Start the retry of the oldest stale trial that has none yet, if there is one."""
-        for stale in self.storage.get_trials(self._study_id, [TrialState.FAIL]):
-            if not (
-                (stale.error or "").startswith(_STALE_PREFIX)
-                and "retry_of" not in stale.attrs
-                and "retried_by" not in stale.attrs
-                and len(stale.params) == len(self.space)
-            ):
-                continue
-            # Storage makes the claim atomic: if another worker retried it first, sample a new trial instead.
-            created = self.storage.create_trial(
-                self._study_id, worker=self._worker, params=stale.params, max_active=max_active, retry_of=stale.number
-            )
-            if created is None:
-                return None
-            self._own(created.id)
-            # Saves the next workers a look at the stale trial (the claim above is what guarantees "once").
-            self.storage.update_trial(stale.id, attrs={"retried_by": created.number})
-            return replace(created, params=self.space.from_stored(created.params))
-        return None
+    def fail_stale_trials(self) -> list[int]:
+        """Mark FAIL (stale) every RUNNING trial whose worker is dead; return their numbers."""
+        return self._liveness.fail_stale_trials()
+
+    def count_finished(self) -> int:
+        """The number of COMPLETE and PRUNED trials, from every run and worker (what ``n_trials`` counts)."""
+        return len(self.storage.get_trials(self._study_id, [TrialState.COMPLETE, TrialState.PRUNED]))
 
     def _sample(self, number: int) -> dict[str, Any]:
         history = [t for t in self.trials if t.number != number and len(t.params) == len(self.space)]
@@ -404,7 +318,8 @@ class Study:
         state: TrialState | None = None,
         error: str | None = None,
     ) -> Trial:
-        """Finish a RUNNING trial and return it as stored.
+        """Finish a RUNNING trial and return it as stored; ``trial`` itself (the object :meth:`ask` returned) is
+        brought up to date too.
 
         * ``tell(trial, 0.12)``: COMPLETE with that value (a tuple for several objectives).
         * ``tell(trial, state=TrialState.COMPLETE)``: COMPLETE with its best intermediate value
@@ -475,53 +390,12 @@ class Study:
         self, trial: Trial, state: TrialState, *, values: Sequence[float] | None = None, error: str | None = None
     ) -> Trial:
         try:
-            finished = self.storage.finish_trial(trial.id, state, values=values, error=error)
+            stored = self.storage.finish_trial(trial.id, state, values=values, error=error)
         finally:
-            self._disown(trial.id)
-        return replace(finished, params=self.space.from_stored(finished.params))
-
-    # -- liveness --------------------------------------------------------------------------
-
-    def _own(self, trial_id: int) -> None:
-        with _OWN_TRIALS_LOCK:
-            _OWN_TRIALS.add((self.storage.display_url, trial_id))
-        if not getattr(self.storage, "in_memory", False):
-            self._heartbeat.add(trial_id)
-
-    def _disown(self, trial_id: int) -> None:
-        with _OWN_TRIALS_LOCK:
-            _OWN_TRIALS.discard((self.storage.display_url, trial_id))
-        self._heartbeat.discard(trial_id)
-
-    def _is_dead(self, trial: Trial, now: datetime) -> str | None:
-        """Why a RUNNING trial is dead, or None while it may be alive."""
-        host, _, pid_text = (trial.worker or "").rpartition(":")
-        if host == socket.gethostname() and pid_text.isdigit():
-            pid = int(pid_text)
-            if pid == os.getpid():
-                with _OWN_TRIALS_LOCK:
-                    if (self.storage.display_url, trial.id) not in _OWN_TRIALS:
-                        return "its worker (this process) no longer runs it"
-            elif not _pid_alive(pid):
-                return f"its worker process {trial.worker} is gone"
-        if trial.heartbeat is not None and (now - trial.heartbeat).total_seconds() > self.grace_period:
-            return f"no heartbeat from {trial.worker} for more than {self.grace_period:g} s"
-        return None
-
-    def fail_stale_trials(self) -> list[int]:
-        """Mark FAIL (stale) every RUNNING trial whose worker is dead; return their numbers."""
-        now = datetime.now(timezone.utc)
-        failed = []
-        for trial in self.storage.get_trials(self._study_id, [TrialState.RUNNING]):
-            reason = self._is_dead(trial, now)
-            if reason is None:
-                continue
-            try:
-                self.storage.finish_trial(trial.id, TrialState.FAIL, error=f"{_STALE_PREFIX}{reason}.")
-                failed.append(trial.number)
-            except TrialStateError:
-                pass  # another worker finished or reaped it first
-        return failed
+            self._liveness.disown(trial.id)
+        finished = replace(stored, params=self.space.from_stored(stored.params))
+        trial._update_from(finished)  # the object ask() gave out reads the outcome too, not RUNNING
+        return finished
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -553,6 +427,12 @@ class Study:
         """
         if not callable(fn):
             raise ArgumentTypeError(f"`fn` must be callable, but got {fn!r}.")
+        options = RunOptions(
+            n_trials=n_trials,
+            timeout=timeout,
+            max_consecutive_failures=max_consecutive_failures,
+            trial_timeout=trial_timeout,
+        )
 
         def run(trial: Trial) -> Trial:
             try:
@@ -561,154 +441,28 @@ class Study:
                 return self.tell(trial, state=TrialState.PRUNED)
             return self.tell(trial, value)
 
-        self.run_trials(
-            run,
-            n_trials=n_trials,
-            timeout=timeout,
-            max_consecutive_failures=max_consecutive_failures,
-            trial_timeout=trial_timeout,
-            show_progress=show_progress,
-        )
-
-    def run_trials(
-        self,
-        run: Callable[[Trial], Trial],
-        *,
-        n_trials: int | None,
-        timeout: float | None,
-        max_consecutive_failures: int | None = 5,
-        trial_timeout: float | None = None,
-        show_progress: bool = False,
-        progress_label: str | None = None,
-    ) -> None:
-        """The trial loop shared by :meth:`optimize` and the Tuner.
-
-        ``run`` gets a RUNNING trial and must return it finished. An exception from ``run`` fails
-        the trial with its traceback and the loop goes on, except for lightning_hpo's own errors
-        (a misconfiguration, which no other trial would escape), which end the loop at once;
-        :class:`~lightning_hpo.exceptions.TrialError` (e.g. a trial timeout) fails the trial only.
-        Ctrl-C fails the running trial ("interrupted") and is re-raised.
-        """
-        n_trials = _check_optional_positive_int("n_trials", n_trials)
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
-            raise InvalidArgumentError(f"`timeout` must be a number of seconds > 0 or None, but got {timeout!r}.")
-        max_consecutive_failures = _check_optional_positive_int("max_consecutive_failures", max_consecutive_failures)
-        if trial_timeout is not None and (
-            isinstance(trial_timeout, bool) or not isinstance(trial_timeout, (int, float)) or not trial_timeout > 0
-        ):
-            raise InvalidArgumentError(
-                f"`trial_timeout` must be a number of seconds > 0 or None, but got {trial_timeout!r}."
-            )
         from lightning_hpo.progress import StudyProgress
 
-        deadline = None if timeout is None else time.monotonic() + timeout
-        failures_in_a_row = 0
-        with StudyProgress(self, n_trials=n_trials, enabled=show_progress, label=progress_label) as progress:
-            while deadline is None or time.monotonic() < deadline:
-                trial = self._start_trial(max_active=n_trials)
-                if trial is None:  # the others' running trials fill n_trials: wait for them
-                    if self._n_finished() >= n_trials:
-                        break
-                    time.sleep(_POLL_INTERVAL)
-                    continue
-                progress.started(trial)
-                finished = self._run_one(run, trial, trial_timeout)
-                progress.finished(finished)
-                if finished.state is TrialState.FAIL:
-                    failures_in_a_row += 1
-                    if max_consecutive_failures is not None and failures_in_a_row >= max_consecutive_failures:
-                        raise TrialsFailingError(
-                            f"{failures_in_a_row} trials in a row failed, so study {self.name!r} stops. "
-                            f"The last one, trial {finished.number}, failed with:\n{finished.error}"
-                        )
-                else:
-                    failures_in_a_row = 0
+        with StudyProgress(self, n_trials=n_trials, enabled=show_progress) as progress:
+            self.run_trials(run, options, observers=[progress])
 
-    def _run_one(self, run: Callable[[Trial], Trial], trial: Trial, trial_timeout: float | None) -> Trial:
-        try:
-            with _deadline(trial_timeout):
-                finished = run(trial)
-        except KeyboardInterrupt:
-            self._fail_if_running(trial, "Interrupted by the user (KeyboardInterrupt).")
-            raise
-        except TrialError as error:
-            return self._fail_if_running(trial, _format_exception(error))
-        except LightningHPOError as error:
-            self._fail_if_running(trial, _format_exception(error))
-            raise
-        except Exception as error:  # noqa: BLE001 - user code: the trial fails, the study goes on
-            return self._fail_if_running(trial, _format_exception(error))
-        except BaseException:
-            self._fail_if_running(trial, "Interrupted (the process was asked to exit).")
-            raise
-        if not isinstance(finished, Trial) or not finished.state.is_finished:
-            return self._fail_if_running(trial, "The trial function returned without finishing the trial.")
-        return finished
+    def run_trials(
+        self, run: Callable[[Trial], Trial], options: RunOptions, *, observers: Sequence[TrialObserver] = ()
+    ) -> None:
+        """The trial loop shared by :meth:`optimize`, the Tuner and the CLI (see :mod:`lightning_hpo._loop`).
 
-    def _fail_if_running(self, trial: Trial, error: str) -> Trial:
-        try:
-            return self._finish(trial, TrialState.FAIL, error=error)
-        except TrialStateError:
-            return self._decode([self.storage.get_trial(trial.id)])[0]
-
-    def _n_finished(self) -> int:
-        return len(self.storage.get_trials(self._study_id, [TrialState.COMPLETE, TrialState.PRUNED]))
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Sent to spawned processes (ddp_spawn, n_jobs): the heartbeat thread stays behind.
-        state = self.__dict__.copy()
-        del state["_heartbeat"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._worker = worker_id()  # this process runs its trials now, not the one that sent the study
-        self._heartbeat = _Heartbeat(self.storage, HEARTBEAT_INTERVAL)
+        ``run`` gets a RUNNING trial and must return it finished; ``observers`` are told of each
+        trial this process starts and finishes.
+        """
+        run_trials(self, run, options, observers)
 
     def __repr__(self) -> str:
         return f"Study({self.name!r}, mode={_mode_text(self.directions)}, storage={self.storage.display_url!r})"
 
 
 def _domain_text(data: Mapping[str, Any] | None) -> str:
-    from lightning_hpo.space import domain_from_json
-
     return "absent" if data is None else repr(domain_from_json(data))
 
 
 def _mode_text(directions: Sequence[str]) -> str:
     return repr(directions[0]) if len(directions) == 1 else repr(list(directions))
-
-
-def _check_optional_positive_int(name: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ArgumentTypeError(f"`{name}` must be an int or None, but got {value!r} ({type(value).__name__}).")
-    if value < 1:
-        raise InvalidArgumentError(f"`{name} >= 1` must hold, but got {name}={value!r}.")
-    return value
-
-
-@contextlib.contextmanager
-def _deadline(seconds: float | None) -> Iterator[None]:
-    """Raise :class:`TrialTimeoutError` in the main thread once ``seconds`` have passed."""
-    if seconds is None:
-        yield
-        return
-    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
-        raise InvalidArgumentError("`trial_timeout` needs the main thread of a POSIX process (it uses SIGALRM).")
-
-    def on_alarm(signum: int, frame: Any) -> None:
-        raise TrialTimeoutError(f"The trial ran longer than trial_timeout={seconds:g} s and was stopped.")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def _format_exception(error: BaseException) -> str:
-    return "".join(traceback.format_exception(type(error), error, error.__traceback__)).rstrip()

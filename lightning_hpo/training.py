@@ -18,8 +18,8 @@ checkpoint kept by one metric would not match the other values. A trial whose la
 gave nan or inf in any metric FAILs.
 
 Under torchrun the two halves run apart (see :class:`~lightning_hpo.distributed.TrialCoordinator`):
-:meth:`TrialTraining.train` on every rank, then :meth:`TrialTraining.finish` on global rank 0 only,
-once every rank trained without an error.
+:meth:`TrialTraining.train` on every rank, then :meth:`TrialTraining.record_outcome` on global rank 0
+only, once every rank trained without an error. :func:`run_study` drives a whole study this way.
 """
 
 from __future__ import annotations
@@ -34,25 +34,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lightning_hpo.exceptions import InvalidArgumentError, LightningHPOError
-from lightning_hpo.trial import Trial, TrialState
+from lightning_hpo.trial import MONITOR, PRUNED_STEP, Direction, Trial, TrialState
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
 
+    from lightning_hpo._loop import RunOptions, TrialObserver
+    from lightning_hpo.distributed import TrialCoordinator
     from lightning_hpo.study import Study
 
-__all__ = ["TrialTraining", "check_monitor", "quiet_lightning", "release_memory_of_earlier_trials"]
+__all__ = ["TrialTraining", "run_study", "check_monitor", "quiet_lightning", "release_memory_of_earlier_trials"]
 
 #: Trainer settings a trial changes when the user left them unset: a progress bar and a model
 #: summary per trial would drown the study's own progress display.
 TRIAL_TRAINER_DEFAULTS = {"enable_progress_bar": False, "enable_model_summary": False}
 
 
-def check_monitor(monitor: Any, directions: Sequence[str]) -> str | list[str]:
-    """The monitored metric, or for several objectives the list of them: one per entry of ``directions``.
+def check_monitor(monitor: Any, directions: Sequence[Direction]) -> tuple[str, ...]:
+    """The monitored metrics, one per entry of ``directions``, from a name or a list of names.
 
-    A list of one name is that name. Raises when the names are not non-empty strings, repeat, or
-    do not match the number of directions (``mode``).
+    Raises when the names are not non-empty strings, repeat, or do not match the number of
+    directions (``mode``).
     """
     names = [monitor] if isinstance(monitor, str) else monitor
     if not isinstance(names, Sequence) or not names or not all(isinstance(n, str) and n for n in names):
@@ -67,7 +69,7 @@ def check_monitor(monitor: Any, directions: Sequence[str]) -> str | list[str]:
             f"direction(s) ({', '.join(directions)}): give one mode per monitored metric, in the same order, "
             "e.g. monitor=['val_loss', 'n_params'], mode=['min', 'min']."
         )
-    return names[0] if len(names) == 1 else list(names)
+    return tuple(names)
 
 
 class TrialTraining:
@@ -77,20 +79,20 @@ class TrialTraining:
         study: the trial's study; ``None`` on the ranks of a torchrun job other than global rank 0,
             which train the trial but never touch storage.
         trial: the RUNNING trial.
-        monitor: the logged validation metric the trial is judged by, or a list of them, one per
-            objective of the study.
-        mode: ``"min"`` or ``"max"`` (a list for several monitors); default: the study's directions
-            (needed where ``study`` is None).
+        monitor: the logged validation metrics the trial is judged by, one per objective of the
+            study (as :func:`check_monitor` returns them).
+        directions: ``"min"`` or ``"max"`` per monitored metric; default: the study's (needed where
+            ``study`` is None).
         study_dir: the study's directory; the trial writes to ``study_dir / f"trial_{trial.number}"``.
         with_checkpoint: add a ``ModelCheckpoint`` keeping the best checkpoint on ``monitor`` (with
             several monitors: the last checkpoint, ``last.ckpt``).
         with_logger: give the trial its own logger (TensorBoard when installed, else CSV) in the trial directory.
 
     Example:
-        >>> training = TrialTraining(study, trial, monitor="val_loss", study_dir=tuner.study_dir)  # doctest: +SKIP
+        >>> training = TrialTraining(study, trial, monitor=("val_loss",), study_dir=tuner.study_dir)  # doctest: +SKIP
         >>> trainer = pl.Trainer(callbacks=training.callbacks, logger=training.logger,
         ...                      default_root_dir=training.trial_dir)  # doctest: +SKIP
-        >>> finished = training.run(trainer, lambda: trainer.fit(model, datamodule=dm))  # doctest: +SKIP
+        >>> finished = training.train(trainer, lambda: trainer.fit(model, datamodule=dm)).record_outcome()  # doctest: +SKIP
     """
 
     def __init__(
@@ -98,9 +100,9 @@ class TrialTraining:
         study: Study | None,
         trial: Trial,
         *,
-        monitor: str | Sequence[str],
+        monitor: tuple[str, ...],
         study_dir: Path,
-        mode: str | Sequence[str] | None = None,
+        directions: Sequence[Direction] | None = None,
         with_checkpoint: bool = True,
         with_logger: bool = True,
     ) -> None:
@@ -114,16 +116,18 @@ class TrialTraining:
         self.trial_dir = study_dir / f"trial_{trial.number}"
         self.reporter = TrialReporter(study, trial, monitor)
         self.checkpoint: pl.callbacks.ModelCheckpoint | None = None
-        if mode is None:
+        if directions is None:
             if study is None:
-                raise InvalidArgumentError("TrialTraining needs `mode` where there is no study (ranks other than 0).")
-            mode = study.directions
-        if with_checkpoint and isinstance(monitor, str):
+                raise InvalidArgumentError(
+                    "TrialTraining needs `directions` where there is no study (ranks other than 0)."
+                )
+            directions = study.directions
+        if with_checkpoint and len(monitor) == 1:
             self.checkpoint = pl.callbacks.ModelCheckpoint(
                 dirpath=self.trial_dir / "checkpoints",
                 filename="best",
-                monitor=monitor,
-                mode=mode if isinstance(mode, str) else mode[0],
+                monitor=monitor[0],
+                mode=directions[0],
                 save_top_k=1,
             )
         elif with_checkpoint:  # several metrics: the last checkpoint, the one the trial's values describe
@@ -137,10 +141,6 @@ class TrialTraining:
         """The trial's own callbacks, to append to the user's."""
         return [c for c in (self.checkpoint, self.reporter) if c is not None]
 
-    def run(self, trainer: pl.Trainer, fit: Callable[[], Any]) -> Trial:
-        """:meth:`train`, then :meth:`finish`: the whole trial, in one process."""
-        return self.train(trainer, fit).finish()
-
     def train(self, trainer: pl.Trainer, fit: Callable[[], Any]) -> TrialTraining:
         """Call ``fit()``, which trains ``trainer`` (on every rank under torchrun).
 
@@ -150,8 +150,9 @@ class TrialTraining:
 
         if self.study is not None:
             # The metric names travel with the trial, so plots and tables can say "val_loss (min)".
-            monitors = [self.monitor] if isinstance(self.monitor, str) else list(self.monitor)
-            self.study.storage.update_trial(self.trial.id, log_dir=str(self.trial_dir), attrs={"monitor": monitors})
+            self.study.storage.update_trial(
+                self.trial.id, log_dir=str(self.trial_dir), attrs={MONITOR: list(self.monitor)}
+            )
         check_trainer_processes(trainer)
         try:
             fit()
@@ -163,7 +164,7 @@ class TrialTraining:
             raise
         return self
 
-    def finish(self) -> Trial:
+    def record_outcome(self) -> Trial:
         """Store the trained trial's outcome and return it finished (on the process that opened the study)."""
         study, trial, reporter = self.study, self.trial, self.reporter
         if study is None:
@@ -171,20 +172,21 @@ class TrialTraining:
         if self.checkpoint is not None and self.checkpoint.best_model_path:
             study.storage.update_trial(trial.id, checkpoint_path=str(Path(self.checkpoint.best_model_path).resolve()))
         if reporter.pruned_step is not None:
-            study.storage.update_trial(trial.id, attrs={"pruned_step": reporter.pruned_step})
+            study.storage.update_trial(trial.id, attrs={PRUNED_STEP: reporter.pruned_step})
             return study.tell(trial, state=TrialState.PRUNED)
-        if not reporter.reported:
+        monitored = repr(self.monitor[0]) if len(self.monitor) == 1 else repr(list(self.monitor))
+        if not reporter.reports:
             return study.tell(
                 trial,
                 state=TrialState.FAIL,
                 error=(
-                    f"Training ended without a validation, so {self.monitor!r} was never reported. Does the module "
+                    f"Training ended without a validation, so {monitored} was never reported. Does the module "
                     "define validation_step and a validation dataloader, and do limit_val_batches / "
                     "check_val_every_n_epoch let a validation run?"
                 ),
             )
-        if not isinstance(self.monitor, str):
-            step, last = reporter.reported[-1]
+        if len(self.monitor) > 1:
+            step, last = reporter.reports[-1]
             if not all(map(math.isfinite, last)):
                 return study.tell(
                     trial,
@@ -195,14 +197,38 @@ class TrialTraining:
                     ),
                 )
             return study.tell(trial, last)
-        if not any(math.isfinite(v) for _, v in reporter.reported):
-            seen = sorted({str(v) for _, v in reporter.reported})
+        if not any(math.isfinite(v) for _, (v,) in reporter.reports):
+            seen = sorted({str(v) for _, (v,) in reporter.reports})
             return study.tell(
                 trial,
                 state=TrialState.FAIL,
-                error=f"{self.monitor!r} was never finite (values seen: {', '.join(seen)}).",
+                error=f"{monitored} was never finite (values seen: {', '.join(seen)}).",
             )
         return study.tell(trial, state=TrialState.COMPLETE)
+
+
+def run_study(
+    coordinator: TrialCoordinator,
+    study: Study | None,
+    train: Callable[[Trial], TrialTraining],
+    options: RunOptions,
+    observers: Sequence[TrialObserver] = (),
+) -> None:
+    """Run a study's trials, each built and trained by ``train``, and record each outcome.
+
+    The one driver of the Tuner and the ``tune`` subcommand. ``train(trial)`` builds the trial's
+    module and Trainer and returns :meth:`TrialTraining.train`'s result; it runs on every rank under
+    torchrun, and global rank 0 records the outcome. ``coordinator`` must be entered already;
+    ``study`` is ``None`` on the other ranks.
+    """
+    with quiet_lightning():
+        coordinator.run_trials(
+            study,
+            train=train,
+            record=lambda trial, training: training.record_outcome(),
+            options=options,
+            observers=observers,
+        )
 
 
 def release_memory_of_earlier_trials() -> None:

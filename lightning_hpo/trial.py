@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["TrialState", "Trial"]
+__all__ = ["TrialState", "Trial", "Direction", "best_finite", "MONITOR", "PRUNED_STEP", "RETRY_OF", "RETRIED_BY"]
+
+#: Whether an objective is minimized or maximized (a study has one per objective: its ``directions``).
+Direction = Literal["min", "max"]
+
+# Keys of ``Trial.attrs`` that lightning_hpo itself writes.
+#: The monitored metric names (a list, one per objective), so tables and plots can label values.
+MONITOR = "monitor"
+#: The step at which a PRUNED trial was stopped.
+PRUNED_STEP = "pruned_step"
+#: On a retry: the number of the stale trial whose parameters it runs again.
+RETRY_OF = "retry_of"
+#: On a stale trial: the number of its retry.
+RETRIED_BY = "retried_by"
 
 
 class TrialState(str, Enum):
@@ -31,6 +44,10 @@ class TrialState(str, Enum):
 @dataclass(frozen=True)
 class Trial:
     """A snapshot of one trial as stored; studies hand out fresh snapshots, never live objects.
+
+    The one exception: :meth:`Study.tell <lightning_hpo.Study.tell>` updates the trial object it
+    is given to the finished trial (state, values, end time, ...), so that the trial ``ask()``
+    returned does not read RUNNING after it was told. Nothing else changes a Trial.
 
     Attributes:
         number: position of the trial in its study, unique across all workers (0, 1, 2, ...).
@@ -78,6 +95,11 @@ class Trial:
             vectors = {step: (value,) for step, value in self.intermediate_values.items()}
             object.__setattr__(self, "intermediate_vectors", vectors)
 
+    def _update_from(self, finished: Trial) -> None:
+        """Take every field of ``finished``, the same trial as stored later (see the class docstring)."""
+        for f in fields(self):
+            object.__setattr__(self, f.name, getattr(finished, f.name))
+
     @property
     def value(self) -> float | None:
         """The objective value of a single-objective trial (``None`` while it has none)."""
@@ -98,9 +120,14 @@ class Trial:
             return None
         return (self.datetime_complete - self.datetime_start).total_seconds()
 
-    def best_intermediate(self, minimize: bool) -> float | None:
-        """The best finite value reported so far, or ``None``."""
-        finite = [v for v in self.intermediate_values.values() if math.isfinite(v)]
-        if not finite:
-            return None
-        return min(finite) if minimize else max(finite)
+    def best_intermediate(self, minimize: bool, *, up_to: float = math.inf) -> float | None:
+        """The best finite value reported at steps ``<= up_to`` (so far, by default), or ``None``."""
+        return best_finite((v for s, v in self.intermediate_values.items() if s <= up_to), minimize)
+
+
+def best_finite(values: Iterable[float], minimize: bool) -> float | None:
+    """The lowest (``minimize``) or highest finite value, or ``None`` when none is finite."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return None
+    return min(finite) if minimize else max(finite)

@@ -23,22 +23,25 @@ single-best accessors raise, since no trial is best in every metric.
 
 Under ``torchrun`` every trial is one DDP training over all ranks, and only global rank 0 opens the
 study (see :mod:`lightning_hpo.distributed`); with ``n_jobs=k`` the Tuner runs k trials at once in
-k worker processes, one GPU each when there are GPUs (see :mod:`lightning_hpo.slots`).
+k worker processes, one GPU each when there are GPUs (see :mod:`lightning_hpo.workers`).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import inspect
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Union
 
-from lightning_hpo.distributed import TrialCoordinator, is_global_zero, world_size
+from lightning_hpo._loop import RunOptions, TrialObserver
+from lightning_hpo.decorator import init_arguments, search_space_of
+from lightning_hpo.distributed import TrialCoordinator, global_rank, world_size
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, LightningHPOError
 from lightning_hpo.pruners import Pruner
 from lightning_hpo.samplers.base import Sampler
@@ -49,15 +52,12 @@ from lightning_hpo.training import (
     TRIAL_TRAINER_DEFAULTS,
     TrialTraining,
     check_monitor,
-    quiet_lightning,
     release_memory_of_earlier_trials,
+    run_study,
 )
-from lightning_hpo.trial import Trial
+from lightning_hpo.trial import Direction, Trial
 
 __all__ = ["Tuner", "TuneResult", "study_directory"]
-
-#: Attribute under which ``@tunable`` stores a LightningModule's search space.
-SPACE_ATTRIBUTE = "__lightning_hpo_space__"
 
 # Trainer arguments the Tuner sets itself for each trial.
 _MANAGED_TRAINER_ARGS = ("default_root_dir",)
@@ -103,7 +103,7 @@ class TuneResult:
     study: Study | None
     trials: list[Trial]
     best_trials: list[Trial]
-    directions: tuple[str, ...]
+    directions: tuple[Direction, ...]
     model_cls: type
     model_kwargs: Mapping[str, Any]
 
@@ -181,7 +181,7 @@ class Tuner:
         trial_timeout: seconds after which a trial is stopped and marked FAIL (``None``: no limit).
         show_progress: show the live progress display.
         n_jobs: trials to run at once, each in its own worker process, pinned to its own GPU when
-            there are GPUs (see :mod:`lightning_hpo.slots`). Needs a storage that processes can
+            there are GPUs (see :mod:`lightning_hpo.workers`). Needs a storage that processes can
             share (a SQLite file, the default, or PostgreSQL).
 
     Under ``torchrun``, every rank builds the Tuner and calls ``fit``: each trial trains with DDP
@@ -224,7 +224,7 @@ class Tuner:
                 f"`model_cls` must be a LightningModule subclass (the class, not an instance), but got {model_cls!r}."
             )
         if search_space is None:
-            search_space = getattr(model_cls, SPACE_ATTRIBUTE, None)
+            search_space = search_space_of(model_cls)
             if search_space is None:
                 raise InvalidArgumentError(
                     f"No search space for {model_cls.__name__}: pass search_space=... or decorate the class "
@@ -237,8 +237,7 @@ class Tuner:
         self.trainer_kwargs = dict(_check_mapping("trainer_kwargs", trainer_kwargs))
         self.root_dir = Path(root_dir)
         self.seed = seed
-        self.max_consecutive_failures = max_consecutive_failures
-        self.trial_timeout = trial_timeout
+        self.run_options = RunOptions(max_consecutive_failures=max_consecutive_failures, trial_timeout=trial_timeout)
         self.show_progress = show_progress
         self.n_jobs = _check_n_jobs(n_jobs)
         self._model_params = self._check_model_arguments()
@@ -247,9 +246,10 @@ class Tuner:
         self.directions = parse_mode(mode)
         self.monitor = check_monitor(monitor, self.directions)
         name = check_study_name(study_name if study_name is not None else model_cls.__name__)
-        # Under torchrun only global rank 0 opens the study; the other ranks train the trials it sends.
+        # Under torchrun only global rank 0 opens the study (the TrialCoordinator's leader); the other
+        # ranks train the trials it sends.
         self.study: Study | None = None
-        if is_global_zero():
+        if global_rank() == 0:
             self.study = Study(
                 name,
                 search_space=self.space,
@@ -268,13 +268,8 @@ class Tuner:
 
     def _check_model_arguments(self) -> set[str]:
         """The space's names that go to ``model_cls``; raise for names nothing accepts."""
-        signature = inspect.signature(self.model_cls.__init__)
-        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
-        accepted = {
-            name
-            for name, p in signature.parameters.items()
-            if name != "self" and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        }
+        named, takes_any = init_arguments(self.model_cls)
+        accepted = set(named)
         overlap = sorted(set(self.model_kwargs) & set(self.space))
         if overlap:
             raise InvalidArgumentError(
@@ -313,7 +308,7 @@ class Tuner:
                 "ranks, which train each trial together. Use n_jobs=1 under torchrun, or several torchrun jobs on "
                 "one storage."
             )
-        if getattr(storage, "in_memory", False):
+        if not storage.shareable_across_processes:
             raise InvalidArgumentError(
                 f"n_jobs={self.n_jobs} runs trials in separate processes, which cannot share an in-memory storage "
                 f"(got {storage.display_url!r}). Use a SQLite file (the default) or a PostgreSQL URL."
@@ -347,25 +342,26 @@ class Tuner:
         """
         if n_trials is None and timeout is None:
             raise InvalidArgumentError("Tuner.fit needs n_trials, timeout, or both; otherwise it would never stop.")
-        if self.n_jobs > 1:
-            from lightning_hpo.slots import run_in_slots
+        from lightning_hpo.progress import StudyProgress
 
-            run_in_slots(self, n_trials=n_trials, timeout=timeout)
-            return self.result()
-        with quiet_lightning(), TrialCoordinator() as coordinator:
-            coordinator.run_trials(
-                self.study,
-                train=self._train_trial,
-                record=lambda trial, training: training.finish(),
-                n_trials=n_trials,
-                timeout=timeout,
-                max_consecutive_failures=self.max_consecutive_failures,
-                trial_timeout=self.trial_timeout,
-                show_progress=self.show_progress,
-                progress_label=self.monitor,
-            )
-            trials, best = coordinator.share(self._trials_and_best)
-        return self._result(trials, best)
+        options = replace(self.run_options, n_trials=n_trials, timeout=timeout)
+        progress = StudyProgress(self.study, n_trials=n_trials, enabled=self.show_progress, label=self.monitor)
+        with progress:
+            if self.n_jobs == 1:
+                return self._result(*self._run_trials_here(options, [progress]))
+            from lightning_hpo.workers import run_in_workers
+
+            # Each worker runs the trial loop of a copy of this Tuner; this process shows their progress.
+            run_in_workers(functools.partial(self._run_trials_here, options), self.n_jobs, poll=progress.catch_up)
+        return self.result()
+
+    def _run_trials_here(
+        self, options: RunOptions, observers: Sequence[TrialObserver] = ()
+    ) -> tuple[list[Trial], list[Trial]]:
+        """The study's trial loop in this process (with every rank under torchrun); the trials and best trials."""
+        with TrialCoordinator() as coordinator:
+            run_study(coordinator, self.study, self._train_trial, options, observers)
+            return coordinator.share(self._trials_and_best)
 
     def result(self) -> TuneResult:
         """The study's trials and best trial as storage holds them now (on the process that opened the study)."""
@@ -403,7 +399,7 @@ class Tuner:
             self.study,
             trial,
             monitor=self.monitor,
-            mode=self.directions,
+            directions=self.directions,
             study_dir=self.study_dir,
             with_checkpoint=kwargs.get("enable_checkpointing", True) is not False,
             with_logger=kwargs.pop("logger", True) is not False,

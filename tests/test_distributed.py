@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from lightning_hpo import TrialState
+from lightning_hpo import RunOptions, TrialState
 from lightning_hpo.distributed import TrialCoordinator, check_trainer_processes
 from lightning_hpo.exceptions import InvalidArgumentError
 from lightning_hpo.storage import SQLStorage
@@ -264,8 +264,7 @@ def test_outside_torchrun_the_coordinator_just_runs_the_loop(tmp_path):
             study,
             train=lambda trial: trained.append(trial.number) or trial.params["x"],
             record=lambda trial, x: study.tell(trial, x),
-            n_trials=3,
-            timeout=None,
+            options=RunOptions(n_trials=3),
         )
         assert coordinator.share(lambda: "shared") == "shared"
     assert trained == [0, 1, 2] and [t.value for t in study.trials] == [t.params["x"] for t in study.trials]

@@ -9,7 +9,6 @@ from botorch.utils.multi_objective.pareto import is_non_dominated
 from lightning_hpo.exceptions import InvalidArgumentError
 from lightning_hpo.pareto import (
     crowding_distance,
-    dominates,
     hypervolume,
     in_top_k,
     minimization_form,
@@ -28,8 +27,8 @@ from lightning_hpo.pareto import (
         ([3, 3], [2, 2], False),
     ],
 )
-def test_dominates(a, b, expected):
-    assert dominates(a, b) is expected
+def test_a_point_dominated_by_another_is_not_in_the_pareto_set(a, b, expected):
+    assert bool(non_dominated_mask([a, b])[1]) is not expected
 
 
 def test_minimization_form_negates_max_columns():

@@ -64,6 +64,17 @@ class TestAskTell:
         assert study.best_trial.number == 0
         assert study.trials[0].intermediate_values == {0: 3.0, 1: 2.0}
 
+    def test_the_asked_trial_reads_its_outcome_after_tell(self, storage_url):
+        study = make_study(storage_url)
+        completed, failed = study.ask(), study.ask()
+        study.report(completed, 3, 0.7)
+        returned = study.tell(completed, 0.5)
+        assert completed.state is TrialState.COMPLETE and completed.value == 0.5 and completed == returned
+        assert completed.intermediate_values == {3: 0.7} and completed.datetime_complete is not None
+        study.tell(failed, state=TrialState.FAIL, error="out of memory")
+        assert failed.state is TrialState.FAIL and failed.error == "out of memory"
+        assert [completed, failed] == study.trials
+
     def test_tell_complete_without_value_takes_the_best_report(self):
         study = make_study(mode="max")
         trial = study.ask()
@@ -341,7 +352,7 @@ class TestStaleTrials:
 
         url = f"sqlite:///{tmp_path / 'db.sqlite'}"
         study = make_study(url, grace_period=0.5)
-        study._heartbeat._interval = 0.1
+        study._liveness._heartbeat._interval = 0.1
         trial = study.ask()
         time.sleep(1.0)
         other = make_study(url, grace_period=0.5)  # another worker opening the study

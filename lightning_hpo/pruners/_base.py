@@ -102,10 +102,7 @@ def single_direction(pruner: Pruner, directions: Sequence[str]) -> bool:
 
 def best_up_to(trial: Trial, step: float, minimize: bool) -> float | None:
     """The best finite value ``trial`` reported at steps ``<= step``, or None."""
-    values = [v for s, v in trial.intermediate_values.items() if s <= step and math.isfinite(v)]
-    if not values:
-        return None
-    return min(values) if minimize else max(values)
+    return trial.best_intermediate(minimize, up_to=step)
 
 
 def vector_up_to(trial: Trial, step: float) -> tuple[float, ...] | None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
 from lightning_hpo.pruners._base import Pruner, check_int, single_direction
-from lightning_hpo.trial import Trial
+from lightning_hpo.trial import Trial, best_finite
 
 __all__ = ["PatientPruner"]
 
@@ -49,8 +48,8 @@ class PatientPruner(Pruner):
         steps = sorted(trial.intermediate_values)
         if len(steps) <= self.patience:
             return False
-        before = _best([trial.intermediate_values[s] for s in steps[: -self.patience]], minimize)
-        recent = _best([trial.intermediate_values[s] for s in steps[-self.patience :]], minimize)
+        before = best_finite([trial.intermediate_values[s] for s in steps[: -self.patience]], minimize)
+        recent = best_finite([trial.intermediate_values[s] for s in steps[-self.patience :]], minimize)
         if before is None:
             return False  # nothing finite before the window: no baseline to stagnate against
         if recent is not None:
@@ -58,10 +57,3 @@ class PatientPruner(Pruner):
             if improved:
                 return False
         return True if self.wrapped is None else self.wrapped.prune(trial, trials, directions=directions)
-
-
-def _best(values: list[float], minimize: bool) -> float | None:
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
-        return None
-    return min(finite) if minimize else max(finite)

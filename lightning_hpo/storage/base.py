@@ -46,6 +46,15 @@ class Storage(abc.ABC):
     #: The URL to show to people (password hidden).
     display_url: str
 
+    @property
+    @abc.abstractmethod
+    def shareable_across_processes(self) -> bool:
+        """Whether other processes (worker processes of ``n_jobs``, other machines) can open the same storage.
+
+        False for a storage that lives in this process's memory: its trials need no heartbeats,
+        and it cannot serve worker processes.
+        """
+
     @abc.abstractmethod
     def get_or_create_study(self, name: str, space: Mapping[str, Any], directions: Sequence[str]) -> StudyRecord:
         """Return the study called ``name``, creating it with this space and directions if it is new.

@@ -35,7 +35,7 @@ from lightning_hpo.exceptions import (
     TrialStateError,
 )
 from lightning_hpo.storage.base import Storage, StudyRecord
-from lightning_hpo.trial import Trial, TrialState
+from lightning_hpo.trial import RETRY_OF, Trial, TrialState
 
 __all__ = ["SQLStorage", "SCHEMA_VERSION"]
 
@@ -94,7 +94,6 @@ intermediate_table = sa.Table(
     sa.Column("objective_values", sa.Text, nullable=True),
 )
 _OUR_TABLES = {t.name for t in metadata.sorted_tables}
-_FINISHED_STATES = [TrialState.COMPLETE.value, TrialState.PRUNED.value]
 
 # How long a transaction is retried while the database is locked or unreachable.
 _RETRY_SECONDS = 120.0
@@ -185,6 +184,10 @@ class SQLStorage(Storage):
     @property
     def in_memory(self) -> bool:
         return self._in_memory
+
+    @property
+    def shareable_across_processes(self) -> bool:
+        return not self._in_memory
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -425,7 +428,7 @@ class SQLStorage(Storage):
         retry_of: int | None = None,
     ) -> Trial | None:
         if retry_of is not None:
-            attrs = {**(attrs or {}), "retry_of": retry_of}
+            attrs = {**(attrs or {}), RETRY_OF: retry_of}
 
         def operation(conn: Connection) -> Trial | None:
             if not self._is_sqlite:  # SQLite's BEGIN IMMEDIATE already serializes writers
@@ -476,10 +479,10 @@ class SQLStorage(Storage):
         # attrs is JSON text: the LIKE only narrows the rows down to those worth parsing.
         candidates = conn.execute(
             sa.select(trials_table.c.attrs).where(
-                trials_table.c.study_id == study_id, trials_table.c.attrs.like('%"retry_of"%')
+                trials_table.c.study_id == study_id, trials_table.c.attrs.like(f'%"{RETRY_OF}"%')
             )
         ).scalars()
-        return any(json.loads(text).get("retry_of") == number for text in candidates)
+        return any(json.loads(text).get(RETRY_OF) == number for text in candidates)
 
     def _require_running(self, conn: Connection, trial_id: int, action: str) -> None:
         row = conn.execute(

@@ -1,7 +1,8 @@
-"""``Tuner(n_jobs=k)``: k worker processes on one study, each pinned to its own GPU slot."""
+"""``Tuner(n_jobs=k)``: k worker processes on one study, each pinned to its own GPU, or sharing the CPU cores."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -13,10 +14,11 @@ import torch
 from lightning_hpo import Float, Int, NopPruner, TrialState, Tuner
 from lightning_hpo.exceptions import (
     ArgumentTypeError,
+    DistributedError,
     InvalidArgumentError,
     MetricNotFoundError,
 )
-from lightning_hpo.slots import slot_devices, visible_gpus
+from lightning_hpo.workers import run_in_workers, visible_gpus, worker_devices
 from tests.lightning_models import LinearRegression, RegressionData
 
 SPACE = {"lr": Float(1e-3, 1e-1, log=True), "hidden": Int(4, 16)}
@@ -41,6 +43,29 @@ class SlotRecorder(LinearRegression):
             time.sleep(0.1)
 
 
+def write_intra_op_threads(directory: str) -> None:
+    Path(directory, str(os.getpid())).write_text(str(torch.get_num_threads()))
+
+
+def fail_in_worker() -> None:
+    raise ValueError("broken job")
+
+
+@pytest.mark.slow
+def test_workers_on_the_cpu_share_its_cores(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU: both workers run on the CPU
+    polls = []
+    run_in_workers(functools.partial(write_intra_op_threads, str(tmp_path)), 2, poll=lambda: polls.append(1))
+    cores = len(os.sched_getaffinity(0))
+    assert sorted(int(p.read_text()) for p in tmp_path.iterdir()) == [max(1, cores // 2)] * 2
+    assert polls  # called while the workers ran, and once after
+
+
+def test_an_error_in_a_job_is_raised_in_the_parent():
+    with pytest.raises(DistributedError, match=r"(?s)1 of the 1 worker processes failed.*ValueError: broken job"):
+        run_in_workers(fail_in_worker, 1)
+
+
 def make_tuner(tmp_path: Path, **kwargs) -> Tuner:
     kwargs.setdefault("trainer_kwargs", {"max_epochs": 1, "accelerator": "cpu", "devices": 1})
     return Tuner(
@@ -55,6 +80,13 @@ def make_tuner(tmp_path: Path, **kwargs) -> Tuner:
     )
 
 
+def make_recording_tuner(tmp_path: Path, **kwargs) -> tuple[Tuner, Path]:
+    """A Tuner of SlotRecorder modules, and the directory they write their records to."""
+    records = tmp_path / "records"
+    records.mkdir()
+    return make_tuner(tmp_path, model_cls=SlotRecorder, model_kwargs={"record_dir": str(records)}, **kwargs), records
+
+
 @pytest.mark.parametrize(
     "n_jobs, gpus, expected",
     [
@@ -65,7 +97,7 @@ def make_tuner(tmp_path: Path, **kwargs) -> Tuner:
     ],
 )
 def test_each_slot_gets_one_gpu_round_robin(n_jobs, gpus, expected):
-    assert slot_devices(n_jobs, gpus=gpus) == expected
+    assert worker_devices(n_jobs, gpus=gpus) == expected
 
 
 @pytest.mark.parametrize("listed, expected", [("2,3", ["2", "3"]), ("", []), ("-1", []), ("GPU-x, 1", ["GPU-x", "1"])])
@@ -77,15 +109,7 @@ def test_visible_gpus_follow_cuda_visible_devices(monkeypatch, listed, expected)
 @pytest.mark.slow
 def test_workers_share_one_study_up_to_n_trials(shared_storage_url, tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7,9")  # no such GPUs: the workers train on the CPU anyway
-    records = tmp_path / "records"
-    records.mkdir()
-    tuner = make_tuner(
-        tmp_path,
-        model_cls=SlotRecorder,
-        model_kwargs={"record_dir": str(records)},
-        storage=shared_storage_url,
-        n_jobs=4,
-    )
+    tuner, records = make_recording_tuner(tmp_path, storage=shared_storage_url, n_jobs=4)
     result = tuner.fit(n_trials=8)
 
     assert [t.number for t in result.trials] == list(range(8))
@@ -102,12 +126,8 @@ def test_workers_share_one_study_up_to_n_trials(shared_storage_url, tmp_path, mo
 @pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (run by the GPU check)")
 def test_gpu_slots_train_each_trial_on_the_gpu_of_its_slot(tmp_path):
-    records = tmp_path / "records"
-    records.mkdir()
-    tuner = make_tuner(
+    tuner, records = make_recording_tuner(
         tmp_path,
-        model_cls=SlotRecorder,
-        model_kwargs={"record_dir": str(records)},
         storage=tmp_path / "studies.db",
         n_jobs=2,
         trainer_kwargs={"max_epochs": 1, "accelerator": "gpu", "devices": 1},
@@ -115,7 +135,7 @@ def test_gpu_slots_train_each_trial_on_the_gpu_of_its_slot(tmp_path):
     result = tuner.fit(n_trials=4)
     assert [t.state for t in result.trials] == [TrialState.COMPLETE] * 4
     seen = [json.loads(p.read_text()) for p in records.iterdir()]
-    assert {r["gpus"] for r in seen} <= set(slot_devices(2)) and {r["device"] for r in seen} == {"cuda:0"}
+    assert {r["gpus"] for r in seen} <= set(worker_devices(2)) and {r["device"] for r in seen} == {"cuda:0"}
 
 
 @pytest.mark.slow

@@ -1,0 +1,188 @@
+"""Which RUNNING trials are alive: heartbeats, reaping the trials of dead workers, and retrying them once.
+
+A worker tells storage every :data:`HEARTBEAT_INTERVAL` seconds that its trials are alive (a
+daemon thread). Any worker may then mark another's RUNNING trial FAIL ("stale"): at once when the
+trial's process ran on this machine and is gone (or is this process, which no longer runs it), and
+after ``grace_period`` seconds without a heartbeat otherwise. The next trial a worker starts may be
+the retry of such a trial, with the same parameters; storage makes that claim atomic, so a trial is
+retried at most once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import weakref
+from datetime import datetime, timezone
+from typing import Any
+
+from lightning_hpo.exceptions import TrialStateError
+from lightning_hpo.storage import Storage
+from lightning_hpo.trial import RETRIED_BY, RETRY_OF, Trial, TrialState
+
+__all__ = ["TrialLiveness", "worker_id", "DEFAULT_GRACE_PERIOD", "HEARTBEAT_INTERVAL"]
+
+#: Seconds without a heartbeat after which a RUNNING trial counts as dead (its worker was killed).
+DEFAULT_GRACE_PERIOD = 60.0
+#: Seconds between heartbeats of a running trial.
+HEARTBEAT_INTERVAL = 10.0
+# How the error of a trial failed for want of heartbeats begins.
+_STALE_PREFIX = "Stale: "
+
+# Trials being run by this process, by storage id, across all studies: anything else RUNNING
+# under this process's worker id was left behind (e.g. by an exception) and is dead.
+_OWN_TRIALS: set[tuple[str, int]] = set()
+_OWN_TRIALS_LOCK = threading.Lock()
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process, stored with each trial it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+class _Heartbeat:
+    """A daemon thread that tells storage, every few seconds, that this process's trials are alive."""
+
+    def __init__(self, storage: Storage, interval: float) -> None:
+        self._storage = weakref.proxy(storage)
+        self._interval = interval
+        self._ids: set[int] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, trial_id: int) -> None:
+        with self._lock:
+            self._ids.add(trial_id)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="lightning_hpo-heartbeat", daemon=True)
+                self._thread.start()
+
+    def discard(self, trial_id: int) -> None:
+        with self._lock:
+            self._ids.discard(trial_id)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self._interval)
+            with self._lock:
+                ids = list(self._ids)
+                if not ids:
+                    self._thread = None
+                    return
+            try:
+                self._storage.heartbeat(ids)
+            except ReferenceError:
+                return
+            except Exception as error:  # noqa: BLE001 - a missed beat must not kill the thread
+                logging.getLogger(__name__).warning("lightning_hpo: heartbeat failed: %s", error)
+
+
+class TrialLiveness:
+    """The liveness of one study's trials, as seen by this worker.
+
+    Args:
+        storage: the study's storage.
+        study_id: the study's id in ``storage``.
+        grace_period: seconds without a heartbeat after which another worker's RUNNING trial is dead.
+    """
+
+    def __init__(self, storage: Storage, study_id: int, *, grace_period: float) -> None:
+        self.storage = storage
+        self.study_id = study_id
+        self.grace_period = grace_period
+        self.worker = worker_id()
+        self._heartbeat = _Heartbeat(storage, HEARTBEAT_INTERVAL)
+
+    def own(self, trial_id: int) -> None:
+        """This process runs the trial now: keep it alive."""
+        with _OWN_TRIALS_LOCK:
+            _OWN_TRIALS.add((self.storage.display_url, trial_id))
+        if self.storage.shareable_across_processes:  # no other process can see it otherwise
+            self._heartbeat.add(trial_id)
+
+    def disown(self, trial_id: int) -> None:
+        with _OWN_TRIALS_LOCK:
+            _OWN_TRIALS.discard((self.storage.display_url, trial_id))
+        self._heartbeat.discard(trial_id)
+
+    def fail_stale_trials(self) -> list[int]:
+        """Mark FAIL (stale) every RUNNING trial whose worker is dead; return their numbers."""
+        now = datetime.now(timezone.utc)
+        failed = []
+        for trial in self.storage.get_trials(self.study_id, [TrialState.RUNNING]):
+            reason = self._why_dead(trial, now)
+            if reason is None:
+                continue
+            try:
+                self.storage.finish_trial(trial.id, TrialState.FAIL, error=f"{_STALE_PREFIX}{reason}.")
+                failed.append(trial.number)
+            except TrialStateError:
+                pass  # another worker finished or reaped it first
+        return failed
+
+    def _why_dead(self, trial: Trial, now: datetime) -> str | None:
+        """Why a RUNNING trial is dead, or None while it may be alive."""
+        host, _, pid_text = (trial.worker or "").rpartition(":")
+        if host == socket.gethostname() and pid_text.isdigit():
+            pid = int(pid_text)
+            if pid == os.getpid():
+                with _OWN_TRIALS_LOCK:
+                    if (self.storage.display_url, trial.id) not in _OWN_TRIALS:
+                        return "its worker (this process) no longer runs it"
+            elif not _pid_alive(pid):
+                return f"its worker process {trial.worker} is gone"
+        if trial.heartbeat is not None and (now - trial.heartbeat).total_seconds() > self.grace_period:
+            return f"no heartbeat from {trial.worker} for more than {self.grace_period:g} s"
+        return None
+
+    def start_retry(self, n_params: int, max_active: int | None) -> Trial | None:
+        """Start the retry of the oldest stale trial that has none yet (its params as stored), if there is one.
+
+        Args:
+            n_params: the number of parameters of the study's space; a stale trial that died
+                before its parameters were all stored is not retried.
+            max_active: as for :meth:`Storage.create_trial`.
+        """
+        for stale in self.storage.get_trials(self.study_id, [TrialState.FAIL]):
+            if not (
+                (stale.error or "").startswith(_STALE_PREFIX)
+                and RETRY_OF not in stale.attrs
+                and RETRIED_BY not in stale.attrs
+                and len(stale.params) == n_params
+            ):
+                continue
+            # Storage makes the claim atomic: if another worker retried it first, sample a new trial instead.
+            created = self.storage.create_trial(
+                self.study_id, worker=self.worker, params=stale.params, max_active=max_active, retry_of=stale.number
+            )
+            if created is None:
+                return None
+            self.own(created.id)
+            # Saves the next workers a look at the stale trial (the claim above is what guarantees "once").
+            self.storage.update_trial(stale.id, attrs={RETRIED_BY: created.number})
+            return created
+        return None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Sent to spawned processes (ddp_spawn, n_jobs): the heartbeat thread stays behind.
+        state = self.__dict__.copy()
+        del state["_heartbeat"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.worker = worker_id()  # this process runs its trials now, not the one that sent the study
+        self._heartbeat = _Heartbeat(self.storage, HEARTBEAT_INTERVAL)

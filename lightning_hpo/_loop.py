@@ -1,0 +1,180 @@
+"""The trial loop: start trials until the study has enough, run each, and decide what a failure means.
+
+One loop serves :meth:`Study.optimize <lightning_hpo.Study.optimize>`, the Tuner, the CLI and the
+leader of a torchrun job. Its options are one :class:`RunOptions`; what watches it (the live
+progress display) is a list of :class:`TrialObserver`, told when each trial starts and finishes.
+
+A failure's consequence follows :func:`~lightning_hpo.exceptions.ends_study`: an exception from user
+code fails its trial and the loop goes on; lightning_hpo's own errors and interruptions fail the
+trial and end the loop; too many failures in a row end it with
+:class:`~lightning_hpo.exceptions.TrialsFailingError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from lightning_hpo.exceptions import (
+    ArgumentTypeError,
+    InvalidArgumentError,
+    TrialsFailingError,
+    TrialStateError,
+    TrialTimeoutError,
+    ends_study,
+    format_exception,
+)
+from lightning_hpo.trial import Trial, TrialState
+
+if TYPE_CHECKING:
+    from lightning_hpo.study import Study
+
+__all__ = ["RunOptions", "TrialObserver", "run_trials"]
+
+#: Seconds a worker waits before looking again when the other workers' running trials fill n_trials.
+_POLL_INTERVAL = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    """When the trial loop stops, and how long one trial may run.
+
+    Attributes:
+        n_trials: the number of finished (COMPLETE or PRUNED) trials the study must reach, counting
+            every run and worker; ``None`` runs until ``timeout``.
+        timeout: seconds after which no new trial starts.
+        max_consecutive_failures: stop with :class:`~lightning_hpo.exceptions.TrialsFailingError`
+            after this many failures in a row in this process (``None``: never).
+        trial_timeout: seconds after which a running trial is stopped and marked FAIL (uses
+            SIGALRM: main thread, POSIX only).
+
+    Example:
+        >>> RunOptions(n_trials=20, timeout=3600.0).max_consecutive_failures
+        5
+    """
+
+    n_trials: int | None = None
+    timeout: float | None = None
+    max_consecutive_failures: int | None = 5
+    trial_timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_optional_positive_int("n_trials", self.n_trials)
+        if not _is_optional_positive_seconds(self.timeout):
+            raise InvalidArgumentError(f"`timeout` must be a number of seconds > 0 or None, but got {self.timeout!r}.")
+        _check_optional_positive_int("max_consecutive_failures", self.max_consecutive_failures)
+        if not _is_optional_positive_seconds(self.trial_timeout):
+            raise InvalidArgumentError(
+                f"`trial_timeout` must be a number of seconds > 0 or None, but got {self.trial_timeout!r}."
+            )
+
+
+class TrialObserver(Protocol):
+    """Something told of each trial this process starts and finishes (e.g. a progress display)."""
+
+    def started(self, trial: Trial) -> None: ...
+
+    def finished(self, trial: Trial) -> None: ...
+
+
+def run_trials(
+    study: Study,
+    run: Callable[[Trial], Trial],
+    options: RunOptions,
+    observers: Sequence[TrialObserver] = (),
+) -> None:
+    """Start trials of ``study`` and ``run`` each until ``options`` say stop.
+
+    ``run`` gets a RUNNING trial and must return it finished. An exception from ``run`` fails the
+    trial with its traceback; it then ends the loop or not as :func:`~lightning_hpo.exceptions.ends_study`
+    says. Ctrl-C fails the running trial ("interrupted") and is re-raised.
+    """
+    deadline = None if options.timeout is None else time.monotonic() + options.timeout
+    failures_in_a_row = 0
+    while deadline is None or time.monotonic() < deadline:
+        trial = study.start_trial(max_active=options.n_trials)
+        if trial is None:  # the others' running trials fill n_trials: wait for them
+            if study.count_finished() >= options.n_trials:  # type: ignore[operator] # not None: max_active was set
+                break
+            time.sleep(_POLL_INTERVAL)
+            continue
+        for observer in observers:
+            observer.started(trial)
+        finished = _run_one(study, run, trial, options.trial_timeout)
+        for observer in observers:
+            observer.finished(finished)
+        if finished.state is not TrialState.FAIL:
+            failures_in_a_row = 0
+            continue
+        failures_in_a_row += 1
+        if options.max_consecutive_failures is not None and failures_in_a_row >= options.max_consecutive_failures:
+            raise TrialsFailingError(
+                f"{failures_in_a_row} trials in a row failed, so study {study.name!r} stops. "
+                f"The last one, trial {finished.number}, failed with:\n{finished.error}"
+            )
+
+
+def _run_one(study: Study, run: Callable[[Trial], Trial], trial: Trial, trial_timeout: float | None) -> Trial:
+    try:
+        with _deadline(trial_timeout):
+            finished = run(trial)
+    except BaseException as error:  # noqa: BLE001 - the trial is recorded as failed whatever the cause
+        if isinstance(error, KeyboardInterrupt):
+            reason = "Interrupted by the user (KeyboardInterrupt)."
+        elif not isinstance(error, Exception):
+            reason = "Interrupted (the process was asked to exit)."
+        else:
+            reason = format_exception(error)
+        failed = _fail_if_running(study, trial, reason)
+        if ends_study(error):
+            raise
+        return failed
+    if not isinstance(finished, Trial) or not finished.state.is_finished:
+        return _fail_if_running(study, trial, "The trial function returned without finishing the trial.")
+    return finished
+
+
+def _fail_if_running(study: Study, trial: Trial, error: str) -> Trial:
+    try:
+        return study.tell(trial, state=TrialState.FAIL, error=error)
+    except TrialStateError:  # ``run`` finished it before it raised
+        return study.get_trial(trial.number)
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`TrialTimeoutError` in the main thread once ``seconds`` have passed."""
+    if seconds is None:
+        yield
+        return
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        raise InvalidArgumentError("`trial_timeout` needs the main thread of a POSIX process (it uses SIGALRM).")
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise TrialTimeoutError(f"The trial ran longer than trial_timeout={seconds:g} s and was stopped.")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _check_optional_positive_int(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ArgumentTypeError(f"`{name}` must be an int or None, but got {value!r} ({type(value).__name__}).")
+    if value < 1:
+        raise InvalidArgumentError(f"`{name} >= 1` must hold, but got {name}={value!r}.")
+
+
+def _is_optional_positive_seconds(value: Any) -> bool:
+    return value is None or (not isinstance(value, bool) and isinstance(value, (int, float)) and value > 0)
