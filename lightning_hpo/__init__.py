@@ -4,6 +4,19 @@ BoTorch Gaussian-process suggestions, pruning of weak trials, studies in SQLite 
 survive crashes, and DDP trials under torchrun. Importing the package is cheap: the heavy parts
 (torch, Lightning, BoTorch) load when first used.
 
+How a trial flows, and the module behind each step:
+
+1. ``Study.start_trial`` (study.py) reaps dead workers' trials (_liveness.py) and asks the sampler
+   (samplers/) for a point: the space (space.py) is encoded to the unit cube, the sampler reads every
+   trial from storage (storage/, the single source of truth) and returns a candidate, decoded back.
+2. The loop (_loop.py; under torchrun distributed.py, with ``n_jobs`` workers.py) hands the trial to
+   the Tuner (tuner.py) or the CLI (cli.py), which build the module and a Trainer (training.py).
+3. At every validation the callback (callback.py) stores the monitored value and asks the pruner
+   (pruners/) whether to stop; the decision is broadcast to every rank.
+4. The outcome (COMPLETE, PRUNED or FAIL with its traceback) is written with ``Study.tell``; the
+   next suggestion sees it. Observers (progress.py) watch the loop; snapshot.py, console.py,
+   plots.py, importance.py and export.py read finished studies.
+
 Example:
     >>> from lightning_hpo import Study, Float
     >>> study = Study("demo", search_space={"x": Float(0.0, 1.0)}, storage=":memory:", seed=0)

@@ -26,6 +26,9 @@ the group (its connections close only when the group object is freed, and DDP ke
 blocked collective then fails at once on every rank. All ranks wait, within ``outcome_timeout``,
 for each other's outcome, agree that the trial FAILed with the first rank's traceback, and build a
 fresh process group for the next trial.
+
+One module although it is long: the store channel, the process-group handling and the coordinator
+are one protocol, and each part only makes sense next to the other two.
 """
 
 from __future__ import annotations

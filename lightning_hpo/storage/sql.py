@@ -8,6 +8,9 @@ Concurrency:
 * PostgreSQL serializes trial creation per study with ``SELECT ... FOR UPDATE`` on the study row.
 * Both retry a transaction, with backoff and within a bounded time, when the database is locked or
   the connection drops (a PostgreSQL restart); after that the error is raised, never swallowed.
+
+One module although it is long: the tables, the engine set-up and the retrying transaction are
+what every operation below is written against, and the operations are the Storage contract.
 """
 
 from __future__ import annotations
