@@ -179,7 +179,7 @@ def _chosen_trial(snapshot: StudySnapshot, number: int | None = None) -> Trial:
 def _cmd_best(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from lightning_hpo.export import CONFIG_ATTR
+    from lightning_hpo.export import CONFIG_ATTR, LOGGER_DIR_ATTR
 
     storage = _open_existing(args.storage)
     snapshot = _snapshot(storage, args.study)
@@ -198,7 +198,7 @@ def _cmd_best(args: argparse.Namespace) -> int:
         table.add_row(name, format_value(value) if isinstance(value, float) else repr(value))
     table.add_row("seconds", f"{trial.duration:.1f}" if trial.duration is not None else "-")
     table.add_row("checkpoint", trial.checkpoint_path or "-")
-    table.add_row("logs", trial.log_dir or "-")
+    table.add_row("logs", trial.attrs.get(LOGGER_DIR_ATTR) or trial.log_dir or "-")
     console = _console()
     console.print(table)
     if trial.attrs.get(CONFIG_ATTR) is not None:

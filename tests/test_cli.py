@@ -23,6 +23,7 @@ from lightning.pytorch.cli import LightningCLI as LightningsCLI
 from lightning_hpo import Categorical, Float, RandomSampler, SobolSampler, Study, TrialState, tunable
 from lightning_hpo._cli_internals import PRIVATE_ATTRIBUTES, PRIVATE_METHODS, LightningCLIInternals
 from lightning_hpo.cli import LightningCLI
+from lightning_hpo.console import main as console_main
 from lightning_hpo.export import retrain_command
 from lightning_hpo.pruners import MedianPruner, NopPruner
 from tests.lightning_models import LinearRegression, RegressionData, SizedRegression
@@ -224,7 +225,9 @@ def test_rerunning_tune_resumes_the_study_and_a_new_study_reuses_the_directories
 
 
 @pytest.mark.slow
-def test_a_logger_named_in_the_config_logs_each_trial_and_each_trial_directory_keeps_its_config(tmp_path) -> None:
+def test_a_logger_named_in_the_config_logs_each_trial_and_each_trial_directory_keeps_its_config(
+    tmp_path, capsys
+) -> None:
     csv_logger = {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "logs"}}
     config = write_yaml(tmp_path / "cfg.yaml", {"seed_everything": 0, "trainer": tiny_trainer(logger=csv_logger)})
     cli = run_cli(
@@ -243,6 +246,11 @@ def test_a_logger_named_in_the_config_logs_each_trial_and_each_trial_directory_k
         assert logged_values(logger_dir / "metrics.csv", "val_loss") == pytest.approx(
             list(trial.intermediate_values.values())
         )
+    # `lightning-hpo best` points to where the best trial's logs are, not to its checkpoint directory.
+    capsys.readouterr()
+    console_main(["best", "--storage", str(Path("lightning_hpo_runs") / "studies.db")])
+    best_logs = cli.study.best_trial.attrs["logger_dir"]
+    assert best_logs in "".join(capsys.readouterr().out.split())  # the table may wrap a long path
     # The promise of the module documentation: any trial retrains from its directory's config.
     last = trials[-1]
     refit = run_cli("fit", "--config", str(Path(last.log_dir) / "config.yaml"))
