@@ -25,19 +25,27 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lightning_hpo._plot_axes import (
+    axis_ticks,
+    colour_norm,
+    draw_axis,
+    encode_objective,
+    encoded_params,
+    number_text,
+    parameter_positions,
+    set_parameter_axis,
+    set_whole_number_x_axis,
+    tick_the_only_value,
+    whole_numbers,
+)
 from lightning_hpo._text import count_of
 from lightning_hpo.exceptions import InvalidArgumentError
 from lightning_hpo.snapshot import StudyLike, StudySnapshot
-from lightning_hpo.space import Categorical, Domain, Float, Int
 from lightning_hpo.trial import PRUNED_STEP, Trial, TrialState
 
 if TYPE_CHECKING:
-    import numpy as np
     from matplotlib.axes import Axes
-    from matplotlib.colorbar import Colorbar
-    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
 
 __all__ = [
     "plot_optimization_history",
@@ -54,8 +62,6 @@ RELIABLE_IMPORTANCE_TRIALS = 10
 
 # Colours of the Okabe-Ito palette, told apart with any colour vision.
 _BLUE, _ORANGE, _GREEN, _VERMILLION, _PURPLE, _GREY = "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#999999"
-# Multiples of the powers of 10 (or 2) tried in turn until a log domain holds 3 ticks.
-_LOG_TICK_MULTIPLES = {10: ((1,), (1, 2, 5), (1, 2, 3, 4, 5, 6, 7, 8, 9)), 2: ((1,), (1, 1.5))}
 _STATE_WORDS = {
     TrialState.COMPLETE: "complete",
     TrialState.PRUNED: "pruned",
@@ -117,7 +123,7 @@ def plot_optimization_history(study: StudyLike, *, objective: int = 0, log_y: bo
         zorder=4,
     )
     ax.set_xlabel("trial number")
-    _set_whole_number_x_axis(ax, min(t.number for t in snapshot.trials), last)
+    set_whole_number_x_axis(ax, min(t.number for t in snapshot.trials), last)
     ax.set_ylabel(snapshot.objective_label(objective))
     if log_y:
         ax.set_yscale("log")
@@ -172,7 +178,7 @@ def plot_learning_curves(study: StudyLike, *, log_y: bool = False) -> Figure:
             handles.append(Line2D([], [], **style, **marks, label=label))
     ax.set_xlabel("step")
     all_steps = [step for t in curves for step in t.intermediate_values]
-    _set_whole_number_x_axis(ax, min(all_steps), max(all_steps))
+    set_whole_number_x_axis(ax, min(all_steps), max(all_steps))
     ax.set_ylabel("reported value" + (f" ({snapshot.directions[0]})" if len(snapshot.directions) == 1 else ""))
     if log_y:
         ax.set_yscale("log")
@@ -206,25 +212,25 @@ def plot_parallel_coordinates(study: StudyLike, *, objective: int = 0) -> Figure
     names = list(snapshot.space.names)
     values = np.array([t.values[objective] for t in completed])
     low, high = float(values.min()), float(values.max())
-    rows = np.column_stack([_encoded_params(snapshot, completed), [_encode_objective(v, low, high) for v in values]])
+    rows = np.column_stack([encoded_params(snapshot, completed), [encode_objective(v, low, high) for v in values]])
 
     fig = _figure(max(6.0, 1.25 * (len(names) + 1) + 2.0), 4.6)
     ax = fig.add_subplot()
     cmap = colormaps["viridis_r" if minimize else "viridis"]
-    norm = _colour_norm(low, high, pad=abs(low) / 20 or 0.5)
+    norm = colour_norm(low, high, pad=abs(low) / 20 or 0.5)
     order = np.argsort(-values if minimize else values, kind="stable")  # best drawn last, on top
     xs = np.arange(len(names) + 1)
     for i in order:
         ax.plot(xs, rows[i], color=cmap(norm(values[i])), lw=1.0, alpha=0.75)
     if failed:
-        for params in _encoded_params(snapshot, failed):
+        for params in encoded_params(snapshot, failed):
             ax.plot(xs[:-1], params, color=_VERMILLION, lw=1.0, ls="--", alpha=0.6, zorder=2)
         ax.plot([], [], color=_VERMILLION, ls="--", label=f"{_STATE_WORDS[TrialState.FAIL]} ({len(failed)}): no value")
         fig.legend(loc="outside lower center", frameon=False)
     for x, name in enumerate(names):
-        _draw_axis(ax, x, _axis_ticks(snapshot.space[name]))
+        draw_axis(ax, x, axis_ticks(snapshot.space[name]))
     objective_ticks = np.linspace(low, high, 5) if high > low else np.array([low])
-    _draw_axis(ax, len(names), [(_encode_objective(v, low, high), _number_text(v)) for v in objective_ticks])
+    draw_axis(ax, len(names), [(encode_objective(v, low, high), number_text(v)) for v in objective_ticks])
     ax.set_xticks(xs, [*names, snapshot.objective_label(objective)], rotation=20 if len(names) > 5 else 0)
     ax.set_xlim(-0.6, len(names) + 0.25)
     ax.set_ylim(-0.04, 1.04)
@@ -236,7 +242,7 @@ def plot_parallel_coordinates(study: StudyLike, *, objective: int = 0) -> Figure
     colorbar = fig.colorbar(
         ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=snapshot.objective_label(objective), pad=0.01
     )
-    _tick_the_only_value(colorbar, low, high, _number_text(low))
+    tick_the_only_value(colorbar, low, high, number_text(low))
     return fig
 
 
@@ -329,15 +335,18 @@ def plot_slice(study: StudyLike, *, objective: int = 0) -> Figure:
     rows = math.ceil(len(names) / columns)
     fig = _figure(3.3 * columns + 1.0, 2.9 * rows + 0.6)
     axes = fig.subplots(rows, columns, sharey=True, squeeze=False)
-    norm = _colour_norm(numbers.min(), numbers.max(), pad=0.5)
+    norm = colour_norm(numbers.min(), numbers.max(), pad=0.5)
     rng = np.random.default_rng(0)
     jitter, failed_jitter = rng.uniform(-0.12, 0.12, len(completed)), rng.uniform(-0.12, 0.12, len(failed))
     scatter = None
     for k, name in enumerate(names):
         ax = axes[k // columns][k % columns]
         domain = snapshot.space[name]
-        _set_parameter_axis(ax, domain)
-        xs, failed_xs = _positions(name, domain, completed, jitter), _positions(name, domain, failed, failed_jitter)
+        set_parameter_axis(ax, domain)
+        xs, failed_xs = (
+            parameter_positions(name, domain, completed, jitter),
+            parameter_positions(name, domain, failed, failed_jitter),
+        )
         scatter = ax.scatter(xs, values, c=numbers, cmap="viridis", norm=norm, s=18, alpha=0.85, edgecolors="none")
         ax.scatter(
             xs[is_best],
@@ -371,8 +380,8 @@ def plot_slice(study: StudyLike, *, objective: int = 0) -> Figure:
     for k in range(len(names), rows * columns):
         axes[k // columns][k % columns].set_visible(False)
     colorbar = fig.colorbar(scatter, ax=axes, label="trial number", shrink=0.9)
-    colorbar.ax.yaxis.set_major_locator(_whole_numbers())
-    _tick_the_only_value(colorbar, numbers.min(), numbers.max(), str(numbers.min()))
+    colorbar.ax.yaxis.set_major_locator(whole_numbers())
+    tick_the_only_value(colorbar, numbers.min(), numbers.max(), str(numbers.min()))
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=len(handles), frameon=False)
     fig.suptitle(f"Slice plot of {snapshot.name!r}")
@@ -484,55 +493,6 @@ def _running_best(values: Sequence[float], minimize: bool) -> list[float]:
     return best
 
 
-def _encode_objective(value: float, low: float, high: float) -> float:
-    return (value - low) / (high - low) if high > low else 0.5
-
-
-def _number_text(value: float) -> str:
-    """3 significant digits, with a short exponent: ``0.00123``, ``2e-5`` (not ``2e-05``)."""
-    mantissa, e, exponent = f"{value:.3g}".partition("e")
-    return f"{mantissa}e{int(exponent)}" if e else mantissa
-
-
-def _encoded_params(snapshot: StudySnapshot, trials: Sequence[Trial]) -> np.ndarray:
-    """``n x d``: each trial's parameters on the unit axes of the parallel coordinates."""
-    import numpy as np
-
-    space = snapshot.space
-    return np.array([[space[n].encode(t.params[n]) for n in space.names] for t in trials], dtype=float)
-
-
-def _colour_norm(low: float, high: float, *, pad: float) -> Normalize:
-    """A colour scale from ``low`` to ``high``; from ``low - pad`` to ``low + pad`` when they are
-    equal (one value), so that value takes the middle colour."""
-    from matplotlib.colors import Normalize
-
-    return Normalize(low, high) if high > low else Normalize(low - pad, high + pad)
-
-
-def _whole_numbers() -> MaxNLocator:
-    """Ticks on whole numbers only (trial numbers, steps), never at 2.5."""
-    from matplotlib.ticker import MaxNLocator
-
-    return MaxNLocator(integer=True, steps=[1, 2, 5, 10])
-
-
-def _set_whole_number_x_axis(ax: Axes, low: int, high: int) -> None:
-    """An x axis of whole numbers from ``low`` to ``high``; one or two numbers get a tick each
-    (the locator would fall back to ticks at -0.04 ... 0.04)."""
-    if high - low < 2:
-        ax.set_xticks(range(low, high + 1))
-        ax.set_xlim(low - 0.5, high + 0.5)
-    else:
-        ax.xaxis.set_major_locator(_whole_numbers())
-
-
-def _tick_the_only_value(colorbar: Colorbar, low: float, high: float, text: str) -> None:
-    """A colour bar of one value (``low == high``) gets a single tick, at its middle colour."""
-    if high == low:
-        colorbar.set_ticks([low], labels=[text])
-
-
 def _draw_trials_without_value(ax: Axes, numbers: Mapping[TrialState, Sequence[int]]) -> None:
     """A strip with one row per state, marking the trial numbers in that state."""
     for row, (state, marked) in enumerate(numbers.items()):
@@ -544,114 +504,3 @@ def _draw_trials_without_value(ax: Axes, numbers: Mapping[TrialState, Sequence[i
     ax.tick_params(axis="x", labelbottom=False)
     ax.tick_params(axis="y", length=0)
     ax.grid(axis="x", alpha=0.3)
-
-
-def _choice_text(choice: Any) -> str:
-    text = str(choice)
-    return text if len(text) <= 14 else text[:13] + "…"
-
-
-def _axis_ticks(domain: Domain) -> list[tuple[float, str]]:
-    """(position on the unit axis, label) of a parameter axis, in the domain's own encoding."""
-    if isinstance(domain, Categorical):
-        shown = domain.choices
-        if len(shown) > 12:  # keep labels readable: every k-th choice
-            shown = shown[:: math.ceil(len(shown) / 12)]
-        return [(domain.encode(c), _choice_text(c)) for c in shown]
-    values = _tick_values(domain)
-    return [(domain.encode(v), label) for v, label in zip(values, _tick_labels(values, domain))]
-
-
-def _set_parameter_axis(ax: Axes, domain: Domain) -> None:
-    """The x axis of a parameter over its whole domain: labelled choices for a categorical; for a
-    number, a log scale for log domains and the same ticks as everywhere."""
-    from matplotlib.ticker import FixedLocator, NullFormatter
-
-    if isinstance(domain, Categorical):
-        ax.set_xticks(range(len(domain.choices)), [_choice_text(c) for c in domain.choices])
-        ax.set_xlim(-0.5, len(domain.choices) - 0.5)
-        return
-    if domain.log:
-        ax.set_xscale("log")
-        margin = (domain.high / domain.low) ** 0.04
-        ax.set_xlim(domain.low / margin, domain.high * margin)
-    else:
-        margin = 0.04 * (domain.high - domain.low)
-        ax.set_xlim(domain.low - margin, domain.high + margin)
-    values = _tick_values(domain)
-    ax.xaxis.set_major_locator(FixedLocator(values))
-    ax.set_xticks(values, _tick_labels(values, domain))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-
-
-def _positions(name: str, domain: Domain, trials: Sequence[Trial], jitter: np.ndarray) -> np.ndarray:
-    """Where the trials' values of parameter ``name`` lie on its axis: for a categorical, the index
-    of the choice plus ``jitter``."""
-    import numpy as np
-
-    if isinstance(domain, Categorical):
-        return np.array([domain.index(t.params[name]) for t in trials], dtype=float) + jitter
-    return np.array([t.params[name] for t in trials], dtype=float)
-
-
-def _tick_values(domain: Float | Int) -> list[float]:
-    """A few round values inside the domain: on log domains powers of the base (10, or 2 for ints),
-    else 1-2-5 or 1-9 multiples of them, so that a domain narrower than a few decades still gets
-    several ticks."""
-    from matplotlib.ticker import MaxNLocator
-
-    low, high = domain.low, domain.high
-    integer = isinstance(domain, Int)
-    candidates = _log_tick_values(low, high, base=2 if integer else 10) if domain.log else []
-    if len(candidates) < 3:
-        linear = MaxNLocator(nbins=5, integer=integer, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
-        candidates = [v for v in map(_rounded, linear) if low <= v <= high]
-    if integer:
-        candidates = [v for v in sorted({int(round(v)) for v in candidates}) if domain.contains(v)] or [low, high]
-    return candidates
-
-
-def _log_tick_values(low: float, high: float, base: int) -> list[float]:
-    """The first of powers of ``base``, then finer multiples of them, to put at least 3 ticks in
-    ``[low, high]``; at most 7 (every k-th one); none when even the finest multiples don't."""
-    exponents = range(math.floor(math.log(low, base)), math.ceil(math.log(high, base)) + 1)
-    for multiples in _LOG_TICK_MULTIPLES[base]:
-        ticks = [_rounded(m * float(base) ** k) for k in exponents for m in multiples]
-        ticks = [v for v in ticks if low <= v <= high]
-        if len(ticks) >= 3:
-            return ticks[:: math.ceil(len(ticks) / 7)]
-    return []
-
-
-def _rounded(value: float) -> float:
-    """``value`` without the float noise of its computation: 2 * 10.0**-5 is 2.0000000000000002e-05."""
-    return float(f"{value:.12g}")
-
-
-def _tick_labels(values: Sequence[float], domain: Float | Int) -> list[str]:
-    """Integers as they are; decades as ``1e-5`` when every tick is one and some are far from 1; else
-    3 significant digits."""
-    if isinstance(domain, Int):
-        return [str(int(v)) for v in values]
-    exponents = [math.log10(v) if v > 0 else math.nan for v in values]
-    decades = domain.log and all(math.isclose(e, round(e), abs_tol=1e-9) for e in exponents)
-    if decades and any(abs(e) > 3 for e in exponents):
-        return [f"1e{round(e):d}" for e in exponents]
-    return [_number_text(v) for v in values]
-
-
-def _draw_axis(ax: Axes, x: float, ticks: Sequence[tuple[float, str]]) -> None:
-    """A vertical axis at ``x`` with tick marks and labels to its left."""
-    ax.axvline(x, color="black", lw=1.0, zorder=6)
-    for position, label in ticks:
-        ax.plot([x - 0.03, x], [position, position], color="black", lw=1.0, zorder=6)
-        ax.text(
-            x - 0.05,
-            position,
-            label,
-            ha="right",
-            va="center",
-            fontsize=8,
-            zorder=7,
-            bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.7},
-        )
