@@ -12,7 +12,8 @@ during the sanity check) it:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import lightning.pytorch as pl
@@ -20,6 +21,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
+from lightning_hpo._budget import BUDGET_ATTR, PLANNED_STEPS_ATTR
 from lightning_hpo.exceptions import LightningHPOError, MetricNotFoundError
 
 if TYPE_CHECKING:
@@ -41,18 +43,38 @@ class TrialReporter(Callback):
         monitor: the logged metric to report, e.g. ``"val_loss"``; or, in a study with several
             objectives, a list of them in the order of the study's ``mode``, e.g.
             ``["val_loss", "n_params"]``: each validation then reports one value per metric.
+        budget: the Trainer's ``max_epochs`` / ``max_steps`` as the user set them (``{}``: neither),
+            or ``None`` when unknown. When given, rank 0 stores it with the trial as training
+            starts, with the steps of a full run when the budget is set (see :mod:`lightning_hpo._budget`).
 
     After ``trainer.fit``, :attr:`pruned_step` is the step at which the trial was pruned (or ``None``)
     and :attr:`reported` holds the ``(step, value)`` pairs reported, on every rank (``value`` a
     tuple when ``monitor`` is a list).
     """
 
-    def __init__(self, study: Study | None, trial: Trial | None, monitor: str | Sequence[str]) -> None:
+    def __init__(
+        self,
+        study: Study | None,
+        trial: Trial | None,
+        monitor: str | Sequence[str],
+        budget: Mapping[str, int] | None = None,
+    ) -> None:
         self.study = study
         self.trial = trial
         self.monitor = monitor if isinstance(monitor, str) else list(monitor)
+        self.budget = None if budget is None else dict(budget)
         self.pruned_step: int | None = None
         self.reported: list[tuple[int, Reported]] = []
+
+    @override
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.budget is None or not trainer.is_global_zero or self.study is None or self.trial is None:
+            return
+        attrs: dict[str, object] = {BUDGET_ATTR: self.budget}
+        steps = trainer.estimated_stepping_batches
+        if self.budget and math.isfinite(steps):
+            attrs[PLANNED_STEPS_ATTR] = int(steps)
+        self.study.storage.update_trial(self.trial.id, attrs=attrs)
 
     @override
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

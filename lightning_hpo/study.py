@@ -25,6 +25,8 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Union
 
+from lightning_hpo._setup_checks import check_pruner_objectives
+from lightning_hpo._short_errors import trials_failing_error
 from lightning_hpo.exceptions import (
     ArgumentTypeError,
     InvalidArgumentError,
@@ -32,7 +34,6 @@ from lightning_hpo.exceptions import (
     StudyMismatchError,
     TrialError,
     TrialPruned,
-    TrialsFailingError,
     TrialStateError,
     TrialTimeoutError,
 )
@@ -208,6 +209,7 @@ class Study:
             )
         self.sampler = sampler if sampler is not None else GPSampler(seed=seed)
         self.pruner = pruner if pruner is not None else ASHAPruner()
+        check_pruner_objectives(self.pruner, self.directions)
         self.grace_period = float(grace_period)
         self.retry_stale = bool(retry_stale)
         self.storage = open_storage(storage)
@@ -598,10 +600,7 @@ class Study:
                 if finished.state is TrialState.FAIL:
                     failures_in_a_row += 1
                     if max_consecutive_failures is not None and failures_in_a_row >= max_consecutive_failures:
-                        raise TrialsFailingError(
-                            f"{failures_in_a_row} trials in a row failed, so study {self.name!r} stops. "
-                            f"The last one, trial {finished.number}, failed with:\n{finished.error}"
-                        )
+                        raise trials_failing_error(self, failures_in_a_row, finished)
                 else:
                     failures_in_a_row = 0
 

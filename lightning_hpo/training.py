@@ -29,7 +29,7 @@ import importlib.util
 import logging
 import math
 import signal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +85,8 @@ class TrialTraining:
         with_checkpoint: add a ``ModelCheckpoint`` keeping the best checkpoint on ``monitor`` (with
             several monitors: the last checkpoint, ``last.ckpt``).
         with_logger: give the trial its own logger (TensorBoard when installed, else CSV) in the trial directory.
+        budget: the Trainer's ``max_epochs`` / ``max_steps`` as the user set them, stored with the
+            trial (see :class:`~lightning_hpo.callback.TrialReporter`); ``None``: not stored.
 
     Example:
         >>> training = TrialTraining(study, trial, monitor="val_loss", study_dir=tuner.study_dir)  # doctest: +SKIP
@@ -103,6 +105,7 @@ class TrialTraining:
         mode: str | Sequence[str] | None = None,
         with_checkpoint: bool = True,
         with_logger: bool = True,
+        budget: Mapping[str, int] | None = None,
     ) -> None:
         import lightning.pytorch as pl
 
@@ -112,7 +115,7 @@ class TrialTraining:
         self.trial = trial
         self.monitor = monitor
         self.trial_dir = study_dir / f"trial_{trial.number}"
-        self.reporter = TrialReporter(study, trial, monitor)
+        self.reporter = TrialReporter(study, trial, monitor, budget)
         self.checkpoint: pl.callbacks.ModelCheckpoint | None = None
         if mode is None:
             if study is None:

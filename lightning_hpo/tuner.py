@@ -38,6 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
+from lightning_hpo._budget import check_budget, training_budget
+from lightning_hpo._setup_checks import check_pruner_objectives, check_trainer_launch
+from lightning_hpo._short_errors import short_errors
 from lightning_hpo.distributed import TrialCoordinator, is_global_zero, world_size
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, LightningHPOError
 from lightning_hpo.pruners import Pruner
@@ -182,6 +185,13 @@ class Tuner:
         n_jobs: trials to run at once, each in its own worker process, pinned to its own GPU when
             there are GPUs (see :mod:`lightning_hpo.slots`). Needs a storage that processes can
             share (a SQLite file, the default, or PostgreSQL).
+        allow_budget_change: continue a study whose trials ran with other ``max_epochs`` /
+            ``max_steps`` in ``trainer_kwargs``. By default that is refused: the study's budget is
+            stored with its trials, and trials of different lengths are not comparable.
+
+    Set-up errors are raised here, before any trial runs: a pruner that judges one objective with
+    several monitors, a Trainer that would launch processes itself (``strategy="ddp"`` with
+    ``devices=2`` outside torchrun), a changed budget.
 
     Under ``torchrun``, every rank builds the Tuner and calls ``fit``: each trial trains with DDP
     over all ranks, and only global rank 0 opens the study (``tuner.study`` is ``None`` elsewhere).
@@ -215,6 +225,7 @@ class Tuner:
         trial_timeout: float | None = None,
         show_progress: bool = True,
         n_jobs: int = 1,
+        allow_budget_change: bool = False,
     ) -> None:
         import lightning.pytorch as pl
 
@@ -243,8 +254,13 @@ class Tuner:
         self._model_params = self._check_model_arguments()
         self._check_datamodule(pl)
         self._check_trainer_kwargs(pl)
+        self._budget = training_budget(self.trainer_kwargs)
         self.directions = parse_mode(mode)
         self.monitor = check_monitor(monitor, self.directions)
+        if pruner is not None:
+            check_pruner_objectives(pruner, self.directions)
+        with quiet_lightning():
+            check_trainer_launch(self.trainer_kwargs)
         name = check_study_name(study_name if study_name is not None else model_cls.__name__)
         # Under torchrun only global rank 0 opens the study; the other ranks train the trials it sends.
         self.study: Study | None = None
@@ -261,6 +277,8 @@ class Tuner:
                 retry_stale=retry_stale,
             )
             self._check_storage_for_jobs(self.study.storage)
+            check_budget(name, self.study.trials, self._budget, allow_change=allow_budget_change)
+        self.study_name = name
         self.study_dir = study_directory(self.root_dir, name)
 
     # -- validation at construction ------------------------------------------------------
@@ -346,6 +364,10 @@ class Tuner:
         """
         if n_trials is None and timeout is None:
             raise InvalidArgumentError("Tuner.fit needs n_trials, timeout, or both; otherwise it would never stop.")
+        with short_errors(self.study, self.study_name):
+            return self._fit(n_trials, timeout)
+
+    def _fit(self, n_trials: int | None, timeout: float | None) -> TuneResult:
         if self.n_jobs > 1:
             from lightning_hpo.slots import run_in_slots
 
@@ -406,6 +428,7 @@ class Tuner:
             study_dir=self.study_dir,
             with_checkpoint=kwargs.get("enable_checkpointing", True) is not False,
             with_logger=kwargs.pop("logger", True) is not False,
+            budget=self._budget,
         )
         trainer = pl.Trainer(
             **kwargs,
