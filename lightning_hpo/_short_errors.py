@@ -9,9 +9,8 @@ Ctrl-C ends with one line that says the study can be resumed.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from lightning_hpo.exceptions import LightningHPOError, TrialsFailingError
 
@@ -19,7 +18,9 @@ if TYPE_CHECKING:
     from lightning_hpo.study import Study
     from lightning_hpo.trial import Trial
 
-__all__ = ["short_errors", "trials_failing_error"]
+__all__ = ["call_with_short_errors", "trials_failing_error"]
+
+_T = TypeVar("_T")
 
 
 def trials_failing_error(study: Study, failures: int, last: Trial) -> TrialsFailingError:
@@ -41,14 +42,14 @@ def trials_failing_error(study: Study, failures: int, last: Trial) -> TrialsFail
     )
 
 
-@contextlib.contextmanager
-def short_errors(study: Study | None, study_name: str) -> Iterator[None]:
-    """Re-raise what ends a study with a short traceback; turn Ctrl-C into a one-line note.
+def call_with_short_errors(study: Study | None, study_name: str, run: Callable[[], _T]) -> _T:
+    """``run()``, re-raising what ends a study with a short traceback, and Ctrl-C as a one-line note.
 
-    ``study`` is ``None`` on the ranks of a torchrun job other than global rank 0.
+    ``study`` is ``None`` on the ranks of a torchrun job other than global rank 0. (Not a context
+    manager: ``contextlib`` would put back the long traceback of an exception re-raised from it.)
     """
     try:
-        yield
+        return run()
     except KeyboardInterrupt:
         where = f" in {study.storage.display_url}" if study is not None else ""
         raise KeyboardInterrupt(

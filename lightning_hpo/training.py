@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lightning_hpo._warnings import trial_warnings
 from lightning_hpo.exceptions import InvalidArgumentError, LightningHPOError
 from lightning_hpo.trial import Trial, TrialState
 
@@ -229,8 +230,12 @@ def _trial_logger(study_dir: Path, number: int) -> Any:
 
 
 @contextlib.contextmanager
-def quiet_lightning() -> Iterator[None]:
-    """Silence Lightning's per-Trainer banners (GPU available..., LOCAL_RANK...): one per trial is noise."""
+def quiet_lightning(monitor: str | Sequence[str] = ()) -> Iterator[None]:
+    """Silence Lightning's per-Trainer banners (GPU available..., LOCAL_RANK..., Tips): one per trial is noise.
+
+    Warnings too: Lightning's per-Trainer noise is silenced, any other warning is shown once (see
+    :mod:`lightning_hpo._warnings`); ``monitor`` names the monitored metric(s).
+    """
     names = (
         "lightning.pytorch.utilities.rank_zero",
         "lightning.pytorch.accelerators.cuda",
@@ -241,7 +246,8 @@ def quiet_lightning() -> Iterator[None]:
     for lg in loggers:
         lg.setLevel(logging.WARNING)
     try:
-        yield
+        with trial_warnings([monitor] if isinstance(monitor, str) else monitor):
+            yield
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)

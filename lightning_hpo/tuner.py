@@ -40,7 +40,7 @@ from typing import Any, Union
 
 from lightning_hpo._budget import check_budget, training_budget
 from lightning_hpo._setup_checks import check_pruner_objectives, check_trainer_launch
-from lightning_hpo._short_errors import short_errors
+from lightning_hpo._short_errors import call_with_short_errors
 from lightning_hpo.distributed import TrialCoordinator, is_global_zero, world_size
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, LightningHPOError
 from lightning_hpo.pruners import Pruner
@@ -364,8 +364,7 @@ class Tuner:
         """
         if n_trials is None and timeout is None:
             raise InvalidArgumentError("Tuner.fit needs n_trials, timeout, or both; otherwise it would never stop.")
-        with short_errors(self.study, self.study_name):
-            return self._fit(n_trials, timeout)
+        return call_with_short_errors(self.study, self.study_name, lambda: self._fit(n_trials, timeout))
 
     def _fit(self, n_trials: int | None, timeout: float | None) -> TuneResult:
         if self.n_jobs > 1:
@@ -373,7 +372,7 @@ class Tuner:
 
             run_in_slots(self, n_trials=n_trials, timeout=timeout)
             return self.result()
-        with quiet_lightning(), TrialCoordinator() as coordinator:
+        with quiet_lightning(self.monitor), TrialCoordinator() as coordinator:
             coordinator.run_trials(
                 self.study,
                 train=self._train_trial,
