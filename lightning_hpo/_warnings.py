@@ -18,7 +18,8 @@ from __future__ import annotations
 import contextlib
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 __all__ = ["trial_warnings"]
 
@@ -35,13 +36,29 @@ def trial_warnings(monitor: Sequence[str] = ()) -> Iterator[None]:
 
     ``monitor``: the monitored metrics, whose ``sync_dist`` recommendation is silenced.
     """
-    with warnings.catch_warnings():
-        # Appended: the user's own filters (and -W options) still come first.
-        warnings.simplefilter("once", append=True)
+    with warnings.catch_warnings():  # restores the filters and ``showwarning`` afterwards
         for text in PER_TRIAL_NOISE:
             warnings.filterwarnings("ignore", message=text)
         for name in monitor:
             warnings.filterwarnings(
                 "ignore", message=rf"It is recommended to use `self\.log\({re.escape(repr(name))}, "
             )
+        warnings.showwarning = _once(warnings.showwarning)
         yield
+
+
+def _once(show: Callable[..., None]) -> Callable[..., None]:
+    """``show`` for the first warning of each category and text only.
+
+    Python's own "once per location" memory is cleared whenever any code adds a filter, as
+    libraries do when a model is built, so it can't be relied on across trials.
+    """
+    shown: set[tuple[type[Warning], str]] = set()
+
+    def show_once(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        key = (category, str(message))
+        if key not in shown:
+            shown.add(key)
+            show(message, category, *args, **kwargs)
+
+    return show_once
