@@ -7,13 +7,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from lightning_hpo.storage import SQLStorage
 from lightning_hpo.trial import TrialState
+from tests.processes import interrupt_when
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,7 +25,8 @@ SCRIPT = textwrap.dedent(
     signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, sys.argv[1])
     from lightning_hpo import Categorical, Float, NopPruner, Tuner
-    from tests.lightning_models import LinearRegression, RegressionData
+    from tests.processes import interrupt_when
+from tests.lightning_models import LinearRegression, RegressionData
 
     case, url, root = sys.argv[2:5]
 
@@ -134,8 +135,6 @@ def _trials(url: str) -> list:
     storage = SQLStorage(url)
     try:
         return storage.get_trials(storage.get_study("Module").id)
-    except Exception:  # noqa: BLE001 - the database is not there yet
-        return []
     finally:
         storage.close()
 
@@ -150,17 +149,7 @@ def test_ctrl_c_ends_with_one_line_that_says_how_to_resume(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-        deadline = time.monotonic() + 120
-        while not any(t.intermediate_values for t in _trials(url)):
-            assert time.monotonic() < deadline and process.poll() is None, "no trial reported in time"
-            time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    _, err = interrupt_when(process, lambda: any(t.intermediate_values for t in _trials(url)))
     assert process.returncode in (-signal.SIGINT, 130), err
     traceback = traceback_of(err)
     assert len(traceback) <= 10 and not [line for line in traceback if "lightning/pytorch" in line], err
