@@ -87,7 +87,8 @@ class TrialReporter(Callback):
             decision = self._report_and_judge(step, value)
         prune, error = trainer.strategy.broadcast(decision, src=0)
         if error is not None:
-            raise LightningHPOError(f"Reporting step {step} of the trial failed on rank 0: {error}")
+            where = " on rank 0" if trainer.world_size > 1 else ""
+            raise LightningHPOError(f"Reporting step {step} of the trial failed{where}: {error}")
         self.reported.append((step, value))
         if prune:
             self.pruned_step = step

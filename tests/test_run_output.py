@@ -25,8 +25,7 @@ SCRIPT = textwrap.dedent(
     signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, sys.argv[1])
     from lightning_hpo import Categorical, Float, NopPruner, Tuner
-    from tests.processes import interrupt_when
-from tests.lightning_models import LinearRegression, RegressionData
+    from tests.lightning_models import LinearRegression, RegressionData
 
     case, url, root = sys.argv[2:5]
 
