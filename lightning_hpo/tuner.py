@@ -259,8 +259,6 @@ class Tuner:
         self.monitor = check_monitor(monitor, self.directions)
         if pruner is not None:
             check_pruner_objectives(pruner, self.directions)
-        with quiet_lightning():
-            check_trainer_launch(self.trainer_kwargs)
         name = check_study_name(study_name if study_name is not None else model_cls.__name__)
         # Under torchrun only global rank 0 opens the study; the other ranks train the trials it sends.
         self.study: Study | None = None
@@ -278,6 +276,8 @@ class Tuner:
             )
             self._check_storage_for_jobs(self.study.storage)
             check_budget(name, self.study.trials, self._budget, allow_change=allow_budget_change)
+        with quiet_lightning():  # after the n_jobs checks, whose messages are more to the point
+            check_trainer_launch(self.trainer_kwargs)
         self.study_name = name
         self.study_dir = study_directory(self.root_dir, name)
 

@@ -75,7 +75,7 @@ def test_tuner_refuses_ddp_without_torchrun_before_any_trial(tmp_path, trainer_k
             trainer_kwargs=trainer_kwargs,
             root_dir=tmp_path,
         )
-    assert not list(tmp_path.iterdir())  # no study, no trial
+    assert Study("LinearRegression", search_space=SPACE, storage=tmp_path / "studies.db").trials == []
 
 
 def test_tuner_accepts_one_process_trainers(tmp_path):
