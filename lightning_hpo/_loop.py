@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from lightning_hpo._short_errors import trials_failing_error
 from lightning_hpo.exceptions import (
     ArgumentTypeError,
     InvalidArgumentError,
-    TrialsFailingError,
     TrialStateError,
     TrialTimeoutError,
     ends_study,
@@ -113,10 +113,7 @@ def run_trials(
             continue
         failures_in_a_row += 1
         if options.max_consecutive_failures is not None and failures_in_a_row >= options.max_consecutive_failures:
-            raise TrialsFailingError(
-                f"{failures_in_a_row} trials in a row failed, so study {study.name!r} stops. "
-                f"The last one, trial {finished.number}, failed with:\n{finished.error}"
-            )
+            raise trials_failing_error(study, failures_in_a_row, finished)
 
 
 def _run_one(study: Study, run: Callable[[Trial], Trial], trial: Trial, trial_timeout: float | None) -> Trial:

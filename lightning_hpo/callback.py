@@ -12,7 +12,8 @@ during the sanity check) it:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import lightning.pytorch as pl
@@ -20,6 +21,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
+from lightning_hpo._budget import BUDGET_ATTR, PLANNED_STEPS_ATTR
 from lightning_hpo.exceptions import LightningHPOError, MetricNotFoundError
 
 if TYPE_CHECKING:
@@ -38,17 +40,27 @@ class TrialReporter(Callback):
         monitor: the logged metric to report, e.g. ``"val_loss"``; or, in a study with several
             objectives, a list of them in the order of the study's ``mode``, e.g.
             ``["val_loss", "n_params"]``: each validation then reports one value per metric.
+        budget: the Trainer's ``max_epochs`` / ``max_steps`` as the user set them (``{}``: neither),
+            or ``None`` when unknown. When given, rank 0 stores it with the trial as training
+            starts, with the steps of a full run when the budget is set (see :mod:`lightning_hpo._budget`).
 
     After ``trainer.fit``, :attr:`pruned_step` is the step at which the trial was pruned (or ``None``)
     and :attr:`reports` holds the ``(step, values)`` pairs reported, on every rank, ``values`` a tuple
     in monitor order (:attr:`reported`: the same, with a float per step when ``monitor`` is one name).
     """
 
-    def __init__(self, study: Study | None, trial: Trial | None, monitor: str | Sequence[str]) -> None:
+    def __init__(
+        self,
+        study: Study | None,
+        trial: Trial | None,
+        monitor: str | Sequence[str],
+        budget: Mapping[str, int] | None = None,
+    ) -> None:
         self.study = study
         self.trial = trial
         self._one_name = isinstance(monitor, str)
         self.monitor: tuple[str, ...] = (monitor,) if isinstance(monitor, str) else tuple(monitor)
+        self.budget = None if budget is None else dict(budget)
         self.pruned_step: int | None = None
         self.reports: list[tuple[int, tuple[float, ...]]] = []
 
@@ -56,6 +68,16 @@ class TrialReporter(Callback):
     def reported(self) -> list[tuple[int, float | tuple[float, ...]]]:
         """The ``(step, value)`` pairs reported, ``value`` shaped as ``monitor`` was given (a name or a list)."""
         return [(step, values[0] if self._one_name else values) for step, values in self.reports]
+
+    @override
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.budget is None or not trainer.is_global_zero or self.study is None or self.trial is None:
+            return
+        attrs: dict[str, object] = {BUDGET_ATTR: self.budget}
+        steps = trainer.estimated_stepping_batches
+        if self.budget and math.isfinite(steps):
+            attrs[PLANNED_STEPS_ATTR] = int(steps)
+        self.study.storage.update_trial(self.trial.id, attrs=attrs)
 
     @override
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -68,7 +90,8 @@ class TrialReporter(Callback):
             decision = self._report_and_judge(step, value)
         prune, error = trainer.strategy.broadcast(decision, src=0)
         if error is not None:
-            raise LightningHPOError(f"Reporting step {step} of the trial failed on rank 0: {error}")
+            where = " on rank 0" if trainer.world_size > 1 else ""
+            raise LightningHPOError(f"Reporting step {step} of the trial failed{where}: {error}")
         self.reports.append((step, value))
         if prune:
             self.pruned_step = step

@@ -72,6 +72,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser
 from typing_extensions import override
 
+from lightning_hpo._budget import check_budget, training_budget
 from lightning_hpo._cli_internals import LightningCLIInternals
 from lightning_hpo._config_space import (
     PRUNER_NAMES,
@@ -177,6 +178,7 @@ class LightningCLI(LightningCLIInternals):
         max_consecutive_failures: int | None = 5,
         trial_timeout: float | None = None,
         show_progress: bool = True,
+        allow_budget_change: bool = False,
     ) -> None:
         """Tune hyperparameters: fit one trial per point of the search space, then write the best config.
 
@@ -206,11 +208,14 @@ class LightningCLI(LightningCLIInternals):
             max_consecutive_failures: The study stops after this many failed trials in a row (null: never).
             trial_timeout: Seconds after which a trial is stopped and marked FAIL; the study goes on.
             show_progress: Show the live progress display of the study.
+            allow_budget_change: Continue a study whose trials ran with another trainer.max_epochs /
+                trainer.max_steps (refused by default: trials of different lengths are not comparable).
         """
         if n_trials is None and timeout is None:
             self._fail("tune needs --tune.n_trials, --tune.timeout, or both; otherwise it would never stop.")
         fit_parser = self._subcommand_parser("fit")
         base = self._base_fit_config()
+        budget = training_budget(base.get("trainer") or {})
         coordinator = TrialCoordinator()
         try:
             directions = parse_mode(mode)
@@ -234,13 +239,16 @@ class LightningCLI(LightningCLIInternals):
                     pruner=by_name("pruner", pruner, PRUNER_NAMES, Pruner),
                     seed=sampler_seed,
                 )
+                check_budget(name, self.study.trials, budget, allow_change=allow_budget_change)
         except LightningHPOError as error:
             self._fail(str(error))
         study = self.study
         study_dir = study_directory(root_dir, name)
 
         def train_trial(trial: Trial) -> TrialTraining:
-            return self._train_trial(trial, base=base, monitor=monitor, directions=directions, study_dir=study_dir)
+            return self._train_trial(
+                trial, base=base, monitor=monitor, directions=directions, study_dir=study_dir, budget=budget
+            )
 
         try:
             options = RunOptions(
@@ -251,7 +259,7 @@ class LightningCLI(LightningCLIInternals):
             )
             progress = StudyProgress(study, n_trials=n_trials, enabled=show_progress, label=monitor)
             with coordinator, progress:
-                run_study(coordinator, study, train_trial, options, [progress])
+                run_study(coordinator, study, train_trial, options, [progress], monitor=monitor)
         except KeyboardInterrupt:
             where = study.storage.display_url if study is not None else "the study's storage"
             print(
@@ -286,6 +294,7 @@ class LightningCLI(LightningCLIInternals):
         monitor: tuple[str, ...],
         directions: Sequence[str],
         study_dir: Path,
+        budget: dict[str, int],
     ) -> TrialTraining:
         """Build and train one trial from its config (on every rank under torchrun); rank 0 then records it."""
         release_memory_of_earlier_trials()
@@ -298,6 +307,7 @@ class LightningCLI(LightningCLIInternals):
             monitor=monitor,
             directions=directions,
             study_dir=study_dir,
+            budget=budget,
             with_checkpoint=trainer_config.enable_checkpointing is not False,
             # A logger the config names is built per trial like any class; otherwise the trial's own.
             with_logger=trainer_config.logger in (None, True),

@@ -104,6 +104,8 @@ class StudyProgress:
         from rich.live import Live
 
         self._console = Console(stderr=True)
+        # In a log file or a pipe, one line per trial however long, so that grep finds whole trials.
+        self._console.soft_wrap = not self._console.is_terminal
         self._console.print(
             f"[bold]lightning_hpo[/bold] study [cyan]{self._study.name}[/cyan] in {self._study.storage.display_url}"
         )
@@ -166,6 +168,8 @@ class StudyProgress:
                 logging.getLogger(__name__).debug("lightning_hpo: progress refresh failed: %s", error)
 
     def _trial_line(self, trial: Trial) -> str:
+        from rich.markup import escape
+
         head = f"trial {trial.number:>3} "
         if trial.state is TrialState.COMPLETE:
             line = f"[green]{head}COMPLETE[/green] {format_values(trial.values, self._labels)}"
@@ -174,10 +178,14 @@ class StudyProgress:
             kept = "best" if len(self._study.directions) == 1 else "last"
             line = f"[yellow]{head}PRUNED[/yellow] at step {step}, {kept} {format_values(trial.values, self._labels)}"
         else:
-            last_line = (trial.error or "").strip().splitlines()[-1:] or [""]
-            line = f"[red]{head}FAIL[/red] {last_line[0]}"
+            line = f"[red]{head}FAIL[/red]"
         duration = f" in {trial.duration:.1f}s" if trial.duration is not None else ""
-        return f"{line}{duration}  [dim]{format_params(dict(trial.params))}[/dim]"
+        line = f"{line}{duration}  [dim]{escape(format_params(dict(trial.params)))}[/dim]"
+        if trial.state is TrialState.FAIL:
+            # The reason last, after a label, so it never reads as part of the duration or the params.
+            reason = (trial.error or "").strip().splitlines()[-1:] or ["no error recorded"]
+            line = f"{line}  [red]error:[/red] {escape(reason[0])}"
+        return line
 
     def render(self) -> Any:
         """The display as a rich renderable (what the live view shows now)."""

@@ -24,6 +24,7 @@ from typing import Any, Union
 
 from lightning_hpo._liveness import DEFAULT_GRACE_PERIOD, HEARTBEAT_INTERVAL, TrialLiveness
 from lightning_hpo._loop import RunOptions, TrialObserver, run_trials
+from lightning_hpo._setup_checks import check_pruner_objectives
 from lightning_hpo.exceptions import (
     ArgumentTypeError,
     InvalidArgumentError,
@@ -139,6 +140,7 @@ class Study:
             )
         self.sampler = sampler if sampler is not None else GPSampler(seed=seed)
         self.pruner = pruner if pruner is not None else ASHAPruner()
+        check_pruner_objectives(self.pruner, self.directions)
         self.grace_period = float(grace_period)
         self.retry_stale = bool(retry_stale)
         self.storage = open_storage(storage)

@@ -29,10 +29,11 @@ import importlib.util
 import logging
 import math
 import signal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lightning_hpo._warnings import trial_warnings
 from lightning_hpo.exceptions import InvalidArgumentError, LightningHPOError
 from lightning_hpo.trial import MONITOR, PRUNED_STEP, Direction, Trial, TrialState
 
@@ -87,6 +88,8 @@ class TrialTraining:
         with_checkpoint: add a ``ModelCheckpoint`` keeping the best checkpoint on ``monitor`` (with
             several monitors: the last checkpoint, ``last.ckpt``).
         with_logger: give the trial its own logger (TensorBoard when installed, else CSV) in the trial directory.
+        budget: the Trainer's ``max_epochs`` / ``max_steps`` as the user set them, stored with the
+            trial (see :class:`~lightning_hpo.callback.TrialReporter`); ``None``: not stored.
 
     Example:
         >>> training = TrialTraining(study, trial, monitor=("val_loss",), study_dir=tuner.study_dir)  # doctest: +SKIP
@@ -105,6 +108,7 @@ class TrialTraining:
         directions: Sequence[Direction] | None = None,
         with_checkpoint: bool = True,
         with_logger: bool = True,
+        budget: Mapping[str, int] | None = None,
     ) -> None:
         import lightning.pytorch as pl
 
@@ -114,7 +118,7 @@ class TrialTraining:
         self.trial = trial
         self.monitor = monitor
         self.trial_dir = study_dir / f"trial_{trial.number}"
-        self.reporter = TrialReporter(study, trial, monitor)
+        self.reporter = TrialReporter(study, trial, monitor, budget)
         self.checkpoint: pl.callbacks.ModelCheckpoint | None = None
         if directions is None:
             if study is None:
@@ -213,15 +217,18 @@ def run_study(
     train: Callable[[Trial], TrialTraining],
     options: RunOptions,
     observers: Sequence[TrialObserver] = (),
+    *,
+    monitor: Sequence[str] = (),
 ) -> None:
     """Run a study's trials, each built and trained by ``train``, and record each outcome.
 
     The one driver of the Tuner and the ``tune`` subcommand. ``train(trial)`` builds the trial's
     module and Trainer and returns :meth:`TrialTraining.train`'s result; it runs on every rank under
     torchrun, and global rank 0 records the outcome. ``coordinator`` must be entered already;
-    ``study`` is ``None`` on the other ranks.
+    ``study`` is ``None`` on the other ranks. ``monitor``: the metrics Lightning need not warn about
+    (see :func:`quiet_lightning`).
     """
-    with quiet_lightning():
+    with quiet_lightning(monitor):
         coordinator.run_trials(
             study,
             train=train,
@@ -252,8 +259,12 @@ def _trial_logger(study_dir: Path, number: int) -> Any:
 
 
 @contextlib.contextmanager
-def quiet_lightning() -> Iterator[None]:
-    """Silence Lightning's per-Trainer banners (GPU available..., LOCAL_RANK...): one per trial is noise."""
+def quiet_lightning(monitor: str | Sequence[str] = ()) -> Iterator[None]:
+    """Silence Lightning's per-Trainer banners (GPU available..., LOCAL_RANK..., Tips): one per trial is noise.
+
+    Warnings too: Lightning's per-Trainer noise is silenced, any other warning is shown once (see
+    :mod:`lightning_hpo._warnings`); ``monitor`` names the monitored metric(s).
+    """
     names = (
         "lightning.pytorch.utilities.rank_zero",
         "lightning.pytorch.accelerators.cuda",
@@ -264,7 +275,8 @@ def quiet_lightning() -> Iterator[None]:
     for lg in loggers:
         lg.setLevel(logging.WARNING)
     try:
-        yield
+        with trial_warnings([monitor] if isinstance(monitor, str) else monitor):
+            yield
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)

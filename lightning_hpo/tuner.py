@@ -39,7 +39,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Union
 
+from lightning_hpo._budget import check_budget, training_budget
 from lightning_hpo._loop import RunOptions, TrialObserver
+from lightning_hpo._setup_checks import check_pruner_objectives, check_trainer_launch
+from lightning_hpo._short_errors import call_with_short_errors
 from lightning_hpo.decorator import init_arguments, search_space_of
 from lightning_hpo.distributed import TrialCoordinator, global_rank, world_size
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, LightningHPOError
@@ -52,6 +55,7 @@ from lightning_hpo.training import (
     TRIAL_TRAINER_DEFAULTS,
     TrialTraining,
     check_monitor,
+    quiet_lightning,
     release_memory_of_earlier_trials,
     run_study,
 )
@@ -183,6 +187,13 @@ class Tuner:
         n_jobs: trials to run at once, each in its own worker process, pinned to its own GPU when
             there are GPUs (see :mod:`lightning_hpo.workers`). Needs a storage that processes can
             share (a SQLite file, the default, or PostgreSQL).
+        allow_budget_change: continue a study whose trials ran with other ``max_epochs`` /
+            ``max_steps`` in ``trainer_kwargs``. By default that is refused: the study's budget is
+            stored with its trials, and trials of different lengths are not comparable.
+
+    Set-up errors are raised here, before any trial runs: a pruner that judges one objective with
+    several monitors, a Trainer that would launch processes itself (``strategy="ddp"`` with
+    ``devices=2`` outside torchrun), a changed budget.
 
     Under ``torchrun``, every rank builds the Tuner and calls ``fit``: each trial trains with DDP
     over all ranks, and only global rank 0 opens the study (``tuner.study`` is ``None`` elsewhere).
@@ -216,6 +227,7 @@ class Tuner:
         trial_timeout: float | None = None,
         show_progress: bool = True,
         n_jobs: int = 1,
+        allow_budget_change: bool = False,
     ) -> None:
         import lightning.pytorch as pl
 
@@ -243,8 +255,11 @@ class Tuner:
         self._model_params = self._check_model_arguments()
         self._check_datamodule(pl)
         self._check_trainer_kwargs(pl)
+        self._budget = training_budget(self.trainer_kwargs)
         self.directions = parse_mode(mode)
         self.monitor = check_monitor(monitor, self.directions)
+        if pruner is not None:
+            check_pruner_objectives(pruner, self.directions)
         name = check_study_name(study_name if study_name is not None else model_cls.__name__)
         # Under torchrun only global rank 0 opens the study (the TrialCoordinator's leader); the other
         # ranks train the trials it sends.
@@ -262,6 +277,10 @@ class Tuner:
                 retry_stale=retry_stale,
             )
             self._check_storage_for_jobs(self.study.storage)
+            check_budget(name, self.study.trials, self._budget, allow_change=allow_budget_change)
+        with quiet_lightning():  # after the n_jobs checks, whose messages are more to the point
+            check_trainer_launch(self.trainer_kwargs)
+        self.study_name = name
         self.study_dir = study_directory(self.root_dir, name)
 
     # -- validation at construction ------------------------------------------------------
@@ -342,6 +361,9 @@ class Tuner:
         """
         if n_trials is None and timeout is None:
             raise InvalidArgumentError("Tuner.fit needs n_trials, timeout, or both; otherwise it would never stop.")
+        return call_with_short_errors(self.study, self.study_name, lambda: self._fit(n_trials, timeout))
+
+    def _fit(self, n_trials: int | None, timeout: float | None) -> TuneResult:
         from lightning_hpo.progress import StudyProgress
 
         options = replace(self.run_options, n_trials=n_trials, timeout=timeout)
@@ -360,7 +382,7 @@ class Tuner:
     ) -> tuple[list[Trial], list[Trial]]:
         """The study's trial loop in this process (with every rank under torchrun); the trials and best trials."""
         with TrialCoordinator() as coordinator:
-            run_study(coordinator, self.study, self._train_trial, options, observers)
+            run_study(coordinator, self.study, self._train_trial, options, observers, monitor=self.monitor)
             return coordinator.share(self._trials_and_best)
 
     def result(self) -> TuneResult:
@@ -403,6 +425,7 @@ class Tuner:
             study_dir=self.study_dir,
             with_checkpoint=kwargs.get("enable_checkpointing", True) is not False,
             with_logger=kwargs.pop("logger", True) is not False,
+            budget=self._budget,
         )
         trainer = pl.Trainer(
             **kwargs,

@@ -540,6 +540,45 @@ def test_hyperband_auto_waits_for_a_complete_trial():
     assert decide(pruner, {1: 0.9}, complete, number=judged) is True  # first auto rung: 27 / 27
 
 
+def planned(number: int, curve: Mapping[int, float], state: TrialState = RUN, steps: int = 90) -> Trial:
+    """A trial whose Trainer planned ``steps`` steps (its max_epochs, stored as training started)."""
+    return Trial(number, state, {}, intermediate_values=dict(curve), attrs={"planned_steps": steps})
+
+
+@pytest.mark.parametrize(
+    "curve, steps, others, expected",
+    [
+        # Rungs at 90 / 9 = 10 and 90 / 3 = 30 from the first trials on, no COMPLETE trial needed.
+        pytest.param(
+            {10: 0.9}, 90, [planned(1, {10: 0.1}), planned(2, {10: 0.2})], True, id="first-rung-at-max-over-9"
+        ),
+        pytest.param({10: 0.05}, 90, [planned(1, {10: 0.1}), planned(2, {10: 0.2})], False, id="top-third-goes-on"),
+        pytest.param({9: 0.9}, 90, [planned(1, {10: 0.1}), planned(2, {10: 0.2})], False, id="before-the-first-rung"),
+        # Without a COMPLETE trial, a rung moves up to the trial's own next validation: 10 -> 12.
+        pytest.param({6: 0.9, 12: 0.9}, 90, [planned(1, {12: 0.1}), planned(2, {12: 0.2})], True, id="own-grid"),
+        # The planned length wins over a short COMPLETE trial (e.g. stopped early at step 30).
+        pytest.param(
+            {10: 0.9},
+            900,
+            [planned(1, {10: 0.1, 30: 0.1}, DONE), planned(2, {10: 0.2, 30: 0.1}, DONE)],
+            False,
+            id="planned-length-over-short-complete-trial",
+        ),
+    ],
+)
+def test_asha_auto_rungs_follow_the_trials_planned_steps(curve, steps, others, expected):
+    trial = planned(0, curve, steps=steps)
+    assert ASHAPruner().prune(trial, [trial, *others], directions=["min"]) is expected
+
+
+def test_hyperband_auto_rungs_follow_the_trials_planned_steps():
+    pruner = HyperbandPruner()
+    judged, *peers = numbers_in_bracket(pruner, 0, 4)
+    running = [planned(n, {s: 0.1 for s in range(1, 28)}, steps=27) for n in peers]
+    trial = planned(judged, {1: 0.9}, steps=27)
+    assert pruner.prune(trial, [trial, *running], directions=["min"]) is True  # first auto rung: 27 / 27
+
+
 # -- ThresholdPruner and PatientPruner -------------------------------------------------------
 
 

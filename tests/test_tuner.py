@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -19,6 +17,7 @@ from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, Me
 from lightning_hpo.storage import SQLStorage
 from lightning_hpo.tuner import study_directory
 from tests.lightning_models import LinearRegression, RegressionData, SizedRegression
+from tests.processes import interrupt_when, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = {"lr": Float(1e-3, 1e-1, log=True), "hidden": Int(4, 16)}
@@ -341,18 +340,6 @@ TUNE_SCRIPT = textwrap.dedent(
 )
 
 
-def _wait_for(predicate, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception:  # noqa: BLE001 - the database is not there yet
-            pass
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
-
 def _trials(url):
     storage = SQLStorage(url)
     try:
@@ -374,15 +361,7 @@ def test_ctrl_c_marks_the_running_trial_and_exits_cleanly(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-        _wait_for(lambda: any(t.intermediate_values for t in _trials(url)))
-        assert process.poll() is None, "the study ended before it could be interrupted"
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    out, err = interrupt_when(process, lambda: any(t.intermediate_values for t in _trials(url)))
     assert process.returncode == 130, err[-2000:]
     assert "INTERRUPTED-CLEANLY" in out
     last = _trials(url)[-1]
@@ -397,7 +376,7 @@ def test_sigkill_mid_study_then_rerun_completes_with_nothing_lost(tmp_path):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     args = [sys.executable, str(script), str(REPO), url, str(tmp_path / "runs"), "4"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for(
+    wait_for(
         lambda: (
             sum(t.state is TrialState.COMPLETE for t in _trials(url)) >= 2
             and _trials(url)[-1].state is TrialState.RUNNING

@@ -11,10 +11,8 @@ from lightning_hpo.pruners._base import Pruner, Resource, check_int, check_resou
 from lightning_hpo.pruners._successive_halving import (
     check_resource_order,
     n_rungs_between,
-    reference_trial,
-    resolve_max_resource,
-    rung_steps,
     survives_new_rungs,
+    trial_rungs,
 )
 from lightning_hpo.trial import Trial
 
@@ -42,8 +40,9 @@ class HyperbandPruner(Pruner):
             full run, and one without rungs; moved up to validation steps as ASHAPruner's. An
             explicit ``min_resource`` needs an explicit ``max_resource``: together they fix the
             number of brackets, so a trial's bracket never changes during a study.
-        max_resource: steps of a full run, or ``"auto"``: the largest last step among COMPLETE
-            trials. With both ``"auto"``, nothing is pruned before a trial completes.
+        max_resource: steps of a full run, or ``"auto"``: as :class:`ASHAPruner`'s, the trial's
+            planned length from its Trainer's ``max_epochs`` / ``max_steps`` when the Tuner knows
+            it, else the largest last step among COMPLETE trials.
         reduction_factor: ``eta`` >= 2; about 1/eta of a bracket's trials pass each rung.
         seed: changes which trial numbers go to which bracket (not the proportions).
 
@@ -102,15 +101,14 @@ class HyperbandPruner(Pruner):
         if trial.last_step is None:
             return False
         bracket = self.bracket_of(trial.number)
-        reference = reference_trial(trials)
-        rungs = rung_steps(
+        rungs = trial_rungs(
+            trial,
+            trials,
             self.min_resource,
-            resolve_max_resource(self.max_resource, reference),
+            self.max_resource,
             self.reduction_factor,
             skip=bracket,
             auto_rungs=AUTO_RUNGS,
-            up_to=trial.last_step,
-            grid=() if reference is None else list(reference.intermediate_values),
         )
         if not rungs:
             return False

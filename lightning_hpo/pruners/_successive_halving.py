@@ -18,6 +18,7 @@ import bisect
 import math
 from collections.abc import Sequence
 
+from lightning_hpo._budget import planned_steps
 from lightning_hpo.exceptions import InvalidArgumentError
 from lightning_hpo.pareto import in_top_k, minimization_form
 from lightning_hpo.pruners._base import (
@@ -72,9 +73,19 @@ class ASHAPruner(Pruner):
             validated. Early values say little about where a run ends (on LCBench, the rank
             correlation of epoch-1 accuracy with the final one is about 0, at a tenth of the
             epochs about 0.93): the first rung should not come too early.
-        max_resource: steps of a full run, or ``"auto"``: the largest last step among COMPLETE
-            trials. With both ``"auto"``, nothing is pruned before a trial completes.
+        max_resource: steps of a full run, or ``"auto"``: the length of the trial's run as its
+            Trainer's ``max_epochs`` / ``max_steps`` set it (the Tuner stores it with each trial,
+            see below), else the largest last step among COMPLETE trials.
         reduction_factor: ``eta`` >= 2; about 1/eta of the trials pass each rung.
+
+    **Where "auto" takes the length of a full run.** When the Tuner is given ``max_epochs`` or
+    ``max_steps`` in ``trainer_kwargs``, each trial stores the optimizer steps its Trainer plans
+    (``Trainer.estimated_stepping_batches``) as training starts, and the rungs are 1/9 and 1/3 of
+    that, from the first trial on, moved up to the trial's own validation steps until a trial
+    completes, then to those of the longest COMPLETE trial. Without either limit (a Study driven
+    by hand, or a Trainer left at Lightning's default length), the length is learnt from the
+    longest COMPLETE trial, and nothing is pruned before one completes; an early-stopped first
+    trial then makes the rungs early, which is why the Trainer's budget is preferred.
 
     Example:
         >>> ASHAPruner(min_resource=100, reduction_factor=3).rungs(max_resource=2000, up_to=2000)
@@ -112,15 +123,8 @@ class ASHAPruner(Pruner):
     def prune(self, trial: Trial, trials: Sequence[Trial], *, directions: Sequence[str]) -> bool:
         if trial.last_step is None:
             return False
-        reference = reference_trial(trials)
-        rungs = rung_steps(
-            self.min_resource,
-            resolve_max_resource(self.max_resource, reference),
-            self.reduction_factor,
-            skip=0,
-            auto_rungs=AUTO_RUNGS,
-            up_to=trial.last_step,
-            grid=() if reference is None else list(reference.intermediate_values),
+        rungs = trial_rungs(
+            trial, trials, self.min_resource, self.max_resource, self.reduction_factor, skip=0, auto_rungs=AUTO_RUNGS
         )
         return not survives_new_rungs(trial, trials, rungs, self.reduction_factor, directions)
 
@@ -140,11 +144,41 @@ def reference_trial(trials: Sequence[Trial]) -> Trial | None:
     return max(complete, key=lambda t: (t.last_step, -t.number))
 
 
-def resolve_max_resource(max_resource: Resource, reference: Trial | None) -> int | None:
-    """``max_resource`` itself, or for ``"auto"`` the reference trial's last step (None without one)."""
+def trial_rungs(
+    trial: Trial,
+    trials: Sequence[Trial],
+    min_resource: Resource,
+    max_resource: Resource,
+    eta: int,
+    *,
+    skip: int,
+    auto_rungs: int,
+) -> list[float]:
+    """The rungs ``trial`` has reached (see :func:`rung_steps`), for the study's ``trials``.
+
+    An ``"auto"`` ``max_resource`` is the trial's planned length (its Trainer's ``max_epochs`` /
+    ``max_steps`` in steps, stored when its training started) when known, else the last step of
+    the longest COMPLETE trial. ``"auto"`` rungs are moved up to the steps at which that COMPLETE
+    trial validated, or before there is one, to those at which this trial did.
+    """
+    reference = reference_trial(trials)
+    planned = planned_steps(trial)
     if max_resource != "auto":
-        return max_resource
-    return None if reference is None else reference.last_step
+        full_run: int | None = max_resource
+    elif planned is not None:
+        full_run = planned
+    else:
+        full_run = None if reference is None else reference.last_step
+    grid = trial if reference is None else reference
+    return rung_steps(
+        min_resource,
+        full_run,
+        eta,
+        skip=skip,
+        auto_rungs=auto_rungs,
+        up_to=trial.last_step if trial.last_step is not None else 0,
+        grid=list(grid.intermediate_values),
+    )
 
 
 def rung_steps(
