@@ -140,7 +140,8 @@ class Study:
             )
         self.sampler = sampler if sampler is not None else GPSampler(seed=seed)
         self.pruner = pruner if pruner is not None else ASHAPruner()
-        check_pruner_objectives(self.pruner, self.directions)
+        if directions is not None:  # checked before the study is created; a reopened one is checked below
+            check_pruner_objectives(self.pruner, directions)
         self.grace_period = float(grace_period)
         self.retry_stale = bool(retry_stale)
         self.storage = open_storage(storage)
@@ -150,6 +151,8 @@ class Study:
         else:
             record = self.storage.get_or_create_study(self.name, space.to_json(), directions or ("min",))
         self.space = space
+        if directions is None:
+            check_pruner_objectives(self.pruner, tuple(record.directions))
         self.directions = directions or tuple(record.directions)
         self._check_matches(record.space, record.directions)
         self._study_id = record.id
