@@ -8,10 +8,18 @@ Concurrency:
 * PostgreSQL serializes trial creation per study with ``SELECT ... FOR UPDATE`` on the study row.
 * Both retry a transaction, with backoff and within a bounded time, when the database is locked or
   the connection drops (a PostgreSQL restart); after that the error is raised, never swallowed.
+
+Durability: every committed write survives the process being killed. Surviving an OS crash or a
+power loss as well takes a flush to disk per commit (SQLite ``synchronous=FULL``, PostgreSQL
+``synchronous_commit=on``), which costs milliseconds; the commits that change a study or finish a
+trial make it. The writes of a running trial (its creation, parameters, reports, paths, heartbeats)
+skip it: the commit that finishes the trial flushes them with it, and a power loss before that also
+ends the trial, which then goes stale (FAIL) like any trial whose worker died.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -242,14 +250,20 @@ class SQLStorage(Storage):
             cursor.execute("PRAGMA foreign_keys=ON")
             if not self._in_memory:
                 cursor.execute("PRAGMA journal_mode=WAL")
-                # FULL: a committed trial survives an OS crash or power loss too, not only a killed process.
-                cursor.execute("PRAGMA synchronous=FULL")
             cursor.close()
 
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Connection) -> None:
-            immediate = connection.get_execution_options().get("hpo_write", False)
-            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            options = connection.get_execution_options()
+            if not options.get("hpo_write", False):
+                connection.exec_driver_sql("BEGIN")
+                return
+            # FULL flushes the WAL at commit; NORMAL leaves that to the next FULL commit (see the module doc).
+            synchronous = "FULL" if options["hpo_durable"] else "NORMAL"
+            if not self._in_memory and connection.info.get("hpo_synchronous") != synchronous:
+                connection.exec_driver_sql(f"PRAGMA synchronous={synchronous}")
+                connection.info["hpo_synchronous"] = synchronous
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
 
@@ -287,10 +301,14 @@ class SQLStorage(Storage):
         operation: Callable[[Connection], _T],
         *,
         write: bool = False,
+        durable: bool = True,
         engine: Engine | None = None,
         retry_seconds: float | None = None,
     ) -> _T:
-        """Run ``operation`` in one transaction, retrying transient errors for a bounded time."""
+        """Run ``operation`` in one transaction, retrying transient errors for a bounded time.
+
+        ``durable=False``: a write of a running trial, not flushed to disk at its commit (see the module doc).
+        """
         engine = engine or self._engine_for_use()
         retry_seconds = self._retry_seconds if retry_seconds is None else retry_seconds
         deadline = time.monotonic() + retry_seconds
@@ -299,8 +317,8 @@ class SQLStorage(Storage):
             try:
                 if self._memory_lock is not None:
                     with self._memory_lock:
-                        return self._run_once(engine, operation, write)
-                return self._run_once(engine, operation, write)
+                        return self._run_once(engine, operation, write, durable)
+                return self._run_once(engine, operation, write, durable)
             except exc.DBAPIError as error:
                 self._raise_if_permanent(error)
                 if time.monotonic() + delay > deadline:
@@ -311,12 +329,13 @@ class SQLStorage(Storage):
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    @staticmethod
-    def _run_once(engine: Engine, operation: Callable[[Connection], _T], write: bool) -> _T:
+    def _run_once(self, engine: Engine, operation: Callable[[Connection], _T], write: bool, durable: bool) -> _T:
         with engine.connect() as conn:
             if write:
-                conn = conn.execution_options(hpo_write=True)
+                conn = conn.execution_options(hpo_write=True, hpo_durable=durable)
             with conn.begin():
+                if write and not durable and not self._is_sqlite:
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 return operation(conn)
 
     def _raise_if_permanent(self, error: exc.DBAPIError) -> None:
@@ -469,7 +488,7 @@ class SQLStorage(Storage):
                 id=trial_id,
             )
 
-        return self._run(operation, write=True)
+        return self._run(operation, write=True, durable=False)
 
     @staticmethod
     def _has_retry(conn: Connection, study_id: int, number: int) -> bool:
@@ -482,9 +501,7 @@ class SQLStorage(Storage):
         return any(json.loads(text).get("retry_of") == number for text in candidates)
 
     def _require_running(self, conn: Connection, trial_id: int, action: str) -> None:
-        row = conn.execute(
-            sa.select(trials_table.c.number, trials_table.c.state).where(trials_table.c.id == trial_id)
-        ).one_or_none()
+        row = conn.execute(_SELECT_NUMBER_AND_STATE, {"trial_id": trial_id}).one_or_none()
         if row is None:
             raise TrialStateError(f"Cannot {action}: no trial with id {trial_id} in {self._describe()}.")
         if row.state != TrialState.RUNNING.value:
@@ -501,7 +518,7 @@ class SQLStorage(Storage):
                 .values(params=json.dumps(dict(params), sort_keys=True))
             )
 
-        self._run(operation, write=True)
+        self._run(operation, write=True, durable=False)
 
     def report(self, trial_id: int, step: int, value: float | Sequence[float]) -> None:
         vector = None if isinstance(value, (int, float)) else [float(v) for v in value]
@@ -511,18 +528,12 @@ class SQLStorage(Storage):
 
         def operation(conn: Connection) -> None:
             self._require_running(conn, trial_id, f"report step {step}")
-            dialect_insert = _dialect_insert(self._is_sqlite)
-            statement = dialect_insert(intermediate_table).values(
-                trial_id=trial_id, step=step, value=stored, objective_values=stored_vector
-            )
             conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[intermediate_table.c.trial_id, intermediate_table.c.step],
-                    set_={"value": statement.excluded.value, "objective_values": statement.excluded.objective_values},
-                )
+                _upsert_intermediate(self._is_sqlite),
+                {"trial_id": trial_id, "step": step, "value": stored, "objective_values": stored_vector},
             )
 
-        self._run(operation, write=True)
+        self._run(operation, write=True, durable=False)
 
     def finish_trial(
         self,
@@ -590,7 +601,7 @@ class SQLStorage(Storage):
             if changes:
                 conn.execute(sa.update(trials_table).where(trials_table.c.id == trial_id).values(**changes))
 
-        self._run(operation, write=True)
+        self._run(operation, write=True, durable=False)
 
     def heartbeat(self, trial_ids: Iterable[int]) -> None:
         ids = list(trial_ids)
@@ -603,6 +614,7 @@ class SQLStorage(Storage):
                 .values(heartbeat=_utcnow())
             ),
             write=True,
+            durable=False,
         )
 
     def get_trials(self, study_id: int, states: Iterable[TrialState] | None = None) -> list[Trial]:
@@ -669,12 +681,24 @@ def _trials_from_rows(rows: Sequence[Any], steps: Sequence[Any]) -> list[Trial]:
     ]
 
 
-def _dialect_insert(is_sqlite: bool) -> Callable[..., Any]:
+# The statements run at every validation are built once: building one costs more than running it.
+_SELECT_NUMBER_AND_STATE = sa.select(trials_table.c.number, trials_table.c.state).where(
+    trials_table.c.id == sa.bindparam("trial_id")
+)
+
+
+@functools.cache
+def _upsert_intermediate(is_sqlite: bool) -> Any:
+    """Insert an intermediate value, or replace the one stored at the same step; takes every column as a parameter."""
     if is_sqlite:
         from sqlalchemy.dialects.sqlite import insert
     else:
         from sqlalchemy.dialects.postgresql import insert
-    return insert
+    statement = insert(intermediate_table)
+    return statement.on_conflict_do_update(
+        index_elements=[intermediate_table.c.trial_id, intermediate_table.c.step],
+        set_={"value": statement.excluded.value, "objective_values": statement.excluded.objective_values},
+    )
 
 
 def _with_available_postgres_driver(url: URL) -> URL:

@@ -1,0 +1,274 @@
+"""What ``lightning_hpo.Tuner`` costs on top of the training it runs.
+
+    python -m benchmarks.tuner_overhead                 # writes benchmarks/TUNER_OVERHEAD.md
+    python -m benchmarks.tuner_overhead --repeats 3 --trials 4 --out /tmp/overhead.md   # quick look
+
+The same Sobol configurations of the digits MLP (``examples/digits.py``, a few batches per epoch)
+are trained twice in each repetition:
+
+* **bare**: a loop of ``Trainer.fit``, one fresh module and Trainer per configuration, with
+  Lightning's default logger and a ``ModelCheckpoint`` keeping the best ``val_loss`` (the one the
+  Tuner adds, so both sides write the same checkpoints);
+* **tuner**: ``lightning_hpo.Tuner`` with ``SobolSampler`` and ``NopPruner`` on a SQLite file,
+  which draws the same configurations (trial ``n`` takes Sobol point ``n``).
+
+Both sides seed each trial alike and use the same Trainer settings (no progress bar or model
+summary, which the Tuner turns off), so they do the same training: what differs is the Tuner's
+work (storage, sampling, reporting, its callbacks and logger set-up). The two sides alternate
+within each repetition (bare first in even repetitions, Tuner first in odd ones), one torch thread.
+
+Short trials validate twice (2 epochs) and long ones many times (2 epochs, validating every few
+batches). Fitting ``time per trial = a + b * validations`` to each side gives the fixed cost per
+trial (``a``) and the cost per validation (``b``); the Tuner's overhead is the difference between
+the two sides' ``a`` and ``b``, computed per repetition, and reported as median and quartiles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from benchmarks.regret import quartiles
+from benchmarks.tasks.training import digits_example
+from lightning_hpo import NopPruner, SobolSampler, Tuner
+from lightning_hpo.space import SearchSpace
+from lightning_hpo.training import quiet_lightning
+
+HERE = Path(__file__).resolve().parent
+SEED = 0
+#: Where each run's figures go, for ``--baseline`` of a later run.
+DEFAULT_JSON = HERE / "out" / "tuner_overhead.json"
+#: The goal of issue 13: what the Tuner may add.
+TARGET_PER_TRIAL_MS = 50.0
+TARGET_PER_VALIDATION_MS = 1.0
+
+
+@dataclass(frozen=True)
+class Length:
+    """One kind of trial: its name, how many validations it runs, and the Trainer settings that make it so."""
+
+    name: str
+    validations: int
+    trainer_kwargs: Mapping[str, Any]
+
+
+#: Short trials: 2 epochs of 4 batches, validating at the end of each epoch.
+SHORT = Length("short", 2, {"max_epochs": 2, "limit_train_batches": 4})
+#: Long trials: 2 epochs of 20 batches (the whole training set), validating after every batch.
+LONG = Length("long", 40, {"max_epochs": 2, "limit_train_batches": 20, "val_check_interval": 1})
+SIDES = ("bare", "tuner")
+
+
+def trainer_kwargs(length: Length) -> dict[str, Any]:
+    return {
+        "accelerator": "cpu",
+        "devices": 1,
+        "limit_val_batches": 1,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        **length.trainer_kwargs,
+    }
+
+
+def configurations(space: SearchSpace, n: int) -> list[dict[str, Any]]:
+    """The parameters that the Tuner's ``SobolSampler(seed=SEED)`` gives trials 0 .. n-1."""
+    sampler = SobolSampler(seed=SEED)
+    return [sampler.sample(space, [], number=i, directions=["min"]) for i in range(n)]
+
+
+def run_bare(configs: Sequence[Mapping[str, Any]], length: Length, root: Path) -> float:
+    """Seconds to train every configuration in a plain loop of ``Trainer.fit``."""
+    import lightning.pytorch as pl
+
+    example = digits_example()
+    datamodule = example.DigitsDataModule()
+    start = time.perf_counter()
+    for number, params in enumerate(configs):
+        pl.seed_everything(SEED + number, workers=True, verbose=False)
+        model = example.DigitsClassifier(**params)
+        best = pl.callbacks.ModelCheckpoint(monitor="val_loss", mode="min", save_top_k=1)
+        trainer = pl.Trainer(**trainer_kwargs(length), callbacks=[best], default_root_dir=root / f"config_{number}")
+        trainer.fit(model, datamodule=datamodule)
+    return time.perf_counter() - start
+
+
+def run_tuner(n: int, length: Length, root: Path) -> float:
+    """Seconds of ``Tuner.fit`` running ``n`` trials of a new study."""
+    example = digits_example()
+    tuner = Tuner(
+        example.DigitsClassifier,
+        search_space=example.SEARCH_SPACE,
+        datamodule=example.DigitsDataModule(),
+        trainer_kwargs=trainer_kwargs(length),
+        sampler=SobolSampler(seed=SEED),
+        pruner=NopPruner(),
+        storage=f"sqlite:///{root / 'studies.db'}",
+        study_name=f"overhead-{uuid.uuid4().hex[:8]}",
+        root_dir=root,
+        seed=SEED,
+        show_progress=False,
+    )
+    start = time.perf_counter()
+    result = tuner.fit(n_trials=n)
+    seconds = time.perf_counter() - start
+    assert tuner.study is not None
+    tuner.study.storage.close()
+    if len(result.trials) != n or any(t.value is None for t in result.trials):
+        raise SystemExit(f"The Tuner did not complete {n} trials: {result.trials}")
+    return seconds
+
+
+def measure(repeats: int, n: int, root: Path) -> list[dict[str, dict[str, float]]]:
+    """Per repetition: seconds per trial of each side (bare, tuner) for each length (short, long)."""
+    space = SearchSpace.coerce(digits_example().SEARCH_SPACE)
+    configs = configurations(space, n)
+    # Lightning and the Tuner import and set up lazily on first use; that is not what is measured.
+    run_bare(configs[:1], SHORT, root / "warm-up-bare")
+    run_tuner(1, SHORT, root / "warm-up-tuner")
+    runs = []
+    for repeat in range(repeats):
+        seconds: dict[str, dict[str, float]] = {side: {} for side in SIDES}
+        for length in (SHORT, LONG):
+            order = SIDES if repeat % 2 == 0 else SIDES[::-1]
+            for side in order:
+                where = root / f"{repeat}-{length.name}-{side}"
+                took = run_bare(configs, length, where) if side == "bare" else run_tuner(n, length, where)
+                seconds[side][length.name] = took / n
+        runs.append(seconds)
+        print(f"repetition {repeat + 1}/{repeats}: " + _describe(costs(seconds)), flush=True)
+    return runs
+
+
+def costs(seconds: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """From one repetition's seconds per trial: each side's line ``a + b * validations``, and the Tuner's extra."""
+    result = {}
+    for side in SIDES:
+        short, long = seconds[side][SHORT.name], seconds[side][LONG.name]
+        per_validation = (long - short) / (LONG.validations - SHORT.validations)
+        result[f"{side}_per_trial_ms"] = 1000 * (short - per_validation * SHORT.validations)
+        result[f"{side}_per_validation_ms"] = 1000 * per_validation
+        for length in (SHORT, LONG):
+            result[f"{side}_{length.name}_ms"] = 1000 * seconds[side][length.name]
+    result["overhead_per_trial_ms"] = result["tuner_per_trial_ms"] - result["bare_per_trial_ms"]
+    result["overhead_per_validation_ms"] = result["tuner_per_validation_ms"] - result["bare_per_validation_ms"]
+    for length in (SHORT, LONG):
+        result[f"ratio_{length.name}"] = seconds["tuner"][length.name] / seconds["bare"][length.name]
+    return result
+
+
+def _describe(cost: Mapping[str, float]) -> str:
+    return (
+        f"overhead {cost['overhead_per_trial_ms']:.0f} ms per trial, {cost['overhead_per_validation_ms']:.2f} ms per "
+        f"validation; Tuner / bare {cost['ratio_short']:.2f} (short), {cost['ratio_long']:.2f} (long)"
+    )
+
+
+def _cell(values: Sequence[float], digits: int) -> str:
+    """Median [25th, 75th percentile]."""
+    q1, median, q3 = quartiles(values)
+    return f"{median:.{digits}f} [{q1:.{digits}f}, {q3:.{digits}f}]"
+
+
+#: The report's rows: (what, key in `costs`, decimals).
+ROWS = [
+    ("Tuner overhead per trial (ms)", "overhead_per_trial_ms", 0),
+    ("Tuner overhead per validation (ms)", "overhead_per_validation_ms", 2),
+    (f"Tuner / bare, short trials ({SHORT.validations} validations)", "ratio_short", 2),
+    (f"Tuner / bare, long trials ({LONG.validations} validations)", "ratio_long", 2),
+    ("bare loop: ms per short trial", "bare_short_ms", 0),
+    ("bare loop: ms per long trial", "bare_long_ms", 0),
+    ("bare loop: fixed ms per trial", "bare_per_trial_ms", 0),
+    ("bare loop: ms per validation (with its training batch)", "bare_per_validation_ms", 2),
+]
+
+
+def report(runs: Mapping[str, Sequence[Mapping[str, float]]], *, trials: int, command: str) -> str:
+    """The Markdown report: one column per labelled run (e.g. before and after a change)."""
+    labels = list(runs)
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    import lightning
+    import sqlalchemy
+    import torch
+
+    lines = [
+        "# What `lightning_hpo.Tuner` costs on top of a bare loop of `Trainer.fit`",
+        "",
+        f"Made by `{command}` on {now}, {platform.node()} ({os.cpu_count()} CPUs, one torch thread); "
+        f"Python {platform.python_version()}, torch {torch.__version__}, lightning {lightning.__version__}, "
+        f"SQLAlchemy {sqlalchemy.__version__}. See the docstring of `benchmarks/tuner_overhead.py` for the set-up.",
+        "",
+        f"Each repetition trains {trials} configurations of the digits MLP on each side, short trials "
+        f"({SHORT.validations} validations) and long ones ({LONG.validations}), the two sides alternating. "
+        "Fitting `seconds per trial = a + b * validations` to each side, the Tuner's overhead is the difference of "
+        "the two `a` (per trial) and of the two `b` (per validation). Cells: median [25th, 75th percentile] over "
+        "the repetitions; the ratios pair each side with the other in the same repetition.",
+        "",
+        f"Goal (issue 13): at most {TARGET_PER_TRIAL_MS:.0f} ms per trial and {TARGET_PER_VALIDATION_MS:.0f} ms per "
+        "validation.",
+        "",
+        "| | " + " | ".join(f"{label} ({len(runs[label])} repetitions)" for label in labels) + " |",
+        "|---|" + "---|" * len(labels),
+    ]
+    for title, key, digits in ROWS:
+        lines.append(
+            f"| {title} | " + " | ".join(_cell([r[key] for r in runs[label]], digits) for label in labels) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.tuner_overhead", description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=6, help="repetitions (default 6)")
+    parser.add_argument("--trials", type=int, default=6, help="configurations per side and length (default 6)")
+    parser.add_argument("--out", type=Path, default=HERE / "TUNER_OVERHEAD.md", help="the report to write")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"this run's figures (default {DEFAULT_JSON})")
+    parser.add_argument("--label", default="now", help="this run's column in the report (default 'now')")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        action="append",
+        default=[],
+        help="the --json of an earlier run (e.g. of older code) to show in its own column first; repeatable",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore", module="lightning")  # e.g. "few dataloader workers": the same on both sides
+    runs = {}
+    for path in args.baseline:
+        saved = json.loads(path.read_text())
+        runs[saved["label"]] = saved["costs"]
+    with tempfile.TemporaryDirectory() as tmp, quiet_lightning():
+        seconds = measure(args.repeats, args.trials, Path(tmp))
+    runs[args.label] = [costs(s) for s in seconds]
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"label": args.label, "seconds": seconds, "costs": runs[args.label]}, indent=1))
+    command = "python -m benchmarks.tuner_overhead" + "".join(
+        f" {a}" for a in (argv if argv is not None else sys.argv[1:])
+    )
+    text = report(runs, trials=args.trials, command=command)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
