@@ -1,26 +1,29 @@
 """What ``lightning_hpo.Tuner`` costs on top of the training it runs.
 
-    python -m benchmarks.tuner_overhead                 # writes benchmarks/TUNER_OVERHEAD.md
-    python -m benchmarks.tuner_overhead --repeats 3 --trials 4 --out /tmp/overhead.md   # quick look
+    python -m benchmarks.tuner_overhead                  # about 10 min on 2 cores; writes benchmarks/TUNER_OVERHEAD.md
+    python -m benchmarks.tuner_overhead --repeats 2 --trials 3 --out /tmp/overhead.md   # a quick look
 
-The same Sobol configurations of the digits MLP (``examples/digits.py``, a few batches per epoch)
-are trained twice in each repetition:
+The same Sobol configurations of the digits MLP of ``examples/digits.py`` are trained in each
+repetition by both sides:
 
-* **bare**: a loop of ``Trainer.fit``, one fresh module and Trainer per configuration, with
-  Lightning's default logger and a ``ModelCheckpoint`` keeping the best ``val_loss`` (the one the
-  Tuner adds, so both sides write the same checkpoints);
+* **bare**: a loop of ``Trainer.fit``, one new module and Trainer per configuration, with
+  Lightning's default logger and a ``ModelCheckpoint`` keeping the best ``val_loss`` checkpoint
+  (the one the Tuner adds: the two sides then write the same checkpoints);
 * **tuner**: ``lightning_hpo.Tuner`` with ``SobolSampler`` and ``NopPruner`` on a SQLite file,
-  which draws the same configurations (trial ``n`` takes Sobol point ``n``).
+  whose trial ``n`` takes the same Sobol point ``n``; no progress display.
 
-Both sides seed each trial alike and use the same Trainer settings (no progress bar or model
-summary, which the Tuner turns off), so they do the same training: what differs is the Tuner's
-work (storage, sampling, reporting, its callbacks and logger set-up). The two sides alternate
-within each repetition (bare first in even repetitions, Tuner first in odd ones), one torch thread.
+Both sides seed each trial alike (``seed + n``) and give the Trainer the same settings (including
+the Tuner's: no progress bar, no model summary), so they train the same models: what differs is
+the Tuner's own work (storage, sampling, reporting, its callback and logger, memory release). One
+torch thread; the two sides alternate (bare first in even repetitions, Tuner first in odd ones).
 
-Short trials validate twice (2 epochs) and long ones many times (2 epochs, validating every few
-batches). Fitting ``time per trial = a + b * validations`` to each side gives the fixed cost per
-trial (``a``) and the cost per validation (``b``); the Tuner's overhead is the difference between
-the two sides' ``a`` and ``b``, computed per repetition, and reported as median and quartiles.
+Short trials validate twice (2 epochs of 4 batches); long ones 40 times (2 epochs of 20 batches,
+validating after every batch). Fitting ``seconds per trial = a + b * validations`` to each side
+through its short and long trials gives its fixed cost per trial (``a``) and its cost per
+validation (``b``, which includes one training batch on both sides); the Tuner's overhead is the
+difference of the two sides' ``a`` and of their ``b``, taken within each repetition. The report
+gives medians and quartiles over the repetitions, and the ratio Tuner / bare for each length.
+``--baseline`` adds the figures of an earlier run (e.g. of older code) as a column.
 """
 
 from __future__ import annotations

@@ -247,3 +247,43 @@ def test_quick_harness_writes_a_table_and_resumes(tmp_path: Path, restore_thread
     assert main(argv) == 0
     assert {p: p.stat().st_mtime_ns for p in runs} == stamps
     assert results.read_text().split("## Tasks")[1] == text.split("## Tasks")[1]
+
+
+def test_tuner_overhead_is_the_difference_of_two_lines() -> None:
+    from benchmarks.tuner_overhead import LONG, SHORT, costs
+
+    # bare: 0.1 s + 2 ms per validation; tuner: 0.13 s + 2.5 ms per validation.
+    seconds = {
+        side: {length.name: fixed + per_validation * length.validations for length in (SHORT, LONG)}
+        for side, fixed, per_validation in (("bare", 0.1, 0.002), ("tuner", 0.13, 0.0025))
+    }
+    cost = costs(seconds)
+    assert cost["bare_per_trial_ms"] == pytest.approx(100.0) and cost["bare_per_validation_ms"] == pytest.approx(2.0)
+    assert cost["overhead_per_trial_ms"] == pytest.approx(30.0)
+    assert cost["overhead_per_validation_ms"] == pytest.approx(0.5)
+    short_ratio = (0.13 + 0.0025 * SHORT.validations) / (0.1 + 0.002 * SHORT.validations)
+    assert cost["ratio_short"] == pytest.approx(short_ratio)
+
+
+def test_tuner_overhead_report_has_a_column_per_run() -> None:
+    from benchmarks.tuner_overhead import ROWS, report
+
+    def run(overhead_ms: float) -> dict[str, float]:
+        return {key: overhead_ms for _, key, _ in ROWS}
+
+    text = report({"before": [run(250.0), run(260.0)], "after": [run(20.0)]}, trials=4, command="cmd")
+    assert "| | before (2 repetitions) | after (1 repetitions) |" in text
+    assert "| Tuner overhead per trial (ms) | 255 [252, 258] | 20 [20, 20] |" in text
+
+
+@pytest.mark.slow
+def test_tuner_overhead_benchmark_runs_and_writes_its_report(tmp_path: Path, restore_threads: None) -> None:
+    from benchmarks.tuner_overhead import main
+
+    out, figures = tmp_path / "overhead.md", tmp_path / "overhead.json"
+    assert main(["--repeats", "1", "--trials", "1", "--out", str(out), "--json", str(figures)]) == 0
+    saved = json.loads(figures.read_text())
+    assert saved["label"] == "now" and len(saved["costs"]) == 1
+    assert set(saved["seconds"][0]) == {"bare", "tuner"}
+    assert all(seconds > 0 for side in saved["seconds"][0].values() for seconds in side.values())
+    assert "| Tuner overhead per trial (ms) |" in out.read_text()

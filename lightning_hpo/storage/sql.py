@@ -102,6 +102,46 @@ intermediate_table = sa.Table(
     sa.Column("objective_values", sa.Text, nullable=True),
 )
 _OUR_TABLES = {t.name for t in metadata.sorted_tables}
+
+
+def _trial_queries(condition: Any) -> tuple[Any, Any]:
+    """The trials that match ``condition``, in number order, and their intermediate values."""
+    return (
+        sa.select(trials_table).where(condition).order_by(trials_table.c.number),
+        sa.select(intermediate_table)
+        .join(trials_table, trials_table.c.id == intermediate_table.c.trial_id)
+        .where(condition)
+        .order_by(intermediate_table.c.trial_id, intermediate_table.c.step),
+    )
+
+
+# The statements run for every trial and validation are built once, with bound parameters: on
+# SQLite, building a statement costs more than running it.
+_IN_STUDY = trials_table.c.study_id == sa.bindparam("study_id")
+_TRIALS_OF_STUDY = _trial_queries(_IN_STUDY)
+_TRIALS_OF_STUDY_IN_STATES = _trial_queries(
+    sa.and_(_IN_STUDY, trials_table.c.state.in_(sa.bindparam("states", expanding=True)))
+)
+_ONE_TRIAL = _trial_queries(trials_table.c.id == sa.bindparam("trial_id"))
+_NUMBER_AND_STATE = sa.select(trials_table.c.number, trials_table.c.state).where(
+    trials_table.c.id == sa.bindparam("trial_id")
+)
+
+
+@functools.cache
+def _upsert_intermediate(is_sqlite: bool) -> Any:
+    """Store an intermediate value, replacing the one stored at the same step; every column is a parameter."""
+    if is_sqlite:
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    statement = insert(intermediate_table)
+    return statement.on_conflict_do_update(
+        index_elements=[intermediate_table.c.trial_id, intermediate_table.c.step],
+        set_={"value": statement.excluded.value, "objective_values": statement.excluded.objective_values},
+    )
+
+
 _FINISHED_STATES = [TrialState.COMPLETE.value, TrialState.PRUNED.value]
 
 # How long a transaction is retried while the database is locked or unreachable.
@@ -501,7 +541,7 @@ class SQLStorage(Storage):
         return any(json.loads(text).get("retry_of") == number for text in candidates)
 
     def _require_running(self, conn: Connection, trial_id: int, action: str) -> None:
-        row = conn.execute(_SELECT_NUMBER_AND_STATE, {"trial_id": trial_id}).one_or_none()
+        row = conn.execute(_NUMBER_AND_STATE, {"trial_id": trial_id}).one_or_none()
         if row is None:
             raise TrialStateError(f"Cannot {action}: no trial with id {trial_id} in {self._describe()}.")
         if row.state != TrialState.RUNNING.value:
@@ -618,37 +658,21 @@ class SQLStorage(Storage):
         )
 
     def get_trials(self, study_id: int, states: Iterable[TrialState] | None = None) -> list[Trial]:
-        state_values = None if states is None else [TrialState(s).value for s in states]
-
-        def operation(conn: Connection) -> list[Trial]:
-            condition = trials_table.c.study_id == study_id
-            if state_values is not None:
-                condition = sa.and_(condition, trials_table.c.state.in_(state_values))
-            rows = conn.execute(sa.select(trials_table).where(condition).order_by(trials_table.c.number)).all()
-            steps = conn.execute(
-                sa.select(intermediate_table)
-                .join(trials_table, trials_table.c.id == intermediate_table.c.trial_id)
-                .where(condition)
-                .order_by(intermediate_table.c.trial_id, intermediate_table.c.step)
-            ).all()
-            return _trials_from_rows(rows, steps)
-
-        return self._run(operation)
+        if states is None:
+            return self._run(lambda conn: _read_trials(conn, _TRIALS_OF_STUDY, {"study_id": study_id}))
+        parameters = {"study_id": study_id, "states": [TrialState(s).value for s in states]}
+        return self._run(lambda conn: _read_trials(conn, _TRIALS_OF_STUDY_IN_STATES, parameters))
 
     def get_trial(self, trial_id: int) -> Trial:
-        def operation(conn: Connection) -> list[Trial]:
-            rows = conn.execute(sa.select(trials_table).where(trials_table.c.id == trial_id)).all()
-            steps = conn.execute(
-                sa.select(intermediate_table)
-                .where(intermediate_table.c.trial_id == trial_id)
-                .order_by(intermediate_table.c.step)
-            ).all()
-            return _trials_from_rows(rows, steps)
-
-        trials = self._run(operation)
+        trials = self._run(lambda conn: _read_trials(conn, _ONE_TRIAL, {"trial_id": trial_id}))
         if not trials:
             raise TrialStateError(f"No trial with id {trial_id} in {self._describe()}.")
         return trials[0]
+
+
+def _read_trials(conn: Connection, queries: tuple[Any, Any], parameters: Mapping[str, Any]) -> list[Trial]:
+    rows_query, steps_query = queries
+    return _trials_from_rows(conn.execute(rows_query, parameters).all(), conn.execute(steps_query, parameters).all())
 
 
 def _trials_from_rows(rows: Sequence[Any], steps: Sequence[Any]) -> list[Trial]:
@@ -679,26 +703,6 @@ def _trials_from_rows(rows: Sequence[Any], steps: Sequence[Any]) -> list[Trial]:
         )
         for row in rows
     ]
-
-
-# The statements run at every validation are built once: building one costs more than running it.
-_SELECT_NUMBER_AND_STATE = sa.select(trials_table.c.number, trials_table.c.state).where(
-    trials_table.c.id == sa.bindparam("trial_id")
-)
-
-
-@functools.cache
-def _upsert_intermediate(is_sqlite: bool) -> Any:
-    """Insert an intermediate value, or replace the one stored at the same step; takes every column as a parameter."""
-    if is_sqlite:
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert
-    statement = insert(intermediate_table)
-    return statement.on_conflict_do_update(
-        index_elements=[intermediate_table.c.trial_id, intermediate_table.c.step],
-        set_={"value": statement.excluded.value, "objective_values": statement.excluded.objective_values},
-    )
 
 
 def _with_available_postgres_driver(url: URL) -> URL:
