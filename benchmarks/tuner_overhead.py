@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import sys
 import tempfile
 import time
@@ -72,6 +73,9 @@ SHORT = Length("short", 2, {"max_epochs": 2, "limit_train_batches": 4})
 #: Long trials: 2 epochs of 20 batches (the whole training set), validating after every batch.
 LONG = Length("long", 40, {"max_epochs": 2, "limit_train_batches": 20, "val_check_interval": 1})
 SIDES = ("bare", "tuner")
+#: Wall time is what a user waits; CPU time (of this process) is what the other processes sharing
+#: the machine disturb least. Disk flushes count in the first only.
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def trainer_kwargs(length: Length) -> dict[str, Any]:
@@ -91,24 +95,32 @@ def configurations(space: SearchSpace, n: int) -> list[dict[str, Any]]:
     return [sampler.sample(space, [], number=i, directions=["min"]) for i in range(n)]
 
 
-def run_bare(configs: Sequence[Mapping[str, Any]], length: Length, root: Path) -> float:
-    """Seconds to train every configuration in a plain loop of ``Trainer.fit``."""
+def _start() -> dict[str, float]:
+    return {clock: read() for clock, read in CLOCKS.items()}
+
+
+def _since(start: Mapping[str, float]) -> dict[str, float]:
+    return {clock: read() - start[clock] for clock, read in CLOCKS.items()}
+
+
+def run_bare(configs: Sequence[Mapping[str, Any]], length: Length, root: Path) -> dict[str, float]:
+    """Seconds (of each clock) to train every configuration in a plain loop of ``Trainer.fit``."""
     import lightning.pytorch as pl
 
     example = digits_example()
     datamodule = example.DigitsDataModule()
-    start = time.perf_counter()
+    start = _start()
     for number, params in enumerate(configs):
         pl.seed_everything(SEED + number, workers=True, verbose=False)
         model = example.DigitsClassifier(**params)
         best = pl.callbacks.ModelCheckpoint(monitor="val_loss", mode="min", save_top_k=1)
         trainer = pl.Trainer(**trainer_kwargs(length), callbacks=[best], default_root_dir=root / f"config_{number}")
         trainer.fit(model, datamodule=datamodule)
-    return time.perf_counter() - start
+    return _since(start)
 
 
-def run_tuner(n: int, length: Length, root: Path) -> float:
-    """Seconds of ``Tuner.fit`` running ``n`` trials of a new study."""
+def run_tuner(n: int, length: Length, root: Path) -> dict[str, float]:
+    """Seconds (of each clock) of ``Tuner.fit`` running ``n`` trials of a new study."""
     example = digits_example()
     tuner = Tuner(
         example.DigitsClassifier,
@@ -123,9 +135,9 @@ def run_tuner(n: int, length: Length, root: Path) -> float:
         seed=SEED,
         show_progress=False,
     )
-    start = time.perf_counter()
+    start = _start()
     result = tuner.fit(n_trials=n)
-    seconds = time.perf_counter() - start
+    seconds = _since(start)
     assert tuner.study is not None
     tuner.study.storage.close()
     if len(result.trials) != n or any(t.value is None for t in result.trials):
@@ -133,8 +145,8 @@ def run_tuner(n: int, length: Length, root: Path) -> float:
     return seconds
 
 
-def measure(repeats: int, n: int, root: Path) -> list[dict[str, dict[str, float]]]:
-    """Per repetition: seconds per trial of each side (bare, tuner) for each length (short, long)."""
+def measure(repeats: int, n: int, root: Path) -> list[dict[str, dict[str, dict[str, float]]]]:
+    """Per repetition and clock: seconds per trial of each side (bare, tuner) for each length (short, long)."""
     space = SearchSpace.coerce(digits_example().SEARCH_SPACE)
     configs = configurations(space, n)
     # Lightning and the Tuner import and set up lazily on first use; that is not what is measured.
@@ -142,15 +154,17 @@ def measure(repeats: int, n: int, root: Path) -> list[dict[str, dict[str, float]
     run_tuner(1, SHORT, root / "warm-up-tuner")
     runs = []
     for repeat in range(repeats):
-        seconds: dict[str, dict[str, float]] = {side: {} for side in SIDES}
+        seconds: dict[str, dict[str, dict[str, float]]] = {clock: {side: {} for side in SIDES} for clock in CLOCKS}
         for length in (SHORT, LONG):
             order = SIDES if repeat % 2 == 0 else SIDES[::-1]
             for side in order:
                 where = root / f"{repeat}-{length.name}-{side}"
                 took = run_bare(configs, length, where) if side == "bare" else run_tuner(n, length, where)
-                seconds[side][length.name] = took / n
+                for clock in CLOCKS:
+                    seconds[clock][side][length.name] = took[clock] / n
         runs.append(seconds)
-        print(f"repetition {repeat + 1}/{repeats}: " + _describe(costs(seconds)), flush=True)
+        described = "; ".join(f"{clock}: {_describe(costs(seconds[clock]))}" for clock in CLOCKS)
+        print(f"repetition {repeat + 1}/{repeats}: {described}", flush=True)
     return runs
 
 
@@ -174,7 +188,7 @@ def costs(seconds: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
 def _describe(cost: Mapping[str, float]) -> str:
     return (
         f"overhead {cost['overhead_per_trial_ms']:.0f} ms per trial, {cost['overhead_per_validation_ms']:.2f} ms per "
-        f"validation; Tuner / bare {cost['ratio_short']:.2f} (short), {cost['ratio_long']:.2f} (long)"
+        f"validation, Tuner / bare {cost['ratio_short']:.2f} (short), {cost['ratio_long']:.2f} (long)"
     )
 
 
@@ -184,38 +198,51 @@ def _cell(values: Sequence[float], digits: int) -> str:
     return f"{median:.{digits}f} [{q1:.{digits}f}, {q3:.{digits}f}]"
 
 
-#: The report's rows: (what, key in `costs`, decimals).
+#: The report's rows: (what, clock, key in `costs`, decimals).
 ROWS = [
-    ("Tuner overhead per trial (ms)", "overhead_per_trial_ms", 0),
-    ("Tuner overhead per validation (ms)", "overhead_per_validation_ms", 2),
-    (f"Tuner / bare, short trials ({SHORT.validations} validations)", "ratio_short", 2),
-    (f"Tuner / bare, long trials ({LONG.validations} validations)", "ratio_long", 2),
-    ("bare loop: ms per short trial", "bare_short_ms", 0),
-    ("bare loop: ms per long trial", "bare_long_ms", 0),
-    ("bare loop: fixed ms per trial", "bare_per_trial_ms", 0),
-    ("bare loop: ms per validation (with its training batch)", "bare_per_validation_ms", 2),
+    *(
+        row
+        for clock in CLOCKS
+        for row in (
+            (f"Tuner overhead per trial, {clock} (ms)", clock, "overhead_per_trial_ms", 0),
+            (f"Tuner overhead per validation, {clock} (ms)", clock, "overhead_per_validation_ms", 2),
+            (f"Tuner / bare, short trials ({SHORT.validations} validations), {clock}", clock, "ratio_short", 2),
+            (f"Tuner / bare, long trials ({LONG.validations} validations), {clock}", clock, "ratio_long", 2),
+        )
+    ),
+    ("bare loop: ms per short trial, wall", "wall", "bare_short_ms", 0),
+    ("bare loop: ms per long trial, wall", "wall", "bare_long_ms", 0),
+    ("bare loop: fixed ms per trial, wall", "wall", "bare_per_trial_ms", 0),
+    ("bare loop: ms per validation (with its training batch), wall", "wall", "bare_per_validation_ms", 2),
 ]
 
 
-def report(runs: Mapping[str, Sequence[Mapping[str, float]]], *, trials: int, command: str) -> str:
-    """The Markdown report: one column per labelled run (e.g. before and after a change)."""
-    labels = list(runs)
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+def report(figures: Sequence[Mapping[str, Any]]) -> str:
+    """The Markdown report: one column per run's figures (e.g. of the code before and after a change)."""
     import lightning
     import sqlalchemy
     import torch
 
+    runs = {f["label"]: [{clock: costs(s[clock]) for clock in CLOCKS} for s in f["seconds"]] for f in figures}
+    labels = list(runs)
     lines = [
         "# What `lightning_hpo.Tuner` costs on top of a bare loop of `Trainer.fit`",
         "",
-        f"Made by `{command}` on {now}, {platform.node()} ({os.cpu_count()} CPUs, one torch thread); "
-        f"Python {platform.python_version()}, torch {torch.__version__}, lightning {lightning.__version__}, "
-        f"SQLAlchemy {sqlalchemy.__version__}. See the docstring of `benchmarks/tuner_overhead.py` for the set-up.",
+        f"On {platform.node()} ({os.cpu_count()} CPUs, one torch thread); Python {platform.python_version()}, torch "
+        f"{torch.__version__}, lightning {lightning.__version__}, SQLAlchemy {sqlalchemy.__version__}. See the "
+        "docstring of `benchmarks/tuner_overhead.py` for the set-up.",
         "",
-        f"Each repetition trains {trials} configurations of the digits MLP on each side, short trials "
-        f"({SHORT.validations} validations) and long ones ({LONG.validations}), the two sides alternating. "
+        *(f"* {f['label']}: `{f['command']}`, {f['made']}" for f in figures),
+        "",
+        f"Each repetition trains {figures[-1]['trials']} configurations of the digits MLP on each side, short trials "
+        f"({SHORT.validations} validations) and long ones ({LONG.validations}), the two sides alternating: a bare "
+        "loop of `Trainer.fit` (default logger, the ModelCheckpoint the Tuner adds), and the Tuner with "
+        "SobolSampler and NopPruner on a SQLite file, without its progress display; the same Trainer settings "
+        "and seeds on both sides. "
         "Fitting `seconds per trial = a + b * validations` to each side, the Tuner's overhead is the difference of "
-        "the two `a` (per trial) and of the two `b` (per validation). Cells: median [25th, 75th percentile] over "
+        "the two `a` (per trial) and of the two `b` (per validation), in wall time and in this process's CPU time "
+        "(which the other processes on a shared machine disturb less, but which leaves out waiting for disk "
+        "flushes). Cells: median [25th, 75th percentile] over "
         "the repetitions; the ratios pair each side with the other in the same repetition.",
         "",
         f"Goal (issue 13): at most {TARGET_PER_TRIAL_MS:.0f} ms per trial and {TARGET_PER_VALIDATION_MS:.0f} ms per "
@@ -224,20 +251,27 @@ def report(runs: Mapping[str, Sequence[Mapping[str, float]]], *, trials: int, co
         "| | " + " | ".join(f"{label} ({len(runs[label])} repetitions)" for label in labels) + " |",
         "|---|" + "---|" * len(labels),
     ]
-    for title, key, digits in ROWS:
-        lines.append(
-            f"| {title} | " + " | ".join(_cell([r[key] for r in runs[label]], digits) for label in labels) + " |"
-        )
+    for title, clock, key, digits in ROWS:
+        cells = [_cell([r[clock][key] for r in runs[label]], digits) for label in labels]
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.tuner_overhead", description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=6, help="repetitions (default 6)")
+    parser.add_argument("--repeats", type=int, default=8, help="repetitions (default 8)")
     parser.add_argument("--trials", type=int, default=6, help="configurations per side and length (default 6)")
     parser.add_argument("--out", type=Path, default=HERE / "TUNER_OVERHEAD.md", help="the report to write")
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"this run's figures (default {DEFAULT_JSON})")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=DEFAULT_JSON,
+        help="this run's figures (default benchmarks/out/tuner_overhead.json)",
+    )
     parser.add_argument("--label", default="now", help="this run's column in the report (default 'now')")
+    parser.add_argument(
+        "--report-only", action="store_true", help="rebuild the report from --json (and --baseline); run nothing"
+    )
     parser.add_argument(
         "--baseline",
         type=Path,
@@ -250,27 +284,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    import torch
-
-    torch.set_num_threads(1)
-    warnings.filterwarnings("ignore", module="lightning")  # e.g. "few dataloader workers": the same on both sides
-    runs = {}
-    for path in args.baseline:
-        saved = json.loads(path.read_text())
-        runs[saved["label"]] = saved["costs"]
-    with tempfile.TemporaryDirectory() as tmp, quiet_lightning():
-        seconds = measure(args.repeats, args.trials, Path(tmp))
-    runs[args.label] = [costs(s) for s in seconds]
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"label": args.label, "seconds": seconds, "costs": runs[args.label]}, indent=1))
-    command = "python -m benchmarks.tuner_overhead" + "".join(
-        f" {a}" for a in (argv if argv is not None else sys.argv[1:])
-    )
-    text = report(runs, trials=args.trials, command=command)
+    if args.report_only:
+        figures = json.loads(args.json.read_text())
+    else:
+        figures = {
+            "label": args.label,
+            "command": shlex.join(
+                ["python", "-m", "benchmarks.tuner_overhead", *(argv if argv is not None else sys.argv[1:])]
+            ),
+            "made": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "trials": args.trials,
+            "seconds": run(args.repeats, args.trials),
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=1))
+    text = report([*(json.loads(path.read_text()) for path in args.baseline), figures])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)
     return 0
+
+
+def run(repeats: int, trials: int) -> list[dict[str, dict[str, dict[str, float]]]]:
+    """:func:`measure` with one torch thread, in a temporary directory."""
+    import torch
+
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore", module="lightning")  # e.g. "few dataloader workers": the same on both sides
+    with tempfile.TemporaryDirectory() as tmp, quiet_lightning():
+        return measure(repeats, trials, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -266,14 +266,31 @@ def test_tuner_overhead_is_the_difference_of_two_lines() -> None:
 
 
 def test_tuner_overhead_report_has_a_column_per_run() -> None:
-    from benchmarks.tuner_overhead import ROWS, report
+    from benchmarks.tuner_overhead import CLOCKS, LONG, SHORT, SIDES, report
 
-    def run(overhead_ms: float) -> dict[str, float]:
-        return {key: overhead_ms for _, key, _ in ROWS}
+    def repetition(tuner_extra: float) -> dict[str, dict[str, dict[str, float]]]:
+        """Seconds per trial: 0.1 s + 2 ms per validation on both sides, plus the Tuner's extra per trial."""
+        per_side = {
+            side: {
+                n.name: 0.1 + 0.002 * n.validations + (tuner_extra if side == "tuner" else 0.0) for n in (SHORT, LONG)
+            }
+            for side in SIDES
+        }
+        return {clock: per_side for clock in CLOCKS}
 
-    text = report({"before": [run(250.0), run(260.0)], "after": [run(20.0)]}, trials=4, command="cmd")
+    def figures(label: str, extras: list[float]) -> dict:
+        return {
+            "label": label,
+            "command": "cmd",
+            "made": "today",
+            "trials": 4,
+            "seconds": [repetition(e) for e in extras],
+        }
+
+    text = report([figures("before", [0.25, 0.26]), figures("after", [0.02])])
     assert "| | before (2 repetitions) | after (1 repetitions) |" in text
-    assert "| Tuner overhead per trial (ms) | 255 [252, 258] | 20 [20, 20] |" in text
+    assert "| Tuner overhead per trial, wall (ms) | 255 [252, 258] | 20 [20, 20] |" in text
+    assert "| Tuner overhead per trial, cpu (ms) | 255 [252, 258] | 20 [20, 20] |" in text
 
 
 @pytest.mark.slow
@@ -283,7 +300,13 @@ def test_tuner_overhead_benchmark_runs_and_writes_its_report(tmp_path: Path, res
     out, figures = tmp_path / "overhead.md", tmp_path / "overhead.json"
     assert main(["--repeats", "1", "--trials", "1", "--out", str(out), "--json", str(figures)]) == 0
     saved = json.loads(figures.read_text())
-    assert saved["label"] == "now" and len(saved["costs"]) == 1
-    assert set(saved["seconds"][0]) == {"bare", "tuner"}
-    assert all(seconds > 0 for side in saved["seconds"][0].values() for seconds in side.values())
-    assert "| Tuner overhead per trial (ms) |" in out.read_text()
+    assert saved["label"] == "now" and saved["trials"] == 1 and len(saved["seconds"]) == 1
+    assert set(saved["seconds"][0]) == {"wall", "cpu"} and set(saved["seconds"][0]["wall"]) == {"bare", "tuner"}
+    assert all(seconds > 0 for side in saved["seconds"][0]["wall"].values() for seconds in side.values())
+    assert "| | now (1 repetitions) |" in out.read_text()
+    # The report is rebuilt from saved figures, with an earlier run's in its own column.
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps({**saved, "label": "earlier"}))
+    again = ["--report-only", "--out", str(out), "--json", str(figures), "--baseline", str(earlier)]
+    assert main(again) == 0
+    assert "| | earlier (1 repetitions) | now (1 repetitions) |" in out.read_text()

@@ -10,11 +10,12 @@ Concurrency:
   the connection drops (a PostgreSQL restart); after that the error is raised, never swallowed.
 
 Durability: every committed write survives the process being killed. Surviving an OS crash or a
-power loss as well takes a flush to disk per commit (SQLite ``synchronous=FULL``, PostgreSQL
+power loss as well takes a flush to disk at the commit (SQLite ``synchronous=FULL``, PostgreSQL
 ``synchronous_commit=on``), which costs milliseconds; the commits that change a study or finish a
-trial make it. The writes of a running trial (its creation, parameters, reports, paths, heartbeats)
-skip it: the commit that finishes the trial flushes them with it, and a power loss before that also
-ends the trial, which then goes stale (FAIL) like any trial whose worker died.
+trial make it. The others (a trial's creation, parameters, reports, paths and attributes, and
+heartbeats) skip it: the next flushing commit, at the latest the one that finishes the trial,
+flushes them too; a power loss before then ends the running trial anyway, which then goes stale
+(FAIL) like any trial whose worker died.
 """
 
 from __future__ import annotations
