@@ -254,7 +254,20 @@ def report(figures: Sequence[Mapping[str, Any]]) -> str:
     for title, clock, key, digits in ROWS:
         cells = [_cell([r[clock][key] for r in runs[label]], digits) for label in labels]
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    shares = [_cell([_wall_per_cpu(repetition) for repetition in f["seconds"]], 1) for f in figures]
+    lines += [
+        "",
+        "How busy the machine was: the bare loop's wall time was "
+        + ", ".join(f"{share} times its CPU time ({f['label']})" for share, f in zip(shares, figures))
+        + ". On an idle machine it is about 1; above that, other processes had the cores, and wall-time "
+        "differences are that much noisier than CPU-time ones.",
+    ]
     return "\n".join(lines) + "\n"
+
+
+def _wall_per_cpu(repetition: Mapping[str, Mapping[str, Mapping[str, float]]]) -> float:
+    """Wall time over CPU time of one repetition's bare loop (short and long trials together)."""
+    return sum(repetition["wall"]["bare"].values()) / sum(repetition["cpu"]["bare"].values())
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

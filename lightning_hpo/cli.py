@@ -79,7 +79,6 @@ from lightning_hpo.training import (
     check_monitor,
     quiet_lightning,
     release_memory_of_earlier_trials,
-    trials_collected_apart,
 )
 from lightning_hpo.trial import Trial, TrialState
 from lightning_hpo.tuner import study_directory
@@ -209,7 +208,7 @@ class LightningCLI(_LightningCLI):
             return self._train_trial(trial, base=base, monitor=monitor, mode=directions, study_dir=study_dir)
 
         try:
-            with quiet_lightning(), trials_collected_apart(), coordinator:
+            with quiet_lightning(), coordinator:
                 coordinator.run_trials(
                     study,
                     train=train_trial,

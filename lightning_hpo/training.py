@@ -41,13 +41,7 @@ if TYPE_CHECKING:
 
     from lightning_hpo.study import Study
 
-__all__ = [
-    "TrialTraining",
-    "check_monitor",
-    "quiet_lightning",
-    "release_memory_of_earlier_trials",
-    "trials_collected_apart",
-]
+__all__ = ["TrialTraining", "check_monitor", "quiet_lightning", "release_memory_of_earlier_trials"]
 
 #: Trainer settings a trial changes when the user left them unset: a progress bar and a model
 #: summary per trial would drown the study's own progress display.
@@ -211,53 +205,23 @@ class TrialTraining:
         return study.tell(trial, state=TrialState.COMPLETE)
 
 
-# Trial loops running in this process inside `trials_collected_apart()`.
-_LOOPS_COLLECTING_APART = 0
-
-
 def release_memory_of_earlier_trials() -> None:
-    """Free what earlier trials left: their Trainer, module and optimizer refer to each other, so only the
-    cyclic garbage collector frees them (a failed trial's, held by its traceback, can hold GPU memory).
+    """Free the GPU memory that earlier trials left, before the next one needs it.
 
-    Inside :func:`trials_collected_apart` the objects that survive the collection are frozen
-    (``gc.freeze``): the next call then walks only what was made since, not every object of torch and
-    Lightning, which a full collection walks (a large part of a second).
+    A finished trial's Trainer, module and optimizer refer to each other (a failed trial's are also
+    held by its traceback), so only the cyclic garbage collector frees them, and the CUDA cache
+    returns their memory only after that. Without a GPU in use nothing is done: host memory is left
+    to Python's collector, as in any loop of ``Trainer.fit``, since a full collection walks every
+    object of torch and Lightning, which takes a large part of a second per trial.
     """
-    import gc
-
     import torch
+
+    if not (torch.cuda.is_available() and torch.cuda.is_initialized()):
+        return
+    import gc
 
     gc.collect()
-    if _LOOPS_COLLECTING_APART:
-        gc.freeze()
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
-
-
-@contextlib.contextmanager
-def trials_collected_apart() -> Iterator[None]:
-    """Around a loop of trials: :func:`release_memory_of_earlier_trials` then walks only what the trials made.
-
-    What lives when the loop starts is frozen, and so is what survives each collection; on exit it
-    all goes back to the collector. With a GPU in use, the garbage of earlier work (e.g. the last
-    trial of an earlier loop) is collected first, since its memory may be what the first trial needs;
-    without one, it is left to the collector as usual, after the loop.
-    """
-    import gc
-
-    import torch
-
-    global _LOOPS_COLLECTING_APART
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        gc.collect()
-    gc.freeze()
-    _LOOPS_COLLECTING_APART += 1
-    try:
-        yield
-    finally:
-        _LOOPS_COLLECTING_APART -= 1
-        if not _LOOPS_COLLECTING_APART:
-            gc.unfreeze()
+    torch.cuda.empty_cache()
 
 
 def _trial_logger(study_dir: Path, number: int) -> Any:

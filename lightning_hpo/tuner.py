@@ -51,7 +51,6 @@ from lightning_hpo.training import (
     check_monitor,
     quiet_lightning,
     release_memory_of_earlier_trials,
-    trials_collected_apart,
 )
 from lightning_hpo.trial import Trial
 
@@ -352,7 +351,7 @@ class Tuner:
 
             run_in_slots(self, n_trials=n_trials, timeout=timeout)
             return self.result()
-        with quiet_lightning(), trials_collected_apart(), TrialCoordinator() as coordinator:
+        with quiet_lightning(), TrialCoordinator() as coordinator:
             coordinator.run_trials(
                 self.study,
                 train=self._train_trial,

@@ -291,6 +291,7 @@ def test_tuner_overhead_report_has_a_column_per_run() -> None:
     assert "| | before (2 repetitions) | after (1 repetitions) |" in text
     assert "| Tuner overhead per trial, wall (ms) | 255 [252, 258] | 20 [20, 20] |" in text
     assert "| Tuner overhead per trial, cpu (ms) | 255 [252, 258] | 20 [20, 20] |" in text
+    assert "wall time was 1.0 [1.0, 1.0] times its CPU time (before)" in text
 
 
 @pytest.mark.slow
