@@ -15,7 +15,8 @@ repetition by both sides:
 Both sides seed each trial alike (``seed + n``) and give the Trainer the same settings (including
 the Tuner's: no progress bar, no model summary), so they train the same models: what differs is
 the Tuner's own work (storage, sampling, reporting, its callback and logger, memory release). One
-torch thread; the two sides alternate (bare first in even repetitions, Tuner first in odd ones).
+torch thread; the two sides alternate (bare first in even repetitions, Tuner first in odd ones), and
+each starts after an untimed ``gc.collect()``.
 
 Short trials validate twice (2 epochs of 4 batches); long ones 40 times (2 epochs of 20 batches,
 validating after every batch). Fitting ``seconds per trial = a + b * validations`` to each side
@@ -29,6 +30,7 @@ gives medians and quartiles over the repetitions, and the ratio Tuner / bare for
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -159,6 +161,9 @@ def measure(repeats: int, n: int, root: Path) -> list[dict[str, dict[str, dict[s
             order = SIDES if repeat % 2 == 0 else SIDES[::-1]
             for side in order:
                 where = root / f"{repeat}-{length.name}-{side}"
+                # Each side starts with nothing left to collect: an automatic full collection (a large part
+                # of a second, walking all of torch) is then due to what that side allocates, not to the other.
+                gc.collect()
                 took = run_bare(configs, length, where) if side == "bare" else run_tuner(n, length, where)
                 for clock in CLOCKS:
                     seconds[clock][side][length.name] = took[clock] / n
