@@ -121,14 +121,14 @@ def run_bare(configs: Sequence[Mapping[str, Any]], length: Length, root: Path) -
     return _since(start)
 
 
-def run_tuner(n: int, length: Length, root: Path) -> dict[str, float]:
+def run_tuner(n: int, length: Length, root: Path, **extra_trainer_kwargs: Any) -> dict[str, float]:
     """Seconds (of each clock) of ``Tuner.fit`` running ``n`` trials of a new study."""
     example = digits_example()
     tuner = Tuner(
         example.DigitsClassifier,
         search_space=example.SEARCH_SPACE,
         datamodule=example.DigitsDataModule(),
-        trainer_kwargs=trainer_kwargs(length),
+        trainer_kwargs={**trainer_kwargs(length), **extra_trainer_kwargs},
         sampler=SobolSampler(seed=SEED),
         pruner=NopPruner(),
         storage=f"sqlite:///{root / 'studies.db'}",
@@ -171,6 +171,18 @@ def measure(repeats: int, n: int, root: Path) -> list[dict[str, dict[str, dict[s
         described = "; ".join(f"{clock}: {_describe(costs(seconds[clock]))}" for clock in CLOCKS)
         print(f"repetition {repeat + 1}/{repeats}: {described}", flush=True)
     return runs
+
+
+def reporter_ms(n: int, root: Path) -> list[float]:
+    """Milliseconds of each call of the Tuner's callback (the report to storage, the pruner's decision) in
+    ``n`` long trials, as Lightning's profiler times it: the Tuner's own work at each validation."""
+    from lightning.pytorch.profilers import SimpleProfiler
+
+    profiler = SimpleProfiler(dirpath=root, filename="profile")
+    run_tuner(n, LONG, root, profiler=profiler)
+    calls = profiler.recorded_durations["[Callback]TrialReporter.on_validation_end"]
+    # Each trial's first call is at the sanity check, where the callback does nothing.
+    return [1000 * d for i, d in enumerate(calls) if i % (LONG.validations + 1)]
 
 
 def costs(seconds: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
@@ -259,6 +271,11 @@ def report(figures: Sequence[Mapping[str, Any]]) -> str:
     for title, clock, key, digits in ROWS:
         cells = [_cell([r[clock][key] for r in runs[label]], digits) for label in labels]
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    lines.append(
+        "| Tuner's callback at each validation, timed by Lightning's profiler (ms) | "
+        + " | ".join(_cell(f["reporter_ms"], 2) for f in figures)
+        + " |"
+    )
     shares = [_cell([_wall_per_cpu(repetition) for repetition in f["seconds"]], 1) for f in figures]
     lines += [
         "",
@@ -305,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_only:
         figures = json.loads(args.json.read_text())
     else:
+        seconds, reporter = run(args.repeats, args.trials)
         figures = {
             "label": args.label,
             "command": shlex.join(
@@ -312,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
             ),
             "made": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "trials": args.trials,
-            "seconds": run(args.repeats, args.trials),
+            "seconds": seconds,
+            "reporter_ms": reporter,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=1))
@@ -323,14 +342,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run(repeats: int, trials: int) -> list[dict[str, dict[str, dict[str, float]]]]:
-    """:func:`measure` with one torch thread, in a temporary directory."""
+def run(repeats: int, trials: int) -> tuple[list[dict[str, dict[str, dict[str, float]]]], list[float]]:
+    """:func:`measure` and :func:`reporter_ms` with one torch thread, in a temporary directory."""
     import torch
 
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", module="lightning")  # e.g. "few dataloader workers": the same on both sides
     with tempfile.TemporaryDirectory() as tmp, quiet_lightning():
-        return measure(repeats, trials, Path(tmp))
+        return measure(repeats, trials, Path(tmp)), reporter_ms(trials, Path(tmp) / "profiled")
 
 
 if __name__ == "__main__":

@@ -285,6 +285,7 @@ def test_tuner_overhead_report_has_a_column_per_run() -> None:
             "made": "today",
             "trials": 4,
             "seconds": [repetition(e) for e in extras],
+            "reporter_ms": [0.5],
         }
 
     text = report([figures("before", [0.25, 0.26]), figures("after", [0.02])])
@@ -292,6 +293,7 @@ def test_tuner_overhead_report_has_a_column_per_run() -> None:
     assert "| Tuner overhead per trial, wall (ms) | 255 [252, 258] | 20 [20, 20] |" in text
     assert "| Tuner overhead per trial, cpu (ms) | 255 [252, 258] | 20 [20, 20] |" in text
     assert "wall time was 1.0 [1.0, 1.0] times its CPU time (before)" in text
+    assert "| Tuner's callback at each validation, timed by Lightning's profiler (ms) | 0.50 [0.50, 0.50] |" in text
 
 
 @pytest.mark.slow
@@ -302,6 +304,7 @@ def test_tuner_overhead_benchmark_runs_and_writes_its_report(tmp_path: Path, res
     assert main(["--repeats", "1", "--trials", "1", "--out", str(out), "--json", str(figures)]) == 0
     saved = json.loads(figures.read_text())
     assert saved["label"] == "now" and saved["trials"] == 1 and len(saved["seconds"]) == 1
+    assert len(saved["reporter_ms"]) == 40 and all(ms > 0 for ms in saved["reporter_ms"])
     assert set(saved["seconds"][0]) == {"wall", "cpu"} and set(saved["seconds"][0]["wall"]) == {"bare", "tuner"}
     assert all(seconds > 0 for side in saved["seconds"][0]["wall"].values() for seconds in side.values())
     assert "| | now (1 repetitions) |" in out.read_text()
