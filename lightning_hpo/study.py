@@ -310,6 +310,8 @@ class Study:
 
     def should_prune(self, trial: Trial | int) -> bool:
         """Ask the pruner whether this RUNNING trial should stop, from what storage holds now."""
+        if not self.pruner.can_prune:
+            return False
         stored = self._resolve(trial)
         trials = self.storage.get_trials(self._study_id)
         current = next(t for t in trials if t.id == stored.id)

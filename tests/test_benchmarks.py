@@ -247,3 +247,70 @@ def test_quick_harness_writes_a_table_and_resumes(tmp_path: Path, restore_thread
     assert main(argv) == 0
     assert {p: p.stat().st_mtime_ns for p in runs} == stamps
     assert results.read_text().split("## Tasks")[1] == text.split("## Tasks")[1]
+
+
+def test_tuner_overhead_is_the_difference_of_two_lines() -> None:
+    from benchmarks.tuner_overhead import LONG, SHORT, costs
+
+    # bare: 0.1 s + 2 ms per validation; tuner: 0.13 s + 2.5 ms per validation.
+    seconds = {
+        side: {length.name: fixed + per_validation * length.validations for length in (SHORT, LONG)}
+        for side, fixed, per_validation in (("bare", 0.1, 0.002), ("tuner", 0.13, 0.0025))
+    }
+    cost = costs(seconds)
+    assert cost["bare_per_trial_ms"] == pytest.approx(100.0) and cost["bare_per_validation_ms"] == pytest.approx(2.0)
+    assert cost["overhead_per_trial_ms"] == pytest.approx(30.0)
+    assert cost["overhead_per_validation_ms"] == pytest.approx(0.5)
+    short_ratio = (0.13 + 0.0025 * SHORT.validations) / (0.1 + 0.002 * SHORT.validations)
+    assert cost["ratio_short"] == pytest.approx(short_ratio)
+
+
+def test_tuner_overhead_report_has_a_column_per_run() -> None:
+    from benchmarks.tuner_overhead import CLOCKS, LONG, SHORT, SIDES, report
+
+    def repetition(tuner_extra: float) -> dict[str, dict[str, dict[str, float]]]:
+        """Seconds per trial: 0.1 s + 2 ms per validation on both sides, plus the Tuner's extra per trial."""
+        per_side = {
+            side: {
+                n.name: 0.1 + 0.002 * n.validations + (tuner_extra if side == "tuner" else 0.0) for n in (SHORT, LONG)
+            }
+            for side in SIDES
+        }
+        return {clock: per_side for clock in CLOCKS}
+
+    def figures(label: str, extras: list[float]) -> dict:
+        return {
+            "label": label,
+            "command": "cmd",
+            "made": "today",
+            "trials": 4,
+            "seconds": [repetition(e) for e in extras],
+            "reporter_ms": [0.5],
+        }
+
+    text = report([figures("before", [0.25, 0.26]), figures("after", [0.02])])
+    assert "| | before (2 repetitions) | after (1 repetitions) |" in text
+    assert "| Tuner overhead per trial, wall (ms) | 255 [252, 258] | 20 [20, 20] |" in text
+    assert "| Tuner overhead per trial, cpu (ms) | 255 [252, 258] | 20 [20, 20] |" in text
+    assert "wall time was 1.0 [1.0, 1.0] times its CPU time (before)" in text
+    assert "| Tuner's callback at each validation, timed by Lightning's profiler (ms) | 0.50 [0.50, 0.50] |" in text
+
+
+@pytest.mark.slow
+def test_tuner_overhead_benchmark_runs_and_writes_its_report(tmp_path: Path, restore_threads: None) -> None:
+    from benchmarks.tuner_overhead import main
+
+    out, figures = tmp_path / "overhead.md", tmp_path / "overhead.json"
+    assert main(["--repeats", "1", "--trials", "1", "--out", str(out), "--json", str(figures)]) == 0
+    saved = json.loads(figures.read_text())
+    assert saved["label"] == "now" and saved["trials"] == 1 and len(saved["seconds"]) == 1
+    assert len(saved["reporter_ms"]) == 40 and all(ms > 0 for ms in saved["reporter_ms"])
+    assert set(saved["seconds"][0]) == {"wall", "cpu"} and set(saved["seconds"][0]["wall"]) == {"bare", "tuner"}
+    assert all(seconds > 0 for side in saved["seconds"][0]["wall"].values() for seconds in side.values())
+    assert "| | now (1 repetitions) |" in out.read_text()
+    # The report is rebuilt from saved figures, with an earlier run's in its own column.
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps({**saved, "label": "earlier"}))
+    again = ["--report-only", "--out", str(out), "--json", str(figures), "--baseline", str(earlier)]
+    assert main(again) == 0
+    assert "| | earlier (1 repetitions) | now (1 repetitions) |" in out.read_text()

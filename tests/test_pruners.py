@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import pytest
 
 import lightning_hpo.pruners
+from lightning_hpo import Float, SobolSampler, Study
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
 from lightning_hpo.pruners import (
     ASHAPruner,
@@ -25,6 +26,7 @@ from lightning_hpo.pruners import (
     Pruner,
     ThresholdPruner,
 )
+from lightning_hpo.storage import SQLStorage
 from lightning_hpo.trial import Trial, TrialState
 
 NAN = math.nan
@@ -633,6 +635,47 @@ class AlwaysPrune(Pruner):
 )
 def test_patient_decisions(pruner, curve, mode, expected):
     assert decide(pruner, curve, [], mode) is expected
+
+
+@pytest.mark.parametrize(
+    "pruner, can_prune",
+    [
+        (NopPruner(), False),
+        (PatientPruner(NopPruner(), patience=2), False),
+        (PatientPruner(None, patience=2), True),
+        (PatientPruner(MedianPruner(), patience=2), True),
+        (MedianPruner(), True),
+        (ASHAPruner(), True),
+        (HyperbandPruner(), True),
+        (ThresholdPruner(upper=1.0), True),
+        (AlwaysPrune(), True),
+    ],
+)
+def test_can_prune_is_false_only_for_pruners_that_never_prune(pruner, can_prune):
+    assert pruner.can_prune is can_prune
+
+
+class CountingStorage(SQLStorage):
+    """A SQLite storage that counts the reads of a study's trials."""
+
+    reads = 0
+
+    def get_trials(self, study_id, states=None):
+        self.reads += 1
+        return super().get_trials(study_id, states)
+
+
+@pytest.mark.parametrize("pruner, reads", [(NopPruner(), 0), (MedianPruner(), 1)])
+def test_a_study_reads_no_history_to_ask_a_pruner_that_never_prunes(tmp_path, pruner, reads):
+    storage = CountingStorage(f"sqlite:///{tmp_path / 'studies.db'}")
+    study = Study(
+        "s", search_space={"x": Float(0.0, 1.0)}, storage=storage, sampler=SobolSampler(seed=0), pruner=pruner
+    )
+    trial = study.ask()
+    study.report(trial, 1, 0.5)
+    before = storage.reads
+    assert study.should_prune(trial) is False
+    assert storage.reads - before == reads
 
 
 # -- construction ----------------------------------------------------------------------------

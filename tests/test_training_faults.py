@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 
 from lightning_hpo import Categorical, NopPruner, Sampler, Study, TrialState, Tuner
 from lightning_hpo.exceptions import InvalidArgumentError
+from lightning_hpo.training import release_memory_of_earlier_trials
 from tests.lightning_models import LinearRegression, RegressionData
 
 # "none" last: n_trials=1 then runs every fault before the one trial that completes.
@@ -88,3 +90,15 @@ def test_trial_timeout_must_be_positive():
     study = Study("t", search_space={"x": Categorical([1, 2])}, storage=":memory:")
     with pytest.raises(InvalidArgumentError, match="`trial_timeout` must be a number of seconds > 0"):
         study.optimize(lambda p: 0.0, n_trials=1, trial_timeout=0)
+
+
+def test_without_a_gpu_the_memory_of_earlier_trials_is_left_to_the_collector():
+    collections = []
+    gc.disable()  # only a collection that the call starts may be seen
+    gc.callbacks.append(collections.append)
+    try:
+        release_memory_of_earlier_trials()
+    finally:
+        gc.callbacks.remove(collections.append)
+        gc.enable()
+    assert not torch.cuda.is_initialized() and collections == []

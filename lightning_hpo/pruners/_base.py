@@ -40,6 +40,11 @@ class Pruner(abc.ABC):
     state kept between calls, so every process (worker, rank, resumed run) decides alike.
     """
 
+    @property
+    def can_prune(self) -> bool:
+        """False for a pruner that never stops a trial: the study then answers it without reading the history."""
+        return True
+
     @abc.abstractmethod
     def prune(self, trial: Trial, trials: Sequence[Trial], *, directions: Sequence[str]) -> bool:
         """Return True to stop ``trial`` now."""
@@ -56,6 +61,10 @@ class NopPruner(Pruner):
         >>> NopPruner().prune(Trial(0, TrialState.RUNNING, {}), [], directions=["min"])
         False
     """
+
+    @property
+    def can_prune(self) -> bool:
+        return False
 
     def prune(self, trial: Trial, trials: Sequence[Trial], *, directions: Sequence[str]) -> bool:
         return False

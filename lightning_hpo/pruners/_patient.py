@@ -43,6 +43,10 @@ class PatientPruner(Pruner):
         self.patience = check_int(name, "patience", patience, 1)
         self.min_delta = float(min_delta)
 
+    @property
+    def can_prune(self) -> bool:
+        return self.wrapped is None or self.wrapped.can_prune
+
     def prune(self, trial: Trial, trials: Sequence[Trial], *, directions: Sequence[str]) -> bool:
         minimize = single_direction(self, directions)
         steps = sorted(trial.intermediate_values)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,9 +52,18 @@ class SobolSampler(Sampler):
 def sobol_point(dimension: int, seed: int, index: int) -> list[float]:
     """Point ``index`` of the scrambled Sobol sequence of this dimension and seed."""
     import torch
+
+    engine, lock = _sobol_engine(dimension, seed % 2**63)
+    with lock:
+        engine.reset()
+        if index:
+            engine.fast_forward(index)
+        return engine.draw(1, dtype=torch.float64)[0].tolist()
+
+
+@functools.lru_cache(maxsize=32)
+def _sobol_engine(dimension: int, seed: int) -> tuple[Any, threading.Lock]:
+    """A scrambled Sobol engine, kept: scrambling costs more than fast-forwarding to any trial's point."""
     from torch.quasirandom import SobolEngine
 
-    engine = SobolEngine(dimension, scramble=True, seed=seed % 2**63)
-    if index:
-        engine.fast_forward(index)
-    return engine.draw(1, dtype=torch.float64)[0].tolist()
+    return SobolEngine(dimension, scramble=True, seed=seed), threading.Lock()

@@ -9,12 +9,21 @@ Concurrency:
 * Both retry a transaction, with backoff and within a bounded time, when the database is locked or
   the connection drops (a PostgreSQL restart); after that the error is raised, never swallowed.
 
+Durability: every committed write survives the process being killed. Surviving an OS crash or a
+power loss as well takes a flush to disk at the commit (SQLite ``synchronous=FULL``, PostgreSQL
+``synchronous_commit=on``), which costs milliseconds; the commits that change a study or finish a
+trial make it. The others (a trial's creation, parameters, reports, paths and attributes, and
+heartbeats) skip it: the next flushing commit, at the latest the one that finishes the trial,
+flushes them too; a power loss before then ends the running trial anyway, which then goes stale
+(FAIL) like any trial whose worker died.
+
 One module although it is long: the tables, the engine set-up and the retrying transaction are
 what every operation below is written against, and the operations are the Storage contract.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -97,6 +106,45 @@ intermediate_table = sa.Table(
     sa.Column("objective_values", sa.Text, nullable=True),
 )
 _OUR_TABLES = {t.name for t in metadata.sorted_tables}
+
+
+def _trial_queries(condition: Any) -> tuple[Any, Any]:
+    """The trials that match ``condition``, in number order, and their intermediate values."""
+    return (
+        sa.select(trials_table).where(condition).order_by(trials_table.c.number),
+        sa.select(intermediate_table)
+        .join(trials_table, trials_table.c.id == intermediate_table.c.trial_id)
+        .where(condition)
+        .order_by(intermediate_table.c.trial_id, intermediate_table.c.step),
+    )
+
+
+# The statements run for every trial and validation are built once, with bound parameters: on
+# SQLite, building a statement costs more than running it.
+_IN_STUDY = trials_table.c.study_id == sa.bindparam("study_id")
+_TRIALS_OF_STUDY = _trial_queries(_IN_STUDY)
+_TRIALS_OF_STUDY_IN_STATES = _trial_queries(
+    sa.and_(_IN_STUDY, trials_table.c.state.in_(sa.bindparam("states", expanding=True)))
+)
+_ONE_TRIAL = _trial_queries(trials_table.c.id == sa.bindparam("trial_id"))
+_NUMBER_AND_STATE = sa.select(trials_table.c.number, trials_table.c.state).where(
+    trials_table.c.id == sa.bindparam("trial_id")
+)
+
+
+@functools.cache
+def _upsert_intermediate(is_sqlite: bool) -> Any:
+    """Store an intermediate value, replacing the one stored at the same step; every column is a parameter."""
+    if is_sqlite:
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    statement = insert(intermediate_table)
+    return statement.on_conflict_do_update(
+        index_elements=[intermediate_table.c.trial_id, intermediate_table.c.step],
+        set_={"value": statement.excluded.value, "objective_values": statement.excluded.objective_values},
+    )
+
 
 # How long a transaction is retried while the database is locked or unreachable.
 _RETRY_SECONDS = 120.0
@@ -248,14 +296,20 @@ class SQLStorage(Storage):
             cursor.execute("PRAGMA foreign_keys=ON")
             if not self._in_memory:
                 cursor.execute("PRAGMA journal_mode=WAL")
-                # FULL: a committed trial survives an OS crash or power loss too, not only a killed process.
-                cursor.execute("PRAGMA synchronous=FULL")
             cursor.close()
 
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Connection) -> None:
-            immediate = connection.get_execution_options().get("hpo_write", False)
-            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            options = connection.get_execution_options()
+            if not options.get("hpo_write", False):
+                connection.exec_driver_sql("BEGIN")
+                return
+            # FULL flushes the WAL at commit; NORMAL leaves that to the next FULL commit (see the module doc).
+            synchronous = "FULL" if options["hpo_durable"] else "NORMAL"
+            if not self._in_memory and connection.info.get("hpo_synchronous") != synchronous:
+                connection.exec_driver_sql(f"PRAGMA synchronous={synchronous}")
+                connection.info["hpo_synchronous"] = synchronous
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
 
@@ -293,10 +347,14 @@ class SQLStorage(Storage):
         operation: Callable[[Connection], _T],
         *,
         write: bool = False,
+        durable: bool = True,
         engine: Engine | None = None,
         retry_seconds: float | None = None,
     ) -> _T:
-        """Run ``operation`` in one transaction, retrying transient errors for a bounded time."""
+        """Run ``operation`` in one transaction, retrying transient errors for a bounded time.
+
+        ``durable=False``: a write of a running trial, not flushed to disk at its commit (see the module doc).
+        """
         engine = engine or self._engine_for_use()
         retry_seconds = self._retry_seconds if retry_seconds is None else retry_seconds
         deadline = time.monotonic() + retry_seconds
@@ -305,8 +363,8 @@ class SQLStorage(Storage):
             try:
                 if self._memory_lock is not None:
                     with self._memory_lock:
-                        return self._run_once(engine, operation, write)
-                return self._run_once(engine, operation, write)
+                        return self._run_once(engine, operation, write, durable)
+                return self._run_once(engine, operation, write, durable)
             except exc.DBAPIError as error:
                 self._raise_if_permanent(error)
                 if time.monotonic() + delay > deadline:
@@ -317,12 +375,13 @@ class SQLStorage(Storage):
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    @staticmethod
-    def _run_once(engine: Engine, operation: Callable[[Connection], _T], write: bool) -> _T:
+    def _run_once(self, engine: Engine, operation: Callable[[Connection], _T], write: bool, durable: bool) -> _T:
         with engine.connect() as conn:
             if write:
-                conn = conn.execution_options(hpo_write=True)
+                conn = conn.execution_options(hpo_write=True, hpo_durable=durable)
             with conn.begin():
+                if write and not durable and not self._is_sqlite:
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 return operation(conn)
 
     def _raise_if_permanent(self, error: exc.DBAPIError) -> None:
@@ -475,7 +534,7 @@ class SQLStorage(Storage):
                 id=trial_id,
             )
 
-        return self._run(operation, write=True)
+        return self._run(operation, write=True, durable=False)
 
     @staticmethod
     def _has_retry(conn: Connection, study_id: int, number: int) -> bool:
@@ -488,9 +547,7 @@ class SQLStorage(Storage):
         return any(json.loads(text).get(RETRY_OF) == number for text in candidates)
 
     def _require_running(self, conn: Connection, trial_id: int, action: str) -> None:
-        row = conn.execute(
-            sa.select(trials_table.c.number, trials_table.c.state).where(trials_table.c.id == trial_id)
-        ).one_or_none()
+        row = conn.execute(_NUMBER_AND_STATE, {"trial_id": trial_id}).one_or_none()
         if row is None:
             raise TrialStateError(f"Cannot {action}: no trial with id {trial_id} in {self._describe()}.")
         if row.state != TrialState.RUNNING.value:
@@ -507,7 +564,7 @@ class SQLStorage(Storage):
                 .values(params=json.dumps(dict(params), sort_keys=True))
             )
 
-        self._run(operation, write=True)
+        self._run(operation, write=True, durable=False)
 
     def report(self, trial_id: int, step: int, value: float | Sequence[float]) -> None:
         vector = None if isinstance(value, (int, float)) else [float(v) for v in value]
@@ -517,18 +574,12 @@ class SQLStorage(Storage):
 
         def operation(conn: Connection) -> None:
             self._require_running(conn, trial_id, f"report step {step}")
-            dialect_insert = _dialect_insert(self._is_sqlite)
-            statement = dialect_insert(intermediate_table).values(
-                trial_id=trial_id, step=step, value=stored, objective_values=stored_vector
-            )
             conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[intermediate_table.c.trial_id, intermediate_table.c.step],
-                    set_={"value": statement.excluded.value, "objective_values": statement.excluded.objective_values},
-                )
+                _upsert_intermediate(self._is_sqlite),
+                {"trial_id": trial_id, "step": step, "value": stored, "objective_values": stored_vector},
             )
 
-        self._run(operation, write=True)
+        self._run(operation, write=True, durable=False)
 
     def finish_trial(
         self,
@@ -596,7 +647,7 @@ class SQLStorage(Storage):
             if changes:
                 conn.execute(sa.update(trials_table).where(trials_table.c.id == trial_id).values(**changes))
 
-        self._run(operation, write=True)
+        self._run(operation, write=True, durable=False)
 
     def heartbeat(self, trial_ids: Iterable[int]) -> None:
         ids = list(trial_ids)
@@ -609,40 +660,25 @@ class SQLStorage(Storage):
                 .values(heartbeat=_utcnow())
             ),
             write=True,
+            durable=False,
         )
 
     def get_trials(self, study_id: int, states: Iterable[TrialState] | None = None) -> list[Trial]:
-        state_values = None if states is None else [TrialState(s).value for s in states]
-
-        def operation(conn: Connection) -> list[Trial]:
-            condition = trials_table.c.study_id == study_id
-            if state_values is not None:
-                condition = sa.and_(condition, trials_table.c.state.in_(state_values))
-            rows = conn.execute(sa.select(trials_table).where(condition).order_by(trials_table.c.number)).all()
-            steps = conn.execute(
-                sa.select(intermediate_table)
-                .join(trials_table, trials_table.c.id == intermediate_table.c.trial_id)
-                .where(condition)
-                .order_by(intermediate_table.c.trial_id, intermediate_table.c.step)
-            ).all()
-            return _trials_from_rows(rows, steps)
-
-        return self._run(operation)
+        if states is None:
+            return self._run(lambda conn: _read_trials(conn, _TRIALS_OF_STUDY, {"study_id": study_id}))
+        parameters = {"study_id": study_id, "states": [TrialState(s).value for s in states]}
+        return self._run(lambda conn: _read_trials(conn, _TRIALS_OF_STUDY_IN_STATES, parameters))
 
     def get_trial(self, trial_id: int) -> Trial:
-        def operation(conn: Connection) -> list[Trial]:
-            rows = conn.execute(sa.select(trials_table).where(trials_table.c.id == trial_id)).all()
-            steps = conn.execute(
-                sa.select(intermediate_table)
-                .where(intermediate_table.c.trial_id == trial_id)
-                .order_by(intermediate_table.c.step)
-            ).all()
-            return _trials_from_rows(rows, steps)
-
-        trials = self._run(operation)
+        trials = self._run(lambda conn: _read_trials(conn, _ONE_TRIAL, {"trial_id": trial_id}))
         if not trials:
             raise TrialStateError(f"No trial with id {trial_id} in {self._describe()}.")
         return trials[0]
+
+
+def _read_trials(conn: Connection, queries: tuple[Any, Any], parameters: Mapping[str, Any]) -> list[Trial]:
+    rows_query, steps_query = queries
+    return _trials_from_rows(conn.execute(rows_query, parameters).all(), conn.execute(steps_query, parameters).all())
 
 
 def _trials_from_rows(rows: Sequence[Any], steps: Sequence[Any]) -> list[Trial]:
@@ -673,14 +709,6 @@ def _trials_from_rows(rows: Sequence[Any], steps: Sequence[Any]) -> list[Trial]:
         )
         for row in rows
     ]
-
-
-def _dialect_insert(is_sqlite: bool) -> Callable[..., Any]:
-    if is_sqlite:
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert
-    return insert
 
 
 def _with_available_postgres_driver(url: URL) -> URL:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+import torch
+from torch.quasirandom import SobolEngine
 
 from lightning_hpo import Categorical, Float, Int, RandomSampler, SearchSpace, SobolSampler
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
@@ -26,6 +28,12 @@ def test_sobol_points_are_the_scrambled_sequence_in_order():
     for axis in (0, 1):
         assert sum(p[axis] < 0.5 for p in points) == 4
     assert len({tuple(p) for p in points}) == 8
+
+
+def test_sobol_points_do_not_depend_on_the_order_they_are_asked_in():
+    asked = {i: sobol_point(3, seed=5, index=i) for i in (7, 2, 9, 0, 2, 5, 1, 3, 8, 4, 6)}
+    sequence = SobolEngine(3, scramble=True, seed=5).draw(10, dtype=torch.float64).tolist()
+    assert [asked[i] for i in range(10)] == sequence
 
 
 @pytest.mark.parametrize(

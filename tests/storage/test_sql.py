@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from lightning_hpo.exceptions import (
     InvalidArgumentError,
@@ -230,6 +232,39 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path):
     SQLStorage(f"sqlite:///{path}").get_or_create_study("s", SPACE, ["min"])
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_only_commits_that_finish_a_trial_or_change_a_study_wait_for_the_disk(shared_storage_url):
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *rest):
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        storage = SQLStorage(shared_storage_url)
+
+        def flushed(action) -> bool:
+            start = len(statements)
+            action()
+            if storage.sqlite_path is not None:  # the setting stays on the connection until changed
+                return [s for s in statements if s.startswith("PRAGMA synchronous=")][-1] == "PRAGMA synchronous=FULL"
+            return "SET LOCAL synchronous_commit TO OFF" not in statements[start:]
+
+        created: list = []
+        assert flushed(lambda: created.append(storage.get_or_create_study("s", SPACE, ["min"])))
+        assert not flushed(lambda: created.append(storage.create_trial(created[0].id, worker="w")))
+        trial_id = created[1].id
+        assert not flushed(lambda: storage.set_trial_params(trial_id, {"x": 0.5}))
+        assert not flushed(lambda: storage.report(trial_id, 1, 0.5))
+        assert not flushed(lambda: storage.update_trial(trial_id, log_dir="logs"))
+        assert not flushed(lambda: storage.heartbeat([trial_id]))
+        assert flushed(lambda: storage.finish_trial(trial_id, TrialState.COMPLETE, values=[0.5]))
+        assert not flushed(lambda: storage.report(storage.create_trial(created[0].id, worker="w").id, 1, 0.4))
+        assert flushed(lambda: storage.delete_study("s"))
+        storage.close()
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
 
 
 def test_an_uncreatable_directory_is_a_clear_error(tmp_path: Path):
