@@ -23,6 +23,10 @@ function fmt(value) {
   return String(value);
 }
 
+function when(iso) {
+  return iso ? `${iso.replace("T", " ").slice(0, 19)} UTC` : "-";
+}
+
 function paramsText(params) {
   return Object.entries(params).map(([k, v]) => `${k}=${fmt(v)}`).join(", ");
 }

@@ -33,7 +33,7 @@ function renderSummary() {
     : s.directions.length > 1 ? `${s.best_numbers.length} trials on the Pareto front` : "no COMPLETE trial yet";
   const states = Object.entries(s.states).map(([k, v]) => `${v} ${k.toLowerCase()}`).join(", ");
   document.getElementById("summary").textContent =
-    `${s.directions.join("/")} · ${s.n_trials} trials (${states}) · ${best} · last activity ${s.last_activity || "-"}`;
+    `${s.directions.join("/")} · ${s.n_trials} trials (${states}) · ${best} · last activity ${when(s.last_activity)}`;
 }
 
 function columns() {
@@ -127,7 +127,7 @@ function renderParcoords(done) {
   const dims = summary.params.map((p) => dimension(esc(p), done.map((t) => t.params[p] ?? null)));
   dims.push({ label: esc(summary.labels[0]), values: done.map((t) => t.values[0]) });
   Plotly.react("parcoords", [{ type: "parcoords", dimensions: dims, line: { color: done.map((t) => t.values[0]), colorscale: "Viridis", showscale: true, reversescale: summary.directions[0] === "min" } }],
-    { title: { text: "Parallel coordinates" }, margin: { t: 70, l: 60, r: 60 } }, PLOT_CONFIG);
+    { title: { text: "Parallel coordinates", y: 0.98 }, margin: { t: 90, l: 60, r: 60 } }, PLOT_CONFIG);
 }
 
 function renderSlices(done) {

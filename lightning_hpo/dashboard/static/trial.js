@@ -17,7 +17,7 @@ function renderTrial(t) {
       field("state", t.state),
       field("values", t.values ? t.values.map((v, i) => `${t.labels[i]}: ${fmt(v)}`).join(", ") : null),
       field("note", t.note),
-      field("started (UTC)", t.start), field("ended (UTC)", t.end),
+      field("started", when(t.start)), field("ended", when(t.end)),
       field("seconds", t.duration === null ? null : t.duration.toFixed(1)),
       field("worker", t.worker),
       field("log directory", t.log_dir, true),
