@@ -8,7 +8,10 @@ or ``%`` is just a value.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lightning_hpo.dashboard._data import StudyFeed, find_trial, plain_mapping, study_summary, trial_detail
 from lightning_hpo.exceptions import LightningHPOError, StudyNotFoundError
-from lightning_hpo.snapshot import StudySnapshot
 from lightning_hpo.storage import Storage
 
 __all__ = ["create_app", "TOKEN_COOKIE"]
@@ -127,7 +129,7 @@ def create_app(storage: Storage, *, token: str | None = None, allowed_hosts: lis
 
     async def studies(_: Request) -> Response:
         def read() -> list[dict[str, Any]]:
-            return [study_summary(StudySnapshot.load(storage, s.name)) for s in storage.list_studies()]
+            return [study_summary(feed.snapshot(s.name)) for s in storage.list_studies()]
 
         return JSONResponse({"storage": storage.display_url, "studies": await run_in_threadpool(read)})
 
@@ -192,6 +194,15 @@ def create_app(storage: Storage, *, token: str | None = None, allowed_hosts: lis
         Route("/static/plotly.min.js", plotly_js),
         Mount("/static", StaticFiles(directory=STATIC_DIR)),
     ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # Read every study once at start, so that opening a study page answers from memory.
+        threading.Thread(target=feed.preload, daemon=True).start()
+        yield
+
     hosts = allowed_hosts if allowed_hosts is not None else list(_LOCAL_HOSTS)
-    app = Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)])
+    app = Starlette(
+        routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)], lifespan=lifespan
+    )
     return _Guard(app, token)

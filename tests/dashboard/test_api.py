@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -39,6 +40,17 @@ def study_url(server: Server, name: str, since: int = 0) -> str:
     return f"{server.url}/api/study?name={urllib.parse.quote(name, safe='')}&since={since}"
 
 
+def poll_until_changed(server: Server, name: str, since: int) -> tuple[dict[str, Any], bytes]:
+    """Poll as the page does, every 0.2 s, until trials come; the server reads in the background."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        _, data, body = get(study_url(server, name, since))
+        if data["trials"]:
+            return data, body
+        time.sleep(0.2)
+    raise AssertionError(f"No change of study {name!r} after version {since} arrived within 10 s.")
+
+
 def test_studies_page_lists_counts_by_state_and_the_best_value(server: Server, db_url: str) -> None:
     study = fill_study(INJECTION, db_url)
     status, data, _ = get(f"{server.url}/api/studies")
@@ -63,10 +75,7 @@ def test_a_live_update_sends_only_new_and_changed_trials(server: Server, db_url:
     running = next(t for t in study.trials if t.state.value == "RUNNING")
     study.report(running, 1, 2.5)  # a running trial's curve grows
     added = study.ask()
-    import time
-
-    time.sleep(0.6)  # past the feed's read interval
-    _, update, body = get(study_url(server, "live", version))
+    update, body = poll_until_changed(server, "live", version)
     assert [t["number"] for t in update["trials"]] == [running.number, added.number]
     assert update["trials"][0]["curve"] == [[0, 3.0], [1, 2.5]]
     assert update["version"] > version
@@ -160,10 +169,7 @@ def test_the_feed_reads_postgresql(postgres_url: str) -> None:
         _, first, _ = get(study_url(server, "pg"))
         assert [t["number"] for t in first["trials"]] == [t.number for t in study.trials]
         study.ask()
-        import time
-
-        time.sleep(0.6)
-        _, update, _ = get(study_url(server, "pg", first["version"]))
+        update, _ = poll_until_changed(server, "pg", first["version"])
         assert [t["number"] for t in update["trials"]] == [len(first["trials"])]
     storage.close()
 
