@@ -6,6 +6,7 @@ the read-only path the console script and the plots use; nothing here writes to 
 
 from __future__ import annotations
 
+import json
 import math
 import shlex
 import threading
@@ -119,6 +120,9 @@ class _StudyState:
     read_at: float = -math.inf
     read_seconds: float = 0.0
     reading: bool = False
+    full_json: bytes | None = None  # the answer to since=0 for this read
+    latest: int | None = None  # the newest version in changed_at, once computed for this read
+    summary: dict[str, Any] = field(default_factory=dict)
 
 
 class StudyFeed:
@@ -161,19 +165,31 @@ class StudyFeed:
 
     def changes(self, name: str, since: int = 0) -> dict[str, Any]:
         """The study's summary, the trials changed after version ``since``, and the current version."""
+        return json.loads(self.changes_json(name, since))
+
+    def changes_json(self, name: str, since: int = 0) -> bytes:
+        """:meth:`changes` as the JSON the server sends; the answer with every trial is encoded once per read."""
         state = self._fresh(name)
         with self._lock:
             reset = since > self._version or since < 0
-            if reset:
-                since = 0
-            rows = [state.rows[n] for n, version in state.changed_at.items() if version > since]
-            rows.sort(key=lambda row: row["number"])
-            return {
-                "study": study_summary(state.snapshot),  # type: ignore[arg-type]
-                "version": self._version,
-                "reset": reset or since == 0,
-                "trials": rows,
-            }
+            if reset or since == 0:
+                if state.full_json is None:
+                    state.full_json = self._encode(state, 0, reset=True)
+                return state.full_json
+            return self._encode(state, since, reset=False)
+
+    def _encode(self, state: _StudyState, since: int, *, reset: bool) -> bytes:
+        latest = max(state.changed_at.values(), default=0) if state.latest is None else state.latest
+        state.latest = latest
+        rows = [] if since >= latest else [state.rows[n] for n, v in state.changed_at.items() if v > since]
+        rows.sort(key=lambda row: row["number"])
+        answer = {
+            "study": state.summary,
+            "version": self._version,
+            "reset": reset,
+            "trials": rows,
+        }
+        return json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
     def _fresh(self, name: str) -> _StudyState:
         """The study's state: read now if never read, else read again (in the background) when due."""
@@ -201,6 +217,7 @@ class StudyFeed:
         try:
             snapshot = StudySnapshot.load(self.storage, name)
             rows = {t.number: trial_row(t) for t in snapshot.trials}
+            summary = study_summary(snapshot)
         finally:
             with self._lock:
                 state.reading = False
@@ -210,7 +227,8 @@ class StudyFeed:
                 self._version += 1
                 for number in changed:
                     state.changed_at[number] = self._version
-            state.rows, state.snapshot = rows, snapshot
+            state.rows, state.snapshot, state.summary = rows, snapshot, summary
+            state.full_json, state.latest = None, None
             state.read_at, state.read_seconds = time.monotonic(), time.monotonic() - began
 
 

@@ -1,6 +1,6 @@
 """The dashboard's ASGI app: three HTML pages and a JSON API, all read-only (GET only).
 
-Pages carry no data: they are static shells whose script fetches the JSON and writes it into the
+Pages carry no data: they are one static shell whose script fetches the JSON and writes it into the
 page with ``textContent`` and plotly.js, so a study name or a traceback is never parsed as HTML.
 Names travel in query strings (``/study?name=...``), never in paths, so a name with ``/``, ``..``
 or ``%`` is just a value.
@@ -121,11 +121,8 @@ def create_app(storage: Storage, *, token: str | None = None, allowed_hosts: lis
     feed = StudyFeed(storage)
     importance_cache: dict[tuple[str, int, int], dict[str, Any]] = {}
 
-    def page(file_name: str) -> Any:
-        async def endpoint(_: Request) -> Response:
-            return FileResponse(STATIC_DIR / file_name, media_type="text/html")
-
-        return endpoint
+    async def page(_: Request) -> Response:
+        return FileResponse(STATIC_DIR / "page.html", media_type="text/html")
 
     async def studies(_: Request) -> Response:
         def read() -> list[dict[str, Any]]:
@@ -137,7 +134,7 @@ def create_app(storage: Storage, *, token: str | None = None, allowed_hosts: lis
         name = request.query_params.get("name", "")
         try:
             since = _int_param(request, "since", 0)
-            return JSONResponse(await run_in_threadpool(feed.changes, name, since))
+            return Response(await run_in_threadpool(feed.changes_json, name, since), media_type="application/json")
         except StudyNotFoundError as error:
             return _error(404, str(error))
         except ValueError as error:
@@ -184,9 +181,9 @@ def create_app(storage: Storage, *, token: str | None = None, allowed_hosts: lis
         return FileResponse(_plotly_js(), media_type="text/javascript")
 
     routes = [
-        Route("/", page("index.html")),
-        Route("/study", page("study.html")),
-        Route("/trial", page("trial.html")),
+        Route("/", page),
+        Route("/study", page),
+        Route("/trial", page),
         Route("/api/studies", studies),
         Route("/api/study", study),
         Route("/api/trial", trial),

@@ -18,10 +18,12 @@ function renderStudies(data) {
       : el("p", { class: "note" }, "This storage holds no studies yet."));
 }
 
-every(2000, async () => {
-  try {
-    renderStudies(await getJson("/api/studies"));
-  } catch (error) {
-    showError(document.getElementById("main"), error);
-  }
-});
+if (window.location.pathname === "/") {
+  every(2000, async () => {
+    try {
+      renderStudies(await getJson("/api/studies"));
+    } catch (error) {
+      showError(document.getElementById("main"), error);
+    }
+  });
+}

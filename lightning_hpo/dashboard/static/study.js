@@ -189,20 +189,22 @@ function render() {
 }
 
 let built = false;
-every(1000, async () => {
-  let data;
-  try {
-    data = await getJson(`/api/study?name=${encodeURIComponent(studyName)}&since=${version}`);
-  } catch (error) {
-    showError(document.getElementById("main"), error);
-    built = false;
-    return;
-  }
-  if (!built) { buildPage(); built = true; }
-  if (data.reset) trials.clear();
-  for (const t of data.trials) trials.set(t.number, t);
-  const changed = data.trials.length > 0 || data.reset || version === 0;
-  version = data.version;
-  summary = data.study;
-  if (changed) render(); else renderSummary();
-});
+if (window.location.pathname === "/study") {
+  every(1000, async () => {
+    let data;
+    try {
+      data = await getJson(`/api/study?name=${encodeURIComponent(studyName)}&since=${version}`);
+    } catch (error) {
+      showError(document.getElementById("main"), error);
+      built = false;
+      return;
+    }
+    if (!built) { buildPage(); built = true; }
+    if (data.reset) trials.clear();
+    for (const t of data.trials) trials.set(t.number, t);
+    const changed = data.trials.length > 0 || data.reset || version === 0;
+    version = data.version;
+    summary = data.study;
+    if (changed) render(); else renderSummary();
+  });
+}

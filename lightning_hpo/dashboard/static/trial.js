@@ -38,12 +38,14 @@ function renderTrial(t) {
 }
 
 let running = true;
-every(2000, async () => {
-  if (!running) return;
-  try {
-    running = renderTrial(await getJson(`/api/trial?study=${encodeURIComponent(query("study"))}&number=${encodeURIComponent(query("number"))}`));
-  } catch (error) {
-    running = false;
-    showError(document.getElementById("main"), error);
-  }
-});
+if (window.location.pathname === "/trial") {
+  every(2000, async () => {
+    if (!running) return;
+    try {
+      running = renderTrial(await getJson(`/api/trial?study=${encodeURIComponent(query("study"))}&number=${encodeURIComponent(query("number"))}`));
+    } catch (error) {
+      running = false;
+      showError(document.getElementById("main"), error);
+    }
+  });
+}
