@@ -123,6 +123,7 @@ class _StudyState:
     full_json: bytes | None = None  # the answer to since=0 for this read
     latest: int | None = None  # the newest version in changed_at, once computed for this read
     summary: dict[str, Any] = field(default_factory=dict)
+    first_read: threading.Lock = field(default_factory=threading.Lock)
 
 
 class StudyFeed:
@@ -195,21 +196,24 @@ class StudyFeed:
         """The study's state: read now if never read, else read again (in the background) when due."""
         with self._lock:
             state = self._studies.setdefault(name, _StudyState())
-            due = time.monotonic() - state.read_at >= max(self.min_interval, 2 * state.read_seconds)
             first = state.snapshot is None
-            start = due and not state.reading
-            if start:
+            due = not first and not state.reading
+            due = due and time.monotonic() - state.read_at >= max(self.min_interval, 2 * state.read_seconds)
+            if due:
                 state.reading = True
-        if start and self.background and not first:
+        if first:
+            with state.first_read:  # callers that come during the first read wait for it
+                if state.snapshot is None:
+                    try:
+                        self._read(name, state)
+                    except Exception:
+                        with self._lock:  # a name that is no study leaves nothing behind
+                            self._studies.pop(name, None)
+                        raise
+        elif due and self.background:
             threading.Thread(target=self._read, args=(name, state), daemon=True).start()
-        elif start:
-            try:
-                self._read(name, state)
-            except Exception:
-                if first:  # a name that is no study leaves nothing behind
-                    with self._lock:
-                        self._studies.pop(name, None)
-                raise
+        elif due:
+            self._read(name, state)
         return state
 
     def _read(self, name: str, state: _StudyState) -> None:
