@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import sys
 
+import uvicorn
+
 from lightning_hpo.dashboard.app import create_app
 from lightning_hpo.storage import Storage
 
@@ -26,8 +28,6 @@ def is_local_host(host: str) -> bool:
 
 def serve(storage: Storage, *, host: str = "127.0.0.1", port: int = 8080, token: str | None = None) -> None:
     """Serve the dashboard of ``storage`` on ``host:port`` until interrupted."""
-    import uvicorn
-
     if not is_local_host(host):
         print(
             f"lightning-hpo dashboard: warning: bound to {host}, so anyone who can reach this machine on port "

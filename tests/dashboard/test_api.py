@@ -103,6 +103,17 @@ def test_trial_detail_has_error_paths_and_commands(server: Server, db_url: str) 
     assert status == 400 and "`number` must be a whole number, but got 'x'" in error["error"]
 
 
+def test_a_trial_run_by_tune_shows_the_command_that_retrains_it(server: Server, db_url: str) -> None:
+    from lightning_hpo.export import CONFIG_ATTR, LAUNCHER_ATTR, SCRIPT_ATTR
+
+    study = fill_study("cli", db_url, n_trials=1)
+    attrs = {CONFIG_ATTR: "model:\n  lr: 0.01\n", SCRIPT_ATTR: "train.py", LAUNCHER_ATTR: "torchrun --nproc_per_node=2"}
+    study.storage.update_trial(study.trials[0].id, attrs=attrs)
+    _, trial, _ = get(f"{server.url}/api/trial?study=cli&number=0")
+    assert trial["retrain_command"] == "torchrun --nproc_per_node=2 train.py fit --config trial_0.yaml"
+    assert trial["has_config"]
+
+
 @pytest.mark.parametrize("name", ["../../etc/passwd", "a/b", "%2e%2e", "..", ""])
 def test_odd_names_are_just_names(server: Server, db_url: str, name: str) -> None:
     fill_study("real", db_url, n_trials=1)
@@ -199,3 +210,24 @@ def test_the_subcommand_refuses_a_missing_database(tmp_path: Path) -> None:
     from lightning_hpo.console import main
 
     assert main(["dashboard", "--storage", str(tmp_path / "nothing.db")]) == 2
+
+
+def test_a_missing_extra_says_what_to_install(tmp_path: Path, db_url: str) -> None:
+    fill_study("s", db_url, n_trials=1)
+    # A Python where uvicorn cannot be imported, as without the `dashboard` extra.
+    code = (
+        "import sys; sys.modules['uvicorn'] = None\n"
+        "from lightning_hpo.console import main\n"
+        f"sys.exit(main(['dashboard', '--storage', {db_url!r}]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2
+    assert "pip install 'lightning-hpo[dashboard]'" in done.stderr
+
+
+def test_importing_the_package_does_not_import_the_dashboard() -> None:
+    code = "import sys, lightning_hpo, lightning_hpo.console; print('starlette' in sys.modules, 'lightning_hpo.dashboard' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.split() == ["False", "False"], done.stderr

@@ -112,3 +112,14 @@ def test_a_trial_added_by_another_process_appears_live(server: Server, db_url: s
         timeout=5_000,
     )
     assert running == "1"
+
+
+def test_a_study_with_two_objectives_draws_its_pareto_front(server: Server, db_url: str, page: Any) -> None:
+    from lightning_hpo import Float, Study
+
+    study = Study("two", search_space={"x": Float(0.0, 1.0)}, mode=["min", "min"], storage=db_url, seed=0)
+    study.optimize(lambda p: (p["x"], (1.0 - p["x"]) ** 2 + 0.1), n_trials=6)
+    page.goto(f"{server.url}/study?name=two")
+    drawn(page, "#pareto")
+    assert page.locator("#pareto .main-svg path.point").count() == len(study.trials)
+    assert "6 trials on the Pareto front" in page.inner_text("#summary")
