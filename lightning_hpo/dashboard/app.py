@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import re
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lightning_hpo.dashboard._data import StudyFeed, find_trial, plain_mapping, study_summary, trial_detail
-from lightning_hpo.exceptions import LightningHPOError, StudyNotFoundError
+from lightning_hpo.exceptions import InvalidArgumentError, LightningHPOError, StudyNotFoundError
 from lightning_hpo.storage import Storage
 
 __all__ = ["create_app", "TOKEN_COOKIE"]
@@ -36,6 +37,8 @@ STATIC_DIR = Path(__file__).parent / "static"
 TOKEN_COOKIE = "lightning_hpo_token"
 #: Above this many COMPLETE trials the page asks for importance() in Python: an exact GP fit takes minutes.
 MAX_IMPORTANCE_TRIALS = 2000
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~-]*")
+_TOKEN = re.compile(r"[A-Za-z0-9._~-]{8,}")
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 _SECURITY_HEADERS = {
     # Scripts and styles only from this server (no inline script, no CDN), no framing. plotly's WebGL
@@ -118,6 +121,13 @@ def create_app(storage: Storage, *, token: str | None = None, allowed_hosts: lis
         allowed_hosts: ``Host`` headers accepted (``["*"]`` for any); by default the local names, so a
             web page elsewhere cannot reach a local dashboard through DNS rebinding.
     """
+    if token is not None and not _TOKEN.fullmatch(token):
+        others = "" if _TOKEN_CHARS.fullmatch(token) else ", some of them other characters"
+        raise InvalidArgumentError(
+            "`token` must be at least 8 characters, each a letter, a digit or one of . _ ~ - (it travels in a URL "
+            f"and a cookie), but got one of {len(token)} characters{others}. "
+            "Make one with: python -c 'import secrets; print(secrets.token_urlsafe())'"
+        )
     feed = StudyFeed(storage)
     importance_cache: dict[tuple[str, int, int], dict[str, Any]] = {}
 

@@ -151,13 +151,22 @@ def test_other_host_names_are_refused(server: Server) -> None:
 def test_a_token_is_required_when_set(db_url: str) -> None:
     storage = open_storage(db_url)
     fill_study("s", db_url, n_trials=1)
-    with Server(storage, token="s3cret") as server:
+    with Server(storage, token="s3cret-token") as server:
         assert get(f"{server.url}/api/studies")[0] == 401
         assert get(f"{server.url}/api/studies?token=wrong")[0] == 401
-        assert get(f"{server.url}/api/studies", headers={"Authorization": "Bearer s3cret"})[0] == 200
-        with urllib.request.urlopen(f"{server.url}/?token=s3cret", timeout=10) as response:
+        assert get(f"{server.url}/api/studies", headers={"Authorization": "Bearer s3cret-token"})[0] == 200
+        with urllib.request.urlopen(f"{server.url}/?token=s3cret-token", timeout=10) as response:
             cookie = response.headers["set-cookie"].split(";")[0]
         assert get(f"{server.url}/api/studies", headers={"Cookie": cookie})[0] == 200
+
+
+@pytest.mark.parametrize("token", ["short", "has space in it", "semi;colon=cookie"])
+def test_a_token_must_be_url_and_cookie_safe(db_url: str, token: str) -> None:
+    from lightning_hpo.dashboard import create_app
+    from lightning_hpo.exceptions import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="`token` must be at least 8 characters"):
+        create_app(open_storage(db_url), token=token)
 
 
 def test_importance_uses_the_importance_function(server: Server, db_url: str) -> None:
