@@ -26,10 +26,12 @@ function renderTrial(t) {
       field("retrain it", t.retrain_command || (t.has_config ? null : "no fit config stored (not run by `train.py tune`): its parameters are above"), Boolean(t.retrain_command)),
     ),
     el("h2", {}, "Parameters"), params,
-    el("h2", {}, "Intermediate values"), el("div", { id: "curve", class: "chart" }),
+    el("h2", {}, "Intermediate values"),
+    t.vectors.length ? el("div", { id: "curve", class: "chart" }) : el("p", { class: "note" }, "none reported"),
   ];
   if (t.error) parts.push(el("h2", {}, "Error"), el("pre", { id: "error" }, t.error));
   main.replaceChildren(...parts);
+  if (!t.vectors.length) return t.state === "RUNNING";
   const traces = t.labels.map((label, i) => ({
     x: t.vectors.map((p) => p[0]), y: t.vectors.map((p) => p[1][i]), name: esc(label), mode: "lines+markers", type: "scatter",
   }));
