@@ -21,7 +21,7 @@ from lightning_hpo.snapshot import StudySnapshot
 from lightning_hpo.storage import Storage
 from lightning_hpo.trial import PRUNED_STEP, Trial, TrialState
 
-__all__ = ["StudyFeed", "study_summary", "trial_detail", "trial_row"]
+__all__ = ["StudyFeed", "find_trial", "plain_mapping", "study_summary", "trial_detail", "trial_row"]
 
 
 def _number(value: float | None) -> float | None:
@@ -164,6 +164,12 @@ class StudyFeed:
         with self._lock:
             return state.snapshot  # type: ignore[return-value]
 
+    def summary(self, name: str) -> dict[str, Any]:
+        """The study's line on the studies page, as of the last read."""
+        state = self._fresh(name)
+        with self._lock:
+            return state.summary
+
     def changes(self, name: str, since: int = 0) -> dict[str, Any]:
         """The study's summary, the trials changed after version ``since``, and the current version."""
         return json.loads(self.changes_json(name, since))
@@ -237,6 +243,7 @@ class StudyFeed:
 
 
 def find_trial(snapshot: StudySnapshot, number: int) -> Trial | None:
+    """Trial ``number`` of the snapshot, or ``None``."""
     for trial in snapshot.trials:
         if trial.number == number:
             return trial
@@ -244,4 +251,5 @@ def find_trial(snapshot: StudySnapshot, number: int) -> Trial | None:
 
 
 def plain_mapping(mapping: Mapping[str, float]) -> dict[str, float | None]:
+    """``mapping`` with its nan and infinite values as ``None`` (JSON has neither)."""
     return {key: _number(value) for key, value in mapping.items()}

@@ -26,7 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lightning_hpo.dashboard._data import StudyFeed, find_trial, plain_mapping, study_summary, trial_detail
+from lightning_hpo.dashboard._data import StudyFeed, find_trial, plain_mapping, trial_detail
 from lightning_hpo.exceptions import InvalidArgumentError, LightningHPOError, StudyNotFoundError
 from lightning_hpo.storage import Storage
 
@@ -136,7 +136,7 @@ def create_app(storage: Storage, *, token: str | None = None, allowed_hosts: lis
 
     async def studies(_: Request) -> Response:
         def read() -> list[dict[str, Any]]:
-            return [study_summary(feed.snapshot(s.name)) for s in storage.list_studies()]
+            return [feed.summary(s.name) for s in storage.list_studies()]
 
         return JSONResponse({"storage": storage.display_url, "studies": await run_in_threadpool(read)})
 

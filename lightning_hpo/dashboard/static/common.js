@@ -74,9 +74,3 @@ function every(ms, step) {
 
 const PLOT_CONFIG = { displaylogo: false, responsive: true };
 const STATE_COLORS = { COMPLETE: "#0072B2", PRUNED: "#E69F00", FAIL: "#D55E00", RUNNING: "#56B4E9" };
-
-function lineChart(id, title, x, y, extra) {
-  Plotly.react(id, [{ x, y, mode: "lines+markers", type: "scatter", ...extra }], {
-    title: { text: title }, margin: { t: 40, r: 20 }, xaxis: { title: { text: "step" } },
-  }, PLOT_CONFIG);
-}
