@@ -1,7 +1,7 @@
 # Set-up and the two everyday commands. Each target creates .venv when it is missing or stale.
 #   make demo   a real tuning run: an MLP on scikit-learn's digits (examples/digits.py)
 #   make test   lint and format check (ruff), then the whole test suite, PostgreSQL server included
-#               (.ci/postgres.sh starts one)
+#               (.ci/postgres.sh starts one) and browser tests of the dashboard (.ci/chromium.sh installs Chromium)
 #   make bench  the benchmark suite (about 1.5 h on 2 cores; resumable), writes benchmarks/RESULTS.md; bench-quick: smoke run
 
 SHELL := /bin/bash
@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(TORCH_PIN)"
 	# The benchmarks extra too: the tests of the benchmark harness run against the real libraries.
-	$(PY) -m pip install --quiet -e ".[tests,examples,postgresql,benchmarks]"
+	$(PY) -m pip install --quiet -e ".[tests,examples,postgresql,benchmarks,dashboard]"
 	touch $@
 
 demo: $(VENV)/.installed
@@ -29,7 +29,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	. .ci/postgres.sh && $(PY) -m pytest $(PYTEST_ARGS)
+	. .ci/postgres.sh && . .ci/chromium.sh && $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed
 	nice -n 10 $(PY) -m benchmarks $(BENCH_ARGS)

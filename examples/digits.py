@@ -9,6 +9,7 @@ tunes them without changes. Rerunning the same command resumes the study (it cou
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 import lightning.pytorch as pl
@@ -170,6 +171,7 @@ def print_summary(result: TuneResult, *details: str) -> None:
         print(line)
     print(f"study             {result.study.name!r} in {result.study.storage.display_url}")
     print(f"best checkpoint   {result.best_checkpoint}")
+    print(f"dashboard         lightning-hpo dashboard --storage {shlex.quote(result.study.storage.display_url)}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
     lightning-hpo best    --storage lightning_hpo_runs/studies.db --study digits_mlp
     lightning-hpo export  --storage lightning_hpo_runs/studies.db --study digits_mlp --output best.yaml
     lightning-hpo plot    --storage lightning_hpo_runs/studies.db --study digits_mlp --out plots/
+    lightning-hpo dashboard --storage lightning_hpo_runs/studies.db   (a live web view; extra [dashboard])
 
 ``--study`` may be left out when the storage holds one study. Kept light: ``lightning-hpo --help``
 imports neither torch nor Lightning.
@@ -286,6 +287,18 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0 if written else 1
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    try:
+        from lightning_hpo.dashboard import serve
+    except ImportError as error:
+        raise LightningHPOError(
+            f"The dashboard needs the `dashboard` extra ({error}); install it with: "
+            "pip install 'lightning-hpo[dashboard]'"
+        ) from None
+    serve(_open_existing(args.storage), host=args.host, port=args.port, token=args.token)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lightning-hpo", description="Inspect lightning_hpo studies.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -347,6 +360,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--objective", type=int, default=0, help="objective to plot in a multi-objective study (default: 0)"
     )
     plot.set_defaults(run=_cmd_plot)
+    dashboard = add(
+        "dashboard",
+        "Serve a live, read-only web view of the studies in a storage (needs the `dashboard` extra).",
+        False,
+    )
+    dashboard.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only; see SECURITY.md)"
+    )
+    dashboard.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    dashboard.add_argument("--token", help="require this secret: open the printed URL, which carries it")
+    dashboard.set_defaults(run=_cmd_dashboard)
     return parser
 
 

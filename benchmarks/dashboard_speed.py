@@ -1,0 +1,151 @@
+"""The dashboard on a study of 10,000 trials: server time to open it, and bytes per live update.
+
+Measures, in the server process (no browser, no network):
+
+* **open**: answering ``since=0`` plus the JSON encoding the response does, both the first time the
+  server looks at the study (a read of every trial through storage) and once it has read it (the
+  studies page did, or another client): what opening the study page costs;
+* **poll**: a later poll when nothing changed (the summary only; the read of the study that a
+  poll may start runs in the background, at most every twice its own duration, and costs as much
+  as the first open);
+* **update**: the bytes of a poll after one new trial reported one value, against the bytes of the open.
+
+The study is written with the SQL storage's own table definitions in bulk (the storage API would
+take minutes for 10,000 trials on 2 cores); the dashboard then reads it through ``Storage`` as always.
+
+Run from the repository root (needs the ``dashboard`` extra)::
+
+    python benchmarks/dashboard_speed.py                                   # SQLite, in a temporary folder
+    source .ci/postgres.sh && python benchmarks/dashboard_speed.py --storage "$LIGHTNING_HPO_TEST_POSTGRES_URL"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import sqlalchemy as sa  # noqa: E402
+
+from lightning_hpo import Categorical, Float, Int, SearchSpace  # noqa: E402
+from lightning_hpo.dashboard._data import StudyFeed  # noqa: E402
+from lightning_hpo.storage import Storage, open_storage  # noqa: E402
+from lightning_hpo.storage.sql import intermediate_table, trials_table  # noqa: E402
+
+SPACE = SearchSpace(
+    {
+        "lr": Float(1e-5, 1e-1, log=True),
+        "hidden": Int(16, 512, log=True),
+        "dropout": Float(0.0, 0.5),
+        "optimizer": Categorical(["adam", "sgd", "adamw"]),
+    }
+)
+
+
+def build_study(storage: Storage, url: str, name: str, n_trials: int, steps: int, seed: int) -> None:
+    """A finished study: 80 % COMPLETE with ``steps`` reports, 15 % PRUNED halfway, 5 % FAIL."""
+    record = storage.get_or_create_study(name, SPACE.to_json(), ["min"])
+    rng = random.Random(seed)
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc).replace(tzinfo=None)
+    trials, reports = [], []
+    for number in range(n_trials):
+        params = SPACE.decode([rng.random() for _ in range(len(SPACE))])
+        kind = rng.random()
+        state = "COMPLETE" if kind < 0.8 else "PRUNED" if kind < 0.95 else "FAIL"
+        n_steps = steps if state == "COMPLETE" else steps // 2 if state == "PRUNED" else 1
+        curve = [1.0 / (step + 1) + rng.random() * 0.1 for step in range(n_steps)]
+        value = None if state == "FAIL" else min(curve)
+        trial_id = number + 1
+        trials.append(
+            {
+                "id": trial_id,
+                "study_id": record.id,
+                "number": number,
+                "state": state,
+                "params": json.dumps(SPACE.to_stored(params), sort_keys=True),
+                "value": value,
+                "objective_values": None if value is None else json.dumps([value]),
+                "error": "Traceback (most recent call last):\nRuntimeError: diverged" if state == "FAIL" else None,
+                "worker": "bench:1",
+                "heartbeat": start + timedelta(seconds=60 * number + 59),
+                "datetime_start": start + timedelta(seconds=60 * number),
+                "datetime_complete": start + timedelta(seconds=60 * number + 59),
+                "attrs": "{}",
+            }
+        )
+        reports += [
+            {"trial_id": trial_id, "step": s, "value": v, "objective_values": None} for s, v in enumerate(curve)
+        ]
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(trials_table), trials)
+        conn.execute(sa.insert(intermediate_table), reports)
+        if engine.dialect.name == "postgresql":  # ids were given: move the sequence past them
+            conn.exec_driver_sql(f"SELECT setval('hpo_trials_id_seq', {n_trials})")
+    engine.dispose()
+
+
+def timed_changes(feed: StudyFeed, name: str, since: int) -> tuple[float, int, dict]:
+    """Seconds to answer one poll (read, rows, JSON encoding as the response does it) and its bytes."""
+    began = time.perf_counter()
+    body = feed.changes_json(name, since)
+    return time.perf_counter() - began, len(body), json.loads(body)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--storage", help="database URL (default: a SQLite file in a temporary folder)")
+    parser.add_argument("--n-trials", type=int, default=10_000)
+    parser.add_argument("--steps", type=int, default=20, help="reports per COMPLETE trial")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as folder:
+        url = args.storage or f"sqlite:///{Path(folder) / 'studies.db'}"
+        storage = open_storage(url)
+        name = f"dashboard_speed_{args.n_trials}_{int(time.time())}"
+        began = time.perf_counter()
+        build_study(storage, url, name, args.n_trials, args.steps, seed=0)
+        print(
+            f"built {args.n_trials} trials x {args.steps} steps in {time.perf_counter() - began:.1f} s ({storage.display_url})"
+        )
+        try:
+            cold = [timed_changes(StudyFeed(storage, background=False), name, 0) for _ in range(args.repeats)]
+            feed = StudyFeed(storage, min_interval=3600.0)  # read once, then answer from that read
+            version = timed_changes(feed, name, 0)[2]["version"]
+            warm = [timed_changes(feed, name, 0) for _ in range(args.repeats)]
+            quiet = [timed_changes(feed, name, version) for _ in range(args.repeats)]
+            polling = StudyFeed(storage, min_interval=0.0, background=False)
+            version = timed_changes(polling, name, 0)[2]["version"]
+            record = storage.get_study(name)
+            trial = storage.create_trial(record.id, worker="bench:2", params=SPACE.to_stored(SPACE.decode([0.5] * 4)))
+            storage.report(trial.id, 0, 0.5)
+            deadline = time.monotonic() + 120
+            _, update_bytes, answer = timed_changes(polling, name, version)
+            while not answer["trials"] and time.monotonic() < deadline:
+                time.sleep(0.2)  # the next read is due twice its duration after the last
+                _, update_bytes, answer = timed_changes(polling, name, version)
+            assert [t["number"] for t in answer["trials"]] == [args.n_trials], answer["trials"]
+        finally:
+            storage.delete_study(name)
+            storage.close()
+
+    def ms(runs: list[tuple[float, int, dict]]) -> str:
+        return f"{statistics.median(seconds for seconds, _, _ in runs) * 1000:6.0f} ms"
+
+    print(f"open, first look at the study (reads it):  {ms(cold)} server time, {cold[0][1] / 1e6:.2f} MB sent")
+    print(f"open, study already read (another page):   {ms(warm)} server time, {warm[0][1] / 1e6:.2f} MB sent")
+    print(f"poll, nothing changed:                     {ms(quiet)} server time, {quiet[0][1]:,} bytes sent")
+    print(f"update after 1 new trial with 1 report:    {update_bytes:,} bytes sent")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
