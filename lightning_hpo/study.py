@@ -238,6 +238,7 @@ class Study:
         (``pip install 'lightning-hpo[pandas]'``).
 
         Example:
+            >>> from lightning_hpo import Float, Study
             >>> study = Study("table", search_space={"x": Float(0.0, 1.0)}, storage=":memory:", seed=0)
             >>> study.optimize(lambda p: p["x"], n_trials=3)
             >>> study.trials_dataframe()[["number", "state"]].values.tolist()
