@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["TrialTable"]
 
 #: The columns after the values and parameters; ``retry_of`` follows when a trial of the study is a retry.
-TRAILING_COLUMNS = (
+_TRAILING_COLUMNS = (
     "datetime_start",
     "datetime_complete",
     "duration_s",
@@ -80,7 +80,7 @@ class TrialTable:
             "state",
             *value_columns,
             *param_columns.values(),
-            *TRAILING_COLUMNS,
+            *_TRAILING_COLUMNS,
             *(("retry_of",) if has_retries else ()),
         )
         rows = []
