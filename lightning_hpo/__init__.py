@@ -15,7 +15,7 @@ How a trial flows, and the module behind each step:
    (pruners/) whether to stop; the decision is broadcast to every rank.
 4. The outcome (COMPLETE, PRUNED or FAIL with its traceback) is written with ``Study.tell``; the
    next suggestion sees it. Observers (progress.py) watch the loop; snapshot.py, console.py,
-   plots.py, importance.py and export.py read finished studies.
+   plots.py, importance.py, table.py, export.py and dashboard/ read studies.
 
 Example:
     >>> from lightning_hpo import Study, Float

@@ -4,6 +4,7 @@
     lightning-hpo trials  --storage lightning_hpo_runs/studies.db --study digits_mlp
     lightning-hpo best    --storage lightning_hpo_runs/studies.db --study digits_mlp
     lightning-hpo export  --storage lightning_hpo_runs/studies.db --study digits_mlp --output best.yaml
+    lightning-hpo export  --storage lightning_hpo_runs/studies.db --study digits_mlp --format csv --out trials.csv
     lightning-hpo plot    --storage lightning_hpo_runs/studies.db --study digits_mlp --out plots/
     lightning-hpo dashboard --storage lightning_hpo_runs/studies.db   (a live web view; extra [dashboard])
 
@@ -14,6 +15,8 @@ imports neither torch nor Lightning.
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -180,7 +183,7 @@ def _chosen_trial(snapshot: StudySnapshot, number: int | None = None) -> Trial:
 def _cmd_best(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from lightning_hpo.export import CONFIG_ATTR, LOGGER_DIR_ATTR
+    from lightning_hpo.export import CONFIG_ATTR, logs_of
 
     storage = _open_existing(args.storage)
     snapshot = _snapshot(storage, args.study)
@@ -199,7 +202,7 @@ def _cmd_best(args: argparse.Namespace) -> int:
         table.add_row(name, format_value(value) if isinstance(value, float) else repr(value))
     table.add_row("seconds", f"{trial.duration:.1f}" if trial.duration is not None else "-")
     table.add_row("checkpoint", trial.checkpoint_path or "-")
-    table.add_row("logs", trial.attrs.get(LOGGER_DIR_ATTR) or trial.log_dir or "-")
+    table.add_row("logs", logs_of(trial) or "-")
     console = _console()
     console.print(table)
     if trial.attrs.get(CONFIG_ATTR) is not None:
@@ -233,7 +236,52 @@ def _print_pareto_front(snapshot: StudySnapshot, display_url: str, export: str) 
     return 0
 
 
+#: What ``--format`` an ``--output`` file's suffix implies.
+_FORMAT_OF_SUFFIX = {".json": "json", ".csv": "csv", ".yaml": "yaml", ".yml": "yaml"}
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
+    fmt = args.format or _FORMAT_OF_SUFFIX.get(Path(args.output or "").suffix.lower())
+    if args.all or fmt == "csv":
+        return _export_table(args, fmt or "csv")
+    return _export_trial(args, fmt or "yaml")
+
+
+def _export_table(args: argparse.Namespace, fmt: str) -> int:
+    """Every trial of the study, one row each: ``--all``, or ``--format csv`` (CSV is only ever the table)."""
+    from lightning_hpo.table import TrialTable
+
+    one_trial = [
+        flag
+        for flag, given in (("--trial", args.trial is not None), ("--params", args.params), ("--force", args.force))
+        if given
+    ]
+    if one_trial:
+        raise LightningHPOError(
+            f"The table of every trial (--all or --format csv) takes no {' / '.join(one_trial)}, which choose what "
+            "to export of one trial: drop them, or leave out --all to export one trial as YAML or JSON."
+        )
+    if fmt not in ("csv", "json"):
+        raise LightningHPOError(
+            f"The table of every trial (--all) is written as CSV or JSON, not {fmt.upper()}: "
+            "pass --format csv or --format json."
+        )
+    snapshot = _snapshot(_open_existing(args.storage), args.study)
+    table = TrialTable.of(snapshot)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        table.to_csv(buffer)
+        text = buffer.getvalue()
+    else:
+        text = table.to_json()
+    if _write_output(args.output, text):
+        rows = count_of(len(table.rows), "trial")
+        print(f"Wrote {args.output} ({rows} of study {snapshot.name!r}, one row each, {fmt.upper()}).")
+    return 0
+
+
+def _export_trial(args: argparse.Namespace, fmt: str) -> int:
+    """One trial (the best, or ``--trial N``): its full fit config when stored, else its parameters."""
     from lightning_hpo.export import describe, export_trial, retrain_command
 
     storage = _open_existing(args.storage)
@@ -253,9 +301,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
             "exporting its parameters anyway (--force).",
             file=sys.stderr,
         )
-    fmt = args.format or ("json" if args.output and args.output.endswith(".json") else "yaml")
     what = "Best trial" if args.trial is None else "Trial"
-    command = retrain_command(trial, args.output or "<this file>") if not args.params else None
+    to_file = args.output not in (None, "-")
+    command = retrain_command(trial, args.output if to_file else "<this file>") if not args.params else None
     header = (
         f"{what}: {describe(trial, snapshot.name)}"
         + (f"; it {unfinished}" if unfinished else "")
@@ -263,15 +311,32 @@ def _cmd_export(args: argparse.Namespace) -> int:
         + (f"\nRetrain it: {command}" if command else "")
     )
     text = export_trial(trial, fmt, params_only=args.params, header=header)
-    if args.output is None:
-        sys.stdout.write(text)
-        return 0
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(text)
-    print(f"Wrote {args.output} ({describe(trial, snapshot.name)}).")
-    if command:
-        print(f"Retrain it with: {command}")
+    if _write_output(args.output, text):
+        print(f"Wrote {args.output} ({describe(trial, snapshot.name)}).")
+        if command:
+            print(f"Retrain it with: {command}")
     return 0
+
+
+def _write_output(output: str | None, text: str) -> bool:
+    """Write ``text`` to the file ``output`` and return True, or to standard output (no ``output``, or ``-``).
+
+    The file is written whole under a temporary name, then renamed over ``output``: an interrupted
+    export never leaves half a file, nor destroys the one it replaces.
+    """
+    if output in (None, "-"):
+        sys.stdout.write(text)
+        return False
+    path = Path(output)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(text, encoding="utf-8", newline="")
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise LightningHPOError(f"Cannot write {output!r}: {error.strerror or error}.") from None
+    return True
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
@@ -329,11 +394,29 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(run=_cmd_best)
     export = add(
         "export",
-        "Write the best trial's full fit config (studies run by `train.py tune`) or its parameters, as YAML or JSON.",
+        "Write one trial (the best by default) as its full fit config (studies run by `train.py tune`) or its "
+        "parameters, in YAML or JSON; or, with --all or --format csv, every trial of the study as a table (one row "
+        "per trial: number, state, value(s), params_<name>, start, end, duration_s, last_step, n_reports, error, "
+        "log_dir, checkpoint).",
         True,
     )
-    export.add_argument("--output", "-o", help="file to write (default: standard output)")
-    export.add_argument("--format", choices=["yaml", "json"], help="default: json for a .json --output, else yaml")
+    export.add_argument(
+        "--output",
+        "--out",
+        "-o",
+        help="file to write, replaced whole once written; `-` or none: standard output",
+    )
+    export.add_argument(
+        "--format",
+        choices=["yaml", "json", "csv"],
+        help="default: from the --output suffix (.json, .csv, .yaml), else yaml for one trial and csv for --all; "
+        "csv always writes the table of every trial",
+    )
+    export.add_argument(
+        "--all",
+        action="store_true",
+        help="every trial as a table (CSV, or a JSON array of rows with --format json) instead of one trial",
+    )
     export.add_argument(
         "--params", action="store_true", help="export the parameters only, even when a config is stored"
     )

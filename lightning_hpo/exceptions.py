@@ -13,6 +13,7 @@ __all__ = [
     "LightningHPOError",
     "InvalidArgumentError",
     "ArgumentTypeError",
+    "MissingExtraError",
     "StorageError",
     "NotADatabaseError",
     "SchemaVersionError",
@@ -40,6 +41,10 @@ class InvalidArgumentError(LightningHPOError, ValueError):
 
 class ArgumentTypeError(LightningHPOError, TypeError):
     """An argument has the wrong type; the message names the argument and the type received."""
+
+
+class MissingExtraError(LightningHPOError, ImportError):
+    """A feature needs an optional dependency that is not installed; the message names the extra to install."""
 
 
 class StorageError(LightningHPOError):

@@ -19,6 +19,7 @@ __all__ = [
     "LAUNCHER_ATTR",
     "LOGGER_DIR_ATTR",
     "FORMATS",
+    "logs_of",
     "describe",
     "export_trial",
     "retrain_command",
@@ -36,6 +37,11 @@ LOGGER_DIR_ATTR = "logger_dir"
 FORMATS = ("yaml", "json")
 
 Format = Literal["yaml", "json"]
+
+
+def logs_of(trial: Trial) -> str | None:
+    """Where the trial's logs are: the directory its Trainer logged to, else its trial directory."""
+    return trial.attrs.get(LOGGER_DIR_ATTR) or trial.log_dir
 
 
 def describe(trial: Trial, study_name: str) -> str:

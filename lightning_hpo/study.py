@@ -20,7 +20,7 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from lightning_hpo._liveness import DEFAULT_GRACE_PERIOD, HEARTBEAT_INTERVAL, TrialLiveness
 from lightning_hpo._loop import RunOptions, TrialObserver, run_trials
@@ -40,6 +40,9 @@ from lightning_hpo.samplers.gp import GPSampler
 from lightning_hpo.space import Domain, SearchSpace, domain_from_json
 from lightning_hpo.storage import Storage, StudyRecord, open_storage
 from lightning_hpo.trial import Direction, Trial, TrialState
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Study", "DEFAULT_GRACE_PERIOD", "HEARTBEAT_INTERVAL"]
 
@@ -232,6 +235,23 @@ class Study:
         Empty while no trial has completed.
         """
         return best_trials(self.get_trials([TrialState.COMPLETE]), self.directions)
+
+    def trials_dataframe(self) -> pd.DataFrame:
+        """Every trial as one row of a pandas DataFrame: number, state, value(s), ``params_<name>``,
+        start and end (UTC), duration, the last step reported and how many, error, log directory and
+        checkpoint; :class:`~lightning_hpo.table.TrialTable` lists the columns. Needs pandas
+        (``pip install 'lightning-hpo[pandas]'``).
+
+        Example:
+            >>> from lightning_hpo import Float, Study
+            >>> study = Study("table", search_space={"x": Float(0.0, 1.0)}, storage=":memory:", seed=0)
+            >>> study.optimize(lambda p: p["x"], n_trials=3)
+            >>> study.trials_dataframe()[["number", "state"]].values.tolist()
+            [[0, 'COMPLETE'], [1, 'COMPLETE'], [2, 'COMPLETE']]
+        """
+        from lightning_hpo.table import TrialTable
+
+        return TrialTable.of(self).to_dataframe()
 
     def _resolve(self, trial: Trial | int) -> Trial:
         if isinstance(trial, Trial) and trial.id >= 0:

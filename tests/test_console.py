@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
 import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -194,6 +198,70 @@ def test_trials_table_shows_the_last_reported_step(tmp_path, capsys):
     assert [row[column] for row in _table_rows(out)] == ["100", "-"]
 
 
+# -- export of every trial as a table --------------------------------------------------------------
+
+
+def _table_of_digits(text: str) -> list[dict[str, str]]:
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [row["state"] for row in rows] == ["COMPLETE", "COMPLETE", "COMPLETE", "FAIL", "PRUNED"]
+    return rows
+
+
+def test_export_format_csv_writes_every_trial_as_a_table(db, tmp_path, capsys):
+    out = tmp_path / "tables" / "trials.csv"
+    argv = ["export", "--storage", db, "--study", "digits"]
+    assert main([*argv, "--format", "csv", "--out", str(out)]) == 0
+    assert capsys.readouterr().out == f"Wrote {out} (5 trials of study 'digits', one row each, CSV).\n"
+    rows = _table_of_digits(out.read_text())
+    assert list(rows[0])[:5] == ["number", "state", "value", "params_lr", "params_opt"]
+    assert rows[3]["error"] == "Traceback...\nValueError: diverged" and rows[4]["last_step"] == "40"
+    assert float(rows[0]["value"]) == _trial(db, 0).value
+    assert pd.read_csv(out)["number"].tolist() == [0, 1, 2, 3, 4]
+    assert [p.name for p in out.parent.iterdir()] == ["trials.csv"]  # no temporary file left behind
+    assert main([*argv, "--out", str(tmp_path / "by_suffix.csv")]) == 0  # a .csv file is the table too
+    assert (tmp_path / "by_suffix.csv").read_text() == out.read_text()
+    capsys.readouterr()
+    assert main([*argv, "--all", "--out", "-"]) == 0  # CSV on standard output, and nothing else
+    assert capsys.readouterr().out == out.read_text()
+
+
+def test_export_all_as_json_is_the_table_and_plain_json_stays_one_trial(db, tmp_path, capsys):
+    argv = ["export", "--storage", db, "--study", "digits"]
+    assert main([*argv, "--all", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["state"] for row in rows] == ["COMPLETE", "COMPLETE", "COMPLETE", "FAIL", "PRUNED"]
+    assert rows[3]["error"] == "Traceback...\nValueError: diverged" and rows[3]["value"] is None
+    assert main([*argv, "--all", "--out", str(tmp_path / "trials.json")]) == 0
+    assert json.loads((tmp_path / "trials.json").read_text()) == rows
+    assert main([*argv, "--format", "json", "--out", str(tmp_path / "best.json")]) == 0  # without --all: one trial
+    assert json.loads((tmp_path / "best.json").read_text()) == dict(_best_of_digits(db).params)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--all", "--trial", "0"], "The table of every trial (--all or --format csv) takes no --trial"),
+        (["--format", "csv", "--params", "--force"], "takes no --params / --force, which choose what to export"),
+        (["--all", "--format", "yaml"], "is written as CSV or JSON, not YAML: pass --format csv or --format json"),
+    ],
+)
+def test_export_table_refuses_the_options_of_one_trial(db, flags, message, capsys):
+    assert main(["export", "--storage", db, "--study", "digits", *flags]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_export_replaces_a_file_whole_or_not_at_all(db, tmp_path, capsys):
+    out = tmp_path / "trials.csv"
+    out.write_text("old\n")
+    assert main(["export", "--storage", db, "--study", "digits", "--out", str(out)]) == 0
+    assert out.read_text().startswith("number,state,value,")
+    blocked = tmp_path / "blocked.csv"
+    blocked.mkdir()  # a directory in the way: the rename fails
+    assert main(["export", "--storage", db, "--study", "digits", "--out", str(blocked)]) == 2
+    assert f"lightning-hpo: error: Cannot write {str(blocked)!r}" in capsys.readouterr().err
+    assert blocked.is_dir() and not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
 # -- the installed console script, in a subprocess ------------------------------------------------
 
 
@@ -228,3 +296,23 @@ def test_export_of_a_trial_that_did_not_complete_says_so_and_needs_force(db):
     pruned = _lightning_hpo("export", "--storage", db, "--study", "digits", "--trial", "4")
     assert pruned.returncode == 2 and "did not complete (PRUNED: pruned at step 40)" in pruned.stderr
     assert "--force" in _lightning_hpo("export", "--help").stdout
+
+
+def test_the_installed_script_exports_the_table_as_csv_without_pandas(db, tmp_path):
+    out = tmp_path / "trials.csv"
+    blocker = tmp_path / "no_pandas"
+    blocker.mkdir()
+    (blocker / "pandas.py").write_text("raise ImportError('pandas is not installed')\n")
+    script = Path(sys.executable).with_name("lightning-hpo")
+    argv = [str(script), "export", "--storage", db, "--study", "digits", "--format", "csv", "--out", str(out)]
+    done = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")])},
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    _table_of_digits(out.read_text())
+    help_text = _lightning_hpo("export", "--help").stdout
+    assert "--all" in help_text and "--out" in help_text and "csv" in help_text

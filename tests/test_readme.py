@@ -211,4 +211,4 @@ def test_readme_runs_as_written_from_a_fresh_directory_and_resumes_when_rerun(tm
     assert len(first) >= 8
     # Defaults write under lightning_hpo_runs/ only; the rest is what the README's commands name.
     written = {p.name for p in cwd.iterdir() if not p.name.startswith("readme_line_")}
-    assert written == {"examples", "lightning_hpo_runs", "lightning_logs", "best.yaml", "plots"}
+    assert written == {"examples", "lightning_hpo_runs", "lightning_logs", "best.yaml", "trials.csv", "plots"}
