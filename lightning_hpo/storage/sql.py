@@ -134,16 +134,28 @@ _NUMBER_AND_STATE = sa.select(trials_table.c.number, trials_table.c.state).where
 
 @functools.cache
 def _upsert_intermediate(is_sqlite: bool) -> Any:
-    """Store an intermediate value, replacing the one stored at the same step; every column is a parameter."""
+    """Store an intermediate value of a RUNNING trial, replacing the one stored at the same step.
+
+    One statement: the row is inserted from a SELECT of the trial that matches only while the trial
+    is RUNNING, so a finished (or missing) trial affects no row. Every column is a parameter.
+    """
     if is_sqlite:
         from sqlalchemy.dialects.sqlite import insert
     else:
         from sqlalchemy.dialects.postgresql import insert
-    statement = insert(intermediate_table)
+    row_of_running_trial = sa.select(
+        trials_table.c.id,
+        sa.bindparam("step", type_=sa.BigInteger),
+        sa.bindparam("value", type_=sa.Double),
+        sa.bindparam("objective_values", type_=sa.Text),
+    ).where(trials_table.c.id == sa.bindparam("trial_id"), trials_table.c.state == TrialState.RUNNING.value)
+    statement = insert(intermediate_table).from_select(
+        ["trial_id", "step", "value", "objective_values"], row_of_running_trial
+    )
     return statement.on_conflict_do_update(
         index_elements=[intermediate_table.c.trial_id, intermediate_table.c.step],
         set_={"value": statement.excluded.value, "objective_values": statement.excluded.objective_values},
-    )
+    ).execution_options(preserve_rowcount=True)  # an INSERT's rowcount is -1 on psycopg without it
 
 
 # How long a transaction is retried while the database is locked or unreachable.
@@ -573,11 +585,12 @@ class SQLStorage(Storage):
         stored_vector = None if vector is None else json.dumps([None if math.isnan(v) else v for v in vector])
 
         def operation(conn: Connection) -> None:
-            self._require_running(conn, trial_id, f"report step {step}")
-            conn.execute(
+            stored_rows = conn.execute(
                 _upsert_intermediate(self._is_sqlite),
                 {"trial_id": trial_id, "step": step, "value": stored, "objective_values": stored_vector},
-            )
+            ).rowcount
+            if stored_rows == 0:  # the trial is missing or finished: say which
+                self._require_running(conn, trial_id, f"report step {step}")
 
         self._run(operation, write=True, durable=False)
 
