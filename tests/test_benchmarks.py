@@ -323,5 +323,6 @@ def test_study_reads_benchmark_times_both_reads_and_writes_its_table(tmp_path: P
     assert main(["--sizes", "3", "6", "--repeats", "2", "--out", str(out)]) == 0
     text = out.read_text()
     assert "| SQLite file | 3 finished trials | 6 finished trials |" in text
-    for row in ("get_trials, every value fetched", "get_trials, cached", "should_prune (ASHA), cached", "report"):
+    rows = ("get_trials, every value fetched", "get_trials, cached", "should_prune (ASHA), cached", "report")
+    for row in (f"{what}, {clock}" for what in rows for clock in ("wall", "cpu")):
         assert re.search(rf"^\| {re.escape(row)} \| [\d.]+ \[[\d.]+, [\d.]+\] \| ", text, re.MULTILINE), row
