@@ -53,3 +53,9 @@ def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
         raise ValueError("quartiles of an empty sequence")
     q1, median, q3 = np.percentile(np.asarray(values, dtype=np.float64), [25, 50, 75])
     return float(q1), float(median), float(q3)
+
+
+def quartiles_cell(values: Sequence[float], digits: int) -> str:
+    """A table cell: median [25th, 75th percentile]."""
+    q1, median, q3 = quartiles(values)
+    return f"{median:.{digits}f} [{q1:.{digits}f}, {q3:.{digits}f}]"

@@ -46,7 +46,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchmarks.regret import quartiles
+from benchmarks.regret import quartiles_cell
 from benchmarks.tasks.training import digits_example
 from lightning_hpo import NopPruner, SobolSampler, Tuner
 from lightning_hpo.space import SearchSpace
@@ -209,12 +209,6 @@ def _describe(cost: Mapping[str, float]) -> str:
     )
 
 
-def _cell(values: Sequence[float], digits: int) -> str:
-    """Median [25th, 75th percentile]."""
-    q1, median, q3 = quartiles(values)
-    return f"{median:.{digits}f} [{q1:.{digits}f}, {q3:.{digits}f}]"
-
-
 #: The report's rows: (what, clock, key in `costs`, decimals).
 ROWS = [
     *(
@@ -269,14 +263,14 @@ def report(figures: Sequence[Mapping[str, Any]]) -> str:
         "|---|" + "---|" * len(labels),
     ]
     for title, clock, key, digits in ROWS:
-        cells = [_cell([r[clock][key] for r in runs[label]], digits) for label in labels]
+        cells = [quartiles_cell([r[clock][key] for r in runs[label]], digits) for label in labels]
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     lines.append(
         "| Tuner's callback at each validation, timed by Lightning's profiler (ms) | "
-        + " | ".join(_cell(f["reporter_ms"], 2) for f in figures)
+        + " | ".join(quartiles_cell(f["reporter_ms"], 2) for f in figures)
         + " |"
     )
-    shares = [_cell([_wall_per_cpu(repetition) for repetition in f["seconds"]], 1) for f in figures]
+    shares = [quartiles_cell([_wall_per_cpu(repetition) for repetition in f["seconds"]], 1) for f in figures]
     lines += [
         "",
         "How busy the machine was: the bare loop's wall time was "

@@ -314,3 +314,15 @@ def test_tuner_overhead_benchmark_runs_and_writes_its_report(tmp_path: Path, res
     again = ["--report-only", "--out", str(out), "--json", str(figures), "--baseline", str(earlier)]
     assert main(again) == 0
     assert "| | earlier (1 repetitions) | now (1 repetitions) |" in out.read_text()
+
+
+def test_study_reads_benchmark_times_both_reads_and_writes_its_table(tmp_path: Path) -> None:
+    from benchmarks.study_reads import main
+
+    out = tmp_path / "reads.md"
+    assert main(["--sizes", "3", "6", "--repeats", "2", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| SQLite file | 3 finished trials | 6 finished trials |" in text
+    rows = ("get_trials, every value fetched", "get_trials, cached", "should_prune (ASHA), cached", "report")
+    for row in (f"{what}, {clock}" for what in rows for clock in ("wall", "cpu")):
+        assert re.search(rf"^\| {re.escape(row)} \| [\d.]+ \[[\d.]+, [\d.]+\] \| ", text, re.MULTILINE), row

@@ -30,6 +30,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -108,13 +109,14 @@ intermediate_table = sa.Table(
 _OUR_TABLES = {t.name for t in metadata.sorted_tables}
 
 
-def _trial_queries(condition: Any) -> tuple[Any, Any]:
-    """The trials that match ``condition``, in number order, and their intermediate values."""
+def _trial_queries(condition: Any, steps_condition: Any = None) -> tuple[Any, Any]:
+    """The trials that match ``condition``, in number order, and their intermediate values (those that match
+    ``steps_condition`` too, when given)."""
     return (
         sa.select(trials_table).where(condition).order_by(trials_table.c.number),
         sa.select(intermediate_table)
         .join(trials_table, trials_table.c.id == intermediate_table.c.trial_id)
-        .where(condition)
+        .where(condition if steps_condition is None else sa.and_(condition, steps_condition))
         .order_by(intermediate_table.c.trial_id, intermediate_table.c.step),
     )
 
@@ -122,9 +124,11 @@ def _trial_queries(condition: Any) -> tuple[Any, Any]:
 # The statements run for every trial and validation are built once, with bound parameters: on
 # SQLite, building a statement costs more than running it.
 _IN_STUDY = trials_table.c.study_id == sa.bindparam("study_id")
-_TRIALS_OF_STUDY = _trial_queries(_IN_STUDY)
+# A study's reads skip the intermediate values already held in its _FinishedSteps.
+_NOT_CACHED = intermediate_table.c.trial_id > sa.bindparam("cached_up_to")
+_TRIALS_OF_STUDY = _trial_queries(_IN_STUDY, _NOT_CACHED)
 _TRIALS_OF_STUDY_IN_STATES = _trial_queries(
-    sa.and_(_IN_STUDY, trials_table.c.state.in_(sa.bindparam("states", expanding=True)))
+    sa.and_(_IN_STUDY, trials_table.c.state.in_(sa.bindparam("states", expanding=True))), _NOT_CACHED
 )
 _ONE_TRIAL = _trial_queries(trials_table.c.id == sa.bindparam("trial_id"))
 _NUMBER_AND_STATE = sa.select(trials_table.c.number, trials_table.c.state).where(
@@ -134,16 +138,28 @@ _NUMBER_AND_STATE = sa.select(trials_table.c.number, trials_table.c.state).where
 
 @functools.cache
 def _upsert_intermediate(is_sqlite: bool) -> Any:
-    """Store an intermediate value, replacing the one stored at the same step; every column is a parameter."""
+    """Store an intermediate value of a RUNNING trial, replacing the one stored at the same step.
+
+    One statement: the row is inserted from a SELECT of the trial that matches only while the trial
+    is RUNNING, so a finished (or missing) trial affects no row. Every column is a parameter.
+    """
     if is_sqlite:
         from sqlalchemy.dialects.sqlite import insert
     else:
         from sqlalchemy.dialects.postgresql import insert
-    statement = insert(intermediate_table)
+    row_of_running_trial = sa.select(
+        trials_table.c.id,
+        sa.bindparam("step", type_=sa.BigInteger),
+        sa.bindparam("value", type_=sa.Double),
+        sa.bindparam("objective_values", type_=sa.Text),
+    ).where(trials_table.c.id == sa.bindparam("trial_id"), trials_table.c.state == TrialState.RUNNING.value)
+    statement = insert(intermediate_table).from_select(
+        ["trial_id", "step", "value", "objective_values"], row_of_running_trial
+    )
     return statement.on_conflict_do_update(
         index_elements=[intermediate_table.c.trial_id, intermediate_table.c.step],
         set_={"value": statement.excluded.value, "objective_values": statement.excluded.objective_values},
-    )
+    ).execution_options(preserve_rowcount=True)  # an INSERT's rowcount is -1 on psycopg without it
 
 
 # How long a transaction is retried while the database is locked or unreachable.
@@ -228,6 +244,7 @@ class SQLStorage(Storage):
         self._memory_lock = threading.RLock() if self._in_memory else None
         self._engine: Engine | None = None
         self._init_lock = threading.Lock()
+        self._finished_steps: dict[int, _FinishedSteps] = {}  # study id -> what its last full read cached
         self._engine_for_use()
 
     # -- connections -----------------------------------------------------------------------
@@ -408,7 +425,7 @@ class SQLStorage(Storage):
         if self._in_memory:
             raise TypeError("An in-memory storage cannot be sent to another process; use a SQLite file or PostgreSQL.")
         state = self.__dict__.copy()
-        state.update(_engine=None, _init_lock=None)
+        state.update(_engine=None, _init_lock=None, _finished_steps={})
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -476,6 +493,7 @@ class SQLStorage(Storage):
             conn.execute(sa.delete(studies_table).where(studies_table.c.id == study_id))
 
         self._run(operation, write=True)
+        self._finished_steps.pop(study_id, None)
 
     # -- trials ----------------------------------------------------------------------------
 
@@ -573,11 +591,12 @@ class SQLStorage(Storage):
         stored_vector = None if vector is None else json.dumps([None if math.isnan(v) else v for v in vector])
 
         def operation(conn: Connection) -> None:
-            self._require_running(conn, trial_id, f"report step {step}")
-            conn.execute(
+            stored_rows = conn.execute(
                 _upsert_intermediate(self._is_sqlite),
                 {"trial_id": trial_id, "step": step, "value": stored, "objective_values": stored_vector},
-            )
+            ).rowcount
+            if stored_rows == 0:  # the trial is missing or finished: say which
+                self._require_running(conn, trial_id, f"report step {step}")
 
         self._run(operation, write=True, durable=False)
 
@@ -664,24 +683,83 @@ class SQLStorage(Storage):
         )
 
     def get_trials(self, study_id: int, states: Iterable[TrialState] | None = None) -> list[Trial]:
+        cached = self._finished_steps.get(study_id, _NOTHING_CACHED)
         if states is None:
-            return self._run(lambda conn: _read_trials(conn, _TRIALS_OF_STUDY, {"study_id": study_id}))
+            trials, cached = self._run(
+                lambda conn: _read_trials(conn, _TRIALS_OF_STUDY, {"study_id": study_id}, cached)
+            )
+            self._finished_steps[study_id] = cached.advanced(trials)
+            return trials
         parameters = {"study_id": study_id, "states": [TrialState(s).value for s in states]}
-        return self._run(lambda conn: _read_trials(conn, _TRIALS_OF_STUDY_IN_STATES, parameters))
+        return self._run(lambda conn: _read_trials(conn, _TRIALS_OF_STUDY_IN_STATES, parameters, cached))[0]
 
     def get_trial(self, trial_id: int) -> Trial:
-        trials = self._run(lambda conn: _read_trials(conn, _ONE_TRIAL, {"trial_id": trial_id}))
+        trials, _ = self._run(lambda conn: _read_trials(conn, _ONE_TRIAL, {"trial_id": trial_id}))
         if not trials:
             raise TrialStateError(f"No trial with id {trial_id} in {self._describe()}.")
         return trials[0]
 
 
-def _read_trials(conn: Connection, queries: tuple[Any, Any], parameters: Mapping[str, Any]) -> list[Trial]:
+@dataclass(frozen=True)
+class _FinishedSteps:
+    """The intermediate values of a study's finished trials, kept so that each read fetches only the others.
+
+    A trial's intermediate values never change once it has finished (:meth:`SQLStorage.report`
+    needs a RUNNING trial, and nothing turns a finished trial back to RUNNING), while the rest of
+    its row may (``update_trial``: paths and attrs), so rows are always read and only these are kept.
+    Every trial with an id up to ``up_to`` had finished when they were read; trial ids only grow,
+    so any other trial, and any that finishes later, has a larger id and is read in full.
+    ``trials`` maps each such id to ``(number, datetime_start)``, which tell a reused id (a deleted
+    study's) from the cached trial, and to the intermediate values and vectors of the :class:`Trial` read then.
+    """
+
+    up_to: int = -1
+    trials: Mapping[int, tuple[tuple[int, datetime | None], Mapping[int, float], Mapping[int, tuple[float, ...]]]] = (
+        field(default_factory=dict)
+    )
+
+    def holds(self, row: Any) -> bool:
+        entry = self.trials.get(row.id)
+        return entry is not None and entry[0] == (row.number, row.datetime_start)
+
+    def advanced(self, trials: Sequence[Trial]) -> _FinishedSteps:
+        """What to keep after a read of every trial of the study: all the trials below its first unfinished one."""
+        up_to = min((t.id for t in trials if t.state is TrialState.RUNNING), default=math.inf) - 1
+        up_to = max((t.id for t in trials if t.id <= up_to), default=-1)
+        if up_to == self.up_to:
+            return self
+        kept = {
+            t.id: ((t.number, _naive(t.datetime_start)), t.intermediate_values, t.intermediate_vectors)
+            for t in trials
+            if t.id <= up_to
+        }
+        return _FinishedSteps(up_to, kept)
+
+
+_NOTHING_CACHED = _FinishedSteps()
+
+
+def _naive(moment: datetime | None) -> datetime | None:
+    """A datetime as the database returns it (naive UTC)."""
+    return None if moment is None else moment.replace(tzinfo=None)
+
+
+def _read_trials(
+    conn: Connection,
+    queries: tuple[Any, Any],
+    parameters: Mapping[str, Any],
+    cached: _FinishedSteps = _NOTHING_CACHED,
+) -> tuple[list[Trial], _FinishedSteps]:
+    """The trials and, unless ``cached`` holds them, their intermediate values; and the ``cached`` the read could use."""
     rows_query, steps_query = queries
-    return _trials_from_rows(conn.execute(rows_query, parameters).all(), conn.execute(steps_query, parameters).all())
+    rows = conn.execute(rows_query, parameters).all()
+    if not all(cached.holds(row) for row in rows if row.id <= cached.up_to):
+        cached = _NOTHING_CACHED  # ids of deleted trials were reused: read everything again
+    steps = conn.execute(steps_query, {**parameters, "cached_up_to": cached.up_to}).all()
+    return _trials_from_rows(rows, steps, cached), cached
 
 
-def _trials_from_rows(rows: Sequence[Any], steps: Sequence[Any]) -> list[Trial]:
+def _trials_from_rows(rows: Sequence[Any], steps: Sequence[Any], cached: _FinishedSteps) -> list[Trial]:
     by_trial: dict[int, dict[int, float]] = {}
     vectors_by_trial: dict[int, dict[int, tuple[float, ...]]] = {}
     for step in steps:
@@ -689,6 +767,9 @@ def _trials_from_rows(rows: Sequence[Any], steps: Sequence[Any]) -> list[Trial]:
         if step.objective_values is not None:
             vector = tuple(math.nan if v is None else v for v in json.loads(step.objective_values))
             vectors_by_trial.setdefault(step.trial_id, {})[step.step] = vector
+    for trial_id, (_, values, vectors) in cached.trials.items():
+        by_trial[trial_id] = values  # type: ignore[assignment]  # shared by the Trials read: they are read-only
+        vectors_by_trial[trial_id] = vectors  # type: ignore[assignment]
     return [
         Trial(
             number=row.number,
