@@ -6,6 +6,13 @@ trial's process ran on this machine and is gone (or is this process, which no lo
 after ``grace_period`` seconds without a heartbeat otherwise. The next trial a worker starts may be
 the retry of such a trial, with the same parameters; storage makes that claim atomic, so a trial is
 retried at most once.
+
+A trial with resumable checkpoints (``attrs["resume_dir"]``, see :mod:`lightning_hpo._resume`) is
+*resumed* rather than rerun: its retry shares its directory and continues from its newest
+checkpoint. Such a trial is also resumed after a signal stopped it (its error starts with
+"Interrupted"), and a resumed trial that is interrupted in turn is resumed again, as long as it
+makes progress: after :data:`~lightning_hpo._resume.MAX_STALLED_INTERRUPTIONS` interruptions in a
+row without a new checkpoint it stays FAIL, with the reason in ``attrs["not_resumed"]``.
 """
 
 from __future__ import annotations
@@ -19,9 +26,19 @@ import weakref
 from datetime import datetime, timezone
 from typing import Any
 
+from lightning_hpo._resume import MAX_STALLED_INTERRUPTIONS, newest_step
 from lightning_hpo.exceptions import TrialStateError
 from lightning_hpo.storage import Storage
-from lightning_hpo.trial import RETRIED_BY, RETRY_OF, Trial, TrialState
+from lightning_hpo.trial import (
+    NOT_RESUMED,
+    RESUME_DIR,
+    RESUMED_AT_STEP,
+    RETRIED_BY,
+    RETRY_OF,
+    STALLED_INTERRUPTIONS,
+    Trial,
+    TrialState,
+)
 
 __all__ = ["TrialLiveness", "worker_id", "DEFAULT_GRACE_PERIOD", "HEARTBEAT_INTERVAL"]
 
@@ -31,6 +48,8 @@ DEFAULT_GRACE_PERIOD = 60.0
 HEARTBEAT_INTERVAL = 10.0
 # How the error of a trial failed for want of heartbeats begins.
 _STALE_PREFIX = "Stale: "
+# How the error of a trial stopped by Ctrl-C or a signal begins (see lightning_hpo._loop and _resume).
+_INTERRUPTED_PREFIX = "Interrupted"
 
 # Trials being run by this process, by storage id, across all studies: anything else RUNNING
 # under this process's worker id was left behind (e.g. by an exception) and is dead.
@@ -157,16 +176,27 @@ class TrialLiveness:
             max_active: as for :meth:`Storage.create_trial`.
         """
         for stale in self.storage.get_trials(self.study_id, [TrialState.FAIL]):
-            if not (
-                (stale.error or "").startswith(_STALE_PREFIX)
-                and RETRY_OF not in stale.attrs
-                and RETRIED_BY not in stale.attrs
-                and len(stale.params) == n_params
-            ):
+            if not (_is_retryable(stale) and len(stale.params) == n_params):
                 continue
+            attrs = None
+            if RESUME_DIR in stale.attrs:
+                stalled = _stalled_interruptions(stale)
+                if stalled >= MAX_STALLED_INTERRUPTIONS:
+                    reason = (
+                        f"interrupted {stalled} times in a row without writing a new checkpoint (the limit is "
+                        f"{MAX_STALLED_INTERRUPTIONS}): it is not resumed again."
+                    )
+                    self.storage.update_trial(stale.id, attrs={NOT_RESUMED: reason})
+                    continue
+                attrs = {RESUME_DIR: stale.attrs[RESUME_DIR], STALLED_INTERRUPTIONS: stalled}
             # Storage makes the claim atomic: if another worker retried it first, sample a new trial instead.
             created = self.storage.create_trial(
-                self.study_id, worker=self.worker, params=stale.params, max_active=max_active, retry_of=stale.number
+                self.study_id,
+                worker=self.worker,
+                params=stale.params,
+                max_active=max_active,
+                retry_of=stale.number,
+                attrs=attrs,
             )
             if created is None:
                 return None
@@ -186,3 +216,21 @@ class TrialLiveness:
         self.__dict__.update(state)
         self.worker = worker_id()  # this process runs its trials now, not the one that sent the study
         self._heartbeat = _Heartbeat(self.storage, HEARTBEAT_INTERVAL)
+
+
+def _is_retryable(trial: Trial) -> bool:
+    """Whether a FAIL trial is run again: a stale one once; a resumable one also after a signal, and again and again."""
+    if RETRIED_BY in trial.attrs or NOT_RESUMED in trial.attrs:
+        return False
+    error = trial.error or ""
+    if RESUME_DIR in trial.attrs:
+        return error.startswith((_STALE_PREFIX, _INTERRUPTED_PREFIX))
+    return error.startswith(_STALE_PREFIX) and RETRY_OF not in trial.attrs
+
+
+def _stalled_interruptions(trial: Trial) -> int:
+    """The interruptions in a row, up to and including ``trial``'s, after which no newer checkpoint was written."""
+    newest = newest_step(trial.attrs[RESUME_DIR])
+    started_at = trial.attrs.get(RESUMED_AT_STEP)
+    progressed = newest is not None and (started_at is None or newest > started_at)
+    return 0 if progressed else int(trial.attrs.get(STALLED_INTERRUPTIONS, 0)) + 1

@@ -13,22 +13,31 @@ during the sanity check) it:
 from __future__ import annotations
 
 import math
+import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, Checkpoint
 from typing_extensions import override
 
 from lightning_hpo._budget import BUDGET_ATTR, PLANNED_STEPS_ATTR
+from lightning_hpo._resume import KEPT_RESUMABLE, checkpoint_dir, resumable_files
 from lightning_hpo.exceptions import LightningHPOError, MetricNotFoundError
 
 if TYPE_CHECKING:
     from lightning_hpo.study import Study
     from lightning_hpo.trial import Trial
 
-__all__ = ["TrialReporter"]
+__all__ = ["TrialReporter", "ResumableCheckpoint"]
+
+# The signals that stop a trial resumably besides SIGTERM, which Lightning handles itself.
+_STOP_SIGNALS = ("SIGUSR1", "SIGINT")
 
 
 class TrialReporter(Callback):
@@ -63,6 +72,7 @@ class TrialReporter(Callback):
         self.budget = None if budget is None else dict(budget)
         self.pruned_step: int | None = None
         self.reports: list[tuple[int, tuple[float, ...]]] = []
+        self._restored = False
 
     @property
     def reported(self) -> list[tuple[int, float | tuple[float, ...]]]:
@@ -70,8 +80,25 @@ class TrialReporter(Callback):
         return [(step, values[0] if self._one_name else values) for step, values in self.reports]
 
     @override
+    def state_dict(self) -> dict[str, Any]:
+        # Saved in the trial's resumable checkpoint: a resumed trial keeps its earlier reports.
+        return {"reports": [[step, list(values)] for step, values in self.reports], "pruned_step": self.pruned_step}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.reports = [(int(step), tuple(values)) for step, values in state_dict.get("reports", [])]
+        self.pruned_step = state_dict.get("pruned_step")
+        self._restored = bool(self.reports)
+
+    @override
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.budget is None or not trainer.is_global_zero or self.study is None or self.trial is None:
+        if not trainer.is_global_zero or self.study is None or self.trial is None:
+            return
+        if self._restored:  # a resumed trial: its curve goes on from the reports it had
+            for step, values in self.reports:
+                self.study.report(self.trial, step, values[0] if len(values) == 1 else values)
+            self._restored = False
+        if self.budget is None:
             return
         attrs: dict[str, object] = {BUDGET_ATTR: self.budget}
         steps = trainer.estimated_stepping_batches
@@ -123,3 +150,149 @@ class TrialReporter(Callback):
             return self.study.should_prune(self.trial), None
         except Exception as error:  # noqa: BLE001 - sent to every rank, then raised there
             return False, f"{type(error).__name__}: {error}"
+
+
+class ResumableCheckpoint(Checkpoint):
+    """Writes a trial's resumable checkpoint at each validation (or every ``every_seconds``) and when stopped by a signal.
+
+    A :class:`~lightning.pytorch.callbacks.Checkpoint`, so Lightning runs it after the other
+    callbacks (the reporter) and in list order among checkpoint callbacks: put it after the trial's
+    ``ModelCheckpoint``, whose state at this validation it then saves.
+
+    Args:
+        trial_dir: the trial's directory; files go to ``trial_dir / "checkpoints"``.
+        number: the trial's number, for messages.
+        every_seconds: ``None`` to write at every validation; else at the first validation at least
+            this many seconds after the last write.
+
+    After an interruption, :attr:`saved_step` is the step written and :attr:`signal_name` the signal.
+    """
+
+    def __init__(self, trial_dir: os.PathLike[str] | str, number: int, every_seconds: float | None = None) -> None:
+        self.dirpath = checkpoint_dir(trial_dir)
+        self.number = number
+        self.every_seconds = every_seconds
+        self.saved_step: int | None = None
+        self.signal_name: str | None = None
+        self._last_write = time.monotonic()
+        self._previous_handlers: dict[int, Any] = {}
+        self._trainer: pl.Trainer | None = None
+
+    @property
+    @override
+    def state_key(self) -> str:
+        return "lightning_hpo.ResumableCheckpoint"
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        from lightning.fabric.utilities.seed import _collect_rng_states
+
+        # Lightning's checkpoints do not hold the RNG states; the data order and dropout masks that
+        # follow a resume are then the ones the uninterrupted run would have drawn (on rank 0).
+        states = _collect_rng_states()
+        if "numpy" in states:  # as a tensor, so that Lightning's `weights_only` load accepts it
+            name, keys, *rest = states["numpy"]
+            states["numpy"] = [name, torch.from_numpy(keys.astype("int64")), *rest]
+        return {"rng_states": states}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        from lightning.fabric.utilities.seed import _set_rng_states
+
+        states = dict(state_dict.get("rng_states") or {})
+        if "numpy" in states:
+            name, keys, *rest = states["numpy"]
+            states["numpy"] = (name, keys.numpy().astype("uint32"), *rest)
+        if states:
+            _set_rng_states(states)
+
+    # -- writing -----------------------------------------------------------------------
+
+    @override
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # A trial stopping now (pruned, or at its end) is recorded next: nothing to resume.
+        if trainer.sanity_checking or trainer.should_stop:
+            return
+        due = self.every_seconds is None or time.monotonic() - self._last_write >= self.every_seconds
+        if self.every_seconds is not None and trainer.world_size > 1:
+            due = trainer.strategy.broadcast(due, src=0)  # clocks differ: every rank must save, or none
+        if due:
+            self.save(trainer)
+
+    def save(self, trainer: pl.Trainer) -> None:
+        """Write the checkpoint (every rank calls this; global rank 0 writes) and drop all but the newest two."""
+        step = trainer.global_step
+        final = self.dirpath / f"resume-step={step}.ckpt"
+        temporary = self.dirpath / f".resume-step={step}.ckpt.tmp"
+        trainer.save_checkpoint(temporary, weights_only=False)
+        if trainer.is_global_zero:
+            os.replace(temporary, final)
+            for _, old in resumable_files(self.dirpath.parent)[KEPT_RESUMABLE:]:
+                old.unlink(missing_ok=True)
+        self._last_write = time.monotonic()
+
+    @override
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        self._restore_handlers()
+        if isinstance(exception, SIGTERMException):
+            self.signal_name = self.signal_name or "SIGTERM"
+            self.save(trainer)
+            self.saved_step = trainer.global_step
+
+    # -- signals -------------------------------------------------------------------------
+
+    @override
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # After Lightning registered its own handlers (a SLURM requeue handler then runs first).
+        self._trainer = trainer
+        if sys.platform == "win32" or not _in_main_thread():
+            return
+        for name in _STOP_SIGNALS:
+            signum = getattr(signal, name, None)
+            if signum is not None:
+                self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
+
+    @override
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        # Under DDP Lightning stops every rank after the batch itself; alone, only at the epoch's end.
+        if trainer.world_size == 1 and trainer.received_sigterm:
+            raise SIGTERMException()
+
+    @override
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._restore_handlers()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        previous = self._previous_handlers.get(signum)
+        if signum == signal.SIGINT:
+            print(
+                f"lightning_hpo: stopping trial {self.number} after this batch to save it (Ctrl-C again stops at once).",
+                file=sys.stderr,
+                flush=True,
+            )
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        elif callable(previous):
+            previous(signum, frame)  # e.g. Lightning's SLURM auto-requeue: its checkpoint and `scontrol requeue`
+        self.signal_name = self.signal_name or name
+        if self._trainer is not None:
+            # Lightning's SIGTERM flag: its loops stop every rank together at the end of the batch.
+            self._trainer._signal_connector.received_sigterm = True
+
+    def _restore_handlers(self) -> None:
+        if not _in_main_thread():
+            return
+        for signum, handler in self._previous_handlers.items():
+            if handler is not None and signal.getsignal(signum) == self._on_signal:
+                signal.signal(signum, handler)
+        self._previous_handlers = {}
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()

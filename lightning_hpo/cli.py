@@ -84,6 +84,7 @@ from lightning_hpo._config_space import (
     with_params,
 )
 from lightning_hpo._loop import RunOptions
+from lightning_hpo._resume import DEFAULT_KEEP_CHECKPOINTS, check_checkpoint_every, check_keep_checkpoints
 from lightning_hpo.decorator import search_space_of
 from lightning_hpo.distributed import TrialCoordinator, world_size
 from lightning_hpo.exceptions import InvalidArgumentError, LightningHPOError
@@ -179,6 +180,8 @@ class LightningCLI(LightningCLIInternals):
         trial_timeout: float | None = None,
         show_progress: bool = True,
         allow_budget_change: bool = False,
+        keep_checkpoints: str | int = DEFAULT_KEEP_CHECKPOINTS,
+        checkpoint_every: float | None = None,
     ) -> None:
         """Tune hyperparameters: fit one trial per point of the search space, then write the best config.
 
@@ -210,6 +213,11 @@ class LightningCLI(LightningCLIInternals):
             show_progress: Show the live progress display of the study.
             allow_budget_change: Continue a study whose trials ran with another trainer.max_epochs /
                 trainer.max_steps (refused by default: trials of different lengths are not comparable).
+            keep_checkpoints: What stays on disk once a trial ends: all; best (complete trials keep their best
+                checkpoint, pruned and failed ones none); or an int k: only the study's k best trials keep theirs.
+            checkpoint_every: Seconds between a running trial's resumable checkpoints (null: at every
+                validation). A trial interrupted by a kill, SIGTERM, SIGUSR1 or Ctrl-C resumes from it when the
+                command is run again.
         """
         if n_trials is None and timeout is None:
             self._fail("tune needs --tune.n_trials, --tune.timeout, or both; otherwise it would never stop.")
@@ -220,6 +228,8 @@ class LightningCLI(LightningCLIInternals):
         try:
             directions = parse_mode(mode)
             monitor = check_monitor(monitor, directions)
+            keep = check_keep_checkpoints(keep_checkpoints)
+            every = check_checkpoint_every(checkpoint_every)
             if best_config is not None and len(monitor) > 1:
                 raise InvalidArgumentError(
                     "--tune.best_config names one file, but several monitors have no single best trial: leave it out; "
@@ -247,7 +257,13 @@ class LightningCLI(LightningCLIInternals):
 
         def train_trial(trial: Trial) -> TrialTraining:
             return self._train_trial(
-                trial, base=base, monitor=monitor, directions=directions, study_dir=study_dir, budget=budget
+                trial,
+                base=base,
+                monitor=monitor,
+                directions=directions,
+                study_dir=study_dir,
+                budget=budget,
+                resume_options={"keep_checkpoints": keep, "checkpoint_every": every},
             )
 
         try:
@@ -295,6 +311,7 @@ class LightningCLI(LightningCLIInternals):
         directions: Sequence[str],
         study_dir: Path,
         budget: dict[str, int],
+        resume_options: dict[str, Any],
     ) -> TrialTraining:
         """Build and train one trial from its config (on every rank under torchrun); rank 0 then records it."""
         release_memory_of_earlier_trials()
@@ -311,6 +328,7 @@ class LightningCLI(LightningCLIInternals):
             with_checkpoint=trainer_config.enable_checkpointing is not False,
             # A logger the config names is built per trial like any class; otherwise the trial's own.
             with_logger=trainer_config.logger in (None, True),
+            **resume_options,
         )
         config_text = None
         if self.study is not None:
@@ -319,6 +337,8 @@ class LightningCLI(LightningCLIInternals):
             self.study.storage.update_trial(
                 trial.id, attrs={CONFIG_ATTR: config_text, SCRIPT_ATTR: sys.argv[0], LAUNCHER_ATTR: _launcher()}
             )
+        if training.resume_path is not None:  # after the config is stored: retraining it starts from zero
+            fit_config.ckpt_path = str(training.resume_path)
         with self._building_trial(fit_config, training, _TrialFiles(training, config_text)):
             # LightningCLI.__init__'s steps, for the trial's config, then `fit` as the CLI runs it.
             self._seed_from_config()

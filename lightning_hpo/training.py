@@ -29,18 +29,28 @@ import importlib.util
 import logging
 import math
 import signal
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lightning_hpo._resume import (
+    DEFAULT_KEEP_CHECKPOINTS,
+    KeepCheckpoints,
+    discard_checkpoints,
+    exit_code,
+    interrupted_error,
+    resume_point,
+)
 from lightning_hpo._warnings import trial_warnings
 from lightning_hpo.exceptions import InvalidArgumentError, LightningHPOError
-from lightning_hpo.trial import MONITOR, PRUNED_STEP, Direction, Trial, TrialState
+from lightning_hpo.trial import MONITOR, PRUNED_STEP, RESUME_DIR, RESUMED_AT_STEP, Direction, Trial, TrialState
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
 
     from lightning_hpo._loop import RunOptions, TrialObserver
+    from lightning_hpo.callback import ResumableCheckpoint
     from lightning_hpo.distributed import TrialCoordinator
     from lightning_hpo.study import Study
 
@@ -84,9 +94,14 @@ class TrialTraining:
             study (as :func:`check_monitor` returns them).
         directions: ``"min"`` or ``"max"`` per monitored metric; default: the study's (needed where
             ``study`` is None).
-        study_dir: the study's directory; the trial writes to ``study_dir / f"trial_{trial.number}"``.
+        study_dir: the study's directory; the trial writes to ``study_dir / f"trial_{trial.number}"``,
+            or, when it resumes an interrupted trial, to that trial's directory.
         with_checkpoint: add a ``ModelCheckpoint`` keeping the best checkpoint on ``monitor`` (with
-            several monitors: the last checkpoint, ``last.ckpt``).
+            several monitors: the last checkpoint, ``last.ckpt``), and a resumable checkpoint
+            (:class:`~lightning_hpo._resume.ResumableCheckpoint`) so an interrupted trial resumes:
+            :attr:`resume_path` is then the checkpoint to pass to ``fit(ckpt_path=...)``.
+        keep_checkpoints: what stays on disk once the trial ends (see :mod:`lightning_hpo._resume`).
+        checkpoint_every: seconds between resumable checkpoints; ``None``: at every validation.
         with_logger: give the trial its own logger (TensorBoard when installed, else CSV) in the trial directory.
         budget: the Trainer's ``max_epochs`` / ``max_steps`` as the user set them, stored with the
             trial (see :class:`~lightning_hpo.callback.TrialReporter`); ``None``: not stored.
@@ -109,15 +124,18 @@ class TrialTraining:
         with_checkpoint: bool = True,
         with_logger: bool = True,
         budget: Mapping[str, int] | None = None,
+        keep_checkpoints: KeepCheckpoints = DEFAULT_KEEP_CHECKPOINTS,
+        checkpoint_every: float | None = None,
     ) -> None:
         import lightning.pytorch as pl
 
-        from lightning_hpo.callback import TrialReporter
+        from lightning_hpo.callback import ResumableCheckpoint, TrialReporter
 
         self.study = study
         self.trial = trial
         self.monitor = monitor
-        self.trial_dir = study_dir / f"trial_{trial.number}"
+        self.trial_dir = Path(trial.attrs.get(RESUME_DIR) or study_dir / f"trial_{trial.number}")
+        self.keep_checkpoints = keep_checkpoints
         self.reporter = TrialReporter(study, trial, monitor, budget)
         self.checkpoint: pl.callbacks.ModelCheckpoint | None = None
         if directions is None:
@@ -138,12 +156,19 @@ class TrialTraining:
             self.checkpoint = pl.callbacks.ModelCheckpoint(
                 dirpath=self.trial_dir / "checkpoints", filename="last", monitor=None, save_top_k=1
             )
-        self.logger: Any = _trial_logger(study_dir, trial.number) if with_logger else False
+        self.resumable: ResumableCheckpoint | None = None
+        self.resume_path: Path | None = None
+        self.resume_step: int | None = None
+        if with_checkpoint:
+            self.resumable = ResumableCheckpoint(self.trial_dir, trial.number, checkpoint_every)
+            if RESUME_DIR in trial.attrs:
+                self.resume_path, self.resume_step = resume_point(self.trial_dir, trial.number)
+        self.logger: Any = _trial_logger(self.trial_dir) if with_logger else False
 
     @property
     def callbacks(self) -> list[pl.Callback]:
-        """The trial's own callbacks, to append to the user's."""
-        return [c for c in (self.checkpoint, self.reporter) if c is not None]
+        """The trial's own callbacks, to append to the user's (the resumable checkpoint after ``ModelCheckpoint``)."""
+        return [c for c in (self.checkpoint, self.reporter, self.resumable) if c is not None]
 
     def train(self, trainer: pl.Trainer, fit: Callable[[], Any]) -> TrialTraining:
         """Call ``fit()``, which trains ``trainer`` (on every rank under torchrun).
@@ -155,12 +180,13 @@ class TrialTraining:
         if self.study is not None:
             # The metric names travel with the trial, so plots and tables can say "val_loss (min)".
             self.study.storage.update_trial(
-                self.trial.id, log_dir=str(self.trial_dir), attrs={MONITOR: list(self.monitor)}
+                self.trial.id, log_dir=str(self.trial_dir), attrs={MONITOR: list(self.monitor), **self._resume_attrs()}
             )
         check_trainer_processes(trainer)
         try:
             fit()
         except SystemExit:
+            self._leave_resumable_if_saved()
             # Lightning turns Ctrl-C into SystemExit(1) after ignoring SIGINT: undo both.
             if trainer.interrupted:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -169,10 +195,16 @@ class TrialTraining:
         return self
 
     def record_outcome(self) -> Trial:
-        """Store the trained trial's outcome and return it finished (on the process that opened the study)."""
-        study, trial, reporter = self.study, self.trial, self.reporter
-        if study is None:
+        """Store the trained trial's outcome and return it finished (on the process that opened the study).
+
+        Then removes the checkpoints that ``keep_checkpoints`` does not keep.
+        """
+        if self.study is None:
             raise LightningHPOError("Only the process that opened the study (global rank 0) records a trial's outcome.")
+        return self._discard_checkpoints(self._record_outcome(self.study))
+
+    def _record_outcome(self, study: Study) -> Trial:
+        trial, reporter = self.trial, self.reporter
         if self.checkpoint is not None and self.checkpoint.best_model_path:
             study.storage.update_trial(trial.id, checkpoint_path=str(Path(self.checkpoint.best_model_path).resolve()))
         if reporter.pruned_step is not None:
@@ -209,6 +241,40 @@ class TrialTraining:
                 error=f"{monitored} was never finite (values seen: {', '.join(seen)}).",
             )
         return study.tell(trial, state=TrialState.COMPLETE)
+
+    # -- resuming ------------------------------------------------------------------------
+
+    def _resume_attrs(self) -> dict[str, Any]:
+        """The trial's resumable-checkpoint directory, and the step it resumes from (if it does)."""
+        if self.resumable is None:
+            return {}
+        attrs: dict[str, Any] = {RESUME_DIR: str(self.trial_dir.resolve())}
+        if RESUME_DIR in self.trial.attrs:  # it continues an interrupted trial
+            attrs[RESUMED_AT_STEP] = self.resume_step or 0
+        return attrs
+
+    def _leave_resumable_if_saved(self) -> None:
+        """After a signal stopped the trial and its checkpoint was written: store it FAIL (resumable) and exit.
+
+        Ctrl-C is raised again as KeyboardInterrupt; SIGTERM and SIGUSR1 exit with 128 + the signal number.
+        """
+        saved = self.resumable
+        if saved is None or saved.saved_step is None or saved.signal_name is None:
+            return
+        error, line = interrupted_error(self.trial.number, saved.signal_name, saved.saved_step)
+        if self.study is not None:
+            self.study.tell(self.trial, state=TrialState.FAIL, error=error)
+            print(line, file=sys.stderr, flush=True)
+        if saved.signal_name == "SIGINT":
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt(line) from None
+        raise SystemExit(exit_code(saved.signal_name)) from None
+
+    def _discard_checkpoints(self, finished: Trial) -> Trial:
+        assert self.study is not None
+        if self.resumable is not None:
+            discard_checkpoints(self.study, finished, self.trial_dir, self.keep_checkpoints)
+        return finished
 
 
 def run_study(
@@ -257,13 +323,13 @@ def release_memory_of_earlier_trials() -> None:
     torch.cuda.empty_cache()
 
 
-def _trial_logger(study_dir: Path, number: int) -> Any:
+def _trial_logger(trial_dir: Path) -> Any:
     """TensorBoard when it is installed (as Lightning's default), else CSV; logs in the trial directory."""
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     has_tensorboard = any(importlib.util.find_spec(m) is not None for m in ("tensorboard", "tensorboardX"))
     logger_cls = TensorBoardLogger if has_tensorboard else CSVLogger
-    return logger_cls(save_dir=study_dir, name=f"trial_{number}", version="")
+    return logger_cls(save_dir=trial_dir.parent, name=trial_dir.name, version="")
 
 
 @contextlib.contextmanager

@@ -9,7 +9,20 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
 
-__all__ = ["TrialState", "Trial", "Direction", "best_finite", "MONITOR", "PRUNED_STEP", "RETRY_OF", "RETRIED_BY"]
+__all__ = [
+    "TrialState",
+    "Trial",
+    "Direction",
+    "best_finite",
+    "MONITOR",
+    "PRUNED_STEP",
+    "RETRY_OF",
+    "RETRIED_BY",
+    "RESUME_DIR",
+    "RESUMED_AT_STEP",
+    "STALLED_INTERRUPTIONS",
+    "NOT_RESUMED",
+]
 
 #: Whether an objective is minimized or maximized (a study has one per objective: its ``directions``).
 Direction = Literal["min", "max"]
@@ -23,6 +36,15 @@ PRUNED_STEP = "pruned_step"
 RETRY_OF = "retry_of"
 #: On a stale trial: the number of its retry.
 RETRIED_BY = "retried_by"
+#: The directory whose resumable checkpoints a trial writes; a trial that has it is resumed, not
+#: rerun, when interrupted (its retries then share the directory, logs and checkpoints).
+RESUME_DIR = "resume_dir"
+#: On a resumed trial: the step of the checkpoint it continued from (0: no checkpoint was readable).
+RESUMED_AT_STEP = "resumed_at_step"
+#: On a resumed trial: how many interruptions in a row, up to its start, came without a new checkpoint.
+STALLED_INTERRUPTIONS = "stalled_interruptions"
+#: On an interrupted trial that will not be resumed: why (e.g. interrupted too often without progress).
+NOT_RESUMED = "not_resumed"
 
 
 class TrialState(str, Enum):

@@ -41,6 +41,12 @@ from typing import Any, Union
 
 from lightning_hpo._budget import check_budget, training_budget
 from lightning_hpo._loop import RunOptions, TrialObserver
+from lightning_hpo._resume import (
+    DEFAULT_KEEP_CHECKPOINTS,
+    KeepCheckpoints,
+    check_checkpoint_every,
+    check_keep_checkpoints,
+)
 from lightning_hpo._setup_checks import check_pruner_objectives, check_trainer_launch
 from lightning_hpo._short_errors import call_with_short_errors
 from lightning_hpo.decorator import init_arguments, search_space_of
@@ -190,6 +196,14 @@ class Tuner:
         allow_budget_change: continue a study whose trials ran with other ``max_epochs`` /
             ``max_steps`` in ``trainer_kwargs``. By default that is refused: the study's budget is
             stored with its trials, and trials of different lengths are not comparable.
+        keep_checkpoints: what stays on disk once a trial ends: ``"all"``; ``"best"`` (COMPLETE
+            trials keep their best checkpoint, PRUNED and FAIL trials none); or an int ``k``, the
+            default ``3``: only the study's ``k`` best COMPLETE trials keep theirs, so the disk a
+            study takes does not grow with ``n_trials``. The resumable state of a trial goes when it
+            ends (except with ``"all"``).
+        checkpoint_every: seconds between a running trial's resumable checkpoints (written at a
+            validation); ``None``, the default, writes one at every validation. An interrupted trial
+            (SIGKILL, SIGTERM, SLURM's SIGUSR1, Ctrl-C) resumes from it at the next run of the study.
 
     Set-up errors are raised here, before any trial runs: a pruner that judges one objective with
     several monitors, a Trainer that would launch processes itself (``strategy="ddp"`` with
@@ -228,6 +242,8 @@ class Tuner:
         show_progress: bool = True,
         n_jobs: int = 1,
         allow_budget_change: bool = False,
+        keep_checkpoints: KeepCheckpoints = DEFAULT_KEEP_CHECKPOINTS,
+        checkpoint_every: float | None = None,
     ) -> None:
         import lightning.pytorch as pl
 
@@ -252,6 +268,8 @@ class Tuner:
         self.run_options = RunOptions(max_consecutive_failures=max_consecutive_failures, trial_timeout=trial_timeout)
         self.show_progress = show_progress
         self.n_jobs = _check_n_jobs(n_jobs)
+        self.keep_checkpoints = check_keep_checkpoints(keep_checkpoints)
+        self.checkpoint_every = check_checkpoint_every(checkpoint_every)
         self._model_params = self._check_model_arguments()
         self._check_datamodule(pl)
         self._check_trainer_kwargs(pl)
@@ -426,6 +444,8 @@ class Tuner:
             with_checkpoint=kwargs.get("enable_checkpointing", True) is not False,
             with_logger=kwargs.pop("logger", True) is not False,
             budget=self._budget,
+            keep_checkpoints=self.keep_checkpoints,
+            checkpoint_every=self.checkpoint_every,
         )
         trainer = pl.Trainer(
             **kwargs,
@@ -433,7 +453,9 @@ class Tuner:
             logger=training.logger,
             default_root_dir=training.trial_dir,
         )
-        return training.train(trainer, lambda: trainer.fit(model, datamodule=datamodule))
+        return training.train(
+            trainer, lambda: trainer.fit(model, datamodule=datamodule, ckpt_path=training.resume_path)
+        )
 
 
 def _check_n_jobs(n_jobs: Any) -> int:

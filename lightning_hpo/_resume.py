@@ -1,0 +1,209 @@
+"""Trials that survive preemption: the resumable checkpoint of a running trial, and what stays on disk.
+
+**The resumable checkpoint.** :class:`~lightning_hpo.callback.ResumableCheckpoint` writes Lightning's full state of the trial
+(``trainer.save_checkpoint``: weights, optimizers, LR schedulers, loops, every callback's state, and
+the RNG states it adds itself) to ``<trial_dir>/checkpoints/resume-step=<step>.ckpt``, at every
+validation by default or at most every ``every_seconds``. Each file is written to a temporary name
+and then renamed (``os.replace``), so a kill mid-write leaves the earlier files intact (Lightning's
+own save is atomic through an fsspec transaction on local disks, but not on every filesystem). The
+newest two are kept: if the newest turns out unreadable (a truncated copy, a full disk), the trial
+resumes from the one before, or restarts from zero with a warning.
+
+**Stopping on a signal.** During training, SIGTERM (preemption), SIGUSR1 (SLURM's warning before the
+time limit, ``--signal=SIGUSR1@90``) and the first Ctrl-C all take Lightning's SIGTERM path: the
+trainer stops at the end of the current batch on every rank (Lightning broadcasts rank 0's flag
+under DDP), this callback writes the checkpoint, and the trial is left resumable. Where Lightning's
+``SLURMEnvironment(auto_requeue=True)`` handles SIGUSR1 (it saves its own checkpoint and requeues
+the job), its handler runs first and this one then stops the trial. A second Ctrl-C stops at once;
+the trial then resumes from its last periodic checkpoint.
+
+**Resuming** is a retry of the interrupted trial (see :mod:`lightning_hpo._liveness`): a new trial
+number with the same params that shares the interrupted trial's directory, continues from its newest
+readable checkpoint, and stores again the intermediate values the checkpoint's reporter state holds.
+
+**Disk policy** (:func:`discard_checkpoints`): ``keep_checkpoints`` is ``"all"``, ``"best"`` or an
+int ``k``; see :class:`~lightning_hpo.Tuner`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
+from lightning_hpo.trial import Trial, TrialState
+
+if TYPE_CHECKING:
+    from lightning_hpo.study import Study
+
+__all__ = [
+    "KeepCheckpoints",
+    "DEFAULT_KEEP_CHECKPOINTS",
+    "MAX_STALLED_INTERRUPTIONS",
+    "checkpoint_dir",
+    "resumable_files",
+    "interrupted_error",
+    "exit_code",
+    "check_keep_checkpoints",
+    "check_checkpoint_every",
+    "resume_point",
+    "newest_step",
+    "discard_checkpoints",
+]
+
+#: What stays on disk after a trial ends: "all", "best", or the number of best trials that keep theirs.
+KeepCheckpoints = Union[str, int]
+#: Disk stays bounded whatever ``n_trials`` is: only the study's 3 best trials keep a checkpoint.
+DEFAULT_KEEP_CHECKPOINTS: KeepCheckpoints = 3
+#: A trial interrupted this many times in a row without writing a new checkpoint is not resumed again.
+MAX_STALLED_INTERRUPTIONS = 3
+#: Resumable checkpoints kept per trial: the newest, and one to fall back on.
+KEPT_RESUMABLE = 2
+_RESUMABLE = re.compile(r"^resume-step=(\d+)\.ckpt$")
+
+log = logging.getLogger(__name__)
+
+
+def check_keep_checkpoints(value: Any) -> KeepCheckpoints:
+    """``value`` if it is ``"all"``, ``"best"`` or an int >= 1 (also as text, from the command line)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ArgumentTypeError(
+            f'`keep_checkpoints` must be "all", "best" or an int k >= 1, but got {value!r} ({type(value).__name__}).'
+        )
+    if (isinstance(value, str) and value not in ("all", "best")) or (isinstance(value, int) and value < 1):
+        raise InvalidArgumentError(
+            f'`keep_checkpoints` must be "all", "best" or an int k >= 1 (the k best trials keep theirs), '
+            f"but got {value!r}."
+        )
+    return value
+
+
+def check_checkpoint_every(value: Any) -> float | None:
+    """``value`` if it is ``None`` (every validation) or a number of seconds > 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise InvalidArgumentError(
+            "`checkpoint_every` must be None (write the resumable checkpoint at every validation) or a number of "
+            f"seconds > 0 (at most that often), but got {value!r}."
+        )
+    return float(value)
+
+
+def checkpoint_dir(trial_dir: str | os.PathLike[str]) -> Path:
+    return Path(trial_dir) / "checkpoints"
+
+
+def resumable_files(trial_dir: str | os.PathLike[str]) -> list[tuple[int, Path]]:
+    """``(step, path)`` of the trial's resumable checkpoints, newest first."""
+    directory = checkpoint_dir(trial_dir)
+    try:
+        names = os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = [(int(m.group(1)), directory / name) for name in names if (m := _RESUMABLE.match(name))]
+    return sorted(found, reverse=True)
+
+
+def newest_step(trial_dir: str | os.PathLike[str]) -> int | None:
+    """The step of the newest resumable checkpoint in ``trial_dir`` (from its name: nothing is read)."""
+    files = resumable_files(trial_dir)
+    return files[0][0] if files else None
+
+
+def resume_point(trial_dir: str | os.PathLike[str], number: int) -> tuple[Path | None, int | None]:
+    """The newest readable resumable checkpoint of the trial in ``trial_dir`` and its step; ``(None, None)`` if none.
+
+    An unreadable file (truncated, corrupt) is skipped with a warning and deleted (it would
+    otherwise stay the newest), so the trial falls back to an earlier one, or restarts from zero.
+    Every rank of a torchrun job reads the same files and so makes the same choice.
+    """
+    import torch
+
+    skipped = []
+    for step, path in resumable_files(trial_dir):
+        try:
+            # mmap: the tensors are not read, yet a truncated file fails here (its zip directory is gone).
+            state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+            if not (isinstance(state, dict) and "loops" in state and "state_dict" in state):
+                raise ValueError("not a Lightning training checkpoint")
+        except Exception as error:  # noqa: BLE001 - whatever is wrong with the file, the trial goes on without it
+            skipped.append(f"{path.name} ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})")
+            path.unlink(missing_ok=True)
+            continue
+        if skipped:
+            log.warning("lightning_hpo: trial %d skips unreadable checkpoints %s", number, ", ".join(skipped))
+        return path, step
+    if skipped:
+        log.warning(
+            "lightning_hpo: trial %d has no readable checkpoint (%s); it restarts from step 0.",
+            number,
+            ", ".join(skipped),
+        )
+    return None, None
+
+
+def interrupted_error(number: int, signal_name: str, step: int) -> tuple[str, str]:
+    """The stored error of a trial stopped by a signal, and the one line printed as the process exits."""
+    return (
+        f"Interrupted by {signal_name}; saved at step {step}: the next run of the study resumes it.",
+        f"lightning_hpo: trial {number} saved at step {step}; rerun to resume.",
+    )
+
+
+def exit_code(signal_name: str) -> int:
+    """128 + the signal number: how a shell reports a process ended by that signal."""
+    return 128 + int(getattr(signal, signal_name, signal.SIGTERM))
+
+
+# -- the disk policy ---------------------------------------------------------------------
+
+
+def discard_checkpoints(study: Study, trial: Trial, trial_dir: Path, keep: KeepCheckpoints) -> None:
+    """Remove what ``keep`` says the finished ``trial`` (and, for an int, the study's other trials) no longer keeps.
+
+    ``"all"`` removes nothing. Otherwise the trial's resumable checkpoints go (it will not resume),
+    PRUNED and FAIL trials lose their checkpoints, and with an int ``k`` every COMPLETE trial
+    outside the study's ``k`` best loses its best checkpoint too.
+    """
+    if keep == "all":
+        return
+    _remove_resumable(trial_dir)
+    if trial.state is not TrialState.COMPLETE:
+        _remove(trial.checkpoint_path)
+        _remove_all(checkpoint_dir(trial_dir), "*.ckpt")
+    if isinstance(keep, int) and trial.state is TrialState.COMPLETE:
+        for dropped in _ranked(study)[keep:]:
+            _remove(dropped.checkpoint_path)
+
+
+def _remove_resumable(trial_dir: Path) -> None:
+    for _, path in resumable_files(trial_dir):
+        path.unlink(missing_ok=True)
+    _remove_all(trial_dir, "hpc_ckpt_*.ckpt")  # Lightning's SLURM requeue checkpoints
+    _remove_all(checkpoint_dir(trial_dir), ".resume-step=*.ckpt.tmp")
+
+
+def _remove_all(directory: Path, pattern: str) -> None:
+    for path in directory.glob(pattern):
+        path.unlink(missing_ok=True)
+
+
+def _remove(path: str | None) -> None:
+    if path:
+        Path(path).unlink(missing_ok=True)
+
+
+def _ranked(study: Study) -> Sequence[Trial]:
+    """The study's COMPLETE trials, best first: by value, or with several objectives the Pareto set first."""
+    complete = [t for t in study.get_trials([TrialState.COMPLETE]) if t.values is not None]
+    sign = 1.0 if study.directions[0] == "min" else -1.0
+    front = {t.number for t in study.best_trials} if len(study.directions) > 1 else set()
+    return sorted(complete, key=lambda t: (t.number not in front, sign * t.values[0], t.number))  # type: ignore[index]

@@ -1,0 +1,223 @@
+"""Trials that survive preemption: real tuning processes killed or signalled, then run again.
+
+Each test runs tests/resume_script.py (a real Tuner, a tiny real Lightning model, a real SQLite
+file) as a subprocess. Its ledger says which batches each configuration trained in every process,
+so the tests can check that a resumed configuration redoes at most the training since its last
+validation.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightning_hpo.storage import SQLStorage
+from lightning_hpo.trial import NOT_RESUMED, RESUME_DIR, RESUMED_AT_STEP, RETRY_OF, TrialState
+from tests.processes import wait_for
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "tests" / "resume_script.py"
+MAX_EPOCHS, BATCHES = 4, 4  # as in resume_script.py
+
+
+class Study:
+    """One study directory: starts the script, reads the trials and the ledger."""
+
+    def __init__(self, tmp_path: Path, n_trials: int, keep: str = "all") -> None:
+        self.url = f"sqlite:///{tmp_path / 'studies.db'}"
+        self.root = tmp_path / "runs"
+        self.ledger = tmp_path / "ledger"
+        self.ledger.touch()
+        self.n_trials, self.keep = n_trials, keep
+
+    def start(self, *launcher: str) -> subprocess.Popen[str]:
+        arguments = [str(SCRIPT), str(REPO), self.url, str(self.root), str(self.n_trials), str(self.ledger), self.keep]
+        command = [*launcher, *arguments] if launcher else [sys.executable, *arguments]
+        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+        return subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+        )
+
+    def run(self) -> str:
+        process = self.start()
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0 and "DONE" in out, err[-3000:]
+        return err
+
+    def trials(self) -> list:
+        storage = SQLStorage(self.url)
+        try:
+            return storage.get_trials(storage.get_study("Ledgered").id)
+        finally:
+            storage.close()
+
+    def batches(self) -> collections.Counter[str]:
+        """Training batches per configuration (its lr), over every process."""
+        return collections.Counter(line.split()[0] for line in self.ledger.read_text().splitlines())
+
+    def processes_per_config(self) -> dict[str, set[str]]:
+        pids: dict[str, set[str]] = collections.defaultdict(set)
+        for line in self.ledger.read_text().splitlines():
+            lr, _, pid = line.split()
+            pids[lr].add(pid)
+        return pids
+
+    def trained_batches(self) -> int:
+        return len(self.ledger.read_text().splitlines())
+
+
+def _kill_when(study: Study, process: subprocess.Popen[str], batches: int) -> bool:
+    """SIGKILL the process (and its children) once ``batches`` were trained in all; False if it ended first."""
+    wait_for(lambda: study.trained_batches() >= batches or process.poll() is not None, timeout=300)
+    if process.poll() is not None:
+        return False
+    os.killpg(process.pid, signal.SIGKILL)  # as a lost node: torchrun's agent and every rank too
+    process.communicate()
+    return True
+
+
+def _check_finished_study(study: Study) -> None:
+    """n_trials finished, each configuration once, nothing RUNNING, and at most one epoch redone per interruption."""
+    trials = study.trials()
+    finished = [t for t in trials if t.state is TrialState.COMPLETE]
+    assert len(finished) == study.n_trials and not [t for t in trials if t.state is TrialState.RUNNING]
+    assert len({t.params["lr"] for t in finished}) == study.n_trials
+    for lr, pids in study.processes_per_config().items():
+        interruptions = len(pids) - 1
+        assert study.batches()[lr] <= (MAX_EPOCHS + interruptions) * BATCHES, (lr, study.batches()[lr], interruptions)
+    for trial in finished:  # a resumed trial's curve goes on from the reports it had
+        assert sorted(trial.intermediate_values) == [BATCHES * (e + 1) for e in range(MAX_EPOCHS)]
+
+
+@pytest.mark.slow
+def test_ten_sigkills_at_random_moments_then_reruns_lose_nothing_and_redo_little(tmp_path):
+    rng = random.Random(0)
+    study = Study(tmp_path, n_trials=3)
+    for _ in range(10):
+        process = study.start()
+        # A random moment of training: after 1 to 8 more batches of this process (2 epochs' worth).
+        target = study.trained_batches() + rng.randint(1, 2 * BATCHES)
+        if not _kill_when(study, process, target):
+            break
+    study.run()
+    _check_finished_study(study)
+    resumed = [t for t in study.trials() if t.attrs.get(RESUMED_AT_STEP)]
+    assert resumed and all(t.attrs[RETRY_OF] is not None for t in resumed)
+    # Every configuration trained, in all, far less than a restart from zero after each kill would.
+    assert sum(study.batches().values()) < study.n_trials * MAX_EPOCHS * BATCHES + 10 * BATCHES
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("signum", "returncode"), [(signal.SIGTERM, 143), (signal.SIGUSR1, 138), (signal.SIGINT, 130)])
+def test_a_signal_saves_the_trial_exits_with_one_line_and_the_rerun_resumes_it(tmp_path, signum, returncode):
+    study = Study(tmp_path, n_trials=1)
+    process = study.start()
+    wait_for(lambda: study.trained_batches() >= BATCHES + 2)  # into the second epoch
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == returncode, err[-3000:]
+    (interrupted,) = study.trials()
+    step = int(err.split(f"lightning_hpo: trial {interrupted.number} saved at step ")[1].split(";")[0])
+    assert f"lightning_hpo: trial 0 saved at step {step}; rerun to resume." in err
+    assert interrupted.state is TrialState.FAIL and interrupted.error.startswith(f"Interrupted by {signum.name}")
+    assert (Path(interrupted.attrs[RESUME_DIR]) / "checkpoints" / f"resume-step={step}.ckpt").is_file()
+    study.run()
+    _check_finished_study(study)
+    resumed = study.trials()[-1]
+    assert resumed.attrs[RETRY_OF] == 0 and resumed.attrs[RESUMED_AT_STEP] == step
+    # Stopped after a batch and saved there: nothing is trained twice.
+    assert sum(study.batches().values()) == MAX_EPOCHS * BATCHES
+
+
+@pytest.mark.slow
+def test_a_truncated_checkpoint_falls_back_to_the_one_before(tmp_path):
+    study = Study(tmp_path, n_trials=1)
+    process = study.start()
+    assert _kill_when(study, process, 3 * BATCHES + 1)  # 3 validations: resumable files at 8 and 12
+    (killed,) = study.trials()
+    checkpoints = Path(killed.attrs[RESUME_DIR]) / "checkpoints"
+    newest = checkpoints / f"resume-step={3 * BATCHES}.ckpt"
+    newest.write_bytes(newest.read_bytes()[:1000])  # as a full disk or a bad copy would leave it
+    err = study.run()
+    assert f"skips unreadable checkpoints resume-step={3 * BATCHES}.ckpt" in err
+    _check_finished_study(study)
+    assert study.trials()[-1].attrs[RESUMED_AT_STEP] == 2 * BATCHES
+
+
+@pytest.mark.slow
+def test_only_unreadable_checkpoints_restart_the_trial_from_zero_with_a_warning(tmp_path):
+    study = Study(tmp_path, n_trials=1)
+    process = study.start()
+    assert _kill_when(study, process, 2 * BATCHES + 1)
+    checkpoints = Path(study.trials()[0].attrs[RESUME_DIR]) / "checkpoints"
+    for path in checkpoints.glob("resume-step=*.ckpt"):
+        path.write_bytes(b"not a checkpoint")
+    err = study.run()
+    assert "has no readable checkpoint" in err and "restarts from step 0" in err
+    _check_finished_study(study)
+    assert study.trials()[-1].attrs[RESUMED_AT_STEP] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("keep", ["all", "best", "1"])
+def test_files_left_after_a_study_match_keep_checkpoints(tmp_path, keep):
+    study = Study(tmp_path, n_trials=3, keep=keep)
+    study.run()
+    trials = study.trials()
+    left = sorted(p.relative_to(study.root / "Ledgered").as_posix() for p in study.root.rglob("*.ckpt"))
+    best = min(trials, key=lambda t: t.value)
+    bests = [f"trial_{t.number}/checkpoints/best.ckpt" for t in trials]
+    if keep == "all":
+        resumable = [f"trial_{t.number}/checkpoints/resume-step={s}.ckpt" for t in trials for s in (12, 16)]
+        assert left == sorted(bests + resumable)
+    elif keep == "best":
+        assert left == bests
+    else:
+        assert left == [f"trial_{best.number}/checkpoints/best.ckpt"]
+    assert torch.load(best.checkpoint_path, weights_only=False)["global_step"] in best.intermediate_values
+
+
+def test_a_trial_interrupted_again_and_again_without_progress_is_not_resumed(tmp_path):
+    from lightning_hpo import Float
+    from lightning_hpo import Study as HPOStudy
+    from lightning_hpo.samplers import RandomSampler
+
+    study = HPOStudy(
+        "s", search_space={"x": Float(0.0, 1.0)}, storage=f"sqlite:///{tmp_path / 'db'}", sampler=RandomSampler(seed=0)
+    )
+    trial_dir = tmp_path / "trial_0"
+    first = study.ask()
+    study.storage.update_trial(first.id, attrs={RESUME_DIR: str(trial_dir)})
+    study.tell(first, state=TrialState.FAIL, error="Interrupted by SIGTERM; saved at step 0.")
+    chain = [first]
+    for _ in range(2):  # each retry dies before it writes a checkpoint
+        retry = study.ask()
+        assert retry.params == first.params and retry.attrs[RETRY_OF] == chain[-1].number
+        study.tell(retry, state=TrialState.FAIL, error="Stale: its worker process host:1 is gone.")
+        chain.append(retry)
+    fresh = study.ask()  # the third interruption without progress: a new configuration instead
+    assert RETRY_OF not in fresh.attrs and fresh.params != first.params
+    assert "3 times in a row without writing a new checkpoint" in study.trials[chain[-1].number].attrs[NOT_RESUMED]
+
+
+@pytest.mark.slow
+def test_under_torchrun_a_killed_job_is_resumed_by_the_next_on_every_rank(tmp_path):
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    launcher = (torchrun, "--standalone", "--nproc_per_node=2")
+    study = Study(tmp_path, n_trials=1)
+    process = study.start(*launcher)
+    assert _kill_when(study, process, 2 * BATCHES + 2)  # into the third epoch
+    rerun = study.start(*launcher)
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0 and "DONE" in out, err[-3000:]
+    _check_finished_study(study)
+    resumed = study.trials()[-1]
+    assert resumed.attrs[RETRY_OF] == 0 and resumed.attrs[RESUMED_AT_STEP] == 2 * BATCHES
