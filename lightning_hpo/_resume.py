@@ -152,8 +152,9 @@ def resume_point(trial_dir: str | os.PathLike[str], number: int) -> tuple[Path |
 
 def interrupted_error(number: int, signal_name: str, step: int) -> tuple[str, str]:
     """The stored error of a trial stopped by a signal, and the one line printed as the process exits."""
+    by = "the user (Ctrl-C)" if signal_name == "SIGINT" else signal_name
     return (
-        f"Interrupted by {signal_name}; saved at step {step}: the next run of the study resumes it.",
+        f"Interrupted by {by}; saved at step {step}: the next run of the study resumes it.",
         f"lightning_hpo: trial {number} saved at step {step}; rerun to resume.",
     )
 

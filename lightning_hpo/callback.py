@@ -91,14 +91,18 @@ class TrialReporter(Callback):
         self._restored = bool(self.reports)
 
     @override
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero or self.study is None or self.trial is None:
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # After Lightning restored the callbacks' state from a resumed trial's checkpoint (and even
+        # when that checkpoint ends the training): the trial's curve goes on from the reports it had.
+        if not self._restored or not trainer.is_global_zero or self.study is None or self.trial is None:
             return
-        if self._restored:  # a resumed trial: its curve goes on from the reports it had
-            for step, values in self.reports:
-                self.study.report(self.trial, step, values[0] if len(values) == 1 else values)
-            self._restored = False
-        if self.budget is None:
+        for step, values in self.reports:
+            self.study.report(self.trial, step, values[0] if len(values) == 1 else values)
+        self._restored = False
+
+    @override
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.budget is None or not trainer.is_global_zero or self.study is None or self.trial is None:
             return
         attrs: dict[str, object] = {BUDGET_ATTR: self.budget}
         steps = trainer.estimated_stepping_batches

@@ -1,6 +1,7 @@
 """A tuning script for the resume tests: run as a real process, killed or signalled, then run again.
 
-Usage: ``python resume_script.py REPO URL ROOT_DIR N_TRIALS LEDGER [KEEP_CHECKPOINTS]``. Every
+Usage: ``python resume_script.py REPO URL ROOT_DIR N_TRIALS LEDGER [KEEP_CHECKPOINTS [MAX_EPOCHS [RESUME]]]``
+(RESUME ``0``: no checkpoints, so a killed trial restarts from zero as before resumable trials). Every
 training batch appends ``<lr> <epoch> <pid>`` to LEDGER, so a test can count the batches each
 configuration trained over all runs. "TRAINING" is printed at the first batch of each process.
 Under torchrun every rank runs it; only rank 0 writes the ledger.
@@ -20,7 +21,8 @@ from tests.lightning_models import LinearRegression, RegressionData  # noqa: E40
 URL, ROOT_DIR, N_TRIALS, LEDGER = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 KEEP = sys.argv[6] if len(sys.argv) > 6 else "all"
 #: Epochs per trial, and training batches per epoch (128 samples / 32).
-MAX_EPOCHS, BATCHES = 4, 4
+MAX_EPOCHS, BATCHES = int(sys.argv[7]) if len(sys.argv) > 7 else 4, 4
+RESUME = sys.argv[8] != "0" if len(sys.argv) > 8 else True
 DISTRIBUTED = "LOCAL_RANK" in os.environ
 RANK = int(os.environ.get("RANK", "0"))
 _first = [True]
@@ -39,6 +41,8 @@ class Ledgered(LinearRegression):
 
 
 trainer_kwargs = {"max_epochs": MAX_EPOCHS, "accelerator": "cpu", "devices": 1, "logger": False}
+if not RESUME:
+    trainer_kwargs["enable_checkpointing"] = False
 if DISTRIBUTED:
     trainer_kwargs.update(devices=int(os.environ["LOCAL_WORLD_SIZE"]), strategy="ddp", use_distributed_sampler=True)
 tuner = Tuner(

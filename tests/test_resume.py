@@ -127,7 +127,9 @@ def test_a_signal_saves_the_trial_exits_with_one_line_and_the_rerun_resumes_it(t
     (interrupted,) = study.trials()
     step = int(err.split(f"lightning_hpo: trial {interrupted.number} saved at step ")[1].split(";")[0])
     assert f"lightning_hpo: trial 0 saved at step {step}; rerun to resume." in err
-    assert interrupted.state is TrialState.FAIL and interrupted.error.startswith(f"Interrupted by {signum.name}")
+    assert interrupted.state is TrialState.FAIL and interrupted.error.startswith(
+        "Interrupted by the user (Ctrl-C)" if signum == signal.SIGINT else f"Interrupted by {signum.name}"
+    )
     assert (Path(interrupted.attrs[RESUME_DIR]) / "checkpoints" / f"resume-step={step}.ckpt").is_file()
     study.run()
     _check_finished_study(study)
