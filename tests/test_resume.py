@@ -116,14 +116,21 @@ def test_ten_sigkills_at_random_moments_then_reruns_lose_nothing_and_redo_little
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("signum", "returncode"), [(signal.SIGTERM, 143), (signal.SIGUSR1, 138), (signal.SIGINT, 130)])
-def test_a_signal_saves_the_trial_exits_with_one_line_and_the_rerun_resumes_it(tmp_path, signum, returncode):
+@pytest.mark.parametrize(
+    ("signum", "returncodes"),
+    [
+        (signal.SIGTERM, {143}),
+        (signal.SIGUSR1, {138}),
+        (signal.SIGINT, {130, -signal.SIGINT}),
+    ],  # Python re-raises SIGINT
+)
+def test_a_signal_saves_the_trial_exits_with_one_line_and_the_rerun_resumes_it(tmp_path, signum, returncodes):
     study = Study(tmp_path, n_trials=1)
     process = study.start()
     wait_for(lambda: study.trained_batches() >= BATCHES + 2)  # into the second epoch
     process.send_signal(signum)
     out, err = process.communicate(timeout=120)
-    assert process.returncode == returncode, err[-3000:]
+    assert process.returncode in returncodes, err[-3000:]
     (interrupted,) = study.trials()
     step = int(err.split(f"lightning_hpo: trial {interrupted.number} saved at step ")[1].split(";")[0])
     assert f"lightning_hpo: trial 0 saved at step {step}; rerun to resume." in err
