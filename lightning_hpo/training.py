@@ -30,6 +30,7 @@ import logging
 import math
 import signal
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -184,7 +185,8 @@ class TrialTraining:
             )
         check_trainer_processes(trainer)
         try:
-            fit()
+            with _resuming(self.resume_path is not None):
+                fit()
         except SystemExit:
             self._leave_resumable_if_saved()
             # Lightning turns Ctrl-C into SystemExit(1) after ignoring SIGINT: undo both.
@@ -321,6 +323,17 @@ def release_memory_of_earlier_trials() -> None:
 
     gc.collect()
     torch.cuda.empty_cache()
+
+
+@contextlib.contextmanager
+def _resuming(resuming: bool) -> Iterator[None]:
+    """Quiet the warning of ``ModelCheckpoint`` that the trial's checkpoint directory is not empty, when resuming."""
+    if not resuming:
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        yield
 
 
 def _trial_logger(trial_dir: Path) -> Any:

@@ -779,6 +779,7 @@ def test_tuner_prunes_with_asha_and_keeps_the_pruned_trials_record():
         trainer_kwargs={"max_epochs": 6, "accelerator": "cpu", "logger": False},
         pruner=ASHAPruner(min_resource=8, max_resource=48, reduction_factor=2),  # rungs 8 and 16
         seed=0,
+        keep_checkpoints="all",  # every trial's checkpoint is checked below
     )
     result = tuner.fit(n_trials=6)
     states = Counter(t.state for t in result.trials)

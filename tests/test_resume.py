@@ -21,6 +21,7 @@ import torch
 
 from lightning_hpo.storage import SQLStorage
 from lightning_hpo.trial import NOT_RESUMED, RESUME_DIR, RESUMED_AT_STEP, RETRY_OF, TrialState
+from tests.lightning_models import LinearRegression
 from tests.processes import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -230,3 +231,62 @@ def test_under_torchrun_a_killed_job_is_resumed_by_the_next_on_every_rank(tmp_pa
     _check_finished_study(study)
     resumed = study.trials()[-1]
     assert resumed.attrs[RETRY_OF] == 0 and resumed.attrs[RESUMED_AT_STEP] == 2 * BATCHES
+
+
+class TerminatedOnce(LinearRegression):
+    """Sends itself SIGTERM (a preemption) at the third batch of the second epoch, once per test."""
+
+    terminations_left = 0
+
+    def training_step(self, batch, batch_idx):
+        if self.global_step == 10 and TerminatedOnce.terminations_left:
+            TerminatedOnce.terminations_left -= 1
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super().training_step(batch, batch_idx)
+
+
+def test_cli_tune_stopped_by_sigterm_resumes_when_rerun_and_keeps_one_checkpoint(tmp_path, monkeypatch, capsys):
+    from tests.test_cli import run_cli, tiny_trainer
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(TerminatedOnce, "terminations_left", 1)
+    trainer = [f"--trainer.{k}={v}" for k, v in tiny_trainer(max_epochs=3, logger=False).items()]
+    args = [
+        *("tune", "--seed_everything", "0", "--tune.n_trials", "2", "--tune.pruner", "nop"),
+        *("--tune.sampler", "random", "--tune.show_progress", "false", "--tune.keep_checkpoints", "1", *trainer),
+        *("--tune.search_space", '{"model.lr": {"type": "float", "low": 0.001, "high": 0.1}}'),
+    ]
+    with pytest.raises(SystemExit) as stopped:
+        run_cli(*args, model=TerminatedOnce)
+    assert stopped.value.code == 143  # 128 + SIGTERM
+    assert "lightning_hpo: trial 0 saved at step 11; rerun to resume." in capsys.readouterr().err  # 8 batches an epoch
+    study = run_cli(*args, model=TerminatedOnce).study
+    interrupted, resumed, fresh = study.trials
+    assert (interrupted.state, resumed.state, fresh.state) == (
+        TrialState.FAIL,
+        TrialState.COMPLETE,
+        TrialState.COMPLETE,
+    )
+    assert resumed.params == interrupted.params and resumed.attrs[RETRY_OF] == 0
+    assert resumed.attrs[RESUMED_AT_STEP] == 11 and sorted(resumed.intermediate_values) == [8, 16, 24]
+    assert resumed.log_dir == interrupted.log_dir  # one directory, one curve
+    best = min((resumed, fresh), key=lambda t: t.value)
+    assert sorted(Path(tmp_path).rglob("*.ckpt")) == [Path(best.checkpoint_path)]
+
+
+def test_keep_checkpoints_and_checkpoint_every_are_checked():
+    from lightning_hpo import Float, Tuner
+    from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
+
+    def make(**kwargs):
+        return Tuner(LinearRegression, search_space={"lr": Float(0.01, 0.1)}, storage=":memory:", **kwargs)
+
+    with pytest.raises(InvalidArgumentError, match=r'`keep_checkpoints` must be "all", "best" or an int k >= 1'):
+        make(keep_checkpoints="worst")
+    with pytest.raises(InvalidArgumentError, match="but got 0"):
+        make(keep_checkpoints=0)
+    with pytest.raises(ArgumentTypeError, match=r"but got 1.5 \(float\)"):
+        make(keep_checkpoints=1.5)
+    with pytest.raises(InvalidArgumentError, match="`checkpoint_every` must be None"):
+        make(checkpoint_every=-1)
+    assert make(keep_checkpoints="2").keep_checkpoints == 2

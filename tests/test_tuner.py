@@ -72,6 +72,7 @@ def test_several_monitors_give_a_pareto_set_with_last_checkpoints(tmp_path, caps
         sampler=SobolSampler(seed=0),  # and the default pruner, ASHA, which ranks by Pareto front
         seed=0,
         root_dir=tmp_path / "runs",
+        keep_checkpoints="all",  # every trial's checkpoint is checked below
     )
     result = tuner.fit(n_trials=4)
     complete = [t for t in result.trials if t.state is TrialState.COMPLETE]
@@ -146,7 +147,7 @@ class PruneAfterFirstReport(Pruner):
 
 @pytest.mark.slow
 def test_a_pruned_trial_keeps_its_reports_checkpoint_and_step(tmp_path):
-    result = make_tuner(tmp_path, pruner=PruneAfterFirstReport()).fit(n_trials=2)
+    result = make_tuner(tmp_path, pruner=PruneAfterFirstReport(), keep_checkpoints="all").fit(n_trials=2)
     pruned = result.trials[1]
     assert pruned.state is TrialState.PRUNED
     assert pruned.attrs["pruned_step"] == 8 and list(pruned.intermediate_values) == [8]  # 128 / 16 batches
