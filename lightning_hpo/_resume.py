@@ -54,6 +54,7 @@ __all__ = [
     "resume_point",
     "newest_step",
     "discard_checkpoints",
+    "discard_checkpoints_of_interrupted_run",
 ]
 
 #: What stays on disk after a trial ends: "all", "best", or the number of best trials that keep theirs.
@@ -183,6 +184,12 @@ def discard_checkpoints(study: Study, trial: Trial, trial_dir: Path, keep: KeepC
     if isinstance(keep, int) and trial.state is TrialState.COMPLETE:
         for dropped in _ranked(study)[keep:]:
             _remove(dropped.checkpoint_path)
+
+
+def discard_checkpoints_of_interrupted_run(trial_dir: Path) -> None:
+    """Remove every checkpoint in ``trial_dir``: a trial restarting from zero there must not inherit them."""
+    _remove_all(checkpoint_dir(trial_dir), "*.ckpt")
+    _remove_resumable(trial_dir)
 
 
 def _remove_resumable(trial_dir: Path) -> None:

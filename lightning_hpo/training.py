@@ -39,6 +39,7 @@ from lightning_hpo._resume import (
     DEFAULT_KEEP_CHECKPOINTS,
     KeepCheckpoints,
     discard_checkpoints,
+    discard_checkpoints_of_interrupted_run,
     exit_code,
     interrupted_error,
     resume_point,
@@ -164,6 +165,9 @@ class TrialTraining:
             self.resumable = ResumableCheckpoint(self.trial_dir, trial.number, checkpoint_every)
             if RESUME_DIR in trial.attrs:
                 self.resume_path, self.resume_step = resume_point(self.trial_dir, trial.number)
+                if self.resume_path is None and study is not None:
+                    # Restarting from zero: the interrupted run's best checkpoint would be kept as the best.
+                    discard_checkpoints_of_interrupted_run(self.trial_dir)
         self.logger: Any = _trial_logger(self.trial_dir) if with_logger else False
 
     @property

@@ -9,6 +9,7 @@ validation.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import random
 import signal
@@ -80,20 +81,42 @@ def _kill_when(study: Study, process: subprocess.Popen[str], batches: int) -> bo
     wait_for(lambda: study.trained_batches() >= batches or process.poll() is not None, timeout=300)
     if process.poll() is not None:
         return False
-    os.killpg(process.pid, signal.SIGKILL)  # as a lost node: torchrun's agent and every rank too
+    for pid in [process.pid, *_descendants(process.pid)]:  # as a lost node: torchrun's agent and every rank
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     process.communicate()
     return True
 
 
-def _check_finished_study(study: Study) -> None:
-    """n_trials finished, each configuration once, nothing RUNNING, and at most one epoch redone per interruption."""
+def _descendants(pid: int) -> list[int]:
+    """The processes started by ``pid``, and by those, ... (torchrun starts its ranks in sessions of their own)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def _check_finished_study(study: Study, redone_per_interruption: int | None = BATCHES) -> None:
+    """n_trials finished, each configuration once, nothing RUNNING, and at most one epoch redone per interruption.
+
+    ``redone_per_interruption``: the batches an interruption may cost (``None``: any number).
+    """
     trials = study.trials()
     finished = [t for t in trials if t.state is TrialState.COMPLETE]
     assert len(finished) == study.n_trials and not [t for t in trials if t.state is TrialState.RUNNING]
     assert len({t.params["lr"] for t in finished}) == study.n_trials
     for lr, pids in study.processes_per_config().items():
         interruptions = len(pids) - 1
-        assert study.batches()[lr] <= (MAX_EPOCHS + interruptions) * BATCHES, (lr, study.batches()[lr], interruptions)
+        if redone_per_interruption is not None:
+            limit = MAX_EPOCHS * BATCHES + interruptions * redone_per_interruption
+            assert study.batches()[lr] <= limit, (lr, study.batches()[lr], interruptions)
     for trial in finished:  # a resumed trial's curve goes on from the reports it had
         assert sorted(trial.intermediate_values) == [BATCHES * (e + 1) for e in range(MAX_EPOCHS)]
 
@@ -158,7 +181,7 @@ def test_a_truncated_checkpoint_falls_back_to_the_one_before(tmp_path):
     newest.write_bytes(newest.read_bytes()[:1000])  # as a full disk or a bad copy would leave it
     err = study.run()
     assert f"skips unreadable checkpoints resume-step={3 * BATCHES}.ckpt" in err
-    _check_finished_study(study)
+    _check_finished_study(study, redone_per_interruption=2 * BATCHES)  # the last validation period, and the one before
     assert study.trials()[-1].attrs[RESUMED_AT_STEP] == 2 * BATCHES
 
 
@@ -172,7 +195,9 @@ def test_only_unreadable_checkpoints_restart_the_trial_from_zero_with_a_warning(
         path.write_bytes(b"not a checkpoint")
     err = study.run()
     assert "has no readable checkpoint" in err and "restarts from step 0" in err
-    _check_finished_study(study)
+    _check_finished_study(study, redone_per_interruption=None)
+    # The interrupted run's best checkpoint went with its resumable ones: one best.ckpt, of the new run.
+    assert [p.name for p in checkpoints.glob("*.ckpt")] == ["best.ckpt"]
     assert study.trials()[-1].attrs[RESUMED_AT_STEP] == 0
 
 
