@@ -54,7 +54,7 @@ __all__ = [
     "resume_point",
     "newest_step",
     "discard_checkpoints",
-    "discard_checkpoints_of_interrupted_run",
+    "remove_trial_checkpoints",
 ]
 
 #: What stays on disk after a trial ends: "all", "best", or the number of best trials that keep theirs.
@@ -186,8 +186,8 @@ def discard_checkpoints(study: Study, trial: Trial, trial_dir: Path, keep: KeepC
             _remove(dropped.checkpoint_path)
 
 
-def discard_checkpoints_of_interrupted_run(trial_dir: Path) -> None:
-    """Remove every checkpoint in ``trial_dir``: a trial restarting from zero there must not inherit them."""
+def remove_trial_checkpoints(trial_dir: Path) -> None:
+    """Remove every checkpoint in ``trial_dir`` (a trial that failed, or restarts there from zero)."""
     _remove_all(checkpoint_dir(trial_dir), "*.ckpt")
     _remove_resumable(trial_dir)
 

@@ -39,9 +39,9 @@ from lightning_hpo._resume import (
     DEFAULT_KEEP_CHECKPOINTS,
     KeepCheckpoints,
     discard_checkpoints,
-    discard_checkpoints_of_interrupted_run,
     exit_code,
     interrupted_error,
+    remove_trial_checkpoints,
     resume_point,
 )
 from lightning_hpo._warnings import trial_warnings
@@ -100,7 +100,7 @@ class TrialTraining:
             or, when it resumes an interrupted trial, to that trial's directory.
         with_checkpoint: add a ``ModelCheckpoint`` keeping the best checkpoint on ``monitor`` (with
             several monitors: the last checkpoint, ``last.ckpt``), and a resumable checkpoint
-            (:class:`~lightning_hpo._resume.ResumableCheckpoint`) so an interrupted trial resumes:
+            (:class:`~lightning_hpo.callback.ResumableCheckpoint`) so an interrupted trial resumes:
             :attr:`resume_path` is then the checkpoint to pass to ``fit(ckpt_path=...)``.
         keep_checkpoints: what stays on disk once the trial ends (see :mod:`lightning_hpo._resume`).
         checkpoint_every: seconds between resumable checkpoints; ``None``: at every validation.
@@ -167,7 +167,7 @@ class TrialTraining:
                 self.resume_path, self.resume_step = resume_point(self.trial_dir, trial.number)
                 if self.resume_path is None and study is not None:
                     # Restarting from zero: the interrupted run's best checkpoint would be kept as the best.
-                    discard_checkpoints_of_interrupted_run(self.trial_dir)
+                    remove_trial_checkpoints(self.trial_dir)
         self.logger: Any = _trial_logger(self.trial_dir) if with_logger else False
 
     @property
@@ -198,19 +198,17 @@ class TrialTraining:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
                 raise KeyboardInterrupt from None
             raise
+        except Exception:
+            if self.resumable is not None and self.study is not None and self.keep_checkpoints != "all":
+                remove_trial_checkpoints(self.trial_dir)  # the trial FAILs and will not resume: it keeps none
+            raise
         return self
 
     def record_outcome(self) -> Trial:
-        """Store the trained trial's outcome and return it finished (on the process that opened the study).
-
-        Then removes the checkpoints that ``keep_checkpoints`` does not keep.
-        """
-        if self.study is None:
+        """Store the trained trial's outcome and return it finished (on the process that opened the study)."""
+        study, trial, reporter = self.study, self.trial, self.reporter
+        if study is None:
             raise LightningHPOError("Only the process that opened the study (global rank 0) records a trial's outcome.")
-        return self._discard_checkpoints(self._record_outcome(self.study))
-
-    def _record_outcome(self, study: Study) -> Trial:
-        trial, reporter = self.trial, self.reporter
         if self.checkpoint is not None and self.checkpoint.best_model_path:
             study.storage.update_trial(trial.id, checkpoint_path=str(Path(self.checkpoint.best_model_path).resolve()))
         if reporter.pruned_step is not None:
@@ -276,9 +274,10 @@ class TrialTraining:
             raise KeyboardInterrupt(line) from None
         raise SystemExit(exit_code(saved.signal_name)) from None
 
-    def _discard_checkpoints(self, finished: Trial) -> Trial:
-        assert self.study is not None
-        if self.resumable is not None:
+    def record_and_discard(self) -> Trial:
+        """:meth:`record_outcome`, then remove the checkpoints that ``keep_checkpoints`` no longer keeps."""
+        finished = self.record_outcome()
+        if self.resumable is not None and self.study is not None:
             discard_checkpoints(self.study, finished, self.trial_dir, self.keep_checkpoints)
         return finished
 
@@ -304,7 +303,7 @@ def run_study(
         coordinator.run_trials(
             study,
             train=train,
-            record=lambda trial, training: training.record_outcome(),
+            record=lambda trial, training: training.record_and_discard(),
             options=options,
             observers=observers,
         )
