@@ -60,14 +60,17 @@ def wasted_compute(trials: int, kills: int, seed: int, resume: bool) -> tuple[fl
                 env=env,
                 start_new_session=True,
             )
-            if done < kills and _training_started(process):
-                time.sleep(rng.uniform(1.0, 4.0))
-                if process.poll() is None:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.communicate()
-                    done += 1
-                    continue
-            out, _ = process.communicate()
+            seen = ""
+            if done < kills:
+                seen = _read_until_training(process)
+                if seen.endswith("TRAINING\n"):
+                    time.sleep(rng.uniform(1.0, 4.0))
+                    if process.poll() is None:
+                        os.killpg(process.pid, signal.SIGKILL)
+                        process.communicate()
+                        done += 1
+                        continue
+            out = seen + process.communicate()[0]
             if process.returncode != 0 or "DONE" not in out:
                 raise RuntimeError(f"the tuning process failed (exit {process.returncode})")
             break
@@ -75,13 +78,15 @@ def wasted_compute(trials: int, kills: int, seed: int, resume: bool) -> tuple[fl
     return trained / (trials * EPOCHS * BATCHES), done
 
 
-def _training_started(process: subprocess.Popen[str]) -> bool:
-    """Wait for the process's first training batch ("TRAINING"); False if it ended first."""
+def _read_until_training(process: subprocess.Popen[str]) -> str:
+    """The process's output up to its first training batch ("TRAINING"), or all of it if it ends first."""
     assert process.stdout is not None
+    seen = ""
     for line in process.stdout:
-        if line.strip() == "TRAINING":
-            return True
-    return False
+        seen += line
+        if line == "TRAINING\n":
+            break
+    return seen
 
 
 def validation_seconds(model: str, validations: int, resumable: bool) -> float:
