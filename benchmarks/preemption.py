@@ -98,6 +98,7 @@ def validation_seconds(model: str, validations: int, resumable: bool) -> float:
     from torch.utils.data import DataLoader, TensorDataset
 
     from lightning_hpo.callback import ResumableCheckpoint
+    from lightning_hpo.training import quiet_lightning
 
     class Timer(pl.Callback):
         def __init__(self) -> None:
@@ -139,7 +140,7 @@ def validation_seconds(model: str, validations: int, resumable: bool) -> float:
         module, data = Big(), None
         loaders = {"train_dataloaders": DataLoader(x, batch_size=8), "val_dataloaders": DataLoader(x, batch_size=8)}
     timer = Timer()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, quiet_lightning():
         callbacks: list[pl.Callback] = [timer, *([ResumableCheckpoint(Path(tmp), 0)] if resumable else []), Stop(timer)]
         trainer = pl.Trainer(
             max_epochs=validations,
