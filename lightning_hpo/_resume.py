@@ -4,8 +4,9 @@
 (``trainer.save_checkpoint``: weights, optimizers, LR schedulers, loops, every callback's state, and
 the RNG states it adds itself) to ``<trial_dir>/checkpoints/resume-step=<step>.ckpt``, at every
 validation by default or at most every ``every_seconds``. Each file is written to a temporary name
-and then renamed (``os.replace``), so a kill mid-write leaves the earlier files intact (Lightning's
-own save is atomic through an fsspec transaction on local disks, but not on every filesystem). The
+and then renamed (``os.replace``, in the same directory), so a kill mid-write leaves the earlier
+files intact. Lightning's own save is not enough: its fsspec transaction writes to a file in the
+system's temporary directory and then moves it, which is a copy when that is another filesystem. The
 newest two are kept: if the newest turns out unreadable (a truncated copy, a full disk), the trial
 resumes from the one before, or restarts from zero with a warning.
 
