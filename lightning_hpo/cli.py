@@ -93,6 +93,7 @@ from lightning_hpo.pruners import Pruner
 from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.storage import DEFAULT_ROOT_DIR, open_storage
 from lightning_hpo.study import Study, check_study_name, parse_mode
+from lightning_hpo.trackers import TrialTrackers
 from lightning_hpo.training import (
     TRIAL_TRAINER_DEFAULTS,
     TrialTraining,
@@ -244,10 +245,19 @@ class LightningCLI(LightningCLIInternals):
             self._fail(str(error))
         study = self.study
         study_dir = study_directory(root_dir, name)
+        # The config's own loggers (or the default one) get each trial's params and outcome, and
+        # their W&B / MLflow runs end with the trial, so the next trial's logger starts a new one.
+        trackers = TrialTrackers(None, study_name=name, study_dir=study_dir, monitor=monitor)
 
         def train_trial(trial: Trial) -> TrialTraining:
             return self._train_trial(
-                trial, base=base, monitor=monitor, directions=directions, study_dir=study_dir, budget=budget
+                trial,
+                base=base,
+                monitor=monitor,
+                directions=directions,
+                study_dir=study_dir,
+                budget=budget,
+                trackers=trackers,
             )
 
         try:
@@ -259,7 +269,7 @@ class LightningCLI(LightningCLIInternals):
             )
             progress = StudyProgress(study, n_trials=n_trials, enabled=show_progress, label=monitor)
             with coordinator, progress:
-                run_study(coordinator, study, train_trial, options, [progress], monitor=monitor)
+                run_study(coordinator, study, train_trial, options, [progress, trackers], monitor=monitor)
         except KeyboardInterrupt:
             where = study.storage.display_url if study is not None else "the study's storage"
             print(
@@ -295,6 +305,7 @@ class LightningCLI(LightningCLIInternals):
         directions: Sequence[str],
         study_dir: Path,
         budget: dict[str, int],
+        trackers: TrialTrackers,
     ) -> TrialTraining:
         """Build and train one trial from its config (on every rank under torchrun); rank 0 then records it."""
         release_memory_of_earlier_trials()
@@ -311,6 +322,7 @@ class LightningCLI(LightningCLIInternals):
             with_checkpoint=trainer_config.enable_checkpointing is not False,
             # A logger the config names is built per trial like any class; otherwise the trial's own.
             with_logger=trainer_config.logger in (None, True),
+            trackers=trackers,
         )
         config_text = None
         if self.study is not None:

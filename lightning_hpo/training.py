@@ -25,7 +25,6 @@ only, once every rank trained without an error. :func:`run_study` drives a whole
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import math
 import signal
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from lightning_hpo._warnings import trial_warnings
 from lightning_hpo.exceptions import InvalidArgumentError, LightningHPOError
+from lightning_hpo.export import TRACKER_RUNS_ATTR
 from lightning_hpo.trial import MONITOR, PRUNED_STEP, Direction, Trial, TrialState
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from lightning_hpo._loop import RunOptions, TrialObserver
     from lightning_hpo.distributed import TrialCoordinator
     from lightning_hpo.study import Study
+    from lightning_hpo.trackers import TrialTrackers
 
 __all__ = ["TrialTraining", "run_study", "check_monitor", "quiet_lightning", "release_memory_of_earlier_trials"]
 
@@ -87,7 +88,11 @@ class TrialTraining:
         study_dir: the study's directory; the trial writes to ``study_dir / f"trial_{trial.number}"``.
         with_checkpoint: add a ``ModelCheckpoint`` keeping the best checkpoint on ``monitor`` (with
             several monitors: the last checkpoint, ``last.ckpt``).
-        with_logger: give the trial its own logger (TensorBoard when installed, else CSV) in the trial directory.
+        with_logger: give the trial its own logger(s), made by ``trackers`` (default: TensorBoard when
+            installed, else CSV, in the trial directory).
+        trackers: makes the trial's loggers and records its outcome in them, and in any logger its
+            Trainer has (see :class:`~lightning_hpo.trackers.TrialTrackers`; it must be an observer of
+            the trial loop); ``None``: the default logger, no outcome recorded.
         budget: the Trainer's ``max_epochs`` / ``max_steps`` as the user set them, stored with the
             trial (see :class:`~lightning_hpo.callback.TrialReporter`); ``None``: not stored.
 
@@ -109,6 +114,7 @@ class TrialTraining:
         with_checkpoint: bool = True,
         with_logger: bool = True,
         budget: Mapping[str, int] | None = None,
+        trackers: TrialTrackers | None = None,
     ) -> None:
         import lightning.pytorch as pl
 
@@ -138,7 +144,8 @@ class TrialTraining:
             self.checkpoint = pl.callbacks.ModelCheckpoint(
                 dirpath=self.trial_dir / "checkpoints", filename="last", monitor=None, save_top_k=1
             )
-        self.logger: Any = _trial_logger(study_dir, trial.number) if with_logger else False
+        self.trackers = trackers
+        self.logger: Any = _trial_logger(trackers, study_dir, trial, monitor) if with_logger else False
 
     @property
     def callbacks(self) -> list[pl.Callback]:
@@ -158,6 +165,10 @@ class TrialTraining:
                 self.trial.id, log_dir=str(self.trial_dir), attrs={MONITOR: list(self.monitor)}
             )
         check_trainer_processes(trainer)
+        if self.study is not None and self.trackers is not None:
+            runs = self.trackers.watch(self.trial, trainer.loggers)
+            if runs:
+                self.study.storage.update_trial(self.trial.id, attrs={TRACKER_RUNS_ATTR: runs})
         try:
             fit()
         except SystemExit:
@@ -257,13 +268,13 @@ def release_memory_of_earlier_trials() -> None:
     torch.cuda.empty_cache()
 
 
-def _trial_logger(study_dir: Path, number: int) -> Any:
-    """TensorBoard when it is installed (as Lightning's default), else CSV; logs in the trial directory."""
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+def _trial_logger(trackers: TrialTrackers | None, study_dir: Path, trial: Trial, monitor: Sequence[str]) -> Any:
+    """The trial's loggers from ``trackers``, else the default: TensorBoard when installed, else CSV."""
+    from lightning_hpo.trackers import TrialTrackers
 
-    has_tensorboard = any(importlib.util.find_spec(m) is not None for m in ("tensorboard", "tensorboardX"))
-    logger_cls = TensorBoardLogger if has_tensorboard else CSVLogger
-    return logger_cls(save_dir=study_dir, name=f"trial_{number}", version="")
+    if trackers is None:
+        trackers = TrialTrackers(None, study_name=study_dir.name, study_dir=study_dir, monitor=monitor)
+    return trackers.loggers_for(trial)
 
 
 @contextlib.contextmanager

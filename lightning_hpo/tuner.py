@@ -51,6 +51,7 @@ from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.space import Domain, SearchSpace
 from lightning_hpo.storage import DEFAULT_ROOT_DIR, Storage, open_storage
 from lightning_hpo.study import DEFAULT_GRACE_PERIOD, Mode, Study, check_study_name, parse_mode
+from lightning_hpo.trackers import LoggerArg, TrialTrackers, check_logger_arg, logger_object_error
 from lightning_hpo.training import (
     TRIAL_TRAINER_DEFAULTS,
     TrialTraining,
@@ -190,6 +191,10 @@ class Tuner:
         allow_budget_change: continue a study whose trials ran with other ``max_epochs`` /
             ``max_steps`` in ``trainer_kwargs``. By default that is refused: the study's budget is
             stored with its trials, and trials of different lengths are not comparable.
+        logger: each trial's Lightning logger(s): ``"tensorboard"``, ``"csv"``, ``"mlflow"`` or
+            ``"wandb"`` (one run per trial, grouped by study, with its params and outcome), or a
+            function ``trial -> Logger | list[Logger]`` (module-level with ``n_jobs > 1``, which
+            pickles it); default: TensorBoard when installed, else CSV. See :mod:`lightning_hpo.trackers`.
 
     Set-up errors are raised here, before any trial runs: a pruner that judges one objective with
     several monitors, a Trainer that would launch processes itself (``strategy="ddp"`` with
@@ -228,6 +233,7 @@ class Tuner:
         show_progress: bool = True,
         n_jobs: int = 1,
         allow_budget_change: bool = False,
+        logger: LoggerArg = None,
     ) -> None:
         import lightning.pytorch as pl
 
@@ -255,6 +261,7 @@ class Tuner:
         self._model_params = self._check_model_arguments()
         self._check_datamodule(pl)
         self._check_trainer_kwargs(pl)
+        self._check_logger(logger)
         self._budget = training_budget(self.trainer_kwargs)
         self.directions = parse_mode(mode)
         self.monitor = check_monitor(monitor, self.directions)
@@ -282,6 +289,7 @@ class Tuner:
             check_trainer_launch(self.trainer_kwargs)
         self.study_name = name
         self.study_dir = study_directory(self.root_dir, name)
+        self._trackers = TrialTrackers(logger, study_name=name, study_dir=self.study_dir, monitor=self.monitor)
 
     # -- validation at construction ------------------------------------------------------
 
@@ -345,9 +353,13 @@ class Tuner:
             )
         logger = self.trainer_kwargs.get("logger")
         if logger not in (None, True, False):
+            raise logger_object_error(logger)
+
+    def _check_logger(self, logger: Any) -> None:
+        check_logger_arg(logger)
+        if logger is not None and self.trainer_kwargs.get("logger") is False:
             raise InvalidArgumentError(
-                "trainer_kwargs['logger'] must be True, False or absent: the Tuner creates one logger per trial "
-                "under its trial directory, so one logger object can't be shared."
+                f"logger={logger!r} asks for loggers, but trainer_kwargs['logger'] is False; drop one of the two."
             )
 
     # -- running -------------------------------------------------------------------------
@@ -382,6 +394,7 @@ class Tuner:
     ) -> tuple[list[Trial], list[Trial]]:
         """The study's trial loop in this process (with every rank under torchrun); the trials and best trials."""
         with TrialCoordinator() as coordinator:
+            observers = [*observers, self._trackers]
             run_study(coordinator, self.study, self._train_trial, options, observers, monitor=self.monitor)
             return coordinator.share(self._trials_and_best)
 
@@ -426,6 +439,7 @@ class Tuner:
             with_checkpoint=kwargs.get("enable_checkpointing", True) is not False,
             with_logger=kwargs.pop("logger", True) is not False,
             budget=self._budget,
+            trackers=self._trackers,
         )
         trainer = pl.Trainer(
             **kwargs,

@@ -1,0 +1,226 @@
+"""``Tuner(logger=...)``: each trial's loggers, and its outcome in MLflow, W&B, TensorBoard and CSV.
+
+Real trackers, real training: MLflow on a local SQLite store read back with MlflowClient, W&B in
+offline mode read back from its run files, TensorBoard's event files read with its event reader.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from lightning.pytorch.loggers import CSVLogger
+
+from lightning_hpo import Float, Pruner, TrialState, Tuner
+from lightning_hpo.console import main as console_main
+from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, MissingExtraError
+from lightning_hpo.export import TRACKER_RUNS_ATTR
+from tests.lightning_models import LinearRegression, RegressionData
+
+SPACE = {"lr": Float(0.01, 0.1, log=True)}
+TINY = {"max_epochs": 2, "limit_train_batches": 2, "accelerator": "cpu", "log_every_n_steps": 1}
+OUTCOMES = [TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED]
+
+
+class PruneTrial(Pruner):
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+    def prune(self, trial, trials, *, directions):
+        return trial.number == self.number
+
+
+def failing_second_fit() -> type:
+    """LinearRegression whose second instance raises while training: trial 1 FAILs."""
+    fits = itertools.count()
+
+    class FailsSecond(LinearRegression):
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.fails = next(fits) == 1
+
+        def training_step(self, batch, batch_idx):
+            if self.fails:
+                raise RuntimeError("scripted failure")
+            return super().training_step(batch, batch_idx)
+
+    return FailsSecond
+
+
+def tune_three_outcomes(logger, **kwargs):
+    """Trials 0, 1, 2 end COMPLETE, FAIL and PRUNED."""
+    tuner = Tuner(
+        failing_second_fit(),
+        search_space=SPACE,
+        datamodule=RegressionData(),
+        trainer_kwargs=TINY,
+        pruner=PruneTrial(2),
+        study_name="study",
+        seed=0,
+        show_progress=False,
+        logger=logger,
+        **kwargs,
+    )
+    result = tuner.fit(n_trials=2)  # COMPLETE and PRUNED count; the FAIL between them does not
+    return tuner, result
+
+
+@pytest.mark.slow
+def test_mlflow_one_run_per_trial_in_an_experiment_named_after_the_study(monkeypatch) -> None:
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    tuner, result = tune_three_outcomes("mlflow")
+    trials = result.trials
+    assert [t.state for t in trials] == OUTCOMES
+    store = (Path("lightning_hpo_runs") / "mlflow.db").resolve()
+    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
+    experiment = client.get_experiment_by_name("study")
+    runs = {r.data.tags["lightning_hpo.trial"]: r for r in client.search_runs([experiment.experiment_id])}
+    assert sorted(runs) == ["0", "1", "2"]
+    for trial in trials:
+        run = runs[str(trial.number)]
+        assert run.info.run_name == f"trial_{trial.number}"
+        assert run.data.tags["lightning_hpo.study"] == "study"
+        assert run.data.tags["lightning_hpo.state"] == trial.state.value
+        assert float(run.data.params["lr"]) == pytest.approx(trial.params["lr"])
+        assert trial.attrs[TRACKER_RUNS_ATTR] == [f"mlflow: run {run.info.run_id} in sqlite:///{store}"]
+    assert [runs[n].info.status for n in "012"] == ["FINISHED", "FAILED", "KILLED"]
+    complete = runs["0"]
+    assert complete.data.metrics["trial/val_loss"] == pytest.approx(trials[0].value)
+    # The monitored metric at every validation, as the module logged it.
+    history = client.get_metric_history(complete.info.run_id, "val_loss")
+    assert [m.value for m in history] == pytest.approx(list(trials[0].intermediate_values.values()))
+    # `lightning-hpo trials` shows where each trial's run is.
+    console_main(["trials", "--storage", str(Path("lightning_hpo_runs") / "studies.db")])
+
+
+@pytest.mark.slow
+def test_wandb_offline_groups_trials_by_study_with_config_and_summary(tmp_path, monkeypatch) -> None:
+    from wandb.sdk.internal import datastore
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    tuner, result = tune_three_outcomes("wandb")
+    runs = sorted((tmp_path / "wandb_dir" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 3
+    records = {}
+    for run_dir in runs:
+        store = datastore.DataStore()
+        store.open_for_scan(str(next(run_dir.glob("*.wandb"))))
+        found = {}
+        while (data := store.scan_data()) is not None:
+            from wandb.proto import wandb_internal_pb2
+
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(data)
+            found.setdefault(record.WhichOneof("record_type"), []).append(record)
+        run = found["run"][0].run
+        records[run.display_name] = (run, found)
+    assert sorted(records) == ["trial_0", "trial_1", "trial_2"]
+    for trial in result.trials:
+        run, found = records[f"trial_{trial.number}"]
+        assert run.run_group == "study"
+        config = {i.key: yaml.safe_load(i.value_json) for r in found["config"] for i in r.config.update}
+        assert config["lr"] == pytest.approx(trial.params["lr"])
+        summary = {i.key: yaml.safe_load(i.value_json) for r in found["summary"] for i in r.summary.update}
+        assert summary["trial/state"] == trial.state.value
+        exit_code = found["exit"][0].exit.exit_code
+        assert exit_code == (1 if trial.state is TrialState.FAIL else 0)
+        assert trial.attrs[TRACKER_RUNS_ATTR][0].startswith(f"wandb: offline run {run.run_id} in ")
+    run, found = records["trial_0"]
+    summary = {i.key: yaml.safe_load(i.value_json) for r in found["summary"] for i in r.summary.update}
+    assert summary["trial/val_loss"] == pytest.approx(result.trials[0].value)
+
+
+def test_tensorboard_event_files_hold_hparams_data_with_the_trial_value() -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    tuner = Tuner(
+        LinearRegression,
+        search_space=SPACE,
+        datamodule=RegressionData(),
+        trainer_kwargs=TINY,
+        pruner=PruneTrial(1),
+        seed=0,
+        show_progress=False,
+        logger="tensorboard",
+    )
+    result = tuner.fit(n_trials=2)
+    assert [t.state for t in result.trials] == [TrialState.COMPLETE, TrialState.PRUNED]
+    for trial in result.trials:
+        events = EventAccumulator(trial.log_dir)
+        events.Reload()
+        content = events.PluginTagToContent("hparams")
+        data = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+        hparams = data.session_start_info.hparams
+        assert hparams["lr"].number_value == pytest.approx(trial.params["lr"])
+        assert hparams["trial/state"].string_value == trial.state.value
+        experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+        assert [m.name.tag for m in experiment.metric_infos] == ["trial/val_loss"]
+        assert events.Scalars("trial/val_loss")[-1].value == pytest.approx(trial.value)
+        assert "hp_metric" not in events.Tags()["scalars"]
+
+
+def test_the_users_own_logger_factory_gets_the_trial_and_its_outcome(tmp_path) -> None:
+    made = []
+
+    def csv_per_trial(trial):
+        made.append(trial.number)
+        return [CSVLogger(tmp_path / "mine", name="study", version=f"trial_{trial.number}")]
+
+    tuner = Tuner(
+        LinearRegression,
+        search_space=SPACE,
+        datamodule=RegressionData(),
+        trainer_kwargs=TINY,
+        seed=0,
+        show_progress=False,
+        logger=csv_per_trial,
+    )
+    result = tuner.fit(n_trials=2)
+    assert made == [0, 1]
+    for trial in result.trials:
+        run_dir = tmp_path / "mine" / "study" / f"trial_{trial.number}"
+        hparams = yaml.safe_load((run_dir / "hparams.yaml").read_text())
+        assert hparams["trial/state"] == "COMPLETE" and hparams["lr"] == pytest.approx(trial.params["lr"])
+        lines = (run_dir / "metrics.csv").read_text().splitlines()
+        header = lines[0].split(",")
+        finals = [row.split(",")[header.index("trial/val_loss")] for row in lines[1:]]
+        assert float(next(v for v in finals if v)) == pytest.approx(trial.value)
+
+
+def test_a_logger_object_in_trainer_kwargs_points_to_the_logger_argument(tmp_path) -> None:
+    with pytest.raises(InvalidArgumentError, match=r"logger=lambda trial: CSVLogger\(\.\.\.\)"):
+        Tuner(LinearRegression, search_space=SPACE, trainer_kwargs={"logger": CSVLogger(tmp_path)})
+    with pytest.raises(ArgumentTypeError, match=r"A Logger object can't be shared"):
+        Tuner(LinearRegression, search_space=SPACE, logger=CSVLogger(tmp_path))
+    with pytest.raises(InvalidArgumentError, match=r"must be one of \['tensorboard', 'csv', 'mlflow', 'wandb'\]"):
+        Tuner(LinearRegression, search_space=SPACE, logger="neptune")
+    with pytest.raises(InvalidArgumentError, match=r"trainer_kwargs\['logger'\] is False"):
+        Tuner(LinearRegression, search_space=SPACE, logger="csv", trainer_kwargs={"logger": False})
+
+
+def test_a_factory_that_returns_no_logger_fails_with_what_it_returned() -> None:
+    tuner = Tuner(
+        LinearRegression,
+        search_space=SPACE,
+        datamodule=RegressionData(),
+        trainer_kwargs=TINY,
+        show_progress=False,
+        logger=lambda trial: "wandb",
+    )
+    with pytest.raises(ArgumentTypeError, match=r"for trial 0 it returned 'wandb'"):
+        tuner.fit(n_trials=1)
+
+
+@pytest.mark.parametrize("shortcut", ["mlflow", "wandb"])
+def test_a_missing_tracker_package_names_the_extra(shortcut, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, shortcut, None)  # what an environment without the package finds
+    with pytest.raises(MissingExtraError, match=rf"pip install 'lightning-hpo\[{shortcut}\]'"):
+        Tuner(LinearRegression, search_space=SPACE, logger=shortcut)
