@@ -7,6 +7,8 @@ offline mode read back from its run files, TensorBoard's event files read with i
 from __future__ import annotations
 
 import itertools
+import json
+import struct
 import sys
 from pathlib import Path
 
@@ -69,7 +71,7 @@ def tune_three_outcomes(logger, **kwargs):
 
 
 @pytest.mark.slow
-def test_mlflow_one_run_per_trial_in_an_experiment_named_after_the_study(monkeypatch) -> None:
+def test_mlflow_one_run_per_trial_in_an_experiment_named_after_the_study(monkeypatch, capsys) -> None:
     from mlflow.tracking import MlflowClient
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -94,47 +96,76 @@ def test_mlflow_one_run_per_trial_in_an_experiment_named_after_the_study(monkeyp
     # The monitored metric at every validation, as the module logged it.
     history = client.get_metric_history(complete.info.run_id, "val_loss")
     assert [m.value for m in history] == pytest.approx(list(trials[0].intermediate_values.values()))
-    # `lightning-hpo trials` shows where each trial's run is.
+    # `lightning-hpo trials` and `best` show where each trial's run is.
+    capsys.readouterr()
     console_main(["trials", "--storage", str(Path("lightning_hpo_runs") / "studies.db")])
+    shown = "".join(capsys.readouterr().out.split())  # the table may wrap long lines
+    assert all(runs[n].info.run_id in shown for n in "012")
+    assert str(Path("lightning_hpo_runs") / "study" / "trial_1") in shown
+    console_main(["best", "--storage", str(Path("lightning_hpo_runs") / "studies.db")])
+    assert complete.info.run_id in "".join(capsys.readouterr().out.split())
+
+
+def wandb_offline_records(run_file: Path) -> dict[str, list]:
+    """The records of an offline W&B run file, by type: a LevelDB-style log of protobuf ``Record``s
+    (a 7-byte file header, 32 KiB blocks, each chunk with a 7-byte header: crc32, length, type)."""
+    from wandb.proto import wandb_internal_pb2
+
+    data, pos, pending, records = run_file.read_bytes(), 7, b"", {}
+    while pos + 7 <= len(data):
+        if (left := 32768 - pos % 32768) < 7:  # a block's tail too short for a header is padding
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        pending += data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # a whole record, or the last chunk of one
+            record = wandb_internal_pb2.Record.FromString(pending)
+            records.setdefault(record.WhichOneof("record_type"), []).append(
+                getattr(record, record.WhichOneof("record_type"))
+            )
+            pending = b""
+    return records
+
+
+def _items(updates) -> dict:
+    return {u.key or "/".join(u.nested_key): json.loads(u.value_json) for u in updates}
 
 
 @pytest.mark.slow
 def test_wandb_offline_groups_trials_by_study_with_config_and_summary(tmp_path, monkeypatch) -> None:
-    from wandb.sdk.internal import datastore
-
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
     monkeypatch.setenv("WANDB_SILENT", "true")
-    tuner, result = tune_three_outcomes("wandb")
-    runs = sorted((tmp_path / "wandb_dir" / "wandb").glob("offline-run-*"))
-    assert len(runs) == 3
-    records = {}
-    for run_dir in runs:
-        store = datastore.DataStore()
-        store.open_for_scan(str(next(run_dir.glob("*.wandb"))))
-        found = {}
-        while (data := store.scan_data()) is not None:
-            from wandb.proto import wandb_internal_pb2
-
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(data)
-            found.setdefault(record.WhichOneof("record_type"), []).append(record)
-        run = found["run"][0].run
-        records[run.display_name] = (run, found)
-    assert sorted(records) == ["trial_0", "trial_1", "trial_2"]
+    _, result = tune_three_outcomes("wandb")
+    runs = {}
+    for run_file in (tmp_path / "wandb_dir" / "wandb").glob("offline-run-*/run-*.wandb"):
+        records = wandb_offline_records(run_file)
+        runs[records["run"][0].display_name] = records
+    assert sorted(runs) == ["trial_0", "trial_1", "trial_2"]
     for trial in result.trials:
-        run, found = records[f"trial_{trial.number}"]
+        records = runs[f"trial_{trial.number}"]
+        run = records["run"][-1]
         assert run.run_group == "study"
-        config = {i.key: yaml.safe_load(i.value_json) for r in found["config"] for i in r.config.update}
+        config = {}  # the run's config at init, then updates
+        for r in records["run"]:
+            config.update(_items(r.config.update))
+        for r in records.get("config", []):
+            config.update(_items(r.update))
         assert config["lr"] == pytest.approx(trial.params["lr"])
-        summary = {i.key: yaml.safe_load(i.value_json) for r in found["summary"] for i in r.summary.update}
+        summary = {k: v for r in records["summary"] for k, v in _items(r.update).items()}
         assert summary["trial/state"] == trial.state.value
-        exit_code = found["exit"][0].exit.exit_code
-        assert exit_code == (1 if trial.state is TrialState.FAIL else 0)
-        assert trial.attrs[TRACKER_RUNS_ATTR][0].startswith(f"wandb: offline run {run.run_id} in ")
-    run, found = records["trial_0"]
-    summary = {i.key: yaml.safe_load(i.value_json) for r in found["summary"] for i in r.summary.update}
-    assert summary["trial/val_loss"] == pytest.approx(result.trials[0].value)
+        assert trial.state.value in run.tags
+        assert records["exit"][0].exit_code == (1 if trial.state is TrialState.FAIL else 0)
+        assert trial.attrs[TRACKER_RUNS_ATTR] == [
+            f"wandb: offline run {run.run_id} in {run_file_dir(tmp_path, run.run_id)}"
+        ]
+        if trial.state is TrialState.COMPLETE:
+            assert summary["trial/val_loss"] == pytest.approx(trial.value)
+
+
+def run_file_dir(tmp_path: Path, run_id: str) -> Path:
+    return next((tmp_path / "wandb_dir" / "wandb").glob(f"offline-run-*-{run_id}"))
 
 
 def test_tensorboard_event_files_hold_hparams_data_with_the_trial_value() -> None:
