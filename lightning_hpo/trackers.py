@@ -132,6 +132,24 @@ class TrialTrackers:
         self.monitor = tuple(monitor)
         self._watched: dict[int, list[Logger]] = {}
 
+    def prepare(self) -> None:
+        """Create what the trials' loggers share, once, before any trial runs (by the process that
+        opened the study): the MLflow shortcut's store and experiment, which worker processes
+        (``n_jobs``) would otherwise race to create."""
+        if self.logger != "mlflow":
+            return
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(self._mlflow_tracking_uri())
+        if client.get_experiment_by_name(self.study_name) is None:
+            client.create_experiment(self.study_name, artifact_location=self._mlflow_artifacts())
+
+    def _mlflow_tracking_uri(self) -> str:
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.study_dir.parent / 'mlflow.db'}"
+
+    def _mlflow_artifacts(self) -> str:
+        return str(self.study_dir / "mlflow_artifacts")
+
     def loggers_for(self, trial: Trial) -> Logger | list[Logger]:
         """The loggers of ``trial``'s Trainer (on every rank under torchrun)."""
         from lightning.pytorch.loggers import Logger
@@ -157,13 +175,12 @@ class TrialTrackers:
         if name == "csv":
             return loggers.CSVLogger(self.study_dir, name=run_name, version="")
         if name == "mlflow":
-            tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.study_dir.parent / 'mlflow.db'}"
             return loggers.MLFlowLogger(
                 experiment_name=self.study_name,
                 run_name=run_name,
-                tracking_uri=tracking_uri,
+                tracking_uri=self._mlflow_tracking_uri(),
                 tags={"lightning_hpo.study": self.study_name, "lightning_hpo.trial": str(trial.number)},
-                artifact_location=str(self.study_dir / "mlflow_artifacts"),
+                artifact_location=self._mlflow_artifacts(),
             )
         save_dir = os.environ.get("WANDB_DIR") or self.study_dir / run_name
         Path(save_dir).mkdir(parents=True, exist_ok=True)

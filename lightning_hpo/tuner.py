@@ -290,6 +290,8 @@ class Tuner:
         self.study_name = name
         self.study_dir = study_directory(self.root_dir, name)
         self._trackers = TrialTrackers(logger, study_name=name, study_dir=self.study_dir, monitor=self.monitor)
+        if self.study is not None:
+            self._trackers.prepare()
 
     # -- validation at construction ------------------------------------------------------
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import struct
+import subprocess
 import sys
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, Mi
 from lightning_hpo.export import TRACKER_RUNS_ATTR
 from tests.lightning_models import LinearRegression, RegressionData
 
+REPO = Path(__file__).resolve().parents[1]
 SPACE = {"lr": Float(0.01, 0.1, log=True)}
 TINY = {"max_epochs": 2, "limit_train_batches": 2, "accelerator": "cpu", "log_every_n_steps": 1}
 OUTCOMES = [TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED]
@@ -255,3 +258,41 @@ def test_a_missing_tracker_package_names_the_extra(shortcut, monkeypatch) -> Non
     monkeypatch.setitem(sys.modules, shortcut, None)  # what an environment without the package finds
     with pytest.raises(MissingExtraError, match=rf"pip install 'lightning-hpo\[{shortcut}\]'"):
         Tuner(LinearRegression, search_space=SPACE, logger=shortcut)
+
+
+TORCHRUN_SCRIPT = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from lightning_hpo import Float, Tuner
+from tests.lightning_models import LinearRegression, RegressionData
+
+if __name__ == "__main__":
+    Tuner(LinearRegression, search_space={"lr": Float(0.01, 0.1, log=True)}, datamodule=RegressionData(),
+          root_dir=sys.argv[2], seed=0, show_progress=False, logger="mlflow",
+          trainer_kwargs={"max_epochs": 1, "limit_train_batches": 2, "accelerator": "cpu", "devices": 2,
+                          "strategy": "ddp"}).fit(n_trials=2)
+"""
+
+
+@pytest.mark.slow
+def test_under_torchrun_each_trial_is_one_mlflow_run_logged_by_rank_zero(tmp_path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    script = tmp_path / "tune.py"
+    script.write_text(TORCHRUN_SCRIPT)
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_TRACKING_URI": store}
+    done = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node=2", str(script), str(REPO), str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=400,
+    )
+    assert done.returncode == 0, done.stderr[-6000:]
+    client = MlflowClient(tracking_uri=store)
+    runs = client.search_runs([client.get_experiment_by_name("LinearRegression").experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["trial_0", "trial_1"]
+    assert {r.data.tags["lightning_hpo.state"] for r in runs} == {"COMPLETE"}
+    assert all(len(client.get_metric_history(r.info.run_id, "val_loss")) == 1 for r in runs)
