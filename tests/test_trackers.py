@@ -296,3 +296,34 @@ def test_under_torchrun_each_trial_is_one_mlflow_run_logged_by_rank_zero(tmp_pat
     assert sorted(r.info.run_name for r in runs) == ["trial_0", "trial_1"]
     assert {r.data.tags["lightning_hpo.state"] for r in runs} == {"COMPLETE"}
     assert all(len(client.get_metric_history(r.info.run_id, "val_loss")) == 1 for r in runs)
+
+
+@pytest.mark.slow
+def test_a_wandb_logger_named_in_a_cli_config_gets_one_run_per_trial_with_its_outcome(tmp_path, monkeypatch) -> None:
+    from lightning_hpo.cli import LightningCLI
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setattr(sys, "argv", ["train.py"])
+    logger = {"class_path": "lightning.pytorch.loggers.WandbLogger", "init_args": {"save_dir": str(tmp_path)}}
+    trainer = {**TINY, "max_epochs": 1, "logger": logger}
+    config = tmp_path / "cfg.yaml"
+    config.write_text(yaml.safe_dump({"seed_everything": 0, "trainer": trainer}))
+    cli = LightningCLI(
+        LinearRegression,
+        RegressionData,
+        args=["tune", "--config", str(config), "--tune.n_trials", "2", "--tune.show_progress", "false",
+              "--tune.search_space", '{"model.lr": {"type": "float", "low": 0.01, "high": 0.1}}'],
+    )  # fmt: skip
+    run_files = sorted((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(run_files) == 2  # without ending each trial's run, the second trial's logger reuses the first's
+    by_id = {}
+    for run_file in run_files:
+        records = wandb_offline_records(run_file)
+        by_id[records["run"][0].run_id] = records
+    for trial in cli.study.trials:
+        (line,) = trial.attrs[TRACKER_RUNS_ATTR]
+        records = by_id[line.split()[3]]  # "wandb: offline run <id> in <dir>"
+        summary = {k: v for r in records["summary"] for k, v in _items(r.update).items()}
+        assert summary["trial/state"] == "COMPLETE" and summary["trial/val_loss"] == pytest.approx(trial.value)
+        assert records["exit"][0].exit_code == 0
