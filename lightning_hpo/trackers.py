@@ -36,6 +36,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
@@ -214,16 +215,20 @@ def record_outcome(logger: Logger, trial: Trial, monitor: Sequence[str], study_n
     step = max(trial.intermediate_values, default=0)
     state = trial.state.value
     if isinstance(logger, MLFlowLogger):
+        from mlflow.entities import Metric, RunTag
+
         client, run_id = logger.experiment, logger.run_id
         tags = {
             "lightning_hpo.study": study_name,
             "lightning_hpo.trial": str(trial.number),
             "lightning_hpo.state": state,
         }
-        for key, value in tags.items():
-            client.set_tag(run_id, key, value)
-        for key, value in values.items():
-            client.log_metric(run_id, key, value, step=step)
+        now = int(time.time() * 1000)
+        client.log_batch(  # one transaction of the store, not one per tag and metric
+            run_id,
+            metrics=[Metric(key, value, now, step) for key, value in values.items()],
+            tags=[RunTag(key, value) for key, value in tags.items()],
+        )
         client.set_terminated(run_id, _MLFLOW_STATUS.get(trial.state, "FAILED"))
     elif isinstance(logger, WandbLogger):
         run = logger.experiment
