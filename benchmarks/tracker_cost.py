@@ -20,15 +20,12 @@ import gc
 import os
 import platform
 import tempfile
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
 from benchmarks.regret import quartiles_cell
-from benchmarks.tasks.training import digits_example
-from benchmarks.tuner_overhead import LONG, SEED, SHORT, Length, _since, _start, trainer_kwargs
-from lightning_hpo import NopPruner, SobolSampler, Tuner
+from benchmarks.tuner_overhead import LONG, SHORT, Length, run_tuner
 from lightning_hpo.training import quiet_lightning
 
 HERE = Path(__file__).resolve().parent
@@ -42,32 +39,8 @@ def _name(tracker: str | None) -> str:
 
 def run_study(tracker: str | None, n: int, length: Length, root: Path) -> float:
     """Wall seconds per trial of a new study of ``n`` trials logging to ``tracker``."""
-    example = digits_example()
-    kwargs = trainer_kwargs(length)
-    if tracker is None:
-        kwargs["logger"] = False
-    tuner = Tuner(
-        example.DigitsClassifier,
-        search_space=example.SEARCH_SPACE,
-        datamodule=example.DigitsDataModule(),
-        trainer_kwargs=kwargs,
-        sampler=SobolSampler(seed=SEED),
-        pruner=NopPruner(),
-        storage=f"sqlite:///{root / 'studies.db'}",
-        study_name=f"trackers-{uuid.uuid4().hex[:8]}",
-        root_dir=root,
-        seed=SEED,
-        show_progress=False,
-        logger=tracker,
-    )
-    start = _start()
-    result = tuner.fit(n_trials=n)
-    seconds = _since(start)["wall"]
-    assert tuner.study is not None
-    tuner.study.storage.close()
-    if len(result.trials) != n or any(t.value is None for t in result.trials):
-        raise SystemExit(f"{_name(tracker)}: the Tuner did not complete {n} trials: {result.trials}")
-    return seconds / n
+    no_logger = {"logger": False} if tracker is None else {}
+    return run_tuner(n, length, root, tuner_kwargs={"logger": tracker}, **no_logger)["wall"] / n
 
 
 def measure(repeats: int, n: int, root: Path) -> list[dict[str, dict[str, float]]]:

@@ -10,20 +10,21 @@ A trial trains with Lightning loggers of its own, made by the ``logger`` argumen
 
 Whatever made them, when a trial ends (COMPLETE, PRUNED or FAIL) its loggers get its outcome:
 
-========== =====================================================================================
-MLflow     one run per trial in an experiment named after the study; the trial's params; tags
-           ``lightning_hpo.study``, ``lightning_hpo.trial``, ``lightning_hpo.state``; the metric
-           ``trial/<monitor>`` (the trial's value); run status FINISHED, KILLED (pruned) or FAILED.
-           One experiment per study rather than a parent run with nested trial runs: the
-           experiment's run table and charts compare the trials directly, and a parent run would
-           have to be shared by every worker of the study without a race.
-W&B        group = study, run name = ``trial_<n>``, config = params; summary ``trial/<monitor>`` and
-           ``trial/state``; a tag with the state; a FAIL trial's run ends as failed.
-TensorBoard HParams plugin data: the params plus ``trial/state`` as hyperparameters and
-           ``trial/<monitor>`` as the metric, so the HParams tab of ``tensorboard --logdir
-           <study_dir>`` compares the trials.
-CSV        ``trial/<monitor>`` in ``metrics.csv``; params and state in ``hparams.yaml``.
-========== =====================================================================================
+* MLflow: one run ``trial_<n>`` per trial in an experiment named after the study; the trial's
+  params; tags ``lightning_hpo.study``, ``lightning_hpo.trial``, ``lightning_hpo.state``; the metric
+  ``trial/<monitor>`` (the trial's value); run status FINISHED, KILLED (pruned) or FAILED. One
+  experiment per study rather than a parent run with nested trial runs: the experiment's run table
+  and charts compare the trials directly, and a parent run would have to be created once for all
+  the workers of a study, without a race.
+* W&B: group = study, run name ``trial_<n>``, config = params; summary ``trial/<monitor>`` and
+  ``trial/state``; the state as a tag; a FAIL trial's run ends as failed.
+* TensorBoard: HParams plugin data, the params and ``trial/state`` as hyperparameters and
+  ``trial/<monitor>`` as the metric, so the HParams tab of ``tensorboard --logdir <study_dir>``
+  compares the trials.
+* CSV: ``trial/<monitor>`` in ``metrics.csv``; params and state in ``hparams.yaml``.
+
+A tracker that fails to take the outcome (a network error, say) gets a warning: the outcome is in
+the study's storage already, and the study goes on.
 
 The per-validation curve of the monitored metric is logged by Lightning itself, as the module logs it.
 Under torchrun every rank builds the trial's loggers (its Trainer needs them), but Lightning's
@@ -37,6 +38,7 @@ import importlib.util
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
@@ -141,15 +143,17 @@ class TrialTrackers:
             return
         from mlflow.tracking import MlflowClient
 
-        client = MlflowClient(self._mlflow_tracking_uri())
+        tracking_uri, artifact_location = self._mlflow_store()
+        client = MlflowClient(tracking_uri)
         if client.get_experiment_by_name(self.study_name) is None:
-            client.create_experiment(self.study_name, artifact_location=self._mlflow_artifacts())
+            client.create_experiment(self.study_name, artifact_location=artifact_location)
 
-    def _mlflow_tracking_uri(self) -> str:
-        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.study_dir.parent / 'mlflow.db'}"
-
-    def _mlflow_artifacts(self) -> str:
-        return str(self.study_dir / "mlflow_artifacts")
+    def _mlflow_store(self) -> tuple[str, str | None]:
+        """The tracking URI, and where artifacts go: the study directory for the local default store,
+        the server's choice (``None``) for ``MLFLOW_TRACKING_URI``."""
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            return os.environ["MLFLOW_TRACKING_URI"], None
+        return f"sqlite:///{self.study_dir.parent / 'mlflow.db'}", str(self.study_dir / "mlflow_artifacts")
 
     def loggers_for(self, trial: Trial) -> Logger | list[Logger]:
         """The loggers of ``trial``'s Trainer (on every rank under torchrun)."""
@@ -176,12 +180,13 @@ class TrialTrackers:
         if name == "csv":
             return loggers.CSVLogger(self.study_dir, name=run_name, version="")
         if name == "mlflow":
+            tracking_uri, artifact_location = self._mlflow_store()
             return loggers.MLFlowLogger(
                 experiment_name=self.study_name,
                 run_name=run_name,
-                tracking_uri=self._mlflow_tracking_uri(),
+                tracking_uri=tracking_uri,
                 tags={"lightning_hpo.study": self.study_name, "lightning_hpo.trial": str(trial.number)},
-                artifact_location=self._mlflow_artifacts(),
+                artifact_location=artifact_location,
             )
         save_dir = os.environ.get("WANDB_DIR") or self.study_dir / run_name
         Path(save_dir).mkdir(parents=True, exist_ok=True)
@@ -204,7 +209,14 @@ class TrialTrackers:
     def finished(self, trial: Trial) -> None:
         """Record ``trial``'s outcome in its loggers and end their runs."""
         for logger in self._watched.pop(trial.number, ()):
-            record_outcome(logger, trial, self.monitor, self.study_name)
+            try:
+                record_outcome(logger, trial, self.monitor, self.study_name)
+            except Exception as error:  # noqa: BLE001 - the outcome is stored; a tracker's failure must not end the study
+                warnings.warn(
+                    f"{type(logger).__name__} could not record the outcome of trial {trial.number} "
+                    f"({trial.state.value}): {type(error).__name__}: {error}",
+                    stacklevel=2,
+                )
 
 
 def record_outcome(logger: Logger, trial: Trial, monitor: Sequence[str], study_name: str) -> None:
@@ -253,7 +265,10 @@ def _write_hparams(logger: Any, trial: Trial, monitor: Sequence[str], values: di
     Every trial names every metric, with or without a value, since the HParams tab takes the metric
     columns from one trial's data.
     """
-    from torch.utils.tensorboard.summary import hparams
+    try:
+        from torch.utils.tensorboard.summary import hparams
+    except ImportError:  # Lightning's TensorBoardLogger also runs on tensorboardX alone
+        from tensorboardX.summary import hparams
 
     params = {name: _tensorboard_value(value) for name, value in trial.params.items()}
     params[_STATE_KEY] = trial.state.value

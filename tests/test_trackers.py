@@ -55,22 +55,23 @@ def failing_second_fit() -> type:
     return FailsSecond
 
 
-def tune_three_outcomes(logger, **kwargs):
-    """Trials 0, 1, 2 end COMPLETE, FAIL and PRUNED."""
-    tuner = Tuner(
-        failing_second_fit(),
+def tiny_tuner(logger, model: type = LinearRegression, **kwargs) -> Tuner:
+    return Tuner(
+        model,
         search_space=SPACE,
         datamodule=RegressionData(),
         trainer_kwargs=TINY,
-        pruner=PruneTrial(2),
-        study_name="study",
         seed=0,
         show_progress=False,
         logger=logger,
         **kwargs,
     )
-    result = tuner.fit(n_trials=2)  # COMPLETE and PRUNED count; the FAIL between them does not
-    return tuner, result
+
+
+def tune_three_outcomes(logger):
+    """Trials 0, 1, 2 end COMPLETE, FAIL and PRUNED."""
+    tuner = tiny_tuner(logger, failing_second_fit(), pruner=PruneTrial(2), study_name="study")
+    return tuner.fit(n_trials=2)  # COMPLETE and PRUNED count; the FAIL between them does not
 
 
 @pytest.mark.slow
@@ -78,7 +79,7 @@ def test_mlflow_one_run_per_trial_in_an_experiment_named_after_the_study(monkeyp
     from mlflow.tracking import MlflowClient
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    tuner, result = tune_three_outcomes("mlflow")
+    result = tune_three_outcomes("mlflow")
     trials = result.trials
     assert [t.state for t in trials] == OUTCOMES
     store = (Path("lightning_hpo_runs") / "mlflow.db").resolve()
@@ -135,57 +136,52 @@ def _items(updates) -> dict:
     return {u.key or "/".join(u.nested_key): json.loads(u.value_json) for u in updates}
 
 
+def wandb_offline_runs(wandb_dir: Path) -> dict[str, dict]:
+    """Run id -> the offline run's last ``run`` record, its config, summary, exit code and directory."""
+    runs = {}
+    for run_file in wandb_dir.glob("offline-run-*/run-*.wandb"):
+        records = wandb_offline_records(run_file)
+        config = {}  # the config at init, then its updates
+        for r in records["run"]:
+            config.update(_items(r.config.update))
+        for r in records.get("config", []):
+            config.update(_items(r.update))
+        run = records["run"][-1]
+        runs[run.run_id] = {
+            "run": run,
+            "config": config,
+            "summary": {k: v for r in records["summary"] for k, v in _items(r.update).items()},
+            "exit_code": records["exit"][0].exit_code,
+            "dir": run_file.parent,
+        }
+    return runs
+
+
 @pytest.mark.slow
 def test_wandb_offline_groups_trials_by_study_with_config_and_summary(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
     monkeypatch.setenv("WANDB_SILENT", "true")
-    _, result = tune_three_outcomes("wandb")
-    runs = {}
-    for run_file in (tmp_path / "wandb_dir" / "wandb").glob("offline-run-*/run-*.wandb"):
-        records = wandb_offline_records(run_file)
-        runs[records["run"][0].display_name] = records
+    result = tune_three_outcomes("wandb")
+    runs = {r["run"].display_name: r for r in wandb_offline_runs(tmp_path / "wandb_dir" / "wandb").values()}
     assert sorted(runs) == ["trial_0", "trial_1", "trial_2"]
     for trial in result.trials:
-        records = runs[f"trial_{trial.number}"]
-        run = records["run"][-1]
-        assert run.run_group == "study"
-        config = {}  # the run's config at init, then updates
-        for r in records["run"]:
-            config.update(_items(r.config.update))
-        for r in records.get("config", []):
-            config.update(_items(r.update))
-        assert config["lr"] == pytest.approx(trial.params["lr"])
-        summary = {k: v for r in records["summary"] for k, v in _items(r.update).items()}
+        found = runs[f"trial_{trial.number}"]
+        run, summary = found["run"], found["summary"]
+        assert run.run_group == "study" and trial.state.value in run.tags
+        assert found["config"]["lr"] == pytest.approx(trial.params["lr"])
         assert summary["trial/state"] == trial.state.value
-        assert trial.state.value in run.tags
-        assert records["exit"][0].exit_code == (1 if trial.state is TrialState.FAIL else 0)
-        assert trial.attrs[TRACKER_RUNS_ATTR] == [
-            f"wandb: offline run {run.run_id} in {run_file_dir(tmp_path, run.run_id)}"
-        ]
+        assert found["exit_code"] == (1 if trial.state is TrialState.FAIL else 0)
+        assert trial.attrs[TRACKER_RUNS_ATTR] == [f"wandb: offline run {run.run_id} in {found['dir']}"]
         if trial.state is TrialState.COMPLETE:
             assert summary["trial/val_loss"] == pytest.approx(trial.value)
-
-
-def run_file_dir(tmp_path: Path, run_id: str) -> Path:
-    return next((tmp_path / "wandb_dir" / "wandb").glob(f"offline-run-*-{run_id}"))
 
 
 def test_tensorboard_event_files_hold_hparams_data_with_the_trial_value() -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    tuner = Tuner(
-        LinearRegression,
-        search_space=SPACE,
-        datamodule=RegressionData(),
-        trainer_kwargs=TINY,
-        pruner=PruneTrial(1),
-        seed=0,
-        show_progress=False,
-        logger="tensorboard",
-    )
-    result = tuner.fit(n_trials=2)
+    result = tiny_tuner("tensorboard", pruner=PruneTrial(1)).fit(n_trials=2)
     assert [t.state for t in result.trials] == [TrialState.COMPLETE, TrialState.PRUNED]
     for trial in result.trials:
         events = EventAccumulator(trial.log_dir)
@@ -208,16 +204,7 @@ def test_the_users_own_logger_factory_gets_the_trial_and_its_outcome(tmp_path) -
         made.append(trial.number)
         return [CSVLogger(tmp_path / "mine", name="study", version=f"trial_{trial.number}")]
 
-    tuner = Tuner(
-        LinearRegression,
-        search_space=SPACE,
-        datamodule=RegressionData(),
-        trainer_kwargs=TINY,
-        seed=0,
-        show_progress=False,
-        logger=csv_per_trial,
-    )
-    result = tuner.fit(n_trials=2)
+    result = tiny_tuner(csv_per_trial).fit(n_trials=2)
     assert made == [0, 1]
     for trial in result.trials:
         run_dir = tmp_path / "mine" / "study" / f"trial_{trial.number}"
@@ -241,14 +228,7 @@ def test_a_logger_object_in_trainer_kwargs_points_to_the_logger_argument(tmp_pat
 
 
 def test_a_factory_that_returns_no_logger_fails_with_what_it_returned() -> None:
-    tuner = Tuner(
-        LinearRegression,
-        search_space=SPACE,
-        datamodule=RegressionData(),
-        trainer_kwargs=TINY,
-        show_progress=False,
-        logger=lambda trial: "wandb",
-    )
+    tuner = tiny_tuner(lambda trial: "wandb")
     with pytest.raises(ArgumentTypeError, match=r"for trial 0 it returned 'wandb'"):
         tuner.fit(n_trials=1)
 
@@ -315,15 +295,25 @@ def test_a_wandb_logger_named_in_a_cli_config_gets_one_run_per_trial_with_its_ou
         args=["tune", "--config", str(config), "--tune.n_trials", "2", "--tune.show_progress", "false",
               "--tune.search_space", '{"model.lr": {"type": "float", "low": 0.01, "high": 0.1}}'],
     )  # fmt: skip
-    run_files = sorted((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
-    assert len(run_files) == 2  # without ending each trial's run, the second trial's logger reuses the first's
-    by_id = {}
-    for run_file in run_files:
-        records = wandb_offline_records(run_file)
-        by_id[records["run"][0].run_id] = records
+    runs = wandb_offline_runs(tmp_path / "wandb")
+    assert len(runs) == 2  # without ending each trial's run, the second trial's logger reuses the first's
     for trial in cli.study.trials:
         (line,) = trial.attrs[TRACKER_RUNS_ATTR]
-        records = by_id[line.split()[3]]  # "wandb: offline run <id> in <dir>"
-        summary = {k: v for r in records["summary"] for k, v in _items(r.update).items()}
-        assert summary["trial/state"] == "COMPLETE" and summary["trial/val_loss"] == pytest.approx(trial.value)
-        assert records["exit"][0].exit_code == 0
+        found = runs[line.split()[3]]  # "wandb: offline run <id> in <dir>"
+        assert found["summary"]["trial/state"] == "COMPLETE"
+        assert found["summary"]["trial/val_loss"] == pytest.approx(trial.value)
+        assert found["exit_code"] == 0
+
+
+def test_tracker_cost_report_gives_each_tracker_its_ratio_to_no_logger() -> None:
+    from benchmarks.tracker_cost import report
+
+    runs = [
+        {"short": {"no logger": 1.0, "csv": 1.1, "tensorboard": 1.2, "mlflow": 1.5, "wandb": 2.0}, "long": {}}
+        for _ in range(3)
+    ]
+    for run in runs:
+        run["long"] = {name: 2 * seconds for name, seconds in run["short"].items()}
+    text = report(runs, 4, "python -m benchmarks.tracker_cost")
+    assert "| csv | 1100 [1100, 1100] | 1.10 [1.10, 1.10] |" in text
+    assert "| mlflow | 3000 [3000, 3000] | 1.50 [1.50, 1.50] |" in text  # long trials: twice the time, same ratio
