@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import platform
 import tempfile
@@ -29,6 +30,8 @@ from benchmarks.tuner_overhead import LONG, SHORT, Length, run_tuner
 from lightning_hpo.training import quiet_lightning
 
 HERE = Path(__file__).resolve().parent
+#: The seconds of the last run, for ``--report-only``.
+DEFAULT_JSON = HERE / "out" / "tracker_cost.json"
 #: ``None``: no logger (``trainer_kwargs["logger"] = False``), the baseline.
 TRACKERS: tuple[str | None, ...] = (None, "csv", "tensorboard", "mlflow", "wandb")
 
@@ -65,7 +68,7 @@ def measure(repeats: int, n: int, root: Path) -> list[dict[str, dict[str, float]
     return runs
 
 
-def report(runs: Sequence[Mapping[str, Mapping[str, float]]], n: int, command: str) -> str:
+def report(runs: Sequence[Mapping[str, Mapping[str, float]]], n: int, command: str, made: str) -> str:
     import lightning
     import mlflow
     import tensorboard
@@ -79,7 +82,7 @@ def report(runs: Sequence[Mapping[str, Mapping[str, float]]], n: int, command: s
         f"On {platform.node()} ({os.cpu_count()} CPUs, one torch thread); Python {platform.python_version()}, torch "
         f"{torch.__version__}, lightning {lightning.__version__}, mlflow {mlflow.__version__}, tensorboard "
         f"{tensorboard.__version__}, wandb {wandb.__version__}. `{command}`, "
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. See the docstring of `benchmarks/tracker_cost.py`.",
+        f"{made}. See the docstring of `benchmarks/tracker_cost.py`.",
         "",
         f"{len(runs)} repetitions of {n} trials per tracker and length; median [quartiles] over repetitions. "
         f"Ratio: seconds per trial with the tracker / with no logger, in the same repetition.",
@@ -97,7 +100,30 @@ def report(runs: Sequence[Mapping[str, Mapping[str, float]]], n: int, command: s
             ratios = [run[length.name][tracker] / run[length.name][baseline] for run in runs]
             lines.append(f"| {tracker} | {quartiles_cell(ms, 0)} | {quartiles_cell(ratios, 2)} |")
         lines.append("")
+    lines += [
+        "## What a tracker adds, as a line",
+        "",
+        "Each tracker's extra seconds per trial (over no logger, in the same repetition), fitted as "
+        f"`fixed + per_validation * validations` through its short ({SHORT.validations} validations) and long "
+        f"({LONG.validations}) trials: what a longer trial of yours would pay.",
+        "",
+        "| logger | extra ms per trial (fixed) | extra ms per validation |",
+        "|---|---|---|",
+    ]
+    for tracker in map(_name, TRACKERS[1:]):
+        lines_of = [extra_line(run, tracker) for run in runs]
+        fixed, per_validation = zip(*lines_of)
+        lines.append(f"| {tracker} | {quartiles_cell(fixed, 0)} | {quartiles_cell(per_validation, 1)} |")
+    lines.append("")
     return "\n".join(lines)
+
+
+def extra_line(run: Mapping[str, Mapping[str, float]], tracker: str) -> tuple[float, float]:
+    """``(fixed ms, ms per validation)`` that ``tracker`` adds to a trial in one repetition."""
+    baseline = _name(None)
+    short, long = (1000 * (run[n.name][tracker] - run[n.name][baseline]) for n in (SHORT, LONG))
+    per_validation = (long - short) / (LONG.validations - SHORT.validations)
+    return short - per_validation * SHORT.validations, per_validation
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -105,6 +131,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="repetitions (default 3)")
     parser.add_argument("--trials", type=int, default=4, help="trials per study (default 4)")
     parser.add_argument("--out", type=Path, default=HERE / "TRACKERS.md", help="the Markdown report")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="the seconds measured, for --report-only")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report from --json, measuring nothing")
     return parser.parse_args(argv)
 
 
@@ -118,11 +146,18 @@ def main(argv: list[str] | None = None) -> int:
     # W&B without an account or network: its run files are written as they would be synced.
     os.environ.update({"WANDB_MODE": "offline", "WANDB_SILENT": "true"})
     os.environ.pop("MLFLOW_TRACKING_URI", None)
-    with tempfile.TemporaryDirectory(prefix="tracker-cost-") as tmp, quiet_lightning("val_loss"):
-        os.environ["WANDB_DIR"] = tmp
-        runs = measure(args.repeats, args.trials, Path(tmp))
-    command = "python -m benchmarks.tracker_cost " + " ".join(sys.argv[1:] if argv is None else argv)
-    text = report(runs, args.trials, command.strip())
+    if args.report_only:
+        saved = json.loads(args.json.read_text())
+    else:
+        with tempfile.TemporaryDirectory(prefix="tracker-cost-") as tmp, quiet_lightning("val_loss"):
+            os.environ["WANDB_DIR"] = tmp
+            runs = measure(args.repeats, args.trials, Path(tmp))
+        command = "python -m benchmarks.tracker_cost " + " ".join(sys.argv[1:] if argv is None else argv)
+        made = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+        saved = {"runs": runs, "trials": args.trials, "command": command.strip(), "made": made}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(saved, indent=1))
+    text = report(saved["runs"], saved["trials"], saved["command"], saved["made"])
     args.out.write_text(text + "\n")
     print(text)
     print(f"Written to {args.out}")

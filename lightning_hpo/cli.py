@@ -42,8 +42,10 @@ adds its reporter, best checkpoint and, unless the config names loggers, a logge
 ``<root_dir>/<study>/trial_<n>/``, which always holds the trial's ``config.yaml``
 (``fit --config <root_dir>/<study>/trial_<n>/config.yaml`` retrains it). A logger the config names
 keeps its own directory, and the trial stores where it wrote (``trainer.log_dir``) as its
-``logger_dir`` attribute (``trial.attrs["logger_dir"]``). Every trial uses the config's
-``seed_everything``, so trials differ by their hyperparameters only. The full config of each trial
+``logger_dir`` attribute (``trial.attrs["logger_dir"]``). Either way the trial's loggers get its
+params and, when it ends, its state and value, and their MLflow / W&B runs end with it (see
+:mod:`lightning_hpo.trackers`; ``lightning-hpo trials`` shows where each run is). Every trial uses
+the config's ``seed_everything``, so trials differ by their hyperparameters only. The full config of each trial
 is stored with it; at the end, the best one is written to ``best.yaml``.
 
 **Under torchrun** (``torchrun --nproc_per_node=8 train.py tune ...``, with ``trainer.devices`` set to
