@@ -114,7 +114,18 @@ def report(runs: Sequence[Mapping[str, Mapping[str, float]]], n: int, command: s
         lines_of = [extra_line(run, tracker) for run in runs]
         fixed, per_validation = zip(*lines_of)
         lines.append(f"| {tracker} | {quartiles_cell(fixed, 0)} | {quartiles_cell(per_validation, 1)} |")
-    lines.append("")
+    lines += [
+        "",
+        "Reading it: the digits trials last a second or two, so a tracker's fixed cost (creating and ending a "
+        "run: W&B starts a run through its service process, MLflow creates and updates rows of its store) is a "
+        "large share of them; for a trial of minutes, `fixed + per_validation * validations` over its length is "
+        "the share to expect. MLflow's default local store commits each logged step to SQLite on the training "
+        "loop's thread; your own `logger=lambda trial: MLFlowLogger(..., synchronous=False)` moves that to a "
+        "background thread. W&B, TensorBoard and CSV "
+        "write each step to a buffer or another process. Timings on a shared machine are noisy: the quartiles "
+        "say how much.",
+        "",
+    ]
     return "\n".join(lines)
 
 
