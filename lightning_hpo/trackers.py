@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, MissingExtraError
-from lightning_hpo.export import _plain
 from lightning_hpo.trial import Trial, TrialState
 
 if TYPE_CHECKING:
@@ -62,7 +61,7 @@ __all__ = [
 
 #: The names ``Tuner(logger=...)`` accepts, and the module (and extra) each one needs.
 SHORTCUTS: Mapping[str, tuple[str, str | None]] = {
-    "tensorboard": ("tensorboard", None),
+    "tensorboard": ("tensorboard", "tensorboard"),
     "csv": ("lightning", None),
     "mlflow": ("mlflow", "mlflow"),
     "wandb": ("wandb", "wandb"),
@@ -197,10 +196,11 @@ class TrialTrackers:
         from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, WandbLogger
 
         self._watched[trial.number] = list(loggers)
-        params = {name: _plain(value) for name, value in trial.params.items()}
         for logger in loggers:
-            if isinstance(logger, (MLFlowLogger, WandbLogger, CSVLogger)):  # TensorBoard: once, with the outcome
-                logger.log_hyperparams(params)
+            # The values as they are: the logger converts them as it converts the module's own hyperparameters
+            # (MLflow refuses a second, differently written value of a param). TensorBoard: once, with the outcome.
+            if isinstance(logger, (MLFlowLogger, WandbLogger, CSVLogger)):
+                logger.log_hyperparams(dict(trial.params))
         return tracker_runs(loggers)
 
     def started(self, trial: Trial) -> None:
