@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(TORCH_PIN)"
 	# The benchmarks extra too: the tests of the benchmark harness run against the real libraries.
-	$(PY) -m pip install --quiet -e ".[tests,examples,postgresql,benchmarks,dashboard,pandas]"
+	$(PY) -m pip install --quiet -e ".[tests,examples,postgresql,benchmarks,dashboard,pandas,trackers]"
 	touch $@
 
 demo: $(VENV)/.installed

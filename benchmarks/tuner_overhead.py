@@ -121,8 +121,11 @@ def run_bare(configs: Sequence[Mapping[str, Any]], length: Length, root: Path) -
     return _since(start)
 
 
-def run_tuner(n: int, length: Length, root: Path, **extra_trainer_kwargs: Any) -> dict[str, float]:
-    """Seconds (of each clock) of ``Tuner.fit`` running ``n`` trials of a new study."""
+def run_tuner(
+    n: int, length: Length, root: Path, *, tuner_kwargs: Mapping[str, Any] | None = None, **extra_trainer_kwargs: Any
+) -> dict[str, float]:
+    """Seconds (of each clock) of ``Tuner.fit`` running ``n`` trials of a new study (``tuner_kwargs``: more
+    arguments of the Tuner)."""
     example = digits_example()
     tuner = Tuner(
         example.DigitsClassifier,
@@ -136,6 +139,7 @@ def run_tuner(n: int, length: Length, root: Path, **extra_trainer_kwargs: Any) -
         root_dir=root,
         seed=SEED,
         show_progress=False,
+        **(tuner_kwargs or {}),
     )
     start = _start()
     result = tuner.fit(n_trials=n)

@@ -42,8 +42,10 @@ adds its reporter, best checkpoint and, unless the config names loggers, a logge
 ``<root_dir>/<study>/trial_<n>/``, which always holds the trial's ``config.yaml``
 (``fit --config <root_dir>/<study>/trial_<n>/config.yaml`` retrains it). A logger the config names
 keeps its own directory, and the trial stores where it wrote (``trainer.log_dir``) as its
-``logger_dir`` attribute (``trial.attrs["logger_dir"]``). Every trial uses the config's
-``seed_everything``, so trials differ by their hyperparameters only. The full config of each trial
+``logger_dir`` attribute (``trial.attrs["logger_dir"]``). Either way the trial's loggers get its
+params and, when it ends, its state and value, and their MLflow / W&B runs end with it (see
+:mod:`lightning_hpo.trackers`; ``lightning-hpo trials`` shows where each run is). Every trial uses
+the config's ``seed_everything``, so trials differ by their hyperparameters only. The full config of each trial
 is stored with it; at the end, the best one is written to ``best.yaml``.
 
 **Under torchrun** (``torchrun --nproc_per_node=8 train.py tune ...``, with ``trainer.devices`` set to
@@ -94,6 +96,7 @@ from lightning_hpo.pruners import Pruner
 from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.storage import DEFAULT_ROOT_DIR, open_storage
 from lightning_hpo.study import Study, check_study_name, parse_mode
+from lightning_hpo.trackers import TrialTrackers
 from lightning_hpo.training import (
     TRIAL_TRAINER_DEFAULTS,
     TrialTraining,
@@ -254,6 +257,9 @@ class LightningCLI(LightningCLIInternals):
             self._fail(str(error))
         study = self.study
         study_dir = study_directory(root_dir, name)
+        # The config's own loggers (or the default one) get each trial's params and outcome, and
+        # their W&B / MLflow runs end with the trial, so the next trial's logger starts a new one.
+        trackers = TrialTrackers(None, study_name=name, study_dir=study_dir, monitor=monitor)
 
         def train_trial(trial: Trial) -> TrialTraining:
             return self._train_trial(
@@ -264,6 +270,7 @@ class LightningCLI(LightningCLIInternals):
                 study_dir=study_dir,
                 budget=budget,
                 resume_options={"keep_checkpoints": keep, "checkpoint_every": every},
+                trackers=trackers,
             )
 
         try:
@@ -275,7 +282,7 @@ class LightningCLI(LightningCLIInternals):
             )
             progress = StudyProgress(study, n_trials=n_trials, enabled=show_progress, label=monitor)
             with coordinator, progress:
-                run_study(coordinator, study, train_trial, options, [progress], monitor=monitor)
+                run_study(coordinator, study, train_trial, options, [progress, trackers], monitor=monitor)
         except KeyboardInterrupt:
             where = study.storage.display_url if study is not None else "the study's storage"
             print(
@@ -312,6 +319,7 @@ class LightningCLI(LightningCLIInternals):
         study_dir: Path,
         budget: dict[str, int],
         resume_options: dict[str, Any],
+        trackers: TrialTrackers,
     ) -> TrialTraining:
         """Build and train one trial from its config (on every rank under torchrun); rank 0 then records it."""
         release_memory_of_earlier_trials()
@@ -329,6 +337,7 @@ class LightningCLI(LightningCLIInternals):
             # A logger the config names is built per trial like any class; otherwise the trial's own.
             with_logger=trainer_config.logger in (None, True),
             **resume_options,
+            trackers=trackers,
         )
         config_text = None
         if self.study is not None:

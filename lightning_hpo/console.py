@@ -98,6 +98,16 @@ def _outcome_note(trial: Trial) -> str:
     return ""
 
 
+def _logs_text(trial: Trial) -> str:
+    """Where a trial's logs are (relative to the working directory when inside it) and its tracker runs."""
+    from lightning_hpo.export import logs_of, tracker_runs_of
+
+    logs = logs_of(trial)
+    if logs is not None and Path(logs).is_relative_to(Path.cwd()):
+        logs = os.path.relpath(logs)
+    return "\n".join([logs or "-", *tracker_runs_of(trial)])
+
+
 def _console() -> Console:
     """Tables keep their width when piped to a file, where rich would squeeze them to 80 columns."""
     from rich.console import Console
@@ -138,8 +148,8 @@ def _cmd_trials(args: argparse.Namespace) -> int:
     names = snapshot.space.names
     trials = [t for t in snapshot.trials if args.state is None or t.state is TrialState(args.state)]
     table = Table(title=f"Trials of {snapshot.name!r} ({'/'.join(snapshot.directions)}) in {storage.display_url}")
-    for column in ("#", "state", "value", *names, "last step", "seconds", "note"):
-        table.add_column(column, justify="right" if column not in ("state", "note") else "left")
+    for column in ("#", "state", "value", *names, "last step", "seconds", "note", "logs"):
+        table.add_column(column, justify="right" if column not in ("state", "note", "logs") else "left")
     styles = {
         TrialState.COMPLETE: "green",
         TrialState.PRUNED: "yellow",
@@ -155,6 +165,7 @@ def _cmd_trials(args: argparse.Namespace) -> int:
             str(trial.last_step) if trial.last_step is not None else "-",
             f"{trial.duration:.1f}" if trial.duration is not None else "-",
             _outcome_note(trial),
+            _logs_text(trial),
         )
     _console().print(table)
     return 0
@@ -183,7 +194,7 @@ def _chosen_trial(snapshot: StudySnapshot, number: int | None = None) -> Trial:
 def _cmd_best(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from lightning_hpo.export import CONFIG_ATTR, logs_of
+    from lightning_hpo.export import CONFIG_ATTR, logs_of, tracker_runs_of
 
     storage = _open_existing(args.storage)
     snapshot = _snapshot(storage, args.study)
@@ -203,6 +214,8 @@ def _cmd_best(args: argparse.Namespace) -> int:
     table.add_row("seconds", f"{trial.duration:.1f}" if trial.duration is not None else "-")
     table.add_row("checkpoint", trial.checkpoint_path or "-")
     table.add_row("logs", logs_of(trial) or "-")
+    for run in tracker_runs_of(trial):
+        table.add_row("tracker run", run)
     console = _console()
     console.print(table)
     if trial.attrs.get(CONFIG_ATTR) is not None:

@@ -18,8 +18,10 @@ __all__ = [
     "SCRIPT_ATTR",
     "LAUNCHER_ATTR",
     "LOGGER_DIR_ATTR",
+    "TRACKER_RUNS_ATTR",
     "FORMATS",
     "logs_of",
+    "tracker_runs_of",
     "describe",
     "export_trial",
     "retrain_command",
@@ -34,6 +36,9 @@ LAUNCHER_ATTR = "launcher"
 #: Trial attribute holding the directory the trial's Trainer logged to (``trainer.log_dir``): a logger
 #: named in the config writes outside the trial directory.
 LOGGER_DIR_ATTR = "logger_dir"
+#: Trial attribute holding where experiment trackers keep the trial's run: ``["mlflow: <run URL or id>",
+#: "wandb: <run URL or offline directory>"]`` (see :mod:`lightning_hpo.trackers`).
+TRACKER_RUNS_ATTR = "tracker_runs"
 FORMATS = ("yaml", "json")
 
 Format = Literal["yaml", "json"]
@@ -42,6 +47,11 @@ Format = Literal["yaml", "json"]
 def logs_of(trial: Trial) -> str | None:
     """Where the trial's logs are: the directory its Trainer logged to, else its trial directory."""
     return trial.attrs.get(LOGGER_DIR_ATTR) or trial.log_dir
+
+
+def tracker_runs_of(trial: Trial) -> list[str]:
+    """Where experiment trackers (MLflow, W&B) keep the trial's run, one line per run; empty without any."""
+    return list(trial.attrs.get(TRACKER_RUNS_ATTR) or ())
 
 
 def describe(trial: Trial, study_name: str) -> str:

@@ -25,7 +25,6 @@ only, once every rank trained without an error. :func:`run_study` drives a whole
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import math
 import signal
@@ -46,6 +45,7 @@ from lightning_hpo._resume import (
 )
 from lightning_hpo._warnings import trial_warnings
 from lightning_hpo.exceptions import InvalidArgumentError, LightningHPOError
+from lightning_hpo.export import TRACKER_RUNS_ATTR
 from lightning_hpo.trial import MONITOR, PRUNED_STEP, RESUME_DIR, RESUMED_AT_STEP, Direction, Trial, TrialState
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from lightning_hpo.callback import ResumableCheckpoint
     from lightning_hpo.distributed import TrialCoordinator
     from lightning_hpo.study import Study
+    from lightning_hpo.trackers import TrialTrackers
 
 __all__ = ["TrialTraining", "run_study", "check_monitor", "quiet_lightning", "release_memory_of_earlier_trials"]
 
@@ -104,7 +105,11 @@ class TrialTraining:
             :attr:`resume_path` is then the checkpoint to pass to ``fit(ckpt_path=...)``.
         keep_checkpoints: what stays on disk once the trial ends (see :mod:`lightning_hpo._resume`).
         checkpoint_every: seconds between resumable checkpoints; ``None``: at every validation.
-        with_logger: give the trial its own logger (TensorBoard when installed, else CSV) in the trial directory.
+        with_logger: give the trial its own logger(s), made by ``trackers`` (default: TensorBoard when
+            installed, else CSV, in the trial directory).
+        trackers: makes the trial's loggers and records its outcome in them, and in any logger its
+            Trainer has (see :class:`~lightning_hpo.trackers.TrialTrackers`; it must be an observer of
+            the trial loop); ``None``: the default logger, no outcome recorded.
         budget: the Trainer's ``max_epochs`` / ``max_steps`` as the user set them, stored with the
             trial (see :class:`~lightning_hpo.callback.TrialReporter`); ``None``: not stored.
 
@@ -128,6 +133,7 @@ class TrialTraining:
         budget: Mapping[str, int] | None = None,
         keep_checkpoints: KeepCheckpoints = DEFAULT_KEEP_CHECKPOINTS,
         checkpoint_every: float | None = None,
+        trackers: TrialTrackers | None = None,
     ) -> None:
         import lightning.pytorch as pl
 
@@ -168,7 +174,8 @@ class TrialTraining:
                 if self.resume_path is None and study is not None:
                     # Restarting from zero: the interrupted run's best checkpoint would be kept as the best.
                     remove_trial_checkpoints(self.trial_dir)
-        self.logger: Any = _trial_logger(self.trial_dir) if with_logger else False
+        self.trackers = trackers
+        self.logger: Any = _trial_logger(trackers, self.trial_dir, trial, self.monitor) if with_logger else False
 
     @property
     def callbacks(self) -> list[pl.Callback]:
@@ -188,6 +195,10 @@ class TrialTraining:
                 self.trial.id, log_dir=str(self.trial_dir), attrs={MONITOR: list(self.monitor), **self._resume_attrs()}
             )
         check_trainer_processes(trainer)
+        if self.study is not None and self.trackers is not None:
+            runs = self.trackers.watch(self.trial, trainer.loggers)
+            if runs:
+                self.study.storage.update_trial(self.trial.id, attrs={TRACKER_RUNS_ATTR: runs})
         try:
             with _resuming(self.resume_path is not None):
                 fit()
@@ -339,13 +350,17 @@ def _resuming(resuming: bool) -> Iterator[None]:
         yield
 
 
-def _trial_logger(trial_dir: Path) -> Any:
-    """TensorBoard when it is installed (as Lightning's default), else CSV; logs in the trial directory."""
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+def _trial_logger(trackers: TrialTrackers | None, trial_dir: Path, trial: Trial, monitor: Sequence[str]) -> Any:
+    """The trial's loggers from ``trackers``, else the default: TensorBoard when installed, else CSV.
 
-    has_tensorboard = any(importlib.util.find_spec(m) is not None for m in ("tensorboard", "tensorboardX"))
-    logger_cls = TensorBoardLogger if has_tensorboard else CSVLogger
-    return logger_cls(save_dir=trial_dir.parent, name=trial_dir.name, version="")
+    They log to ``trial_dir``: the trial's own, or the interrupted trial's that it resumes.
+    """
+    from lightning_hpo.trackers import TrialTrackers
+
+    if trackers is None:
+        study_dir = trial_dir.parent
+        trackers = TrialTrackers(None, study_name=study_dir.name, study_dir=study_dir, monitor=monitor)
+    return trackers.loggers_for(trial, run_name=trial_dir.name)
 
 
 @contextlib.contextmanager

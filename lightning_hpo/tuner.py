@@ -57,6 +57,7 @@ from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.space import Domain, SearchSpace
 from lightning_hpo.storage import DEFAULT_ROOT_DIR, Storage, open_storage
 from lightning_hpo.study import DEFAULT_GRACE_PERIOD, Mode, Study, check_study_name, parse_mode
+from lightning_hpo.trackers import LoggerArg, TrialTrackers, check_logger_arg, logger_object_error
 from lightning_hpo.training import (
     TRIAL_TRAINER_DEFAULTS,
     TrialTraining,
@@ -204,6 +205,10 @@ class Tuner:
         checkpoint_every: seconds between a running trial's resumable checkpoints (written at a
             validation); ``None``, the default, writes one at every validation. An interrupted trial
             (SIGKILL, SIGTERM, SLURM's SIGUSR1, Ctrl-C) resumes from it at the next run of the study.
+        logger: each trial's Lightning logger(s): ``"tensorboard"``, ``"csv"``, ``"mlflow"`` or
+            ``"wandb"`` (one run per trial, grouped by study, with its params and outcome), or a
+            function ``trial -> Logger | list[Logger]`` (module-level with ``n_jobs > 1``, which
+            pickles it); default: TensorBoard when installed, else CSV. See :mod:`lightning_hpo.trackers`.
 
     Set-up errors are raised here, before any trial runs: a pruner that judges one objective with
     several monitors, a Trainer that would launch processes itself (``strategy="ddp"`` with
@@ -244,6 +249,7 @@ class Tuner:
         allow_budget_change: bool = False,
         keep_checkpoints: KeepCheckpoints = DEFAULT_KEEP_CHECKPOINTS,
         checkpoint_every: float | None = None,
+        logger: LoggerArg = None,
     ) -> None:
         import lightning.pytorch as pl
 
@@ -273,6 +279,7 @@ class Tuner:
         self._model_params = self._check_model_arguments()
         self._check_datamodule(pl)
         self._check_trainer_kwargs(pl)
+        self._check_logger(logger)
         self._budget = training_budget(self.trainer_kwargs)
         self.directions = parse_mode(mode)
         self.monitor = check_monitor(monitor, self.directions)
@@ -300,6 +307,9 @@ class Tuner:
             check_trainer_launch(self.trainer_kwargs)
         self.study_name = name
         self.study_dir = study_directory(self.root_dir, name)
+        self._trackers = TrialTrackers(logger, study_name=name, study_dir=self.study_dir, monitor=self.monitor)
+        if self.study is not None:
+            self._trackers.prepare()
 
     # -- validation at construction ------------------------------------------------------
 
@@ -363,9 +373,13 @@ class Tuner:
             )
         logger = self.trainer_kwargs.get("logger")
         if logger not in (None, True, False):
+            raise logger_object_error(logger)
+
+    def _check_logger(self, logger: Any) -> None:
+        check_logger_arg(logger)
+        if logger is not None and self.trainer_kwargs.get("logger") is False:
             raise InvalidArgumentError(
-                "trainer_kwargs['logger'] must be True, False or absent: the Tuner creates one logger per trial "
-                "under its trial directory, so one logger object can't be shared."
+                f"logger={logger!r} asks for loggers, but trainer_kwargs['logger'] is False; drop one of the two."
             )
 
     # -- running -------------------------------------------------------------------------
@@ -400,6 +414,7 @@ class Tuner:
     ) -> tuple[list[Trial], list[Trial]]:
         """The study's trial loop in this process (with every rank under torchrun); the trials and best trials."""
         with TrialCoordinator() as coordinator:
+            observers = [*observers, self._trackers]
             run_study(coordinator, self.study, self._train_trial, options, observers, monitor=self.monitor)
             return coordinator.share(self._trials_and_best)
 
@@ -446,6 +461,7 @@ class Tuner:
             budget=self._budget,
             keep_checkpoints=self.keep_checkpoints,
             checkpoint_every=self.checkpoint_every,
+            trackers=self._trackers,
         )
         trainer = pl.Trainer(
             **kwargs,

@@ -1,0 +1,179 @@
+"""What an experiment tracker costs a trial: ``Tuner(logger=...)`` against no logger at all.
+
+    nice -n 10 python -m benchmarks.tracker_cost                 # writes benchmarks/TRACKERS.md
+    python -m benchmarks.tracker_cost --repeats 1 --trials 2 --out /tmp/trackers.md   # a quick look
+
+Each repetition runs, for every tracker, a new study of the digits MLP of ``examples/digits.py``
+(``SobolSampler`` and ``NopPruner``, the same Trainer settings as ``benchmarks/tuner_overhead.py``),
+with short trials (2 validations) and long ones (40 validations, one after every training batch):
+``logger=False`` in ``trainer_kwargs`` (the baseline), then ``"csv"``, ``"tensorboard"``, ``"mlflow"``
+(its default local SQLite store) and ``"wandb"`` (offline mode, its run files on disk). The trackers
+take turns in a rotating order, each after an untimed ``gc.collect()``; a warm-up study of each is not
+timed (imports, MLflow's database creation). The report gives, per tracker, the median and quartiles
+over repetitions of seconds per trial and of the ratio to the baseline measured in the same repetition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from benchmarks.regret import quartiles_cell
+from benchmarks.tuner_overhead import LONG, SHORT, Length, run_tuner
+from lightning_hpo.training import quiet_lightning
+
+HERE = Path(__file__).resolve().parent
+#: The seconds of the last run, for ``--report-only``.
+DEFAULT_JSON = HERE / "out" / "tracker_cost.json"
+#: ``None``: no logger (``trainer_kwargs["logger"] = False``), the baseline.
+TRACKERS: tuple[str | None, ...] = (None, "csv", "tensorboard", "mlflow", "wandb")
+
+
+def _name(tracker: str | None) -> str:
+    return tracker or "no logger"
+
+
+def run_study(tracker: str | None, n: int, length: Length, root: Path) -> float:
+    """Wall seconds per trial of a new study of ``n`` trials logging to ``tracker``."""
+    no_logger = {"logger": False} if tracker is None else {}
+    return run_tuner(n, length, root, tuner_kwargs={"logger": tracker}, **no_logger)["wall"] / n
+
+
+def measure(repeats: int, n: int, root: Path) -> list[dict[str, dict[str, float]]]:
+    """Per repetition: ``{length: {tracker: seconds per trial}}``."""
+    for tracker in TRACKERS:
+        run_study(tracker, 1, SHORT, root / f"warm-up-{_name(tracker)}")
+    runs = []
+    for repeat in range(repeats):
+        seconds: dict[str, dict[str, float]] = {length.name: {} for length in (SHORT, LONG)}
+        order = TRACKERS[repeat % len(TRACKERS) :] + TRACKERS[: repeat % len(TRACKERS)]
+        for length in (SHORT, LONG):
+            for tracker in order:
+                gc.collect()
+                where = root / f"{repeat}-{length.name}-{_name(tracker)}"
+                seconds[length.name][_name(tracker)] = run_study(tracker, n, length, where)
+        runs.append(seconds)
+        described = "; ".join(
+            f"{length}: " + ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in per.items())
+            for length, per in seconds.items()
+        )
+        print(f"repetition {repeat + 1}/{repeats}: {described}", flush=True)
+    return runs
+
+
+def report(runs: Sequence[Mapping[str, Mapping[str, float]]], n: int, command: str, made: str) -> str:
+    import lightning
+    import mlflow
+    import tensorboard
+    import torch
+    import wandb
+
+    baseline = _name(None)
+    lines = [
+        "# What an experiment tracker costs a trial",
+        "",
+        f"On {platform.node()} ({os.cpu_count()} CPUs, one torch thread); Python {platform.python_version()}, torch "
+        f"{torch.__version__}, lightning {lightning.__version__}, mlflow {mlflow.__version__}, tensorboard "
+        f"{tensorboard.__version__}, wandb {wandb.__version__}. `{command}`, "
+        f"{made}. See the docstring of `benchmarks/tracker_cost.py`.",
+        "",
+        f"{len(runs)} repetitions of {n} trials per tracker and length; median [quartiles] over repetitions. "
+        f"Ratio: seconds per trial with the tracker / with no logger, in the same repetition.",
+        "",
+    ]
+    for length in (SHORT, LONG):
+        lines += [
+            f"## {length.name.capitalize()} trials ({length.validations} validations)",
+            "",
+            "| logger | ms per trial | ratio to no logger |",
+            "|---|---|---|",
+        ]
+        for tracker in map(_name, TRACKERS):
+            ms = [1000 * run[length.name][tracker] for run in runs]
+            ratios = [run[length.name][tracker] / run[length.name][baseline] for run in runs]
+            lines.append(f"| {tracker} | {quartiles_cell(ms, 0)} | {quartiles_cell(ratios, 2)} |")
+        lines.append("")
+    lines += [
+        "## What a tracker adds, as a line",
+        "",
+        "Each tracker's extra seconds per trial (over no logger, in the same repetition), fitted as "
+        f"`fixed + per_validation * validations` through its short ({SHORT.validations} validations) and long "
+        f"({LONG.validations}) trials: what a longer trial of yours would pay.",
+        "",
+        "| logger | extra ms per trial (fixed) | extra ms per validation |",
+        "|---|---|---|",
+    ]
+    for tracker in map(_name, TRACKERS[1:]):
+        lines_of = [extra_line(run, tracker) for run in runs]
+        fixed, per_validation = zip(*lines_of)
+        lines.append(f"| {tracker} | {quartiles_cell(fixed, 0)} | {quartiles_cell(per_validation, 1)} |")
+    lines += [
+        "",
+        "Reading it: the digits trials last a second or two, so a tracker's fixed cost (creating and ending a "
+        "run: W&B starts a run through its service process, MLflow creates and updates rows of its store) is a "
+        "large share of them; for a trial of minutes, `fixed + per_validation * validations` over its length is "
+        "the share to expect. MLflow's default local store commits each logged step to SQLite on the training "
+        "loop's thread; your own `logger=lambda trial: MLFlowLogger(..., synchronous=False)` moves that to a "
+        "background thread. W&B, TensorBoard and CSV "
+        "write each step to a buffer or another process. Timings on a shared machine are noisy: the quartiles "
+        "say how much.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def extra_line(run: Mapping[str, Mapping[str, float]], tracker: str) -> tuple[float, float]:
+    """``(fixed ms, ms per validation)`` that ``tracker`` adds to a trial in one repetition."""
+    baseline = _name(None)
+    short, long = (1000 * (run[n.name][tracker] - run[n.name][baseline]) for n in (SHORT, LONG))
+    per_validation = (long - short) / (LONG.validations - SHORT.validations)
+    return short - per_validation * SHORT.validations, per_validation
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3, help="repetitions (default 3)")
+    parser.add_argument("--trials", type=int, default=4, help="trials per study (default 4)")
+    parser.add_argument("--out", type=Path, default=HERE / "TRACKERS.md", help="the Markdown report")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="the seconds measured, for --report-only")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report from --json, measuring nothing")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    import torch
+
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    # W&B without an account or network: its run files are written as they would be synced.
+    os.environ.update({"WANDB_MODE": "offline", "WANDB_SILENT": "true"})
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    if args.report_only:
+        saved = json.loads(args.json.read_text())
+    else:
+        with tempfile.TemporaryDirectory(prefix="tracker-cost-") as tmp, quiet_lightning("val_loss"):
+            os.environ["WANDB_DIR"] = tmp
+            runs = measure(args.repeats, args.trials, Path(tmp))
+        command = "python -m benchmarks.tracker_cost " + " ".join(sys.argv[1:] if argv is None else argv)
+        made = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+        saved = {"runs": runs, "trials": args.trials, "command": command.strip(), "made": made}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(saved, indent=1))
+    text = report(saved["runs"], saved["trials"], saved["command"], saved["made"])
+    args.out.write_text(text + "\n")
+    print(text)
+    print(f"Written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

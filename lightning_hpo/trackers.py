@@ -1,0 +1,316 @@
+"""Experiment trackers per trial: ``Tuner(..., logger=...)``, and each trial's outcome recorded in them.
+
+A trial trains with Lightning loggers of its own, made by the ``logger`` argument of the Tuner:
+
+* ``None`` (the default): TensorBoard when it is installed (as Lightning's default), else CSV;
+* a shortcut, ``"tensorboard"``, ``"csv"``, ``"mlflow"`` or ``"wandb"``, that groups the trials of a
+  study the way each tracker's UI compares runs;
+* a function ``trial -> Logger | list[Logger]``, e.g.
+  ``lambda trial: WandbLogger(project="digits", group="study", name=f"trial_{trial.number}")``.
+
+Whatever made them, when a trial ends (COMPLETE, PRUNED or FAIL) its loggers get its outcome:
+
+* MLflow: one run ``trial_<n>`` per trial in an experiment named after the study; the trial's
+  params; tags ``lightning_hpo.study``, ``lightning_hpo.trial``, ``lightning_hpo.state``; the metric
+  ``trial/<monitor>`` (the trial's value); run status FINISHED, KILLED (pruned) or FAILED. One
+  experiment per study rather than a parent run with nested trial runs: the experiment's run table
+  and charts compare the trials directly, and a parent run would have to be created once for all
+  the workers of a study, without a race.
+* W&B: group = study, run name ``trial_<n>``, config = params; summary ``trial/<monitor>`` and
+  ``trial/state``; the state as a tag; a FAIL trial's run ends as failed.
+* TensorBoard: HParams plugin data, the params and ``trial/state`` as hyperparameters and
+  ``trial/<monitor>`` as the metric, so the HParams tab of ``tensorboard --logdir <study_dir>``
+  compares the trials.
+* CSV: ``trial/<monitor>`` in ``metrics.csv``; params and state in ``hparams.yaml``.
+
+A tracker that fails to take the outcome (a network error, say) gets a warning: the outcome is in
+the study's storage already, and the study goes on.
+
+The per-validation curve of the monitored metric is logged by Lightning itself, as the module logs it.
+Under torchrun every rank builds the trial's loggers (its Trainer needs them), but Lightning's
+loggers only write on global rank 0, and only rank 0 records the outcome: one run per trial. With
+``n_jobs`` each worker process makes and closes its own trials' loggers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, MissingExtraError
+from lightning_hpo.trial import Trial, TrialState
+
+if TYPE_CHECKING:
+    from lightning.pytorch.loggers import Logger
+
+__all__ = [
+    "SHORTCUTS",
+    "LoggerArg",
+    "TrialTrackers",
+    "check_logger_arg",
+    "logger_object_error",
+    "record_outcome",
+    "tracker_runs",
+]
+
+#: The names ``Tuner(logger=...)`` accepts, and the module (and extra) each one needs.
+SHORTCUTS: Mapping[str, tuple[str, str | None]] = {
+    "tensorboard": ("tensorboard", "tensorboard"),
+    "csv": ("lightning", None),
+    "mlflow": ("mlflow", "mlflow"),
+    "wandb": ("wandb", "wandb"),
+}
+
+LoggerArg = Union[str, Callable[[Trial], Any], None]
+
+_STATE_KEY = "trial/state"
+_MLFLOW_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
+
+
+def check_logger_arg(logger: Any) -> LoggerArg:
+    """``logger`` as ``Tuner(logger=...)`` takes it: ``None``, a shortcut or a function of the trial.
+
+    A shortcut whose package is missing raises :class:`MissingExtraError` naming the extra to install.
+    """
+    if logger is None or (callable(logger) and not isinstance(logger, type)):
+        return logger
+    if not isinstance(logger, str):
+        raise ArgumentTypeError(
+            f"`logger` must be one of {list(SHORTCUTS)} or a function trial -> Logger | list[Logger], "
+            f"but got {logger!r} ({type(logger).__name__}). A Logger object can't be shared by the trials: "
+            f"write `logger=lambda trial: {type(logger).__name__}(...)`."
+        )
+    if logger not in SHORTCUTS:
+        raise InvalidArgumentError(f"`logger` must be one of {list(SHORTCUTS)} or a function, but got {logger!r}.")
+    module, extra = SHORTCUTS[logger]
+    if importlib.util.find_spec(module) is None:
+        install = f"lightning-hpo[{extra}]" if extra else module
+        raise MissingExtraError(
+            f"logger={logger!r} needs the {module} package, which is not installed: `pip install '{install}'`."
+        )
+    return logger
+
+
+def logger_object_error(logger: Any) -> InvalidArgumentError:
+    """The error for a Logger object in ``trainer_kwargs``: every trial needs loggers of its own."""
+    return InvalidArgumentError(
+        f"trainer_kwargs['logger'] must be True, False or absent, but got {logger!r}: one logger object would "
+        f"put every trial in one run. Pass `logger=lambda trial: {type(logger).__name__}(...)` to the Tuner "
+        f"(a fresh logger per trial), or a shortcut: logger={'|'.join(map(repr, SHORTCUTS))}."
+    )
+
+
+class TrialTrackers:
+    """Makes each trial's loggers, and records each trial's outcome in them when it ends.
+
+    A :class:`~lightning_hpo._loop.TrialObserver` of the trial loop on the process that records
+    trials (global rank 0): :meth:`watch` is told the Trainer's loggers once the trial trains (any
+    loggers, also those a CLI config names), :meth:`finished` the finished trial.
+
+    Args:
+        logger: see :func:`check_logger_arg`.
+        study_name: names the MLflow experiment and the W&B group.
+        study_dir: trials log to ``study_dir / f"trial_{n}"``; the MLflow shortcut's SQLite store is
+            ``study_dir.parent / "mlflow.db"`` (one store for every study of the root directory)
+            unless ``MLFLOW_TRACKING_URI`` is set.
+        monitor: the monitored metrics, whose values the trackers get as ``trial/<metric>``.
+
+    Example:
+        >>> trackers = TrialTrackers("csv", study_name="demo", study_dir=Path("runs/demo"), monitor=("val_loss",))
+        >>> type(trackers.loggers_for(Trial(number=0, state=TrialState.RUNNING, params={}))).__name__
+        'CSVLogger'
+    """
+
+    def __init__(self, logger: LoggerArg, *, study_name: str, study_dir: Path, monitor: Sequence[str]) -> None:
+        self.logger = check_logger_arg(logger)
+        self.study_name = study_name
+        self.study_dir = Path(study_dir)
+        self.monitor = tuple(monitor)
+        self._watched: dict[int, list[Logger]] = {}
+
+    def prepare(self) -> None:
+        """Create what the trials' loggers share, once, before any trial runs (by the process that
+        opened the study): the MLflow shortcut's store and experiment, which worker processes
+        (``n_jobs``) would otherwise race to create."""
+        if self.logger != "mlflow":
+            return
+        from mlflow.tracking import MlflowClient
+
+        tracking_uri, artifact_location = self._mlflow_store()
+        client = MlflowClient(tracking_uri)
+        if client.get_experiment_by_name(self.study_name) is None:
+            client.create_experiment(self.study_name, artifact_location=artifact_location)
+
+    def _mlflow_store(self) -> tuple[str, str | None]:
+        """The tracking URI, and where artifacts go: the study directory for the local default store,
+        the server's choice (``None``) for ``MLFLOW_TRACKING_URI``."""
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            return os.environ["MLFLOW_TRACKING_URI"], None
+        return f"sqlite:///{self.study_dir.parent / 'mlflow.db'}", str(self.study_dir / "mlflow_artifacts")
+
+    def loggers_for(self, trial: Trial, run_name: str | None = None) -> Logger | list[Logger]:
+        """The loggers of ``trial``'s Trainer (on every rank under torchrun).
+
+        ``run_name``: the shortcuts' run (and directory) name; default ``trial_<n>``. A trial that
+        resumes an interrupted one logs on in that trial's run.
+        """
+        from lightning.pytorch.loggers import Logger
+
+        if callable(self.logger):
+            made = self.logger(trial)
+            loggers = made if isinstance(made, (list, tuple)) else [made]
+            if not loggers or not all(isinstance(lg, Logger) for lg in loggers):
+                raise ArgumentTypeError(
+                    f"The `logger` function must return a lightning.pytorch Logger or a non-empty list of them, "
+                    f"but for trial {trial.number} it returned {made!r}."
+                )
+            return list(loggers) if isinstance(made, (list, tuple)) else made
+        return self._shortcut(self.logger or _default_shortcut(), trial, run_name or f"trial_{trial.number}")
+
+    def _shortcut(self, name: str, trial: Trial, run_name: str) -> Logger:
+        from lightning.pytorch import loggers
+
+        if name == "tensorboard":
+            # No hp_metric placeholder: the trial's HParams data is written once, with its outcome.
+            return loggers.TensorBoardLogger(self.study_dir, name=run_name, version="", default_hp_metric=False)
+        if name == "csv":
+            return loggers.CSVLogger(self.study_dir, name=run_name, version="")
+        if name == "mlflow":
+            tracking_uri, artifact_location = self._mlflow_store()
+            return loggers.MLFlowLogger(
+                experiment_name=self.study_name,
+                run_name=run_name,
+                tracking_uri=tracking_uri,
+                tags={"lightning_hpo.study": self.study_name, "lightning_hpo.trial": str(trial.number)},
+                artifact_location=artifact_location,
+            )
+        save_dir = os.environ.get("WANDB_DIR") or self.study_dir / run_name
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
+        return loggers.WandbLogger(name=run_name, group=self.study_name, save_dir=str(save_dir), job_type="trial")
+
+    def watch(self, trial: Trial, loggers: Sequence[Logger]) -> list[str]:
+        """Give ``loggers`` the trial's params now, and its outcome when it ends; where its runs are."""
+        from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, WandbLogger
+
+        self._watched[trial.number] = list(loggers)
+        for logger in loggers:
+            # The values as they are: the logger converts them as it converts the module's own hyperparameters
+            # (MLflow refuses a second, differently written value of a param). TensorBoard: once, with the outcome.
+            if isinstance(logger, (MLFlowLogger, WandbLogger, CSVLogger)):
+                logger.log_hyperparams(dict(trial.params))
+        return tracker_runs(loggers)
+
+    def started(self, trial: Trial) -> None:
+        """Nothing to do: a trial's loggers are made with its Trainer."""
+
+    def finished(self, trial: Trial) -> None:
+        """Record ``trial``'s outcome in its loggers and end their runs."""
+        for logger in self._watched.pop(trial.number, ()):
+            try:
+                record_outcome(logger, trial, self.monitor, self.study_name)
+            except Exception as error:  # noqa: BLE001 - the outcome is stored; a tracker's failure must not end the study
+                warnings.warn(
+                    f"{type(logger).__name__} could not record the outcome of trial {trial.number} "
+                    f"({trial.state.value}): {type(error).__name__}: {error}",
+                    stacklevel=2,
+                )
+
+
+def record_outcome(logger: Logger, trial: Trial, monitor: Sequence[str], study_name: str) -> None:
+    """Write ``trial``'s state and value(s) to ``logger`` as its tracker shows them, and end its run."""
+    from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger, WandbLogger
+
+    values = {f"trial/{name}": v for name, v in zip(monitor, trial.values or ()) if math.isfinite(v)}
+    step = max(trial.intermediate_values, default=0)
+    state = trial.state.value
+    if isinstance(logger, MLFlowLogger):
+        from mlflow.entities import Metric, RunTag
+
+        client, run_id = logger.experiment, logger.run_id
+        tags = {
+            "lightning_hpo.study": study_name,
+            "lightning_hpo.trial": str(trial.number),
+            "lightning_hpo.state": state,
+        }
+        now = int(time.time() * 1000)
+        client.log_batch(  # one transaction of the store, not one per tag and metric
+            run_id,
+            metrics=[Metric(key, value, now, step) for key, value in values.items()],
+            tags=[RunTag(key, value) for key, value in tags.items()],
+        )
+        client.set_terminated(run_id, _MLFLOW_STATUS.get(trial.state, "FAILED"))
+    elif isinstance(logger, WandbLogger):
+        run = logger.experiment
+        run.summary.update({**values, _STATE_KEY: state})
+        run.tags = tuple(dict.fromkeys([*(run.tags or ()), state]))
+        run.finish(exit_code=1 if trial.state is TrialState.FAIL else 0)
+    elif isinstance(logger, TensorBoardLogger):
+        _write_hparams(logger, trial, monitor, values, step)
+    elif isinstance(logger, CSVLogger):
+        logger.log_hyperparams({_STATE_KEY: state})
+        if values:
+            logger.log_metrics(values, step)
+        logger.save()
+    elif values:
+        logger.log_metrics(values, step)
+        logger.save()
+
+
+def _write_hparams(logger: Any, trial: Trial, monitor: Sequence[str], values: dict[str, float], step: int) -> None:
+    """TensorBoard's HParams data for one trial: its params and state, and its value(s) as the metrics.
+
+    Every trial names every metric, with or without a value, since the HParams tab takes the metric
+    columns from one trial's data.
+    """
+    try:
+        from torch.utils.tensorboard.summary import hparams
+    except ImportError:  # Lightning's TensorBoardLogger also runs on tensorboardX alone
+        from tensorboardX.summary import hparams
+
+    params = {name: _tensorboard_value(value) for name, value in trial.params.items()}
+    params[_STATE_KEY] = trial.state.value
+    metric_names = {f"trial/{name}": math.nan for name in monitor}
+    experiment, start, end = hparams(
+        params, metric_names, hparam_domain_discrete={_STATE_KEY: [s.value for s in TrialState]}
+    )
+    writer = logger.experiment
+    file_writer = writer._get_file_writer()  # as Lightning's TensorBoardLogger.log_hyperparams writes them
+    for summary in (experiment, start, end):
+        file_writer.add_summary(summary, step)
+    for key, value in values.items():
+        writer.add_scalar(key, value, step)
+    writer.flush()
+    writer.close()
+
+
+def tracker_runs(loggers: Sequence[Logger]) -> list[str]:
+    """Where the MLflow and W&B runs of these loggers are, as ``"mlflow: ..."`` / ``"wandb: ..."`` lines."""
+    from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
+
+    runs = []
+    for logger in loggers:
+        if isinstance(logger, MLFlowLogger):
+            uri, run_id, experiment_id = logger._tracking_uri, logger.run_id, logger.experiment_id
+            link = f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+            runs.append(f"mlflow: {link}" if uri.startswith("http") else f"mlflow: run {run_id} in {uri}")
+        elif isinstance(logger, WandbLogger):
+            run = logger.experiment
+            runs.append(f"wandb: {run.url}" if run.url else f"wandb: offline run {run.id} in {Path(run.dir).parent}")
+    return runs
+
+
+def _default_shortcut() -> str:
+    """TensorBoard when it is installed (as Lightning's default), else CSV."""
+    has_tensorboard = any(importlib.util.find_spec(m) is not None for m in ("tensorboard", "tensorboardX"))
+    return "tensorboard" if has_tensorboard else "csv"
+
+
+def _tensorboard_value(value: Any) -> Any:
+    """A hyperparameter as TensorBoard's HParams data takes it (a number, a string or a bool)."""
+    return value if isinstance(value, (bool, int, float, str)) else repr(value)

@@ -1,0 +1,321 @@
+"""``Tuner(logger=...)``: each trial's loggers, and its outcome in MLflow, W&B, TensorBoard and CSV.
+
+Real trackers, real training: MLflow on a local SQLite store read back with MlflowClient, W&B in
+offline mode read back from its run files, TensorBoard's event files read with its event reader.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from lightning.pytorch.loggers import CSVLogger
+
+from lightning_hpo import Float, Pruner, TrialState, Tuner
+from lightning_hpo.console import main as console_main
+from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, MissingExtraError
+from lightning_hpo.export import TRACKER_RUNS_ATTR
+from tests.lightning_models import LinearRegression, RegressionData
+
+REPO = Path(__file__).resolve().parents[1]
+SPACE = {"lr": Float(0.01, 0.1, log=True)}
+TINY = {"max_epochs": 2, "limit_train_batches": 2, "accelerator": "cpu", "log_every_n_steps": 1}
+OUTCOMES = [TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED]
+
+
+class PruneTrial(Pruner):
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+    def prune(self, trial, trials, *, directions):
+        return trial.number == self.number
+
+
+def failing_second_fit() -> type:
+    """LinearRegression whose second instance raises while training: trial 1 FAILs."""
+    fits = itertools.count()
+
+    class FailsSecond(LinearRegression):
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.fails = next(fits) == 1
+
+        def training_step(self, batch, batch_idx):
+            if self.fails:
+                raise RuntimeError("scripted failure")
+            return super().training_step(batch, batch_idx)
+
+    return FailsSecond
+
+
+def tiny_tuner(logger, model: type = LinearRegression, **kwargs) -> Tuner:
+    return Tuner(
+        model,
+        search_space=SPACE,
+        datamodule=RegressionData(),
+        trainer_kwargs=TINY,
+        seed=0,
+        show_progress=False,
+        logger=logger,
+        **kwargs,
+    )
+
+
+def tune_three_outcomes(logger):
+    """Trials 0, 1, 2 end COMPLETE, FAIL and PRUNED."""
+    tuner = tiny_tuner(logger, failing_second_fit(), pruner=PruneTrial(2), study_name="study")
+    return tuner.fit(n_trials=2)  # COMPLETE and PRUNED count; the FAIL between them does not
+
+
+@pytest.mark.slow
+def test_mlflow_one_run_per_trial_in_an_experiment_named_after_the_study(monkeypatch, capsys) -> None:
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    result = tune_three_outcomes("mlflow")
+    trials = result.trials
+    assert [t.state for t in trials] == OUTCOMES
+    store = (Path("lightning_hpo_runs") / "mlflow.db").resolve()
+    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
+    experiment = client.get_experiment_by_name("study")
+    runs = {r.data.tags["lightning_hpo.trial"]: r for r in client.search_runs([experiment.experiment_id])}
+    assert sorted(runs) == ["0", "1", "2"]
+    for trial in trials:
+        run = runs[str(trial.number)]
+        assert run.info.run_name == f"trial_{trial.number}"
+        assert run.data.tags["lightning_hpo.study"] == "study"
+        assert run.data.tags["lightning_hpo.state"] == trial.state.value
+        assert float(run.data.params["lr"]) == pytest.approx(trial.params["lr"])
+        assert trial.attrs[TRACKER_RUNS_ATTR] == [f"mlflow: run {run.info.run_id} in sqlite:///{store}"]
+    assert [runs[n].info.status for n in "012"] == ["FINISHED", "FAILED", "KILLED"]
+    complete = runs["0"]
+    assert complete.data.metrics["trial/val_loss"] == pytest.approx(trials[0].value)
+    # The monitored metric at every validation, as the module logged it.
+    history = client.get_metric_history(complete.info.run_id, "val_loss")
+    assert [m.value for m in history] == pytest.approx(list(trials[0].intermediate_values.values()))
+    # `lightning-hpo trials` and `best` show where each trial's run is.
+    capsys.readouterr()
+    console_main(["trials", "--storage", str(Path("lightning_hpo_runs") / "studies.db")])
+    shown = "".join(capsys.readouterr().out.split())  # the table may wrap long lines
+    assert all(runs[n].info.run_id in shown for n in "012")
+    assert str(Path("lightning_hpo_runs") / "study" / "trial_1") in shown
+    console_main(["best", "--storage", str(Path("lightning_hpo_runs") / "studies.db")])
+    assert complete.info.run_id in "".join(capsys.readouterr().out.split())
+
+
+def wandb_offline_records(run_file: Path) -> dict[str, list]:
+    """The records of an offline W&B run file, by type: a LevelDB-style log of protobuf ``Record``s
+    (a 7-byte file header, 32 KiB blocks, each chunk with a 7-byte header: crc32, length, type)."""
+    from wandb.proto import wandb_internal_pb2
+
+    data, pos, pending, records = run_file.read_bytes(), 7, b"", {}
+    while pos + 7 <= len(data):
+        if (left := 32768 - pos % 32768) < 7:  # a block's tail too short for a header is padding
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        pending += data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # a whole record, or the last chunk of one
+            record = wandb_internal_pb2.Record.FromString(pending)
+            records.setdefault(record.WhichOneof("record_type"), []).append(
+                getattr(record, record.WhichOneof("record_type"))
+            )
+            pending = b""
+    return records
+
+
+def _items(updates) -> dict:
+    return {u.key or "/".join(u.nested_key): json.loads(u.value_json) for u in updates}
+
+
+def wandb_offline_runs(wandb_dir: Path) -> dict[str, dict]:
+    """Run id -> the offline run's last ``run`` record, its config, summary, exit code and directory."""
+    runs = {}
+    for run_file in wandb_dir.glob("offline-run-*/run-*.wandb"):
+        records = wandb_offline_records(run_file)
+        config = {}  # the config at init, then its updates
+        for r in records["run"]:
+            config.update(_items(r.config.update))
+        for r in records.get("config", []):
+            config.update(_items(r.update))
+        run = records["run"][-1]
+        runs[run.run_id] = {
+            "run": run,
+            "config": config,
+            "summary": {k: v for r in records["summary"] for k, v in _items(r.update).items()},
+            "exit_code": records["exit"][0].exit_code,
+            "dir": run_file.parent,
+        }
+    return runs
+
+
+@pytest.mark.slow
+def test_wandb_offline_groups_trials_by_study_with_config_and_summary(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    result = tune_three_outcomes("wandb")
+    runs = {r["run"].display_name: r for r in wandb_offline_runs(tmp_path / "wandb_dir" / "wandb").values()}
+    assert sorted(runs) == ["trial_0", "trial_1", "trial_2"]
+    for trial in result.trials:
+        found = runs[f"trial_{trial.number}"]
+        run, summary = found["run"], found["summary"]
+        assert run.run_group == "study" and trial.state.value in run.tags
+        assert found["config"]["lr"] == pytest.approx(trial.params["lr"])
+        assert summary["trial/state"] == trial.state.value
+        assert found["exit_code"] == (1 if trial.state is TrialState.FAIL else 0)
+        assert trial.attrs[TRACKER_RUNS_ATTR] == [f"wandb: offline run {run.run_id} in {found['dir']}"]
+        if trial.state is TrialState.COMPLETE:
+            assert summary["trial/val_loss"] == pytest.approx(trial.value)
+
+
+def test_tensorboard_event_files_hold_hparams_data_with_the_trial_value() -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    result = tiny_tuner("tensorboard", pruner=PruneTrial(1)).fit(n_trials=2)
+    assert [t.state for t in result.trials] == [TrialState.COMPLETE, TrialState.PRUNED]
+    for trial in result.trials:
+        events = EventAccumulator(trial.log_dir)
+        events.Reload()
+        content = events.PluginTagToContent("hparams")
+        data = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+        hparams = data.session_start_info.hparams
+        assert hparams["lr"].number_value == pytest.approx(trial.params["lr"])
+        assert hparams["trial/state"].string_value == trial.state.value
+        experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+        assert [m.name.tag for m in experiment.metric_infos] == ["trial/val_loss"]
+        assert events.Scalars("trial/val_loss")[-1].value == pytest.approx(trial.value)
+        assert "hp_metric" not in events.Tags()["scalars"]
+
+
+def test_the_users_own_logger_factory_gets_the_trial_and_its_outcome(tmp_path) -> None:
+    made = []
+
+    def csv_per_trial(trial):
+        made.append(trial.number)
+        return [CSVLogger(tmp_path / "mine", name="study", version=f"trial_{trial.number}")]
+
+    result = tiny_tuner(csv_per_trial).fit(n_trials=2)
+    assert made == [0, 1]
+    for trial in result.trials:
+        run_dir = tmp_path / "mine" / "study" / f"trial_{trial.number}"
+        hparams = yaml.safe_load((run_dir / "hparams.yaml").read_text())
+        assert hparams["trial/state"] == "COMPLETE" and hparams["lr"] == pytest.approx(trial.params["lr"])
+        lines = (run_dir / "metrics.csv").read_text().splitlines()
+        header = lines[0].split(",")
+        finals = [row.split(",")[header.index("trial/val_loss")] for row in lines[1:]]
+        assert float(next(v for v in finals if v)) == pytest.approx(trial.value)
+
+
+def test_a_logger_object_in_trainer_kwargs_points_to_the_logger_argument(tmp_path) -> None:
+    with pytest.raises(InvalidArgumentError, match=r"logger=lambda trial: CSVLogger\(\.\.\.\)"):
+        Tuner(LinearRegression, search_space=SPACE, trainer_kwargs={"logger": CSVLogger(tmp_path)})
+    with pytest.raises(ArgumentTypeError, match=r"A Logger object can't be shared"):
+        Tuner(LinearRegression, search_space=SPACE, logger=CSVLogger(tmp_path))
+    with pytest.raises(InvalidArgumentError, match=r"must be one of \['tensorboard', 'csv', 'mlflow', 'wandb'\]"):
+        Tuner(LinearRegression, search_space=SPACE, logger="neptune")
+    with pytest.raises(InvalidArgumentError, match=r"trainer_kwargs\['logger'\] is False"):
+        Tuner(LinearRegression, search_space=SPACE, logger="csv", trainer_kwargs={"logger": False})
+
+
+def test_a_factory_that_returns_no_logger_fails_with_what_it_returned() -> None:
+    tuner = tiny_tuner(lambda trial: "wandb")
+    with pytest.raises(ArgumentTypeError, match=r"for trial 0 it returned 'wandb'"):
+        tuner.fit(n_trials=1)
+
+
+@pytest.mark.parametrize("shortcut", ["mlflow", "wandb"])
+def test_a_missing_tracker_package_names_the_extra(shortcut, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, shortcut, None)  # what an environment without the package finds
+    with pytest.raises(MissingExtraError, match=rf"pip install 'lightning-hpo\[{shortcut}\]'"):
+        Tuner(LinearRegression, search_space=SPACE, logger=shortcut)
+
+
+TORCHRUN_SCRIPT = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from lightning_hpo import Float, Tuner
+from tests.lightning_models import LinearRegression, RegressionData
+
+if __name__ == "__main__":
+    Tuner(LinearRegression, search_space={"lr": Float(0.01, 0.1, log=True)}, datamodule=RegressionData(),
+          root_dir=sys.argv[2], seed=0, show_progress=False, logger="mlflow",
+          trainer_kwargs={"max_epochs": 1, "limit_train_batches": 2, "accelerator": "cpu", "devices": 2,
+                          "strategy": "ddp"}).fit(n_trials=2)
+"""
+
+
+@pytest.mark.slow
+def test_under_torchrun_each_trial_is_one_mlflow_run_logged_by_rank_zero(tmp_path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    script = tmp_path / "tune.py"
+    script.write_text(TORCHRUN_SCRIPT)
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_TRACKING_URI": store}
+    done = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node=2", str(script), str(REPO), str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=400,
+    )
+    assert done.returncode == 0, done.stderr[-6000:]
+    client = MlflowClient(tracking_uri=store)
+    runs = client.search_runs([client.get_experiment_by_name("LinearRegression").experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["trial_0", "trial_1"]
+    assert {r.data.tags["lightning_hpo.state"] for r in runs} == {"COMPLETE"}
+    assert all(len(client.get_metric_history(r.info.run_id, "val_loss")) == 1 for r in runs)
+
+
+@pytest.mark.slow
+def test_a_wandb_logger_named_in_a_cli_config_gets_one_run_per_trial_with_its_outcome(tmp_path, monkeypatch) -> None:
+    from lightning_hpo.cli import LightningCLI
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setattr(sys, "argv", ["train.py"])
+    logger = {"class_path": "lightning.pytorch.loggers.WandbLogger", "init_args": {"save_dir": str(tmp_path)}}
+    trainer = {**TINY, "max_epochs": 1, "logger": logger}
+    config = tmp_path / "cfg.yaml"
+    config.write_text(yaml.safe_dump({"seed_everything": 0, "trainer": trainer}))
+    cli = LightningCLI(
+        LinearRegression,
+        RegressionData,
+        args=["tune", "--config", str(config), "--tune.n_trials", "2", "--tune.show_progress", "false",
+              "--tune.search_space", '{"model.lr": {"type": "float", "low": 0.01, "high": 0.1}}'],
+    )  # fmt: skip
+    runs = wandb_offline_runs(tmp_path / "wandb")
+    assert len(runs) == 2  # without ending each trial's run, the second trial's logger reuses the first's
+    for trial in cli.study.trials:
+        (line,) = trial.attrs[TRACKER_RUNS_ATTR]
+        found = runs[line.split()[3]]  # "wandb: offline run <id> in <dir>"
+        assert found["summary"]["trial/state"] == "COMPLETE"
+        assert found["summary"]["trial/val_loss"] == pytest.approx(trial.value)
+        assert found["exit_code"] == 0
+
+
+def test_tracker_cost_report_gives_each_tracker_its_ratio_to_no_logger() -> None:
+    from benchmarks.tracker_cost import report
+
+    runs = [
+        {"short": {"no logger": 1.0, "csv": 1.1, "tensorboard": 1.2, "mlflow": 1.5, "wandb": 2.0}, "long": {}}
+        for _ in range(3)
+    ]
+    for run in runs:
+        run["long"] = {name: 2 * seconds for name, seconds in run["short"].items()}
+    text = report(runs, 4, "python -m benchmarks.tracker_cost", "2026-12-01 18:00 UTC")
+    assert "| csv | 1100 [1100, 1100] | 1.10 [1.10, 1.10] |" in text
+    assert "| mlflow | 3000 [3000, 3000] | 1.50 [1.50, 1.50] |" in text  # long trials: twice the time, same ratio
+    # csv adds 100 ms to 2 validations and 200 ms to 40: (200 - 100) / 38 = 2.6 ms per validation, 95 ms fixed.
+    assert "| csv | 95 [95, 95] | 2.6 [2.6, 2.6] |" in text
