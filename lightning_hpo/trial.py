@@ -9,7 +9,20 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
 
-__all__ = ["TrialState", "Trial", "Direction", "best_finite", "MONITOR", "PRUNED_STEP", "RETRY_OF", "RETRIED_BY"]
+__all__ = [
+    "TrialState",
+    "Trial",
+    "Direction",
+    "best_finite",
+    "MONITOR",
+    "PRUNED_STEP",
+    "RETRY_OF",
+    "RETRIED_BY",
+    "GRID_POINT",
+    "ENQUEUED",
+    "WARM_START_FROM",
+    "SAMPLER_STATE",
+]
 
 #: Whether an objective is minimized or maximized (a study has one per objective: its ``directions``).
 Direction = Literal["min", "max"]
@@ -23,6 +36,14 @@ PRUNED_STEP = "pruned_step"
 RETRY_OF = "retry_of"
 #: On a stale trial: the number of its retry.
 RETRIED_BY = "retried_by"
+#: The index of the grid point a :class:`~lightning_hpo.GridSampler` trial runs (unique among non-FAIL trials).
+GRID_POINT = "grid_point"
+#: On a trial started from :meth:`Study.enqueue <lightning_hpo.Study.enqueue>`: the names whose values were given.
+ENQUEUED = "enqueued"
+#: On a trial imported by :meth:`Study.add_trials_from <lightning_hpo.Study.add_trials_from>`: ``"<study>#<number>"``.
+WARM_START_FROM = "warm_start_from"
+#: What a sampler keeps with the trial it suggested, for its next suggestions (e.g. Optuna's CMA-ES state).
+SAMPLER_STATE = "sampler_state"
 
 
 class TrialState(str, Enum):
