@@ -432,11 +432,13 @@ class Study:
 
     # -- enqueued configs, imported results, warm start ------------------------------------
 
-    def enqueue(self, params: Mapping[str, Any]) -> None:
+    def enqueue(self, params: Mapping[str, Any], *, skip_if_exists: bool = False) -> None:
         """Run ``params`` as the next trial that any worker of the study starts (after the configs enqueued before).
 
         The config is stored, so another process or a later run picks it up too. ``params`` may name
         only some parameters: the sampler fills in the rest. Each enqueued config runs once.
+        With ``skip_if_exists``, nothing is enqueued when the same config is enqueued already or a
+        trial that did not fail ran with these values (what a script that enqueues on every run wants).
 
         Example:
             >>> from lightning_hpo import Float, Int, Study
@@ -450,7 +452,19 @@ class Study:
             0.01
         """
         stored = self._partial_to_stored(params, "Study.enqueue")
+        if skip_if_exists and self._holds_config(stored):
+            return
         self.storage.enqueue_params(self._study_id, stored)
+
+    def _holds_config(self, stored: Mapping[str, Any]) -> bool:
+        """Whether these stored values are enqueued already, or a trial that did not fail has them."""
+        if dict(stored) in self.storage.get_enqueued_params(self._study_id):
+            return True
+        return any(
+            all(name in t.params and t.params[name] == value for name, value in stored.items())
+            for t in self.storage.get_trials(self._study_id)
+            if t.state is not TrialState.FAIL
+        )
 
     @property
     def enqueued(self) -> list[dict[str, Any]]:
