@@ -592,18 +592,30 @@ class Study:
             self._finish(created, TrialState.FAIL, error="Importing this trial failed.")
             raise
 
-    def add_trials_from(self, source: Study | str) -> list[Trial]:
+    def add_trials_from(self, source: Study | str, *, fill: Mapping[str, Any] | None = None) -> list[Trial]:
         """Warm start: import the COMPLETE and PRUNED trials of another study (e.g. one whose space was narrower).
 
         Each imported trial keeps its values and reports, and ``attrs["warm_start_from"]`` names its
         origin (``"<study>#<number>"``); calling this again imports only what is new, so a script that
         does it on every run stays correct. A trial is **dropped**, not clipped, when one of its values
-        lies outside the new space or a parameter of the new space is missing from it: clipping would
-        credit a value to a config that never ran. Parameters the new space no longer has are left out.
+        lies outside the new space or a parameter of the new space is missing from it (and from
+        ``fill``): clipping would credit a value to a config that never ran. Parameters the new space
+        no longer has are left out. Dropped trials are listed in a warning.
 
         Args:
             source: a :class:`Study`, or the name of a study in this study's storage. Its mode must be this
                 study's.
+            fill: values of parameters that are new in this space, as the source's trials ran with them
+                (e.g. ``{"momentum": 0.0}`` after adding momentum to a study of plain SGD).
+
+        Example:
+            >>> from lightning_hpo import Float, Study
+            >>> old = Study("narrow", search_space={"x": Float(0.0, 1.0)}, storage=":memory:", seed=0)
+            >>> old.optimize(lambda p: p["x"], n_trials=3)
+            >>> wide = Study("wide", search_space={"x": Float(0.0, 2.0), "y": Float(0.0, 1.0)},
+            ...              storage=old.storage, seed=0)
+            >>> len(wide.add_trials_from("narrow", fill={"y": 0.5}))
+            3
 
         Returns:
             the trials imported by this call.
@@ -617,13 +629,14 @@ class Study:
                 f"Study {source.name!r} has mode {_mode_text(source.directions)}, but {self.name!r} has "
                 f"{_mode_text(self.directions)}: their values do not compare, so none can be imported."
             )
+        filled = self.space.from_stored(self._partial_to_stored(fill, "add_trials_from: fill")) if fill else {}
         done = {t.attrs.get(WARM_START_FROM) for t in self.storage.get_trials(self._study_id)}
         imported, dropped = [], []
         for trial in source.get_trials([TrialState.COMPLETE, TrialState.PRUNED]):
             origin = f"{source.name}#{trial.number}"
             if origin in done:
                 continue
-            params = {name: value for name, value in trial.params.items() if name in self.space}
+            params = {**filled, **{name: value for name, value in trial.params.items() if name in self.space}}
             problem = next(
                 (
                     f"{name}={params[name]!r} is outside {domain!r}" if name in params else f"it has no {name!r}"
