@@ -23,6 +23,7 @@ here a suggestion depends on what the sampler object drew before, not only on ``
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import threading
@@ -161,17 +162,36 @@ def _frozen_trials(
             continue
         params = {name: space[name].to_stored(value) for name, value in trial.params.items() if name in space}
         finished_with_values = trial.state is TrialState.COMPLETE and trial.values is not None
-        frozen.append(
-            optuna.trial.create_trial(
-                state=optuna.trial.TrialState[_STATES[trial.state]],
-                params=params,
-                distributions={name: distributions[name] for name in params},
-                values=list(trial.values) if finished_with_values else None,
-                intermediate_values={s: v for s, v in trial.intermediate_values.items() if math.isfinite(v)},
-                system_attrs=dict((trial.attrs.get(SAMPLER_STATE) or {}).get("trial") or {}),
-            )
+        created = optuna.trial.create_trial(
+            state=optuna.trial.TrialState[_STATES[trial.state]],
+            params=params,
+            distributions={name: distributions[name] for name in params},
+            values=list(trial.values) if finished_with_values else None,
+            intermediate_values={s: v for s, v in trial.intermediate_values.items() if math.isfinite(v)},
+            system_attrs=dict((trial.attrs.get(SAMPLER_STATE) or {}).get("trial") or {}),
         )
+        frozen.append(_adopted(created))
     return frozen
+
+
+def _adopted(trial: Any) -> Any:
+    """``trial`` as an Optuna trial that copying returns as it is.
+
+    Optuna's in-memory storage deep-copies every trial added to a study, which was most of the cost
+    of a suggestion; these trials are built for one throwaway study, which is the only thing that
+    ever holds them, so the copy protects nothing.
+    """
+    adopted = object.__new__(_adopted_class(type(trial)))
+    adopted.__dict__.update(trial.__dict__)
+    return adopted
+
+
+@functools.lru_cache(maxsize=1)
+def _adopted_class(frozen_trial: type) -> type:
+    def keep(self: Any, memo: dict[int, Any]) -> Any:
+        return self
+
+    return type("AdoptedFrozenTrial", (frozen_trial,), {"__deepcopy__": keep})
 
 
 def _restore_study_attrs(study: Any, trials: Sequence[Trial]) -> dict[str, Any]:
