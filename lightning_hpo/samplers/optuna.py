@@ -23,11 +23,12 @@ here a suggestion depends on what the sampler object drew before, not only on ``
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import math
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lightning_hpo.exceptions import ArgumentTypeError, MissingExtraError
@@ -77,6 +78,8 @@ class OptunaSampler(Sampler):
         super().__init__(seed=0)  # unused: the Optuna sampler has its own seed
         self.optuna_sampler = optuna_sampler
         self._states: dict[int, dict[str, Any]] = {}
+        # The Optuna trials of finished trials, from the last suggestion: they never change (see _FrozenCache).
+        self._cache = _FrozenCache()
         self._lock = threading.Lock()
 
     def sample(
@@ -90,7 +93,12 @@ class OptunaSampler(Sampler):
                 directions=["minimize" if d == "min" else "maximize" for d in directions],
             )
         restored = _restore_study_attrs(study, trials)
-        study.add_trials(_frozen_trials(optuna, space, distributions, trials))
+        with self._lock:
+            cache = self._cache
+        frozen, cache = _frozen_trials(optuna, space, distributions, trials, cache)
+        with self._lock:
+            self._cache = cache
+        study.add_trials(frozen)
         asked = study.ask(fixed_distributions=distributions)
         state = {
             "trial": _json_safe(study._storage.get_trial_system_attrs(asked._trial_id)),
@@ -149,16 +157,39 @@ def _distribution(domain: Domain) -> Any:
     return IntDistribution(domain.low, domain.high, log=domain.log, step=domain.step)
 
 
+@dataclasses.dataclass(frozen=True)
+class _FrozenCache:
+    """The Optuna trials built for the finished trials of one search space, by ``(id, number, end time)``.
+
+    A finished trial's parameters, values and reports never change, and its end time tells it from
+    any other trial with that id and number (a deleted study's), so its Optuna trial can be reused.
+    """
+
+    space: str = ""
+    trials: Mapping[tuple[int, int, Any], Any] = dataclasses.field(default_factory=dict)
+
+
 def _frozen_trials(
-    optuna: Any, space: SearchSpace, distributions: dict[str, Any], trials: Sequence[Trial]
-) -> list[Any]:
-    """Our trials as Optuna trials numbered as ours; numbers missing from ``trials`` as FAIL placeholders."""
+    optuna: Any,
+    space: SearchSpace,
+    distributions: dict[str, Any],
+    trials: Sequence[Trial],
+    cache: _FrozenCache = _FrozenCache(),  # noqa: B008 - immutable
+) -> tuple[list[Any], _FrozenCache]:
+    """Our trials as Optuna trials numbered as ours (numbers missing from ``trials`` as FAIL placeholders),
+    and the cache for the next call."""
     by_number = {t.number: t for t in trials}
+    cached = cache.trials if cache.space == space.fingerprint() else {}
+    kept: dict[tuple[int, int, Any], Any] = {}
     frozen = []
     for number in range(max(by_number, default=-1) + 1):
         trial = by_number.get(number)
         if trial is None:
             frozen.append(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+            continue
+        key = (trial.id, trial.number, trial.datetime_complete)
+        if trial.state is not TrialState.RUNNING and key in cached:
+            frozen.append(kept.setdefault(key, cached[key]))
             continue
         params = {name: space[name].to_stored(value) for name, value in trial.params.items() if name in space}
         finished_with_values = trial.state is TrialState.COMPLETE and trial.values is not None
@@ -171,7 +202,9 @@ def _frozen_trials(
             system_attrs=dict((trial.attrs.get(SAMPLER_STATE) or {}).get("trial") or {}),
         )
         frozen.append(_adopted(created))
-    return frozen
+        if trial.state is not TrialState.RUNNING:
+            kept[key] = frozen[-1]
+    return frozen, _FrozenCache(space.fingerprint(), kept)
 
 
 def _adopted(trial: Any) -> Any:

@@ -113,7 +113,7 @@ def test_pruned_running_and_failed_trials_pass_through_with_their_reports():
     failed = study.ask()
     study.tell(failed, state=TrialState.FAIL, error="x")
     running = study.ask()
-    frozen = _frozen_trials(optuna, space, {n: _distribution(d) for n, d in space.items()}, study.trials)
+    frozen, _ = _frozen_trials(optuna, space, {n: _distribution(d) for n, d in space.items()}, study.trials)
     states = [f.state.name for f in frozen]
     assert states == ["COMPLETE", "PRUNED", "FAIL", "RUNNING"]
     assert frozen[0].values == [0.4] and frozen[1].intermediate_values == {1: 0.9} and frozen[1].values is None
