@@ -250,3 +250,10 @@ def test_cli_rejects_bad_enqueued_configs(value, message, capsys, monkeypatch):
         LightningCLI(LinearRegression, RegressionData, args=[*args, "--tune.enqueue", value])
     assert exit_info.value.code == 2
     assert message in " ".join(capsys.readouterr().err.split())
+
+
+def test_deleting_a_study_deletes_its_queue(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    make_study(storage).enqueue({"layers": 2})
+    make_study(storage).storage.delete_study("s")
+    assert make_study(storage).enqueued == []  # a new study of that name (and maybe that id) starts empty
