@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Union
 from lightning_hpo._liveness import DEFAULT_GRACE_PERIOD, HEARTBEAT_INTERVAL, TrialLiveness
 from lightning_hpo._loop import RunOptions, TrialObserver, run_trials
 from lightning_hpo._setup_checks import check_pruner_objectives
+from lightning_hpo._trial_imports import partial_to_stored, why_outside
 from lightning_hpo.exceptions import (
     ArgumentTypeError,
     GridExhaustedError,
@@ -451,7 +452,7 @@ class Study:
             >>> study.ask().params["lr"]
             0.01
         """
-        stored = self._partial_to_stored(params, "Study.enqueue")
+        stored = partial_to_stored(self.space, params, f"Study {self.name!r}: enqueue")
         if skip_if_exists and self._holds_config(stored):
             return
         self.storage.enqueue_params(self._study_id, stored)
@@ -470,24 +471,6 @@ class Study:
     def enqueued(self) -> list[dict[str, Any]]:
         """The configs enqueued and not started yet, oldest first (the names given to :meth:`enqueue` only)."""
         return [self.space.from_stored(p) for p in self.storage.get_enqueued_params(self._study_id)]
-
-    def _partial_to_stored(self, params: Mapping[str, Any], what: str) -> dict[str, Any]:
-        if not isinstance(params, Mapping):
-            raise ArgumentTypeError(f"{what}: `params` must be a dict of name -> value, but got {params!r}.")
-        if not params:
-            raise InvalidArgumentError(f"{what}: `params` must name at least one parameter, but got {params!r}.")
-        unknown = [name for name in params if name not in self.space]
-        if unknown:
-            raise InvalidArgumentError(
-                f"{what}: every name must be a parameter of study {self.name!r} ({', '.join(self.space.names)}), "
-                f"but {', '.join(map(repr, unknown))} is not."
-            )
-        for name, value in params.items():
-            if not self.space[name].contains(value):
-                raise InvalidArgumentError(
-                    f"{what}: parameter {name!r} must be a value of {self.space[name]!r}, but got {value!r}."
-                )
-        return {name: self.space[name].to_stored(value) for name, value in params.items()}
 
     def _start_enqueued(self, max_active: int | None) -> Trial | None:
         """A trial started from the oldest enqueued config, or ``None`` (nothing enqueued, or ``max_active`` reached)."""
@@ -629,7 +612,7 @@ class Study:
                 f"Study {source.name!r} has mode {_mode_text(source.directions)}, but {self.name!r} has "
                 f"{_mode_text(self.directions)}: their values do not compare, so none can be imported."
             )
-        filled = self.space.from_stored(self._partial_to_stored(fill, "add_trials_from: fill")) if fill else {}
+        filled = self.space.from_stored(partial_to_stored(self.space, fill, "add_trials_from: fill")) if fill else {}
         done = {t.attrs.get(WARM_START_FROM) for t in self.storage.get_trials(self._study_id)}
         imported, dropped = [], []
         for trial in source.get_trials([TrialState.COMPLETE, TrialState.PRUNED]):
@@ -637,14 +620,7 @@ class Study:
             if origin in done:
                 continue
             params = {**filled, **{name: value for name, value in trial.params.items() if name in self.space}}
-            problem = next(
-                (
-                    f"{name}={params[name]!r} is outside {domain!r}" if name in params else f"it has no {name!r}"
-                    for name, domain in self.space.items()
-                    if name not in params or not domain.contains(params[name])
-                ),
-                None,
-            )
+            problem = why_outside(self.space, params)
             if problem is not None:
                 dropped.append(f"trial {trial.number} ({problem})")
                 continue

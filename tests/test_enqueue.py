@@ -68,7 +68,7 @@ def test_skip_if_exists_does_not_enqueue_a_config_that_is_queued_or_ran():
         (
             {"lrr": 0.01},
             InvalidArgumentError,
-            r"every name must be a parameter of study 's' \(layers, lr, opt\), but 'lrr'",
+            r"Study 's': enqueue: every name must be a parameter of the search space \(layers, lr, opt\), but 'lrr'",
         ),
         (
             {"lr": 0.5},
