@@ -168,6 +168,16 @@ def _random_sampler(seed: int) -> Any:
     return RandomSampler(seed=seed)
 
 
+def _optuna_tpe_through_adapter(seed: int) -> Any:
+    """Optuna's TPE at its defaults, driving a lightning_hpo Study through OptunaSampler."""
+    import optuna
+
+    from lightning_hpo import OptunaSampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return OptunaSampler(optuna.samplers.TPESampler(seed=seed))
+
+
 # -- Optuna ---------------------------------------------------------------------------------------
 
 
@@ -291,6 +301,13 @@ METHODS: dict[str, Method] = {
         Method("lhpo_gp", "lightning_hpo GP", (), _lightning_hpo_runner(_gp_sampler), _LHPO_SOURCE, _gp_missing),
         Method("lhpo_sobol", "lightning_hpo Sobol", (), _lightning_hpo_runner(_sobol_sampler), _LHPO_SOURCE),
         Method("lhpo_random", "random (lightning_hpo)", (), _lightning_hpo_runner(_random_sampler), _LHPO_SOURCE),
+        Method(
+            "lhpo_optuna_tpe",
+            "Optuna TPE through OptunaSampler",
+            ("optuna",),
+            _lightning_hpo_runner(_optuna_tpe_through_adapter),
+            _LHPO_SOURCE,
+        ),
         Method("optuna_gp", "Optuna GP", ("optuna", "greenlet"), _optuna_runner(_optuna_sampler("GPSampler"))),
         Method("optuna_tpe", "Optuna TPE", ("optuna",), _optuna_runner(_optuna_sampler("TPESampler"))),
         Method("optuna_random", "random (Optuna)", ("optuna",), _optuna_runner(_optuna_sampler("RandomSampler"))),
@@ -304,7 +321,7 @@ OURS = "lhpo_gp"
 #: What stands in for it while lightning_hpo has no GPSampler.
 STAND_IN = "lhpo_sobol"
 #: The default comparison; "ours" is OURS, or STAND_IN when OURS is unavailable.
-DEFAULT_METHODS = ("ours", "optuna_gp", "optuna_tpe", "hyperopt_tpe", "lhpo_random")
+DEFAULT_METHODS = ("ours", "optuna_gp", "optuna_tpe", "lhpo_optuna_tpe", "hyperopt_tpe", "lhpo_random")
 
 
 def resolve_methods(names: list[str]) -> list[Method]:

@@ -50,6 +50,8 @@ _EXPORTS = {
     "RandomSampler": "lightning_hpo.samplers",
     "SobolSampler": "lightning_hpo.samplers",
     "GPSampler": "lightning_hpo.samplers.gp",
+    "GridSampler": "lightning_hpo.samplers.grid",
+    "OptunaSampler": "lightning_hpo.samplers.optuna",
     "Pruner": "lightning_hpo.pruners",
     "NopPruner": "lightning_hpo.pruners",
     "PercentilePruner": "lightning_hpo.pruners",
@@ -102,6 +104,8 @@ if TYPE_CHECKING:
     )
     from lightning_hpo.samplers import RandomSampler, Sampler, SobolSampler
     from lightning_hpo.samplers.gp import GPSampler
+    from lightning_hpo.samplers.grid import GridSampler
+    from lightning_hpo.samplers.optuna import OptunaSampler
     from lightning_hpo.snapshot import StudySnapshot
     from lightning_hpo.space import Categorical, Float, Int, SearchSpace
     from lightning_hpo.storage import Storage

@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 #: Names accepted by ``--tune.sampler`` -> lightning_hpo class; a name works once its class exists.
-SAMPLER_NAMES = {"sobol": "SobolSampler", "random": "RandomSampler", "gp": "GPSampler"}
+SAMPLER_NAMES = {"sobol": "SobolSampler", "random": "RandomSampler", "gp": "GPSampler", "grid": "GridSampler"}
 #: Names accepted by ``--tune.pruner`` -> lightning_hpo class (built with its defaults).
 PRUNER_NAMES = {"median": "MedianPruner", "nop": "NopPruner", "asha": "ASHAPruner", "hyperband": "HyperbandPruner"}
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from lightning_hpo._short_errors import trials_failing_error
 from lightning_hpo.exceptions import (
     ArgumentTypeError,
+    GridExhaustedError,
     InvalidArgumentError,
     TrialStateError,
     TrialTimeoutError,
@@ -46,7 +48,8 @@ class RunOptions:
 
     Attributes:
         n_trials: the number of finished (COMPLETE or PRUNED) trials the study must reach, counting
-            every run and worker; ``None`` runs until ``timeout``.
+            every run and worker; ``None`` runs until ``timeout`` (or, with a GridSampler, until
+            every point of the grid has run).
         timeout: seconds after which no new trial starts.
         max_consecutive_failures: stop with :class:`~lightning_hpo.exceptions.TrialsFailingError`
             after this many failures in a row in this process (``None``: never).
@@ -97,7 +100,14 @@ def run_trials(
     deadline = None if options.timeout is None else time.monotonic() + options.timeout
     failures_in_a_row = 0
     while deadline is None or time.monotonic() < deadline:
-        trial = study.start_trial(max_active=options.n_trials)
+        try:
+            trial = study.start_trial(max_active=options.n_trials)
+        except GridExhaustedError as exhausted:  # GridSampler: no point left to start
+            if not exhausted.running:
+                print(f"lightning_hpo: {exhausted} The study is done.", file=sys.stderr)
+                break
+            time.sleep(_POLL_INTERVAL)  # another worker's point may fail and free itself
+            continue
         if trial is None:  # the others' running trials fill n_trials: wait for them
             if study.count_finished() >= options.n_trials:  # type: ignore[operator] # not None: max_active was set
                 break

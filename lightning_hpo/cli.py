@@ -174,6 +174,7 @@ class LightningCLI(LightningCLIInternals):
         search_space: dict[str, Any] | None = None,
         sampler: Sampler | str | None = None,
         pruner: Pruner | str | None = None,
+        enqueue: list[dict[str, Any]] | str | None = None,
         storage: str | None = None,
         study_name: str | None = None,
         seed: int | None = None,
@@ -204,6 +205,10 @@ class LightningCLI(LightningCLIInternals):
                 class path with init_args. Default: the Study's default.
             pruner: Stops weak trials early: a name (median, nop, asha, hyperband) or a lightning_hpo
                 Pruner class path with init_args. Default: the Study's default (asha).
+            enqueue: Configs to run first, before the sampler's: a list of {config key: value} (some or all
+                keys of the search space; the sampler fills in the rest), e.g. [{model.lr: 0.001}], or a YAML
+                file holding such a list. A config already enqueued or run is not enqueued again, so rerunning
+                the command resumes.
             storage: Database URL or SQLite file of the study. Default: sqlite:///<root_dir>/studies.db.
             study_name: Name of the study in the storage. Default: the model class's name.
             seed: Seed of a sampler given by name. Default: the config's seed_everything when it is an int.
@@ -222,8 +227,11 @@ class LightningCLI(LightningCLIInternals):
                 validation). A trial interrupted by a kill, SIGTERM, SIGUSR1 or Ctrl-C resumes from it when the
                 command is run again.
         """
-        if n_trials is None and timeout is None:
-            self._fail("tune needs --tune.n_trials, --tune.timeout, or both; otherwise it would never stop.")
+        if n_trials is None and timeout is None and not _is_grid(sampler):
+            self._fail(
+                "tune needs --tune.n_trials, --tune.timeout, or both (or --tune.sampler grid); "
+                "otherwise it would never stop."
+            )
         fit_parser = self._subcommand_parser("fit")
         base = self._base_fit_config()
         budget = training_budget(base.get("trainer") or {})
@@ -253,6 +261,8 @@ class LightningCLI(LightningCLIInternals):
                     seed=sampler_seed,
                 )
                 check_budget(name, self.study.trials, budget, allow_change=allow_budget_change)
+                for params in _enqueued_configs(enqueue):
+                    self.study.enqueue(params, skip_if_exists=True)
         except LightningHPOError as error:
             self._fail(str(error))
         study = self.study
@@ -495,6 +505,30 @@ def _launcher() -> str:
 
 def _retrain_command(config_path: Path) -> str:
     return f"{_launcher()} {_shown_path(Path(sys.argv[0]))} fit --config {_shown_path(config_path)}"
+
+
+def _is_grid(sampler: Any) -> bool:
+    return str(sampler).lower() == "grid" or getattr(sampler, "claims_points", False)
+
+
+def _enqueued_configs(enqueue: list[dict[str, Any]] | str | None) -> list[dict[str, Any]]:
+    """``--tune.enqueue``: its list of configs, read from the YAML file it names if it is a path."""
+    if enqueue is None:
+        return []
+    configs: Any = enqueue
+    if isinstance(enqueue, str):
+        path = Path(enqueue)
+        if not path.is_file():
+            raise InvalidArgumentError(
+                f"--tune.enqueue must be a list of {{config key: value}} or a YAML file holding one, but {enqueue!r} "
+                "is not a file."
+            )
+        configs = yaml.safe_load(path.read_text())
+    if not isinstance(configs, list) or not all(isinstance(c, dict) for c in configs):
+        raise InvalidArgumentError(
+            f"--tune.enqueue must be a list of {{config key: value}}, e.g. [{{model.lr: 0.001}}], but got {configs!r}."
+        )
+    return configs
 
 
 def _int_or_none(value: Any) -> int | None:

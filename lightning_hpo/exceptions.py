@@ -26,6 +26,7 @@ __all__ = [
     "TrialTimeoutError",
     "DistributedError",
     "TrialPruned",
+    "GridExhaustedError",
     "ends_study",
     "format_exception",
 ]
@@ -93,6 +94,21 @@ class TrialTimeoutError(TrialError, TimeoutError):
 class DistributedError(LightningHPOError, RuntimeError):
     """The processes of one run fell out of step: a rank of a torchrun job, or a worker process of
     ``Tuner(n_jobs=...)``, failed outside a trial or did not answer in time; the message says which and why."""
+
+
+class GridExhaustedError(LightningHPOError, LookupError):
+    """Every point of a :class:`~lightning_hpo.GridSampler` grid has run or is running: no trial is left to start.
+
+    ``running`` is how many points other workers still run (one of them may fail and free its point).
+    The trial loop ends cleanly on it once ``running`` is 0.
+    """
+
+    def __init__(self, message: str, *, running: int) -> None:
+        super().__init__(message)
+        self.running = running
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class TrialPruned(Exception):

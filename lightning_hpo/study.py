@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Union
@@ -25,8 +26,10 @@ from typing import TYPE_CHECKING, Any, Union
 from lightning_hpo._liveness import DEFAULT_GRACE_PERIOD, HEARTBEAT_INTERVAL, TrialLiveness
 from lightning_hpo._loop import RunOptions, TrialObserver, run_trials
 from lightning_hpo._setup_checks import check_pruner_objectives
+from lightning_hpo._trial_imports import partial_to_stored, why_outside
 from lightning_hpo.exceptions import (
     ArgumentTypeError,
+    GridExhaustedError,
     InvalidArgumentError,
     StudyMismatchError,
     StudyNotFoundError,
@@ -39,7 +42,7 @@ from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.samplers.gp import GPSampler
 from lightning_hpo.space import Domain, SearchSpace, domain_from_json
 from lightning_hpo.storage import Storage, StudyRecord, open_storage
-from lightning_hpo.trial import Direction, Trial, TrialState
+from lightning_hpo.trial import GRID_POINT, WARM_START_FROM, Direction, Trial, TrialState
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -281,23 +284,27 @@ class Study:
         if params is not None:
             self.space.check_params(params)
         self.fail_stale_trials()
-        if params is None and self.retry_stale:
+        claims_points = getattr(self.sampler, "claims_points", False)  # a GridSampler runs a stale point again
+        if params is None and self.retry_stale and not claims_points:
             retry = self._liveness.start_retry(len(self.space), max_active)
             if retry is not None:
                 return replace(retry, params=self.space.from_stored(retry.params))
-        created = self.storage.create_trial(
-            self._study_id,
-            worker=self._liveness.worker,
-            params=None if params is None else self.space.to_stored(params),
-            max_active=max_active,
-        )
+        created = self._start_enqueued(max_active) if params is None else None
+        if created is None and params is None and claims_points:
+            return self._start_claimed(max_active)
+        if created is None:
+            created = self.storage.create_trial(
+                self._study_id,
+                worker=self._liveness.worker,
+                params=None if params is None else self.space.to_stored(params),
+                max_active=max_active,
+            )
         if created is None:
             return None
         self._liveness.own(created.id)
         try:
             if params is None:
-                params = self._sample(created.number)
-                self.storage.set_trial_params(created.id, self.space.to_stored(params))
+                params = self._complete_params(created)
         except BaseException as error:
             self._finish(created, TrialState.FAIL, error=f"The sampler failed:\n{format_exception(error)}")
             raise
@@ -423,6 +430,211 @@ class Study:
         finished = replace(stored, params=self.space.from_stored(stored.params))
         trial._update_from(finished)  # the object ask() gave out reads the outcome too, not RUNNING
         return finished
+
+    # -- enqueued configs, imported results, warm start ------------------------------------
+
+    def enqueue(self, params: Mapping[str, Any], *, skip_if_exists: bool = False) -> None:
+        """Run ``params`` as the next trial that any worker of the study starts (after the configs enqueued before).
+
+        The config is stored, so another process or a later run picks it up too. ``params`` may name
+        only some parameters: the sampler fills in the rest. Each enqueued config runs once.
+        With ``skip_if_exists``, nothing is enqueued when the same config is enqueued already or a
+        trial that did not fail ran with these values (what a script that enqueues on every run wants).
+
+        Example:
+            >>> from lightning_hpo import Float, Int, Study
+            >>> study = Study("baseline", search_space={"lr": Float(1e-4, 1e-1, log=True), "layers": Int(1, 4)},
+            ...               storage=":memory:", seed=0)
+            >>> study.enqueue({"lr": 1e-3, "layers": 2})
+            >>> study.enqueue({"lr": 1e-2})
+            >>> study.ask().params
+            {'layers': 2, 'lr': 0.001}
+            >>> study.ask().params["lr"]
+            0.01
+        """
+        stored = partial_to_stored(self.space, params, f"Study {self.name!r}: enqueue")
+        if skip_if_exists and self._holds_config(stored):
+            return
+        self.storage.enqueue_params(self._study_id, stored)
+
+    def _holds_config(self, stored: Mapping[str, Any]) -> bool:
+        """Whether these stored values are enqueued already, or a trial that did not fail has them."""
+        if dict(stored) in self.storage.get_enqueued_params(self._study_id):
+            return True
+        return any(
+            all(name in t.params and t.params[name] == value for name, value in stored.items())
+            for t in self.storage.get_trials(self._study_id)
+            if t.state is not TrialState.FAIL
+        )
+
+    @property
+    def enqueued(self) -> list[dict[str, Any]]:
+        """The configs enqueued and not started yet, oldest first (the names given to :meth:`enqueue` only)."""
+        return [self.space.from_stored(p) for p in self.storage.get_enqueued_params(self._study_id)]
+
+    def _start_enqueued(self, max_active: int | None) -> Trial | None:
+        """A trial started from the oldest enqueued config, or ``None`` (nothing enqueued, or ``max_active`` reached)."""
+        if not self.storage.get_enqueued_params(self._study_id):  # a read: most studies enqueue nothing
+            return None
+        return self.storage.create_enqueued_trial(self._study_id, worker=self._liveness.worker, max_active=max_active)
+
+    def _complete_params(self, created: Trial) -> dict[str, Any]:
+        """The parameters of a new trial: those it was created with (an enqueued config), the sampler's for the rest."""
+        given = self.space.from_stored(created.params)
+        if len(given) == len(self.space):
+            return given
+        params = {**self._sample(created.number), **given}
+        self.storage.set_trial_params(created.id, self.space.to_stored(params))
+        sampler_attrs = self.sampler.take_trial_attrs(created.number)
+        if sampler_attrs:
+            self.storage.update_trial(created.id, attrs=sampler_attrs)
+        return params
+
+    def _start_claimed(self, max_active: int | None) -> Trial | None:
+        """A trial on a grid point no other trial holds, claimed in storage (see :class:`~lightning_hpo.GridSampler`)."""
+
+        def choose(taken: set[Any]) -> tuple[Any, dict[str, Any]]:
+            index, params = self.sampler.choose(self.space, taken)  # type: ignore[attr-defined]
+            return index, self.space.to_stored(params)
+
+        try:
+            created = self.storage.create_claiming_trial(
+                self._study_id, worker=self._liveness.worker, key=GRID_POINT, choose=choose, max_active=max_active
+            )
+        except GridExhaustedError:
+            running = [t.number for t in self.get_trials([TrialState.RUNNING]) if GRID_POINT in t.attrs]
+            raise GridExhaustedError(
+                f"Study {self.name!r} has run all {self.sampler.size(self.space)} points of its grid"  # type: ignore[attr-defined]
+                + (f"; trials {running} still run, and a failed one frees its point." if running else "."),
+                running=len(running),
+            ) from None
+        if created is None:
+            return None
+        self._liveness.own(created.id)
+        return replace(created, params=self.space.from_stored(created.params))
+
+    def add_trial(
+        self,
+        params: Mapping[str, Any],
+        value: Any = None,
+        intermediate_values: Mapping[int, Any] | None = None,
+        *,
+        state: TrialState = TrialState.COMPLETE,
+    ) -> Trial:
+        """Import a known result: a finished trial with these ``params`` and ``value`` (and reports), as if it had run.
+
+        Samplers and pruners use it like any other trial, and it counts towards ``n_trials``.
+
+        Args:
+            params: a value for every parameter of the space.
+            value: the objective value (one per objective); ``None`` takes the best of ``intermediate_values``.
+            intermediate_values: ``step -> value`` reported while it ran (a sequence per step with
+                several objectives), for the pruner.
+            state: ``TrialState.COMPLETE`` or ``TrialState.PRUNED``.
+
+        Example:
+            >>> from lightning_hpo import Float, Study
+            >>> study = Study("known", search_space={"x": Float(0.0, 1.0)}, storage=":memory:", seed=0)
+            >>> study.add_trial({"x": 0.5}, 0.25, intermediate_values={1: 0.4, 2: 0.25}).state
+            <TrialState.COMPLETE: 'COMPLETE'>
+        """
+        return self._import_trial(params, value, intermediate_values, state=state, attrs={})
+
+    def _import_trial(
+        self,
+        params: Mapping[str, Any],
+        value: Any,
+        intermediate_values: Mapping[int, Any] | None,
+        *,
+        state: TrialState,
+        attrs: Mapping[str, Any],
+    ) -> Trial:
+        if state not in (TrialState.COMPLETE, TrialState.PRUNED):
+            raise InvalidArgumentError(f"An imported trial must be COMPLETE or PRUNED, but got state={state!r}.")
+        self.space.check_params(params)
+        reports = dict(intermediate_values or {})
+        for step, reported in reports.items():
+            if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < 2**63:
+                raise InvalidArgumentError(f"`intermediate_values` steps must be ints in [0, 2**63), but got {step!r}.")
+            self._objective_values(reported, f"The intermediate value at step {step}")
+        values = None if value is None else self._objective_values(value)
+        if values is not None and not all(map(math.isfinite, values)):
+            raise InvalidArgumentError(f"An imported trial's value must be finite, but got {value!r}.")
+        if values is None and not reports:
+            raise InvalidArgumentError("An imported trial needs a `value` or `intermediate_values` to take it from.")
+        created = self.storage.create_trial(
+            self._study_id, worker=self._liveness.worker, params=self.space.to_stored(params), attrs=attrs
+        )
+        assert created is not None  # no max_active
+        self._liveness.own(created.id)
+        try:
+            for step, reported in sorted(reports.items()):
+                self.report(created, step, reported)
+            return self.tell(created, values, state=state)
+        except BaseException:
+            self._finish(created, TrialState.FAIL, error="Importing this trial failed.")
+            raise
+
+    def add_trials_from(self, source: Study | str, *, fill: Mapping[str, Any] | None = None) -> list[Trial]:
+        """Warm start: import the COMPLETE and PRUNED trials of another study (e.g. one whose space was narrower).
+
+        Each imported trial keeps its values and reports, and ``attrs["warm_start_from"]`` names its
+        origin (``"<study>#<number>"``); calling this again imports only what is new, so a script that
+        does it on every run stays correct. A trial is **dropped**, not clipped, when one of its values
+        lies outside the new space or a parameter of the new space is missing from it (and from
+        ``fill``): clipping would credit a value to a config that never ran. Parameters the new space
+        no longer has are left out. Dropped trials are listed in a warning.
+
+        Args:
+            source: a :class:`Study`, or the name of a study in this study's storage. Its mode must be this
+                study's.
+            fill: values of parameters that are new in this space, as the source's trials ran with them
+                (e.g. ``{"momentum": 0.0}`` after adding momentum to a study of plain SGD).
+
+        Example:
+            >>> from lightning_hpo import Float, Study
+            >>> old = Study("narrow", search_space={"x": Float(0.0, 1.0)}, storage=":memory:", seed=0)
+            >>> old.optimize(lambda p: p["x"], n_trials=3)
+            >>> wide = Study("wide", search_space={"x": Float(0.0, 2.0), "y": Float(0.0, 1.0)},
+            ...              storage=old.storage, seed=0)
+            >>> len(wide.add_trials_from("narrow", fill={"y": 0.5}))
+            3
+
+        Returns:
+            the trials imported by this call.
+        """
+        if isinstance(source, str):
+            source = Study(source, storage=self.storage)
+        if not isinstance(source, Study):
+            raise ArgumentTypeError(f"`source` must be a Study or a study name, but got {source!r}.")
+        if source.directions != self.directions:
+            raise InvalidArgumentError(
+                f"Study {source.name!r} has mode {_mode_text(source.directions)}, but {self.name!r} has "
+                f"{_mode_text(self.directions)}: their values do not compare, so none can be imported."
+            )
+        filled = self.space.from_stored(partial_to_stored(self.space, fill, "add_trials_from: fill")) if fill else {}
+        done = {t.attrs.get(WARM_START_FROM) for t in self.storage.get_trials(self._study_id)}
+        imported, dropped = [], []
+        for trial in source.get_trials([TrialState.COMPLETE, TrialState.PRUNED]):
+            origin = f"{source.name}#{trial.number}"
+            if origin in done:
+                continue
+            params = {**filled, **{name: value for name, value in trial.params.items() if name in self.space}}
+            problem = why_outside(self.space, params)
+            if problem is not None:
+                dropped.append(f"trial {trial.number} ({problem})")
+                continue
+            reports = trial.intermediate_vectors if len(self.directions) > 1 else trial.intermediate_values
+            imported.append(
+                self._import_trial(params, trial.values, reports, state=trial.state, attrs={WARM_START_FROM: origin})
+            )
+        if dropped:
+            warnings.warn(
+                f"Study {self.name!r}: {len(dropped)} trial(s) of {source.name!r} lie outside the new search space "
+                f"and were not imported: {', '.join(dropped[:5])}{', ...' if len(dropped) > 5 else ''}.",
+                stacklevel=2,
+            )
+        return imported
 
     # -- the loop --------------------------------------------------------------------------
 

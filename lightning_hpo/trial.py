@@ -22,6 +22,10 @@ __all__ = [
     "RESUMED_AT_STEP",
     "STALLED_INTERRUPTIONS",
     "NOT_RESUMED",
+    "GRID_POINT",
+    "ENQUEUED",
+    "WARM_START_FROM",
+    "SAMPLER_STATE",
 ]
 
 #: Whether an objective is minimized or maximized (a study has one per objective: its ``directions``).
@@ -45,6 +49,14 @@ RESUMED_AT_STEP = "resumed_at_step"
 STALLED_INTERRUPTIONS = "stalled_interruptions"
 #: On an interrupted trial that will not be resumed: why (e.g. interrupted too often without progress).
 NOT_RESUMED = "not_resumed"
+#: The index of the grid point a :class:`~lightning_hpo.GridSampler` trial runs (unique among non-FAIL trials).
+GRID_POINT = "grid_point"
+#: On a trial started from :meth:`Study.enqueue <lightning_hpo.Study.enqueue>`: the names whose values were given.
+ENQUEUED = "enqueued"
+#: On a trial imported by :meth:`Study.add_trials_from <lightning_hpo.Study.add_trials_from>`: ``"<study>#<number>"``.
+WARM_START_FROM = "warm_start_from"
+#: What a sampler keeps with the trial it suggested, for its next suggestions (e.g. Optuna's CMA-ES state).
+SAMPLER_STATE = "sampler_state"
 
 
 class TrialState(str, Enum):

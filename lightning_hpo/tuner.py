@@ -382,17 +382,27 @@ class Tuner:
                 f"logger={logger!r} asks for loggers, but trainer_kwargs['logger'] is False; drop one of the two."
             )
 
+    def enqueue(self, params: Mapping[str, Any], *, skip_if_exists: bool = False) -> None:
+        """Run ``params`` (some or all of the space's names) as the study's next trial: see
+        :meth:`Study.enqueue <lightning_hpo.Study.enqueue>`. Stored, so any worker may run it."""
+        if self.study is not None:  # under torchrun, rank 0 holds the study
+            self.study.enqueue(params, skip_if_exists=skip_if_exists)
+
     # -- running -------------------------------------------------------------------------
 
     def fit(self, n_trials: int | None = None, timeout: float | None = None) -> TuneResult:
         """Run trials until the study has ``n_trials`` COMPLETE or PRUNED trials (all runs and workers).
 
         Args:
-            n_trials: the number of finished trials to reach; ``None`` runs until ``timeout``.
+            n_trials: the number of finished trials to reach; ``None`` runs until ``timeout`` (with a
+                GridSampler and no timeout: until every point of the grid has run).
             timeout: seconds after which no new trial starts.
         """
-        if n_trials is None and timeout is None:
-            raise InvalidArgumentError("Tuner.fit needs n_trials, timeout, or both; otherwise it would never stop.")
+        runs_a_grid = self.study is not None and getattr(self.study.sampler, "claims_points", False)
+        if n_trials is None and timeout is None and not runs_a_grid:
+            raise InvalidArgumentError(
+                "Tuner.fit needs n_trials, timeout, or both (or a GridSampler); otherwise it would never stop."
+            )
         return call_with_short_errors(self.study, self.study_name, lambda: self._fit(n_trials, timeout))
 
     def _fit(self, n_trials: int | None, timeout: float | None) -> TuneResult:

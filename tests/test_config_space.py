@@ -177,7 +177,7 @@ def test_samplers_and_pruners_by_name() -> None:
     with pytest.raises(InvalidArgumentError) as error:
         by_name("sampler", "sobl", SAMPLER_NAMES, Sampler)
     assert str(error.value) == (
-        "--tune.sampler 'sobl' is neither a known name (sobol, random, gp) nor a Sampler class path "
+        "--tune.sampler 'sobl' is neither a known name (sobol, random, gp, grid) nor a Sampler class path "
         "(e.g. lightning_hpo.SobolSampler)."
     )
 

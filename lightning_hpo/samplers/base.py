@@ -51,5 +51,14 @@ class Sampler(abc.ABC):
             directions: ``"min"`` or ``"max"`` per objective.
         """
 
+    def take_trial_attrs(self, number: int) -> dict[str, Any]:
+        """Attributes to store with trial ``number``, which :meth:`sample` just suggested (JSON-safe; none by default).
+
+        A sampler that must remember something about its own suggestions (Optuna's CMA-ES keeps its
+        state with each trial it samples) hands it over here; the study stores it in the trial's
+        ``attrs`` so that the next suggestion, in any worker, reads it from storage.
+        """
+        return {}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(seed={self.seed})"

@@ -19,7 +19,7 @@ Contract, for implementers:
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -94,6 +94,37 @@ class Storage(abc.ABC):
         ``{"retry_of": retry_of}``, and it is created only if no trial of the study is a retry of that
         trial yet (``None`` otherwise), in the same atomic step, so a trial is retried at most once.
         """
+
+    def create_claiming_trial(
+        self,
+        study_id: int,
+        *,
+        worker: str,
+        key: str,
+        choose: Callable[[set[Any]], tuple[Any, Mapping[str, Any]]],
+        max_active: int | None = None,
+    ) -> Trial | None:
+        """Create a RUNNING trial that claims a value of ``attrs[key]`` no other non-FAIL trial of the study holds.
+
+        ``choose(taken)`` gets the values of ``attrs[key]`` held by the study's RUNNING, COMPLETE and
+        PRUNED trials and returns ``(value, params)`` for the new trial, or raises to create none
+        (the exception propagates). Reading ``taken`` and the insert are one atomic step, so two
+        workers never claim one value. ``max_active`` is as for :meth:`create_trial`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot claim values for trials (GridSampler needs it).")
+
+    def enqueue_params(self, study_id: int, params: Mapping[str, Any]) -> None:
+        """Append ``params`` (stored form, possibly partial) to the study's queue of configs to run next."""
+        raise NotImplementedError(f"{type(self).__name__} cannot enqueue parameters.")
+
+    def get_enqueued_params(self, study_id: int) -> list[dict[str, Any]]:
+        """The study's queued configs, oldest first (see :meth:`enqueue_params`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot enqueue parameters.")
+
+    def create_enqueued_trial(self, study_id: int, *, worker: str, max_active: int | None = None) -> Trial | None:
+        """Take the oldest queued config and create a RUNNING trial with it, atomically; ``None`` when the queue
+        is empty or ``max_active`` (as for :meth:`create_trial`) is reached, and then the queue is unchanged."""
+        raise NotImplementedError(f"{type(self).__name__} cannot enqueue parameters.")
 
     @abc.abstractmethod
     def set_trial_params(self, trial_id: int, params: Mapping[str, Any]) -> None: ...

@@ -48,7 +48,7 @@ from lightning_hpo.exceptions import (
     TrialStateError,
 )
 from lightning_hpo.storage.base import Storage, StudyRecord
-from lightning_hpo.trial import RETRY_OF, Trial, TrialState
+from lightning_hpo.trial import ENQUEUED, RETRY_OF, Trial, TrialState
 
 __all__ = ["SQLStorage", "SCHEMA_VERSION"]
 
@@ -491,6 +491,7 @@ class SQLStorage(Storage):
             conn.execute(sa.delete(intermediate_table).where(intermediate_table.c.trial_id.in_(trial_ids)))
             conn.execute(sa.delete(trials_table).where(trials_table.c.study_id == study_id))
             conn.execute(sa.delete(studies_table).where(studies_table.c.id == study_id))
+            self._write_queue(conn, study_id, [])
 
         self._run(operation, write=True)
         self._finished_steps.pop(study_id, None)
@@ -511,48 +512,128 @@ class SQLStorage(Storage):
             attrs = {**(attrs or {}), RETRY_OF: retry_of}
 
         def operation(conn: Connection) -> Trial | None:
-            if not self._is_sqlite:  # SQLite's BEGIN IMMEDIATE already serializes writers
-                conn.execute(sa.select(studies_table.c.id).where(studies_table.c.id == study_id).with_for_update())
+            self._lock_study(conn, study_id)
             if retry_of is not None and self._has_retry(conn, study_id, retry_of):
                 return None
-            if max_active is not None:
-                active = conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(trials_table)
-                    .where(trials_table.c.study_id == study_id, trials_table.c.state != TrialState.FAIL.value)
-                ).scalar_one()
-                if active >= max_active:
-                    return None
-            number = conn.execute(
-                sa.select(sa.func.coalesce(sa.func.max(trials_table.c.number), -1) + 1).where(
-                    trials_table.c.study_id == study_id
-                )
-            ).scalar_one()
-            now = _utcnow()
-            trial_id = conn.execute(
-                sa.insert(trials_table).values(
-                    study_id=study_id,
-                    number=number,
-                    state=TrialState.RUNNING.value,
-                    params=json.dumps(dict(params or {}), sort_keys=True),
-                    worker=worker,
-                    heartbeat=now,
-                    datetime_start=now,
-                    attrs=json.dumps(dict(attrs or {}), sort_keys=True),
-                )
-            ).inserted_primary_key[0]
-            return Trial(
-                number=number,
-                state=TrialState.RUNNING,
-                params=dict(params or {}),
-                datetime_start=_as_utc(now),
-                worker=worker,
-                heartbeat=_as_utc(now),
-                attrs=dict(attrs or {}),
-                id=trial_id,
-            )
+            if self._is_full(conn, study_id, max_active):
+                return None
+            return self._insert_trial(conn, study_id, worker=worker, params=params or {}, attrs=attrs or {})
 
         return self._run(operation, write=True, durable=False)
+
+    def _lock_study(self, conn: Connection, study_id: int) -> None:
+        """Serialize the trial creations of a study (SQLite's BEGIN IMMEDIATE already serializes writers)."""
+        if not self._is_sqlite:
+            conn.execute(sa.select(studies_table.c.id).where(studies_table.c.id == study_id).with_for_update())
+
+    @staticmethod
+    def _is_full(conn: Connection, study_id: int, max_active: int | None) -> bool:
+        if max_active is None:
+            return False
+        active = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(trials_table)
+            .where(trials_table.c.study_id == study_id, trials_table.c.state != TrialState.FAIL.value)
+        ).scalar_one()
+        return active >= max_active
+
+    @staticmethod
+    def _insert_trial(
+        conn: Connection, study_id: int, *, worker: str, params: Mapping[str, Any], attrs: Mapping[str, Any]
+    ) -> Trial:
+        number = conn.execute(
+            sa.select(sa.func.coalesce(sa.func.max(trials_table.c.number), -1) + 1).where(
+                trials_table.c.study_id == study_id
+            )
+        ).scalar_one()
+        now = _utcnow()
+        trial_id = conn.execute(
+            sa.insert(trials_table).values(
+                study_id=study_id,
+                number=number,
+                state=TrialState.RUNNING.value,
+                params=json.dumps(dict(params), sort_keys=True),
+                worker=worker,
+                heartbeat=now,
+                datetime_start=now,
+                attrs=json.dumps(dict(attrs), sort_keys=True),
+            )
+        ).inserted_primary_key[0]
+        return Trial(
+            number=number,
+            state=TrialState.RUNNING,
+            params=dict(params),
+            datetime_start=_as_utc(now),
+            worker=worker,
+            heartbeat=_as_utc(now),
+            attrs=dict(attrs),
+            id=trial_id,
+        )
+
+    def create_claiming_trial(
+        self,
+        study_id: int,
+        *,
+        worker: str,
+        key: str,
+        choose: Callable[[set[Any]], tuple[Any, Mapping[str, Any]]],
+        max_active: int | None = None,
+    ) -> Trial | None:
+        def operation(conn: Connection) -> Trial | None:
+            self._lock_study(conn, study_id)
+            if self._is_full(conn, study_id, max_active):
+                return None
+            # attrs is JSON text: the LIKE only narrows the rows down to those worth parsing.
+            holders = conn.execute(
+                sa.select(trials_table.c.attrs).where(
+                    trials_table.c.study_id == study_id,
+                    trials_table.c.state != TrialState.FAIL.value,
+                    trials_table.c.attrs.like(f'%"{key}"%'),
+                )
+            ).scalars()
+            taken = {attrs[key] for attrs in map(json.loads, holders) if key in attrs}
+            value, params = choose(taken)
+            return self._insert_trial(conn, study_id, worker=worker, params=params, attrs={key: value})
+
+        return self._run(operation, write=True, durable=False)
+
+    # The queue of enqueued configs of each study, as one JSON list in the key-value table hpo_meta.
+    @staticmethod
+    def _queue_key(study_id: int) -> str:
+        return f"enqueued:{study_id}"
+
+    def _read_queue(self, conn: Connection, study_id: int) -> list[dict[str, Any]]:
+        text = conn.execute(
+            sa.select(meta_table.c.value).where(meta_table.c.key == self._queue_key(study_id))
+        ).scalar_one_or_none()
+        return [] if text is None else json.loads(text)
+
+    def _write_queue(self, conn: Connection, study_id: int, queue: Sequence[Mapping[str, Any]]) -> None:
+        conn.execute(sa.delete(meta_table).where(meta_table.c.key == self._queue_key(study_id)))
+        if queue:
+            conn.execute(sa.insert(meta_table).values(key=self._queue_key(study_id), value=json.dumps(list(queue))))
+
+    def enqueue_params(self, study_id: int, params: Mapping[str, Any]) -> None:
+        def operation(conn: Connection) -> None:
+            self._lock_study(conn, study_id)
+            self._write_queue(conn, study_id, [*self._read_queue(conn, study_id), dict(params)])
+
+        self._run(operation, write=True)
+
+    def get_enqueued_params(self, study_id: int) -> list[dict[str, Any]]:
+        return self._run(lambda conn: self._read_queue(conn, study_id))
+
+    def create_enqueued_trial(self, study_id: int, *, worker: str, max_active: int | None = None) -> Trial | None:
+        def operation(conn: Connection) -> Trial | None:
+            self._lock_study(conn, study_id)
+            queue = self._read_queue(conn, study_id)
+            if not queue or self._is_full(conn, study_id, max_active):
+                return None
+            self._write_queue(conn, study_id, queue[1:])
+            attrs = {ENQUEUED: sorted(queue[0])}
+            return self._insert_trial(conn, study_id, worker=worker, params=queue[0], attrs=attrs)
+
+        return self._run(operation, write=True)
 
     @staticmethod
     def _has_retry(conn: Connection, study_id: int, number: int) -> bool:
