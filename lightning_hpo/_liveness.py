@@ -148,12 +148,13 @@ class TrialLiveness:
             return f"no heartbeat from {trial.worker} for more than {self.grace_period:g} s"
         return None
 
-    def start_retry(self, n_params: int, max_active: int | None) -> Trial | None:
+    def start_retry(self, max_active: int | None) -> Trial | None:
         """Start the retry of the oldest stale trial that has none yet (its params as stored), if there is one.
 
+        A stale trial that died before its parameters were stored (they are stored all at once) is
+        not retried.
+
         Args:
-            n_params: the number of parameters of the study's space; a stale trial that died
-                before its parameters were all stored is not retried.
             max_active: as for :meth:`Storage.create_trial`.
         """
         for stale in self.storage.get_trials(self.study_id, [TrialState.FAIL]):
@@ -161,7 +162,7 @@ class TrialLiveness:
                 (stale.error or "").startswith(_STALE_PREFIX)
                 and RETRY_OF not in stale.attrs
                 and RETRIED_BY not in stale.attrs
-                and len(stale.params) == n_params
+                and stale.params
             ):
                 continue
             # Storage makes the claim atomic: if another worker retried it first, sample a new trial instead.
