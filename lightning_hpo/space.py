@@ -26,12 +26,16 @@ choice's *index* for ``Categorical``, so choices may be any hashable objects, no
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Hashable, Iterator, Mapping, Sequence
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["Float", "Int", "Categorical", "Domain", "SearchSpace"]
 
@@ -132,6 +136,12 @@ class _Domain(_Immutable):
         if not self._when:
             return ""
         return ", when={" + ", ".join(f"{p!r}: {list(v)!r}" for p, v in self._when) + "}"
+
+    def with_when(self, when: Mapping[str, Any] | None) -> Self:
+        """A copy of this domain with another ``when`` condition (``None``: unconditional)."""
+        other = copy.copy(self)
+        other._set_when(when)
+        return other
 
     def when_text(self) -> str:
         """The condition in words, e.g. ``optimizer in ['sgd']`` (``""`` when unconditional)."""
