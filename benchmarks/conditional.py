@@ -46,6 +46,7 @@ from benchmarks.methods import (
     _lightning_hpo_runner,
     _random_sampler,
     hyperopt_space,
+    run_hyperopt,
 )
 from benchmarks.tasks import Evaluation, Objective, Task
 from lightning_hpo import SearchSpace
@@ -216,33 +217,15 @@ def _flatten(tree: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _hyperopt_tpe(c: ConditionalTask, budget: int, seed: int) -> Trace:
-    import hyperopt
-
     space = SearchSpace(c.task.space)
-    objective = c.task.make_objective(seed)
-    trace = Trace()
-    last_end = time.perf_counter()
 
-    def fn(tree: dict[str, Any]) -> float:
-        nonlocal last_end
+    def to_params(tree: dict[str, Any]) -> dict[str, Any]:
         params = _flatten(tree)
         params = _into_domain({n: space[n] for n in params}, params)
         space.check_params(params)  # the tree gives exactly the active parameters
-        value = trace.evaluate(objective, params, time.perf_counter() - last_end)
-        last_end = time.perf_counter()
-        return value
+        return params
 
-    hyperopt.fmin(
-        fn,
-        hyperopt_tree(space),
-        algo=hyperopt.tpe.suggest,
-        max_evals=budget,
-        trials=hyperopt.Trials(),
-        rstate=np.random.default_rng(seed),
-        show_progressbar=False,
-        verbose=False,
-    )
-    return trace
+    return run_hyperopt(hyperopt_tree(space), to_params, c.task.make_objective(seed), "tpe", budget, seed)
 
 
 METHODS: dict[str, tuple[str, Runner]] = {

@@ -262,3 +262,16 @@ def test_a_tuner_trial_gets_the_modules_default_for_an_inactive_param(tmp_path):
         assert ("hidden" in trial.params) == (trial.params["activation"] == "tanh")
         model = result.load_model(trial)
         assert model.net[0].out_features == trial.params.get("hidden", 8)
+
+
+@pytest.mark.parametrize("method", ["optuna_tpe", "hyperopt_tpe", "random"])
+def test_conditional_benchmark_methods_sample_valid_active_sets(method):
+    from benchmarks.conditional import METHODS, jenatton
+
+    task = jenatton()
+    trace = METHODS[method][1](task, 12, 0)
+    space = SearchSpace(task.task.space)
+    for params, value in zip(trace.params, trace.true):
+        space.check_params(params)
+        assert value >= task.optimum
+    assert {p["x1"] for p in trace.params} == {0, 1}
