@@ -275,3 +275,25 @@ def test_conditional_benchmark_methods_sample_valid_active_sets(method):
         space.check_params(params)
         assert value >= task.optimum
     assert {p["x1"] for p in trace.params} == {0, 1}
+
+
+def test_the_cli_tunes_a_yaml_space_with_when(tmp_path, monkeypatch):
+    import yaml
+
+    from lightning_hpo.cli import LightningCLI
+
+    monkeypatch.setattr("sys.argv", ["train.py"])
+    config = tmp_path / "cfg.yaml"
+    trainer = {"accelerator": "cpu", "devices": 1, "max_epochs": 1, "limit_train_batches": 2, "limit_val_batches": 1}
+    space = {
+        "model.activation": ["relu", "tanh"],
+        "model.hidden": {"type": "int", "low": 2, "high": 3, "when": {"model.activation": "tanh"}},
+    }
+    tune = {"n_trials": 3, "show_progress": False, "sampler": "random", "seed": 0, "search_space": space}
+    config.write_text(yaml.safe_dump({"trainer": trainer, "model": {"hidden": 5}, "tune": tune}))
+    cli = LightningCLI(LinearRegression, RegressionData, args=["tune", "--config", str(config)])
+    assert cli.study.space["model.hidden"].when == {"model.activation": ("tanh",)}
+    trials = cli.study.trials
+    assert [t.params.get("model.hidden") for t in trials] == [2, 3, None]
+    for trial in trials:  # the config's value (5) stays where the key was inactive
+        assert yaml.safe_load(trial.attrs["config"])["model"]["hidden"] == trial.params.get("model.hidden", 5)
