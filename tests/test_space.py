@@ -5,11 +5,13 @@ import math
 import pickle
 
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lightning_hpo import Categorical, Float, Int, SearchSpace
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
+from lightning_hpo.samplers._gp_space import GPSpace
 
 
 @pytest.mark.parametrize(
@@ -225,3 +227,8 @@ def test_conditional_decode_gives_exactly_the_active_parameters(space, data):
     assert space.decode([0.5 if math.isnan(u) else u for u in encoded]).keys() == params.keys()
     assert space.from_stored(space.to_stored(params)).keys() == params.keys()
     assert SearchSpace.from_json(json.loads(json.dumps(space.to_json()))).fingerprint() == space.fingerprint()
+    # The GP's view agrees on which columns are active (grid and choice indices of the parents).
+    gp_space = GPSpace(space)
+    X = gp_space.from_unit(torch.tensor([encoded], dtype=torch.float64))
+    assert gp_space.active_mask(X)[0].tolist() == [name in params for name in space]
+    assert not X.isnan().any()
