@@ -249,16 +249,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--budget", type=int, default=40)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--budget", type=int, default=30)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     report_at = sorted({args.budget // 2, args.budget})
     lines = [
         "# Conditional search spaces",
         "",
-        f"Written by `python -m benchmarks.conditional --seeds {args.seeds} --budget {args.budget}` "
-        f"(seeds 0..{args.seeds - 1}; {args.budget} trials per run). A small run on a loaded 2-core machine: "
+        f"Written by `python -m benchmarks.conditional {' '.join(argv if argv is not None else sys.argv[1:])}` "
+        f"(seeds {args.first_seed}..{args.first_seed + args.seeds - 1}; {args.budget} trials per run). A small run on a loaded 2-core machine: "
         "few seeds and trials, so differences within the quartile ranges are noise.",
         "",
         "Median simple regret over seeds [25th, 75th percentile]: the true value of the best trial so far "
@@ -274,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         for method in args.methods.split(","):
             label, run = METHODS[method]
             traces = []
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 started = time.perf_counter()
                 traces.append(run(conditional, args.budget, seed))
                 print(

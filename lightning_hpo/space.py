@@ -15,7 +15,8 @@ Decoding is total: any point of the cube (clipped to it) gives a valid parameter
 precision for floats (exactly at ``low`` and ``high``).
 
 Conditional parameters: a domain built with ``when={"parent": value or [values]}`` is *active* only
-when every named parent (a ``Categorical`` or ``Int``) is active and takes one of those values. An
+when every named parent (a ``Categorical`` or ``Int``) is active and takes one of those values (a
+list, tuple or set names several values: to name a tuple choice, put it in a list). An
 inactive parameter is absent from a parameter dict; its unit-cube coordinate is still drawn (so
 the cube keeps one column per parameter) and ignored by :meth:`SearchSpace.decode`, and
 :meth:`SearchSpace.encode` gives ``nan`` for it.
@@ -151,6 +152,8 @@ class _Domain(_Immutable):
 class Float(_Domain):
     """A real parameter in ``[low, high]``, sampled uniformly or, with ``log=True``, log-uniformly.
 
+    ``when={"parent": value or [values]}`` makes it conditional (see the module docstring).
+
     Example:
         >>> Float(1e-5, 1e-1, log=True)
         Float(1e-05, 0.1, log=True)
@@ -221,6 +224,8 @@ class Float(_Domain):
 
 class Int(_Domain):
     """An integer parameter on the grid ``low, low + step, ..., high``; log-uniform with ``log=True``.
+
+    ``when={"parent": value or [values]}`` makes it conditional (see the module docstring).
 
     Example:
         >>> Int(32, 512, log=True)
@@ -341,6 +346,8 @@ def _choice_from_json(data: Any) -> Any:
 
 class Categorical(_Domain):
     """One of a fixed, ordered list of distinct hashable choices (strings, numbers, None, tuples, ...).
+
+    ``when={"parent": value or [values]}`` makes it conditional (see the module docstring).
 
     Example:
         >>> Categorical(["adam", "sgd"]).choices
