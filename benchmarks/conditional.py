@@ -40,6 +40,10 @@ from typing import Any
 import numpy as np
 
 from benchmarks.methods import (
+    METHODS as BENCH_METHODS,
+)
+from benchmarks.methods import (
+    OURS,
     Trace,
     _gp_sampler,
     _into_domain,
@@ -48,6 +52,7 @@ from benchmarks.methods import (
     hyperopt_space,
     run_hyperopt,
 )
+from benchmarks.runner import ResultCache
 from benchmarks.tasks import Evaluation, Objective, Task
 from lightning_hpo import SearchSpace
 from lightning_hpo.space import Categorical, Domain, Float, Int
@@ -253,8 +258,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--budget", type=int, default=30)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--cache", type=Path, default=Path(__file__).with_name("out"))
     args = parser.parse_args(argv)
     report_at = sorted({args.budget // 2, args.budget})
+    # Runs are cached (benchmarks/out/conditional/, gitignored) and redone when lightning_hpo's
+    # deciding code changed, as in the main suite.
+    cache = ResultCache(args.cache)
+    code = BENCH_METHODS[OURS].fingerprint()
     lines = [
         "# Conditional search spaces",
         "",
@@ -274,18 +284,31 @@ def main(argv: list[str] | None = None) -> int:
         seconds: dict[str, float] = {}
         for method in args.methods.split(","):
             label, run = METHODS[method]
-            traces = []
+            records = []
             for seed in range(args.first_seed, args.first_seed + args.seeds):
-                started = time.perf_counter()
-                traces.append(run(conditional, args.budget, seed))
-                print(
-                    f"{task_name} {method} seed {seed}: best {min(traces[-1].true):.4g} "
-                    f"({time.perf_counter() - started:.0f} s)",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            curves[method] = [_best_so_far(t.true) for t in traces]
-            seconds[method] = statistics.mean(s for t in traces for s in t.suggest_seconds)
+                record = cache.load("conditional", task_name, method, seed)
+                if record is None or record["fingerprint"] != code or record["budget"] != args.budget:
+                    started = time.perf_counter()
+                    trace = run(conditional, args.budget, seed)
+                    record = {
+                        "task": task_name,
+                        "method": method,
+                        "seed": seed,
+                        "budget": args.budget,
+                        "fingerprint": code,
+                        "true": trace.true,
+                        "suggest_seconds": trace.suggest_seconds,
+                    }
+                    cache.save("conditional", record)
+                    print(
+                        f"{task_name} {method} seed {seed}: best {min(trace.true):.4g} "
+                        f"({time.perf_counter() - started:.0f} s)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                records.append(record)
+            curves[method] = [_best_so_far(r["true"]) for r in records]
+            seconds[method] = statistics.mean(s for r in records for s in r["suggest_seconds"])
         optimum = conditional.optimum
         if optimum is None:
             optimum = min(YAHPO_REFERENCE, *(min(c) for runs in curves.values() for c in runs))
