@@ -250,6 +250,67 @@ def _best_so_far(values: list[float]) -> list[float]:
     return list(np.minimum.accumulate(values))
 
 
+def _records(
+    cache: ResultCache, code: str, conditional: ConditionalTask, method: str, seeds: range, budget: int
+) -> list[dict[str, Any]]:
+    """One run record per seed: from the cache when it was made by the same code, else run now."""
+    name = conditional.task.name
+    records = []
+    for seed in seeds:
+        record = cache.load("conditional", name, method, seed)
+        if record is None or record["fingerprint"] != code or record["budget"] != budget:
+            started = time.perf_counter()
+            trace = METHODS[method][1](conditional, budget, seed)
+            record = {"task": name, "method": method, "seed": seed, "budget": budget, "fingerprint": code}
+            record.update(true=trace.true, suggest_seconds=trace.suggest_seconds)
+            cache.save("conditional", record)
+            took = time.perf_counter() - started
+            print(
+                f"{name} {method} seed {seed}: best {min(trace.true):.4g} ({took:.0f} s)", file=sys.stderr, flush=True
+            )
+        records.append(record)
+    return records
+
+
+def _section(
+    conditional: ConditionalTask, records: Mapping[str, list[dict[str, Any]]], report_at: list[int]
+) -> list[str]:
+    """The task's table: median regret [quartiles] of each method at each of ``report_at`` trials."""
+    curves = {m: [_best_so_far(r["true"]) for r in runs] for m, runs in records.items()}
+    optimum = conditional.optimum
+    if optimum is None:
+        optimum = min(YAHPO_REFERENCE, *(min(c) for runs in curves.values() for c in runs))
+    regrets = {m: [[c[t - 1] - optimum for c in runs] for t in report_at] for m, runs in curves.items()}
+    medians = {m: [statistics.median(at) for at in by_t] for m, by_t in regrets.items()}
+    lines = [f"## {conditional.task.name}: {conditional.task.summary}", ""]
+    lines += ["| method | " + " | ".join(f"regret @ {t}" for t in report_at) + " | seconds / suggestion |"]
+    lines += ["|---" * (len(report_at) + 2) + "|"]
+    for method, by_t in regrets.items():
+        cells = []
+        for k, at in enumerate(by_t):
+            q25, q75 = np.percentile(at, [25, 75])
+            text = f"{medians[method][k]:.3g} [{q25:.3g}, {q75:.3g}]"
+            cells.append(f"**{text}**" if medians[method][k] == min(v[k] for v in medians.values()) else text)
+        seconds = statistics.mean(s for r in records[method] for s in r["suggest_seconds"])
+        lines.append(f"| {METHODS[method][0]} | " + " | ".join(cells) + f" | {seconds:.3f} |")
+    return [*lines, "", _summary(medians, report_at[-1]), ""]
+
+
+def _summary(medians: Mapping[str, list[float]], budget: int) -> str:
+    """One line: the best median regret at ``budget``, and the ratios that the GP's design rests on."""
+    final = {method: values[-1] for method, values in medians.items()}
+    best = min(final, key=final.__getitem__)
+    parts = [f"At {budget} trials the best median regret is {METHODS[best][0]}'s ({final[best]:.3g})."]
+    for other, what in (
+        ("gp_flat", "the flattened GP"),
+        ("gp_tree_far", "pinning at -1"),
+        ("optuna_tpe", "Optuna TPE"),
+    ):
+        if "gp_tree" in final and other in final and final[other] > 0:
+            parts.append(f"Conditional GP / {what}: {final['gp_tree'] / final[other]:.2g}.")
+    return " ".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default=",".join(TASKS))
@@ -260,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--cache", type=Path, default=Path(__file__).with_name("out"))
     args = parser.parse_args(argv)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     report_at = sorted({args.budget // 2, args.budget})
     # Runs are cached (benchmarks/out/conditional/, gitignored) and redone when lightning_hpo's
     # deciding code changed, as in the main suite.
@@ -269,66 +331,22 @@ def main(argv: list[str] | None = None) -> int:
         "# Conditional search spaces",
         "",
         f"Written by `python -m benchmarks.conditional {' '.join(argv if argv is not None else sys.argv[1:])}` "
-        f"(seeds {args.first_seed}..{args.first_seed + args.seeds - 1}; {args.budget} trials per run). A small run on a loaded 2-core machine: "
-        "few seeds and trials, so differences within the quartile ranges are noise.",
+        f"(seeds {seeds.start}..{seeds.stop - 1}; {args.budget} trials per run). A small run on a loaded 2-core "
+        "machine: few seeds and trials, so differences within the quartile ranges are noise.",
         "",
         "Median simple regret over seeds [25th, 75th percentile]: the true value of the best trial so far "
         "minus the optimum (jenatton: 0.1, exact; yahpo_xgboost: the dense-search reference of RESULTS.md "
         f"({YAHPO_REFERENCE}) or the best any run found, if lower). Lower is better; the best median is in bold. "
-        "Seconds: the mean time of one suggestion (start-up trials included).",
+        "Seconds: the mean time of one suggestion (start-up trials included), on a machine shared with other "
+        "jobs: compare within a column only roughly.",
         "",
     ]
     for task_name in args.tasks.split(","):
         conditional = TASKS[task_name]()
-        curves: dict[str, list[list[float]]] = {}
-        seconds: dict[str, float] = {}
-        for method in args.methods.split(","):
-            label, run = METHODS[method]
-            records = []
-            for seed in range(args.first_seed, args.first_seed + args.seeds):
-                record = cache.load("conditional", task_name, method, seed)
-                if record is None or record["fingerprint"] != code or record["budget"] != args.budget:
-                    started = time.perf_counter()
-                    trace = run(conditional, args.budget, seed)
-                    record = {
-                        "task": task_name,
-                        "method": method,
-                        "seed": seed,
-                        "budget": args.budget,
-                        "fingerprint": code,
-                        "true": trace.true,
-                        "suggest_seconds": trace.suggest_seconds,
-                    }
-                    cache.save("conditional", record)
-                    print(
-                        f"{task_name} {method} seed {seed}: best {min(trace.true):.4g} "
-                        f"({time.perf_counter() - started:.0f} s)",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                records.append(record)
-            curves[method] = [_best_so_far(r["true"]) for r in records]
-            seconds[method] = statistics.mean(s for r in records for s in r["suggest_seconds"])
-        optimum = conditional.optimum
-        if optimum is None:
-            optimum = min(YAHPO_REFERENCE, *(min(c) for runs in curves.values() for c in runs))
-        lines += [f"## {task_name}: {conditional.task.summary}", ""]
-        header = "| method | " + " | ".join(f"regret @ {t}" for t in report_at) + " | seconds / suggestion |"
-        lines += [header, "|---" * (len(report_at) + 2) + "|"]
-        medians = {
-            m: [statistics.median(c[t - 1] - optimum for c in runs) for t in report_at] for m, runs in curves.items()
-        }
-        for method, runs in curves.items():
-            cells = []
-            for k, t in enumerate(report_at):
-                regrets = [c[t - 1] - optimum for c in runs]
-                q25, q75 = np.percentile(regrets, [25, 75])
-                text = f"{medians[method][k]:.3g} [{q25:.3g}, {q75:.3g}]"
-                best = min(v[k] for v in medians.values())
-                cells.append(f"**{text}**" if medians[method][k] == best else text)
-            lines.append(f"| {METHODS[method][0]} | " + " | ".join(cells) + f" | {seconds[method]:.3f} |")
-        lines.append("")
-        print("\n".join(lines[-len(curves) - 4 :]), flush=True)
+        records = {m: _records(cache, code, conditional, m, seeds, args.budget) for m in args.methods.split(",")}
+        section = _section(conditional, records, report_at)
+        print("\n".join(section), flush=True)
+        lines += section
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
     return 0
