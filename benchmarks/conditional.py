@@ -341,9 +341,14 @@ def main(argv: list[str] | None = None) -> int:
         "jobs: compare within a column only roughly.",
         "",
     ]
-    for task_name in args.tasks.split(","):
-        conditional = TASKS[task_name]()
-        records = {m: _records(cache, code, conditional, m, seeds, args.budget) for m in args.methods.split(",")}
+    tasks = [TASKS[name]() for name in args.tasks.split(",")]
+    methods = args.methods.split(",")
+    for seed in seeds:  # seeds outermost, so an interrupted run has every task and method at its first seeds
+        for conditional in tasks:
+            for method in methods:
+                _records(cache, code, conditional, method, range(seed, seed + 1), args.budget)
+    for conditional in tasks:
+        records = {m: _records(cache, code, conditional, m, seeds, args.budget) for m in methods}
         section = _section(conditional, records, report_at)
         print("\n".join(section), flush=True)
         lines += section
