@@ -260,33 +260,47 @@ def _into_domain(space: Mapping[str, Domain], params: Mapping[str, Any]) -> dict
     return fixed
 
 
+def run_hyperopt(
+    expression: Any,
+    to_params: Callable[[Any], dict[str, Any]],
+    objective: Objective,
+    algorithm: str,
+    budget: int,
+    seed: int,
+) -> Trace:
+    """``hyperopt.fmin`` with ``algorithm`` (``"tpe"``, ``"rand"``) over ``expression``, whose draws
+    ``to_params`` turns into the task's params; the trace of the run."""
+    import hyperopt
+    import numpy as np
+
+    trace = Trace()
+    last_end = time.perf_counter()
+
+    def fn(drawn: Any) -> float:
+        nonlocal last_end
+        suggest_seconds = time.perf_counter() - last_end
+        value = trace.evaluate(objective, to_params(drawn), suggest_seconds)
+        last_end = time.perf_counter()
+        return value
+
+    hyperopt.fmin(
+        fn,
+        expression,
+        algo=getattr(hyperopt, algorithm).suggest,
+        max_evals=budget,
+        trials=hyperopt.Trials(),
+        rstate=np.random.default_rng(seed),
+        show_progressbar=False,
+        verbose=False,
+    )
+    return trace
+
+
 def _hyperopt_runner(algorithm: str) -> Runner:
     def run(task: Task, objective: Objective, budget: int, seed: int) -> Trace:
-        import hyperopt
-        import numpy as np
-
-        suggest = getattr(hyperopt, algorithm).suggest
-        trace = Trace()
-        last_end = time.perf_counter()
-
-        def fn(params: dict[str, Any]) -> float:
-            nonlocal last_end
-            suggest_seconds = time.perf_counter() - last_end
-            value = trace.evaluate(objective, _into_domain(task.space, params), suggest_seconds)
-            last_end = time.perf_counter()
-            return value
-
-        hyperopt.fmin(
-            fn,
-            hyperopt_space(task.space),
-            algo=suggest,
-            max_evals=budget,
-            trials=hyperopt.Trials(),
-            rstate=np.random.default_rng(seed),
-            show_progressbar=False,
-            verbose=False,
+        return run_hyperopt(
+            hyperopt_space(task.space), lambda p: _into_domain(task.space, p), objective, algorithm, budget, seed
         )
-        return trace
 
     return run
 

@@ -46,7 +46,9 @@ def search_space_from_config(spec: Mapping[str, Any] | None, decorated: SearchSp
     """The study's space: the ``@tunable`` space of the model (as ``model.<name>``) updated by ``spec``.
 
     ``spec`` maps config keys to domains: a mapping with ``type`` (float, int, categorical) and the
-    domain's arguments, or a list of choices (a categorical). ``init_args`` in a key is dropped
+    domain's arguments, or a list of choices (a categorical). A conditional domain names its parents
+    by config key: ``{type: float, low: 0.0, high: 0.99, when: {model.optimizer: sgd}}``; the
+    ``when`` of a ``@tunable`` space gets the ``model.`` prefix with its names. ``init_args`` in a key is dropped
     (``model.init_args.lr`` is ``model.lr``); a ``None`` domain removes the key.
 
     Example:
@@ -55,11 +57,14 @@ def search_space_from_config(spec: Mapping[str, Any] | None, decorated: SearchSp
         >>> search_space_from_config({"model.hidden": [16, 32, 128]})
         SearchSpace({'model.hidden': Categorical([16, 32, 128])})
     """
-    domains: dict[str, Domain] = {f"model.{name}": domain for name, domain in (decorated or {}).items()}
+    domains: dict[str, Domain] = {
+        f"model.{name}": domain.with_when({f"model.{p}": v for p, v in domain.when.items()} or None)
+        for name, domain in (decorated or {}).items()
+    }
     if spec is not None and not isinstance(spec, Mapping):
         raise InvalidArgumentError(f"tune.search_space must map config keys to domains, but got {spec!r}.")
     for key, domain_spec in (spec or {}).items():
-        key = ".".join(part for part in str(key).split(".") if part != "init_args")
+        key = _config_key(key)
         if domain_spec is None:
             domains.pop(key, None)
         else:
@@ -70,6 +75,11 @@ def search_space_from_config(spec: Mapping[str, Any] | None, decorated: SearchSp
             "high: 0.1, log: true}}) or decorate the model class with @lightning_hpo.tunable(...)."
         )
     return SearchSpace(domains)
+
+
+def _config_key(key: Any) -> str:
+    """A search-space key without its ``init_args`` parts: ``model.init_args.lr`` is ``model.lr``."""
+    return ".".join(part for part in str(key).split(".") if part != "init_args")
 
 
 def _domain(key: str, spec: Any) -> Domain:
@@ -83,6 +93,8 @@ def _domain(key: str, spec: Any) -> Domain:
         )
     domain_cls = _DOMAIN_TYPES[kind]
     arguments = {k: v for k, v in spec.items() if k != "type"}
+    if isinstance(arguments.get("when"), Mapping):
+        arguments["when"] = {_config_key(parent): values for parent, values in arguments["when"].items()}
     parameters = inspect.signature(domain_cls).parameters
     accepted = list(parameters)
     unknown = sorted(set(arguments) - set(accepted))

@@ -167,16 +167,17 @@ class TrialLiveness:
             return f"no heartbeat from {trial.worker} for more than {self.grace_period:g} s"
         return None
 
-    def start_retry(self, n_params: int, max_active: int | None) -> Trial | None:
+    def start_retry(self, max_active: int | None) -> Trial | None:
         """Start the retry of the oldest stale trial that has none yet (its params as stored), if there is one.
 
+        A stale trial that died before its parameters were stored (they are stored all at once) is
+        not retried.
+
         Args:
-            n_params: the number of parameters of the study's space; a stale trial that died
-                before its parameters were all stored is not retried.
             max_active: as for :meth:`Storage.create_trial`.
         """
         for stale in self.storage.get_trials(self.study_id, [TrialState.FAIL]):
-            if not (_is_retryable(stale) and len(stale.params) == n_params):
+            if not (_is_retryable(stale) and stale.params):
                 continue
             attrs = None
             if RESUME_DIR in stale.attrs:

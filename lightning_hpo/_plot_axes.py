@@ -56,11 +56,14 @@ def encode_objective(value: float, low: float, high: float) -> float:
 
 
 def encoded_params(snapshot: StudySnapshot, trials: Sequence[Trial]) -> np.ndarray:
-    """``n x d``: each trial's parameters on the unit axes of the parallel coordinates."""
+    """``n x d``: each trial's parameters on the unit axes of the parallel coordinates; ``nan`` (no
+    point on that axis) for a conditional parameter the trial did not have."""
     import numpy as np
 
     space = snapshot.space
-    return np.array([[space[n].encode(t.params[n]) for n in space.names] for t in trials], dtype=float)
+    return np.array(
+        [[space[n].encode(t.params[n]) if n in t.params else np.nan for n in space.names] for t in trials], dtype=float
+    )
 
 
 def colour_norm(low: float, high: float, *, pad: float) -> Normalize:
@@ -134,12 +137,13 @@ def set_parameter_axis(ax: Axes, domain: Domain) -> None:
 
 def parameter_positions(name: str, domain: Domain, trials: Sequence[Trial], jitter: np.ndarray) -> np.ndarray:
     """Where the trials' values of parameter ``name`` lie on its axis: for a categorical, the index
-    of the choice plus ``jitter``."""
+    of the choice plus ``jitter``; ``nan`` (no point) for a trial where the parameter was inactive."""
     import numpy as np
 
     if isinstance(domain, Categorical):
-        return np.array([domain.index(t.params[name]) for t in trials], dtype=float) + jitter
-    return np.array([t.params[name] for t in trials], dtype=float)
+        indices = [domain.index(t.params[name]) if name in t.params else np.nan for t in trials]
+        return np.array(indices, dtype=float) + jitter
+    return np.array([t.params.get(name, np.nan) for t in trials], dtype=float)
 
 
 def _tick_values(domain: Float | Int) -> list[float]:

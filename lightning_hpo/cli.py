@@ -199,7 +199,8 @@ class LightningCLI(LightningCLIInternals):
                 with several, e.g. [min,min].
             search_space: Config key -> domain, e.g. {model.lr: {type: float, low: 1.0e-4, high: 0.1,
                 log: true}}; types float, int (low, high, log, step), categorical (choices), or a list of
-                choices. Joins the @tunable space of the model class (as model.<name>); null drops a key.
+                choices; when: {model.optimizer: sgd} makes a key active only for those values of another.
+                Joins the @tunable space of the model class (as model.<name>); null drops a key.
                 One flag per key works too: --tune.search_space.model.hidden [16,32,128].
             sampler: Chooses each trial's values: a name (sobol, random, gp) or a lightning_hpo Sampler
                 class path with init_args. Default: the Study's default.

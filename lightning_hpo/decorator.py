@@ -24,7 +24,9 @@ def tunable(**domains: Domain) -> Callable[[_C], _C]:
     Every name must be an argument of the class's ``__init__`` (checked now, not at the first trial).
     The class stays an ordinary LightningModule: it pickles, subclasses, ``save_hyperparameters()``
     and ``load_from_checkpoint`` work as before. A subclass inherits the space, and may decorate again
-    to replace it.
+    to replace it. A conditional parameter names its parents by their ``__init__`` names
+    (``momentum=Float(0.0, 0.99, when={"optimizer": "sgd"})``); when inactive it is not passed, so
+    the ``__init__`` default applies.
 
     Example:
         >>> import lightning.pytorch as pl

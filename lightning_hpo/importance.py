@@ -16,6 +16,11 @@ in place of the random forest):
    interaction it takes part in. The first-order index (Saltelli 2010) is its effect alone.
 3. Normalize the indices to sum to 1 (negative estimates of a nil effect are clipped to 0).
 
+Conditional parameters: where a parameter is inactive, its column is pinned (the middle of its
+axis; no choice of a categorical) in the trials and in the Sobol points alike, as the GP sampler
+pins it, so a child explains variance only where it is active and its parent also gets the
+effect of switching branches.
+
 PRUNED trials are left out: their value was measured after less training, so it would blur the
 picture. The result depends only on the trials and ``seed``.
 
@@ -125,12 +130,19 @@ class _OneHotFeatures:
     """Unit-cube points -> GP inputs: numeric columns as they are, categoricals one-hot."""
 
     def __init__(self, space: SearchSpace) -> None:
+        from lightning_hpo.samplers._gp_space import GPSpace
+
         self._sizes = [len(d.choices) if isinstance(d, Categorical) else 0 for d in space.values()]
         self.width = sum(1 if size == 0 else size if size > 1 else 0 for size in self._sizes)
+        self._gp_space = GPSpace(space) if space.is_conditional else None
 
     def __call__(self, units: torch.Tensor) -> torch.Tensor:
         import torch
 
+        active = torch.ones_like(units, dtype=torch.bool)
+        if self._gp_space is not None:
+            active = self._gp_space.active_mask(self._gp_space.from_unit(units))
+            units = torch.where(active, units, 0.5)  # an encoded trial holds nan where inactive
         columns = []
         for j, size in enumerate(self._sizes):
             u = units[:, j]
@@ -138,7 +150,8 @@ class _OneHotFeatures:
                 columns.append(u.unsqueeze(-1))
             elif size > 1:  # a single choice carries no information
                 choice = (u * size).floor().clamp(0, size - 1).long()
-                columns.append(torch.nn.functional.one_hot(choice, size).to(units.dtype))
+                one_hot = torch.nn.functional.one_hot(choice, size).to(units.dtype)
+                columns.append(one_hot * active[:, j : j + 1])
         return torch.cat(columns, dim=-1)
 
 

@@ -14,18 +14,29 @@ Decoding is total: any point of the cube (clipped to it) gives a valid parameter
 ``decode(encode(params)) == params`` holds exactly for ints and categoricals and to float
 precision for floats (exactly at ``low`` and ``high``).
 
+Conditional parameters: a domain built with ``when={"parent": value or [values]}`` is *active* only
+when every named parent (a ``Categorical`` or ``Int``) is active and takes one of those values (a
+list, tuple or set names several values: to name a tuple choice, put it in a list). An
+inactive parameter is absent from a parameter dict; its unit-cube coordinate is still drawn (so
+the cube keeps one column per parameter) and ignored by :meth:`SearchSpace.decode`, and
+:meth:`SearchSpace.encode` gives ``nan`` for it.
+
 Stored form: what the storage keeps for a parameter is its value for ``Float`` and ``Int`` and the
 choice's *index* for ``Categorical``, so choices may be any hashable objects, not only JSON ones.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Hashable, Iterator, Mapping, Sequence
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["Float", "Int", "Categorical", "Domain", "SearchSpace"]
 
@@ -74,8 +85,74 @@ class _Immutable:
             object.__setattr__(self, name, value)
 
 
-class Float(_Immutable):
+def _check_when(cls_name: str, when: Mapping[str, Any] | None) -> tuple[tuple[str, tuple[Hashable, ...]], ...]:
+    """``when`` as ``((parent, values), ...)`` sorted by parent; a list, tuple or set is several values."""
+    if when is None:
+        return ()
+    if not isinstance(when, Mapping) or not when:
+        raise ArgumentTypeError(
+            f"{cls_name}: `when` must be a non-empty mapping of parent name to a value or a list of values, "
+            f"e.g. when={{'optimizer': 'sgd'}}, but got {when!r}."
+        )
+    conditions = []
+    for parent, values in when.items():
+        if not isinstance(parent, str) or not parent.strip():
+            raise ArgumentTypeError(f"{cls_name}: the parents in `when` must be parameter names, but got {parent!r}.")
+        values = tuple(values) if isinstance(values, (list, tuple, set, frozenset)) else (values,)
+        if not values:
+            raise InvalidArgumentError(
+                f"{cls_name}: when={{{parent!r}: ...}} must list at least one value, but got an empty list."
+            )
+        for value in values:
+            try:
+                hash(value)
+            except TypeError:
+                raise ArgumentTypeError(
+                    f"{cls_name}: the values in `when` must be hashable, but got {value!r} for parent {parent!r}."
+                ) from None
+        conditions.append((parent, values))
+    return tuple(sorted(conditions, key=lambda c: c[0]))
+
+
+class _Domain(_Immutable):
+    """What every domain has: the ``when`` condition that makes it conditional (empty if it is not)."""
+
+    __slots__ = ("_when",)
+    _when: tuple[tuple[str, tuple[Hashable, ...]], ...]
+
+    @property
+    def when(self) -> dict[str, tuple[Hashable, ...]]:
+        """Parent name -> the values for which this parameter is active; ``{}`` when it always is."""
+        return dict(self._when)
+
+    def _set_when(self, when: Mapping[str, Any] | None) -> None:
+        object.__setattr__(self, "_when", _check_when(type(self).__name__, when))
+
+    def _when_json(self) -> dict[str, Any]:
+        if not self._when:
+            return {}  # unconditional domains keep the stored form they always had
+        return {"when": {parent: [_choice_to_json(v) for v in values] for parent, values in self._when}}
+
+    def _when_repr(self) -> str:
+        if not self._when:
+            return ""
+        return ", when={" + ", ".join(f"{p!r}: {list(v)!r}" for p, v in self._when) + "}"
+
+    def with_when(self, when: Mapping[str, Any] | None) -> Self:
+        """A copy of this domain with another ``when`` condition (``None``: unconditional)."""
+        other = copy.copy(self)
+        other._set_when(when)
+        return other
+
+    def when_text(self) -> str:
+        """The condition in words, e.g. ``optimizer in ['sgd']`` (``""`` when unconditional)."""
+        return " and ".join(f"{p} in {list(v)!r}" for p, v in self._when)
+
+
+class Float(_Domain):
     """A real parameter in ``[low, high]``, sampled uniformly or, with ``log=True``, log-uniformly.
+
+    ``when={"parent": value or [values]}`` makes it conditional (see the module docstring).
 
     Example:
         >>> Float(1e-5, 1e-1, log=True)
@@ -87,7 +164,7 @@ class Float(_Immutable):
     high: float
     log: bool
 
-    def __init__(self, low: float, high: float, *, log: bool = False) -> None:
+    def __init__(self, low: float, high: float, *, log: bool = False, when: Mapping[str, Any] | None = None) -> None:
         low = _require_finite_real("Float", "low", low)
         high = _require_finite_real("Float", "high", high)
         if not isinstance(log, bool):
@@ -102,6 +179,7 @@ class Float(_Immutable):
         object.__setattr__(self, "low", float(low))
         object.__setattr__(self, "high", float(high))
         object.__setattr__(self, "log", log)
+        self._set_when(when)
 
     def _t(self, x: float) -> float:
         return math.log(x) if self.log else x
@@ -132,10 +210,10 @@ class Float(_Immutable):
         return float(stored)
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": "float", "low": self.low, "high": self.high, "log": self.log}
+        return {"type": "float", "low": self.low, "high": self.high, "log": self.log, **self._when_json()}
 
     def __repr__(self) -> str:
-        return f"Float({self.low!r}, {self.high!r}" + (", log=True)" if self.log else ")")
+        return f"Float({self.low!r}, {self.high!r}" + (", log=True" if self.log else "") + self._when_repr() + ")"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Float) and self.to_json() == other.to_json()
@@ -144,8 +222,10 @@ class Float(_Immutable):
         return hash(("float", self.low, self.high, self.log))
 
 
-class Int(_Immutable):
+class Int(_Domain):
     """An integer parameter on the grid ``low, low + step, ..., high``; log-uniform with ``log=True``.
+
+    ``when={"parent": value or [values]}`` makes it conditional (see the module docstring).
 
     Example:
         >>> Int(32, 512, log=True)
@@ -160,7 +240,9 @@ class Int(_Immutable):
     log: bool
     step: int
 
-    def __init__(self, low: int, high: int, *, log: bool = False, step: int = 1) -> None:
+    def __init__(
+        self, low: int, high: int, *, log: bool = False, step: int = 1, when: Mapping[str, Any] | None = None
+    ) -> None:
         for name, value in (("low", low), ("high", high), ("step", step)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ArgumentTypeError(f"Int: `{name}` must be an int, but got {value!r} ({type(value).__name__}).")
@@ -186,6 +268,7 @@ class Int(_Immutable):
         object.__setattr__(self, "high", high)
         object.__setattr__(self, "log", log)
         object.__setattr__(self, "step", step)
+        self._set_when(when)
 
     @property
     def size(self) -> int:
@@ -226,10 +309,19 @@ class Int(_Immutable):
         return int(stored)
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": "int", "low": self.low, "high": self.high, "log": self.log, "step": self.step}
+        return {
+            "type": "int",
+            "low": self.low,
+            "high": self.high,
+            "log": self.log,
+            "step": self.step,
+            **self._when_json(),
+        }
 
     def __repr__(self) -> str:
-        extra = (", log=True" if self.log else "") + (f", step={self.step}" if self.step != 1 else "")
+        extra = (
+            (", log=True" if self.log else "") + (f", step={self.step}" if self.step != 1 else "") + self._when_repr()
+        )
         return f"Int({self.low!r}, {self.high!r}{extra})"
 
     def __eq__(self, other: object) -> bool:
@@ -252,8 +344,10 @@ def _choice_from_json(data: Any) -> Any:
     return data["repr"] if isinstance(data, dict) else data
 
 
-class Categorical(_Immutable):
+class Categorical(_Domain):
     """One of a fixed, ordered list of distinct hashable choices (strings, numbers, None, tuples, ...).
+
+    ``when={"parent": value or [values]}`` makes it conditional (see the module docstring).
 
     Example:
         >>> Categorical(["adam", "sgd"]).choices
@@ -263,7 +357,7 @@ class Categorical(_Immutable):
     __slots__ = ("choices",)
     choices: tuple[Hashable, ...]
 
-    def __init__(self, choices: Sequence[Hashable]) -> None:
+    def __init__(self, choices: Sequence[Hashable], *, when: Mapping[str, Any] | None = None) -> None:
         if isinstance(choices, (str, bytes)) or not isinstance(choices, Sequence):
             raise ArgumentTypeError(
                 f"Categorical: `choices` must be a list or tuple of values, but got {choices!r} ({type(choices).__name__})."
@@ -289,6 +383,7 @@ class Categorical(_Immutable):
                         f"Categorical: choices must be distinct, but {first!r} and {second!r} compare equal."
                     )
         object.__setattr__(self, "choices", choices)
+        self._set_when(when)
 
     def index(self, value: Any) -> int:
         """The position of ``value`` among the choices (by equality and type, so ``True`` is not ``1``)."""
@@ -323,10 +418,10 @@ class Categorical(_Immutable):
         return self.choices[stored]
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": "categorical", "choices": [_choice_to_json(c) for c in self.choices]}
+        return {"type": "categorical", "choices": [_choice_to_json(c) for c in self.choices], **self._when_json()}
 
     def __repr__(self) -> str:
-        return f"Categorical({list(self.choices)!r})"
+        return f"Categorical({list(self.choices)!r}{self._when_repr()})"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Categorical) and self.to_json() == other.to_json()
@@ -342,12 +437,13 @@ _DOMAIN_TYPES = (Float, Int, Categorical)
 def domain_from_json(data: Mapping[str, Any]) -> Domain:
     """Rebuild a domain from :meth:`to_json` output (choices stored by ``repr`` come back as strings)."""
     kind = data.get("type")
+    when = {p: [_choice_from_json(v) for v in values] for p, values in data["when"].items()} if "when" in data else None
     if kind == "float":
-        return Float(data["low"], data["high"], log=data["log"])
+        return Float(data["low"], data["high"], log=data["log"], when=when)
     if kind == "int":
-        return Int(data["low"], data["high"], log=data["log"], step=data["step"])
+        return Int(data["low"], data["high"], log=data["log"], step=data["step"], when=when)
     if kind == "categorical":
-        return Categorical([_choice_from_json(c) for c in data["choices"]])
+        return Categorical([_choice_from_json(c) for c in data["choices"]], when=when)
     raise InvalidArgumentError(f"Unknown domain type {kind!r} in stored search space {dict(data)!r}.")
 
 
@@ -378,6 +474,8 @@ class SearchSpace(Mapping[str, Domain]):
                     f"({type(domain).__name__})."
                 )
         self._domains: dict[str, Domain] = {name: domains[name] for name in sorted(domains)}
+        self._conditions = _conditions(self._domains)
+        self._parents_first = _parents_first(self._domains)
 
     @classmethod
     def coerce(cls, space: Mapping[str, Domain] | SearchSpace) -> SearchSpace:
@@ -411,27 +509,71 @@ class SearchSpace(Mapping[str, Domain]):
     def names(self) -> tuple[str, ...]:
         return tuple(self._domains)
 
+    @property
+    def parents_first(self) -> tuple[str, ...]:
+        """The names ordered so that every conditional parameter comes after its parents."""
+        return self._parents_first
+
+    @property
+    def is_conditional(self) -> bool:
+        """Whether any parameter has a ``when`` condition."""
+        return bool(self._conditions)
+
+    def active_names(self, params: Mapping[str, Any]) -> list[str]:
+        """The names active for the values of ``params`` (in :attr:`names` order); a parameter whose
+        parent is missing from ``params`` counts as inactive."""
+        active: set[str] = set()
+        for name in self._parents_first:
+            if all(
+                parent in active and parent in params and self._domains[parent].to_stored(params[parent]) in allowed
+                for parent, allowed in self._conditions.get(name, ())
+            ):
+                active.add(name)
+        return [name for name in self._domains if name in active]
+
+    def is_complete(self, params: Mapping[str, Any]) -> bool:
+        """Whether ``params`` holds exactly the names its own values make active (values unchecked)."""
+        if any(name not in self._domains for name in params):
+            return False
+        try:
+            return set(params) == set(self.active_names(params))
+        except (InvalidArgumentError, TypeError, ValueError):
+            return False
+
     def check_params(self, params: Mapping[str, Any]) -> None:
-        """Raise unless ``params`` holds exactly this space's names, each with a value of its domain."""
+        """Raise unless ``params`` holds exactly the active names (see ``when``), each with a value of its domain."""
         if not isinstance(params, Mapping):
             raise ArgumentTypeError(f"Parameters must be a mapping of name to value, but got {type(params).__name__}.")
-        missing = [n for n in self._domains if n not in params]
         unknown = [n for n in params if n not in self._domains]
+        for name, value in params.items():
+            if name in self._domains and not self._domains[name].contains(value):
+                raise InvalidArgumentError(f"Parameter {name!r}: {value!r} is not in {self._domains[name]!r}.")
+        active = self.active_names(params)
+        missing = [n for n in active if n not in params]
         if missing or unknown:
+            expected = "names" if not self._conditions else "active names"
             raise InvalidArgumentError(
-                f"Parameters must have exactly the names {list(self._domains)}, but {missing=} and {unknown=}."
+                f"Parameters must have exactly the {expected} {active}, but {missing=} and {unknown=}."
             )
-        for name, domain in self._domains.items():
-            if not domain.contains(params[name]):
-                raise InvalidArgumentError(f"Parameter {name!r}: {params[name]!r} is not in {domain!r}.")
+        inactive = [n for n in params if n not in active]
+        if inactive:
+            name = inactive[0]
+            parents = ", ".join(
+                f"{p}={params[p]!r}" if p in params else f"{p} inactive" for p in self._domains[name].when
+            )
+            raise InvalidArgumentError(
+                f"Parameter {name!r} is active only when {self._domains[name].when_text()}, but got {parents}: "
+                f"leave {name!r} out of the parameters."
+            )
 
     def encode(self, params: Mapping[str, Any]) -> list[float]:
-        """Map a parameter dict to a point of the unit cube (one coordinate per name, sorted)."""
+        """Map a parameter dict to a point of the unit cube (one coordinate per name, sorted; ``nan``
+        for an inactive parameter)."""
         self.check_params(params)
-        return [domain.encode(params[name]) for name, domain in self._domains.items()]
+        return [domain.encode(params[name]) if name in params else math.nan for name, domain in self._domains.items()]
 
     def decode(self, point: Sequence[float]) -> dict[str, Any]:
-        """Map a point of the unit cube (clipped to it) to a parameter dict."""
+        """Map a point of the unit cube (clipped to it) to a parameter dict of the active parameters."""
         if isinstance(point, (str, bytes, Mapping)) or not isinstance(point, Sequence):
             raise InvalidArgumentError(
                 f"A point must be a sequence of {len(self._domains)} numbers, but got {point!r}."
@@ -439,15 +581,19 @@ class SearchSpace(Mapping[str, Domain]):
         point = list(point)
         if len(point) != len(self._domains):
             raise InvalidArgumentError(f"Expected a point with {len(self._domains)} coordinates, but got {len(point)}.")
-        return {name: domain.decode(u) for (name, domain), u in zip(self._domains.items(), point)}
+        params = {name: domain.decode(u) for (name, domain), u in zip(self._domains.items(), point)}
+        if not self._conditions:
+            return params
+        return {name: params[name] for name in self.active_names(params)}
 
     def to_stored(self, params: Mapping[str, Any]) -> dict[str, float | int]:
-        """The JSON-safe form kept in storage (choices by index)."""
+        """The JSON-safe form kept in storage (choices by index; inactive parameters absent)."""
         self.check_params(params)
-        return {name: domain.to_stored(params[name]) for name, domain in self._domains.items()}
+        return {name: domain.to_stored(params[name]) for name, domain in self._domains.items() if name in params}
 
     def from_stored(self, stored: Mapping[str, Any]) -> dict[str, Any]:
-        """Inverse of :meth:`to_stored`; names absent from ``stored`` (a trial still being sampled) are skipped."""
+        """Inverse of :meth:`to_stored`; names absent from ``stored`` (inactive ones, or all of them
+        for a trial still being sampled) are skipped."""
         if not isinstance(stored, Mapping):
             raise InvalidArgumentError(f"Stored parameters must be a mapping, but got {stored!r}.")
         return {name: domain.from_stored(stored[name]) for name, domain in self._domains.items() if name in stored}
@@ -462,3 +608,60 @@ class SearchSpace(Mapping[str, Domain]):
     def fingerprint(self) -> str:
         """A canonical string that is equal for equal spaces (used to detect a changed space)."""
         return json.dumps(self.to_json(), sort_keys=True)
+
+
+def _conditions(domains: Mapping[str, Domain]) -> dict[str, tuple[tuple[str, frozenset[int]], ...]]:
+    """Each conditional name -> ``((parent, stored values that activate it), ...)``, after checking
+    that every parent exists, is a Categorical or an Int, and can take every value named."""
+    conditions = {}
+    for name, domain in domains.items():
+        checked = []
+        for parent, values in domain.when.items():
+            rule = f"Parameter {name!r}: when={{{parent!r}: ...}}"
+            if parent not in domains:
+                raise InvalidArgumentError(
+                    f"{rule} names an unknown parameter; the parent must be a parameter of the space, one of "
+                    f"{sorted(domains)}."
+                )
+            parent_domain = domains[parent]
+            if parent == name or isinstance(parent_domain, Float):
+                kind = "itself" if parent == name else repr(parent_domain)
+                raise InvalidArgumentError(
+                    f"{rule} names {kind}; a parent must be another Categorical or Int parameter."
+                )
+            for value in values:
+                if not parent_domain.contains(value):
+                    raise InvalidArgumentError(
+                        f"{rule}: the value {value!r} is not in {parent!r}'s domain {parent_domain!r}, so {name!r} "
+                        "could never be active for it; name values the parent can take."
+                    )
+            checked.append((parent, frozenset(parent_domain.to_stored(v) for v in values)))
+        if checked:
+            conditions[name] = tuple(checked)
+    return conditions
+
+
+def _parents_first(domains: Mapping[str, Domain]) -> tuple[str, ...]:
+    """The names in sorted order, moved so that parents precede children; a cycle of ``when``
+    conditions is an error that shows the cycle."""
+    order: list[str] = []
+    state: dict[str, str] = {}  # name -> "visiting" or "done"
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            cycle = path[path.index(name) :] + [name]
+            raise InvalidArgumentError(
+                f"The when= conditions form a cycle: {' -> '.join(cycle)} (each parameter is active only when the "
+                "next one takes some value); a parameter cannot depend on itself through its parents."
+            )
+        state[name] = "visiting"
+        for parent in domains[name].when:
+            visit(parent, path + [name])
+        state[name] = "done"
+        order.append(name)
+
+    for name in domains:
+        visit(name, [])
+    return tuple(order)

@@ -286,7 +286,7 @@ class Study:
         self.fail_stale_trials()
         claims_points = getattr(self.sampler, "claims_points", False)  # a GridSampler runs a stale point again
         if params is None and self.retry_stale and not claims_points:
-            retry = self._liveness.start_retry(len(self.space), max_active)
+            retry = self._liveness.start_retry(max_active)
             if retry is not None:
                 return replace(retry, params=self.space.from_stored(retry.params))
         created = self._start_enqueued(max_active) if params is None else None
@@ -319,7 +319,7 @@ class Study:
         return len(self.storage.get_trials(self._study_id, [TrialState.COMPLETE, TrialState.PRUNED]))
 
     def _sample(self, number: int) -> dict[str, Any]:
-        history = [t for t in self.trials if t.number != number and len(t.params) == len(self.space)]
+        history = [t for t in self.trials if t.number != number and t.params and self.space.is_complete(t.params)]
         params = self.sampler.sample(self.space, history, number=number, directions=self.directions)
         self.space.check_params(params)
         return params

@@ -54,7 +54,8 @@ class TrialTable:
         ``number``, ``state`` (``"COMPLETE"``, ``"PRUNED"``, ``"FAIL"``, ``"RUNNING"``);
         the objective: ``value``, or ``value_<metric>`` when a Tuner recorded the monitored metric;
         with several objectives ``values_<metric>`` (``values_0``, ``values_1``, ... without names);
-        ``params_<name>`` for each parameter of the space (``None`` where the trial has none);
+        ``params_<name>`` for each parameter of the space (``None``, an empty CSV cell, where the trial
+        has none: a trial still being sampled, or a conditional parameter that was inactive);
         ``datetime_start``, ``datetime_complete`` (UTC), ``duration_s``; ``last_step`` and
         ``n_reports``, the last step and number of intermediate values reported; ``error`` (a
         FAIL trial's full traceback); ``log_dir`` (where its logger wrote), ``checkpoint``;

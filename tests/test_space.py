@@ -5,11 +5,13 @@ import math
 import pickle
 
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lightning_hpo import Categorical, Float, Int, SearchSpace
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
+from lightning_hpo.samplers._gp_space import GPSpace
 
 
 @pytest.mark.parametrize(
@@ -183,3 +185,50 @@ def test_decode_is_total_and_encode_inverts_it(domain, u):
         assert math.isclose(again, value, rel_tol=1e-9, abs_tol=1e-9 * max(1.0, abs(domain.high - domain.low)))
     else:
         assert again == value
+
+
+@st.composite
+def conditional_spaces(draw):
+    """A space of 1-7 parameters where each may depend on earlier Categorical or Int ones (chains included)."""
+    names = [f"p{i}" for i in range(draw(st.integers(1, 7)))]
+    domains_by_name = {}
+    for name in names:
+        domain = draw(domains())
+        parents = [p for p in domains_by_name if not isinstance(domains_by_name[p], Float)]
+        chosen = draw(st.lists(st.sampled_from(parents), max_size=2, unique=True)) if parents else []
+        when = {}
+        for parent in chosen:
+            parent_domain = domains_by_name[parent]
+            values = (
+                parent_domain.choices
+                if isinstance(parent_domain, Categorical)
+                else [parent_domain.low, parent_domain.high]
+            )
+            when[parent] = draw(st.lists(st.sampled_from(list(values)), min_size=1, max_size=3, unique_by=repr))
+        domains_by_name[name] = domain.with_when(when or None)
+    return SearchSpace(domains_by_name)
+
+
+@settings(max_examples=200, deadline=None)
+@given(space=conditional_spaces(), data=st.data())
+def test_conditional_decode_gives_exactly_the_active_parameters(space, data):
+    point = data.draw(st.lists(st.floats(0.0, 1.0), min_size=len(space), max_size=len(space)))
+    params = space.decode(point)
+    space.check_params(params)  # exactly the active names, every value in its domain
+    assert space.is_complete(params)
+    for name, domain in space.items():
+        parents_hold = all(
+            p in params and space[p].to_stored(params[p]) in {space[p].to_stored(v) for v in vs}
+            for p, vs in domain.when.items()
+        )
+        assert (name in params) == parents_hold
+    encoded = space.encode(params)
+    assert [math.isnan(u) for u in encoded] == [name not in params for name in space]
+    assert space.decode([0.5 if math.isnan(u) else u for u in encoded]).keys() == params.keys()
+    assert space.from_stored(space.to_stored(params)).keys() == params.keys()
+    assert SearchSpace.from_json(json.loads(json.dumps(space.to_json()))).fingerprint() == space.fingerprint()
+    # The GP's view agrees on which columns are active (grid and choice indices of the parents).
+    gp_space = GPSpace(space)
+    X = gp_space.from_unit(torch.tensor([encoded], dtype=torch.float64))
+    assert gp_space.active_mask(X)[0].tolist() == [name in params for name in space]
+    assert not X.isnan().any()

@@ -9,6 +9,14 @@ The model's input has one column per parameter, in the search space's (sorted-na
 * ``Categorical``: the choice's index ``0 .. n-1``, the integer form BoTorch's categorical kernel
   compares for equality.
 
+Conditional parameters: a column whose parameter is inactive (see ``when``) is *pinned*, to
+``INACTIVE_POSITION`` for a Float or Int and to an extra index ``n`` (a level no choice has) for a
+categorical. Two points where a parameter is inactive then agree on its column, however it was
+drawn, and the kernel separates the branches through the parent's column (a categorical kernel
+tells choices apart); the acquisition sees its candidates pinned the same way
+(:meth:`GPSpace.on_pinned_inputs`), so it is not misled by values of inactive columns, which
+decoding drops.
+
 Everything here works on tensors; :class:`GPSpace` knows the domains only through their sizes, so
 the mapping to parameter values stays in :mod:`lightning_hpo.space` (``encode`` / ``decode``).
 """
@@ -28,6 +36,9 @@ __all__ = ["GPSpace"]
 #: Integer parameters with at most this many values try every value in each discrete move;
 #: larger grids try the adjacent values and steps of halving length (see ``GPSpace.neighbours``).
 EXHAUSTIVE_GRID_SIZE = 32
+#: The model input of an inactive Float or Int column: the cube's centre, no further than half its
+#: width from any value the parameter takes where it is active.
+INACTIVE_POSITION = 0.5
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,35 @@ class GPSpace:
         self.ordinal_dims = sorted(self.continuous_dims + list(self.grids))
         self.categorical_dims = sorted(self.categories)
         self.discrete_dims = sorted(list(self.grids) + self.categorical_dims)
+        self.conditions = _column_conditions(space)
+        self._pins = [float(self.categories.get(column, INACTIVE_POSITION)) for column in range(self.dim)]
+
+    def active_mask(self, X: Tensor) -> Tensor:
+        """``... x d`` booleans: whether each column's parameter is active at each point of ``X`` (model inputs)."""
+        mask = torch.ones_like(X, dtype=torch.bool)
+        for column, conditions in self.conditions:
+            active = torch.ones_like(mask[..., column])
+            for parent, allowed in conditions:
+                index = self._index(X[..., parent], parent)
+                active = active & mask[..., parent] & torch.isin(index, allowed.to(X))
+            mask[..., column] = active
+        return mask
+
+    def pin_inactive(self, X: Tensor) -> Tensor:
+        """``X`` (``... x d`` model inputs) with every inactive column at its pinned value."""
+        if not self.conditions:
+            return X
+        return torch.where(self.active_mask(X), X, torch.tensor(self._pins).to(X))
+
+    def on_pinned_inputs(self, acquisition: torch.nn.Module) -> torch.nn.Module:
+        """``acquisition`` evaluated on its inputs with inactive columns pinned (itself when nothing is conditional)."""
+        return _OnPinnedInputs(acquisition, self) if self.conditions else acquisition
+
+    def _index(self, values: Tensor, column: int) -> Tensor:
+        """The grid index or choice index of model-input values of a discrete column."""
+        if column in self.grids:
+            return self.grids[column].index(values)
+        return values.round()
 
     @property
     def n_discrete_points(self) -> float:
@@ -103,7 +143,8 @@ class GPSpace:
         return torch.cartesian_prod(*columns).reshape(-1, self.dim)
 
     def from_unit(self, U: Tensor) -> Tensor:
-        """``n x d`` unit-cube points to model inputs; each discrete column takes its cell's value.
+        """``n x d`` unit-cube points to model inputs; each discrete column takes its cell's value, and
+        each inactive column its pinned value (an encoded trial holds ``nan`` there).
 
         For encoded trials this is exact; for uniform points it draws every value of a discrete
         column with the same chance, as decoding them would.
@@ -113,7 +154,7 @@ class GPSpace:
             X[:, column] = grid.position(grid.index(U[:, column]))
         for column, n in self.categories.items():
             X[:, column] = torch.clamp(torch.floor(U[:, column].clamp(0.0, 1.0) * n), max=n - 1)
-        return X
+        return self.pin_inactive(X)
 
     def to_unit(self, X: Tensor) -> Tensor:
         """``n x d`` model inputs to unit-cube points that :meth:`SearchSpace.decode` maps to params."""
@@ -163,6 +204,34 @@ class GPSpace:
         for column in self.categorical_dims:
             U[:, column] = torch.where(redraw[:, column] < scale, uniform[:, column], U[:, column])
         return self.from_unit(U.clamp(0.0, 1.0))
+
+
+class _OnPinnedInputs(torch.nn.Module):
+    """An acquisition function that sees its inputs as the GP was trained: inactive columns pinned."""
+
+    def __init__(self, acquisition: torch.nn.Module, gp_space: GPSpace) -> None:
+        super().__init__()
+        self.acquisition = acquisition
+        self.gp_space = gp_space
+
+    def forward(self, X: Tensor) -> Tensor:
+        return self.acquisition(self.gp_space.pin_inactive(X))
+
+
+def _column_conditions(space: SearchSpace) -> list[tuple[int, tuple[tuple[int, Tensor], ...]]]:
+    """``(column, ((parent column, indices of the parent's values that activate it), ...))`` for each
+    conditional parameter, parents before children; indices are choice indices or grid indices."""
+    columns = {name: column for column, name in enumerate(space)}
+    conditions = []
+    for name in space.parents_first:
+        parents = []
+        for parent, values in space[name].when.items():
+            domain = space[parent]
+            indices = [(v - domain.low) // domain.step if isinstance(domain, Int) else domain.index(v) for v in values]
+            parents.append((columns[parent], torch.tensor(indices, dtype=torch.float64)))
+        if parents:
+            conditions.append((columns[name], tuple(parents)))
+    return conditions
 
 
 def _with_column(X: Tensor, column: int, values: Tensor) -> Tensor:

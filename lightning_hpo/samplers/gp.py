@@ -182,6 +182,7 @@ class GPSampler(Sampler):
             model = build_model(X, Y, gp_space, hyperparameters)
             torch.manual_seed(acquisition_seed)
             acquisition, incumbents = _acquisition(model, X, Y, X_pending, seed=acquisition_seed, generator=generator)
+            acquisition = gp_space.on_pinned_inputs(acquisition)
             best = maximize(
                 acquisition,
                 gp_space,

@@ -119,8 +119,9 @@ function renderCurves() {
 
 function dimension(label, values) {
   if (values.every((v) => typeof v === "number" || v === null || v === undefined)) return { label, values };
-  const choices = [...new Set(values.map(String))].sort();
-  return { label, values: values.map((v) => choices.indexOf(String(v))), tickvals: choices.map((_, i) => i), ticktext: choices };
+  // An inactive conditional parameter (null) stays null rather than becoming a choice named "null".
+  const choices = [...new Set(values.filter((v) => v !== null && v !== undefined).map(String))].sort();
+  return { label, values: values.map((v) => (v === null || v === undefined ? null : choices.indexOf(String(v)))), tickvals: choices.map((_, i) => i), ticktext: choices };
 }
 
 function renderParcoords(done) {
