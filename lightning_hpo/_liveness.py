@@ -21,7 +21,7 @@ from typing import Any
 
 from lightning_hpo.exceptions import TrialStateError
 from lightning_hpo.storage import Storage
-from lightning_hpo.trial import RETRIED_BY, RETRY_OF, Trial, TrialState
+from lightning_hpo.trial import FAIL_KIND, RETRIED_BY, RETRY_OF, Trial, TrialState
 
 __all__ = ["TrialLiveness", "worker_id", "DEFAULT_GRACE_PERIOD", "HEARTBEAT_INTERVAL"]
 
@@ -128,6 +128,7 @@ class TrialLiveness:
                 continue
             try:
                 self.storage.finish_trial(trial.id, TrialState.FAIL, error=f"{_STALE_PREFIX}{reason}.")
+                self.storage.update_trial(trial.id, attrs={FAIL_KIND: "stale"})
                 failed.append(trial.number)
             except TrialStateError:
                 pass  # another worker finished or reaped it first

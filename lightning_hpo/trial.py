@@ -9,7 +9,21 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
 
-__all__ = ["TrialState", "Trial", "Direction", "best_finite", "MONITOR", "PRUNED_STEP", "RETRY_OF", "RETRIED_BY"]
+__all__ = [
+    "TrialState",
+    "Trial",
+    "Direction",
+    "best_finite",
+    "MONITOR",
+    "PRUNED_STEP",
+    "RETRY_OF",
+    "RETRIED_BY",
+    "FAIL_KIND",
+    "FAIL_KINDS",
+    "CONFIGURATION_FAIL_KINDS",
+    "METRICS",
+    "CONSTRAINT_VIOLATIONS",
+]
 
 #: Whether an objective is minimized or maximized (a study has one per objective: its ``directions``).
 Direction = Literal["min", "max"]
@@ -23,6 +37,20 @@ PRUNED_STEP = "pruned_step"
 RETRY_OF = "retry_of"
 #: On a stale trial: the number of its retry.
 RETRIED_BY = "retried_by"
+#: On a FAIL trial: what kind of failure it was, one of :data:`FAIL_KINDS`.
+FAIL_KIND = "fail_kind"
+#: The outcome metrics of a trial (``{"n_params": 1.2e6, ...}``): what constraints are checked on.
+METRICS = "metrics"
+#: ``{constraint name: violation}`` for each constraint of the study: how far the trial's metric is
+#: on the wrong side of its bound (``<= 0``: satisfied), as BoTorch's outcome constraints read it.
+CONSTRAINT_VIOLATIONS = "constraint_violations"
+
+#: The kinds of failure: an exception of the user's code, out of memory, a nan or infinite value, a
+#: constraint known violated early (the trial was stopped at once), Ctrl-C or a signal, a worker
+#: that stopped sending heartbeats, and lightning_hpo's or the storage's own errors.
+FAIL_KINDS = ("error", "oom", "nan", "infeasible", "interrupted", "stale", "infrastructure")
+#: The kinds that are the configuration's fault: the sampler learns to avoid where they happen.
+CONFIGURATION_FAIL_KINDS = frozenset({"error", "oom", "nan", "infeasible"})
 
 
 class TrialState(str, Enum):
@@ -108,6 +136,25 @@ class Trial:
         if len(self.values) != 1:
             raise AttributeError(f"Trial {self.number} has {len(self.values)} objective values: use `.values`.")
         return self.values[0]
+
+    @property
+    def fail_kind(self) -> str | None:
+        """The kind of failure of a FAIL trial (one of :data:`FAIL_KINDS`), ``None`` when unknown or not failed."""
+        return self.attrs.get(FAIL_KIND) if self.state is TrialState.FAIL else None
+
+    @property
+    def feasible(self) -> bool:
+        """Whether the trial satisfies every outcome constraint of its study (see ``Study(constraints=...)``).
+
+        A trial without constraint values (a study without constraints, or a trial that failed before
+        its metrics were known) counts as feasible; it is the state that says whether it has a value.
+        """
+        return all(v <= 0 for v in self.attrs.get(CONSTRAINT_VIOLATIONS, {}).values())
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The outcome metrics stored with the trial (``tell(..., metrics=...)`` or logged), by name."""
+        return dict(self.attrs.get(METRICS, {}))
 
     @property
     def last_step(self) -> int | None:
