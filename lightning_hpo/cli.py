@@ -83,6 +83,7 @@ from lightning_hpo._config_space import (
     take_search_space_flags,
     with_params,
 )
+from lightning_hpo._constraints import Constraints, parse_constraints
 from lightning_hpo._loop import RunOptions
 from lightning_hpo.decorator import search_space_of
 from lightning_hpo.distributed import TrialCoordinator, world_size
@@ -179,6 +180,7 @@ class LightningCLI(LightningCLIInternals):
         trial_timeout: float | None = None,
         show_progress: bool = True,
         allow_budget_change: bool = False,
+        constraints: dict[str, Any] | None = None,
     ) -> None:
         """Tune hyperparameters: fit one trial per point of the search space, then write the best config.
 
@@ -210,6 +212,9 @@ class LightningCLI(LightningCLIInternals):
             show_progress: Show the live progress display of the study.
             allow_budget_change: Continue a study whose trials ran with another trainer.max_epochs /
                 trainer.max_steps (refused by default: trials of different lengths are not comparable).
+            constraints: Outcome constraints on logged or built-in metrics (n_params, peak_memory_mb,
+                time_per_epoch_s), e.g. {n_params: [<=, 1.0e6], val_acc: [">=", 0.9]}: the best trial is the
+                best one that satisfies them all.
         """
         if n_trials is None and timeout is None:
             self._fail("tune needs --tune.n_trials, --tune.timeout, or both; otherwise it would never stop.")
@@ -220,6 +225,7 @@ class LightningCLI(LightningCLIInternals):
         try:
             directions = parse_mode(mode)
             monitor = check_monitor(monitor, directions)
+            parsed_constraints = parse_constraints(constraints)
             if best_config is not None and len(monitor) > 1:
                 raise InvalidArgumentError(
                     "--tune.best_config names one file, but several monitors have no single best trial: leave it out; "
@@ -238,6 +244,7 @@ class LightningCLI(LightningCLIInternals):
                     sampler=by_name("sampler", sampler, SAMPLER_NAMES, Sampler, seed=sampler_seed),
                     pruner=by_name("pruner", pruner, PRUNER_NAMES, Pruner),
                     seed=sampler_seed,
+                    constraints=parsed_constraints,
                 )
                 check_budget(name, self.study.trials, budget, allow_change=allow_budget_change)
         except LightningHPOError as error:
@@ -247,7 +254,13 @@ class LightningCLI(LightningCLIInternals):
 
         def train_trial(trial: Trial) -> TrialTraining:
             return self._train_trial(
-                trial, base=base, monitor=monitor, directions=directions, study_dir=study_dir, budget=budget
+                trial,
+                base=base,
+                monitor=monitor,
+                directions=directions,
+                study_dir=study_dir,
+                budget=budget,
+                constraints=parsed_constraints,
             )
 
         try:
@@ -293,6 +306,7 @@ class LightningCLI(LightningCLIInternals):
         base: dict[str, Any],
         monitor: tuple[str, ...],
         directions: Sequence[str],
+        constraints: Constraints | None = None,
         study_dir: Path,
         budget: dict[str, int],
     ) -> TrialTraining:
@@ -311,6 +325,7 @@ class LightningCLI(LightningCLIInternals):
             with_checkpoint=trainer_config.enable_checkpointing is not False,
             # A logger the config names is built per trial like any class; otherwise the trial's own.
             with_logger=trainer_config.logger in (None, True),
+            constraints=constraints,
         )
         config_text = None
         if self.study is not None:

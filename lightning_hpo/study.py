@@ -445,14 +445,13 @@ class Study:
         return {name: _as_float(value, f"Metric {name!r}") for name, value in metrics.items()}
 
     def _store_metrics(self, trial: Trial, metrics: Mapping[str, float], attrs: Mapping[str, Any]) -> None:
-        """Store ``metrics`` with their constraint violations (where all constrained ones are known and
-        finite), and ``attrs``, before the trial is finished, so no reader sees it finished without them."""
+        """Store ``metrics`` with the violations of the constraints on those that are finite, and ``attrs``, before the trial is finished, so no reader sees it finished without them."""
         attrs = dict(attrs)
         if metrics:
             attrs[METRICS] = {n: v if math.isfinite(v) else str(v) for n, v in metrics.items()}
             known = {n: v for n, v in metrics.items() if n in self.constraints and math.isfinite(v)}
-            if self.constraints and len(known) == len(self.constraints):
-                attrs[CONSTRAINT_VIOLATIONS] = violations(self.constraints, known)
+            if known:  # all of them on a COMPLETE trial; a trial stopped early may know only some
+                attrs[CONSTRAINT_VIOLATIONS] = violations({n: self.constraints[n] for n in known}, known)
         if attrs:
             self.storage.update_trial(trial.id, attrs=attrs)
 

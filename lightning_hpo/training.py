@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lightning_hpo._constraints import Constraints
 from lightning_hpo._warnings import trial_warnings
 from lightning_hpo.exceptions import InvalidArgumentError, LightningHPOError
 from lightning_hpo.trial import MONITOR, PRUNED_STEP, Direction, Trial, TrialState
@@ -90,6 +91,9 @@ class TrialTraining:
         with_logger: give the trial its own logger (TensorBoard when installed, else CSV) in the trial directory.
         budget: the Trainer's ``max_epochs`` / ``max_steps`` as the user set them, stored with the
             trial (see :class:`~lightning_hpo.callback.TrialReporter`); ``None``: not stored.
+        constraints: the study's outcome constraints; default: the study's (``{}`` without a study).
+            The trial's metrics (logged and built-in, see :mod:`lightning_hpo._outcome_metrics`) at
+            the validation that gives it its value are stored with it.
 
     Example:
         >>> training = TrialTraining(study, trial, monitor=("val_loss",), study_dir=tuner.study_dir)  # doctest: +SKIP
@@ -109,9 +113,11 @@ class TrialTraining:
         with_checkpoint: bool = True,
         with_logger: bool = True,
         budget: Mapping[str, int] | None = None,
+        constraints: Constraints | None = None,
     ) -> None:
         import lightning.pytorch as pl
 
+        from lightning_hpo._outcome_metrics import OutcomeMetrics
         from lightning_hpo.callback import TrialReporter
 
         self.study = study
@@ -119,6 +125,9 @@ class TrialTraining:
         self.monitor = monitor
         self.trial_dir = study_dir / f"trial_{trial.number}"
         self.reporter = TrialReporter(study, trial, monitor, budget)
+        if constraints is None:
+            constraints = study.constraints if study is not None else {}
+        self.outcome_metrics = OutcomeMetrics(constraints)
         self.checkpoint: pl.callbacks.ModelCheckpoint | None = None
         if directions is None:
             if study is None:
@@ -138,12 +147,13 @@ class TrialTraining:
             self.checkpoint = pl.callbacks.ModelCheckpoint(
                 dirpath=self.trial_dir / "checkpoints", filename="last", monitor=None, save_top_k=1
             )
+        self.directions = tuple(directions)
         self.logger: Any = _trial_logger(study_dir, trial.number) if with_logger else False
 
     @property
     def callbacks(self) -> list[pl.Callback]:
         """The trial's own callbacks, to append to the user's."""
-        return [c for c in (self.checkpoint, self.reporter) if c is not None]
+        return [c for c in (self.checkpoint, self.reporter, self.outcome_metrics) if c is not None]
 
     def train(self, trainer: pl.Trainer, fit: Callable[[], Any]) -> TrialTraining:
         """Call ``fit()``, which trains ``trainer`` (on every rank under torchrun).
@@ -175,9 +185,10 @@ class TrialTraining:
             raise LightningHPOError("Only the process that opened the study (global rank 0) records a trial's outcome.")
         if self.checkpoint is not None and self.checkpoint.best_model_path:
             study.storage.update_trial(trial.id, checkpoint_path=str(Path(self.checkpoint.best_model_path).resolve()))
+        metrics = self.outcome_metrics.at(self._deciding_step())
         if reporter.pruned_step is not None:
             study.storage.update_trial(trial.id, attrs={PRUNED_STEP: reporter.pruned_step})
-            return study.tell(trial, state=TrialState.PRUNED)
+            return study.tell(trial, state=TrialState.PRUNED, metrics=metrics)
         monitored = repr(self.monitor[0]) if len(self.monitor) == 1 else repr(list(self.monitor))
         if not reporter.reports:
             return study.tell(
@@ -195,20 +206,39 @@ class TrialTraining:
                 return study.tell(
                     trial,
                     state=TrialState.FAIL,
+                    fail_kind="nan",
+                    metrics=metrics,
                     error=(
                         f"The last validation (step {step}) gave {dict(zip(self.monitor, last))}: a trial with several "
                         "monitored metrics is judged by its last validation, and these are not all finite."
                     ),
                 )
-            return study.tell(trial, last)
+            return study.tell(trial, last, metrics=metrics)
         if not any(math.isfinite(v) for _, (v,) in reporter.reports):
             seen = sorted({str(v) for _, (v,) in reporter.reports})
             return study.tell(
                 trial,
                 state=TrialState.FAIL,
+                fail_kind="nan",
+                metrics=metrics,
                 error=f"{monitored} was never finite (values seen: {', '.join(seen)}).",
             )
-        return study.tell(trial, state=TrialState.COMPLETE)
+        return study.tell(trial, state=TrialState.COMPLETE, metrics=metrics)
+
+    def _deciding_step(self) -> int | None:
+        """The step of the validation that gives the trial its value: the first with the best finite
+        value of its one monitored metric, or the last one with several (``None`` before any)."""
+        reports = self.reporter.reports
+        if not reports:
+            return None
+        if len(self.monitor) > 1:
+            return reports[-1][0]
+        minimize = self.directions[0] == "min"
+        finite = [(step, v) for step, (v,) in reports if math.isfinite(v)]
+        if not finite:
+            return reports[-1][0]
+        best = (min if minimize else max)(v for _, v in finite)
+        return next(step for step, v in finite if v == best)
 
 
 def run_study(

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from lightning_hpo._budget import check_budget, training_budget
+from lightning_hpo._constraints import parse_constraints
 from lightning_hpo._loop import RunOptions, TrialObserver
 from lightning_hpo._setup_checks import check_pruner_objectives, check_trainer_launch
 from lightning_hpo._short_errors import call_with_short_errors
@@ -190,6 +191,10 @@ class Tuner:
         allow_budget_change: continue a study whose trials ran with other ``max_epochs`` /
             ``max_steps`` in ``trainer_kwargs``. By default that is refused: the study's budget is
             stored with its trials, and trials of different lengths are not comparable.
+        constraints: outcome constraints on logged or built-in metrics (``n_params``,
+            ``peak_memory_mb``, ``time_per_epoch_s``), e.g. ``{"n_params": ("<=", 1e6)}``: see
+            :class:`~lightning_hpo.Study`. A trial is judged by the metrics of the validation that
+            gives it its value; one whose ``n_params`` breaks a constraint stops before training.
 
     Set-up errors are raised here, before any trial runs: a pruner that judges one objective with
     several monitors, a Trainer that would launch processes itself (``strategy="ddp"`` with
@@ -228,6 +233,7 @@ class Tuner:
         show_progress: bool = True,
         n_jobs: int = 1,
         allow_budget_change: bool = False,
+        constraints: Mapping[str, tuple[str, float]] | None = None,
     ) -> None:
         import lightning.pytorch as pl
 
@@ -257,6 +263,7 @@ class Tuner:
         self._check_trainer_kwargs(pl)
         self._budget = training_budget(self.trainer_kwargs)
         self.directions = parse_mode(mode)
+        self.constraints = parse_constraints(constraints)
         self.monitor = check_monitor(monitor, self.directions)
         if pruner is not None:
             check_pruner_objectives(pruner, self.directions)
@@ -275,6 +282,7 @@ class Tuner:
                 seed=seed,
                 grace_period=grace_period,
                 retry_stale=retry_stale,
+                constraints=constraints,
             )
             self._check_storage_for_jobs(self.study.storage)
             check_budget(name, self.study.trials, self._budget, allow_change=allow_budget_change)
@@ -426,6 +434,7 @@ class Tuner:
             with_checkpoint=kwargs.get("enable_checkpointing", True) is not False,
             with_logger=kwargs.pop("logger", True) is not False,
             budget=self._budget,
+            constraints=self.study.constraints if self.study is not None else self.constraints,
         )
         trainer = pl.Trainer(
             **kwargs,
