@@ -85,7 +85,7 @@ def test_a_nan_constrained_metric_fails_the_trial_as_nan():
     assert (failed.state, failed.fail_kind) == (TrialState.FAIL, "nan")
     assert math.isnan(float(failed.attrs["metrics"]["m"]))
     with pytest.raises(InvalidArgumentError, match="no COMPLETE trial that satisfies its constraints"):
-        study.best_trial
+        _ = study.best_trial
 
 
 def test_constraints_are_stored_with_the_study(shared_storage_url):
