@@ -21,8 +21,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, MetricNotFoundError
+from lightning_hpo.trial import CONSTRAINT_VIOLATIONS, Trial
 
-__all__ = ["Constraints", "parse_constraints", "violations", "check_metrics", "constraints_text", "OPERATORS"]
+__all__ = [
+    "Constraints",
+    "parse_constraints",
+    "violations",
+    "check_metrics",
+    "constraints_text",
+    "infeasibility_note",
+    "OPERATORS",
+]
 
 #: ``{metric name: (operator, bound)}``, sorted by name.
 Constraints = dict[str, tuple[str, float]]
@@ -83,3 +92,11 @@ def violations(constraints: Constraints, metrics: Mapping[str, float]) -> dict[s
 def constraints_text(constraints: Constraints) -> str:
     """``"n_params <= 1e+06, accuracy >= 0.9"``."""
     return ", ".join(f"{name} {operator} {bound:g}" for name, (operator, bound) in constraints.items())
+
+
+def infeasibility_note(trial: Trial) -> str:
+    """``"infeasible: n_params over its bound by 2.1e+05"`` for a trial that breaks constraints, else ``""``."""
+    broken = {n: v for n, v in trial.attrs.get(CONSTRAINT_VIOLATIONS, {}).items() if v > 0}
+    if not broken:
+        return ""
+    return "infeasible: " + ", ".join(f"{name} over its bound by {v:.3g}" for name, v in broken.items())

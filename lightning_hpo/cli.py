@@ -207,7 +207,8 @@ class LightningCLI(LightningCLIInternals):
             best_config: File to write the best trial's full config to, for `fit --config`. Default:
                 <root_dir>/<study>/best.yaml. With several monitors, each trial of the Pareto set is written
                 to <root_dir>/<study>/pareto/trial_<n>.yaml instead.
-            max_consecutive_failures: The study stops after this many failed trials in a row (null: never).
+            max_consecutive_failures: The study stops after this many failed trials in a row (null: never),
+                unless they depend on the configuration (others succeed; out of memory, nan, or errors that differ).
             trial_timeout: Seconds after which a trial is stopped and marked FAIL; the study goes on.
             show_progress: Show the live progress display of the study.
             allow_budget_change: Continue a study whose trials ran with another trainer.max_epochs /

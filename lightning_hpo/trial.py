@@ -154,7 +154,8 @@ class Trial:
     @property
     def metrics(self) -> dict[str, float]:
         """The outcome metrics stored with the trial (``tell(..., metrics=...)`` or logged), by name."""
-        return dict(self.attrs.get(METRICS, {}))
+        # Non-finite values are stored as text ("nan"), which JSON has no number for.
+        return {name: float(value) for name, value in self.attrs.get(METRICS, {}).items()}
 
     @property
     def last_step(self) -> int | None:

@@ -182,7 +182,10 @@ class Tuner:
             ``lightning_hpo_runs``).
         seed: seeds the sampler, and each trial with ``seed + trial number``.
         grace_period, retry_stale: see :class:`~lightning_hpo.Study`.
-        max_consecutive_failures: the study stops after this many failed trials in a row.
+        max_consecutive_failures: the study stops after this many failed trials in a row, unless
+            they depend on the configuration (some trials succeed and the failures differ, or run
+            out of memory, or give nan): the sampler then learns where they happen
+            (:mod:`lightning_hpo._failures` has the rule).
         trial_timeout: seconds after which a trial is stopped and marked FAIL (``None``: no limit).
         show_progress: show the live progress display.
         n_jobs: trials to run at once, each in its own worker process, pinned to its own GPU when
