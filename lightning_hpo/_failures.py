@@ -6,7 +6,7 @@ Each FAIL trial stores its kind (``Trial.attrs["fail_kind"]``, see :data:`~light
 * ``"nan"``: a nan or infinite objective or metric, or an error about non-finite values;
 * ``"error"``: any other exception from the user's code;
 * ``"infeasible"``: a constraint known early was violated (e.g. ``n_params`` at the start), so the
-  trial was stopped at once (:class:`ConstraintViolated`);
+  trial was stopped at once (:class:`~lightning_hpo.exceptions.ConstraintViolated`);
 * ``"interrupted"``: Ctrl-C, ``SystemExit``, a signal;
 * ``"stale"``: its worker stopped sending heartbeats;
 * ``"infrastructure"``: lightning_hpo's own errors (a misconfiguration, the storage, the processes of a job).
@@ -35,28 +35,16 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from lightning_hpo.exceptions import LightningHPOError, TrialError
+from lightning_hpo.exceptions import ConstraintViolated, LightningHPOError, TrialError
 from lightning_hpo.trial import CONFIGURATION_FAIL_KINDS, Trial
 
-__all__ = ["failure_kind", "failure_signature", "should_stop", "ConstraintViolated", "HARD_STOP_FACTOR"]
+__all__ = ["failure_kind", "failure_signature", "should_stop", "HARD_STOP_FACTOR"]
 
 #: Failures in a row, in units of ``max_consecutive_failures``, that end a study in any case.
 HARD_STOP_FACTOR = 10
 
 _OOM = re.compile(r"out of memory|CUDNN_STATUS_ALLOC_FAILED|CUBLAS_STATUS_ALLOC_FAILED", re.IGNORECASE)
 _NAN = re.compile(r"\bnan\b|\binf\b|non-?finite|not finite", re.IGNORECASE)
-
-
-class ConstraintViolated(TrialError):
-    """Stops a trial whose outcome constraint is already violated (a parameter count known before training).
-
-    Attributes:
-        metrics: the metrics known so far, stored with the trial.
-    """
-
-    def __init__(self, message: str, metrics: dict[str, float]) -> None:
-        super().__init__(message)
-        self.metrics = metrics
 
 
 def failure_kind(error: BaseException) -> str:

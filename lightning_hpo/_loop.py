@@ -21,10 +21,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lightning_hpo._failures import ConstraintViolated, failure_kind, should_stop
+from lightning_hpo._failures import failure_kind, should_stop
 from lightning_hpo._short_errors import trials_failing_error
 from lightning_hpo.exceptions import (
     ArgumentTypeError,
+    ConstraintViolated,
     InvalidArgumentError,
     TrialStateError,
     TrialTimeoutError,

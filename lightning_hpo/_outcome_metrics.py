@@ -29,7 +29,7 @@ import torch
 from typing_extensions import override
 
 from lightning_hpo._constraints import Constraints, violations
-from lightning_hpo._failures import ConstraintViolated
+from lightning_hpo.exceptions import ConstraintViolated
 
 __all__ = ["OutcomeMetrics", "BUILTIN_METRICS", "EARLY_MEMORY_CHECK_STEPS"]
 

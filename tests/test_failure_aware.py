@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from lightning_hpo import Float, GPSampler, SobolSampler, Study, TrialState
-from lightning_hpo._failures import ConstraintViolated, failure_kind, should_stop
-from lightning_hpo.exceptions import InvalidArgumentError, TrialsFailingError, TrialTimeoutError
+from lightning_hpo._failures import failure_kind, should_stop
+from lightning_hpo.exceptions import ConstraintViolated, InvalidArgumentError, TrialsFailingError, TrialTimeoutError
 from lightning_hpo.trial import FAIL_KIND, Trial
 
 
