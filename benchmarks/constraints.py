@@ -28,13 +28,14 @@ constraint: the trials spent where the answer cannot be. Every method has its de
 
 Run from the repository root (needs the ``benchmarks`` extra for Optuna)::
 
-    nice -n 10 python -m benchmarks.constraints --seeds 3 --out benchmarks/CONSTRAINTS_RUN.md
+    nice -n 10 python -m benchmarks.constraints --seeds 2 --out benchmarks/CONSTRAINTS_RUN.md
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -74,7 +75,7 @@ def _hartmann6_oom() -> Problem:
         return float(hartmann(torch.tensor([x], dtype=torch.float64))), {}
 
     space = {f"x{i}": Float(0.0, 1.0) for i in range(6)}
-    return Problem("hartmann6_oom", space, objective, {}, -3.32237, 40)
+    return Problem("hartmann6_oom", space, objective, {}, -3.32237, 30)
 
 
 def _gardner_c(x: Any, y: Any) -> Any:
@@ -94,7 +95,7 @@ def _gardner() -> Problem:
         x, y = params["x"], params["y"]
         return float(_gardner_f(x, y)), {"c": float(_gardner_c(x, y))}
 
-    return Problem("gardner", {"x": Float(0.0, 6.0), "y": Float(0.0, 6.0)}, objective, {"c": ("<=", 0.5)}, optimum, 30)
+    return Problem("gardner", {"x": Float(0.0, 6.0), "y": Float(0.0, 6.0)}, objective, {"c": ("<=", 0.5)}, optimum, 20)
 
 
 def _gramacy() -> Problem:
@@ -104,7 +105,7 @@ def _gramacy() -> Problem:
         return x1 + x2, {"c1": c1, "c2": x1**2 + x2**2}
 
     space = {"x1": Float(0.0, 1.0), "x2": Float(0.0, 1.0)}
-    return Problem("gramacy", space, objective, {"c1": ("<=", 0.0), "c2": ("<=", 1.5)}, 0.5998, 30)
+    return Problem("gramacy", space, objective, {"c1": ("<=", 0.0), "c2": ("<=", 1.5)}, 0.5998, 20)
 
 
 PROBLEMS = {"hartmann6_oom": _hartmann6_oom, "gardner": _gardner, "gramacy": _gramacy}
@@ -200,9 +201,15 @@ METHODS: dict[str, Callable[[Problem, int], Run]] = {
 }
 
 
+def _timed(problem: Problem, method: str, seed: int) -> Run:
+    run = METHODS[method](problem, seed)
+    print(f"  {problem.name} {method} seed {seed}: best {run.best()}, {run.seconds:.0f} s", file=sys.stderr, flush=True)
+    return run
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--problems", nargs="*", default=list(PROBLEMS))
     parser.add_argument("--methods", nargs="*", default=list(METHODS))
     parser.add_argument("--out", default=None, help="also write the markdown table to this file")
@@ -214,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ]
     for problem_name in args.problems:
         problem = PROBLEMS[problem_name]()
-        runs = {m: [METHODS[m](problem, seed) for seed in range(args.seeds)] for m in args.methods}
+        runs = {m: [_timed(problem, m, seed) for seed in range(args.seeds)] for m in args.methods}
         worst = max(
             (v for rs in runs.values() for r in rs for v, ok in zip(r.values, r.feasible) if v is not None and ok)
         )

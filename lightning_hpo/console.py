@@ -93,7 +93,7 @@ def _best_text(snapshot: StudySnapshot) -> str:
 def _outcome_note(trial: Trial) -> str:
     """Why a trial ended as it did: a failure's exception line, a pruned trial's step; else ``""``."""
     if trial.state is TrialState.FAIL and trial.error:
-        kind = f"({trial.fail_kind}) " if trial.fail_kind else ""
+        kind = f"({trial.fail_kind}) " if trial.fail_kind not in (None, "error") else ""  # an exception says itself
         return kind + trial.error.strip().splitlines()[-1][:80]
     if trial.state is TrialState.PRUNED:
         return f"pruned at step {trial.attrs.get(PRUNED_STEP, trial.last_step)}"

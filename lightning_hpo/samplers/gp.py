@@ -295,15 +295,17 @@ def _acquisition(
         )
         best = Y[candidates, 0].topk(min(N_INCUMBENTS, len(candidates))).indices
         return acquisition, X[candidates[best]]
+    # The GP sees the outcomes of every observation (softened, warped, standardized together); the
+    # front, its reference point and the baseline are the feasible observations'.
+    outcomes = model_outcomes(Y)[candidates]
     X, Y = X[candidates], Y[candidates]
     incumbents = _pareto_incumbents(X, Y, generator)
     if m <= acquisitions.MAX_HYPERVOLUME_OBJECTIVES:
-        # The reference point is placed where the GP sees the outcomes (softened, warped, standardized).
         acquisition = acquisitions.noisy_log_hypervolume_improvement(
             model,
             X,
             X_pending,
-            ref_point=acquisitions.reference_point(model_outcomes(Y)),
+            ref_point=acquisitions.reference_point(outcomes),
             mc_samples=MO_MC_SAMPLES[min(m, 3)],
             seed=seed,
         )
