@@ -9,6 +9,7 @@ import pytest
 
 from lightning_hpo import Float, GPSampler, Int, NopPruner, SobolSampler, Study, TrialState, Tuner
 from lightning_hpo.exceptions import InvalidArgumentError, MetricNotFoundError, StudyMismatchError
+from lightning_hpo.plots import plot_optimization_history
 from lightning_hpo.storage import open_storage
 from lightning_hpo.trial import CONSTRAINT_VIOLATIONS
 from tests.lightning_models import LinearRegression, RegressionData
@@ -51,6 +52,8 @@ def test_best_trial_is_the_best_feasible_one_and_infeasible_ones_say_so():
         assert trial.metrics == {"size": 1.0 - trial.params["x"], "other": 3.0}
         assert trial.attrs[CONSTRAINT_VIOLATIONS] == {"size": pytest.approx(0.5 - trial.params["x"])}
         assert trial.feasible is (trial.params["x"] >= 0.5)
+    legend = [text.get_text() for text in plot_optimization_history(study).legends[0].get_texts()]
+    assert f"infeasible ({len(study.trials) - len(feasible)})" in legend and f"complete ({len(feasible)})" in legend
 
 
 @pytest.mark.slow
