@@ -16,15 +16,13 @@ acquisition: ``log a(x) + sum log P_i(x)``, the constrained expected improvement
 is measured against is the best *feasible* observation; before any observation is feasible, the
 acquisition is the probability of feasibility alone, which finds the feasible region first.
 
-The GP sees outcomes through the sampler's monotone transforms (``_gp_model.model_outcomes``), so
-the threshold is mapped the same way: the midpoint of the two transformed labels for the 0/1
-failure outcome, and for a violation the transformed value of 0, interpolated between the
-transformed observations (extrapolated linearly outside them).
+Each GP is conditioned on its outcomes standardized (not warped as the objective's), so the
+threshold maps exactly: the midpoint of the two standardized labels for the 0/1 failure outcome,
+and the standardized value of 0 for a violation.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,7 +32,7 @@ from botorch.models import SingleTaskGP
 from torch import Tensor
 from torch.special import log_ndtr
 
-from lightning_hpo.samplers._gp_model import build_model, fit_hyperparameters, model_outcomes
+from lightning_hpo.samplers._gp_model import build_model, fit_hyperparameters, standardize
 from lightning_hpo.samplers._gp_space import GPSpace
 from lightning_hpo.trial import CONFIGURATION_FAIL_KINDS, CONSTRAINT_VIOLATIONS, Trial, TrialState
 
@@ -90,12 +88,20 @@ class FeasibilityModel:
     """
 
     def __init__(self, X: Tensor, outcome: FeasibilityOutcome, gp_space: GPSpace) -> None:
-        values = torch.tensor(outcome.values, dtype=X.dtype, device=X.device).unsqueeze(-1)
         # The sampler's GP takes outcomes where larger is better: the negated values.
-        Y = -values
-        self.model: SingleTaskGP = build_model(X, Y, gp_space, fit_hyperparameters(X, Y, gp_space))
-        transformed = model_outcomes(Y).squeeze(-1)
-        self.threshold = _threshold(-values.squeeze(-1), transformed, binary=outcome.binary)
+        Y = -torch.tensor(outcome.values, dtype=X.dtype, device=X.device).unsqueeze(-1)
+        model = build_model(X, Y, gp_space, fit_hyperparameters(X, Y, gp_space))
+        # Conditioned on the outcomes only standardized (an affine map), not warped as the objective's
+        # GP sees them, so the boundary maps exactly: the hyperparameters fitted to the warped
+        # outcomes serve, as the warp is monotone and the kernel's lengthscales change little.
+        targets = standardize(Y)
+        model.set_train_data(targets=targets.squeeze(-1), strict=False)
+        self.model: SingleTaskGP = model.eval()
+        mean, std = Y.mean(), Y.std() if len(Y) > 1 else torch.ones_like(Y.mean())
+        if outcome.binary:  # the labels 0 and 1 (negated): the boundary is halfway
+            self.threshold = float((targets.min() + targets.max()) / 2)
+        else:  # a violation's boundary is 0
+            self.threshold = float((0.0 - mean) / (std if std > 0 else 1.0))
 
     def log_probability(self, X: Tensor) -> Tensor:
         """``b``: log P(feasible) of ``b x 1 x d`` candidates, under the latent posterior."""
@@ -104,29 +110,6 @@ class FeasibilityModel:
         std = posterior.variance.reshape(-1).clamp_min(1e-12).sqrt()
         # Feasible where the (negated, larger-is-better) outcome lies above the threshold.
         return log_ndtr((mean - self.threshold) / std)
-
-
-def _threshold(raw: Tensor, transformed: Tensor, *, binary: bool) -> float:
-    """Where the feasibility boundary lies in the GP's outcome space.
-
-    ``raw``: the negated outcomes (0 is the boundary of a violation); ``transformed``: the same
-    through ``model_outcomes``, a monotone map.
-    """
-    if binary:  # two labels, two transformed values: the boundary is halfway
-        return float((transformed.min() + transformed.max()) / 2)
-    order = raw.argsort()
-    xs, ys = raw[order].tolist(), transformed[order].tolist()
-    if xs[-1] == xs[0]:  # one value, standardized to 0: the boundary on its infeasible or feasible side
-        return ys[0] - 1.0 if xs[0] >= 0.0 else ys[0] + 1.0
-    slope = (ys[-1] - ys[0]) / (xs[-1] - xs[0])
-    if 0.0 <= xs[0]:
-        return ys[0] - slope * xs[0]
-    if 0.0 >= xs[-1]:
-        return ys[-1] - slope * xs[-1]
-    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
-        if x0 <= 0.0 <= x1:
-            return y0 if x1 == x0 else y0 + (y1 - y0) * (0.0 - x0) / (x1 - x0)
-    return math.nan  # unreachable: 0 lies within [xs[0], xs[-1]]
 
 
 class FeasibilityWeighted(AcquisitionFunction):
