@@ -62,7 +62,7 @@ def is_configuration_failure(trial: Trial) -> bool:
 
 def feasibility_outcomes(observed: Sequence[Trial], failed: Sequence[Trial]) -> list[FeasibilityOutcome]:
     """The outcomes worth a model: failure once a trial failed by its configuration's fault and one
-    did not; each constraint once some trial stored its violation (by name, sorted)."""
+    did not; each constraint once two trials stored its violation (by name, sorted)."""
     outcomes = []
     if failed and observed:
         trials = sorted([*observed, *failed], key=lambda t: t.number)
@@ -73,8 +73,9 @@ def feasibility_outcomes(observed: Sequence[Trial], failed: Sequence[Trial]) -> 
             (t for t in [*observed, *failed] if name in t.attrs.get(CONSTRAINT_VIOLATIONS, {})),
             key=lambda t: t.number,
         )
-        values = [float(t.attrs[CONSTRAINT_VIOLATIONS][name]) for t in trials]
-        outcomes.append(FeasibilityOutcome(name, trials, values, False))
+        if len(trials) >= 2:  # a GP needs two points
+            values = [float(t.attrs[CONSTRAINT_VIOLATIONS][name]) for t in trials]
+            outcomes.append(FeasibilityOutcome(name, trials, values, False))
     return outcomes
 
 
@@ -97,11 +98,11 @@ class FeasibilityModel:
         targets = standardize(Y)
         model.set_train_data(targets=targets.squeeze(-1), strict=False)
         self.model: SingleTaskGP = model.eval()
-        mean, std = Y.mean(), Y.std() if len(Y) > 1 else torch.ones_like(Y.mean())
         if outcome.binary:  # the labels 0 and 1 (negated): the boundary is halfway
             self.threshold = float((targets.min() + targets.max()) / 2)
-        else:  # a violation's boundary is 0
-            self.threshold = float((0.0 - mean) / (std if std > 0 else 1.0))
+        else:  # a violation's boundary is 0, standardized as the outcomes were (at least 2 of them)
+            std = Y.std()
+            self.threshold = float((0.0 - Y.mean()) / (std if std > 0 else 1.0))
 
     def log_probability(self, X: Tensor) -> Tensor:
         """``b``: log P(feasible) of ``b x 1 x d`` candidates, under the latent posterior."""
