@@ -210,6 +210,7 @@ def _timed(problem: Problem, method: str, seed: int) -> Run:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--problems", nargs="*", default=list(PROBLEMS))
     parser.add_argument("--methods", nargs="*", default=list(METHODS))
     parser.add_argument("--out", default=None, help="also write the markdown table to this file")
@@ -221,7 +222,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     ]
     for problem_name in args.problems:
         problem = PROBLEMS[problem_name]()
-        runs = {m: [_timed(problem, m, seed) for seed in range(args.seeds)] for m in args.methods}
+        runs = {
+            m: [_timed(problem, m, seed) for seed in range(args.first_seed, args.first_seed + args.seeds)]
+            for m in args.methods
+        }
         worst = max(
             (v for rs in runs.values() for r in rs for v, ok in zip(r.values, r.feasible) if v is not None and ok)
         )
