@@ -265,8 +265,9 @@ class Study:
     def best_trials(self) -> list[Trial]:
         """The feasible COMPLETE trials that no other feasible COMPLETE trial beats, in number order.
 
-        Feasible: satisfying the study's ``constraints`` (every trial, without constraints). With several objectives this is the Pareto set: no other trial is at least as good in
-        every objective and better in one. With one objective it is the trials with the best value.
+        Feasible: satisfying the study's ``constraints`` (every trial, without constraints). With
+        several objectives this is the Pareto set: no other trial is at least as good in every
+        objective and better in one. With one objective it is the trials with the best value.
         Empty while no trial has completed.
         """
         return best_trials(self.get_trials([TrialState.COMPLETE]), self.directions)
@@ -421,12 +422,12 @@ class Study:
                     f"Trial {stored.number} has no finite intermediate value, so tell() needs an explicit value."
                 )
         values = None if value is None else self._objective_values(value)
-        if state is TrialState.COMPLETE and self.constraints:
-            check_metrics(self.constraints, metrics, f"trial {stored.number}")
         bad = [v for v in values or () if not math.isfinite(v)]
         if bad:
             self._store_metrics(stored, metrics, {FAIL_KIND: "nan"})
             return self._finish(stored, TrialState.FAIL, error=f"The objective returned {bad[0]}, which is not finite.")
+        if state is TrialState.COMPLETE and self.constraints:
+            check_metrics(self.constraints, metrics, f"trial {stored.number}")
         bad_metrics = {n: v for n, v in metrics.items() if n in self.constraints and not math.isfinite(v)}
         if bad_metrics:
             self._store_metrics(stored, metrics, {FAIL_KIND: "nan"})
