@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lightning_hpo._failures import failure_kind, should_stop
+from lightning_hpo._failures import failure_kind, failure_signature, should_stop
 from lightning_hpo._short_errors import trials_failing_error
 from lightning_hpo.exceptions import (
     ArgumentTypeError,
@@ -118,7 +118,8 @@ def run_trials(
             continue
         streak.append(finished)
         if should_stop(streak, limit=options.max_consecutive_failures, succeeded_in_run=succeeded):
-            raise trials_failing_error(study, len(streak), finished, same=len(set(t.error for t in streak)) == 1)
+            same = len({failure_signature(t) for t in streak}) == 1
+            raise trials_failing_error(study, len(streak), finished, same=same)
 
 
 def _run_one(study: Study, run: Callable[[Trial], Trial], trial: Trial, trial_timeout: float | None) -> Trial:

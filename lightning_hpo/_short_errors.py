@@ -27,7 +27,7 @@ def trials_failing_error(study: Study, failures: int, last: Trial, *, same: bool
     """The error that stops a study after ``failures`` failed trials in a row, ``last`` the latest.
 
     It shows the last failure's exception line, and where the full tracebacks are; when every one
-    failed the same way (``same``: one traceback), that traceback too.
+    failed the same way (``same``: one exception type and message), its traceback too.
     """
     lines = (last.error or "").strip().splitlines()
     reason = lines[-1] if lines else "no error recorded"
