@@ -30,6 +30,7 @@ from lightning_hpo._resume import MAX_STALLED_INTERRUPTIONS, newest_step
 from lightning_hpo.exceptions import TrialStateError
 from lightning_hpo.storage import Storage
 from lightning_hpo.trial import (
+    FAIL_KIND,
     NOT_RESUMED,
     RESUME_DIR,
     RESUMED_AT_STEP,
@@ -147,6 +148,7 @@ class TrialLiveness:
                 continue
             try:
                 self.storage.finish_trial(trial.id, TrialState.FAIL, error=f"{_STALE_PREFIX}{reason}.")
+                self.storage.update_trial(trial.id, attrs={FAIL_KIND: "stale"})
                 failed.append(trial.number)
             except TrialStateError:
                 pass  # another worker finished or reaped it first

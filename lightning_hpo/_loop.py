@@ -6,8 +6,9 @@ progress display) is a list of :class:`TrialObserver`, told when each trial star
 
 A failure's consequence follows :func:`~lightning_hpo.exceptions.ends_study`: an exception from user
 code fails its trial and the loop goes on; lightning_hpo's own errors and interruptions fail the
-trial and end the loop; too many failures in a row end it with
-:class:`~lightning_hpo.exceptions.TrialsFailingError`.
+trial and end the loop; failures in a row that do not depend on the configuration end it with
+:class:`~lightning_hpo.exceptions.TrialsFailingError` (the rule, and the kinds of failure stored
+with each FAIL trial, are in :mod:`lightning_hpo._failures`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from lightning_hpo._failures import failure_kind, failure_signature, should_stop
 from lightning_hpo._short_errors import trials_failing_error
 from lightning_hpo.exceptions import (
     ArgumentTypeError,
+    ConstraintViolated,
     GridExhaustedError,
     InvalidArgumentError,
     TrialStateError,
@@ -52,7 +55,8 @@ class RunOptions:
             every point of the grid has run).
         timeout: seconds after which no new trial starts.
         max_consecutive_failures: stop with :class:`~lightning_hpo.exceptions.TrialsFailingError`
-            after this many failures in a row in this process (``None``: never).
+            after this many failures in a row in this process, unless they depend on the
+            configuration (see :func:`lightning_hpo._failures.should_stop`; ``None``: never).
         trial_timeout: seconds after which a running trial is stopped and marked FAIL (uses
             SIGALRM: main thread, POSIX only).
 
@@ -98,7 +102,8 @@ def run_trials(
     says. Ctrl-C fails the running trial ("interrupted") and is re-raised.
     """
     deadline = None if options.timeout is None else time.monotonic() + options.timeout
-    failures_in_a_row = 0
+    streak: list[Trial] = []  # the failed trials in a row
+    succeeded = False
     while deadline is None or time.monotonic() < deadline:
         try:
             trial = study.start_trial(max_active=options.n_trials)
@@ -119,11 +124,12 @@ def run_trials(
         for observer in observers:
             observer.finished(finished)
         if finished.state is not TrialState.FAIL:
-            failures_in_a_row = 0
+            streak, succeeded = [], True
             continue
-        failures_in_a_row += 1
-        if options.max_consecutive_failures is not None and failures_in_a_row >= options.max_consecutive_failures:
-            raise trials_failing_error(study, failures_in_a_row, finished)
+        streak.append(finished)
+        if should_stop(streak, limit=options.max_consecutive_failures, succeeded_in_run=succeeded):
+            same = len({failure_signature(t) for t in streak}) == 1
+            raise trials_failing_error(study, len(streak), finished, same=same)
 
 
 def _run_one(study: Study, run: Callable[[Trial], Trial], trial: Trial, trial_timeout: float | None) -> Trial:
@@ -137,7 +143,8 @@ def _run_one(study: Study, run: Callable[[Trial], Trial], trial: Trial, trial_ti
             reason = "Interrupted (the process was asked to exit)."
         else:
             reason = format_exception(error)
-        failed = _fail_if_running(study, trial, reason)
+        metrics = error.metrics if isinstance(error, ConstraintViolated) else None
+        failed = _fail_if_running(study, trial, reason, failure_kind(error), metrics)
         if ends_study(error):
             raise
         return failed
@@ -146,9 +153,11 @@ def _run_one(study: Study, run: Callable[[Trial], Trial], trial: Trial, trial_ti
     return finished
 
 
-def _fail_if_running(study: Study, trial: Trial, error: str) -> Trial:
+def _fail_if_running(
+    study: Study, trial: Trial, error: str, kind: str = "error", metrics: dict[str, float] | None = None
+) -> Trial:
     try:
-        return study.tell(trial, state=TrialState.FAIL, error=error)
+        return study.tell(trial, state=TrialState.FAIL, error=error, fail_kind=kind, metrics=metrics)
     except TrialStateError:  # ``run`` finished it before it raised
         return study.get_trial(trial.number)
 

@@ -23,10 +23,11 @@ __all__ = ["call_with_short_errors", "trials_failing_error"]
 _T = TypeVar("_T")
 
 
-def trials_failing_error(study: Study, failures: int, last: Trial) -> TrialsFailingError:
+def trials_failing_error(study: Study, failures: int, last: Trial, *, same: bool = False) -> TrialsFailingError:
     """The error that stops a study after ``failures`` failed trials in a row, ``last`` the latest.
 
-    It shows the last failure's exception line only, and where the full tracebacks are.
+    It shows the last failure's exception line, and where the full tracebacks are; when every one
+    failed the same way (``same``: one exception type and message), its traceback too.
     """
     lines = (last.error or "").strip().splitlines()
     reason = lines[-1] if lines else "no error recorded"
@@ -36,10 +37,13 @@ def trials_failing_error(study: Study, failures: int, last: Trial) -> TrialsFail
             f"; list them with `lightning-hpo trials --storage {study.storage.display_url} "
             f"--study {study.name} --state FAIL`"
         )
-    return TrialsFailingError(
+    message = (
         f"{failures} trials in a row failed, so study {study.name!r} stops. The last one, trial {last.number}, "
         f"failed with: {reason} ({where})."
     )
+    if same and last.error:
+        message += f" Every one failed the same way:\n{last.error}"
+    return TrialsFailingError(message)
 
 
 def call_with_short_errors(study: Study | None, study_name: str, run: Callable[[], _T]) -> _T:

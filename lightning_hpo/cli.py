@@ -85,6 +85,7 @@ from lightning_hpo._config_space import (
     take_search_space_flags,
     with_params,
 )
+from lightning_hpo._constraints import Constraints, parse_constraints
 from lightning_hpo._loop import RunOptions
 from lightning_hpo._resume import DEFAULT_KEEP_CHECKPOINTS, check_checkpoint_every, check_keep_checkpoints
 from lightning_hpo.decorator import search_space_of
@@ -186,6 +187,7 @@ class LightningCLI(LightningCLIInternals):
         allow_budget_change: bool = False,
         keep_checkpoints: str | int = DEFAULT_KEEP_CHECKPOINTS,
         checkpoint_every: float | None = None,
+        constraints: dict[str, Any] | None = None,
     ) -> None:
         """Tune hyperparameters: fit one trial per point of the search space, then write the best config.
 
@@ -217,7 +219,8 @@ class LightningCLI(LightningCLIInternals):
             best_config: File to write the best trial's full config to, for `fit --config`. Default:
                 <root_dir>/<study>/best.yaml. With several monitors, each trial of the Pareto set is written
                 to <root_dir>/<study>/pareto/trial_<n>.yaml instead.
-            max_consecutive_failures: The study stops after this many failed trials in a row (null: never).
+            max_consecutive_failures: The study stops after this many failed trials in a row (null: never),
+                unless they depend on the configuration (others succeed; out of memory, nan, or errors that differ).
             trial_timeout: Seconds after which a trial is stopped and marked FAIL; the study goes on.
             show_progress: Show the live progress display of the study.
             allow_budget_change: Continue a study whose trials ran with another trainer.max_epochs /
@@ -227,6 +230,9 @@ class LightningCLI(LightningCLIInternals):
             checkpoint_every: Seconds between a running trial's resumable checkpoints (null: at every
                 validation). A trial interrupted by a kill, SIGTERM, SIGUSR1 or Ctrl-C resumes from it when the
                 command is run again.
+            constraints: Outcome constraints on logged or built-in metrics (n_params, peak_memory_mb,
+                time_per_epoch_s), e.g. {n_params: [<=, 1.0e6], val_acc: [">=", 0.9]}: the best trial is the
+                best one that satisfies them all.
         """
         if n_trials is None and timeout is None and not _is_grid(sampler):
             self._fail(
@@ -242,6 +248,7 @@ class LightningCLI(LightningCLIInternals):
             monitor = check_monitor(monitor, directions)
             keep = check_keep_checkpoints(keep_checkpoints)
             every = check_checkpoint_every(checkpoint_every)
+            parsed_constraints = parse_constraints(constraints)
             if best_config is not None and len(monitor) > 1:
                 raise InvalidArgumentError(
                     "--tune.best_config names one file, but several monitors have no single best trial: leave it out; "
@@ -260,6 +267,7 @@ class LightningCLI(LightningCLIInternals):
                     sampler=by_name("sampler", sampler, SAMPLER_NAMES, Sampler, seed=sampler_seed),
                     pruner=by_name("pruner", pruner, PRUNER_NAMES, Pruner),
                     seed=sampler_seed,
+                    constraints=parsed_constraints,
                 )
                 check_budget(name, self.study.trials, budget, allow_change=allow_budget_change)
                 for params in _enqueued_configs(enqueue):
@@ -282,6 +290,7 @@ class LightningCLI(LightningCLIInternals):
                 budget=budget,
                 resume_options={"keep_checkpoints": keep, "checkpoint_every": every},
                 trackers=trackers,
+                constraints=parsed_constraints,
             )
 
         try:
@@ -327,6 +336,7 @@ class LightningCLI(LightningCLIInternals):
         base: dict[str, Any],
         monitor: tuple[str, ...],
         directions: Sequence[str],
+        constraints: Constraints | None = None,
         study_dir: Path,
         budget: dict[str, int],
         resume_options: dict[str, Any],
@@ -349,6 +359,7 @@ class LightningCLI(LightningCLIInternals):
             with_logger=trainer_config.logger in (None, True),
             **resume_options,
             trackers=trackers,
+            constraints=constraints,
         )
         config_text = None
         if self.study is not None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lightning_hpo import __version__
+from lightning_hpo._constraints import infeasibility_note
 from lightning_hpo._text import count_of
 from lightning_hpo.exceptions import LightningHPOError, StorageError, StudyNotFoundError
 from lightning_hpo.progress import format_value
@@ -92,10 +93,11 @@ def _best_text(snapshot: StudySnapshot) -> str:
 def _outcome_note(trial: Trial) -> str:
     """Why a trial ended as it did: a failure's exception line, a pruned trial's step; else ``""``."""
     if trial.state is TrialState.FAIL and trial.error:
-        return trial.error.strip().splitlines()[-1][:80]
+        kind = f"({trial.fail_kind}) " if trial.fail_kind not in (None, "error") else ""  # an exception says itself
+        return kind + trial.error.strip().splitlines()[-1][:80]
     if trial.state is TrialState.PRUNED:
         return f"pruned at step {trial.attrs.get(PRUNED_STEP, trial.last_step)}"
-    return ""
+    return infeasibility_note(trial)
 
 
 def _logs_text(trial: Trial) -> str:
@@ -187,7 +189,10 @@ def _chosen_trial(snapshot: StudySnapshot, number: int | None = None) -> Trial:
         )
     best = snapshot.best_trial
     if best is None:
-        raise LightningHPOError(f"Study {snapshot.name!r} has no COMPLETE trial yet, so it has no best trial.")
+        feasible = " that satisfies its constraints" if any(not t.feasible for t in snapshot.trials) else ""
+        raise LightningHPOError(
+            f"Study {snapshot.name!r} has no COMPLETE trial{feasible} yet, so it has no best trial."
+        )
     return best
 
 
@@ -211,6 +216,8 @@ def _cmd_best(args: argparse.Namespace) -> int:
     table.add_row("value", _value_text(trial))
     for name, value in trial.params.items():
         table.add_row(name, format_value(value) if isinstance(value, float) else repr(value))
+    if trial.metrics:  # what its outcome constraints were checked on
+        table.add_row("metrics", ", ".join(f"{n}={_param_text(v)}" for n, v in sorted(trial.metrics.items())))
     table.add_row("seconds", f"{trial.duration:.1f}" if trial.duration is not None else "-")
     table.add_row("checkpoint", trial.checkpoint_path or "-")
     table.add_row("logs", logs_of(trial) or "-")

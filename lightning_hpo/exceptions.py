@@ -24,6 +24,7 @@ __all__ = [
     "TrialsFailingError",
     "TrialError",
     "TrialTimeoutError",
+    "ConstraintViolated",
     "DistributedError",
     "TrialPruned",
     "GridExhaustedError",
@@ -89,6 +90,18 @@ class TrialError(LightningHPOError):
 
 class TrialTimeoutError(TrialError, TimeoutError):
     """A trial ran longer than its ``trial_timeout``."""
+
+
+class ConstraintViolated(TrialError):
+    """Stops a trial whose outcome constraint is already violated (a parameter count known before training).
+
+    Attributes:
+        metrics: the metrics known so far, stored with the trial.
+    """
+
+    def __init__(self, message: str, metrics: dict[str, float]) -> None:
+        super().__init__(message)
+        self.metrics = metrics
 
 
 class DistributedError(LightningHPOError, RuntimeError):

@@ -38,13 +38,14 @@ ArrayLike = npt.ArrayLike
 
 
 def best_trials(trials: Sequence[Trial], directions: Sequence[Direction]) -> list[Trial]:
-    """The COMPLETE trials that no other COMPLETE trial beats, in the order given (number order for a study's).
+    """The feasible COMPLETE trials that no other feasible COMPLETE trial beats, in the order given (number
+    order for a study's). Feasible: satisfying the study's outcome constraints (:attr:`Trial.feasible`).
 
     With one objective, the trials tied for the best value (the first of them is *the* best trial);
     with several, the Pareto set: no other trial is at least as good in every objective and better
     in one. Empty while no trial has completed.
     """
-    completed = [t for t in trials if t.state is TrialState.COMPLETE and t.values is not None]
+    completed = [t for t in trials if t.state is TrialState.COMPLETE and t.values is not None and t.feasible]
     if not completed:
         return []
     if len(directions) == 1:

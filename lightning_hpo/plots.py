@@ -85,6 +85,8 @@ _MARK_STYLES: dict[TrialState, dict[str, Any]] = {
 def plot_optimization_history(study: StudyLike, *, objective: int = 0, log_y: bool = False) -> Figure:
     """Each COMPLETE trial's value by trial number, with the best value so far as a staircase.
 
+    Trials that break the study's outcome constraints are hollow grey points, outside the staircase.
+
     Trials without a value are marked by number in a strip above the plot: PRUNED ones (their
     values were measured after less training; the learning curves show them), FAIL and RUNNING
     ones. The legend counts each kind.
@@ -98,8 +100,10 @@ def plot_optimization_history(study: StudyLike, *, objective: int = 0, log_y: bo
     snapshot.check_objective(objective)
     completed = _require_completed(snapshot)
     minimize = snapshot.directions[objective] == "min"
-    numbers = [t.number for t in completed]
-    values = [t.values[objective] for t in completed]
+    feasible = [t for t in completed if t.feasible]
+    infeasible = [t for t in completed if not t.feasible]
+    numbers = [t.number for t in feasible]
+    values = [t.values[objective] for t in feasible]
     best_so_far = _running_best(values, minimize)
     without_value = {state: [t.number for t in snapshot.trials if t.state is state] for state in _MARK_STYLES}
     without_value = {state: marked for state, marked in without_value.items() if marked}
@@ -111,17 +115,28 @@ def plot_optimization_history(study: StudyLike, *, objective: int = 0, log_y: bo
         _draw_trials_without_value(fig.add_subplot(grid[0], sharex=ax), without_value)
     else:
         ax = fig.add_subplot()
-    ax.scatter(numbers, values, s=22, color=_BLUE, label=f"complete ({len(completed)})", zorder=3)
+    ax.scatter(numbers, values, s=22, color=_BLUE, label=f"complete ({len(feasible)})", zorder=3)
+    if infeasible:  # they have a value but break a constraint: never the best
+        ax.scatter(
+            [t.number for t in infeasible],
+            [t.values[objective] for t in infeasible],
+            s=22,
+            facecolors="none",
+            edgecolors=_GREY,
+            label=f"infeasible ({len(infeasible)})",
+            zorder=3,
+        )
     last = max(t.number for t in snapshot.trials)
-    ax.step(
-        numbers + [last],
-        best_so_far + best_so_far[-1:],
-        where="post",
-        color=_VERMILLION,
-        lw=1.8,
-        label="best so far",
-        zorder=4,
-    )
+    if feasible:
+        ax.step(
+            numbers + [last],
+            best_so_far + best_so_far[-1:],
+            where="post",
+            color=_VERMILLION,
+            lw=1.8,
+            label="best so far",
+            zorder=4,
+        )
     ax.set_xlabel("trial number")
     set_whole_number_x_axis(ax, min(t.number for t in snapshot.trials), last)
     ax.set_ylabel(snapshot.objective_label(objective))

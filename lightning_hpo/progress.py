@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from lightning_hpo._constraints import infeasibility_note
 from lightning_hpo._text import count_of
 from lightning_hpo.distributed import is_global_zero
 from lightning_hpo.pareto import best_trials
@@ -178,13 +179,16 @@ class StudyProgress:
             kept = "best" if len(self._study.directions) == 1 else "last"
             line = f"[yellow]{head}PRUNED[/yellow] at step {step}, {kept} {format_values(trial.values, self._labels)}"
         else:
-            line = f"[red]{head}FAIL[/red]"
+            kind = f" ({trial.fail_kind})" if trial.fail_kind else ""
+            line = f"[red]{head}FAIL[/red]{kind}"
         duration = f" in {trial.duration:.1f}s" if trial.duration is not None else ""
         line = f"{line}{duration}  [dim]{escape(format_params(dict(trial.params)))}[/dim]"
         if trial.state is TrialState.FAIL:
             # The reason last, after a label, so it never reads as part of the duration or the params.
             reason = (trial.error or "").strip().splitlines()[-1:] or ["no error recorded"]
             line = f"{line}  [red]error:[/red] {escape(reason[0])}"
+        elif infeasibility_note(trial):
+            line = f"{line}  [magenta]{escape(infeasibility_note(trial))}[/magenta]"
         return line
 
     def render(self) -> Any:
@@ -204,9 +208,11 @@ class StudyProgress:
         grid.add_row(
             bar, Text(f"{finished}/{total if total else '?'} trials finished   elapsed {elapsed}", style="bold")
         )
+        infeasible = sum(t.state is TrialState.COMPLETE and not t.feasible for t in trials)
         counts_line = Text(
-            f"complete {counts[TrialState.COMPLETE]}   pruned {counts[TrialState.PRUNED]}   "
-            f"failed {counts[TrialState.FAIL]}   running {len(running)}"
+            f"complete {counts[TrialState.COMPLETE]}"
+            + (f" ({infeasible} infeasible)" if infeasible else "")
+            + f"   pruned {counts[TrialState.PRUNED]}   failed {counts[TrialState.FAIL]}   running {len(running)}"
         )
         parts: list[Any] = [grid, counts_line, *self._best_lines(trials)]
         if running:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Union
 
+from lightning_hpo._constraints import Constraints, check_metrics, constraints_text, parse_constraints, violations
 from lightning_hpo._liveness import DEFAULT_GRACE_PERIOD, HEARTBEAT_INTERVAL, TrialLiveness
 from lightning_hpo._loop import RunOptions, TrialObserver, run_trials
 from lightning_hpo._setup_checks import check_pruner_objectives
@@ -42,7 +43,17 @@ from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.samplers.gp import GPSampler
 from lightning_hpo.space import Domain, SearchSpace, domain_from_json
 from lightning_hpo.storage import Storage, StudyRecord, open_storage
-from lightning_hpo.trial import GRID_POINT, WARM_START_FROM, Direction, Trial, TrialState
+from lightning_hpo.trial import (
+    CONSTRAINT_VIOLATIONS,
+    FAIL_KIND,
+    FAIL_KINDS,
+    GRID_POINT,
+    METRICS,
+    WARM_START_FROM,
+    Direction,
+    Trial,
+    TrialState,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,7 +61,7 @@ if TYPE_CHECKING:
 __all__ = ["Study", "DEFAULT_GRACE_PERIOD", "HEARTBEAT_INTERVAL"]
 
 Mode = Union[str, Sequence[str]]
-Objective = Callable[[dict[str, Any]], Union[float, Sequence[float]]]
+Objective = Callable[[dict[str, Any]], Any]
 
 
 def parse_mode(mode: Mode) -> tuple[Direction, ...]:
@@ -118,6 +129,11 @@ class Study:
         retry_stale: run the parameters of a stale trial once more: the next trial that any worker
             starts is its retry (``attrs["retry_of"]`` holds the stale trial's number). A retry
             that goes stale too is not retried again.
+        constraints: outcome constraints, ``{"metric": ("<=", bound)}`` or ``(">=", bound)``: a trial
+            is feasible when its metrics (``tell(..., metrics=...)``, an objective's ``(value,
+            metrics)``, or what the Tuner's module logs) satisfy all of them. Best trials are chosen
+            among feasible ones, and the GPSampler steers towards where they hold. Stored with the
+            study: ``None`` reopens a study with its stored constraints.
     """
 
     def __init__(
@@ -132,8 +148,10 @@ class Study:
         seed: int | None = None,
         grace_period: float = DEFAULT_GRACE_PERIOD,
         retry_stale: bool = True,
+        constraints: Mapping[str, tuple[str, float]] | None = None,
     ) -> None:
         self.name = check_study_name(name)
+        wanted_constraints = None if constraints is None else parse_constraints(constraints)
         space = None if search_space is None else SearchSpace.coerce(search_space)
         directions = None if mode is None else parse_mode(mode)
         if sampler is not None and not isinstance(sampler, Sampler):
@@ -162,6 +180,7 @@ class Study:
         self.directions = directions or tuple(record.directions)
         self._check_matches(record.space, record.directions)
         self._study_id = record.id
+        self.constraints = self._stored_constraints(wanted_constraints)
         self._liveness = TrialLiveness(self.storage, self._study_id, grace_period=self.grace_period)
         self.fail_stale_trials()
 
@@ -173,6 +192,21 @@ class Study:
                 f"{error} Opening a study without `search_space` reads an existing one; to create "
                 f"{self.name!r}, pass search_space=... (and mode=..., default 'min')."
             ) from None
+
+    def _stored_constraints(self, wanted: Constraints | None) -> Constraints:
+        """The study's constraints as stored (the first opener's), checked against ``wanted``."""
+        try:
+            stored = self.storage.study_attr_setdefault(self._study_id, "constraints", wanted or {})
+        except NotImplementedError:  # a storage without study attributes keeps them in this process only
+            return wanted or {}
+        constraints = {name: (rule[0], float(rule[1])) for name, rule in stored.items()}
+        if wanted is not None and wanted != constraints:
+            raise StudyMismatchError(
+                f"Study {self.name!r} in {self.storage.display_url} was created with constraints "
+                f"{{{constraints_text(constraints)}}}, but got {{{constraints_text(wanted)}}}. Give the same "
+                "constraints (or none, to use the stored ones), or another study name."
+            )
+        return constraints
 
     def _check_matches(self, stored_space: Mapping[str, Any], stored_directions: Sequence[str]) -> None:
         problems = []
@@ -226,15 +260,19 @@ class Study:
             )
         best = best_trials(self.get_trials([TrialState.COMPLETE]), self.directions)
         if not best:
-            raise InvalidArgumentError(f"Study {self.name!r} has no COMPLETE trial yet, so it has no best trial.")
+            feasible = " that satisfies its constraints" if self.constraints else ""
+            raise InvalidArgumentError(
+                f"Study {self.name!r} has no COMPLETE trial{feasible} yet, so it has no best trial."
+            )
         return best[0]
 
     @property
     def best_trials(self) -> list[Trial]:
-        """The COMPLETE trials that no other COMPLETE trial beats, in number order.
+        """The feasible COMPLETE trials that no other feasible COMPLETE trial beats, in number order.
 
-        With several objectives this is the Pareto set: no other trial is at least as good in
-        every objective and better in one. With one objective it is the trials with the best value.
+        Feasible: satisfying the study's ``constraints`` (every trial, without constraints). With
+        several objectives this is the Pareto set: no other trial is at least as good in every
+        objective and better in one. With one objective it is the trials with the best value.
         Empty while no trial has completed.
         """
         return best_trials(self.get_trials([TrialState.COMPLETE]), self.directions)
@@ -351,6 +389,8 @@ class Study:
         *,
         state: TrialState | None = None,
         error: str | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        fail_kind: str | None = None,
     ) -> Trial:
         """Finish a RUNNING trial and return it as stored; ``trial`` itself (the object :meth:`ask` returned) is
         brought up to date too.
@@ -363,8 +403,16 @@ class Study:
 
         A nan or infinite value makes the trial FAIL with that reason: it never reaches a sampler.
         Telling a trial that already finished raises :class:`~lightning_hpo.exceptions.TrialStateError`.
+
+        ``metrics``: outcome metrics by name (``{"n_params": 1.2e6}``), stored with the trial; a COMPLETE
+        trial of a study with ``constraints`` must give every constrained metric. ``fail_kind``: why a
+        FAIL trial failed, one of :data:`~lightning_hpo.trial.FAIL_KINDS` (default ``"error"``); only
+        failures that are the configuration's fault (error, oom, nan, infeasible) teach the GPSampler.
         """
         stored = self._resolve(trial)
+        metrics = self._check_metrics(metrics)
+        if fail_kind is not None and fail_kind not in FAIL_KINDS:
+            raise InvalidArgumentError(f"`fail_kind` must be one of {', '.join(FAIL_KINDS)}, but got {fail_kind!r}.")
         if state is not None and not isinstance(state, TrialState):
             raise ArgumentTypeError(f"`state` must be a TrialState, but got {state!r}.")
         if state is TrialState.RUNNING:
@@ -374,6 +422,7 @@ class Study:
                 raise InvalidArgumentError("tell() needs a value or a state (COMPLETE, PRUNED or FAIL).")
             state = TrialState.COMPLETE
         if state is TrialState.FAIL:
+            self._store_metrics(stored, metrics, {FAIL_KIND: fail_kind or "error"})
             return self._finish(stored, TrialState.FAIL, error=error or "Failed (no reason given).")
         if value is None:
             value = self._best_intermediate(stored)
@@ -384,8 +433,37 @@ class Study:
         values = None if value is None else self._objective_values(value)
         bad = [v for v in values or () if not math.isfinite(v)]
         if bad:
+            self._store_metrics(stored, metrics, {FAIL_KIND: "nan"})
             return self._finish(stored, TrialState.FAIL, error=f"The objective returned {bad[0]}, which is not finite.")
+        if state is TrialState.COMPLETE and self.constraints:
+            check_metrics(self.constraints, metrics, f"trial {stored.number}")
+        bad_metrics = {n: v for n, v in metrics.items() if n in self.constraints and not math.isfinite(v)}
+        if bad_metrics:
+            self._store_metrics(stored, metrics, {FAIL_KIND: "nan"})
+            return self._finish(stored, TrialState.FAIL, error=f"The constrained metrics {bad_metrics} are not finite.")
+        self._store_metrics(stored, metrics, {})
         return self._finish(stored, state, values=values)
+
+    def _check_metrics(self, metrics: Mapping[str, Any] | None) -> dict[str, float]:
+        if metrics is None:
+            return {}
+        if not isinstance(metrics, Mapping):
+            raise ArgumentTypeError(f"`metrics` must map metric names to numbers, but got {metrics!r}.")
+        for name in metrics:
+            if not isinstance(name, str) or not name:
+                raise InvalidArgumentError(f"A metric name must be a non-empty string, but got {name!r}.")
+        return {name: _as_float(value, f"Metric {name!r}") for name, value in metrics.items()}
+
+    def _store_metrics(self, trial: Trial, metrics: Mapping[str, float], attrs: Mapping[str, Any]) -> None:
+        """Store ``metrics`` with the violations of the constraints on those that are finite, and ``attrs``, before the trial is finished, so no reader sees it finished without them."""
+        attrs = dict(attrs)
+        if metrics:
+            attrs[METRICS] = {n: v if math.isfinite(v) else str(v) for n, v in metrics.items()}
+            known = {n: v for n, v in metrics.items() if n in self.constraints and math.isfinite(v)}
+            if known:  # all of them on a COMPLETE trial; a trial stopped early may know only some
+                attrs[CONSTRAINT_VIOLATIONS] = violations({n: self.constraints[n] for n in known}, known)
+        if attrs:
+            self.storage.update_trial(trial.id, attrs=attrs)
 
     def _best_intermediate(self, trial: Trial) -> float | tuple[float, ...] | None:
         """A trial's value from its reports: the best one, or with several objectives the latest finite vector.
@@ -650,6 +728,9 @@ class Study:
     ) -> None:
         """Run ``fn(params) -> value`` on new trials until the study has ``n_trials`` finished trials.
 
+        ``fn`` may also return ``(value, metrics)``, ``metrics`` a dict of outcome metrics (what the
+        study's ``constraints`` are checked on).
+
         ``n_trials`` counts COMPLETE and PRUNED trials of the whole study, from every run and every
         worker, so rerunning the same call resumes rather than starts over. Failed trials don't
         count. ``fn`` may raise :class:`~lightning_hpo.TrialPruned` to end its trial as PRUNED.
@@ -659,7 +740,8 @@ class Study:
             n_trials: the number of finished trials to reach; ``None`` runs until ``timeout``.
             timeout: seconds after which no new trial starts.
             max_consecutive_failures: stop with :class:`~lightning_hpo.exceptions.TrialsFailingError`
-                after this many failures in a row in this process (``None``: never).
+                after this many failures in a row in this process when they do not depend on the
+                configuration (``None``: never; the rule is in :mod:`lightning_hpo._failures`).
             trial_timeout: seconds after which a running trial is stopped and marked FAIL
                 (uses SIGALRM: main thread, POSIX only).
             show_progress: show a live progress display.
@@ -675,10 +757,11 @@ class Study:
 
         def run(trial: Trial) -> Trial:
             try:
-                value = fn(dict(trial.params))
+                outcome = fn(dict(trial.params))
             except TrialPruned:
                 return self.tell(trial, state=TrialState.PRUNED)
-            return self.tell(trial, value)
+            value, metrics = _value_and_metrics(outcome)
+            return self.tell(trial, value, metrics=metrics)
 
         from lightning_hpo.progress import StudyProgress
 
@@ -697,6 +780,13 @@ class Study:
 
     def __repr__(self) -> str:
         return f"Study({self.name!r}, mode={_mode_text(self.directions)}, storage={self.storage.display_url!r})"
+
+
+def _value_and_metrics(outcome: Any) -> tuple[Any, Mapping[str, Any] | None]:
+    """An objective's return value split into its value(s) and its metrics (``(value, {...})``), if any."""
+    if isinstance(outcome, tuple) and len(outcome) == 2 and isinstance(outcome[1], Mapping):
+        return outcome[0], outcome[1]
+    return outcome, None
 
 
 def _domain_text(data: Mapping[str, Any] | None) -> str:

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lightning_hpo._constraints import Constraints
 from lightning_hpo._resume import (
     DEFAULT_KEEP_CHECKPOINTS,
     KeepCheckpoints,
@@ -112,6 +113,9 @@ class TrialTraining:
             the trial loop); ``None``: the default logger, no outcome recorded.
         budget: the Trainer's ``max_epochs`` / ``max_steps`` as the user set them, stored with the
             trial (see :class:`~lightning_hpo.callback.TrialReporter`); ``None``: not stored.
+        constraints: the study's outcome constraints; default: the study's (``{}`` without a study).
+            The trial's metrics (logged and built-in, see :mod:`lightning_hpo._outcome_metrics`) at
+            the validation that gives it its value are stored with it.
 
     Example:
         >>> training = TrialTraining(study, trial, monitor=("val_loss",), study_dir=tuner.study_dir)  # doctest: +SKIP
@@ -134,9 +138,11 @@ class TrialTraining:
         keep_checkpoints: KeepCheckpoints = DEFAULT_KEEP_CHECKPOINTS,
         checkpoint_every: float | None = None,
         trackers: TrialTrackers | None = None,
+        constraints: Constraints | None = None,
     ) -> None:
         import lightning.pytorch as pl
 
+        from lightning_hpo._outcome_metrics import OutcomeMetrics
         from lightning_hpo.callback import ResumableCheckpoint, TrialReporter
 
         self.study = study
@@ -145,6 +151,9 @@ class TrialTraining:
         self.trial_dir = Path(trial.attrs.get(RESUME_DIR) or study_dir / f"trial_{trial.number}")
         self.keep_checkpoints = keep_checkpoints
         self.reporter = TrialReporter(study, trial, monitor, budget)
+        if constraints is None:
+            constraints = study.constraints if study is not None else {}
+        self.outcome_metrics = OutcomeMetrics(constraints)
         self.checkpoint: pl.callbacks.ModelCheckpoint | None = None
         if directions is None:
             if study is None:
@@ -164,6 +173,7 @@ class TrialTraining:
             self.checkpoint = pl.callbacks.ModelCheckpoint(
                 dirpath=self.trial_dir / "checkpoints", filename="last", monitor=None, save_top_k=1
             )
+        self.directions = tuple(directions)
         self.resumable: ResumableCheckpoint | None = None
         self.resume_path: Path | None = None
         self.resume_step: int | None = None
@@ -179,8 +189,9 @@ class TrialTraining:
 
     @property
     def callbacks(self) -> list[pl.Callback]:
-        """The trial's own callbacks, to append to the user's (the resumable checkpoint after ``ModelCheckpoint``)."""
-        return [c for c in (self.checkpoint, self.reporter, self.resumable) if c is not None]
+        """The trial's own callbacks, to append to the user's (the resumable checkpoint last, after
+        ``ModelCheckpoint`` and the callbacks whose state it saves)."""
+        return [c for c in (self.checkpoint, self.reporter, self.outcome_metrics, self.resumable) if c is not None]
 
     def train(self, trainer: pl.Trainer, fit: Callable[[], Any]) -> TrialTraining:
         """Call ``fit()``, which trains ``trainer`` (on every rank under torchrun).
@@ -222,9 +233,10 @@ class TrialTraining:
             raise LightningHPOError("Only the process that opened the study (global rank 0) records a trial's outcome.")
         if self.checkpoint is not None and self.checkpoint.best_model_path:
             study.storage.update_trial(trial.id, checkpoint_path=str(Path(self.checkpoint.best_model_path).resolve()))
+        metrics = self.outcome_metrics.at(self._deciding_step())
         if reporter.pruned_step is not None:
             study.storage.update_trial(trial.id, attrs={PRUNED_STEP: reporter.pruned_step})
-            return study.tell(trial, state=TrialState.PRUNED)
+            return study.tell(trial, state=TrialState.PRUNED, metrics=metrics)
         monitored = repr(self.monitor[0]) if len(self.monitor) == 1 else repr(list(self.monitor))
         if not reporter.reports:
             return study.tell(
@@ -242,20 +254,39 @@ class TrialTraining:
                 return study.tell(
                     trial,
                     state=TrialState.FAIL,
+                    fail_kind="nan",
+                    metrics=metrics,
                     error=(
                         f"The last validation (step {step}) gave {dict(zip(self.monitor, last))}: a trial with several "
                         "monitored metrics is judged by its last validation, and these are not all finite."
                     ),
                 )
-            return study.tell(trial, last)
+            return study.tell(trial, last, metrics=metrics)
         if not any(math.isfinite(v) for _, (v,) in reporter.reports):
             seen = sorted({str(v) for _, (v,) in reporter.reports})
             return study.tell(
                 trial,
                 state=TrialState.FAIL,
+                fail_kind="nan",
+                metrics=metrics,
                 error=f"{monitored} was never finite (values seen: {', '.join(seen)}).",
             )
-        return study.tell(trial, state=TrialState.COMPLETE)
+        return study.tell(trial, state=TrialState.COMPLETE, metrics=metrics)
+
+    def _deciding_step(self) -> int | None:
+        """The step of the validation that gives the trial its value: the first with the best finite
+        value of its one monitored metric, or the last one with several (``None`` before any)."""
+        reports = self.reporter.reports
+        if not reports:
+            return None
+        if len(self.monitor) > 1:
+            return reports[-1][0]
+        minimize = self.directions[0] == "min"
+        finite = [(step, v) for step, (v,) in reports if math.isfinite(v)]
+        if not finite:
+            return reports[-1][0]
+        best = (min if minimize else max)(v for _, v in finite)
+        return next(step for step, v in finite if v == best)
 
     # -- resuming ------------------------------------------------------------------------
 
@@ -278,7 +309,7 @@ class TrialTraining:
             return
         error, line = interrupted_error(self.trial.number, saved.signal_name, saved.saved_step)
         if self.study is not None:
-            self.study.tell(self.trial, state=TrialState.FAIL, error=error)
+            self.study.tell(self.trial, state=TrialState.FAIL, error=error, fail_kind="interrupted")
             print(line, file=sys.stderr, flush=True)
         if saved.signal_name == "SIGINT":
             signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -26,6 +26,11 @@ __all__ = [
     "ENQUEUED",
     "WARM_START_FROM",
     "SAMPLER_STATE",
+    "FAIL_KIND",
+    "FAIL_KINDS",
+    "CONFIGURATION_FAIL_KINDS",
+    "METRICS",
+    "CONSTRAINT_VIOLATIONS",
 ]
 
 #: Whether an objective is minimized or maximized (a study has one per objective: its ``directions``).
@@ -57,6 +62,20 @@ ENQUEUED = "enqueued"
 WARM_START_FROM = "warm_start_from"
 #: What a sampler keeps with the trial it suggested, for its next suggestions (e.g. Optuna's CMA-ES state).
 SAMPLER_STATE = "sampler_state"
+#: On a FAIL trial: what kind of failure it was, one of :data:`FAIL_KINDS`.
+FAIL_KIND = "fail_kind"
+#: The outcome metrics of a trial (``{"n_params": 1.2e6, ...}``): what constraints are checked on.
+METRICS = "metrics"
+#: ``{constraint name: violation}`` for each constraint of the study: how far the trial's metric is
+#: on the wrong side of its bound (``<= 0``: satisfied), as BoTorch's outcome constraints read it.
+CONSTRAINT_VIOLATIONS = "constraint_violations"
+
+#: The kinds of failure: an exception of the user's code, out of memory, a nan or infinite value, a
+#: constraint known violated early (the trial was stopped at once), Ctrl-C or a signal, a worker
+#: that stopped sending heartbeats, and lightning_hpo's or the storage's own errors.
+FAIL_KINDS = ("error", "oom", "nan", "infeasible", "interrupted", "stale", "infrastructure")
+#: The kinds that are the configuration's fault: the sampler learns to avoid where they happen.
+CONFIGURATION_FAIL_KINDS = frozenset({"error", "oom", "nan", "infeasible"})
 
 
 class TrialState(str, Enum):
@@ -142,6 +161,26 @@ class Trial:
         if len(self.values) != 1:
             raise AttributeError(f"Trial {self.number} has {len(self.values)} objective values: use `.values`.")
         return self.values[0]
+
+    @property
+    def fail_kind(self) -> str | None:
+        """The kind of failure of a FAIL trial (one of :data:`FAIL_KINDS`), ``None`` when unknown or not failed."""
+        return self.attrs.get(FAIL_KIND) if self.state is TrialState.FAIL else None
+
+    @property
+    def feasible(self) -> bool:
+        """Whether the trial satisfies every outcome constraint of its study (see ``Study(constraints=...)``).
+
+        A trial without constraint values (a study without constraints, or a trial that failed before
+        its metrics were known) counts as feasible; it is the state that says whether it has a value.
+        """
+        return all(v <= 0 for v in self.attrs.get(CONSTRAINT_VIOLATIONS, {}).values())
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The outcome metrics stored with the trial (``tell(..., metrics=...)`` or logged), by name."""
+        # Non-finite values are stored as text ("nan"), which JSON has no number for.
+        return {name: float(value) for name, value in self.attrs.get(METRICS, {}).items()}
 
     @property
     def last_step(self) -> int | None:

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from lightning_hpo._budget import check_budget, training_budget
+from lightning_hpo._constraints import parse_constraints
 from lightning_hpo._loop import RunOptions, TrialObserver
 from lightning_hpo._resume import (
     DEFAULT_KEEP_CHECKPOINTS,
@@ -188,7 +189,10 @@ class Tuner:
             ``lightning_hpo_runs``).
         seed: seeds the sampler, and each trial with ``seed + trial number``.
         grace_period, retry_stale: see :class:`~lightning_hpo.Study`.
-        max_consecutive_failures: the study stops after this many failed trials in a row.
+        max_consecutive_failures: the study stops after this many failed trials in a row, unless
+            they depend on the configuration (some trials succeed and the failures differ, or run
+            out of memory, or give nan): the sampler then learns where they happen
+            (:mod:`lightning_hpo._failures` has the rule).
         trial_timeout: seconds after which a trial is stopped and marked FAIL (``None``: no limit).
         show_progress: show the live progress display.
         n_jobs: trials to run at once, each in its own worker process, pinned to its own GPU when
@@ -209,6 +213,10 @@ class Tuner:
             ``"wandb"`` (one run per trial, grouped by study, with its params and outcome), or a
             function ``trial -> Logger | list[Logger]`` (module-level with ``n_jobs > 1``, which
             pickles it); default: TensorBoard when installed, else CSV. See :mod:`lightning_hpo.trackers`.
+        constraints: outcome constraints on logged or built-in metrics (``n_params``,
+            ``peak_memory_mb``, ``time_per_epoch_s``), e.g. ``{"n_params": ("<=", 1e6)}``: see
+            :class:`~lightning_hpo.Study`. A trial is judged by the metrics of the validation that
+            gives it its value; one whose ``n_params`` breaks a constraint stops before training.
 
     Set-up errors are raised here, before any trial runs: a pruner that judges one objective with
     several monitors, a Trainer that would launch processes itself (``strategy="ddp"`` with
@@ -250,6 +258,7 @@ class Tuner:
         keep_checkpoints: KeepCheckpoints = DEFAULT_KEEP_CHECKPOINTS,
         checkpoint_every: float | None = None,
         logger: LoggerArg = None,
+        constraints: Mapping[str, tuple[str, float]] | None = None,
     ) -> None:
         import lightning.pytorch as pl
 
@@ -282,6 +291,7 @@ class Tuner:
         self._check_logger(logger)
         self._budget = training_budget(self.trainer_kwargs)
         self.directions = parse_mode(mode)
+        self.constraints = parse_constraints(constraints)
         self.monitor = check_monitor(monitor, self.directions)
         if pruner is not None:
             check_pruner_objectives(pruner, self.directions)
@@ -300,6 +310,7 @@ class Tuner:
                 seed=seed,
                 grace_period=grace_period,
                 retry_stale=retry_stale,
+                constraints=constraints,
             )
             self._check_storage_for_jobs(self.study.storage)
             check_budget(name, self.study.trials, self._budget, allow_change=allow_budget_change)
@@ -472,6 +483,7 @@ class Tuner:
             keep_checkpoints=self.keep_checkpoints,
             checkpoint_every=self.checkpoint_every,
             trackers=self._trackers,
+            constraints=self.study.constraints if self.study is not None else self.constraints,
         )
         trainer = pl.Trainer(
             **kwargs,

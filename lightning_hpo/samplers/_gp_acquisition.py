@@ -105,13 +105,28 @@ class OptimizerBudget:
 MAX_BASELINE = 16
 
 
-def noisy_log_improvement(model: Model, X_pending: Tensor | None, *, mc_samples: int, seed: int) -> AcquisitionFunction:
+def noisy_log_improvement(
+    model: Model,
+    X_pending: Tensor | None,
+    *,
+    mc_samples: int,
+    seed: int,
+    baseline_candidates: Tensor | None = None,
+) -> AcquisitionFunction:
     """qLogNEI of the one-outcome ``model`` over its observed inputs, with ``X_pending`` (``p x d``)
-    running (see :class:`CachedLogNEI`)."""
+    running (see :class:`CachedLogNEI`); only the observations at ``baseline_candidates`` (indices;
+    ``None``: all) may be the incumbent, e.g. the feasible ones."""
     # Only observed points that may be the best matter to the improvement: at most MAX_BASELINE of
     # them, those most often the best. Near an optimum many observed points are each sometimes the
     # best, and the improvement's joint posterior grows with their square (benchmarks/GP_DECISIONS.md).
-    return CachedLogNEI(model, _pending(X_pending), mc_samples=mc_samples, seed=seed, max_baseline=MAX_BASELINE)
+    return CachedLogNEI(
+        model,
+        _pending(X_pending),
+        mc_samples=mc_samples,
+        seed=seed,
+        max_baseline=MAX_BASELINE,
+        baseline_candidates=baseline_candidates,
+    )
 
 
 def noisy_log_hypervolume_improvement(

@@ -54,6 +54,8 @@ class CachedLogNEI(torch.nn.Module):
             those that ever are, up to this cap). Only they can matter to the improvement, and the
             cost of an evaluation grows with them.
         prune_samples: posterior samples that choose the baseline.
+        baseline_candidates: indices of the training points that may serve as the incumbent (the
+            feasible ones in a study with constraints); ``None``: all.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class CachedLogNEI(torch.nn.Module):
         seed: int,
         max_baseline: int,
         prune_samples: int = 512,
+        baseline_candidates: Tensor | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -80,7 +83,11 @@ class CachedLogNEI(torch.nn.Module):
             self._alpha = torch.cholesky_solve(residual, self._train_factor).squeeze(-1)
             # Every kernel of the sampler is stationary: k(x, x) is the same everywhere.
             self._prior_variance = self._kernel(X_train[:1], X_train[:1]).reshape(())
-            self.X_baseline = X_train[self._most_likely_best(K, max_baseline, prune_samples, seed + 1)]
+            candidates = torch.arange(len(X_train), device=X_train.device)
+            if baseline_candidates is not None:
+                candidates = baseline_candidates.to(X_train.device)
+            best = self._most_likely_best(K, max_baseline, prune_samples, seed + 1, candidates)
+            self.X_baseline = X_train[best]
             n_baseline = len(self.X_baseline)
             n_pending = 0 if X_pending is None else len(X_pending)
             self._fixed = self.X_baseline if not n_pending else torch.cat([self.X_baseline, X_pending])
@@ -109,13 +116,15 @@ class CachedLogNEI(torch.nn.Module):
         mean = self._constant + cross.mT @ self._alpha
         return mean, V, psd_safe_cholesky(prior - V.mT @ V)
 
-    def _most_likely_best(self, K: Tensor, max_points: int, n_samples: int, seed: int) -> Tensor:
-        """Indices of the training points that are the best in some joint posterior sample, the
-        most often best first, at most ``max_points`` (``K``: the training points' kernel matrix)."""
+    def _most_likely_best(self, K: Tensor, max_points: int, n_samples: int, seed: int, candidates: Tensor) -> Tensor:
+        """Indices of the ``candidates`` (training points) that are the best of them in some joint
+        posterior sample, the most often best first, at most ``max_points`` (``K``: the training
+        points' kernel matrix)."""
         mean, _, factor = self._posterior(K, K)
         z = draw_sobol_normal_samples(len(mean), n_samples, seed=seed).to(mean)
-        winners, counts = torch.unique((mean + z @ factor.mT).argmax(dim=-1), return_counts=True)
-        return winners[counts.argsort(descending=True, stable=True)[:max_points]]
+        samples = (mean + z @ factor.mT)[:, candidates]
+        winners, counts = torch.unique(samples.argmax(dim=-1), return_counts=True)
+        return candidates[winners[counts.argsort(descending=True, stable=True)[:max_points]]]
 
     def forward(self, X: Tensor) -> Tensor:
         candidates = X.squeeze(-2)  # b x d

@@ -94,7 +94,10 @@ class GPSampler(Sampler):
       box decompositions grow too costly there (see ``_gp_acquisition``).
     * **What it learns from**: COMPLETE trials; PRUNED trials with the value they are stored with
       (their best intermediate value: a pessimistic one, since they stopped early), which keeps the
-      GP away from regions the pruner already judged poor. FAIL trials are ignored.
+      GP away from regions the pruner already judged poor. FAIL trials whose failure is the
+      configuration's fault (an exception, out of memory, nan) and outcome constraints of the study
+      each get a GP of feasibility, and the acquisition is weighted by the probability that a
+      candidate is feasible (see ``_gp_feasibility``); other failures are ignored.
     * **Reproducible**: the suggestion is a function of the stored trials, ``seed`` and the trial
       number alone, in any process. The GP's hyperparameters are fitted from the priors' centres
       to a prefix of the history (see :func:`fitted_history_size`), so a sampler that remembers
@@ -152,10 +155,20 @@ class GPSampler(Sampler):
             return space.decode(sobol_point(len(space), self.seed, number))
         pending = [t for t in trials if t.state is TrialState.RUNNING]
         signs = tuple(1.0 if direction == "max" else -1.0 for direction in directions)
-        return space.decode(self._suggest(space, observed, pending, signs=signs, number=number))
+        from lightning_hpo.samplers._gp_feasibility import is_configuration_failure
+
+        failed = [t for t in trials if is_configuration_failure(t)]
+        return space.decode(self._suggest(space, observed, pending, signs=signs, number=number, failed=failed))
 
     def _suggest(
-        self, space: SearchSpace, observed: list[Trial], pending: list[Trial], *, signs: tuple[float, ...], number: int
+        self,
+        space: SearchSpace,
+        observed: list[Trial],
+        pending: list[Trial],
+        *,
+        signs: tuple[float, ...],
+        number: int,
+        failed: Sequence[Trial] = (),
     ) -> list[float]:
         import torch
 
@@ -181,7 +194,11 @@ class GPSampler(Sampler):
             hyperparameters = self._hyperparameters(space, observed, X, Y, gp_space, signs=signs, device=device)
             model = build_model(X, Y, gp_space, hyperparameters)
             torch.manual_seed(acquisition_seed)
-            acquisition, incumbents = _acquisition(model, X, Y, X_pending, seed=acquisition_seed, generator=generator)
+            feasible = torch.tensor([t.feasible for t in observed], device=device)
+            acquisition, incumbents = _acquisition(
+                model, X, Y, X_pending, seed=acquisition_seed, generator=generator, feasible=feasible
+            )
+            acquisition = _weighted_by_feasibility(acquisition, observed, failed, space, gp_space, tensor_kwargs)
             acquisition = gp_space.on_pinned_inputs(acquisition)
             best = maximize(
                 acquisition,
@@ -224,6 +241,29 @@ class GPSampler(Sampler):
         return f"GPSampler(seed={self.seed}, n_startup_trials={self.n_startup_trials}, device={self.device!r})"
 
 
+def _weighted_by_feasibility(
+    acquisition: Any,
+    observed: list[Trial],
+    failed: Sequence[Trial],
+    space: SearchSpace,
+    gp_space: Any,
+    tensor_kwargs: dict[str, Any],
+) -> Any:
+    """``acquisition`` weighted by the GPs of failure and of the constraints, where there are any."""
+    import torch
+
+    from lightning_hpo.samplers._gp_feasibility import FeasibilityModel, FeasibilityWeighted, feasibility_outcomes
+
+    outcomes = feasibility_outcomes(observed, failed)
+    if not outcomes:
+        return acquisition
+    models = []
+    for outcome in outcomes:
+        X = gp_space.from_unit(torch.tensor([space.encode(t.params) for t in outcome.trials], **tensor_kwargs))
+        models.append(FeasibilityModel(X, outcome, gp_space))
+    return FeasibilityWeighted(acquisition, models)
+
+
 def _acquisition(
     model: Any,
     X: torch.Tensor,
@@ -232,26 +272,41 @@ def _acquisition(
     *,
     seed: int,
     generator: torch.Generator,
+    feasible: torch.Tensor,
 ) -> tuple[Any, torch.Tensor]:
     """The acquisition function for the ``n x m`` outcomes ``Y`` (larger is better), and the
-    observed points its search starts from and near."""
+    observed points its search starts from and near. Only the ``feasible`` observations (a mask)
+    may be the incumbent; while none is, the acquisition is ``None`` (feasibility alone decides)."""
     import torch
 
     from lightning_hpo.samplers import _gp_acquisition as acquisitions
     from lightning_hpo.samplers._gp_model import model_outcomes
 
     m = Y.shape[-1]
+    candidates = feasible.nonzero().squeeze(-1)
+    if not len(candidates):
+        return None, X[Y[:, 0].topk(min(N_INCUMBENTS, len(Y))).indices]
     if m == 1:
-        acquisition = acquisitions.noisy_log_improvement(model, X_pending, mc_samples=MC_SAMPLES, seed=seed)
-        return acquisition, X[Y[:, 0].topk(min(N_INCUMBENTS, len(Y))).indices]
+        acquisition = acquisitions.noisy_log_improvement(
+            model,
+            X_pending,
+            mc_samples=MC_SAMPLES,
+            seed=seed,
+            baseline_candidates=None if feasible.all() else candidates,
+        )
+        best = Y[candidates, 0].topk(min(N_INCUMBENTS, len(candidates))).indices
+        return acquisition, X[candidates[best]]
+    # The GP sees the outcomes of every observation (softened, warped, standardized together); the
+    # front, its reference point and the baseline are the feasible observations'.
+    outcomes = model_outcomes(Y)[candidates]
+    X, Y = X[candidates], Y[candidates]
     incumbents = _pareto_incumbents(X, Y, generator)
     if m <= acquisitions.MAX_HYPERVOLUME_OBJECTIVES:
-        # The reference point is placed where the GP sees the outcomes (softened, warped, standardized).
         acquisition = acquisitions.noisy_log_hypervolume_improvement(
             model,
             X,
             X_pending,
-            ref_point=acquisitions.reference_point(model_outcomes(Y)),
+            ref_point=acquisitions.reference_point(outcomes),
             mc_samples=MO_MC_SAMPLES[min(m, 3)],
             seed=seed,
         )

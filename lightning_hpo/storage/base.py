@@ -73,6 +73,13 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def delete_study(self, name: str) -> None: ...
 
+    def study_attr_setdefault(self, study_id: int, key: str, value: Any) -> Any:
+        """The study-level attribute ``key`` (JSON) as stored, after storing ``value`` if it had none.
+
+        The first writer wins, so workers that open one study concurrently agree on it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not store study attributes.")
+
     @abc.abstractmethod
     def create_trial(
         self,

@@ -106,6 +106,14 @@ intermediate_table = sa.Table(
     # A multi-objective report's values as a JSON list (null for nan); NULL for a single value.
     sa.Column("objective_values", sa.Text, nullable=True),
 )
+# Added after schema version 2 without a version bump: created when missing (see _study_attrs_ready).
+study_attrs_table = sa.Table(
+    "hpo_study_attrs",
+    metadata,
+    sa.Column("study_id", sa.Integer, sa.ForeignKey("hpo_studies.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
 _OUR_TABLES = {t.name for t in metadata.sorted_tables}
 
 
@@ -490,11 +498,34 @@ class SQLStorage(Storage):
             trial_ids = sa.select(trials_table.c.id).where(trials_table.c.study_id == study_id)
             conn.execute(sa.delete(intermediate_table).where(intermediate_table.c.trial_id.in_(trial_ids)))
             conn.execute(sa.delete(trials_table).where(trials_table.c.study_id == study_id))
+            if sa.inspect(conn).has_table(study_attrs_table.name):
+                conn.execute(sa.delete(study_attrs_table).where(study_attrs_table.c.study_id == study_id))
             conn.execute(sa.delete(studies_table).where(studies_table.c.id == study_id))
             self._write_queue(conn, study_id, [])
 
         self._run(operation, write=True)
         self._finished_steps.pop(study_id, None)
+
+    def study_attr_setdefault(self, study_id: int, key: str, value: Any) -> Any:
+        """The study attribute ``key`` as stored, after storing ``value`` (JSON) if it had none."""
+        encoded = json.dumps(value, sort_keys=True)
+
+        def operation(conn: Connection) -> str:
+            # Databases written before this table existed get it on first use (no schema version change).
+            study_attrs_table.create(conn, checkfirst=True)
+            where = (study_attrs_table.c.study_id == study_id) & (study_attrs_table.c.key == key)
+            stored = conn.execute(sa.select(study_attrs_table.c.value).where(where)).scalar_one_or_none()
+            if stored is None:
+                conn.execute(sa.insert(study_attrs_table).values(study_id=study_id, key=key, value=encoded))
+                stored = encoded
+            return stored
+
+        try:
+            return json.loads(self._run(operation, write=True))
+        except StorageError as error:
+            if isinstance(error.__cause__, exc.IntegrityError):  # another worker stored it first: read theirs
+                return json.loads(self._run(operation, write=True))
+            raise
 
     # -- trials ----------------------------------------------------------------------------
 

@@ -1,0 +1,250 @@
+"""Failures and outcome constraints: lightning_hpo's GPSampler against Optuna's, and against itself before.
+
+Every method runs the same problems, budgets and seeds, in one process, one run at a time:
+
+* ``ours``: lightning_hpo's ``GPSampler``: a GP of failure (configurations that fail by their own
+  fault) and one per outcome constraint weight its acquisition (``samplers/_gp_feasibility.py``);
+* ``ours_before``: the same sampler seeing what it saw before this change: FAIL trials and the
+  trials' constraint values removed from its history (it optimizes the objective alone);
+* ``optuna_gp``: Optuna's ``GPSampler`` with ``constraints_func`` (it ignores failed trials);
+* ``optuna_tpe``: Optuna's ``TPESampler`` with ``constraints_func`` (likewise).
+
+Problems, each minimized, with a known (constrained) optimum:
+
+* ``hartmann6_oom`` (issue 17, (a)): Hartmann6 on the unit cube, where a trial raises
+  ``torch.OutOfMemoryError`` when ``x3 + x6 > 1.2``: a third of the cube, bordering the optimum
+  (``x3 + x6 = 1.134`` there), as a batch size times a width does in a real study. Optimum -3.32237.
+* ``gardner`` (issue 17, (c)): Gardner et al. (2014), "Bayesian optimization with inequality
+  constraints", section 5.1: ``cos(2x) cos(y) + sin(x)`` on ``[0, 6]^2`` subject to
+  ``cos(x) cos(y) - sin(x) sin(y) <= 0.5``; its constrained optimum is found on a dense grid here.
+* ``gramacy``: Gramacy et al. (2016), the toy problem: ``x1 + x2`` on ``[0, 1]^2`` subject to
+  ``1.5 - x1 - 2 x2 - 0.5 sin(2 pi (x1^2 - 2 x2)) <= 0`` and ``x1^2 + x2^2 <= 1.5``; optimum 0.5998.
+
+Figures per problem and method, mean over seeds: the constrained regret at the end (best feasible
+value minus the optimum; a run without a feasible trial counts the worst feasible value seen by
+any run), and the share of trials after the start-up phase (trial 10 on) that failed or broke a
+constraint: the trials spent where the answer cannot be. Every method has its default start-up
+(ours: 10 Sobol trials in 6 dimensions and 6 in 2; Optuna's GP: 10 random; TPE: 10).
+
+Run from the repository root (needs the ``benchmarks`` extra for Optuna)::
+
+    nice -n 10 python -m benchmarks.constraints --seeds 2 --out benchmarks/CONSTRAINTS_RUN.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from lightning_hpo import Float, GPSampler, Study, TrialState
+from lightning_hpo.trial import CONSTRAINT_VIOLATIONS, Trial
+
+#: Trials from this number on count as after the start-up phase, for every method.
+AFTER_STARTUP = 10
+
+
+@dataclass(frozen=True)
+class Problem:
+    """``objective(params) -> (value, metrics)`` to minimize, subject to ``constraints`` on the metrics."""
+
+    name: str
+    space: dict[str, Float]
+    objective: Callable[[Mapping[str, float]], tuple[float, dict[str, float]]]
+    constraints: dict[str, tuple[str, float]]
+    optimum: float
+    n_trials: int
+
+
+def _hartmann6_oom() -> Problem:
+    from botorch.test_functions import Hartmann
+
+    hartmann = Hartmann(dim=6)
+
+    def objective(params: Mapping[str, float]) -> tuple[float, dict[str, float]]:
+        x = [params[f"x{i}"] for i in range(6)]
+        if x[2] + x[5] > 1.2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated: x3 + x6 > 1.2)")
+        return float(hartmann(torch.tensor([x], dtype=torch.float64))), {}
+
+    space = {f"x{i}": Float(0.0, 1.0) for i in range(6)}
+    return Problem("hartmann6_oom", space, objective, {}, -3.32237, 30)
+
+
+def _gardner_c(x: Any, y: Any) -> Any:
+    return np.cos(x) * np.cos(y) - np.sin(x) * np.sin(y)
+
+
+def _gardner_f(x: Any, y: Any) -> Any:
+    return np.cos(2 * x) * np.cos(y) + np.sin(x)
+
+
+def _gardner() -> Problem:
+    grid = np.linspace(0.0, 6.0, 3001)
+    X, Y = np.meshgrid(grid, grid)
+    optimum = float(np.min(np.where(_gardner_c(X, Y) <= 0.5, _gardner_f(X, Y), np.inf)))
+
+    def objective(params: Mapping[str, float]) -> tuple[float, dict[str, float]]:
+        x, y = params["x"], params["y"]
+        return float(_gardner_f(x, y)), {"c": float(_gardner_c(x, y))}
+
+    return Problem("gardner", {"x": Float(0.0, 6.0), "y": Float(0.0, 6.0)}, objective, {"c": ("<=", 0.5)}, optimum, 20)
+
+
+def _gramacy() -> Problem:
+    def objective(params: Mapping[str, float]) -> tuple[float, dict[str, float]]:
+        x1, x2 = params["x1"], params["x2"]
+        c1 = 1.5 - x1 - 2 * x2 - 0.5 * math.sin(2 * math.pi * (x1**2 - 2 * x2))
+        return x1 + x2, {"c1": c1, "c2": x1**2 + x2**2}
+
+    space = {"x1": Float(0.0, 1.0), "x2": Float(0.0, 1.0)}
+    return Problem("gramacy", space, objective, {"c1": ("<=", 0.0), "c2": ("<=", 1.5)}, 0.5998, 20)
+
+
+PROBLEMS = {"hartmann6_oom": _hartmann6_oom, "gardner": _gardner, "gramacy": _gramacy}
+
+
+class GPBeforeFailureAwareness(GPSampler):
+    """The GPSampler as it was before failures and constraints informed it: it sees neither."""
+
+    def sample(self, space: Any, trials: Sequence[Trial], *, number: int, directions: Sequence[str]) -> dict[str, Any]:
+        history = [replace(t, attrs={}) for t in trials if t.state is not TrialState.FAIL]
+        return super().sample(space, history, number=number, directions=directions)
+
+
+@dataclass
+class Run:
+    """What one run gives: per trial, its value (None when it failed) and whether it was feasible."""
+
+    values: list[float | None]
+    feasible: list[bool]
+    seconds: float
+
+    def best(self) -> float | None:
+        found = [v for v, ok in zip(self.values, self.feasible) if v is not None and ok]
+        return min(found) if found else None
+
+    def wasted_share(self) -> float:
+        """Trials after the start-up that failed or broke a constraint."""
+        late = [v is None or not ok for v, ok in zip(self.values[AFTER_STARTUP:], self.feasible[AFTER_STARTUP:])]
+        return sum(late) / max(len(late), 1)
+
+
+def _satisfied(problem: Problem, metrics: Mapping[str, float]) -> bool:
+    return all(
+        (metrics[n] <= bound) if op == "<=" else (metrics[n] >= bound) for n, (op, bound) in problem.constraints.items()
+    )
+
+
+def run_ours(problem: Problem, seed: int, before: bool) -> Run:
+    sampler = GPBeforeFailureAwareness(seed=seed) if before else GPSampler(seed=seed)
+    study = Study(
+        "bench", search_space=problem.space, storage=":memory:", sampler=sampler, constraints=problem.constraints
+    )
+    started = time.perf_counter()
+    study.optimize(problem.objective, n_trials=problem.n_trials, max_consecutive_failures=None)
+    seconds = time.perf_counter() - started
+    trials = study.trials[: problem.n_trials]
+    values = [t.value if t.state is TrialState.COMPLETE else None for t in trials]
+    feasible = [all(v <= 0 for v in t.attrs.get(CONSTRAINT_VIOLATIONS, {}).values()) for t in trials]
+    return Run(values, feasible, seconds)
+
+
+def run_optuna(problem: Problem, seed: int, kind: str) -> Run:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    names = sorted(problem.constraints)
+
+    def constraints_func(trial: Any) -> list[float]:
+        return [float(v) for v in trial.user_attrs.get("violations", [0.0] * len(names))]
+
+    kwargs: dict[str, Any] = {"seed": seed, "constraints_func": constraints_func if names else None}
+    sampler = optuna.samplers.GPSampler(**kwargs) if kind == "gp" else optuna.samplers.TPESampler(**kwargs)
+    study = optuna.create_study(sampler=sampler)
+    values: list[float | None] = []
+    feasible: list[bool] = []
+    started = time.perf_counter()
+    while len(values) < problem.n_trials:
+        trial = study.ask()
+        params = {n: trial.suggest_float(n, d.low, d.high) for n, d in problem.space.items()}
+        try:
+            value, metrics = problem.objective(params)
+        except torch.OutOfMemoryError:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            values.append(None)
+            feasible.append(True)
+            continue
+        violations = [
+            metrics[n] - bound if op == "<=" else bound - metrics[n]
+            for n, (op, bound) in sorted(problem.constraints.items())
+        ]
+        trial.set_user_attr("violations", violations)
+        study.tell(trial, value)
+        values.append(value)
+        feasible.append(_satisfied(problem, metrics))
+    return Run(values, feasible, time.perf_counter() - started)
+
+
+METHODS: dict[str, Callable[[Problem, int], Run]] = {
+    "ours": lambda p, s: run_ours(p, s, before=False),
+    "ours_before": lambda p, s: run_ours(p, s, before=True),
+    "optuna_gp": lambda p, s: run_optuna(p, s, "gp"),
+    "optuna_tpe": lambda p, s: run_optuna(p, s, "tpe"),
+}
+
+
+def _timed(problem: Problem, method: str, seed: int) -> Run:
+    run = METHODS[method](problem, seed)
+    print(f"  {problem.name} {method} seed {seed}: best {run.best()}, {run.seconds:.0f} s", file=sys.stderr, flush=True)
+    return run
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--problems", nargs="*", default=list(PROBLEMS))
+    parser.add_argument("--methods", nargs="*", default=list(METHODS))
+    parser.add_argument("--out", default=None, help="also write the markdown table to this file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    lines = [
+        "| problem | method | regret (mean ± sd) | failed or infeasible after start-up | s per run |",
+        "|---|---|---|---|---|",
+    ]
+    for problem_name in args.problems:
+        problem = PROBLEMS[problem_name]()
+        runs = {
+            m: [_timed(problem, m, seed) for seed in range(args.first_seed, args.first_seed + args.seeds)]
+            for m in args.methods
+        }
+        worst = max(
+            (v for rs in runs.values() for r in rs for v, ok in zip(r.values, r.feasible) if v is not None and ok)
+        )
+        for method, method_runs in runs.items():
+            # Clipped at 0: the literature's optima are rounded (Gramacy's 0.5998).
+            regrets = [max((r.best() if r.best() is not None else worst) - problem.optimum, 0.0) for r in method_runs]
+            wasted = [r.wasted_share() for r in method_runs]
+            line = (
+                f"| {problem.name} | {method} | {np.mean(regrets):.4f} ± {np.std(regrets):.4f} | "
+                f"{100 * np.mean(wasted):.0f}% | {np.mean([r.seconds for r in method_runs]):.1f} |"
+            )
+            lines.append(line)
+            print(line, flush=True)
+    table = "\n".join(lines)
+    print(table)
+    if args.out:
+        with open(args.out, "w") as out:
+            out.write(table + "\n")
+
+
+if __name__ == "__main__":
+    main()

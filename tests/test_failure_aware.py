@@ -1,0 +1,134 @@
+"""Failure kinds, the consecutive-failure rule, and the GPSampler that learns where trials fail."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lightning_hpo import Float, GPSampler, SobolSampler, Study, TrialState
+from lightning_hpo._failures import failure_kind, should_stop
+from lightning_hpo.exceptions import ConstraintViolated, InvalidArgumentError, TrialsFailingError, TrialTimeoutError
+from lightning_hpo.trial import FAIL_KIND, Trial
+
+
+def _raised(error: BaseException) -> BaseException:
+    """``error`` as raised, with its traceback and context."""
+    try:
+        raise error
+    except BaseException as raised:  # noqa: BLE001
+        return raised
+
+
+def _wrapped_oom() -> BaseException:
+    try:
+        try:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        except torch.OutOfMemoryError as oom:
+            raise RuntimeError("the training step failed") from oom
+    except RuntimeError as wrapped:
+        return wrapped
+
+
+@pytest.mark.parametrize(
+    "error,kind",
+    [
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB"), "oom"),
+        (RuntimeError("MPS backend out of memory (MPS allocated: 1 GB)"), "oom"),
+        (MemoryError(), "oom"),
+        (_wrapped_oom(), "oom"),
+        (FloatingPointError("overflow"), "nan"),
+        (ValueError("The loss is nan at step 12"), "nan"),
+        (ValueError("expected 3 channels"), "error"),
+        (ImportError("No module named 'apex'"), "error"),
+        (TrialTimeoutError("too slow"), "error"),
+        (ConstraintViolated("n_params too large", {"n_params": 1e9}), "infeasible"),
+        (InvalidArgumentError("monitor not logged"), "infrastructure"),
+        (KeyboardInterrupt(), "interrupted"),
+        (SystemExit(1), "interrupted"),
+    ],
+)
+def test_failure_kind_of_an_exception(error, kind):
+    assert failure_kind(_raised(error)) == kind
+
+
+def _failed(number: int, kind: str, error: str = "Traceback...\nValueError: boom") -> Trial:
+    return Trial(number=number, state=TrialState.FAIL, params={}, error=error, attrs={FAIL_KIND: kind})
+
+
+SAME = [_failed(i, "error") for i in range(5)]
+DIFFERENT = [_failed(i, "error", f"Traceback...\nValueError: boom {i}") for i in range(5)]
+OOM = [_failed(i, "oom", "Traceback...\nMemoryError: out of memory") for i in range(5)]
+
+
+@pytest.mark.parametrize(
+    "streak,limit,succeeded,stop",
+    [
+        (SAME[:4], 5, False, False),  # not yet max_consecutive_failures
+        (SAME, 5, False, True),  # nothing worked in this run
+        (SAME, None, False, False),  # None: never
+        (SAME, 5, True, True),  # the same error every time, though earlier trials worked
+        (DIFFERENT, 5, True, False),  # configuration-dependent errors: the sampler learns
+        (OOM, 5, True, False),  # out of memory depends on the configuration by nature
+        (OOM * 10, 5, True, True),  # 10 x limit in a row: nothing left to learn
+        ([*DIFFERENT[:4], _failed(9, "stale")], 5, True, True),  # not the configuration's fault
+    ],
+)
+def test_when_failures_in_a_row_end_the_study(streak, limit, succeeded, stop):
+    assert should_stop(streak, limit=limit, succeeded_in_run=succeeded) is stop
+
+
+def test_the_same_failure_every_time_stops_with_its_traceback():
+    study = Study("typo", search_space={"x": Float(0.0, 1.0)}, storage=":memory:", sampler=SobolSampler(seed=0))
+
+    def objective(params):
+        import lightning_hpo_no_such_module  # noqa: F401
+
+    with pytest.raises(TrialsFailingError, match=r"(?s)5 trials in a row.*same way.*Traceback.*objective"):
+        study.optimize(objective, n_trials=10)
+    assert [t.fail_kind for t in study.trials] == ["error"] * 5
+
+
+def test_failure_kinds_are_stored_and_told():
+    study = Study("kinds", search_space={"x": Float(0.0, 1.0)}, storage=":memory:", sampler=SobolSampler(seed=0))
+    outcomes = iter([float("nan"), MemoryError("out of memory"), 0.5])
+
+    def objective(params):
+        outcome = next(outcomes)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    study.optimize(objective, n_trials=1)
+    assert [(t.state, t.fail_kind) for t in study.trials] == [
+        (TrialState.FAIL, "nan"),
+        (TrialState.FAIL, "oom"),
+        (TrialState.COMPLETE, None),
+    ]
+    trial = study.ask()
+    study.tell(trial, state=TrialState.FAIL, error="the node died", fail_kind="infrastructure")
+    assert study.get_trial(trial.number).fail_kind == "infrastructure"
+    with pytest.raises(InvalidArgumentError, match=r"`fail_kind` must be one of error, oom, .* got 'bogus'"):
+        study.tell(study.ask(), state=TrialState.FAIL, fail_kind="bogus")
+
+
+def _corner(params: dict[str, float]) -> float:
+    """A bowl whose minimum (0.5, 0.5) borders a corner that runs out of memory."""
+    if params["x"] > 0.6 and params["y"] > 0.6:
+        raise torch.OutOfMemoryError("CUDA out of memory")
+    return (params["x"] - 0.5) ** 2 + (params["y"] - 0.5) ** 2
+
+
+@pytest.mark.slow
+def test_gp_learns_the_failing_corner_and_the_study_goes_on():
+    study = Study(
+        "corner",
+        search_space={"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)},
+        storage=":memory:",
+        sampler=GPSampler(seed=0, n_startup_trials=5),
+    )
+    study.optimize(_corner, n_trials=10)
+    gp_phase = [t for t in study.trials if t.number >= 5]
+    failures = [t for t in gp_phase if t.state is TrialState.FAIL]
+    assert {t.fail_kind for t in failures} <= {"oom"}
+    assert len(failures) <= len(gp_phase) // 3
+    assert study.best_trial.value < 0.01
