@@ -163,6 +163,13 @@ class TuneResult:
         """``model_cls.load_from_checkpoint`` on ``trial``'s checkpoint (e.g. one of ``best_trials``), with its arguments."""
         if trial.checkpoint_path is None:
             raise LightningHPOError(f"Trial {trial.number} has no checkpoint (checkpointing was disabled).")
+        if not Path(trial.checkpoint_path).is_file():
+            raise LightningHPOError(
+                f"Trial {trial.number}'s checkpoint {trial.checkpoint_path} is no longer on disk. The Tuner's "
+                "`keep_checkpoints` removes the checkpoints of PRUNED and FAIL trials and, with an int k (the "
+                "default), of the COMPLETE trials outside the study's k best. Load one of the best trials, or "
+                "keep every checkpoint with Tuner(..., keep_checkpoints='all')."
+            )
         return self.model_cls.load_from_checkpoint(
             trial.checkpoint_path, **{**self.model_kwargs, **dict(trial.params), **kwargs}
         )

@@ -255,6 +255,7 @@ def test_a_tuner_trial_gets_the_modules_default_for_an_inactive_param(tmp_path):
         trainer_kwargs={"max_epochs": 1, "limit_train_batches": 2, "limit_val_batches": 1},
         sampler=RandomSampler(seed=2),
         root_dir=tmp_path / "runs",
+        keep_checkpoints="all",  # every trial's model is loaded below
     )
     result = tuner.fit(n_trials=4)
     assert {t.params["activation"] for t in result.trials} == {"relu", "tanh"}
