@@ -6,6 +6,8 @@ Every method runs the same problems, budgets and seeds, in one process, one run 
   fault) and one per outcome constraint weight its acquisition (``samplers/_gp_feasibility.py``);
 * ``ours_before``: the same sampler seeing what it saw before this change: FAIL trials and the
   trials' constraint values removed from its history (it optimizes the objective alone);
+* ``ours_impute``: an alternative for failures, measured against ``ours``: failed trials enter the
+  objective's GP with the worst observed value (as SMAC imputes a failed run's cost);
 * ``optuna_gp``: Optuna's ``GPSampler`` with ``constraints_func`` (it ignores failed trials);
 * ``optuna_tpe``: Optuna's ``TPESampler`` with ``constraints_func`` (likewise).
 
@@ -119,6 +121,23 @@ class GPBeforeFailureAwareness(GPSampler):
         return super().sample(space, history, number=number, directions=directions)
 
 
+class GPWorstValueForFailures(GPSampler):
+    """An alternative measured against ``ours``: failed trials enter the objective's GP with the
+    worst observed value (as SMAC imputes a failed run's cost), instead of a GP of failure."""
+
+    def sample(self, space: Any, trials: Sequence[Trial], *, number: int, directions: Sequence[str]) -> dict[str, Any]:
+        values = [t.values[0] for t in trials if t.state is TrialState.COMPLETE and t.values]
+        worst = (max(values) if directions[0] == "min" else min(values)) if values else None
+        history = [
+            replace(t, state=TrialState.COMPLETE, values=(worst,), attrs={})
+            if t.state is TrialState.FAIL and worst is not None
+            else t
+            for t in trials
+            if t.state is not TrialState.FAIL or worst is not None
+        ]
+        return super().sample(space, history, number=number, directions=directions)
+
+
 @dataclass
 class Run:
     """What one run gives: per trial, its value (None when it failed) and whether it was feasible."""
@@ -143,8 +162,9 @@ def _satisfied(problem: Problem, metrics: Mapping[str, float]) -> bool:
     )
 
 
-def run_ours(problem: Problem, seed: int, before: bool) -> Run:
-    sampler = GPBeforeFailureAwareness(seed=seed) if before else GPSampler(seed=seed)
+def run_ours(problem: Problem, seed: int, before: bool = False, impute: bool = False) -> Run:
+    sampler_cls = GPBeforeFailureAwareness if before else GPWorstValueForFailures if impute else GPSampler
+    sampler = sampler_cls(seed=seed)
     study = Study(
         "bench", search_space=problem.space, storage=":memory:", sampler=sampler, constraints=problem.constraints
     )
@@ -194,8 +214,9 @@ def run_optuna(problem: Problem, seed: int, kind: str) -> Run:
 
 
 METHODS: dict[str, Callable[[Problem, int], Run]] = {
-    "ours": lambda p, s: run_ours(p, s, before=False),
+    "ours": lambda p, s: run_ours(p, s),
     "ours_before": lambda p, s: run_ours(p, s, before=True),
+    "ours_impute": lambda p, s: run_ours(p, s, impute=True),
     "optuna_gp": lambda p, s: run_optuna(p, s, "gp"),
     "optuna_tpe": lambda p, s: run_optuna(p, s, "tpe"),
 }

@@ -95,9 +95,10 @@ class GPSampler(Sampler):
     * **What it learns from**: COMPLETE trials; PRUNED trials with the value they are stored with
       (their best intermediate value: a pessimistic one, since they stopped early), which keeps the
       GP away from regions the pruner already judged poor. FAIL trials whose failure is the
-      configuration's fault (an exception, out of memory, nan) and outcome constraints of the study
-      each get a GP of feasibility, and the acquisition is weighted by the probability that a
-      candidate is feasible (see ``_gp_feasibility``); other failures are ignored.
+      configuration's fault (an exception, out of memory, nan) with the worst value observed, so
+      the GP learns that nothing is gained there; other failures are ignored. Each outcome
+      constraint of the study gets a GP, and the acquisition is weighted by the probability that a
+      candidate satisfies it (see ``_gp_feasibility``).
     * **Reproducible**: the suggestion is a function of the stored trials, ``seed`` and the trial
       number alone, in any process. The GP's hyperparameters are fitted from the priors' centres
       to a prefix of the history (see :func:`fitted_history_size`), so a sampler that remembers
@@ -155,10 +156,11 @@ class GPSampler(Sampler):
             return space.decode(sobol_point(len(space), self.seed, number))
         pending = [t for t in trials if t.state is TrialState.RUNNING]
         signs = tuple(1.0 if direction == "max" else -1.0 for direction in directions)
-        from lightning_hpo.samplers._gp_feasibility import is_configuration_failure
+        from lightning_hpo.samplers._gp_feasibility import is_configuration_failure, with_worst_values
 
         failed = [t for t in trials if is_configuration_failure(t)]
-        return space.decode(self._suggest(space, observed, pending, signs=signs, number=number, failed=failed))
+        observed += with_worst_values(failed, observed, directions)
+        return space.decode(self._suggest(space, observed, pending, signs=signs, number=number))
 
     def _suggest(
         self,
@@ -168,7 +170,6 @@ class GPSampler(Sampler):
         *,
         signs: tuple[float, ...],
         number: int,
-        failed: Sequence[Trial] = (),
     ) -> list[float]:
         import torch
 
@@ -198,7 +199,7 @@ class GPSampler(Sampler):
             acquisition, incumbents = _acquisition(
                 model, X, Y, X_pending, seed=acquisition_seed, generator=generator, feasible=feasible
             )
-            acquisition = _weighted_by_feasibility(acquisition, observed, failed, space, gp_space, tensor_kwargs)
+            acquisition = _weighted_by_feasibility(acquisition, observed, space, gp_space, tensor_kwargs)
             acquisition = gp_space.on_pinned_inputs(acquisition)
             best = maximize(
                 acquisition,
@@ -244,17 +245,16 @@ class GPSampler(Sampler):
 def _weighted_by_feasibility(
     acquisition: Any,
     observed: list[Trial],
-    failed: Sequence[Trial],
     space: SearchSpace,
     gp_space: Any,
     tensor_kwargs: dict[str, Any],
 ) -> Any:
-    """``acquisition`` weighted by the GPs of failure and of the constraints, where there are any."""
+    """``acquisition`` weighted by the GPs of the constraints, where there are any."""
     import torch
 
     from lightning_hpo.samplers._gp_feasibility import FeasibilityModel, FeasibilityWeighted, feasibility_outcomes
 
-    outcomes = feasibility_outcomes(observed, failed)
+    outcomes = feasibility_outcomes(observed)
     if not outcomes:
         return acquisition
     models = []
