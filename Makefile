@@ -11,6 +11,8 @@ PY := $(VENV)/bin/python
 # Installed first and alone: resolving plain `torch` would pull a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
 PYTEST_ARGS ?=
+# pytest-xdist workers: many tests wait on the processes they start, so two workers fit two cores.
+PYTEST_WORKERS ?= 2
 # Extra arguments of `python -m benchmarks`, e.g. BENCH_ARGS="--tasks branin,mixed --seeds 5".
 BENCH_ARGS ?=
 
@@ -29,7 +31,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	. .ci/postgres.sh && . .ci/chromium.sh && $(PY) -m pytest $(PYTEST_ARGS)
+	. .ci/postgres.sh && . .ci/chromium.sh && $(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed
 	nice -n 10 $(PY) -m benchmarks $(BENCH_ARGS)
