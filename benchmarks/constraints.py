@@ -2,12 +2,13 @@
 
 Every method runs the same problems, budgets and seeds, in one process, one run at a time:
 
-* ``ours``: lightning_hpo's ``GPSampler``: a GP of failure (configurations that fail by their own
-  fault) and one per outcome constraint weight its acquisition (``samplers/_gp_feasibility.py``);
+* ``ours``: lightning_hpo's ``GPSampler``: configurations that failed by their own fault enter its
+  GP with the worst observed value, and a GP per outcome constraint weights its acquisition
+  (``samplers/_gp_feasibility.py``);
 * ``ours_before``: the same sampler seeing what it saw before this change: FAIL trials and the
   trials' constraint values removed from its history (it optimizes the objective alone);
-* ``ours_impute``: an alternative for failures, measured against ``ours``: failed trials enter the
-  objective's GP with the worst observed value (as SMAC imputes a failed run's cost);
+* ``ours_impute``: the worst-value rule applied outside the sampler, as it was first measured
+  (failed trials then also count towards the start-up);
 * ``optuna_gp``: Optuna's ``GPSampler`` with ``constraints_func`` (it ignores failed trials);
 * ``optuna_tpe``: Optuna's ``TPESampler`` with ``constraints_func`` (likewise).
 
@@ -122,8 +123,8 @@ class GPBeforeFailureAwareness(GPSampler):
 
 
 class GPWorstValueForFailures(GPSampler):
-    """An alternative measured against ``ours``: failed trials enter the objective's GP with the
-    worst observed value (as SMAC imputes a failed run's cost), instead of a GP of failure."""
+    """Failed trials as COMPLETE ones with the worst observed value (as SMAC imputes a failed run's
+    cost), given to the sampler: how the rule was first measured, before the sampler did it itself."""
 
     def sample(self, space: Any, trials: Sequence[Trial], *, number: int, directions: Sequence[str]) -> dict[str, Any]:
         values = [t.values[0] for t in trials if t.state is TrialState.COMPLETE and t.values]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lightning_hpo import Float, GPSampler, SobolSampler, Study, TrialState
+from lightning_hpo import Float, GPSampler, SearchSpace, SobolSampler, Study, TrialState
 from lightning_hpo._failures import failure_kind, should_stop
 from lightning_hpo.exceptions import ConstraintViolated, InvalidArgumentError, TrialsFailingError, TrialTimeoutError
+from lightning_hpo.samplers.uniform import sobol_point
 from lightning_hpo.trial import FAIL_KIND, Trial
 
 
@@ -132,3 +133,20 @@ def test_gp_learns_the_failing_corner_and_the_study_goes_on():
     assert {t.fail_kind for t in failures} <= {"oom"}
     assert len(failures) <= len(gp_phase) // 3
     assert study.best_trial.value < 0.01
+
+
+def test_only_failures_that_are_the_configurations_fault_inform_the_gp():
+    space = SearchSpace.coerce({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)})
+    done = [
+        Trial(number=i, state=TrialState.COMPLETE, params=space.decode(sobol_point(2, 0, i)), values=(float(i % 3),))
+        for i in range(6)
+    ]
+
+    def suggest(kind: str | None = None) -> dict:
+        failed = [Trial(number=6, state=TrialState.FAIL, params={"x": 0.9, "y": 0.1}, attrs={FAIL_KIND: kind})]
+        history = done + (failed if kind else [])
+        return GPSampler(seed=0, n_startup_trials=5).sample(space, history, number=7, directions=["min"])
+
+    plain = suggest()
+    assert suggest("interrupted") == suggest("stale") == suggest("infrastructure") == plain
+    assert suggest("oom") != plain  # it enters the GP with the worst value

@@ -389,7 +389,7 @@ class TestRetryOfStaleTrials:
         retry = study.trials[killed + 1]
         assert seen[0] == stale.params and retry.params == stale.params
         assert retry.attrs == {"retry_of": killed} and retry.state is TrialState.COMPLETE
-        assert study.trials[killed].attrs == {"retried_by": retry.number}
+        assert study.trials[killed].attrs == {"retried_by": retry.number, "fail_kind": "stale"}
         assert [t.attrs for t in study.trials[killed + 2 :]] == [{}, {}]  # fresh samples afterwards
 
     @pytest.mark.slow
@@ -398,7 +398,7 @@ class TestRetryOfStaleTrials:
         first = self._kill_a_worker_holding_a_trial(url)
         second = self._kill_a_worker_holding_a_trial(url)  # this worker picked up the retry, and died too
         study = make_study(url)
-        assert study.trials[second].attrs == {"retry_of": first}
+        assert study.trials[second].attrs == {"retry_of": first, "fail_kind": "stale"}
         assert study.trials[second].state is TrialState.FAIL
         study.optimize(quadratic, n_trials=1)
         assert study.trials[-1].attrs == {} and len(study.trials) == second + 2

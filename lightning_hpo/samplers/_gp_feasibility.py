@@ -7,8 +7,8 @@
   run's cost: the acquisition then sees nothing to gain there. Interrupted, stale and
   infrastructure failures say nothing about the parameters and are left out. A separate GP of the
   0/1 failure outcome weighting the acquisition (as for constraints, below) was measured against
-  it on Hartmann6 with an out-of-memory corner: 15% of the trials after start-up failed with it,
-  2% with the worst value, at the same regret and a third of the time (``benchmarks/CONSTRAINTS.md``).
+  it on Hartmann6 with an out-of-memory corner: it failed more often, reached a higher regret and
+  took several times longer (``benchmarks/CONSTRAINTS.md``).
 * **Outcome constraints**: each constraint of the study gets a GP of its violation (``<= 0``:
   satisfied, see :mod:`lightning_hpo._constraints`) over every trial that stored one, and the
   probability that a candidate satisfies it, ``P(g(x) <= 0)`` under the GP's latent posterior,
