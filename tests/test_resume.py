@@ -1,9 +1,9 @@
 """Trials that survive preemption: real tuning processes killed or signalled, then run again.
 
-Each test runs tests/resume_script.py (a real Tuner, a tiny real Lightning model, a real SQLite
-file) as a subprocess. Its ledger says which batches each configuration trained in every process,
-so the tests can check that a resumed configuration redoes at most the training since its last
-validation.
+The process tests run tests/resume_script.py (a real Tuner, a tiny real Lightning model, a real
+SQLite file) as a subprocess; its ledger says which batches each configuration trained in every
+process, so they can check that a resumed configuration redoes at most the training since its last
+validation. The others run a Tuner or the CLI in this process, preempted by a SIGTERM it sends itself.
 """
 
 from __future__ import annotations
