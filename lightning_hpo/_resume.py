@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
+from lightning_hpo.pareto import best_trials
 from lightning_hpo.trial import Trial, TrialState
 
 if TYPE_CHECKING:
@@ -211,8 +212,12 @@ def _remove(path: str | None) -> None:
 
 
 def _ranked(study: Study) -> Sequence[Trial]:
-    """The study's COMPLETE trials, best first: by value, or with several objectives the Pareto set first."""
+    """The study's COMPLETE trials, best first: feasible ones (see :attr:`Trial.feasible`) before the
+    others, then by value, or with several objectives the Pareto set first."""
     complete = [t for t in study.get_trials([TrialState.COMPLETE]) if t.values is not None]
     sign = 1.0 if study.directions[0] == "min" else -1.0
-    front = {t.number for t in study.best_trials} if len(study.directions) > 1 else set()
-    return sorted(complete, key=lambda t: (t.number not in front, sign * t.values[0], t.number))  # type: ignore[index]
+    front = {t.number for t in best_trials(complete, study.directions)} if len(study.directions) > 1 else set()
+    return sorted(
+        complete,
+        key=lambda t: (not t.feasible, t.number not in front, sign * t.values[0], t.number),  # type: ignore[index]
+    )
