@@ -209,7 +209,7 @@ def conditional_spaces(draw):
     return SearchSpace(domains_by_name)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(space=conditional_spaces(), data=st.data())
 def test_conditional_decode_gives_exactly_the_active_parameters(space, data):
     point = data.draw(st.lists(st.floats(0.0, 1.0), min_size=len(space), max_size=len(space)))

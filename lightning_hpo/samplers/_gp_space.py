@@ -37,7 +37,8 @@ __all__ = ["GPSpace"]
 #: larger grids try the adjacent values and steps of halving length (see ``GPSpace.neighbours``).
 EXHAUSTIVE_GRID_SIZE = 32
 #: The model input of an inactive Float or Int column: the cube's centre, no further than half its
-#: width from any value the parameter takes where it is active.
+#: width from any value the parameter takes where it is active. Measured against a pin outside the
+#: cube (-1), which keeps inactive points further from active ones (``benchmarks/CONDITIONAL.md``).
 INACTIVE_POSITION = 0.5
 
 
