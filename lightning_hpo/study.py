@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -559,14 +560,23 @@ class Study:
     def _complete_params(self, created: Trial) -> dict[str, Any]:
         """The parameters of a new trial: those it was created with (an enqueued config), the sampler's for the rest."""
         given = self.space.from_stored(created.params)
-        if len(given) == len(self.space):
+        if self.space.is_complete(given):
             return given
-        params = {**self._sample(created.number), **given}
+        params = self._active_set({**self._sample(created.number), **given}, created.number)
         self.storage.set_trial_params(created.id, self.space.to_stored(params))
         sampler_attrs = self.sampler.take_trial_attrs(created.number)
         if sampler_attrs:
             self.storage.update_trial(created.id, attrs=sampler_attrs)
         return params
+
+    def _active_set(self, params: dict[str, Any], number: int) -> dict[str, Any]:
+        """``params`` cut to the names their values make active. In a conditional space the given
+        values of an enqueued config may activate a parameter the sampler left out (it chose another
+        branch): such a parameter gets a uniform draw, seeded by the trial's number."""
+        draw = random.Random(f"{self.name}#{number}")
+        while missing := [n for n in self.space.active_names(params) if n not in params]:
+            params.update({n: self.space[n].decode(draw.random()) for n in missing})
+        return {n: params[n] for n in self.space.active_names(params)}
 
     def _start_claimed(self, max_active: int | None) -> Trial | None:
         """A trial on a grid point no other trial holds, claimed in storage (see :class:`~lightning_hpo.GridSampler`)."""

@@ -16,6 +16,7 @@ from lightning_hpo import (
     Categorical,
     Float,
     GPSampler,
+    GridSampler,
     Int,
     RandomSampler,
     SearchSpace,
@@ -298,3 +299,31 @@ def test_the_cli_tunes_a_yaml_space_with_when(tmp_path, monkeypatch):
     assert [t.params.get("model.hidden") for t in trials] == [2, 3, None]
     for trial in trials:  # the config's value (5) stays where the key was inactive
         assert yaml.safe_load(trial.attrs["config"])["model"]["hidden"] == trial.params.get("model.hidden", 5)
+
+
+def test_a_grid_over_a_conditional_space_runs_each_active_set_once():
+    space = {
+        "opt": Categorical(["adam", "sgd"]),
+        "momentum": Float(0.0, 0.99, when={"opt": "sgd"}),
+        "layers": Int(1, 2),
+        "width2": Int(4, 5, when={"layers": 2}),
+    }
+    study = Study("grid", search_space=space, storage=":memory:", sampler=GridSampler({"momentum": [0.0, 0.9]}, seed=0))
+    study.optimize(lambda p: p["layers"] + p.get("momentum", 0.0), n_trials=None)
+    points = [tuple(sorted(t.params.items())) for t in study.trials]
+    # opt: adam, sgd x 2 momenta = 3 branches; layers: 1, 2 x 2 widths = 3 branches.
+    assert len(points) == len(set(points)) == 9
+    assert all(("momentum" in t.params) == (t.params["opt"] == "sgd") for t in study.trials)
+
+
+def test_an_enqueued_partial_config_gets_the_parameters_its_values_make_active():
+    space = {"opt": Categorical(["adam", "sgd"]), "momentum": Float(0.0, 0.99, when={"opt": "sgd"}), "lr": Float(0, 1)}
+    study = Study("enqueue", search_space=space, storage=":memory:", seed=3)
+    for opt in ["sgd", "adam", "sgd"]:
+        study.enqueue({"opt": opt})
+    for _ in range(3):
+        trial = study.ask()
+        study.space.check_params(trial.params)
+        study.tell(trial, trial.params["lr"])
+    assert [t.params["opt"] for t in study.trials] == ["sgd", "adam", "sgd"]
+    assert ["momentum" in t.params for t in study.trials] == [True, False, True]

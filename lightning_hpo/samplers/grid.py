@@ -2,7 +2,8 @@
 
 The grid is the product of one list of values per parameter: ``grid[name]`` where given, else a
 Categorical's choices and an Int's values (a Float needs ``grid``). Points are numbered in a fixed
-order (row-major over the sorted parameter names) and visited in a permutation of those numbers
+order (row-major over the sorted parameter names; in a space with conditional parameters, the
+distinct sets of active values, inactive parameters left out) and visited in a permutation of those numbers
 drawn from ``seed``. Which points are taken is decided by storage, not by memory: each trial claims
 its point's number in ``attrs["grid_point"]`` in the same transaction that creates it, and no two
 RUNNING, COMPLETE or PRUNED trials may hold one number (see
@@ -13,6 +14,7 @@ FAIL trial frees its point, which then runs again.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -80,10 +82,14 @@ class GridSampler(Sampler):
 
     def size(self, space: SearchSpace) -> int:
         """How many points the grid of ``space`` has."""
+        if space.is_conditional:
+            return len(_conditional_points(self._grid_key(), space))
         return math.prod(len(v) for v in self.values_of(space).values())
 
     def point(self, space: SearchSpace, index: int) -> dict[str, Any]:
         """The parameters of grid point ``index`` (row-major over the sorted parameter names)."""
+        if space.is_conditional:
+            return dict(_conditional_points(self._grid_key(), space)[index])
         values = self.values_of(space)
         params = {}
         for name in reversed(space.names):
@@ -123,6 +129,22 @@ def _permutation(size: int, seed: int) -> np.ndarray:
     order = np.random.default_rng(seed).permutation(size)
     order.flags.writeable = False
     return order
+
+
+@functools.lru_cache(maxsize=8)
+def _conditional_points(
+    grid: tuple[tuple[str, tuple[Any, ...]], ...], space: SearchSpace
+) -> tuple[tuple[tuple[str, Any], ...], ...]:
+    """The distinct points of a grid over a conditional space, in row-major order: each point holds
+    only the parameters its values make active, so the values of an inactive parameter are not
+    points of their own."""
+    values = dict(_grid_values(grid, space))
+    points: dict[tuple[tuple[str, Any], ...], None] = {}
+    for combination in itertools.product(*(values[name] for name in space.names)):
+        params = dict(zip(space.names, combination))
+        active = tuple((name, params[name]) for name in space.active_names(params))
+        points.setdefault(active, None)
+    return tuple(points)
 
 
 @functools.lru_cache(maxsize=8)
