@@ -35,8 +35,10 @@ def partial_to_stored(space: SearchSpace, params: Any, what: str) -> dict[str, A
 def why_outside(space: SearchSpace, params: Mapping[str, Any]) -> str | None:
     """Why ``params`` (another study's, restricted to ``space``'s names) is no point of ``space``, or ``None``."""
     for name, domain in space.items():
-        if name not in params:
-            return f"it has no {name!r}"
-        if not domain.contains(params[name]):
+        if name in params and not domain.contains(params[name]):
             return f"{name}={params[name]!r} is outside {domain!r}"
+    active = space.active_names(params)
+    missing = [name for name in active if name not in params]
+    if missing:
+        return f"it has no {missing[0]!r}"
     return None

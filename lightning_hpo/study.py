@@ -360,6 +360,8 @@ class Study:
     def _sample(self, number: int) -> dict[str, Any]:
         history = [t for t in self.trials if t.number != number and t.params and self.space.is_complete(t.params)]
         params = self.sampler.sample(self.space, history, number=number, directions=self.directions)
+        if self.space.is_conditional:  # samplers that draw every parameter (e.g. Optuna's): keep the active ones
+            params = {name: params[name] for name in self.space.active_names(params) if name in params}
         self.space.check_params(params)
         return params
 
@@ -712,6 +714,7 @@ class Study:
             if problem is not None:
                 dropped.append(f"trial {trial.number} ({problem})")
                 continue
+            params = {name: params[name] for name in self.space.active_names(params)}  # this space's conditions
             reports = trial.intermediate_vectors if len(self.directions) > 1 else trial.intermediate_values
             imported.append(
                 self._import_trial(params, trial.values, reports, state=trial.state, attrs={WARM_START_FROM: origin})

@@ -327,3 +327,28 @@ def test_an_enqueued_partial_config_gets_the_parameters_its_values_make_active()
         study.tell(trial, trial.params["lr"])
     assert [t.params["opt"] for t in study.trials] == ["sgd", "adam", "sgd"]
     assert ["momentum" in t.params for t in study.trials] == [True, False, True]
+
+
+def test_a_warm_start_into_a_conditional_space_keeps_each_trials_active_parameters():
+    flat = Study(
+        "flat", search_space={"opt": Categorical(["adam", "sgd"]), "momentum": Float(0, 1)}, storage=":memory:"
+    )
+    for opt, momentum in [("adam", 0.5), ("sgd", 0.9)]:
+        flat.add_trial({"opt": opt, "momentum": momentum}, 1.0)
+    space = {"opt": Categorical(["adam", "sgd"]), "momentum": Float(0, 1, when={"opt": "sgd"})}
+    study = Study("tree", search_space=space, storage=flat.storage)
+    study.add_trials_from(flat)
+    assert [t.params for t in study.trials] == [{"opt": "adam"}, {"opt": "sgd", "momentum": 0.9}]
+
+
+def test_an_optuna_sampler_on_a_conditional_space_gives_only_active_parameters():
+    import optuna
+
+    from lightning_hpo import OptunaSampler
+
+    space = {"opt": Categorical(["adam", "sgd"]), "momentum": Float(0.0, 0.99, when={"opt": "sgd"}), "lr": Float(0, 1)}
+    sampler = OptunaSampler(optuna.samplers.TPESampler(seed=0, n_startup_trials=3))
+    study = Study("tpe", search_space=space, storage=":memory:", sampler=sampler)
+    study.optimize(lambda p: p["lr"] + p.get("momentum", 0.0), n_trials=8)
+    assert all(("momentum" in t.params) == (t.params["opt"] == "sgd") for t in study.trials)
+    assert {t.params["opt"] for t in study.trials} == {"adam", "sgd"}
