@@ -100,8 +100,8 @@ def check_logger_arg(logger: Any) -> LoggerArg:
 def logger_object_error(logger: Any) -> InvalidArgumentError:
     """The error for a Logger object in ``trainer_kwargs``: every trial needs loggers of its own."""
     return InvalidArgumentError(
-        f"trainer_kwargs['logger'] must be True, False or absent, but got {logger!r}: one logger object would "
-        f"put every trial in one run. Pass `logger=lambda trial: {type(logger).__name__}(...)` to the Tuner "
+        f"trainer_kwargs['logger'] must be True, False or absent, but got {logger!r}: the Tuner makes one logger "
+        f"per trial, and one logger object would put every trial in one run. Pass `logger=lambda trial: {type(logger).__name__}(...)` to the Tuner "
         f"(a fresh logger per trial), or a shortcut: logger={'|'.join(map(repr, SHORTCUTS))}."
     )
 
