@@ -12,6 +12,7 @@ PY := $(VENV)/bin/python
 TORCH_PIN ?= torch==2.13.0
 PYTEST_ARGS ?=
 # pytest-xdist workers: many tests wait on the processes they start, so two workers fit two cores.
+# Each worker takes two tests at a time, in the order tests/conftest.py gives (longest first).
 PYTEST_WORKERS ?= 2
 # Extra arguments of `python -m benchmarks`, e.g. BENCH_ARGS="--tasks branin,mixed --seeds 5".
 BENCH_ARGS ?=
@@ -31,7 +32,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	. .ci/postgres.sh && . .ci/chromium.sh && $(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	. .ci/postgres.sh && . .ci/chromium.sh && $(PY) -m pytest -n $(PYTEST_WORKERS) --maxschedchunk 2 --durations=20 $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed
 	nice -n 10 $(PY) -m benchmarks $(BENCH_ARGS)

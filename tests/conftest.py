@@ -21,9 +21,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow tests first: with several pytest-xdist workers (``make test`` runs two) the longest
-    tests then start early, rather than one of them running alone at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The longest tests first, then the other slow ones: with pytest-xdist workers that take two
+    tests at a time (``make test``: ``-n 2 --maxschedchunk 2``) the long ones then run side by side
+    early, rather than one of them alone at the end."""
+    items.sort(key=lambda item: (item.get_closest_marker("longest") is None, item.get_closest_marker("slow") is None))
 
 
 @pytest.fixture(autouse=True)

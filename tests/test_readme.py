@@ -191,6 +191,7 @@ def finished_trials(cwd: Path) -> dict[str, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.longest
 @pytest.mark.timeout(1800)  # about 20 Lightning processes; shared CI machines are slow to start them
 def test_readme_runs_as_written_from_a_fresh_directory_and_resumes_when_rerun(tmp_path):
     cwd = fresh_directory(tmp_path)

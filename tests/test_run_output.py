@@ -104,7 +104,7 @@ def test_failing_trials_stop_the_study_with_one_line_each_and_a_short_error(tmp_
     assert len(fails) == 3
     for line in fails:  # one unwrapped line per trial in a pipe; the reason last, apart from the duration
         assert re.fullmatch(
-            r"trial +\d FAIL in \d+\.\ds  activation='(relu|tanh)' lr=[\d.e-]+  error: RuntimeError: diverged at lr=\S+",
+            r"trial +\d FAIL \(error\) in \d+\.\ds  activation='(relu|tanh)' lr=[\d.e-]+  error: RuntimeError: diverged at lr=\S+",
             line,
         ), line
     traceback = traceback_of(done.stderr)
