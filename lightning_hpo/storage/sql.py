@@ -510,11 +510,21 @@ class SQLStorage(Storage):
         """The study attribute ``key`` as stored, after storing ``value`` (JSON) if it had none."""
         encoded = json.dumps(value, sort_keys=True)
 
+        def read(conn: Connection) -> str | None:
+            if not sa.inspect(conn).has_table(study_attrs_table.name):
+                return None
+            where = (study_attrs_table.c.study_id == study_id) & (study_attrs_table.c.key == key)
+            return conn.execute(sa.select(study_attrs_table.c.value).where(where)).scalar_one_or_none()
+
+        # Every open of a study asks; only its first open writes (a read-only viewer then writes nothing).
+        already = self._run(read, write=False)
+        if already is not None:
+            return json.loads(already)
+
         def operation(conn: Connection) -> str:
             # Databases written before this table existed get it on first use (no schema version change).
             study_attrs_table.create(conn, checkfirst=True)
-            where = (study_attrs_table.c.study_id == study_id) & (study_attrs_table.c.key == key)
-            stored = conn.execute(sa.select(study_attrs_table.c.value).where(where)).scalar_one_or_none()
+            stored = read(conn)
             if stored is None:
                 conn.execute(sa.insert(study_attrs_table).values(study_id=study_id, key=key, value=encoded))
                 stored = encoded
