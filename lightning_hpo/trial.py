@@ -69,6 +69,12 @@ METRICS = "metrics"
 #: ``{constraint name: violation}`` for each constraint of the study: how far the trial's metric is
 #: on the wrong side of its bound (``<= 0``: satisfied), as BoTorch's outcome constraints read it.
 CONSTRAINT_VIOLATIONS = "constraint_violations"
+#: On a trial evaluated several times (cross-validation folds, repeated seeds): the value of each
+#: evaluation in order (a list; a list of lists with several objectives). Its value is their mean.
+EVALUATION_VALUES = "evaluation_values"
+#: On a trial evaluated several times: the standard deviation of its evaluations' values (one per
+#: objective), the noise of its value that the GP and the study's stopping rule read.
+VALUE_SPREAD = "value_spread"
 
 #: The kinds of failure: an exception of the user's code, out of memory, a nan or infinite value, a
 #: constraint known violated early (the trial was stopped at once), Ctrl-C or a signal, a worker
