@@ -1,0 +1,43 @@
+"""Resuming trials that ran side by side: ``Tuner(..., n_jobs=2)`` killed with both slots training.
+
+A lost machine takes every worker process with it; the next run must resume each interrupted
+trial from its own checkpoint (not one of them, not the other's), and finish the study.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lightning_hpo.trial import RESUME_DIR, RESUMED_AT_STEP, RETRY_OF, TrialState
+from tests.processes import wait_for
+from tests.test_resume import BATCHES, MAX_EPOCHS, Study, _check_finished_study, _kill_when
+
+
+@pytest.mark.slow
+def test_a_kill_of_two_slots_resumes_both_trials_from_their_own_checkpoints(tmp_path, monkeypatch):
+    monkeypatch.setenv("RESUME_SCRIPT_N_JOBS", "2")  # read by the script, in its own process
+    study = Study(tmp_path, n_trials=2)
+    process = study.start()
+    # Both slots trained past their first validation before the machine is lost.
+    wait_for(lambda: _both_slots_validated(study) or process.poll() is not None, timeout=300)
+    assert _kill_when(study, process, 0), "the study ended before both slots were training"
+    interrupted = {t.params["lr"]: t for t in study.trials() if t.state is not TrialState.COMPLETE}
+    assert len(interrupted) == 2
+
+    study.run()
+    _check_finished_study(study)
+    resumed = [t for t in study.trials() if t.attrs.get(RESUMED_AT_STEP)]
+    # Each interrupted configuration was continued once, from the checkpoints of its own trial.
+    assert sorted(t.params["lr"] for t in resumed) == sorted(interrupted)
+    for trial in resumed:
+        earlier = interrupted[trial.params["lr"]]
+        assert trial.attrs[RETRY_OF] == earlier.number
+        assert trial.attrs[RESUME_DIR] == earlier.attrs[RESUME_DIR]
+        assert trial.attrs[RESUMED_AT_STEP] >= BATCHES
+    # Together they redid at most an epoch each: far less than two restarts from zero.
+    assert sum(study.batches().values()) <= study.n_trials * MAX_EPOCHS * BATCHES + 2 * BATCHES
+
+
+def _both_slots_validated(study: Study) -> bool:
+    running = [t for t in study.trials() if t.state is TrialState.RUNNING]
+    return len(running) == 2 and all(t.intermediate_values for t in running)
