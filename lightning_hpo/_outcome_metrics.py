@@ -130,14 +130,17 @@ class OutcomeMetrics(pl.Callback):
 def as_floats(values: Mapping[str, Any]) -> dict[str, float]:
     """Each value (a number, or a tensor of one element) as a float, in the same order.
 
-    The tensors are read in one transfer per device and dtype: each ``float()`` of a GPU tensor
-    would wait for the GPU on its own, once per metric at every validation.
+    The tensors on an accelerator are read in one transfer per device and dtype: each ``float()``
+    of a GPU tensor would wait for the GPU on its own, once per metric at every validation. CPU
+    tensors are read one by one, which costs less than stacking them.
     """
     groups: dict[tuple[torch.device, torch.dtype], list[str]] = {}
+    floats: dict[str, float] = {}
     for name, value in values.items():
-        if isinstance(value, torch.Tensor):
+        if isinstance(value, torch.Tensor) and value.device.type != "cpu":
             groups.setdefault((value.device, value.dtype), []).append(name)
-    floats = {name: float(value) for name, value in values.items() if not isinstance(value, torch.Tensor)}
+        else:
+            floats[name] = float(value)
     for names in groups.values():
         read = torch.stack([values[name].detach().reshape(()) for name in names]).tolist()
         floats.update(zip(names, map(float, read)))
