@@ -30,6 +30,7 @@ gives medians and quartiles over the repetitions, and the ratio Tuner / bare for
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -40,7 +41,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -177,16 +178,42 @@ def measure(repeats: int, n: int, root: Path) -> list[dict[str, dict[str, dict[s
     return runs
 
 
-def reporter_ms(n: int, root: Path) -> list[float]:
-    """Milliseconds of each call of the Tuner's callback (the report to storage, the pruner's decision) in
-    ``n`` long trials, as Lightning's profiler times it: the Tuner's own work at each validation."""
+#: The Tuner's own callbacks, as Lightning's profiler names their hook at the end of each validation.
+TUNER_CALLBACKS = {
+    "TrialReporter (report, pruner)": "[Callback]TrialReporter.on_validation_end",
+    "OutcomeMetrics (metrics snapshot)": "[Callback]OutcomeMetrics.on_validation_end",
+    "ResumableCheckpoint (resumable checkpoint)": "[Callback]lightning_hpo.ResumableCheckpoint.on_validation_end",
+}
+
+
+def callback_ms(n: int, root: Path) -> dict[str, list[float]]:
+    """Milliseconds of each call of each of the Tuner's callbacks at the end of a validation in ``n`` long
+    trials, as Lightning's profiler times them: the Tuner's own work at each validation."""
     from lightning.pytorch.profilers import SimpleProfiler
 
     profiler = SimpleProfiler(dirpath=root, filename="profile")
     run_tuner(n, LONG, root, profiler=profiler)
-    calls = profiler.recorded_durations["[Callback]TrialReporter.on_validation_end"]
-    # Each trial's first call is at the sanity check, where the callback does nothing.
-    return [1000 * d for i, d in enumerate(calls) if i % (LONG.validations + 1)]
+    # Each trial's first call is at the sanity check, where the callbacks do nothing.
+    return {
+        name: [1000 * d for i, d in enumerate(profiler.recorded_durations[hook]) if i % (LONG.validations + 1)]
+        for name, hook in TUNER_CALLBACKS.items()
+    }
+
+
+def callbacks_report(figures: Sequence[Mapping[str, Any]]) -> str:
+    """The Markdown table of :func:`callback_ms`: one row per callback, one column per run."""
+    lines = [
+        "| ms per validation, timed by Lightning's profiler | " + " | ".join(f["label"] for f in figures) + " |",
+        "|---|" + "---|" * len(figures),
+    ]
+    for name in [*TUNER_CALLBACKS, "all three"]:
+        cells = []
+        for f in figures:
+            calls = f.get("callback_ms", {})
+            per_call = [sum(c) for c in zip(*calls.values())] if name == "all three" and calls else calls.get(name)
+            cells.append(quartiles_cell(per_call, 2) if per_call else "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def costs(seconds: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
@@ -271,7 +298,7 @@ def report(figures: Sequence[Mapping[str, Any]]) -> str:
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     lines.append(
         "| Tuner's callback at each validation, timed by Lightning's profiler (ms) | "
-        + " | ".join(quartiles_cell(f["reporter_ms"], 2) for f in figures)
+        + " | ".join(quartiles_cell(_reporter_ms(f), 2) for f in figures)
         + " |"
     )
     shares = [quartiles_cell([_wall_per_cpu(repetition) for repetition in f["seconds"]], 1) for f in figures]
@@ -283,6 +310,11 @@ def report(figures: Sequence[Mapping[str, Any]]) -> str:
         "differences are that much noisier than CPU-time ones.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _reporter_ms(figures: Mapping[str, Any]) -> list[float]:
+    """The TrialReporter's calls (``reporter_ms`` in runs made before every callback was timed)."""
+    return figures["callback_ms"][next(iter(TUNER_CALLBACKS))] if "callback_ms" in figures else figures["reporter_ms"]
 
 
 def _wall_per_cpu(repetition: Mapping[str, Mapping[str, Mapping[str, float]]]) -> float:
@@ -303,6 +335,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--label", default="now", help="this run's column in the report (default 'now')")
     parser.add_argument(
+        "--callbacks-only",
+        action="store_true",
+        help="time only the Tuner's callbacks at each validation (--trials long trials); print their table",
+    )
+    parser.add_argument(
         "--report-only", action="store_true", help="rebuild the report from --json (and --baseline); run nothing"
     )
     parser.add_argument(
@@ -317,10 +354,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.callbacks_only:
+        with _one_thread_in(Path(tempfile.mkdtemp())) as root:
+            figures = {"label": args.label, "callback_ms": callback_ms(args.trials, root)}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=1))
+        print(callbacks_report([*(json.loads(path.read_text()) for path in args.baseline), figures]))
+        return 0
     if args.report_only:
         figures = json.loads(args.json.read_text())
     else:
-        seconds, reporter = run(args.repeats, args.trials)
+        seconds, callbacks = run(args.repeats, args.trials)
         figures = {
             "label": args.label,
             "command": shlex.join(
@@ -329,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
             "made": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "trials": args.trials,
             "seconds": seconds,
-            "reporter_ms": reporter,
+            "callback_ms": callbacks,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=1))
@@ -340,14 +384,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run(repeats: int, trials: int) -> tuple[list[dict[str, dict[str, dict[str, float]]]], list[float]]:
-    """:func:`measure` and :func:`reporter_ms` with one torch thread, in a temporary directory."""
+def run(repeats: int, trials: int) -> tuple[list[dict[str, dict[str, dict[str, float]]]], dict[str, list[float]]]:
+    """:func:`measure` and :func:`callback_ms` with one torch thread, in a temporary directory."""
+    with tempfile.TemporaryDirectory() as tmp, _one_thread_in(Path(tmp)) as root:
+        return measure(repeats, trials, root), callback_ms(trials, root / "profiled")
+
+
+@contextlib.contextmanager
+def _one_thread_in(root: Path) -> Iterator[Path]:
+    """One torch thread and Lightning's noise silenced, the same for every measurement."""
     import torch
 
     torch.set_num_threads(1)
-    warnings.filterwarnings("ignore", module="lightning")  # e.g. "few dataloader workers": the same on both sides
-    with tempfile.TemporaryDirectory() as tmp, quiet_lightning():
-        return measure(repeats, trials, Path(tmp)), reporter_ms(trials, Path(tmp) / "profiled")
+    with warnings.catch_warnings(), quiet_lightning():
+        warnings.filterwarnings("ignore", module="lightning")  # e.g. "few dataloader workers": the same on both sides
+        yield root
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_hpo import Categorical, Float, Int, Tuner, TuneResult
 from lightning_hpo.storage import DEFAULT_ROOT_DIR
+from lightning_hpo.training import quiet_lightning
 
 
 class DigitsDataModule(pl.LightningDataModule):
@@ -149,11 +150,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 130
 
-    model = result.load_best_model()
-    trainer = pl.Trainer(
-        accelerator=args.accelerator, devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False
-    )
-    test_acc = trainer.test(model, datamodule=DigitsDataModule(), verbose=False)[0]["test_acc"]
+    with quiet_lightning():  # the test Trainer without the banners and known warnings the trials don't show
+        model = result.load_best_model()
+        trainer = pl.Trainer(
+            accelerator=args.accelerator, devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False
+        )
+        test_acc = trainer.test(model, datamodule=DigitsDataModule(), verbose=False)[0]["test_acc"]
 
     print()
     print_summary(result, f"test accuracy     {test_acc:.4f}  (best checkpoint on the held-out test split)")

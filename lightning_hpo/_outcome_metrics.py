@@ -31,7 +31,7 @@ from typing_extensions import override
 from lightning_hpo._constraints import Constraints, violations
 from lightning_hpo.exceptions import ConstraintViolated
 
-__all__ = ["OutcomeMetrics", "BUILTIN_METRICS", "EARLY_MEMORY_CHECK_STEPS"]
+__all__ = ["OutcomeMetrics", "BUILTIN_METRICS", "EARLY_MEMORY_CHECK_STEPS", "as_floats"]
 
 BUILTIN_METRICS = ("n_params", "peak_memory_mb", "time_per_epoch_s")
 #: Training steps after which a ``peak_memory_mb`` constraint is checked (the peak is reached within
@@ -85,7 +85,7 @@ class OutcomeMetrics(pl.Callback):
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        logged = {name: float(v) for name, v in trainer.callback_metrics.items() if _is_scalar(v)}
+        logged = as_floats({name: v for name, v in trainer.callback_metrics.items() if _is_scalar(v)})
         self.by_step[trainer.global_step] = {**self.builtin(), **logged}  # the module's own names win
 
     def builtin(self) -> dict[str, float]:
@@ -125,6 +125,26 @@ class OutcomeMetrics(pl.Callback):
                 f"The trial breaks its outcome constraint {when}: {text}; it was stopped before training further.",
                 {**self.builtin(), **known},
             )
+
+
+def as_floats(values: Mapping[str, Any]) -> dict[str, float]:
+    """Each value (a number, or a tensor of one element) as a float, in the same order.
+
+    The tensors on an accelerator are read in one transfer per device and dtype: each ``float()``
+    of a GPU tensor would wait for the GPU on its own, once per metric at every validation. CPU
+    tensors are read one by one, which costs less than stacking them.
+    """
+    groups: dict[tuple[torch.device, torch.dtype], list[str]] = {}
+    floats: dict[str, float] = {}
+    for name, value in values.items():
+        if isinstance(value, torch.Tensor) and value.device.type != "cpu":
+            groups.setdefault((value.device, value.dtype), []).append(name)
+        else:
+            floats[name] = float(value)
+    for names in groups.values():
+        read = torch.stack([values[name].detach().reshape(()) for name in names]).tolist()
+        floats.update(zip(names, map(float, read)))
+    return {name: floats[name] for name in values}
 
 
 def _is_scalar(value: Any) -> bool:

@@ -27,6 +27,7 @@ from lightning.pytorch.callbacks import Callback, Checkpoint
 from typing_extensions import override
 
 from lightning_hpo._budget import BUDGET_ATTR, PLANNED_STEPS_ATTR
+from lightning_hpo._outcome_metrics import as_floats
 from lightning_hpo._resume import KEPT_RESUMABLE, checkpoint_dir, resumable_files
 from lightning_hpo.exceptions import LightningHPOError, MetricNotFoundError
 
@@ -139,7 +140,7 @@ class TrialReporter(Callback):
                     f"self.log({name!r}, ...), or monitor one of the logged metrics."
                 )
         if trainer.world_size == 1:  # nothing to average: skip building and reducing a tensor
-            return tuple(float(torch.as_tensor(metrics[n]).reshape(-1)[0]) for n in self.monitor)
+            return tuple(as_floats({n: torch.as_tensor(metrics[n]).reshape(-1)[0] for n in self.monitor}).values())
         # One reduction for all the metrics: one collective per validation, however many there are.
         values = torch.stack(
             [torch.as_tensor(metrics[n]).detach().to(torch.float64).reshape(-1)[0] for n in self.monitor]
@@ -197,6 +198,9 @@ class ResumableCheckpoint(Checkpoint):
         if "numpy" in states:  # as a tensor, so that Lightning's `weights_only` load accepts it
             name, keys, *rest = states["numpy"]
             states["numpy"] = [name, torch.from_numpy(keys.astype("int64")), *rest]
+        # Python's too: one tensor pickles far faster than 625 ints, at every validation.
+        version, internal, gauss = states["python"]
+        states["python"] = [version, torch.tensor(internal, dtype=torch.int64), gauss]
         return {"rng_states": states}
 
     @override
@@ -207,6 +211,9 @@ class ResumableCheckpoint(Checkpoint):
         if "numpy" in states:
             name, keys, *rest = states["numpy"]
             states["numpy"] = (name, keys.numpy().astype("uint32"), *rest)
+        if isinstance(states.get("python"), list):  # a tuple in checkpoints written before it was a tensor
+            version, internal, gauss = states["python"]
+            states["python"] = (version, tuple(torch.as_tensor(internal).tolist()), gauss)
         if states:
             _set_rng_states(states)
 

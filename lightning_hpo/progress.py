@@ -11,6 +11,7 @@ displays anything.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -31,6 +32,8 @@ __all__ = ["StudyProgress", "format_params", "format_value", "format_values", "R
 
 #: Seconds between two reads of the running trials while the display is on.
 REFRESH_INTERVAL = 2.0
+#: Columns of the display in a log file or a pipe (no terminal, no COLUMNS): wide enough to crop nothing.
+PIPED_WIDTH = 10_000
 #: Running trials listed at most; the rest are counted.
 _MAX_RUNNING_ROWS = 8
 #: Trials of a Pareto front listed at most; the rest are counted.
@@ -105,8 +108,12 @@ class StudyProgress:
         from rich.live import Live
 
         self._console = Console(stderr=True)
-        # In a log file or a pipe, one line per trial however long, so that grep finds whole trials.
-        self._console.soft_wrap = not self._console.is_terminal
+        if not self._console.is_terminal:
+            # In a log file or a pipe, one line per trial however long, so that grep finds whole trials,
+            # and the summary whole too, where rich would crop it at 80 columns (COLUMNS still sets a width).
+            self._console.soft_wrap = True
+            if not os.environ.get("COLUMNS", "").isdigit():
+                self._console.width = PIPED_WIDTH
         self._console.print(
             f"[bold]lightning_hpo[/bold] study [cyan]{self._study.name}[/cyan] in {self._study.storage.display_url}"
         )
@@ -134,7 +141,10 @@ class StudyProgress:
     def started(self, trial: Trial) -> None:
         if self._live is None:
             return
-        self._read_all()
+        # The study changed by this trial (finished() reads it all, once per trial; the refresher reads
+        # the running trials of the other workers in between).
+        self._trials = [*(t for t in self._trials if t.number != trial.number), trial]
+        self._running = [*(t for t in self._running if t.number != trial.number), trial]
         self._live.refresh()
 
     def finished(self, trial: Trial) -> None:

@@ -23,8 +23,15 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The longest tests first, then the other slow ones: with pytest-xdist workers that take two
     tests at a time (``make test``: ``-n 2 --maxschedchunk 2``) the long ones then run side by side
-    early, rather than one of them alone at the end."""
-    items.sort(key=lambda item: (item.get_closest_marker("longest") is None, item.get_closest_marker("slow") is None))
+    early, rather than one of them alone at the end. ``longest(weight)`` orders the longest among
+    themselves, heaviest first (the README's groups weigh the processes they start)."""
+
+    def order(item: pytest.Item) -> tuple[bool, float, bool]:
+        longest = item.get_closest_marker("longest")
+        weight = longest.args[0] if longest is not None and longest.args else float("inf")
+        return longest is None, -weight, item.get_closest_marker("slow") is None
+
+    items.sort(key=order)
 
 
 @pytest.fixture(autouse=True)

@@ -304,7 +304,8 @@ def test_tuner_overhead_benchmark_runs_and_writes_its_report(tmp_path: Path, res
     assert main(["--repeats", "1", "--trials", "1", "--out", str(out), "--json", str(figures)]) == 0
     saved = json.loads(figures.read_text())
     assert saved["label"] == "now" and saved["trials"] == 1 and len(saved["seconds"]) == 1
-    assert len(saved["reporter_ms"]) == 40 and all(ms > 0 for ms in saved["reporter_ms"])
+    assert len(saved["callback_ms"]) == 3  # each of the Tuner's callbacks, at each of the 40 validations
+    assert all(len(calls) == 40 and all(ms > 0 for ms in calls) for calls in saved["callback_ms"].values())
     assert set(saved["seconds"][0]) == {"wall", "cpu"} and set(saved["seconds"][0]["wall"]) == {"bare", "tuner"}
     assert all(seconds > 0 for side in saved["seconds"][0]["wall"].values() for seconds in side.values())
     assert "| | now (1 repetitions) |" in out.read_text()
@@ -326,3 +327,14 @@ def test_study_reads_benchmark_times_both_reads_and_writes_its_table(tmp_path: P
     rows = ("get_trials, every value fetched", "get_trials, cached", "should_prune (ASHA), cached", "report")
     for row in (f"{what}, {clock}" for what in rows for clock in ("wall", "cpu")):
         assert re.search(rf"^\| {re.escape(row)} \| [\d.]+ \[[\d.]+, [\d.]+\] \| ", text, re.MULTILINE), row
+
+
+@pytest.mark.slow
+def test_tuner_overhead_times_each_callback_alone(tmp_path: Path, restore_threads: None, capsys) -> None:
+    from benchmarks.tuner_overhead import main
+
+    figures = tmp_path / "callbacks.json"
+    assert main(["--callbacks-only", "--trials", "1", "--json", str(figures), "--label", "one"]) == 0
+    assert all(len(calls) == 40 for calls in json.loads(figures.read_text())["callback_ms"].values())
+    table = capsys.readouterr().out
+    assert "| ms per validation, timed by Lightning's profiler | one |" in table and "| all three | " in table

@@ -38,6 +38,8 @@ def test_digits_example_tunes_and_reports_where_everything_is(tmp_path):
     checkpoint = lines["best checkpoint"]
     assert Path(checkpoint).is_file() and checkpoint.startswith(str(tmp_path / "runs"))
     assert "trial   3" in done.stderr  # the progress display showed each trial
+    for noise in ("Tip:", "LeafSpec", "GPU available"):  # the test evaluation is as quiet as the trials
+        assert noise not in done.stderr + out, noise
     accuracy = float(next(line for line in out.splitlines() if line.startswith("test accuracy")).split()[2])
     assert accuracy > 0.5  # a real classifier was trained (10 classes: chance is 0.1)
 

@@ -1,13 +1,19 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from lightning_hpo import Float, Study, TrialState
 from lightning_hpo.progress import StudyProgress
+
+REPO = str(Path(__file__).resolve().parents[1])
 
 
 def text_of(progress: StudyProgress) -> str:
@@ -82,3 +88,52 @@ def test_finished_trials_are_printed_one_line_each(study, capsys):
         progress.finished(study.tell(pruned, state=TrialState.PRUNED))
     err = capsys.readouterr().err
     assert "trial   1 COMPLETE value=" in err and "trial   2 PRUNED at step 3, best loss=0.7" in err
+
+
+class ReadCountingStudy(Study):
+    """A real study that counts how often the whole study is read."""
+
+    reads = 0
+
+    @property
+    def trials(self):
+        self.reads += 1
+        return super().trials
+
+
+def test_the_display_reads_the_whole_study_once_per_trial(tmp_path):
+    study = ReadCountingStudy("counted", search_space={"x": Float(0.0, 1.0)}, storage=":memory:", seed=0)
+    with StudyProgress(study, n_trials=3, label="loss", refresh_interval=60) as progress:
+        reads = 0
+        for number in range(3):
+            trial = study.ask()
+            before = study.reads
+            progress.started(trial)
+            assert "running 1" in text_of(progress) and f"{number}/3 trials finished" in text_of(progress)
+            reads += study.reads - before
+            told = study.tell(trial, 1.0 - number / 10)
+            before = study.reads
+            progress.finished(told)
+            reads += study.reads - before
+        assert reads == 3  # the display's own reads: one per trial
+        assert "3/3 trials finished" in text_of(progress) and "best loss=0.8 (trial 2)" in text_of(progress)
+
+
+def test_in_a_pipe_the_summary_is_never_cropped(tmp_path, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    script = tmp_path / "long_names.py"
+    script.write_text(
+        "from lightning_hpo import Float, Study\n"
+        "space = {f'a_rather_long_parameter_name_{i}': Float(0.0, 1.0) for i in range(4)}\n"
+        "Study('wide', search_space=space, storage=':memory:', seed=0).optimize(lambda p: 0.5, n_trials=2, show_progress=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": REPO},
+    )
+    assert done.returncode == 0, done.stderr
+    (best,) = [line for line in done.stderr.splitlines() if line.startswith("best value=")]
+    assert "a_rather_long_parameter_name_3=" in best, f"cropped: {best!r}"

@@ -117,10 +117,12 @@ def _check_finished_study(study: Study) -> None:
 
 
 @pytest.mark.slow
-def test_ten_sigkills_at_random_moments_then_reruns_lose_nothing_and_redo_little(tmp_path):
-    rng = random.Random(0)
+def test_sigkills_at_random_moments_then_reruns_lose_nothing_and_redo_little(tmp_path):
+    # Five kills (each process start costs seconds): about half of the 48 batches, so that most
+    # trials are interrupted, some more than once, and one at least is resumed from its checkpoint.
+    rng, kills = random.Random(0), 5
     study = Study(tmp_path, n_trials=3)
-    for _ in range(10):
+    for _ in range(kills):
         process = study.start()
         # A random moment of training: after 1 to 8 more batches of this process (2 epochs' worth).
         target = study.trained_batches() + rng.randint(1, 2 * BATCHES)
@@ -130,8 +132,9 @@ def test_ten_sigkills_at_random_moments_then_reruns_lose_nothing_and_redo_little
     _check_finished_study(study)
     resumed = [t for t in study.trials() if t.attrs.get(RESUMED_AT_STEP)]
     assert resumed and all(t.attrs[RETRY_OF] is not None for t in resumed)
+    assert max(len(pids) for pids in study.processes_per_config().values()) > 2, "no trial was interrupted twice"
     # Every configuration trained, in all, far less than a restart from zero after each kill would.
-    assert sum(study.batches().values()) < study.n_trials * MAX_EPOCHS * BATCHES + 10 * BATCHES
+    assert sum(study.batches().values()) < study.n_trials * MAX_EPOCHS * BATCHES + kills * BATCHES
 
 
 @pytest.mark.slow
@@ -329,3 +332,27 @@ def test_keep_checkpoints_and_checkpoint_every_are_checked():
     with pytest.raises(InvalidArgumentError, match="`checkpoint_every` must be None"):
         make(checkpoint_every=-1)
     assert make(keep_checkpoints="2").keep_checkpoints == 2
+
+
+def test_the_random_states_a_resumable_checkpoint_saves_are_restored_exactly(tmp_path):
+    import numpy as np
+
+    from lightning_hpo.callback import ResumableCheckpoint
+
+    callback = ResumableCheckpoint(tmp_path, number=0)
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    path = tmp_path / "state.pt"
+    torch.save(callback.state_dict(), path)
+    expected = (random.random(), float(np.random.rand()), float(torch.rand(())))
+    random.seed(4), np.random.seed(5), torch.manual_seed(6)
+    callback.load_state_dict(torch.load(path, weights_only=True))  # as Lightning loads a checkpoint
+    assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == expected
+
+
+def test_metrics_are_read_as_floats_in_their_order_whatever_their_type():
+    from lightning_hpo._outcome_metrics import as_floats
+
+    values = {"a": torch.tensor(0.5), "b": 3, "c": torch.tensor([7], dtype=torch.int64), "d": torch.tensor(0.25)}
+    floats = as_floats(values)
+    assert list(floats.items()) == [("a", 0.5), ("b", 3.0), ("c", 7.0), ("d", 0.25)]
+    assert all(type(v) is float for v in floats.values())
