@@ -1,0 +1,142 @@
+"""Cross-validated and repeated trials: ``Tuner(cv=k, repeats=r)``, ``KFoldDataModule``, and their bad input."""
+
+from __future__ import annotations
+
+import statistics
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lightning_hpo import Float, Fold, KFoldDataModule, TrialState, Tuner
+from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
+from lightning_hpo.pruners import ThresholdPruner
+from lightning_hpo.trial import EVALUATION_VALUES, PRUNED_STEP, VALUE_SPREAD
+from tests.lightning_models import LinearRegression, RegressionData, regression_data
+
+TRAINER = {"max_epochs": 2, "limit_train_batches": 2, "logger": False, "enable_checkpointing": False}
+
+
+def _data(batch_size: int = 16) -> KFoldDataModule:
+    return KFoldDataModule(regression_data(48, seed=0), batch_size=batch_size)
+
+
+def _tuner(tmp_path: Path, **kwargs) -> Tuner:
+    options = {
+        "search_space": {"lr": Float(0.01, 0.1, log=True)},
+        "datamodule": _data(),
+        "trainer_kwargs": TRAINER,
+        "root_dir": tmp_path,
+        "seed": 0,
+        "show_progress": False,
+        **kwargs,
+    }
+    return Tuner(LinearRegression, **options)
+
+
+# -- the fold wrapper ----------------------------------------------------------------------
+
+
+def test_kfold_splits_every_sample_once_into_balanced_stratified_folds() -> None:
+    x = np.arange(40, dtype=np.float64).reshape(20, 2)
+    y = np.array([0] * 15 + [1] * 5)
+    dm = KFoldDataModule((x, y), batch_size=4, stratify=True)
+    validations = [dm.fold_indices(Fold(i, 5, seed=3))[1] for i in range(5)]
+    assert sorted(np.concatenate(validations).tolist()) == list(range(20))
+    assert [len(v) for v in validations] == [4] * 5
+    assert all((y[v] == 1).sum() == 1 for v in validations)  # the class proportions of the whole set
+    training, validation = dm.fold_indices(Fold(2, 5, seed=3))
+    assert not set(training) & set(validation) and len(training) == 16
+    # The seed alone decides the split: the same for every trial, another one per repeat.
+    assert np.array_equal(dm.fold_indices(Fold(0, 5, seed=3))[1], validations[0])
+    assert not np.array_equal(dm.fold_indices(Fold(0, 5, seed=4))[1], validations[0])
+
+
+def test_kfold_needs_a_fold_and_k_within_the_dataset() -> None:
+    dm = KFoldDataModule((np.zeros((3, 1)), np.zeros(3)), batch_size=2)
+    with pytest.raises(InvalidArgumentError, match="serves no fold"):
+        dm.val_dataloader()
+    with pytest.raises(InvalidArgumentError, match=r"at most the dataset's size, but got cv=4 for 3 samples"):
+        dm.for_fold(Fold(0, 4))
+    assert len(dm.for_fold(Fold(1, 3)).val_dataloader().dataset) == 1
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"cv": 1}, InvalidArgumentError, r"`cv >= 2` must hold .* got cv=1"),
+        ({"cv": 2.0}, ArgumentTypeError, r"`cv` \(the number of folds\) must be an int, but got 2.0"),
+        ({"cv": 49}, InvalidArgumentError, r"cv=49 for 48 samples"),
+        ({"repeats": 0}, InvalidArgumentError, r"`repeats >= 1` must hold .* got repeats=0"),
+        ({"repeats": "3"}, ArgumentTypeError, r"`repeats` must be an int, but got '3'"),
+        ({"cv": 3, "datamodule": RegressionData()}, InvalidArgumentError, r"the datamodule must receive the fold"),
+    ],
+)
+def test_bad_cross_validation_arguments_fail_at_construction(tmp_path: Path, kwargs, error, message) -> None:
+    with pytest.raises(error, match=message):
+        _tuner(tmp_path, **kwargs)
+
+
+def test_a_factory_that_ignores_the_fold_is_warned_about(tmp_path: Path) -> None:
+    def same_split(params, fold):  # takes the fold, but always serves fold 0
+        return _data().for_fold(Fold(0, fold.k))
+
+    tuner = _tuner(tmp_path, cv=3, datamodule=same_split)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tuner.fit(n_trials=1)
+    assert [str(w.message) for w in caught if "ignore its fold" in str(w.message)]
+
+
+# -- trials evaluated several times -----------------------------------------------------------
+
+
+def test_cv_trial_value_is_the_mean_of_its_folds_with_the_spread(tmp_path: Path) -> None:
+    result = _tuner(tmp_path, cv=3, trainer_kwargs={**TRAINER, "enable_checkpointing": True}).fit(n_trials=2)
+    for trial in result.trials:
+        assert trial.state is TrialState.COMPLETE
+        values = trial.attrs[EVALUATION_VALUES]
+        assert len(values) == 3 and len(set(values)) == 3  # three folds, three different validation sets
+        assert trial.value == pytest.approx(statistics.fmean(values))
+        assert trial.attrs[VALUE_SPREAD] == [pytest.approx(statistics.pstdev(values))]
+    # The trial keeps the checkpoint of its best fold (the others are removed).
+    best = result.best_trial
+    assert best is not None and best.checkpoint_path and Path(best.checkpoint_path).is_file()
+    assert len(list(Path(best.log_dir).glob("fold_*/checkpoints/*.ckpt"))) == 1
+    assert isinstance(result.load_best_model(), LinearRegression)
+
+
+def test_repeats_train_with_different_seeds_and_are_reproducible(tmp_path: Path) -> None:
+    def values(name: str) -> list[float]:
+        tuner = _tuner(tmp_path, repeats=2, datamodule=RegressionData(), study_name=name)
+        return tuner.fit(n_trials=1).trials[0].attrs[EVALUATION_VALUES]
+
+    first = values("a")
+    assert len(first) == 2 and first[0] != first[1]
+    assert values("b") == first
+
+
+def test_a_hopeless_cv_trial_stops_within_its_first_fold(tmp_path: Path) -> None:
+    tuner = _tuner(tmp_path, cv=3, pruner=ThresholdPruner(upper=0.0))  # every reported loss is too high
+    trial = tuner.fit(n_trials=1).trials[0]
+    assert trial.state is TrialState.PRUNED
+    assert trial.attrs[PRUNED_STEP] < 4  # a fold is 2 epochs of 2 batches: pruned inside fold 0
+    assert trial.attrs[EVALUATION_VALUES] == []
+
+
+def test_cv_with_n_jobs(tmp_path: Path) -> None:
+    result = _tuner(tmp_path, cv=2, n_jobs=2).fit(n_trials=2)
+    assert [t.state for t in result.trials] == [TrialState.COMPLETE] * 2
+    assert all(len(t.attrs[EVALUATION_VALUES]) == 2 for t in result.trials)
+
+
+def test_fold_major_steps_compare_fold_zero_of_every_trial(tmp_path: Path) -> None:
+    trial = _tuner(tmp_path, cv=2).fit(n_trials=1).trials[0]
+    steps = sorted(trial.intermediate_values)
+    assert steps == [2, 4, 6, 8]  # fold 0 at steps 2 and 4, fold 1 at 4 + 2 and 4 + 4
+    assert torch.isclose(torch.tensor(trial.intermediate_values[8]), torch.tensor(trial.value))
