@@ -140,3 +140,67 @@ def test_fold_major_steps_compare_fold_zero_of_every_trial(tmp_path: Path) -> No
     steps = sorted(trial.intermediate_values)
     assert steps == [2, 4, 6, 8]  # fold 0 at steps 2 and 4, fold 1 at 4 + 2 and 4 + 4
     assert torch.isclose(torch.tensor(trial.intermediate_values[8]), torch.tensor(trial.value))
+
+
+# -- the GP reads the spread as the noise of a trial's value ------------------------------------
+
+
+def test_gp_takes_the_spread_of_evaluated_trials_as_their_noise() -> None:
+    from lightning_hpo import GPSampler, Study
+    from lightning_hpo.samplers._gp_model import build_model
+    from lightning_hpo.samplers._gp_space import GPSpace
+    from lightning_hpo.samplers.gp import known_noise
+
+    space = {"x": Float(0.0, 1.0)}
+    study = Study("noisy", search_space=space, storage=":memory:", sampler=GPSampler(seed=0, n_startup_trials=4))
+    for i, x in enumerate([0.1, 0.35, 0.6, 0.85, 0.5]):
+        trial = study.ask({"x": x})
+        if i == 2:  # evaluated 4 times, with a spread of 0.5
+            study.storage.update_trial(trial.id, attrs={EVALUATION_VALUES: [0.0] * 4, VALUE_SPREAD: [0.5]})
+        study.tell(trial, (x - 0.4) ** 2)
+    trials = sorted(study.trials, key=lambda t: t.number)
+    variances = known_noise(trials, dtype=torch.float64)
+    assert variances is not None and variances[:, 0].tolist() == [0.0, 0.0, 0.0625, 0.0, 0.0]
+    assert known_noise(trials[:2], dtype=torch.float64) is None  # no trial knows its noise: the plain GP
+    gp_space = GPSpace(study.space)
+    X = gp_space.from_unit(torch.tensor([[t.params["x"]] for t in trials], dtype=torch.float64))
+    Y = -torch.tensor([[t.value] for t in trials], dtype=torch.float64)
+    noise = build_model(X, Y, gp_space, train_Yvar=variances).likelihood.noise.detach()
+    assert noise[2] > noise[0] and noise[0] == noise[1]  # the noisy point's own noise, on top of the learned one
+    assert 0.0 <= study.ask().params["x"] <= 1.0  # and the sampler suggests with it
+
+
+# -- the CLI's --tune.cv and --tune.repeats -------------------------------------------------------
+
+
+class RegressionFolds(KFoldDataModule):
+    """A datamodule class the CLI can build from a config, that serves folds."""
+
+    def __init__(self, batch_size: int = 16) -> None:
+        super().__init__(regression_data(48, seed=0), batch_size=batch_size)
+
+
+def _run_tune(tmp_path: Path, *flags: str):
+    from lightning_hpo.cli import LightningCLI
+
+    args = ["tune", "--tune.show_progress", "false", "--tune.search_space", '{"model.lr": [0.05]}']
+    args += ["--trainer.max_epochs", "1", "--trainer.logger", "false", "--trainer.limit_train_batches", "2"]
+    return LightningCLI(LinearRegression, RegressionFolds, args=[*args, "--tune.root_dir", str(tmp_path), *flags])
+
+
+def test_cli_tune_cross_validates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["train.py"])
+    cli = _run_tune(tmp_path, "--tune.cv", "2", "--tune.n_trials", "1", "--tune.seed", "0")
+    (trial,) = cli.study.trials
+    assert trial.state is TrialState.COMPLETE and len(trial.attrs[EVALUATION_VALUES]) == 2
+    assert trial.value == pytest.approx(statistics.fmean(trial.attrs[EVALUATION_VALUES]))
+
+
+def test_cli_tune_rejects_a_bad_cv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["train.py"])
+    with pytest.raises(SystemExit) as exit_info:
+        _run_tune(tmp_path, "--tune.cv", "1")
+    assert exit_info.value.code == 2
+    assert "`cv >= 2` must hold" in capsys.readouterr().err
