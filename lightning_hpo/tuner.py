@@ -21,6 +21,10 @@ Pareto front (see :class:`~lightning_hpo.ASHAPruner`). The result's ``best_trial
 set, each trial with its ``values`` and ``checkpoint_path``; ``best_params`` and the other
 single-best accessors raise, since no trial is best in every metric.
 
+**Cross-validation and repeats**: ``Tuner(..., cv=k, repeats=r)`` trains ``k * r`` models per trial
+(one per fold and seed) and stores the mean, each evaluation's value and their spread (see
+:mod:`lightning_hpo._evaluations`; how the datamodule gets its fold: :mod:`lightning_hpo.folds`).
+
 Under ``torchrun`` every trial is one DDP training over all ranks, and only global rank 0 opens the
 study (see :mod:`lightning_hpo.distributed`); with ``n_jobs=k`` the Tuner runs k trials at once in
 k worker processes, one GPU each when there are GPUs (see :mod:`lightning_hpo.workers`).

@@ -204,3 +204,67 @@ def test_cli_tune_rejects_a_bad_cv(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         _run_tune(tmp_path, "--tune.cv", "1")
     assert exit_info.value.code == 2
     assert "`cv >= 2` must hold" in capsys.readouterr().err
+
+
+# -- torchrun: every rank trains the same folds in order; rank 0 records ------------------------------
+
+TORCHRUN_SCRIPT = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+from lightning_hpo import Float, KFoldDataModule, Pruner, Tuner
+from tests.lightning_models import LinearRegression, regression_data
+
+out_dir, rank = sys.argv[2], int(os.environ["RANK"])
+
+
+class PruneTrialOne(Pruner):
+    def prune(self, trial, trials, *, directions):
+        return trial.number == 1
+
+
+class Recorded(LinearRegression):
+    def on_fit_end(self):
+        with open(os.path.join(out_dir, f"rank{rank}.jsonl"), "a") as f:
+            f.write(json.dumps({"dir": os.path.relpath(self.trainer.default_root_dir, out_dir),
+                                "world": self.trainer.world_size}) + "\\n")
+
+
+if __name__ == "__main__":
+    tuner = Tuner(Recorded, search_space={"lr": Float(1e-2, 1e-1, log=True)}, cv=2,
+                  datamodule=KFoldDataModule(regression_data(32), batch_size=8),
+                  storage=f"sqlite:///{out_dir}/studies.db", root_dir=out_dir, seed=0, show_progress=False,
+                  pruner=PruneTrialOne(), trainer_kwargs={"max_epochs": 1, "strategy": "ddp", "accelerator": "cpu",
+                  "devices": 2, "logger": False, "enable_checkpointing": False})
+    tuner.fit(n_trials=2)
+"""
+
+
+@pytest.mark.slow
+def test_cv_under_torchrun_trains_the_same_folds_on_every_rank(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from lightning_hpo.storage import SQLStorage
+
+    script = tmp_path / "tune.py"
+    script.write_text(TORCHRUN_SCRIPT)
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    repo = str(Path(__file__).resolve().parents[1])
+    done = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node=2", str(script), repo, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": repo},
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    records = [[json.loads(line) for line in (tmp_path / f"rank{r}.jsonl").read_text().splitlines()] for r in (0, 1)]
+    assert records[0] == records[1]  # the same evaluations, in the same order, each over both ranks
+    expected = ["Recorded/trial_0/fold_0", "Recorded/trial_0/fold_1", "Recorded/trial_1/fold_0"]
+    assert [r["dir"] for r in records[0]] == expected and {r["world"] for r in records[0]} == {2}
+    storage = SQLStorage(f"sqlite:///{tmp_path / 'studies.db'}")
+    first, second = sorted(storage.get_trials(storage.get_study("Recorded").id), key=lambda t: t.number)
+    assert first.state is TrialState.COMPLETE and len(first.attrs[EVALUATION_VALUES]) == 2
+    assert second.state is TrialState.PRUNED  # pruned in fold 0: fold 1 never trained, on either rank
