@@ -129,10 +129,11 @@ def test_a_hopeless_cv_trial_stops_within_its_first_fold(tmp_path: Path) -> None
     assert trial.attrs[EVALUATION_VALUES] == []
 
 
+@pytest.mark.slow  # two worker processes that import torch and Lightning
 def test_cv_with_n_jobs(tmp_path: Path) -> None:
     result = _tuner(tmp_path, cv=2, n_jobs=2).fit(n_trials=2)
-    assert [t.state for t in result.trials] == [TrialState.COMPLETE] * 2
-    assert all(len(t.attrs[EVALUATION_VALUES]) == 2 for t in result.trials)
+    complete = [t for t in result.trials if t.state is TrialState.COMPLETE]
+    assert len(complete) == 2 and all(len(t.attrs[EVALUATION_VALUES]) == 2 for t in complete)
 
 
 def test_fold_major_steps_compare_fold_zero_of_every_trial(tmp_path: Path) -> None:
