@@ -54,11 +54,13 @@ __all__ = ["Evaluations", "EvaluatedTrial", "FoldReporter", "REPORTS", "REPEAT_S
 REPEAT_SEED_STRIDE = 1_000_003
 
 #: What an evaluation reports at its steps: ``"running_mean"`` (the mean of the finished evaluations'
-#: values and the current value) or ``"fold"`` (the current evaluation's own value). Both use
-#: fold-major steps. Measured in benchmarks/cross_validation.py (a replay of fold curves with the
-#: study's default pruner): the running mean prunes as much work as per-fold values, and keeps
-#: better configurations more often, since from the second fold on each decision averages over
-#: more than one fold's noise.
+#: values and the current value) or ``"fold"`` (the current evaluation's own value); both at
+#: fold-major steps. Measured in benchmarks/cross_validation.py (CROSS_VALIDATION.md): with the
+#: default ASHA the two prune the same trials and pick the same configuration, in a replay of
+#: synthetic fold curves and in real training, since ASHA ranks a trial by its best value by the
+#: rung, which the first fold's values dominate either way. The running mean is kept because its
+#: reports converge to the trial's value (the mean over folds): a PRUNED trial's value (its best
+#: report), which the GPSampler learns from, then stands for several folds rather than the luckiest one.
 REPORTS = "running_mean"
 
 
