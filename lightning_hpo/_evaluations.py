@@ -299,7 +299,8 @@ def _dataset_size(trainer: pl.Trainer) -> int | None:
 def _batch_hash(batch: Any) -> str:
     digest = hashlib.sha256()
     for tensor in _tensors(batch):
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        widened = tensor.detach().cpu().to(torch.float64 if tensor.is_floating_point() else torch.int64)
+        digest.update(widened.numpy().tobytes())  # widened first: numpy has no bfloat16
     return digest.hexdigest()[:16]
 
 
