@@ -45,6 +45,8 @@ _EXPORTS = {
     "StudySnapshot": "lightning_hpo.snapshot",
     "Tuner": "lightning_hpo.tuner",
     "TuneResult": "lightning_hpo.tuner",
+    "Fold": "lightning_hpo.folds",
+    "KFoldDataModule": "lightning_hpo.folds",
     "tunable": "lightning_hpo.decorator",
     "Sampler": "lightning_hpo.samplers",
     "RandomSampler": "lightning_hpo.samplers",
@@ -92,6 +94,7 @@ if TYPE_CHECKING:
     from lightning_hpo.callback import TrialReporter
     from lightning_hpo.decorator import tunable
     from lightning_hpo.exceptions import LightningHPOError, TrialPruned
+    from lightning_hpo.folds import Fold, KFoldDataModule
     from lightning_hpo.pruners import (
         ASHAPruner,
         HyperbandPruner,

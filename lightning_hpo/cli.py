@@ -70,7 +70,7 @@ from typing import Any, Literal
 import jsonargparse
 import yaml
 from jsonargparse import Namespace, get_loader
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
 from lightning.pytorch.cli import LightningArgumentParser
 from typing_extensions import override
 
@@ -86,12 +86,14 @@ from lightning_hpo._config_space import (
     with_params,
 )
 from lightning_hpo._constraints import Constraints, parse_constraints
+from lightning_hpo._evaluations import EvaluatedTrial, Evaluations
 from lightning_hpo._loop import RunOptions
 from lightning_hpo._resume import DEFAULT_KEEP_CHECKPOINTS, check_checkpoint_every, check_keep_checkpoints
 from lightning_hpo.decorator import search_space_of
 from lightning_hpo.distributed import TrialCoordinator, world_size
 from lightning_hpo.exceptions import InvalidArgumentError, LightningHPOError
 from lightning_hpo.export import CONFIG_ATTR, LAUNCHER_ATTR, LOGGER_DIR_ATTR, SCRIPT_ATTR, describe, export_trial
+from lightning_hpo.folds import Fold, check_folds, check_repeats, datamodule_for_fold
 from lightning_hpo.progress import StudyProgress
 from lightning_hpo.pruners import Pruner
 from lightning_hpo.samplers.base import Sampler
@@ -188,6 +190,8 @@ class LightningCLI(LightningCLIInternals):
         keep_checkpoints: str | int = DEFAULT_KEEP_CHECKPOINTS,
         checkpoint_every: float | None = None,
         constraints: dict[str, Any] | None = None,
+        cv: int | None = None,
+        repeats: int = 1,
     ) -> None:
         """Tune hyperparameters: fit one trial per point of the search space, then write the best config.
 
@@ -233,6 +237,9 @@ class LightningCLI(LightningCLIInternals):
             constraints: Outcome constraints on logged or built-in metrics (n_params, peak_memory_mb,
                 time_per_epoch_s), e.g. {n_params: [<=, 1.0e6], val_acc: [">=", 0.9]}: the best trial is the
                 best one that satisfies them all.
+            cv: k-fold cross-validation: each trial trains k models, one per fold, and its value is their mean.
+                The datamodule must have a for_fold(fold) method, e.g. lightning_hpo.KFoldDataModule.
+            repeats: Train each configuration (each fold, with cv) with this many seeds; the value is the mean.
         """
         if n_trials is None and timeout is None and not _is_grid(sampler):
             self._fail(
@@ -257,6 +264,7 @@ class LightningCLI(LightningCLIInternals):
             space = search_space_from_config(search_space, search_space_of(type(self.model)))
             check_space_fits(functools.partial(_parse, fit_parser), base, space)
             sampler_seed = seed if seed is not None else _int_or_none(self.config["tune"].get("seed_everything"))
+            evaluations = Evaluations(None if cv is None else check_folds(cv), check_repeats(repeats), sampler_seed)
             name = check_study_name(study_name if study_name is not None else type(self.model).__name__)
             if coordinator.is_leader:  # under torchrun, only global rank 0 opens the study
                 self.study = Study(
@@ -280,18 +288,23 @@ class LightningCLI(LightningCLIInternals):
         # their W&B / MLflow runs end with the trial, so the next trial's logger starts a new one.
         trackers = TrialTrackers(None, study_name=name, study_dir=study_dir, monitor=monitor)
 
-        def train_trial(trial: Trial) -> TrialTraining:
-            return self._train_trial(
-                trial,
-                base=base,
-                monitor=monitor,
-                directions=directions,
-                study_dir=study_dir,
-                budget=budget,
-                resume_options={"keep_checkpoints": keep, "checkpoint_every": every},
-                trackers=trackers,
-                constraints=parsed_constraints,
+        def train_trial(trial: Trial) -> TrialTraining | EvaluatedTrial:
+            options: dict[str, Any] = {
+                "base": base,
+                "monitor": monitor,
+                "directions": directions,
+                "study_dir": study_dir,
+                "budget": budget,
+                "resume_options": {"keep_checkpoints": keep, "checkpoint_every": every},
+                "trackers": trackers,
+                "constraints": parsed_constraints,
+            }
+            if not evaluations.several:
+                return self._train_trial(trial, **options)
+            evaluated = EvaluatedTrial(
+                self.study, trial, evaluations, study_dir / f"trial_{trial.number}", directions, keep
             )
+            return evaluated.train(functools.partial(self._train_evaluation, trial, evaluations, options))
 
         try:
             options = RunOptions(
@@ -329,6 +342,21 @@ class LightningCLI(LightningCLIInternals):
         dumped.pop("tune", None)
         return dumped
 
+    def _train_evaluation(
+        self,
+        trial: Trial,
+        evaluations: Evaluations,
+        options: dict[str, Any],
+        repeat: int,
+        fold: Fold | None,
+        trial_dir: Path,
+        make_reporter: Any,
+    ) -> TrialTraining:
+        """One evaluation (a fold, a repeat) of a trial evaluated several times: see :mod:`lightning_hpo._evaluations`."""
+        evaluation = {"trial_dir": trial_dir, "make_reporter": make_reporter, "resumable": False}
+        seed = evaluations.training_seed(trial, repeat)
+        return self._train_trial(trial, **options, evaluation=evaluation, fold=fold, seed=seed)
+
     def _train_trial(
         self,
         trial: Trial,
@@ -341,8 +369,15 @@ class LightningCLI(LightningCLIInternals):
         budget: dict[str, int],
         resume_options: dict[str, Any],
         trackers: TrialTrackers,
+        evaluation: dict[str, Any] | None = None,
+        fold: Fold | None = None,
+        seed: int | None = None,
     ) -> TrialTraining:
-        """Build and train one trial from its config (on every rank under torchrun); rank 0 then records it."""
+        """Build and train one trial from its config (on every rank under torchrun); rank 0 then records it.
+
+        ``evaluation``, ``fold``, ``seed``: one evaluation of a trial evaluated several times (its
+        :class:`TrialTraining` options, the fold its datamodule serves, the seed it trains with).
+        """
         release_memory_of_earlier_trials()
         fit_parser = self._subcommand_parser("fit")
         fit_config = _parse(fit_parser, with_params(base, trial.params))
@@ -360,6 +395,7 @@ class LightningCLI(LightningCLIInternals):
             **resume_options,
             trackers=trackers,
             constraints=constraints,
+            **(evaluation or {}),
         )
         config_text = None
         if self.study is not None:
@@ -373,9 +409,13 @@ class LightningCLI(LightningCLIInternals):
         with self._building_trial(fit_config, training, _TrialFiles(training, config_text)):
             # LightningCLI.__init__'s steps, for the trial's config, then `fit` as the CLI runs it.
             self._seed_from_config()
+            if seed is not None:
+                seed_everything(seed, workers=True, verbose=False)
             self.before_instantiate_classes()
             self.instantiate_classes()
             self.after_instantiate_classes()
+            if fold is not None:
+                self.datamodule = datamodule_for_fold(self.datamodule, dict(trial.params), fold, is_factory=False)
             return training.train(self.trainer, lambda: self._run_lightning_subcommand("fit"))
 
     @contextlib.contextmanager

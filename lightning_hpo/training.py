@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     import lightning.pytorch as pl
 
     from lightning_hpo._loop import RunOptions, TrialObserver
-    from lightning_hpo.callback import ResumableCheckpoint
+    from lightning_hpo.callback import ResumableCheckpoint, TrialReporter
     from lightning_hpo.distributed import TrialCoordinator
     from lightning_hpo.study import Study
     from lightning_hpo.trackers import TrialTrackers
@@ -116,6 +116,12 @@ class TrialTraining:
         constraints: the study's outcome constraints; default: the study's (``{}`` without a study).
             The trial's metrics (logged and built-in, see :mod:`lightning_hpo._outcome_metrics`) at
             the validation that gives it its value are stored with it.
+        trial_dir: the directory to write to instead of the trial's own (one evaluation of a trial
+            evaluated several times, see :mod:`lightning_hpo._evaluations`).
+        make_reporter: builds the reporter from ``(study, trial, monitor, budget)``; default:
+            :class:`~lightning_hpo.callback.TrialReporter`.
+        resumable: write resumable checkpoints (with ``with_checkpoint``); ``False`` for the
+            evaluations of a trial evaluated several times, which restarts from its first one.
 
     Example:
         >>> training = TrialTraining(study, trial, monitor=("val_loss",), study_dir=tuner.study_dir)  # doctest: +SKIP
@@ -139,6 +145,9 @@ class TrialTraining:
         checkpoint_every: float | None = None,
         trackers: TrialTrackers | None = None,
         constraints: Constraints | None = None,
+        trial_dir: Path | None = None,
+        make_reporter: Callable[..., TrialReporter] | None = None,
+        resumable: bool = True,
     ) -> None:
         import lightning.pytorch as pl
 
@@ -148,9 +157,9 @@ class TrialTraining:
         self.study = study
         self.trial = trial
         self.monitor = monitor
-        self.trial_dir = Path(trial.attrs.get(RESUME_DIR) or study_dir / f"trial_{trial.number}")
+        self.trial_dir = trial_dir or Path(trial.attrs.get(RESUME_DIR) or study_dir / f"trial_{trial.number}")
         self.keep_checkpoints = keep_checkpoints
-        self.reporter = TrialReporter(study, trial, monitor, budget)
+        self.reporter = (make_reporter or TrialReporter)(study, trial, monitor, budget)
         if constraints is None:
             constraints = study.constraints if study is not None else {}
         self.outcome_metrics = OutcomeMetrics(constraints)
@@ -177,7 +186,7 @@ class TrialTraining:
         self.resumable: ResumableCheckpoint | None = None
         self.resume_path: Path | None = None
         self.resume_step: int | None = None
-        if with_checkpoint:
+        if with_checkpoint and resumable:
             self.resumable = ResumableCheckpoint(self.trial_dir, trial.number, checkpoint_every)
             if RESUME_DIR in trial.attrs:
                 self.resume_path, self.resume_step = resume_point(self.trial_dir, trial.number)

@@ -21,6 +21,10 @@ Pareto front (see :class:`~lightning_hpo.ASHAPruner`). The result's ``best_trial
 set, each trial with its ``values`` and ``checkpoint_path``; ``best_params`` and the other
 single-best accessors raise, since no trial is best in every metric.
 
+**Cross-validation and repeats**: ``Tuner(..., cv=k, repeats=r)`` trains ``k * r`` models per trial
+(one per fold and seed) and stores the mean, each evaluation's value and their spread (see
+:mod:`lightning_hpo._evaluations`; how the datamodule gets its fold: :mod:`lightning_hpo.folds`).
+
 Under ``torchrun`` every trial is one DDP training over all ranks, and only global rank 0 opens the
 study (see :mod:`lightning_hpo.distributed`); with ``n_jobs=k`` the Tuner runs k trials at once in
 k worker processes, one GPU each when there are GPUs (see :mod:`lightning_hpo.workers`).
@@ -41,6 +45,7 @@ from typing import Any, Union
 
 from lightning_hpo._budget import check_budget, training_budget
 from lightning_hpo._constraints import parse_constraints
+from lightning_hpo._evaluations import EvaluatedTrial, Evaluations
 from lightning_hpo._loop import RunOptions, TrialObserver
 from lightning_hpo._resume import (
     DEFAULT_KEEP_CHECKPOINTS,
@@ -53,6 +58,7 @@ from lightning_hpo._short_errors import call_with_short_errors
 from lightning_hpo.decorator import init_arguments, search_space_of
 from lightning_hpo.distributed import TrialCoordinator, global_rank, world_size
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, LightningHPOError
+from lightning_hpo.folds import Fold, check_folds, check_repeats, datamodule_for_fold
 from lightning_hpo.pruners import Pruner
 from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.space import Domain, SearchSpace
@@ -224,6 +230,12 @@ class Tuner:
             ``peak_memory_mb``, ``time_per_epoch_s``), e.g. ``{"n_params": ("<=", 1e6)}``: see
             :class:`~lightning_hpo.Study`. A trial is judged by the metrics of the validation that
             gives it its value; one whose ``n_params`` breaks a constraint stops before training.
+        cv: k-fold cross-validation: each trial trains ``k`` models, one per fold, and its value is
+            their mean (the spread stored; see :mod:`lightning_hpo._evaluations`). The datamodule
+            receives each fold by the contract of :mod:`lightning_hpo.folds` (e.g. a
+            :class:`~lightning_hpo.KFoldDataModule`). ``None``: one training on the datamodule's split.
+        repeats: train each configuration (each fold, with ``cv``) with this many seeds; the value is
+            the mean over all of them.
 
     Set-up errors are raised here, before any trial runs: a pruner that judges one objective with
     several monitors, a Trainer that would launch processes itself (``strategy="ddp"`` with
@@ -266,6 +278,8 @@ class Tuner:
         checkpoint_every: float | None = None,
         logger: LoggerArg = None,
         constraints: Mapping[str, tuple[str, float]] | None = None,
+        cv: int | None = None,
+        repeats: int = 1,
     ) -> None:
         import lightning.pytorch as pl
 
@@ -294,6 +308,7 @@ class Tuner:
         self.checkpoint_every = check_checkpoint_every(checkpoint_every)
         self._model_params = self._check_model_arguments()
         self._check_datamodule(pl)
+        self.evaluations = self._check_evaluations(cv, repeats)
         self._check_trainer_kwargs(pl)
         self._check_logger(logger)
         self._budget = training_budget(self.trainer_kwargs)
@@ -363,6 +378,20 @@ class Tuner:
             f"`datamodule` must be a LightningDataModule, a function params -> LightningDataModule, or None, "
             f"but got {dm!r}."
         )
+
+    def _check_evaluations(self, cv: Any, repeats: Any) -> Evaluations:
+        evaluations = Evaluations(None if cv is None else check_folds(cv), check_repeats(repeats), self.seed)
+        if cv is None:
+            return evaluations
+        dm = self.datamodule
+        if dm is None or not (_is_datamodule_factory(dm) or callable(getattr(dm, "for_fold", None))):
+            raise InvalidArgumentError(
+                f"cv={cv} trains each trial on {cv} folds, so the datamodule must receive the fold, but got "
+                f"datamodule={dm!r}. Pass a lightning_hpo.KFoldDataModule(dataset, ...), a datamodule with a "
+                "for_fold(fold) method, or a factory (params, fold) -> datamodule."
+            )
+        check_folds(cv, getattr(dm, "n_samples", None))
+        return evaluations
 
     def _check_storage_for_jobs(self, storage: Storage) -> None:
         if self.n_jobs == 1:
@@ -465,16 +494,46 @@ class Tuner:
             model_kwargs=self.model_kwargs,
         )
 
-    def _train_trial(self, trial: Trial) -> TrialTraining:
+    def _train_trial(self, trial: Trial) -> TrialTraining | EvaluatedTrial:
         """Build and train one trial's module (on every rank under torchrun); rank 0 then records it."""
         import lightning.pytorch as pl
 
         release_memory_of_earlier_trials()
+        if self.evaluations.several:
+            evaluated = EvaluatedTrial(
+                self.study,
+                trial,
+                self.evaluations,
+                self.study_dir / f"trial_{trial.number}",
+                self.directions,
+                self.keep_checkpoints,
+            )
+            return evaluated.train(functools.partial(self._train_evaluation, trial))
         if self.seed is not None:
             pl.seed_everything(self.seed + trial.number, workers=True, verbose=False)
         params = dict(trial.params)
-        model = self.model_cls(**self.model_kwargs, **{k: v for k, v in params.items() if k in self._model_params})
         datamodule = self.datamodule(params) if _is_datamodule_factory(self.datamodule) else self.datamodule
+        return self._train_once(trial, datamodule)
+
+    def _train_evaluation(
+        self, trial: Trial, repeat: int, fold: Fold | None, trial_dir: Path, make_reporter: Callable[..., Any]
+    ) -> TrialTraining:
+        """One evaluation of a trial evaluated several times (a fold, a repeat), written under ``trial_dir``."""
+        release_memory_of_earlier_trials()
+        params = dict(trial.params)
+        is_factory = _is_datamodule_factory(self.datamodule)
+        if fold is not None:
+            datamodule = datamodule_for_fold(self.datamodule, params, fold, is_factory=is_factory)
+        else:
+            datamodule = self.datamodule(params) if is_factory else self.datamodule
+        return self._train_once(trial, datamodule, trial_dir=trial_dir, make_reporter=make_reporter, resumable=False)
+
+    def _train_once(self, trial: Trial, datamodule: Any, **evaluation: Any) -> TrialTraining:
+        """Build the module and Trainer and train once; ``evaluation``: :class:`TrialTraining`'s options of one evaluation."""
+        import lightning.pytorch as pl
+
+        params = dict(trial.params)
+        model = self.model_cls(**self.model_kwargs, **{k: v for k, v in params.items() if k in self._model_params})
 
         kwargs = {**TRIAL_TRAINER_DEFAULTS, **self.trainer_kwargs}
         callbacks = copy.deepcopy(list(kwargs.pop("callbacks", None) or []))
@@ -491,6 +550,7 @@ class Tuner:
             checkpoint_every=self.checkpoint_every,
             trackers=self._trackers,
             constraints=self.study.constraints if self.study is not None else self.constraints,
+            **evaluation,
         )
         trainer = pl.Trainer(
             **kwargs,

@@ -32,7 +32,7 @@ from botorch.models import SingleTaskGP
 from botorch.models.kernels.categorical import CategoricalKernel
 from gpytorch.constraints import GreaterThan
 from gpytorch.kernels import Kernel, MaternKernel, ScaleKernel
-from gpytorch.likelihoods import GaussianLikelihood
+from gpytorch.likelihoods import FixedNoiseGaussianLikelihood, GaussianLikelihood
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import GammaPrior, LogNormalPrior
 from torch import Tensor
@@ -131,8 +131,52 @@ def _likelihood(batch_shape: torch.Size) -> GaussianLikelihood:
     )
 
 
+#: The least known noise variance of a point (gpytorch rounds smaller fixed noise up to it, with a warning).
+KNOWN_NOISE_FLOOR = 1e-6
+
+
+def known_noise_likelihood(Y: Tensor, Yvar: Tensor) -> FixedNoiseGaussianLikelihood:
+    """A likelihood whose noise at each point is its known variance plus one learned for all points.
+
+    Trials evaluated several times (cross-validation folds, seeds) know the noise of their mean, the
+    spread of their evaluations squared over their number; the others know none (0). The known
+    variances are carried into the model's units by the local slope of :func:`model_outcomes` at each
+    point (a secant between its neighbours in value), and the learned noise, with the same prior
+    and floor as the plain likelihood's, covers the rest: the noise of single evaluations and
+    what the GP cannot fit.
+    """
+    slope = _local_slope(Y[:, 0], model_outcomes(Y)[:, 0])
+    prior = GammaPrior(1.1, 30.0)
+    return FixedNoiseGaussianLikelihood(
+        noise=(Yvar[:, 0] * slope**2).clamp_min(KNOWN_NOISE_FLOOR),
+        learn_additional_noise=True,
+        noise_prior=prior,
+        noise_constraint=_log_positive(MIN_NOISE, initial=prior.mode),
+    )
+
+
+def _local_slope(y: Tensor, z: Tensor) -> Tensor:
+    """``dz/dy`` at each point of the monotone map ``y -> z``, as the secant between its neighbours in ``y``."""
+    order = torch.argsort(y)
+    ys, zs = y[order], z[order]
+    lower = torch.cat([ys[:1], ys[:-1]])
+    upper = torch.cat([ys[1:], ys[-1:]])
+    z_lower = torch.cat([zs[:1], zs[:-1]])
+    z_upper = torch.cat([zs[1:], zs[-1:]])
+    span = upper - lower
+    overall = (zs[-1] - zs[0]) / (ys[-1] - ys[0]) if ys[-1] > ys[0] else torch.ones((), dtype=y.dtype)
+    secant = torch.where(span > 0, (z_upper - z_lower) / torch.where(span > 0, span, 1.0), overall)
+    slope = torch.empty_like(y)
+    slope[order] = secant
+    return slope
+
+
 def build_model(
-    train_X: Tensor, train_Y: Tensor, gp_space: GPSpace, hyperparameters: Mapping[str, Tensor] | None = None
+    train_X: Tensor,
+    train_Y: Tensor,
+    gp_space: GPSpace,
+    hyperparameters: Mapping[str, Tensor] | None = None,
+    train_Yvar: Tensor | None = None,
 ) -> SingleTaskGP:
     """The GP on ``n x d`` inputs and ``n x m`` outcomes (larger is better), in evaluation mode.
 
@@ -144,12 +188,14 @@ def build_model(
         gp_space: the space ``train_X`` lives in.
         hyperparameters: :func:`fit_hyperparameters` of the same space and outcomes; ``None``
             leaves the priors' centres.
+        train_Yvar: ``n x 1``, the known noise variance of each outcome (0 where unknown), in the
+            units of ``train_Y``: see :func:`known_noise_likelihood`. One outcome only.
     """
     batch_shape = torch.Size([train_Y.shape[-1]]) if train_Y.shape[-1] > 1 else torch.Size()
     model = SingleTaskGP(
         train_X,
         model_outcomes(train_Y),
-        likelihood=_likelihood(batch_shape),
+        likelihood=_likelihood(batch_shape) if train_Yvar is None else known_noise_likelihood(train_Y, train_Yvar),
         covar_module=_kernel(gp_space, batch_shape),
         # Standardized here rather than by BoTorch's Standardize transform, whose inverse would run
         # on every posterior of the acquisition search; the acquisition's argmax is the same.
@@ -245,10 +291,12 @@ def standardize(Y: Tensor) -> Tensor:
     return (Y - Y.mean(dim=0, keepdim=True)) / torch.where(std > 0, std, torch.ones_like(std))
 
 
-def fit_hyperparameters(train_X: Tensor, train_Y: Tensor, gp_space: GPSpace) -> dict[str, Tensor]:
+def fit_hyperparameters(
+    train_X: Tensor, train_Y: Tensor, gp_space: GPSpace, train_Yvar: Tensor | None = None
+) -> dict[str, Tensor]:
     """The GP's raw hyperparameters maximizing their posterior given the data (MAP), fitted from the
     priors' centres, so that they are a function of the data alone."""
-    model = build_model(train_X, train_Y, gp_space)
+    model = build_model(train_X, train_Y, gp_space, train_Yvar=train_Yvar)
     mll = ExactMarginalLogLikelihood(model.likelihood, model)
     # Several outcomes are fitted by BoTorch's batched L-BFGS-B, which spells the tolerance `factr`.
     tolerance = {"ftol": FIT_TOLERANCE} if train_Y.shape[-1] == 1 else {"factr": FIT_TOLERANCE / np.finfo(float).eps}

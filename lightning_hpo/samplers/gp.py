@@ -192,8 +192,11 @@ class GPSampler(Sampler):
         acquisition_seed, search_seed = _seeds(self.seed, number)
         generator = torch.Generator().manual_seed(search_seed)
         with _isolated(device):
-            hyperparameters = self._hyperparameters(space, observed, X, Y, gp_space, signs=signs, device=device)
-            model = build_model(X, Y, gp_space, hyperparameters)
+            Yvar = known_noise(observed, **tensor_kwargs)
+            hyperparameters = self._hyperparameters(
+                space, observed, X, Y, gp_space, signs=signs, device=device, Yvar=Yvar
+            )
+            model = build_model(X, Y, gp_space, hyperparameters, train_Yvar=Yvar)
             torch.manual_seed(acquisition_seed)
             feasible = torch.tensor([t.feasible for t in observed], device=device)
             acquisition, incumbents = _acquisition(
@@ -220,6 +223,7 @@ class GPSampler(Sampler):
         *,
         signs: tuple[float, ...],
         device: torch.device,
+        Yvar: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """The hyperparameters fitted to the first ``fitted_history_size(n)`` observations, from the
         cache when it holds them (it always does between two refits in one process)."""
@@ -229,17 +233,38 @@ class GPSampler(Sampler):
 
         size = fitted_history_size(len(observed))
         key = (space.fingerprint(), signs, str(device), tuple((t.number, t.values) for t in observed[:size]))
+        key += (None if Yvar is None else tuple(Yvar[:size, 0].tolist()),)
         cached = self._last_fit
         if cached is not None and cached.key == key:
             return cached.hyperparameters
         # Seeded by the data alone (fit retries draw from the prior), so any process agrees.
         torch.manual_seed(_seeds(self.seed, size, 1)[0])
-        hyperparameters = fit_hyperparameters(X[:size], Y[:size], gp_space)
+        hyperparameters = fit_hyperparameters(X[:size], Y[:size], gp_space, None if Yvar is None else Yvar[:size])
         self._last_fit = _Fit(key, hyperparameters)
         return hyperparameters
 
     def __repr__(self) -> str:
         return f"GPSampler(seed={self.seed}, n_startup_trials={self.n_startup_trials}, device={self.device!r})"
+
+
+def known_noise(observed: Sequence[Trial], **tensor_kwargs: Any) -> torch.Tensor | None:
+    """``n x 1``: the noise variance of each observed value, known for trials evaluated several
+    times (``attrs[VALUE_SPREAD]`` squared over the number of evaluations; 0 for the others), or
+    ``None`` when no trial knows it, or the study has several objectives (their GPs learn theirs)."""
+    import torch
+
+    from lightning_hpo.trial import EVALUATION_VALUES, VALUE_SPREAD
+
+    variances = []
+    for trial in observed:
+        spread, evaluations = trial.attrs.get(VALUE_SPREAD), trial.attrs.get(EVALUATION_VALUES)
+        if not (isinstance(spread, list) and len(spread) == 1 and isinstance(evaluations, list) and evaluations):
+            variances.append(0.0)
+            continue
+        variances.append(float(spread[0]) ** 2 / len(evaluations))
+    if not any(variances) or len(observed[0].values) != 1:
+        return None
+    return torch.tensor(variances, **tensor_kwargs).unsqueeze(-1)
 
 
 def _weighted_by_feasibility(
