@@ -37,6 +37,7 @@ loggers only write on global rank 0, and only rank 0 records the outcome: one ru
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import math
@@ -216,12 +217,17 @@ class TrialTrackers:
             )
         save_dir = os.environ.get("WANDB_DIR") or self.study_dir / run_name
         Path(save_dir).mkdir(parents=True, exist_ok=True)
+        import wandb
+
         logger = loggers.WandbLogger(
             name=run_name,
             group=self.study_name,
             save_dir=str(save_dir),
             job_type="trial",
             id=self._continued_run(trial, "wandb"),  # Lightning inits with resume="allow": the same run goes on
+            # W&B lists the installed packages at every run's start, most of a run's fixed cost: the
+            # trials of a process share one environment, so the list is made once (_note_runs writes it).
+            settings=wandb.Settings(x_save_requirements=False),
         )
         # Lightning passes anonymous=None, which W&B warns about at every init ("has no effect").
         logger._wandb_init.pop("anonymous", None)
@@ -254,6 +260,7 @@ class TrialTrackers:
                     logger.experiment.update_run(logger.run_id, status="RUNNING")
             elif isinstance(logger, WandbLogger):
                 runs["wandb"] = logger.experiment.id
+                (Path(logger.experiment.dir) / "requirements.txt").write_text(_requirements())
         run_dir = self._run_dirs.get(trial.number)
         if runs and run_dir is not None:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -357,6 +364,15 @@ def tracker_runs(loggers: Sequence[Logger]) -> list[str]:
             run = logger.experiment
             runs.append(f"wandb: {run.url}" if run.url else f"wandb: offline run {run.id} in {Path(run.dir).parent}")
     return runs
+
+
+@functools.lru_cache(maxsize=1)
+def _requirements() -> str:
+    """The installed packages as W&B saves them with a run (``requirements.txt``), listed once per process."""
+    from importlib.metadata import distributions
+
+    found = {(d.metadata["Name"], d.version) for d in distributions() if d.metadata and d.metadata["Name"]}
+    return "".join(f"{name}=={version}\n" for name, version in sorted(found))
 
 
 def _default_shortcut() -> str:

@@ -12,6 +12,7 @@ import os
 import struct
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -163,7 +164,10 @@ def test_wandb_offline_groups_trials_by_study_with_config_and_summary(tmp_path, 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
     monkeypatch.setenv("WANDB_SILENT", "true")
-    result = tune_three_outcomes("wandb")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = tune_three_outcomes("wandb")
+    assert not [w for w in caught if "anonymous" in str(w.message)]
     runs = {r["run"].display_name: r for r in wandb_offline_runs(tmp_path / "wandb_dir" / "wandb").values()}
     assert sorted(runs) == ["trial_0", "trial_1", "trial_2"]
     for trial in result.trials:
@@ -174,6 +178,9 @@ def test_wandb_offline_groups_trials_by_study_with_config_and_summary(tmp_path, 
         assert summary["trial/state"] == trial.state.value
         assert found["exit_code"] == (1 if trial.state is TrialState.FAIL else 0)
         assert trial.attrs[TRACKER_RUNS_ATTR] == [f"wandb: offline run {run.run_id} in {found['dir']}"]
+        assert (
+            "\nlightning==" in (found["dir"] / "files" / "requirements.txt").read_text()
+        )  # listed once, saved in each
         if trial.state is TrialState.COMPLETE:
             assert summary["trial/val_loss"] == pytest.approx(trial.value)
 
