@@ -119,11 +119,12 @@ def report(runs: Sequence[Mapping[str, Mapping[str, float]]], n: int, command: s
         "Reading it: the digits trials last a second or two, so a tracker's fixed cost (creating and ending a "
         "run: W&B starts a run through its service process, MLflow creates and updates rows of its store) is a "
         "large share of them; for a trial of minutes, `fixed + per_validation * validations` over its length is "
-        "the share to expect. MLflow's default local store commits each logged step to SQLite on the training "
-        "loop's thread; your own `logger=lambda trial: MLFlowLogger(..., synchronous=False)` moves that to a "
-        "background thread. W&B, TensorBoard and CSV "
-        "write each step to a buffer or another process. Timings on a shared machine are noisy: the quartiles "
-        "say how much.",
+        'the share to expect. The `"mlflow"` shortcut logs each validation\'s metrics from a background thread '
+        "(`MLFlowLogger(synchronous=False)`; ending the run waits for them), so its local SQLite store's commits "
+        'leave the training loop; the `"wandb"` shortcut lists the installed packages once per process '
+        "instead of at every run's start (W&B's `requirements.txt`, written into each trial's run). W&B, "
+        "TensorBoard and CSV write each step to a buffer or another process. Timings on a shared machine are "
+        "noisy: the quartiles say how much.",
         "",
     ]
     return "\n".join(lines)
