@@ -2,6 +2,7 @@
 
     nice -n 10 python -m benchmarks.tracker_cost                 # writes benchmarks/TRACKERS.md
     python -m benchmarks.tracker_cost --repeats 1 --trials 2 --out /tmp/trackers.md   # a quick look
+    python -m benchmarks.tracker_cost --logging-only   # the ms a trial's thread spends in its tracker, no training
 
 Each repetition runs, for every tracker, a new study of the digits MLP of ``examples/digits.py``
 (``SobolSampler`` and ``NopPruner``, the same Trainer settings as ``benchmarks/tuner_overhead.py``),

@@ -28,7 +28,7 @@ the study's storage already, and the study goes on.
 
 The per-validation curve of the monitored metric is logged by Lightning itself, as the module logs it
 (the MLflow shortcut's by a background thread, which ending the run waits for: every metric is in the
-store when the trial ends). A trial that resumes an interrupted one (``resume=``) continues the
+store when the trial ends). A trial that resumes a preempted one from its checkpoint continues the
 interrupted trial's MLflow and W&B runs of a shortcut: one run per trial, its steps going on.
 Under torchrun every rank builds the trial's loggers (its Trainer needs them), but Lightning's
 loggers only write on global rank 0, and only rank 0 records the outcome: one run per trial. With
