@@ -2,6 +2,7 @@
 
     nice -n 10 python -m benchmarks.tracker_cost                 # writes benchmarks/TRACKERS.md
     python -m benchmarks.tracker_cost --repeats 1 --trials 2 --out /tmp/trackers.md   # a quick look
+    python -m benchmarks.tracker_cost --logging-only   # the ms a trial's thread spends in its tracker, no training
 
 Each repetition runs, for every tracker, a new study of the digits MLP of ``examples/digits.py``
 (``SobolSampler`` and ``NopPruner``, the same Trainer settings as ``benchmarks/tuner_overhead.py``),
@@ -24,6 +25,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from benchmarks.regret import quartiles_cell
 from benchmarks.tuner_overhead import LONG, SHORT, Length, run_tuner
@@ -119,11 +121,12 @@ def report(runs: Sequence[Mapping[str, Mapping[str, float]]], n: int, command: s
         "Reading it: the digits trials last a second or two, so a tracker's fixed cost (creating and ending a "
         "run: W&B starts a run through its service process, MLflow creates and updates rows of its store) is a "
         "large share of them; for a trial of minutes, `fixed + per_validation * validations` over its length is "
-        "the share to expect. MLflow's default local store commits each logged step to SQLite on the training "
-        "loop's thread; your own `logger=lambda trial: MLFlowLogger(..., synchronous=False)` moves that to a "
-        "background thread. W&B, TensorBoard and CSV "
-        "write each step to a buffer or another process. Timings on a shared machine are noisy: the quartiles "
-        "say how much.",
+        'the share to expect. The `"mlflow"` shortcut logs each validation\'s metrics from a background thread '
+        "(`MLFlowLogger(synchronous=False)`; ending the run waits for them), so its local SQLite store's commits "
+        'leave the training loop; the `"wandb"` shortcut lists the installed packages once per process '
+        "instead of at every run's start (W&B's `requirements.txt`, written into each trial's run). W&B, "
+        "TensorBoard and CSV write each step to a buffer or another process. Timings on a shared machine are "
+        "noisy: the quartiles say how much.",
         "",
     ]
     return "\n".join(lines)
@@ -137,6 +140,51 @@ def extra_line(run: Mapping[str, Mapping[str, float]], tracker: str) -> tuple[fl
     return short - per_validation * SHORT.validations, per_validation
 
 
+def logging_cost(trials: int, validations: int, root: Path) -> dict[str, tuple[float, float, float]]:
+    """Milliseconds a trial's own thread spends in its tracker, without training: the shortcuts against
+    the same loggers as Lightning makes them by default (MLflow synchronous, W&B listing the packages
+    at every run's start). Per tracker, medians over ``trials`` runs: ``(start, per validation, end)``:
+    making the loggers and giving them the params; one ``log_metrics``; recording the outcome and
+    ending the run (for the MLflow shortcut, waiting for its background thread's writes: in a real
+    trial they overlap training)."""
+    import statistics
+    import time
+
+    from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
+
+    from lightning_hpo.trackers import TrialTrackers
+    from lightning_hpo.trial import Trial, TrialState
+
+    store = f"sqlite:///{root / 'mlflow.db'}"
+    variants: dict[str, Any] = {
+        "mlflow (synchronous, Lightning's default)": lambda trial: MLFlowLogger("cost-sync", tracking_uri=store),
+        "mlflow shortcut": "mlflow",
+        "wandb (packages listed per run)": lambda trial: WandbLogger(save_dir=str(root), group="cost"),
+        "wandb shortcut": "wandb",
+    }
+    costs = {}
+    for name, logger in variants.items():
+        trackers = TrialTrackers(logger, study_name="cost", study_dir=root / "cost", monitor=("val_loss",))
+        trackers.prepare()
+        timings = []
+        for number in range(trials + 1):  # the first run is a warm-up
+            trial = Trial(number=number, state=TrialState.RUNNING, params={"lr": 0.1})
+            start = time.perf_counter()
+            loggers = trackers.loggers_for(trial)
+            trackers.watch(trial, loggers if isinstance(loggers, list) else [loggers])
+            logged = time.perf_counter()
+            for step in range(validations):
+                for lg in loggers if isinstance(loggers, list) else [loggers]:
+                    lg.log_metrics({"val_loss": 1.0 / (step + 1)}, step)
+            ended = time.perf_counter()
+            reports = {step: 1.0 / (step + 1) for step in range(validations)}
+            done = Trial(number, TrialState.COMPLETE, {"lr": 0.1}, values=(0.5,), intermediate_values=reports)
+            trackers.finished(done)
+            timings.append((logged - start, (ended - logged) / validations, time.perf_counter() - ended))
+        costs[name] = tuple(1000 * statistics.median(column) for column in zip(*timings[1:]))
+    return costs
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3, help="repetitions (default 3)")
@@ -144,6 +192,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=HERE / "TRACKERS.md", help="the Markdown report")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="the seconds measured, for --report-only")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from --json, measuring nothing")
+    parser.add_argument(
+        "--logging-only", action="store_true", help="print the ms a trial's thread spends in its tracker, no training"
+    )
     return parser.parse_args(argv)
 
 
@@ -157,6 +208,14 @@ def main(argv: list[str] | None = None) -> int:
     # W&B without an account or network: its run files are written as they would be synced.
     os.environ.update({"WANDB_MODE": "offline", "WANDB_SILENT": "true"})
     os.environ.pop("MLFLOW_TRACKING_URI", None)
+    if args.logging_only:
+        with tempfile.TemporaryDirectory(prefix="tracker-cost-") as tmp, quiet_lightning("val_loss"):
+            os.environ["WANDB_DIR"] = tmp
+            costs = logging_cost(args.trials, LONG.validations, Path(tmp))
+        print("| logger | start ms | ms per validation | end ms |\n|---|---|---|---|")
+        for name, (start, per_validation, end) in costs.items():
+            print(f"| {name} | {start:.0f} | {per_validation:.1f} | {end:.0f} |")
+        return 0
     if args.report_only:
         saved = json.loads(args.json.read_text())
     else:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from lightning_hpo.exceptions import InvalidArgumentError
 from lightning_hpo.progress import format_value
-from lightning_hpo.trial import Trial
+from lightning_hpo.trial import ENQUEUED, RESUME_DIR, RETRY_OF, WARM_START_FROM, Trial
 
 __all__ = [
     "CONFIG_ATTR",
@@ -22,6 +22,7 @@ __all__ = [
     "FORMATS",
     "logs_of",
     "tracker_runs_of",
+    "origin_of",
     "describe",
     "export_trial",
     "retrain_command",
@@ -52,6 +53,19 @@ def logs_of(trial: Trial) -> str | None:
 def tracker_runs_of(trial: Trial) -> list[str]:
     """Where experiment trackers (MLflow, W&B) keep the trial's run, one line per run; empty without any."""
     return list(trial.attrs.get(TRACKER_RUNS_ATTR) or ())
+
+
+def origin_of(trial: Trial) -> str | None:
+    """Where the trial's parameters came from, when not from the sampler: ``"enqueued (lr, layers)"``,
+    ``"imported from other#3"``, ``"retry of trial 2"`` or ``"resumes trial 2"``; else ``None``."""
+    if RETRY_OF in trial.attrs:
+        verb = "resumes trial" if RESUME_DIR in trial.attrs else "retry of trial"
+        return f"{verb} {trial.attrs[RETRY_OF]}"
+    if WARM_START_FROM in trial.attrs:
+        return f"imported from {trial.attrs[WARM_START_FROM]}"
+    if ENQUEUED in trial.attrs:
+        return f"enqueued ({', '.join(map(str, trial.attrs[ENQUEUED]))})"
+    return None
 
 
 def describe(trial: Trial, study_name: str) -> str:

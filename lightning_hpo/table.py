@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
 
 from lightning_hpo.exceptions import MissingExtraError
-from lightning_hpo.export import logs_of
+from lightning_hpo.export import logs_of, origin_of, tracker_runs_of
 from lightning_hpo.snapshot import StudyLike, StudySnapshot
 from lightning_hpo.trial import RETRY_OF, Trial
 
@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = ["TrialTable"]
 
-#: The columns after the values and parameters; ``retry_of`` follows when a trial of the study is a retry.
+#: The columns after the values and parameters; ``retry_of``, ``origin`` and ``tracker_runs`` follow
+#: when a trial of the study has one.
 _TRAILING_COLUMNS = (
     "datetime_start",
     "datetime_complete",
@@ -59,7 +60,11 @@ class TrialTable:
         ``datetime_start``, ``datetime_complete`` (UTC), ``duration_s``; ``last_step`` and
         ``n_reports``, the last step and number of intermediate values reported; ``error`` (a
         FAIL trial's full traceback); ``log_dir`` (where its logger wrote), ``checkpoint``;
-        and ``retry_of`` (the stale trial a retry runs again) when the study has a retry.
+        and, when a trial of the study has one: ``retry_of`` (the stale trial a retry runs again),
+        ``origin`` (where parameters not sampled came from: ``"enqueued (lr, layers)"``, ``"imported
+        from other#3"``, ``"retry of trial 2"``, ``"resumes trial 2"``; see
+        :func:`~lightning_hpo.export.origin_of`), ``tracker_runs`` (the trial's MLflow / W&B runs,
+        ``"mlflow: <run URL or id>"``, ``"; "`` between runs).
 
     Attributes:
         columns: the column names, in order.
@@ -75,23 +80,19 @@ class TrialTable:
         snapshot = StudySnapshot.of(study)
         value_columns = _value_columns(snapshot)
         param_columns = {name: f"params_{name}" for name in snapshot.space.names}
-        has_retries = any(RETRY_OF in t.attrs for t in snapshot.trials)
-        columns = (
-            "number",
-            "state",
-            *value_columns,
-            *param_columns.values(),
-            *_TRAILING_COLUMNS,
-            *(("retry_of",) if has_retries else ()),
-        )
+        optional = {
+            name: cell
+            for name, cell in _OPTIONAL_COLUMNS.items()
+            if any(cell(trial) is not None for trial in snapshot.trials)
+        }
+        columns = ("number", "state", *value_columns, *param_columns.values(), *_TRAILING_COLUMNS, *optional)
         rows = []
         for trial in snapshot.trials:
             row: dict[str, Any] = {"number": trial.number, "state": str(trial.state)}
             row.update(zip(value_columns, trial.values or (None,) * len(value_columns)))
             row.update({column: trial.params.get(name) for name, column in param_columns.items()})
             row.update(_trailing_cells(trial))
-            if has_retries:
-                row["retry_of"] = trial.attrs.get(RETRY_OF)
+            row.update({name: cell(trial) for name, cell in optional.items()})
             rows.append(row)
         return cls(columns, tuple(rows))
 
@@ -141,6 +142,18 @@ def _trailing_cells(trial: Trial) -> dict[str, Any]:
         "log_dir": logs_of(trial),
         "checkpoint": trial.checkpoint_path,
     }
+
+
+def _tracker_runs_cell(trial: Trial) -> str | None:
+    return "; ".join(tracker_runs_of(trial)) or None
+
+
+#: The columns a study's table has only when a trial has a value for them (cell: the value, else ``None``).
+_OPTIONAL_COLUMNS: dict[str, Callable[[Trial], Any]] = {
+    "retry_of": lambda trial: trial.attrs.get(RETRY_OF),
+    "origin": origin_of,
+    "tracker_runs": _tracker_runs_cell,
+}
 
 
 def _utc(moment: datetime | None) -> datetime | None:

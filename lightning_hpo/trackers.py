@@ -26,7 +26,10 @@ Whatever made them, when a trial ends (COMPLETE, PRUNED or FAIL) its loggers get
 A tracker that fails to take the outcome (a network error, say) gets a warning: the outcome is in
 the study's storage already, and the study goes on.
 
-The per-validation curve of the monitored metric is logged by Lightning itself, as the module logs it.
+The per-validation curve of the monitored metric is logged by Lightning itself, as the module logs it
+(the MLflow shortcut's by a background thread, which ending the run waits for: every metric is in the
+store when the trial ends). A trial that resumes a preempted one from its checkpoint continues the
+interrupted trial's MLflow and W&B runs of a shortcut: one run per trial, its steps going on.
 Under torchrun every rank builds the trial's loggers (its Trainer needs them), but Lightning's
 loggers only write on global rank 0, and only rank 0 records the outcome: one run per trial. With
 ``n_jobs`` each worker process makes and closes its own trials' loggers.
@@ -34,7 +37,9 @@ loggers only write on global rank 0, and only rank 0 records the outcome: one ru
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import json
 import math
 import os
 import time
@@ -44,7 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, MissingExtraError
-from lightning_hpo.trial import Trial, TrialState
+from lightning_hpo.trial import RESUME_DIR, Trial, TrialState
 
 if TYPE_CHECKING:
     from lightning.pytorch.loggers import Logger
@@ -70,6 +75,9 @@ SHORTCUTS: Mapping[str, tuple[str, str | None]] = {
 LoggerArg = Union[str, Callable[[Trial], Any], None]
 
 _STATE_KEY = "trial/state"
+#: In a trial's directory: the MLflow and W&B runs of its shortcut loggers, ``{"mlflow": run_id,
+#: "wandb": run_id}``, which a trial that resumes it (in the same directory) continues.
+RUN_IDS_FILE = "tracker_run_ids.json"
 _MLFLOW_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
 
 
@@ -133,6 +141,7 @@ class TrialTrackers:
         self.study_dir = Path(study_dir)
         self.monitor = tuple(monitor)
         self._watched: dict[int, list[Logger]] = {}
+        self._run_dirs: dict[int, Path] = {}  # where each trial's shortcut loggers note their runs
 
     def prepare(self) -> None:
         """Create what the trials' loggers share, once, before any trial runs (by the process that
@@ -158,7 +167,8 @@ class TrialTrackers:
         """The loggers of ``trial``'s Trainer (on every rank under torchrun).
 
         ``run_name``: the shortcuts' run (and directory) name; default ``trial_<n>``. A trial that
-        resumes an interrupted one logs on in that trial's run.
+        resumes an interrupted one logs on in that trial's directory, and the shortcuts' MLflow and
+        W&B loggers in that trial's runs.
         """
         from lightning.pytorch.loggers import Logger
 
@@ -171,7 +181,18 @@ class TrialTrackers:
                     f"but for trial {trial.number} it returned {made!r}."
                 )
             return list(loggers) if isinstance(made, (list, tuple)) else made
-        return self._shortcut(self.logger or _default_shortcut(), trial, run_name or f"trial_{trial.number}")
+        run_name = run_name or f"trial_{trial.number}"
+        self._run_dirs[trial.number] = self.study_dir / run_name
+        return self._shortcut(self.logger or _default_shortcut(), trial, run_name)
+
+    def _continued_run(self, trial: Trial, tracker: str) -> str | None:
+        """The id of the ``tracker`` run that ``trial`` continues: the interrupted trial's, when it resumes one."""
+        if RESUME_DIR not in trial.attrs:
+            return None
+        try:
+            return json.loads((self._run_dirs[trial.number] / RUN_IDS_FILE).read_text()).get(tracker)
+        except (OSError, ValueError):  # the interrupted trial died before its runs were noted: new runs
+            return None
 
     def _shortcut(self, name: str, trial: Trial, run_name: str) -> Logger:
         from lightning.pytorch import loggers
@@ -189,10 +210,28 @@ class TrialTrackers:
                 tracking_uri=tracking_uri,
                 tags={"lightning_hpo.study": self.study_name, "lightning_hpo.trial": str(trial.number)},
                 artifact_location=artifact_location,
+                run_id=self._continued_run(trial, "mlflow"),
+                # A background thread writes each validation's metrics; ending the run (record_outcome)
+                # waits until they are all in the store.
+                synchronous=False,
             )
         save_dir = os.environ.get("WANDB_DIR") or self.study_dir / run_name
         Path(save_dir).mkdir(parents=True, exist_ok=True)
-        return loggers.WandbLogger(name=run_name, group=self.study_name, save_dir=str(save_dir), job_type="trial")
+        import wandb
+
+        logger = loggers.WandbLogger(
+            name=run_name,
+            group=self.study_name,
+            save_dir=str(save_dir),
+            job_type="trial",
+            id=self._continued_run(trial, "wandb"),  # Lightning inits with resume="allow": the same run goes on
+            # W&B lists the installed packages at every run's start, most of a run's fixed cost: the
+            # trials of a process share one environment, so the list is made once (_note_runs writes it).
+            settings=wandb.Settings(x_save_requirements=False),
+        )
+        # Lightning passes anonymous=None, which W&B warns about at every init ("has no effect").
+        logger._wandb_init.pop("anonymous", None)
+        return logger
 
     def watch(self, trial: Trial, loggers: Sequence[Logger]) -> list[str]:
         """Give ``loggers`` the trial's params now, and its outcome when it ends; where its runs are."""
@@ -204,13 +243,35 @@ class TrialTrackers:
             # (MLflow refuses a second, differently written value of a param). TensorBoard: once, with the outcome.
             if isinstance(logger, (MLFlowLogger, WandbLogger, CSVLogger)):
                 logger.log_hyperparams(dict(trial.params))
+        if isinstance(self.logger, str):
+            self._note_runs(trial, loggers)
         return tracker_runs(loggers)
+
+    def _note_runs(self, trial: Trial, loggers: Sequence[Logger]) -> None:
+        """Note the shortcut's MLflow / W&B run in the trial's directory, for a trial that resumes it;
+        a continued MLflow run is RUNNING again (the interrupted trial's process may have ended it)."""
+        from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
+
+        runs = {}
+        for logger in loggers:
+            if isinstance(logger, MLFlowLogger):
+                runs["mlflow"] = logger.run_id
+                if self._continued_run(trial, "mlflow"):
+                    logger.experiment.update_run(logger.run_id, status="RUNNING")
+            elif isinstance(logger, WandbLogger):
+                runs["wandb"] = logger.experiment.id
+                (Path(logger.experiment.dir) / "requirements.txt").write_text(_requirements())
+        run_dir = self._run_dirs.get(trial.number)
+        if runs and run_dir is not None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / RUN_IDS_FILE).write_text(json.dumps(runs))
 
     def started(self, trial: Trial) -> None:
         """Nothing to do: a trial's loggers are made with its Trainer."""
 
     def finished(self, trial: Trial) -> None:
         """Record ``trial``'s outcome in its loggers and end their runs."""
+        self._run_dirs.pop(trial.number, None)
         for logger in self._watched.pop(trial.number, ()):
             try:
                 record_outcome(logger, trial, self.monitor, self.study_name)
@@ -303,6 +364,15 @@ def tracker_runs(loggers: Sequence[Logger]) -> list[str]:
             run = logger.experiment
             runs.append(f"wandb: {run.url}" if run.url else f"wandb: offline run {run.id} in {Path(run.dir).parent}")
     return runs
+
+
+@functools.lru_cache(maxsize=1)
+def _requirements() -> str:
+    """The installed packages as W&B saves them with a run (``requirements.txt``), listed once per process."""
+    from importlib.metadata import distributions
+
+    found = {(d.metadata["Name"], d.version) for d in distributions() if d.metadata and d.metadata["Name"]}
+    return "".join(f"{name}=={version}\n" for name, version in sorted(found))
 
 
 def _default_shortcut() -> str:

@@ -17,7 +17,7 @@ import pytest
 import lightning_hpo.table
 from lightning_hpo import Categorical, Float, Int, NopPruner, SearchSpace, Study, StudySnapshot, TrialState, Tuner
 from lightning_hpo.exceptions import LightningHPOError, MissingExtraError
-from lightning_hpo.export import LOGGER_DIR_ATTR
+from lightning_hpo.export import LOGGER_DIR_ATTR, TRACKER_RUNS_ATTR
 from lightning_hpo.table import TrialTable
 from lightning_hpo.trial import MONITOR, Trial
 from tests.lightning_models import LinearRegression, RegressionData, SizedRegression
@@ -168,7 +168,8 @@ def test_an_absent_parameter_is_an_empty_cell_and_retries_get_a_column():
         Trial(1, TrialState.COMPLETE, {"lr": 0.5, "layers": 3}, values=(1.0,), attrs={"retry_of": 0}),
     ]
     table = TrialTable.of(_snapshot(trials))
-    assert table.columns[-1] == "retry_of" and [row["retry_of"] for row in table.rows] == [None, 0]
+    assert table.columns[-2:] == ("retry_of", "origin") and [row["retry_of"] for row in table.rows] == [None, 0]
+    assert [row["origin"] for row in table.rows] == [None, "retry of trial 0"]
     assert table.rows[0]["params_layers"] is None
     # a naive time (a hand-made trial; storage always gives UTC) is taken as UTC
     assert table.rows[0]["datetime_start"] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -257,3 +258,36 @@ def test_a_tuner_study_gives_each_trials_logs_checkpoint_and_steps(tmp_path, mod
         assert row["checkpoint"] == trial.checkpoint_path and Path(row["checkpoint"]).is_file()
         assert row["last_step"] == trial.last_step > 0 and row["n_reports"] == 2  # one report per epoch
         assert (row["params_lr"], row["params_hidden"]) == (trial.params["lr"], trial.params["hidden"])
+
+
+def test_a_trials_origin_and_tracker_runs_get_columns_when_a_trial_has_them(tmp_path):
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    other = Study("other", search_space=SPACE, storage=url, seed=0)
+    other.optimize(lambda p: p["lr"], n_trials=1)
+    study = Study("origins", search_space=SPACE, storage=url, seed=0)
+    study.add_trials_from("other")
+    study.enqueue({"lr": 0.01})
+    study.optimize(lambda p: p["lr"], n_trials=3)  # with the imported one: the enqueued trial, then a sampled one
+    run = "mlflow: run 0a1b in sqlite:///mlflow.db"
+    study.storage.update_trial(study.trials[2].id, attrs={TRACKER_RUNS_ATTR: [run, "wandb: https://wandb.ai/r"]})
+    table = TrialTable.of(study)
+    assert table.columns[-2:] == ("origin", "tracker_runs") and "retry_of" not in table.columns
+    assert [row["origin"] for row in table.rows] == ["imported from other#0", "enqueued (lr)", None]
+    assert [row["tracker_runs"] for row in table.rows] == [None, None, f"{run}; wandb: https://wandb.ai/r"]
+    _, rows = _csv_rows(_csv_text(table))
+    assert [row["origin"] for row in rows] == ["imported from other#0", "enqueued (lr)", ""]
+    assert list(study.trials_dataframe()["origin"].fillna("-")) == ["imported from other#0", "enqueued (lr)", "-"]
+    plain = Study("plain", search_space=SPACE, storage=url, seed=0)
+    plain.optimize(lambda p: p["lr"], n_trials=1)
+    assert not {"origin", "tracker_runs"} & set(TrialTable.of(plain).columns)
+
+
+def test_a_resumed_trial_says_which_trial_it_resumes():
+    trials = [
+        Trial(0, TrialState.FAIL, {"lr": 0.5}, attrs={"resume_dir": "/runs/trial_0", "retried_by": 1}),
+        Trial(1, TrialState.COMPLETE, {"lr": 0.5}, values=(1.0,), attrs={"retry_of": 0, "resume_dir": "/runs/trial_0"}),
+        Trial(2, TrialState.COMPLETE, {"lr": 0.2}, values=(1.0,), attrs={"retry_of": 0}),
+    ]
+    rows = TrialTable.of(_snapshot(trials)).rows
+    assert [row["origin"] for row in rows] == [None, "resumes trial 0", "retry of trial 0"]
+    assert [row["retry_of"] for row in rows] == [None, 0, 0]

@@ -12,6 +12,7 @@ import os
 import struct
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from lightning_hpo import Float, Pruner, TrialState, Tuner
 from lightning_hpo.console import main as console_main
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, MissingExtraError
 from lightning_hpo.export import TRACKER_RUNS_ATTR
+from lightning_hpo.trackers import RUN_IDS_FILE
 from tests.lightning_models import LinearRegression, RegressionData
 
 REPO = Path(__file__).resolve().parents[1]
@@ -162,7 +164,10 @@ def test_wandb_offline_groups_trials_by_study_with_config_and_summary(tmp_path, 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
     monkeypatch.setenv("WANDB_SILENT", "true")
-    result = tune_three_outcomes("wandb")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = tune_three_outcomes("wandb")
+    assert not [w for w in caught if "anonymous" in str(w.message)]
     runs = {r["run"].display_name: r for r in wandb_offline_runs(tmp_path / "wandb_dir" / "wandb").values()}
     assert sorted(runs) == ["trial_0", "trial_1", "trial_2"]
     for trial in result.trials:
@@ -173,6 +178,9 @@ def test_wandb_offline_groups_trials_by_study_with_config_and_summary(tmp_path, 
         assert summary["trial/state"] == trial.state.value
         assert found["exit_code"] == (1 if trial.state is TrialState.FAIL else 0)
         assert trial.attrs[TRACKER_RUNS_ATTR] == [f"wandb: offline run {run.run_id} in {found['dir']}"]
+        assert (
+            "\nlightning==" in (found["dir"] / "files" / "requirements.txt").read_text()
+        )  # listed once, saved in each
         if trial.state is TrialState.COMPLETE:
             assert summary["trial/val_loss"] == pytest.approx(trial.value)
 
@@ -276,6 +284,73 @@ def test_under_torchrun_each_trial_is_one_mlflow_run_logged_by_rank_zero(tmp_pat
     assert sorted(r.info.run_name for r in runs) == ["trial_0", "trial_1"]
     assert {r.data.tags["lightning_hpo.state"] for r in runs} == {"COMPLETE"}
     assert all(len(client.get_metric_history(r.info.run_id, "val_loss")) == 1 for r in runs)
+
+
+RESUMED_SCRIPT = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from lightning_hpo import Float, NopPruner, Tuner
+from tests.lightning_models import LinearRegression, RegressionData
+
+class Slow(LinearRegression):
+    def training_step(self, batch, batch_idx):
+        time.sleep(0.5)  # time to be killed in the middle of the trial
+        return super().training_step(batch, batch_idx)
+
+Tuner(Slow, search_space={"lr": Float(0.01, 0.1, log=True)}, datamodule=RegressionData(batch_size=64),
+      storage=sys.argv[2], root_dir=sys.argv[3], seed=0, show_progress=False, logger="mlflow", pruner=NopPruner(),
+      trainer_kwargs={"max_epochs": 4, "accelerator": "cpu", "log_every_n_steps": 1}).fit(n_trials=1)
+"""  # the process exits as soon as fit returns: what MLflow's background thread wrote must be in the store
+
+
+def _at(metric) -> tuple[int, int]:
+    return metric.step, metric.timestamp
+
+
+@pytest.mark.slow
+def test_a_killed_trial_resumed_by_the_next_process_continues_its_mlflow_run(tmp_path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from lightning_hpo.storage import SQLStorage
+    from tests.processes import wait_for
+
+    script = tmp_path / "tune.py"
+    script.write_text(RESUMED_SCRIPT)
+    url, root = f"sqlite:///{tmp_path / 'studies.db'}", tmp_path / "runs"
+    command = [sys.executable, str(script), str(REPO), url, str(root)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    killed = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    trial_dir = root / "Slow" / "trial_0"
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+
+    def second_epoch_saved() -> bool:  # 2 batches an epoch: its checkpoint, and its val_loss in the run
+        if not (trial_dir / "checkpoints" / "resume-step=4.ckpt").is_file():
+            return False
+        run_id = json.loads((trial_dir / RUN_IDS_FILE).read_text())["mlflow"]
+        return len(client.get_metric_history(run_id, "val_loss")) >= 2
+
+    try:  # SIGKILL: the run stays RUNNING, as after a lost node
+        wait_for(second_epoch_saved, timeout=300)
+    finally:
+        killed.kill()
+        killed.communicate()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    storage = SQLStorage(url)
+    interrupted, resumed = storage.get_trials(storage.get_study("Slow").id)
+    storage.close()
+    assert resumed.state is TrialState.COMPLETE and resumed.attrs["retry_of"] == interrupted.number
+    (run,) = client.search_runs([client.get_experiment_by_name("Slow").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.tags["lightning_hpo.state"] == "COMPLETE"
+    assert run.data.tags["lightning_hpo.trial"] == str(resumed.number)
+    assert interrupted.attrs[TRACKER_RUNS_ATTR] == resumed.attrs[TRACKER_RUNS_ATTR]
+    # One curve, every epoch's validation in it: those of the killed process, then the resumed one's.
+    curve = {m.step: m.value for m in sorted(client.get_metric_history(run.info.run_id, "val_loss"), key=_at)}
+    assert len(resumed.intermediate_values) == 4 and resumed.attrs["resumed_at_step"] == 4
+    assert [curve[step] for step in sorted(curve)] == pytest.approx(list(resumed.intermediate_values.values()))
+    assert run.data.metrics["trial/val_loss"] == pytest.approx(resumed.value)
 
 
 @pytest.mark.slow
