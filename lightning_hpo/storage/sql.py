@@ -176,10 +176,11 @@ def _decode_all(texts: Iterable[str]) -> list[Any]:
 def _curve_json(is_sqlite: bool) -> Any:
     """A trial's intermediate values as the JSON text of :attr:`TrialOverview.curve_json`, in step order."""
     steps = intermediate_table.c
-    finite = sa.case((sa.func.abs(steps.value) <= sys.float_info.max, steps.value), else_=sa.null())
-    vector = "[" + sa.cast(steps.step, sa.Text) + "," + steps.objective_values + "]"
+    # Every double as text that reads back as the same double: PostgreSQL's text is; SQLite's needs '%!.17g'.
+    exact = sa.func.printf("%!.17g", steps.value) if is_sqlite else sa.cast(steps.value, sa.Text)
+    number = sa.case((sa.func.abs(steps.value) <= sys.float_info.max, exact), else_="null")
+    point = "[" + sa.cast(steps.step, sa.Text) + "," + sa.func.coalesce(steps.objective_values, number) + "]"
     if is_sqlite:
-        point = sa.case((steps.objective_values.is_(None), sa.func.json_array(steps.step, finite)), else_=vector)
         # SQLite 3.40 has no ORDER BY inside an aggregate: it aggregates the rows of an ordered subquery in order.
         ordered = (
             sa.select(point.label("point"))
@@ -192,8 +193,6 @@ def _curve_json(is_sqlite: bool) -> Any:
     else:
         from sqlalchemy.dialects.postgresql import aggregate_order_by
 
-        single = sa.cast(sa.func.json_build_array(steps.step, finite), sa.Text)
-        point = sa.case((steps.objective_values.is_(None), single), else_=vector)
         joined = (
             sa.select(sa.func.string_agg(point, aggregate_order_by(sa.literal(","), steps.step)))
             .where(steps.trial_id == trials_table.c.id)
