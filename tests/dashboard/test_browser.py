@@ -161,7 +161,7 @@ def test_a_trial_shows_where_it_came_from(server: Server, db_url: str, page: Any
     study.storage.update_trial(enqueued.id, attrs={TRACKER_RUNS_ATTR: runs})
 
     page.goto(f"{server.url}/study?name=target")
-    page.wait_for_selector(f"#trials tbody tr[data-number='{retry.number}']", timeout=15_000)
+    page.wait_for_selector(f"#trials tbody tr[data-number='{retry.number}']", timeout=60_000)
     origin = {
         n: page.inner_text(f"#trials tr[data-number='{n}'] td[data-key='origin']") for n in range(retry.number + 1)
     }
