@@ -349,7 +349,11 @@ class StudyFeed:
                     ids=state.running_ids,
                     finished_since=state.read_wall - timedelta(seconds=self.FINISHED_LOOKBACK),
                 )
-            same_study = state.record is not None and state.record.id == record.id
+            # A study deleted and created again may get its old id back: its creation time tells them apart.
+            same_study = state.record is not None and (state.record.id, state.record.created_at) == (
+                record.id,
+                record.created_at,
+            )
             space = state.space if same_study else SearchSpace.from_json(record.space)
             assert space is not None
             n_objectives = len(record.directions)
