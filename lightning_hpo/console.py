@@ -30,7 +30,7 @@ from lightning_hpo.exceptions import LightningHPOError, StorageError, StudyNotFo
 from lightning_hpo.progress import format_value
 from lightning_hpo.snapshot import StudySnapshot
 from lightning_hpo.storage import DEFAULT_DB_NAME, DEFAULT_ROOT_DIR, Storage, StudyRecord, open_storage
-from lightning_hpo.trial import PRUNED_STEP, Trial, TrialState
+from lightning_hpo.trial import ENQUEUED, PRUNED_STEP, RETRY_OF, WARM_START_FROM, Trial, TrialState
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -100,6 +100,17 @@ def _outcome_note(trial: Trial) -> str:
     return infeasibility_note(trial)
 
 
+def _origin_note(trial: Trial) -> str:
+    """Where a trial came from when the sampler did not suggest it: enqueued, imported, or a retry; else ``""``."""
+    if ENQUEUED in trial.attrs:
+        return "enqueued"
+    if WARM_START_FROM in trial.attrs:
+        return f"imported from {trial.attrs[WARM_START_FROM]}"
+    if RETRY_OF in trial.attrs:
+        return f"retry of {trial.attrs[RETRY_OF]}"
+    return ""
+
+
 def _logs_text(trial: Trial) -> str:
     """Where a trial's logs are (relative to the working directory when inside it) and its tracker runs."""
     from lightning_hpo.export import logs_of, tracker_runs_of
@@ -166,7 +177,7 @@ def _cmd_trials(args: argparse.Namespace) -> int:
             *(_param_text(trial.params[n]) if n in trial.params else "-" for n in names),
             str(trial.last_step) if trial.last_step is not None else "-",
             f"{trial.duration:.1f}" if trial.duration is not None else "-",
-            _outcome_note(trial),
+            "; ".join(note for note in (_origin_note(trial), _outcome_note(trial)) if note),
             _logs_text(trial),
         )
     _console().print(table)

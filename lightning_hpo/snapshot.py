@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Union
 
@@ -59,11 +60,13 @@ class StudySnapshot:
         return cls(study.name, study.space, tuple(study.directions), tuple(study.trials))
 
     @classmethod
-    def load(cls, storage: Storage, name: str) -> StudySnapshot:
-        """Read the study ``name`` from ``storage`` without writing anything."""
+    def load(cls, storage: Storage, name: str, *, states: Iterable[TrialState] | None = None) -> StudySnapshot:
+        """Read the study ``name`` from ``storage`` without writing anything (only its trials in ``states``, if
+        given)."""
         record = storage.get_study(name)
         space = SearchSpace.from_json(record.space)
-        trials = tuple(replace(t, params=space.from_stored(t.params)) for t in storage.get_trials(record.id))
+        stored = storage.get_trials(record.id, states)
+        trials = tuple(replace(t, params=space.from_stored(t.params)) for t in stored)
         return cls(record.name, space, tuple(record.directions), trials)
 
     def check_objective(self, objective: int) -> int:

@@ -316,3 +316,13 @@ def test_the_installed_script_exports_the_table_as_csv_without_pandas(db, tmp_pa
     _table_of_digits(out.read_text())
     help_text = _lightning_hpo("export", "--help").stdout
     assert "--all" in help_text and "--out" in help_text and "csv" in help_text
+
+
+def test_trials_table_marks_enqueued_trials(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = Study("queue", search_space={"x": Float(0, 1)}, storage=url, seed=0)
+    study.enqueue({"x": 0.25})
+    study.optimize(lambda p: p["x"], n_trials=2)
+    assert main(["trials", "--storage", url, "--study", "queue"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "COMPLETE" in line]
+    assert ["enqueued" in row for row in rows] == [True, False]

@@ -6,22 +6,43 @@ the read-only path the console script and the plots use; nothing here writes to 
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import shlex
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from lightning_hpo.export import CONFIG_ATTR, LOGGER_DIR_ATTR, _plain, retrain_command
+from lightning_hpo.export import CONFIG_ATTR, LOGGER_DIR_ATTR, TRACKER_RUNS_ATTR, _plain, retrain_command
 from lightning_hpo.snapshot import StudySnapshot
-from lightning_hpo.storage import Storage
-from lightning_hpo.trial import PRUNED_STEP, Trial, TrialState
+from lightning_hpo.space import SearchSpace
+from lightning_hpo.storage import Storage, StudyRecord
+from lightning_hpo.trial import (
+    CONSTRAINT_VIOLATIONS,
+    ENQUEUED,
+    MONITOR,
+    PRUNED_STEP,
+    RETRIED_BY,
+    RETRY_OF,
+    WARM_START_FROM,
+    Trial,
+    TrialState,
+)
 
-__all__ = ["StudyFeed", "find_trial", "plain_mapping", "study_summary", "trial_detail", "trial_row"]
+__all__ = [
+    "ROW_ATTRS",
+    "StudyFeed",
+    "origin",
+    "plain_mapping",
+    "row_json",
+    "study_summary",
+    "trial_detail",
+    "trial_row",
+]
 
 
 def _number(value: float | None) -> float | None:
@@ -38,28 +59,85 @@ def _last_activity(trial: Trial) -> datetime | None:
     return max(times) if times else None
 
 
-def trial_row(trial: Trial) -> dict[str, Any]:
-    """What the study page shows of a trial: its table row and its points in the charts.
+#: The attrs a table row or the summary shows; the rest (fit configs, sampler state) is read by the trial page.
+ROW_ATTRS = (
+    MONITOR,
+    PRUNED_STEP,
+    CONSTRAINT_VIOLATIONS,
+    ENQUEUED,
+    WARM_START_FROM,
+    RETRY_OF,
+    RETRIED_BY,
+    TRACKER_RUNS_ATTR,
+)
 
-    The heartbeat is left out on purpose: it changes every few seconds while nothing else does, and
-    a live update sends only the trials whose row changed.
+
+def origin(trial: Trial) -> dict[str, Any]:
+    """Where the trial came from, as attrs record it: enqueued, imported, a retry; and its tracker runs."""
+    found: dict[str, Any] = {}
+    if ENQUEUED in trial.attrs:
+        found["enqueued"] = [str(name) for name in trial.attrs[ENQUEUED] or ()]
+    if WARM_START_FROM in trial.attrs:
+        found["imported_from"] = str(trial.attrs[WARM_START_FROM])
+    for key in (RETRY_OF, RETRIED_BY):
+        if isinstance(trial.attrs.get(key), int):
+            found[key] = trial.attrs[key]
+    if trial.attrs.get(TRACKER_RUNS_ATTR):
+        found["tracker_runs"] = [str(run) for run in trial.attrs[TRACKER_RUNS_ATTR]]
+    return found
+
+
+def trial_row(trial: Trial, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What the study page shows of a trial, but its curve: its table row and its points in the charts.
+
+    ``params`` are the trial's decoded parameters when its own are still in stored form. The heartbeat
+    is left out on purpose: it changes every few seconds while nothing else does, and a live update
+    sends only the trials whose row changed.
     """
     note = ""
     if trial.state is TrialState.FAIL and trial.error:
         note = trial.error.strip().splitlines()[-1][:200]
     elif trial.state is TrialState.PRUNED:
         note = f"pruned at step {trial.attrs.get(PRUNED_STEP, trial.last_step)}"
-    return {
+    row = {
         "number": trial.number,
         "state": trial.state.value,
         "values": [_number(v) for v in trial.values] if trial.values is not None else None,
-        "params": {name: _plain(value) for name, value in trial.params.items()},
-        "curve": [[step, _number(value)] for step, value in sorted(trial.intermediate_values.items())],
+        "params": {name: _plain(value) for name, value in (trial.params if params is None else params).items()},
         "start": _time(trial.datetime_start),
         "end": _time(trial.datetime_complete),
         "duration": trial.duration,
         "note": note,
     }
+    if found := origin(trial):
+        row["origin"] = found
+    return row
+
+
+def _finite_curve(text: str, n_objectives: int) -> str:
+    """A stored curve's JSON with nan and infinite values as null.
+
+    A single-objective curve's text is written by the database from numbers only, with null already; a
+    multi-objective one holds the stored vectors, so it is parsed and written again.
+    """
+    if n_objectives == 1:
+        return text
+
+    def finite(value: Any) -> Any:
+        if isinstance(value, list):
+            return [finite(v) for v in value]
+        return _number(value) if isinstance(value, float) else value
+
+    return json.dumps([[step, finite(value)] for step, value in json.loads(text)], **_COMPACT)
+
+
+_COMPACT: dict[str, Any] = {"ensure_ascii": False, "allow_nan": False, "separators": (",", ":")}
+
+
+def row_json(trial: Trial, curve: str, params: Mapping[str, Any], n_objectives: int) -> str:
+    """A trial's row as JSON text, its curve (JSON text, see :class:`TrialOverview`) spliced in unparsed."""
+    head = json.dumps(trial_row(trial, params), **_COMPACT)
+    return f'{head[:-1]},"curve":{_finite_curve(curve, n_objectives)}}}'
 
 
 def trial_detail(trial: Trial, snapshot: StudySnapshot, display_url: str) -> dict[str, Any]:
@@ -112,18 +190,35 @@ def study_summary(snapshot: StudySnapshot) -> dict[str, Any]:
 
 @dataclass
 class _StudyState:
-    """The rows last read of one study, and the version at which each last changed."""
+    """What the feed last read of one study: each trial's row, and the version at which each last changed.
 
-    rows: dict[int, dict[str, Any]] = field(default_factory=dict)
+    ``overview`` holds the trials as :meth:`Storage.get_trial_overviews` reads them (stored parameters,
+    only :data:`ROW_ATTRS`, no intermediate values): enough for the summary, not for importance.
+    """
+
+    record: StudyRecord | None = None
+    space: SearchSpace | None = None
+    overview: dict[int, Trial] = field(default_factory=dict)
+    rows: dict[int, str] = field(default_factory=dict)
     changed_at: dict[int, int] = field(default_factory=dict)
-    snapshot: StudySnapshot | None = None
+    log: list[tuple[int, int]] = field(default_factory=list)  # (version, number) of each change, in order
+    reset_at: int = 0  # the version of the last read that replaced every row: older clients start over
+    running_ids: set[int] = field(default_factory=set)
+    max_id: int = -1
+    summary: dict[str, Any] = field(default_factory=dict)
     read_at: float = -math.inf
     read_seconds: float = 0.0
+    read_wall: datetime | None = None  # when the last read began, by the clock trials are stamped with
+    full_read_at: float = -math.inf
+    full_read_seconds: float = 0.0
     reading: bool = False
-    full_json: bytes | None = None  # the answer to since=0 for this read
-    latest: int | None = None  # the newest version in changed_at, once computed for this read
-    summary: dict[str, Any] = field(default_factory=dict)
+    trials_json: str | None = None  # every row, as the answer to since=0 sends them
     first_read: threading.Lock = field(default_factory=threading.Lock)
+
+    def snapshot(self) -> StudySnapshot:
+        assert self.record is not None and self.space is not None
+        trials = tuple(self.overview[n] for n in sorted(self.overview))
+        return StudySnapshot(self.record.name, self.space, tuple(self.record.directions), trials)
 
 
 class StudyFeed:
@@ -135,19 +230,29 @@ class StudyFeed:
     client whose ``since`` is ahead (the server restarted) gets everything again.
 
     Only the first look at a study waits for a read. After that a poll answers from the last read
-    at once and, when that read is older than ``min_interval`` (or twice as long as the read took,
-    so a huge study never keeps a core busy), starts the next read in a thread: a change reaches
-    the page one poll later.
+    at once and, when that read is older than ``min_interval``, starts the next read in a thread: a
+    change reaches the page one poll later. That read is incremental: the trials created since, the
+    ones that were running, and the ones finished lately (their paths and attrs are written just
+    after they finish), so its cost follows the study's activity, not its size. Every ``full_interval``
+    (or ten times as long as a full read takes) a full read catches any other change.
 
     Args:
         storage: where the studies are.
         min_interval: the shortest time between two reads of one study.
+        full_interval: the shortest time between two full reads of one study.
         background: read again in a thread (the server); ``False`` reads in the caller (tests, benchmarks).
     """
 
-    def __init__(self, storage: Storage, *, min_interval: float = 0.5, background: bool = True) -> None:
+    #: How far back an incremental read looks for trials finished since the last read, in seconds:
+    #: more than the clocks of the workers and of this server may differ.
+    FINISHED_LOOKBACK = 120.0
+
+    def __init__(
+        self, storage: Storage, *, min_interval: float = 0.5, full_interval: float = 30.0, background: bool = True
+    ) -> None:
         self.storage = storage
         self.min_interval = min_interval
+        self.full_interval = full_interval
         self.background = background
         self._version = 0
         self._studies: dict[str, _StudyState] = {}
@@ -158,17 +263,29 @@ class StudyFeed:
         for record in self.storage.list_studies():
             self._fresh(record.name)
 
-    def snapshot(self, name: str) -> StudySnapshot:
-        """The study as last read."""
-        state = self._fresh(name)
-        with self._lock:
-            return state.snapshot  # type: ignore[return-value]
-
     def summary(self, name: str) -> dict[str, Any]:
         """The study's line on the studies page, as of the last read."""
         state = self._fresh(name)
         with self._lock:
             return state.summary
+
+    def trial(self, name: str, number: int) -> dict[str, Any] | None:
+        """Everything the trial page shows of trial ``number`` (read now), or ``None`` if the study has no such trial."""
+        state = self._fresh(name)
+        with self._lock:
+            trial_id = state.overview[number].id if number in state.overview else None
+            snapshot = state.snapshot()
+        if trial_id is None:
+            return None
+        trial = self.storage.get_trial(trial_id)
+        trial = replace(trial, params=snapshot.space.from_stored(trial.params))
+        return trial_detail(trial, snapshot, self.storage.display_url)
+
+    def n_trials(self, name: str) -> int:
+        """How many trials the study had at the last read."""
+        state = self._fresh(name)
+        with self._lock:
+            return len(state.overview)
 
     def changes(self, name: str, since: int = 0) -> dict[str, Any]:
         """The study's summary, the trials changed after version ``since``, and the current version."""
@@ -178,38 +295,29 @@ class StudyFeed:
         """:meth:`changes` as the JSON the server sends; the answer with every trial is encoded once per read."""
         state = self._fresh(name)
         with self._lock:
-            reset = since > self._version or since < 0
-            if reset or since == 0:
-                if state.full_json is None:
-                    state.full_json = self._encode(state, 0, reset=True)
-                return state.full_json
-            return self._encode(state, since, reset=False)
-
-    def _encode(self, state: _StudyState, since: int, *, reset: bool) -> bytes:
-        latest = max(state.changed_at.values(), default=0) if state.latest is None else state.latest
-        state.latest = latest
-        rows = [] if since >= latest else [state.rows[n] for n, v in state.changed_at.items() if v > since]
-        rows.sort(key=lambda row: row["number"])
-        answer = {
-            "study": state.summary,
-            "version": self._version,
-            "reset": reset,
-            "trials": rows,
-        }
-        return json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+            reset = since > self._version or since < state.reset_at or since <= 0
+            if reset:
+                if state.trials_json is None:
+                    state.trials_json = ",".join(state.rows[n] for n in sorted(state.rows))
+                trials = state.trials_json
+            else:  # the log is in version order: the changes after `since` are its tail
+                first = bisect.bisect_right(state.log, (since, math.inf))
+                trials = ",".join(state.rows[n] for n in sorted({number for _, number in state.log[first:]}))
+            head = json.dumps({"study": state.summary, "version": self._version, "reset": reset}, **_COMPACT)
+        return f'{head[:-1]},"trials":[{trials}]}}'.encode()
 
     def _fresh(self, name: str) -> _StudyState:
         """The study's state: read now if never read, else read again (in the background) when due."""
         with self._lock:
             state = self._studies.setdefault(name, _StudyState())
-            first = state.snapshot is None
-            due = not first and not state.reading
-            due = due and time.monotonic() - state.read_at >= max(self.min_interval, 2 * state.read_seconds)
+            first = state.record is None
+            now = time.monotonic()
+            due = not first and not state.reading and now - state.read_at >= self.min_interval
             if due:
                 state.reading = True
         if first:
             with state.first_read:  # callers that come during the first read wait for it
-                if state.snapshot is None:
+                if state.record is None:
                     try:
                         self._read(name, state)
                     except Exception:
@@ -223,31 +331,74 @@ class StudyFeed:
         return state
 
     def _read(self, name: str, state: _StudyState) -> None:
-        began = time.monotonic()
+        began, wall = time.monotonic(), datetime.now(timezone.utc)
         try:
-            snapshot = StudySnapshot.load(self.storage, name)
-            rows = {t.number: trial_row(t) for t in snapshot.trials}
-            summary = study_summary(snapshot)
+            full = state.record is None or began - state.full_read_at >= max(
+                self.full_interval, 10 * state.full_read_seconds
+            )
+            record = self.storage.get_study(name) if full else state.record
+            assert record is not None
+            if full:
+                overviews = self.storage.get_trial_overviews(record.id, attr_keys=ROW_ATTRS)
+            else:
+                assert state.read_wall is not None
+                overviews = self.storage.get_trial_overviews(
+                    record.id,
+                    attr_keys=ROW_ATTRS,
+                    after_id=state.max_id,
+                    ids=state.running_ids,
+                    finished_since=state.read_wall - timedelta(seconds=self.FINISHED_LOOKBACK),
+                )
+            # A study deleted and created again may get its old id back: its creation time tells them apart.
+            same_study = state.record is not None and (state.record.id, state.record.created_at) == (
+                record.id,
+                record.created_at,
+            )
+            space = state.space if same_study else SearchSpace.from_json(record.space)
+            assert space is not None
+            n_objectives = len(record.directions)
+            rows = {
+                o.trial.number: row_json(o.trial, o.curve_json, space.from_stored(o.trial.params), n_objectives)
+                for o in overviews
+            }
         finally:
             with self._lock:
                 state.reading = False
         with self._lock:
+            if not same_study:  # a first read, or the study was deleted and created again
+                state.overview, state.rows, state.changed_at, state.log, state.running_ids = {}, {}, {}, [], set()
+                state.max_id, state.reset_at = -1, self._version + 1
             changed = [n for n, row in rows.items() if state.rows.get(n) != row]
-            if changed:
+            if changed or not same_study:
                 self._version += 1
                 for number in changed:
                     state.changed_at[number] = self._version
-            state.rows, state.snapshot, state.summary = rows, snapshot, summary
-            state.full_json, state.latest = None, None
+                if full:  # compact the log: one entry per trial
+                    state.log = sorted((version, number) for number, version in state.changed_at.items())
+                else:
+                    state.log.extend((self._version, number) for number in changed)
+            for overview in overviews:
+                trial = overview.trial
+                state.overview[trial.number] = trial
+                state.max_id = max(state.max_id, trial.id)
+                if trial.state is TrialState.RUNNING:
+                    state.running_ids.add(trial.id)
+                else:
+                    state.running_ids.discard(trial.id)
+            state.rows.update(rows)
+            state.record, state.space = record, space
+            if changed or not same_study:
+                state.summary = study_summary(state.snapshot())
+                state.trials_json = None
+            else:  # the heartbeats of running trials move the last activity
+                activity = [t for t in (_last_activity(o.trial) for o in overviews) if t is not None]
+                latest = max([_time(max(activity))] if activity else [], default=None)
+                if latest is not None and (state.summary["last_activity"] or "") < latest:
+                    state.summary = {**state.summary, "last_activity": latest}
+            state.read_wall = wall
             state.read_at, state.read_seconds = time.monotonic(), time.monotonic() - began
-
-
-def find_trial(snapshot: StudySnapshot, number: int) -> Trial | None:
-    """Trial ``number`` of the snapshot, or ``None``."""
-    for trial in snapshot.trials:
-        if trial.number == number:
-            return trial
-    return None
+            if full:
+                state.full_read_at, state.full_read_seconds = state.read_at, state.read_seconds
 
 
 def plain_mapping(mapping: Mapping[str, float]) -> dict[str, float | None]:

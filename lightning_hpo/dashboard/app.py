@@ -26,9 +26,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lightning_hpo.dashboard._data import StudyFeed, find_trial, plain_mapping, trial_detail
+from lightning_hpo.dashboard._data import StudyFeed, plain_mapping
 from lightning_hpo.exceptions import InvalidArgumentError, LightningHPOError, StudyNotFoundError
+from lightning_hpo.snapshot import StudySnapshot
 from lightning_hpo.storage import Storage
+from lightning_hpo.trial import TrialState
 
 __all__ = ["create_app", "TOKEN_COOKIE"]
 
@@ -154,15 +156,15 @@ def create_app(storage: Storage, *, token: str | None = None, allowed_hosts: lis
         name = request.query_params.get("study", "")
         try:
             number = _int_param(request, "number")
-            snapshot = await run_in_threadpool(feed.snapshot, name)
+            found = await run_in_threadpool(feed.trial, name, number)
         except StudyNotFoundError as error:
             return _error(404, str(error))
         except ValueError as error:
             return _error(400, str(error))
-        found = find_trial(snapshot, number)
         if found is None:
-            return _error(404, f"Study {name!r} has no trial {number} (it has {len(snapshot.trials)}, from 0).")
-        return JSONResponse(trial_detail(found, snapshot, storage.display_url))
+            count = feed.n_trials(name)
+            return _error(404, f"Study {name!r} has no trial {number} (it has {count}, from 0).")
+        return JSONResponse(found)
 
     async def importance(request: Request) -> Response:
         from lightning_hpo.importance import importance as compute
@@ -170,8 +172,8 @@ def create_app(storage: Storage, *, token: str | None = None, allowed_hosts: lis
         name = request.query_params.get("name", "")
         try:
             objective = _int_param(request, "objective", 0)
-            snapshot = await run_in_threadpool(feed.snapshot, name)
-            key = (name, objective, len(snapshot.completed()))
+            summary = await run_in_threadpool(feed.summary, name)
+            key = (name, objective, summary["states"][TrialState.COMPLETE.value])
             if key[2] > MAX_IMPORTANCE_TRIALS:
                 return _error(
                     400,
@@ -179,6 +181,7 @@ def create_app(storage: Storage, *, token: str | None = None, allowed_hosts: lis
                     f"dashboard fits ({MAX_IMPORTANCE_TRIALS}). Use lightning_hpo.importance() in Python instead.",
                 )
             if key not in importance_cache:
+                snapshot = await run_in_threadpool(StudySnapshot.load, storage, name, states=[TrialState.COMPLETE])
                 scores = await run_in_threadpool(compute, snapshot, objective=objective)
                 importance_cache[key] = {"scores": plain_mapping(scores), "n_complete": key[2]}
             return JSONResponse(importance_cache[key])

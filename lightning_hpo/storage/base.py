@@ -19,14 +19,16 @@ Contract, for implementers:
 from __future__ import annotations
 
 import abc
+import json
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from lightning_hpo.trial import Trial, TrialState
 
-__all__ = ["Storage", "StudyRecord"]
+__all__ = ["Storage", "StudyRecord", "TrialOverview"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,22 @@ class StudyRecord:
     space: Mapping[str, Any]
     directions: tuple[str, ...]
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class TrialOverview:
+    """A trial as a table row or a chart point shows it (see :meth:`Storage.get_trial_overviews`).
+
+    Attributes:
+        trial: the trial without its intermediate values, and with only the attrs asked for.
+        curve_json: its intermediate values as JSON text, in step order: ``[[step, value], ...]``, the
+            value ``null`` where it was nan or infinite; in a multi-objective study a reported vector
+            is ``[step, [value, ...]]`` as stored (``null`` for nan; ``Infinity`` as Python's ``json``
+            writes it).
+    """
+
+    trial: Trial
+    curve_json: str
 
 
 class Storage(abc.ABC):
@@ -178,5 +196,62 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def get_trial(self, trial_id: int) -> Trial: ...
 
+    def get_trial_overviews(
+        self,
+        study_id: int,
+        *,
+        attr_keys: Iterable[str] = (),
+        after_id: int | None = None,
+        ids: Iterable[int] = (),
+        finished_since: datetime | None = None,
+    ) -> list[TrialOverview]:
+        """The study's trials, by number, as a dashboard shows many of them: see :class:`TrialOverview`.
+
+        Cheaper than :meth:`get_trials` for a large study: only ``attr_keys`` of the attrs are read,
+        and the intermediate values come as one JSON text per trial, not decoded. Without a selector,
+        every trial; with some, the trials that match any of them: ``id > after_id``, an id in
+        ``ids``, or finished at ``finished_since`` or later (what a reader polling for changes asks).
+
+        This implementation reads :meth:`get_trials`; a storage can answer it faster.
+        """
+        keys, chosen = list(attr_keys), set(ids)
+        everything = after_id is None and not chosen and finished_since is None
+
+        def wanted(trial: Trial) -> bool:
+            finished = trial.datetime_complete is not None and finished_since is not None
+            return (
+                everything
+                or (after_id is not None and trial.id > after_id)
+                or trial.id in chosen
+                or (finished and trial.datetime_complete >= finished_since)  # type: ignore[operator]
+            )
+
+        return [
+            TrialOverview(
+                replace(
+                    trial,
+                    intermediate_values={},
+                    intermediate_vectors={},
+                    attrs={key: trial.attrs[key] for key in keys if key in trial.attrs},
+                ),
+                _curve_json(trial),
+            )
+            for trial in self.get_trials(study_id)
+            if wanted(trial)
+        ]
+
     def close(self) -> None:  # noqa: B027 - optional hook: most storages hold nothing to release
         """Release connections; the storage may be used again afterwards."""
+
+
+def _curve_json(trial: Trial) -> str:
+    """A trial's intermediate values as :attr:`TrialOverview.curve_json` holds them."""
+
+    def finite(value: float) -> float | None:
+        return value if math.isfinite(value) else None
+
+    points = [
+        [step, finite(vector[0])] if len(vector) == 1 else [step, [None if math.isnan(v) else v for v in vector]]
+        for step, vector in sorted(trial.intermediate_vectors.items())
+    ]
+    return json.dumps(points)

@@ -27,6 +27,8 @@ import functools
 import json
 import logging
 import math
+import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -47,7 +49,7 @@ from lightning_hpo.exceptions import (
     StudyNotFoundError,
     TrialStateError,
 )
-from lightning_hpo.storage.base import Storage, StudyRecord
+from lightning_hpo.storage.base import Storage, StudyRecord, TrialOverview
 from lightning_hpo.trial import ENQUEUED, RETRY_OF, Trial, TrialState
 
 __all__ = ["SQLStorage", "SCHEMA_VERSION"]
@@ -142,6 +144,62 @@ _ONE_TRIAL = _trial_queries(trials_table.c.id == sa.bindparam("trial_id"))
 _NUMBER_AND_STATE = sa.select(trials_table.c.number, trials_table.c.state).where(
     trials_table.c.id == sa.bindparam("trial_id")
 )
+
+
+_ATTR_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _attr_json(key: str, is_sqlite: bool) -> Any:
+    """The JSON text of a trial's ``attrs[key]``, NULL when it has none."""
+    if is_sqlite:
+        return trials_table.c.attrs.op("->")(f"$.{key}")
+    from sqlalchemy.dialects.postgresql import JSON
+
+    return sa.cast(sa.cast(trials_table.c.attrs, JSON).op("->")(key), sa.Text)
+
+
+def _datetime_text(column: Any, is_sqlite: bool) -> Any:
+    """A datetime column as SQLite holds it (ISO text, parsed by :func:`_from_text`); as is elsewhere."""
+    return sa.type_coerce(column, sa.Text) if is_sqlite else column
+
+
+def _from_text(text: str | None) -> datetime | None:
+    """An aware UTC datetime from SQLite's text (``datetime.fromisoformat`` parses it in C)."""
+    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+
+
+def _decode_all(texts: Iterable[str]) -> list[Any]:
+    """The JSON texts decoded in one call: one list of their values."""
+    return json.loads("[" + ",".join(texts) + "]")
+
+
+def _curve_json(is_sqlite: bool) -> Any:
+    """A trial's intermediate values as the JSON text of :attr:`TrialOverview.curve_json`, in step order."""
+    steps = intermediate_table.c
+    # Every double as text that reads back as the same double: PostgreSQL's text is; SQLite's needs '%!.17g'.
+    exact = sa.func.printf("%!.17g", steps.value) if is_sqlite else sa.cast(steps.value, sa.Text)
+    number = sa.case((sa.func.abs(steps.value) <= sys.float_info.max, exact), else_="null")
+    point = "[" + sa.cast(steps.step, sa.Text) + "," + sa.func.coalesce(steps.objective_values, number) + "]"
+    if is_sqlite:
+        # SQLite 3.40 has no ORDER BY inside an aggregate: it aggregates the rows of an ordered subquery in order.
+        ordered = (
+            sa.select(point.label("point"))
+            .where(steps.trial_id == trials_table.c.id)
+            .order_by(steps.step)
+            .correlate(trials_table)
+            .subquery()
+        )
+        joined = sa.select(sa.func.group_concat(ordered.c.point, ",")).scalar_subquery()
+    else:
+        from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+        joined = (
+            sa.select(sa.func.string_agg(point, aggregate_order_by(sa.literal(","), steps.step)))
+            .where(steps.trial_id == trials_table.c.id)
+            .correlate(trials_table)
+            .scalar_subquery()
+        )
+    return "[" + sa.func.coalesce(joined, "") + "]"
 
 
 @functools.cache
@@ -820,6 +878,79 @@ class SQLStorage(Storage):
         if not trials:
             raise TrialStateError(f"No trial with id {trial_id} in {self._describe()}.")
         return trials[0]
+
+    def get_trial_overviews(
+        self,
+        study_id: int,
+        *,
+        attr_keys: Iterable[str] = (),
+        after_id: int | None = None,
+        ids: Iterable[int] = (),
+        finished_since: datetime | None = None,
+    ) -> list[TrialOverview]:
+        # The database does the work Python would do per value: it picks the attrs out of their JSON and
+        # writes each trial's intermediate values as one JSON text, which a dashboard sends on as it is.
+        keys = list(attr_keys)
+        for key in keys:
+            if not _ATTR_KEY.fullmatch(key):
+                raise InvalidArgumentError(f"An attr key must be a plain name (letters, digits, _), but got {key!r}.")
+        selectors = []
+        if after_id is not None:
+            selectors.append(trials_table.c.id > after_id)
+        if ids := list(ids):
+            selectors.append(trials_table.c.id.in_(ids))
+        if finished_since is not None:
+            selectors.append(trials_table.c.datetime_complete >= _naive(finished_since.astimezone(timezone.utc)))
+        condition = trials_table.c.study_id == study_id
+        if selectors:
+            condition = sa.and_(condition, sa.or_(*selectors))
+        t = trials_table.c
+        times = [_datetime_text(c, self._is_sqlite) for c in (t.datetime_start, t.datetime_complete, t.heartbeat)]
+        columns = [t.id, t.number, t.state, t.params, t.objective_values, t.error, t.worker, *times]
+        columns += [t.log_dir, t.checkpoint_path, _curve_json(self._is_sqlite)]
+        columns += [_attr_json(key, self._is_sqlite) for key in keys]
+        rows = self._run(lambda conn: conn.execute(sa.select(*columns).where(condition).order_by(t.number)).all())
+        # One json.loads per column, not per row: each cell is JSON that storage wrote.
+        params = _decode_all(row[3] for row in rows)
+        values = _decode_all(row[4] or "null" for row in rows)
+        attrs = [_decode_all(row[13 + i] or "null" for row in rows) for i in range(len(keys))]
+        as_time = _from_text if self._is_sqlite else _as_utc
+        return [
+            TrialOverview(
+                Trial(
+                    number=number,
+                    state=TrialState(state),
+                    params=params[i],
+                    values=None if values[i] is None else tuple(values[i]),
+                    datetime_start=as_time(start),
+                    datetime_complete=as_time(complete),
+                    error=error,
+                    worker=worker,
+                    heartbeat=as_time(heartbeat),
+                    log_dir=log_dir,
+                    checkpoint_path=checkpoint_path,
+                    attrs={key: column[i] for key, column in zip(keys, attrs) if column[i] is not None},
+                    id=trial_id,
+                ),
+                curve,
+            )
+            for i, (
+                trial_id,
+                number,
+                state,
+                _,
+                _,
+                error,
+                worker,
+                start,
+                complete,
+                heartbeat,
+                log_dir,
+                checkpoint_path,
+                curve,
+                *_,
+            ) in enumerate(rows)
+        ]
 
 
 @dataclass(frozen=True)
