@@ -380,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         "cost": {n: {"trials": [], "full": [], "seconds": [], "decision_ms": []} for n in names},
     }
     corner: dict[str, bool] = {}
+    results["corner"] = corner
+    args.results.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     for task_id in tasks:
         task = Task(surrogate, task_id)
@@ -401,13 +403,19 @@ def main(argv: list[str] | None = None) -> int:
                     results["regret"][name][str(b)].append(best - trajectory.best_within(b * EPOCHS))
             summary = ", ".join(f"{n} {best - t.best_within(budget):.2f}" for n, t in trajectories.items())
             print(f"task {task_id} seed {seed} ({time.perf_counter() - started:.0f} s): {summary}", flush=True)
-    for cost in results["cost"].values():
-        cost["decision_ms"] = sorted(cost["decision_ms"])[:: max(1, len(cost["decision_ms"]) // 2000)]
-    results["corner"] = corner
+            save(results, args.results)  # after each run: an interrupted run can still be reported (--merge)
     results["decision_cost"] = {"trials": 150, "ms": decision_cost(Task(surrogate, tasks[0]), 150)}
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(results))
+    save(results, args.results)
     return write_report(results, args, argv)
+
+
+def save(results: dict[str, Any], path: Path) -> None:
+    """Write ``results`` as JSON, with a sample of the decision times (every one would weigh megabytes)."""
+    thinned = {
+        name: {**cost, "decision_ms": sorted(cost["decision_ms"])[:: max(1, len(cost["decision_ms"]) // 2000)]}
+        for name, cost in results["cost"].items()
+    }
+    path.write_text(json.dumps({**results, "cost": thinned}))
 
 
 def merge(paths: list[Path]) -> dict[str, Any]:
