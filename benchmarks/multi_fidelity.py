@@ -13,8 +13,9 @@ seed up to the largest budget; the smaller budgets read its trajectory.
 
 Regret: the task's reference (best epoch-52 accuracy of 20,000 random configurations, or anything a
 method found above it) minus the best found, in accuracy points. "Corner tasks": tasks where a
-corner of the search box predicts a higher accuracy than all 20,000 random configurations, i.e.
-where the surrogate is likely extrapolating; the tables give figures with and without them.
+corner of the search box predicts an accuracy more than a point above all 20,000 random
+configurations (on 14 of the 34 tasks; mostly the corner of the largest learning rate, layers and
+units, a region with no training data behind it), i.e. where the surrogate is likely extrapolating; the tables give figures with and without them.
 
 DEHB (`dehb`) and SMAC3 (`smac`) need numpy < 2: they run in their own venv as a subprocess
 (_mf_anchors.py; set-up in benchmarks/README.md, `--anchor-python`), and are skipped if it is missing.
@@ -50,6 +51,8 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_TASKS = ["189906", "167168", "126026", "167190", "189866", "168868", "7593", "34539"]
 ANCHOR_PYTHON = HERE.parents[1] / "main" / ".venv-mf" / "bin" / "python"
 REFERENCE_SAMPLES = 20_000
+#: A task is a "corner task" when a corner of the box beats every random configuration by more than this (points).
+CORNER_MARGIN = 1.0
 #: Lowest fidelity of the Hyperband-style anchors: three halvings below a full run (eta = 3).
 MIN_EPOCHS = EPOCHS / 27
 
@@ -216,7 +219,7 @@ def reference(task: Task, seed: int = 12345) -> tuple[float, bool]:
     for name, points in (("random", units), ("corner", corners)):
         configs = [unit_to_config(u) for u in points]
         best[name] = max(final_accuracies(task, configs))
-    return best["random"], best["corner"] > best["random"]
+    return best["random"], best["corner"] > best["random"] + CORNER_MARGIN
 
 
 def unit_to_config(unit: np.ndarray) -> dict[str, Any]:
@@ -276,7 +279,7 @@ def report(results: dict[str, Any], budgets: list[int], corner: dict[str, bool],
     runs = results["runs"]
     keep = [i for i, (task, _) in enumerate(runs) if not corner[task]]
     tasks = sorted({task for task, _ in runs}, key=[t for t, _ in runs].index)
-    seeds = len(runs) // len(tasks)
+    seeds = len({seed for _, seed in runs})
     lines = [
         f"{len(tasks)} tasks x {seeds} seeds = {len(runs)} runs. Corner tasks: "
         + (", ".join(t for t in tasks if corner[t]) or "none")
@@ -319,7 +322,7 @@ def report(results: dict[str, Any], budgets: list[int], corner: dict[str, bool],
             if name != baseline:
                 row = [wilcoxon(regrets[name][str(b)], regrets[baseline][str(b)]) for b in budgets]
                 lines.append(f"| {LABELS[name]} | " + " | ".join(row) + " |")
-    for b in (budgets[1] if len(budgets) > 1 else budgets[0], budgets[-1]):
+    for b in sorted({budgets[min(1, len(budgets) - 1)], budgets[-1]}):
         lines += [
             "",
             f"### Mean regret per task at {b} full trainings",
@@ -347,7 +350,7 @@ def report(results: dict[str, Any], budgets: list[int], corner: dict[str, bool],
         lines.append(
             f"| {LABELS[name]} | {statistics.mean(c['trials']):.0f} | {statistics.mean(c['full']):.1f} | "
             f"{sum(c['full']) / sum(c['trials']):.2f} | {statistics.mean(c['seconds']):.0f} | "
-            + (f"{statistics.median(decisions):.2f}" if decisions else "-")
+            + (f"{statistics.median(decisions):.2f}" if any(decisions) else "-")
             + " |"
         )
     return "\n".join(lines)
