@@ -1,6 +1,6 @@
 """Multi-fidelity on LCBench: our GP + pruners against DEHB, SMAC-Hyperband and Optuna, equal epoch budgets.
 
-    python benchmarks/multi_fidelity.py                          # 8 tasks x 3 seeds (~15 min here)
+    python benchmarks/multi_fidelity.py                          # 8 tasks x 3 seeds (~3-4 CPU-min per task and seed)
     python benchmarks/multi_fidelity.py --tasks all --seeds 5    # the issue's full size (34 x 5)
     python benchmarks/multi_fidelity.py --tasks 189906 --seeds 1 --methods random,gp_asha --no-write
 
