@@ -1,0 +1,467 @@
+"""Multi-fidelity on LCBench: our GP + pruners against DEHB, SMAC-Hyperband and Optuna, equal epoch budgets.
+
+    python benchmarks/multi_fidelity.py                          # 8 tasks x 3 seeds (~3-4 CPU-min per task and seed)
+    python benchmarks/multi_fidelity.py --tasks all --seeds 5    # the issue's full size (34 x 5)
+    python benchmarks/multi_fidelity.py --tasks 189906 --seeds 1 --methods random,gp_asha --no-write
+
+One trial at a time, every method through its public ask/tell API in the same run, on YAHPO Gym's
+LCBench surrogate (see pruning_lcbench.py): 52 epochs of validation accuracy per configuration.
+Budgets count every epoch trained (52 epochs = one full training); a configuration counts as found
+once it has trained all 52 epochs, with its accuracy at epoch 52 (a pruned trial, or DEHB's and
+SMAC's lower-fidelity runs, spend epochs but find nothing). Each method runs once per task and
+seed up to the largest budget; the smaller budgets read its trajectory.
+
+Regret: the task's reference (best epoch-52 accuracy of 20,000 random configurations, or anything a
+method found above it) minus the best found, in accuracy points. "Corner tasks": tasks where a
+corner of the search box predicts an accuracy more than a point above all 20,000 random
+configurations (on 14 of the 34 tasks; mostly the corner of the largest learning rate, layers and
+units, a region with no training data behind it), i.e. where the surrogate is likely extrapolating; the tables give figures with and without them.
+
+DEHB (`dehb`) and SMAC3 (`smac`) need numpy < 2: they run in their own venv as a subprocess
+(_mf_anchors.py; set-up in benchmarks/README.md, `--anchor-python`), and are skipped if it is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.pruning_lcbench import DATA, EPOCHS, SPACE, Surrogate  # noqa: E402
+from lightning_hpo import Study  # noqa: E402
+from lightning_hpo.pruners import ASHAPruner, CurvePruner, NopPruner, Pruner  # noqa: E402
+from lightning_hpo.samplers import GPSampler, RandomSampler  # noqa: E402
+from lightning_hpo.space import Int  # noqa: E402
+from lightning_hpo.trial import TrialState  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_TASKS = ["189906", "167168", "126026", "167190", "189866", "168868", "7593", "34539"]
+ANCHOR_PYTHON = HERE.parents[1] / "main" / ".venv-mf" / "bin" / "python"
+REFERENCE_SAMPLES = 20_000
+#: A task is a "corner task" when a corner of the box beats every random configuration by more than this (points).
+CORNER_MARGIN = 1.0
+#: Lowest fidelity of the Hyperband-style anchors: three halvings below a full run (eta = 3).
+MIN_EPOCHS = EPOCHS / 27
+
+
+@dataclass
+class Trajectory:
+    """Epochs spent when each full training ended, and its epoch-52 accuracy."""
+
+    found: list[tuple[int, float]] = field(default_factory=list)
+    spent: int = 0
+    trials: int = 0
+    decision_seconds: list[float] = field(default_factory=list)
+
+    def best_within(self, budget_epochs: int) -> float:
+        values = [v for spent, v in self.found if spent <= budget_epochs]
+        return max(values) if values else math.nan
+
+
+class Task:
+    """One LCBench task: curves on demand, every epoch counted against the budget."""
+
+    def __init__(self, surrogate: Surrogate, task: str) -> None:
+        self.surrogate, self.task = surrogate, task
+
+    def curve(self, config: dict[str, Any]) -> list[float]:
+        return [value for _, value in self.surrogate.curves(self.task, [config])[0]]
+
+
+def run_study(task: Task, seed: int, budget: int, sampler: Any, pruner: Pruner) -> Trajectory:
+    """A real lightning_hpo Study: ask, report every epoch, should_prune, tell."""
+    study = Study(
+        f"mf-{task.task}-{seed}", search_space=SPACE, mode="max", storage=":memory:", sampler=sampler, pruner=pruner
+    )
+    out = Trajectory()
+    while out.spent < budget:
+        trial = study.ask()
+        out.trials += 1
+        curve = task.curve(dict(trial.params))
+        for epoch, accuracy in enumerate(curve, start=1):
+            out.spent += 1
+            study.report(trial, epoch, accuracy)
+            started = time.perf_counter()
+            stop = epoch < EPOCHS and study.should_prune(trial)
+            out.decision_seconds.append(time.perf_counter() - started)
+            if stop:
+                study.tell(trial, state=TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, accuracy)
+            out.found.append((out.spent, accuracy))
+    return out
+
+
+def optuna_distributions() -> dict[str, Any]:
+    import optuna
+
+    out = {}
+    for name, domain in SPACE.items():
+        kind = (
+            optuna.distributions.IntDistribution if isinstance(domain, Int) else optuna.distributions.FloatDistribution
+        )
+        out[name] = kind(domain.low, domain.high, log=domain.log)
+    return out
+
+
+def run_optuna(task: Task, seed: int, budget: int, make_sampler: Callable[[int], Any]) -> Trajectory:
+    """An Optuna study with HyperbandPruner (epochs 1..52 as steps, eta 3): ask, report, should_prune, tell."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=EPOCHS, reduction_factor=3)
+    study = optuna.create_study(
+        study_name=f"mf-{task.task}-{seed}", direction="maximize", sampler=make_sampler(seed), pruner=pruner
+    )
+    distributions = optuna_distributions()
+    out = Trajectory()
+    while out.spent < budget:
+        trial = study.ask(distributions)
+        out.trials += 1
+        curve = task.curve(trial.params)
+        for epoch, accuracy in enumerate(curve, start=1):
+            out.spent += 1
+            trial.report(accuracy, epoch)
+            if epoch < EPOCHS and trial.should_prune():
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, accuracy)
+            out.found.append((out.spent, accuracy))
+    return out
+
+
+def space_json() -> str:
+    return json.dumps(
+        [
+            {"name": n, "type": "int" if isinstance(d, Int) else "float", "low": d.low, "high": d.high, "log": d.log}
+            for n, d in SPACE.items()
+        ]
+    )
+
+
+def run_anchor(task: Task, seed: int, budget: int, method: str, python: Path) -> Trajectory:
+    """DEHB or SMAC in their own venv; this process trains (evaluates) what they ask for."""
+    command = [str(python), str(HERE / "_mf_anchors.py"), method, str(seed), space_json(), str(MIN_EPOCHS), str(EPOCHS)]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    out = Trajectory()
+    try:
+        while out.spent < budget:
+            line = process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"{method} stopped early (exit code {process.wait()})")
+            job = json.loads(line)
+            epochs = min(max(int(job["epochs"]), 1), EPOCHS)
+            value = task.curve(job["config"])[epochs - 1]
+            out.spent += epochs
+            out.trials += 1
+            if epochs == EPOCHS:
+                out.found.append((out.spent, value))
+            process.stdin.write(json.dumps({"value": value}) + "\n")
+            process.stdin.flush()
+    finally:
+        process.stdin.close()
+        process.wait(timeout=60)
+    return out
+
+
+def methods(python: Path) -> dict[str, Callable[[Task, int, int], Trajectory]]:
+    import optuna
+
+    table: dict[str, Callable[[Task, int, int], Trajectory]] = {
+        "gp_asha": lambda t, s, b: run_study(t, s, b, GPSampler(seed=s, device="cpu"), ASHAPruner()),
+        "gp_curve": lambda t, s, b: run_study(t, s, b, GPSampler(seed=s, device="cpu"), CurvePruner()),
+        "gp_none": lambda t, s, b: run_study(t, s, b, GPSampler(seed=s, device="cpu"), NopPruner()),
+        "random": lambda t, s, b: run_study(t, s, b, RandomSampler(seed=s), NopPruner()),
+        "random_curve": lambda t, s, b: run_study(t, s, b, RandomSampler(seed=s), CurvePruner()),
+        "optuna_tpe_hb": lambda t, s, b: run_optuna(t, s, b, lambda seed: optuna.samplers.TPESampler(seed=seed)),
+        "optuna_gp_hb": lambda t, s, b: run_optuna(t, s, b, lambda seed: optuna.samplers.GPSampler(seed=seed)),
+    }
+    if python.is_file():
+        table["dehb"] = lambda t, s, b: run_anchor(t, s, b, "dehb", python)
+        table["smac_hb"] = lambda t, s, b: run_anchor(t, s, b, "smac", python)
+    return table
+
+
+LABELS = {
+    "gp_asha": "ours GP + ASHA (default)",
+    "gp_curve": "ours GP + CurvePruner",
+    "gp_none": "ours GP, no pruning",
+    "random": "random search",
+    "random_curve": "random + CurvePruner",
+    "optuna_tpe_hb": "Optuna TPE + Hyperband",
+    "optuna_gp_hb": "Optuna GP + Hyperband",
+    "dehb": "DEHB",
+    "smac_hb": "SMAC3 MultiFidelityFacade",
+}
+
+
+def reference(task: Task, seed: int = 12345) -> tuple[float, bool]:
+    """Best epoch-52 accuracy of random configurations, and whether a corner of the box beats it."""
+    rng = np.random.default_rng(seed)
+    units = rng.random((REFERENCE_SAMPLES, len(SPACE)))
+    corners = np.array(list(itertools.product([0.0, 1.0], repeat=len(SPACE))))
+    best = {}
+    for name, points in (("random", units), ("corner", corners)):
+        configs = [unit_to_config(u) for u in points]
+        best[name] = max(final_accuracies(task, configs))
+    return best["random"], best["corner"] > best["random"] + CORNER_MARGIN
+
+
+def unit_to_config(unit: np.ndarray) -> dict[str, Any]:
+    config = {}
+    for u, (name, d) in zip(unit, SPACE.items(), strict=True):
+        if d.log:
+            value = math.exp(math.log(d.low) + u * (math.log(d.high) - math.log(d.low)))
+        else:
+            value = d.low + u * (d.high - d.low)
+        config[name] = int(round(value)) if isinstance(d, Int) else float(value)
+    return config
+
+
+def final_accuracies(task: Task, configs: list[dict[str, Any]]) -> list[float]:
+    """Epoch-52 accuracy of many configurations in one surrogate call."""
+    from benchmarks.pruning_lcbench import SURROGATE_INPUTS
+
+    surrogate = task.surrogate
+    rows = np.array([[EPOCHS] + [c[n] for n in SURROGATE_INPUTS] for c in configs], dtype=np.float32)
+    x_cat = np.full((len(rows), 1), surrogate.task_codes[task.task], dtype=np.int32)
+    inputs = {i.name: x for i, x in zip(surrogate.session.get_inputs(), (x_cat, rows), strict=True)}
+    return [float(a) for a in surrogate.session.run(None, inputs)[0][:, 1]]
+
+
+def decision_cost(task: Task, n_trials: int, repeats: int = 30) -> dict[str, float]:
+    """Milliseconds per decision of each pruner alone (no storage read), over ``n_trials`` full LCBench curves."""
+    from lightning_hpo.trial import Trial
+
+    rng = np.random.default_rng(0)
+    configs = [unit_to_config(u) for u in rng.random((n_trials + 1, len(SPACE)))]
+    curves = task.surrogate.curves(task.task, configs)
+    history = [Trial(i, TrialState.COMPLETE, {}, intermediate_values=dict(c)) for i, c in enumerate(curves[:-1])]
+    running = Trial(n_trials, TrialState.RUNNING, {}, intermediate_values=dict(curves[-1][:20]))
+    out = {}
+    for pruner in (ASHAPruner(), CurvePruner()):
+        started = time.perf_counter()
+        for _ in range(repeats):
+            pruner.prune(running, [*history, running], directions=["max"])
+        out[type(pruner).__name__] = 1000 * (time.perf_counter() - started) / repeats
+    return out
+
+
+def wilcoxon(a: list[float], b: list[float]) -> str:
+    """Paired two-sided Wilcoxon over task x seed: p-value, and how often a has the lower regret."""
+    from scipy.stats import wilcoxon as test
+
+    differences = [x - y for x, y in zip(a, b, strict=True)]
+    wins, losses = sum(d < -1e-9 for d in differences), sum(d > 1e-9 for d in differences)
+    if wins + losses == 0:
+        return "tie (0/0)"
+    p = test(differences, zero_method="zsplit").pvalue
+    return f"{wins}/{losses}, p={p:.3f}"
+
+
+def report(results: dict[str, Any], budgets: list[int], corner: dict[str, bool], names: list[str]) -> str:
+    regrets = results["regret"]  # regrets[method][budget] -> list over runs (task, seed)
+    runs = results["runs"]
+    keep = [i for i, (task, _) in enumerate(runs) if not corner[task]]
+    tasks = sorted({task for task, _ in runs}, key=[t for t, _ in runs].index)
+    seeds = len({seed for _, seed in runs})
+    lines = [
+        f"{len(tasks)} tasks x {seeds} seeds = {len(runs)} runs. Corner tasks: "
+        + (", ".join(t for t in tasks if corner[t]) or "none")
+        + f" ({len(runs) - len(keep)} runs).",
+        "",
+        "### Median regret (accuracy points; mean in brackets), all tasks",
+        "",
+        "| method | " + " | ".join(f"{b} full trainings" for b in budgets) + " |",
+        "|---|" + "---|" * len(budgets),
+    ]
+
+    def cell(values: list[float]) -> str:
+        finite = [v if math.isfinite(v) else 100.0 for v in values]
+        return f"{statistics.median(finite):.2f} ({statistics.mean(finite):.2f})"
+
+    for name in names:
+        lines.append(f"| {LABELS[name]} | " + " | ".join(cell(regrets[name][str(b)]) for b in budgets) + " |")
+    if keep and len(keep) < len(runs):
+        lines += [
+            "",
+            "### Median regret (mean in brackets), without the corner tasks",
+            "",
+            "| method | " + " | ".join(f"{b} full trainings" for b in budgets) + " |",
+            "|---|" + "---|" * len(budgets),
+        ]
+        for name in names:
+            row = [cell([regrets[name][str(b)][i] for i in keep]) for b in budgets]
+            lines.append(f"| {LABELS[name]} | " + " | ".join(row) + " |")
+    for baseline in ("gp_asha", "gp_none"):
+        if baseline not in names:
+            continue
+        lines += [
+            "",
+            f"### Paired Wilcoxon against {LABELS[baseline]}: wins/losses (lower regret), two-sided p, all runs",
+            "",
+            "| method | " + " | ".join(f"{b}" for b in budgets) + " |",
+            "|---|" + "---|" * len(budgets),
+        ]
+        for name in names:
+            if name != baseline:
+                row = [wilcoxon(regrets[name][str(b)], regrets[baseline][str(b)]) for b in budgets]
+                lines.append(f"| {LABELS[name]} | " + " | ".join(row) + " |")
+    for b in sorted({budgets[min(1, len(budgets) - 1)], budgets[-1]}):
+        lines += [
+            "",
+            f"### Mean regret per task at {b} full trainings",
+            "",
+            "| method | " + " | ".join(t + ("*" if corner[t] else "") for t in tasks) + " |",
+            "|---|" + "---|" * len(tasks),
+        ]
+        for name in names:
+            row = []
+            for t in tasks:
+                values = [v for (task, _), v in zip(runs, regrets[name][str(b)], strict=True) if task == t]
+                row.append(f"{statistics.mean(v if math.isfinite(v) else 100.0 for v in values):.2f}")
+            lines.append(f"| {LABELS[name]} | " + " | ".join(row) + " |")
+    lines += [
+        "",
+        "### Cost",
+        "",
+        "| method | trials per run | full trainings per run | share of trials trained fully | "
+        "seconds per run | pruner ms per decision (median) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        c = results["cost"][name]
+        decisions = c["decision_ms"]
+        lines.append(
+            f"| {LABELS[name]} | {statistics.mean(c['trials']):.0f} | {statistics.mean(c['full']):.1f} | "
+            f"{sum(c['full']) / sum(c['trials']):.2f} | {statistics.mean(c['seconds']):.0f} | "
+            + (f"{statistics.median(decisions):.2f}" if any(decisions) else "-")
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--tasks", nargs="+", default=DEFAULT_TASKS, help="OpenML task ids, or 'all' (34)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--budgets", type=int, nargs="+", default=[5, 10, 20, 30], help="in full trainings")
+    parser.add_argument("--methods", default=None, help="comma list (default: all that can run here)")
+    parser.add_argument("--anchor-python", type=Path, default=ANCHOR_PYTHON, help="python of the DEHB/SMAC venv")
+    parser.add_argument("--results", type=Path, default=HERE / "out" / "multi_fidelity.json")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave MULTI_FIDELITY.md alone")
+    parser.add_argument(
+        "--merge", type=Path, nargs="+", help="report the union of earlier --results files; run nothing"
+    )
+    args = parser.parse_args(argv)
+    if args.merge:
+        return write_report(merge(args.merge), args, argv)
+    surrogate = Surrogate(args.data)
+    tasks = surrogate.tasks(args.data) if args.tasks == ["all"] else args.tasks
+    table = methods(args.anchor_python)
+    names = args.methods.split(",") if args.methods else [n for n in table if n != "random_curve"]  # a diagnostic
+    budget = max(args.budgets) * EPOCHS
+    results: dict[str, Any] = {
+        "runs": [],
+        "regret": {n: {str(b): [] for b in args.budgets} for n in names},
+        "cost": {n: {"trials": [], "full": [], "seconds": [], "decision_ms": []} for n in names},
+    }
+    corner: dict[str, bool] = {}
+    results["corner"] = corner
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    for task_id in tasks:
+        task = Task(surrogate, task_id)
+        best_random, corner[task_id] = reference(task)
+        for seed in range(args.seeds):
+            trajectories = {}
+            for name in names:
+                t0 = time.perf_counter()
+                trajectories[name] = table[name](task, seed, budget)
+                cost = results["cost"][name]
+                cost["seconds"].append(time.perf_counter() - t0)
+                cost["trials"].append(trajectories[name].trials)
+                cost["full"].append(len(trajectories[name].found))
+                cost["decision_ms"] += [1000 * s for s in trajectories[name].decision_seconds]
+            best = max([best_random] + [v for t in trajectories.values() for _, v in t.found])
+            results["runs"].append((task_id, seed))
+            for name, trajectory in trajectories.items():
+                for b in args.budgets:
+                    results["regret"][name][str(b)].append(best - trajectory.best_within(b * EPOCHS))
+            summary = ", ".join(f"{n} {best - t.best_within(budget):.2f}" for n, t in trajectories.items())
+            print(f"task {task_id} seed {seed} ({time.perf_counter() - started:.0f} s): {summary}", flush=True)
+            save(results, args.results)  # after each run: an interrupted run can still be reported (--merge)
+    results["decision_cost"] = {"trials": 150, "ms": decision_cost(Task(surrogate, tasks[0]), 150)}
+    save(results, args.results)
+    return write_report(results, args, argv)
+
+
+def save(results: dict[str, Any], path: Path) -> None:
+    """Write ``results`` as JSON, with a sample of the decision times (every one would weigh megabytes)."""
+    thinned = {
+        name: {**cost, "decision_ms": sorted(cost["decision_ms"])[:: max(1, len(cost["decision_ms"]) // 2000)]}
+        for name, cost in results["cost"].items()
+    }
+    path.write_text(json.dumps({**results, "cost": thinned}))
+
+
+def merge(paths: list[Path]) -> dict[str, Any]:
+    """The runs of several --results files (run in parallel on disjoint tasks) as one."""
+    parts = [json.loads(p.read_text()) for p in paths]
+    merged = parts[0]
+    for part in parts[1:]:
+        merged["runs"] += part["runs"]
+        merged["corner"].update(part["corner"])
+        for name, budgets in part["regret"].items():
+            for b, values in budgets.items():
+                merged["regret"][name][b] += values
+        for name, cost in part["cost"].items():
+            for key, values in cost.items():
+                merged["cost"][name][key] += values
+    merged["runs"] = [tuple(r) for r in merged["runs"]]
+    return merged
+
+
+def write_report(results: dict[str, Any], args: argparse.Namespace, argv: list[str] | None) -> int:
+    names = list(results["regret"])
+    budgets = [int(b) for b in next(iter(results["regret"].values()))]
+    text = report(results, budgets, results["corner"], names)
+    cost = results.get("decision_cost")
+    if cost:
+        text += (
+            f"\n\nA pruner's own time per decision (no storage read), judging a trial at epoch 20 against "
+            f"{cost['trials']} full LCBench curves ({cost['trials'] * EPOCHS} reports): "
+            + ", ".join(f"{name} {ms:.1f} ms" for name, ms in cost["ms"].items())
+            + "; an epoch of a real model takes seconds."
+        )
+    print(text)
+    if not args.no_write:
+        path = HERE / "MULTI_FIDELITY.md"
+        head = path.read_text().split("<!-- lcbench:start -->")[0] if path.exists() else "# Multi-fidelity\n\n"
+        command = "python benchmarks/multi_fidelity.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        path.write_text(
+            head
+            + f"<!-- lcbench:start -->\n## LCBench surrogate\n\n`{command.strip()}`\n\n{text}\n<!-- lcbench:end -->\n"
+        )
+        print(f"written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
