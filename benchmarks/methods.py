@@ -404,6 +404,17 @@ def _anchor_fingerprint(library: str) -> Callable[[], str]:
     return fingerprint
 
 
+def _anchor_method(library: str, label: str) -> Method:
+    return Method(
+        library,
+        label,
+        (),
+        _anchor_runner(library),
+        missing=_anchor_missing(library),
+        version=_anchor_fingerprint(library),
+    )
+
+
 # -- the registry ---------------------------------------------------------------------------------
 
 _LHPO_SOURCE = ("samplers", "study.py", "space.py", "storage")
@@ -426,22 +437,8 @@ METHODS: dict[str, Method] = {
         Method("optuna_random", "random (Optuna)", ("optuna",), _optuna_runner(_optuna_sampler("RandomSampler"))),
         Method("hyperopt_tpe", "Hyperopt TPE", ("hyperopt",), _hyperopt_runner("tpe")),
         Method("hyperopt_random", "random (Hyperopt)", ("hyperopt",), _hyperopt_runner("rand")),
-        Method(
-            "hebo",
-            "HEBO",
-            (),
-            _anchor_runner("hebo"),
-            missing=_anchor_missing("hebo"),
-            version=_anchor_fingerprint("hebo"),
-        ),
-        Method(
-            "smac",
-            "SMAC3 BlackBoxFacade",
-            (),
-            _anchor_runner("smac"),
-            missing=_anchor_missing("smac"),
-            version=_anchor_fingerprint("smac"),
-        ),
+        _anchor_method("hebo", "HEBO"),
+        _anchor_method("smac", "SMAC3 BlackBoxFacade"),
     )
 }
 
