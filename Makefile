@@ -47,7 +47,10 @@ bench-quick: $(VENV)/.installed
 .venv-hebo/.installed:
 	$(PYTHON) -m venv .venv-hebo
 	.venv-hebo/bin/python -m pip install --quiet "$(ANCHOR_TORCH_WHEEL)"
-	.venv-hebo/bin/python -m pip install --quiet hebo==0.3.6
+	# hebo pins numpy<1.25 and pymoo==0.6.0 (a source release only for this Python): pinned releases with
+	# wheels for the rest, else pip backtracks through matplotlib's source releases for an hour.
+	.venv-hebo/bin/python -m pip install --quiet --only-binary=:all: --no-binary=pymoo hebo==0.3.6 \
+		numpy==1.24.4 matplotlib==3.7.5 scipy==1.11.4 pandas==2.0.3 scikit-learn==1.3.2
 	touch $@
 
 .venv-smac/.installed:

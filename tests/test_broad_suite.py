@@ -121,6 +121,7 @@ def test_anchor_runs_through_its_bridge(name: str) -> None:
 
     task = build_task("sk_enet_diabetes")
     task = type(task)(name="anchor", summary="", space=SPACE, make_objective=lambda seed: objective)
-    trace = method.run(task, objective, 12, 0)
-    assert len(trace.observed) == 12 and len({p["c"] for p in trace.params}) > 1
+    # Few trials: past its initial design a suggestion of either library takes seconds on a loaded machine.
+    trace = method.run(task, objective, 6, 0)
+    assert len(trace.observed) == 6 and len({p["c"] for p in trace.params}) > 1
     assert method.fingerprint().startswith(f"{name}==")
