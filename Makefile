@@ -17,7 +17,11 @@ PYTEST_WORKERS ?= 2
 # Extra arguments of `python -m benchmarks`, e.g. BENCH_ARGS="--tasks branin,mixed --seeds 5".
 BENCH_ARGS ?=
 
-.PHONY: demo test bench bench-quick clean
+# The anchors of the broad suite, each in a venv of its own (HEBO pins an old numpy; SMAC3 its own
+# ConfigSpace); benchmarks/anchor_bridge.py drives them from the suite's process.
+ANCHOR_TORCH_WHEEL ?= $(TORCH_PIN)
+
+.PHONY: demo test bench bench-quick bench-anchors bench-broad clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,5 +44,26 @@ bench: $(VENV)/.installed
 bench-quick: $(VENV)/.installed
 	nice -n 10 $(PY) -m benchmarks --quick $(BENCH_ARGS)
 
+.venv-hebo/.installed:
+	$(PYTHON) -m venv .venv-hebo
+	.venv-hebo/bin/python -m pip install --quiet "$(ANCHOR_TORCH_WHEEL)"
+	# hebo pins numpy<1.25 and pymoo==0.6.0 (a source release only for this Python): pinned releases with
+	# wheels for the rest, else pip backtracks through matplotlib's source releases for an hour.
+	.venv-hebo/bin/python -m pip install --quiet --only-binary=:all: --no-binary=pymoo hebo==0.3.6 \
+		numpy==1.24.4 matplotlib==3.7.5 scipy==1.11.4 pandas==2.0.3 scikit-learn==1.3.2
+	touch $@
+
+.venv-smac/.installed:
+	$(PYTHON) -m venv .venv-smac
+	.venv-smac/bin/python -m pip install --quiet smac
+	touch $@
+
+bench-anchors: .venv-hebo/.installed .venv-smac/.installed
+
+# The broad scikit-learn suite with the anchors, into benchmarks/BROAD_RESULTS.md (resumable).
+bench-broad: $(VENV)/.installed bench-anchors
+	nice -n 10 $(PY) -m benchmarks --tasks broad --samplers ours,optuna_gp,optuna_tpe,lhpo_random,hebo,smac \
+		--budget 30 --report-at 10,20,30 --no-timing --out benchmarks/out/broad --results benchmarks/BROAD_RESULTS.md $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache lightning_hpo_runs
+	rm -rf $(VENV) .venv-hebo .venv-smac .pytest_cache lightning_hpo_runs

@@ -28,7 +28,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="smoke run: 3 cheap tasks, 2 seeds, 12 trials, a short timing run; "
         "writes to benchmarks/out/quick/ unless --out/--results are given",
     )
-    parser.add_argument("--tasks", help="comma-separated task names, or 'all' (default: the full suite; see --list)")
+    parser.add_argument(
+        "--tasks",
+        help="comma-separated task names, 'all', or 'broad' (the scikit-learn suite of "
+        "tasks/sklearn_suite.py) (default: the full suite; see --list)",
+    )
     parser.add_argument(
         "--samplers",
         help="comma-separated methods (default: ours,optuna_gp,optuna_tpe,"
@@ -89,13 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.methods import DEFAULT_METHODS, METHODS, OURS, STAND_IN, resolve_methods
     from benchmarks.report import TimingSpec, write_report
     from benchmarks.runner import ResultCache, run_all
-    from benchmarks.tasks import DEFAULT_TASKS, QUICK_TASKS, TASK_BUILDERS, build_task
+    from benchmarks.tasks import BROAD_TASKS, DEFAULT_TASKS, QUICK_TASKS, TASK_BUILDERS, build_task
 
     def log(message: str) -> None:
         print(message, flush=True)
 
     if args.list:
         print("tasks:", ", ".join(TASK_BUILDERS), f"\ndefault suite: {', '.join(DEFAULT_TASKS)}")
+        print(f"broad suite (--tasks broad): {', '.join(BROAD_TASKS)}")
         for method in METHODS.values():
             reason = method.unavailable()
             print(f"  {method.name:<16} {method.label}" + (f"  [unavailable: {reason}]" if reason else ""))
@@ -104,9 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     out = args.out or (HERE / "out" / "quick" if quick else HERE / "out")
     results_path = args.results or (out / "RESULTS.md" if quick else HERE / "RESULTS.md")
-    task_names = (
-        list(TASK_BUILDERS) if args.tasks == "all" else _names(args.tasks, QUICK_TASKS if quick else DEFAULT_TASKS)
-    )
+    if args.tasks in ("all", "broad"):
+        task_names = list(TASK_BUILDERS) if args.tasks == "all" else list(BROAD_TASKS)
+    else:
+        task_names = _names(args.tasks, QUICK_TASKS if quick else DEFAULT_TASKS)
     budget = args.budget or (12 if quick else 50)
     budgets = tuple(b for b in _ints(args.report_at, (6, 12) if quick else (20, 50)) if b <= budget) or (budget,)
     if budget not in budgets and args.report_at is None:

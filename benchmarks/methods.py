@@ -14,7 +14,10 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import json
 import math
+import subprocess
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.tasks import Objective, Task
-from lightning_hpo.space import Domain, Float, Int
+from lightning_hpo.space import Categorical, Domain, Float, Int
 
 __all__ = ["Trace", "Method", "METHODS", "resolve_methods", "OURS", "STAND_IN"]
 
@@ -64,6 +67,7 @@ class Method:
         source: for lightning_hpo methods, the package folders whose code decides the suggestions;
             their contents go into the fingerprint, so editing them invalidates cached runs.
         missing: a further check, returning why the method cannot run, or ``None``.
+        version: for libraries outside this venv, their version for the fingerprint.
     """
 
     name: str
@@ -72,6 +76,7 @@ class Method:
     run: Runner
     source: tuple[str, ...] = ()
     missing: Callable[[], str | None] | None = None
+    version: Callable[[], str] | None = None
 
     def unavailable(self) -> str | None:
         """Why this method cannot run here, or ``None``."""
@@ -83,7 +88,7 @@ class Method:
     def fingerprint(self) -> str:
         """Versions of the libraries, plus a hash of lightning_hpo's deciding code: a cached run
         with another fingerprint was made by other code and is run again."""
-        parts = []
+        parts = [self.version()] if self.version is not None else []
         for module in self.modules:
             parts.append(f"{module}=={getattr(importlib.import_module(module), '__version__', '?')}")
         if self.source:
@@ -305,6 +310,111 @@ def _hyperopt_runner(algorithm: str) -> Runner:
     return run
 
 
+# -- optimizers in their own venv: HEBO, SMAC3 (benchmarks/anchor_bridge.py) ---------------------
+
+#: The venv of each bridged library, relative to the repository root (``make bench-anchors``).
+ANCHOR_VENVS = {"hebo": ".venv-hebo", "smac": ".venv-smac"}
+_REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def _anchor_python(library: str) -> Path:
+    return _REPOSITORY / ANCHOR_VENVS[library] / "bin" / "python"
+
+
+def _anchor_missing(library: str) -> Callable[[], str | None]:
+    def missing() -> str | None:
+        marker = _REPOSITORY / ANCHOR_VENVS[library] / ".installed"
+        if not marker.is_file():
+            return f"its venv is not installed: {marker} is missing (make bench-anchors installs it)"
+        return None
+
+    return missing
+
+
+def _anchor_space(space: Mapping[str, Domain]) -> list[dict[str, Any]]:
+    """The space as the bridge reads it (its docstring): ints with a step and categoricals as indices."""
+    entries: list[dict[str, Any]] = []
+    for name, domain in space.items():
+        if isinstance(domain, Float):
+            entries.append({"name": name, "kind": "float", "low": domain.low, "high": domain.high, "log": domain.log})
+        elif isinstance(domain, Int):
+            low, high = (domain.low, domain.high) if domain.step == 1 else (0, domain.size - 1)
+            entries.append({"name": name, "kind": "int", "low": low, "high": high, "log": domain.log})
+        else:
+            entries.append({"name": name, "kind": "cat", "size": len(domain.choices)})
+    return entries
+
+
+def _from_anchor(space: Mapping[str, Domain], drawn: Mapping[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for name, domain in space.items():
+        value = drawn[name]
+        if isinstance(domain, Categorical):
+            params[name] = domain.choices[int(value)]
+        elif isinstance(domain, Int):
+            index = int(round(float(value)))
+            params[name] = index if domain.step == 1 else domain.low + domain.step * index
+            params[name] = min(max(params[name], domain.low), domain.high)
+        else:
+            params[name] = min(max(float(value), domain.low), domain.high)
+    return params
+
+
+def _anchor_runner(library: str) -> Runner:
+    def run(task: Task, objective: Objective, budget: int, seed: int) -> Trace:
+        request = {"library": library, "space": _anchor_space(task.space), "seed": seed, "budget": budget}
+        errors = tempfile.TemporaryFile("w+")  # the library's log, shown if the bridge stops
+        bridge = subprocess.Popen(
+            [str(_anchor_python(library)), str(Path(__file__).with_name("anchor_bridge.py"))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+        assert bridge.stdin is not None and bridge.stdout is not None
+        trace = Trace()
+        try:
+            bridge.stdin.write(json.dumps(request) + "\n")
+            bridge.stdin.flush()
+            for _ in range(budget):
+                line = bridge.stdout.readline()
+                if not line:
+                    bridge.wait(timeout=60)
+                    errors.seek(0)
+                    log = errors.read()[-3000:]
+                    raise RuntimeError(f"The {library} bridge stopped after {len(trace.observed)} trials:\n{log}")
+                suggestion = json.loads(line)
+                value = trace.evaluate(objective, _from_anchor(task.space, suggestion["params"]), suggestion["seconds"])
+                bridge.stdin.write(json.dumps({"value": value}) + "\n")
+                bridge.stdin.flush()
+        finally:
+            bridge.stdin.close()
+            bridge.wait(timeout=60)
+            errors.close()
+        return trace
+
+    return run
+
+
+def _anchor_fingerprint(library: str) -> Callable[[], str]:
+    def fingerprint() -> str:
+        command = [str(_anchor_python(library)), "-c", f"import importlib.metadata as m; print(m.version({library!r}))"]
+        return f"{library}=={subprocess.run(command, capture_output=True, text=True).stdout.strip()}"
+
+    return fingerprint
+
+
+def _anchor_method(library: str, label: str) -> Method:
+    return Method(
+        library,
+        label,
+        (),
+        _anchor_runner(library),
+        missing=_anchor_missing(library),
+        version=_anchor_fingerprint(library),
+    )
+
+
 # -- the registry ---------------------------------------------------------------------------------
 
 _LHPO_SOURCE = ("samplers", "study.py", "space.py", "storage")
@@ -327,6 +437,8 @@ METHODS: dict[str, Method] = {
         Method("optuna_random", "random (Optuna)", ("optuna",), _optuna_runner(_optuna_sampler("RandomSampler"))),
         Method("hyperopt_tpe", "Hyperopt TPE", ("hyperopt",), _hyperopt_runner("tpe")),
         Method("hyperopt_random", "random (Hyperopt)", ("hyperopt",), _hyperopt_runner("rand")),
+        _anchor_method("hebo", "HEBO"),
+        _anchor_method("smac", "SMAC3 BlackBoxFacade"),
     )
 }
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.aggregate import aggregate_section
 from benchmarks.methods import OURS, STAND_IN, Method
 from benchmarks.regret import quartiles, reference_value, simple_regret
 from benchmarks.runner import Log, ResultCache
@@ -32,6 +33,8 @@ _COLORS = {
     "optuna_tpe": "#2ca02c",
     "hyperopt_tpe": "#9467bd",
     "lhpo_random": "#7f7f7f",
+    "hebo": "#ff7f0e",
+    "smac": "#17becf",
     "optuna_random": "#8c564b",
     "hyperopt_random": "#bcbd22",
 }
@@ -382,6 +385,8 @@ def write_report(
     if ours is not None and len(methods) > 1:
         lines += ["", f"## {ours.label} against each other method (regret after {budget} trials)", ""]
         lines += _comparison(results, methods, ours, budget)
+        lines += ["", "## Across tasks: normalized score, mean rank, paired tests", ""]
+        lines += aggregate_section(results, methods, ours, budget)
     if timing is not None:
         lines += [
             "",

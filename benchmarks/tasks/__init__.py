@@ -3,8 +3,9 @@ heavy dependencies when it is built."""
 
 from __future__ import annotations
 
-from benchmarks.tasks import synthetic, tabular, training, yahpo  # noqa: F401  (they register their tasks)
+from benchmarks.tasks import sklearn_suite, synthetic, tabular, training, yahpo  # noqa: F401  (they register their tasks)
 from benchmarks.tasks.base import TASK_BUILDERS, Evaluation, Objective, Task, space_summary
+from benchmarks.tasks.sklearn_suite import BROAD_TASKS
 
 __all__ = [
     "Evaluation",
@@ -12,6 +13,7 @@ __all__ = [
     "Task",
     "TASK_BUILDERS",
     "DEFAULT_TASKS",
+    "BROAD_TASKS",
     "QUICK_TASKS",
     "build_task",
     "space_summary",
