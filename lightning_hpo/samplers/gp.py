@@ -9,6 +9,7 @@ first suggestion that needs it, so creating a sampler (and a study) stays cheap.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import warnings
 from collections.abc import Iterator, Sequence
@@ -26,7 +27,7 @@ from lightning_hpo.trial import Trial, TrialState
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["GPSampler", "default_n_startup_trials", "fitted_history_size"]
+__all__ = ["GPSampler", "default_n_startup_trials", "fit_subset", "fitted_history_size"]
 
 #: Quasi-Monte-Carlo samples of the posterior that estimate qLogNEI.
 MC_SAMPLES = 128
@@ -37,6 +38,9 @@ MO_MC_SAMPLES = {2: 64, 3: 32}
 N_INCUMBENTS = 5
 #: Histories up to this many observations get their own fit of the GP's hyperparameters.
 REFIT_EVERY_TRIAL_UNTIL = 30
+#: Most observations the GP's hyperparameters are fitted to (see :func:`fit_subset`); the GP
+#: still conditions on all of them.
+MAX_FITTED_OBSERVATIONS = 300
 
 
 def default_n_startup_trials(dimension: int) -> int:
@@ -63,6 +67,30 @@ def fitted_history_size(n_observations: int) -> int:
     while size + max(size // 10, 1) <= n_observations:
         size += max(size // 10, 1)
     return size
+
+
+def fit_subset(Y: torch.Tensor, at_most: int = MAX_FITTED_OBSERVATIONS) -> torch.Tensor:
+    """Indices (ascending) of the observations of the ``n x m`` outcomes ``Y`` (larger is better)
+    that the hyperparameters are fitted to: all of them up to ``at_most``; past it, the best half
+    of ``at_most`` (by their best rank in any outcome) and the rest evenly spread over the others
+    in trial order.
+
+    A fit costs the cube of its size, so at a thousand observations a full fit takes a minute on
+    a CPU core. The best points set the lengthscales where the search now acts, the spread ones
+    keep the global shape; both are a function of the data alone, so any process picks the same.
+    """
+    import torch
+
+    n = len(Y)
+    if n <= at_most:
+        return torch.arange(n, device=Y.device)
+    ranks = Y.argsort(dim=0, descending=True).argsort(dim=0).amin(dim=-1)
+    best = ranks.argsort(stable=True)[: at_most // 2]
+    rest = torch.ones(n, dtype=torch.bool, device=Y.device)
+    rest[best] = False
+    others = rest.nonzero().squeeze(-1)
+    spread = torch.linspace(0, len(others) - 1, at_most - len(best), device=Y.device).round().long()
+    return torch.cat([best, others[spread]]).sort().values
 
 
 @dataclass(frozen=True)
@@ -192,7 +220,7 @@ class GPSampler(Sampler):
         acquisition_seed, search_seed = _seeds(self.seed, number)
         generator = torch.Generator().manual_seed(search_seed)
         with _isolated(device):
-            hyperparameters = self._hyperparameters(space, observed, X, Y, gp_space, signs=signs, device=device)
+            hyperparameters = self._hyperparameters(space, X, Y, gp_space, device=device)
             model = build_model(X, Y, gp_space, hyperparameters)
             torch.manual_seed(acquisition_seed)
             feasible = torch.tensor([t.feasible for t in observed], device=device)
@@ -213,28 +241,29 @@ class GPSampler(Sampler):
     def _hyperparameters(
         self,
         space: SearchSpace,
-        observed: list[Trial],
         X: torch.Tensor,
         Y: torch.Tensor,
         gp_space: Any,
         *,
-        signs: tuple[float, ...],
         device: torch.device,
     ) -> dict[str, torch.Tensor]:
-        """The hyperparameters fitted to the first ``fitted_history_size(n)`` observations, from the
-        cache when it holds them (it always does between two refits in one process)."""
+        """The hyperparameters fitted to the first ``fitted_history_size(n)`` observations (to their
+        :func:`fit_subset` past ``MAX_FITTED_OBSERVATIONS``), from the cache when it holds them (it
+        always does between two refits in one process)."""
         import torch
 
         from lightning_hpo.samplers._gp_model import fit_hyperparameters
 
-        size = fitted_history_size(len(observed))
-        key = (space.fingerprint(), signs, str(device), tuple((t.number, t.values) for t in observed[:size]))
+        size = fitted_history_size(len(X))
+        # The fit is a function of these alone: two studies can share a sampler and never its fit.
+        key = (space.fingerprint(), str(device), _digest(X[:size]), _digest(Y[:size]))
         cached = self._last_fit
         if cached is not None and cached.key == key:
             return cached.hyperparameters
         # Seeded by the data alone (fit retries draw from the prior), so any process agrees.
         torch.manual_seed(_seeds(self.seed, size, 1)[0])
-        hyperparameters = fit_hyperparameters(X[:size], Y[:size], gp_space)
+        fitted = fit_subset(Y[:size], MAX_FITTED_OBSERVATIONS)
+        hyperparameters = fit_hyperparameters(X[fitted], Y[fitted], gp_space)
         self._last_fit = _Fit(key, hyperparameters)
         return hyperparameters
 
@@ -357,6 +386,11 @@ def _pareto_incumbents(X: torch.Tensor, Y: torch.Tensor, generator: torch.Genera
     if len(front) > N_INCUMBENTS:
         front = front[torch.randperm(len(front), generator=generator)[:N_INCUMBENTS].to(X.device)]
     return X[front]
+
+
+def _digest(tensor: torch.Tensor) -> tuple[tuple[int, ...], bytes]:
+    """The exact shape and contents of ``tensor``, as a hashable key."""
+    return tuple(tensor.shape), hashlib.sha256(tensor.detach().cpu().numpy().tobytes()).digest()
 
 
 def _seeds(*entropy: int) -> tuple[int, int]:
