@@ -75,8 +75,8 @@ def fit_subset(Y: torch.Tensor, at_most: int = MAX_FITTED_OBSERVATIONS) -> torch
     of ``at_most`` (by their best rank in any outcome) and the rest evenly spread over the others
     in trial order.
 
-    A fit costs the cube of its size, so at a thousand observations a full fit takes a minute on
-    a CPU core. The best points set the lengthscales where the search now acts, the spread ones
+    A fit costs the cube of its size at every step (a Cholesky factor and its gradient), so past a
+    few hundred observations it would dominate a suggestion. The best points set the lengthscales where the search now acts, the spread ones
     keep the global shape; both are a function of the data alone, so any process picks the same.
     """
     import torch
@@ -129,12 +129,16 @@ class GPSampler(Sampler):
       candidate satisfies it (see ``_gp_feasibility``).
     * **Reproducible**: the suggestion is a function of the stored trials, ``seed`` and the trial
       number alone, in any process. The GP's hyperparameters are fitted from the priors' centres
-      to a prefix of the history (see :func:`fitted_history_size`), so a sampler that remembers
-      the last fit (it reuses it until the history has grown by a tenth) and a fresh one that
-      refits agree exactly: the cache saves time and never changes a suggestion.
+      to a prefix of the history (see :func:`fitted_history_size`; past 300 observations, to a
+      subset of it: :func:`fit_subset`), so a sampler that remembers the last fit (it reuses it
+      until the history has grown by a tenth) and a fresh one that refits agree exactly: the cache
+      saves time and never changes a suggestion.
     * **Fast**: a fraction of a second per suggestion on a CPU core, more with several objectives
       (timings in ``benchmarks/RESULTS.md`` and ``benchmarks/MO_RESULTS.md``); torch runs on one
-      thread meanwhile, because the GP's many small operations lose time to thread hand-offs.
+      thread meanwhile, because the GP's many small operations lose time to thread hand-offs. With
+      hundreds of trials of history, the work that grows with the cube of their number (the fit,
+      the choice of the incumbent candidates) looks at a few hundred of them, so a study of a
+      thousand trials stays practical (``benchmarks/GP_SCALE.md``).
 
     Args:
         seed: seed of the Sobol start and of every random choice of the GP phase; ``None`` draws one.
