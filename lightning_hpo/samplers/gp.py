@@ -40,7 +40,7 @@ N_INCUMBENTS = 5
 REFIT_EVERY_TRIAL_UNTIL = 30
 #: Most observations the GP's hyperparameters are fitted to (see :func:`fit_subset`); the GP
 #: still conditions on all of them.
-MAX_FITTED_OBSERVATIONS = 300
+MAX_FITTED_OBSERVATIONS = 1000
 
 
 def default_n_startup_trials(dimension: int) -> int:
@@ -69,28 +69,21 @@ def fitted_history_size(n_observations: int) -> int:
     return size
 
 
-def fit_subset(Y: torch.Tensor, at_most: int = MAX_FITTED_OBSERVATIONS) -> torch.Tensor:
-    """Indices (ascending) of the observations of the ``n x m`` outcomes ``Y`` (larger is better)
-    that the hyperparameters are fitted to: all of them up to ``at_most``; past it, the best half
-    of ``at_most`` (by their best rank in any outcome) and the rest evenly spread over the others
-    in trial order.
+def fit_subset(n: int, at_most: int = MAX_FITTED_OBSERVATIONS) -> torch.Tensor:
+    """Indices (ascending) of the ``n`` observations, in trial order, that the hyperparameters are
+    fitted to: all of them up to ``at_most``; past it, ``at_most`` of them spread evenly in trial
+    order.
 
-    A fit costs the cube of its size at every step (a Cholesky factor and its gradient), so past a
-    few hundred observations it would dominate a suggestion. The best points set the lengthscales where the search now acts, the spread ones
-    keep the global shape; both are a function of the data alone, so any process picks the same.
+    A fit costs the cube of its size at every step (a Cholesky factor and its gradient), so an
+    unbounded fit would grow to dominate a long study. An even thinning keeps the fit unbiased
+    (a subset weighted towards the best points fitted worse, ``benchmarks/GP_DECISIONS.md``), and
+    it is a function of ``n`` alone, so any process picks the same.
     """
     import torch
 
-    n = len(Y)
     if n <= at_most:
-        return torch.arange(n, device=Y.device)
-    ranks = Y.argsort(dim=0, descending=True).argsort(dim=0).amin(dim=-1)
-    best = ranks.argsort(stable=True)[: at_most // 2]
-    rest = torch.ones(n, dtype=torch.bool, device=Y.device)
-    rest[best] = False
-    others = rest.nonzero().squeeze(-1)
-    spread = torch.linspace(0, len(others) - 1, at_most - len(best), device=Y.device).round().long()
-    return torch.cat([best, others[spread]]).sort().values
+        return torch.arange(n)
+    return torch.linspace(0, n - 1, at_most).round().long()
 
 
 @dataclass(frozen=True)
@@ -129,16 +122,17 @@ class GPSampler(Sampler):
       candidate satisfies it (see ``_gp_feasibility``).
     * **Reproducible**: the suggestion is a function of the stored trials, ``seed`` and the trial
       number alone, in any process. The GP's hyperparameters are fitted from the priors' centres
-      to a prefix of the history (see :func:`fitted_history_size`; past 300 observations, to a
+      to a prefix of the history (see :func:`fitted_history_size`; past 1000 observations, to a
       subset of it: :func:`fit_subset`), so a sampler that remembers the last fit (it reuses it
       until the history has grown by a tenth) and a fresh one that refits agree exactly: the cache
       saves time and never changes a suggestion.
     * **Fast**: a fraction of a second per suggestion on a CPU core, more with several objectives
       (timings in ``benchmarks/RESULTS.md`` and ``benchmarks/MO_RESULTS.md``); torch runs on one
       thread meanwhile, because the GP's many small operations lose time to thread hand-offs. With
-      hundreds of trials of history, the work that grows with the cube of their number (the fit,
-      the choice of the incumbent candidates) looks at a few hundred of them, so a study of a
-      thousand trials stays practical (``benchmarks/GP_SCALE.md``).
+      hundreds of trials of history, the incumbent candidates are chosen among the most promising
+      observations, and past a thousand the fit sees an even thinning of them (work that would
+      grow with the cube of their number), so a study of a thousand trials stays practical
+      (``benchmarks/GP_SCALE.md``).
 
     Args:
         seed: seed of the Sobol start and of every random choice of the GP phase; ``None`` draws one.
@@ -266,7 +260,7 @@ class GPSampler(Sampler):
             return cached.hyperparameters
         # Seeded by the data alone (fit retries draw from the prior), so any process agrees.
         torch.manual_seed(_seeds(self.seed, size, 1)[0])
-        fitted = fit_subset(Y[:size], MAX_FITTED_OBSERVATIONS)
+        fitted = fit_subset(size, MAX_FITTED_OBSERVATIONS).to(X.device)
         hyperparameters = fit_hyperparameters(X[fitted], Y[fitted], gp_space)
         self._last_fit = _Fit(key, hyperparameters)
         return hyperparameters

@@ -180,13 +180,9 @@ def test_hyperparameters_are_refitted_as_the_history_grows_by_a_tenth():
     assert all(size <= n for n, size in enumerate(sizes, start=1))
 
 
-def test_past_the_cap_hyperparameters_are_fitted_to_the_best_and_a_spread_of_the_rest():
-    Y = -(torch.arange(10, dtype=torch.float64).unsqueeze(-1) ** 2)  # the best first
-    assert fit_subset(Y, 10).tolist() == list(range(10))
-    assert fit_subset(Y, 6).tolist() == [0, 1, 2, 3, 6, 9]  # best three, then the rest spread
-    # Several outcomes: a point is as good as its best rank in any of them.
-    two = torch.stack([torch.arange(8.0), -torch.arange(8.0)], dim=-1)
-    assert fit_subset(two, 4).tolist() == [0, 1, 6, 7]  # 0 and 7 best in one each; 1 and 6 spread
+def test_past_the_cap_hyperparameters_are_fitted_to_a_spread_of_the_history():
+    assert fit_subset(10, 10).tolist() == list(range(10))
+    assert fit_subset(10, 4).tolist() == [0, 3, 6, 9]
 
 
 def test_a_long_history_still_gives_valid_suggestions():
