@@ -32,6 +32,10 @@ from torch import Tensor
 
 __all__ = ["CachedLogNEI"]
 
+#: Observed points, ranked by posterior mean, among which the most likely best are sampled: the
+#: joint posterior of all of them would cost a cube of the history's size, and with hundreds of
+#: points one outside the top ones by mean is practically never the best in a sample.
+MAX_PRUNE_CANDIDATES = 256
 #: Smallest posterior variance of a candidate given the fixed points (a candidate on top of an
 #: observed point has none left); keeps the square root's gradient finite.
 _MIN_VARIANCE = 1e-12
@@ -120,9 +124,16 @@ class CachedLogNEI(torch.nn.Module):
         """Indices of the ``candidates`` (training points) that are the best of them in some joint
         posterior sample, the most often best first, at most ``max_points`` (``K``: the training
         points' kernel matrix)."""
-        mean, _, factor = self._posterior(K, K)
+        # The points sampled jointly: all training points, or past the cap only the candidates
+        # with the highest posterior means (a sample of those alone is much cheaper).
+        points, columns = torch.arange(len(K), device=K.device), candidates
+        if len(candidates) > MAX_PRUNE_CANDIDATES:
+            posterior_mean = self._constant + K[candidates] @ self._alpha
+            candidates = candidates[posterior_mean.topk(MAX_PRUNE_CANDIDATES).indices.sort().values]
+            points, columns = candidates, torch.arange(len(candidates), device=K.device)
+        mean, _, factor = self._posterior(K[:, points], K[points][:, points])
         z = draw_sobol_normal_samples(len(mean), n_samples, seed=seed).to(mean)
-        samples = (mean + z @ factor.mT)[:, candidates]
+        samples = (mean + z @ factor.mT)[:, columns]
         winners, counts = torch.unique(samples.argmax(dim=-1), return_counts=True)
         return candidates[winners[counts.argsort(descending=True, stable=True)[:max_points]]]
 

@@ -9,6 +9,7 @@ first suggestion that needs it, so creating a sampler (and a study) stays cheap.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import warnings
 from collections.abc import Iterator, Sequence
@@ -26,7 +27,7 @@ from lightning_hpo.trial import Trial, TrialState
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["GPSampler", "default_n_startup_trials", "fitted_history_size"]
+__all__ = ["GPSampler", "default_n_startup_trials", "fit_subset", "fitted_history_size"]
 
 #: Quasi-Monte-Carlo samples of the posterior that estimate qLogNEI.
 MC_SAMPLES = 128
@@ -37,6 +38,9 @@ MO_MC_SAMPLES = {2: 64, 3: 32}
 N_INCUMBENTS = 5
 #: Histories up to this many observations get their own fit of the GP's hyperparameters.
 REFIT_EVERY_TRIAL_UNTIL = 30
+#: Most observations the GP's hyperparameters are fitted to (see :func:`fit_subset`); the GP
+#: still conditions on all of them.
+MAX_FITTED_OBSERVATIONS = 1000
 
 
 def default_n_startup_trials(dimension: int) -> int:
@@ -63,6 +67,23 @@ def fitted_history_size(n_observations: int) -> int:
     while size + max(size // 10, 1) <= n_observations:
         size += max(size // 10, 1)
     return size
+
+
+def fit_subset(n: int, at_most: int = MAX_FITTED_OBSERVATIONS) -> torch.Tensor:
+    """Indices (ascending) of the ``n`` observations, in trial order, that the hyperparameters are
+    fitted to: all of them up to ``at_most``; past it, ``at_most`` of them spread evenly in trial
+    order.
+
+    A fit costs the cube of its size at every step (a Cholesky factor and its gradient), so an
+    unbounded fit would grow to dominate a long study. An even thinning keeps the fit unbiased
+    (a subset weighted towards the best points fitted worse, ``benchmarks/GP_DECISIONS.md``), and
+    it is a function of ``n`` alone, so any process picks the same.
+    """
+    import torch
+
+    if n <= at_most:
+        return torch.arange(n)
+    return torch.linspace(0, n - 1, at_most).round().long()
 
 
 @dataclass(frozen=True)
@@ -101,12 +122,17 @@ class GPSampler(Sampler):
       candidate satisfies it (see ``_gp_feasibility``).
     * **Reproducible**: the suggestion is a function of the stored trials, ``seed`` and the trial
       number alone, in any process. The GP's hyperparameters are fitted from the priors' centres
-      to a prefix of the history (see :func:`fitted_history_size`), so a sampler that remembers
-      the last fit (it reuses it until the history has grown by a tenth) and a fresh one that
-      refits agree exactly: the cache saves time and never changes a suggestion.
+      to a prefix of the history (see :func:`fitted_history_size`; past 1000 observations, to a
+      subset of it: :func:`fit_subset`), so a sampler that remembers the last fit (it reuses it
+      until the history has grown by a tenth) and a fresh one that refits agree exactly: the cache
+      saves time and never changes a suggestion.
     * **Fast**: a fraction of a second per suggestion on a CPU core, more with several objectives
       (timings in ``benchmarks/RESULTS.md`` and ``benchmarks/MO_RESULTS.md``); torch runs on one
-      thread meanwhile, because the GP's many small operations lose time to thread hand-offs.
+      thread meanwhile, because the GP's many small operations lose time to thread hand-offs. With
+      hundreds of trials of history, the incumbent candidates are chosen among the most promising
+      observations, and past a thousand the fit sees an even thinning of them (work that would
+      grow with the cube of their number), so a study of a thousand trials stays practical
+      (``benchmarks/GP_SCALE.md``).
 
     Args:
         seed: seed of the Sobol start and of every random choice of the GP phase; ``None`` draws one.
@@ -193,9 +219,7 @@ class GPSampler(Sampler):
         generator = torch.Generator().manual_seed(search_seed)
         with _isolated(device):
             Yvar = known_noise(observed, **tensor_kwargs)
-            hyperparameters = self._hyperparameters(
-                space, observed, X, Y, gp_space, signs=signs, device=device, Yvar=Yvar
-            )
+            hyperparameters = self._hyperparameters(space, X, Y, gp_space, device=device, Yvar=Yvar)
             model = build_model(X, Y, gp_space, hyperparameters, train_Yvar=Yvar)
             torch.manual_seed(acquisition_seed)
             feasible = torch.tensor([t.feasible for t in observed], device=device)
@@ -216,30 +240,31 @@ class GPSampler(Sampler):
     def _hyperparameters(
         self,
         space: SearchSpace,
-        observed: list[Trial],
         X: torch.Tensor,
         Y: torch.Tensor,
         gp_space: Any,
         *,
-        signs: tuple[float, ...],
         device: torch.device,
         Yvar: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """The hyperparameters fitted to the first ``fitted_history_size(n)`` observations, from the
-        cache when it holds them (it always does between two refits in one process)."""
+        """The hyperparameters fitted to the first ``fitted_history_size(n)`` observations (to their
+        :func:`fit_subset` past ``MAX_FITTED_OBSERVATIONS``), from the cache when it holds them (it
+        always does between two refits in one process)."""
         import torch
 
         from lightning_hpo.samplers._gp_model import fit_hyperparameters
 
-        size = fitted_history_size(len(observed))
-        key = (space.fingerprint(), signs, str(device), tuple((t.number, t.values) for t in observed[:size]))
-        key += (None if Yvar is None else tuple(Yvar[:size, 0].tolist()),)
+        size = fitted_history_size(len(X))
+        # The fit is a function of these alone: two studies can share a sampler and never its fit.
+        key = (space.fingerprint(), str(device), _digest(X[:size]), _digest(Y[:size]))
+        key += (None if Yvar is None else _digest(Yvar[:size]),)
         cached = self._last_fit
         if cached is not None and cached.key == key:
             return cached.hyperparameters
         # Seeded by the data alone (fit retries draw from the prior), so any process agrees.
         torch.manual_seed(_seeds(self.seed, size, 1)[0])
-        hyperparameters = fit_hyperparameters(X[:size], Y[:size], gp_space, None if Yvar is None else Yvar[:size])
+        fitted = fit_subset(size, MAX_FITTED_OBSERVATIONS).to(X.device)
+        hyperparameters = fit_hyperparameters(X[fitted], Y[fitted], gp_space, None if Yvar is None else Yvar[fitted])
         self._last_fit = _Fit(key, hyperparameters)
         return hyperparameters
 
@@ -382,6 +407,11 @@ def _pareto_incumbents(X: torch.Tensor, Y: torch.Tensor, generator: torch.Genera
     if len(front) > N_INCUMBENTS:
         front = front[torch.randperm(len(front), generator=generator)[:N_INCUMBENTS].to(X.device)]
     return X[front]
+
+
+def _digest(tensor: torch.Tensor) -> tuple[tuple[int, ...], bytes]:
+    """The exact shape and contents of ``tensor``, as a hashable key."""
+    return tuple(tensor.shape), hashlib.sha256(tensor.detach().cpu().numpy().tobytes()).digest()
 
 
 def _seeds(*entropy: int) -> tuple[int, int]:

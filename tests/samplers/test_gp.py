@@ -31,7 +31,7 @@ from lightning_hpo import (
 )
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
 from lightning_hpo.samplers._gp_space import GPSpace
-from lightning_hpo.samplers.gp import default_n_startup_trials, fitted_history_size
+from lightning_hpo.samplers.gp import default_n_startup_trials, fit_subset, fitted_history_size
 from lightning_hpo.trial import Trial, TrialState
 
 MIXED = SearchSpace(
@@ -178,6 +178,32 @@ def test_hyperparameters_are_refitted_as_the_history_grows_by_a_tenth():
     assert sizes[:30] == list(range(1, 31))
     assert sorted(set(sizes[29:])) == [30, 33, 36, 39, 42, 46, 50, 55, 60]
     assert all(size <= n for n, size in enumerate(sizes, start=1))
+
+
+def test_past_the_cap_hyperparameters_are_fitted_to_a_spread_of_the_history():
+    assert fit_subset(10, 10).tolist() == list(range(10))
+    assert fit_subset(10, 4).tolist() == [0, 3, 6, 9]
+
+
+def test_a_long_history_still_gives_valid_suggestions():
+    trials = _history(MIXED, 600)
+    sampler = GPSampler(seed=0)
+    for number in (600, 601):
+        params = sampler.sample(MIXED, trials, number=number, directions=["min"])
+        MIXED.check_params(params)
+        value = _mixed_objective(params)
+        assert value < sorted(t.values[0] for t in trials)[60]  # among the best tenth of the random points
+        trials.append(Trial(number=number, state=TrialState.COMPLETE, params=params, values=(value,)))
+
+
+def test_one_sampler_shared_by_two_studies_suggests_as_fresh_samplers_would():
+    # The same values at the same trial numbers, at other points: the fit of one study must not serve
+    # the other. Past 30 observations one fit serves several suggestions, so it is cached.
+    first = _history(MIXED, 34)
+    second = [Trial(t.number, t.state, u.params, values=t.values) for t, u in zip(first, _history(MIXED, 34, seed=1))]
+    shared = GPSampler(seed=0)
+    for trials in (first, second, first, second):
+        assert _suggest(shared, trials) == _suggest(GPSampler(seed=0), trials)
 
 
 def test_startup_phase_is_the_sobol_sequence():

@@ -10,6 +10,7 @@ from botorch.acquisition import qLogNoisyExpectedImprovement
 from botorch.sampling import SobolQMCNormalSampler
 
 from lightning_hpo import Categorical, Float, Int, SearchSpace
+from lightning_hpo.samplers import _gp_nei
 from lightning_hpo.samplers._gp_model import build_model, fit_hyperparameters
 from lightning_hpo.samplers._gp_nei import CachedLogNEI
 from lightning_hpo.samplers._gp_space import GPSpace
@@ -120,3 +121,18 @@ def test_baseline_is_the_observed_points_most_often_best():
     everyone = CachedLogNEI(model, None, mc_samples=64, seed=3, max_baseline=len(X_train))
     kept = {int((X_train == x).all(dim=-1).nonzero()) for x in everyone.X_baseline}
     assert set((frequency > 0.01 * 4096).nonzero().flatten().tolist()) <= kept
+
+
+def test_past_the_candidate_cap_the_baseline_comes_from_the_highest_posterior_means(monkeypatch):
+    model, _ = _fitted(SPACES["continuous"], n=60, noise=0.02, clustered=30)
+    X_train = model.train_inputs[0]
+    with torch.no_grad():
+        samples = model.posterior(X_train).rsample(torch.Size([4096])).squeeze(-1)
+    frequency = torch.bincount(samples.argmax(dim=-1), minlength=len(X_train))
+    monkeypatch.setattr(_gp_nei, "MAX_PRUNE_CANDIDATES", 25)
+
+    acquisition = CachedLogNEI(model, None, mc_samples=64, seed=3, max_baseline=4)
+    kept = [int((X_train == x).all(dim=-1).nonzero()) for x in acquisition.X_baseline]
+    assert len(kept) == 4
+    assert set(kept) <= set(frequency.topk(6).indices.tolist())
+    assert kept[0] == int(frequency.argmax())

@@ -1,0 +1,198 @@
+"""GPSampler at scale: time per suggestion with hundreds of trials of history, against Optuna's GP.
+
+* **speed**: for each history size (50, 200, 500, 1000 by default), task (Hartmann6; a mixed
+  float/log/int/categorical space) and seed, the same random history is fed to lightning_hpo's
+  GPSampler and to Optuna's GPSampler, and each then makes ``--suggestions`` suggestions in a row,
+  every one told before the next. Printed per size: the first suggestion of a fresh sampler
+  (which fits the GP's hyperparameters from scratch) and the median of the following ones (ours
+  reuses the last fit until the history grows by a tenth; Optuna's refits from its last fit), as
+  medians over tasks and seeds, and their ratio ours/Optuna.
+* **quality** (``--quality``): the large-history shortcuts (hyperparameters fitted to a subset,
+  the incumbent candidates pre-selected by posterior mean) against the same sampler without them,
+  in one run: a Hartmann6 study starts from ``--quality-history`` random trials and continues
+  with ``--quality-trials`` GP trials; the regret of the best GP trial, per seed.
+* ``--profile N``: where one suggestion's time goes with N trials of history (cProfile, top lines).
+
+Torch runs on one thread, as in the suite. Run from the repository root (needs optuna)::
+
+    nice -n 10 python benchmarks/gp_scale.py                    # speed, 3 seeds
+    nice -n 10 python benchmarks/gp_scale.py --sizes 1000 --seeds 1 --tasks hartmann6
+    nice -n 10 python benchmarks/gp_scale.py --no-speed --quality --seeds 3
+    nice -n 10 python benchmarks/gp_scale.py --no-speed --profile 1000
+    python benchmarks/gp_scale.py --device cuda --sizes 200,500,1000 --seeds 1   # on a GPU machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import pstats
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.gp_speed import TASKS  # noqa: E402
+from benchmarks.methods import optuna_distributions  # noqa: E402
+from lightning_hpo import NopPruner, RandomSampler, Study  # noqa: E402
+from lightning_hpo.samplers import _gp_nei, gp  # noqa: E402
+from lightning_hpo.samplers.gp import GPSampler  # noqa: E402
+
+
+def random_history(task: str, n: int, seed: int) -> list[tuple[dict[str, Any], float]]:
+    space, objective, _ = TASKS[task]()
+    study = Study("history", search_space=space, storage=":memory:", sampler=RandomSampler(seed=seed))
+    study.optimize(objective, n_trials=n)
+    return [(t.params, t.value) for t in study.trials]
+
+
+#: Where our GP runs (``--device``); Optuna's GPSampler runs on the CPU.
+DEVICE = "cpu"
+
+
+def ours_with(task: str, past: list[tuple[dict[str, Any], float]], seed: int) -> Study:
+    space, _, _ = TASKS[task]()
+    sampler = GPSampler(seed=seed, device=DEVICE)
+    study = Study("scale", search_space=space, storage=":memory:", sampler=sampler, pruner=NopPruner())
+    for params, value in past:
+        study.add_trial(params, value)
+    return study
+
+
+def time_ours(task: str, past: list[tuple[dict[str, Any], float]], seed: int, k: int) -> list[float]:
+    _, objective, _ = TASKS[task]()
+    study = ours_with(task, past, seed)
+    seconds = []
+    for _ in range(k):
+        start = time.perf_counter()
+        trial = study.ask()
+        seconds.append(time.perf_counter() - start)
+        study.tell(trial, objective(trial.params))
+    return seconds
+
+
+def time_optuna(task: str, past: list[tuple[dict[str, Any], float]], seed: int, k: int) -> list[float]:
+    import optuna
+
+    space, objective, _ = TASKS[task]()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    distributions = optuna_distributions(space)
+    seconds = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study = optuna.create_study(sampler=optuna.samplers.GPSampler(seed=seed))
+        study.add_trials([optuna.trial.create_trial(params=p, distributions=distributions, value=v) for p, v in past])
+        for _ in range(k):
+            start = time.perf_counter()
+            trial = study.ask(distributions)
+            seconds.append(time.perf_counter() - start)
+            study.tell(trial, objective(trial.params))
+    return seconds
+
+
+def speed(sizes: list[int], tasks: list[str], seeds: int, k: int) -> None:
+    print(f"\nms per suggestion (medians over {len(tasks)} tasks x {seeds} seeds); first: a fresh sampler's fit")
+    print("| trials of history | ours first | Optuna first | ours next | Optuna next | ratio first | ratio next |")
+    print("|---|---|---|---|---|---|---|")
+    warm_up = random_history("hartmann6", 12, 0)  # imports BoTorch and Optuna's GP outside the timings
+    time_ours("hartmann6", warm_up, 0, 1), time_optuna("hartmann6", warm_up, 0, 1)
+    for n in sizes:
+        first: dict[str, list[float]] = {"ours": [], "optuna": []}
+        after: dict[str, list[float]] = {"ours": [], "optuna": []}
+        for task in tasks:
+            for seed in range(seeds):
+                past = random_history(task, n, seed)
+                for name, run in (("ours", time_ours), ("optuna", time_optuna)):
+                    seconds = run(task, past, seed, k)
+                    first[name].append(seconds[0] * 1000)
+                    after[name].append(statistics.median(seconds[1:]) * 1000)
+                    print(
+                        f"  {task} n={n} seed={seed} {name}: " + " ".join(f"{s * 1000:.0f}" for s in seconds),
+                        flush=True,
+                    )
+        f = {m: statistics.median(v) for m, v in first.items()}
+        a = {m: statistics.median(v) for m, v in after.items()}
+        print(
+            f"| {n} | {f['ours']:.0f} | {f['optuna']:.0f} | {a['ours']:.0f} | {a['optuna']:.0f} "
+            f"| {f['ours'] / f['optuna']:.2f} | {a['ours'] / a['optuna']:.2f} |",
+            flush=True,
+        )
+
+
+@contextlib.contextmanager
+def without_shortcuts() -> Iterator[None]:
+    """The sampler as it was before the large-history shortcuts: every observation fitted, every
+    observation a candidate incumbent."""
+    saved = gp.MAX_FITTED_OBSERVATIONS, _gp_nei.MAX_PRUNE_CANDIDATES
+    gp.MAX_FITTED_OBSERVATIONS = _gp_nei.MAX_PRUNE_CANDIDATES = 10**9
+    try:
+        yield
+    finally:
+        gp.MAX_FITTED_OBSERVATIONS, _gp_nei.MAX_PRUNE_CANDIDATES = saved
+
+
+def quality(history: int, trials: int, seeds: int) -> None:
+    _, objective, optimum = TASKS["hartmann6"]()
+    print(f"\nHartmann6: regret of the best of {trials} GP trials after {history} random ones")
+    print("| seed | with shortcuts | without | seconds with | seconds without |")
+    print("|---|---|---|---|---|")
+    for seed in range(seeds):
+        past = random_history("hartmann6", history, seed)
+        cells = []
+        for variant in (contextlib.nullcontext, without_shortcuts):
+            study = ours_with("hartmann6", past, seed)
+            start = time.perf_counter()
+            with variant():
+                study.optimize(objective, n_trials=history + trials)
+            best = min(t.value for t in study.trials[history:])
+            cells.append((best - optimum, time.perf_counter() - start))
+        print(f"| {seed} | {cells[0][0]:.4f} | {cells[1][0]:.4f} | {cells[0][1]:.0f} | {cells[1][1]:.0f} |", flush=True)
+
+
+def profile(n: int, task: str) -> None:
+    _, objective, _ = TASKS[task]()
+    study = ours_with(task, random_history(task, n, 0), 0)
+    for label in ("first (fits)", "next"):
+        profiler = cProfile.Profile()
+        profiler.enable()
+        trial = study.ask()
+        profiler.disable()
+        study.tell(trial, objective(trial.params))
+        print(f"\n--- {task}, {n} trials of history, {label} suggestion")
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(18)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="50,200,500,1000")
+    parser.add_argument("--tasks", default="hartmann6,mixed")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--suggestions", type=int, default=3, help="timed in a row per history (at least 2)")
+    parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument("--quality", action="store_true")
+    parser.add_argument("--quality-history", type=int, default=400)
+    parser.add_argument("--quality-trials", type=int, default=20)
+    parser.add_argument("--profile", type=int, default=0, metavar="N")
+    parser.add_argument("--device", default="cpu", help="where our GP runs, e.g. cuda (Optuna's stays on the CPU)")
+    args = parser.parse_args()
+    global DEVICE
+    DEVICE = args.device
+    import torch
+
+    torch.set_num_threads(1)
+    if not args.no_speed:
+        speed([int(s) for s in args.sizes.split(",")], args.tasks.split(","), args.seeds, max(args.suggestions, 2))
+    if args.quality:
+        quality(args.quality_history, args.quality_trials, args.seeds)
+    if args.profile:
+        profile(args.profile, args.tasks.split(",")[0])
+
+
+if __name__ == "__main__":
+    main()
