@@ -188,6 +188,7 @@ class LightningCLI(LightningCLIInternals):
         keep_checkpoints: str | int = DEFAULT_KEEP_CHECKPOINTS,
         checkpoint_every: float | None = None,
         constraints: dict[str, Any] | None = None,
+        stopper: str | None = None,
     ) -> None:
         """Tune hyperparameters: fit one trial per point of the search space, then write the best config.
 
@@ -233,6 +234,10 @@ class LightningCLI(LightningCLIInternals):
             constraints: Outcome constraints on logged or built-in metrics (n_params, peak_memory_mb,
                 time_per_epoch_s), e.g. {n_params: [<=, 1.0e6], val_acc: [">=", 0.9]}: the best trial is the
                 best one that satisfies them all.
+            stopper: Ends the study before n_trials: regret (once the GP's bound on how much the best trial
+                can still improve falls below the evaluation noise: the spread of repeated evaluations, else
+                the GP's noise estimate) or none. The decision is stored with the study: other workers stop too,
+                and rerunning with --tune.stopper regret runs nothing; with none, the study continues.
         """
         if n_trials is None and timeout is None and not _is_grid(sampler):
             self._fail(
@@ -299,6 +304,7 @@ class LightningCLI(LightningCLIInternals):
                 timeout=timeout,
                 max_consecutive_failures=max_consecutive_failures,
                 trial_timeout=trial_timeout,
+                stopper=stopper,
             )
             progress = StudyProgress(study, n_trials=n_trials, enabled=show_progress, label=monitor)
             with coordinator, progress:
