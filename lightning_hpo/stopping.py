@@ -291,8 +291,14 @@ def check_stopper(stopper: Any) -> RegretBoundStopper | None:
     defaults, ``"none"`` no stopper; anything else is a clear error."""
     if stopper is None or isinstance(stopper, RegretBoundStopper):
         return stopper
-    if isinstance(stopper, str) and stopper.strip().lower() in STOPPER_NAMES:
-        return RegretBoundStopper() if stopper.strip().lower() == "regret" else None
+    if isinstance(stopper, str):
+        name = stopper.strip().lower()
+        if name not in STOPPER_NAMES:
+            raise InvalidArgumentError(
+                f"`stopper` must be one of {', '.join(map(repr, STOPPER_NAMES))} (or a RegretBoundStopper), but got "
+                f"{stopper!r}."
+            )
+        return RegretBoundStopper() if name == "regret" else None
     raise ArgumentTypeError(
         f"`stopper` must be a RegretBoundStopper, 'regret', 'none' or None, but got {stopper!r} "
         f"({type(stopper).__name__})."
