@@ -155,3 +155,23 @@ def test_several_objectives_are_refused_clearly() -> None:
     study = sobol_study(mode=["min", "min"])
     with pytest.raises(InvalidArgumentError, match="handles one objective, but study 's' has 2"):
         study.optimize(lambda p: (bowl(p), p["x"]), n_trials=3, stopper="regret")
+
+
+@pytest.mark.slow
+def test_the_tuner_stops_and_rejects_a_bad_stopper(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lightning_hpo import Int, Tuner
+    from tests.lightning_models import LinearRegression, RegressionData
+
+    kwargs = {
+        "search_space": {"lr": Float(1e-3, 1e-1, log=True), "hidden": Int(4, 16)},
+        "datamodule": RegressionData(),
+        "trainer_kwargs": {"max_epochs": 1, "limit_train_batches": 2, "accelerator": "cpu", "devices": 1},
+        "root_dir": tmp_path / "runs",
+        "seed": 0,
+        "show_progress": False,
+    }
+    with pytest.raises(InvalidArgumentError, match="`stopper` must be one of 'regret', 'none'"):
+        Tuner(LinearRegression, stopper="early", **kwargs)
+    result = Tuner(LinearRegression, stopper=RegretBoundStopper(min_trials=3, threshold=1e9), **kwargs).fit(n_trials=20)
+    assert len(result.trials) == 3
+    assert "stopped: regret bound" in capsys.readouterr().err
