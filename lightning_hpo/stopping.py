@@ -18,6 +18,7 @@ continues the study.
 from __future__ import annotations
 
 import math
+import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -167,11 +168,9 @@ class RegretBoundStopper:
     def _noise(self, complete: list[Trial], gp_noise: float) -> tuple[float, str]:
         if self.threshold is not None:
             return self.threshold, "threshold"
-        spreads = sorted(s for s in (_spread(t) for t in complete) if s is not None)
+        spreads = [s for s in (_spread(t) for t in complete) if s is not None]
         if spreads:
-            middle = len(spreads) // 2
-            median = spreads[middle] if len(spreads) % 2 else (spreads[middle - 1] + spreads[middle]) / 2
-            return median, "value_spread"
+            return statistics.median(spreads), "value_spread"
         return gp_noise, "gp"
 
     def __repr__(self) -> str:
@@ -210,7 +209,8 @@ def regret_bound(study: Study, trials: list[Trial], *, seed: int = 0) -> RegretB
         with torch.no_grad():
             posterior = model.posterior(X)
             lower_tried = (posterior.mean - beta**0.5 * posterior.variance.sqrt()).max()
-            upper = UpperConfidenceBound(model, beta=beta)
+            # Inactive conditional parameters pinned, as the sampler's acquisition sees them.
+            upper = gp_space.on_pinned_inputs(UpperConfidenceBound(model, beta=beta))
             generator = torch.Generator().manual_seed(seed + len(trials))
         best = maximize(
             upper,
