@@ -42,6 +42,8 @@ _EXPORTS = {
     "TrialState": "lightning_hpo.trial",
     "Study": "lightning_hpo.study",
     "RunOptions": "lightning_hpo._loop",
+    "RegretBoundStopper": "lightning_hpo.stopping",
+    "StopDecision": "lightning_hpo.stopping",
     "StudySnapshot": "lightning_hpo.snapshot",
     "Tuner": "lightning_hpo.tuner",
     "TuneResult": "lightning_hpo.tuner",
@@ -111,6 +113,7 @@ if TYPE_CHECKING:
     from lightning_hpo.samplers.optuna import OptunaSampler
     from lightning_hpo.snapshot import StudySnapshot
     from lightning_hpo.space import Categorical, Float, Int, SearchSpace
+    from lightning_hpo.stopping import RegretBoundStopper, StopDecision
     from lightning_hpo.storage import Storage
     from lightning_hpo.study import Study
     from lightning_hpo.trial import Trial, TrialState

@@ -34,9 +34,11 @@ from lightning_hpo.exceptions import (
     ends_study,
     format_exception,
 )
+from lightning_hpo.stopping import announce, check_stopper
 from lightning_hpo.trial import Trial, TrialState
 
 if TYPE_CHECKING:
+    from lightning_hpo.stopping import RegretBoundStopper
     from lightning_hpo.study import Study
 
 __all__ = ["RunOptions", "TrialObserver", "run_trials"]
@@ -59,6 +61,8 @@ class RunOptions:
             configuration (see :func:`lightning_hpo._failures.should_stop`; ``None``: never).
         trial_timeout: seconds after which a running trial is stopped and marked FAIL (uses
             SIGALRM: main thread, POSIX only).
+        stopper: asked before each new trial whether the study should end (e.g. a
+            :class:`~lightning_hpo.RegretBoundStopper`); its decision is stored with the study.
 
     Example:
         >>> RunOptions(n_trials=20, timeout=3600.0).max_consecutive_failures
@@ -69,6 +73,7 @@ class RunOptions:
     timeout: float | None = None
     max_consecutive_failures: int | None = 5
     trial_timeout: float | None = None
+    stopper: RegretBoundStopper | None = None
 
     def __post_init__(self) -> None:
         _check_optional_positive_int("n_trials", self.n_trials)
@@ -79,6 +84,7 @@ class RunOptions:
             raise InvalidArgumentError(
                 f"`trial_timeout` must be a number of seconds > 0 or None, but got {self.trial_timeout!r}."
             )
+        object.__setattr__(self, "stopper", check_stopper(self.stopper))
 
 
 class TrialObserver(Protocol):
@@ -105,6 +111,8 @@ def run_trials(
     streak: list[Trial] = []  # the failed trials in a row
     succeeded = False
     while deadline is None or time.monotonic() < deadline:
+        if _stopped(study, options, observers):
+            break
         try:
             trial = study.start_trial(max_active=options.n_trials)
         except GridExhaustedError as exhausted:  # GridSampler: no point left to start
@@ -130,6 +138,16 @@ def run_trials(
         if should_stop(streak, limit=options.max_consecutive_failures, succeeded_in_run=succeeded):
             same = len({failure_signature(t) for t in streak}) == 1
             raise trials_failing_error(study, len(streak), finished, same=same)
+
+
+def _stopped(study: Study, options: RunOptions, observers: Sequence[TrialObserver]) -> bool:
+    """Whether the stopper (if any) ends the study now, having said why."""
+    if options.stopper is None:
+        return False
+    decision = options.stopper.decide(study)
+    if decision is not None:
+        announce(study, decision, observers)
+    return decision is not None
 
 
 def _run_one(study: Study, run: Callable[[Trial], Trial], trial: Trial, trial_timeout: float | None) -> Trial:

@@ -192,6 +192,7 @@ class LightningCLI(LightningCLIInternals):
         constraints: dict[str, Any] | None = None,
         cv: int | None = None,
         repeats: int = 1,
+        stopper: str | None = None,
     ) -> None:
         """Tune hyperparameters: fit one trial per point of the search space, then write the best config.
 
@@ -240,6 +241,10 @@ class LightningCLI(LightningCLIInternals):
             cv: k-fold cross-validation: each trial trains k models, one per fold, and its value is their mean.
                 The datamodule must have a for_fold(fold) method, e.g. lightning_hpo.KFoldDataModule.
             repeats: Train each configuration (each fold, with cv) with this many seeds; the value is the mean.
+            stopper: Ends the study before n_trials: regret (once the GP's bound on how much the best trial
+                can still improve falls below the evaluation noise: the spread of repeated evaluations, else
+                the GP's noise estimate) or none. The decision is stored with the study: other workers stop too,
+                and rerunning with --tune.stopper regret runs nothing; with none, the study continues.
         """
         if n_trials is None and timeout is None and not _is_grid(sampler):
             self._fail(
@@ -312,6 +317,7 @@ class LightningCLI(LightningCLIInternals):
                 timeout=timeout,
                 max_consecutive_failures=max_consecutive_failures,
                 trial_timeout=trial_timeout,
+                stopper=stopper,
             )
             progress = StudyProgress(study, n_trials=n_trials, enabled=show_progress, label=monitor)
             with coordinator, progress:

@@ -26,6 +26,7 @@ from lightning_hpo.pareto import best_trials
 from lightning_hpo.trial import PRUNED_STEP, Trial, TrialState
 
 if TYPE_CHECKING:
+    from lightning_hpo.stopping import StopDecision
     from lightning_hpo.study import Study
 
 __all__ = ["StudyProgress", "format_params", "format_value", "format_values", "REFRESH_INTERVAL"]
@@ -154,6 +155,13 @@ class StudyProgress:
         self._console.print(self._trial_line(trial))
         self._read_all()
         self._live.refresh()
+
+    def stopped(self, decision: StopDecision) -> bool:
+        """Show why a stopper ended the study (see :mod:`lightning_hpo.stopping`); whether it was shown."""
+        if self._live is None:
+            return False
+        self._console.print(f"[bold]study stopped:[/bold] {decision.reason}")
+        return True
 
     def catch_up(self) -> None:
         """Show the trials that other processes finished since the display last looked.

@@ -59,6 +59,8 @@ from lightning_hpo.trial import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from lightning_hpo.stopping import RegretBoundStopper
+
 __all__ = ["Study", "DEFAULT_GRACE_PERIOD", "HEARTBEAT_INTERVAL"]
 
 Mode = Union[str, Sequence[str]]
@@ -738,6 +740,7 @@ class Study:
         max_consecutive_failures: int | None = 5,
         trial_timeout: float | None = None,
         show_progress: bool = False,
+        stopper: RegretBoundStopper | str | None = None,
     ) -> None:
         """Run ``fn(params) -> value`` on new trials until the study has ``n_trials`` finished trials.
 
@@ -758,6 +761,10 @@ class Study:
             trial_timeout: seconds after which a running trial is stopped and marked FAIL
                 (uses SIGALRM: main thread, POSIX only).
             show_progress: show a live progress display.
+            stopper: ends the study before ``n_trials`` once more trials are unlikely to beat the best by
+                more than the evaluation noise: a :class:`~lightning_hpo.RegretBoundStopper`, ``"regret"``
+                (one with its defaults) or ``None``. The decision is stored: other workers with a
+                stopper stop too, and a rerun with one runs nothing (see :mod:`lightning_hpo.stopping`).
         """
         if not callable(fn):
             raise ArgumentTypeError(f"`fn` must be callable, but got {fn!r}.")
@@ -766,6 +773,7 @@ class Study:
             timeout=timeout,
             max_consecutive_failures=max_consecutive_failures,
             trial_timeout=trial_timeout,
+            stopper=stopper,
         )
 
         def run(trial: Trial) -> Trial:

@@ -62,6 +62,7 @@ from lightning_hpo.folds import Fold, check_folds, check_repeats, datamodule_for
 from lightning_hpo.pruners import Pruner
 from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.space import Domain, SearchSpace
+from lightning_hpo.stopping import RegretBoundStopper
 from lightning_hpo.storage import DEFAULT_ROOT_DIR, Storage, open_storage
 from lightning_hpo.study import DEFAULT_GRACE_PERIOD, Mode, Study, check_study_name, parse_mode
 from lightning_hpo.trackers import LoggerArg, TrialTrackers, check_logger_arg, logger_object_error
@@ -236,6 +237,9 @@ class Tuner:
             :class:`~lightning_hpo.KFoldDataModule`). ``None``: one training on the datamodule's split.
         repeats: train each configuration (each fold, with ``cv``) with this many seeds; the value is
             the mean over all of them.
+        stopper: ends the study before ``n_trials`` once further trials are unlikely to beat the best by
+            more than the evaluation noise: a :class:`~lightning_hpo.RegretBoundStopper`, ``"regret"`` or
+            ``None`` (see :mod:`lightning_hpo.stopping`; its decision is stored with the study).
 
     Set-up errors are raised here, before any trial runs: a pruner that judges one objective with
     several monitors, a Trainer that would launch processes itself (``strategy="ddp"`` with
@@ -280,6 +284,7 @@ class Tuner:
         constraints: Mapping[str, tuple[str, float]] | None = None,
         cv: int | None = None,
         repeats: int = 1,
+        stopper: RegretBoundStopper | str | None = None,
     ) -> None:
         import lightning.pytorch as pl
 
@@ -301,7 +306,9 @@ class Tuner:
         self.trainer_kwargs = dict(_check_mapping("trainer_kwargs", trainer_kwargs))
         self.root_dir = Path(root_dir)
         self.seed = seed
-        self.run_options = RunOptions(max_consecutive_failures=max_consecutive_failures, trial_timeout=trial_timeout)
+        self.run_options = RunOptions(
+            max_consecutive_failures=max_consecutive_failures, trial_timeout=trial_timeout, stopper=stopper
+        )
         self.show_progress = show_progress
         self.n_jobs = _check_n_jobs(n_jobs)
         self.keep_checkpoints = check_keep_checkpoints(keep_checkpoints)
@@ -464,6 +471,7 @@ class Tuner:
 
             # Each worker runs the trial loop of a copy of this Tuner; this process shows their progress.
             run_in_workers(functools.partial(self._run_trials_here, options), self.n_jobs, poll=progress.catch_up)
+            _show_stop(progress, self.study, options)
         return self.result()
 
     def _run_trials_here(
@@ -561,6 +569,17 @@ class Tuner:
         return training.train(
             trainer, lambda: trainer.fit(model, datamodule=datamodule, ckpt_path=training.resume_path)
         )
+
+
+def _show_stop(progress: TrialObserver, study: Study | None, options: RunOptions) -> None:
+    """Show the stop decision the workers made, if they made one (they run the loop, not this process)."""
+    if options.stopper is None or study is None:
+        return
+    from lightning_hpo.stopping import announce, recorded_stop  # noqa: PLC0415 - only with n_jobs > 1
+
+    decision = recorded_stop(study)
+    if decision is not None:
+        announce(study, decision, [progress])
 
 
 def _check_n_jobs(n_jobs: Any) -> int:

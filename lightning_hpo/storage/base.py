@@ -98,6 +98,10 @@ class Storage(abc.ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} does not store study attributes.")
 
+    def study_attr_get(self, study_id: int, key: str) -> Any:
+        """The study-level attribute ``key`` (JSON) as stored, or ``None`` if it has none; writes nothing."""
+        raise NotImplementedError(f"{type(self).__name__} does not store study attributes.")
+
     @abc.abstractmethod
     def create_trial(
         self,

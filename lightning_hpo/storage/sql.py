@@ -119,6 +119,14 @@ study_attrs_table = sa.Table(
 _OUR_TABLES = {t.name for t in metadata.sorted_tables}
 
 
+def _read_study_attr(conn: Connection, study_id: int, key: str) -> str | None:
+    """The stored JSON text of a study attribute, or ``None`` (also before the table exists)."""
+    if not sa.inspect(conn).has_table(study_attrs_table.name):
+        return None
+    where = (study_attrs_table.c.study_id == study_id) & (study_attrs_table.c.key == key)
+    return conn.execute(sa.select(study_attrs_table.c.value).where(where)).scalar_one_or_none()
+
+
 def _trial_queries(condition: Any, steps_condition: Any = None) -> tuple[Any, Any]:
     """The trials that match ``condition``, in number order, and their intermediate values (those that match
     ``steps_condition`` too, when given)."""
@@ -569,10 +577,7 @@ class SQLStorage(Storage):
         encoded = json.dumps(value, sort_keys=True)
 
         def read(conn: Connection) -> str | None:
-            if not sa.inspect(conn).has_table(study_attrs_table.name):
-                return None
-            where = (study_attrs_table.c.study_id == study_id) & (study_attrs_table.c.key == key)
-            return conn.execute(sa.select(study_attrs_table.c.value).where(where)).scalar_one_or_none()
+            return _read_study_attr(conn, study_id, key)
 
         # Every open of a study asks; only its first open writes (a read-only viewer then writes nothing).
         already = self._run(read, write=False)
@@ -594,6 +599,12 @@ class SQLStorage(Storage):
             if isinstance(error.__cause__, exc.IntegrityError):  # another worker stored it first: read theirs
                 return json.loads(self._run(operation, write=True))
             raise
+
+    def study_attr_get(self, study_id: int, key: str) -> Any:
+        """The study attribute ``key`` as stored, or ``None``; writes nothing (not even the table)."""
+
+        stored = self._run(lambda conn: _read_study_attr(conn, study_id, key), write=False)
+        return None if stored is None else json.loads(stored)
 
     # -- trials ----------------------------------------------------------------------------
 

@@ -1,0 +1,190 @@
+"""Stopping a study in time: where RegretBoundStopper stops, the trials it saves, and the regret it costs.
+
+    nice -n 10 python benchmarks/stopping.py                       # 4 tasks x 2 seeds x 60 trials, ~12 min here
+    python benchmarks/stopping.py --tasks branin --seeds 1 --budget 30 --no-write   # quick look
+
+Each run is a lightning_hpo Study with its default GPSampler, driven by ask / tell for the full budget.
+Every evaluation is repeated ``--repeats`` times (as ``Tuner(repeats=r)`` or cross-validation would):
+the study is told the mean, and the trial carries the standard deviation of the repeats as
+``attrs["value_spread"]``, the noise the stopper compares its regret bound with. After each trial
+from ``min_trials`` on, the stopper is asked (it reads only the trials so far, so asking it during
+the full run is the same as stopping there); the first yes is where the study would have stopped.
+
+Per run: the trial it stops at, the share of the budget saved, and the regret it cost: the noiseless
+value of the best-observed trial at the stop minus that of the best-observed trial after the full
+budget (what a user would pick either way), against the evaluation noise (the standard deviation of
+one evaluation's value, the noise level below). Tasks and their noise:
+
+* branin, hartmann6 (benchmarks/tasks): deterministic; Gaussian noise of a stated sd added to each repeat.
+* hpolib_parkinsons (tabular): its own noise (each repeat draws one of the table's training runs).
+* lcbench-<task>: YAHPO's LCBench surrogate as a black box, 1 - validation accuracy at epoch 52 (as a
+  fraction), read as benchmarks/pruning_lcbench.py does; Gaussian noise of a stated sd added.
+
+Figures go to benchmarks/STOPPING.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.tasks import build_task  # noqa: E402
+from lightning_hpo import NopPruner, RegretBoundStopper, Study  # noqa: E402
+from lightning_hpo.trial import VALUE_SPREAD  # noqa: E402
+
+#: Noise sd added to each repeat of a deterministic task (in the task's units).
+ADDED_NOISE = {"branin": 1.0, "hartmann6": 0.05, "lcbench-189906": 0.005}
+DEFAULT_TASKS = ["branin", "hartmann6", "hpolib_parkinsons", "lcbench-189906"]
+RESULTS = Path(__file__).resolve().parent / "STOPPING.md"
+
+# (noisy value, true value) of one evaluation of a configuration.
+Evaluate = Callable[[Mapping[str, Any], np.random.Generator], tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class Problem:
+    space: Mapping[str, Any]
+    evaluate: Evaluate
+    noise: str  # how the noise arises, in words
+
+
+def problem(name: str, seed: int) -> Problem:
+    if name.startswith("lcbench-"):
+        return _lcbench(name.split("-", 1)[1])
+    task = build_task(name)
+    objective = task.make_objective(seed)
+    added = ADDED_NOISE.get(name, 0.0)
+
+    def evaluate(params: Mapping[str, Any], rng: np.random.Generator) -> tuple[float, float]:
+        result = objective(params)
+        return result.observed + added * float(rng.normal()), result.true
+
+    noise = f"added N(0, {added}^2)" if added else "the task's own (one training run drawn per repeat)"
+    return Problem(task.space, evaluate, noise)
+
+
+def _lcbench(task_id: str) -> Problem:
+    from pruning_lcbench import DATA, EPOCHS, SPACE, Surrogate
+
+    surrogate = Surrogate(DATA)
+    added = ADDED_NOISE.get(f"lcbench-{task_id}", 0.005)
+
+    def evaluate(params: Mapping[str, Any], rng: np.random.Generator) -> tuple[float, float]:
+        accuracy = surrogate.curves(task_id, [dict(params)])[0][EPOCHS - 1][1] / 100.0
+        true = 1.0 - accuracy
+        return true + added * float(rng.normal()), true
+
+    return Problem(dict(SPACE), evaluate, f"added N(0, {added}^2) to 1 - accuracy")
+
+
+@dataclass(frozen=True)
+class Run:
+    task: str
+    seed: int
+    stop_at: int | None  # trials when the stopper first said stop (None: never within the budget)
+    regret_cost: float  # true value of the best-observed trial at the stop minus after the full budget
+    noise_sd: float  # sd of one trial's value (the mean of the repeats)
+    spread: float  # median spread over the repeats, what the stopper compared with
+    seconds: float
+
+
+def run(name: str, seed: int, budget: int, repeats: int, min_trials: int) -> Run:
+    started = time.perf_counter()
+    prob = problem(name, seed)
+    rng = np.random.default_rng(seed + 1000)
+    study = Study(
+        f"{name}-{seed}", search_space=prob.space, mode="min", storage=":memory:", seed=seed, pruner=NopPruner()
+    )
+    stopper = RegretBoundStopper(min_trials=min_trials, seed=seed)
+    stop_at, trues, observed, spreads = None, [], [], []
+    for number in range(budget):
+        trial = study.ask()
+        draws = [prob.evaluate(trial.params, rng) for _ in range(repeats)]
+        values = [d[0] for d in draws]
+        spread = statistics.stdev(values)
+        study.storage.update_trial(trial.id, attrs={VALUE_SPREAD: spread})
+        study.tell(trial, statistics.mean(values))
+        observed.append(statistics.mean(values))
+        trues.append(draws[0][1])
+        spreads.append(spread)
+        if stop_at is None and number + 1 >= min_trials and stopper.evaluate(study) is not None:
+            stop_at = number + 1
+    study.storage.close()
+    cost = _true_of_best(observed, trues, stop_at or budget) - _true_of_best(observed, trues, budget)
+    noise_sd = statistics.median(spreads) / math.sqrt(repeats)
+    return Run(name, seed, stop_at, cost, noise_sd, statistics.median(spreads), time.perf_counter() - started)
+
+
+def _true_of_best(observed: list[float], trues: list[float], n: int) -> float:
+    best = min(range(n), key=lambda i: observed[i])
+    return trues[best]
+
+
+def report(runs: list[Run], budget: int, repeats: int, min_trials: int, noises: dict[str, str]) -> str:
+    lines = [
+        "| task | noise | seed | stops at | trials saved | regret cost | noise sd of a value | cost / noise sd |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        stop = r.stop_at if r.stop_at is not None else f"never ({budget})"
+        saved = 1.0 - (r.stop_at or budget) / budget
+        lines.append(
+            f"| {r.task} | {noises[r.task]} | {r.seed} | {stop} | {saved:.0%} | {r.regret_cost:.4g} | "
+            f"{r.noise_sd:.4g} | {r.regret_cost / r.noise_sd:.2f} |"
+        )
+    saved = [1.0 - (r.stop_at or budget) / budget for r in runs]
+    within = sum(r.regret_cost <= r.noise_sd for r in runs)
+    summary = (
+        f"\nOver {len(runs)} runs: mean share of trials saved {statistics.mean(saved):.0%} "
+        f"(median {statistics.median(saved):.0%}); regret cost within the noise sd of a value in {within} of "
+        f"{len(runs)} runs; mean cost / noise sd {statistics.mean(r.regret_cost / r.noise_sd for r in runs):.2f}. "
+        f"Wall time {sum(r.seconds for r in runs) / 60:.1f} min."
+    )
+    head = (
+        "# Stopping a study in time: RegretBoundStopper\n\n"
+        f"Generated by `benchmarks/stopping.py` (budget {budget} trials, {repeats} repeats per evaluation, "
+        f"min_trials={min_trials}, GPSampler through Study ask/tell). Regret cost: noiseless value of the "
+        "best-observed trial when the stopper first says stop, minus that of the best-observed trial after "
+        "the full budget (0: stopping lost nothing). Noise sd of a value: the median spread of the repeats "
+        "over sqrt(repeats), the noise of the mean the study is told.\n\n"
+    )
+    return head + "\n".join(lines) + summary + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=DEFAULT_TASKS)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--budget", type=int, default=60)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--min-trials", type=int, default=20)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave STOPPING.md alone")
+    args = parser.parse_args(argv)
+    runs, noises = [], {}
+    for name in args.tasks:
+        noises[name] = problem(name, 0).noise
+        for seed in range(args.seeds):
+            result = run(name, seed, args.budget, args.repeats, args.min_trials)
+            print(result, flush=True)
+            runs.append(result)
+    text = report(runs, args.budget, args.repeats, args.min_trials, noises)
+    print(text)
+    if not args.no_write:
+        RESULTS.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
