@@ -58,6 +58,12 @@ _OWN_TRIALS: set[tuple[str, int]] = set()
 _OWN_TRIALS_LOCK = threading.Lock()
 
 
+def _store_key(storage: Storage) -> str:
+    """Which database a trial id belongs to: its URL, but a database private to its storage object (in
+    memory) is one of its own: such databases all share the URL ``sqlite://``, and their ids start at 1."""
+    return storage.display_url if storage.shareable_across_processes else f"private:{id(storage)}"
+
+
 def worker_id() -> str:
     """``host:pid`` of this process, stored with each trial it runs."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -129,13 +135,13 @@ class TrialLiveness:
     def own(self, trial_id: int) -> None:
         """This process runs the trial now: keep it alive."""
         with _OWN_TRIALS_LOCK:
-            _OWN_TRIALS.add((self.storage.display_url, trial_id))
+            _OWN_TRIALS.add((_store_key(self.storage), trial_id))
         if self.storage.shareable_across_processes:  # no other process can see it otherwise
             self._heartbeat.add(trial_id)
 
     def disown(self, trial_id: int) -> None:
         with _OWN_TRIALS_LOCK:
-            _OWN_TRIALS.discard((self.storage.display_url, trial_id))
+            _OWN_TRIALS.discard((_store_key(self.storage), trial_id))
         self._heartbeat.discard(trial_id)
 
     def fail_stale_trials(self) -> list[int]:
@@ -161,7 +167,7 @@ class TrialLiveness:
             pid = int(pid_text)
             if pid == os.getpid():
                 with _OWN_TRIALS_LOCK:
-                    if (self.storage.display_url, trial.id) not in _OWN_TRIALS:
+                    if (_store_key(self.storage), trial.id) not in _OWN_TRIALS:
                         return "its worker (this process) no longer runs it"
             elif not _pid_alive(pid):
                 return f"its worker process {trial.worker} is gone"

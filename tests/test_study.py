@@ -347,6 +347,13 @@ class TestStaleTrials:
         stored = study.storage.create_trial(study._study_id, worker=f"{os.uname().nodename}:{os.getpid()}")
         assert study.fail_stale_trials() == [stored.number]
 
+    def test_a_running_trial_of_another_in_memory_study_does_not_hide_an_orphan(self):
+        running = make_study()
+        running.ask()  # this process runs trial id 1 of its own in-memory database
+        study = make_study()
+        stored = study.storage.create_trial(study._study_id, worker=f"{os.uname().nodename}:{os.getpid()}")
+        assert study.fail_stale_trials() == [stored.number]
+
     def test_heartbeats_keep_a_long_trial_alive(self, tmp_path, monkeypatch):
         import time
 
