@@ -62,6 +62,7 @@ _EXPORTS = {
     "MedianPruner": "lightning_hpo.pruners",
     "ASHAPruner": "lightning_hpo.pruners",
     "HyperbandPruner": "lightning_hpo.pruners",
+    "CurvePruner": "lightning_hpo.pruners",
     "ThresholdPruner": "lightning_hpo.pruners",
     "PatientPruner": "lightning_hpo.pruners",
     "TrialReporter": "lightning_hpo.callback",
@@ -99,6 +100,7 @@ if TYPE_CHECKING:
     from lightning_hpo.folds import Fold, KFoldDataModule
     from lightning_hpo.pruners import (
         ASHAPruner,
+        CurvePruner,
         HyperbandPruner,
         MedianPruner,
         NopPruner,

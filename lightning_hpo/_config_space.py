@@ -33,7 +33,13 @@ __all__ = [
 #: Names accepted by ``--tune.sampler`` -> lightning_hpo class; a name works once its class exists.
 SAMPLER_NAMES = {"sobol": "SobolSampler", "random": "RandomSampler", "gp": "GPSampler", "grid": "GridSampler"}
 #: Names accepted by ``--tune.pruner`` -> lightning_hpo class (built with its defaults).
-PRUNER_NAMES = {"median": "MedianPruner", "nop": "NopPruner", "asha": "ASHAPruner", "hyperband": "HyperbandPruner"}
+PRUNER_NAMES = {
+    "median": "MedianPruner",
+    "nop": "NopPruner",
+    "asha": "ASHAPruner",
+    "hyperband": "HyperbandPruner",
+    "curve": "CurvePruner",
+}
 
 _DOMAIN_TYPES: dict[str, type] = {"float": Float, "int": Int, "categorical": Categorical}
 # A flag of one search-space key: --tune.search_space.model.hidden '[16, 32]'.

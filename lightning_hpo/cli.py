@@ -211,7 +211,7 @@ class LightningCLI(LightningCLIInternals):
                 One flag per key works too: --tune.search_space.model.hidden [16,32,128].
             sampler: Chooses each trial's values: a name (sobol, random, gp) or a lightning_hpo Sampler
                 class path with init_args. Default: the Study's default.
-            pruner: Stops weak trials early: a name (median, nop, asha, hyperband) or a lightning_hpo
+            pruner: Stops weak trials early: a name (median, nop, asha, hyperband, curve) or a lightning_hpo
                 Pruner class path with init_args. Default: the Study's default (asha).
             enqueue: Configs to run first, before the sampler's: a list of {config key: value} (some or all
                 keys of the search space; the sampler fills in the rest), e.g. [{model.lr: 0.001}], or a YAML

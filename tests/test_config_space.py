@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lightning_hpo import Categorical, Float, Int, MedianPruner, NopPruner, SobolSampler
+from lightning_hpo import Categorical, CurvePruner, Float, Int, MedianPruner, NopPruner, SobolSampler
 from lightning_hpo._config_space import (
     PRUNER_NAMES,
     SAMPLER_NAMES,
@@ -171,6 +171,7 @@ def test_samplers_and_pruners_by_name() -> None:
     sampler = by_name("sampler", "Sobol", SAMPLER_NAMES, Sampler, seed=3)
     assert isinstance(sampler, SobolSampler) and sampler.seed == 3
     assert isinstance(by_name("pruner", "nop", PRUNER_NAMES, Pruner, seed=3), NopPruner)  # takes no seed
+    assert isinstance(by_name("pruner", "curve", PRUNER_NAMES, Pruner), CurvePruner)
     median = MedianPruner(n_startup_trials=1)
     assert by_name("pruner", median, PRUNER_NAMES, Pruner) is median
     assert by_name("pruner", None, PRUNER_NAMES, Pruner) is None
