@@ -11,6 +11,10 @@ Tasks:
   real ``booster``-conditional structure: ``eta``, ``gamma``, ``max_depth``, ``min_child_weight``
   and the two ``colsample`` rates only for gbtree and dart, ``rate_drop`` and ``skip_drop`` only
   for dart. Regret against the dense-search reference of ``RESULTS.md``, or the best found.
+* ``digits_mlp``: the digits MLP (``benchmarks/tasks/digits_torch.py``: the example's data split, a
+  plain torch loop, 4 epochs, batch 64) with optimizer-specific arguments (SGD's momentum, Adam's
+  beta1) and per-layer widths (1 to 3 layers: the width of layer k only when there are k layers),
+  its best validation loss minimized. No optimum is known: regret against the best any run found.
 
 Methods: ``gp_tree`` (lightning_hpo's GPSampler on the conditional space, inactive Float/Int
 columns pinned to the cube's centre), ``gp_tree_far`` (the same, pinned to -1: outside the cube,
@@ -68,7 +72,8 @@ RESULTS = Path(__file__).with_name("CONDITIONAL.md")
 @dataclass(frozen=True)
 class ConditionalTask:
     task: Task  # its space is the conditional one
-    optimum: float | None  # exact minimum, or None: the reference below, or the best found
+    optimum: float | None  # exact minimum, or None: the reference, or the best found
+    reference: float | None = None  # a known upper bound of the minimum (a dense search)
 
     @property
     def flat(self) -> Task:
@@ -117,10 +122,59 @@ def yahpo_xgboost() -> ConditionalTask:
         else domain
         for name, domain in model.space.items()
     }
-    return ConditionalTask(replace(yahpo_xgboost(), space=space), optimum=None)
+    return ConditionalTask(replace(yahpo_xgboost(), space=space), optimum=None, reference=YAHPO_REFERENCE)
 
 
-TASKS: dict[str, Callable[[], ConditionalTask]] = {"jenatton": jenatton, "yahpo_xgboost": yahpo_xgboost}
+#: Epochs and batch size of a digits_mlp configuration (about a second of one core).
+DIGITS_EPOCHS, DIGITS_BATCH = 4, 64
+
+
+def digits_mlp() -> ConditionalTask:
+    """The digits MLP with an optimizer's own arguments and a width per layer, each only where it applies."""
+    width = {"low": 16, "high": 256, "log": True}
+    space = {
+        "optimizer": Categorical(["adam", "sgd"]),
+        "lr": Float(1e-4, 1e-1, log=True),
+        "momentum": Float(0.0, 0.99, when={"optimizer": "sgd"}),
+        "beta1": Float(0.5, 0.99, when={"optimizer": "adam"}),
+        "layers": Categorical([1, 2, 3]),
+        "width_1": Int(**width),
+        "width_2": Int(**width, when={"layers": [2, 3]}),
+        "width_3": Int(**width, when={"layers": [3]}),
+        "dropout": Float(0.0, 0.5),
+    }
+
+    def value(p: Mapping[str, Any]) -> float:
+        import torch
+
+        from benchmarks.tasks.digits_torch import best_validation_loss, mlp
+
+        torch.manual_seed(0)
+        model = mlp([p[f"width_{k + 1}"] for k in range(p["layers"])], p["dropout"])
+
+        def optimizer(parameters: Any) -> torch.optim.Optimizer:
+            if p["optimizer"] == "sgd":
+                return torch.optim.SGD(parameters, lr=p["lr"], momentum=p["momentum"])
+            return torch.optim.Adam(parameters, lr=p["lr"], betas=(p["beta1"], 0.999))
+
+        return best_validation_loss(model, optimizer, batch_size=DIGITS_BATCH, epochs=DIGITS_EPOCHS)
+
+    def make_objective(seed: int) -> Objective:
+        def objective(params: Mapping[str, Any]) -> Evaluation:
+            v = value(params)
+            return Evaluation(v, v)
+
+        return objective
+
+    summary = "the digits MLP, 1-3 layers with a width each, SGD (momentum) or Adam (beta1), best validation loss"
+    return ConditionalTask(Task("digits_mlp", summary, space, make_objective), optimum=None)
+
+
+TASKS: dict[str, Callable[[], ConditionalTask]] = {
+    "jenatton": jenatton,
+    "yahpo_xgboost": yahpo_xgboost,
+    "digits_mlp": digits_mlp,
+}
 
 
 # -- methods --------------------------------------------------------------------------------------
@@ -279,7 +333,8 @@ def _section(
     curves = {m: [_best_so_far(r["true"]) for r in runs] for m, runs in records.items()}
     optimum = conditional.optimum
     if optimum is None:
-        optimum = min(YAHPO_REFERENCE, *(min(c) for runs in curves.values() for c in runs))
+        best_found = min(min(c) for runs in curves.values() for c in runs)
+        optimum = best_found if conditional.reference is None else min(conditional.reference, best_found)
     regrets = {m: [[c[t - 1] - optimum for c in runs] for t in report_at] for m, runs in curves.items()}
     medians = {m: [statistics.median(at) for at in by_t] for m, by_t in regrets.items()}
     lines = [f"## {conditional.task.name}: {conditional.task.summary}", ""]

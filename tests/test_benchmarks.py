@@ -338,3 +338,16 @@ def test_tuner_overhead_times_each_callback_alone(tmp_path: Path, restore_thread
     assert all(len(calls) == 40 for calls in json.loads(figures.read_text())["callback_ms"].values())
     table = capsys.readouterr().out
     assert "| ms per validation, timed by Lightning's profiler | one |" in table and "| all three | " in table
+
+
+def test_constraint_benchmark_digits_problems_fail_over_the_memory_budget_and_count_params() -> None:
+    import torch
+
+    from benchmarks.constraints import DIGITS_ACTIVATION_BUDGET, _digits_n_params, _digits_oom
+
+    params = {"lr": 3e-3, "hidden": 16.0, "batch_size": 64.0, "dropout": 0.0}
+    value, metrics = _digits_n_params().objective(params)
+    assert 0 < value < 2.3 and metrics == {"n_params": 64 * 16 + 16 + 16 * 16 + 16 + 16 * 10 + 10}
+    assert _digits_oom().objective(params) == (value, metrics)  # the same training, deterministic
+    with pytest.raises(torch.OutOfMemoryError):
+        _digits_oom().objective({**params, "hidden": 64.0, "batch_size": DIGITS_ACTIVATION_BUDGET / 32})

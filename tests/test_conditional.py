@@ -352,3 +352,21 @@ def test_an_optuna_sampler_on_a_conditional_space_gives_only_active_parameters()
     study.optimize(lambda p: p["lr"] + p.get("momentum", 0.0), n_trials=8)
     assert all(("momentum" in t.params) == (t.params["opt"] == "sgd") for t in study.trials)
     assert {t.params["opt"] for t in study.trials} == {"adam", "sgd"}
+
+
+def test_the_digits_benchmark_task_trains_the_layers_and_optimizer_its_active_params_name():
+    from benchmarks.conditional import METHODS, digits_mlp
+
+    task = digits_mlp()
+    objective = task.task.make_objective(0)
+    adam = {"optimizer": "adam", "lr": 3e-3, "beta1": 0.9, "layers": 1, "width_1": 16, "dropout": 0.0}
+    # The flattened space's methods pass every parameter: the inactive ones change nothing.
+    unused = {"momentum": 0.5, "width_2": 200, "width_3": 100}
+    assert objective(adam).true == objective({**adam, **unused}).true
+    assert objective(adam).true != objective({**adam, "layers": 2, "width_2": 16}).true
+    # Hyperopt's tree gives a width per layer under the layer counts that have it.
+    trace = METHODS["hyperopt_tpe"][1](task, 3, 0)
+    space = SearchSpace(task.task.space)
+    for params in trace.params:
+        space.check_params(params)
+        assert [k for k in (1, 2, 3) if f"width_{k}" in params] == list(range(1, params["layers"] + 1))
