@@ -27,8 +27,11 @@ A tracker that fails to take the outcome (a network error, say) gets a warning: 
 the study's storage already, and the study goes on.
 
 The per-validation curve of the monitored metric is logged by Lightning itself, as the module logs it
-(the MLflow shortcut's by a background thread, which ending the run waits for: every metric is in the
-store when the trial ends). A trial that resumes a preempted one from its checkpoint continues the
+(the MLflow shortcut's by MLflow's background thread, which ending the run waits for: every metric is
+in the store when the trial ends). The MLflow shortcut writes params at once (they are few, and a
+merged write carrying one twice would be refused whole): a param logged again with the same value is
+kept once, and one logged again with another value raises MLflow's ``MlflowException`` ("Changing
+param values is not allowed") where it is logged, as Lightning's default ``MLFlowLogger`` does. A trial that resumes a preempted one from its checkpoint continues the
 interrupted trial's MLflow and W&B runs of a shortcut: one run per trial, its steps going on.
 Under torchrun every rank builds the trial's loggers (its Trainer needs them), but Lightning's
 loggers only write on global rank 0, and only rank 0 records the outcome: one run per trial. With
@@ -37,6 +40,7 @@ loggers only write on global rank 0, and only rank 0 records the outcome: one ru
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import json
@@ -44,9 +48,11 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
+
+from lightning.pytorch.loggers import MLFlowLogger
 
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, MissingExtraError
 from lightning_hpo.trial import RESUME_DIR, Trial, TrialState
@@ -79,6 +85,27 @@ _STATE_KEY = "trial/state"
 #: "wandb": run_id}``, which a trial that resumes it (in the same directory) continues.
 RUN_IDS_FILE = "tracker_run_ids.json"
 _MLFLOW_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
+
+
+class TrialMLFlowLogger(MLFlowLogger):
+    """The MLflow shortcut's logger: metrics written by MLflow's background thread, params at once,
+    and the run ended by :func:`record_outcome` with the trial's state.
+
+    Params are written synchronously: a trial logs them once or twice (the trial's, the module's
+    hyperparameters), and MLflow's thread may merge queued writes into one, which MLflow refuses whole
+    (metrics too) when it carries a param twice. Synchronous, a param logged again with the same value
+    is kept once, and one with another value raises MLflow's error where it is logged.
+    """
+
+    def log_hyperparams(self, params: Any) -> None:
+        background, self._log_batch_kwargs = self._log_batch_kwargs, {"synchronous": True}
+        try:
+            super().log_hyperparams(params)
+        finally:
+            self._log_batch_kwargs = background
+
+    def finalize(self, status: str = "success") -> None:
+        """Leave the run open: :func:`record_outcome` ends it with the trial's state (PRUNED, FAIL too)."""
 
 
 def check_logger_arg(logger: Any) -> LoggerArg:
@@ -204,15 +231,15 @@ class TrialTrackers:
             return loggers.CSVLogger(self.study_dir, name=run_name, version="")
         if name == "mlflow":
             tracking_uri, artifact_location = self._mlflow_store()
-            return loggers.MLFlowLogger(
+            return TrialMLFlowLogger(
                 experiment_name=self.study_name,
                 run_name=run_name,
                 tracking_uri=tracking_uri,
                 tags={"lightning_hpo.study": self.study_name, "lightning_hpo.trial": str(trial.number)},
                 artifact_location=artifact_location,
                 run_id=self._continued_run(trial, "mlflow"),
-                # A background thread writes each validation's metrics; ending the run (record_outcome)
-                # waits until they are all in the store.
+                # MLflow's background thread writes each validation's metrics; ending the run
+                # (record_outcome) waits until they are all in the store.
                 synchronous=False,
             )
         save_dir = os.environ.get("WANDB_DIR") or self.study_dir / run_name
@@ -235,7 +262,7 @@ class TrialTrackers:
 
     def watch(self, trial: Trial, loggers: Sequence[Logger]) -> list[str]:
         """Give ``loggers`` the trial's params now, and its outcome when it ends; where its runs are."""
-        from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, WandbLogger
+        from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
         self._watched[trial.number] = list(loggers)
         for logger in loggers:
@@ -250,7 +277,7 @@ class TrialTrackers:
     def _note_runs(self, trial: Trial, loggers: Sequence[Logger]) -> None:
         """Note the shortcut's MLflow / W&B run in the trial's directory, for a trial that resumes it;
         a continued MLflow run is RUNNING again (the interrupted trial's process may have ended it)."""
-        from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
+        from lightning.pytorch.loggers import WandbLogger
 
         runs = {}
         for logger in loggers:
@@ -285,7 +312,7 @@ class TrialTrackers:
 
 def record_outcome(logger: Logger, trial: Trial, monitor: Sequence[str], study_name: str) -> None:
     """Write ``trial``'s state and value(s) to ``logger`` as its tracker shows them, and end its run."""
-    from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger, WandbLogger
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 
     values = {f"trial/{name}": v for name, v in zip(monitor, trial.values or ()) if math.isfinite(v)}
     step = max(trial.intermediate_values, default=0)
@@ -305,7 +332,7 @@ def record_outcome(logger: Logger, trial: Trial, monitor: Sequence[str], study_n
             metrics=[Metric(key, value, now, step) for key, value in values.items()],
             tags=[RunTag(key, value) for key, value in tags.items()],
         )
-        client.set_terminated(run_id, _MLFLOW_STATUS.get(trial.state, "FAILED"))
+        _end_mlflow_run(client, run_id, _MLFLOW_STATUS.get(trial.state, "FAILED"), RunTag("lightning_hpo.state", state))
     elif isinstance(logger, WandbLogger):
         run = logger.experiment
         run.summary.update({**values, _STATE_KEY: state})
@@ -321,6 +348,34 @@ def record_outcome(logger: Logger, trial: Trial, monitor: Sequence[str], study_n
     elif values:
         logger.log_metrics(values, step)
         logger.save()
+
+
+def _end_mlflow_run(client: Any, run_id: str, status: str, written: Any) -> None:
+    """End an MLflow run once its background writes are in the store, without MLflow's idle second.
+
+    Ending a run (``set_terminated``) stops MLflow's logging thread and waits for it, but the thread
+    waits for new writes in ``queue.get(timeout=1)`` and sees the stop only when that returns: up to
+    a second per run. Under ``MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS`` it waits on the stop itself. So,
+    for these few milliseconds only (writes during training are not merged), the variable is set, the
+    thread is woken by a background write of a tag already written (``written``, which changes
+    nothing), and the run ends at once. A value the user set for the variable is left as it is.
+    """
+    with _mlflow_thread_waits_on_stop():
+        client.log_batch(run_id, tags=[written], synchronous=False)
+        client.set_terminated(run_id, status)
+
+
+@contextlib.contextmanager
+def _mlflow_thread_waits_on_stop() -> Iterator[None]:
+    name = "MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS"
+    if os.environ.get(name):
+        yield
+        return
+    os.environ[name] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
 
 
 def _write_hparams(logger: Any, trial: Trial, monitor: Sequence[str], values: dict[str, float], step: int) -> None:
@@ -352,7 +407,7 @@ def _write_hparams(logger: Any, trial: Trial, monitor: Sequence[str], values: di
 
 def tracker_runs(loggers: Sequence[Logger]) -> list[str]:
     """Where the MLflow and W&B runs of these loggers are, as ``"mlflow: ..."`` / ``"wandb: ..."`` lines."""
-    from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
+    from lightning.pytorch.loggers import WandbLogger
 
     runs = []
     for logger in loggers:
