@@ -91,18 +91,32 @@ class TrialMLFlowLogger(MLFlowLogger):
     """The MLflow shortcut's logger: metrics written by MLflow's background thread, params at once,
     and the run ended by :func:`record_outcome` with the trial's state.
 
-    Params are written synchronously: a trial logs them once or twice (the trial's, the module's
-    hyperparameters), and MLflow's thread may merge queued writes into one, which MLflow refuses whole
-    (metrics too) when it carries a param twice. Synchronous, a param logged again with the same value
-    is kept once, and one with another value raises MLflow's error where it is logged.
+    Params are written synchronously: MLflow's background thread may merge queued writes into one,
+    which MLflow refuses whole (metrics too) when it carries a param twice, and two writes of one param
+    running at once in its worker threads may collide in the store. Synchronous, a param logged again
+    with another value raises MLflow's error where it is logged, as with Lightning's default
+    ``MLFlowLogger``; one logged again with the same value (the trial's params, then the module's saved
+    hyperparameters) is not written again, which saves the trial a write to the store.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._written_params: dict[str, str] = {}
+
     def log_hyperparams(self, params: Any) -> None:
+        from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
+
+        # As MLFlowLogger.log_hyperparams writes them: flattened, as strings of at most 250 characters.
+        written = {key: str(value)[:250] for key, value in _flatten_dict(_convert_params(params)).items()}
+        new = {key: value for key, value in written.items() if self._written_params.get(key) != value}
+        if not new:
+            return
         background, self._log_batch_kwargs = self._log_batch_kwargs, {"synchronous": True}
         try:
-            super().log_hyperparams(params)
+            super().log_hyperparams(new)
         finally:
             self._log_batch_kwargs = background
+        self._written_params.update(new)
 
     def finalize(self, status: str = "success") -> None:
         """Leave the run open: :func:`record_outcome` ends it with the trial's state (PRUNED, FAIL too)."""
@@ -326,13 +340,9 @@ def record_outcome(logger: Logger, trial: Trial, monitor: Sequence[str], study_n
             "lightning_hpo.trial": str(trial.number),
             "lightning_hpo.state": state,
         }
-        now = int(time.time() * 1000)
-        client.log_batch(  # one transaction of the store, not one per tag and metric
-            run_id,
-            metrics=[Metric(key, value, now, step) for key, value in values.items()],
-            tags=[RunTag(key, value) for key, value in tags.items()],
-        )
-        _end_mlflow_run(client, run_id, _MLFLOW_STATUS.get(trial.state, "FAILED"), RunTag("lightning_hpo.state", state))
+        metrics = [Metric(key, value, int(time.time() * 1000), step) for key, value in values.items()]
+        status = _MLFLOW_STATUS.get(trial.state, "FAILED")
+        _end_mlflow_run(client, run_id, status, metrics, [RunTag(key, value) for key, value in tags.items()])
     elif isinstance(logger, WandbLogger):
         run = logger.experiment
         run.summary.update({**values, _STATE_KEY: state})
@@ -350,19 +360,21 @@ def record_outcome(logger: Logger, trial: Trial, monitor: Sequence[str], study_n
         logger.save()
 
 
-def _end_mlflow_run(client: Any, run_id: str, status: str, written: Any) -> None:
-    """End an MLflow run once its background writes are in the store, without MLflow's idle second.
+def _end_mlflow_run(client: Any, run_id: str, status: str, metrics: list[Any], tags: list[Any]) -> None:
+    """Write the outcome's metrics and tags to an MLflow run and end it, without MLflow's idle second.
 
-    Ending a run (``set_terminated``) stops MLflow's logging thread and waits for it, but the thread
-    waits for new writes in ``queue.get(timeout=1)`` and sees the stop only when that returns: up to
-    a second per run. Under ``MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS`` it waits on the stop itself. So,
-    for these few milliseconds only (writes during training are not merged), the variable is set, the
-    thread is woken by a background write of a tag already written (``written``, which changes
-    nothing), and the run ends at once. A value the user set for the variable is left as it is.
+    Ending a run (``set_terminated``) stops MLflow's background logging thread and waits until every
+    write is in the store, but the thread waits for new writes in ``queue.get(timeout=1)`` and sees
+    the stop only when that returns: up to a second per run. Under
+    ``MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS`` it waits on the stop itself. So the variable is set for
+    these few milliseconds only (writes during training are not merged), the outcome is written in
+    the background, which wakes the thread, and the run ends at once, after that write. A value the
+    user set for the variable is left as it is.
     """
     with _mlflow_thread_waits_on_stop():
-        client.log_batch(run_id, tags=[written], synchronous=False)
+        outcome = client.log_batch(run_id, metrics=metrics, tags=tags, synchronous=False)
         client.set_terminated(run_id, status)
+    outcome.wait()  # the write's error, if the store refused it
 
 
 @contextlib.contextmanager
