@@ -31,8 +31,9 @@ The per-validation curve of the monitored metric is logged by Lightning itself, 
 in the store when the trial ends). The MLflow shortcut writes params at once (they are few, and a
 merged write carrying one twice would be refused whole): a param logged again with the same value is
 kept once, and one logged again with another value raises MLflow's ``MlflowException`` ("Changing
-param values is not allowed") where it is logged, as Lightning's default ``MLFlowLogger`` does. A trial that resumes a preempted one from its checkpoint continues the
-interrupted trial's MLflow and W&B runs of a shortcut: one run per trial, its steps going on.
+param values is not allowed") where it is logged, as Lightning's default ``MLFlowLogger`` does.
+A trial that resumes a preempted one from its checkpoint continues the interrupted trial's MLflow and
+W&B runs of a shortcut: one run per trial, its steps going on.
 Under torchrun every rank builds the trial's loggers (its Trainer needs them), but Lightning's
 loggers only write on global rank 0, and only rank 0 records the outcome: one run per trial. With
 ``n_jobs`` each worker process makes and closes its own trials' loggers.
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SHORTCUTS",
     "LoggerArg",
+    "TrialMLFlowLogger",
     "TrialTrackers",
     "check_logger_arg",
     "logger_object_error",
