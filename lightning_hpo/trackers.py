@@ -15,7 +15,8 @@ Whatever made them, when a trial ends (COMPLETE, PRUNED or FAIL) its loggers get
   ``trial/<monitor>`` (the trial's value); run status FINISHED, KILLED (pruned) or FAILED. One
   experiment per study rather than a parent run with nested trial runs: the experiment's run table
   and charts compare the trials directly, and a parent run would have to be created once for all
-  the workers of a study, without a race.
+  the workers of a study, without a race. A trial trained several times (``cv``, ``repeats``) has a
+  run per training, each ending with the trial's outcome.
 * W&B: group = study, run name ``trial_<n>``, config = params; summary ``trial/<monitor>`` and
   ``trial/state``; the state as a tag; a FAIL trial's run ends as failed.
 * TensorBoard: HParams plugin data, the params and ``trial/state`` as hyperparameters and
@@ -121,7 +122,8 @@ class TrialMLFlowLogger(MLFlowLogger):
         self._written_params.update(new)
 
     def finalize(self, status: str = "success") -> None:
-        """Leave the run open: :func:`record_outcome` ends it with the trial's state (PRUNED, FAIL too)."""
+        """Leave the run open: :func:`record_outcome` ends it with the trial's state (PRUNED, FAIL too),
+        when the trial ends (after all its trainings, with ``cv`` or ``repeats``)."""
 
 
 def check_logger_arg(logger: Any) -> LoggerArg:
@@ -280,7 +282,10 @@ class TrialTrackers:
         """Give ``loggers`` the trial's params now, and its outcome when it ends; where its runs are."""
         from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
-        self._watched[trial.number] = list(loggers)
+        # A trial trained several times (cv, repeats) has an MLflow run per training, which the shortcut
+        # leaves open: each ends with the trial, with its outcome.
+        earlier = [logger for logger in self._watched.get(trial.number, ()) if isinstance(logger, TrialMLFlowLogger)]
+        self._watched[trial.number] = [*earlier, *loggers]
         for logger in loggers:
             # The values as they are: the logger converts them as it converts the module's own hyperparameters
             # (MLflow refuses a second, differently written value of a param). TensorBoard: once, with the outcome.

@@ -141,6 +141,21 @@ def test_mlflow_keeps_every_param_and_metric_when_the_module_logs_its_hyperparam
     assert BUFFERING not in os.environ  # set only while a run ends
 
 
+@pytest.mark.slow
+def test_each_mlflow_run_of_a_trial_trained_twice_ends_with_the_trial(monkeypatch) -> None:
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    tuner = tiny_tuner("mlflow", study_name="repeated", repeats=2)
+    (trial,) = tuner.fit(n_trials=1).trials
+    client = MlflowClient(tracking_uri=f"sqlite:///{(Path('lightning_hpo_runs') / 'mlflow.db').resolve()}")
+    runs = client.search_runs([client.get_experiment_by_name("repeated").experiment_id])
+    assert len(runs) == 2  # one per training of the trial, each with the trial's outcome
+    for run in runs:
+        assert run.info.status == "FINISHED" and run.data.tags["lightning_hpo.state"] == "COMPLETE"
+        assert run.data.metrics["trial/val_loss"] == pytest.approx(trial.value)
+
+
 def test_the_mlflow_shortcut_writes_params_at_once_and_refuses_a_changed_value_as_mlflow_does(tmp_path) -> None:
     from mlflow.exceptions import MlflowException
 
