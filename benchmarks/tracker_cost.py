@@ -3,6 +3,7 @@
     nice -n 10 python -m benchmarks.tracker_cost                 # writes benchmarks/TRACKERS.md
     python -m benchmarks.tracker_cost --repeats 1 --trials 2 --out /tmp/trackers.md   # a quick look
     python -m benchmarks.tracker_cost --logging-only   # the ms a trial's thread spends in its tracker, no training
+    nice -n 10 python -m benchmarks.tracker_cost --trackers mlflow --repeats 5 --out /tmp/mlflow.md  # one tracker
 
 Each repetition runs, for every tracker, a new study of the digits MLP of ``examples/digits.py``
 (``SobolSampler`` and ``NopPruner``, the same Trainer settings as ``benchmarks/tuner_overhead.py``),
@@ -48,14 +49,17 @@ def run_study(tracker: str | None, n: int, length: Length, root: Path) -> float:
     return run_tuner(n, length, root, tuner_kwargs={"logger": tracker}, **no_logger)["wall"] / n
 
 
-def measure(repeats: int, n: int, root: Path) -> list[dict[str, dict[str, float]]]:
-    """Per repetition: ``{length: {tracker: seconds per trial}}``."""
-    for tracker in TRACKERS:
+def measure(
+    repeats: int, n: int, root: Path, trackers: Sequence[str | None] = TRACKERS
+) -> list[dict[str, dict[str, float]]]:
+    """Per repetition: ``{length: {tracker: seconds per trial}}``, for the baseline and ``trackers``."""
+    trackers = (None, *(t for t in trackers if t is not None))
+    for tracker in trackers:
         run_study(tracker, 1, SHORT, root / f"warm-up-{_name(tracker)}")
     runs = []
     for repeat in range(repeats):
         seconds: dict[str, dict[str, float]] = {length.name: {} for length in (SHORT, LONG)}
-        order = TRACKERS[repeat % len(TRACKERS) :] + TRACKERS[: repeat % len(TRACKERS)]
+        order = trackers[repeat % len(trackers) :] + trackers[: repeat % len(trackers)]
         for length in (SHORT, LONG):
             for tracker in order:
                 gc.collect()
@@ -78,6 +82,7 @@ def report(runs: Sequence[Mapping[str, Mapping[str, float]]], n: int, command: s
     import wandb
 
     baseline = _name(None)
+    names = [baseline, *(name for name in runs[0][SHORT.name] if name != baseline)]  # those measured
     lines = [
         "# What an experiment tracker costs a trial",
         "",
@@ -97,7 +102,7 @@ def report(runs: Sequence[Mapping[str, Mapping[str, float]]], n: int, command: s
             "| logger | ms per trial | ratio to no logger |",
             "|---|---|---|",
         ]
-        for tracker in map(_name, TRACKERS):
+        for tracker in names:
             ms = [1000 * run[length.name][tracker] for run in runs]
             ratios = [run[length.name][tracker] / run[length.name][baseline] for run in runs]
             lines.append(f"| {tracker} | {quartiles_cell(ms, 0)} | {quartiles_cell(ratios, 2)} |")
@@ -112,7 +117,7 @@ def report(runs: Sequence[Mapping[str, Mapping[str, float]]], n: int, command: s
         "| logger | extra ms per trial (fixed) | extra ms per validation |",
         "|---|---|---|",
     ]
-    for tracker in map(_name, TRACKERS[1:]):
+    for tracker in names[1:]:
         lines_of = [extra_line(run, tracker) for run in runs]
         fixed, per_validation = zip(*lines_of)
         lines.append(f"| {tracker} | {quartiles_cell(fixed, 0)} | {quartiles_cell(per_validation, 1)} |")
@@ -122,8 +127,9 @@ def report(runs: Sequence[Mapping[str, Mapping[str, float]]], n: int, command: s
         "run: W&B starts a run through its service process, MLflow creates and updates rows of its store) is a "
         "large share of them; for a trial of minutes, `fixed + per_validation * validations` over its length is "
         'the share to expect. The `"mlflow"` shortcut logs each validation\'s metrics from a background thread '
-        "(`MLFlowLogger(synchronous=False)`; ending the run waits for them), so its local SQLite store's commits "
-        'leave the training loop; the `"wandb"` shortcut lists the installed packages once per process '
+        "(`MLFlowLogger(synchronous=False)`; ending the run waits for them, without MLflow's idle second), so "
+        "its local SQLite store's commits leave the training loop (its params are written at once); the "
+        '`"wandb"` shortcut lists the installed packages once per process '
         "instead of at every run's start (W&B's `requirements.txt`, written into each trial's run). W&B, "
         "TensorBoard and CSV write each step to a buffer or another process. Timings on a shared machine are "
         "noisy: the quartiles say how much.",
@@ -189,6 +195,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3, help="repetitions (default 3)")
     parser.add_argument("--trials", type=int, default=4, help="trials per study (default 4)")
+    parser.add_argument(
+        "--trackers", nargs="+", choices=TRACKERS[1:], default=TRACKERS[1:], help="against no logger (default: all)"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "TRACKERS.md", help="the Markdown report")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="the seconds measured, for --report-only")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from --json, measuring nothing")
@@ -221,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="tracker-cost-") as tmp, quiet_lightning("val_loss"):
             os.environ["WANDB_DIR"] = tmp
-            runs = measure(args.repeats, args.trials, Path(tmp))
+            runs = measure(args.repeats, args.trials, Path(tmp), args.trackers)
         command = "python -m benchmarks.tracker_cost " + " ".join(sys.argv[1:] if argv is None else argv)
         made = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
         saved = {"runs": runs, "trials": args.trials, "command": command.strip(), "made": made}

@@ -15,7 +15,8 @@ Whatever made them, when a trial ends (COMPLETE, PRUNED or FAIL) its loggers get
   ``trial/<monitor>`` (the trial's value); run status FINISHED, KILLED (pruned) or FAILED. One
   experiment per study rather than a parent run with nested trial runs: the experiment's run table
   and charts compare the trials directly, and a parent run would have to be created once for all
-  the workers of a study, without a race.
+  the workers of a study, without a race. A trial trained several times (``cv``, ``repeats``) has a
+  run per training, each ending with the trial's outcome.
 * W&B: group = study, run name ``trial_<n>``, config = params; summary ``trial/<monitor>`` and
   ``trial/state``; the state as a tag; a FAIL trial's run ends as failed.
 * TensorBoard: HParams plugin data, the params and ``trial/state`` as hyperparameters and
@@ -27,9 +28,13 @@ A tracker that fails to take the outcome (a network error, say) gets a warning: 
 the study's storage already, and the study goes on.
 
 The per-validation curve of the monitored metric is logged by Lightning itself, as the module logs it
-(the MLflow shortcut's by a background thread, which ending the run waits for: every metric is in the
-store when the trial ends). A trial that resumes a preempted one from its checkpoint continues the
-interrupted trial's MLflow and W&B runs of a shortcut: one run per trial, its steps going on.
+(the MLflow shortcut's by MLflow's background thread, which ending the run waits for: every metric is
+in the store when the trial ends). The MLflow shortcut writes params at once (they are few, and a
+merged write carrying one twice would be refused whole): a param logged again with the same value is
+kept once, and one logged again with another value raises MLflow's ``MlflowException`` ("Changing
+param values is not allowed") where it is logged, as Lightning's default ``MLFlowLogger`` does.
+A trial that resumes a preempted one from its checkpoint continues the interrupted trial's MLflow and
+W&B runs of a shortcut: one run per trial, its steps going on.
 Under torchrun every rank builds the trial's loggers (its Trainer needs them), but Lightning's
 loggers only write on global rank 0, and only rank 0 records the outcome: one run per trial. With
 ``n_jobs`` each worker process makes and closes its own trials' loggers.
@@ -37,6 +42,7 @@ loggers only write on global rank 0, and only rank 0 records the outcome: one ru
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import json
@@ -44,9 +50,11 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
+
+from lightning.pytorch.loggers import MLFlowLogger
 
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, MissingExtraError
 from lightning_hpo.trial import RESUME_DIR, Trial, TrialState
@@ -57,6 +65,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SHORTCUTS",
     "LoggerArg",
+    "TrialMLFlowLogger",
     "TrialTrackers",
     "check_logger_arg",
     "logger_object_error",
@@ -79,6 +88,42 @@ _STATE_KEY = "trial/state"
 #: "wandb": run_id}``, which a trial that resumes it (in the same directory) continues.
 RUN_IDS_FILE = "tracker_run_ids.json"
 _MLFLOW_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
+
+
+class TrialMLFlowLogger(MLFlowLogger):
+    """The MLflow shortcut's logger: metrics written by MLflow's background thread, params at once,
+    and the run ended by :func:`record_outcome` with the trial's state.
+
+    Params are written synchronously: MLflow's background thread may merge queued writes into one,
+    which MLflow refuses whole (metrics too) when it carries a param twice, and two writes of one param
+    running at once in its worker threads may collide in the store. Synchronous, a param logged again
+    with another value raises MLflow's error where it is logged, as with Lightning's default
+    ``MLFlowLogger``; one logged again with the same value (the trial's params, then the module's saved
+    hyperparameters) is not written again, which saves the trial a write to the store.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._written_params: dict[str, str] = {}
+
+    def log_hyperparams(self, params: Any) -> None:
+        from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
+
+        # As MLFlowLogger.log_hyperparams writes them: flattened, as strings of at most 250 characters.
+        written = {key: str(value)[:250] for key, value in _flatten_dict(_convert_params(params)).items()}
+        new = {key: value for key, value in written.items() if self._written_params.get(key) != value}
+        if not new:
+            return
+        background, self._log_batch_kwargs = self._log_batch_kwargs, {"synchronous": True}
+        try:
+            super().log_hyperparams(new)
+        finally:
+            self._log_batch_kwargs = background
+        self._written_params.update(new)
+
+    def finalize(self, status: str = "success") -> None:
+        """Leave the run open: :func:`record_outcome` ends it with the trial's state (PRUNED, FAIL too),
+        when the trial ends (after all its trainings, with ``cv`` or ``repeats``)."""
 
 
 def check_logger_arg(logger: Any) -> LoggerArg:
@@ -204,15 +249,15 @@ class TrialTrackers:
             return loggers.CSVLogger(self.study_dir, name=run_name, version="")
         if name == "mlflow":
             tracking_uri, artifact_location = self._mlflow_store()
-            return loggers.MLFlowLogger(
+            return TrialMLFlowLogger(
                 experiment_name=self.study_name,
                 run_name=run_name,
                 tracking_uri=tracking_uri,
                 tags={"lightning_hpo.study": self.study_name, "lightning_hpo.trial": str(trial.number)},
                 artifact_location=artifact_location,
                 run_id=self._continued_run(trial, "mlflow"),
-                # A background thread writes each validation's metrics; ending the run (record_outcome)
-                # waits until they are all in the store.
+                # MLflow's background thread writes each validation's metrics; ending the run
+                # (record_outcome) waits until they are all in the store.
                 synchronous=False,
             )
         save_dir = os.environ.get("WANDB_DIR") or self.study_dir / run_name
@@ -235,9 +280,12 @@ class TrialTrackers:
 
     def watch(self, trial: Trial, loggers: Sequence[Logger]) -> list[str]:
         """Give ``loggers`` the trial's params now, and its outcome when it ends; where its runs are."""
-        from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, WandbLogger
+        from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
-        self._watched[trial.number] = list(loggers)
+        # A trial trained several times (cv, repeats) has an MLflow run per training, which the shortcut
+        # leaves open: each ends with the trial, with its outcome.
+        earlier = [logger for logger in self._watched.get(trial.number, ()) if isinstance(logger, TrialMLFlowLogger)]
+        self._watched[trial.number] = [*earlier, *loggers]
         for logger in loggers:
             # The values as they are: the logger converts them as it converts the module's own hyperparameters
             # (MLflow refuses a second, differently written value of a param). TensorBoard: once, with the outcome.
@@ -250,7 +298,7 @@ class TrialTrackers:
     def _note_runs(self, trial: Trial, loggers: Sequence[Logger]) -> None:
         """Note the shortcut's MLflow / W&B run in the trial's directory, for a trial that resumes it;
         a continued MLflow run is RUNNING again (the interrupted trial's process may have ended it)."""
-        from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
+        from lightning.pytorch.loggers import WandbLogger
 
         runs = {}
         for logger in loggers:
@@ -285,7 +333,7 @@ class TrialTrackers:
 
 def record_outcome(logger: Logger, trial: Trial, monitor: Sequence[str], study_name: str) -> None:
     """Write ``trial``'s state and value(s) to ``logger`` as its tracker shows them, and end its run."""
-    from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger, WandbLogger
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 
     values = {f"trial/{name}": v for name, v in zip(monitor, trial.values or ()) if math.isfinite(v)}
     step = max(trial.intermediate_values, default=0)
@@ -299,13 +347,9 @@ def record_outcome(logger: Logger, trial: Trial, monitor: Sequence[str], study_n
             "lightning_hpo.trial": str(trial.number),
             "lightning_hpo.state": state,
         }
-        now = int(time.time() * 1000)
-        client.log_batch(  # one transaction of the store, not one per tag and metric
-            run_id,
-            metrics=[Metric(key, value, now, step) for key, value in values.items()],
-            tags=[RunTag(key, value) for key, value in tags.items()],
-        )
-        client.set_terminated(run_id, _MLFLOW_STATUS.get(trial.state, "FAILED"))
+        metrics = [Metric(key, value, int(time.time() * 1000), step) for key, value in values.items()]
+        status = _MLFLOW_STATUS.get(trial.state, "FAILED")
+        _end_mlflow_run(client, run_id, status, metrics, [RunTag(key, value) for key, value in tags.items()])
     elif isinstance(logger, WandbLogger):
         run = logger.experiment
         run.summary.update({**values, _STATE_KEY: state})
@@ -321,6 +365,36 @@ def record_outcome(logger: Logger, trial: Trial, monitor: Sequence[str], study_n
     elif values:
         logger.log_metrics(values, step)
         logger.save()
+
+
+def _end_mlflow_run(client: Any, run_id: str, status: str, metrics: list[Any], tags: list[Any]) -> None:
+    """Write the outcome's metrics and tags to an MLflow run and end it, without MLflow's idle second.
+
+    Ending a run (``set_terminated``) stops MLflow's background logging thread and waits until every
+    write is in the store, but the thread waits for new writes in ``queue.get(timeout=1)`` and sees
+    the stop only when that returns: up to a second per run. Under
+    ``MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS`` it waits on the stop itself. So the variable is set for
+    these few milliseconds only (writes during training are not merged), the outcome is written in
+    the background, which wakes the thread, and the run ends at once, after that write. A value the
+    user set for the variable is left as it is.
+    """
+    with _mlflow_thread_waits_on_stop():
+        outcome = client.log_batch(run_id, metrics=metrics, tags=tags, synchronous=False)
+        client.set_terminated(run_id, status)
+    outcome.wait()  # the write's error, if the store refused it
+
+
+@contextlib.contextmanager
+def _mlflow_thread_waits_on_stop() -> Iterator[None]:
+    name = "MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS"
+    if os.environ.get(name):
+        yield
+        return
+    os.environ[name] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
 
 
 def _write_hparams(logger: Any, trial: Trial, monitor: Sequence[str], values: dict[str, float], step: int) -> None:
@@ -352,7 +426,7 @@ def _write_hparams(logger: Any, trial: Trial, monitor: Sequence[str], values: di
 
 def tracker_runs(loggers: Sequence[Logger]) -> list[str]:
     """Where the MLflow and W&B runs of these loggers are, as ``"mlflow: ..."`` / ``"wandb: ..."`` lines."""
-    from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
+    from lightning.pytorch.loggers import WandbLogger
 
     runs = []
     for logger in loggers:

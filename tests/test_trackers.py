@@ -23,7 +23,7 @@ from lightning_hpo import Float, Pruner, TrialState, Tuner
 from lightning_hpo.console import main as console_main
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, MissingExtraError
 from lightning_hpo.export import TRACKER_RUNS_ATTR
-from lightning_hpo.trackers import RUN_IDS_FILE
+from lightning_hpo.trackers import RUN_IDS_FILE, TrialMLFlowLogger
 from tests.lightning_models import LinearRegression, RegressionData
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,6 +110,62 @@ def test_mlflow_one_run_per_trial_in_an_experiment_named_after_the_study(monkeyp
     assert str(Path("lightning_hpo_runs") / "study" / "trial_1") in shown
     console_main(["best", "--storage", str(Path("lightning_hpo_runs") / "studies.db")])
     assert complete.info.run_id in "".join(capsys.readouterr().out.split())
+
+
+BUFFERING = "MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS"
+
+
+class LogsItsHyperparamsAgain(LinearRegression):
+    """Saves its hyperparameters (Lightning logs them) and logs them again at every validation."""
+
+    def on_validation_epoch_end(self) -> None:
+        self.logger.log_hyperparams(self.hparams)
+
+
+@pytest.mark.slow
+def test_mlflow_keeps_every_param_and_metric_when_the_module_logs_its_hyperparameters_again(monkeypatch) -> None:
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv(BUFFERING, raising=False)
+    (trial,) = tiny_tuner("mlflow", LogsItsHyperparamsAgain, study_name="again").fit(n_trials=1).trials
+    client = MlflowClient(tracking_uri=f"sqlite:///{(Path('lightning_hpo_runs') / 'mlflow.db').resolve()}")
+    (run,) = client.search_runs([client.get_experiment_by_name("again").experiment_id])
+    # The trial's params, then the module's (the same lr), then the module's again: each once.
+    assert run.data.params == {"lr": str(trial.params["lr"]), "hidden": "8", "activation": "relu"}
+    assert run.info.status == "FINISHED" and run.data.tags["lightning_hpo.state"] == "COMPLETE"
+    history = client.get_metric_history(run.info.run_id, "val_loss")
+    assert [m.value for m in history] == pytest.approx(list(trial.intermediate_values.values()))
+    assert len(client.get_metric_history(run.info.run_id, "train_loss")) == 4  # 2 epochs of 2 steps
+    assert run.data.metrics["trial/val_loss"] == pytest.approx(trial.value)
+    assert BUFFERING not in os.environ  # set only while a run ends
+
+
+@pytest.mark.slow
+def test_each_mlflow_run_of_a_trial_trained_twice_ends_with_the_trial(monkeypatch) -> None:
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    tuner = tiny_tuner("mlflow", study_name="repeated", repeats=2)
+    (trial,) = tuner.fit(n_trials=1).trials
+    client = MlflowClient(tracking_uri=f"sqlite:///{(Path('lightning_hpo_runs') / 'mlflow.db').resolve()}")
+    runs = client.search_runs([client.get_experiment_by_name("repeated").experiment_id])
+    assert len(runs) == 2  # one per training of the trial, each with the trial's outcome
+    for run in runs:
+        assert run.info.status == "FINISHED" and run.data.tags["lightning_hpo.state"] == "COMPLETE"
+        assert run.data.metrics["trial/val_loss"] == pytest.approx(trial.value)
+
+
+def test_the_mlflow_shortcut_writes_params_at_once_and_refuses_a_changed_value_as_mlflow_does(tmp_path) -> None:
+    from mlflow.exceptions import MlflowException
+
+    logger = TrialMLFlowLogger(experiment_name="e", tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", synchronous=False)
+    logger.log_hyperparams({"lr": 0.1, "layers": 2})
+    logger.log_hyperparams({"lr": 0.1, "width": 8})  # the same value again: kept once
+    with pytest.raises(MlflowException, match="Changing param values is not allowed"):
+        logger.log_hyperparams({"lr": 0.2, "depth": 3})  # refused whole, as MLflow refuses it
+    # In the store already, before the run ends: nothing waits in MLflow's background queue.
+    assert logger.experiment.get_run(logger.run_id).data.params == {"lr": "0.1", "layers": "2", "width": "8"}
 
 
 def wandb_offline_records(run_file: Path) -> dict[str, list]:
