@@ -13,6 +13,10 @@ Measures, in the server process (no browser, no network):
 * **update**: the server time of the poll that reads the study again after one new trial reported
   one value (an incremental read: the new trial and those running or lately finished), and its bytes.
 
+With ``--against REV`` (a git revision of this repository), the first open is also timed with the
+dashboard and storage of that revision: each side in its own process, the two alternating, so
+that both see the same load; the ratio of each pair is printed with the median.
+
 The study is written with the SQL storage's own table definitions in bulk (the storage API would
 take minutes for 10,000 trials on 2 cores); the dashboard then reads it through ``Storage`` as always.
 
@@ -20,6 +24,7 @@ Run from the repository root (needs the ``dashboard`` extra)::
 
     python benchmarks/dashboard_speed.py                                   # SQLite, in a temporary folder
     source .ci/postgres.sh && python benchmarks/dashboard_speed.py --storage "$LIGHTNING_HPO_TEST_POSTGRES_URL"
+    python benchmarks/dashboard_speed.py --against 0228d1b --pairs 5      # this tree against that commit
 """
 
 from __future__ import annotations
@@ -29,13 +34,15 @@ import json
 import math
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
@@ -121,13 +128,54 @@ def timed_baseline(storage: Storage, name: str) -> tuple[float, int, dict]:
     return time.perf_counter() - began, len(body), {}
 
 
+# Run in a process of its own with the package of one revision first on its path: the seconds of each first open.
+_TIME_FIRST_OPENS = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from lightning_hpo.dashboard._data import StudyFeed
+from lightning_hpo.storage import open_storage
+storage = open_storage(sys.argv[2])
+seconds = []
+for _ in range(int(sys.argv[4])):
+    began = time.perf_counter()
+    StudyFeed(storage, background=False).changes_json(sys.argv[3], 0)
+    seconds.append(time.perf_counter() - began)
+storage.close()
+print(json.dumps(seconds))
+"""
+
+
+def first_opens(source: Path, url: str, name: str, repeats: int) -> float:
+    """The median server time of ``repeats`` first opens by the package in ``source``, in a process of its own."""
+    command = [sys.executable, "-c", _TIME_FIRST_OPENS, str(source), url, name, str(repeats)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return statistics.median(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def compare_first_opens(revision: str, url: str, name: str, pairs: int, repeats: int) -> list[tuple[float, float]]:
+    """(this tree, ``revision``) median first-open seconds, ``pairs`` times, the two sides alternating."""
+    with tempfile.TemporaryDirectory() as folder:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", revision, "lightning_hpo"], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+        return [
+            (first_opens(ROOT, url, name, repeats), first_opens(Path(folder), url, name, repeats)) for _ in range(pairs)
+        ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--storage", help="database URL (default: a SQLite file in a temporary folder)")
     parser.add_argument("--n-trials", type=int, default=10_000)
     parser.add_argument("--steps", type=int, default=20, help="reports per COMPLETE trial")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--against", metavar="REV", help="also time the first open with this git revision's package")
+    parser.add_argument("--pairs", type=int, default=5, help="with --against: processes per side, alternating")
+    parser.add_argument("--only-against", action="store_true", help="with --against: skip the other measurements")
     args = parser.parse_args(argv)
+    if args.only_against and not args.against:
+        parser.error(f"--only-against needs --against REV (a git revision to compare with), but got {args.against!r}")
     with tempfile.TemporaryDirectory() as folder:
         url = args.storage or f"sqlite:///{Path(folder) / 'studies.db'}"
         storage = open_storage(url)
@@ -138,6 +186,15 @@ def main(argv: list[str] | None = None) -> int:
             f"built {args.n_trials} trials x {args.steps} steps in {time.perf_counter() - began:.1f} s ({storage.display_url})"
         )
         try:
+            if args.against:
+                pairs = compare_first_opens(args.against, url, name, args.pairs, args.repeats)
+                print(
+                    f"first open, this tree vs {args.against}: "
+                    + ", ".join(f"{new * 1000:.0f}/{old * 1000:.0f} ms" for new, old in pairs)
+                    + f"; median ratio new/old {statistics.median(new / old for new, old in pairs):.2f}"
+                )
+                if args.only_against:
+                    return 0
             cold, baseline = [], []
             for _ in range(args.repeats):  # alternated, so that both see the same load
                 cold.append(timed_changes(StudyFeed(storage, background=False), name, 0))

@@ -13,6 +13,7 @@ import shlex
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -21,6 +22,7 @@ from lightning_hpo.export import CONFIG_ATTR, LOGGER_DIR_ATTR, TRACKER_RUNS_ATTR
 from lightning_hpo.snapshot import StudySnapshot
 from lightning_hpo.space import SearchSpace
 from lightning_hpo.storage import Storage, StudyRecord
+from lightning_hpo.storage.base import TrialOverview
 from lightning_hpo.trial import (
     CONSTRAINT_VIOLATIONS,
     ENQUEUED,
@@ -134,10 +136,21 @@ def _finite_curve(text: str, n_objectives: int) -> str:
 _COMPACT: dict[str, Any] = {"ensure_ascii": False, "allow_nan": False, "separators": (",", ":")}
 
 
+_ENCODER = json.JSONEncoder(**_COMPACT)
+
+
+def _row_head(trial: Trial, params: Mapping[str, Any]) -> str:
+    """A trial's row as JSON text without its closing brace, for :func:`_with_curve` to finish."""
+    return _ENCODER.encode(trial_row(trial, params))[:-1]
+
+
+def _with_curve(head: str, curve: str, n_objectives: int) -> str:
+    return f'{head},"curve":{_finite_curve(curve, n_objectives)}}}'
+
+
 def row_json(trial: Trial, curve: str, params: Mapping[str, Any], n_objectives: int) -> str:
     """A trial's row as JSON text, its curve (JSON text, see :class:`TrialOverview`) spliced in unparsed."""
-    head = json.dumps(trial_row(trial, params), **_COMPACT)
-    return f'{head[:-1]},"curve":{_finite_curve(curve, n_objectives)}}}'
+    return _with_curve(_row_head(trial, params), curve, n_objectives)
 
 
 def trial_detail(trial: Trial, snapshot: StudySnapshot, display_url: str) -> dict[str, Any]:
@@ -330,6 +343,28 @@ class StudyFeed:
             self._read(name, state)
         return state
 
+    def _rows(
+        self,
+        study_id: int,
+        overviews: list[TrialOverview],
+        space: SearchSpace,
+        n_objectives: int,
+        selectors: Mapping[str, Any],
+    ) -> dict[int, str]:
+        """Each trial's row as JSON text, by number: the database writes the curves while this thread writes the rest.
+
+        The curves are read after the trials, and only for the trials read (``up_to_id``), so that a trial
+        that has finished comes with all its values; a running one may come with a few more than its row says.
+        """
+        if not overviews:
+            return {}
+        up_to_id = max(o.trial.id for o in overviews)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            reading = pool.submit(self.storage.get_trial_curves, study_id, up_to_id=up_to_id, **selectors)
+            heads = [(o.trial, _row_head(o.trial, space.from_stored(o.trial.params))) for o in overviews]
+            curves = reading.result()
+        return {trial.number: _with_curve(head, curves.get(trial.id, "[]"), n_objectives) for trial, head in heads}
+
     def _read(self, name: str, state: _StudyState) -> None:
         began, wall = time.monotonic(), datetime.now(timezone.utc)
         try:
@@ -338,17 +373,15 @@ class StudyFeed:
             )
             record = self.storage.get_study(name) if full else state.record
             assert record is not None
-            if full:
-                overviews = self.storage.get_trial_overviews(record.id, attr_keys=ROW_ATTRS)
-            else:
+            selectors: dict[str, Any] = {}
+            if not full:
                 assert state.read_wall is not None
-                overviews = self.storage.get_trial_overviews(
-                    record.id,
-                    attr_keys=ROW_ATTRS,
-                    after_id=state.max_id,
-                    ids=state.running_ids,
-                    finished_since=state.read_wall - timedelta(seconds=self.FINISHED_LOOKBACK),
-                )
+                selectors = {
+                    "after_id": state.max_id,
+                    "ids": state.running_ids,
+                    "finished_since": state.read_wall - timedelta(seconds=self.FINISHED_LOOKBACK),
+                }
+            overviews = self.storage.get_trial_overviews(record.id, attr_keys=ROW_ATTRS, curves=False, **selectors)
             # A study deleted and created again may get its old id back: its creation time tells them apart.
             same_study = state.record is not None and (state.record.id, state.record.created_at) == (
                 record.id,
@@ -357,10 +390,7 @@ class StudyFeed:
             space = state.space if same_study else SearchSpace.from_json(record.space)
             assert space is not None
             n_objectives = len(record.directions)
-            rows = {
-                o.trial.number: row_json(o.trial, o.curve_json, space.from_stored(o.trial.params), n_objectives)
-                for o in overviews
-            }
+            rows = self._rows(record.id, overviews, space, n_objectives, selectors)
         finally:
             with self._lock:
                 state.reading = False

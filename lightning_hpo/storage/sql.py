@@ -181,13 +181,19 @@ def _decode_all(texts: Iterable[str]) -> list[Any]:
     return json.loads("[" + ",".join(texts) + "]")
 
 
-def _curve_json(is_sqlite: bool) -> Any:
-    """A trial's intermediate values as the JSON text of :attr:`TrialOverview.curve_json`, in step order."""
+def _curve_point(is_sqlite: bool) -> Any:
+    """One intermediate value as the JSON text of a point of :attr:`TrialOverview.curve_json`."""
     steps = intermediate_table.c
     # Every double as text that reads back as the same double: PostgreSQL's text is; SQLite's needs '%!.17g'.
     exact = sa.func.printf("%!.17g", steps.value) if is_sqlite else sa.cast(steps.value, sa.Text)
     number = sa.case((sa.func.abs(steps.value) <= sys.float_info.max, exact), else_="null")
-    point = "[" + sa.cast(steps.step, sa.Text) + "," + sa.func.coalesce(steps.objective_values, number) + "]"
+    return "[" + sa.cast(steps.step, sa.Text) + "," + sa.func.coalesce(steps.objective_values, number) + "]"
+
+
+def _curve_json(is_sqlite: bool) -> Any:
+    """A trial's intermediate values as the JSON text of :attr:`TrialOverview.curve_json`, in step order."""
+    steps = intermediate_table.c
+    point = _curve_point(is_sqlite)
     if is_sqlite:
         # SQLite 3.40 has no ORDER BY inside an aggregate: it aggregates the rows of an ordered subquery in order.
         ordered = (
@@ -208,6 +214,21 @@ def _curve_json(is_sqlite: bool) -> Any:
             .scalar_subquery()
         )
     return "[" + sa.func.coalesce(joined, "") + "]"
+
+
+def _overview_condition(
+    study_id: int, after_id: int | None, ids: Iterable[int], finished_since: datetime | None
+) -> Any:
+    """The trials of the study that match any selector of :meth:`Storage.get_trial_overviews`, or all of them."""
+    selectors = []
+    if after_id is not None:
+        selectors.append(trials_table.c.id > after_id)
+    if ids := list(ids):
+        selectors.append(trials_table.c.id.in_(ids))
+    if finished_since is not None:
+        selectors.append(trials_table.c.datetime_complete >= _naive(finished_since.astimezone(timezone.utc)))
+    condition = trials_table.c.study_id == study_id
+    return sa.and_(condition, sa.or_(*selectors)) if selectors else condition
 
 
 @functools.cache
@@ -898,6 +919,7 @@ class SQLStorage(Storage):
         after_id: int | None = None,
         ids: Iterable[int] = (),
         finished_since: datetime | None = None,
+        curves: bool = True,
     ) -> list[TrialOverview]:
         # The database does the work Python would do per value: it picks the attrs out of their JSON and
         # writes each trial's intermediate values as one JSON text, which a dashboard sends on as it is.
@@ -905,20 +927,11 @@ class SQLStorage(Storage):
         for key in keys:
             if not _ATTR_KEY.fullmatch(key):
                 raise InvalidArgumentError(f"An attr key must be a plain name (letters, digits, _), but got {key!r}.")
-        selectors = []
-        if after_id is not None:
-            selectors.append(trials_table.c.id > after_id)
-        if ids := list(ids):
-            selectors.append(trials_table.c.id.in_(ids))
-        if finished_since is not None:
-            selectors.append(trials_table.c.datetime_complete >= _naive(finished_since.astimezone(timezone.utc)))
-        condition = trials_table.c.study_id == study_id
-        if selectors:
-            condition = sa.and_(condition, sa.or_(*selectors))
+        condition = _overview_condition(study_id, after_id, ids, finished_since)
         t = trials_table.c
         times = [_datetime_text(c, self._is_sqlite) for c in (t.datetime_start, t.datetime_complete, t.heartbeat)]
         columns = [t.id, t.number, t.state, t.params, t.objective_values, t.error, t.worker, *times]
-        columns += [t.log_dir, t.checkpoint_path, _curve_json(self._is_sqlite)]
+        columns += [t.log_dir, t.checkpoint_path, _curve_json(self._is_sqlite) if curves else sa.null()]
         columns += [_attr_json(key, self._is_sqlite) for key in keys]
         rows = self._run(lambda conn: conn.execute(sa.select(*columns).where(condition).order_by(t.number)).all())
         # One json.loads per column, not per row: each cell is JSON that storage wrote.
@@ -962,6 +975,34 @@ class SQLStorage(Storage):
                 *_,
             ) in enumerate(rows)
         ]
+
+    def get_trial_curves(
+        self,
+        study_id: int,
+        *,
+        after_id: int | None = None,
+        ids: Iterable[int] = (),
+        finished_since: datetime | None = None,
+        up_to_id: int | None = None,
+    ) -> dict[int, str]:
+        condition = _overview_condition(study_id, after_id, ids, finished_since)
+        if up_to_id is not None:
+            condition = sa.and_(condition, trials_table.c.id <= up_to_id)
+        if self._is_sqlite:  # see _curve_json: SQLite aggregates in order only from an ordered subquery
+            query = sa.select(trials_table.c.id, _curve_json(True)).where(condition)
+        else:  # one pass over the values, grouped, rather than one aggregate per trial
+            from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+            steps = intermediate_table.c
+            joined = sa.func.string_agg(_curve_point(False), aggregate_order_by(sa.literal(","), steps.step))
+            query = (
+                sa.select(steps.trial_id, "[" + joined + "]")
+                .join_from(intermediate_table, trials_table, steps.trial_id == trials_table.c.id)
+                .where(condition)
+                .group_by(steps.trial_id)
+            )
+        rows = self._run(lambda conn: conn.execute(query).all())
+        return {trial_id: curve for trial_id, curve in rows if curve != "[]"}
 
 
 @dataclass(frozen=True)
