@@ -111,7 +111,7 @@ def trial_row(trial: Trial, params: Mapping[str, Any] | None = None) -> dict[str
         "duration": trial.duration,
         "note": note,
     }
-    if found := origin(trial):
+    if trial.attrs and (found := origin(trial)):
         row["origin"] = found
     return row
 
@@ -139,18 +139,23 @@ _COMPACT: dict[str, Any] = {"ensure_ascii": False, "allow_nan": False, "separato
 _ENCODER = json.JSONEncoder(**_COMPACT)
 
 
-def _row_head(trial: Trial, params: Mapping[str, Any]) -> str:
-    """A trial's row as JSON text without its closing brace, for :func:`_with_curve` to finish."""
-    return _ENCODER.encode(trial_row(trial, params))[:-1]
-
-
-def _with_curve(head: str, curve: str, n_objectives: int) -> str:
-    return f'{head},"curve":{_finite_curve(curve, n_objectives)}}}'
-
-
 def row_json(trial: Trial, curve: str, params: Mapping[str, Any], n_objectives: int) -> str:
     """A trial's row as JSON text, its curve (JSON text, see :class:`TrialOverview`) spliced in unparsed."""
-    return _with_curve(_row_head(trial, params), curve, n_objectives)
+    head = _ENCODER.encode(trial_row(trial, params))
+    return f'{head[:-1]},"curve":{_finite_curve(curve, n_objectives)}}}'
+
+
+#: A trial as the feed keeps it: its row but the curve (see :func:`trial_row`), and its curve as JSON text.
+_Row = tuple[dict[str, Any], str]
+
+
+def _trials_json(rows: list[_Row]) -> str:
+    """The ``trials`` and ``curves`` of an answer: the rows encoded in one call, and their curves, in the same order.
+
+    The curves travel apart so that the database's text of each is spliced in as it is, while the rows
+    (many small dicts) are encoded at once: one call costs less than one per row.
+    """
+    return f'"trials":{_ENCODER.encode([row for row, _ in rows])},"curves":[{",".join(curve for _, curve in rows)}]'
 
 
 def trial_detail(trial: Trial, snapshot: StudySnapshot, display_url: str) -> dict[str, Any]:
@@ -212,7 +217,7 @@ class _StudyState:
     record: StudyRecord | None = None
     space: SearchSpace | None = None
     overview: dict[int, Trial] = field(default_factory=dict)
-    rows: dict[int, str] = field(default_factory=dict)
+    rows: dict[int, _Row] = field(default_factory=dict)
     changed_at: dict[int, int] = field(default_factory=dict)
     log: list[tuple[int, int]] = field(default_factory=list)  # (version, number) of each change, in order
     reset_at: int = 0  # the version of the last read that replaced every row: older clients start over
@@ -225,7 +230,7 @@ class _StudyState:
     full_read_at: float = -math.inf
     full_read_seconds: float = 0.0
     reading: bool = False
-    trials_json: str | None = None  # every row, as the answer to since=0 sends them
+    trials_json: str | None = None  # every row and curve, as the answer to since=0 sends them
     first_read: threading.Lock = field(default_factory=threading.Lock)
 
     def snapshot(self) -> StudySnapshot:
@@ -301,23 +306,27 @@ class StudyFeed:
             return len(state.overview)
 
     def changes(self, name: str, since: int = 0) -> dict[str, Any]:
-        """The study's summary, the trials changed after version ``since``, and the current version."""
-        return json.loads(self.changes_json(name, since))
+        """The study's summary, the trials changed after version ``since`` (each with its curve), and the current version."""
+        answer = json.loads(self.changes_json(name, since))
+        for row, curve in zip(answer["trials"], answer.pop("curves")):
+            row["curve"] = curve
+        return answer
 
     def changes_json(self, name: str, since: int = 0) -> bytes:
-        """:meth:`changes` as the JSON the server sends; the answer with every trial is encoded once per read."""
+        """:meth:`changes` as the JSON the server sends, the curves in a list of their own (``curves[i]`` is
+        ``trials[i]``'s); the answer with every trial is encoded once per read."""
         state = self._fresh(name)
         with self._lock:
             reset = since > self._version or since < state.reset_at or since <= 0
             if reset:
                 if state.trials_json is None:
-                    state.trials_json = ",".join(state.rows[n] for n in sorted(state.rows))
+                    state.trials_json = _trials_json([state.rows[n] for n in sorted(state.rows)])
                 trials = state.trials_json
             else:  # the log is in version order: the changes after `since` are its tail
                 first = bisect.bisect_right(state.log, (since, math.inf))
-                trials = ",".join(state.rows[n] for n in sorted({number for _, number in state.log[first:]}))
+                trials = _trials_json([state.rows[n] for n in sorted({number for _, number in state.log[first:]})])
             head = json.dumps({"study": state.summary, "version": self._version, "reset": reset}, **_COMPACT)
-        return f'{head[:-1]},"trials":[{trials}]}}'.encode()
+        return f"{head[:-1]},{trials}}}".encode()
 
     def _fresh(self, name: str) -> _StudyState:
         """The study's state: read now if never read, else read again (in the background) when due."""
@@ -350,8 +359,8 @@ class StudyFeed:
         space: SearchSpace,
         n_objectives: int,
         selectors: Mapping[str, Any],
-    ) -> dict[int, str]:
-        """Each trial's row as JSON text, by number: the database writes the curves while this thread writes the rest.
+    ) -> dict[int, _Row]:
+        """Each trial's row and curve, by number: the database writes the curves while this thread makes the rows.
 
         The curves are read after the trials, and only for the trials read (``up_to_id``), so that a trial
         that has finished comes with all its values; a running one may come with a few more than its row says.
@@ -361,9 +370,9 @@ class StudyFeed:
         up_to_id = max(o.trial.id for o in overviews)
         with ThreadPoolExecutor(max_workers=1) as pool:
             reading = pool.submit(self.storage.get_trial_curves, study_id, up_to_id=up_to_id, **selectors)
-            heads = [(o.trial, _row_head(o.trial, space.from_stored(o.trial.params))) for o in overviews]
+            rows = [(o.trial, trial_row(o.trial, space.from_stored(o.trial.params))) for o in overviews]
             curves = reading.result()
-        return {trial.number: _with_curve(head, curves.get(trial.id, "[]"), n_objectives) for trial, head in heads}
+        return {trial.number: (row, _finite_curve(curves.get(trial.id, "[]"), n_objectives)) for trial, row in rows}
 
     def _read(self, name: str, state: _StudyState) -> None:
         began, wall = time.monotonic(), datetime.now(timezone.utc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from datetime import timedelta
@@ -76,7 +77,7 @@ def test_curves_read_apart_are_the_overviews_curves(storage_url: str) -> None:
         storage, study_id = study.storage, study._study_id
         with_curves = {o.trial.id: o.curve_json for o in storage.get_trial_overviews(study_id)}
         assert all(o.curve_json is None for o in storage.get_trial_overviews(study_id, curves=False))
-        for read in (storage.get_trial_curves, lambda *a, **k: Storage.get_trial_curves(storage, *a, **k)):
+        for read in (storage.get_trial_curves, functools.partial(Storage.get_trial_curves, storage)):
             curves = read(study_id)
             assert {i: json.loads(c) for i, c in curves.items()} == {
                 i: json.loads(c) for i, c in with_curves.items() if c != "[]"
