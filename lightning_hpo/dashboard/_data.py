@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from lightning_hpo.export import CONFIG_ATTR, LOGGER_DIR_ATTR, TRACKER_RUNS_ATTR, _plain, retrain_command
+from lightning_hpo.pareto import best_trials
 from lightning_hpo.snapshot import StudySnapshot
 from lightning_hpo.space import SearchSpace
 from lightning_hpo.storage import Storage, StudyRecord
@@ -185,13 +186,27 @@ def trial_detail(trial: Trial, snapshot: StudySnapshot, display_url: str) -> dic
     }
 
 
-def study_summary(snapshot: StudySnapshot) -> dict[str, Any]:
-    """A line of the studies page: mode, trials by state, best value, last activity."""
-    counts = {state.value: 0 for state in TrialState}
-    for trial in snapshot.trials:
-        counts[trial.state.value] += 1
-    best = snapshot.best_trials
-    activity = [t for t in map(_last_activity, snapshot.trials) if t is not None]
+def study_summary(
+    snapshot: StudySnapshot,
+    *,
+    counts: dict[str, int] | None = None,
+    best: list[Trial] | None = None,
+    last_activity: str | None = None,
+) -> dict[str, Any]:
+    """A line of the studies page: mode, trials by state, best value, last activity.
+
+    ``counts``, ``best`` and ``last_activity`` are computed from the trials unless given (see
+    :func:`_updated_summary`, which knows them from fewer trials).
+    """
+    if counts is None:
+        counts = {state.value: 0 for state in TrialState}
+        for trial in snapshot.trials:
+            counts[trial.state.value] += 1
+    if best is None:
+        best = snapshot.best_trials
+    if last_activity is None:
+        activity = [t for t in map(_last_activity, snapshot.trials) if t is not None]
+        last_activity = _time(max(activity)) if activity else None
     return {
         "name": snapshot.name,
         "directions": list(snapshot.directions),
@@ -202,8 +217,43 @@ def study_summary(snapshot: StudySnapshot) -> dict[str, Any]:
         "best_values": [_number(v) for v in best[0].values] if len(snapshot.directions) == 1 and best else None,
         "best_number": best[0].number if len(snapshot.directions) == 1 and best else None,
         "best_numbers": [t.number for t in best],
-        "last_activity": _time(max(activity)) if activity else None,
+        "last_activity": last_activity,
     }
+
+
+def _ranks_differently(old: Trial | None, new: Trial) -> bool:
+    """Whether ``new`` may compare with other trials otherwise than ``old`` did (``None``: not read again)."""
+    return old is not None and (old.state, old.values, old.feasible) != (new.state, new.values, new.feasible)
+
+
+def _updated_summary(
+    previous: dict[str, Any],
+    snapshot: StudySnapshot,
+    trials: Mapping[int, Trial],
+    before: Mapping[int, Trial | None],
+) -> dict[str, Any]:
+    """:func:`study_summary` of ``snapshot`` from the ``previous`` one, in time that follows the trials read.
+
+    ``trials`` are the snapshot's by number; ``before`` maps the number of each trial read since
+    ``previous`` to the trial as ``previous`` counted it (``None`` for a new one). No other trial
+    changed, so none that was beaten is best now: the best are among the previous best and those read,
+    unless one of the previous best changed state, values or feasibility (then every trial is looked at again).
+    """
+    counts = dict(previous["states"])
+    latest = previous["last_activity"]
+    for number, old in before.items():
+        trial = trials[number]
+        if old is not None:
+            counts[old.state.value] -= 1
+        counts[trial.state.value] += 1
+        activity = _last_activity(trial)
+        if activity is not None and (latest is None or latest < _time(activity)):
+            latest = _time(activity)
+    best = None
+    if not any(_ranks_differently(before.get(number), trials[number]) for number in previous["best_numbers"]):
+        candidates = sorted({*previous["best_numbers"], *before})
+        best = best_trials([trials[n] for n in candidates], snapshot.directions)
+    return study_summary(snapshot, counts=counts, best=best, last_activity=latest)
 
 
 @dataclass
@@ -416,6 +466,7 @@ class StudyFeed:
                     state.log = sorted((version, number) for number, version in state.changed_at.items())
                 else:
                     state.log.extend((self._version, number) for number in changed)
+            before = {o.trial.number: state.overview.get(o.trial.number) for o in overviews}
             for overview in overviews:
                 trial = overview.trial
                 state.overview[trial.number] = trial
@@ -427,13 +478,11 @@ class StudyFeed:
             state.rows.update(rows)
             state.record, state.space = record, space
             if changed or not same_study:
-                state.summary = study_summary(state.snapshot())
                 state.trials_json = None
-            else:  # the heartbeats of running trials move the last activity
-                activity = [t for t in (_last_activity(o.trial) for o in overviews) if t is not None]
-                latest = max([_time(max(activity))] if activity else [], default=None)
-                if latest is not None and (state.summary["last_activity"] or "") < latest:
-                    state.summary = {**state.summary, "last_activity": latest}
+            if full or not same_study:
+                state.summary = study_summary(state.snapshot())
+            elif before:  # the heartbeats of running trials move the last activity too
+                state.summary = _updated_summary(state.summary, state.snapshot(), state.overview, before)
             state.read_wall = wall
             state.read_at, state.read_seconds = time.monotonic(), time.monotonic() - began
             if full:
