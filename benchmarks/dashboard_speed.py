@@ -68,6 +68,9 @@ def build_study(storage: Storage, url: str, name: str, n_trials: int, steps: int
     rng = random.Random(seed)
     start = datetime(2026, 1, 1, tzinfo=timezone.utc).replace(tzinfo=None)
     trials, reports = [], []
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:  # ids are given, after those of any other study in the database
+        first_id = conn.execute(sa.select(sa.func.coalesce(sa.func.max(trials_table.c.id), 0))).scalar_one() + 1
     for number in range(n_trials):
         params = SPACE.decode([rng.random() for _ in range(len(SPACE))])
         kind = rng.random()
@@ -75,7 +78,7 @@ def build_study(storage: Storage, url: str, name: str, n_trials: int, steps: int
         n_steps = steps if state == "COMPLETE" else steps // 2 if state == "PRUNED" else 1
         curve = [1.0 / (step + 1) + rng.random() * 0.1 for step in range(n_steps)]
         value = None if state == "FAIL" else min(curve)
-        trial_id = number + 1
+        trial_id = first_id + number
         trials.append(
             {
                 "id": trial_id,
@@ -96,12 +99,11 @@ def build_study(storage: Storage, url: str, name: str, n_trials: int, steps: int
         reports += [
             {"trial_id": trial_id, "step": s, "value": v, "objective_values": None} for s, v in enumerate(curve)
         ]
-    engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.insert(trials_table), trials)
         conn.execute(sa.insert(intermediate_table), reports)
         if engine.dialect.name == "postgresql":  # ids were given: move the sequence past them
-            conn.exec_driver_sql(f"SELECT setval('hpo_trials_id_seq', {n_trials})")
+            conn.exec_driver_sql(f"SELECT setval('hpo_trials_id_seq', {first_id + n_trials - 1})")
     engine.dispose()
 
 
@@ -137,23 +139,27 @@ from lightning_hpo.storage import open_storage
 storage = open_storage(sys.argv[2])
 seconds = []
 for _ in range(int(sys.argv[4])):
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     StudyFeed(storage, background=False).changes_json(sys.argv[3], 0)
-    seconds.append(time.perf_counter() - began)
+    seconds.append((time.perf_counter() - began, time.process_time() - cpu))
 storage.close()
 print(json.dumps(seconds))
 """
 
 
-def first_opens(source: Path, url: str, name: str, repeats: int) -> float:
-    """The median server time of ``repeats`` first opens by the package in ``source``, in a process of its own."""
+def first_opens(source: Path, url: str, name: str, repeats: int) -> tuple[float, float]:
+    """The median server time of ``repeats`` first opens by the package in ``source``, in a process of its own,
+    and the median CPU time of that process during one (its threads; not a database server's)."""
     command = [sys.executable, "-c", _TIME_FIRST_OPENS, str(source), url, name, str(repeats)]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return statistics.median(json.loads(done.stdout.strip().splitlines()[-1]))
+    runs = json.loads(done.stdout.strip().splitlines()[-1])
+    return statistics.median(wall for wall, _ in runs), statistics.median(cpu for _, cpu in runs)
 
 
-def compare_first_opens(revision: str, url: str, name: str, pairs: int, repeats: int) -> list[tuple[float, float]]:
-    """(this tree, ``revision``) median first-open seconds, ``pairs`` times, the two sides alternating."""
+def compare_first_opens(
+    revision: str, url: str, name: str, pairs: int, repeats: int
+) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    """(this tree, ``revision``) first opens as :func:`first_opens` times them, ``pairs`` times, alternating."""
     with tempfile.TemporaryDirectory() as folder:
         archive = subprocess.run(
             ["git", "-C", str(ROOT), "archive", revision, "lightning_hpo"], capture_output=True, check=True
@@ -188,11 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if args.against:
                 pairs = compare_first_opens(args.against, url, name, args.pairs, args.repeats)
-                print(
-                    f"first open, this tree vs {args.against}: "
-                    + ", ".join(f"{new * 1000:.0f}/{old * 1000:.0f} ms" for new, old in pairs)
-                    + f"; median ratio new/old {statistics.median(new / old for new, old in pairs):.2f}"
-                )
+                for i, what in enumerate(("server time", "CPU time of the server process")):
+                    print(
+                        f"first open, {what}, this tree/{args.against}: "
+                        + ", ".join(f"{new[i] * 1000:.0f}/{old[i] * 1000:.0f} ms" for new, old in pairs)
+                        + f"; median ratio {statistics.median(new[i] / old[i] for new, old in pairs):.2f}"
+                    )
                 if args.only_against:
                     return 0
             cold, baseline = [], []

@@ -7,12 +7,14 @@ the read-only path the console script and the plots use; nothing here writes to 
 from __future__ import annotations
 
 import bisect
+import contextlib
+import gc
 import json
 import math
 import shlex
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -425,6 +427,10 @@ class StudyFeed:
         return {trial.number: (row, _finite_curve(curves.get(trial.id, "[]"), n_objectives)) for trial, row in rows}
 
     def _read(self, name: str, state: _StudyState) -> None:
+        with _collector_paused():
+            self._read_study(name, state)
+
+    def _read_study(self, name: str, state: _StudyState) -> None:
         began, wall = time.monotonic(), datetime.now(timezone.utc)
         try:
             full = state.record is None or began - state.full_read_at >= max(
@@ -487,6 +493,22 @@ class StudyFeed:
             state.read_at, state.read_seconds = time.monotonic(), time.monotonic() - began
             if full:
                 state.full_read_at, state.full_read_seconds = state.read_at, state.read_seconds
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused, unless something else paused it.
+
+    A read of a large study makes tens of thousands of small objects that all live on (trials, rows):
+    each collection they set off walks every object of the process and frees none of them.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def plain_mapping(mapping: Mapping[str, float]) -> dict[str, float | None]:
