@@ -261,12 +261,11 @@ class Storage(abc.ABC):
         Trial id -> :attr:`TrialOverview.curve_json`, for the trials with at least one value and,
         with ``up_to_id``, an id up to it (the trials an overview read just before saw).
         """
-        overviews = self.get_trial_overviews(study_id, after_id=after_id, ids=ids, finished_since=finished_since)
-        return {
-            o.trial.id: o.curve_json
-            for o in overviews
-            if o.curve_json not in (None, "[]") and (up_to_id is None or o.trial.id <= up_to_id)
-        }
+        curves: dict[int, str] = {}
+        for o in self.get_trial_overviews(study_id, after_id=after_id, ids=ids, finished_since=finished_since):
+            if o.curve_json is not None and o.curve_json != "[]" and (up_to_id is None or o.trial.id <= up_to_id):
+                curves[o.trial.id] = o.curve_json
+        return curves
 
     def close(self) -> None:  # noqa: B027 - optional hook: most storages hold nothing to release
         """Release connections; the storage may be used again afterwards."""

@@ -167,18 +167,35 @@ def _attr_json(key: str, is_sqlite: bool) -> Any:
 
 
 def _datetime_text(column: Any, is_sqlite: bool) -> Any:
-    """A datetime column as SQLite holds it (ISO text, parsed by :func:`_from_text`); as is elsewhere."""
-    return sa.type_coerce(column, sa.Text) if is_sqlite else column
+    """A datetime column as SQLite holds it, marked UTC (ISO text, parsed by :func:`_from_text`); as is elsewhere."""
+    return sa.type_coerce(column, sa.Text) + "+00:00" if is_sqlite else column
 
 
 def _from_text(text: str | None) -> datetime | None:
-    """An aware UTC datetime from SQLite's text (``datetime.fromisoformat`` parses it in C)."""
-    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    """An aware UTC datetime from :func:`_datetime_text` (``datetime.fromisoformat`` parses it in C)."""
+    return None if text is None else datetime.fromisoformat(text)
 
 
 def _decode_all(texts: Iterable[str]) -> list[Any]:
     """The JSON texts decoded in one call: one list of their values."""
     return json.loads("[" + ",".join(texts) + "]")
+
+
+def _picked_attrs(keys: list[str], cells: list[Sequence[str | None]]) -> list[dict[str, Any]]:
+    """Each row's attrs from its cells (the JSON text of ``attrs[key]`` per key, ``None`` where it has none).
+
+    Decoded in one call; rows without any of the keys (most, in most studies) are skipped.
+    """
+    present = [i for i, row in enumerate(cells) if any(cell is not None for cell in row)]
+    decoded = iter(_decode_all(cell or "null" for i in present for cell in cells[i]))
+    attrs: list[dict[str, Any]] = [{} for _ in cells]
+    for i in present:
+        attrs[i] = {key: value for key, value in zip(keys, decoded) if value is not None}
+    return attrs
+
+
+#: Each state by its stored name: a dict lookup costs less than ``TrialState(name)`` for every row.
+_STATES = {state.value: state for state in TrialState}
 
 
 def _curve_point(is_sqlite: bool) -> Any:
@@ -937,13 +954,13 @@ class SQLStorage(Storage):
         # One json.loads per column, not per row: each cell is JSON that storage wrote.
         params = _decode_all(row[3] for row in rows)
         values = _decode_all(row[4] or "null" for row in rows)
-        attrs = [_decode_all(row[13 + i] or "null" for row in rows) for i in range(len(keys))]
+        attrs = _picked_attrs(keys, [row[13:] for row in rows])
         as_time = _from_text if self._is_sqlite else _as_utc
         return [
             TrialOverview(
                 Trial(
                     number=number,
-                    state=TrialState(state),
+                    state=_STATES.get(state) or TrialState(state),
                     params=params[i],
                     values=None if values[i] is None else tuple(values[i]),
                     datetime_start=as_time(start),
@@ -953,7 +970,7 @@ class SQLStorage(Storage):
                     heartbeat=as_time(heartbeat),
                     log_dir=log_dir,
                     checkpoint_path=checkpoint_path,
-                    attrs={key: column[i] for key, column in zip(keys, attrs) if column[i] is not None},
+                    attrs=attrs[i],
                     id=trial_id,
                 ),
                 curve,
