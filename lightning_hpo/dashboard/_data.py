@@ -405,26 +405,30 @@ class StudyFeed:
         return state
 
     def _rows(
-        self,
-        study_id: int,
-        overviews: list[TrialOverview],
-        space: SearchSpace,
-        n_objectives: int,
-        selectors: Mapping[str, Any],
-    ) -> dict[int, _Row]:
-        """Each trial's row and curve, by number: the database writes the curves while this thread makes the rows.
+        self, record: StudyRecord, overviews: list[TrialOverview], space: SearchSpace, selectors: Mapping[str, Any]
+    ) -> tuple[dict[int, _Row], dict[str, Any] | None]:
+        """Each trial's row and curve, by number, and the summary of a full read (``None`` without ``selectors``).
 
-        The curves are read after the trials, and only for the trials read (``up_to_id``), so that a trial
-        that has finished comes with all its values; a running one may come with a few more than its row says.
+        The database writes the curves while this thread makes the rows and the summary. The curves are
+        read after the trials, and only for the trials read (``up_to_id``), so that a trial that has
+        finished comes with all its values; a running one may come with a few more than its row says.
         """
         if not overviews:
-            return {}
+            return {}, None if selectors else study_summary(
+                StudySnapshot(record.name, space, tuple(record.directions), ())
+            )
         up_to_id = max(o.trial.id for o in overviews)
         with ThreadPoolExecutor(max_workers=1) as pool:
-            reading = pool.submit(self.storage.get_trial_curves, study_id, up_to_id=up_to_id, **selectors)
+            reading = pool.submit(self.storage.get_trial_curves, record.id, up_to_id=up_to_id, **selectors)
             rows = [(o.trial, trial_row(o.trial, space.from_stored(o.trial.params))) for o in overviews]
+            summary = None
+            if not selectors:  # every trial was read: they are the study (in number order)
+                trials = tuple(o.trial for o in overviews)
+                summary = study_summary(StudySnapshot(record.name, space, tuple(record.directions), trials))
             curves = reading.result()
-        return {trial.number: (row, _finite_curve(curves.get(trial.id, "[]"), n_objectives)) for trial, row in rows}
+        n_objectives = len(record.directions)
+        finished = {trial.number: (row, _finite_curve(curves.get(trial.id, "[]"), n_objectives)) for trial, row in rows}
+        return finished, summary
 
     def _read(self, name: str, state: _StudyState) -> None:
         with _collector_paused():
@@ -454,8 +458,7 @@ class StudyFeed:
             )
             space = state.space if same_study else SearchSpace.from_json(record.space)
             assert space is not None
-            n_objectives = len(record.directions)
-            rows = self._rows(record.id, overviews, space, n_objectives, selectors)
+            rows, full_summary = self._rows(record, overviews, space, selectors)
         finally:
             with self._lock:
                 state.reading = False
@@ -485,8 +488,8 @@ class StudyFeed:
             state.record, state.space = record, space
             if changed or not same_study:
                 state.trials_json = None
-            if full or not same_study:
-                state.summary = study_summary(state.snapshot())
+            if full_summary is not None:
+                state.summary = full_summary
             elif before:  # the heartbeats of running trials move the last activity too
                 state.summary = _updated_summary(state.summary, state.snapshot(), state.overview, before)
             state.read_wall = wall
