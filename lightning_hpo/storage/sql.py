@@ -198,19 +198,13 @@ def _picked_attrs(keys: list[str], cells: list[Sequence[str | None]]) -> list[di
 _STATES = {state.value: state for state in TrialState}
 
 
-def _curve_point(is_sqlite: bool) -> Any:
-    """One intermediate value as the JSON text of a point of :attr:`TrialOverview.curve_json`."""
+def _curve_json(is_sqlite: bool) -> Any:
+    """A trial's intermediate values as the JSON text of :attr:`TrialOverview.curve_json`, in step order."""
     steps = intermediate_table.c
     # Every double as text that reads back as the same double: PostgreSQL's text is; SQLite's needs '%!.17g'.
     exact = sa.func.printf("%!.17g", steps.value) if is_sqlite else sa.cast(steps.value, sa.Text)
     number = sa.case((sa.func.abs(steps.value) <= sys.float_info.max, exact), else_="null")
-    return "[" + sa.cast(steps.step, sa.Text) + "," + sa.func.coalesce(steps.objective_values, number) + "]"
-
-
-def _curve_json(is_sqlite: bool) -> Any:
-    """A trial's intermediate values as the JSON text of :attr:`TrialOverview.curve_json`, in step order."""
-    steps = intermediate_table.c
-    point = _curve_point(is_sqlite)
+    point = "[" + sa.cast(steps.step, sa.Text) + "," + sa.func.coalesce(steps.objective_values, number) + "]"
     if is_sqlite:
         # SQLite 3.40 has no ORDER BY inside an aggregate: it aggregates the rows of an ordered subquery in order.
         ordered = (
@@ -1005,19 +999,9 @@ class SQLStorage(Storage):
         condition = _overview_condition(study_id, after_id, ids, finished_since)
         if up_to_id is not None:
             condition = sa.and_(condition, trials_table.c.id <= up_to_id)
-        if self._is_sqlite:  # see _curve_json: SQLite aggregates in order only from an ordered subquery
-            query = sa.select(trials_table.c.id, _curve_json(True)).where(condition)
-        else:  # one pass over the values, grouped, rather than one aggregate per trial
-            from sqlalchemy.dialects.postgresql import aggregate_order_by
-
-            steps = intermediate_table.c
-            joined = sa.func.string_agg(_curve_point(False), aggregate_order_by(sa.literal(","), steps.step))
-            query = (
-                sa.select(steps.trial_id, "[" + joined + "]")
-                .join_from(intermediate_table, trials_table, steps.trial_id == trials_table.c.id)
-                .where(condition)
-                .group_by(steps.trial_id)
-            )
+        # One aggregate per trial, each over its own index range: the cost follows the study, not the
+        # database (a grouped join over the values may scan those of every study).
+        query = sa.select(trials_table.c.id, _curve_json(self._is_sqlite)).where(condition)
         rows = self._run(lambda conn: conn.execute(query).all())
         return {trial_id: curve for trial_id, curve in rows if curve != "[]"}
 
