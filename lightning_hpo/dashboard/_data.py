@@ -1,7 +1,9 @@
 """What the dashboard sends: studies and trials as JSON-safe dicts, and the feed of what changed.
 
-Everything is read through :meth:`StudySnapshot.load <lightning_hpo.snapshot.StudySnapshot.load>`,
-the read-only path the console script and the plots use; nothing here writes to storage.
+The study page's feed reads :meth:`Storage.get_trial_overviews` and :meth:`Storage.get_trial_curves`
+(what a table row and a chart show, without decoding every intermediate value); importance and a
+trial's page read through the same paths as the console script and the plots. Nothing here writes
+to storage.
 """
 
 from __future__ import annotations
@@ -260,7 +262,7 @@ def _updated_summary(
 
 @dataclass
 class _StudyState:
-    """What the feed last read of one study: each trial's row, and the version at which each last changed.
+    """What the feed last read of one study: each trial's row and curve, and the version at which each last changed.
 
     ``overview`` holds the trials as :meth:`Storage.get_trial_overviews` reads them (stored parameters,
     only :data:`ROW_ATTRS`, no intermediate values): enough for the summary, not for importance.
