@@ -1,26 +1,33 @@
 """What the dashboard sends: studies and trials as JSON-safe dicts, and the feed of what changed.
 
-Everything is read through :meth:`StudySnapshot.load <lightning_hpo.snapshot.StudySnapshot.load>`,
-the read-only path the console script and the plots use; nothing here writes to storage.
+The study page's feed reads :meth:`Storage.get_trial_overviews` and :meth:`Storage.get_trial_curves`
+(what a table row and a chart show, without decoding every intermediate value); importance and a
+trial's page read through the same paths as the console script and the plots. Nothing here writes
+to storage.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
+import gc
 import json
 import math
 import shlex
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from lightning_hpo.export import CONFIG_ATTR, LOGGER_DIR_ATTR, TRACKER_RUNS_ATTR, _plain, retrain_command
+from lightning_hpo.pareto import best_trials
 from lightning_hpo.snapshot import StudySnapshot
 from lightning_hpo.space import SearchSpace
 from lightning_hpo.storage import Storage, StudyRecord
+from lightning_hpo.storage.base import TrialOverview
 from lightning_hpo.trial import (
     CONSTRAINT_VIOLATIONS,
     ENQUEUED,
@@ -109,7 +116,7 @@ def trial_row(trial: Trial, params: Mapping[str, Any] | None = None) -> dict[str
         "duration": trial.duration,
         "note": note,
     }
-    if found := origin(trial):
+    if trial.attrs and (found := origin(trial)):
         row["origin"] = found
     return row
 
@@ -134,10 +141,26 @@ def _finite_curve(text: str, n_objectives: int) -> str:
 _COMPACT: dict[str, Any] = {"ensure_ascii": False, "allow_nan": False, "separators": (",", ":")}
 
 
+_ENCODER = json.JSONEncoder(**_COMPACT)
+
+
 def row_json(trial: Trial, curve: str, params: Mapping[str, Any], n_objectives: int) -> str:
     """A trial's row as JSON text, its curve (JSON text, see :class:`TrialOverview`) spliced in unparsed."""
-    head = json.dumps(trial_row(trial, params), **_COMPACT)
+    head = _ENCODER.encode(trial_row(trial, params))
     return f'{head[:-1]},"curve":{_finite_curve(curve, n_objectives)}}}'
+
+
+#: A trial as the feed keeps it: its row but the curve (see :func:`trial_row`), and its curve as JSON text.
+_Row = tuple[dict[str, Any], str]
+
+
+def _trials_json(rows: list[_Row]) -> str:
+    """The ``trials`` and ``curves`` of an answer: the rows encoded in one call, and their curves, in the same order.
+
+    The curves travel apart so that the database's text of each is spliced in as it is, while the rows
+    (many small dicts) are encoded at once: one call costs less than one per row.
+    """
+    return f'"trials":{_ENCODER.encode([row for row, _ in rows])},"curves":[{",".join(curve for _, curve in rows)}]'
 
 
 def trial_detail(trial: Trial, snapshot: StudySnapshot, display_url: str) -> dict[str, Any]:
@@ -167,13 +190,27 @@ def trial_detail(trial: Trial, snapshot: StudySnapshot, display_url: str) -> dic
     }
 
 
-def study_summary(snapshot: StudySnapshot) -> dict[str, Any]:
-    """A line of the studies page: mode, trials by state, best value, last activity."""
-    counts = {state.value: 0 for state in TrialState}
-    for trial in snapshot.trials:
-        counts[trial.state.value] += 1
-    best = snapshot.best_trials
-    activity = [t for t in map(_last_activity, snapshot.trials) if t is not None]
+def study_summary(
+    snapshot: StudySnapshot,
+    *,
+    counts: dict[str, int] | None = None,
+    best: list[Trial] | None = None,
+    last_activity: str | None = None,
+) -> dict[str, Any]:
+    """A line of the studies page: mode, trials by state, best value, last activity.
+
+    ``counts``, ``best`` and ``last_activity`` are computed from the trials unless given (see
+    :func:`_updated_summary`, which knows them from fewer trials).
+    """
+    if counts is None:
+        counts = {state.value: 0 for state in TrialState}
+        for trial in snapshot.trials:
+            counts[trial.state.value] += 1
+    if best is None:
+        best = snapshot.best_trials
+    if last_activity is None:
+        activity = [t for t in map(_last_activity, snapshot.trials) if t is not None]
+        last_activity = _time(max(activity)) if activity else None
     return {
         "name": snapshot.name,
         "directions": list(snapshot.directions),
@@ -184,13 +221,48 @@ def study_summary(snapshot: StudySnapshot) -> dict[str, Any]:
         "best_values": [_number(v) for v in best[0].values] if len(snapshot.directions) == 1 and best else None,
         "best_number": best[0].number if len(snapshot.directions) == 1 and best else None,
         "best_numbers": [t.number for t in best],
-        "last_activity": _time(max(activity)) if activity else None,
+        "last_activity": last_activity,
     }
+
+
+def _ranks_differently(old: Trial | None, new: Trial) -> bool:
+    """Whether ``new`` may compare with other trials otherwise than ``old`` did (``None``: not read again)."""
+    return old is not None and (old.state, old.values, old.feasible) != (new.state, new.values, new.feasible)
+
+
+def _updated_summary(
+    previous: dict[str, Any],
+    snapshot: StudySnapshot,
+    trials: Mapping[int, Trial],
+    before: Mapping[int, Trial | None],
+) -> dict[str, Any]:
+    """:func:`study_summary` of ``snapshot`` from the ``previous`` one, in time that follows the trials read.
+
+    ``trials`` are the snapshot's by number; ``before`` maps the number of each trial read since
+    ``previous`` to the trial as ``previous`` counted it (``None`` for a new one). No other trial
+    changed, so none that was beaten is best now: the best are among the previous best and those read,
+    unless one of the previous best changed state, values or feasibility (then every trial is looked at again).
+    """
+    counts = dict(previous["states"])
+    latest = previous["last_activity"]
+    for number, old in before.items():
+        trial = trials[number]
+        if old is not None:
+            counts[old.state.value] -= 1
+        counts[trial.state.value] += 1
+        activity = _last_activity(trial)
+        if activity is not None and (latest is None or latest < _time(activity)):
+            latest = _time(activity)
+    best = None
+    if not any(_ranks_differently(before.get(number), trials[number]) for number in previous["best_numbers"]):
+        candidates = sorted({*previous["best_numbers"], *before})
+        best = best_trials([trials[n] for n in candidates], snapshot.directions)
+    return study_summary(snapshot, counts=counts, best=best, last_activity=latest)
 
 
 @dataclass
 class _StudyState:
-    """What the feed last read of one study: each trial's row, and the version at which each last changed.
+    """What the feed last read of one study: each trial's row and curve, and the version at which each last changed.
 
     ``overview`` holds the trials as :meth:`Storage.get_trial_overviews` reads them (stored parameters,
     only :data:`ROW_ATTRS`, no intermediate values): enough for the summary, not for importance.
@@ -199,7 +271,7 @@ class _StudyState:
     record: StudyRecord | None = None
     space: SearchSpace | None = None
     overview: dict[int, Trial] = field(default_factory=dict)
-    rows: dict[int, str] = field(default_factory=dict)
+    rows: dict[int, _Row] = field(default_factory=dict)
     changed_at: dict[int, int] = field(default_factory=dict)
     log: list[tuple[int, int]] = field(default_factory=list)  # (version, number) of each change, in order
     reset_at: int = 0  # the version of the last read that replaced every row: older clients start over
@@ -212,7 +284,7 @@ class _StudyState:
     full_read_at: float = -math.inf
     full_read_seconds: float = 0.0
     reading: bool = False
-    trials_json: str | None = None  # every row, as the answer to since=0 sends them
+    trials_json: str | None = None  # every row and curve, as the answer to since=0 sends them
     first_read: threading.Lock = field(default_factory=threading.Lock)
 
     def snapshot(self) -> StudySnapshot:
@@ -288,23 +360,27 @@ class StudyFeed:
             return len(state.overview)
 
     def changes(self, name: str, since: int = 0) -> dict[str, Any]:
-        """The study's summary, the trials changed after version ``since``, and the current version."""
-        return json.loads(self.changes_json(name, since))
+        """The study's summary, the trials changed after version ``since`` (each with its curve), and the current version."""
+        answer = json.loads(self.changes_json(name, since))
+        for row, curve in zip(answer["trials"], answer.pop("curves")):
+            row["curve"] = curve
+        return answer
 
     def changes_json(self, name: str, since: int = 0) -> bytes:
-        """:meth:`changes` as the JSON the server sends; the answer with every trial is encoded once per read."""
+        """:meth:`changes` as the JSON the server sends, the curves in a list of their own (``curves[i]`` is
+        ``trials[i]``'s); the answer with every trial is encoded once per read."""
         state = self._fresh(name)
         with self._lock:
             reset = since > self._version or since < state.reset_at or since <= 0
             if reset:
                 if state.trials_json is None:
-                    state.trials_json = ",".join(state.rows[n] for n in sorted(state.rows))
+                    state.trials_json = _trials_json([state.rows[n] for n in sorted(state.rows)])
                 trials = state.trials_json
             else:  # the log is in version order: the changes after `since` are its tail
                 first = bisect.bisect_right(state.log, (since, math.inf))
-                trials = ",".join(state.rows[n] for n in sorted({number for _, number in state.log[first:]}))
+                trials = _trials_json([state.rows[n] for n in sorted({number for _, number in state.log[first:]})])
             head = json.dumps({"study": state.summary, "version": self._version, "reset": reset}, **_COMPACT)
-        return f'{head[:-1]},"trials":[{trials}]}}'.encode()
+        return f"{head[:-1]},{trials}}}".encode()
 
     def _fresh(self, name: str) -> _StudyState:
         """The study's state: read now if never read, else read again (in the background) when due."""
@@ -330,7 +406,37 @@ class StudyFeed:
             self._read(name, state)
         return state
 
+    def _rows(
+        self, record: StudyRecord, overviews: list[TrialOverview], space: SearchSpace, selectors: Mapping[str, Any]
+    ) -> tuple[dict[int, _Row], dict[str, Any] | None]:
+        """Each trial's row and curve, by number, and the summary of a full read (``None`` without ``selectors``).
+
+        The database writes the curves while this thread makes the rows and the summary. The curves are
+        read after the trials, and only for the trials read (``up_to_id``), so that a trial that has
+        finished comes with all its values; a running one may come with a few more than its row says.
+        """
+        if not overviews:
+            return {}, None if selectors else study_summary(
+                StudySnapshot(record.name, space, tuple(record.directions), ())
+            )
+        up_to_id = max(o.trial.id for o in overviews)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            reading = pool.submit(self.storage.get_trial_curves, record.id, up_to_id=up_to_id, **selectors)
+            rows = [(o.trial, trial_row(o.trial, space.from_stored(o.trial.params))) for o in overviews]
+            summary = None
+            if not selectors:  # every trial was read: they are the study (in number order)
+                trials = tuple(o.trial for o in overviews)
+                summary = study_summary(StudySnapshot(record.name, space, tuple(record.directions), trials))
+            curves = reading.result()
+        n_objectives = len(record.directions)
+        finished = {trial.number: (row, _finite_curve(curves.get(trial.id, "[]"), n_objectives)) for trial, row in rows}
+        return finished, summary
+
     def _read(self, name: str, state: _StudyState) -> None:
+        with _collector_paused():
+            self._read_study(name, state)
+
+    def _read_study(self, name: str, state: _StudyState) -> None:
         began, wall = time.monotonic(), datetime.now(timezone.utc)
         try:
             full = state.record is None or began - state.full_read_at >= max(
@@ -338,17 +444,15 @@ class StudyFeed:
             )
             record = self.storage.get_study(name) if full else state.record
             assert record is not None
-            if full:
-                overviews = self.storage.get_trial_overviews(record.id, attr_keys=ROW_ATTRS)
-            else:
+            selectors: dict[str, Any] = {}
+            if not full:
                 assert state.read_wall is not None
-                overviews = self.storage.get_trial_overviews(
-                    record.id,
-                    attr_keys=ROW_ATTRS,
-                    after_id=state.max_id,
-                    ids=state.running_ids,
-                    finished_since=state.read_wall - timedelta(seconds=self.FINISHED_LOOKBACK),
-                )
+                selectors = {
+                    "after_id": state.max_id,
+                    "ids": state.running_ids,
+                    "finished_since": state.read_wall - timedelta(seconds=self.FINISHED_LOOKBACK),
+                }
+            overviews = self.storage.get_trial_overviews(record.id, attr_keys=ROW_ATTRS, curves=False, **selectors)
             # A study deleted and created again may get its old id back: its creation time tells them apart.
             same_study = state.record is not None and (state.record.id, state.record.created_at) == (
                 record.id,
@@ -356,11 +460,7 @@ class StudyFeed:
             )
             space = state.space if same_study else SearchSpace.from_json(record.space)
             assert space is not None
-            n_objectives = len(record.directions)
-            rows = {
-                o.trial.number: row_json(o.trial, o.curve_json, space.from_stored(o.trial.params), n_objectives)
-                for o in overviews
-            }
+            rows, full_summary = self._rows(record, overviews, space, selectors)
         finally:
             with self._lock:
                 state.reading = False
@@ -377,6 +477,7 @@ class StudyFeed:
                     state.log = sorted((version, number) for number, version in state.changed_at.items())
                 else:
                     state.log.extend((self._version, number) for number in changed)
+            before = {o.trial.number: state.overview.get(o.trial.number) for o in overviews}
             for overview in overviews:
                 trial = overview.trial
                 state.overview[trial.number] = trial
@@ -388,17 +489,31 @@ class StudyFeed:
             state.rows.update(rows)
             state.record, state.space = record, space
             if changed or not same_study:
-                state.summary = study_summary(state.snapshot())
                 state.trials_json = None
-            else:  # the heartbeats of running trials move the last activity
-                activity = [t for t in (_last_activity(o.trial) for o in overviews) if t is not None]
-                latest = max([_time(max(activity))] if activity else [], default=None)
-                if latest is not None and (state.summary["last_activity"] or "") < latest:
-                    state.summary = {**state.summary, "last_activity": latest}
+            if full_summary is not None:
+                state.summary = full_summary
+            elif before:  # the heartbeats of running trials move the last activity too
+                state.summary = _updated_summary(state.summary, state.snapshot(), state.overview, before)
             state.read_wall = wall
             state.read_at, state.read_seconds = time.monotonic(), time.monotonic() - began
             if full:
                 state.full_read_at, state.full_read_seconds = state.read_at, state.read_seconds
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused, unless something else paused it.
+
+    A read of a large study makes tens of thousands of small objects that all live on (trials, rows):
+    each collection they set off walks every object of the process and frees none of them.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def plain_mapping(mapping: Mapping[str, float]) -> dict[str, float | None]:

@@ -51,11 +51,11 @@ class TrialOverview:
         curve_json: its intermediate values as JSON text, in step order: ``[[step, value], ...]``, the
             value ``null`` where it was nan or infinite; in a multi-objective study a reported vector
             is ``[step, [value, ...]]`` as stored (``null`` for nan; ``Infinity`` as Python's ``json``
-            writes it).
+            writes it). ``None`` when it was not asked for (``curves=False``: see :meth:`Storage.get_trial_curves`).
     """
 
     trial: Trial
-    curve_json: str
+    curve_json: str | None
 
 
 class Storage(abc.ABC):
@@ -208,6 +208,7 @@ class Storage(abc.ABC):
         after_id: int | None = None,
         ids: Iterable[int] = (),
         finished_since: datetime | None = None,
+        curves: bool = True,
     ) -> list[TrialOverview]:
         """The study's trials, by number, as a dashboard shows many of them: see :class:`TrialOverview`.
 
@@ -215,6 +216,8 @@ class Storage(abc.ABC):
         and the intermediate values come as one JSON text per trial, not decoded. Without a selector,
         every trial; with some, the trials that match any of them: ``id > after_id``, an id in
         ``ids``, or finished at ``finished_since`` or later (what a reader polling for changes asks).
+        ``curves=False`` leaves the intermediate values out, for a reader that asks
+        :meth:`get_trial_curves` for them at the same time.
 
         This implementation reads :meth:`get_trials`; a storage can answer it faster.
         """
@@ -238,11 +241,31 @@ class Storage(abc.ABC):
                     intermediate_vectors={},
                     attrs={key: trial.attrs[key] for key in keys if key in trial.attrs},
                 ),
-                _curve_json(trial),
+                _curve_json(trial) if curves else None,
             )
             for trial in self.get_trials(study_id)
             if wanted(trial)
         ]
+
+    def get_trial_curves(
+        self,
+        study_id: int,
+        *,
+        after_id: int | None = None,
+        ids: Iterable[int] = (),
+        finished_since: datetime | None = None,
+        up_to_id: int | None = None,
+    ) -> dict[int, str]:
+        """The intermediate values of the trials :meth:`get_trial_overviews` picks with the same selectors.
+
+        Trial id -> :attr:`TrialOverview.curve_json`, for the trials with at least one value and,
+        with ``up_to_id``, an id up to it (the trials an overview read just before saw).
+        """
+        curves: dict[int, str] = {}
+        for o in self.get_trial_overviews(study_id, after_id=after_id, ids=ids, finished_since=finished_since):
+            if o.curve_json is not None and o.curve_json != "[]" and (up_to_id is None or o.trial.id <= up_to_id):
+                curves[o.trial.id] = o.curve_json
+        return curves
 
     def close(self) -> None:  # noqa: B027 - optional hook: most storages hold nothing to release
         """Release connections; the storage may be used again afterwards."""

@@ -167,18 +167,35 @@ def _attr_json(key: str, is_sqlite: bool) -> Any:
 
 
 def _datetime_text(column: Any, is_sqlite: bool) -> Any:
-    """A datetime column as SQLite holds it (ISO text, parsed by :func:`_from_text`); as is elsewhere."""
-    return sa.type_coerce(column, sa.Text) if is_sqlite else column
+    """A datetime column as SQLite holds it, marked UTC (ISO text, parsed by :func:`_from_text`); as is elsewhere."""
+    return sa.type_coerce(column, sa.Text) + "+00:00" if is_sqlite else column
 
 
 def _from_text(text: str | None) -> datetime | None:
-    """An aware UTC datetime from SQLite's text (``datetime.fromisoformat`` parses it in C)."""
-    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    """An aware UTC datetime from :func:`_datetime_text` (``datetime.fromisoformat`` parses it in C)."""
+    return None if text is None else datetime.fromisoformat(text)
 
 
 def _decode_all(texts: Iterable[str]) -> list[Any]:
     """The JSON texts decoded in one call: one list of their values."""
     return json.loads("[" + ",".join(texts) + "]")
+
+
+def _picked_attrs(keys: list[str], cells: list[Sequence[str | None]]) -> list[dict[str, Any]]:
+    """Each row's attrs from its cells (the JSON text of ``attrs[key]`` per key, ``None`` where it has none).
+
+    Decoded in one call; rows without any of the keys (most, in most studies) are skipped.
+    """
+    present = [i for i, row in enumerate(cells) if any(cell is not None for cell in row)]
+    decoded = iter(_decode_all(cell or "null" for i in present for cell in cells[i]))
+    attrs: list[dict[str, Any]] = [{} for _ in cells]
+    for i in present:
+        attrs[i] = {key: value for key, value in zip(keys, decoded) if value is not None}
+    return attrs
+
+
+#: Each state by its stored name: a dict lookup costs less than ``TrialState(name)`` for every row.
+_STATES = {state.value: state for state in TrialState}
 
 
 def _curve_json(is_sqlite: bool) -> Any:
@@ -208,6 +225,21 @@ def _curve_json(is_sqlite: bool) -> Any:
             .scalar_subquery()
         )
     return "[" + sa.func.coalesce(joined, "") + "]"
+
+
+def _overview_condition(
+    study_id: int, after_id: int | None, ids: Iterable[int], finished_since: datetime | None
+) -> Any:
+    """The trials of the study that match any selector of :meth:`Storage.get_trial_overviews`, or all of them."""
+    selectors = []
+    if after_id is not None:
+        selectors.append(trials_table.c.id > after_id)
+    if ids := list(ids):
+        selectors.append(trials_table.c.id.in_(ids))
+    if finished_since is not None:
+        selectors.append(trials_table.c.datetime_complete >= _naive(finished_since.astimezone(timezone.utc)))
+    condition = trials_table.c.study_id == study_id
+    return sa.and_(condition, sa.or_(*selectors)) if selectors else condition
 
 
 @functools.cache
@@ -898,6 +930,7 @@ class SQLStorage(Storage):
         after_id: int | None = None,
         ids: Iterable[int] = (),
         finished_since: datetime | None = None,
+        curves: bool = True,
     ) -> list[TrialOverview]:
         # The database does the work Python would do per value: it picks the attrs out of their JSON and
         # writes each trial's intermediate values as one JSON text, which a dashboard sends on as it is.
@@ -905,32 +938,23 @@ class SQLStorage(Storage):
         for key in keys:
             if not _ATTR_KEY.fullmatch(key):
                 raise InvalidArgumentError(f"An attr key must be a plain name (letters, digits, _), but got {key!r}.")
-        selectors = []
-        if after_id is not None:
-            selectors.append(trials_table.c.id > after_id)
-        if ids := list(ids):
-            selectors.append(trials_table.c.id.in_(ids))
-        if finished_since is not None:
-            selectors.append(trials_table.c.datetime_complete >= _naive(finished_since.astimezone(timezone.utc)))
-        condition = trials_table.c.study_id == study_id
-        if selectors:
-            condition = sa.and_(condition, sa.or_(*selectors))
+        condition = _overview_condition(study_id, after_id, ids, finished_since)
         t = trials_table.c
         times = [_datetime_text(c, self._is_sqlite) for c in (t.datetime_start, t.datetime_complete, t.heartbeat)]
         columns = [t.id, t.number, t.state, t.params, t.objective_values, t.error, t.worker, *times]
-        columns += [t.log_dir, t.checkpoint_path, _curve_json(self._is_sqlite)]
+        columns += [t.log_dir, t.checkpoint_path, _curve_json(self._is_sqlite) if curves else sa.null()]
         columns += [_attr_json(key, self._is_sqlite) for key in keys]
         rows = self._run(lambda conn: conn.execute(sa.select(*columns).where(condition).order_by(t.number)).all())
         # One json.loads per column, not per row: each cell is JSON that storage wrote.
         params = _decode_all(row[3] for row in rows)
         values = _decode_all(row[4] or "null" for row in rows)
-        attrs = [_decode_all(row[13 + i] or "null" for row in rows) for i in range(len(keys))]
+        attrs = _picked_attrs(keys, [row[13:] for row in rows])
         as_time = _from_text if self._is_sqlite else _as_utc
         return [
             TrialOverview(
                 Trial(
                     number=number,
-                    state=TrialState(state),
+                    state=_STATES.get(state) or TrialState(state),
                     params=params[i],
                     values=None if values[i] is None else tuple(values[i]),
                     datetime_start=as_time(start),
@@ -940,7 +964,7 @@ class SQLStorage(Storage):
                     heartbeat=as_time(heartbeat),
                     log_dir=log_dir,
                     checkpoint_path=checkpoint_path,
-                    attrs={key: column[i] for key, column in zip(keys, attrs) if column[i] is not None},
+                    attrs=attrs[i],
                     id=trial_id,
                 ),
                 curve,
@@ -962,6 +986,24 @@ class SQLStorage(Storage):
                 *_,
             ) in enumerate(rows)
         ]
+
+    def get_trial_curves(
+        self,
+        study_id: int,
+        *,
+        after_id: int | None = None,
+        ids: Iterable[int] = (),
+        finished_since: datetime | None = None,
+        up_to_id: int | None = None,
+    ) -> dict[int, str]:
+        condition = _overview_condition(study_id, after_id, ids, finished_since)
+        if up_to_id is not None:
+            condition = sa.and_(condition, trials_table.c.id <= up_to_id)
+        # One aggregate per trial, each over its own index range: the cost follows the study, not the
+        # database (a grouped join over the values may scan those of every study).
+        query = sa.select(trials_table.c.id, _curve_json(self._is_sqlite)).where(condition)
+        rows = self._run(lambda conn: conn.execute(query).all())
+        return {trial_id: curve for trial_id, curve in rows if curve != "[]"}
 
 
 @dataclass(frozen=True)

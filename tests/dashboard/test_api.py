@@ -77,7 +77,7 @@ def test_a_live_update_sends_only_new_and_changed_trials(server: Server, db_url:
     added = study.ask()
     update, body = poll_until_changed(server, "live", version)
     assert [t["number"] for t in update["trials"]] == [running.number, added.number]
-    assert update["trials"][0]["curve"] == [[0, 3.0], [1, 2.5]]
+    assert update["curves"] == [[[0, 3.0], [1, 2.5]], []]  # curves[i] is trials[i]'s
     assert update["version"] > version
     assert len(body) < len(get(study_url(server, "live"))[2]) / 3
 

@@ -91,3 +91,67 @@ def test_a_study_deleted_and_created_again_starts_its_clients_over(db_url: str) 
         answer = feed.changes("s", version)
     assert answer["reset"] and [t["number"] for t in answer["trials"]] == [0, 1]
     assert not feed.changes("s", answer["version"])["reset"]
+
+
+def test_rows_and_curves_are_those_of_one_text_per_row(db_url: str) -> None:
+    """The rows and curves, read apart and encoded at once, are what the feed sent as one JSON text per trial."""
+    import json
+
+    from lightning_hpo.dashboard._data import ROW_ATTRS, row_json
+    from lightning_hpo.snapshot import StudySnapshot
+    from lightning_hpo.space import SearchSpace
+
+    study = fill_study("s", db_url)
+    storage = open_storage(db_url)
+    answer = StudyFeed(storage, background=False).changes("s")
+    record = storage.get_study("s")
+    space = SearchSpace.from_json(record.space)
+    one_by_one = [
+        json.loads(row_json(o.trial, o.curve_json, space.from_stored(o.trial.params), 1))
+        for o in storage.get_trial_overviews(record.id, attr_keys=ROW_ATTRS)
+    ]
+    assert answer["trials"] == one_by_one and len(one_by_one) == len(study.trials)
+    exact = [
+        [[s, v] for s, v in sorted(t.intermediate_values.items())] for t in StudySnapshot.load(storage, "s").trials
+    ]
+    assert [row["curve"] for row in answer["trials"]] == exact and any(exact)
+
+
+@pytest.mark.parametrize("mode", ["min", ["min", "max"]])
+def test_reads_between_full_ones_keep_the_summary_a_full_read_computes(db_url: str, mode: str | list[str]) -> None:
+    from lightning_hpo import Float, Study, TrialState
+    from lightning_hpo.dashboard._data import study_summary
+    from lightning_hpo.snapshot import StudySnapshot
+
+    study = Study("s", search_space={"x": Float(0.0, 1.0)}, storage=db_url, mode=mode, seed=0)
+    several = isinstance(mode, list)
+    storage = open_storage(db_url)
+    feed = StudyFeed(storage, min_interval=0.0, full_interval=3600.0, background=False)
+
+    def objectives(value: float) -> float | list[float]:
+        return [value, value * value] if several else value
+
+    def tell(value: float, state: TrialState = TrialState.COMPLETE) -> None:
+        trial = study.ask()
+        study.report(trial, 0, objectives(value))
+        if state is TrialState.COMPLETE:
+            study.tell(trial, objectives(value))
+        else:
+            study.tell(trial, state=state)
+
+    for value in (0.5, 0.7):
+        tell(value)
+    feed.changes("s")
+    # A better trial, a tie, a worse one, a pruned, a failed and a running one, read in turn between full reads.
+    for value, state in [(0.2, TrialState.COMPLETE), (0.2, TrialState.COMPLETE), (0.9, TrialState.COMPLETE)]:
+        tell(value, state)
+        assert feed.changes("s")["study"] == study_summary(StudySnapshot.load(storage, "s"))
+    tell(0.1, TrialState.PRUNED)
+    tell(0.1, TrialState.FAIL)
+    running = study.ask()
+    study.report(running, 0, objectives(0.05))
+    assert feed.changes("s")["study"] == study_summary(StudySnapshot.load(storage, "s"))
+    study.tell(running, objectives(-1.0))  # the running trial becomes the best
+    summary = feed.changes("s")["study"]
+    assert summary == study_summary(StudySnapshot.load(storage, "s"))
+    assert running.number in summary["best_numbers"]

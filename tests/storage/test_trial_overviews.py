@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from datetime import timedelta
@@ -68,3 +69,20 @@ def test_selectors_pick_new_chosen_and_lately_finished_trials(storage_url: str) 
             n for n, t in enumerate(trials) if t.datetime_complete and t.datetime_complete > finished
         ]
         assert [o.trial.number for o in read(study._study_id, finished_since=finished)][0] == 2
+
+
+def test_curves_read_apart_are_the_overviews_curves(storage_url: str) -> None:
+    for mode in ("min", ["min", "max"]):
+        study = _fill(storage_url, mode=mode)
+        storage, study_id = study.storage, study._study_id
+        with_curves = {o.trial.id: o.curve_json for o in storage.get_trial_overviews(study_id)}
+        assert all(o.curve_json is None for o in storage.get_trial_overviews(study_id, curves=False))
+        for read in (storage.get_trial_curves, functools.partial(Storage.get_trial_curves, storage)):
+            curves = read(study_id)
+            assert {i: json.loads(c) for i, c in curves.items()} == {
+                i: json.loads(c) for i, c in with_curves.items() if c != "[]"
+            }  # the enqueued trial has no values: left out
+            trials = study.trials
+            assert set(read(study_id, up_to_id=trials[1].id)) == {trials[0].id, trials[1].id}
+            assert set(read(study_id, after_id=trials[2].id, ids=[trials[0].id])) == {trials[0].id, trials[3].id}
+        storage.delete_study("s")

@@ -246,7 +246,8 @@ if (window.location.pathname === "/study") {
     }
     if (!built) { buildPage(); built = true; }
     if (data.reset) trials.clear();
-    for (const t of data.trials) trials.set(t.number, t);
+    // Each trial's curve travels apart from its row: curves[i] is trials[i]'s.
+    data.trials.forEach((t, i) => { t.curve = data.curves[i]; trials.set(t.number, t); });
     const changed = data.trials.length > 0 || data.reset || version === 0;
     version = data.version;
     summary = data.study;
