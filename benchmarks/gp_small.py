@@ -8,7 +8,9 @@ and to Optuna's GPSampler, each with ``n_startup_trials=5`` so that every timed 
 one, and each makes ``--suggestions`` suggestions in a row, every one told before the next.
 
 * **speed**: median ms per suggestion by history size (over spaces, seeds and suggestions) and
-  the ratio ours/Optuna, from the same run.
+  the ratio ours/Optuna, from the same run. Times are the process's CPU time (torch and BLAS on
+  one thread for both), which a loaded machine inflates far less than wall time: the time
+  spent waiting for a core is left out.
 * ``--calls``: what one suggestion does, by call counts (which the machine's load does not
   distort) and cProfile's cumulative seconds of the main steps, for ours and Optuna's.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import random
 import statistics
@@ -33,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")  # before numpy and torch load: one thread for everyone
 
 from benchmarks.methods import optuna_distributions  # noqa: E402
 from benchmarks.tasks.sklearn_suite import _BOOSTING_SPACE, _LOGISTIC_SPACE, _tree_space  # noqa: E402
@@ -120,9 +125,9 @@ def time_suggestions(library: str, space_name: str, n: int, seed: int, k: int) -
     study = make(space, random_history(space, n, seed), seed)
     seconds = []
     for _ in range(k):
-        start = time.perf_counter()
+        start = time.process_time()
         trial, params = suggest(study)
-        seconds.append(time.perf_counter() - start)
+        seconds.append(time.process_time() - start)
         (study if library == "ours" else study[0]).tell(trial, objective(params))
     return seconds
 
@@ -130,7 +135,7 @@ def time_suggestions(library: str, space_name: str, n: int, seed: int, k: int) -
 def speed(sizes: list[int], spaces: list[str], seeds: int, k: int) -> None:
     for library in LIBRARIES:  # imports BoTorch and Optuna's GP outside the timings
         time_suggestions(library, "logreg", 6, 0, 1)
-    print(f"\nms per suggestion (medians over {len(spaces)} spaces x {seeds} seeds x {k} suggestions)")
+    print(f"\nCPU ms per suggestion (medians over {len(spaces)} spaces x {seeds} seeds x {k} suggestions)")
     print("| trials of history | ours | Optuna | ratio |")
     print("|---|---|---|---|")
     for n in sizes:
