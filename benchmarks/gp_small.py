@@ -155,6 +155,7 @@ def speed(sizes: list[int], spaces: list[str], seeds: int, k: int) -> None:
 STEPS = {
     "ours": [
         "_suggest",
+        "fit_model",  # fit_hyperparameters before the fitted model was reused
         "fit_hyperparameters",
         "fit_gpytorch_mll",
         "closure",  # botorch's marginal likelihood and gradient, once per L-BFGS-B step
@@ -211,12 +212,12 @@ def calls(sizes: list[int], spaces: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="5,10,20,50")
-    parser.add_argument("--spaces", default="logreg,tree,boosting")
-    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--calls", action="store_true", help="also count the calls of one suggestion")
+    parser.add_argument("--no-speed", action="store_true", help="skip the timings")
+    parser.add_argument("--spaces", default=",".join(SPACES), help=f"comma list of {', '.join(SPACES)}")
+    parser.add_argument("--sizes", default="5,10,20,50", help="trials of history")
     parser.add_argument("--suggestions", type=int, default=3, help="timed in a row per history")
-    parser.add_argument("--no-speed", action="store_true")
-    parser.add_argument("--calls", action="store_true")
+    parser.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args()
     import torch
 
