@@ -340,8 +340,12 @@ class _PriorsListedOnce(ExactMarginalLogLikelihood):
 
     def __init__(self, likelihood: GaussianLikelihood, model: SingleTaskGP) -> None:
         super().__init__(likelihood, model)
-        if list(model.added_loss_terms()):
-            raise ValueError("_PriorsListedOnce: the model has added loss terms, which it does not add.")
+        added = [name for name, _ in model.named_added_loss_terms()]
+        if added:
+            raise ValueError(
+                f"_PriorsListedOnce adds only priors, but the model has added loss terms {added}: fit it with "
+                f"GPyTorch's ExactMarginalLogLikelihood."
+            )
         self._priors = [(prior, closure, module) for _, module, prior, closure, _ in model.named_priors()]
 
     def _add_other_terms(self, res: Tensor, params: tuple[object, ...]) -> Tensor:
