@@ -33,7 +33,7 @@ from botorch.models import SingleTaskGP
 from torch import Tensor
 from torch.special import log_ndtr
 
-from lightning_hpo.samplers._gp_model import build_model, fit_hyperparameters, standardize
+from lightning_hpo.samplers._gp_model import fit_model, standardize
 from lightning_hpo.samplers._gp_space import GPSpace
 from lightning_hpo.trial import CONFIGURATION_FAIL_KINDS, CONSTRAINT_VIOLATIONS, Trial, TrialState
 
@@ -94,7 +94,7 @@ class FeasibilityModel:
     def __init__(self, X: Tensor, outcome: FeasibilityOutcome, gp_space: GPSpace) -> None:
         # The sampler's GP takes outcomes where larger is better: the negated values.
         Y = -torch.tensor(outcome.values, dtype=X.dtype, device=X.device).unsqueeze(-1)
-        model = build_model(X, Y, gp_space, fit_hyperparameters(X, Y, gp_space))
+        model = fit_model(X, Y, gp_space)
         # Conditioned on the outcomes only standardized (an affine map), not warped as the objective's
         # GP sees them, so the boundary maps exactly: the hyperparameters fitted to the warped
         # outcomes serve, as the warp is monotone and the kernel's lengthscales change little.

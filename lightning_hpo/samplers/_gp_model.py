@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+import gpytorch
 import numpy as np
 import torch
 from botorch.fit import fit_gpytorch_mll
@@ -39,7 +40,15 @@ from torch import Tensor
 
 from lightning_hpo.samplers._gp_space import GPSpace
 
-__all__ = ["build_model", "fit_hyperparameters", "lengthscales", "model_outcomes", "warp_to_normal"]
+__all__ = [
+    "build_model",
+    "fit_hyperparameters",
+    "fit_model",
+    "hyperparameters_of",
+    "lengthscales",
+    "model_outcomes",
+    "warp_to_normal",
+]
 
 #: L-BFGS-B's relative tolerance on the negative log marginal likelihood: well below the
 #: differences that change a suggestion, and far fewer steps than scipy's default of 2e-9.
@@ -77,7 +86,9 @@ def _lengthscale_settings(dimension: int) -> dict[str, object]:
     """
     centre = math.sqrt(dimension)
     return {
-        "lengthscale_prior": LogNormalPrior(loc=math.log(centre), scale=LENGTHSCALE_PRIOR_SCALE),
+        # Unvalidated, as GPyTorch's Gamma priors: the fit's values are positive by construction, and
+        # the check of every value at every step of a fit costs more than the prior's density.
+        "lengthscale_prior": LogNormalPrior(loc=math.log(centre), scale=LENGTHSCALE_PRIOR_SCALE, validate_args=False),
         "lengthscale_constraint": _log_positive(1e-3, initial=centre),
     }
 
@@ -296,12 +307,52 @@ def fit_hyperparameters(
 ) -> dict[str, Tensor]:
     """The GP's raw hyperparameters maximizing their posterior given the data (MAP), fitted from the
     priors' centres, so that they are a function of the data alone."""
+    return hyperparameters_of(fit_model(train_X, train_Y, gp_space, train_Yvar))
+
+
+def hyperparameters_of(model: SingleTaskGP) -> dict[str, Tensor]:
+    """The raw hyperparameters of ``model``, detached copies, as :func:`build_model` takes them."""
+    return {name: value.detach().clone() for name, value in model.named_parameters()}
+
+
+def fit_model(train_X: Tensor, train_Y: Tensor, gp_space: GPSpace, train_Yvar: Tensor | None = None) -> SingleTaskGP:
+    """The GP of :func:`build_model` with the hyperparameters of :func:`fit_hyperparameters`, in
+    evaluation mode: the same model as ``build_model`` given those hyperparameters, without
+    building it twice."""
     model = build_model(train_X, train_Y, gp_space, train_Yvar=train_Yvar)
-    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    mll = _PriorsListedOnce(model.likelihood, model)
     # Several outcomes are fitted by BoTorch's batched L-BFGS-B, which spells the tolerance `factr`.
     tolerance = {"ftol": FIT_TOLERANCE} if train_Y.shape[-1] == 1 else {"factr": FIT_TOLERANCE / np.finfo(float).eps}
-    fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": FIT_MAX_STEPS, **tolerance}})
-    return {name: value.detach().clone() for name, value in model.named_parameters()}
+    # The kernel evaluated at once rather than as GPyTorch's lazy tensor, which asks every sub-kernel
+    # for its batch shape at each step: the same matrix, with less bookkeeping.
+    with gpytorch.settings.lazily_evaluate_kernels(False):
+        fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": FIT_MAX_STEPS, **tolerance}})
+    return model.eval()
+
+
+class _PriorsListedOnce(ExactMarginalLogLikelihood):
+    """GPyTorch's exact marginal log likelihood, with the priors of the model found once.
+
+    GPyTorch walks the whole module tree for its priors (and added loss terms, of which this
+    module's models have none) at every evaluation: for the mixed kernel, a good part of a fit
+    step on a small history. The terms are the same, added in the same order.
+    """
+
+    def __init__(self, likelihood: GaussianLikelihood, model: SingleTaskGP) -> None:
+        super().__init__(likelihood, model)
+        added = [name for name, _ in model.named_added_loss_terms()]
+        if added:
+            raise ValueError(
+                f"_PriorsListedOnce adds only priors, but the model has added loss terms {added}: fit it with "
+                f"GPyTorch's ExactMarginalLogLikelihood."
+            )
+        self._priors = [(prior, closure, module) for _, module, prior, closure, _ in model.named_priors()]
+
+    def _add_other_terms(self, res: Tensor, params: tuple[object, ...]) -> Tensor:
+        for prior, closure, module in self._priors:
+            term = prior.log_prob(closure(module))
+            res.add_(term.view(*term.shape[: res.ndim], -1).sum(dim=-1))
+        return res
 
 
 def lengthscales(model: SingleTaskGP, gp_space: GPSpace) -> Tensor:

@@ -219,8 +219,8 @@ class GPSampler(Sampler):
         generator = torch.Generator().manual_seed(search_seed)
         with _isolated(device):
             Yvar = known_noise(observed, **tensor_kwargs)
-            hyperparameters = self._hyperparameters(space, X, Y, gp_space, device=device, Yvar=Yvar)
-            model = build_model(X, Y, gp_space, hyperparameters, train_Yvar=Yvar)
+            hyperparameters, fitted = self._hyperparameters(space, X, Y, gp_space, device=device, Yvar=Yvar)
+            model = fitted if fitted is not None else build_model(X, Y, gp_space, hyperparameters, train_Yvar=Yvar)
             torch.manual_seed(acquisition_seed)
             feasible = torch.tensor([t.feasible for t in observed], device=device)
             acquisition, incumbents = _acquisition(
@@ -246,13 +246,14 @@ class GPSampler(Sampler):
         *,
         device: torch.device,
         Yvar: torch.Tensor | None = None,
-    ) -> dict[str, torch.Tensor]:
+    ) -> tuple[dict[str, torch.Tensor], Any]:
         """The hyperparameters fitted to the first ``fitted_history_size(n)`` observations (to their
         :func:`fit_subset` past ``MAX_FITTED_OBSERVATIONS``), from the cache when it holds them (it
-        always does between two refits in one process)."""
+        always does between two refits in one process); and the model just fitted when it was
+        fitted to all ``n`` observations (else ``None``), which is the GP to suggest with."""
         import torch
 
-        from lightning_hpo.samplers._gp_model import fit_hyperparameters
+        from lightning_hpo.samplers._gp_model import fit_model, hyperparameters_of
 
         size = fitted_history_size(len(X))
         # The fit is a function of these alone: two studies can share a sampler and never its fit.
@@ -260,13 +261,14 @@ class GPSampler(Sampler):
         key += (None if Yvar is None else _digest(Yvar[:size]),)
         cached = self._last_fit
         if cached is not None and cached.key == key:
-            return cached.hyperparameters
+            return cached.hyperparameters, None
         # Seeded by the data alone (fit retries draw from the prior), so any process agrees.
         torch.manual_seed(_seeds(self.seed, size, 1)[0])
         fitted = fit_subset(size, MAX_FITTED_OBSERVATIONS).to(X.device)
-        hyperparameters = fit_hyperparameters(X[fitted], Y[fitted], gp_space, None if Yvar is None else Yvar[fitted])
+        model = fit_model(X[fitted], Y[fitted], gp_space, None if Yvar is None else Yvar[fitted])
+        hyperparameters = hyperparameters_of(model)
         self._last_fit = _Fit(key, hyperparameters)
-        return hyperparameters
+        return hyperparameters, model if len(fitted) == len(X) else None
 
     def __repr__(self) -> str:
         return f"GPSampler(seed={self.seed}, n_startup_trials={self.n_startup_trials}, device={self.device!r})"
