@@ -57,6 +57,7 @@ __all__ = [
     "newest_step",
     "discard_checkpoints",
     "remove_trial_checkpoints",
+    "remove_resumable",
 ]
 
 #: What stays on disk after a trial ends: "all", "best", or the number of best trials that keep theirs.
@@ -116,9 +117,17 @@ def resumable_files(trial_dir: str | os.PathLike[str]) -> list[tuple[int, Path]]
 
 
 def newest_step(trial_dir: str | os.PathLike[str]) -> int | None:
-    """The step of the newest resumable checkpoint in ``trial_dir`` (from its name: nothing is read)."""
+    """The step of the newest resumable checkpoint in ``trial_dir`` (from its name: nothing is read).
+
+    The directory of a trial evaluated several times has none of its own: its step is then the
+    trial's, over its finished evaluations and the one under way (see :mod:`lightning_hpo._evaluations`).
+    """
     files = resumable_files(trial_dir)
-    return files[0][0] if files else None
+    if files:
+        return files[0][0]
+    from lightning_hpo._evaluations import newest_trial_step  # noqa: PLC0415 - that module imports this one
+
+    return newest_trial_step(Path(trial_dir))
 
 
 def resume_point(trial_dir: str | os.PathLike[str], number: int) -> tuple[Path | None, int | None]:
@@ -179,7 +188,7 @@ def discard_checkpoints(study: Study, trial: Trial, trial_dir: Path, keep: KeepC
     """
     if keep == "all":
         return
-    _remove_resumable(trial_dir)
+    remove_resumable(trial_dir)
     if trial.state is not TrialState.COMPLETE:
         _remove(trial.checkpoint_path)
         _remove_all(checkpoint_dir(trial_dir), "*.ckpt")
@@ -191,10 +200,11 @@ def discard_checkpoints(study: Study, trial: Trial, trial_dir: Path, keep: KeepC
 def remove_trial_checkpoints(trial_dir: Path) -> None:
     """Remove every checkpoint in ``trial_dir`` (a trial that failed, or restarts there from zero)."""
     _remove_all(checkpoint_dir(trial_dir), "*.ckpt")
-    _remove_resumable(trial_dir)
+    remove_resumable(trial_dir)
 
 
-def _remove_resumable(trial_dir: Path) -> None:
+def remove_resumable(trial_dir: Path) -> None:
+    """Remove what resumes the trial in ``trial_dir`` (it ended), keeping its best checkpoint."""
     for _, path in resumable_files(trial_dir):
         path.unlink(missing_ok=True)
     _remove_all(trial_dir, "hpc_ckpt_*.ckpt")  # Lightning's SLURM requeue checkpoints

@@ -311,7 +311,7 @@ class LightningCLI(LightningCLIInternals):
             evaluated = EvaluatedTrial(
                 self.study, trial, evaluations, study_dir / f"trial_{trial.number}", directions, keep
             )
-            return evaluated.train(functools.partial(self._train_evaluation, trial, evaluations, options))
+            return evaluated.train(functools.partial(self._train_evaluation, trial, options))
 
         try:
             options = RunOptions(
@@ -353,16 +353,12 @@ class LightningCLI(LightningCLIInternals):
     def _train_evaluation(
         self,
         trial: Trial,
-        evaluations: Evaluations,
         options: dict[str, Any],
-        repeat: int,
         fold: Fold | None,
-        trial_dir: Path,
-        make_reporter: Any,
+        seed: int | None,
+        evaluation: dict[str, Any],
     ) -> TrialTraining:
         """One evaluation (a fold, a repeat) of a trial evaluated several times: see :mod:`lightning_hpo._evaluations`."""
-        evaluation = {"trial_dir": trial_dir, "make_reporter": make_reporter, "resumable": False}
-        seed = evaluations.training_seed(trial, repeat)
         return self._train_trial(trial, **options, evaluation=evaluation, fold=fold, seed=seed)
 
     def _train_trial(
