@@ -323,9 +323,12 @@ class EvaluatedTrial:
         )
         if index > first:  # the trial's budget is stored once, by the first evaluation this process trains
             make_reporter = functools.partial(_without_budget, make_reporter)
-        resume_attrs = functools.partial(self._resume_attrs, index if index == first else None)
-        evaluation = {"trial_dir": self.trial_dir / names[index], "make_reporter": make_reporter}
-        training = train_one(fold, seed, {**evaluation, "resume_attrs": resume_attrs})
+        evaluation = {
+            "trial_dir": self.trial_dir / names[index],
+            "make_reporter": make_reporter,
+            "resume_attrs": functools.partial(self._resume_attrs, index if index == first else None),
+        }
+        training = train_one(fold, seed, evaluation)
         self.last = training
         reporter = training.reporter
         assert isinstance(reporter, FoldReporter)
