@@ -23,7 +23,7 @@ evaluation but the last is recorded in the trial's :data:`RECORD_FILE` (its valu
 checkpoint and reports). The retry of an interrupted trial (see :mod:`lightning_hpo._resume`) skips
 the evaluations recorded, reports them again, and resumes the one under way from its newest
 checkpoint, so its values and reports are those of an uninterrupted run. Its resumable state counts
-in trial steps: ``attrs[RESUMED_AT_STEP]`` and :func:`newest_trial_step` are fold-major steps.
+in trial steps: ``attrs[RESUMED_AT_STEP]`` and :func:`~lightning_hpo._resume.newest_step` are fold-major steps.
 
 Under torchrun every rank trains the same evaluations in the same order (their loop depends only on
 broadcast decisions and on the record, which every rank reads); only global rank 0 reports and records.
@@ -50,7 +50,14 @@ import torch
 from typing_extensions import override
 
 from lightning_hpo._budget import PLANNED_STEPS_ATTR
-from lightning_hpo._resume import discard_checkpoints, remove_resumable, remove_trial_checkpoints, resumable_files
+from lightning_hpo._resume import (
+    RECORD_FILE,
+    discard_checkpoints,
+    read_record,
+    remove_resumable,
+    remove_trial_checkpoints,
+    subdirectories,
+)
 from lightning_hpo.callback import TrialReporter
 from lightning_hpo.folds import Fold
 from lightning_hpo.trial import (
@@ -75,16 +82,10 @@ __all__ = [
     "REPORTS",
     "REPEAT_SEED_STRIDE",
     "RECORD_FILE",
-    "newest_trial_step",
     "trial_report",
 ]
 
 log = logging.getLogger(__name__)
-
-#: The file in the directory of a trial evaluated several times that records its plan and finished
-#: evaluations, so that the retry of the interrupted trial skips them.
-RECORD_FILE = "evaluations.json"
-
 #: Repeat ``r`` of a trial trains with the trial's seed plus ``r`` times this (a prime far above any
 #: trial number, so no repeat of one trial shares a seed with another trial).
 REPEAT_SEED_STRIDE = 1_000_003
@@ -380,7 +381,7 @@ class EvaluatedTrial:
         """For the retry of an interrupted trial: take the evaluations it finished, and (on rank 0) report them again."""
         if RESUME_DIR not in self.trial.attrs:
             return
-        record = _read_record(self.trial_dir)
+        record = read_record(self.trial_dir)
         if record is None:
             return
         finished = [FinishedEvaluation.from_json(e) for e in record["finished"]]
@@ -406,7 +407,7 @@ class EvaluatedTrial:
 
     def _remove_checkpoints(self, kept: Path | None) -> None:
         """Remove the record and every evaluation's checkpoints but ``kept`` (its evaluation loses only its resumable ones)."""
-        for directory in _subdirectories(self.trial_dir):
+        for directory in subdirectories(self.trial_dir):
             if kept is not None and directory.resolve() in kept.parents:
                 remove_resumable(directory)
             else:
@@ -471,34 +472,6 @@ class EvaluatedTrial:
             return self.finished[0]
         sign = 1 if self.directions[0] == "min" else -1
         return min(self.finished, key=lambda evaluation: sign * evaluation.value[0])
-
-
-def newest_trial_step(trial_dir: Path) -> int | None:
-    """The newest trial step saved by a trial evaluated several times in ``trial_dir`` (see :func:`_resume.newest_step`):
-    its finished evaluations' steps and the newest resumable checkpoint of the one under way; ``None`` without either."""
-    record = _read_record(trial_dir)
-    done = {evaluation["name"] for evaluation in record["finished"]} if record else set()
-    under_way = [
-        files[0][0] for d in _subdirectories(trial_dir) if d.name not in done and (files := resumable_files(d))
-    ]
-    if not done and not under_way:
-        return None
-    steps_per_evaluation = int(record["steps_per_evaluation"]) if record else 0
-    return len(done) * steps_per_evaluation + max(under_way, default=0)
-
-
-def _read_record(trial_dir: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((trial_dir / RECORD_FILE).read_text())
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
-        return None
-
-
-def _subdirectories(directory: Path) -> list[Path]:
-    try:
-        return sorted(path for path in directory.iterdir() if path.is_dir())
-    except (FileNotFoundError, NotADirectoryError):
-        return []
 
 
 def evaluation_value(training: TrialTraining) -> tuple[float, ...] | None:

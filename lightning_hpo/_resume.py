@@ -28,6 +28,7 @@ int ``k``; see :class:`~lightning_hpo.Tuner`.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -58,6 +59,9 @@ __all__ = [
     "discard_checkpoints",
     "remove_trial_checkpoints",
     "remove_resumable",
+    "RECORD_FILE",
+    "read_record",
+    "subdirectories",
 ]
 
 #: What stays on disk after a trial ends: "all", "best", or the number of best trials that keep theirs.
@@ -66,6 +70,9 @@ KeepCheckpoints = Union[str, int]
 DEFAULT_KEEP_CHECKPOINTS: KeepCheckpoints = 3
 #: A trial interrupted this many times in a row without writing a new checkpoint is not resumed again.
 MAX_STALLED_INTERRUPTIONS = 3
+#: The file in the directory of a trial evaluated several times that records its plan and finished
+#: evaluations (see :mod:`lightning_hpo._evaluations`), so that the retry of the interrupted trial skips them.
+RECORD_FILE = "evaluations.json"
 #: Resumable checkpoints kept per trial: the newest, and one to fall back on.
 KEPT_RESUMABLE = 2
 _RESUMABLE = re.compile(r"^resume-step=(\d+)\.ckpt$")
@@ -125,9 +132,36 @@ def newest_step(trial_dir: str | os.PathLike[str]) -> int | None:
     files = resumable_files(trial_dir)
     if files:
         return files[0][0]
-    from lightning_hpo._evaluations import newest_trial_step  # noqa: PLC0415 - that module imports this one
+    return _newest_evaluated_step(trial_dir)
 
-    return newest_trial_step(Path(trial_dir))
+
+def _newest_evaluated_step(trial_dir: str | os.PathLike[str]) -> int | None:
+    """The fold-major step a trial evaluated several times reached: its finished evaluations' steps
+    (as recorded) and the newest resumable checkpoint of the one under way; ``None`` without either."""
+    record = read_record(trial_dir)
+    done = {evaluation["name"] for evaluation in record["finished"]} if record else set()
+    under_way = [
+        resumable_files(d)[0][0] for d in subdirectories(trial_dir) if d.name not in done and resumable_files(d)
+    ]
+    if not done and not under_way:
+        return None
+    steps_per_evaluation = int(record["steps_per_evaluation"]) if record else 0
+    return len(done) * steps_per_evaluation + max(under_way, default=0)
+
+
+def read_record(trial_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The :data:`RECORD_FILE` of a trial evaluated several times, or ``None`` if there is none (yet)."""
+    try:
+        return json.loads((Path(trial_dir) / RECORD_FILE).read_text())
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        return None
+
+
+def subdirectories(directory: str | os.PathLike[str]) -> list[Path]:
+    try:
+        return sorted(path for path in Path(directory).iterdir() if path.is_dir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def resume_point(trial_dir: str | os.PathLike[str], number: int) -> tuple[Path | None, int | None]:
