@@ -21,6 +21,9 @@ the trial then resumes from its last periodic checkpoint.
 **Resuming** is a retry of the interrupted trial (see :mod:`lightning_hpo._liveness`): a new trial
 number with the same params that shares the interrupted trial's directory, continues from its newest
 readable checkpoint, and stores again the intermediate values the checkpoint's reporter state holds.
+A trial evaluated several times (cross-validation, repeats) has a directory and resumable
+checkpoints per evaluation, and records its finished ones in :data:`RECORD_FILE`: its retry resumes
+in the evaluation it was in (see :mod:`lightning_hpo._evaluations`).
 
 **Disk policy** (:func:`discard_checkpoints`): ``keep_checkpoints`` is ``"all"``, ``"best"`` or an
 int ``k``; see :class:`~lightning_hpo.Tuner`.
@@ -158,6 +161,7 @@ def read_record(trial_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 
 def subdirectories(directory: str | os.PathLike[str]) -> list[Path]:
+    """The directories in ``directory`` (none if it does not exist), by name: a trial's evaluations'."""
     try:
         return sorted(path for path in Path(directory).iterdir() if path.is_dir())
     except (FileNotFoundError, NotADirectoryError):
