@@ -235,6 +235,7 @@ class Tuner:
             their mean (the spread stored; see :mod:`lightning_hpo._evaluations`). The datamodule
             receives each fold by the contract of :mod:`lightning_hpo.folds` (e.g. a
             :class:`~lightning_hpo.KFoldDataModule`). ``None``: one training on the datamodule's split.
+            An interrupted trial resumes in the fold it was in, keeping the folds it finished.
         repeats: train each configuration (each fold, with ``cv``) with this many seeds; the value is
             the mean over all of them.
         stopper: ends the study before ``n_trials`` once further trials are unlikely to beat the best by
