@@ -8,7 +8,8 @@ validation's); **the trial's value is their mean**, stored with each evaluation'
 objective), which the GPSampler reads as the noise of the value.
 
 **Seeds.** Repeat ``r`` splits the data with ``Fold.seed = seed + r`` (the same for every trial), and
-with ``Tuner(seed=s)`` trains with ``seed_everything(s + trial.number + REPEAT_SEED_STRIDE * r)``.
+with ``Tuner(seed=s)`` trains with ``seed_everything(s + trial.number + REPEAT_SEED_STRIDE * r)`` (the
+retry of an interrupted trial with the interrupted trial's number, as recorded).
 
 **Reports, so pruners compare like with like.** Evaluation ``e`` reports its step ``s`` as the
 trial's step ``e * S + s``, ``S`` the planned steps of one evaluation: fold 0 of every trial is
@@ -17,19 +18,30 @@ mean of the finished evaluations' values and the current one's latest value (see
 :data:`REPORTS` for the measurement behind that choice). A pruned evaluation ends the whole
 trial as PRUNED, so a hopeless trial stops within its first fold.
 
+**Resuming.** Each evaluation writes resumable checkpoints in its own directory, and each finished
+evaluation but the last is recorded in the trial's :data:`RECORD_FILE` (its value, metrics, best
+checkpoint and reports). The retry of an interrupted trial (see :mod:`lightning_hpo._resume`) skips
+the evaluations recorded, reports them again, and resumes the one under way from its newest
+checkpoint, so its values and reports are those of an uninterrupted run. Its resumable state counts
+in trial steps: ``attrs[RESUMED_AT_STEP]`` and :func:`~lightning_hpo._resume.newest_step` are fold-major steps.
+
 Under torchrun every rank trains the same evaluations in the same order (their loop depends only on
-broadcast decisions); only global rank 0 reports and records. An interrupted cross-validated trial is
-not resumed from a checkpoint: it runs again from its first evaluation.
+broadcast decisions and on the record, which every rank reads); only global rank 0 reports and records.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
+import json
+import logging
 import math
+import os
 import statistics
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,17 +50,42 @@ import torch
 from typing_extensions import override
 
 from lightning_hpo._budget import PLANNED_STEPS_ATTR
-from lightning_hpo._resume import discard_checkpoints, remove_trial_checkpoints
+from lightning_hpo._resume import (
+    RECORD_FILE,
+    discard_checkpoints,
+    read_record,
+    remove_resumable,
+    remove_trial_checkpoints,
+    subdirectories,
+)
 from lightning_hpo.callback import TrialReporter
 from lightning_hpo.folds import Fold
-from lightning_hpo.trial import EVALUATION_VALUES, PRUNED_STEP, VALUE_SPREAD, Trial, TrialState
+from lightning_hpo.trial import (
+    EVALUATION_VALUES,
+    PRUNED_STEP,
+    RESUME_DIR,
+    RESUMED_AT_STEP,
+    VALUE_SPREAD,
+    Trial,
+    TrialState,
+)
 
 if TYPE_CHECKING:
     from lightning_hpo.study import Study
     from lightning_hpo.training import TrialTraining
 
-__all__ = ["Evaluations", "EvaluatedTrial", "FoldReporter", "REPORTS", "REPEAT_SEED_STRIDE"]
+__all__ = [
+    "Evaluations",
+    "EvaluatedTrial",
+    "FinishedEvaluation",
+    "FoldReporter",
+    "REPORTS",
+    "REPEAT_SEED_STRIDE",
+    "RECORD_FILE",
+    "trial_report",
+]
 
+log = logging.getLogger(__name__)
 #: Repeat ``r`` of a trial trains with the trial's seed plus ``r`` times this (a prime far above any
 #: trial number, so no repeat of one trial shares a seed with another trial).
 REPEAT_SEED_STRIDE = 1_000_003
@@ -86,13 +123,24 @@ class Evaluations:
             return [(r, None) for r in range(self.repeats)]
         return [(r, Fold(i, self.cv, seed=base + r, repeat=r)) for r in range(self.repeats) for i in range(self.cv)]
 
-    def training_seed(self, trial: Trial, repeat: int) -> int | None:
-        return None if self.seed is None else self.seed + trial.number + REPEAT_SEED_STRIDE * repeat
+    def training_seed(self, number: int, repeat: int) -> int | None:
+        """The seed of repeat ``repeat`` of trial ``number`` (a resumed trial's: the interrupted trial's number)."""
+        return None if self.seed is None else self.seed + number + REPEAT_SEED_STRIDE * repeat
+
+
+def trial_report(
+    offset: int, finished: Sequence[tuple[float, ...]], step: int, value: tuple[float, ...]
+) -> tuple[int, tuple[float, ...]]:
+    """The trial's report of an evaluation's ``(step, value)``: at the fold-major step ``offset + step``,
+    with ``REPORTS == "running_mean"`` the mean of the ``finished`` evaluations' values and ``value``."""
+    if REPORTS == "running_mean":
+        value = tuple(statistics.fmean(vs) for vs in zip(*finished, value))
+    return offset + step, value
 
 
 class FoldReporter(TrialReporter):
     """A :class:`~lightning_hpo.callback.TrialReporter` for evaluation ``index`` of ``count``: it reports at
-    fold-major steps (``offset + step``) the running mean over evaluations (see the module documentation).
+    fold-major steps (``offset + step``) the running mean over evaluations (see :func:`trial_report`).
 
     Its own :attr:`reports` keep the evaluation's steps and values, from which the evaluation's value is found.
     It also keeps a fingerprint of the first validation batch, to notice a datamodule that ignores its fold.
@@ -116,13 +164,32 @@ class FoldReporter(TrialReporter):
         self.fingerprint: str | None = None
 
     @override
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # A resumed evaluation's restored reports go to the trial as they went to the interrupted one.
+        if self._restored and trainer.is_global_zero and self.study is not None and self.trial is not None:
+            for step, value in self.reports:
+                self.study.report(self.trial, *trial_report(self.offset, self.finished, step, value))
+        self._restored = False
+
+    @override
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._estimate_planned_steps(trainer)
+        super().on_train_start(trainer, pl_module)
+        # The first evaluation trained in this process holds the budget: it stores the whole trial's steps.
+        if self.planned_steps and self.budget and trainer.is_global_zero and self.study:
+            assert self.trial is not None  # for the progress display
+            self.study.storage.update_trial(self.trial.id, attrs={PLANNED_STEPS_ATTR: self.planned_steps * self.count})
+
+    @override
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # A resumed evaluation that had trained all its steps never started training.
+        if self.planned_steps is None:
+            self._estimate_planned_steps(trainer)
+
+    def _estimate_planned_steps(self, trainer: pl.Trainer) -> None:
+        # At train start, not earlier: estimating loads the training data, which draws from the random state.
         steps = trainer.estimated_stepping_batches
         self.planned_steps = int(steps) if math.isfinite(steps) else None
-        super().on_train_start(trainer, pl_module)
-        if self.index == 0 and self.planned_steps and self.budget and trainer.is_global_zero and self.study:
-            assert self.trial is not None  # the whole trial's steps, for the progress display
-            self.study.storage.update_trial(self.trial.id, attrs={PLANNED_STEPS_ATTR: self.planned_steps * self.count})
 
     @override
     def on_validation_batch_start(
@@ -134,17 +201,67 @@ class FoldReporter(TrialReporter):
 
     @override
     def _report_and_judge(self, step: int, value: tuple[float, ...]) -> tuple[bool, str | None]:
-        if REPORTS == "running_mean":
-            value = tuple(statistics.fmean(vs) for vs in zip(*self.finished, value))
-        return super()._report_and_judge(self.offset + step, value)
+        return super()._report_and_judge(*trial_report(self.offset, self.finished, step, value))
+
+
+@dataclass(frozen=True)
+class FinishedEvaluation:
+    """What a finished evaluation gives its trial, as recorded in :data:`RECORD_FILE`.
+
+    Attributes:
+        name: its directory in the trial's, e.g. ``"fold_1"``.
+        value: its value, one per objective (see :func:`evaluation_value`).
+        metrics: its outcome metrics at the validation that gave the value.
+        checkpoint: its best checkpoint (an absolute path), ``""`` without one.
+        fingerprint: its validation data's (see :class:`FoldReporter`).
+        reports: its own ``(step, value)`` reports, from which its reports to the trial follow.
+    """
+
+    name: str
+    value: tuple[float, ...]
+    metrics: dict[str, float]
+    checkpoint: str
+    fingerprint: str | None
+    reports: tuple[tuple[int, tuple[float, ...]], ...]
+
+    @classmethod
+    def of(cls, name: str, training: TrialTraining, value: tuple[float, ...]) -> FinishedEvaluation:
+        reporter = training.reporter
+        best = training.checkpoint.best_model_path if training.checkpoint is not None else ""
+        return cls(
+            name=name,
+            value=value,
+            metrics=training.outcome_metrics.at(training._deciding_step()),
+            checkpoint=str(Path(best).resolve()) if best else "",
+            fingerprint=getattr(reporter, "fingerprint", None),
+            reports=tuple(reporter.reports),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "reports": [[step, list(value)] for step, value in self.reports]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FinishedEvaluation:
+        return cls(
+            name=data["name"],
+            value=tuple(data["value"]),
+            metrics=dict(data["metrics"]),
+            checkpoint=data["checkpoint"],
+            fingerprint=data["fingerprint"],
+            reports=tuple((int(step), tuple(value)) for step, value in data["reports"]),
+        )
 
 
 class EvaluatedTrial:
     """Trains one trial's evaluations in order (on every rank) and records them as one trial (on rank 0).
 
-    ``train_one(repeat, fold, trial_dir, reporter)`` builds and trains one evaluation's module and
-    Trainer, with ``reporter`` and ``trial_dir`` in its :class:`~lightning_hpo.training.TrialTraining`.
-    ``reporter_for(index, offset, finished)`` makes the evaluation's :class:`FoldReporter`.
+    ``train_one(fold, seed, evaluation)`` builds and trains one evaluation's module and Trainer,
+    with ``evaluation``'s options (``trial_dir``, ``make_reporter``, ``resume_attrs``) in its
+    :class:`~lightning_hpo.training.TrialTraining`; the global seed is set to ``seed`` already (unless
+    ``None``), for callers that set it again after a seed of their own.
+
+    ``trial_dir`` is the trial's own directory; the retry of an interrupted trial goes on in that
+    trial's (``attrs[RESUME_DIR]``), skipping the evaluations it finished.
     """
 
     def __init__(
@@ -157,50 +274,152 @@ class EvaluatedTrial:
         keep_checkpoints: Any,
     ) -> None:
         self.study, self.trial, self.evaluations = study, trial, evaluations
-        self.trial_dir = trial_dir
+        self.trial_dir = Path(trial.attrs[RESUME_DIR]) if RESUME_DIR in trial.attrs else trial_dir
         self.directions = tuple(directions)
         self.keep_checkpoints = keep_checkpoints
-        self.trainings: list[TrialTraining] = []
-        self.values: list[tuple[float, ...]] = []
+        self.finished: list[FinishedEvaluation] = []
+        self.last: TrialTraining | None = None  # the last evaluation trained by this process
         self.steps_per_evaluation = 0
+        self.seed_number = trial.number  # the trial number its evaluations are seeded with
 
-    def train(
-        self,
-        train_one: Callable[[int, Fold | None, Path, Callable[..., TrialReporter]], TrialTraining],
-    ) -> EvaluatedTrial:
+    @property
+    def values(self) -> list[tuple[float, ...]]:
+        return [evaluation.value for evaluation in self.finished]
+
+    def train(self, train_one: Callable[[Fold | None, int | None, dict[str, Any]], TrialTraining]) -> EvaluatedTrial:
         plan = self.evaluations.folds()
-        for index, (repeat, fold) in enumerate(plan):
-            seed = self.evaluations.training_seed(self.trial, repeat)
-            if seed is not None:
-                pl.seed_everything(seed, workers=True, verbose=False)
-            make_reporter = functools.partial(
-                FoldReporter,
-                index=index,
-                count=len(plan),
-                offset=index * self.steps_per_evaluation,
-                finished=self.values,
-            )
-            if index > 0:  # the trial's budget is stored once, by its first evaluation
-                make_reporter = functools.partial(_without_budget, make_reporter)
-            name = _evaluation_name(repeat, fold, self.evaluations)
-            training = train_one(repeat, fold, self.trial_dir / name, make_reporter)
-            self.trainings.append(training)
-            reporter = training.reporter
-            assert isinstance(reporter, FoldReporter)
-            if index == 0:
-                last_step = reporter.reports[-1][0] if reporter.reports else 0
-                self.steps_per_evaluation = reporter.planned_steps or last_step + 1
-            value = evaluation_value(training)
-            if reporter.pruned_step is not None or value is None:
-                break  # pruned: the whole trial stops; no value: it fails
-            self.values.append(value)
-            self._warn_if_fold_ignored(fold)
+        names = [_evaluation_name(repeat, fold, self.evaluations) for repeat, fold in plan]
+        self._resume_finished(names)
+        first = len(self.finished)
+        try:
+            for index in range(first, len(plan)):
+                repeat, fold = plan[index]
+                if not self._train_evaluation(train_one, index, first, repeat, fold, names):
+                    break
+        except Exception:
+            if self.study is not None and self.keep_checkpoints != "all":
+                self._remove_checkpoints(kept=None)  # the trial FAILs and will not resume: it keeps none
+            raise
         return self
+
+    def _train_evaluation(
+        self,
+        train_one: Callable[[Fold | None, int | None, dict[str, Any]], TrialTraining],
+        index: int,
+        first: int,
+        repeat: int,
+        fold: Fold | None,
+        names: Sequence[str],
+    ) -> bool:
+        """Train evaluation ``index`` (``first``: the first one this process trains); whether the trial goes on."""
+        seed = self.evaluations.training_seed(self.seed_number, repeat)
+        if seed is not None:
+            pl.seed_everything(seed, workers=True, verbose=False)
+        make_reporter = functools.partial(
+            FoldReporter,
+            index=index,
+            count=len(names),
+            offset=index * self.steps_per_evaluation,
+            finished=self.values,
+        )
+        if index > first:  # the trial's budget is stored once, by the first evaluation this process trains
+            make_reporter = functools.partial(_without_budget, make_reporter)
+        evaluation = {
+            "trial_dir": self.trial_dir / names[index],
+            "make_reporter": make_reporter,
+            "resume_attrs": functools.partial(self._resume_attrs, index if index == first else None),
+        }
+        training = train_one(fold, seed, evaluation)
+        self.last = training
+        reporter = training.reporter
+        assert isinstance(reporter, FoldReporter)
+        if index == 0:
+            last_step = reporter.reports[-1][0] if reporter.reports else 0
+            self.steps_per_evaluation = reporter.planned_steps or last_step + 1
+        value = evaluation_value(training)
+        if reporter.pruned_step is not None or value is None:
+            return False  # pruned: the whole trial stops; no value: it fails
+        self.finished.append(FinishedEvaluation.of(names[index], training, value))
+        if index < len(names) - 1 and training.resumable is not None and self.study is not None:
+            # Recorded, so a retry skips it; the last one is recorded with the trial, after resuming if need be.
+            self._write_record()
+            if self.keep_checkpoints != "all":
+                remove_resumable(training.trial_dir)
+        self._warn_if_fold_ignored(fold)
+        return True
+
+    # -- resuming ------------------------------------------------------------------------
+
+    def _plan(self) -> dict[str, Any]:
+        return {"cv": self.evaluations.cv, "repeats": self.evaluations.repeats, "seed": self.evaluations.seed}
+
+    def _write_record(self) -> None:
+        """Record the plan and the finished evaluations in the trial's directory (on rank 0), atomically."""
+        record = {
+            "plan": self._plan(),
+            "seed_number": self.seed_number,
+            "steps_per_evaluation": self.steps_per_evaluation,
+            "finished": [evaluation.to_json() for evaluation in self.finished],
+        }
+        path = self.trial_dir / RECORD_FILE
+        temporary = path.with_name(f".{RECORD_FILE}.tmp")
+        self.trial_dir.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(record))
+        os.replace(temporary, path)
+
+    def _resume_attrs(self, resumed_index: int | None, resume_step: int | None) -> dict[str, Any]:
+        """The trial's resume attrs, stored as an evaluation starts (see ``TrialTraining(resume_attrs=...)``):
+        the trial's directory and, for the first evaluation of a retry (``resumed_index``), the trial
+        step it resumes at. The plan is recorded first, so a retry under another plan starts over."""
+        self._write_record()
+        attrs: dict[str, Any] = {RESUME_DIR: str(self.trial_dir.resolve())}
+        if resumed_index is not None and RESUME_DIR in self.trial.attrs:
+            attrs[RESUMED_AT_STEP] = resumed_index * self.steps_per_evaluation + (resume_step or 0)
+        return attrs
+
+    def _resume_finished(self, names: Sequence[str]) -> None:
+        """For the retry of an interrupted trial: take the evaluations it finished, and (on rank 0) report them again."""
+        if RESUME_DIR not in self.trial.attrs:
+            return
+        record = read_record(self.trial_dir)
+        if record is None:
+            return
+        finished = [FinishedEvaluation.from_json(e) for e in record["finished"]]
+        if record["plan"] != self._plan() or [e.name for e in finished] != list(names[: len(finished)]):
+            log.warning(
+                "lightning_hpo: trial %d starts from its first evaluation: the trial it resumes ran another plan "
+                "(%s, now %s).",
+                self.trial.number,
+                record["plan"],
+                self._plan(),
+            )
+            if self.study is not None:
+                self._remove_checkpoints(kept=None)
+            return
+        self.finished, self.steps_per_evaluation = finished, int(record["steps_per_evaluation"])
+        self.seed_number = int(record["seed_number"])
+        if self.study is None:
+            return
+        for index, evaluation in enumerate(finished):
+            offset, before = index * self.steps_per_evaluation, self.values[:index]
+            for step, value in evaluation.reports:
+                self.study.report(self.trial, *trial_report(offset, before, step, value))
+
+    def _remove_checkpoints(self, kept: Path | None) -> None:
+        """Remove the record and every evaluation's checkpoints but ``kept`` (its evaluation loses only its resumable ones)."""
+        for directory in subdirectories(self.trial_dir):
+            if kept is not None and directory.resolve() in kept.parents:
+                remove_resumable(directory)
+            else:
+                remove_trial_checkpoints(directory)
+        (self.trial_dir / RECORD_FILE).unlink(missing_ok=True)
+
+    # -- the outcome ---------------------------------------------------------------------
 
     def _warn_if_fold_ignored(self, fold: Fold | None) -> None:
         if fold is None or fold.index != 1 or self.study is None:
             return
-        first, second = (t.reporter.fingerprint for t in self.trainings[-2:])  # type: ignore[attr-defined]
+        first, second = (evaluation.fingerprint for evaluation in self.finished[-2:])
         if first is not None and first == second:
             warnings.warn(
                 f"Folds 0 and 1 of trial {self.trial.number} validated on the same data (same size, same first "
@@ -212,25 +431,23 @@ class EvaluatedTrial:
 
     def record_and_discard(self) -> Trial:
         """Store the trial's outcome (on rank 0): the mean of its evaluations, or PRUNED / FAIL as the last one ended."""
-        study, trial = self.study, self.trial
+        study, trial, last = self.study, self.trial, self.last
         assert study is not None
-        last = self.trainings[-1]
         study.storage.update_trial(trial.id, log_dir=str(self.trial_dir))
-        if last.reporter.pruned_step is not None:
-            offset = (len(self.trainings) - 1) * self.steps_per_evaluation
+        if last is not None and last.reporter.pruned_step is not None:
+            offset = len(self.finished) * self.steps_per_evaluation
             study.storage.update_trial(
                 trial.id, attrs={PRUNED_STEP: offset + last.reporter.pruned_step, **self._values_attrs()}
             )
             finished = study.tell(trial, state=TrialState.PRUNED)
-        elif evaluation_value(last) is None:
+        elif len(self.finished) < len(self.evaluations):
+            assert last is not None  # an evaluation without a value ended the trial
             finished = last.record_outcome()  # FAIL, with the reason a single training would give
         else:
             finished = self._tell_complete()
         if self.keep_checkpoints != "all":
             kept = finished.checkpoint_path if finished.state is TrialState.COMPLETE else None
-            for training in self.trainings:
-                if kept is None or not kept.startswith(str(training.trial_dir.resolve())):
-                    remove_trial_checkpoints(training.trial_dir)
+            self._remove_checkpoints(kept=Path(kept) if kept else None)
             discard_checkpoints(study, finished, self.trial_dir, self.keep_checkpoints)
         return finished
 
@@ -240,24 +457,21 @@ class EvaluatedTrial:
         mean = tuple(statistics.fmean(vs) for vs in zip(*self.values))
         attrs = self._values_attrs()
         attrs[VALUE_SPREAD] = [statistics.pstdev(vs) for vs in zip(*self.values)]
-        best = self._best_evaluation()
-        checkpoint = best.checkpoint.best_model_path if best.checkpoint is not None else ""
-        study.storage.update_trial(
-            trial.id, attrs=attrs, **({"checkpoint_path": str(Path(checkpoint).resolve())} if checkpoint else {})
-        )
-        metrics = _mean_metrics([t.outcome_metrics.at(t._deciding_step()) for t in self.trainings])
+        checkpoint = self._best_evaluation().checkpoint
+        study.storage.update_trial(trial.id, attrs=attrs, **({"checkpoint_path": checkpoint} if checkpoint else {}))
+        metrics = _mean_metrics([evaluation.metrics for evaluation in self.finished])
         return study.tell(trial, mean[0] if len(mean) == 1 else mean, metrics=metrics)
 
     def _values_attrs(self) -> dict[str, Any]:
         one = len(self.directions) == 1
         return {EVALUATION_VALUES: [v[0] if one else list(v) for v in self.values]}
 
-    def _best_evaluation(self) -> TrialTraining:
+    def _best_evaluation(self) -> FinishedEvaluation:
         """The evaluation whose checkpoint the trial keeps: the best value (the first with several objectives)."""
         if len(self.directions) > 1:
-            return self.trainings[0]
+            return self.finished[0]
         sign = 1 if self.directions[0] == "min" else -1
-        return min(zip(self.values, self.trainings), key=lambda pair: sign * pair[0][0])[1]
+        return min(self.finished, key=lambda evaluation: sign * evaluation.value[0])
 
 
 def evaluation_value(training: TrialTraining) -> tuple[float, ...] | None:

@@ -21,6 +21,9 @@ the trial then resumes from its last periodic checkpoint.
 **Resuming** is a retry of the interrupted trial (see :mod:`lightning_hpo._liveness`): a new trial
 number with the same params that shares the interrupted trial's directory, continues from its newest
 readable checkpoint, and stores again the intermediate values the checkpoint's reporter state holds.
+A trial evaluated several times (cross-validation, repeats) has a directory and resumable
+checkpoints per evaluation, and records its finished ones in :data:`RECORD_FILE`: its retry resumes
+in the evaluation it was in (see :mod:`lightning_hpo._evaluations`).
 
 **Disk policy** (:func:`discard_checkpoints`): ``keep_checkpoints`` is ``"all"``, ``"best"`` or an
 int ``k``; see :class:`~lightning_hpo.Tuner`.
@@ -28,6 +31,7 @@ int ``k``; see :class:`~lightning_hpo.Tuner`.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -57,6 +61,10 @@ __all__ = [
     "newest_step",
     "discard_checkpoints",
     "remove_trial_checkpoints",
+    "remove_resumable",
+    "RECORD_FILE",
+    "read_record",
+    "subdirectories",
 ]
 
 #: What stays on disk after a trial ends: "all", "best", or the number of best trials that keep theirs.
@@ -65,6 +73,9 @@ KeepCheckpoints = Union[str, int]
 DEFAULT_KEEP_CHECKPOINTS: KeepCheckpoints = 3
 #: A trial interrupted this many times in a row without writing a new checkpoint is not resumed again.
 MAX_STALLED_INTERRUPTIONS = 3
+#: The file in the directory of a trial evaluated several times that records its plan and finished
+#: evaluations (see :mod:`lightning_hpo._evaluations`), so that the retry of the interrupted trial skips them.
+RECORD_FILE = "evaluations.json"
 #: Resumable checkpoints kept per trial: the newest, and one to fall back on.
 KEPT_RESUMABLE = 2
 _RESUMABLE = re.compile(r"^resume-step=(\d+)\.ckpt$")
@@ -116,9 +127,45 @@ def resumable_files(trial_dir: str | os.PathLike[str]) -> list[tuple[int, Path]]
 
 
 def newest_step(trial_dir: str | os.PathLike[str]) -> int | None:
-    """The step of the newest resumable checkpoint in ``trial_dir`` (from its name: nothing is read)."""
+    """The step of the newest resumable checkpoint in ``trial_dir`` (from its name: nothing is read).
+
+    The directory of a trial evaluated several times has none of its own: its step is then the
+    trial's, over its finished evaluations and the one under way (see :mod:`lightning_hpo._evaluations`).
+    """
     files = resumable_files(trial_dir)
-    return files[0][0] if files else None
+    if files:
+        return files[0][0]
+    return _newest_evaluated_step(trial_dir)
+
+
+def _newest_evaluated_step(trial_dir: str | os.PathLike[str]) -> int | None:
+    """The fold-major step a trial evaluated several times reached: its finished evaluations' steps
+    (as recorded) and the newest resumable checkpoint of the one under way; ``None`` without either."""
+    record = read_record(trial_dir)
+    done = {evaluation["name"] for evaluation in record["finished"]} if record else set()
+    under_way = [
+        resumable_files(d)[0][0] for d in subdirectories(trial_dir) if d.name not in done and resumable_files(d)
+    ]
+    if not done and not under_way:
+        return None
+    steps_per_evaluation = int(record["steps_per_evaluation"]) if record else 0
+    return len(done) * steps_per_evaluation + max(under_way, default=0)
+
+
+def read_record(trial_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The :data:`RECORD_FILE` of a trial evaluated several times, or ``None`` if there is none (yet)."""
+    try:
+        return json.loads((Path(trial_dir) / RECORD_FILE).read_text())
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        return None
+
+
+def subdirectories(directory: str | os.PathLike[str]) -> list[Path]:
+    """The directories in ``directory`` (none if it does not exist), by name: a trial's evaluations'."""
+    try:
+        return sorted(path for path in Path(directory).iterdir() if path.is_dir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def resume_point(trial_dir: str | os.PathLike[str], number: int) -> tuple[Path | None, int | None]:
@@ -179,7 +226,7 @@ def discard_checkpoints(study: Study, trial: Trial, trial_dir: Path, keep: KeepC
     """
     if keep == "all":
         return
-    _remove_resumable(trial_dir)
+    remove_resumable(trial_dir)
     if trial.state is not TrialState.COMPLETE:
         _remove(trial.checkpoint_path)
         _remove_all(checkpoint_dir(trial_dir), "*.ckpt")
@@ -191,10 +238,11 @@ def discard_checkpoints(study: Study, trial: Trial, trial_dir: Path, keep: KeepC
 def remove_trial_checkpoints(trial_dir: Path) -> None:
     """Remove every checkpoint in ``trial_dir`` (a trial that failed, or restarts there from zero)."""
     _remove_all(checkpoint_dir(trial_dir), "*.ckpt")
-    _remove_resumable(trial_dir)
+    remove_resumable(trial_dir)
 
 
-def _remove_resumable(trial_dir: Path) -> None:
+def remove_resumable(trial_dir: Path) -> None:
+    """Remove what resumes the trial in ``trial_dir`` (it ended), keeping its best checkpoint."""
     for _, path in resumable_files(trial_dir):
         path.unlink(missing_ok=True)
     _remove_all(trial_dir, "hpc_ckpt_*.ckpt")  # Lightning's SLURM requeue checkpoints

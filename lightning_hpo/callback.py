@@ -182,6 +182,7 @@ class ResumableCheckpoint(Checkpoint):
         self._last_write = time.monotonic()
         self._previous_handlers: dict[int, Any] = {}
         self._trainer: pl.Trainer | None = None
+        self._save_at_epoch_end = False
 
     @property
     @override
@@ -227,8 +228,19 @@ class ResumableCheckpoint(Checkpoint):
         due = self.every_seconds is None or time.monotonic() - self._last_write >= self.every_seconds
         if self.every_seconds is not None and trainer.world_size > 1:
             due = trainer.strategy.broadcast(due, src=0)  # clocks differ: every rank must save, or none
-        if due:
+        if due and trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            # Written at the epoch's end instead, after ModelCheckpoint saved this validation's best
+            # there: the checkpoint holds that best (a resumed trial keeps it as its best), and
+            # Lightning resumes an epoch's end exactly (the next shuffle is the uninterrupted run's).
+            self._save_at_epoch_end = True
+        elif due:
             self.save(trainer)
+
+    @override
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._save_at_epoch_end and not trainer.should_stop:
+            self.save(trainer)
+        self._save_at_epoch_end = False
 
     def save(self, trainer: pl.Trainer) -> None:
         """Write the checkpoint (every rank calls this; global rank 0 writes) and drop all but the newest two."""

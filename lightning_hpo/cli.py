@@ -97,6 +97,7 @@ from lightning_hpo.folds import Fold, check_folds, check_repeats, datamodule_for
 from lightning_hpo.progress import StudyProgress
 from lightning_hpo.pruners import Pruner
 from lightning_hpo.samplers.base import Sampler
+from lightning_hpo.stopping import check_stopper
 from lightning_hpo.storage import DEFAULT_ROOT_DIR, open_storage
 from lightning_hpo.study import Study, check_study_name, parse_mode
 from lightning_hpo.trackers import TrialTrackers
@@ -270,6 +271,7 @@ class LightningCLI(LightningCLIInternals):
             check_space_fits(functools.partial(_parse, fit_parser), base, space)
             sampler_seed = seed if seed is not None else _int_or_none(self.config["tune"].get("seed_everything"))
             evaluations = Evaluations(None if cv is None else check_folds(cv), check_repeats(repeats), sampler_seed)
+            checked_stopper = check_stopper(stopper)  # before the study is opened: a typo creates no empty study
             name = check_study_name(study_name if study_name is not None else type(self.model).__name__)
             if coordinator.is_leader:  # under torchrun, only global rank 0 opens the study
                 self.study = Study(
@@ -309,7 +311,7 @@ class LightningCLI(LightningCLIInternals):
             evaluated = EvaluatedTrial(
                 self.study, trial, evaluations, study_dir / f"trial_{trial.number}", directions, keep
             )
-            return evaluated.train(functools.partial(self._train_evaluation, trial, evaluations, options))
+            return evaluated.train(functools.partial(self._train_evaluation, trial, options))
 
         try:
             options = RunOptions(
@@ -317,7 +319,7 @@ class LightningCLI(LightningCLIInternals):
                 timeout=timeout,
                 max_consecutive_failures=max_consecutive_failures,
                 trial_timeout=trial_timeout,
-                stopper=stopper,
+                stopper=checked_stopper,
             )
             progress = StudyProgress(study, n_trials=n_trials, enabled=show_progress, label=monitor)
             with coordinator, progress:
@@ -351,16 +353,12 @@ class LightningCLI(LightningCLIInternals):
     def _train_evaluation(
         self,
         trial: Trial,
-        evaluations: Evaluations,
         options: dict[str, Any],
-        repeat: int,
         fold: Fold | None,
-        trial_dir: Path,
-        make_reporter: Any,
+        seed: int | None,
+        evaluation: dict[str, Any],
     ) -> TrialTraining:
         """One evaluation (a fold, a repeat) of a trial evaluated several times: see :mod:`lightning_hpo._evaluations`."""
-        evaluation = {"trial_dir": trial_dir, "make_reporter": make_reporter, "resumable": False}
-        seed = evaluations.training_seed(trial, repeat)
         return self._train_trial(trial, **options, evaluation=evaluation, fold=fold, seed=seed)
 
     def _train_trial(

@@ -120,8 +120,11 @@ class TrialTraining:
             evaluated several times, see :mod:`lightning_hpo._evaluations`).
         make_reporter: builds the reporter from ``(study, trial, monitor, budget)``; default:
             :class:`~lightning_hpo.callback.TrialReporter`.
-        resumable: write resumable checkpoints (with ``with_checkpoint``); ``False`` for the
-            evaluations of a trial evaluated several times, which restarts from its first one.
+        resumable: write resumable checkpoints (with ``with_checkpoint``), so an interrupted trial resumes.
+        resume_attrs: what to store as the trial's resume attrs (``attrs[RESUME_DIR]``,
+            ``attrs[RESUMED_AT_STEP]``), given the step it resumes at (``None``: from zero); default:
+            this directory, and that step when it continues an interrupted trial. An evaluation of
+            a trial evaluated several times stores its trial's (see :mod:`lightning_hpo._evaluations`).
 
     Example:
         >>> training = TrialTraining(study, trial, monitor=("val_loss",), study_dir=tuner.study_dir)  # doctest: +SKIP
@@ -148,6 +151,7 @@ class TrialTraining:
         trial_dir: Path | None = None,
         make_reporter: Callable[..., TrialReporter] | None = None,
         resumable: bool = True,
+        resume_attrs: Callable[[int | None], dict[str, Any]] | None = None,
     ) -> None:
         import lightning.pytorch as pl
 
@@ -186,6 +190,7 @@ class TrialTraining:
         self.resumable: ResumableCheckpoint | None = None
         self.resume_path: Path | None = None
         self.resume_step: int | None = None
+        self._make_resume_attrs = resume_attrs or self._own_resume_attrs
         if with_checkpoint and resumable:
             self.resumable = ResumableCheckpoint(self.trial_dir, trial.number, checkpoint_every)
             if RESUME_DIR in trial.attrs:
@@ -300,12 +305,14 @@ class TrialTraining:
     # -- resuming ------------------------------------------------------------------------
 
     def _resume_attrs(self) -> dict[str, Any]:
+        """The trial's resume attrs (see ``resume_attrs``); none without resumable checkpoints."""
+        return {} if self.resumable is None else self._make_resume_attrs(self.resume_step)
+
+    def _own_resume_attrs(self, resume_step: int | None) -> dict[str, Any]:
         """The trial's resumable-checkpoint directory, and the step it resumes from (if it does)."""
-        if self.resumable is None:
-            return {}
         attrs: dict[str, Any] = {RESUME_DIR: str(self.trial_dir.resolve())}
         if RESUME_DIR in self.trial.attrs:  # it continues an interrupted trial
-            attrs[RESUMED_AT_STEP] = self.resume_step or 0
+            attrs[RESUMED_AT_STEP] = resume_step or 0
         return attrs
 
     def _leave_resumable_if_saved(self) -> None:

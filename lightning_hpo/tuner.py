@@ -235,6 +235,7 @@ class Tuner:
             their mean (the spread stored; see :mod:`lightning_hpo._evaluations`). The datamodule
             receives each fold by the contract of :mod:`lightning_hpo.folds` (e.g. a
             :class:`~lightning_hpo.KFoldDataModule`). ``None``: one training on the datamodule's split.
+            An interrupted trial resumes in the fold it was in, keeping the folds it finished.
         repeats: train each configuration (each fold, with ``cv``) with this many seeds; the value is
             the mean over all of them.
         stopper: ends the study before ``n_trials`` once further trials are unlikely to beat the best by
@@ -524,9 +525,10 @@ class Tuner:
         return self._train_once(trial, datamodule)
 
     def _train_evaluation(
-        self, trial: Trial, repeat: int, fold: Fold | None, trial_dir: Path, make_reporter: Callable[..., Any]
+        self, trial: Trial, fold: Fold | None, seed: int | None, evaluation: dict[str, Any]
     ) -> TrialTraining:
-        """One evaluation of a trial evaluated several times (a fold, a repeat), written under ``trial_dir``."""
+        """One evaluation of a trial evaluated several times (a fold, a repeat; seeded already), with
+        ``evaluation``'s :class:`TrialTraining` options (see :class:`~lightning_hpo._evaluations.EvaluatedTrial`)."""
         release_memory_of_earlier_trials()
         params = dict(trial.params)
         is_factory = _is_datamodule_factory(self.datamodule)
@@ -534,7 +536,7 @@ class Tuner:
             datamodule = datamodule_for_fold(self.datamodule, params, fold, is_factory=is_factory)
         else:
             datamodule = self.datamodule(params) if is_factory else self.datamodule
-        return self._train_once(trial, datamodule, trial_dir=trial_dir, make_reporter=make_reporter, resumable=False)
+        return self._train_once(trial, datamodule, **evaluation)
 
     def _train_once(self, trial: Trial, datamodule: Any, **evaluation: Any) -> TrialTraining:
         """Build the module and Trainer and train once; ``evaluation``: :class:`TrialTraining`'s options of one evaluation."""

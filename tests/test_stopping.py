@@ -175,3 +175,19 @@ def test_the_tuner_stops_and_rejects_a_bad_stopper(tmp_path: Path, capsys: pytes
     result = Tuner(LinearRegression, stopper=RegretBoundStopper(min_trials=3, threshold=1e9), **kwargs).fit(n_trials=20)
     assert len(result.trials) == 3
     assert "stopped: regret bound" in capsys.readouterr().err
+
+
+def test_the_cli_rejects_a_bad_stopper_before_opening_the_study(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lightning_hpo.cli import LightningCLI
+    from tests.lightning_models import LinearRegression, RegressionData
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["train.py"])
+    args = ["tune", "--tune.n_trials", "2", "--tune.stopper", "early", "--tune.root_dir", str(tmp_path / "runs")]
+    with pytest.raises(SystemExit) as exit_info:
+        LightningCLI(LinearRegression, RegressionData, args=[*args, "--tune.search_space", '{"model.lr": [0.05]}'])
+    assert exit_info.value.code == 2
+    assert "`stopper` must be one of 'regret', 'none'" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # no storage, no empty study
