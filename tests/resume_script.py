@@ -26,6 +26,8 @@ MAX_EPOCHS, BATCHES = int(sys.argv[7]) if len(sys.argv) > 7 else 4, 4
 RESUME = sys.argv[8] != "0" if len(sys.argv) > 8 else True
 #: Trials run at once, each in a worker process of its own (the Tuner's ``n_jobs``).
 N_JOBS = int(os.environ.get("RESUME_SCRIPT_N_JOBS", "1"))
+#: Seconds per training batch: a kill at a random moment lands at a random batch.
+BATCH_SECONDS = float(os.environ.get("RESUME_SCRIPT_BATCH_SECONDS", "0.05"))
 DISTRIBUTED = "LOCAL_RANK" in os.environ
 RANK = int(os.environ.get("RANK", "0"))
 _first = [True]
@@ -33,7 +35,7 @@ _first = [True]
 
 class Ledgered(LinearRegression):
     def training_step(self, batch, batch_idx):
-        time.sleep(0.05)  # a kill at a random moment lands at a random batch
+        time.sleep(BATCH_SECONDS)
         if RANK == 0:
             with open(LEDGER, "a") as ledger:
                 ledger.write(f"{self.hparams.lr!r} {self.current_epoch} {os.getpid()}\n")

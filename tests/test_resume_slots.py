@@ -17,6 +17,9 @@ from tests.test_resume import BATCHES, MAX_EPOCHS, Study, _check_finished_study,
 @pytest.mark.slow
 def test_a_kill_of_two_slots_resumes_both_trials_from_their_own_checkpoints(tmp_path, monkeypatch):
     monkeypatch.setenv("RESUME_SCRIPT_N_JOBS", "2")  # read by the script, in its own process
+    # Slower batches: both slots hold a checkpoint for seconds, not the half second a loaded machine's
+    # polling of the database can miss.
+    monkeypatch.setenv("RESUME_SCRIPT_BATCH_SECONDS", "0.25")
     study = Study(tmp_path, n_trials=2)
     process = study.start()
     # Both slots saved a resumable checkpoint (after their first validation) before the machine is lost.
