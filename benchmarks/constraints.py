@@ -229,9 +229,18 @@ def run_ours(problem: Problem, seed: int, before: bool = False, impute: bool = F
         "bench", search_space=problem.space, storage=":memory:", sampler=sampler, constraints=problem.constraints
     )
     started = time.perf_counter()
-    study.optimize(problem.objective, n_trials=problem.n_trials, max_consecutive_failures=None)
+    # n_trials trials, failed ones included, as for Optuna below (Study.optimize's n_trials counts
+    # finished trials: a sampler blind to failures may propose a failing point forever).
+    for _ in range(problem.n_trials):
+        trial = study.ask()
+        try:
+            value, metrics = problem.objective(dict(trial.params))
+        except torch.OutOfMemoryError as error:
+            study.tell(trial, state=TrialState.FAIL, error=str(error), fail_kind="oom")
+            continue
+        study.tell(trial, value, metrics=metrics)
     seconds = time.perf_counter() - started
-    trials = study.trials[: problem.n_trials]
+    trials = study.trials
     values = [t.value if t.state is TrialState.COMPLETE else None for t in trials]
     feasible = [all(v <= 0 for v in t.attrs.get(CONSTRAINT_VIOLATIONS, {}).values()) for t in trials]
     return Run(values, feasible, seconds)

@@ -326,6 +326,8 @@ class Tuner:
         if pruner is not None:
             check_pruner_objectives(pruner, self.directions)
         name = check_study_name(study_name if study_name is not None else model_cls.__name__)
+        # Known on every rank (under torchrun only rank 0 opens the study): a grid may run to its end.
+        self._runs_a_grid = bool(getattr(sampler, "claims_points", False))
         # Under torchrun only global rank 0 opens the study (the TrialCoordinator's leader); the other
         # ranks train the trials it sends.
         self.study: Study | None = None
@@ -453,8 +455,7 @@ class Tuner:
                 GridSampler and no timeout: until every point of the grid has run).
             timeout: seconds after which no new trial starts.
         """
-        runs_a_grid = self.study is not None and getattr(self.study.sampler, "claims_points", False)
-        if n_trials is None and timeout is None and not runs_a_grid:
+        if n_trials is None and timeout is None and not self._runs_a_grid:
             raise InvalidArgumentError(
                 "Tuner.fit needs n_trials, timeout, or both (or a GridSampler); otherwise it would never stop."
             )

@@ -32,7 +32,7 @@ TUNE_SCRIPT = textwrap.dedent(
     import itertools, json, os, sys, time
     sys.path.insert(0, sys.argv[1])
     import torch
-    from lightning_hpo import Float, Int, Pruner, Tuner
+    from lightning_hpo import Float, GridSampler, Int, Pruner, Tuner
     from tests.lightning_models import LinearRegression, RegressionData
 
     out_dir, url, n_trials, plan = sys.argv[2], sys.argv[3], int(sys.argv[4]), json.loads(sys.argv[5])
@@ -76,14 +76,16 @@ TUNE_SCRIPT = textwrap.dedent(
 
 
     if __name__ == "__main__":
-        tuner = Tuner(Recorded, search_space={"lr": Float(1e-3, 1e-1, log=True), "hidden": Int(4, 16)},
+        # n_trials 0: a grid of two points, run to its end (fit without n_trials, on every rank).
+        sampler = GridSampler({"lr": [0.01, 0.03], "hidden": [8]}, seed=0) if n_trials == 0 else None
+        tuner = Tuner(Recorded, sampler=sampler, search_space={"lr": Float(1e-3, 1e-1, log=True), "hidden": Int(4, 16)},
                       datamodule=RegressionData(), storage=url, root_dir=os.path.join(out_dir, "runs"), seed=0,
                       trainer_kwargs={"max_epochs": 2, "strategy": "ddp",
                                       "accelerator": os.environ.get("LIGHTNING_HPO_TEST_ACCELERATOR", "cpu"),
                                       "devices": int(os.environ["LOCAL_WORLD_SIZE"]),
                                       "num_nodes": int(os.environ["WORLD_SIZE"]) // int(os.environ["LOCAL_WORLD_SIZE"])},
                       pruner=PruneOddTrialsAtOnce(), show_progress=False, trial_timeout=10)
-        result = tuner.fit(n_trials=n_trials)
+        result = tuner.fit(n_trials=n_trials or None)
         with open(os.path.join(out_dir, f"result{RANK}.json"), "w") as f:
             json.dump({"numbers": [t.number for t in result.trials], "best": result.best_params,
                        "has_study": result.study is not None, "group_left": torch.distributed.is_initialized()}, f)
@@ -198,10 +200,11 @@ def test_a_rank_that_raises_fails_the_trial_on_every_rank_and_the_next_trial_run
 
 
 @pytest.mark.slow
-def test_two_nodes_train_each_trial_together(tmp_path):
-    run_torchrun(tmp_path, n_trials=2, nodes=2)
+def test_two_nodes_train_each_trial_together_to_the_end_of_a_grid(tmp_path):
+    run_torchrun(tmp_path, n_trials=0, nodes=2)  # a two-point grid, fit() without n_trials on both ranks
     trials = stored_trials(tmp_path)
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED]
+    assert sorted(t.params["lr"] for t in trials) == [0.01, 0.03]
     assert rank_records(tmp_path, 0) == rank_records(tmp_path, 1)
     assert {r["world"] for r in rank_records(tmp_path, 0)} == {2}
 
