@@ -13,6 +13,12 @@ from hypothesis import settings
 
 POSTGRES_ENV = "LIGHTNING_HPO_TEST_POSTGRES_URL"
 
+# One intra-op thread for torch, in the pytest-xdist workers and in every process a test starts (they
+# inherit it): two workers on two cores that each spin torch's default thread pool train a tiny
+# model several times slower than one thread does. Set before anything imports torch; a developer's
+# own value wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 # Property tests draw the same examples on every run (a suite that passes once passes again);
 # HYPOTHESIS_PROFILE=explore draws fresh ones, to hunt for new failures locally.
 settings.register_profile("deterministic", derandomize=True, database=None)

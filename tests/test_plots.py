@@ -55,7 +55,7 @@ def study(tmp_path) -> Study:
     return study
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")  # 30 finished trials that the tests only read
 def two_objectives() -> Study:
     study = Study(
         "tradeoff",
