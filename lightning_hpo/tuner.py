@@ -467,7 +467,8 @@ class Tuner:
         options = replace(self.run_options, n_trials=n_trials, timeout=timeout)
         progress = StudyProgress(self.study, n_trials=n_trials, enabled=self.show_progress, label=self.monitor)
         with progress:
-            if self.n_jobs == 1:
+            # A rerun of a finished study has no trial to start: no worker processes to spawn for it.
+            if self.n_jobs == 1 or self._finished(n_trials):
                 return self._result(*self._run_trials_here(options, [progress]))
             from lightning_hpo.workers import run_in_workers
 
@@ -475,6 +476,9 @@ class Tuner:
             run_in_workers(functools.partial(self._run_trials_here, options), self.n_jobs, poll=progress.catch_up)
             _show_stop(progress, self.study, options)
         return self.result()
+
+    def _finished(self, n_trials: int | None) -> bool:
+        return self.study is not None and n_trials is not None and self.study.count_finished() >= n_trials
 
     def _run_trials_here(
         self, options: RunOptions, observers: Sequence[TrialObserver] = ()

@@ -117,9 +117,11 @@ def test_a_trial_added_by_another_process_appears_live(server: Server, db_url: s
 def test_a_study_with_two_objectives_draws_its_pareto_front_and_charts_either_objective(
     server: Server, db_url: str, page: Any
 ) -> None:
-    from lightning_hpo import Float, Study
+    from lightning_hpo import Float, RandomSampler, Study
 
-    study = Study("two", search_space={"x": Float(0.0, 1.0)}, mode=["min", "max"], storage=db_url, seed=0)
+    # Random points: the page is under test, not a multi-objective GP suggestion.
+    sampler = RandomSampler(seed=0)
+    study = Study("two", search_space={"x": Float(0.0, 1.0)}, mode=["min", "max"], storage=db_url, sampler=sampler)
     for _ in range(6):
         trial = study.ask()
         x = trial.params["x"]
