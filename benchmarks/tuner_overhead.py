@@ -152,13 +152,15 @@ def run_tuner(
     return seconds
 
 
-def measure(repeats: int, n: int, root: Path) -> list[dict[str, dict[str, dict[str, float]]]]:
+def measure(
+    repeats: int, n: int, root: Path, tuner_kwargs: Mapping[str, Any] | None = None
+) -> list[dict[str, dict[str, dict[str, float]]]]:
     """Per repetition and clock: seconds per trial of each side (bare, tuner) for each length (short, long)."""
     space = SearchSpace.coerce(digits_example().SEARCH_SPACE)
     configs = configurations(space, n)
     # Lightning and the Tuner import and set up lazily on first use; that is not what is measured.
     run_bare(configs[:1], SHORT, root / "warm-up-bare")
-    run_tuner(1, SHORT, root / "warm-up-tuner")
+    run_tuner(1, SHORT, root / "warm-up-tuner", tuner_kwargs=tuner_kwargs)
     runs = []
     for repeat in range(repeats):
         seconds: dict[str, dict[str, dict[str, float]]] = {clock: {side: {} for side in SIDES} for clock in CLOCKS}
@@ -169,7 +171,11 @@ def measure(repeats: int, n: int, root: Path) -> list[dict[str, dict[str, dict[s
                 # Each side starts with nothing left to collect: an automatic full collection (a large part
                 # of a second, walking all of torch) is then due to what that side allocates, not to the other.
                 gc.collect()
-                took = run_bare(configs, length, where) if side == "bare" else run_tuner(n, length, where)
+                took = (
+                    run_bare(configs, length, where)
+                    if side == "bare"
+                    else run_tuner(n, length, where, tuner_kwargs=tuner_kwargs)
+                )
                 for clock in CLOCKS:
                     seconds[clock][side][length.name] = took[clock] / n
         runs.append(seconds)
@@ -186,13 +192,13 @@ TUNER_CALLBACKS = {
 }
 
 
-def callback_ms(n: int, root: Path) -> dict[str, list[float]]:
+def callback_ms(n: int, root: Path, tuner_kwargs: Mapping[str, Any] | None = None) -> dict[str, list[float]]:
     """Milliseconds of each call of each of the Tuner's callbacks at the end of a validation in ``n`` long
     trials, as Lightning's profiler times them: the Tuner's own work at each validation."""
     from lightning.pytorch.profilers import SimpleProfiler
 
     profiler = SimpleProfiler(dirpath=root, filename="profile")
-    run_tuner(n, LONG, root, profiler=profiler)
+    run_tuner(n, LONG, root, tuner_kwargs=tuner_kwargs, profiler=profiler)
     # Each trial's first call is at the sanity check, where the callbacks do nothing.
     return {
         name: [1000 * d for i, d in enumerate(profiler.recorded_durations[hook]) if i % (LONG.validations + 1)]
@@ -335,6 +341,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--label", default="now", help="this run's column in the report (default 'now')")
     parser.add_argument(
+        "--checkpoint-every",
+        type=float,
+        default=None,
+        help="the Tuner's checkpoint_every in seconds (default: its own, a resumable checkpoint at every validation)",
+    )
+    parser.add_argument(
         "--callbacks-only",
         action="store_true",
         help="time only the Tuner's callbacks at each validation (--trials long trials); print their table",
@@ -354,9 +366,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    tuner_kwargs = {} if args.checkpoint_every is None else {"checkpoint_every": args.checkpoint_every}
     if args.callbacks_only:
         with _one_thread_in(Path(tempfile.mkdtemp())) as root:
-            figures = {"label": args.label, "callback_ms": callback_ms(args.trials, root)}
+            figures = {"label": args.label, "callback_ms": callback_ms(args.trials, root, tuner_kwargs)}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=1))
         print(callbacks_report([*(json.loads(path.read_text()) for path in args.baseline), figures]))
@@ -364,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_only:
         figures = json.loads(args.json.read_text())
     else:
-        seconds, callbacks = run(args.repeats, args.trials)
+        seconds, callbacks = run(args.repeats, args.trials, tuner_kwargs)
         figures = {
             "label": args.label,
             "command": shlex.join(
@@ -384,10 +397,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run(repeats: int, trials: int) -> tuple[list[dict[str, dict[str, dict[str, float]]]], dict[str, list[float]]]:
+def run(
+    repeats: int, trials: int, tuner_kwargs: Mapping[str, Any] | None = None
+) -> tuple[list[dict[str, dict[str, dict[str, float]]]], dict[str, list[float]]]:
     """:func:`measure` and :func:`callback_ms` with one torch thread, in a temporary directory."""
     with tempfile.TemporaryDirectory() as tmp, _one_thread_in(Path(tmp)) as root:
-        return measure(repeats, trials, root), callback_ms(trials, root / "profiled")
+        return measure(repeats, trials, root, tuner_kwargs), callback_ms(trials, root / "profiled", tuner_kwargs)
 
 
 @contextlib.contextmanager
