@@ -97,7 +97,7 @@ def test_rows_and_curves_are_those_of_one_text_per_row(db_url: str) -> None:
     """The rows and curves, read apart and encoded at once, are what the feed sent as one JSON text per trial."""
     import json
 
-    from lightning_hpo.dashboard._data import ROW_ATTRS, row_json
+    from lightning_hpo.dashboard._rows import ROW_ATTRS, row_json
     from lightning_hpo.snapshot import StudySnapshot
     from lightning_hpo.space import SearchSpace
 
@@ -120,7 +120,7 @@ def test_rows_and_curves_are_those_of_one_text_per_row(db_url: str) -> None:
 @pytest.mark.parametrize("mode", ["min", ["min", "max"]])
 def test_reads_between_full_ones_keep_the_summary_a_full_read_computes(db_url: str, mode: str | list[str]) -> None:
     from lightning_hpo import Float, Study, TrialState
-    from lightning_hpo.dashboard._data import study_summary
+    from lightning_hpo.dashboard._rows import study_summary
     from lightning_hpo.snapshot import StudySnapshot
 
     study = Study("s", search_space={"x": Float(0.0, 1.0)}, storage=db_url, mode=mode, seed=0)
