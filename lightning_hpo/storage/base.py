@@ -26,10 +26,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from lightning_hpo.exceptions import InvalidArgumentError
 from lightning_hpo.trial import Trial, TrialState
 
-__all__ = ["Storage", "StudyRecord", "TrialOverview", "thin_curve"]
+__all__ = ["Storage", "StudyRecord", "TrialOverview"]
 
 
 @dataclass(frozen=True)
@@ -256,23 +255,16 @@ class Storage(abc.ABC):
         ids: Iterable[int] = (),
         finished_since: datetime | None = None,
         up_to_id: int | None = None,
-        buckets: int | None = None,
     ) -> dict[int, str]:
         """The intermediate values of the trials :meth:`get_trial_overviews` picks with the same selectors.
 
         Trial id -> :attr:`TrialOverview.curve_json`, for the trials with at least one value and,
-        with ``up_to_id``, an id up to it (the trials an overview read just before saw). With
-        ``buckets``, each curve as :func:`thin_curve` keeps it, for a chart (at most ``2 * buckets + 2``
-        points, each exact); without, every point.
+        with ``up_to_id``, an id up to it (the trials an overview read just before saw).
         """
-        if buckets is not None and buckets < 1:
-            raise InvalidArgumentError(f"`buckets` must be at least 1 (or None: every point), but got {buckets}.")
         curves: dict[int, str] = {}
         for o in self.get_trial_overviews(study_id, after_id=after_id, ids=ids, finished_since=finished_since):
             if o.curve_json is not None and o.curve_json != "[]" and (up_to_id is None or o.trial.id <= up_to_id):
-                curves[o.trial.id] = (
-                    o.curve_json if buckets is None else json.dumps(thin_curve(json.loads(o.curve_json), buckets))
-                )
+                curves[o.trial.id] = o.curve_json
         return curves
 
     def close(self) -> None:  # noqa: B027 - optional hook: most storages hold nothing to release
@@ -290,31 +282,3 @@ def _curve_json(trial: Trial) -> str:
         for step, vector in sorted(trial.intermediate_vectors.items())
     ]
     return json.dumps(points)
-
-
-def thin_curve(points: Sequence[Sequence[Any]], buckets: int) -> list[Sequence[Any]]:
-    """A learning curve reduced for a chart, its shape kept: the points a line drawn from it needs.
-
-    ``points`` are ``[step, value]`` (or ``[step, [value, ...]]``) in step order. When the steps span
-    ``buckets`` or more, the span is split into ``buckets`` equal ranges of steps, and each range keeps
-    the points of its lowest and highest finite value (of the first objective), so the line covers the
-    same heights at the same places; the first and last points are kept too. The best point, lowest or
-    highest, is kept whatever the direction. Every point kept is one of ``points``, unchanged; there are
-    at most ``2 * buckets + 2``. A curve whose steps span fewer than ``buckets`` is returned whole.
-    """
-    if not points or points[-1][0] - points[0][0] < buckets:
-        return list(points)
-    first, last = points[0][0], points[-1][0]
-    lowest: dict[int, tuple[float, int]] = {}
-    highest: dict[int, tuple[float, int]] = {}
-    for i, (step, value) in enumerate(points):
-        head = value[0] if isinstance(value, list) else value
-        if head is None or not math.isfinite(head):
-            continue
-        bucket = (step - first) * buckets // (last - first + 1)
-        if bucket not in lowest or head < lowest[bucket][0]:
-            lowest[bucket] = (head, i)
-        if bucket not in highest or head > highest[bucket][0]:
-            highest[bucket] = (head, i)
-    kept = {0, len(points) - 1} | {i for _, i in lowest.values()} | {i for _, i in highest.values()}
-    return [points[i] for i in sorted(kept)]

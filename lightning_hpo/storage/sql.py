@@ -198,67 +198,33 @@ def _picked_attrs(keys: list[str], cells: list[Sequence[str | None]]) -> list[di
 _STATES = {state.value: state for state in TrialState}
 
 
-def _point_text(steps: Any, is_sqlite: bool) -> Any:
-    """An intermediate value as the JSON text of one point of :attr:`TrialOverview.curve_json`: ``[step,value]``."""
+def _curve_json(is_sqlite: bool) -> Any:
+    """A trial's intermediate values as the JSON text of :attr:`TrialOverview.curve_json`, in step order."""
+    steps = intermediate_table.c
     # Every double as text that reads back as the same double: PostgreSQL's text is; SQLite's needs '%!.17g'.
     exact = sa.func.printf("%!.17g", steps.value) if is_sqlite else sa.cast(steps.value, sa.Text)
     number = sa.case((sa.func.abs(steps.value) <= sys.float_info.max, exact), else_="null")
-    return "[" + sa.cast(steps.step, sa.Text) + "," + sa.func.coalesce(steps.objective_values, number) + "]"
-
-
-def _joined_points(points: Any, is_sqlite: bool) -> Any:
-    """The JSON array of ``points`` (a correlated select of ``step`` and ``point`` text), in step order."""
+    point = "[" + sa.cast(steps.step, sa.Text) + "," + sa.func.coalesce(steps.objective_values, number) + "]"
     if is_sqlite:
         # SQLite 3.40 has no ORDER BY inside an aggregate: it aggregates the rows of an ordered subquery in order.
-        ordered = points.order_by(points.selected_columns.step).subquery()
+        ordered = (
+            sa.select(point.label("point"))
+            .where(steps.trial_id == trials_table.c.id)
+            .order_by(steps.step)
+            .correlate(trials_table)
+            .subquery()
+        )
         joined = sa.select(sa.func.group_concat(ordered.c.point, ",")).scalar_subquery()
     else:
         from sqlalchemy.dialects.postgresql import aggregate_order_by
 
-        rows = points.subquery()
-        joined = sa.select(sa.func.string_agg(rows.c.point, aggregate_order_by(sa.literal(","), rows.c.step)))
-        joined = joined.scalar_subquery()
+        joined = (
+            sa.select(sa.func.string_agg(point, aggregate_order_by(sa.literal(","), steps.step)))
+            .where(steps.trial_id == trials_table.c.id)
+            .correlate(trials_table)
+            .scalar_subquery()
+        )
     return "[" + sa.func.coalesce(joined, "") + "]"
-
-
-def _curve_json(is_sqlite: bool, trial: Any = trials_table) -> Any:
-    """The intermediate values of ``trial`` (a table or subquery with an ``id`` column) as the JSON text of
-    :attr:`TrialOverview.curve_json`, in step order."""
-    steps = intermediate_table.c
-    points = sa.select(steps.step, _point_text(steps, is_sqlite).label("point")).where(steps.trial_id == trial.c.id)
-    return _joined_points(points.correlate(trial), is_sqlite)
-
-
-def _thinned_curve_json(trial: Any, buckets: int, is_sqlite: bool) -> Any:
-    """:func:`_curve_json` of ``trial`` (a subquery with ``id``, ``first`` and ``last`` step) as
-    :func:`~lightning_hpo.storage.base.thin_curve` keeps it.
-
-    The database writes only the points kept: each bucket's lowest and highest finite value (window
-    functions over the trial's own index range), and the first and last point.
-    """
-    steps, ends = intermediate_table.c, trial.c
-    finite = sa.case((sa.func.abs(steps.value) <= sys.float_info.max, steps.value))
-    bucket = (steps.step - ends.first) * buckets // (ends.last - ends.first + 1)
-    ranked = (
-        sa.select(
-            steps.step,
-            _point_text(steps, is_sqlite).label("point"),
-            finite.label("finite"),
-            sa.func.row_number().over(partition_by=bucket, order_by=finite.asc().nulls_last()).label("low"),
-            sa.func.row_number().over(partition_by=bucket, order_by=finite.desc().nulls_last()).label("high"),
-        )
-        .where(steps.trial_id == ends.id)
-        .correlate(trial)
-        .subquery()
-    )
-    kept = sa.select(ranked.c.step, ranked.c.point).where(
-        sa.or_(
-            sa.and_(ranked.c.finite.is_not(None), sa.or_(ranked.c.low == 1, ranked.c.high == 1)),
-            ranked.c.step == ends.first,
-            ranked.c.step == ends.last,
-        )
-    )
-    return _joined_points(kept.correlate(trial), is_sqlite)
 
 
 def _overview_condition(
@@ -1029,33 +995,17 @@ class SQLStorage(Storage):
         ids: Iterable[int] = (),
         finished_since: datetime | None = None,
         up_to_id: int | None = None,
-        buckets: int | None = None,
     ) -> dict[int, str]:
         condition = _overview_condition(study_id, after_id, ids, finished_since)
         if up_to_id is not None:
             condition = sa.and_(condition, trials_table.c.id <= up_to_id)
-        steps, t = intermediate_table.c, trials_table.c
-        if buckets is None:
-            lines = sa.select(t.id, _curve_json(self._is_sqlite).label("curve")).where(condition).subquery()
-        else:
-            if buckets < 1:
-                raise InvalidArgumentError(f"`buckets` must be at least 1 (or None: every point), but got {buckets}.")
-            # Each trial's first and last step: two index lookups, which tell whether it needs thinning.
-            ends = [
-                sa.select(edge(steps.step)).where(steps.trial_id == t.id).scalar_subquery()
-                for edge in (sa.func.min, sa.func.max)
-            ]
-            trial = sa.select(t.id, ends[0].label("first"), ends[1].label("last")).where(condition).subquery()
-            thinned = _thinned_curve_json(trial, buckets, self._is_sqlite)
-            # A curve whose steps fit in the buckets keeps every point: the database skips the ranking.
-            whole = _curve_json(self._is_sqlite, trial)
-            curve = sa.case((trial.c.last - trial.c.first < buckets, whole), else_=thinned)
-            lines = sa.select(trial.c.id, curve.label("curve")).subquery()
+        lines = sa.select(trials_table.c.id, _curve_json(self._is_sqlite).label("curve")).where(condition).subquery()
         # One aggregate per trial, each over its own index range: the cost follows the study, not the
-        # database (a grouped join over the values may scan those of every study). All of them come as
-        # one text ("id curve" lines) in one row: SQLite releases the GIL for each row it makes, and a
-        # thread that needs the GIL back for every row waits for a busy caller's switch interval each
-        # time, so thousands of rows would leave the caller's work and the database's in turn.
+        # database (a grouped join over the values may scan those of every study). They come as one text
+        # ("id curve" lines) in one row, so that a reader in a thread of its own runs beside the caller:
+        # SQLite lets go of the GIL while it makes a row but needs it back for the next, and while the
+        # caller runs Python it gets it back only at the interpreter's switch interval: with a row per trial,
+        # the database and the caller took turns more than they worked at once.
         line = sa.cast(lines.c.id, sa.Text) + " " + lines.c.curve
         joined = sa.func.group_concat(line, "\n") if self._is_sqlite else sa.func.string_agg(line, "\n")
         text = self._run(lambda conn: conn.execute(sa.select(joined)).scalar_one())

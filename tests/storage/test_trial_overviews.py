@@ -5,15 +5,10 @@ from __future__ import annotations
 import functools
 import json
 import math
-import random
 from datetime import timedelta
 
-import pytest
-
 from lightning_hpo import Float, Study, TrialState
-from lightning_hpo.exceptions import InvalidArgumentError
 from lightning_hpo.storage import SQLStorage, Storage
-from lightning_hpo.storage.base import thin_curve
 from lightning_hpo.trial import ENQUEUED, MONITOR, PRUNED_STEP
 
 
@@ -91,41 +86,3 @@ def test_curves_read_apart_are_the_overviews_curves(storage_url: str) -> None:
             assert set(read(study_id, up_to_id=trials[1].id)) == {trials[0].id, trials[1].id}
             assert set(read(study_id, after_id=trials[2].id, ids=[trials[0].id])) == {trials[0].id, trials[3].id}
         storage.delete_study("s")
-
-
-def test_thinned_curves_keep_first_last_and_best_exactly_and_are_bounded(storage_url: str) -> None:
-    """The database thins as thin_curve does: a bounded curve of exact points, the first, last and best among them."""
-    study = Study("thin", search_space={"x": Float(0.0, 1.0)}, storage=storage_url, mode=["min", "max"], seed=0)
-    rng = random.Random(0)
-    for length in (1, 9, 30, 240):
-        trial = study.ask()
-        for i in range(length):  # steps 0, 3, 6, ...: the buckets split the span of steps, not the count
-            value = math.nan if i % 17 == 5 else math.inf if i % 23 == 7 else rng.random()
-            study.report(trial, 3 * i, [value, -value])
-        study.tell(trial, [0.5, -0.5])
-    storage, buckets = study.storage, 10
-    full = {i: json.loads(c) for i, c in storage.get_trial_curves(study._study_id).items()}
-    for read in (storage.get_trial_curves, functools.partial(Storage.get_trial_curves, storage)):
-        thinned = {i: json.loads(c) for i, c in read(study._study_id, buckets=buckets).items()}
-        assert thinned == {i: thin_curve(points, buckets) for i, points in full.items()}
-    for trial_id, points in full.items():
-        kept = thinned[trial_id]
-        assert len(kept) <= 2 * buckets + 2 and all(point in points for point in kept)
-        assert kept[0] == points[0] and kept[-1] == points[-1]
-        finite = [p for p in points if p[1][0] is not None and math.isfinite(p[1][0])]
-        for best in (min, max):  # whichever way the objective goes
-            assert best(finite, key=lambda p: p[1][0]) in kept
-        if points[-1][0] - points[0][0] < buckets:
-            assert kept == points
-        else:
-            assert len(kept) < len(points)
-    with pytest.raises(InvalidArgumentError, match="at least 1"):
-        storage.get_trial_curves(study._study_id, buckets=0)
-
-
-def test_a_thinned_single_objective_curve_is_exact_where_kept() -> None:
-    points = [[step, 1.0 / (step + 1)] for step in range(1000)] + [[1000, None]]
-    kept = thin_curve(points, 50)
-    assert kept[0] == [0, 1.0] and kept[-1] == [1000, None] and len(kept) <= 102
-    assert [999, 1.0 / 1000] in kept  # the best (lowest) finite value
-    assert thin_curve(points[:40], 50) == points[:40]  # a span under the buckets: whole
