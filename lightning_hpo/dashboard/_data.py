@@ -16,7 +16,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -188,27 +188,28 @@ class StudyFeed:
         return state
 
     def _rows(
-        self, record: StudyRecord, overviews: list[TrialOverview], space: SearchSpace, selectors: Mapping[str, Any]
+        self,
+        record: StudyRecord,
+        overviews: list[TrialOverview],
+        space: SearchSpace,
+        selectors: Mapping[str, Any],
+        reading: Future[dict[int, str]],
     ) -> tuple[dict[int, Row], dict[str, Any] | None]:
         """Each trial's row and curve, by number, and the summary of a full read (``None`` without ``selectors``).
 
-        The database writes the curves while this thread makes the rows and the summary. The curves are
-        read after the trials, and only for the trials read (``up_to_id``), so that a trial that has
-        finished comes with all its values; a running one may come with a few more than its row says.
+        ``reading`` is the database writing the curves (:meth:`Storage.get_trial_curves`), which goes on
+        while this thread makes the rows and the summary.
         """
         if not overviews:
             return {}, None if selectors else study_summary(
                 StudySnapshot(record.name, space, tuple(record.directions), ())
             )
-        up_to_id = max(o.trial.id for o in overviews)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            reading = pool.submit(self.storage.get_trial_curves, record.id, up_to_id=up_to_id, **selectors)
-            rows = [(o.trial, trial_row(o.trial, space.from_stored(o.trial.params))) for o in overviews]
-            summary = None
-            if not selectors:  # every trial was read: they are the study (in number order)
-                trials = tuple(o.trial for o in overviews)
-                summary = study_summary(StudySnapshot(record.name, space, tuple(record.directions), trials))
-            curves = reading.result()
+        rows = [(o.trial, trial_row(o.trial, space.from_stored(o.trial.params))) for o in overviews]
+        summary = None
+        if not selectors:  # every trial was read: they are the study (in number order)
+            trials = tuple(o.trial for o in overviews)
+            summary = study_summary(StudySnapshot(record.name, space, tuple(record.directions), trials))
+        curves = reading.result()
         n_objectives = len(record.directions)
         finished = {trial.number: (row, finite_curve(curves.get(trial.id, "[]"), n_objectives)) for trial, row in rows}
         return finished, summary
@@ -233,7 +234,6 @@ class StudyFeed:
                     "ids": state.running_ids,
                     "finished_since": state.read_wall - timedelta(seconds=self.FINISHED_LOOKBACK),
                 }
-            overviews = self.storage.get_trial_overviews(record.id, attr_keys=ROW_ATTRS, curves=False, **selectors)
             # A study deleted and created again may get its old id back: its creation time tells them apart.
             same_study = state.record is not None and (state.record.id, state.record.created_at) == (
                 record.id,
@@ -241,7 +241,13 @@ class StudyFeed:
             )
             space = state.space if same_study else SearchSpace.from_json(record.space)
             assert space is not None
-            rows, full_summary = self._rows(record, overviews, space, selectors)
+            # The curves are read first, in a thread, while this one reads the trials and makes their rows. A
+            # trial that finishes between the two reads may lack its last values: finished lately, it is read
+            # again (with them) by the next read, which the next poll starts.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                reading = pool.submit(self.storage.get_trial_curves, record.id, **selectors)
+                overviews = self.storage.get_trial_overviews(record.id, attr_keys=ROW_ATTRS, curves=False, **selectors)
+                rows, full_summary = self._rows(record, overviews, space, selectors, reading)
         finally:
             with self._lock:
                 state.reading = False
