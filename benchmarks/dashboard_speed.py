@@ -47,7 +47,8 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from lightning_hpo import Categorical, Float, Int, SearchSpace  # noqa: E402
-from lightning_hpo.dashboard._data import StudyFeed, study_summary, trial_row  # noqa: E402
+from lightning_hpo.dashboard._data import StudyFeed  # noqa: E402
+from lightning_hpo.dashboard._rows import study_summary, trial_row  # noqa: E402
 from lightning_hpo.snapshot import StudySnapshot  # noqa: E402
 from lightning_hpo.storage import Storage, open_storage  # noqa: E402
 from lightning_hpo.storage.sql import intermediate_table, trials_table  # noqa: E402

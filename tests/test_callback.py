@@ -111,6 +111,7 @@ def test_a_storage_error_on_rank_zero_fails_the_trial_loudly():
 
 DDP_SCRIPT = """
 import atexit
+import os
 import sys
 import lightning.pytorch as pl
 import torch
@@ -118,7 +119,7 @@ from lightning_hpo import Float, Pruner, Study, TrialReporter
 sys.path.insert(0, sys.argv[2])
 from tests.lightning_models import ScriptedModule
 
-# Runs in each spawned rank too: a gloo group still alive at interpreter exit can abort the process
+# A gloo group still alive at interpreter exit can abort the process
 # ("terminate called without an active exception", pytorch/pytorch#179291).
 atexit.register(lambda: torch.distributed.is_initialized() and torch.distributed.destroy_process_group())
 
@@ -137,21 +138,25 @@ class RankDependent(ScriptedModule):
         self.log("size", 10.0 * (1 + self.global_rank))
 
 
-if __name__ == "__main__":
-    for monitors in sys.argv[3:]:  # one study and one DDP training for each: "val_loss", "val_loss,size"
-        monitor = monitors.split(",")
+# Both ranks (torchrun) run one study and one DDP training for each: "val_loss", "val_loss,size". The
+# study lives on rank 0, as the Tuner keeps it; the reporter broadcasts its decisions to the other rank.
+for monitors in sys.argv[3:]:
+    monitor = monitors.split(",")
+    study = trial = None
+    if int(os.environ["RANK"]) == 0:
         study = Study(monitors, search_space={"x": Float(0.0, 1.0)}, storage=sys.argv[1], pruner=PruneFromStep(),
                       seed=0, mode=["min"] * len(monitor))
         trial = study.ask()
-        reporter = TrialReporter(study, trial, monitor[0] if len(monitor) == 1 else monitor)
-        trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", max_epochs=5, logger=False,
-                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                             callbacks=[reporter])
-        trainer.fit(RankDependent([0.0]))
+    reporter = TrialReporter(study, trial, monitor[0] if len(monitor) == 1 else monitor)
+    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=5, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[reporter])
+    trainer.fit(RankDependent([0.0]))
 """
 
-#: Monitors of each DDP training -> the vectors its trial stores: one script runs both (a process
-#: that starts torch and Lightning costs more than the training).
+#: Monitors of each DDP training -> the vectors its trial stores: one torchrun runs both in the same two
+#: ranks (a process that starts torch and Lightning costs more than the training; ddp_spawn would start
+#: two more for each training).
 DDP_VECTORS = {"val_loss": {2: (1.5,), 4: (1.5,)}, "val_loss,size": {2: (1.5, 15.0), 4: (1.5, 15.0)}}
 
 
@@ -165,8 +170,9 @@ def test_ddp_reports_the_mean_over_ranks_once_and_all_ranks_stop_together(tmp_pa
     script = tmp_path / "ddp_script.py"
     script.write_text(DDP_SCRIPT)
     repo = str(Path(__file__).resolve().parents[1])
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     done = subprocess.run(
-        [sys.executable, str(script), url, repo, *DDP_VECTORS], capture_output=True, text=True, timeout=540
+        [*torchrun, str(script), url, repo, *DDP_VECTORS], capture_output=True, text=True, timeout=540
     )  # both trainings, on slow shared machines too (pytest stops a test at 600 s)
     assert done.returncode == 0, done.stderr[-3000:]
     storage = SQLStorage(url)

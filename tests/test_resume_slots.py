@@ -28,6 +28,7 @@ def test_a_kill_of_two_slots_resumes_both_trials_from_their_own_checkpoints(tmp_
     interrupted = {t.params["lr"]: t for t in study.trials() if t.state is not TrialState.COMPLETE}
     assert len(interrupted) == 2
 
+    monkeypatch.setenv("RESUME_SCRIPT_BATCH_SECONDS", "0.05")  # nothing to catch in the rerun: the usual pace
     study.run()
     _check_finished_study(study)
     resumed = [t for t in study.trials() if t.attrs.get(RESUMED_AT_STEP)]

@@ -1,9 +1,9 @@
-"""What the dashboard sends: studies and trials as JSON-safe dicts, and the feed of what changed.
+"""The feed of what changed in the studies of one storage: what the study page polls.
 
-The study page's feed reads :meth:`Storage.get_trial_overviews` and :meth:`Storage.get_trial_curves`
-(what a table row and a chart show, without decoding every intermediate value); importance and a
-trial's page read through the same paths as the console script and the plots. Nothing here writes
-to storage.
+The feed reads :meth:`Storage.get_trial_overviews` and :meth:`Storage.get_trial_curves` (what a table
+row and a chart show, without decoding every intermediate value) and keeps each trial's row and curve
+(:mod:`lightning_hpo.dashboard._rows` makes them); importance and a trial's page read through the same
+paths as the console script and the plots. Nothing here writes to storage.
 """
 
 from __future__ import annotations
@@ -13,251 +13,32 @@ import contextlib
 import gc
 import json
 import math
-import shlex
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from lightning_hpo.export import CONFIG_ATTR, LOGGER_DIR_ATTR, TRACKER_RUNS_ATTR, _plain, retrain_command
-from lightning_hpo.pareto import best_trials
+from lightning_hpo.dashboard._rows import (
+    COMPACT,
+    ROW_ATTRS,
+    Row,
+    finite_curve,
+    study_summary,
+    trial_detail,
+    trial_row,
+    trials_json,
+    updated_summary,
+)
 from lightning_hpo.snapshot import StudySnapshot
 from lightning_hpo.space import SearchSpace
 from lightning_hpo.storage import Storage, StudyRecord
 from lightning_hpo.storage.base import TrialOverview
-from lightning_hpo.trial import (
-    CONSTRAINT_VIOLATIONS,
-    ENQUEUED,
-    MONITOR,
-    PRUNED_STEP,
-    RETRIED_BY,
-    RETRY_OF,
-    WARM_START_FROM,
-    Trial,
-    TrialState,
-)
+from lightning_hpo.trial import Trial, TrialState
 
-__all__ = [
-    "ROW_ATTRS",
-    "StudyFeed",
-    "origin",
-    "plain_mapping",
-    "row_json",
-    "study_summary",
-    "trial_detail",
-    "trial_row",
-]
-
-
-def _number(value: float | None) -> float | None:
-    """JSON has no nan or infinity: they travel as null."""
-    return value if value is not None and math.isfinite(value) else None
-
-
-def _time(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _last_activity(trial: Trial) -> datetime | None:
-    times = [t for t in (trial.datetime_start, trial.datetime_complete, trial.heartbeat) if t is not None]
-    return max(times) if times else None
-
-
-#: The attrs a table row or the summary shows; the rest (fit configs, sampler state) is read by the trial page.
-ROW_ATTRS = (
-    MONITOR,
-    PRUNED_STEP,
-    CONSTRAINT_VIOLATIONS,
-    ENQUEUED,
-    WARM_START_FROM,
-    RETRY_OF,
-    RETRIED_BY,
-    TRACKER_RUNS_ATTR,
-)
-
-
-def origin(trial: Trial) -> dict[str, Any]:
-    """Where the trial came from, as attrs record it: enqueued, imported, a retry; and its tracker runs."""
-    found: dict[str, Any] = {}
-    if ENQUEUED in trial.attrs:
-        found["enqueued"] = [str(name) for name in trial.attrs[ENQUEUED] or ()]
-    if WARM_START_FROM in trial.attrs:
-        found["imported_from"] = str(trial.attrs[WARM_START_FROM])
-    for key in (RETRY_OF, RETRIED_BY):
-        if isinstance(trial.attrs.get(key), int):
-            found[key] = trial.attrs[key]
-    if trial.attrs.get(TRACKER_RUNS_ATTR):
-        found["tracker_runs"] = [str(run) for run in trial.attrs[TRACKER_RUNS_ATTR]]
-    return found
-
-
-def trial_row(trial: Trial, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """What the study page shows of a trial, but its curve: its table row and its points in the charts.
-
-    ``params`` are the trial's decoded parameters when its own are still in stored form. The heartbeat
-    is left out on purpose: it changes every few seconds while nothing else does, and a live update
-    sends only the trials whose row changed.
-    """
-    note = ""
-    if trial.state is TrialState.FAIL and trial.error:
-        note = trial.error.strip().splitlines()[-1][:200]
-    elif trial.state is TrialState.PRUNED:
-        note = f"pruned at step {trial.attrs.get(PRUNED_STEP, trial.last_step)}"
-    row = {
-        "number": trial.number,
-        "state": trial.state.value,
-        "values": [_number(v) for v in trial.values] if trial.values is not None else None,
-        "params": {name: _plain(value) for name, value in (trial.params if params is None else params).items()},
-        "start": _time(trial.datetime_start),
-        "end": _time(trial.datetime_complete),
-        "duration": trial.duration,
-        "note": note,
-    }
-    if trial.attrs and (found := origin(trial)):
-        row["origin"] = found
-    return row
-
-
-def _finite_curve(text: str, n_objectives: int) -> str:
-    """A stored curve's JSON with nan and infinite values as null.
-
-    A single-objective curve's text is written by the database from numbers only, with null already; a
-    multi-objective one holds the stored vectors, so it is parsed and written again.
-    """
-    if n_objectives == 1:
-        return text
-
-    def finite(value: Any) -> Any:
-        if isinstance(value, list):
-            return [finite(v) for v in value]
-        return _number(value) if isinstance(value, float) else value
-
-    return json.dumps([[step, finite(value)] for step, value in json.loads(text)], **_COMPACT)
-
-
-_COMPACT: dict[str, Any] = {"ensure_ascii": False, "allow_nan": False, "separators": (",", ":")}
-
-
-_ENCODER = json.JSONEncoder(**_COMPACT)
-
-
-def row_json(trial: Trial, curve: str, params: Mapping[str, Any], n_objectives: int) -> str:
-    """A trial's row as JSON text, its curve (JSON text, see :class:`TrialOverview`) spliced in unparsed."""
-    head = _ENCODER.encode(trial_row(trial, params))
-    return f'{head[:-1]},"curve":{_finite_curve(curve, n_objectives)}}}'
-
-
-#: A trial as the feed keeps it: its row but the curve (see :func:`trial_row`), and its curve as JSON text.
-_Row = tuple[dict[str, Any], str]
-
-
-def _trials_json(rows: list[_Row]) -> str:
-    """The ``trials`` and ``curves`` of an answer: the rows encoded in one call, and their curves, in the same order.
-
-    The curves travel apart so that the database's text of each is spliced in as it is, while the rows
-    (many small dicts) are encoded at once: one call costs less than one per row.
-    """
-    return f'"trials":{_ENCODER.encode([row for row, _ in rows])},"curves":[{",".join(curve for _, curve in rows)}]'
-
-
-def trial_detail(trial: Trial, snapshot: StudySnapshot, display_url: str) -> dict[str, Any]:
-    """Everything the trial page shows: its row, the traceback, paths, and how to retrain it."""
-    export = (
-        f"lightning-hpo export --storage {shlex.quote(display_url)} --study {shlex.quote(snapshot.name)} "
-        f"--trial {trial.number}"
-    )
-    config_file = f"trial_{trial.number}.yaml"
-    retrain = retrain_command(trial, config_file)
-    return {
-        **trial_row(trial),
-        "study": snapshot.name,
-        "directions": list(snapshot.directions),
-        "labels": [snapshot.objective_label(i) for i in range(len(snapshot.directions))],
-        "vectors": [
-            [step, [_number(v) for v in vector]] for step, vector in sorted(trial.intermediate_vectors.items())
-        ],
-        "error": trial.error,
-        "worker": trial.worker,
-        "log_dir": trial.attrs.get(LOGGER_DIR_ATTR) or trial.log_dir,
-        "checkpoint": trial.checkpoint_path,
-        "export_command": f"{export} --output {config_file}"
-        + ("" if trial.state is TrialState.COMPLETE else " --force"),
-        "retrain_command": retrain,
-        "has_config": trial.attrs.get(CONFIG_ATTR) is not None,
-    }
-
-
-def study_summary(
-    snapshot: StudySnapshot,
-    *,
-    counts: dict[str, int] | None = None,
-    best: list[Trial] | None = None,
-    last_activity: str | None = None,
-) -> dict[str, Any]:
-    """A line of the studies page: mode, trials by state, best value, last activity.
-
-    ``counts``, ``best`` and ``last_activity`` are computed from the trials unless given (see
-    :func:`_updated_summary`, which knows them from fewer trials).
-    """
-    if counts is None:
-        counts = {state.value: 0 for state in TrialState}
-        for trial in snapshot.trials:
-            counts[trial.state.value] += 1
-    if best is None:
-        best = snapshot.best_trials
-    if last_activity is None:
-        activity = [t for t in map(_last_activity, snapshot.trials) if t is not None]
-        last_activity = _time(max(activity)) if activity else None
-    return {
-        "name": snapshot.name,
-        "directions": list(snapshot.directions),
-        "labels": [snapshot.objective_label(i) for i in range(len(snapshot.directions))],
-        "params": list(snapshot.space.names),
-        "n_trials": len(snapshot.trials),
-        "states": counts,
-        "best_values": [_number(v) for v in best[0].values] if len(snapshot.directions) == 1 and best else None,
-        "best_number": best[0].number if len(snapshot.directions) == 1 and best else None,
-        "best_numbers": [t.number for t in best],
-        "last_activity": last_activity,
-    }
-
-
-def _ranks_differently(old: Trial | None, new: Trial) -> bool:
-    """Whether ``new`` may compare with other trials otherwise than ``old`` did (``None``: not read again)."""
-    return old is not None and (old.state, old.values, old.feasible) != (new.state, new.values, new.feasible)
-
-
-def _updated_summary(
-    previous: dict[str, Any],
-    snapshot: StudySnapshot,
-    trials: Mapping[int, Trial],
-    before: Mapping[int, Trial | None],
-) -> dict[str, Any]:
-    """:func:`study_summary` of ``snapshot`` from the ``previous`` one, in time that follows the trials read.
-
-    ``trials`` are the snapshot's by number; ``before`` maps the number of each trial read since
-    ``previous`` to the trial as ``previous`` counted it (``None`` for a new one). No other trial
-    changed, so none that was beaten is best now: the best are among the previous best and those read,
-    unless one of the previous best changed state, values or feasibility (then every trial is looked at again).
-    """
-    counts = dict(previous["states"])
-    latest = previous["last_activity"]
-    for number, old in before.items():
-        trial = trials[number]
-        if old is not None:
-            counts[old.state.value] -= 1
-        counts[trial.state.value] += 1
-        activity = _last_activity(trial)
-        if activity is not None and (latest is None or latest < _time(activity)):
-            latest = _time(activity)
-    best = None
-    if not any(_ranks_differently(before.get(number), trials[number]) for number in previous["best_numbers"]):
-        candidates = sorted({*previous["best_numbers"], *before})
-        best = best_trials([trials[n] for n in candidates], snapshot.directions)
-    return study_summary(snapshot, counts=counts, best=best, last_activity=latest)
+__all__ = ["StudyFeed"]
 
 
 @dataclass
@@ -271,7 +52,7 @@ class _StudyState:
     record: StudyRecord | None = None
     space: SearchSpace | None = None
     overview: dict[int, Trial] = field(default_factory=dict)
-    rows: dict[int, _Row] = field(default_factory=dict)
+    rows: dict[int, Row] = field(default_factory=dict)
     changed_at: dict[int, int] = field(default_factory=dict)
     log: list[tuple[int, int]] = field(default_factory=list)  # (version, number) of each change, in order
     reset_at: int = 0  # the version of the last read that replaced every row: older clients start over
@@ -374,12 +155,12 @@ class StudyFeed:
             reset = since > self._version or since < state.reset_at or since <= 0
             if reset:
                 if state.trials_json is None:
-                    state.trials_json = _trials_json([state.rows[n] for n in sorted(state.rows)])
+                    state.trials_json = trials_json([state.rows[n] for n in sorted(state.rows)])
                 trials = state.trials_json
             else:  # the log is in version order: the changes after `since` are its tail
                 first = bisect.bisect_right(state.log, (since, math.inf))
-                trials = _trials_json([state.rows[n] for n in sorted({number for _, number in state.log[first:]})])
-            head = json.dumps({"study": state.summary, "version": self._version, "reset": reset}, **_COMPACT)
+                trials = trials_json([state.rows[n] for n in sorted({number for _, number in state.log[first:]})])
+            head = json.dumps({"study": state.summary, "version": self._version, "reset": reset}, **COMPACT)
         return f"{head[:-1]},{trials}}}".encode()
 
     def _fresh(self, name: str) -> _StudyState:
@@ -407,29 +188,30 @@ class StudyFeed:
         return state
 
     def _rows(
-        self, record: StudyRecord, overviews: list[TrialOverview], space: SearchSpace, selectors: Mapping[str, Any]
-    ) -> tuple[dict[int, _Row], dict[str, Any] | None]:
+        self,
+        record: StudyRecord,
+        overviews: list[TrialOverview],
+        space: SearchSpace,
+        selectors: Mapping[str, Any],
+        reading: Future[dict[int, str]],
+    ) -> tuple[dict[int, Row], dict[str, Any] | None]:
         """Each trial's row and curve, by number, and the summary of a full read (``None`` without ``selectors``).
 
-        The database writes the curves while this thread makes the rows and the summary. The curves are
-        read after the trials, and only for the trials read (``up_to_id``), so that a trial that has
-        finished comes with all its values; a running one may come with a few more than its row says.
+        ``reading`` is the database writing the curves (:meth:`Storage.get_trial_curves`), which goes on
+        while this thread makes the rows and the summary.
         """
         if not overviews:
             return {}, None if selectors else study_summary(
                 StudySnapshot(record.name, space, tuple(record.directions), ())
             )
-        up_to_id = max(o.trial.id for o in overviews)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            reading = pool.submit(self.storage.get_trial_curves, record.id, up_to_id=up_to_id, **selectors)
-            rows = [(o.trial, trial_row(o.trial, space.from_stored(o.trial.params))) for o in overviews]
-            summary = None
-            if not selectors:  # every trial was read: they are the study (in number order)
-                trials = tuple(o.trial for o in overviews)
-                summary = study_summary(StudySnapshot(record.name, space, tuple(record.directions), trials))
-            curves = reading.result()
+        rows = [(o.trial, trial_row(o.trial, space.from_stored(o.trial.params))) for o in overviews]
+        summary = None
+        if not selectors:  # every trial was read: they are the study (in number order)
+            trials = tuple(o.trial for o in overviews)
+            summary = study_summary(StudySnapshot(record.name, space, tuple(record.directions), trials))
+        curves = reading.result()
         n_objectives = len(record.directions)
-        finished = {trial.number: (row, _finite_curve(curves.get(trial.id, "[]"), n_objectives)) for trial, row in rows}
+        finished = {trial.number: (row, finite_curve(curves.get(trial.id, "[]"), n_objectives)) for trial, row in rows}
         return finished, summary
 
     def _read(self, name: str, state: _StudyState) -> None:
@@ -452,7 +234,6 @@ class StudyFeed:
                     "ids": state.running_ids,
                     "finished_since": state.read_wall - timedelta(seconds=self.FINISHED_LOOKBACK),
                 }
-            overviews = self.storage.get_trial_overviews(record.id, attr_keys=ROW_ATTRS, curves=False, **selectors)
             # A study deleted and created again may get its old id back: its creation time tells them apart.
             same_study = state.record is not None and (state.record.id, state.record.created_at) == (
                 record.id,
@@ -460,7 +241,13 @@ class StudyFeed:
             )
             space = state.space if same_study else SearchSpace.from_json(record.space)
             assert space is not None
-            rows, full_summary = self._rows(record, overviews, space, selectors)
+            # The curves are read first, in a thread, while this one reads the trials and makes their rows. A
+            # trial that finishes between the two reads may lack its last values: finished lately, it is read
+            # again (with them) by the next read, which the next poll starts.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                reading = pool.submit(self.storage.get_trial_curves, record.id, **selectors)
+                overviews = self.storage.get_trial_overviews(record.id, attr_keys=ROW_ATTRS, curves=False, **selectors)
+                rows, full_summary = self._rows(record, overviews, space, selectors, reading)
         finally:
             with self._lock:
                 state.reading = False
@@ -493,7 +280,7 @@ class StudyFeed:
             if full_summary is not None:
                 state.summary = full_summary
             elif before:  # the heartbeats of running trials move the last activity too
-                state.summary = _updated_summary(state.summary, state.snapshot(), state.overview, before)
+                state.summary = updated_summary(state.summary, state.snapshot(), state.overview, before)
             state.read_wall = wall
             state.read_at, state.read_seconds = time.monotonic(), time.monotonic() - began
             if full:
@@ -514,8 +301,3 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def plain_mapping(mapping: Mapping[str, float]) -> dict[str, float | None]:
-    """``mapping`` with its nan and infinite values as ``None`` (JSON has neither)."""
-    return {key: _number(value) for key, value in mapping.items()}

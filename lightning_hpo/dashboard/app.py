@@ -26,7 +26,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lightning_hpo.dashboard._data import StudyFeed, plain_mapping
+from lightning_hpo.dashboard._data import StudyFeed
+from lightning_hpo.dashboard._rows import plain_mapping
 from lightning_hpo.exceptions import InvalidArgumentError, LightningHPOError, StudyNotFoundError
 from lightning_hpo.snapshot import StudySnapshot
 from lightning_hpo.storage import Storage

@@ -999,11 +999,22 @@ class SQLStorage(Storage):
         condition = _overview_condition(study_id, after_id, ids, finished_since)
         if up_to_id is not None:
             condition = sa.and_(condition, trials_table.c.id <= up_to_id)
+        lines = sa.select(trials_table.c.id, _curve_json(self._is_sqlite).label("curve")).where(condition).subquery()
         # One aggregate per trial, each over its own index range: the cost follows the study, not the
-        # database (a grouped join over the values may scan those of every study).
-        query = sa.select(trials_table.c.id, _curve_json(self._is_sqlite)).where(condition)
-        rows = self._run(lambda conn: conn.execute(query).all())
-        return {trial_id: curve for trial_id, curve in rows if curve != "[]"}
+        # database (a grouped join over the values may scan those of every study). They come as one text
+        # ("id curve" lines) in one row, so that a reader in a thread of its own runs beside the caller:
+        # SQLite lets go of the GIL while it makes a row but needs it back for the next, and while the
+        # caller runs Python it gets it back only at the interpreter's switch interval: with a row per trial,
+        # the database and the caller took turns more than they worked at once.
+        line = sa.cast(lines.c.id, sa.Text) + " " + lines.c.curve
+        joined = sa.func.group_concat(line, "\n") if self._is_sqlite else sa.func.string_agg(line, "\n")
+        text = self._run(lambda conn: conn.execute(sa.select(joined)).scalar_one())
+        curves = {}
+        for each in text.split("\n") if text else ():
+            trial_id, curve = each.split(" ", 1)
+            if curve != "[]":
+                curves[int(trial_id)] = curve
+        return curves
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from lightning_hpo.dashboard._data import StudyFeed
 from lightning_hpo.exceptions import StudyNotFoundError
-from lightning_hpo.storage import open_storage
+from lightning_hpo.storage import SQLStorage, open_storage
+from lightning_hpo.storage.base import TrialOverview
 from tests.dashboard.conftest import fill_study
 
 
@@ -97,7 +100,7 @@ def test_rows_and_curves_are_those_of_one_text_per_row(db_url: str) -> None:
     """The rows and curves, read apart and encoded at once, are what the feed sent as one JSON text per trial."""
     import json
 
-    from lightning_hpo.dashboard._data import ROW_ATTRS, row_json
+    from lightning_hpo.dashboard._rows import ROW_ATTRS, row_json
     from lightning_hpo.snapshot import StudySnapshot
     from lightning_hpo.space import SearchSpace
 
@@ -120,7 +123,7 @@ def test_rows_and_curves_are_those_of_one_text_per_row(db_url: str) -> None:
 @pytest.mark.parametrize("mode", ["min", ["min", "max"]])
 def test_reads_between_full_ones_keep_the_summary_a_full_read_computes(db_url: str, mode: str | list[str]) -> None:
     from lightning_hpo import Float, Study, TrialState
-    from lightning_hpo.dashboard._data import study_summary
+    from lightning_hpo.dashboard._rows import study_summary
     from lightning_hpo.snapshot import StudySnapshot
 
     study = Study("s", search_space={"x": Float(0.0, 1.0)}, storage=db_url, mode=mode, seed=0)
@@ -155,3 +158,44 @@ def test_reads_between_full_ones_keep_the_summary_a_full_read_computes(db_url: s
     summary = feed.changes("s")["study"]
     assert summary == study_summary(StudySnapshot.load(storage, "s"))
     assert running.number in summary["best_numbers"]
+
+
+class _TrialFinishesBetweenTheReads(SQLStorage):
+    """A real SQL storage in which, once, ``between`` runs after the curves are read and before the trials are."""
+
+    def __init__(self, url: str, between: Callable[[], None]) -> None:
+        super().__init__(url)
+        self.between: Callable[[], None] | None = between
+        self.curves_read = threading.Event()
+
+    def get_trial_curves(self, *args: Any, **kwargs: Any) -> dict[int, str]:
+        try:
+            return super().get_trial_curves(*args, **kwargs)
+        finally:
+            self.curves_read.set()
+
+    def get_trial_overviews(self, *args: Any, **kwargs: Any) -> list[TrialOverview]:
+        if self.between is not None:
+            assert self.curves_read.wait(timeout=60)
+            self.between()
+            self.between = None
+        return super().get_trial_overviews(*args, **kwargs)
+
+
+def test_a_trial_that_finishes_between_the_curves_and_the_rows_gets_its_last_values_on_the_next_read(
+    db_url: str,
+) -> None:
+    """The curves are read before the trials: a trial that finished in between is read again, values and all."""
+    study = fill_study("s", db_url, n_trials=3)
+    running = next(t for t in study.trials if t.state.value == "RUNNING")
+
+    def finish() -> None:
+        study.report(running, 1, 2.0)
+        study.tell(running, 2.0)
+
+    feed = StudyFeed(_TrialFinishesBetweenTheReads(db_url, finish), min_interval=0.0, background=False)
+    first = feed.changes("s")
+    row = next(t for t in first["trials"] if t["number"] == running.number)
+    assert (row["state"], row["curve"]) == ("COMPLETE", [[0, 3.0]])  # the curve as it was read
+    second = feed.changes("s", first["version"])
+    assert [(t["number"], t["curve"]) for t in second["trials"]] == [(running.number, [[0, 3.0], [1, 2.0]])]
