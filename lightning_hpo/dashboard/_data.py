@@ -215,7 +215,7 @@ class StudyFeed:
         return finished, summary
 
     def _read(self, name: str, state: _StudyState) -> None:
-        with _collector_paused():
+        with _collector_paused(freeze=state.record is None):
             self._read_study(name, state)
 
     def _read_study(self, name: str, state: _StudyState) -> None:
@@ -288,16 +288,22 @@ class StudyFeed:
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
+def _collector_paused(*, freeze: bool = False) -> Iterator[None]:
     """Python's cyclic garbage collector paused, unless something else paused it.
 
     A read of a large study makes tens of thousands of small objects that all live on (trials, rows):
-    each collection they set off walks every object of the process and frees none of them.
+    each collection they set off walks every object of the process and frees none of them. With
+    ``freeze``, what exists when the read ends is moved out of the collector's view (``gc.freeze``)
+    instead of walked by the collection that re-enabling the collector sets off: for the first read
+    of a study, which a page waits for. Garbage cycles frozen then are never freed, so later reads,
+    in the background, leave the collector to do its work.
     """
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        if freeze:
+            gc.freeze()
         if enabled:
             gc.enable()
