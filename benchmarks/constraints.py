@@ -198,6 +198,19 @@ class GPWorstValueForFailures(GPSampler):
         return super().sample(space, history, number=number, directions=directions)
 
 
+def _variant(imputation: str | None, weighting: bool) -> type[GPSampler]:
+    return type("GPVariant", (GPSampler,), {"_failure_imputation": imputation, "_failure_weighting": weighting})
+
+
+VARIANTS = {
+    "fgp": _variant(None, True),
+    "fgp_median": _variant("median", True),
+    "fgp_worst": _variant("worst", True),
+    "median": _variant("median", False),
+    "q75": _variant("q75", False),
+}
+
+
 @dataclass
 class Run:
     """What one run gives: per trial, its value (None when it failed) and whether it was feasible."""
@@ -222,8 +235,9 @@ def _satisfied(problem: Problem, metrics: Mapping[str, float]) -> bool:
     )
 
 
-def run_ours(problem: Problem, seed: int, before: bool = False, impute: bool = False) -> Run:
+def run_ours(problem: Problem, seed: int, before: bool = False, impute: bool = False, variant: str = "") -> Run:
     sampler_cls = GPBeforeFailureAwareness if before else GPWorstValueForFailures if impute else GPSampler
+    sampler_cls = VARIANTS.get(variant, sampler_cls)
     sampler = sampler_cls(seed=seed)
     study = Study(
         "bench", search_space=problem.space, storage=":memory:", sampler=sampler, constraints=problem.constraints
@@ -286,6 +300,7 @@ METHODS: dict[str, Callable[[Problem, int], Run]] = {
     "ours": lambda p, s: run_ours(p, s),
     "ours_before": lambda p, s: run_ours(p, s, before=True),
     "ours_impute": lambda p, s: run_ours(p, s, impute=True),
+    **{name: (lambda p, s, name=name: run_ours(p, s, variant=name)) for name in VARIANTS},
     "optuna_gp": lambda p, s: run_optuna(p, s, "gp"),
     "optuna_tpe": lambda p, s: run_optuna(p, s, "tpe"),
 }

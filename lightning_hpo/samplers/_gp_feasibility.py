@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 from botorch.acquisition import AcquisitionFunction
 from botorch.models import SingleTaskGP
@@ -44,6 +45,8 @@ __all__ = [
     "FeasibilityWeighted",
     "is_configuration_failure",
     "with_worst_values",
+    "with_imputed_values",
+    "failure_outcome",
 ]
 
 
@@ -68,6 +71,32 @@ def with_worst_values(failed: Sequence[Trial], observed: Sequence[Trial], direct
     columns = list(zip(*(t.values for t in observed)))
     worst = tuple(max(c) if d == "min" else min(c) for c, d in zip(columns, directions))
     return [replace(t, state=TrialState.COMPLETE, values=worst) for t in failed]
+
+
+def with_imputed_values(
+    failed: Sequence[Trial], observed: Sequence[Trial], directions: Sequence[str], imputation: str | None
+) -> list[Trial]:
+    """EXPERIMENT: the ``failed`` trials as observations with an imputed value (or none)."""
+    if imputation is None or not observed:
+        return []
+    if imputation == "worst":
+        return with_worst_values(failed, observed, directions)
+    columns = list(zip(*(t.values for t in observed)))
+    quantile = {"median": 0.5, "q75": 0.75}[imputation]
+    value = tuple(
+        float(np.quantile(c, quantile if d == "min" else 1 - quantile)) for c, d in zip(columns, directions)
+    )
+    return [replace(t, state=TrialState.COMPLETE, values=value) for t in failed]
+
+
+def failure_outcome(observed: Sequence[Trial], failed: Sequence[Trial]) -> FeasibilityOutcome | None:
+    """EXPERIMENT: whether a trial failed, as a constraint outcome (``1``: failed, ``-1``: not)."""
+    failed_numbers = {t.number for t in failed}
+    observed = [t for t in observed if t.number not in failed_numbers]
+    if not failed or not observed:
+        return None
+    trials = [*observed, *failed]
+    return FeasibilityOutcome("failure", trials, [-1.0] * len(observed) + [1.0] * len(failed))
 
 
 def feasibility_outcomes(observed: Sequence[Trial]) -> list[FeasibilityOutcome]:

@@ -172,6 +172,10 @@ class GPSampler(Sampler):
         self.device = _check_device(device)
         self._last_fit: _Fit | None = None
 
+    #: EXPERIMENT: how failed trials inform the GP.
+    _failure_imputation: str | None = "worst"
+    _failure_weighting: bool = False
+
     def sample(
         self, space: SearchSpace, trials: Sequence[Trial], *, number: int, directions: Sequence[str]
     ) -> dict[str, Any]:
@@ -182,10 +186,11 @@ class GPSampler(Sampler):
             return space.decode(sobol_point(len(space), self.seed, number))
         pending = [t for t in trials if t.state is TrialState.RUNNING]
         signs = tuple(1.0 if direction == "max" else -1.0 for direction in directions)
-        from lightning_hpo.samplers._gp_feasibility import is_configuration_failure, with_worst_values
+        from lightning_hpo.samplers._gp_feasibility import is_configuration_failure, with_imputed_values
 
         failed = [t for t in trials if is_configuration_failure(t)]
-        observed += with_worst_values(failed, observed, directions)
+        self._failed = failed if self._failure_weighting else []
+        observed += with_imputed_values(failed, observed, directions, self._failure_imputation)
         return space.decode(self._suggest(space, observed, pending, signs=signs, number=number))
 
     def _suggest(
@@ -226,7 +231,9 @@ class GPSampler(Sampler):
             acquisition, incumbents = _acquisition(
                 model, X, Y, X_pending, seed=acquisition_seed, generator=generator, feasible=feasible
             )
-            acquisition = _weighted_by_feasibility(acquisition, observed, space, gp_space, tensor_kwargs)
+            acquisition = _weighted_by_feasibility(
+                acquisition, observed, space, gp_space, tensor_kwargs, failed=getattr(self, "_failed", [])
+            )
             acquisition = gp_space.on_pinned_inputs(acquisition)
             best = maximize(
                 acquisition,
@@ -300,13 +307,21 @@ def _weighted_by_feasibility(
     space: SearchSpace,
     gp_space: Any,
     tensor_kwargs: dict[str, Any],
+    failed: Sequence[Trial] = (),
 ) -> Any:
     """``acquisition`` weighted by the GPs of the constraints, where there are any."""
     import torch
 
-    from lightning_hpo.samplers._gp_feasibility import FeasibilityModel, FeasibilityWeighted, feasibility_outcomes
+    from lightning_hpo.samplers._gp_feasibility import (
+        FeasibilityModel,
+        FeasibilityWeighted,
+        failure_outcome,
+        feasibility_outcomes,
+    )
 
     outcomes = feasibility_outcomes(observed)
+    failures = failure_outcome(observed, failed)
+    outcomes += [failures] if failures is not None else []
     if not outcomes:
         return acquisition
     models = []
