@@ -208,6 +208,9 @@ VARIANTS = {
     "fgp_worst": _variant("worst", True),
     "median": _variant("median", False),
     "q75": _variant("q75", False),
+    "fgp_q75": _variant("q75", True),
+    "fgp_nearest": _variant("nearest", True),
+    "fgp_nearest3": _variant("nearest3", True),
 }
 
 
@@ -337,6 +340,38 @@ def _against_ours(regrets: Mapping[str, Sequence[float]], method: str) -> str:
     return f"{better} / {worse}, p = {_wilcoxon(ours, other):.2g}"
 
 
+#: Where ``--digest`` looks: two tasks of the main suite (no failures, no constraints) and a
+#: constrained problem without failures, whose suggestions a change to the failure model must not move.
+DIGEST_TASKS = ("branin", "mixed")
+DIGEST_PROBLEMS = ("gardner",)
+DIGEST_TRIALS = 20
+
+
+def digest() -> dict[str, str]:
+    """Per task, the SHA-256 of every trial's parameters and value in a seeded 20-trial GPSampler run."""
+    import hashlib
+
+    from benchmarks.tasks import TASK_BUILDERS
+
+    studies = {}
+    for name in DIGEST_TASKS:
+        task = TASK_BUILDERS[name]()
+        objective = task.make_objective(0)
+        study = Study(name, search_space=task.space, storage=":memory:", sampler=GPSampler(seed=0))
+        study.optimize(lambda params: objective(params).observed, n_trials=DIGEST_TRIALS)
+        studies[name] = study
+    for name in DIGEST_PROBLEMS:
+        problem = PROBLEMS[name]()
+        sampler = GPSampler(seed=0)
+        study = Study(name, search_space=problem.space, storage=":memory:", sampler=sampler, constraints=problem.constraints)
+        study.optimize(problem.objective, n_trials=DIGEST_TRIALS)
+        studies[name] = study
+    return {
+        name: hashlib.sha256(repr([(t.params, t.values) for t in study.trials]).encode()).hexdigest()
+        for name, study in studies.items()
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=2)
@@ -344,8 +379,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--problems", nargs="*", default=list(PROBLEMS))
     parser.add_argument("--methods", nargs="*", default=list(METHODS))
     parser.add_argument("--out", default=None, help="also write the markdown table to this file")
+    parser.add_argument(
+        "--digest", action="store_true", help="print the digest of seeded runs without failures (see digest()) and stop"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    if args.digest:
+        for name, value in digest().items():
+            print(f"{name}: {value}")
+        return
     lines = [
         "| problem | method | seeds | regret: mean ± sd | median | ours better / worse, Wilcoxon p"
         " | failed or infeasible after start-up | s per run |",

@@ -74,13 +74,24 @@ def with_worst_values(failed: Sequence[Trial], observed: Sequence[Trial], direct
 
 
 def with_imputed_values(
-    failed: Sequence[Trial], observed: Sequence[Trial], directions: Sequence[str], imputation: str | None
+    failed: Sequence[Trial], observed: Sequence[Trial], directions: Sequence[str], imputation: str | None, space=None
 ) -> list[Trial]:
     """EXPERIMENT: the ``failed`` trials as observations with an imputed value (or none)."""
     if imputation is None or not observed:
         return []
     if imputation == "worst":
         return with_worst_values(failed, observed, directions)
+    if imputation.startswith("nearest"):
+        k = int(imputation[len("nearest"):] or 1)
+        X = np.array([space.encode(t.params) for t in observed])
+        imputed = []
+        for t in failed:
+            distances = ((X - np.array(space.encode(t.params))) ** 2).sum(-1)
+            near = [observed[i].values for i in np.argsort(distances)[:k]]
+            columns = list(zip(*near))
+            value = tuple(max(c) if d == "min" else min(c) for c, d in zip(columns, directions))
+            imputed.append(replace(t, state=TrialState.COMPLETE, values=value))
+        return imputed
     columns = list(zip(*(t.values for t in observed)))
     quantile = {"median": 0.5, "q75": 0.75}[imputation]
     value = tuple(

@@ -190,7 +190,7 @@ class GPSampler(Sampler):
 
         failed = [t for t in trials if is_configuration_failure(t)]
         self._failed = failed if self._failure_weighting else []
-        observed += with_imputed_values(failed, observed, directions, self._failure_imputation)
+        observed += with_imputed_values(failed, observed, directions, self._failure_imputation, space)
         return space.decode(self._suggest(space, observed, pending, signs=signs, number=number))
 
     def _suggest(
