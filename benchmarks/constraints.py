@@ -2,9 +2,15 @@
 
 Every method runs the same problems, budgets and seeds, in one process, one run at a time:
 
-* ``ours``: lightning_hpo's ``GPSampler``: configurations that failed by their own fault enter its
-  GP with the worst observed value, and a GP per outcome constraint weights its acquisition
+* ``ours``: lightning_hpo's ``GPSampler``: a GP of where configurations failed by their own fault
+  weights its acquisition, and they enter its objective's GP valued at the 75th percentile of the
+  observed values (counted from the best); a GP per outcome constraint weights the acquisition too
   (``samplers/_gp_feasibility.py``);
+* other failure models of the same sampler (:data:`FAILURE_MODELS`): ``ours_worst_value`` (failed
+  configurations valued at the worst observed value, no failure GP: the sampler's model before),
+  ``failure_gp`` (the failure GP alone, failed points left out of the objective's GP),
+  ``failure_gp_worst`` and ``failure_gp_median`` (the failure GP and those values),
+  ``median_value`` (the median, no failure GP);
 * ``ours_before``: the same sampler seeing what it saw before this change: FAIL trials and the
   trials' constraint values removed from its history (it optimizes the objective alone);
 * ``ours_impute``: the worst-value rule applied outside the sampler, as it was first measured
@@ -198,19 +204,21 @@ class GPWorstValueForFailures(GPSampler):
         return super().sample(space, history, number=number, directions=directions)
 
 
-def _variant(imputation: str | None, weighting: bool) -> type[GPSampler]:
-    return type("GPVariant", (GPSampler,), {"_failure_imputation": imputation, "_failure_weighting": weighting})
+def _failure_model(quantile: float | None, weighting: bool) -> type[GPSampler]:
+    """The GPSampler with another failure model: failed configurations valued at ``quantile`` of the
+    observed values (1.0: the worst; ``None``: left out of the objective's GP), and a GP of the
+    failures weighting the acquisition or not."""
+    attributes = {"_failure_quantile": quantile, "_failure_weighting": weighting}
+    return type(f"GPSampler_{quantile}_{weighting}", (GPSampler,), attributes)
 
 
-VARIANTS = {
-    "fgp": _variant(None, True),
-    "fgp_median": _variant("median", True),
-    "fgp_worst": _variant("worst", True),
-    "median": _variant("median", False),
-    "q75": _variant("q75", False),
-    "fgp_q75": _variant("q75", True),
-    "fgp_nearest": _variant("nearest", True),
-    "fgp_nearest3": _variant("nearest3", True),
+#: Failure models measured against the sampler's (``benchmarks/CONSTRAINTS.md``).
+FAILURE_MODELS = {
+    "ours_worst_value": _failure_model(1.0, False),
+    "failure_gp": _failure_model(None, True),
+    "failure_gp_worst": _failure_model(1.0, True),
+    "failure_gp_median": _failure_model(0.5, True),
+    "median_value": _failure_model(0.5, False),
 }
 
 
@@ -240,7 +248,7 @@ def _satisfied(problem: Problem, metrics: Mapping[str, float]) -> bool:
 
 def run_ours(problem: Problem, seed: int, before: bool = False, impute: bool = False, variant: str = "") -> Run:
     sampler_cls = GPBeforeFailureAwareness if before else GPWorstValueForFailures if impute else GPSampler
-    sampler_cls = VARIANTS.get(variant, sampler_cls)
+    sampler_cls = FAILURE_MODELS.get(variant, sampler_cls)
     sampler = sampler_cls(seed=seed)
     study = Study(
         "bench", search_space=problem.space, storage=":memory:", sampler=sampler, constraints=problem.constraints
@@ -303,7 +311,7 @@ METHODS: dict[str, Callable[[Problem, int], Run]] = {
     "ours": lambda p, s: run_ours(p, s),
     "ours_before": lambda p, s: run_ours(p, s, before=True),
     "ours_impute": lambda p, s: run_ours(p, s, impute=True),
-    **{name: (lambda p, s, name=name: run_ours(p, s, variant=name)) for name in VARIANTS},
+    **{name: (lambda p, s, name=name: run_ours(p, s, variant=name)) for name in FAILURE_MODELS},
     "optuna_gp": lambda p, s: run_optuna(p, s, "gp"),
     "optuna_tpe": lambda p, s: run_optuna(p, s, "tpe"),
 }
@@ -356,14 +364,15 @@ def digest() -> dict[str, str]:
     studies = {}
     for name in DIGEST_TASKS:
         task = TASK_BUILDERS[name]()
-        objective = task.make_objective(0)
         study = Study(name, search_space=task.space, storage=":memory:", sampler=GPSampler(seed=0))
-        study.optimize(lambda params: objective(params).observed, n_trials=DIGEST_TRIALS)
+        study.optimize(lambda params, task=task: task.make_objective(0)(params).observed, n_trials=DIGEST_TRIALS)
         studies[name] = study
     for name in DIGEST_PROBLEMS:
         problem = PROBLEMS[name]()
         sampler = GPSampler(seed=0)
-        study = Study(name, search_space=problem.space, storage=":memory:", sampler=sampler, constraints=problem.constraints)
+        study = Study(
+            name, search_space=problem.space, storage=":memory:", sampler=sampler, constraints=problem.constraints
+        )
         study.optimize(problem.objective, n_trials=DIGEST_TRIALS)
         studies[name] = study
     return {

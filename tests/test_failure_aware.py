@@ -8,8 +8,9 @@ import torch
 from lightning_hpo import Float, GPSampler, SearchSpace, SobolSampler, Study, TrialState
 from lightning_hpo._failures import failure_kind, should_stop
 from lightning_hpo.exceptions import ConstraintViolated, InvalidArgumentError, TrialsFailingError, TrialTimeoutError
+from lightning_hpo.samplers._gp_feasibility import failure_outcome, with_imputed_values
 from lightning_hpo.samplers.uniform import sobol_point
-from lightning_hpo.trial import FAIL_KIND, Trial
+from lightning_hpo.trial import CONSTRAINT_VIOLATIONS, FAIL_KIND, Trial
 
 
 def _raised(error: BaseException) -> BaseException:
@@ -150,3 +151,52 @@ def test_only_failures_that_are_the_configurations_fault_inform_the_gp():
     plain = suggest()
     assert suggest("interrupted") == suggest("stale") == suggest("infrastructure") == plain
     assert suggest("oom") != plain  # it enters the GP with the worst value
+
+
+def test_failed_points_are_imputed_at_a_quantile_counted_from_the_best():
+    observed = [Trial(number=i, state=TrialState.COMPLETE, params={}, values=(float(i), -float(i))) for i in range(5)]
+    failed = [Trial(number=9, state=TrialState.FAIL, params={"x": 1.0}, attrs={FAIL_KIND: "oom"})]
+    (imputed,) = with_imputed_values(failed, observed, ["min", "max"], 0.75)
+    assert (imputed.number, imputed.state, imputed.params, imputed.values) == (
+        9,
+        TrialState.COMPLETE,
+        {"x": 1.0},
+        (3, -3),
+    )
+    assert with_imputed_values(failed, observed, ["min", "max"], 1.0)[0].values == (4, -4)  # the worst
+    assert with_imputed_values(failed, observed, ["min"], None) == []
+    assert with_imputed_values(failed, [], ["min"], 0.75) == []
+
+
+def test_whether_a_trial_failed_is_an_outcome_of_its_own():
+    observed = [Trial(number=i, state=TrialState.COMPLETE, params={}, values=(0.0,)) for i in range(3)]
+    oom = Trial(number=3, state=TrialState.FAIL, params={}, attrs={FAIL_KIND: "oom"})
+    early = Trial(
+        number=4, state=TrialState.FAIL, params={}, attrs={FAIL_KIND: "infeasible", CONSTRAINT_VIOLATIONS: {"n": 1.0}}
+    )
+    imputed = with_imputed_values([oom, early], observed, ["min"], 0.75)
+    outcome = failure_outcome(observed + imputed, [oom, early])
+    # The imputed copies count as failed; a trial stopped by a broken constraint is that constraint's.
+    assert [t.number for t in outcome.trials] == [0, 1, 2, 3]
+    assert outcome.values == [-1.0, -1.0, -1.0, 1.0]
+    assert failure_outcome(observed, []) is None
+    assert failure_outcome(observed, [early]) is None
+
+
+@pytest.mark.slow
+def test_gp_finds_an_optimum_on_the_edge_of_a_failing_region():
+    # The larger x the better, up to 0.6 where trials run out of memory: the best configuration is
+    # the largest that fits, as with a model's width. The GP must come close to the edge without
+    # spending its trials beyond it.
+    def objective(params):
+        if params["x"] > 0.6:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return -params["x"]
+
+    study = Study(
+        "edge", search_space={"x": Float(0.0, 1.0)}, storage=":memory:", sampler=GPSampler(seed=0, n_startup_trials=5)
+    )
+    study.optimize(objective, n_trials=12)
+    gp_phase = [t for t in study.trials if t.number >= 5]
+    assert sum(t.state is TrialState.FAIL for t in gp_phase) <= len(gp_phase) // 3
+    assert study.best_trial.params["x"] > 0.58

@@ -2,13 +2,17 @@
 
 * **Failures**: trials that FAILed by the configuration's fault (an exception of the user's code,
   out of memory, nan, a constraint known violated early; see
-  :data:`~lightning_hpo.trial.CONFIGURATION_FAIL_KINDS`) enter the objective's GP with the worst
-  value observed so far in each objective (:func:`with_worst_values`), as SMAC imputes a failed
-  run's cost: the acquisition then sees nothing to gain there. Interrupted, stale and
-  infrastructure failures say nothing about the parameters and are left out. A separate GP of the
-  0/1 failure outcome weighting the acquisition (as for constraints, below) was measured against
-  it on Hartmann6 with an out-of-memory corner: it failed more often, reached a higher regret and
-  took several times longer (``benchmarks/CONSTRAINTS.md``).
+  :data:`~lightning_hpo.trial.CONFIGURATION_FAIL_KINDS`) teach the sampler in two ways.
+  Whether a trial failed is one more constraint outcome (:func:`failure_outcome`: ``1`` failed,
+  ``-1`` not), whose GP weights the acquisition by the probability that a candidate does not fail,
+  as the constraints' GPs do (below). And each failed point enters the objective's GP valued at
+  the 75th percentile of the observed values, counted from the best (:func:`with_imputed_values`),
+  so the GP sees nothing left to learn exactly there. Both are needed: the worst observed value
+  alone (as SMAC imputes a failed run's cost) darkens the whole neighbourhood of a failure, which is
+  where the best configurations lie when the best model is the largest that fits in memory; the
+  failure GP alone leaves the failed points uncertain, so the improvement they promise keeps
+  drawing trials to the failing region (``benchmarks/CONSTRAINTS.md``). Interrupted, stale and
+  infrastructure failures say nothing about the parameters and are left out.
 * **Outcome constraints**: each constraint of the study gets a GP of its violation (``<= 0``:
   satisfied, see :mod:`lightning_hpo._constraints`) over every trial that stored one, and the
   probability that a candidate satisfies it, ``P(g(x) <= 0)`` under the GP's latent posterior,
@@ -44,7 +48,6 @@ __all__ = [
     "FeasibilityModel",
     "FeasibilityWeighted",
     "is_configuration_failure",
-    "with_worst_values",
     "with_imputed_values",
     "failure_outcome",
 ]
@@ -64,50 +67,30 @@ def is_configuration_failure(trial: Trial) -> bool:
     return trial.state is TrialState.FAIL and trial.fail_kind in CONFIGURATION_FAIL_KINDS
 
 
-def with_worst_values(failed: Sequence[Trial], observed: Sequence[Trial], directions: Sequence[str]) -> list[Trial]:
-    """The ``failed`` trials as observations with the worst value of ``observed`` in each objective."""
-    if not observed:
-        return []
-    columns = list(zip(*(t.values for t in observed)))
-    worst = tuple(max(c) if d == "min" else min(c) for c, d in zip(columns, directions))
-    return [replace(t, state=TrialState.COMPLETE, values=worst) for t in failed]
-
-
 def with_imputed_values(
-    failed: Sequence[Trial], observed: Sequence[Trial], directions: Sequence[str], imputation: str | None, space=None
+    failed: Sequence[Trial], observed: Sequence[Trial], directions: Sequence[str], quantile: float | None
 ) -> list[Trial]:
-    """EXPERIMENT: the ``failed`` trials as observations with an imputed value (or none)."""
-    if imputation is None or not observed:
+    """The ``failed`` trials as observations valued, in each objective, at the ``quantile`` of the
+    ``observed`` values counted from the best (``1.0``: the worst value); none when ``quantile`` is
+    ``None`` or nothing is observed."""
+    if quantile is None or not observed:
         return []
-    if imputation == "worst":
-        return with_worst_values(failed, observed, directions)
-    if imputation.startswith("nearest"):
-        k = int(imputation[len("nearest"):] or 1)
-        X = np.array([space.encode(t.params) for t in observed])
-        imputed = []
-        for t in failed:
-            distances = ((X - np.array(space.encode(t.params))) ** 2).sum(-1)
-            near = [observed[i].values for i in np.argsort(distances)[:k]]
-            columns = list(zip(*near))
-            value = tuple(max(c) if d == "min" else min(c) for c, d in zip(columns, directions))
-            imputed.append(replace(t, state=TrialState.COMPLETE, values=value))
-        return imputed
     columns = list(zip(*(t.values for t in observed)))
-    quantile = {"median": 0.5, "q75": 0.75}[imputation]
-    value = tuple(
-        float(np.quantile(c, quantile if d == "min" else 1 - quantile)) for c, d in zip(columns, directions)
-    )
+    value = tuple(float(np.quantile(c, quantile if d == "min" else 1 - quantile)) for c, d in zip(columns, directions))
     return [replace(t, state=TrialState.COMPLETE, values=value) for t in failed]
 
 
 def failure_outcome(observed: Sequence[Trial], failed: Sequence[Trial]) -> FeasibilityOutcome | None:
-    """EXPERIMENT: whether a trial failed, as a constraint outcome (``1``: failed, ``-1``: not)."""
+    """Whether each trial failed, as one more constraint outcome (``1``: it failed, ``-1``: it did not),
+    or ``None`` when nothing failed. ``observed`` may hold the failed trials with imputed values:
+    they count as failed. A failure that stored a constraint's violation (stopped because a
+    constraint known early broke) is left out: it is that constraint's GP's to learn from."""
     failed_numbers = {t.number for t in failed}
-    observed = [t for t in observed if t.number not in failed_numbers]
-    if not failed or not observed:
+    succeeded = [t for t in observed if t.number not in failed_numbers]
+    failed = [t for t in failed if not t.attrs.get(CONSTRAINT_VIOLATIONS)]
+    if not failed or not succeeded:
         return None
-    trials = [*observed, *failed]
-    return FeasibilityOutcome("failure", trials, [-1.0] * len(observed) + [1.0] * len(failed))
+    return FeasibilityOutcome("failure", [*succeeded, *failed], [-1.0] * len(succeeded) + [1.0] * len(failed))
 
 
 def feasibility_outcomes(observed: Sequence[Trial]) -> list[FeasibilityOutcome]:

@@ -116,10 +116,12 @@ class GPSampler(Sampler):
     * **What it learns from**: COMPLETE trials; PRUNED trials with the value they are stored with
       (their best intermediate value: a pessimistic one, since they stopped early), which keeps the
       GP away from regions the pruner already judged poor. FAIL trials whose failure is the
-      configuration's fault (an exception, out of memory, nan) with the worst value observed, so
-      the GP learns that nothing is gained there; other failures are ignored. Each outcome
-      constraint of the study gets a GP, and the acquisition is weighted by the probability that a
-      candidate satisfies it (see ``_gp_feasibility``).
+      configuration's fault (an exception, out of memory, nan): a GP of where trials fail weights
+      the acquisition by the probability that a candidate does not, and the failed points enter
+      the objective's GP with a poor value (the 75th percentile of the observed ones, counted from
+      the best), so that nothing seems left to learn there; other failures are ignored. Each
+      outcome constraint of the study gets a GP, and the acquisition is weighted by the
+      probability that a candidate satisfies it (see ``_gp_feasibility``).
     * **Reproducible**: the suggestion is a function of the stored trials, ``seed`` and the trial
       number alone, in any process. The GP's hyperparameters are fitted from the priors' centres
       to a prefix of the history (see :func:`fitted_history_size`; past 1000 observations, to a
@@ -172,9 +174,12 @@ class GPSampler(Sampler):
         self.device = _check_device(device)
         self._last_fit: _Fit | None = None
 
-    #: EXPERIMENT: how failed trials inform the GP.
-    _failure_imputation: str | None = "worst"
-    _failure_weighting: bool = False
+    #: A configuration that failed by its own fault enters the objective's GP valued at this
+    #: quantile of the observed values, counted from the best (1.0: the worst; None: it does not
+    #: enter it), and, with ``_failure_weighting``, a GP of the failures weights the acquisition
+    #: (see ``_gp_feasibility``). ``benchmarks/constraints.py`` measures other settings through these.
+    _failure_quantile: float | None = 0.75
+    _failure_weighting: bool = True
 
     def sample(
         self, space: SearchSpace, trials: Sequence[Trial], *, number: int, directions: Sequence[str]
@@ -189,9 +194,9 @@ class GPSampler(Sampler):
         from lightning_hpo.samplers._gp_feasibility import is_configuration_failure, with_imputed_values
 
         failed = [t for t in trials if is_configuration_failure(t)]
-        self._failed = failed if self._failure_weighting else []
-        observed += with_imputed_values(failed, observed, directions, self._failure_imputation, space)
-        return space.decode(self._suggest(space, observed, pending, signs=signs, number=number))
+        observed += with_imputed_values(failed, observed, directions, self._failure_quantile)
+        failed = failed if self._failure_weighting else []
+        return space.decode(self._suggest(space, observed, pending, signs=signs, number=number, failed=failed))
 
     def _suggest(
         self,
@@ -201,6 +206,7 @@ class GPSampler(Sampler):
         *,
         signs: tuple[float, ...],
         number: int,
+        failed: Sequence[Trial] = (),
     ) -> list[float]:
         import torch
 
@@ -231,9 +237,7 @@ class GPSampler(Sampler):
             acquisition, incumbents = _acquisition(
                 model, X, Y, X_pending, seed=acquisition_seed, generator=generator, feasible=feasible
             )
-            acquisition = _weighted_by_feasibility(
-                acquisition, observed, space, gp_space, tensor_kwargs, failed=getattr(self, "_failed", [])
-            )
+            acquisition = _weighted_by_feasibility(acquisition, observed, space, gp_space, tensor_kwargs, failed)
             acquisition = gp_space.on_pinned_inputs(acquisition)
             best = maximize(
                 acquisition,
@@ -309,7 +313,8 @@ def _weighted_by_feasibility(
     tensor_kwargs: dict[str, Any],
     failed: Sequence[Trial] = (),
 ) -> Any:
-    """``acquisition`` weighted by the GPs of the constraints, where there are any."""
+    """``acquisition`` weighted by the GPs of the constraints and of the ``failed`` trials, where
+    there are any."""
     import torch
 
     from lightning_hpo.samplers._gp_feasibility import (
