@@ -204,21 +204,22 @@ class GPWorstValueForFailures(GPSampler):
         return super().sample(space, history, number=number, directions=directions)
 
 
-def _failure_model(quantile: float | None, weighting: bool) -> type[GPSampler]:
-    """The GPSampler with another failure model: failed configurations valued at ``quantile`` of the
-    observed values (1.0: the worst; ``None``: left out of the objective's GP), and a GP of the
-    failures weighting the acquisition or not."""
-    attributes = {"_failure_quantile": quantile, "_failure_weighting": weighting}
-    return type(f"GPSampler_{quantile}_{weighting}", (GPSampler,), attributes)
+def _failure_model(imputation: str | None, weighting: bool) -> type[GPSampler]:
+    """The GPSampler with another failure model: failed configurations valued by ``imputation`` (a
+    rule of ``_gp_feasibility.IMPUTATIONS``; ``None``: left out of the objective's GP), and a GP of
+    the failures weighting the acquisition or not."""
+    attributes = {"_failure_imputation": imputation, "_failure_weighting": weighting}
+    return type(f"GPSampler_{imputation}_{weighting}", (GPSampler,), attributes)
 
 
 #: Failure models measured against the sampler's (``benchmarks/CONSTRAINTS.md``).
 FAILURE_MODELS = {
-    "ours_worst_value": _failure_model(1.0, False),
+    "ours_worst_value": _failure_model("worst", False),
     "failure_gp": _failure_model(None, True),
-    "failure_gp_worst": _failure_model(1.0, True),
-    "failure_gp_median": _failure_model(0.5, True),
-    "median_value": _failure_model(0.5, False),
+    "failure_gp_worst": _failure_model("worst", True),
+    "failure_gp_p75": _failure_model("p75", True),
+    "failure_gp_median": _failure_model("median", True),
+    "median_value": _failure_model("median", False),
 }
 
 
@@ -319,7 +320,8 @@ METHODS: dict[str, Callable[[Problem, int], Run]] = {
 
 def _timed(problem: Problem, method: str, seed: int) -> Run:
     run = METHODS[method](problem, seed)
-    print(f"  {problem.name} {method} seed {seed}: best {run.best()}, {run.seconds:.0f} s", file=sys.stderr, flush=True)
+    line = f"  {problem.name} {method} seed {seed}: best {run.best()}, wasted {run.wasted_share():.3f}, {run.seconds:.0f} s"
+    print(line, file=sys.stderr, flush=True)
     return run
 
 

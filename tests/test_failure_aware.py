@@ -153,19 +153,24 @@ def test_only_failures_that_are_the_configurations_fault_inform_the_gp():
     assert suggest("oom") != plain  # it enters the GP with the worst value
 
 
-def test_failed_points_are_imputed_at_a_quantile_counted_from_the_best():
-    observed = [Trial(number=i, state=TrialState.COMPLETE, params={}, values=(float(i), -float(i))) for i in range(5)]
-    failed = [Trial(number=9, state=TrialState.FAIL, params={"x": 1.0}, attrs={FAIL_KIND: "oom"})]
-    (imputed,) = with_imputed_values(failed, observed, ["min", "max"], 0.75)
-    assert (imputed.number, imputed.state, imputed.params, imputed.values) == (
-        9,
-        TrialState.COMPLETE,
-        {"x": 1.0},
-        (3, -3),
-    )
-    assert with_imputed_values(failed, observed, ["min", "max"], 1.0)[0].values == (4, -4)  # the worst
-    assert with_imputed_values(failed, observed, ["min"], None) == []
-    assert with_imputed_values(failed, [], ["min"], 0.75) == []
+def test_failed_points_are_valued_like_their_nearest_observed_neighbour_or_by_rank():
+    space = SearchSpace.coerce({"x": Float(0.0, 1.0)})
+    observed = [
+        Trial(number=i, state=TrialState.COMPLETE, params={"x": i / 4}, values=(float(i), -float(i))) for i in range(5)
+    ]
+    failed = [Trial(number=9, state=TrialState.FAIL, params={"x": 0.7}, attrs={FAIL_KIND: "oom"})]
+
+    def imputed(rule: str, directions=("min", "max")) -> tuple:
+        (trial,) = with_imputed_values(failed, observed, directions, space, rule)
+        assert (trial.number, trial.state, trial.params) == (9, TrialState.COMPLETE, {"x": 0.7})
+        return trial.values
+
+    assert imputed("nearest") == (3.0, -3.0)  # x = 0.75
+    assert imputed("worst") == (4.0, -4.0)
+    assert imputed("worst", ("max", "min")) == (0.0, 0.0)
+    assert imputed("median") == (2.0, -2.0)
+    assert imputed("p75") == (3.0, -3.0)
+    assert with_imputed_values(failed, [], ["min"], space, "nearest") == []
 
 
 def test_whether_a_trial_failed_is_an_outcome_of_its_own():
@@ -174,7 +179,7 @@ def test_whether_a_trial_failed_is_an_outcome_of_its_own():
     early = Trial(
         number=4, state=TrialState.FAIL, params={}, attrs={FAIL_KIND: "infeasible", CONSTRAINT_VIOLATIONS: {"n": 1.0}}
     )
-    imputed = with_imputed_values([oom, early], observed, ["min"], 0.75)
+    imputed = with_imputed_values([oom, early], observed, ["min"], SearchSpace.coerce({"x": Float(0.0, 1.0)}), "worst")
     outcome = failure_outcome(observed + imputed, [oom, early])
     # The imputed copies count as failed; a trial stopped by a broken constraint is that constraint's.
     assert [t.number for t in outcome.trials] == [0, 1, 2, 3]

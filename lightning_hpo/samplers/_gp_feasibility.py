@@ -40,6 +40,7 @@ from torch.special import log_ndtr
 
 from lightning_hpo.samplers._gp_model import fit_model, standardize
 from lightning_hpo.samplers._gp_space import GPSpace
+from lightning_hpo.space import SearchSpace
 from lightning_hpo.trial import CONFIGURATION_FAIL_KINDS, CONSTRAINT_VIOLATIONS, Trial, TrialState
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "FeasibilityModel",
     "FeasibilityWeighted",
     "is_configuration_failure",
+    "IMPUTATIONS",
     "with_imputed_values",
     "failure_outcome",
 ]
@@ -67,14 +69,24 @@ def is_configuration_failure(trial: Trial) -> bool:
     return trial.state is TrialState.FAIL and trial.fail_kind in CONFIGURATION_FAIL_KINDS
 
 
+#: How :func:`with_imputed_values` may value a failed configuration: the objective values of the
+#: nearest observed configuration, the worst or the median observed value, or the 75th percentile
+#: counted from the best.
+IMPUTATIONS = ("nearest", "worst", "median", "p75")
+
+
 def with_imputed_values(
-    failed: Sequence[Trial], observed: Sequence[Trial], directions: Sequence[str], quantile: float | None
+    failed: Sequence[Trial], observed: Sequence[Trial], directions: Sequence[str], space: SearchSpace, rule: str
 ) -> list[Trial]:
-    """The ``failed`` trials as observations valued, in each objective, at the ``quantile`` of the
-    ``observed`` values counted from the best (``1.0``: the worst value); none when ``quantile`` is
-    ``None`` or nothing is observed."""
-    if quantile is None or not observed:
+    """The ``failed`` trials as observations, valued by ``rule`` (one of :data:`IMPUTATIONS`), from
+    the ``observed`` trials; none when nothing is observed."""
+    if not observed:
         return []
+    if rule == "nearest":  # in the encoded unit cube
+        X = np.array([space.encode(t.params) for t in observed])
+        nearest = [observed[int(((X - space.encode(t.params)) ** 2).sum(-1).argmin())] for t in failed]
+        return [replace(t, state=TrialState.COMPLETE, values=n.values) for t, n in zip(failed, nearest)]
+    quantile = {"worst": 1.0, "median": 0.5, "p75": 0.75}[rule]
     columns = list(zip(*(t.values for t in observed)))
     value = tuple(float(np.quantile(c, quantile if d == "min" else 1 - quantile)) for c, d in zip(columns, directions))
     return [replace(t, state=TrialState.COMPLETE, values=value) for t in failed]

@@ -174,11 +174,11 @@ class GPSampler(Sampler):
         self.device = _check_device(device)
         self._last_fit: _Fit | None = None
 
-    #: A configuration that failed by its own fault enters the objective's GP valued at this
-    #: quantile of the observed values, counted from the best (1.0: the worst; None: it does not
-    #: enter it), and, with ``_failure_weighting``, a GP of the failures weights the acquisition
-    #: (see ``_gp_feasibility``). ``benchmarks/constraints.py`` measures other settings through these.
-    _failure_quantile: float | None = 0.75
+    #: How a configuration that failed by its own fault informs the GP: valued by this rule of
+    #: ``_gp_feasibility.IMPUTATIONS`` in the objective's GP (``None``: left out of it), and with
+    #: ``_failure_weighting``, through a GP of the failures that weights the acquisition.
+    #: ``benchmarks/constraints.py`` measures other settings through these.
+    _failure_imputation: str | None = "nearest"
     _failure_weighting: bool = True
 
     def sample(
@@ -194,7 +194,8 @@ class GPSampler(Sampler):
         from lightning_hpo.samplers._gp_feasibility import is_configuration_failure, with_imputed_values
 
         failed = [t for t in trials if is_configuration_failure(t)]
-        observed += with_imputed_values(failed, observed, directions, self._failure_quantile)
+        if self._failure_imputation is not None:
+            observed += with_imputed_values(failed, observed, directions, space, self._failure_imputation)
         failed = failed if self._failure_weighting else []
         return space.decode(self._suggest(space, observed, pending, signs=signs, number=number, failed=failed))
 
