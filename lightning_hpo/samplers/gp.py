@@ -117,9 +117,9 @@ class GPSampler(Sampler):
       (their best intermediate value: a pessimistic one, since they stopped early), which keeps the
       GP away from regions the pruner already judged poor. FAIL trials whose failure is the
       configuration's fault (an exception, out of memory, nan): a GP of where trials fail weights
-      the acquisition by the probability that a candidate does not, and the failed points enter
-      the objective's GP with a poor value (the 75th percentile of the observed ones, counted from
-      the best), so that nothing seems left to learn there; other failures are ignored. Each
+      the acquisition by the probability that a candidate does not, and each failed point enters
+      the objective's GP with the values of the nearest observed configuration, so that nothing
+      seems left to learn exactly there; other failures are ignored. Each
       outcome constraint of the study gets a GP, and the acquisition is weighted by the
       probability that a candidate satisfies it (see ``_gp_feasibility``).
     * **Reproducible**: the suggestion is a function of the stored trials, ``seed`` and the trial
