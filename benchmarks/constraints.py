@@ -2,15 +2,15 @@
 
 Every method runs the same problems, budgets and seeds, in one process, one run at a time:
 
-* ``ours``: lightning_hpo's ``GPSampler``: a GP of where configurations failed by their own fault
-  weights its acquisition, and they enter its objective's GP valued at the 75th percentile of the
-  observed values (counted from the best); a GP per outcome constraint weights the acquisition too
+* ``ours``: lightning_hpo's ``GPSampler``: configurations that failed by their own fault enter its
+  GP with the worst observed value, and a GP per outcome constraint weights its acquisition
   (``samplers/_gp_feasibility.py``);
-* other failure models of the same sampler (:data:`FAILURE_MODELS`): ``ours_worst_value`` (failed
-  configurations valued at the worst observed value, no failure GP: the sampler's model before),
-  ``failure_gp`` (the failure GP alone, failed points left out of the objective's GP),
-  ``failure_gp_worst`` and ``failure_gp_median`` (the failure GP and those values),
-  ``median_value`` (the median, no failure GP);
+* other failure models of the same sampler (:data:`FAILURE_MODELS`): ``failure_gp`` (a GP of
+  the 0/1 failure outcome weights the acquisition as a constraint's does, failed points left out
+  of the objective's GP), ``failure_gp_nearest``, ``failure_gp_worst``, ``failure_gp_p75`` and
+  ``failure_gp_median`` (the failure GP, and failed points valued as the nearest observed
+  configuration, or at the worst value, the 75th percentile counted from the best, the median),
+  ``median_value`` (the median, no failure GP); ``ours_worst_value`` is ``ours`` by another name;
 * ``ours_before``: the same sampler seeing what it saw before this change: FAIL trials and the
   trials' constraint values removed from its history (it optimizes the objective alone);
 * ``ours_impute``: the worst-value rule applied outside the sampler, as it was first measured
@@ -216,6 +216,7 @@ def _failure_model(imputation: str | None, weighting: bool) -> type[GPSampler]:
 FAILURE_MODELS = {
     "ours_worst_value": _failure_model("worst", False),
     "failure_gp": _failure_model(None, True),
+    "failure_gp_nearest": _failure_model("nearest", True),
     "failure_gp_worst": _failure_model("worst", True),
     "failure_gp_p75": _failure_model("p75", True),
     "failure_gp_median": _failure_model("median", True),

@@ -189,19 +189,19 @@ def test_whether_a_trial_failed_is_an_outcome_of_its_own():
 
 
 @pytest.mark.slow
-def test_gp_finds_an_optimum_on_the_edge_of_a_failing_region():
+def test_gp_finds_an_optimum_on_the_edge_of_a_failing_region_without_crossing_it_again_and_again():
     # The larger x the better, up to 0.6 where trials run out of memory: the best configuration is
-    # the largest that fits, as with a model's width. The GP must come close to the edge without
-    # spending its trials beyond it.
-    def objective(params):
-        if params["x"] > 0.6:
-            raise torch.OutOfMemoryError("CUDA out of memory")
-        return -params["x"]
-
+    # the largest that fits, as with a model's width. A failure model that values failed points
+    # like their neighbours (or only weights the acquisition by a GP of the failures) keeps
+    # proposing x > 0.6 here (benchmarks/CONSTRAINTS.md).
     study = Study(
         "edge", search_space={"x": Float(0.0, 1.0)}, storage=":memory:", sampler=GPSampler(seed=0, n_startup_trials=5)
     )
-    study.optimize(objective, n_trials=12)
-    gp_phase = [t for t in study.trials if t.number >= 5]
-    assert sum(t.state is TrialState.FAIL for t in gp_phase) <= len(gp_phase) // 3
+    for _ in range(15):
+        trial = study.ask()
+        if trial.params["x"] > 0.6:
+            study.tell(trial, state=TrialState.FAIL, error="CUDA out of memory", fail_kind="oom")
+        else:
+            study.tell(trial, -trial.params["x"])
+    assert sum(t.state is TrialState.FAIL for t in study.trials[5:]) <= 3
     assert study.best_trial.params["x"] > 0.58

@@ -2,16 +2,16 @@
 
 * **Failures**: trials that FAILed by the configuration's fault (an exception of the user's code,
   out of memory, nan, a constraint known violated early; see
-  :data:`~lightning_hpo.trial.CONFIGURATION_FAIL_KINDS`) teach the sampler in two ways. Whether a
-  trial failed is one more constraint outcome (:func:`failure_outcome`: ``1`` failed, ``-1`` not),
-  whose GP weights the acquisition by the probability that a candidate does not fail, as the
-  constraints' GPs do (below). And each failed point enters the objective's GP with the values of
-  the nearest observed configuration (:func:`with_imputed_values`), so the GP sees nothing left to
-  learn exactly there, while its neighbourhood keeps the values observed in it. The worst observed
-  value instead (as SMAC imputes a failed run's cost) darkens the whole neighbourhood of a failure,
-  which is where the best configurations lie when the best model is the largest that fits in
-  memory; the measurements of both and of the failure GP alone are in ``benchmarks/CONSTRAINTS.md``.
-  Interrupted, stale and infrastructure failures say nothing about the parameters and are left out.
+  :data:`~lightning_hpo.trial.CONFIGURATION_FAIL_KINDS`) enter the objective's GP with the worst
+  value observed so far in each objective (:func:`with_imputed_values`, rule ``"worst"``), as SMAC
+  imputes a failed run's cost: the acquisition then sees nothing to gain there. Interrupted, stale
+  and infrastructure failures say nothing about the parameters and are left out. Softer values (the
+  nearest observed configuration's, the median, the 75th percentile) and a GP of the 0/1 failure
+  outcome weighting the acquisition as the constraints' GPs do (:func:`failure_outcome`) were
+  measured against it (``benchmarks/CONSTRAINTS.md``): those that came closer to a memory
+  boundary where the best configurations lie also kept proposing configurations beyond it, so
+  the sampler keeps the worst value; the sampler's private ``_failure_imputation`` and
+  ``_failure_weighting`` select the alternatives for the benchmark.
 * **Outcome constraints**: each constraint of the study gets a GP of its violation (``<= 0``:
   satisfied, see :mod:`lightning_hpo._constraints`) over every trial that stored one, and the
   probability that a candidate satisfies it, ``P(g(x) <= 0)`` under the GP's latent posterior,

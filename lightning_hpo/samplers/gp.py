@@ -116,10 +116,8 @@ class GPSampler(Sampler):
     * **What it learns from**: COMPLETE trials; PRUNED trials with the value they are stored with
       (their best intermediate value: a pessimistic one, since they stopped early), which keeps the
       GP away from regions the pruner already judged poor. FAIL trials whose failure is the
-      configuration's fault (an exception, out of memory, nan): a GP of where trials fail weights
-      the acquisition by the probability that a candidate does not, and each failed point enters
-      the objective's GP with the values of the nearest observed configuration, so that nothing
-      seems left to learn exactly there; other failures are ignored. Each
+      configuration's fault (an exception, out of memory, nan) with the worst value observed, so
+      the GP learns that nothing is gained there; other failures are ignored. Each
       outcome constraint of the study gets a GP, and the acquisition is weighted by the
       probability that a candidate satisfies it (see ``_gp_feasibility``).
     * **Reproducible**: the suggestion is a function of the stored trials, ``seed`` and the trial
@@ -178,8 +176,8 @@ class GPSampler(Sampler):
     #: ``_gp_feasibility.IMPUTATIONS`` in the objective's GP (``None``: left out of it), and with
     #: ``_failure_weighting``, through a GP of the failures that weights the acquisition.
     #: ``benchmarks/constraints.py`` measures other settings through these.
-    _failure_imputation: str | None = "nearest"
-    _failure_weighting: bool = True
+    _failure_imputation: str | None = "worst"
+    _failure_weighting: bool = False
 
     def sample(
         self, space: SearchSpace, trials: Sequence[Trial], *, number: int, directions: Sequence[str]
