@@ -205,3 +205,19 @@ def test_gp_finds_an_optimum_on_the_edge_of_a_failing_region_without_crossing_it
             study.tell(trial, -trial.params["x"])
     assert sum(t.state is TrialState.FAIL for t in study.trials[5:]) <= 3
     assert study.best_trial.params["x"] > 0.58
+
+
+def test_failure_models_differ_only_where_configurations_failed():
+    space = SearchSpace.coerce({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)})
+    done = [
+        Trial(number=i, state=TrialState.COMPLETE, params=space.decode(sobol_point(2, 0, i)), values=(float(i % 3),))
+        for i in range(6)
+    ]
+    failed = [Trial(number=6, state=TrialState.FAIL, params={"x": 0.9, "y": 0.1}, attrs={FAIL_KIND: "oom"})]
+    failure_gp = type("FailureGP", (GPSampler,), {"_failure_imputation": None, "_failure_weighting": True})
+
+    def suggest(sampler_class: type, history: list) -> dict:
+        return sampler_class(seed=0, n_startup_trials=5).sample(space, history, number=7, directions=["min"])
+
+    assert suggest(failure_gp, done) == suggest(GPSampler, done)
+    assert suggest(failure_gp, done + failed) != suggest(GPSampler, done + failed)
