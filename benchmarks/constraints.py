@@ -368,7 +368,8 @@ def digest() -> dict[str, str]:
     for name in DIGEST_TASKS:
         task = TASK_BUILDERS[name]()
         study = Study(name, search_space=task.space, storage=":memory:", sampler=GPSampler(seed=0))
-        study.optimize(lambda params, task=task: task.make_objective(0)(params).observed, n_trials=DIGEST_TRIALS)
+        objective = task.make_objective(0)
+        study.optimize(lambda params, objective=objective: objective(params).observed, n_trials=DIGEST_TRIALS)
         studies[name] = study
     for name in DIGEST_PROBLEMS:
         problem = PROBLEMS[name]()

@@ -117,9 +117,9 @@ class GPSampler(Sampler):
       (their best intermediate value: a pessimistic one, since they stopped early), which keeps the
       GP away from regions the pruner already judged poor. FAIL trials whose failure is the
       configuration's fault (an exception, out of memory, nan) with the worst value observed, so
-      the GP learns that nothing is gained there; other failures are ignored. Each
-      outcome constraint of the study gets a GP, and the acquisition is weighted by the
-      probability that a candidate satisfies it (see ``_gp_feasibility``).
+      the GP learns that nothing is gained there; other failures are ignored. Each outcome
+      constraint of the study gets a GP, and the acquisition is weighted by the probability that a
+      candidate satisfies it (see ``_gp_feasibility``).
     * **Reproducible**: the suggestion is a function of the stored trials, ``seed`` and the trial
       number alone, in any process. The GP's hyperparameters are fitted from the priors' centres
       to a prefix of the history (see :func:`fitted_history_size`; past 1000 observations, to a
