@@ -5,6 +5,12 @@ Every method runs the same problems, budgets and seeds, in one process, one run 
 * ``ours``: lightning_hpo's ``GPSampler``: configurations that failed by their own fault enter its
   GP with the worst observed value, and a GP per outcome constraint weights its acquisition
   (``samplers/_gp_feasibility.py``);
+* other failure models of the same sampler (:data:`FAILURE_MODELS`): ``failure_gp`` (a GP of
+  the 0/1 failure outcome weights the acquisition as a constraint's does, failed points left out
+  of the objective's GP), ``failure_gp_nearest``, ``failure_gp_worst``, ``failure_gp_p75`` and
+  ``failure_gp_median`` (the failure GP, and failed points valued as the nearest observed
+  configuration, or at the worst value, the 75th percentile counted from the best, the median),
+  ``median_value`` (the median, no failure GP); ``ours_worst_value`` is ``ours`` by another name;
 * ``ours_before``: the same sampler seeing what it saw before this change: FAIL trials and the
   trials' constraint values removed from its history (it optimizes the objective alone);
 * ``ours_impute``: the worst-value rule applied outside the sampler, as it was first measured
@@ -198,6 +204,26 @@ class GPWorstValueForFailures(GPSampler):
         return super().sample(space, history, number=number, directions=directions)
 
 
+def _failure_model(imputation: str | None, weighting: bool) -> type[GPSampler]:
+    """The GPSampler with another failure model: failed configurations valued by ``imputation`` (a
+    rule of ``_gp_feasibility.IMPUTATIONS``; ``None``: left out of the objective's GP), and a GP of
+    the failures weighting the acquisition or not."""
+    attributes = {"_failure_imputation": imputation, "_failure_weighting": weighting}
+    return type(f"GPSampler_{imputation}_{weighting}", (GPSampler,), attributes)
+
+
+#: Failure models measured against the sampler's (``benchmarks/CONSTRAINTS.md``).
+FAILURE_MODELS = {
+    "ours_worst_value": _failure_model("worst", False),
+    "failure_gp": _failure_model(None, True),
+    "failure_gp_nearest": _failure_model("nearest", True),
+    "failure_gp_worst": _failure_model("worst", True),
+    "failure_gp_p75": _failure_model("p75", True),
+    "failure_gp_median": _failure_model("median", True),
+    "median_value": _failure_model("median", False),
+}
+
+
 @dataclass
 class Run:
     """What one run gives: per trial, its value (None when it failed) and whether it was feasible."""
@@ -222,8 +248,9 @@ def _satisfied(problem: Problem, metrics: Mapping[str, float]) -> bool:
     )
 
 
-def run_ours(problem: Problem, seed: int, before: bool = False, impute: bool = False) -> Run:
+def run_ours(problem: Problem, seed: int, before: bool = False, impute: bool = False, variant: str = "") -> Run:
     sampler_cls = GPBeforeFailureAwareness if before else GPWorstValueForFailures if impute else GPSampler
+    sampler_cls = FAILURE_MODELS.get(variant, sampler_cls)
     sampler = sampler_cls(seed=seed)
     study = Study(
         "bench", search_space=problem.space, storage=":memory:", sampler=sampler, constraints=problem.constraints
@@ -286,6 +313,7 @@ METHODS: dict[str, Callable[[Problem, int], Run]] = {
     "ours": lambda p, s: run_ours(p, s),
     "ours_before": lambda p, s: run_ours(p, s, before=True),
     "ours_impute": lambda p, s: run_ours(p, s, impute=True),
+    **{name: (lambda p, s, name=name: run_ours(p, s, variant=name)) for name in FAILURE_MODELS},
     "optuna_gp": lambda p, s: run_optuna(p, s, "gp"),
     "optuna_tpe": lambda p, s: run_optuna(p, s, "tpe"),
 }
@@ -293,7 +321,8 @@ METHODS: dict[str, Callable[[Problem, int], Run]] = {
 
 def _timed(problem: Problem, method: str, seed: int) -> Run:
     run = METHODS[method](problem, seed)
-    print(f"  {problem.name} {method} seed {seed}: best {run.best()}, {run.seconds:.0f} s", file=sys.stderr, flush=True)
+    line = f"  {problem.name} {method} seed {seed}: best {run.best()}, wasted {run.wasted_share():.3f}, {run.seconds:.0f} s"
+    print(line, file=sys.stderr, flush=True)
     return run
 
 
@@ -322,6 +351,40 @@ def _against_ours(regrets: Mapping[str, Sequence[float]], method: str) -> str:
     return f"{better} / {worse}, p = {_wilcoxon(ours, other):.2g}"
 
 
+#: Where ``--digest`` looks: two tasks of the main suite (no failures, no constraints) and a
+#: constrained problem without failures, whose suggestions a change to the failure model must not move.
+DIGEST_TASKS = ("branin", "mixed")
+DIGEST_PROBLEMS = ("gardner",)
+DIGEST_TRIALS = 20
+
+
+def digest() -> dict[str, str]:
+    """Per task, the SHA-256 of every trial's parameters and value in a seeded 20-trial GPSampler run."""
+    import hashlib
+
+    from benchmarks.tasks import TASK_BUILDERS
+
+    studies = {}
+    for name in DIGEST_TASKS:
+        task = TASK_BUILDERS[name]()
+        study = Study(name, search_space=task.space, storage=":memory:", sampler=GPSampler(seed=0))
+        objective = task.make_objective(0)
+        study.optimize(lambda params, objective=objective: objective(params).observed, n_trials=DIGEST_TRIALS)
+        studies[name] = study
+    for name in DIGEST_PROBLEMS:
+        problem = PROBLEMS[name]()
+        sampler = GPSampler(seed=0)
+        study = Study(
+            name, search_space=problem.space, storage=":memory:", sampler=sampler, constraints=problem.constraints
+        )
+        study.optimize(problem.objective, n_trials=DIGEST_TRIALS)
+        studies[name] = study
+    return {
+        name: hashlib.sha256(repr([(t.params, t.values) for t in study.trials]).encode()).hexdigest()
+        for name, study in studies.items()
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=2)
@@ -329,8 +392,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--problems", nargs="*", default=list(PROBLEMS))
     parser.add_argument("--methods", nargs="*", default=list(METHODS))
     parser.add_argument("--out", default=None, help="also write the markdown table to this file")
+    parser.add_argument(
+        "--digest", action="store_true", help="print the digest of seeded runs without failures (see digest()) and stop"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    if args.digest:
+        for name, value in digest().items():
+            print(f"{name}: {value}")
+        return
     lines = [
         "| problem | method | seeds | regret: mean ± sd | median | ours better / worse, Wilcoxon p"
         " | failed or infeasible after start-up | s per run |",

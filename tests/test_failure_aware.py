@@ -8,8 +8,9 @@ import torch
 from lightning_hpo import Float, GPSampler, SearchSpace, SobolSampler, Study, TrialState
 from lightning_hpo._failures import failure_kind, should_stop
 from lightning_hpo.exceptions import ConstraintViolated, InvalidArgumentError, TrialsFailingError, TrialTimeoutError
+from lightning_hpo.samplers._gp_feasibility import failure_outcome, with_imputed_values
 from lightning_hpo.samplers.uniform import sobol_point
-from lightning_hpo.trial import FAIL_KIND, Trial
+from lightning_hpo.trial import CONSTRAINT_VIOLATIONS, FAIL_KIND, Trial
 
 
 def _raised(error: BaseException) -> BaseException:
@@ -150,3 +151,73 @@ def test_only_failures_that_are_the_configurations_fault_inform_the_gp():
     plain = suggest()
     assert suggest("interrupted") == suggest("stale") == suggest("infrastructure") == plain
     assert suggest("oom") != plain  # it enters the GP with the worst value
+
+
+def test_failed_points_are_valued_like_their_nearest_observed_neighbour_or_by_rank():
+    space = SearchSpace.coerce({"x": Float(0.0, 1.0)})
+    observed = [
+        Trial(number=i, state=TrialState.COMPLETE, params={"x": i / 4}, values=(float(i), -float(i))) for i in range(5)
+    ]
+    failed = [Trial(number=9, state=TrialState.FAIL, params={"x": 0.7}, attrs={FAIL_KIND: "oom"})]
+
+    def imputed(rule: str, directions=("min", "max")) -> tuple:
+        (trial,) = with_imputed_values(failed, observed, directions, space, rule)
+        assert (trial.number, trial.state, trial.params) == (9, TrialState.COMPLETE, {"x": 0.7})
+        return trial.values
+
+    assert imputed("nearest") == (3.0, -3.0)  # x = 0.75
+    assert imputed("worst") == (4.0, -4.0)
+    assert imputed("worst", ("max", "min")) == (0.0, 0.0)
+    assert imputed("median") == (2.0, -2.0)
+    assert imputed("p75") == (3.0, -3.0)
+    assert with_imputed_values(failed, [], ["min"], space, "nearest") == []
+
+
+def test_whether_a_trial_failed_is_an_outcome_of_its_own():
+    observed = [Trial(number=i, state=TrialState.COMPLETE, params={}, values=(0.0,)) for i in range(3)]
+    oom = Trial(number=3, state=TrialState.FAIL, params={}, attrs={FAIL_KIND: "oom"})
+    early = Trial(
+        number=4, state=TrialState.FAIL, params={}, attrs={FAIL_KIND: "infeasible", CONSTRAINT_VIOLATIONS: {"n": 1.0}}
+    )
+    imputed = with_imputed_values([oom, early], observed, ["min"], SearchSpace.coerce({"x": Float(0.0, 1.0)}), "worst")
+    outcome = failure_outcome(observed + imputed, [oom, early])
+    # The imputed copies count as failed; a trial stopped by a broken constraint is that constraint's.
+    assert [t.number for t in outcome.trials] == [0, 1, 2, 3]
+    assert outcome.values == [-1.0, -1.0, -1.0, 1.0]
+    assert failure_outcome(observed, []) is None
+    assert failure_outcome(observed, [early]) is None
+
+
+@pytest.mark.slow
+def test_gp_finds_an_optimum_on_the_edge_of_a_failing_region_without_crossing_it_again_and_again():
+    # The larger x the better, up to 0.6 where trials run out of memory: the best configuration is
+    # the largest that fits, as with a model's width. A failure model that values failed points
+    # like their neighbours (or only weights the acquisition by a GP of the failures) keeps
+    # proposing x > 0.6 here (benchmarks/CONSTRAINTS.md).
+    study = Study(
+        "edge", search_space={"x": Float(0.0, 1.0)}, storage=":memory:", sampler=GPSampler(seed=0, n_startup_trials=5)
+    )
+    for _ in range(15):
+        trial = study.ask()
+        if trial.params["x"] > 0.6:
+            study.tell(trial, state=TrialState.FAIL, error="CUDA out of memory", fail_kind="oom")
+        else:
+            study.tell(trial, -trial.params["x"])
+    assert sum(t.state is TrialState.FAIL for t in study.trials[5:]) <= 3
+    assert study.best_trial.params["x"] > 0.58
+
+
+def test_failure_models_differ_only_where_configurations_failed():
+    space = SearchSpace.coerce({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)})
+    done = [
+        Trial(number=i, state=TrialState.COMPLETE, params=space.decode(sobol_point(2, 0, i)), values=(float(i % 3),))
+        for i in range(6)
+    ]
+    failed = [Trial(number=6, state=TrialState.FAIL, params={"x": 0.9, "y": 0.1}, attrs={FAIL_KIND: "oom"})]
+    failure_gp = type("FailureGP", (GPSampler,), {"_failure_imputation": None, "_failure_weighting": True})
+
+    def suggest(sampler_class: type, history: list) -> dict:
+        return sampler_class(seed=0, n_startup_trials=5).sample(space, history, number=7, directions=["min"])
+
+    assert suggest(failure_gp, done) == suggest(GPSampler, done)
+    assert suggest(failure_gp, done + failed) != suggest(GPSampler, done + failed)

@@ -3,12 +3,15 @@
 * **Failures**: trials that FAILed by the configuration's fault (an exception of the user's code,
   out of memory, nan, a constraint known violated early; see
   :data:`~lightning_hpo.trial.CONFIGURATION_FAIL_KINDS`) enter the objective's GP with the worst
-  value observed so far in each objective (:func:`with_worst_values`), as SMAC imputes a failed
-  run's cost: the acquisition then sees nothing to gain there. Interrupted, stale and
-  infrastructure failures say nothing about the parameters and are left out. A separate GP of the
-  0/1 failure outcome weighting the acquisition (as for constraints, below) was measured against
-  it on Hartmann6 with an out-of-memory corner: it failed more often, reached a higher regret and
-  took several times longer (``benchmarks/CONSTRAINTS.md``).
+  value observed so far in each objective (:func:`with_imputed_values`, rule ``"worst"``), as SMAC
+  imputes a failed run's cost: the acquisition then sees nothing to gain there. Interrupted, stale
+  and infrastructure failures say nothing about the parameters and are left out. Softer values (the
+  nearest observed configuration's, the median, the 75th percentile) and a GP of the 0/1 failure
+  outcome weighting the acquisition as the constraints' GPs do (:func:`failure_outcome`) were
+  measured against it (``benchmarks/CONSTRAINTS.md``): those that came closer to a memory
+  boundary where the best configurations lie also kept proposing configurations beyond it, so
+  the sampler keeps the worst value; the sampler's private ``_failure_imputation`` and
+  ``_failure_weighting`` select the alternatives for the benchmark.
 * **Outcome constraints**: each constraint of the study gets a GP of its violation (``<= 0``:
   satisfied, see :mod:`lightning_hpo._constraints`) over every trial that stored one, and the
   probability that a candidate satisfies it, ``P(g(x) <= 0)`` under the GP's latent posterior,
@@ -27,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 from botorch.acquisition import AcquisitionFunction
 from botorch.models import SingleTaskGP
@@ -35,6 +39,7 @@ from torch.special import log_ndtr
 
 from lightning_hpo.samplers._gp_model import fit_model, standardize
 from lightning_hpo.samplers._gp_space import GPSpace
+from lightning_hpo.space import SearchSpace
 from lightning_hpo.trial import CONFIGURATION_FAIL_KINDS, CONSTRAINT_VIOLATIONS, Trial, TrialState
 
 __all__ = [
@@ -43,7 +48,9 @@ __all__ = [
     "FeasibilityModel",
     "FeasibilityWeighted",
     "is_configuration_failure",
-    "with_worst_values",
+    "IMPUTATIONS",
+    "with_imputed_values",
+    "failure_outcome",
 ]
 
 
@@ -61,13 +68,40 @@ def is_configuration_failure(trial: Trial) -> bool:
     return trial.state is TrialState.FAIL and trial.fail_kind in CONFIGURATION_FAIL_KINDS
 
 
-def with_worst_values(failed: Sequence[Trial], observed: Sequence[Trial], directions: Sequence[str]) -> list[Trial]:
-    """The ``failed`` trials as observations with the worst value of ``observed`` in each objective."""
+#: How :func:`with_imputed_values` may value a failed configuration: the objective values of the
+#: nearest observed configuration, the worst or the median observed value, or the 75th percentile
+#: counted from the best.
+IMPUTATIONS = ("nearest", "worst", "median", "p75")
+
+
+def with_imputed_values(
+    failed: Sequence[Trial], observed: Sequence[Trial], directions: Sequence[str], space: SearchSpace, rule: str
+) -> list[Trial]:
+    """The ``failed`` trials as observations, valued by ``rule`` (one of :data:`IMPUTATIONS`), from
+    the ``observed`` trials; none when nothing is observed."""
     if not observed:
         return []
+    if rule == "nearest":  # in the encoded unit cube
+        X = np.array([space.encode(t.params) for t in observed])
+        nearest = [observed[int(((X - space.encode(t.params)) ** 2).sum(-1).argmin())] for t in failed]
+        return [replace(t, state=TrialState.COMPLETE, values=n.values) for t, n in zip(failed, nearest)]
+    quantile = {"worst": 1.0, "median": 0.5, "p75": 0.75}[rule]
     columns = list(zip(*(t.values for t in observed)))
-    worst = tuple(max(c) if d == "min" else min(c) for c, d in zip(columns, directions))
-    return [replace(t, state=TrialState.COMPLETE, values=worst) for t in failed]
+    value = tuple(float(np.quantile(c, quantile if d == "min" else 1 - quantile)) for c, d in zip(columns, directions))
+    return [replace(t, state=TrialState.COMPLETE, values=value) for t in failed]
+
+
+def failure_outcome(observed: Sequence[Trial], failed: Sequence[Trial]) -> FeasibilityOutcome | None:
+    """Whether each trial failed, as one more constraint outcome (``1``: it failed, ``-1``: it did not),
+    or ``None`` when nothing failed. ``observed`` may hold the failed trials with imputed values:
+    they count as failed. A failure that stored a constraint's violation (stopped because a
+    constraint known early broke) is left out: it is that constraint's GP's to learn from."""
+    failed_numbers = {t.number for t in failed}
+    succeeded = [t for t in observed if t.number not in failed_numbers]
+    failed = [t for t in failed if not t.attrs.get(CONSTRAINT_VIOLATIONS)]
+    if not failed or not succeeded:
+        return None
+    return FeasibilityOutcome("failure", [*succeeded, *failed], [-1.0] * len(succeeded) + [1.0] * len(failed))
 
 
 def feasibility_outcomes(observed: Sequence[Trial]) -> list[FeasibilityOutcome]:

@@ -172,6 +172,13 @@ class GPSampler(Sampler):
         self.device = _check_device(device)
         self._last_fit: _Fit | None = None
 
+    #: How a configuration that failed by its own fault informs the GP: valued by this rule of
+    #: ``_gp_feasibility.IMPUTATIONS`` in the objective's GP (``None``: left out of it), and with
+    #: ``_failure_weighting``, through a GP of the failures that weights the acquisition.
+    #: ``benchmarks/constraints.py`` measures other settings through these.
+    _failure_imputation: str | None = "worst"
+    _failure_weighting: bool = False
+
     def sample(
         self, space: SearchSpace, trials: Sequence[Trial], *, number: int, directions: Sequence[str]
     ) -> dict[str, Any]:
@@ -182,11 +189,13 @@ class GPSampler(Sampler):
             return space.decode(sobol_point(len(space), self.seed, number))
         pending = [t for t in trials if t.state is TrialState.RUNNING]
         signs = tuple(1.0 if direction == "max" else -1.0 for direction in directions)
-        from lightning_hpo.samplers._gp_feasibility import is_configuration_failure, with_worst_values
+        from lightning_hpo.samplers._gp_feasibility import is_configuration_failure, with_imputed_values
 
         failed = [t for t in trials if is_configuration_failure(t)]
-        observed += with_worst_values(failed, observed, directions)
-        return space.decode(self._suggest(space, observed, pending, signs=signs, number=number))
+        if self._failure_imputation is not None:
+            observed += with_imputed_values(failed, observed, directions, space, self._failure_imputation)
+        failed = failed if self._failure_weighting else []
+        return space.decode(self._suggest(space, observed, pending, signs=signs, number=number, failed=failed))
 
     def _suggest(
         self,
@@ -196,6 +205,7 @@ class GPSampler(Sampler):
         *,
         signs: tuple[float, ...],
         number: int,
+        failed: Sequence[Trial] = (),
     ) -> list[float]:
         import torch
 
@@ -226,7 +236,7 @@ class GPSampler(Sampler):
             acquisition, incumbents = _acquisition(
                 model, X, Y, X_pending, seed=acquisition_seed, generator=generator, feasible=feasible
             )
-            acquisition = _weighted_by_feasibility(acquisition, observed, space, gp_space, tensor_kwargs)
+            acquisition = _weighted_by_feasibility(acquisition, observed, space, gp_space, tensor_kwargs, failed)
             acquisition = gp_space.on_pinned_inputs(acquisition)
             best = maximize(
                 acquisition,
@@ -300,13 +310,22 @@ def _weighted_by_feasibility(
     space: SearchSpace,
     gp_space: Any,
     tensor_kwargs: dict[str, Any],
+    failed: Sequence[Trial] = (),
 ) -> Any:
-    """``acquisition`` weighted by the GPs of the constraints, where there are any."""
+    """``acquisition`` weighted by the GPs of the constraints and of the ``failed`` trials, where
+    there are any."""
     import torch
 
-    from lightning_hpo.samplers._gp_feasibility import FeasibilityModel, FeasibilityWeighted, feasibility_outcomes
+    from lightning_hpo.samplers._gp_feasibility import (
+        FeasibilityModel,
+        FeasibilityWeighted,
+        failure_outcome,
+        feasibility_outcomes,
+    )
 
     outcomes = feasibility_outcomes(observed)
+    failures = failure_outcome(observed, failed)
+    outcomes += [failures] if failures is not None else []
     if not outcomes:
         return acquisition
     models = []
