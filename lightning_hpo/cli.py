@@ -89,6 +89,7 @@ from lightning_hpo._constraints import Constraints, parse_constraints
 from lightning_hpo._evaluations import EvaluatedTrial, Evaluations
 from lightning_hpo._loop import RunOptions
 from lightning_hpo._resume import DEFAULT_KEEP_CHECKPOINTS, check_checkpoint_every, check_keep_checkpoints
+from lightning_hpo._study_checks import check_study_name, parse_mode
 from lightning_hpo.decorator import search_space_of
 from lightning_hpo.distributed import TrialCoordinator, world_size
 from lightning_hpo.exceptions import InvalidArgumentError, LightningHPOError
@@ -99,7 +100,7 @@ from lightning_hpo.pruners import Pruner
 from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.stopping import check_stopper
 from lightning_hpo.storage import DEFAULT_ROOT_DIR, open_storage
-from lightning_hpo.study import Study, check_study_name, parse_mode
+from lightning_hpo.study import Study
 from lightning_hpo.trackers import TrialTrackers
 from lightning_hpo.training import (
     TRIAL_TRAINER_DEFAULTS,

@@ -55,6 +55,7 @@ from lightning_hpo._resume import (
 )
 from lightning_hpo._setup_checks import check_pruner_objectives, check_trainer_launch
 from lightning_hpo._short_errors import call_with_short_errors
+from lightning_hpo._study_checks import Mode, check_study_name, parse_mode
 from lightning_hpo.decorator import init_arguments, search_space_of
 from lightning_hpo.distributed import TrialCoordinator, global_rank, world_size
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, LightningHPOError
@@ -64,7 +65,7 @@ from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.space import Domain, SearchSpace
 from lightning_hpo.stopping import RegretBoundStopper
 from lightning_hpo.storage import DEFAULT_ROOT_DIR, Storage, open_storage
-from lightning_hpo.study import DEFAULT_GRACE_PERIOD, Mode, Study, check_study_name, parse_mode
+from lightning_hpo.study import DEFAULT_GRACE_PERIOD, Study
 from lightning_hpo.trackers import LoggerArg, TrialTrackers, check_logger_arg, logger_object_error
 from lightning_hpo.training import (
     TRIAL_TRAINER_DEFAULTS,
