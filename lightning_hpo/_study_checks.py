@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
 from lightning_hpo._constraints import Constraints, constraints_text
+from lightning_hpo._domains import domain_from_json
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, StudyMismatchError
-from lightning_hpo.space import domain_from_json
 from lightning_hpo.trial import Direction
 
 if TYPE_CHECKING:
