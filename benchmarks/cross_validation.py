@@ -47,7 +47,7 @@ from lightning_hpo import (  # noqa: E402
     KFoldDataModule,
     Study,
     Tuner,
-    _evaluations,  # noqa: E402
+    _fold_reporter,  # noqa: E402
 )
 from lightning_hpo._budget import PLANNED_STEPS_ATTR  # noqa: E402
 from lightning_hpo.pruners import NopPruner  # noqa: E402
@@ -147,7 +147,7 @@ def tune(method: str, pool: Any, n_out: int, seed: int, args: argparse.Namespace
     else:
         options.update(datamodule=dm, cv=K)
     # cv_pruned reports the running mean over folds, cv_pruned_fold each fold's own value.
-    _evaluations.REPORTS = "fold" if method == "cv_pruned_fold" else "running_mean"
+    _fold_reporter.REPORTS = "fold" if method == "cv_pruned_fold" else "running_mean"
     tuner = Tuner(
         MLP,
         search_space=SPACE,

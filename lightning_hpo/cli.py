@@ -54,14 +54,14 @@ study and writes ``best.yaml`` (see :mod:`lightning_hpo.distributed`). The retra
 is a ``torchrun`` one with the same processes per node.
 
 The pure config-key machinery lives in :mod:`lightning_hpo._config_space`; every use of a private
-member of Lightning's LightningCLI, in :mod:`lightning_hpo._cli_internals`.
+member of Lightning's LightningCLI, in :mod:`lightning_hpo._cli_internals`; the files ``tune`` writes
+(each trial's ``config.yaml``, ``best.yaml``, the Pareto set's configs), in :mod:`lightning_hpo._tune_files`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -70,7 +70,7 @@ from typing import Any, Literal
 import jsonargparse
 import yaml
 from jsonargparse import Namespace, get_loader
-from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
+from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.cli import LightningArgumentParser
 from typing_extensions import override
 
@@ -89,17 +89,19 @@ from lightning_hpo._constraints import Constraints, parse_constraints
 from lightning_hpo._evaluations import EvaluatedTrial, Evaluations
 from lightning_hpo._loop import RunOptions
 from lightning_hpo._resume import DEFAULT_KEEP_CHECKPOINTS, check_checkpoint_every, check_keep_checkpoints
+from lightning_hpo._study_checks import check_study_name, parse_mode
+from lightning_hpo._tune_files import TrialFiles, launcher, write_best_config, write_pareto_configs
 from lightning_hpo.decorator import search_space_of
-from lightning_hpo.distributed import TrialCoordinator, world_size
+from lightning_hpo.distributed import TrialCoordinator
 from lightning_hpo.exceptions import InvalidArgumentError, LightningHPOError
-from lightning_hpo.export import CONFIG_ATTR, LAUNCHER_ATTR, LOGGER_DIR_ATTR, SCRIPT_ATTR, describe, export_trial
+from lightning_hpo.export import CONFIG_ATTR, LAUNCHER_ATTR, SCRIPT_ATTR
 from lightning_hpo.folds import Fold, check_folds, check_repeats, datamodule_for_fold
 from lightning_hpo.progress import StudyProgress
 from lightning_hpo.pruners import Pruner
 from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.stopping import check_stopper
 from lightning_hpo.storage import DEFAULT_ROOT_DIR, open_storage
-from lightning_hpo.study import Study, check_study_name, parse_mode
+from lightning_hpo.study import Study
 from lightning_hpo.trackers import TrialTrackers
 from lightning_hpo.training import (
     TRIAL_TRAINER_DEFAULTS,
@@ -108,7 +110,7 @@ from lightning_hpo.training import (
     release_memory_of_earlier_trials,
     run_study,
 )
-from lightning_hpo.trial import Trial, TrialState
+from lightning_hpo.trial import Trial
 from lightning_hpo.tuner import study_directory
 
 __all__ = ["LightningCLI", "SAMPLER_NAMES", "PRUNER_NAMES", "search_space_from_config"]
@@ -141,7 +143,7 @@ class LightningCLI(LightningCLIInternals):
     pareto_config_paths: tuple[Path, ...] = ()
     # Set while a trial's Trainer is being built (see instantiate_trainer).
     _trial_training: TrialTraining | None = None
-    _trial_files: _TrialFiles | None = None
+    _trial_files: TrialFiles | None = None
 
     @staticmethod
     @override
@@ -334,9 +336,10 @@ class LightningCLI(LightningCLIInternals):
         except LightningHPOError as error:  # a misconfiguration that every trial would hit, e.g. a wrong monitor
             self._fail(str(error))
         if study is not None and len(study.directions) > 1:
-            self._write_pareto_configs(study_dir / "pareto")
+            self.pareto_config_paths = write_pareto_configs(study, study_dir / "pareto")
         elif study is not None:
-            self._write_best_config(Path(best_config) if best_config else study_dir / "best.yaml")
+            written = write_best_config(study, Path(best_config) if best_config else study_dir / "best.yaml")
+            self.best_config_path = written or self.best_config_path
 
     # -- tune's errors, and one trial ---------------------------------------------------
 
@@ -406,11 +409,11 @@ class LightningCLI(LightningCLIInternals):
             # As LightningCLI's SaveConfigCallback writes it, so `fit --config` reads it back as it is.
             config_text = _dump(fit_parser, fit_config)
             self.study.storage.update_trial(
-                trial.id, attrs={CONFIG_ATTR: config_text, SCRIPT_ATTR: sys.argv[0], LAUNCHER_ATTR: _launcher()}
+                trial.id, attrs={CONFIG_ATTR: config_text, SCRIPT_ATTR: sys.argv[0], LAUNCHER_ATTR: launcher()}
             )
         if training.resume_path is not None:  # after the config is stored: retraining it starts from zero
             fit_config.ckpt_path = str(training.resume_path)
-        with self._building_trial(fit_config, training, _TrialFiles(training, config_text)):
+        with self._building_trial(fit_config, training, TrialFiles(training, config_text)):
             # LightningCLI.__init__'s steps, for the trial's config, then `fit` as the CLI runs it.
             self._seed_from_config()
             if seed is not None:
@@ -423,7 +426,7 @@ class LightningCLI(LightningCLIInternals):
             return training.train(self.trainer, lambda: self._run_lightning_subcommand("fit"))
 
     @contextlib.contextmanager
-    def _building_trial(self, fit_config: Namespace, training: TrialTraining, files: _TrialFiles) -> Iterator[None]:
+    def _building_trial(self, fit_config: Namespace, training: TrialTraining, files: TrialFiles) -> Iterator[None]:
         """Make the CLI look as if ``fit`` had been run with ``fit_config``, for the time of one trial."""
         saved = self.subcommand, self.config, self.save_config_kwargs
         self.subcommand, self.config = "fit", Namespace(subcommand="fit", fit=fit_config)
@@ -457,49 +460,6 @@ class LightningCLI(LightningCLIInternals):
             kwargs = {**trial_kwargs, **kwargs}
         return super().instantiate_trainer(**kwargs)
 
-    # -- the end ---------------------------------------------------------------------------
-
-    def _write_best_config(self, path: Path) -> None:
-        assert self.study is not None
-        if not any(t.state is TrialState.COMPLETE for t in self.study.trials):
-            print(f"No trial of study {self.study.name!r} completed, so there is no best config to write.")
-            return
-        best = self.study.best_trial
-        params = ", ".join(f"{k}={v!r}" for k, v in best.params.items())
-        print(f"Best: {describe(best, self.study.name)}: {params}")
-        if best.attrs.get(CONFIG_ATTR) is None:
-            print("That trial was not run by `tune`, so it has no stored config to write.")
-            return
-        command = _retrain_command(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        header = f"Best config: {describe(best, self.study.name)}.\nRetrain it: {command}"
-        path.write_text(export_trial(best, "yaml", header=header))
-        self.best_config_path = path
-        print(f"Best config written to {_shown_path(path)}; retrain it with:\n  {command}")
-
-    def _write_pareto_configs(self, directory: Path) -> None:
-        """Several objectives: print the Pareto set and write each of its trials' configs to ``directory``."""
-        assert self.study is not None
-        front = self.study.best_trials
-        if not front:
-            print(f"No trial of study {self.study.name!r} completed, so there is no Pareto set to write.")
-            return
-        print(f"Pareto set of study {self.study.name!r}: {len(front)} trial(s), none better in every objective.")
-        written = []
-        for trial in front:
-            params = ", ".join(f"{k}={v!r}" for k, v in trial.params.items())
-            print(f"  {describe(trial, self.study.name)}: {params}")
-            if trial.attrs.get(CONFIG_ATTR) is None:
-                continue
-            path = directory / f"trial_{trial.number}.yaml"
-            command = _retrain_command(path)
-            directory.mkdir(parents=True, exist_ok=True)
-            header = f"Pareto-optimal: {describe(trial, self.study.name)}.\nRetrain it: {command}"
-            path.write_text(export_trial(trial, "yaml", header=header))
-            written.append(path)
-            print(f"    retrain it with: {command}")
-        self.pareto_config_paths = tuple(written)
-
 
 def _parse(parser: LightningArgumentParser, config: dict[str, Any]) -> Namespace:
     """``parser.parse_object`` that raises (the trial then fails with the parser's message) instead of exiting."""
@@ -514,53 +474,6 @@ def _parse(parser: LightningArgumentParser, config: dict[str, Any]) -> Namespace
 def _dump(parser: LightningArgumentParser, config: Namespace) -> str:
     """The whole config as YAML, None values included: a None may differ from the default."""
     return parser.dump(config, **_DUMP_EVERY_VALUE)
-
-
-class _TrialFiles(Callback):
-    """Writes the trial's ``config.yaml`` to its directory, and stores where its Trainer logs.
-
-    LightningCLI's SaveConfigCallback writes ``config.yaml`` to ``trainer.log_dir``, which is the
-    directory of the logger the config names (its ``log_dir``, or ``save_dir`` for loggers without
-    one), else the trial directory. So the trial directory gets its own copy, and ``trainer.log_dir``
-    is stored as the trial's ``logger_dir`` attribute. Both at ``setup``, once the loggers have
-    created their directories (earlier, a CSVLogger would warn about a directory not empty).
-    """
-
-    def __init__(self, training: TrialTraining, config_text: str | None) -> None:
-        self.study, self.trial, self.trial_dir = training.study, training.trial, training.trial_dir
-        self.config_text = config_text  # None on the ranks that do not record the trial
-
-    @override
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        log_dir = trainer.log_dir  # asked on every rank: it is a broadcast
-        if self.study is None or self.config_text is None:
-            return
-        self.trial_dir.mkdir(parents=True, exist_ok=True)
-        (self.trial_dir / "config.yaml").write_text(self.config_text)
-        if log_dir is not None:
-            local = "://" not in str(log_dir)  # a remote URL (s3://...) is kept as it is
-            self.study.storage.update_trial(
-                self.trial.id, attrs={LOGGER_DIR_ATTR: str(Path(log_dir).resolve()) if local else str(log_dir)}
-            )
-
-
-def _launcher() -> str:
-    """How this process was started, for retrain commands: ``torchrun`` with the same layout, else ``python``.
-
-    One node gets ``--standalone`` (a free rendezvous port); several nodes need the user's rendezvous
-    flags (``--rdzv-endpoint``...) added, as for the study itself.
-    """
-    processes = world_size()
-    if processes == 1:
-        return "python"
-    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", processes))
-    nodes = processes // per_node
-    layout = f"--nnodes={nodes}" if nodes > 1 else "--standalone"
-    return f"torchrun {layout} --nproc_per_node={per_node}"
-
-
-def _retrain_command(config_path: Path) -> str:
-    return f"{_launcher()} {_shown_path(Path(sys.argv[0]))} fit --config {_shown_path(config_path)}"
 
 
 def _is_grid(sampler: Any) -> bool:
@@ -589,11 +502,3 @@ def _enqueued_configs(enqueue: list[dict[str, Any]] | str | None) -> list[dict[s
 
 def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _shown_path(path: Path) -> str:
-    """``path`` relative to the working directory when it is inside it (shorter commands to copy)."""
-    try:
-        return os.path.relpath(path) if Path(path).resolve().is_relative_to(Path.cwd()) else str(path)
-    except ValueError:
-        return str(path)

@@ -7,7 +7,8 @@ shown twice in a notebook: save one with ``fig.savefig("history.png")``, or let 
 it. :func:`save_plots` writes every plot that applies as PNG files (``lightning-hpo plot`` calls it).
 
 A plot that has nothing to show (no COMPLETE trial yet, one objective for a Pareto front) raises
-:class:`~lightning_hpo.exceptions.InvalidArgumentError` saying so.
+:class:`~lightning_hpo.exceptions.InvalidArgumentError` saying so. How the plots place values on
+their axes is in :mod:`lightning_hpo._plot_axes`; their palette and per-state styles, in :mod:`lightning_hpo._plot_style`.
 
 Example:
     >>> from lightning_hpo import Float, Study
@@ -38,10 +39,21 @@ from lightning_hpo._plot_axes import (
     tick_the_only_value,
     whole_numbers,
 )
+from lightning_hpo._plot_style import (
+    BLUE,
+    CURVE_STYLES,
+    GREEN,
+    GREY,
+    MARK_STYLES,
+    STATE_WORDS,
+    VERMILLION,
+    new_figure,
+    require_completed,
+)
 from lightning_hpo._text import count_of
 from lightning_hpo.exceptions import InvalidArgumentError
 from lightning_hpo.snapshot import StudyLike, StudySnapshot
-from lightning_hpo.trial import PRUNED_STEP, Trial, TrialState
+from lightning_hpo.trial import PRUNED_STEP, TrialState
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -60,27 +72,6 @@ __all__ = [
 #: Below this many COMPLETE trials, :func:`plot_importance` marks its bars as a rough guess.
 RELIABLE_IMPORTANCE_TRIALS = 10
 
-# Colours of the Okabe-Ito palette, told apart with any colour vision.
-_BLUE, _ORANGE, _GREEN, _VERMILLION, _PURPLE, _GREY = "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#999999"
-_STATE_WORDS = {
-    TrialState.COMPLETE: "complete",
-    TrialState.PRUNED: "pruned",
-    TrialState.FAIL: "failed",
-    TrialState.RUNNING: "running",
-}
-# How each kind of trial is drawn: a learning curve, and a mark where a trial has no value to show.
-_CURVE_STYLES: dict[TrialState, dict[str, Any]] = {
-    TrialState.COMPLETE: {"color": _BLUE, "lw": 1.0, "alpha": 0.55, "zorder": 3},
-    TrialState.PRUNED: {"color": _ORANGE, "lw": 1.0, "ls": "--", "alpha": 0.8, "zorder": 2},
-    TrialState.FAIL: {"color": _VERMILLION, "lw": 1.0, "ls": "-.", "alpha": 0.8, "zorder": 2},
-    TrialState.RUNNING: {"color": _PURPLE, "lw": 1.2, "ls": ":", "zorder": 4},
-}
-_MARK_STYLES: dict[TrialState, dict[str, Any]] = {
-    TrialState.PRUNED: {"marker": "|", "color": _ORANGE, "ms": 9, "mew": 1.8},
-    TrialState.FAIL: {"marker": "x", "color": _VERMILLION, "ms": 7, "mew": 1.6},
-    TrialState.RUNNING: {"marker": "o", "color": _PURPLE, "ms": 6, "mfc": "none", "mew": 1.4},
-}
-
 
 def plot_optimization_history(study: StudyLike, *, objective: int = 0, log_y: bool = False) -> Figure:
     """Each COMPLETE trial's value by trial number, with the best value so far as a staircase.
@@ -98,31 +89,31 @@ def plot_optimization_history(study: StudyLike, *, objective: int = 0, log_y: bo
     """
     snapshot = StudySnapshot.of(study)
     snapshot.check_objective(objective)
-    completed = _require_completed(snapshot)
+    completed = require_completed(snapshot)
     minimize = snapshot.directions[objective] == "min"
     feasible = [t for t in completed if t.feasible]
     infeasible = [t for t in completed if not t.feasible]
     numbers = [t.number for t in feasible]
     values = [t.values[objective] for t in feasible]
     best_so_far = _running_best(values, minimize)
-    without_value = {state: [t.number for t in snapshot.trials if t.state is state] for state in _MARK_STYLES}
+    without_value = {state: [t.number for t in snapshot.trials if t.state is state] for state in MARK_STYLES}
     without_value = {state: marked for state, marked in without_value.items() if marked}
 
-    fig = _figure(7.0, 4.2 + 0.25 * len(without_value))
+    fig = new_figure(7.0, 4.2 + 0.25 * len(without_value))
     if without_value:
         grid = fig.add_gridspec(2, 1, height_ratios=[0.3 * len(without_value), 3.0])
         ax = fig.add_subplot(grid[1])
         _draw_trials_without_value(fig.add_subplot(grid[0], sharex=ax), without_value)
     else:
         ax = fig.add_subplot()
-    ax.scatter(numbers, values, s=22, color=_BLUE, label=f"complete ({len(feasible)})", zorder=3)
+    ax.scatter(numbers, values, s=22, color=BLUE, label=f"complete ({len(feasible)})", zorder=3)
     if infeasible:  # they have a value but break a constraint: never the best
         ax.scatter(
             [t.number for t in infeasible],
             [t.values[objective] for t in infeasible],
             s=22,
             facecolors="none",
-            edgecolors=_GREY,
+            edgecolors=GREY,
             label=f"infeasible ({len(infeasible)})",
             zorder=3,
         )
@@ -132,7 +123,7 @@ def plot_optimization_history(study: StudyLike, *, objective: int = 0, log_y: bo
             numbers + [last],
             best_so_far + best_so_far[-1:],
             where="post",
-            color=_VERMILLION,
+            color=VERMILLION,
             lw=1.8,
             label="best so far",
             zorder=4,
@@ -169,27 +160,27 @@ def plot_learning_curves(study: StudyLike, *, log_y: bool = False) -> Figure:
             "Tuner's TrialReporter), so there are no learning curves to plot."
         )
     best = snapshot.best_trial
-    fig = _figure(7.0, 4.2)
+    fig = new_figure(7.0, 4.2)
     ax = fig.add_subplot()
     handles: list[Line2D] = []
     for trial in curves:
         steps = sorted(trial.intermediate_values)
         values = [trial.intermediate_values[s] for s in steps]
         if best is not None and trial.number == best.number:
-            handles += ax.plot(steps, values, color=_GREEN, lw=2.2, zorder=5, label=f"best trial ({trial.number})")
+            handles += ax.plot(steps, values, color=GREEN, lw=2.2, zorder=5, label=f"best trial ({trial.number})")
             continue
-        ax.plot(steps, values, **_CURVE_STYLES[trial.state])
+        ax.plot(steps, values, **CURVE_STYLES[trial.state])
         if trial.state is TrialState.PRUNED:
             stop = trial.attrs.get(PRUNED_STEP, steps[-1])
             stop = stop if stop in trial.intermediate_values else steps[-1]
-            ax.plot([stop], [trial.intermediate_values[stop]], "x", color=_VERMILLION, ms=7, mew=1.6, zorder=4)
+            ax.plot([stop], [trial.intermediate_values[stop]], "x", color=VERMILLION, ms=7, mew=1.6, zorder=4)
     # One legend entry per kind of line, not per trial.
     shown = {t.state for t in curves if best is None or t.number != best.number}
-    where_pruned = {"marker": "x", "mec": _VERMILLION, "mew": 1.6, "markevery": [1]}
-    for state, style in _CURVE_STYLES.items():
+    where_pruned = {"marker": "x", "mec": VERMILLION, "mew": 1.6, "markevery": [1]}
+    for state, style in CURVE_STYLES.items():
         if state in shown:
             pruned = state is TrialState.PRUNED
-            marks, label = (where_pruned, "pruned (x: where it stopped)") if pruned else ({}, _STATE_WORDS[state])
+            marks, label = (where_pruned, "pruned (x: where it stopped)") if pruned else ({}, STATE_WORDS[state])
             handles.append(Line2D([], [], **style, **marks, label=label))
     ax.set_xlabel("step")
     all_steps = [step for t in curves for step in t.intermediate_values]
@@ -221,7 +212,7 @@ def plot_parallel_coordinates(study: StudyLike, *, objective: int = 0) -> Figure
 
     snapshot = StudySnapshot.of(study)
     snapshot.check_objective(objective)
-    completed = _require_completed(snapshot)
+    completed = require_completed(snapshot)
     failed = [t for t in snapshot.trials if t.state is TrialState.FAIL]
     minimize = snapshot.directions[objective] == "min"
     names = list(snapshot.space.names)
@@ -229,7 +220,7 @@ def plot_parallel_coordinates(study: StudyLike, *, objective: int = 0) -> Figure
     low, high = float(values.min()), float(values.max())
     rows = np.column_stack([encoded_params(snapshot, completed), [encode_objective(v, low, high) for v in values]])
 
-    fig = _figure(max(6.0, 1.25 * (len(names) + 1) + 2.0), 4.6)
+    fig = new_figure(max(6.0, 1.25 * (len(names) + 1) + 2.0), 4.6)
     ax = fig.add_subplot()
     cmap = colormaps["viridis_r" if minimize else "viridis"]
     norm = colour_norm(low, high, pad=abs(low) / 20 or 0.5)
@@ -239,8 +230,8 @@ def plot_parallel_coordinates(study: StudyLike, *, objective: int = 0) -> Figure
         ax.plot(xs, rows[i], color=cmap(norm(values[i])), lw=1.0, alpha=0.75)
     if failed:
         for params in encoded_params(snapshot, failed):
-            ax.plot(xs[:-1], params, color=_VERMILLION, lw=1.0, ls="--", alpha=0.6, zorder=2)
-        ax.plot([], [], color=_VERMILLION, ls="--", label=f"{_STATE_WORDS[TrialState.FAIL]} ({len(failed)}): no value")
+            ax.plot(xs[:-1], params, color=VERMILLION, lw=1.0, ls="--", alpha=0.6, zorder=2)
+        ax.plot([], [], color=VERMILLION, ls="--", label=f"{STATE_WORDS[TrialState.FAIL]} ({len(failed)}): no value")
         fig.legend(loc="outside lower center", frameon=False)
     for x, name in enumerate(names):
         draw_axis(ax, x, axis_ticks(snapshot.space[name]))
@@ -290,9 +281,9 @@ def plot_importance(
     names = [name for name, _ in ranked][::-1]
     shares = [share for _, share in ranked][::-1]
 
-    fig = _figure(6.5, 1.2 + 0.42 * len(names))
+    fig = new_figure(6.5, 1.2 + 0.42 * len(names))
     ax = fig.add_subplot()
-    bars = ax.barh(names, shares, color=_BLUE, height=0.6)
+    bars = ax.barh(names, shares, color=BLUE, height=0.6)
     ax.bar_label(bars, labels=[f"{s:.3f}" for s in shares], padding=3)
     ax.set_xlim(0, max(max(shares, default=0.0) * 1.18, 0.05))
     ax.set_xlabel("importance (share of the objective's variance, total-effect Sobol index)")
@@ -311,7 +302,7 @@ def plot_importance(
             textcoords="offset points",
             ha="center",
             va="bottom",
-            color=_VERMILLION,
+            color=VERMILLION,
             fontsize=9,
         )
     return fig
@@ -335,7 +326,7 @@ def plot_slice(study: StudyLike, *, objective: int = 0) -> Figure:
 
     snapshot = StudySnapshot.of(study)
     snapshot.check_objective(objective)
-    completed = _require_completed(snapshot)
+    completed = require_completed(snapshot)
     failed = [t for t in snapshot.trials if t.state is TrialState.FAIL]
     names = list(snapshot.space.names)
     values = np.array([t.values[objective] for t in completed])
@@ -348,7 +339,7 @@ def plot_slice(study: StudyLike, *, objective: int = 0) -> Figure:
     minimize = snapshot.directions[objective] == "min"
     columns = min(3, len(names))
     rows = math.ceil(len(names) / columns)
-    fig = _figure(3.3 * columns + 1.0, 2.9 * rows + 0.6)
+    fig = new_figure(3.3 * columns + 1.0, 2.9 * rows + 0.6)
     axes = fig.subplots(rows, columns, sharey=True, squeeze=False)
     norm = colour_norm(numbers.min(), numbers.max(), pad=0.5)
     rng = np.random.default_rng(0)
@@ -368,7 +359,7 @@ def plot_slice(study: StudyLike, *, objective: int = 0) -> Figure:
             values[is_best],
             marker="*",
             s=130,
-            color=_VERMILLION,
+            color=VERMILLION,
             edgecolors="black",
             linewidths=0.5,
             zorder=5,
@@ -381,8 +372,8 @@ def plot_slice(study: StudyLike, *, objective: int = 0) -> Figure:
                 np.full(len(failed), 0.96 if minimize else 0.04),
                 ls="",
                 transform=on_edge,
-                label=f"{_STATE_WORDS[TrialState.FAIL]} ({len(failed)}): no value",
-                **_MARK_STYLES[TrialState.FAIL],
+                label=f"{STATE_WORDS[TrialState.FAIL]} ({len(failed)}): no value",
+                **MARK_STYLES[TrialState.FAIL],
             )
         ax.set_xlabel(name + (" (log)" if getattr(domain, "log", False) else ""))
         ax.grid(alpha=0.3)
@@ -428,20 +419,20 @@ def plot_pareto_front(study: StudyLike, *, objectives: tuple[int, int] = (0, 1))
     if len(objectives) != 2 or objectives[0] == objectives[1]:
         raise InvalidArgumentError(f"`objectives` must be two different objective indices, but got {objectives!r}.")
     x_index, y_index = (snapshot.check_objective(i) for i in objectives)
-    completed = _require_completed(snapshot)
+    completed = require_completed(snapshot)
     points = np.array([[t.values[x_index], t.values[y_index]] for t in completed])
     directions = [snapshot.directions[x_index], snapshot.directions[y_index]]
     on_front = non_dominated_mask(minimization_form(points, directions))
 
-    fig = _figure(6.5, 5.0)
+    fig = new_figure(6.5, 5.0)
     ax = fig.add_subplot()
-    ax.scatter(points[~on_front, 0], points[~on_front, 1], s=20, color=_GREY, alpha=0.6, label="dominated")
+    ax.scatter(points[~on_front, 0], points[~on_front, 1], s=20, color=GREY, alpha=0.6, label="dominated")
     front = points[on_front]
     order = np.argsort(front[:, 0] if directions[0] == "min" else -front[:, 0], kind="stable")
-    ax.step(front[order, 0], front[order, 1], where="post", color=_BLUE, lw=1.2, alpha=0.7)
-    ax.scatter(front[:, 0], front[:, 1], s=36, color=_BLUE, zorder=3, label=f"Pareto front ({int(on_front.sum())})")
+    ax.step(front[order, 0], front[order, 1], where="post", color=BLUE, lw=1.2, alpha=0.7)
+    ax.scatter(front[:, 0], front[:, 1], s=36, color=BLUE, zorder=3, label=f"Pareto front ({int(on_front.sum())})")
     for trial, point in zip((t for t, keep in zip(completed, on_front) if keep), front):
-        ax.annotate(str(trial.number), point, textcoords="offset points", xytext=(4, 4), fontsize=8, color=_BLUE)
+        ax.annotate(str(trial.number), point, textcoords="offset points", xytext=(4, 4), fontsize=8, color=BLUE)
     ax.set_xlabel(snapshot.objective_label(x_index))
     ax.set_ylabel(snapshot.objective_label(y_index))
     ax.grid(alpha=0.3)
@@ -488,19 +479,6 @@ def save_plots(
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _figure(width: float, height: float) -> Figure:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
-
-
-def _require_completed(snapshot: StudySnapshot) -> list[Trial]:
-    completed = snapshot.completed()
-    if not completed:
-        raise InvalidArgumentError(f"Study {snapshot.name!r} has no COMPLETE trial yet, so there is nothing to plot.")
-    return completed
-
-
 def _running_best(values: Sequence[float], minimize: bool) -> list[float]:
     best: list[float] = []
     for value in values:
@@ -511,10 +489,8 @@ def _running_best(values: Sequence[float], minimize: bool) -> list[float]:
 def _draw_trials_without_value(ax: Axes, numbers: Mapping[TrialState, Sequence[int]]) -> None:
     """A strip with one row per state, marking the trial numbers in that state."""
     for row, (state, marked) in enumerate(numbers.items()):
-        ax.plot(
-            marked, [row] * len(marked), ls="", label=f"{_STATE_WORDS[state]} ({len(marked)})", **_MARK_STYLES[state]
-        )
-    ax.set_yticks(range(len(numbers)), [_STATE_WORDS[state] for state in numbers])
+        ax.plot(marked, [row] * len(marked), ls="", label=f"{STATE_WORDS[state]} ({len(marked)})", **MARK_STYLES[state])
+    ax.set_yticks(range(len(numbers)), [STATE_WORDS[state] for state in numbers])
     ax.set_ylim(len(numbers) - 0.5, -0.5)
     ax.tick_params(axis="x", labelbottom=False)
     ax.tick_params(axis="y", length=0)

@@ -2,8 +2,14 @@
 
 :class:`Study` reads as ask -> sample -> report / prune -> tell. What runs around it lives beside it:
 the trial loop of :meth:`Study.optimize` (its options, failure policy and observers) in
-:mod:`lightning_hpo._loop`, and heartbeats, reaping of dead workers' trials and their retry in
-:mod:`lightning_hpo._liveness`.
+:mod:`lightning_hpo._loop`; heartbeats, reaping of dead workers' trials and their retry in
+:mod:`lightning_hpo._liveness`; where a new trial's parameters come from (enqueued configs, grid
+points, the sampler) in :mod:`lightning_hpo._trial_params`; enqueueing, imported results and warm
+starts in :mod:`lightning_hpo._trial_imports`; the checks of names, modes, values and metrics, and of
+a reopened study against its stored set-up, in :mod:`lightning_hpo._study_checks`.
+
+Over 500 lines although one thing, the Study: about 200 of them are the documentation of its public
+methods, kept on them because that is what users read (``help(Study.add_trials_from)``).
 
 Example:
     >>> from lightning_hpo import Study, Float
@@ -15,25 +21,32 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import random
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
-from lightning_hpo._constraints import Constraints, check_metrics, constraints_text, parse_constraints, violations
+from lightning_hpo import _trial_imports
+from lightning_hpo._constraints import check_metrics, parse_constraints, violations
 from lightning_hpo._liveness import DEFAULT_GRACE_PERIOD, HEARTBEAT_INTERVAL, TrialLiveness
 from lightning_hpo._loop import RunOptions, TrialObserver, run_trials
 from lightning_hpo._setup_checks import check_pruner_objectives
-from lightning_hpo._trial_imports import partial_to_stored, why_outside
+from lightning_hpo._study_checks import (
+    Mode,
+    check_matches_stored,
+    check_study_name,
+    metrics_as_floats,
+    mode_text,
+    objective_values,
+    parse_mode,
+    stored_constraints,
+    value_and_metrics,
+)
+from lightning_hpo._trial_params import complete_params, start_claimed, start_enqueued
 from lightning_hpo.exceptions import (
     ArgumentTypeError,
-    GridExhaustedError,
     InvalidArgumentError,
-    StudyMismatchError,
     StudyNotFoundError,
     TrialPruned,
     format_exception,
@@ -42,15 +55,13 @@ from lightning_hpo.pareto import best_trials
 from lightning_hpo.pruners import ASHAPruner, Pruner
 from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.samplers.gp import GPSampler
-from lightning_hpo.space import Domain, SearchSpace, domain_from_json
+from lightning_hpo.space import Domain, SearchSpace
 from lightning_hpo.storage import Storage, StudyRecord, open_storage
 from lightning_hpo.trial import (
     CONSTRAINT_VIOLATIONS,
     FAIL_KIND,
     FAIL_KINDS,
-    GRID_POINT,
     METRICS,
-    WARM_START_FROM,
     Direction,
     Trial,
     TrialState,
@@ -63,46 +74,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Study", "DEFAULT_GRACE_PERIOD", "HEARTBEAT_INTERVAL"]
 
-Mode = Union[str, Sequence[str]]
 Objective = Callable[[dict[str, Any]], Any]
-
-
-def parse_mode(mode: Mode) -> tuple[Direction, ...]:
-    """``"min"``/``"max"``, or a sequence of them for several objectives, as a tuple."""
-    modes = [mode] if isinstance(mode, str) else mode
-    if not isinstance(modes, Sequence) or not modes:
-        raise InvalidArgumentError(f"`mode` must be 'min', 'max' or a non-empty list of them, but got {mode!r}.")
-    for m in modes:
-        if m not in ("min", "max"):
-            raise InvalidArgumentError(
-                f"`mode` must be 'min' or 'max' (as in Lightning's ModelCheckpoint), but got {m!r}."
-            )
-    return tuple(modes)
-
-
-def check_study_name(name: Any) -> str:
-    if not isinstance(name, str):
-        raise ArgumentTypeError(f"A study name must be a string, but got {name!r} ({type(name).__name__}).")
-    if not name.strip() or len(name) > 512 or any(ord(c) < 32 for c in name):
-        raise InvalidArgumentError(f"A study name must be 1 to 512 printable characters, not blank, but got {name!r}.")
-    return name
-
-
-def _as_float(value: Any, what: str) -> float:
-    """Accept Python numbers, numpy scalars and one-element tensors."""
-    if isinstance(value, bool):
-        raise ArgumentTypeError(f"{what} must be a number, but got {value!r}.")
-    if hasattr(value, "item") and callable(value.item):
-        try:
-            value = value.item()
-        except (ValueError, RuntimeError) as error:
-            raise ArgumentTypeError(f"{what} must be a single number, but got {value!r}: {error}.") from None
-    if not isinstance(value, (int, float)):
-        raise ArgumentTypeError(f"{what} must be a number, but got {value!r} ({type(value).__name__}).")
-    try:
-        return float(value)
-    except OverflowError:
-        raise InvalidArgumentError(f"{what} must fit in a float, but got {value!r}.") from None
 
 
 class Study:
@@ -181,9 +153,9 @@ class Study:
         if directions is None:
             check_pruner_objectives(self.pruner, tuple(record.directions))
         self.directions = directions or tuple(record.directions)
-        self._check_matches(record.space, record.directions)
+        check_matches_stored(self.name, self.storage.display_url, record, self.space, self.directions)
         self._study_id = record.id
-        self.constraints = self._stored_constraints(wanted_constraints)
+        self.constraints = stored_constraints(self.storage, self._study_id, self.name, wanted_constraints)
         self._liveness = TrialLiveness(self.storage, self._study_id, grace_period=self.grace_period)
         self.fail_stale_trials()
 
@@ -195,39 +167,6 @@ class Study:
                 f"{error} Opening a study without `search_space` reads an existing one; to create "
                 f"{self.name!r}, pass search_space=... (and mode=..., default 'min')."
             ) from None
-
-    def _stored_constraints(self, wanted: Constraints | None) -> Constraints:
-        """The study's constraints as stored (the first opener's), checked against ``wanted``."""
-        try:
-            stored = self.storage.study_attr_setdefault(self._study_id, "constraints", wanted or {})
-        except NotImplementedError:  # a storage without study attributes keeps them in this process only
-            return wanted or {}
-        constraints = {name: (rule[0], float(rule[1])) for name, rule in stored.items()}
-        if wanted is not None and wanted != constraints:
-            raise StudyMismatchError(
-                f"Study {self.name!r} in {self.storage.display_url} was created with constraints "
-                f"{{{constraints_text(constraints)}}}, but got {{{constraints_text(wanted)}}}. Give the same "
-                "constraints (or none, to use the stored ones), or another study name."
-            )
-        return constraints
-
-    def _check_matches(self, stored_space: Mapping[str, Any], stored_directions: Sequence[str]) -> None:
-        problems = []
-        if tuple(stored_directions) != self.directions:
-            problems.append(f"mode {_mode_text(stored_directions)} (now {_mode_text(self.directions)})")
-        if json.dumps(stored_space, sort_keys=True) != self.space.fingerprint():
-            now = json.loads(self.space.fingerprint())
-            changed = sorted(n for n in set(stored_space) | set(now) if stored_space.get(n) != now.get(n))
-            details = "; ".join(
-                f"{n}: {_domain_text(stored_space.get(n))} -> {_domain_text(now.get(n))}" for n in changed
-            )
-            problems.append(f"a different search space ({details})")
-        if problems:
-            raise StudyMismatchError(
-                f"Study {self.name!r} in {self.storage.display_url} was created with "
-                + " and ".join(problems)
-                + ". A study's space and mode are fixed: pick a new study name for the new set-up."
-            )
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -330,9 +269,9 @@ class Study:
             retry = self._liveness.start_retry(max_active)
             if retry is not None:
                 return replace(retry, params=self.space.from_stored(retry.params))
-        created = self._start_enqueued(max_active) if params is None else None
+        created = start_enqueued(self, max_active) if params is None else None
         if created is None and params is None and claims_points:
-            return self._start_claimed(max_active)
+            return start_claimed(self, max_active)
         if created is None:
             created = self.storage.create_trial(
                 self._study_id,
@@ -345,7 +284,7 @@ class Study:
         self._liveness.own(created.id)
         try:
             if params is None:
-                params = self._complete_params(created)
+                params = complete_params(self, created)
         except BaseException as error:
             self._finish(created, TrialState.FAIL, error=f"The sampler failed:\n{format_exception(error)}")
             raise
@@ -359,14 +298,6 @@ class Study:
         """The number of COMPLETE and PRUNED trials, from every run and worker (what ``n_trials`` counts)."""
         return len(self.storage.get_trials(self._study_id, [TrialState.COMPLETE, TrialState.PRUNED]))
 
-    def _sample(self, number: int) -> dict[str, Any]:
-        history = [t for t in self.trials if t.number != number and t.params and self.space.is_complete(t.params)]
-        params = self.sampler.sample(self.space, history, number=number, directions=self.directions)
-        if self.space.is_conditional:  # samplers that draw every parameter (e.g. Optuna's): keep the active ones
-            params = {name: params[name] for name in self.space.active_names(params) if name in params}
-        self.space.check_params(params)
-        return params
-
     def report(self, trial: Trial | int, step: int, value: Any) -> None:
         """Store an intermediate value of a RUNNING trial (``nan`` is kept: pruners treat it as divergence).
 
@@ -375,7 +306,7 @@ class Study:
         """
         if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < 2**63:
             raise InvalidArgumentError(f"`step` must be an int in [0, 2**63), but got {step!r}.")
-        values = self._objective_values(value, "A reported value")
+        values = objective_values(value, self.directions, self.name, "A reported value")
         self.storage.report(self._resolve(trial).id, step, values[0] if len(values) == 1 else values)
 
     def should_prune(self, trial: Trial | int) -> bool:
@@ -415,7 +346,7 @@ class Study:
         failures that are the configuration's fault (error, oom, nan, infeasible) teach the GPSampler.
         """
         stored = self._resolve(trial)
-        metrics = self._check_metrics(metrics)
+        metrics = metrics_as_floats(metrics)
         if fail_kind is not None and fail_kind not in FAIL_KINDS:
             raise InvalidArgumentError(f"`fail_kind` must be one of {', '.join(FAIL_KINDS)}, but got {fail_kind!r}.")
         if state is not None and not isinstance(state, TrialState):
@@ -435,7 +366,7 @@ class Study:
                 raise InvalidArgumentError(
                     f"Trial {stored.number} has no finite intermediate value, so tell() needs an explicit value."
                 )
-        values = None if value is None else self._objective_values(value)
+        values = None if value is None else objective_values(value, self.directions, self.name)
         bad = [v for v in values or () if not math.isfinite(v)]
         if bad:
             self._store_metrics(stored, metrics, {FAIL_KIND: "nan"})
@@ -448,16 +379,6 @@ class Study:
             return self._finish(stored, TrialState.FAIL, error=f"The constrained metrics {bad_metrics} are not finite.")
         self._store_metrics(stored, metrics, {})
         return self._finish(stored, state, values=values)
-
-    def _check_metrics(self, metrics: Mapping[str, Any] | None) -> dict[str, float]:
-        if metrics is None:
-            return {}
-        if not isinstance(metrics, Mapping):
-            raise ArgumentTypeError(f"`metrics` must map metric names to numbers, but got {metrics!r}.")
-        for name in metrics:
-            if not isinstance(name, str) or not name:
-                raise InvalidArgumentError(f"A metric name must be a non-empty string, but got {name!r}.")
-        return {name: _as_float(value, f"Metric {name!r}") for name, value in metrics.items()}
 
     def _store_metrics(self, trial: Trial, metrics: Mapping[str, float], attrs: Mapping[str, Any]) -> None:
         """Store ``metrics`` with the violations of the constraints on those that are finite, and ``attrs``, before the trial is finished, so no reader sees it finished without them."""
@@ -482,26 +403,6 @@ class Study:
             return current.best_intermediate(minimize=self.directions[0] == "min")
         finite = [v for _, v in sorted(current.intermediate_vectors.items()) if all(map(math.isfinite, v))]
         return finite[-1] if finite else None
-
-    def _objective_values(self, value: Any, what: str = "The objective value") -> tuple[float, ...]:
-        """One float per objective from a number (one objective) or a sequence, array or tensor of them."""
-        if hasattr(value, "tolist") and getattr(value, "ndim", 0) == 1:  # numpy arrays, torch tensors
-            value = value.tolist()
-        k = len(self.directions)
-        if k == 1:
-            if isinstance(value, (list, tuple)) and len(value) == 1:
-                value = value[0]
-            elif isinstance(value, (list, tuple)):
-                raise InvalidArgumentError(
-                    f"Study {self.name!r} has one objective, so {what.lower()} must be one number, but got {value!r}."
-                )
-            return (_as_float(value, what),)
-        if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != k:
-            raise InvalidArgumentError(
-                f"Study {self.name!r} has {k} objectives (mode={_mode_text(self.directions)}), so {what.lower()} must "
-                f"be a sequence of {k} numbers, one per objective in that order, but got {value!r}."
-            )
-        return tuple(_as_float(v, f"{what} {i}") for i, v in enumerate(value))
 
     def _finish(
         self, trial: Trial, state: TrialState, *, values: Sequence[float] | None = None, error: str | None = None
@@ -535,75 +436,12 @@ class Study:
             >>> study.ask().params["lr"]
             0.01
         """
-        stored = partial_to_stored(self.space, params, f"Study {self.name!r}: enqueue")
-        if skip_if_exists and self._holds_config(stored):
-            return
-        self.storage.enqueue_params(self._study_id, stored)
-
-    def _holds_config(self, stored: Mapping[str, Any]) -> bool:
-        """Whether these stored values are enqueued already, or a trial that did not fail has them."""
-        if dict(stored) in self.storage.get_enqueued_params(self._study_id):
-            return True
-        return any(
-            all(name in t.params and t.params[name] == value for name, value in stored.items())
-            for t in self.storage.get_trials(self._study_id)
-            if t.state is not TrialState.FAIL
-        )
+        _trial_imports.enqueue(self, params, skip_if_exists=skip_if_exists)
 
     @property
     def enqueued(self) -> list[dict[str, Any]]:
         """The configs enqueued and not started yet, oldest first (the names given to :meth:`enqueue` only)."""
         return [self.space.from_stored(p) for p in self.storage.get_enqueued_params(self._study_id)]
-
-    def _start_enqueued(self, max_active: int | None) -> Trial | None:
-        """A trial started from the oldest enqueued config, or ``None`` (nothing enqueued, or ``max_active`` reached)."""
-        if not self.storage.get_enqueued_params(self._study_id):  # a read: most studies enqueue nothing
-            return None
-        return self.storage.create_enqueued_trial(self._study_id, worker=self._liveness.worker, max_active=max_active)
-
-    def _complete_params(self, created: Trial) -> dict[str, Any]:
-        """The parameters of a new trial: those it was created with (an enqueued config), the sampler's for the rest."""
-        given = self.space.from_stored(created.params)
-        if self.space.is_complete(given):
-            return given
-        params = self._active_set({**self._sample(created.number), **given}, created.number)
-        self.storage.set_trial_params(created.id, self.space.to_stored(params))
-        sampler_attrs = self.sampler.take_trial_attrs(created.number)
-        if sampler_attrs:
-            self.storage.update_trial(created.id, attrs=sampler_attrs)
-        return params
-
-    def _active_set(self, params: dict[str, Any], number: int) -> dict[str, Any]:
-        """``params`` cut to the names their values make active. In a conditional space the given
-        values of an enqueued config may activate a parameter the sampler left out (it chose another
-        branch): such a parameter gets a uniform draw, seeded by the trial's number."""
-        draw = random.Random(f"{self.name}#{number}")
-        while missing := [n for n in self.space.active_names(params) if n not in params]:
-            params.update({n: self.space[n].decode(draw.random()) for n in missing})
-        return {n: params[n] for n in self.space.active_names(params)}
-
-    def _start_claimed(self, max_active: int | None) -> Trial | None:
-        """A trial on a grid point no other trial holds, claimed in storage (see :class:`~lightning_hpo.GridSampler`)."""
-
-        def choose(taken: set[Any]) -> tuple[Any, dict[str, Any]]:
-            index, params = self.sampler.choose(self.space, taken)  # type: ignore[attr-defined]
-            return index, self.space.to_stored(params)
-
-        try:
-            created = self.storage.create_claiming_trial(
-                self._study_id, worker=self._liveness.worker, key=GRID_POINT, choose=choose, max_active=max_active
-            )
-        except GridExhaustedError:
-            running = [t.number for t in self.get_trials([TrialState.RUNNING]) if GRID_POINT in t.attrs]
-            raise GridExhaustedError(
-                f"Study {self.name!r} has run all {self.sampler.size(self.space)} points of its grid"  # type: ignore[attr-defined]
-                + (f"; trials {running} still run, and a failed one frees its point." if running else "."),
-                running=len(running),
-            ) from None
-        if created is None:
-            return None
-        self._liveness.own(created.id)
-        return replace(created, params=self.space.from_stored(created.params))
 
     def add_trial(
         self,
@@ -630,42 +468,7 @@ class Study:
             >>> study.add_trial({"x": 0.5}, 0.25, intermediate_values={1: 0.4, 2: 0.25}).state
             <TrialState.COMPLETE: 'COMPLETE'>
         """
-        return self._import_trial(params, value, intermediate_values, state=state, attrs={})
-
-    def _import_trial(
-        self,
-        params: Mapping[str, Any],
-        value: Any,
-        intermediate_values: Mapping[int, Any] | None,
-        *,
-        state: TrialState,
-        attrs: Mapping[str, Any],
-    ) -> Trial:
-        if state not in (TrialState.COMPLETE, TrialState.PRUNED):
-            raise InvalidArgumentError(f"An imported trial must be COMPLETE or PRUNED, but got state={state!r}.")
-        self.space.check_params(params)
-        reports = dict(intermediate_values or {})
-        for step, reported in reports.items():
-            if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < 2**63:
-                raise InvalidArgumentError(f"`intermediate_values` steps must be ints in [0, 2**63), but got {step!r}.")
-            self._objective_values(reported, f"The intermediate value at step {step}")
-        values = None if value is None else self._objective_values(value)
-        if values is not None and not all(map(math.isfinite, values)):
-            raise InvalidArgumentError(f"An imported trial's value must be finite, but got {value!r}.")
-        if values is None and not reports:
-            raise InvalidArgumentError("An imported trial needs a `value` or `intermediate_values` to take it from.")
-        created = self.storage.create_trial(
-            self._study_id, worker=self._liveness.worker, params=self.space.to_stored(params), attrs=attrs
-        )
-        assert created is not None  # no max_active
-        self._liveness.own(created.id)
-        try:
-            for step, reported in sorted(reports.items()):
-                self.report(created, step, reported)
-            return self.tell(created, values, state=state)
-        except BaseException:
-            self._finish(created, TrialState.FAIL, error="Importing this trial failed.")
-            raise
+        return _trial_imports.import_trial(self, params, value, intermediate_values, state=state, attrs={})
 
     def add_trials_from(self, source: Study | str, *, fill: Mapping[str, Any] | None = None) -> list[Trial]:
         """Warm start: import the COMPLETE and PRUNED trials of another study (e.g. one whose space was narrower).
@@ -695,39 +498,7 @@ class Study:
         Returns:
             the trials imported by this call.
         """
-        if isinstance(source, str):
-            source = Study(source, storage=self.storage)
-        if not isinstance(source, Study):
-            raise ArgumentTypeError(f"`source` must be a Study or a study name, but got {source!r}.")
-        if source.directions != self.directions:
-            raise InvalidArgumentError(
-                f"Study {source.name!r} has mode {_mode_text(source.directions)}, but {self.name!r} has "
-                f"{_mode_text(self.directions)}: their values do not compare, so none can be imported."
-            )
-        filled = self.space.from_stored(partial_to_stored(self.space, fill, "add_trials_from: fill")) if fill else {}
-        done = {t.attrs.get(WARM_START_FROM) for t in self.storage.get_trials(self._study_id)}
-        imported, dropped = [], []
-        for trial in source.get_trials([TrialState.COMPLETE, TrialState.PRUNED]):
-            origin = f"{source.name}#{trial.number}"
-            if origin in done:
-                continue
-            params = {**filled, **{name: value for name, value in trial.params.items() if name in self.space}}
-            problem = why_outside(self.space, params)
-            if problem is not None:
-                dropped.append(f"trial {trial.number} ({problem})")
-                continue
-            params = {name: params[name] for name in self.space.active_names(params)}  # this space's conditions
-            reports = trial.intermediate_vectors if len(self.directions) > 1 else trial.intermediate_values
-            imported.append(
-                self._import_trial(params, trial.values, reports, state=trial.state, attrs={WARM_START_FROM: origin})
-            )
-        if dropped:
-            warnings.warn(
-                f"Study {self.name!r}: {len(dropped)} trial(s) of {source.name!r} lie outside the new search space "
-                f"and were not imported: {', '.join(dropped[:5])}{', ...' if len(dropped) > 5 else ''}.",
-                stacklevel=2,
-            )
-        return imported
+        return _trial_imports.add_trials_from(self, source, fill=fill)
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -781,7 +552,7 @@ class Study:
                 outcome = fn(dict(trial.params))
             except TrialPruned:
                 return self.tell(trial, state=TrialState.PRUNED)
-            value, metrics = _value_and_metrics(outcome)
+            value, metrics = value_and_metrics(outcome)
             return self.tell(trial, value, metrics=metrics)
 
         from lightning_hpo.progress import StudyProgress
@@ -800,19 +571,4 @@ class Study:
         run_trials(self, run, options, observers)
 
     def __repr__(self) -> str:
-        return f"Study({self.name!r}, mode={_mode_text(self.directions)}, storage={self.storage.display_url!r})"
-
-
-def _value_and_metrics(outcome: Any) -> tuple[Any, Mapping[str, Any] | None]:
-    """An objective's return value split into its value(s) and its metrics (``(value, {...})``), if any."""
-    if isinstance(outcome, tuple) and len(outcome) == 2 and isinstance(outcome[1], Mapping):
-        return outcome[0], outcome[1]
-    return outcome, None
-
-
-def _domain_text(data: Mapping[str, Any] | None) -> str:
-    return "absent" if data is None else repr(domain_from_json(data))
-
-
-def _mode_text(directions: Sequence[str]) -> str:
-    return repr(directions[0]) if len(directions) == 1 else repr(list(directions))
+        return f"Study({self.name!r}, mode={mode_text(self.directions)}, storage={self.storage.display_url!r})"

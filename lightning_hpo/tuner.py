@@ -28,6 +28,9 @@ single-best accessors raise, since no trial is best in every metric.
 Under ``torchrun`` every trial is one DDP training over all ranks, and only global rank 0 opens the
 study (see :mod:`lightning_hpo.distributed`); with ``n_jobs=k`` the Tuner runs k trials at once in
 k worker processes, one GPU each when there are GPUs (see :mod:`lightning_hpo.workers`).
+
+The checks of the Tuner's arguments are in :mod:`lightning_hpo._tuner_checks`, and the result
+object, :class:`TuneResult` (imported from here), in :mod:`lightning_hpo._tune_result`.
 """
 
 from __future__ import annotations
@@ -39,13 +42,13 @@ import inspect
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Union
 
 from lightning_hpo._budget import check_budget, training_budget
 from lightning_hpo._constraints import parse_constraints
-from lightning_hpo._evaluations import EvaluatedTrial, Evaluations
+from lightning_hpo._evaluations import EvaluatedTrial
 from lightning_hpo._loop import RunOptions, TrialObserver
 from lightning_hpo._resume import (
     DEFAULT_KEEP_CHECKPOINTS,
@@ -55,17 +58,30 @@ from lightning_hpo._resume import (
 )
 from lightning_hpo._setup_checks import check_pruner_objectives, check_trainer_launch
 from lightning_hpo._short_errors import call_with_short_errors
-from lightning_hpo.decorator import init_arguments, search_space_of
-from lightning_hpo.distributed import TrialCoordinator, global_rank, world_size
+from lightning_hpo._study_checks import Mode, check_study_name, parse_mode
+from lightning_hpo._tune_result import TuneResult
+from lightning_hpo._tuner_checks import (
+    check_datamodule,
+    check_evaluations,
+    check_logger,
+    check_mapping,
+    check_model_arguments,
+    check_n_jobs,
+    check_storage_for_jobs,
+    check_trainer_kwargs,
+    is_datamodule_factory,
+)
+from lightning_hpo.decorator import search_space_of
+from lightning_hpo.distributed import TrialCoordinator, global_rank
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, LightningHPOError
-from lightning_hpo.folds import Fold, check_folds, check_repeats, datamodule_for_fold
+from lightning_hpo.folds import Fold, datamodule_for_fold
 from lightning_hpo.pruners import Pruner
 from lightning_hpo.samplers.base import Sampler
 from lightning_hpo.space import Domain, SearchSpace
 from lightning_hpo.stopping import RegretBoundStopper
 from lightning_hpo.storage import DEFAULT_ROOT_DIR, Storage, open_storage
-from lightning_hpo.study import DEFAULT_GRACE_PERIOD, Mode, Study, check_study_name, parse_mode
-from lightning_hpo.trackers import LoggerArg, TrialTrackers, check_logger_arg, logger_object_error
+from lightning_hpo.study import DEFAULT_GRACE_PERIOD, Study
+from lightning_hpo.trackers import LoggerArg, TrialTrackers
 from lightning_hpo.training import (
     TRIAL_TRAINER_DEFAULTS,
     TrialTraining,
@@ -74,12 +90,9 @@ from lightning_hpo.training import (
     release_memory_of_earlier_trials,
     run_study,
 )
-from lightning_hpo.trial import Direction, Trial
+from lightning_hpo.trial import Trial
 
 __all__ = ["Tuner", "TuneResult", "study_directory"]
-
-# Trainer arguments the Tuner sets itself for each trial.
-_MANAGED_TRAINER_ARGS = ("default_root_dir",)
 
 DataModuleArg = Union[Any, Callable[[dict[str, Any]], Any], None]
 
@@ -99,87 +112,6 @@ def study_directory(root_dir: str | os.PathLike[str], study_name: str) -> Path:
     if path.parent != root:  # cannot happen after the substitution above; a guard, not a rule
         raise InvalidArgumentError(f"Study name {study_name!r} would leave the root directory {str(root)!r}.")
     return path
-
-
-@dataclass(frozen=True)
-class TuneResult:
-    """What :meth:`Tuner.fit` returns.
-
-    Attributes:
-        study: the :class:`~lightning_hpo.Study` (still open: more trials can be run); ``None`` on
-            the ranks of a torchrun job other than global rank 0, which never open storage.
-        trials: every trial of the study when ``fit`` returned (the same on every rank).
-        best_trials: the COMPLETE trials that no other COMPLETE trial beats, in number order: with
-            several monitored metrics the Pareto set (each trial with its ``values`` and its last
-            checkpoint, ``checkpoint_path``); with one, the trials tied for the best value.
-        directions: the study's ``mode``, one entry per monitored metric.
-
-    ``best_trial``, ``best_params``, ``best_value``, ``best_checkpoint`` and ``load_best_model``
-    are for one monitored metric: with several, no trial is best in all of them, so they raise
-    and point to ``best_trials`` (and :meth:`load_model` loads any one trial).
-    """
-
-    study: Study | None
-    trials: list[Trial]
-    best_trials: list[Trial]
-    directions: tuple[Direction, ...]
-    model_cls: type
-    model_kwargs: Mapping[str, Any]
-
-    @property
-    def best_trial(self) -> Trial | None:
-        """The best COMPLETE trial (the lowest number among ties), or ``None`` if none completed."""
-        if len(self.directions) != 1:
-            raise InvalidArgumentError(
-                f"The study has {len(self.directions)} objectives (mode={list(self.directions)}), so no trial is "
-                "best in all of them: use `result.best_trials`, the Pareto set, each trial with `.params`, `.values` "
-                "and `.checkpoint_path` (`result.load_model(trial)` loads one)."
-            )
-        return self.best_trials[0] if self.best_trials else None
-
-    def _best(self) -> Trial:
-        best = self.best_trial
-        if best is None:
-            name = f"Study {self.study.name!r}" if self.study is not None else "The study"
-            raise LightningHPOError(f"{name} has no COMPLETE trial, so there is no best one yet.")
-        return best
-
-    @property
-    def best_params(self) -> dict[str, Any]:
-        return dict(self._best().params)
-
-    @property
-    def best_value(self) -> float:
-        value = self._best().value
-        assert value is not None
-        return value
-
-    @property
-    def best_checkpoint(self) -> str | None:
-        """Path of the best trial's best checkpoint (``None`` if checkpointing was off)."""
-        return self._best().checkpoint_path
-
-    def load_best_model(self, **kwargs: Any) -> Any:
-        """``model_cls.load_from_checkpoint`` on the best checkpoint, with the trial's arguments.
-
-        Works whether or not the module calls ``save_hyperparameters()``.
-        """
-        return self.load_model(self._best(), **kwargs)
-
-    def load_model(self, trial: Trial, **kwargs: Any) -> Any:
-        """``model_cls.load_from_checkpoint`` on ``trial``'s checkpoint (e.g. one of ``best_trials``), with its arguments."""
-        if trial.checkpoint_path is None:
-            raise LightningHPOError(f"Trial {trial.number} has no checkpoint (checkpointing was disabled).")
-        if not Path(trial.checkpoint_path).is_file():
-            raise LightningHPOError(
-                f"Trial {trial.number}'s checkpoint {trial.checkpoint_path} is no longer on disk. The Tuner's "
-                "`keep_checkpoints` removes the checkpoints of PRUNED and FAIL trials and, with an int k (the "
-                "default), of the COMPLETE trials outside the study's k best. Load one of the best trials, or "
-                "keep every checkpoint with Tuner(..., keep_checkpoints='all')."
-            )
-        return self.model_cls.load_from_checkpoint(
-            trial.checkpoint_path, **{**self.model_kwargs, **dict(trial.params), **kwargs}
-        )
 
 
 class Tuner:
@@ -302,23 +234,23 @@ class Tuner:
                 )
         self.model_cls = model_cls
         self.space = SearchSpace.coerce(search_space)
-        self.model_kwargs = dict(_check_mapping("model_kwargs", model_kwargs))
+        self.model_kwargs = dict(check_mapping("model_kwargs", model_kwargs))
         self.datamodule = datamodule
-        self.trainer_kwargs = dict(_check_mapping("trainer_kwargs", trainer_kwargs))
+        self.trainer_kwargs = dict(check_mapping("trainer_kwargs", trainer_kwargs))
         self.root_dir = Path(root_dir)
         self.seed = seed
         self.run_options = RunOptions(
             max_consecutive_failures=max_consecutive_failures, trial_timeout=trial_timeout, stopper=stopper
         )
         self.show_progress = show_progress
-        self.n_jobs = _check_n_jobs(n_jobs)
+        self.n_jobs = check_n_jobs(n_jobs)
         self.keep_checkpoints = check_keep_checkpoints(keep_checkpoints)
         self.checkpoint_every = check_checkpoint_every(checkpoint_every)
-        self._model_params = self._check_model_arguments()
-        self._check_datamodule(pl)
-        self.evaluations = self._check_evaluations(cv, repeats)
-        self._check_trainer_kwargs(pl)
-        self._check_logger(logger)
+        self._model_params = check_model_arguments(model_cls, self.model_kwargs, self.space, datamodule)
+        check_datamodule(datamodule)
+        self.evaluations = check_evaluations(cv, repeats, seed, datamodule)
+        check_trainer_kwargs(self.trainer_kwargs)
+        check_logger(logger, self.trainer_kwargs)
         self._budget = training_budget(self.trainer_kwargs)
         self.directions = parse_mode(mode)
         self.constraints = parse_constraints(constraints)
@@ -344,7 +276,7 @@ class Tuner:
                 retry_stale=retry_stale,
                 constraints=constraints,
             )
-            self._check_storage_for_jobs(self.study.storage)
+            check_storage_for_jobs(self.n_jobs, self.study.storage)
             check_budget(name, self.study.trials, self._budget, allow_change=allow_budget_change)
         with quiet_lightning():  # after the n_jobs checks, whose messages are more to the point
             check_trainer_launch(self.trainer_kwargs)
@@ -353,91 +285,6 @@ class Tuner:
         self._trackers = TrialTrackers(logger, study_name=name, study_dir=self.study_dir, monitor=self.monitor)
         if self.study is not None:
             self._trackers.prepare()
-
-    # -- validation at construction ------------------------------------------------------
-
-    def _check_model_arguments(self) -> set[str]:
-        """The space's names that go to ``model_cls``; raise for names nothing accepts."""
-        named, takes_any = init_arguments(self.model_cls)
-        accepted = set(named)
-        overlap = sorted(set(self.model_kwargs) & set(self.space))
-        if overlap:
-            raise InvalidArgumentError(
-                f"{overlap} appear both in model_kwargs and in the search space; a parameter is either fixed or tuned."
-            )
-        unknown_fixed = sorted(n for n in self.model_kwargs if n not in accepted) if not takes_any else []
-        if unknown_fixed:
-            raise InvalidArgumentError(
-                f"model_kwargs {unknown_fixed} are not arguments of {self.model_cls.__name__}.__init__ "
-                f"(it takes {sorted(accepted)})."
-            )
-        to_model = set(self.space) if takes_any else set(self.space) & accepted
-        elsewhere = sorted(set(self.space) - to_model)
-        if elsewhere and not _is_datamodule_factory(self.datamodule):
-            raise InvalidArgumentError(
-                f"Search-space parameters {elsewhere} are not arguments of {self.model_cls.__name__}.__init__ "
-                f"(it takes {sorted(accepted)}). Rename them, or pass datamodule=<function of params> to use them there."
-            )
-        return to_model
-
-    def _check_datamodule(self, pl: Any) -> None:
-        dm = self.datamodule
-        if dm is None or isinstance(dm, pl.LightningDataModule) or _is_datamodule_factory(dm):
-            return
-        raise ArgumentTypeError(
-            f"`datamodule` must be a LightningDataModule, a function params -> LightningDataModule, or None, "
-            f"but got {dm!r}."
-        )
-
-    def _check_evaluations(self, cv: Any, repeats: Any) -> Evaluations:
-        evaluations = Evaluations(None if cv is None else check_folds(cv), check_repeats(repeats), self.seed)
-        if cv is None:
-            return evaluations
-        dm = self.datamodule
-        if dm is None or not (_is_datamodule_factory(dm) or callable(getattr(dm, "for_fold", None))):
-            raise InvalidArgumentError(
-                f"cv={cv} trains each trial on {cv} folds, so the datamodule must receive the fold, but got "
-                f"datamodule={dm!r}. Pass a lightning_hpo.KFoldDataModule(dataset, ...), a datamodule with a "
-                "for_fold(fold) method, or a factory (params, fold) -> datamodule."
-            )
-        check_folds(cv, getattr(dm, "n_samples", None))
-        return evaluations
-
-    def _check_storage_for_jobs(self, storage: Storage) -> None:
-        if self.n_jobs == 1:
-            return
-        if world_size() > 1:
-            raise InvalidArgumentError(
-                f"n_jobs={self.n_jobs} runs trials in worker processes, but this is one of {world_size()} torchrun "
-                "ranks, which train each trial together. Use n_jobs=1 under torchrun, or several torchrun jobs on "
-                "one storage."
-            )
-        if not storage.shareable_across_processes:
-            raise InvalidArgumentError(
-                f"n_jobs={self.n_jobs} runs trials in separate processes, which cannot share an in-memory storage "
-                f"(got {storage.display_url!r}). Use a SQLite file (the default) or a PostgreSQL URL."
-            )
-
-    def _check_trainer_kwargs(self, pl: Any) -> None:
-        accepted = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
-        unknown = sorted(set(self.trainer_kwargs) - accepted)
-        if unknown:
-            raise InvalidArgumentError(f"trainer_kwargs {unknown} are not arguments of lightning.pytorch.Trainer.")
-        managed = sorted(set(self.trainer_kwargs) & set(_MANAGED_TRAINER_ARGS))
-        if managed:
-            raise InvalidArgumentError(
-                f"trainer_kwargs {managed} are set by the Tuner for each trial; pass root_dir=... to the Tuner instead."
-            )
-        logger = self.trainer_kwargs.get("logger")
-        if logger not in (None, True, False):
-            raise logger_object_error(logger)
-
-    def _check_logger(self, logger: Any) -> None:
-        check_logger_arg(logger)
-        if logger is not None and self.trainer_kwargs.get("logger") is False:
-            raise InvalidArgumentError(
-                f"logger={logger!r} asks for loggers, but trainer_kwargs['logger'] is False; drop one of the two."
-            )
 
     def enqueue(self, params: Mapping[str, Any], *, skip_if_exists: bool = False) -> None:
         """Run ``params`` (some or all of the space's names) as the study's next trial: see
@@ -526,7 +373,7 @@ class Tuner:
         if self.seed is not None:
             pl.seed_everything(self.seed + trial.number, workers=True, verbose=False)
         params = dict(trial.params)
-        datamodule = self.datamodule(params) if _is_datamodule_factory(self.datamodule) else self.datamodule
+        datamodule = self.datamodule(params) if is_datamodule_factory(self.datamodule) else self.datamodule
         return self._train_once(trial, datamodule)
 
     def _train_evaluation(
@@ -536,7 +383,7 @@ class Tuner:
         ``evaluation``'s :class:`TrialTraining` options (see :class:`~lightning_hpo._evaluations.EvaluatedTrial`)."""
         release_memory_of_earlier_trials()
         params = dict(trial.params)
-        is_factory = _is_datamodule_factory(self.datamodule)
+        is_factory = is_datamodule_factory(self.datamodule)
         if fold is not None:
             datamodule = datamodule_for_fold(self.datamodule, params, fold, is_factory=is_factory)
         else:
@@ -587,25 +434,3 @@ def _show_stop(progress: TrialObserver, study: Study | None, options: RunOptions
     decision = recorded_stop(study)
     if decision is not None:
         announce(study, decision, [progress])
-
-
-def _check_n_jobs(n_jobs: Any) -> int:
-    if not isinstance(n_jobs, int) or isinstance(n_jobs, bool):
-        raise ArgumentTypeError(f"`n_jobs` must be an int, but got {n_jobs!r} ({type(n_jobs).__name__}).")
-    if n_jobs < 1:
-        raise InvalidArgumentError(f"`n_jobs >= 1` must hold, but got n_jobs={n_jobs!r}.")
-    return n_jobs
-
-
-def _check_mapping(name: str, value: Any) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ArgumentTypeError(f"`{name}` must be a dict, but got {value!r} ({type(value).__name__}).")
-    return value
-
-
-def _is_datamodule_factory(value: Any) -> bool:
-    import lightning.pytorch as pl
-
-    return callable(value) and not isinstance(value, pl.LightningDataModule) and not inspect.isclass(value)

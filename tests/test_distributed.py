@@ -287,13 +287,13 @@ def test_the_training_group_is_aborted_kept_until_reset_and_created_again(monkey
     import torch
     import torch.distributed as dist
 
-    from lightning_hpo.distributed import _TrainingGroup
+    from lightning_hpo._torchrun_plumbing import TrainingGroup
 
     monkeypatch.setenv("LOCAL_RANK", "0")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     store = dist.TCPStore("127.0.0.1", 0, 1, True)
-    group = _TrainingGroup(store, "test/", rank=0, size=1)
+    group = TrainingGroup(store, "test/", rank=0, size=1)
     try:
         for _ in range(2):  # the second round runs in a group created after a reset
             group.ensure()
