@@ -417,7 +417,16 @@ def _anchor_method(library: str, label: str) -> Method:
 
 # -- the registry ---------------------------------------------------------------------------------
 
-_LHPO_SOURCE = ("samplers", "study.py", "space.py", "storage")
+# What a lightning_hpo method's suggestions depend on: the study, its checks and trial sources, the space.
+_LHPO_SOURCE = (
+    "samplers",
+    "study.py",
+    "_study_checks.py",
+    "_trial_params.py",
+    "space.py",
+    "_domains.py",
+    "storage",
+)
 
 METHODS: dict[str, Method] = {
     m.name: m
