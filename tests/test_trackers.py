@@ -150,7 +150,8 @@ def test_each_mlflow_run_of_a_trial_trained_twice_ends_with_the_trial(monkeypatc
     (trial,) = tuner.fit(n_trials=1).trials
     client = MlflowClient(tracking_uri=f"sqlite:///{(Path('lightning_hpo_runs') / 'mlflow.db').resolve()}")
     runs = client.search_runs([client.get_experiment_by_name("repeated").experiment_id])
-    assert len(runs) == 2  # one per training of the trial, each with the trial's outcome
+    # One per training of the trial, each with the trial's outcome.
+    assert sorted(r.info.run_name for r in runs) == ["trial_0/repeat_0", "trial_0/repeat_1"]
     for run in runs:
         assert run.info.status == "FINISHED" and run.data.tags["lightning_hpo.state"] == "COMPLETE"
         assert run.data.metrics["trial/val_loss"] == pytest.approx(trial.value)
@@ -241,6 +242,23 @@ def test_wandb_offline_groups_trials_by_study_with_config_and_summary(tmp_path, 
             assert summary["trial/val_loss"] == pytest.approx(trial.value)
 
 
+@pytest.mark.slow
+def test_each_wandb_run_of_a_trial_trained_twice_has_its_own_curve_and_the_trial_outcome(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    (trial,) = tiny_tuner("wandb", study_name="repeated", repeats=2).fit(n_trials=1).trials
+    runs = {found["run"].display_name: found for found in wandb_offline_runs(tmp_path / "wandb").values()}
+    # One per training, not the second training logging into the first's run.
+    assert sorted(runs) == ["trial_0/repeat_0", "trial_0/repeat_1"]
+    for found in runs.values():
+        assert found["run"].run_group == "repeated"
+        assert found["summary"]["trial/state"] == "COMPLETE" and found["exit_code"] == 0
+        assert found["summary"]["trial/val_loss"] == pytest.approx(trial.value)
+        history = wandb_offline_records(next(found["dir"].glob("run-*.wandb")))["history"]
+        assert sum("val_loss" in _items(h.item) for h in history) == 2  # its own 2 epochs
+
+
 def test_tensorboard_event_files_hold_hparams_data_with_the_trial_value() -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
@@ -259,6 +277,14 @@ def test_tensorboard_event_files_hold_hparams_data_with_the_trial_value() -> Non
         assert [m.name.tag for m in experiment.metric_infos] == ["trial/val_loss"]
         assert events.Scalars("trial/val_loss")[-1].value == pytest.approx(trial.value)
         assert "hp_metric" not in events.Tags()["scalars"]
+
+
+def test_each_training_of_a_trial_trained_twice_logs_in_its_own_directory_of_the_trial() -> None:
+    result = tiny_tuner("csv", repeats=2, study_name="twice").fit(n_trials=2)
+    for trial in result.trials:
+        for training in ("repeat_0", "repeat_1"):
+            hparams = yaml.safe_load((Path(trial.log_dir) / training / "hparams.yaml").read_text())
+            assert hparams["lr"] == pytest.approx(trial.params["lr"]) and hparams["trial/state"] == "COMPLETE"
 
 
 def test_the_users_own_logger_factory_gets_the_trial_and_its_outcome(tmp_path) -> None:
