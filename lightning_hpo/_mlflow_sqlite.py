@@ -31,16 +31,18 @@ NETWORK_FILESYSTEMS = frozenset(
 _tuned_engines: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def on_local_disk(path: Path) -> bool:
-    """Whether ``path`` is on a filesystem of this machine only; ``False`` when that cannot be told
-    (no ``/proc/self/mounts``, as on macOS or Windows)."""
-    try:
-        mounts = Path("/proc/self/mounts").read_text().splitlines()
-    except OSError:
-        return False
+def on_local_disk(path: Path, mounts: str | None = None) -> bool:
+    """Whether ``path`` is on a filesystem of this machine only, as ``mounts`` (the text of
+    ``/proc/self/mounts`` by default) says; ``False`` when that cannot be told (no ``/proc``, as on
+    macOS or Windows)."""
+    if mounts is None:
+        try:
+            mounts = Path("/proc/self/mounts").read_text()
+        except OSError:
+            return False
     where = str(path.resolve())
     best, fstype = "", ""
-    for line in mounts:
+    for line in mounts.splitlines():
         fields = line.split()
         if len(fields) < 3:
             continue

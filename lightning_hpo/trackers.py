@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from lightning_hpo._mlflow_sqlite import commit_without_flush, flush, use_wal
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, MissingExtraError
@@ -105,21 +106,60 @@ class TrialMLFlowLogger(MLFlowLogger):
     ``MLFlowLogger``; one logged again with the same value (the trial's params, then the module's saved
     hyperparameters) is not written again, which saves the trial a write to the store.
 
+    Metrics are held until a validation logs a ``flush_on`` metric (the monitored one), then written
+    in one background write: a write costs the store about the same whatever it carries (a session
+    and a commit), and Lightning logs training steps between validations too. Held metrics are also
+    written when they have waited ``MAX_DELAY_S``, when the training ends and before the run ends.
+
     Args:
         experiment_id: the experiment's id, when known (it saves the run's creation a look-up by name).
         local_store: the shortcut's own SQLite file (``tracking_uri`` names it): its commits skip
             flushing the disk, and ending the run flushes them all (see :mod:`lightning_hpo._mlflow_sqlite`).
+        flush_on: metrics whose logging writes the held metrics (default: every metric is written at once).
     """
 
+    #: The longest a metric is held (checked when metrics are logged), so the UI's curves stay live
+    #: between validations that are far apart.
+    MAX_DELAY_S = 10.0
+
     def __init__(
-        self, *args: Any, experiment_id: str | None = None, local_store: Path | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        experiment_id: str | None = None,
+        local_store: Path | None = None,
+        flush_on: Sequence[str] = (),
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._experiment_id = experiment_id
         self.local_store = local_store
+        self.flush_on = frozenset(flush_on)
         self._written_params: dict[str, str] = {}
+        self._held: list[Any] = []  # mlflow Metric objects not yet written
+        self._held_since = 0.0
         if local_store is not None:
             commit_without_flush(self._mlflow_client)
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        client = self.experiment
+        if not self._held:
+            self._held_since = time.monotonic()
+        # Lightning's MLFlowLogger converts the metrics (prefix, names MLflow accepts) and hands them
+        # to its client's log_batch: here, to the list of held metrics.
+        self._mlflow_client = _Holder(self._held)
+        try:
+            super().log_metrics(metrics, step)
+        finally:
+            self._mlflow_client = client
+        if not self.flush_on or self.flush_on & set(metrics) or time.monotonic() - self._held_since > self.MAX_DELAY_S:
+            self.write_held_metrics()
+
+    def write_held_metrics(self) -> None:
+        """Hand the held metrics to MLflow's background thread (1000 a write, MLflow's limit)."""
+        held, self._held = self._held, []
+        for start in range(0, len(held), 1000):
+            self.experiment.log_batch(self.run_id, metrics=held[start : start + 1000], **self._log_batch_kwargs)
 
     def log_hyperparams(self, params: Any) -> None:
         from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
@@ -137,8 +177,21 @@ class TrialMLFlowLogger(MLFlowLogger):
         self._written_params.update(new)
 
     def finalize(self, status: str = "success") -> None:
-        """Leave the run open: :func:`record_outcome` ends it with the trial's state (PRUNED, FAIL too),
-        when the trial ends (after all its trainings, with ``cv`` or ``repeats``)."""
+        """Write the held metrics, and leave the run open: :func:`record_outcome` ends it with the
+        trial's state (PRUNED, FAIL too), when the trial ends (after all its trainings, with ``cv`` or
+        ``repeats``)."""
+        if self._initialized:
+            self.write_held_metrics()
+
+
+class _Holder:
+    """Stands for an ``MlflowClient`` whose ``log_batch`` only keeps the metrics it is given."""
+
+    def __init__(self, held: list[Any]) -> None:
+        self.held = held
+
+    def log_batch(self, run_id: str, metrics: Sequence[Any] = (), **_: Any) -> None:
+        self.held.extend(metrics)
 
 
 def check_logger_arg(logger: Any) -> LoggerArg:
@@ -185,8 +238,9 @@ class TrialTrackers:
         logger: see :func:`check_logger_arg`.
         study_name: names the MLflow experiment and the W&B group.
         study_dir: trials log to ``study_dir / f"trial_{n}"``; the MLflow shortcut's SQLite store is
-            ``study_dir.parent / "mlflow.db"`` (one store for every study of the root directory)
-            unless ``MLFLOW_TRACKING_URI`` is set.
+            ``study_dir.parent / "mlflow.db"`` (one store for every study of the root directory; WAL
+            mode on a local disk, see :mod:`lightning_hpo._mlflow_sqlite`) unless ``MLFLOW_TRACKING_URI``
+            is set.
         monitor: the monitored metrics, whose values the trackers get as ``trial/<metric>``.
 
     Example:
@@ -289,6 +343,7 @@ class TrialTrackers:
                 run_id=self._continued_run(trial, "mlflow"),
                 experiment_id=self._mlflow_experiment_id,
                 local_store=self._mlflow_local_store(),
+                flush_on=self.monitor,
                 # MLflow's background thread writes each validation's metrics; ending the run
                 # (record_outcome) waits until they are all in the store.
                 synchronous=False,
@@ -379,6 +434,8 @@ def record_outcome(logger: Logger, trial: Trial, monitor: Sequence[str], study_n
     if isinstance(logger, MLFlowLogger):
         from mlflow.entities import Metric, RunTag
 
+        if isinstance(logger, TrialMLFlowLogger):
+            logger.write_held_metrics()
         client, run_id = logger.experiment, logger.run_id
         tags = {
             "lightning_hpo.study": study_name,
