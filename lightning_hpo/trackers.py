@@ -137,7 +137,7 @@ class TrialMLFlowLogger(MLFlowLogger):
         self._written_params: dict[str, str] = {}
         self._held: list[Any] = []  # mlflow Metric objects not yet written
         self._held_since = 0.0
-        if local_store is not None:
+        if local_store is not None and rank_zero_only.rank == 0:  # the other ranks never open the store
             commit_without_flush(self._mlflow_client)
 
     @rank_zero_only
