@@ -4,10 +4,14 @@
     python -m benchmarks.tracker_cost --repeats 1 --trials 2 --out /tmp/trackers.md   # a quick look
     python -m benchmarks.tracker_cost --logging-only   # the ms a trial's thread spends in its tracker, no training
     nice -n 10 python -m benchmarks.tracker_cost --trackers mlflow --repeats 5 --out /tmp/mlflow.md  # one tracker
+    nice -n 10 python -m benchmarks.tracker_cost --lengths example --out /tmp/example.md  # the example's trials only
 
 Each repetition runs, for every tracker, a new study of the digits MLP of ``examples/digits.py``
-(``SobolSampler`` and ``NopPruner``, the same Trainer settings as ``benchmarks/tuner_overhead.py``),
-with short trials (2 validations) and long ones (40 validations, one after every training batch):
+(``SobolSampler`` and ``NopPruner``: every tracker trains the same configurations), with trials of
+three lengths: short (2 validations) and long (40 validations, one after every training batch), with
+the Trainer settings of ``benchmarks/tuner_overhead.py`` (one validation batch); and the example's
+own trial (``example``): its Trainer settings, 15 epochs of 20 batches, a validation of the whole
+validation split after each epoch, ``log_every_n_steps=10``. Each length runs with
 ``logger=False`` in ``trainer_kwargs`` (the baseline), then ``"csv"``, ``"tensorboard"``, ``"mlflow"``
 (its default local SQLite store) and ``"wandb"`` (offline mode, its run files on disk). The trackers
 take turns in a rotating order, each after an untimed ``gc.collect()``; a warm-up study of each is not
@@ -37,6 +41,9 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_JSON = HERE / "out" / "tracker_cost.json"
 #: ``None``: no logger (``trainer_kwargs["logger"] = False``), the baseline.
 TRACKERS: tuple[str | None, ...] = (None, "csv", "tensorboard", "mlflow", "wandb")
+#: The trial of ``python examples/digits.py``: its default Trainer settings (on the CPU).
+EXAMPLE = Length("example", 15, {"max_epochs": 15, "log_every_n_steps": 10, "limit_val_batches": 1.0})
+LENGTHS = {length.name: length for length in (SHORT, LONG, EXAMPLE)}
 
 
 def _name(tracker: str | None) -> str:
@@ -50,7 +57,11 @@ def run_study(tracker: str | None, n: int, length: Length, root: Path) -> float:
 
 
 def measure(
-    repeats: int, n: int, root: Path, trackers: Sequence[str | None] = TRACKERS
+    repeats: int,
+    n: int,
+    root: Path,
+    trackers: Sequence[str | None] = TRACKERS,
+    lengths: Sequence[Length] = (SHORT, LONG, EXAMPLE),
 ) -> list[dict[str, dict[str, float]]]:
     """Per repetition: ``{length: {tracker: seconds per trial}}``, for the baseline and ``trackers``."""
     trackers = (None, *(t for t in trackers if t is not None))
@@ -58,9 +69,9 @@ def measure(
         run_study(tracker, 1, SHORT, root / f"warm-up-{_name(tracker)}")
     runs = []
     for repeat in range(repeats):
-        seconds: dict[str, dict[str, float]] = {length.name: {} for length in (SHORT, LONG)}
+        seconds: dict[str, dict[str, float]] = {length.name: {} for length in lengths}
         order = trackers[repeat % len(trackers) :] + trackers[: repeat % len(trackers)]
-        for length in (SHORT, LONG):
+        for length in lengths:
             for tracker in order:
                 gc.collect()
                 where = root / f"{repeat}-{length.name}-{_name(tracker)}"
@@ -82,7 +93,8 @@ def report(runs: Sequence[Mapping[str, Mapping[str, float]]], n: int, command: s
     import wandb
 
     baseline = _name(None)
-    names = [baseline, *(name for name in runs[0][SHORT.name] if name != baseline)]  # those measured
+    measured = [LENGTHS[name] for name in runs[0]]
+    names = [baseline, *(name for name in runs[0][measured[0].name] if name != baseline)]
     lines = [
         "# What an experiment tracker costs a trial",
         "",
@@ -95,7 +107,7 @@ def report(runs: Sequence[Mapping[str, Mapping[str, float]]], n: int, command: s
         f"Ratio: seconds per trial with the tracker / with no logger, in the same repetition.",
         "",
     ]
-    for length in (SHORT, LONG):
+    for length in measured:
         lines += [
             f"## {length.name.capitalize()} trials ({length.validations} validations)",
             "",
@@ -107,7 +119,27 @@ def report(runs: Sequence[Mapping[str, Mapping[str, float]]], n: int, command: s
             ratios = [run[length.name][tracker] / run[length.name][baseline] for run in runs]
             lines.append(f"| {tracker} | {quartiles_cell(ms, 0)} | {quartiles_cell(ratios, 2)} |")
         lines.append("")
+    if SHORT in measured and LONG in measured:
+        lines += _line_section(runs, names[1:])
     lines += [
+        "Reading it: the short and long digits trials last a second or two, so a tracker's fixed cost (creating "
+        "and ending a run: W&B starts a run through its service process, MLflow creates and updates rows of its "
+        "store) is a large share of them; for a trial of minutes, `fixed + per_validation * validations` over its "
+        'length is the share to expect. The `"mlflow"` shortcut logs each validation\'s metrics from a background '
+        "thread (`MLFlowLogger(synchronous=False)`; ending the run waits for them, without MLflow's idle second), "
+        "and its own SQLite store (WAL mode) commits without flushing the disk each time, ending each run with one "
+        'flush; its params are written at once. The `"wandb"` shortcut lists the installed packages once per '
+        "process instead of at every run's start (W&B's `requirements.txt`, written into each trial's run). W&B, "
+        "TensorBoard and CSV write each step to a buffer or another process. Timings on a shared machine are "
+        "noisy: the quartiles say how much.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _line_section(runs: Sequence[Mapping[str, Mapping[str, float]]], trackers: Sequence[str]) -> list[str]:
+    """The table of each tracker's extra cost fitted as a line through its short and long trials."""
+    lines = [
         "## What a tracker adds, as a line",
         "",
         "Each tracker's extra seconds per trial (over no logger, in the same repetition), fitted as "
@@ -117,25 +149,10 @@ def report(runs: Sequence[Mapping[str, Mapping[str, float]]], n: int, command: s
         "| logger | extra ms per trial (fixed) | extra ms per validation |",
         "|---|---|---|",
     ]
-    for tracker in names[1:]:
-        lines_of = [extra_line(run, tracker) for run in runs]
-        fixed, per_validation = zip(*lines_of)
+    for tracker in trackers:
+        fixed, per_validation = zip(*(extra_line(run, tracker) for run in runs))
         lines.append(f"| {tracker} | {quartiles_cell(fixed, 0)} | {quartiles_cell(per_validation, 1)} |")
-    lines += [
-        "",
-        "Reading it: the digits trials last a second or two, so a tracker's fixed cost (creating and ending a "
-        "run: W&B starts a run through its service process, MLflow creates and updates rows of its store) is a "
-        "large share of them; for a trial of minutes, `fixed + per_validation * validations` over its length is "
-        'the share to expect. The `"mlflow"` shortcut logs each validation\'s metrics from a background thread '
-        "(`MLFlowLogger(synchronous=False)`; ending the run waits for them, without MLflow's idle second), so "
-        "its local SQLite store's commits leave the training loop (its params are written at once); the "
-        '`"wandb"` shortcut lists the installed packages once per process '
-        "instead of at every run's start (W&B's `requirements.txt`, written into each trial's run). W&B, "
-        "TensorBoard and CSV write each step to a buffer or another process. Timings on a shared machine are "
-        "noisy: the quartiles say how much.",
-        "",
-    ]
-    return "\n".join(lines)
+    return [*lines, ""]
 
 
 def extra_line(run: Mapping[str, Mapping[str, float]], tracker: str) -> tuple[float, float]:
@@ -198,6 +215,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--trackers", nargs="+", choices=TRACKERS[1:], default=TRACKERS[1:], help="against no logger (default: all)"
     )
+    parser.add_argument(
+        "--lengths", nargs="+", choices=list(LENGTHS), default=list(LENGTHS), help="trial lengths (default: all)"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "TRACKERS.md", help="the Markdown report")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="the seconds measured, for --report-only")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from --json, measuring nothing")
@@ -230,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="tracker-cost-") as tmp, quiet_lightning("val_loss"):
             os.environ["WANDB_DIR"] = tmp
-            runs = measure(args.repeats, args.trials, Path(tmp), args.trackers)
+            runs = measure(args.repeats, args.trials, Path(tmp), args.trackers, [LENGTHS[n] for n in args.lengths])
         command = "python -m benchmarks.tracker_cost " + " ".join(sys.argv[1:] if argv is None else argv)
         made = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
         saved = {"runs": runs, "trials": args.trials, "command": command.strip(), "made": made}

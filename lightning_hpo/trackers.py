@@ -16,9 +16,12 @@ Whatever made them, when a trial ends (COMPLETE, PRUNED or FAIL) its loggers get
   experiment per study rather than a parent run with nested trial runs: the experiment's run table
   and charts compare the trials directly, and a parent run would have to be created once for all
   the workers of a study, without a race. A trial trained several times (``cv``, ``repeats``) has a
-  run per training, each ending with the trial's outcome.
+  run per training (``trial_<n>/fold_<k>``, ``trial_<n>/repeat_<k>``), each ending with the trial's outcome.
 * W&B: group = study, run name ``trial_<n>``, config = params; summary ``trial/<monitor>`` and
-  ``trial/state``; the state as a tag; a FAIL trial's run ends as failed.
+  ``trial/state``; the state as a tag; a FAIL trial's run ends as failed. As with MLflow, a run per
+  training of a trial trained several times, each ending with the trial's outcome: the shortcut's runs
+  are made with ``reinit="create_new"``, so ``wandb.run`` is not set to them (log with
+  ``self.logger.experiment``, as Lightning's documentation does).
 * TensorBoard: HParams plugin data, the params and ``trial/state`` as hyperparameters and
   ``trial/<monitor>`` as the metric, so the HParams tab of ``tensorboard --logdir <study_dir>``
   compares the trials.
@@ -55,7 +58,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.utilities import rank_zero_only
 
+from lightning_hpo._mlflow_sqlite import commit_without_flush, flush, use_wal
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, MissingExtraError
 from lightning_hpo.trial import RESUME_DIR, Trial, TrialState
 
@@ -100,11 +105,61 @@ class TrialMLFlowLogger(MLFlowLogger):
     with another value raises MLflow's error where it is logged, as with Lightning's default
     ``MLFlowLogger``; one logged again with the same value (the trial's params, then the module's saved
     hyperparameters) is not written again, which saves the trial a write to the store.
+
+    Metrics are held until a validation logs a ``flush_on`` metric (the monitored one), then written
+    in one background write: a write costs the store about the same whatever it carries (a session
+    and a commit), and Lightning logs training steps between validations too. Held metrics are also
+    written when they have waited ``MAX_DELAY_S``, when the training ends and before the run ends.
+
+    Args:
+        experiment_id: the experiment's id, when known (it saves the run's creation a look-up by name).
+        local_store: the shortcut's own SQLite file (``tracking_uri`` names it): its commits skip
+            flushing the disk, and ending the run flushes them all (see :mod:`lightning_hpo._mlflow_sqlite`).
+        flush_on: metrics whose logging writes the held metrics (default: every metric is written at once).
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    #: The longest a metric is held (checked when metrics are logged), so the UI's curves stay live
+    #: between validations that are far apart.
+    MAX_DELAY_S = 10.0
+
+    def __init__(
+        self,
+        *args: Any,
+        experiment_id: str | None = None,
+        local_store: Path | None = None,
+        flush_on: Sequence[str] = (),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self._experiment_id = experiment_id
+        self.local_store = local_store
+        self.flush_on = frozenset(flush_on)
         self._written_params: dict[str, str] = {}
+        self._held: list[Any] = []  # mlflow Metric objects not yet written
+        self._held_since = 0.0
+        if local_store is not None and rank_zero_only.rank == 0:  # the other ranks never open the store
+            commit_without_flush(self._mlflow_client)
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        client = self.experiment
+        if not self._held:
+            self._held_since = time.monotonic()
+        # Lightning's MLFlowLogger converts the metrics (prefix, names MLflow accepts) and hands them
+        # to its client's log_batch: here, to the list of held metrics.
+        self._mlflow_client = _Holder(self._held)
+        try:
+            super().log_metrics(metrics, step)
+        finally:
+            self._mlflow_client = client
+        if not self.flush_on or self.flush_on & set(metrics) or time.monotonic() - self._held_since > self.MAX_DELAY_S:
+            self.write_held_metrics()
+
+    def write_held_metrics(self) -> None:
+        """Hand the held metrics to MLflow's background thread (1000 a write, MLflow's limit)."""
+        held, self._held = self._held, []
+        for start in range(0, len(held), 1000):
+            self.experiment.log_batch(self.run_id, metrics=held[start : start + 1000], **self._log_batch_kwargs)
 
     def log_hyperparams(self, params: Any) -> None:
         from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
@@ -122,8 +177,21 @@ class TrialMLFlowLogger(MLFlowLogger):
         self._written_params.update(new)
 
     def finalize(self, status: str = "success") -> None:
-        """Leave the run open: :func:`record_outcome` ends it with the trial's state (PRUNED, FAIL too),
-        when the trial ends (after all its trainings, with ``cv`` or ``repeats``)."""
+        """Write the held metrics, and leave the run open: :func:`record_outcome` ends it with the
+        trial's state (PRUNED, FAIL too), when the trial ends (after all its trainings, with ``cv`` or
+        ``repeats``)."""
+        if self._initialized:
+            self.write_held_metrics()
+
+
+class _Holder:
+    """Stands for an ``MlflowClient`` whose ``log_batch`` only keeps the metrics it is given."""
+
+    def __init__(self, held: list[Any]) -> None:
+        self.held = held
+
+    def log_batch(self, run_id: str, metrics: Sequence[Any] = (), **_: Any) -> None:
+        self.held.extend(metrics)
 
 
 def check_logger_arg(logger: Any) -> LoggerArg:
@@ -170,8 +238,9 @@ class TrialTrackers:
         logger: see :func:`check_logger_arg`.
         study_name: names the MLflow experiment and the W&B group.
         study_dir: trials log to ``study_dir / f"trial_{n}"``; the MLflow shortcut's SQLite store is
-            ``study_dir.parent / "mlflow.db"`` (one store for every study of the root directory)
-            unless ``MLFLOW_TRACKING_URI`` is set.
+            ``study_dir.parent / "mlflow.db"`` (one store for every study of the root directory; WAL
+            mode on a local disk, see :mod:`lightning_hpo._mlflow_sqlite`) unless ``MLFLOW_TRACKING_URI``
+            is set.
         monitor: the monitored metrics, whose values the trackers get as ``trial/<metric>``.
 
     Example:
@@ -187,6 +256,7 @@ class TrialTrackers:
         self.monitor = tuple(monitor)
         self._watched: dict[int, list[Logger]] = {}
         self._run_dirs: dict[int, Path] = {}  # where each trial's shortcut loggers note their runs
+        self._mlflow_experiment_id: str | None = None  # the MLflow shortcut's, once known in this process
 
     def prepare(self) -> None:
         """Create what the trials' loggers share, once, before any trial runs (by the process that
@@ -198,22 +268,33 @@ class TrialTrackers:
 
         tracking_uri, artifact_location = self._mlflow_store()
         client = MlflowClient(tracking_uri)
-        if client.get_experiment_by_name(self.study_name) is None:
-            client.create_experiment(self.study_name, artifact_location=artifact_location)
+        experiment = client.get_experiment_by_name(self.study_name)
+        if experiment is None:
+            self._mlflow_experiment_id = client.create_experiment(self.study_name, artifact_location=artifact_location)
+        elif experiment.lifecycle_stage == "active":  # a deleted one: MLflow's own error when a run is created
+            self._mlflow_experiment_id = experiment.experiment_id
+        if (local_store := self._mlflow_local_store()) is not None:
+            use_wal(local_store)
+
+    def _mlflow_local_store(self) -> Path | None:
+        """The SQLite file of the MLflow shortcut's default store; ``None`` under ``MLFLOW_TRACKING_URI``."""
+        return None if os.environ.get("MLFLOW_TRACKING_URI") else self.study_dir.parent / "mlflow.db"
 
     def _mlflow_store(self) -> tuple[str, str | None]:
         """The tracking URI, and where artifacts go: the study directory for the local default store,
         the server's choice (``None``) for ``MLFLOW_TRACKING_URI``."""
-        if os.environ.get("MLFLOW_TRACKING_URI"):
+        local_store = self._mlflow_local_store()
+        if local_store is None:
             return os.environ["MLFLOW_TRACKING_URI"], None
-        return f"sqlite:///{self.study_dir.parent / 'mlflow.db'}", str(self.study_dir / "mlflow_artifacts")
+        return f"sqlite:///{local_store}", str(self.study_dir / "mlflow_artifacts")
 
-    def loggers_for(self, trial: Trial, run_name: str | None = None) -> Logger | list[Logger]:
+    def loggers_for(self, trial: Trial, run_dir: Path | None = None) -> Logger | list[Logger]:
         """The loggers of ``trial``'s Trainer (on every rank under torchrun).
 
-        ``run_name``: the shortcuts' run (and directory) name; default ``trial_<n>``. A trial that
-        resumes an interrupted one logs on in that trial's directory, and the shortcuts' MLflow and
-        W&B loggers in that trial's runs.
+        ``run_dir``: where the training logs, in the study directory; default ``trial_<n>`` there. It
+        names the shortcuts' runs: ``trial_3``, or ``trial_3/fold_1`` for a training of a trial
+        evaluated several times (``cv``, ``repeats``). A trial that resumes an interrupted one logs on
+        in that trial's directory, and the shortcuts' MLflow and W&B loggers in that trial's runs.
         """
         from lightning.pytorch.loggers import Logger
 
@@ -226,9 +307,9 @@ class TrialTrackers:
                     f"but for trial {trial.number} it returned {made!r}."
                 )
             return list(loggers) if isinstance(made, (list, tuple)) else made
-        run_name = run_name or f"trial_{trial.number}"
-        self._run_dirs[trial.number] = self.study_dir / run_name
-        return self._shortcut(self.logger or _default_shortcut(), trial, run_name)
+        run_dir = Path(run_dir) if run_dir is not None else self.study_dir / f"trial_{trial.number}"
+        self._run_dirs[trial.number] = run_dir
+        return self._shortcut(self.logger or _default_shortcut(), trial, run_dir)
 
     def _continued_run(self, trial: Trial, tracker: str) -> str | None:
         """The id of the ``tracker`` run that ``trial`` continues: the interrupted trial's, when it resumes one."""
@@ -239,14 +320,18 @@ class TrialTrackers:
         except (OSError, ValueError):  # the interrupted trial died before its runs were noted: new runs
             return None
 
-    def _shortcut(self, name: str, trial: Trial, run_name: str) -> Logger:
+    def _shortcut(self, name: str, trial: Trial, run_dir: Path) -> Logger:
         from lightning.pytorch import loggers
 
         if name == "tensorboard":
             # No hp_metric placeholder: the trial's HParams data is written once, with its outcome.
-            return loggers.TensorBoardLogger(self.study_dir, name=run_name, version="", default_hp_metric=False)
+            return loggers.TensorBoardLogger(run_dir.parent, name=run_dir.name, version="", default_hp_metric=False)
         if name == "csv":
-            return loggers.CSVLogger(self.study_dir, name=run_name, version="")
+            return loggers.CSVLogger(run_dir.parent, name=run_dir.name, version="")
+        # "trial_3/fold_1": a training of a trial evaluated several times, named as its directory.
+        run_dir_path, study_dir = run_dir.resolve(), self.study_dir.resolve()
+        in_study = run_dir_path.relative_to(study_dir) if run_dir_path.is_relative_to(study_dir) else run_dir.name
+        run_name = Path(in_study).as_posix()
         if name == "mlflow":
             tracking_uri, artifact_location = self._mlflow_store()
             return TrialMLFlowLogger(
@@ -256,11 +341,14 @@ class TrialTrackers:
                 tags={"lightning_hpo.study": self.study_name, "lightning_hpo.trial": str(trial.number)},
                 artifact_location=artifact_location,
                 run_id=self._continued_run(trial, "mlflow"),
+                experiment_id=self._mlflow_experiment_id,
+                local_store=self._mlflow_local_store(),
+                flush_on=self.monitor,
                 # MLflow's background thread writes each validation's metrics; ending the run
                 # (record_outcome) waits until they are all in the store.
                 synchronous=False,
             )
-        save_dir = os.environ.get("WANDB_DIR") or self.study_dir / run_name
+        save_dir = os.environ.get("WANDB_DIR") or run_dir
         Path(save_dir).mkdir(parents=True, exist_ok=True)
         import wandb
 
@@ -270,6 +358,10 @@ class TrialTrackers:
             save_dir=str(save_dir),
             job_type="trial",
             id=self._continued_run(trial, "wandb"),  # Lightning inits with resume="allow": the same run goes on
+            # A run of its own for each training of a trial (cv, repeats), all open until the trial ends:
+            # W&B then neither returns the open run nor sets it as the process's `wandb.run`, which
+            # Lightning's next WandbLogger would take over instead of starting its own.
+            reinit="create_new",
             # W&B lists the installed packages at every run's start, most of a run's fixed cost: the
             # trials of a process share one environment, so the list is made once (_note_runs writes it).
             settings=wandb.Settings(x_save_requirements=False),
@@ -282,9 +374,9 @@ class TrialTrackers:
         """Give ``loggers`` the trial's params now, and its outcome when it ends; where its runs are."""
         from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
-        # A trial trained several times (cv, repeats) has an MLflow run per training, which the shortcut
-        # leaves open: each ends with the trial, with its outcome.
-        earlier = [logger for logger in self._watched.get(trial.number, ()) if isinstance(logger, TrialMLFlowLogger)]
+        # A trial trained several times (cv, repeats) has loggers per training (the shortcuts leave their
+        # MLflow and W&B runs open): each gets the trial's outcome when it ends.
+        earlier = [logger for logger in self._watched.get(trial.number, ()) if _run_of_its_own(logger)]
         self._watched[trial.number] = [*earlier, *loggers]
         for logger in loggers:
             # The values as they are: the logger converts them as it converts the module's own hyperparameters
@@ -304,6 +396,7 @@ class TrialTrackers:
         for logger in loggers:
             if isinstance(logger, MLFlowLogger):
                 runs["mlflow"] = logger.run_id
+                self._mlflow_experiment_id = logger.experiment_id
                 if self._continued_run(trial, "mlflow"):
                     logger.experiment.update_run(logger.run_id, status="RUNNING")
             elif isinstance(logger, WandbLogger):
@@ -341,6 +434,8 @@ def record_outcome(logger: Logger, trial: Trial, monitor: Sequence[str], study_n
     if isinstance(logger, MLFlowLogger):
         from mlflow.entities import Metric, RunTag
 
+        if isinstance(logger, TrialMLFlowLogger):
+            logger.write_held_metrics()
         client, run_id = logger.experiment, logger.run_id
         tags = {
             "lightning_hpo.study": study_name,
@@ -350,6 +445,8 @@ def record_outcome(logger: Logger, trial: Trial, monitor: Sequence[str], study_n
         metrics = [Metric(key, value, int(time.time() * 1000), step) for key, value in values.items()]
         status = _MLFLOW_STATUS.get(trial.state, "FAILED")
         _end_mlflow_run(client, run_id, status, metrics, [RunTag(key, value) for key, value in tags.items()])
+        if isinstance(logger, TrialMLFlowLogger) and logger.local_store is not None:
+            flush(logger.local_store)  # the run's writes, committed without a flush, now on disk
     elif isinstance(logger, WandbLogger):
         run = logger.experiment
         run.summary.update({**values, _STATE_KEY: state})
@@ -447,6 +544,15 @@ def _requirements() -> str:
 
     found = {(d.metadata["Name"], d.version) for d in distributions() if d.metadata and d.metadata["Name"]}
     return "".join(f"{name}=={version}\n" for name, version in sorted(found))
+
+
+def _run_of_its_own(logger: Logger) -> bool:
+    """Whether ``logger`` of a trial's training keeps its run when the trial trains again: all do but
+    a W&B logger, whose run Lightning's ``WandbLogger`` of the next training takes over (the process's
+    open run) unless it was made with ``reinit="create_new"``, as the shortcut's are."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    return not isinstance(logger, WandbLogger) or logger._wandb_init.get("reinit") == "create_new"
 
 
 def _default_shortcut() -> str:

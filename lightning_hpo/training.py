@@ -407,7 +407,7 @@ def _trial_logger(trackers: TrialTrackers | None, trial_dir: Path, trial: Trial,
     if trackers is None:
         study_dir = trial_dir.parent
         trackers = TrialTrackers(None, study_name=study_dir.name, study_dir=study_dir, monitor=monitor)
-    return trackers.loggers_for(trial, run_name=trial_dir.name)
+    return trackers.loggers_for(trial, run_dir=trial_dir)
 
 
 @contextlib.contextmanager

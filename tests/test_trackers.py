@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -20,10 +21,12 @@ import yaml
 from lightning.pytorch.loggers import CSVLogger
 
 from lightning_hpo import Float, Pruner, TrialState, Tuner
+from lightning_hpo._mlflow_sqlite import on_local_disk
 from lightning_hpo.console import main as console_main
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, MissingExtraError
 from lightning_hpo.export import TRACKER_RUNS_ATTR
-from lightning_hpo.trackers import RUN_IDS_FILE, TrialMLFlowLogger
+from lightning_hpo.trackers import RUN_IDS_FILE, TrialMLFlowLogger, TrialTrackers
+from lightning_hpo.trial import Trial
 from tests.lightning_models import LinearRegression, RegressionData
 
 REPO = Path(__file__).resolve().parents[1]
@@ -150,7 +153,8 @@ def test_each_mlflow_run_of_a_trial_trained_twice_ends_with_the_trial(monkeypatc
     (trial,) = tuner.fit(n_trials=1).trials
     client = MlflowClient(tracking_uri=f"sqlite:///{(Path('lightning_hpo_runs') / 'mlflow.db').resolve()}")
     runs = client.search_runs([client.get_experiment_by_name("repeated").experiment_id])
-    assert len(runs) == 2  # one per training of the trial, each with the trial's outcome
+    # One per training of the trial, each with the trial's outcome.
+    assert sorted(r.info.run_name for r in runs) == ["trial_0/repeat_0", "trial_0/repeat_1"]
     for run in runs:
         assert run.info.status == "FINISHED" and run.data.tags["lightning_hpo.state"] == "COMPLETE"
         assert run.data.metrics["trial/val_loss"] == pytest.approx(trial.value)
@@ -166,6 +170,79 @@ def test_the_mlflow_shortcut_writes_params_at_once_and_refuses_a_changed_value_a
         logger.log_hyperparams({"lr": 0.2, "depth": 3})  # refused whole, as MLflow refuses it
     # In the store already, before the run ends: nothing waits in MLflow's background queue.
     assert logger.experiment.get_run(logger.run_id).data.params == {"lr": "0.1", "layers": "2", "width": "8"}
+
+
+def _journal_mode(db: Path) -> str:
+    connection = sqlite3.connect(db)
+    try:
+        return connection.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        connection.close()
+
+
+def test_the_mlflow_shortcuts_own_store_commits_in_wal_mode_and_a_tracking_uri_is_left_as_it_is(
+    tmp_path, monkeypatch
+) -> None:
+    from mlflow.tracking import MlflowClient
+    from sqlalchemy import text
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    trackers = TrialTrackers("mlflow", study_name="wal", study_dir=tmp_path / "runs" / "wal", monitor=("val_loss",))
+    trackers.prepare()
+    trial = Trial(number=0, state=TrialState.RUNNING, params={"lr": 0.1})
+    logger = trackers.loggers_for(trial)
+    trackers.watch(trial, [logger])
+    logger.log_metrics({"val_loss": 0.5}, step=1)
+    trackers.finished(Trial(0, TrialState.COMPLETE, {"lr": 0.1}, values=(0.5,), intermediate_values={1: 0.5}))
+    store = tmp_path / "runs" / "mlflow.db"
+    assert _journal_mode(store) == "wal"
+    with logger.experiment._tracking_client.store.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL: no flush at each commit
+    run = MlflowClient(f"sqlite:///{store}").get_run(logger.run_id)  # what MLflow's UI reads
+    assert run.info.status == "FINISHED" and run.data.params == {"lr": "0.1"}
+    assert run.data.metrics == {"val_loss": 0.5, "trial/val_loss": 0.5}
+
+    theirs = tmp_path / "theirs.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{theirs}")
+    TrialTrackers("mlflow", study_name="wal", study_dir=tmp_path / "runs" / "wal", monitor=("val_loss",)).prepare()
+    assert _journal_mode(theirs) == "delete"  # SQLite's default, as MLflow leaves it
+
+
+@pytest.mark.parametrize(
+    ("mounts", "local"),
+    [
+        ("/dev/sda1 / ext4 rw 0 0\n", True),
+        ("/dev/sda1 / ext4 rw 0 0\nserver:/export /shared nfs4 rw 0 0\n", False),
+        ("/dev/sda1 / ext4 rw 0 0\nserver:/export /shared/other nfs4 rw 0 0\n", True),
+        ("server:/ / nfs rw 0 0\n/dev/sdb1 /shared xfs rw 0 0\n", True),  # the innermost mount decides
+        ("/dev/sda1 / ext4 rw 0 0\nuser@host: /shared fuse.sshfs rw 0 0\n", False),
+        ("/dev/sda1 / ext4 rw 0 0\nlustre@tcp:/fs /shared lustre rw 0 0\n", False),
+        ("", False),  # cannot tell: MLflow's default journal
+    ],
+)
+def test_wal_only_on_a_disk_of_this_machine(mounts, local) -> None:
+    assert on_local_disk(Path("/shared/runs/mlflow.db"), mounts) is local
+
+
+def test_the_mlflow_shortcut_holds_training_metrics_until_a_validation_logs_the_monitored_one(tmp_path) -> None:
+    import mlflow
+
+    store = f"sqlite:///{tmp_path / 'm.db'}"
+    logger = TrialMLFlowLogger(experiment_name="e", tracking_uri=store, synchronous=False, flush_on=("val_loss",))
+    client = logger.experiment
+
+    def written() -> dict[str, list[int]]:
+        mlflow.flush_async_logging()  # what MLflow's background thread was handed is in the store
+        return {key: [m.step for m in client.get_metric_history(logger.run_id, key)] for key in ("loss", "val_loss")}
+
+    logger.log_metrics({"loss": 1.0}, step=10)
+    logger.log_metrics({"loss": 0.5}, step=20)
+    assert written() == {"loss": [], "val_loss": []}
+    logger.log_metrics({"val_loss": 0.7}, step=20)  # the validation: one write for the three
+    assert written() == {"loss": [10, 20], "val_loss": [20]}
+    logger.log_metrics({"loss": 0.25}, step=30)
+    logger.finalize("success")  # the training's end writes what is held
+    assert written() == {"loss": [10, 20, 30], "val_loss": [20]}
 
 
 def wandb_offline_records(run_file: Path) -> dict[str, list]:
@@ -241,6 +318,23 @@ def test_wandb_offline_groups_trials_by_study_with_config_and_summary(tmp_path, 
             assert summary["trial/val_loss"] == pytest.approx(trial.value)
 
 
+@pytest.mark.slow
+def test_each_wandb_run_of_a_trial_trained_twice_has_its_own_curve_and_the_trial_outcome(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    (trial,) = tiny_tuner("wandb", study_name="repeated", repeats=2).fit(n_trials=1).trials
+    runs = {found["run"].display_name: found for found in wandb_offline_runs(tmp_path / "wandb").values()}
+    # One per training, not the second training logging into the first's run.
+    assert sorted(runs) == ["trial_0/repeat_0", "trial_0/repeat_1"]
+    for found in runs.values():
+        assert found["run"].run_group == "repeated"
+        assert found["summary"]["trial/state"] == "COMPLETE" and found["exit_code"] == 0
+        assert found["summary"]["trial/val_loss"] == pytest.approx(trial.value)
+        history = wandb_offline_records(next(found["dir"].glob("run-*.wandb")))["history"]
+        assert sum("val_loss" in _items(h.item) for h in history) == 2  # its own 2 epochs
+
+
 def test_tensorboard_event_files_hold_hparams_data_with_the_trial_value() -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
@@ -259,6 +353,14 @@ def test_tensorboard_event_files_hold_hparams_data_with_the_trial_value() -> Non
         assert [m.name.tag for m in experiment.metric_infos] == ["trial/val_loss"]
         assert events.Scalars("trial/val_loss")[-1].value == pytest.approx(trial.value)
         assert "hp_metric" not in events.Tags()["scalars"]
+
+
+def test_each_training_of_a_trial_trained_twice_logs_in_its_own_directory_of_the_trial() -> None:
+    result = tiny_tuner("csv", repeats=2, study_name="twice").fit(n_trials=2)
+    for trial in result.trials:
+        for training in ("repeat_0", "repeat_1"):
+            hparams = yaml.safe_load((Path(trial.log_dir) / training / "hparams.yaml").read_text())
+            assert hparams["lr"] == pytest.approx(trial.params["lr"]) and hparams["trial/state"] == "COMPLETE"
 
 
 def test_the_users_own_logger_factory_gets_the_trial_and_its_outcome(tmp_path) -> None:
