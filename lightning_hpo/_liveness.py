@@ -178,6 +178,9 @@ class TrialLiveness:
     def start_retry(self, max_active: int | None) -> Trial | None:
         """Start the retry of the oldest stale trial that has none yet (its params as stored), if there is one.
 
+        Returns ``None`` when every stale trial has a retry (claimed by this worker or another), or when
+        the study already holds ``max_active`` trials.
+
         A stale trial that died before its parameters were stored (they are stored all at once) is
         not retried.
 
@@ -198,7 +201,9 @@ class TrialLiveness:
                     self.storage.update_trial(stale.id, attrs={NOT_RESUMED: reason})
                     continue
                 attrs = {RESUME_DIR: stale.attrs[RESUME_DIR], STALLED_INTERRUPTIONS: stalled}
-            # Storage makes the claim atomic: if another worker retried it first, sample a new trial instead.
+            # Storage makes the claim atomic. None: another worker retried this one first (then the next
+            # stale trial may still need a retry: workers that start together all find the oldest one), or
+            # the study holds max_active trials (then every claim fails the same way, and None is returned).
             created = self.storage.create_trial(
                 self.study_id,
                 worker=self.worker,
@@ -208,7 +213,7 @@ class TrialLiveness:
                 attrs=attrs,
             )
             if created is None:
-                return None
+                continue
             self.own(created.id)
             # Saves the next workers a look at the stale trial (the claim above is what guarantees "once").
             self.storage.update_trial(stale.id, attrs={RETRIED_BY: created.number})

@@ -420,6 +420,21 @@ class TestRetryOfStaleTrials:
         study.optimize(quadratic, n_trials=1)
         assert study.trials[-1].attrs == {}
 
+    def test_a_worker_that_loses_the_claim_of_one_stale_trial_retries_the_next(self, tmp_path):
+        # Two workers start together after a machine loss: both find the oldest stale trial first.
+        url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+        study = make_study(url)
+        stale, stored = [], [{"x": x, "n": 1, "kind": 0} for x in (0.1, 0.2)]
+        for params in stored:
+            trial = study.storage.create_trial(study._study_id, worker="other-host:1", params=params)
+            study.storage.finish_trial(trial.id, TrialState.FAIL, error="Stale: no heartbeat.")
+            stale.append(trial.number)
+        # The other worker claimed the first one and has not marked it retried yet.
+        other = study.storage.create_trial(study._study_id, worker="other-host:2", params=stored[0], retry_of=stale[0])
+        assert other is not None
+        retry = study.ask()
+        assert retry.params == study.trials[1].params and retry.attrs == {"retry_of": stale[1]}
+
     def test_an_ordinary_failure_is_not_retried(self):
         study = make_study()
         trial = study.ask()
