@@ -273,9 +273,15 @@ def _items(updates) -> dict:
 
 def wandb_offline_runs(wandb_dir: Path) -> dict[str, dict]:
     """Run id -> the offline run's last ``run`` record, its config, summary, exit code and directory."""
+    import wandb
+
+    # This process's W&B service writes the offline files and may still hold their last block on a
+    # loaded machine: shutting it down flushes them, as the end of a user's process does.
+    wandb.teardown()
     runs = {}
     for run_file in wandb_dir.glob("offline-run-*/run-*.wandb"):
         records = wandb_offline_records(run_file)
+        assert "run" in records, f"{run_file} holds no run record (records: {sorted(records)})"
         config = {}  # the config at init, then its updates
         for r in records["run"]:
             config.update(_items(r.config.update))
