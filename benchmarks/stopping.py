@@ -2,6 +2,11 @@
 
     nice -n 10 python benchmarks/stopping.py                       # 4 tasks x 2 seeds x 60 trials, ~12 min here
     python benchmarks/stopping.py --tasks branin --seeds 1 --budget 30 --no-write   # quick look
+    nice python benchmarks/stopping.py --budget 100 --seeds 5 --runs benchmarks/out/stopping_100.jsonl
+
+With ``--runs FILE`` each finished run is appended to FILE as one JSON line, and a rerun with the same
+budget, repeats and min_trials skips the runs it already holds: a long run can be stopped and
+continued, and the report is always written from every run in the file that the arguments ask for.
 
 Each run is a lightning_hpo Study with its default GPSampler, driven by ask / tell for the full budget.
 Every evaluation is repeated ``--repeats`` times (as ``Tuner(repeats=r)`` or cross-validation would):
@@ -26,12 +31,14 @@ Figures go to benchmarks/STOPPING.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import math
 import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +96,11 @@ def _lcbench(task_id: str) -> Problem:
     return Problem(dict(SPACE), evaluate, f"added N(0, {added}^2) to 1 - accuracy")
 
 
+#: Multiples of the measured noise tried as the stopping threshold (1: the stopper's own rule). A run
+#: records the regret bound after every trial from min_trials on, until it falls below the smallest.
+THRESHOLD_SCALES = (1.0, 0.5, 0.25)
+
+
 @dataclass(frozen=True)
 class Run:
     task: str
@@ -98,6 +110,18 @@ class Run:
     noise_sd: float  # sd of one trial's value (the mean of the repeats)
     spread: float  # median spread over the repeats, what the stopper compared with
     seconds: float
+    observed: list[float] = field(default_factory=list)  # each trial's value as told (the mean of the repeats)
+    trues: list[float] = field(default_factory=list)  # each trial's noiseless value
+    checks: list[tuple[int, float, float]] = field(default_factory=list)  # (trials, regret bound, noise)
+
+    def stop_at_scale(self, scale: float) -> int | None:
+        """Where the study would stop with the threshold ``scale`` times the measured noise."""
+        return next((n for n, bound, noise in self.checks if bound < scale * noise), None)
+
+    def cost_at_scale(self, scale: float) -> float:
+        budget = len(self.observed)
+        stop = self.stop_at_scale(scale) or budget
+        return _true_of_best(self.observed, self.trues, stop) - _true_of_best(self.observed, self.trues, budget)
 
 
 def run(name: str, seed: int, budget: int, repeats: int, min_trials: int) -> Run:
@@ -108,7 +132,7 @@ def run(name: str, seed: int, budget: int, repeats: int, min_trials: int) -> Run
         f"{name}-{seed}", search_space=prob.space, mode="min", storage=":memory:", seed=seed, pruner=NopPruner()
     )
     stopper = RegretBoundStopper(min_trials=min_trials, seed=seed)
-    stop_at, trues, observed, spreads = None, [], [], []
+    checks, trues, observed, spreads = [], [], [], []
     for number in range(budget):
         trial = study.ask()
         draws = [prob.evaluate(trial.params, rng) for _ in range(repeats)]
@@ -119,12 +143,27 @@ def run(name: str, seed: int, budget: int, repeats: int, min_trials: int) -> Run
         observed.append(statistics.mean(values))
         trues.append(draws[0][1])
         spreads.append(spread)
-        if stop_at is None and number + 1 >= min_trials and stopper.evaluate(study) is not None:
-            stop_at = number + 1
+        below_all = checks and checks[-1][1] < min(THRESHOLD_SCALES) * checks[-1][2]
+        if number + 1 >= min_trials and not below_all:
+            check = stopper.measure(study)  # what stopper.evaluate compares
+            checks.append((number + 1, check.regret_bound, check.noise))
     study.storage.close()
+    stop_at = next((n for n, bound, noise in checks if bound < noise), None)
     cost = _true_of_best(observed, trues, stop_at or budget) - _true_of_best(observed, trues, budget)
     noise_sd = statistics.median(spreads) / math.sqrt(repeats)
-    return Run(name, seed, stop_at, cost, noise_sd, statistics.median(spreads), time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return Run(name, seed, stop_at, cost, noise_sd, statistics.median(spreads), seconds, observed, trues, checks)
+
+
+def _in_noise(r: Run) -> float:
+    return _ratio(r.regret_cost, r.noise_sd)
+
+
+def _ratio(cost: float, noise: float) -> float:
+    """A regret cost in units of the noise (a task whose repeats never differ has none: 0 or inf)."""
+    if noise > 0:
+        return cost / noise
+    return 0.0 if cost <= 0 else math.inf
 
 
 def _true_of_best(observed: list[float], trues: list[float], n: int) -> float:
@@ -142,14 +181,14 @@ def report(runs: list[Run], budget: int, repeats: int, min_trials: int, noises: 
         saved = 1.0 - (r.stop_at or budget) / budget
         lines.append(
             f"| {r.task} | {noises[r.task]} | {r.seed} | {stop} | {saved:.0%} | {r.regret_cost:.4g} | "
-            f"{r.noise_sd:.4g} | {r.regret_cost / r.noise_sd:.2f} |"
+            f"{r.noise_sd:.4g} | {_in_noise(r):.2f} |"
         )
     saved = [1.0 - (r.stop_at or budget) / budget for r in runs]
     within = sum(r.regret_cost <= r.noise_sd for r in runs)
     summary = (
         f"\nOver {len(runs)} runs: mean share of trials saved {statistics.mean(saved):.0%} "
         f"(median {statistics.median(saved):.0%}); regret cost within the noise sd of a value in {within} of "
-        f"{len(runs)} runs; mean cost / noise sd {statistics.mean(r.regret_cost / r.noise_sd for r in runs):.2f}. "
+        f"{len(runs)} runs; mean cost / noise sd {statistics.mean(_in_noise(r) for r in runs):.2f}. "
         f"Wall time {sum(r.seconds for r in runs) / 60:.1f} min."
     )
     head = (
@@ -160,7 +199,53 @@ def report(runs: list[Run], budget: int, repeats: int, min_trials: int, noises: 
         "the full budget (0: stopping lost nothing). Noise sd of a value: the median spread of the repeats "
         "over sqrt(repeats), the noise of the mean the study is told.\n\n"
     )
-    return head + "\n".join(lines) + summary + "\n"
+    return head + "\n".join(lines) + summary + "\n" + _scales_table(runs)
+
+
+def _scales_table(runs: list[Run]) -> str:
+    """Every recorded run again with the threshold at other multiples of the measured noise."""
+    recorded = [r for r in runs if r.checks]
+    if not recorded:
+        return ""
+    lines = [
+        f"\n## Other thresholds ({len(recorded)} runs that recorded their regret bound at every trial)\n",
+        "Stop once the regret bound < scale x the measured noise (scale 1: the stopper's rule). Regret cost "
+        "within the noise: at most the noise sd of a value (the mean the study is told) / at most the sd of "
+        "one evaluation (the spread of the repeats).\n",
+        "| scale | mean trials saved | median | runs saved >= 40% | cost within noise sd of a value | within one "
+        "evaluation's sd | mean cost / noise sd | worst |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for scale in THRESHOLD_SCALES:
+        saved = [1.0 - (r.stop_at_scale(scale) or len(r.observed)) / len(r.observed) for r in recorded]
+        costs = [r.cost_at_scale(scale) for r in recorded]
+        in_noise = [_ratio(c, r.noise_sd) for c, r in zip(costs, recorded, strict=True)]
+        lines.append(
+            f"| {scale:g} | {statistics.mean(saved):.0%} | {statistics.median(saved):.0%} | "
+            f"{sum(x >= 0.4 for x in saved)} of {len(saved)} | "
+            f"{sum(c <= r.noise_sd for c, r in zip(costs, recorded, strict=True))} of {len(costs)} | "
+            f"{sum(c <= r.spread for c, r in zip(costs, recorded, strict=True))} of {len(costs)} | "
+            f"{statistics.mean(in_noise):.2f} | {max(in_noise):.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _read_runs(path: Path, settings: dict[str, int]) -> dict[tuple[str, int], Run]:
+    """The runs in ``path`` made with these settings, by (task, seed)."""
+    if not path.exists():
+        return {}
+    runs = {}
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        if record.pop("settings") == settings:
+            runs[(record["task"], record["seed"])] = Run(**record)
+    return runs
+
+
+def _append_run(path: Path, result: Run, settings: dict[str, int]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as out:
+        out.write(json.dumps({**dataclasses.asdict(result), "settings": settings}) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,12 +256,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--min-trials", type=int, default=20)
     parser.add_argument("--no-write", action="store_true", help="print only; leave STOPPING.md alone")
+    parser.add_argument("--runs", type=Path, help="JSON-lines file of finished runs: appended to, and reused")
     args = parser.parse_args(argv)
+    settings = {"budget": args.budget, "repeats": args.repeats, "min_trials": args.min_trials}
+    done = _read_runs(args.runs, settings) if args.runs else {}
     runs, noises = [], {}
     for name in args.tasks:
         noises[name] = problem(name, 0).noise
         for seed in range(args.seeds):
-            result = run(name, seed, args.budget, args.repeats, args.min_trials)
+            result = done.get((name, seed))
+            if result is None:
+                result = run(name, seed, args.budget, args.repeats, args.min_trials)
+                if args.runs:
+                    _append_run(args.runs, result, settings)
             print(result, flush=True)
             runs.append(result)
     text = report(runs, args.budget, args.repeats, args.min_trials, noises)

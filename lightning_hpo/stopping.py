@@ -151,6 +151,15 @@ class RegretBoundStopper:
 
     def evaluate(self, study: Study) -> StopDecision | None:
         """A decision from ``study``'s trials alone (nothing read or written but the trials)."""
+        check = self.measure(study)
+        if check is None or check.regret_bound >= check.noise:
+            return None
+        return check
+
+    def measure(self, study: Study) -> StopDecision | None:
+        """What :meth:`evaluate` compares, whether or not it stops: the regret bound and the noise, as
+        a :class:`StopDecision`'s fields (the study stops when ``regret_bound < noise``), or ``None``
+        before ``min_trials`` COMPLETE trials. Benchmarks read it to try other thresholds."""
         if len(study.directions) != 1:
             raise InvalidArgumentError(
                 f"RegretBoundStopper handles one objective, but study {study.name!r} has {len(study.directions)} "
@@ -161,8 +170,6 @@ class RegretBoundStopper:
             return None
         bound = regret_bound(study, complete, seed=self.seed)
         noise, source = self._noise(complete, bound.gp_noise)
-        if bound.value >= noise:
-            return None
         return StopDecision(regret_bound=bound.value, noise=noise, noise_source=source, n_trials=len(complete))
 
     def _noise(self, complete: list[Trial], gp_noise: float) -> tuple[float, str]:
