@@ -221,6 +221,9 @@ FAILURE_MODELS = {
     "failure_gp_p75": _failure_model("p75", True),
     "failure_gp_median": _failure_model("median", True),
     "median_value": _failure_model("median", False),
+    "posterior_value": _failure_model("posterior", False),
+    "failure_gp_posterior": _failure_model("posterior", True),
+    "posterior_median": _failure_model("posterior_median", False),
 }
 
 
