@@ -6,11 +6,12 @@
   value observed so far in each objective (:func:`with_imputed_values`, rule ``"worst"``), as SMAC
   imputes a failed run's cost: the acquisition then sees nothing to gain there. Interrupted, stale
   and infrastructure failures say nothing about the parameters and are left out. Softer values (the
-  nearest observed configuration's, the median, the 75th percentile) and a GP of the 0/1 failure
-  outcome weighting the acquisition as the constraints' GPs do (:func:`failure_outcome`) were
-  measured against it (``benchmarks/CONSTRAINTS.md``): those that came closer to a memory
-  boundary where the best configurations lie also kept proposing configurations beyond it, so
-  the sampler keeps the worst value; the sampler's private ``_failure_imputation`` and
+  nearest observed configuration's, the median, the 75th percentile, a pessimistic quantile of a
+  GP's posterior at the failed point) and a GP of the 0/1 failure outcome weighting the
+  acquisition as the constraints' GPs do (:func:`failure_outcome`) were measured against it
+  (``benchmarks/CONSTRAINTS.md``): those that value a failure close to its good neighbours keep
+  proposing configurations beyond a memory boundary where the best configurations lie, so the
+  sampler keeps the worst value; the sampler's private ``_failure_imputation`` and
   ``_failure_weighting`` select the alternatives for the benchmark.
 * **Outcome constraints**: each constraint of the study gets a GP of its violation (``<= 0``:
   satisfied, see :mod:`lightning_hpo._constraints`) over every trial that stored one, and the
