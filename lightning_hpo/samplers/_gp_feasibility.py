@@ -75,7 +75,7 @@ def is_configuration_failure(trial: Trial) -> bool:
 #: best (``"posterior"``) or the median (``"posterior_median"``) observed value.
 IMPUTATIONS = ("nearest", "worst", "median", "p75", "posterior", "posterior_median")
 
-#: Rule ``"posterior"``: a failed configuration is valued this many posterior standard deviations
+#: Rules ``"posterior*"``: a failed configuration is valued this many posterior standard deviations
 #: worse than the posterior mean there, of a GP of the observed values.
 PESSIMISM = 2.0
 
@@ -106,9 +106,9 @@ def _posterior_values(
 ) -> list[float]:
     """Objective ``column`` at each ``failed`` configuration: :data:`PESSIMISM` posterior standard
     deviations worse than the posterior mean of a GP of the ``observed`` values, kept between the
-    ``cap`` quantile (counted from the best) and the worst observed value. Near good observations a failure is valued close to them,
-    so the acquisition sees nothing to gain at the failed point while its feasible neighbours keep
-    their promise; far from every observation it is valued near the worst."""
+    ``cap`` quantile (counted from the best) and the worst observed value. Meant to take the gain
+    away at the failed point while its feasible neighbours keep theirs: next to good observations
+    a failure is valued close to them, far from every observation close to the worst."""
     sign = 1.0 if direction == "min" else -1.0  # values where smaller is better, as violations are
     values = [sign * t.values[column] for t in observed]
     gp_space = GPSpace(space)
