@@ -10,7 +10,11 @@ Every method runs the same problems, budgets and seeds, in one process, one run 
   of the objective's GP), ``failure_gp_nearest``, ``failure_gp_worst``, ``failure_gp_p75`` and
   ``failure_gp_median`` (the failure GP, and failed points valued as the nearest observed
   configuration, or at the worst value, the 75th percentile counted from the best, the median),
-  ``median_value`` (the median, no failure GP); ``ours_worst_value`` is ``ours`` by another name;
+  ``median_value`` (the median, no failure GP), ``posterior_value`` and ``failure_gp_posterior``
+  (failed points valued two posterior standard deviations worse than the posterior mean of a GP of
+  the observed values, no better than the best observed value, without and with the failure GP),
+  ``posterior_median`` (the same, no better than the median); ``ours_worst_value`` is ``ours`` by
+  another name;
 * ``ours_before``: the same sampler seeing what it saw before this change: FAIL trials and the
   trials' constraint values removed from its history (it optimizes the objective alone);
 * ``ours_impute``: the worst-value rule applied outside the sampler, as it was first measured
@@ -221,6 +225,9 @@ FAILURE_MODELS = {
     "failure_gp_p75": _failure_model("p75", True),
     "failure_gp_median": _failure_model("median", True),
     "median_value": _failure_model("median", False),
+    "posterior_value": _failure_model("posterior", False),
+    "failure_gp_posterior": _failure_model("posterior", True),
+    "posterior_median": _failure_model("posterior_median", False),
 }
 
 

@@ -173,6 +173,27 @@ def test_failed_points_are_valued_like_their_nearest_observed_neighbour_or_by_ra
     assert with_imputed_values(failed, [], ["min"], space, "nearest") == []
 
 
+def test_posterior_values_follow_the_observed_neighbourhood_within_the_observed_range():
+    space = SearchSpace.coerce({"x": Float(0.0, 1.0)})
+    observed = [
+        Trial(number=i, state=TrialState.COMPLETE, params={"x": i / 4}, values=(float(i), -float(i))) for i in range(5)
+    ]
+    failed = [
+        Trial(number=9 + i, state=TrialState.FAIL, params={"x": x}, attrs={FAIL_KIND: "oom"})
+        for i, x in enumerate([0.05, 0.95])
+    ]
+    near_best, near_worst = (
+        t.values for t in with_imputed_values(failed, observed, ["min", "max"], space, "posterior")
+    )
+    # Each objective in its own direction ("max" of the negated values mirrors "min").
+    assert near_best[0] == pytest.approx(-near_best[1]) and near_worst[0] == pytest.approx(-near_worst[1])
+    # A failure next to the best observation is valued close to it (no better), one next to the worst
+    # close to that (no worse); the rule with the median cap values neither better than the median.
+    assert 0.0 <= near_best[0] < 2.0 < near_worst[0] <= 4.0
+    capped = with_imputed_values(failed, observed, ["min", "max"], space, "posterior_median")
+    assert [t.values[0] for t in capped] == [pytest.approx(max(2.0, near_best[0])), pytest.approx(near_worst[0])]
+
+
 def test_whether_a_trial_failed_is_an_outcome_of_its_own():
     observed = [Trial(number=i, state=TrialState.COMPLETE, params={}, values=(0.0,)) for i in range(3)]
     oom = Trial(number=3, state=TrialState.FAIL, params={}, attrs={FAIL_KIND: "oom"})

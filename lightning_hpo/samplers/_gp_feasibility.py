@@ -6,11 +6,12 @@
   value observed so far in each objective (:func:`with_imputed_values`, rule ``"worst"``), as SMAC
   imputes a failed run's cost: the acquisition then sees nothing to gain there. Interrupted, stale
   and infrastructure failures say nothing about the parameters and are left out. Softer values (the
-  nearest observed configuration's, the median, the 75th percentile) and a GP of the 0/1 failure
-  outcome weighting the acquisition as the constraints' GPs do (:func:`failure_outcome`) were
-  measured against it (``benchmarks/CONSTRAINTS.md``): those that came closer to a memory
-  boundary where the best configurations lie also kept proposing configurations beyond it, so
-  the sampler keeps the worst value; the sampler's private ``_failure_imputation`` and
+  nearest observed configuration's, the median, the 75th percentile, a pessimistic quantile of a
+  GP's posterior at the failed point) and a GP of the 0/1 failure outcome weighting the
+  acquisition as the constraints' GPs do (:func:`failure_outcome`) were measured against it
+  (``benchmarks/CONSTRAINTS.md``): those that value a failure close to its good neighbours keep
+  proposing configurations beyond a memory boundary where the best configurations lie, so the
+  sampler keeps the worst value; the sampler's private ``_failure_imputation`` and
   ``_failure_weighting`` select the alternatives for the benchmark.
 * **Outcome constraints**: each constraint of the study gets a GP of its violation (``<= 0``:
   satisfied, see :mod:`lightning_hpo._constraints`) over every trial that stored one, and the
@@ -69,9 +70,14 @@ def is_configuration_failure(trial: Trial) -> bool:
 
 
 #: How :func:`with_imputed_values` may value a failed configuration: the objective values of the
-#: nearest observed configuration, the worst or the median observed value, or the 75th percentile
-#: counted from the best.
-IMPUTATIONS = ("nearest", "worst", "median", "p75")
+#: nearest observed configuration, the worst or the median observed value, the 75th percentile
+#: counted from the best, or a pessimistic quantile of a GP's posterior there, no better than the
+#: best (``"posterior"``) or the median (``"posterior_median"``) observed value.
+IMPUTATIONS = ("nearest", "worst", "median", "p75", "posterior", "posterior_median")
+
+#: Rules ``"posterior*"``: a failed configuration is valued this many posterior standard deviations
+#: worse than the posterior mean there, of a GP of the observed values.
+PESSIMISM = 2.0
 
 
 def with_imputed_values(
@@ -85,10 +91,39 @@ def with_imputed_values(
         X = np.array([space.encode(t.params) for t in observed])
         nearest = [observed[int(((X - space.encode(t.params)) ** 2).sum(-1).argmin())] for t in failed]
         return [replace(t, state=TrialState.COMPLETE, values=n.values) for t, n in zip(failed, nearest)]
+    if rule.startswith("posterior"):
+        cap = 0.5 if rule == "posterior_median" else 0.0
+        values = zip(*(_posterior_values(failed, observed, i, d, space, cap) for i, d in enumerate(directions)))
+        return [replace(t, state=TrialState.COMPLETE, values=v) for t, v in zip(failed, values)]
     quantile = {"worst": 1.0, "median": 0.5, "p75": 0.75}[rule]
     columns = list(zip(*(t.values for t in observed)))
     value = tuple(float(np.quantile(c, quantile if d == "min" else 1 - quantile)) for c, d in zip(columns, directions))
     return [replace(t, state=TrialState.COMPLETE, values=value) for t in failed]
+
+
+def _posterior_values(
+    failed: Sequence[Trial], observed: Sequence[Trial], column: int, direction: str, space: SearchSpace, cap: float
+) -> list[float]:
+    """Objective ``column`` at each ``failed`` configuration: :data:`PESSIMISM` posterior standard
+    deviations worse than the posterior mean of a GP of the ``observed`` values, kept between the
+    ``cap`` quantile (counted from the best) and the worst observed value. Meant to take the gain
+    away at the failed point while its feasible neighbours keep theirs: next to good observations
+    a failure is valued close to them, far from every observation close to the worst."""
+    sign = 1.0 if direction == "min" else -1.0  # values where smaller is better, as violations are
+    values = [sign * t.values[column] for t in observed]
+    gp_space = GPSpace(space)
+
+    def inputs(trials: Sequence[Trial]) -> Tensor:
+        return gp_space.from_unit(torch.tensor([space.encode(t.params) for t in trials], dtype=torch.float64))
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)  # a fit's retries draw from the prior: the values are the history's alone
+        model = FeasibilityModel(inputs(observed), FeasibilityOutcome("objective", list(observed), values), gp_space)
+    with torch.no_grad():
+        upper = model.upper_quantile(inputs(failed).unsqueeze(1), PESSIMISM).clamp(
+            float(np.quantile(values, cap)), max(values)
+        )
+    return [sign * float(v) for v in upper]
 
 
 def failure_outcome(observed: Sequence[Trial], failed: Sequence[Trial]) -> FeasibilityOutcome | None:
@@ -135,14 +170,25 @@ class FeasibilityModel:
         targets = standardize(Y)
         model.set_train_data(targets=targets.squeeze(-1), strict=False)
         self.model: SingleTaskGP = model.eval()
-        std = Y.std()  # the boundary 0, standardized as the outcomes were (at least 2 of them)
-        self.threshold = float((0.0 - Y.mean()) / (std if std > 0 else 1.0))
+        std = Y.std()  # at least 2 outcomes
+        self._shift, self._scale = float(Y.mean()), float(std if std > 0 else 1.0)
+        self.threshold = (0.0 - self._shift) / self._scale  # the boundary 0, standardized as the outcomes were
+
+    def _latent(self, X: Tensor) -> tuple[Tensor, Tensor]:
+        """``b``: the latent posterior mean and standard deviation of ``b x 1 x d`` candidates,
+        standardized (larger: more feasible)."""
+        posterior = self.model.posterior(X)
+        return posterior.mean.reshape(-1), posterior.variance.reshape(-1).clamp_min(1e-12).sqrt()
+
+    def upper_quantile(self, X: Tensor, deviations: float) -> Tensor:
+        """``b``: the outcome of ``b x 1 x d`` candidates in its own units, ``deviations`` latent
+        posterior standard deviations above its posterior mean."""
+        mean, std = self._latent(X)
+        return -((mean - deviations * std) * self._scale + self._shift)
 
     def log_probability(self, X: Tensor) -> Tensor:
         """``b``: log P(feasible) of ``b x 1 x d`` candidates, under the latent posterior."""
-        posterior = self.model.posterior(X)
-        mean = posterior.mean.reshape(-1)
-        std = posterior.variance.reshape(-1).clamp_min(1e-12).sqrt()
+        mean, std = self._latent(X)
         # Feasible where the (negated, larger-is-better) outcome lies above the threshold.
         return log_ndtr((mean - self.threshold) / std)
 
