@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import resource
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +14,8 @@ import sqlalchemy as sa
 from hypothesis import settings
 
 POSTGRES_ENV = "LIGHTNING_HPO_TEST_POSTGRES_URL"
+#: A file to append each test's cost to: ``LIGHTNING_HPO_TEST_CPU_LOG=cpu.tsv pytest ...`` (see below).
+CPU_LOG_ENV = "LIGHTNING_HPO_TEST_CPU_LOG"
 
 # One intra-op thread for torch, in the pytest-xdist workers and in every process a test starts (they
 # inherit it): two workers on two cores that each spin torch's default thread pool train a tiny
@@ -38,6 +42,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return longest is None, -weight, item.get_closest_marker("slow") is None
 
     items.sort(key=order)
+
+
+def _cpu_seconds() -> tuple[float, float]:
+    own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """With ``LIGHTNING_HPO_TEST_CPU_LOG`` set: one line per test, ``nodeid, wall, own CPU, children's CPU``
+    in seconds. CPU time is what a loaded 2-core CI machine runs out of; the children's count only the
+    processes the test started and waited for (a Lightning process costs seconds just to import)."""
+    path = os.environ.get(CPU_LOG_ENV)
+    if not path:
+        yield
+        return
+    (own, children), started = _cpu_seconds(), time.monotonic()
+    yield
+    own_after, children_after = _cpu_seconds()
+    with open(path, "a") as log:
+        log.write(
+            f"{item.nodeid}\t{time.monotonic() - started:.1f}\t{own_after - own:.1f}\t{children_after - children:.1f}\n"
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -434,30 +434,35 @@ def test_under_torchrun_tune_prints_a_torchrun_retrain_command_that_repeats_the_
            "--trainer.logger=lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir=logs"]  # fmt: skip
     tuned = run_script(
         "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py", "tune", *ddp,
-        "--tune.n_trials=1", "--tune.pruner=nop", "--tune.show_progress=false",
+        "--tune.n_trials=2", "--tune.pruner=nop", "--tune.show_progress=false",
         "--tune.search_space.model.lr", "{type: float, low: 0.01, high: 0.1}",  # read from sys.argv
         cwd=tmp_path,
     )  # fmt: skip
-    command = re.search(r"retrain it with:\n\s+(torchrun .+)\n", tuned.stdout)
-    assert command, tuned.stdout
-    assert command.group(1) == (
-        "torchrun --standalone --nproc_per_node=2 train.py fit --config lightning_hpo_runs/LinearRegression/best.yaml"
-    )
+    # Each trial is one DDP training of both ranks, stored once, by rank 0, which alone writes best.yaml.
     study = Study(
         "LinearRegression",
         search_space={"model.lr": Float(0.01, 0.1)},
         storage=str(tmp_path / "lightning_hpo_runs" / "studies.db"),
     )
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2 and len({t.worker for t in study.trials}) == 1
+    assert all(list(t.intermediate_values) == [4, 8] for t in study.trials)  # 2 ranks: 4 steps an epoch
+    assert tuned.stdout.count("Best config written to") == 1
+    command = re.search(r"retrain it with:\n\s+(torchrun .+)\n", tuned.stdout)
+    assert command, tuned.stdout
+    assert command.group(1) == (
+        "torchrun --standalone --nproc_per_node=2 train.py fit --config lightning_hpo_runs/LinearRegression/best.yaml"
+    )
     best = study.best_trial
     assert best.attrs["launcher"] == "torchrun --standalone --nproc_per_node=2"
     # ... which `lightning-hpo export` prints too.
     assert retrain_command(best, "b.yaml") == "torchrun --standalone --nproc_per_node=2 train.py fit --config b.yaml"
-    assert Path(best.attrs["logger_dir"]) == tmp_path / "logs" / "lightning_logs" / "version_0"
+    logs = tmp_path / "logs" / "lightning_logs"
+    assert Path(best.attrs["logger_dir"]) == logs / f"version_{best.number}"  # one logger version per trial
     assert (Path(best.log_dir) / "config.yaml").is_file()
 
     # The printed command, run as it is: same config and seed, so the same training as the trial.
     run_script("-m", "torch.distributed.run", *command.group(1).split()[1:], cwd=tmp_path)
-    trial_log, refit_log = (tmp_path / "logs" / "lightning_logs" / f"version_{v}" / "metrics.csv" for v in (0, 1))
+    trial_log, refit_log = logs / f"version_{best.number}" / "metrics.csv", logs / "version_2" / "metrics.csv"
     assert logged_values(refit_log, "val_loss") == pytest.approx(logged_values(trial_log, "val_loss"))
 
 

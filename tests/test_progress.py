@@ -123,9 +123,10 @@ def test_in_a_pipe_the_summary_is_never_cropped(tmp_path, monkeypatch):
     monkeypatch.delenv("COLUMNS", raising=False)
     script = tmp_path / "long_names.py"
     script.write_text(
-        "from lightning_hpo import Float, Study\n"
+        "from lightning_hpo import Float, RandomSampler, Study\n"
         "space = {f'a_rather_long_parameter_name_{i}': Float(0.0, 1.0) for i in range(4)}\n"
-        "Study('wide', search_space=space, storage=':memory:', seed=0).optimize(lambda p: 0.5, n_trials=2, show_progress=True)\n"
+        "study = Study('wide', search_space=space, storage=':memory:', sampler=RandomSampler(seed=0))\n"
+        "study.optimize(lambda p: 0.5, n_trials=2, show_progress=True)\n"
     )
     done = subprocess.run(
         [sys.executable, str(script)],

@@ -11,7 +11,8 @@ study must resume rather than start over.
 
 Budgets shrink, nothing else does: each ``n_trials`` / ``--n-trials`` above 4 becomes 4, each
 ``max_epochs`` / ``--max-epochs`` above 2 becomes 2, and ``n_jobs`` above 2 becomes 2 (the cores of a
-small CI machine), in the snippets and in the copied YAML files.
+small CI machine), in the snippets, in the copied YAML files and in the defaults of the copied example
+scripts' options (``"--max-epochs", type=int, default=15``: a snippet that leaves it out trains 2 epochs).
 
 A block that starts with a comment naming a file of the repository (``# examples/cli_digits.py``)
 is an excerpt of that file, checked against it. A block that cannot run here (placeholders such as
@@ -39,7 +40,7 @@ _REASON = re.compile(r":\s*(?P<reason>\S.*?)\s*", re.DOTALL)
 _HEADING = re.compile(r"^#{1,6} +(?P<title>.+?) *$", re.MULTILINE)
 _EXCERPT = re.compile(r"# (?P<path>[\w./-]+\.\w+)\b")
 _BUDGET = re.compile(
-    r"\b(?P<key>n_trials|n-trials|max_epochs|max-epochs|n_jobs)(?P<sep>\"?\s*[:=]\s*|\s+)(?P<value>\d+)"
+    r"\b(?P<key>n_trials|n-trials|max_epochs|max-epochs|n_jobs)(?P<sep>\"?\s*[:=]\s*|\s+|\", type=int, default=)(?P<value>\d+)"
 )
 _CAPS = {"n_trials": 4, "n-trials": 4, "max_epochs": 2, "max-epochs": 2, "n_jobs": 2}
 RUNNABLE = ("python", "bash")
@@ -210,6 +211,7 @@ def test_paths_under_lightning_hpo_are_the_package_never_a_run_directory():
         ("n_trials: 30\n  max_epochs: 15", "n_trials: 4\n  max_epochs: 2"),
         ("n_trials=3, hidden=Int(16, 256)", "n_trials=3, hidden=Int(16, 256)"),
         ("n_jobs=4,", "n_jobs=2,"),
+        ('add_argument("--max-epochs", type=int, default=15)', 'add_argument("--max-epochs", type=int, default=2)'),
     ],
 )
 def test_small_budget_changes_budgets_only(text, expected):
@@ -222,8 +224,8 @@ def test_small_budget_changes_budgets_only(text, expected):
 def fresh_directory(tmp_path: Path) -> Path:
     """A directory as a checkout is for the README: examples/ and nothing else, budgets made small."""
     shutil.copytree(REPO / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("__pycache__"))
-    for config in (tmp_path / "examples").glob("*.yaml"):
-        config.write_text(small_budget(config.read_text()))
+    for source in [*(tmp_path / "examples").glob("*.yaml"), *(tmp_path / "examples").glob("*.py")]:
+        source.write_text(small_budget(source.read_text()))
     return tmp_path
 
 

@@ -39,6 +39,7 @@ class Study:
         self.ledger = tmp_path / "ledger"
         self.ledger.touch()
         self.n_trials, self.keep = n_trials, keep
+        self._storage: SQLStorage | None = None  # one for every read: tests poll trials() many times a second
 
     def start(self, *launcher: str) -> subprocess.Popen[str]:
         arguments = [str(SCRIPT), str(REPO), self.url, str(self.root), str(self.n_trials), str(self.ledger), self.keep]
@@ -55,11 +56,9 @@ class Study:
         return err
 
     def trials(self) -> list:
-        storage = SQLStorage(self.url)
-        try:
-            return storage.get_trials(storage.get_study("Ledgered").id)
-        finally:
-            storage.close()
+        if self._storage is None:
+            self._storage = SQLStorage(self.url)
+        return self._storage.get_trials(self._storage.get_study("Ledgered").id)
 
     def batches(self) -> collections.Counter[str]:
         """Training batches per configuration (its lr), over every process."""

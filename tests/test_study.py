@@ -372,8 +372,8 @@ class TestRetryOfStaleTrials:
         """Start a worker that runs one slow trial, SIGKILL it mid-trial; return the killed trial's number."""
         script = (
             "import sys, time\n"
-            "from lightning_hpo import Study, Float, Int, Categorical\n"
-            f"study = Study('s', search_space={SPACE!r}, storage=sys.argv[1], seed=0)\n"
+            "from lightning_hpo import Study, Float, Int, Categorical, RandomSampler\n"
+            f"study = Study('s', search_space={SPACE!r}, storage=sys.argv[1], sampler=RandomSampler(seed=0))\n"
             "study.optimize(lambda p: print('RUNNING', flush=True) or time.sleep(600), n_trials=1)\n"
         )
         worker = subprocess.Popen([sys.executable, "-c", script, url], stdout=subprocess.PIPE, text=True)
@@ -446,8 +446,8 @@ def test_the_sampler_sees_other_workers_running_trials(tmp_path):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     script = (
         "import sys, time\n"
-        "from lightning_hpo import Study, Float, Int, Categorical\n"
-        f"study = Study('s', search_space={SPACE!r}, storage=sys.argv[1], seed=0)\n"
+        "from lightning_hpo import Study, Float, Int, Categorical, RandomSampler\n"
+        f"study = Study('s', search_space={SPACE!r}, storage=sys.argv[1], sampler=RandomSampler(seed=0))\n"
         "study.ask()\n"
         "print('ASKED', flush=True)\n"
         "sys.stdin.readline()\n"
@@ -474,9 +474,11 @@ def test_the_sampler_sees_other_workers_running_trials(tmp_path):
 WORKER = textwrap.dedent(
     """
     import sys, time
-    from lightning_hpo import Study, Float
-    study = Study("shared", search_space={"x": Float(0.0, 1.0)}, storage=sys.argv[1], seed=int(sys.argv[2]))
-    study.optimize(lambda p: time.sleep(0.02) or p["x"], n_trials=int(sys.argv[3]))
+    from lightning_hpo import Study, Float, RandomSampler
+    # The random sampler: the workers start in a second (no torch) and share the study at once.
+    study = Study("shared", search_space={"x": Float(0.0, 1.0)}, storage=sys.argv[1],
+                  sampler=RandomSampler(seed=int(sys.argv[2])))
+    study.optimize(lambda p: time.sleep(0.05) or p["x"], n_trials=int(sys.argv[3]))
     """
 )
 
@@ -499,8 +501,8 @@ def test_several_processes_fill_n_trials_exactly(shared_storage_url, tmp_path):
 KILLABLE = textwrap.dedent(
     """
     import sys, time
-    from lightning_hpo import Study, Float
-    study = Study("killed", search_space={"x": Float(0.0, 1.0)}, storage=sys.argv[1], seed=0)
+    from lightning_hpo import Study, Float, RandomSampler
+    study = Study("killed", search_space={"x": Float(0.0, 1.0)}, storage=sys.argv[1], sampler=RandomSampler(seed=0))
     def slow(params):
         time.sleep(0.3)
         return params["x"]

@@ -377,13 +377,17 @@ def test_sigkill_mid_study_then_rerun_completes_with_nothing_lost(tmp_path):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     args = [sys.executable, str(script), str(REPO), url, str(tmp_path / "runs"), "4"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(
-        lambda: (
-            sum(t.state is TrialState.COMPLETE for t in _trials(url)) >= 2
-            and _trials(url)[-1].state is TrialState.RUNNING
-            and _trials(url)[-1].intermediate_values
+
+    def mid_trial() -> bool:
+        """Two trials done and the next one reported: a kill now interrupts it. One read per poll."""
+        trials = _trials(url)
+        return (
+            sum(t.state is TrialState.COMPLETE for t in trials) >= 2
+            and trials[-1].state is TrialState.RUNNING
+            and bool(trials[-1].intermediate_values)
         )
-    )
+
+    wait_for(mid_trial)
     process.kill()
     process.wait()
     before = {t.number: t.values for t in _trials(url) if t.state is TrialState.COMPLETE}

@@ -20,6 +20,7 @@ from lightning_hpo.exceptions import (
 )
 from lightning_hpo.workers import run_in_workers, visible_gpus, worker_devices
 from tests.lightning_models import LinearRegression, RegressionData
+from tests.worker_jobs import fail_in_worker, write_intra_op_threads
 
 SPACE = {"lr": Float(1e-3, 1e-1, log=True), "hidden": Int(4, 16)}
 
@@ -41,14 +42,6 @@ class SlotRecorder(LinearRegression):
         deadline = time.monotonic() + 120
         while len({p.name.split("-")[0] for p in Path(self.record_dir).iterdir()}) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
-
-
-def write_intra_op_threads(directory: str) -> None:
-    Path(directory, str(os.getpid())).write_text(str(torch.get_num_threads()))
-
-
-def fail_in_worker() -> None:
-    raise ValueError("broken job")
 
 
 @pytest.mark.slow
