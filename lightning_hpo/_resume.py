@@ -263,8 +263,8 @@ def write_resumable(checkpoint: dict[str, Any], trial_dir: Path, step: int) -> N
         old.unlink(missing_ok=True)
 
 
-#: Values a checkpoint holds that cannot change after it was collected: shared, not copied.
-_IMMUTABLE = (str, bytes, int, float, complex, bool, type(None))
+#: Types of the values a checkpoint holds that cannot change after it was collected: shared, not copied.
+_IMMUTABLE = frozenset({str, bytes, int, float, complex, bool, type(None)})
 
 
 def snapshot(value: Any) -> Any:
@@ -273,23 +273,29 @@ def snapshot(value: Any) -> Any:
     objects deep-copied (or shared, if they cannot be)."""
     import torch
 
-    if isinstance(value, _IMMUTABLE):
+    with torch.no_grad():  # copies of tensors that require grad: no autograd history
+        return _snapshot(value, torch.Tensor)
+
+
+def _snapshot(value: Any, tensor: type) -> Any:
+    kind = type(value)  # the common cases first, by exact type: this runs at every validation
+    if kind in _IMMUTABLE:
         return value
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
-    if type(value) is dict:
-        return {key: snapshot(item) for key, item in value.items()}
-    if type(value) is list:
-        return [snapshot(item) for item in value]
-    if type(value) is tuple:
-        return tuple(snapshot(item) for item in value)
+    if kind is dict:
+        return {key: _snapshot(item, tensor) for key, item in value.items()}
+    if isinstance(value, tensor):
+        return value.clone() if value.is_cpu else value.to("cpu")
+    if kind is list:
+        return [_snapshot(item, tensor) for item in value]
+    if kind is tuple:
+        return tuple(_snapshot(item, tensor) for item in value)
     if isinstance(value, dict):  # e.g. a state dict's OrderedDict, with its `_metadata`
         copied = copy.copy(value)
         for key, item in value.items():
-            copied[key] = snapshot(item)
+            copied[key] = _snapshot(item, tensor)
         return copied
     if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple
-        return type(value)(*(snapshot(item) for item in value))
+        return kind(*(_snapshot(item, tensor) for item in value))
     try:
         return copy.deepcopy(value)
     except Exception:  # noqa: BLE001 - what cannot be copied is written as it is then

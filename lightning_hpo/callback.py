@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, Checkpoint
 from typing_extensions import override
@@ -205,7 +206,7 @@ class ResumableCheckpoint(Checkpoint):
             states["numpy"] = [name, torch.from_numpy(keys.astype("int64")), *rest]
         # Python's too: one tensor pickles far faster than 625 ints, at every validation.
         version, internal, gauss = states["python"]
-        states["python"] = [version, torch.tensor(internal, dtype=torch.int64), gauss]
+        states["python"] = [version, torch.from_numpy(np.asarray(internal, dtype=np.int64)), gauss]
         return {"rng_states": states}
 
     @override
