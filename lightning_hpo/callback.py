@@ -168,6 +168,10 @@ class ResumableCheckpoint(Checkpoint):
     callbacks (the reporter) and in list order among checkpoint callbacks: put it after the trial's
     ``ModelCheckpoint``, whose state at this validation it then saves.
 
+    The state is collected on the training thread and written in the background (see
+    :mod:`lightning_hpo._resume`); the end of training, an exception and a stopping signal wait
+    for the write.
+
     Args:
         trial_dir: the trial's directory; files go to ``trial_dir / "checkpoints"``.
         number: the trial's number, for messages.
