@@ -9,11 +9,12 @@ each way, in turns (``--rounds``):
 * **lightning**: Lightning's ``trainer.save_checkpoint`` (fsspec's staging file) and the rename, on
   the training thread: what the Tuner does for strategies and CheckpointIO plugins that save their
   own way, and did for every trial before it wrote in the background;
-* **here, waiting**: the state collected and copied on the training thread, written with
-  ``torch.save`` to a temporary file in the trial's directory by the background thread, waited for
-  at once (the cost of the work itself, without overlap);
+* **here**: the state collected and written with ``torch.save`` to a temporary file in the trial's
+  directory and renamed, all on the training thread (no fsspec staging, no background thread);
+* **background, waiting**: the state collected and copied on the training thread, written by a
+  background thread, waited for at once (the cost of the work itself, without overlap);
 * **background**: the same, not waited for: the next save waits for the previous write, as at
-  the next validation.
+  the next validation: what the Tuner does.
 
 Per save: the CPU time of the training thread, of the whole process (all threads), and wall time.
 One torch thread. Median over the rounds.
@@ -36,6 +37,7 @@ from benchmarks.tuner_overhead import _one_thread_in
 def measure(saves: int, rounds: int) -> dict[str, dict[str, float]]:
     import lightning.pytorch as pl
 
+    from lightning_hpo._resume import write_resumable
     from lightning_hpo.callback import ResumableCheckpoint
 
     example = digits_example()
@@ -55,12 +57,13 @@ def measure(saves: int, rounds: int) -> dict[str, dict[str, float]]:
     trainer.fit(example.DigitsClassifier(), datamodule=example.DigitsDataModule())
     step = trainer.global_step
 
-    def waiting() -> None:
-        resumable.save(trainer, wait=True)
+    def here() -> None:
+        write_resumable(trainer._checkpoint_connector.dump_checkpoint(weights_only=False), root, step)
 
     ways: dict[str, Callable[[], None]] = {
         "lightning": lambda: resumable._save_with_lightning(trainer, step),
-        "here, waiting": waiting,
+        "here": here,
+        "background, waiting": lambda: resumable.save(trainer, wait=True),
         "background": lambda: resumable.save(trainer),
     }
     runs: dict[str, list[dict[str, float]]] = {way: [] for way in ways}
