@@ -76,6 +76,9 @@ __all__ = [
     "read_record",
     "subdirectories",
     "CheckpointWriter",
+    "write_resumable",
+    "temporary_resumable",
+    "publish_resumable",
     "snapshot",
 ]
 
@@ -253,12 +256,21 @@ def write_resumable(checkpoint: dict[str, Any], trial_dir: Path, step: int) -> N
     """Write ``checkpoint`` atomically as the trial's resumable checkpoint at ``step``; drop all but the newest two."""
     import torch
 
-    directory = checkpoint_dir(trial_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    temporary = directory / f".resume-step={step}.ckpt.tmp"
+    temporary = temporary_resumable(trial_dir, step)
+    temporary.parent.mkdir(parents=True, exist_ok=True)
     with open(temporary, "wb") as file:
         torch.save(checkpoint, file)
-    os.replace(temporary, directory / f"resume-step={step}.ckpt")
+    publish_resumable(trial_dir, step)
+
+
+def temporary_resumable(trial_dir: str | os.PathLike[str], step: int) -> Path:
+    """Where the resumable checkpoint at ``step`` is written before :func:`publish_resumable` renames it."""
+    return checkpoint_dir(trial_dir) / f".resume-step={step}.ckpt.tmp"
+
+
+def publish_resumable(trial_dir: str | os.PathLike[str], step: int) -> None:
+    """Rename the written temporary file of ``step`` to its final name (atomically); drop all but the newest two."""
+    os.replace(temporary_resumable(trial_dir, step), checkpoint_dir(trial_dir) / f"resume-step={step}.ckpt")
     for _, old in resumable_files(trial_dir)[KEPT_RESUMABLE:]:
         old.unlink(missing_ok=True)
 

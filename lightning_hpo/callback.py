@@ -30,7 +30,13 @@ from typing_extensions import override
 
 from lightning_hpo._budget import BUDGET_ATTR, PLANNED_STEPS_ATTR
 from lightning_hpo._outcome_metrics import as_floats
-from lightning_hpo._resume import KEPT_RESUMABLE, CheckpointWriter, checkpoint_dir, resumable_files, snapshot
+from lightning_hpo._resume import (
+    CheckpointWriter,
+    checkpoint_dir,
+    publish_resumable,
+    snapshot,
+    temporary_resumable,
+)
 from lightning_hpo.exceptions import LightningHPOError, MetricNotFoundError
 
 if TYPE_CHECKING:
@@ -274,13 +280,9 @@ class ResumableCheckpoint(Checkpoint):
     def _save_with_lightning(self, trainer: pl.Trainer, step: int) -> None:
         """Where the strategy or the CheckpointIO plugin saves its own way (sharded, remote, another
         format), their save, on this thread; then the rename on rank 0."""
-        final = self.dirpath / f"resume-step={step}.ckpt"
-        temporary = self.dirpath / f".resume-step={step}.ckpt.tmp"
-        trainer.save_checkpoint(temporary, weights_only=False)
+        trainer.save_checkpoint(temporary_resumable(self.dirpath.parent, step), weights_only=False)
         if trainer.is_global_zero:
-            os.replace(temporary, final)
-            for _, old in resumable_files(self.dirpath.parent)[KEPT_RESUMABLE:]:
-                old.unlink(missing_ok=True)
+            publish_resumable(self.dirpath.parent, step)
 
     def wait(self) -> None:
         """Block until the checkpoint being written in the background is on disk (raises if its write failed)."""
