@@ -10,6 +10,14 @@ system's temporary directory and then moves it, which is a copy when that is ano
 newest two are kept: if the newest turns out unreadable (a truncated copy, a full disk), the trial
 resumes from the one before, or restarts from zero with a warning.
 
+**Off the training thread** (:class:`CheckpointWriter`): the training thread only collects the
+state (Lightning's ``dump_checkpoint``) and copies its tensors to host memory; serializing, writing,
+renaming and deleting the oldest file run in a background thread, one checkpoint at a time (the
+next save waits for the previous write). The end of training, an exception and a stopping signal
+wait for the write, so the trial's newest validation is on disk before it says "saved" or ends. A
+SIGKILL during a write leaves the previous checkpoint: the training redone is then one validation
+period plus what trained while the write ran.
+
 **Stopping on a signal.** During training, SIGTERM (preemption), SIGUSR1 (SLURM's warning before the
 time limit, ``--signal=SIGUSR1@90``) and the first Ctrl-C all take Lightning's SIGTERM path: the
 trainer stops at the end of the current batch on every rank (Lightning broadcasts rank 0's flag
@@ -31,11 +39,13 @@ int ``k``; see :class:`~lightning_hpo.Tuner`.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
 import re
 import signal
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
@@ -65,6 +75,11 @@ __all__ = [
     "RECORD_FILE",
     "read_record",
     "subdirectories",
+    "CheckpointWriter",
+    "write_resumable",
+    "temporary_resumable",
+    "publish_resumable",
+    "snapshot",
 ]
 
 #: What stays on disk after a trial ends: "all", "best", or the number of best trials that keep theirs.
@@ -198,6 +213,105 @@ def resume_point(trial_dir: str | os.PathLike[str], number: int) -> tuple[Path |
             ", ".join(skipped),
         )
     return None, None
+
+
+class CheckpointWriter:
+    """Writes the resumable checkpoints of one trial directory, one at a time, in a background thread.
+
+    :meth:`submit` returns at once (after waiting for the previous write); :meth:`wait` returns once
+    the last submitted checkpoint is on disk, and raises the error of a write that failed.
+    """
+
+    def __init__(self, trial_dir: str | os.PathLike[str]) -> None:
+        self.trial_dir = Path(trial_dir)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, checkpoint: dict[str, Any], step: int) -> None:
+        """Write ``checkpoint`` (which nothing may change any more: see :func:`snapshot`) as ``step``'s."""
+        self.wait()
+        # Not a daemon: an interpreter that exits mid-write finishes it first.
+        self._thread = threading.Thread(
+            target=self._write, args=(checkpoint, step), name="lightning_hpo-checkpoint", daemon=False
+        )
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Block until the last submitted checkpoint is written; raise what its write raised, if anything."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _write(self, checkpoint: dict[str, Any], step: int) -> None:
+        try:
+            write_resumable(checkpoint, self.trial_dir, step)
+        except BaseException as error:  # noqa: BLE001 - raised on the training thread by `wait`
+            self._error = error
+
+
+def write_resumable(checkpoint: dict[str, Any], trial_dir: Path, step: int) -> None:
+    """Write ``checkpoint`` atomically as the trial's resumable checkpoint at ``step``; drop all but the newest two."""
+    import torch
+
+    temporary = temporary_resumable(trial_dir, step)
+    temporary.parent.mkdir(parents=True, exist_ok=True)
+    with open(temporary, "wb") as file:
+        torch.save(checkpoint, file)
+    publish_resumable(trial_dir, step)
+
+
+def temporary_resumable(trial_dir: str | os.PathLike[str], step: int) -> Path:
+    """Where the resumable checkpoint at ``step`` is written before :func:`publish_resumable` renames it."""
+    return checkpoint_dir(trial_dir) / f".resume-step={step}.ckpt.tmp"
+
+
+def publish_resumable(trial_dir: str | os.PathLike[str], step: int) -> None:
+    """Rename the written temporary file of ``step`` to its final name (atomically); drop all but the newest two."""
+    os.replace(temporary_resumable(trial_dir, step), checkpoint_dir(trial_dir) / f"resume-step={step}.ckpt")
+    for _, old in resumable_files(trial_dir)[KEPT_RESUMABLE:]:
+        old.unlink(missing_ok=True)
+
+
+#: Types of the values a checkpoint holds that cannot change after it was collected: shared, not copied.
+_IMMUTABLE = frozenset({str, bytes, int, float, complex, bool, type(None)})
+
+
+def snapshot(value: Any) -> Any:
+    """A copy of ``value`` (a collected checkpoint) that training can no longer change: tensors copied
+    to host memory, dicts, lists and tuples rebuilt (keeping their type and attributes), other mutable
+    objects deep-copied (or shared, if they cannot be)."""
+    import torch
+
+    with torch.no_grad():  # copies of tensors that require grad: no autograd history
+        return _snapshot(value, torch.Tensor)
+
+
+def _snapshot(value: Any, tensor: type) -> Any:
+    kind = type(value)  # the common cases first, by exact type: this runs at every validation
+    if kind in _IMMUTABLE:
+        return value
+    if kind is dict:
+        return {key: _snapshot(item, tensor) for key, item in value.items()}
+    if isinstance(value, tensor):
+        return value.clone() if value.is_cpu else value.to("cpu")
+    if kind is list:
+        return [_snapshot(item, tensor) for item in value]
+    if kind is tuple:
+        return tuple(_snapshot(item, tensor) for item in value)
+    if isinstance(value, dict):  # e.g. a state dict's OrderedDict, with its `_metadata`
+        copied = copy.copy(value)
+        for key, item in value.items():
+            copied[key] = _snapshot(item, tensor)
+        return copied
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple
+        return kind(*(_snapshot(item, tensor) for item in value))
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # noqa: BLE001 - what cannot be copied is written as it is then
+        return value
 
 
 def interrupted_error(number: int, signal_name: str, step: int) -> tuple[str, str]:

@@ -12,6 +12,7 @@ during the sanity check) it:
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import signal
@@ -22,13 +23,20 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, Checkpoint
 from typing_extensions import override
 
 from lightning_hpo._budget import BUDGET_ATTR, PLANNED_STEPS_ATTR
 from lightning_hpo._outcome_metrics import as_floats
-from lightning_hpo._resume import KEPT_RESUMABLE, checkpoint_dir, resumable_files
+from lightning_hpo._resume import (
+    CheckpointWriter,
+    checkpoint_dir,
+    publish_resumable,
+    snapshot,
+    temporary_resumable,
+)
 from lightning_hpo.exceptions import LightningHPOError, MetricNotFoundError
 
 if TYPE_CHECKING:
@@ -36,6 +44,8 @@ if TYPE_CHECKING:
     from lightning_hpo.trial import Trial
 
 __all__ = ["TrialReporter", "ResumableCheckpoint"]
+
+log = logging.getLogger(__name__)
 
 # The signals that stop a trial resumably besides SIGTERM, which Lightning handles itself.
 _STOP_SIGNALS = ("SIGUSR1", "SIGINT")
@@ -164,6 +174,10 @@ class ResumableCheckpoint(Checkpoint):
     callbacks (the reporter) and in list order among checkpoint callbacks: put it after the trial's
     ``ModelCheckpoint``, whose state at this validation it then saves.
 
+    The state is collected on the training thread and written in the background (see
+    :mod:`lightning_hpo._resume`); the end of training, an exception and a stopping signal wait
+    for the write.
+
     Args:
         trial_dir: the trial's directory; files go to ``trial_dir / "checkpoints"``.
         number: the trial's number, for messages.
@@ -183,6 +197,7 @@ class ResumableCheckpoint(Checkpoint):
         self._previous_handlers: dict[int, Any] = {}
         self._trainer: pl.Trainer | None = None
         self._save_at_epoch_end = False
+        self._writer = CheckpointWriter(trial_dir)
 
     @property
     @override
@@ -201,7 +216,7 @@ class ResumableCheckpoint(Checkpoint):
             states["numpy"] = [name, torch.from_numpy(keys.astype("int64")), *rest]
         # Python's too: one tensor pickles far faster than 625 ints, at every validation.
         version, internal, gauss = states["python"]
-        states["python"] = [version, torch.tensor(internal, dtype=torch.int64), gauss]
+        states["python"] = [version, torch.from_numpy(np.asarray(internal, dtype=np.int64)), gauss]
         return {"rng_states": states}
 
     @override
@@ -242,17 +257,41 @@ class ResumableCheckpoint(Checkpoint):
             self.save(trainer)
         self._save_at_epoch_end = False
 
-    def save(self, trainer: pl.Trainer) -> None:
-        """Write the checkpoint (every rank calls this; global rank 0 writes) and drop all but the newest two."""
+    def save(self, trainer: pl.Trainer, *, wait: bool = False) -> None:
+        """Write the checkpoint of this step (every rank calls this; global rank 0 writes).
+
+        The state is collected here; global rank 0 writes it in the background (see
+        :class:`~lightning_hpo._resume.CheckpointWriter`). ``wait``: return once it is on disk,
+        on every rank.
+        """
         step = trainer.global_step
-        final = self.dirpath / f"resume-step={step}.ckpt"
-        temporary = self.dirpath / f".resume-step={step}.ckpt.tmp"
-        trainer.save_checkpoint(temporary, weights_only=False)
-        if trainer.is_global_zero:
-            os.replace(temporary, final)
-            for _, old in resumable_files(self.dirpath.parent)[KEPT_RESUMABLE:]:
-                old.unlink(missing_ok=True)
         self._last_write = time.monotonic()
+        if not _plain_torch_save(trainer):
+            self._save_with_lightning(trainer, step)
+            return
+        checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
+        if trainer.is_global_zero:
+            self._writer.submit(snapshot(checkpoint), step)
+            if wait:
+                self._writer.wait()
+        if wait:
+            trainer.strategy.barrier("ResumableCheckpoint.save")
+
+    def _save_with_lightning(self, trainer: pl.Trainer, step: int) -> None:
+        """Where the strategy or the CheckpointIO plugin saves its own way (sharded, remote, another
+        format), their save, on this thread; then the rename on rank 0."""
+        trainer.save_checkpoint(temporary_resumable(self.dirpath.parent, step), weights_only=False)
+        if trainer.is_global_zero:
+            publish_resumable(self.dirpath.parent, step)
+
+    def wait(self) -> None:
+        """Block until the checkpoint being written in the background is on disk (raises if its write failed)."""
+        self._writer.wait()
+
+    @override
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # The trial's outcome is recorded (and its resumable files deleted) only after the last write.
+        self.wait()
 
     @override
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
@@ -261,8 +300,10 @@ class ResumableCheckpoint(Checkpoint):
         self._restore_handlers()
         if isinstance(exception, SIGTERMException):
             self.signal_name = self.signal_name or "SIGTERM"
-            self.save(trainer)
+            self.save(trainer, wait=True)
             self.saved_step = trainer.global_step
+        else:
+            self._wait_quietly()
 
     # -- signals -------------------------------------------------------------------------
 
@@ -289,7 +330,15 @@ class ResumableCheckpoint(Checkpoint):
 
     @override
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._wait_quietly()
         self._restore_handlers()
+
+    def _wait_quietly(self) -> None:
+        """:meth:`wait` where training already failed: a failed write is then only worth a warning."""
+        try:
+            self.wait()
+        except Exception as error:  # noqa: BLE001 - the trial's own error is the one to report
+            log.warning("lightning_hpo: trial %d could not write its resumable checkpoint: %s", self.number, error)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
@@ -315,6 +364,18 @@ class ResumableCheckpoint(Checkpoint):
             if handler is not None and signal.getsignal(signum) == self._on_signal:
                 signal.signal(signum, handler)
         self._previous_handlers = {}
+
+
+def _plain_torch_save(trainer: pl.Trainer) -> bool:
+    """Whether Lightning would save this trainer's checkpoint with ``torch.save`` on global rank 0 only
+    (one device or DDP, the default CheckpointIO): the checkpoint can then be written off the training thread."""
+    from lightning.fabric.plugins import TorchCheckpointIO
+    from lightning.pytorch.strategies import Strategy
+
+    strategy = trainer.strategy
+    return (
+        type(strategy).save_checkpoint is Strategy.save_checkpoint and type(strategy.checkpoint_io) is TorchCheckpointIO
+    )
 
 
 def _in_main_thread() -> bool:
