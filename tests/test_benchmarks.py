@@ -291,7 +291,8 @@ def test_tuner_overhead_report_has_a_column_per_run() -> None:
     text = report([figures("before", [0.25, 0.26]), figures("after", [0.02])])
     assert "| | before (2 repetitions) | after (1 repetitions) |" in text
     assert "| Tuner overhead per trial, wall (ms) | 255 [252, 258] | 20 [20, 20] |" in text
-    assert "| Tuner overhead per trial, cpu (ms) | 255 [252, 258] | 20 [20, 20] |" in text
+    assert "| Tuner overhead per trial, CPU (ms) | 255 [252, 258] | 20 [20, 20] |" in text
+    assert "| Tuner overhead per trial, CPU of the training thread (ms) | 255 [252, 258] | 20 [20, 20] |" in text
     assert "wall time was 1.0 [1.0, 1.0] times its CPU time (before)" in text
     assert "| Tuner's callback at each validation, timed by Lightning's profiler (ms) | 0.50 [0.50, 0.50] |" in text
 
