@@ -643,8 +643,11 @@ def test_tracker_cost_report_gives_each_tracker_its_ratio_to_no_logger() -> None
     ]
     for run in runs:
         run["long"] = {name: 2 * seconds for name, seconds in run["short"].items()}
+        # The process's CPU seconds: a tracker's background threads count here even where they overlap training.
+        run["cpu"] = {length: {name: 1.2 if name == "mlflow" else 1.0 for name in run["short"]} for length in run}
     text = report(runs, 4, "python -m benchmarks.tracker_cost", "2026-12-01 18:00 UTC")
-    assert "| csv | 1100 [1100, 1100] | 1.10 [1.10, 1.10] |" in text
+    assert "| csv | 1100 [1100, 1100] | 1.10 [1.10, 1.10] | 1.00 [1.00, 1.00] |" in text
+    assert "| mlflow | 1500 [1500, 1500] | 1.50 [1.50, 1.50] | 1.20 [1.20, 1.20] |" in text
     assert "| mlflow | 3000 [3000, 3000] | 1.50 [1.50, 1.50] |" in text  # long trials: twice the time, same ratio
     # csv adds 100 ms to 2 validations and 200 ms to 40: (200 - 100) / 38 = 2.6 ms per validation, 95 ms fixed.
     assert "| csv | 95 [95, 95] | 2.6 [2.6, 2.6] |" in text
