@@ -41,6 +41,13 @@ class StartsInBackground:
     def _start_run(self) -> None:
         raise NotImplementedError
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy for another process (a spawning strategy) gets the started run, not the thread's future.
+        self.join_start()
+        state = dict(super().__getstate__())  # type: ignore[misc]
+        state.pop("_start", None)
+        return state
+
     @property
     def starting(self) -> bool:
         """Whether the run's start was handed to the worker thread and not joined yet."""
