@@ -16,7 +16,9 @@ validation split after each epoch, ``log_every_n_steps=10``. Each length runs wi
 (its default local SQLite store) and ``"wandb"`` (offline mode, its run files on disk). The trackers
 take turns in a rotating order, each after an untimed ``gc.collect()``; a warm-up study of each is not
 timed (imports, MLflow's database creation). The report gives, per tracker, the median and quartiles
-over repetitions of seconds per trial and of the ratio to the baseline measured in the same repetition.
+over repetitions of seconds per trial and of the ratio to the baseline measured in the same repetition,
+in wall time and in the CPU time of the process (all its threads: what a tracker's background work
+costs even where it overlaps training; W&B's service process is not counted).
 """
 
 from __future__ import annotations
@@ -50,10 +52,12 @@ def _name(tracker: str | None) -> str:
     return tracker or "no logger"
 
 
-def run_study(tracker: str | None, n: int, length: Length, root: Path) -> float:
-    """Wall seconds per trial of a new study of ``n`` trials logging to ``tracker``."""
+def run_study(tracker: str | None, n: int, length: Length, root: Path) -> dict[str, float]:
+    """Seconds per trial (``wall``, and ``cpu``: this process's, all its threads) of a new study of
+    ``n`` trials logging to ``tracker``."""
     no_logger = {"logger": False} if tracker is None else {}
-    return run_tuner(n, length, root, tuner_kwargs={"logger": tracker}, **no_logger)["wall"] / n
+    seconds = run_tuner(n, length, root, tuner_kwargs={"logger": tracker}, **no_logger)
+    return {clock: value / n for clock, value in seconds.items()}
 
 
 def measure(
@@ -63,23 +67,28 @@ def measure(
     trackers: Sequence[str | None] = TRACKERS,
     lengths: Sequence[Length] = (SHORT, LONG, EXAMPLE),
 ) -> list[dict[str, dict[str, float]]]:
-    """Per repetition: ``{length: {tracker: seconds per trial}}``, for the baseline and ``trackers``."""
+    """Per repetition: ``{length: {tracker: wall seconds per trial}}``, for the baseline and ``trackers``,
+    and the same of this process's CPU seconds under ``"cpu"`` (``{"cpu": {length: {tracker: ...}}}``)."""
     trackers = (None, *(t for t in trackers if t is not None))
     for tracker in trackers:
         run_study(tracker, 1, SHORT, root / f"warm-up-{_name(tracker)}")
     runs = []
     for repeat in range(repeats):
-        seconds: dict[str, dict[str, float]] = {length.name: {} for length in lengths}
+        seconds: dict[str, Any] = {length.name: {} for length in lengths}
+        seconds["cpu"] = {length.name: {} for length in lengths}
         order = trackers[repeat % len(trackers) :] + trackers[: repeat % len(trackers)]
         for length in lengths:
             for tracker in order:
                 gc.collect()
                 where = root / f"{repeat}-{length.name}-{_name(tracker)}"
-                seconds[length.name][_name(tracker)] = run_study(tracker, n, length, where)
+                measured = run_study(tracker, n, length, where)
+                seconds[length.name][_name(tracker)] = measured["wall"]
+                seconds["cpu"][length.name][_name(tracker)] = measured["cpu"]
         runs.append(seconds)
         described = "; ".join(
             f"{length}: " + ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in per.items())
             for length, per in seconds.items()
+            if length != "cpu"
         )
         print(f"repetition {repeat + 1}/{repeats}: {described}", flush=True)
     return runs
@@ -93,7 +102,7 @@ def report(runs: Sequence[Mapping[str, Mapping[str, float]]], n: int, command: s
     import wandb
 
     baseline = _name(None)
-    measured = [LENGTHS[name] for name in runs[0]]
+    measured = [LENGTHS[name] for name in runs[0] if name != "cpu"]
     names = [baseline, *(name for name in runs[0][measured[0].name] if name != baseline)]
     lines = [
         "# What an experiment tracker costs a trial",
@@ -104,20 +113,24 @@ def report(runs: Sequence[Mapping[str, Mapping[str, float]]], n: int, command: s
         f"{made}. See the docstring of `benchmarks/tracker_cost.py`.",
         "",
         f"{len(runs)} repetitions of {n} trials per tracker and length; median [quartiles] over repetitions. "
-        f"Ratio: seconds per trial with the tracker / with no logger, in the same repetition.",
+        f"Ratio: seconds per trial with the tracker / with no logger, in the same repetition; of the "
+        f"process's CPU time: the same for the CPU seconds of the process running the trials (all its threads; "
+        f"not W&B's service process), less sensitive than wall time to other jobs on the machine.",
         "",
     ]
     for length in measured:
         lines += [
             f"## {length.name.capitalize()} trials ({length.validations} validations)",
             "",
-            "| logger | ms per trial | ratio to no logger |",
-            "|---|---|---|",
+            "| logger | ms per trial | ratio to no logger | ratio of the process's CPU time |",
+            "|---|---|---|---|",
         ]
         for tracker in names:
             ms = [1000 * run[length.name][tracker] for run in runs]
             ratios = [run[length.name][tracker] / run[length.name][baseline] for run in runs]
-            lines.append(f"| {tracker} | {quartiles_cell(ms, 0)} | {quartiles_cell(ratios, 2)} |")
+            cpu = [run["cpu"][length.name][tracker] / run["cpu"][length.name][baseline] for run in runs if "cpu" in run]
+            cpu_cell = quartiles_cell(cpu, 2) if cpu else "-"
+            lines.append(f"| {tracker} | {quartiles_cell(ms, 0)} | {quartiles_cell(ratios, 2)} | {cpu_cell} |")
         lines.append("")
     if SHORT in measured and LONG in measured:
         lines += _line_section(runs, names[1:])
@@ -125,8 +138,10 @@ def report(runs: Sequence[Mapping[str, Mapping[str, float]]], n: int, command: s
         "Reading it: the short and long digits trials last a second or two, so a tracker's fixed cost (creating "
         "and ending a run: W&B starts a run through its service process, MLflow creates and updates rows of its "
         "store) is a large share of them; for a trial of minutes, `fixed + per_validation * validations` over its "
-        'length is the share to expect. The `"mlflow"` shortcut logs each validation\'s metrics from a background '
-        "thread (`MLFlowLogger(synchronous=False)`; ending the run waits for them, without MLflow's idle second), "
+        'length is the share to expect. The `"mlflow"` and `"wandb"` shortcuts start and end each run in a worker '
+        "thread of the trials' process, joined where the trial first needs the run and before `Tuner.fit` returns. "
+        'The `"mlflow"` shortcut logs metrics from a background thread at validations, at most once a second '
+        "(`MLFlowLogger(synchronous=False)`; ending the run waits for them, without MLflow's idle second), "
         "and its own SQLite store (WAL mode) commits without flushing the disk each time, ending each run with one "
         'flush; its params are written at once. The `"wandb"` shortcut lists the installed packages once per '
         "process instead of at every run's start (W&B's `requirements.txt`, written into each trial's run). W&B, "

@@ -31,10 +31,14 @@ A tracker that fails to take the outcome (a network error, say) gets a warning: 
 the study's storage already, and the study goes on.
 
 The per-validation curve of the monitored metric is logged by Lightning itself, as the module logs it
-(the MLflow shortcut's by MLflow's background thread, which ending the run waits for: every metric is
-in the store when the trial ends). The MLflow shortcut writes params at once (they are few, and a
-merged write carrying one twice would be refused whole): a param logged again with the same value is
-kept once, and one logged again with another value raises MLflow's ``MlflowException`` ("Changing
+(the MLflow shortcut's by MLflow's background thread, at most once a second, which ending the run
+waits for). The MLflow and W&B shortcuts start each run, and end it, in a worker thread of the
+process (see :mod:`lightning_hpo._shortcut_loggers`): the trial's thread trains meanwhile, and goes on
+to the next trial while the last one's run ends. Every metric, tag and the final status are in the
+tracker's store (W&B: its run files) when the trial loop ends, before ``Tuner.fit`` returns
+(:meth:`TrialTrackers.close`); a process that ends otherwise waits for them as it exits.
+The MLflow shortcut writes params at once (they are few, and a merged write carrying one twice
+would be refused whole): a param logged again with the same value is kept once, and one logged again with another value raises MLflow's ``MlflowException`` ("Changing
 param values is not allowed") where it is logged, as Lightning's default ``MLFlowLogger`` does.
 A trial that resumes a preempted one from its checkpoint continues the interrupted trial's MLflow and
 W&B runs of a shortcut: one run per trial, its steps going on.
@@ -54,13 +58,14 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
-from lightning.pytorch.loggers import MLFlowLogger
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, WandbLogger
 
-from lightning_hpo._mlflow_sqlite import commit_without_flush, flush, use_wal
+from lightning_hpo._mlflow_sqlite import flush, use_wal
+from lightning_hpo._shortcut_loggers import StartsInBackground, TrialMLFlowLogger, TrialWandbLogger
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError, MissingExtraError
 from lightning_hpo.trial import RESUME_DIR, Trial, TrialState
 
@@ -93,105 +98,8 @@ _STATE_KEY = "trial/state"
 #: "wandb": run_id}``, which a trial that resumes it (in the same directory) continues.
 RUN_IDS_FILE = "tracker_run_ids.json"
 _MLFLOW_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
-
-
-class TrialMLFlowLogger(MLFlowLogger):
-    """The MLflow shortcut's logger: metrics written by MLflow's background thread, params at once,
-    and the run ended by :func:`record_outcome` with the trial's state.
-
-    Params are written synchronously: MLflow's background thread may merge queued writes into one,
-    which MLflow refuses whole (metrics too) when it carries a param twice, and two writes of one param
-    running at once in its worker threads may collide in the store. Synchronous, a param logged again
-    with another value raises MLflow's error where it is logged, as with Lightning's default
-    ``MLFlowLogger``; one logged again with the same value (the trial's params, then the module's saved
-    hyperparameters) is not written again, which saves the trial a write to the store.
-
-    Metrics are held until a validation logs a ``flush_on`` metric (the monitored one), then written
-    in one background write: a write costs the store about the same whatever it carries (a session
-    and a commit), and Lightning logs training steps between validations too. Held metrics are also
-    written when they have waited ``MAX_DELAY_S``, when the training ends and before the run ends.
-
-    Args:
-        experiment_id: the experiment's id, when known (it saves the run's creation a look-up by name).
-        local_store: the shortcut's own SQLite file (``tracking_uri`` names it): its commits skip
-            flushing the disk, and ending the run flushes them all (see :mod:`lightning_hpo._mlflow_sqlite`).
-        flush_on: metrics whose logging writes the held metrics (default: every metric is written at once).
-    """
-
-    #: The longest a metric is held (checked when metrics are logged), so the UI's curves stay live
-    #: between validations that are far apart.
-    MAX_DELAY_S = 10.0
-
-    def __init__(
-        self,
-        *args: Any,
-        experiment_id: str | None = None,
-        local_store: Path | None = None,
-        flush_on: Sequence[str] = (),
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self._experiment_id = experiment_id
-        self.local_store = local_store
-        self.flush_on = frozenset(flush_on)
-        self._written_params: dict[str, str] = {}
-        self._held: list[Any] = []  # mlflow Metric objects not yet written
-        self._held_since = 0.0
-        if local_store is not None and rank_zero_only.rank == 0:  # the other ranks never open the store
-            commit_without_flush(self._mlflow_client)
-
-    @rank_zero_only
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        client = self.experiment
-        if not self._held:
-            self._held_since = time.monotonic()
-        # Lightning's MLFlowLogger converts the metrics (prefix, names MLflow accepts) and hands them
-        # to its client's log_batch: here, to the list of held metrics.
-        self._mlflow_client = _Holder(self._held)
-        try:
-            super().log_metrics(metrics, step)
-        finally:
-            self._mlflow_client = client
-        if not self.flush_on or self.flush_on & set(metrics) or time.monotonic() - self._held_since > self.MAX_DELAY_S:
-            self.write_held_metrics()
-
-    def write_held_metrics(self) -> None:
-        """Hand the held metrics to MLflow's background thread (1000 a write, MLflow's limit)."""
-        held, self._held = self._held, []
-        for start in range(0, len(held), 1000):
-            self.experiment.log_batch(self.run_id, metrics=held[start : start + 1000], **self._log_batch_kwargs)
-
-    def log_hyperparams(self, params: Any) -> None:
-        from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
-
-        # As MLFlowLogger.log_hyperparams writes them: flattened, as strings of at most 250 characters.
-        written = {key: str(value)[:250] for key, value in _flatten_dict(_convert_params(params)).items()}
-        new = {key: value for key, value in written.items() if self._written_params.get(key) != value}
-        if not new:
-            return
-        background, self._log_batch_kwargs = self._log_batch_kwargs, {"synchronous": True}
-        try:
-            super().log_hyperparams(new)
-        finally:
-            self._log_batch_kwargs = background
-        self._written_params.update(new)
-
-    def finalize(self, status: str = "success") -> None:
-        """Write the held metrics, and leave the run open: :func:`record_outcome` ends it with the
-        trial's state (PRUNED, FAIL too), when the trial ends (after all its trainings, with ``cv`` or
-        ``repeats``)."""
-        if self._initialized:
-            self.write_held_metrics()
-
-
-class _Holder:
-    """Stands for an ``MlflowClient`` whose ``log_batch`` only keeps the metrics it is given."""
-
-    def __init__(self, held: list[Any]) -> None:
-        self.held = held
-
-    def log_batch(self, run_id: str, metrics: Sequence[Any] = (), **_: Any) -> None:
-        self.held.extend(metrics)
+#: The least time between two writes of the MLflow shortcut's held metrics at a validation.
+MLFLOW_WRITE_INTERVAL_S = 1.0
 
 
 def check_logger_arg(logger: Any) -> LoggerArg:
@@ -257,6 +165,19 @@ class TrialTrackers:
         self._watched: dict[int, list[Logger]] = {}
         self._run_dirs: dict[int, Path] = {}  # where each trial's shortcut loggers note their runs
         self._mlflow_experiment_id: str | None = None  # the MLflow shortcut's, once known in this process
+        self._worker: tuple[int, ThreadPoolExecutor] | None = None  # (its process id, the executor)
+        self._ending: list[tuple[Trial, Logger, Future[None]]] = []
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy for a worker process (n_jobs) gets its own thread, and no other trial's runs.
+        return {**self.__dict__, "_worker": None, "_ending": [], "_watched": {}}
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """The thread that starts and ends the shortcuts' runs, one after the other, in their order
+        (a process forked from this one has none of its threads: it makes its own)."""
+        if self._worker is None or self._worker[0] != os.getpid():
+            self._worker = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="lightning_hpo-trackers"))
+        return self._worker[1]
 
     def prepare(self) -> None:
         """Create what the trials' loggers share, once, before any trial runs (by the process that
@@ -309,7 +230,13 @@ class TrialTrackers:
             return list(loggers) if isinstance(made, (list, tuple)) else made
         run_dir = Path(run_dir) if run_dir is not None else self.study_dir / f"trial_{trial.number}"
         self._run_dirs[trial.number] = run_dir
-        return self._shortcut(self.logger or _default_shortcut(), trial, run_dir)
+        logger = self._shortcut(self.logger or _default_shortcut(), trial, run_dir)
+        if isinstance(logger, StartsInBackground):
+            # Its run starts now, while the Trainer sets up; it ends with the trial, even one that fails
+            # before it trains.
+            logger.start_in(self._executor())
+            self._watched.setdefault(trial.number, []).append(logger)
+        return logger
 
     def _continued_run(self, trial: Trial, tracker: str) -> str | None:
         """The id of the ``tracker`` run that ``trial`` continues: the interrupted trial's, when it resumes one."""
@@ -334,16 +261,20 @@ class TrialTrackers:
         run_name = Path(in_study).as_posix()
         if name == "mlflow":
             tracking_uri, artifact_location = self._mlflow_store()
+            continued = self._continued_run(trial, "mlflow")
             return TrialMLFlowLogger(
                 experiment_name=self.study_name,
                 run_name=run_name,
                 tracking_uri=tracking_uri,
                 tags={"lightning_hpo.study": self.study_name, "lightning_hpo.trial": str(trial.number)},
                 artifact_location=artifact_location,
-                run_id=self._continued_run(trial, "mlflow"),
+                run_id=continued,
+                continued=continued is not None,
+                params=trial.params,
                 experiment_id=self._mlflow_experiment_id,
                 local_store=self._mlflow_local_store(),
                 flush_on=self.monitor,
+                min_write_interval_s=MLFLOW_WRITE_INTERVAL_S,
                 # MLflow's background thread writes each validation's metrics; ending the run
                 # (record_outcome) waits until they are all in the store.
                 synchronous=False,
@@ -352,7 +283,7 @@ class TrialTrackers:
         Path(save_dir).mkdir(parents=True, exist_ok=True)
         import wandb
 
-        logger = loggers.WandbLogger(
+        logger = TrialWandbLogger(
             name=run_name,
             group=self.study_name,
             save_dir=str(save_dir),
@@ -370,35 +301,47 @@ class TrialTrackers:
         logger._wandb_init.pop("anonymous", None)
         return logger
 
-    def watch(self, trial: Trial, loggers: Sequence[Logger]) -> list[str]:
-        """Give ``loggers`` the trial's params now, and its outcome when it ends; where its runs are."""
-        from lightning.pytorch.loggers import CSVLogger, WandbLogger
+    def watch(
+        self, trial: Trial, loggers: Sequence[Logger], note_runs: Callable[[list[str]], None] | None = None
+    ) -> list[str]:
+        """Give ``loggers`` the trial's params now, and its outcome when it ends; where its runs are.
 
+        A shortcut's run still starting in the background is noted once it has started, where the
+        trial's thread first needs it (its first metrics written, the training's end at the latest):
+        with ``note_runs``, called there with the runs' lines, an empty list is returned. Without it,
+        this waits for the start and returns them.
+        """
         # A trial trained several times (cv, repeats) has loggers per training (the shortcuts leave their
         # MLflow and W&B runs open): each gets the trial's outcome when it ends.
         earlier = [logger for logger in self._watched.get(trial.number, ()) if _run_of_its_own(logger)]
-        self._watched[trial.number] = [*earlier, *loggers]
+        self._watched[trial.number] = list({id(logger): logger for logger in [*earlier, *loggers]}.values())
         for logger in loggers:
             # The values as they are: the logger converts them as it converts the module's own hyperparameters
             # (MLflow refuses a second, differently written value of a param). TensorBoard: once, with the outcome.
             if isinstance(logger, (MLFlowLogger, WandbLogger, CSVLogger)):
                 logger.log_hyperparams(dict(trial.params))
-        if isinstance(self.logger, str):
-            self._note_runs(trial, loggers)
-        return tracker_runs(loggers)
+
+        def note() -> list[str]:
+            if isinstance(self.logger, str):
+                self._note_runs(trial, loggers)
+            runs = tracker_runs(loggers)
+            if note_runs is not None and runs:
+                note_runs(runs)
+            return runs
+
+        starting = [logger for logger in loggers if isinstance(logger, StartsInBackground) and logger.starting]
+        if starting and note_runs is not None:
+            starting[0].when_started(note)  # a shortcut: its one logger
+            return []
+        return note()
 
     def _note_runs(self, trial: Trial, loggers: Sequence[Logger]) -> None:
-        """Note the shortcut's MLflow / W&B run in the trial's directory, for a trial that resumes it;
-        a continued MLflow run is RUNNING again (the interrupted trial's process may have ended it)."""
-        from lightning.pytorch.loggers import WandbLogger
-
+        """Note the shortcut's MLflow / W&B run in the trial's directory, for a trial that resumes it."""
         runs = {}
         for logger in loggers:
             if isinstance(logger, MLFlowLogger):
                 runs["mlflow"] = logger.run_id
                 self._mlflow_experiment_id = logger.experiment_id
-                if self._continued_run(trial, "mlflow"):
-                    logger.experiment.update_run(logger.run_id, status="RUNNING")
             elif isinstance(logger, WandbLogger):
                 runs["wandb"] = logger.experiment.id
                 (Path(logger.experiment.dir) / "requirements.txt").write_text(_requirements())
@@ -411,17 +354,47 @@ class TrialTrackers:
         """Nothing to do: a trial's loggers are made with its Trainer."""
 
     def finished(self, trial: Trial) -> None:
-        """Record ``trial``'s outcome in its loggers and end their runs."""
+        """Record ``trial``'s outcome in its loggers and end their runs: the shortcuts' MLflow and W&B
+        runs in the background (:meth:`close` waits for them), the others at once."""
         self._run_dirs.pop(trial.number, None)
         for logger in self._watched.pop(trial.number, ()):
             try:
-                record_outcome(logger, trial, self.monitor, self.study_name)
+                if isinstance(logger, StartsInBackground):
+                    logger.join_start()  # here, on the trial's thread, with what waits for the start
+                    ending = self._executor().submit(record_outcome, logger, trial, self.monitor, self.study_name)
+                    self._ending.append((trial, logger, ending))
+                else:
+                    record_outcome(logger, trial, self.monitor, self.study_name)
             except Exception as error:  # noqa: BLE001 - the outcome is stored; a tracker's failure must not end the study
-                warnings.warn(
-                    f"{type(logger).__name__} could not record the outcome of trial {trial.number} "
-                    f"({trial.state.value}): {type(error).__name__}: {error}",
-                    stacklevel=2,
-                )
+                _warn_not_recorded(logger, trial, error)
+        self._collect_ended(wait=False)
+
+    def close(self) -> None:
+        """Wait until every run ended in the background has ended: its metrics, tags and final status
+        are in the tracker's store (W&B: its run files) when this returns. The trial loop calls it
+        when it ends, before ``Tuner.fit`` returns (and in each worker process of ``n_jobs``)."""
+        self._collect_ended(wait=True)
+
+    def _collect_ended(self, wait: bool) -> None:
+        """Forget the runs that have ended (all of them, when ``wait``), warning about those that failed to."""
+        pending = []
+        for trial, logger, ending in self._ending:
+            if not wait and not ending.done():
+                pending.append((trial, logger, ending))
+                continue
+            try:
+                ending.result()
+            except Exception as error:  # noqa: BLE001 - as in finished()
+                _warn_not_recorded(logger, trial, error)
+        self._ending = pending
+
+
+def _warn_not_recorded(logger: Logger, trial: Trial, error: BaseException) -> None:
+    warnings.warn(
+        f"{type(logger).__name__} could not record the outcome of trial {trial.number} "
+        f"({trial.state.value}): {type(error).__name__}: {error}",
+        stacklevel=3,
+    )
 
 
 def record_outcome(logger: Logger, trial: Trial, monitor: Sequence[str], study_name: str) -> None:

@@ -221,9 +221,13 @@ class TrialTraining:
             )
         check_trainer_processes(trainer)
         if self.study is not None and self.trackers is not None:
-            runs = self.trackers.watch(self.trial, trainer.loggers)
-            if runs:
-                self.study.storage.update_trial(self.trial.id, attrs={TRACKER_RUNS_ATTR: runs})
+            storage, trial_id = self.study.storage, self.trial.id
+            # Where each tracker keeps the trial's run; a run still starting is noted once it has started.
+            self.trackers.watch(
+                self.trial,
+                trainer.loggers,
+                lambda runs: storage.update_trial(trial_id, attrs={TRACKER_RUNS_ATTR: runs}),
+            )
         try:
             with _resuming(self.resume_path is not None):
                 fit()

@@ -333,7 +333,10 @@ class Tuner:
         """The study's trial loop in this process (with every rank under torchrun); the trials and best trials."""
         with TrialCoordinator() as coordinator:
             observers = [*observers, self._trackers]
-            run_study(coordinator, self.study, self._train_trial, options, observers, monitor=self.monitor)
+            try:
+                run_study(coordinator, self.study, self._train_trial, options, observers, monitor=self.monitor)
+            finally:
+                self._trackers.close()  # the trackers' runs ended in the background: all in their stores now
             return coordinator.share(self._trials_and_best)
 
     def result(self) -> TuneResult:

@@ -194,6 +194,7 @@ def test_the_mlflow_shortcuts_own_store_commits_in_wal_mode_and_a_tracking_uri_i
     trackers.watch(trial, [logger])
     logger.log_metrics({"val_loss": 0.5}, step=1)
     trackers.finished(Trial(0, TrialState.COMPLETE, {"lr": 0.1}, values=(0.5,), intermediate_values={1: 0.5}))
+    trackers.close()  # the run ends in the background: done when this returns
     store = tmp_path / "runs" / "mlflow.db"
     assert _journal_mode(store) == "wal"
     with logger.experiment._tracking_client.store.engine.connect() as connection:
@@ -243,6 +244,70 @@ def test_the_mlflow_shortcut_holds_training_metrics_until_a_validation_logs_the_
     logger.log_metrics({"loss": 0.25}, step=30)
     logger.finalize("success")  # the training's end writes what is held
     assert written() == {"loss": [10, 20, 30], "val_loss": [20]}
+
+
+def test_the_mlflow_shortcut_writes_held_metrics_at_a_validation_at_most_once_per_interval(tmp_path) -> None:
+    import mlflow
+
+    logger = TrialMLFlowLogger(
+        experiment_name="e",
+        tracking_uri=f"sqlite:///{tmp_path / 'm.db'}",
+        synchronous=False,
+        flush_on=("val_loss",),
+        min_write_interval_s=3600,
+    )
+    logger.log_metrics({"val_loss": 0.7}, step=1)
+    logger.log_metrics({"val_loss": 0.6}, step=2)  # validations within the interval: held
+    mlflow.flush_async_logging()
+    assert logger.experiment.get_metric_history(logger.run_id, "val_loss") == []
+    logger.finalize("success")
+    mlflow.flush_async_logging()
+    assert [m.step for m in logger.experiment.get_metric_history(logger.run_id, "val_loss")] == [1, 2]
+
+
+def test_the_mlflow_shortcut_starts_its_run_in_the_background_and_notes_it_once_started(tmp_path, monkeypatch) -> None:
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    trackers = TrialTrackers("mlflow", study_name="bg", study_dir=tmp_path / "runs" / "bg", monitor=("val_loss",))
+    trackers.prepare()
+    trial = Trial(number=0, state=TrialState.RUNNING, params={"lr": 0.1})
+    logger = trackers.loggers_for(trial)
+    assert logger.starting  # handed to the trackers' thread with the trial's params
+    noted: list[list[str]] = []
+    assert trackers.watch(trial, [logger], noted.append) == []  # noted once the run has started
+    logger.log_metrics({"loss": 1.0}, step=1)  # held: it needs no run
+    logger.log_hyperparams({"lr": 0.1})  # the trial's params again: nothing to write, nothing to wait for
+    assert noted == [] and logger.starting
+    logger.finalize("success")  # the training's end writes the held metrics: the trial's thread joins the start
+    run_id = logger.run_id
+    store = tmp_path / "runs" / "mlflow.db"
+    assert noted == [[f"mlflow: run {run_id} in sqlite:///{store}"]]
+    assert json.loads((tmp_path / "runs" / "bg" / "trial_0" / RUN_IDS_FILE).read_text()) == {"mlflow": run_id}
+    trackers.finished(Trial(0, TrialState.PRUNED, {"lr": 0.1}, intermediate_values={1: 0.5}))
+    trackers.close()  # the run ends in the background: done when this returns
+    run = MlflowClient(f"sqlite:///{store}").get_run(run_id)
+    assert run.info.status == "KILLED" and run.data.tags["lightning_hpo.state"] == "PRUNED"
+    assert run.data.params == {"lr": "0.1"} and run.data.metrics == {"loss": 1.0}
+
+
+def test_a_run_that_fails_to_start_fails_the_trial_where_it_is_first_needed(tmp_path, monkeypatch) -> None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    trackers = TrialTrackers("mlflow", study_name="gone", study_dir=tmp_path / "runs" / "gone", monitor=("val_loss",))
+    trackers.prepare()
+    client = MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
+    client.delete_experiment(client.get_experiment_by_name("gone").experiment_id)  # its runs can't be created
+    trial = Trial(number=0, state=TrialState.RUNNING, params={"lr": 0.1})
+    logger = trackers.loggers_for(trial)
+    logger.log_metrics({"loss": 1.0}, step=1)
+    with pytest.raises(MlflowException, match="active"):
+        logger.finalize("success")  # the training's end writes the held metric: it needs the run
+    with pytest.warns(UserWarning, match="could not record the outcome of trial 0"):
+        trackers.finished(Trial(0, TrialState.FAIL, {"lr": 0.1}))
+        trackers.close()
 
 
 def wandb_offline_records(run_file: Path) -> dict[str, list]:
@@ -339,6 +404,31 @@ def test_each_wandb_run_of_a_trial_trained_twice_has_its_own_curve_and_the_trial
         assert found["summary"]["trial/val_loss"] == pytest.approx(trial.value)
         history = wandb_offline_records(next(found["dir"].glob("run-*.wandb")))["history"]
         assert sum("val_loss" in _items(h.item) for h in history) == 2  # its own 2 epochs
+
+
+@pytest.mark.slow
+def test_the_wandb_shortcut_keeps_what_is_logged_while_its_run_starts_and_ends_it_when_closed(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    trackers = TrialTrackers("wandb", study_name="bg", study_dir=tmp_path / "runs" / "bg", monitor=("val_loss",))
+    trial = Trial(number=0, state=TrialState.RUNNING, params={"lr": 0.1})
+    logger = trackers.loggers_for(trial)
+    noted: list[list[str]] = []
+    trackers.watch(trial, [logger], noted.append)
+    for step in range(1, 4):  # held while wandb.init runs in the background, then logged in their order
+        logger.log_metrics({"loss": 1.0 / step}, step=step)
+    logger.finalize("success")
+    trackers.finished(Trial(0, TrialState.COMPLETE, {"lr": 0.1}, values=(0.25,), intermediate_values={3: 0.25}))
+    trackers.close()
+    (found,) = wandb_offline_runs(tmp_path / "wandb").values()
+    assert noted == [[f"wandb: offline run {found['run'].run_id} in {found['dir']}"]]
+    assert found["config"]["lr"] == 0.1 and found["exit_code"] == 0
+    assert found["summary"]["trial/state"] == "COMPLETE" and found["summary"]["trial/val_loss"] == 0.25
+    history = [_items(h.item) for h in wandb_offline_records(next(found["dir"].glob("run-*.wandb")))["history"]]
+    assert [(h["trainer/global_step"], h["loss"]) for h in history if "loss" in h] == [(1, 1.0), (2, 0.5), (3, 1 / 3)]
 
 
 def test_tensorboard_event_files_hold_hparams_data_with_the_trial_value() -> None:
@@ -553,8 +643,11 @@ def test_tracker_cost_report_gives_each_tracker_its_ratio_to_no_logger() -> None
     ]
     for run in runs:
         run["long"] = {name: 2 * seconds for name, seconds in run["short"].items()}
+        # The process's CPU seconds: a tracker's background threads count here even where they overlap training.
+        run["cpu"] = {length: {name: 1.2 if name == "mlflow" else 1.0 for name in run["short"]} for length in run}
     text = report(runs, 4, "python -m benchmarks.tracker_cost", "2026-12-01 18:00 UTC")
-    assert "| csv | 1100 [1100, 1100] | 1.10 [1.10, 1.10] |" in text
+    assert "| csv | 1100 [1100, 1100] | 1.10 [1.10, 1.10] | 1.00 [1.00, 1.00] |" in text
+    assert "| mlflow | 1500 [1500, 1500] | 1.50 [1.50, 1.50] | 1.20 [1.20, 1.20] |" in text
     assert "| mlflow | 3000 [3000, 3000] | 1.50 [1.50, 1.50] |" in text  # long trials: twice the time, same ratio
     # csv adds 100 ms to 2 validations and 200 ms to 40: (200 - 100) / 38 = 2.6 ms per validation, 95 ms fixed.
     assert "| csv | 95 [95, 95] | 2.6 [2.6, 2.6] |" in text
