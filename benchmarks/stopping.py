@@ -96,9 +96,11 @@ def _lcbench(task_id: str) -> Problem:
     return Problem(dict(SPACE), evaluate, f"added N(0, {added}^2) to 1 - accuracy")
 
 
-#: Multiples of the measured noise tried as the stopping threshold (1: the stopper's own rule). A run
-#: records the regret bound after every trial from min_trials on, until it falls below the smallest.
-THRESHOLD_SCALES = (1.0, 0.5, 0.25)
+#: Other stopping rules replayed from each run's recorded bounds: (scale, patience) stops once the
+#: regret bound was below scale x the measured noise at `patience` checks in a row ((1, 1): the
+#: stopper's own rule). A run records the bound after every trial from min_trials on, until every
+#: rule has decided.
+RULES = ((1.0, 1), (0.5, 1), (0.25, 1), (1.0, 3), (1.0, 5), (0.5, 3))
 
 
 @dataclass(frozen=True)
@@ -114,13 +116,18 @@ class Run:
     trues: list[float] = field(default_factory=list)  # each trial's noiseless value
     checks: list[tuple[int, float, float]] = field(default_factory=list)  # (trials, regret bound, noise)
 
-    def stop_at_scale(self, scale: float) -> int | None:
-        """Where the study would stop with the threshold ``scale`` times the measured noise."""
-        return next((n for n, bound, noise in self.checks if bound < scale * noise), None)
+    def stop_under(self, scale: float, patience: int) -> int | None:
+        """Where the study would stop under the rule (scale, patience) of :data:`RULES`."""
+        below = 0
+        for n, bound, noise in self.checks:
+            below = below + 1 if bound < scale * noise else 0
+            if below >= patience:
+                return n
+        return None
 
-    def cost_at_scale(self, scale: float) -> float:
+    def cost_under(self, scale: float, patience: int) -> float:
         budget = len(self.observed)
-        stop = self.stop_at_scale(scale) or budget
+        stop = self.stop_under(scale, patience) or budget
         return _true_of_best(self.observed, self.trues, stop) - _true_of_best(self.observed, self.trues, budget)
 
 
@@ -143,8 +150,7 @@ def run(name: str, seed: int, budget: int, repeats: int, min_trials: int) -> Run
         observed.append(statistics.mean(values))
         trues.append(draws[0][1])
         spreads.append(spread)
-        below_all = checks and checks[-1][1] < min(THRESHOLD_SCALES) * checks[-1][2]
-        if number + 1 >= min_trials and not below_all:
+        if number + 1 >= min_trials and not _every_rule_decided(checks):
             check = stopper.measure(study)  # what stopper.evaluate compares
             checks.append((number + 1, check.regret_bound, check.noise))
     study.storage.close()
@@ -153,6 +159,11 @@ def run(name: str, seed: int, budget: int, repeats: int, min_trials: int) -> Run
     noise_sd = statistics.median(spreads) / math.sqrt(repeats)
     seconds = time.perf_counter() - started
     return Run(name, seed, stop_at, cost, noise_sd, statistics.median(spreads), seconds, observed, trues, checks)
+
+
+def _every_rule_decided(checks: list[tuple[int, float, float]]) -> bool:
+    probe = Run("", 0, None, 0.0, 0.0, 0.0, 0.0, checks=checks)
+    return all(probe.stop_under(scale, patience) is not None for scale, patience in RULES)
 
 
 def _in_noise(r: Run) -> float:
@@ -203,25 +214,25 @@ def report(runs: list[Run], budget: int, repeats: int, min_trials: int, noises: 
 
 
 def _scales_table(runs: list[Run]) -> str:
-    """Every recorded run again with the threshold at other multiples of the measured noise."""
+    """Every recorded run again under the other stopping rules of :data:`RULES`."""
     recorded = [r for r in runs if r.checks]
     if not recorded:
         return ""
     lines = [
-        f"\n## Other thresholds ({len(recorded)} runs that recorded their regret bound at every trial)\n",
-        "Stop once the regret bound < scale x the measured noise (scale 1: the stopper's rule). Regret cost "
-        "within the noise: at most the noise sd of a value (the mean the study is told) / at most the sd of "
-        "one evaluation (the spread of the repeats).\n",
-        "| scale | mean trials saved | median | runs saved >= 40% | cost within noise sd of a value | within one "
-        "evaluation's sd | mean cost / noise sd | worst |",
-        "|---|---|---|---|---|---|---|---|",
+        f"\n## Other rules ({len(recorded)} runs that recorded their regret bound at every trial)\n",
+        "Stop once the regret bound was below scale x the measured noise at `patience` checks (trials) in a "
+        "row; (1, 1) is the stopper's rule. Regret cost within the noise: at most the noise sd of a value "
+        "(the mean the study is told) / at most the sd of one evaluation (the spread of the repeats).\n",
+        "| scale | patience | mean trials saved | median | runs saved >= 40% | cost within noise sd of a value | "
+        "within one evaluation's sd | mean cost / noise sd | worst |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for scale in THRESHOLD_SCALES:
-        saved = [1.0 - (r.stop_at_scale(scale) or len(r.observed)) / len(r.observed) for r in recorded]
-        costs = [r.cost_at_scale(scale) for r in recorded]
+    for scale, patience in RULES:
+        saved = [1.0 - (r.stop_under(scale, patience) or len(r.observed)) / len(r.observed) for r in recorded]
+        costs = [r.cost_under(scale, patience) for r in recorded]
         in_noise = [_ratio(c, r.noise_sd) for c, r in zip(costs, recorded, strict=True)]
         lines.append(
-            f"| {scale:g} | {statistics.mean(saved):.0%} | {statistics.median(saved):.0%} | "
+            f"| {scale:g} | {patience} | {statistics.mean(saved):.0%} | {statistics.median(saved):.0%} | "
             f"{sum(x >= 0.4 for x in saved)} of {len(saved)} | "
             f"{sum(c <= r.noise_sd for c, r in zip(costs, recorded, strict=True))} of {len(costs)} | "
             f"{sum(c <= r.spread for c, r in zip(costs, recorded, strict=True))} of {len(costs)} | "
