@@ -305,9 +305,11 @@ def test_tuner_overhead_benchmark_runs_and_writes_its_report(tmp_path: Path, res
     assert main(["--repeats", "1", "--trials", "1", "--out", str(out), "--json", str(figures)]) == 0
     saved = json.loads(figures.read_text())
     assert saved["label"] == "now" and saved["trials"] == 1 and len(saved["seconds"]) == 1
-    assert len(saved["callback_ms"]) == 3  # each of the Tuner's callbacks, at each of the 40 validations
-    assert all(len(calls) == 40 and all(ms > 0 for ms in calls) for calls in saved["callback_ms"].values())
-    assert set(saved["seconds"][0]) == {"wall", "cpu"} and set(saved["seconds"][0]["wall"]) == {"bare", "tuner"}
+    for key in ("callback_ms", "callback_cpu_ms"):  # each of the Tuner's callbacks, at each of the 40 validations
+        assert len(saved[key]) == 3 and all(len(calls) == 40 for calls in saved[key].values())
+    assert all(ms > 0 for calls in saved["callback_ms"].values() for ms in calls)
+    assert set(saved["seconds"][0]) == {"wall", "cpu", "thread"}
+    assert set(saved["seconds"][0]["wall"]) == {"bare", "tuner"}
     assert all(seconds > 0 for side in saved["seconds"][0]["wall"].values() for seconds in side.values())
     assert "| | now (1 repetitions) |" in out.read_text()
     # The report is rebuilt from saved figures, with an earlier run's in its own column.
@@ -338,7 +340,8 @@ def test_tuner_overhead_times_each_callback_alone(tmp_path: Path, restore_thread
     assert main(["--callbacks-only", "--trials", "1", "--json", str(figures), "--label", "one"]) == 0
     assert all(len(calls) == 40 for calls in json.loads(figures.read_text())["callback_ms"].values())
     table = capsys.readouterr().out
-    assert "| ms per validation, timed by Lightning's profiler | one |" in table and "| all three | " in table
+    assert "| ms per validation, timed by Lightning's profiler | one |" in table
+    assert "| all three, wall | " in table and "| all three, CPU of the training thread | " in table
 
 
 def test_constraint_benchmark_digits_problems_fail_over_the_memory_budget_and_count_params() -> None:
