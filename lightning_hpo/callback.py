@@ -368,13 +368,18 @@ class ResumableCheckpoint(Checkpoint):
 
 def _plain_torch_save(trainer: pl.Trainer) -> bool:
     """Whether Lightning would save this trainer's checkpoint with ``torch.save`` on global rank 0 only
-    (one device or DDP, the default CheckpointIO): the checkpoint can then be written off the training thread."""
+    (one device or DDP, the default CheckpointIO): the checkpoint can then be written off the training thread.
+
+    Collecting it uses the Trainer's private ``_checkpoint_connector.dump_checkpoint`` (what
+    ``Trainer.save_checkpoint`` calls): a Lightning without it gets Lightning's own save instead."""
     from lightning.fabric.plugins import TorchCheckpointIO
     from lightning.pytorch.strategies import Strategy
 
     strategy = trainer.strategy
     return (
-        type(strategy).save_checkpoint is Strategy.save_checkpoint and type(strategy.checkpoint_io) is TorchCheckpointIO
+        type(strategy).save_checkpoint is Strategy.save_checkpoint
+        and type(strategy.checkpoint_io) is TorchCheckpointIO
+        and callable(getattr(getattr(trainer, "_checkpoint_connector", None), "dump_checkpoint", None))
     )
 
 

@@ -38,8 +38,9 @@ to the next trial while the last one's run ends. Every metric, tag and the final
 tracker's store (W&B: its run files) when the trial loop ends, before ``Tuner.fit`` returns
 (:meth:`TrialTrackers.close`); a process that ends otherwise waits for them as it exits.
 The MLflow shortcut writes params at once (they are few, and a merged write carrying one twice
-would be refused whole): a param logged again with the same value is kept once, and one logged again with another value raises MLflow's ``MlflowException`` ("Changing
-param values is not allowed") where it is logged, as Lightning's default ``MLFlowLogger`` does.
+would be refused whole): a param logged again with the same value is kept once, and one logged again
+with another value raises MLflow's ``MlflowException`` ("Changing param values is not allowed") where
+it is logged, as Lightning's default ``MLFlowLogger`` does.
 A trial that resumes a preempted one from its checkpoint continues the interrupted trial's MLflow and
 W&B runs of a shortcut: one run per trial, its steps going on.
 Under torchrun every rank builds the trial's loggers (its Trainer needs them), but Lightning's

@@ -52,8 +52,9 @@ def _cpu_seconds() -> tuple[float, float]:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     """With ``LIGHTNING_HPO_TEST_CPU_LOG`` set: one line per test, ``nodeid, wall, own CPU, children's CPU``
-    in seconds. CPU time is what a loaded 2-core CI machine runs out of; the children's count only the
-    processes the test started and waited for (a Lightning process costs seconds just to import)."""
+    in seconds. CPU time is what a loaded 2-core CI machine runs out of (a Lightning process costs seconds
+    just to import). The children's CPU is that of the child processes reaped during the test: those it
+    started and waited for, and any an earlier test left that end (and are waited for) during this one."""
     path = os.environ.get(CPU_LOG_ENV)
     if not path:
         yield
