@@ -43,6 +43,7 @@ from dataclasses import dataclass, replace
 
 import torch
 from botorch.acquisition import AcquisitionFunction
+from botorch.acquisition.multi_objective import logei as _botorch_logei
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
 from botorch.acquisition.multi_objective.parego import qLogNParEGO
 from botorch.models.model import Model
@@ -69,6 +70,20 @@ _CHUNK = 2048
 _TOLERANCE = 1e-6
 #: Objectives up to which qLogNEHVI is used; more get qLogNParEGO (see the module's docstring).
 MAX_HYPERVOLUME_OBJECTIVES = 3
+
+
+def _keep_botorch_from_compiling_its_fused_kernel() -> None:
+    """The first qLogNEHVI of a process makes BoTorch JIT-compile a C++ kernel (``-march=native``, into the
+    user's shared ``~/.cache/torch_extensions``): a silent minute of CPU before the first suggestion, again
+    whenever another Python environment rebuilt it there; and a process killed while compiling leaves a lock
+    file on which every later one waits forever. BoTorch's pure PyTorch path gives the same suggestions, a
+    little slower per suggestion; it is the path BoTorch itself falls back to when the compilation fails.
+    A kernel that is already loaded is kept."""
+    if getattr(_botorch_logei, "_C", None) is None and hasattr(_botorch_logei, "_load_attempted"):
+        _botorch_logei._load_attempted = True
+
+
+_keep_botorch_from_compiling_its_fused_kernel()
 
 
 @dataclass(frozen=True)

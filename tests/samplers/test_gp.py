@@ -445,6 +445,13 @@ def test_running_trials_push_a_multi_objective_suggestion_away():
     assert math.dist(alone.values(), beside.values()) > 0.05
 
 
+def test_a_multi_objective_suggestion_compiles_nothing(tmp_path, monkeypatch):
+    # BoTorch would JIT-compile its fused qLogNEHVI kernel here: a minute of a C++ compiler per environment.
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "torch_extensions"))
+    GPSampler(seed=0, n_startup_trials=5).sample(SQUARE, _mo_history(8), number=8, directions=["min", "min"])
+    assert not (tmp_path / "torch_extensions").exists()
+
+
 def test_pareto_front_beats_sobol_on_a_seeded_two_objective_problem():
     from lightning_hpo.pareto import hypervolume
 
