@@ -20,8 +20,11 @@ from lightning_hpo import RunOptions, TrialState
 from lightning_hpo.distributed import TrialCoordinator, check_trainer_processes
 from lightning_hpo.exceptions import InvalidArgumentError
 from lightning_hpo.storage import SQLStorage
+from tests.processes import communicate_or_fail, kill_tree
 
 REPO = Path(__file__).resolve().parents[1]
+#: Seconds a torchrun job of these tests may take (about 40 on a loaded 2-core machine): past it, it is hung.
+TORCHRUN_TIMEOUT = 300
 
 # Every rank appends what it built and where training ended to rank<r>.jsonl, so the test can check
 # that the ranks trained the same trials in step. The plan maps the i-th trial of the run to
@@ -29,8 +32,10 @@ REPO = Path(__file__).resolve().parents[1]
 # training_step, past the trial_timeout.
 TUNE_SCRIPT = textwrap.dedent(
     """
-    import itertools, json, os, sys, time
+    import faulthandler, itertools, json, os, sys, time
     sys.path.insert(0, sys.argv[1])
+    # A hung rank tells where it waits: every thread's stack on stderr, shortly before run_torchrun gives up.
+    faulthandler.dump_traceback_later(float(os.environ["STACKS_AFTER"]))
     import torch
     from lightning_hpo import Float, GridSampler, Int, Pruner, Tuner
     from tests.lightning_models import LinearRegression, RegressionData
@@ -98,7 +103,8 @@ def run_torchrun(
 ) -> float:
     """Run the script on 2 CPU ranks, as 1 node x 2 or 2 "nodes" x 1 (two torchrun agents, c10d rendezvous).
 
-    Returns the wall time. Fails the test on a non-zero exit, or a hang (the timeout).
+    Returns the wall time. Fails the test on a non-zero exit, or a hang (``TORCHRUN_TIMEOUT``: the ranks'
+    stacks then end the failure's message).
     """
     script = tmp_path / "tune.py"
     script.write_text(TUNE_SCRIPT)
@@ -122,14 +128,15 @@ def run_torchrun(
             ]
             for _ in range(nodes)
         ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "STACKS_AFTER": str(TORCHRUN_TIMEOUT - 20)}
     started = time.monotonic()
     agents = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for c in launches]
     try:
-        outputs = [agent.communicate(timeout=400) for agent in agents]
+        outputs = [communicate_or_fail(agent, TORCHRUN_TIMEOUT + started - time.monotonic()) for agent in agents]
     finally:
         for agent in agents:
-            agent.kill()
+            if agent.poll() is None:  # the other agent of one that failed
+                kill_tree(agent)
     for agent, (out, err) in zip(agents, outputs):
         assert agent.returncode == 0, (out[-3000:], err[-6000:])
     return time.monotonic() - started

@@ -9,7 +9,6 @@ validation. The others run a Tuner or the CLI in this process, preempted by a SI
 from __future__ import annotations
 
 import collections
-import contextlib
 import os
 import random
 import signal
@@ -23,7 +22,7 @@ import torch
 from lightning_hpo.storage import SQLStorage
 from lightning_hpo.trial import NOT_RESUMED, RESUME_DIR, RESUMED_AT_STEP, RETRY_OF, TrialState
 from tests.lightning_models import LinearRegression
-from tests.processes import wait_for
+from tests.processes import kill_tree, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "tests" / "resume_script.py"
@@ -80,26 +79,8 @@ def _kill_when(study: Study, process: subprocess.Popen[str], batches: int) -> bo
     wait_for(lambda: study.trained_batches() >= batches or process.poll() is not None, timeout=300)
     if process.poll() is not None:
         return False
-    for pid in [process.pid, *_descendants(process.pid)]:  # as a lost node: torchrun's agent and every rank
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    process.communicate()
+    kill_tree(process)  # as a lost node: torchrun's agent and every rank
     return True
-
-
-def _descendants(pid: int) -> list[int]:
-    """The processes started by ``pid``, and by those, ... (torchrun starts its ranks in sessions of their own)."""
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            parents[int(stat.parent.name)] = int(fields[1])
-    found, frontier = [], [pid]
-    while frontier:
-        children = [child for child, parent in parents.items() if parent in frontier]
-        found += children
-        frontier = children
-    return found
 
 
 def _check_finished_study(study: Study) -> None:
