@@ -170,6 +170,7 @@ class TrainingGroup:
             self._sockets = {}
             self._failed = False
             self._generation += 1
+            _restart_group_names()
 
     def close(self) -> None:
         """Leave torch.distributed as the session found it (a group we created is destroyed cleanly)."""
@@ -177,6 +178,18 @@ class TrainingGroup:
 
         if not self._found_one and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _restart_group_names() -> None:
+    """Name the next group as every rank will: torch names groups by a per-process count (part of the store
+    keys their creation meets under) that only dropping a created group restarts. A rank whose creation of
+    the group failed (a peer that failed at once shut the connections down half-way) has no group to drop,
+    yet used up a name: without this, its next group would wait under other keys than the other ranks',
+    every rank until the process group timeout."""
+    from torch.distributed import distributed_c10d
+
+    if hasattr(distributed_c10d, "_world"):
+        distributed_c10d._world.group_count = 0
 
 
 class FailureWatch:

@@ -267,3 +267,29 @@ def test_the_training_group_is_aborted_kept_until_reset_and_created_again(monkey
     finally:
         group.close()
     assert not dist.is_initialized()
+
+
+def test_after_a_group_that_failed_while_being_created_the_next_is_named_as_on_the_other_ranks(monkeypatch):
+    """A rank whose group creation failed (a peer that failed at once shut the connections down half-way)
+    creates its next group under the same store keys as the ranks that created and dropped theirs."""
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    from lightning_hpo import _torchrun_plumbing
+    from lightning_hpo._torchrun_plumbing import TrainingGroup
+
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    monkeypatch.setattr(_torchrun_plumbing, "PROCESS_GROUP_TIMEOUT", timedelta(seconds=1))
+    store = dist.TCPStore("127.0.0.1", 0, 1, True)
+    failed = TrainingGroup(store, "failed/", rank=0, size=2)
+    with pytest.raises(Exception, match="(?i)timeout|timed out"):
+        failed.ensure()  # rank 1 never comes
+    assert not dist.is_initialized()
+    failed.reset()
+    group = TrainingGroup(store, "test/", rank=0, size=1)
+    try:
+        group.ensure()
+        assert dist.group.WORLD.group_name == "0"  # the name a group created first, or after a reset, has
+    finally:
+        group.close()
