@@ -74,11 +74,11 @@ MAX_HYPERVOLUME_OBJECTIVES = 3
 
 def _keep_botorch_from_compiling_its_fused_kernel() -> None:
     """The first qLogNEHVI of a process makes BoTorch JIT-compile a C++ kernel (``-march=native``, into the
-    user's shared ``~/.cache/torch_extensions``): a silent minute of CPU before the first suggestion, again
-    whenever another Python environment rebuilt it there; and a process killed while compiling leaves a lock
-    file on which every later one waits forever. BoTorch's pure PyTorch path gives the same suggestions, a
-    little slower per suggestion; it is the path BoTorch itself falls back to when the compilation fails.
-    A kernel that is already loaded is kept."""
+    user's shared ``~/.cache/torch_extensions``): a long, silent compilation before the first suggestion,
+    again whenever another Python environment rebuilt it there, and a process killed while compiling leaves
+    a lock file on which every later one waits forever. BoTorch's pure PyTorch path gives the same
+    suggestions, a little slower each (``benchmarks/GP_DECISIONS.md``); it is the path BoTorch itself
+    falls back to when the compilation fails. A kernel that is already loaded is kept."""
     if getattr(_botorch_logei, "_C", None) is None and hasattr(_botorch_logei, "_load_attempted"):
         _botorch_logei._load_attempted = True
 
