@@ -27,22 +27,32 @@ REPO = Path(__file__).resolve().parents[1]
 TORCHRUN_TIMEOUT = 300
 
 # Every rank appends what it built and where training ended to rank<r>.jsonl, so the test can check
-# that the ranks trained the same trials in step. The plan maps the i-th trial of the run to
-# (rank, where): that rank raises there, and only that rank; (-1, "sleep"): every rank sleeps in
-# training_step, past the trial_timeout.
+# that the ranks trained the same trials in step. The plan maps a trial number to (rank, where): that
+# rank raises there, and only that rank; (-1, "sleep"): every rank sleeps in training_step, past the
+# trial_timeout. A rank finds the trial it builds in storage, not by counting the models it built: a
+# rank whose process group a failing peer broke half-way skips building that trial's model.
 TUNE_SCRIPT = textwrap.dedent(
     """
-    import faulthandler, itertools, json, os, sys, time
+    import faulthandler, json, os, sys, time
     sys.path.insert(0, sys.argv[1])
     # A hung rank tells where it waits: every thread's stack on stderr, shortly before run_torchrun gives up.
     faulthandler.dump_traceback_later(float(os.environ["STACKS_AFTER"]))
     import torch
     from lightning_hpo import Float, GridSampler, Int, Pruner, Tuner
+    from lightning_hpo.storage import SQLStorage
     from tests.lightning_models import LinearRegression, RegressionData
 
     out_dir, url, n_trials, plan = sys.argv[2], sys.argv[3], int(sys.argv[4]), json.loads(sys.argv[5])
     RANK = int(os.environ["RANK"])
-    FITS = itertools.count()
+
+
+    def trial_being_built():
+        # The newest trial in storage: rank 0 creates each trial there before any rank builds its model.
+        storage = SQLStorage(url)
+        try:
+            return max(t.number for t in storage.get_trials(storage.get_study("Recorded").id))
+        finally:
+            storage.close()
 
 
     class PruneOddTrialsAtOnce(Pruner):
@@ -53,7 +63,7 @@ TUNE_SCRIPT = textwrap.dedent(
     class Recorded(LinearRegression):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
-            self.index = next(FITS)
+            self.index = trial_being_built()
             self.fail_at = plan.get(str(self.index), [None, None])
             self._maybe_fail("init")
 
