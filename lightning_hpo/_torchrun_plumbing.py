@@ -181,11 +181,11 @@ class TrainingGroup:
 
 
 def _restart_group_names() -> None:
-    """Name the next group as every rank will: torch names groups by a per-process count (part of the store
-    keys their creation meets under) that only dropping a created group restarts. A rank whose creation of
-    the group failed (a peer that failed at once shut the connections down half-way) has no group to drop,
-    yet used up a name: without this, its next group would wait under other keys than the other ranks',
-    every rank until the process group timeout."""
+    """Name the next group as every other rank will. Torch names each new group by a per-process count, and
+    the ranks meet under store keys that hold the name to create it; only dropping a created group restarts
+    the count. A rank whose creation of the group failed (a peer that failed at once shut the connections
+    down half-way) has no group to drop, yet used up a name: its next group would then wait under other
+    keys than the other ranks' one, every rank until the process group timeout."""
     from torch.distributed import distributed_c10d
 
     if hasattr(distributed_c10d, "_world"):
