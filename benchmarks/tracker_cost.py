@@ -144,7 +144,8 @@ def report(runs: Sequence[Mapping[str, Mapping[str, float]]], n: int, command: s
         "(`MLFlowLogger(synchronous=False)`; ending the run waits for them, without MLflow's idle second), "
         "and its own SQLite store (WAL mode) commits without flushing the disk each time, ending each run with one "
         'flush; its params are written at once. The `"wandb"` shortcut lists the installed packages once per '
-        "process instead of at every run's start (W&B's `requirements.txt`, written into each trial's run). W&B, "
+        "process instead of at every run's start (W&B's `requirements.txt`, written into each trial's run), and "
+        "its `run.log` of each logged step runs in the worker thread too, in order. W&B, "
         "TensorBoard and CSV write each step to a buffer or another process. Timings on a shared machine are "
         "noisy: the quartiles say how much.",
         "",

@@ -5,16 +5,18 @@ its service process) takes a trial's thread tens of milliseconds before its firs
 shortcuts' loggers start their run in the background instead, in the trial trackers' single worker
 thread (see :class:`~lightning_hpo.trackers.TrialTrackers`), while the Trainer sets up and the first
 steps train. The trial's thread waits for the start (:meth:`StartsInBackground.join_start`) where it
-first needs the run: its id, or a write the logger cannot hold (a new param for MLflow). Metrics,
-and W&B's config updates, logged before the run exists are held and written, in their order, once it
-does. A start that failed raises its error on the trial's thread, at that point.
+first needs the run: its id, or a write the logger cannot hold (a new param for MLflow). MLflow's
+metrics logged before the run exists are held and written, in their order, once it does; W&B's
+metrics and config updates are all written by the worker thread, after the start, in their order. A
+start that failed raises its error on the trial's thread, where it is joined.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, wait
 from pathlib import Path
 from typing import Any
 
@@ -220,43 +222,103 @@ def _mlflow_metric_name(key: str) -> str:
 
 
 class TrialWandbLogger(StartsInBackground, WandbLogger):
-    """The W&B shortcut's logger: ``wandb.init`` in the background; metrics and config updates logged
-    before the run exists are held, and logged in their order once it does (the first one logged
-    after it has started, or at the training's end)."""
+    """The W&B shortcut's logger: ``wandb.init`` and every ``run.log`` in the trackers' worker thread.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._held_calls: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+    Each ``run.log`` encodes the step's record and waits for W&B's asyncio thread to hand it to its
+    service process: a few milliseconds per logged step that the trial's thread no longer waits for.
+    Metrics and config updates are handed to the worker thread in their order, after the run's start
+    (one thread: W&B's steps stay in the order they were logged, each with its
+    ``trainer/global_step``), and the run's end (:func:`~lightning_hpo.trackers.record_outcome`)
+    comes after them, so every step is in the run once :meth:`~lightning_hpo.trackers.TrialTrackers.close`
+    returns. On the trial's thread, :attr:`experiment` (the user's own ``self.logger.experiment.log``)
+    waits for the steps handed over before it, so those land after them too. A write that failed in the
+    worker thread raises its error on the trial's thread at its next log, or at the training's end; the
+    steps after it are not written.
+    """
+
+    _executor: Executor | None = None
+    _started: Future[None] | None = None  # the start, also once joined: the worker thread checks it
+    _last_write: Future[None] | None = None
+    _write_error: BaseException | None = None  # set once, by the worker thread
+    _write_error_raised = False
+    _worker_thread: int | None = None
+
+    def start_in(self, executor: Executor) -> None:
+        super().start_in(executor)
+        if self._start is not None:
+            self._executor, self._started = executor, self._start
 
     @property
     def experiment(self) -> Any:
+        """The run; on the trial's thread, once the steps logged before have been written."""
+        if threading.get_ident() == self._worker_thread:
+            return WandbLogger.experiment.fget(self)  # type: ignore[attr-defined]
         self.join_start()
+        if self._last_write is not None:
+            wait([self._last_write])
+        self._raise_write_error()
         return super().experiment
 
+    @property
+    def run(self) -> Any:
+        """The run once started, without waiting for the steps not yet written (to read its id, its directory)."""
+        self.join_start()
+        return WandbLogger.experiment.fget(self)  # type: ignore[attr-defined]
+
     def _start_run(self) -> None:
+        self._worker_thread = threading.get_ident()
         WandbLogger.experiment.fget(self)  # type: ignore[attr-defined]
 
-    def join_start(self) -> None:
-        super().join_start()
-        held, self._held_calls = self._held_calls, []
-        for method, args in held:
+    def _in_order(self, method: Callable[..., None], *args: Any) -> None:
+        """``method(self, *args)`` in the worker thread, after the run's start and what was logged before."""
+        if self._executor is None:  # not started in the background (a copy in another process)
             method(self, *args)
+            return
+        self._raise_write_error()
+        if self._start is not None and self._start.done():
+            self.join_start()  # the run is noted (when_started) early, and a failed start raises here
+        self._last_write = self._executor.submit(self._write, method, args)
 
-    def _hold_while_starting(self, method: Callable[..., None], *args: Any) -> None:
-        if self._start is not None and not self._start.done():
-            self._held_calls.append((method, args))
-        else:
-            self.join_start()
+    def _write(self, method: Callable[..., None], args: tuple[Any, ...]) -> None:
+        """In the worker thread: nothing once the start or an earlier write failed."""
+        if self._write_error is not None or (self._started is not None and self._started.exception() is not None):
+            return
+        try:
             method(self, *args)
+        except Exception as error:  # noqa: BLE001 - raised on the trial's thread (_raise_write_error)
+            self._write_error = error
+
+    def unraised_write_error(self) -> BaseException | None:
+        """The error of a write that failed in the worker thread, once: ``None`` after it was raised or returned."""
+        if self._write_error is None or self._write_error_raised:
+            return None
+        self._write_error_raised = True
+        return self._write_error
+
+    def _raise_write_error(self) -> None:
+        if (error := self.unraised_write_error()) is not None:
+            raise error
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        self._hold_while_starting(WandbLogger.log_metrics, dict(metrics), step)
+        self._in_order(WandbLogger.log_metrics, dict(metrics), step)
 
     @rank_zero_only
     def log_hyperparams(self, params: Any) -> None:
-        self._hold_while_starting(WandbLogger.log_hyperparams, params)
+        self._in_order(WandbLogger.log_hyperparams, params)
 
     def finalize(self, status: str) -> None:
+        """Note the run (joining its start) and raise a failed write; the steps still being written
+        are waited for where the run ends."""
         self.join_start()
+        self._raise_write_error()
         super().finalize(status)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy for another process: the steps written, without this process's thread.
+        if self._last_write is not None:
+            wait([self._last_write])
+        state = super().__getstate__()
+        for name in ("_executor", "_started", "_last_write", "_worker_thread"):
+            state.pop(name, None)
+        return state

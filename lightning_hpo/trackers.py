@@ -33,7 +33,8 @@ the study's storage already, and the study goes on.
 The per-validation curve of the monitored metric is logged by Lightning itself, as the module logs it
 (the MLflow shortcut's by MLflow's background thread, at most once a second, which ending the run
 waits for). The MLflow and W&B shortcuts start each run, and end it, in a worker thread of the
-process (see :mod:`lightning_hpo._shortcut_loggers`): the trial's thread trains meanwhile, and goes on
+process (see :mod:`lightning_hpo._shortcut_loggers`), and the W&B shortcut's ``run.log`` of each
+logged step there too, in order: the trial's thread trains meanwhile, and goes on
 to the next trial while the last one's run ends. Every metric, tag and the final status are in the
 tracker's store (W&B: its run files) when the trial loop ends, before ``Tuner.fit`` returns
 (:meth:`TrialTrackers.close`); a process that ends otherwise waits for them as it exits.
@@ -344,8 +345,9 @@ class TrialTrackers:
                 runs["mlflow"] = logger.run_id
                 self._mlflow_experiment_id = logger.experiment_id
             elif isinstance(logger, WandbLogger):
-                runs["wandb"] = logger.experiment.id
-                (Path(logger.experiment.dir) / "requirements.txt").write_text(_requirements())
+                run = _wandb_run(logger)
+                runs["wandb"] = run.id
+                (Path(run.dir) / "requirements.txt").write_text(_requirements())
         run_dir = self._run_dirs.get(trial.number)
         if runs and run_dir is not None:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -422,6 +424,11 @@ def record_outcome(logger: Logger, trial: Trial, monitor: Sequence[str], study_n
         if isinstance(logger, TrialMLFlowLogger) and logger.local_store is not None:
             flush(logger.local_store)  # the run's writes, committed without a flush, now on disk
     elif isinstance(logger, WandbLogger):
+        if isinstance(logger, TrialWandbLogger) and (error := logger.unraised_write_error()) is not None:
+            warnings.warn(
+                f"W&B could not log all the steps of trial {trial.number}: {type(error).__name__}: {error}",
+                stacklevel=2,
+            )
         run = logger.experiment
         run.summary.update({**values, _STATE_KEY: state})
         run.tags = tuple(dict.fromkeys([*(run.tags or ()), state]))
@@ -506,9 +513,14 @@ def tracker_runs(loggers: Sequence[Logger]) -> list[str]:
             link = f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
             runs.append(f"mlflow: {link}" if uri.startswith("http") else f"mlflow: run {run_id} in {uri}")
         elif isinstance(logger, WandbLogger):
-            run = logger.experiment
+            run = _wandb_run(logger)
             runs.append(f"wandb: {run.url}" if run.url else f"wandb: offline run {run.id} in {Path(run.dir).parent}")
     return runs
+
+
+def _wandb_run(logger: WandbLogger) -> Any:
+    """``logger``'s W&B run, the shortcut's without waiting for the steps it is still writing."""
+    return logger.run if isinstance(logger, TrialWandbLogger) else logger.experiment
 
 
 @functools.lru_cache(maxsize=1)

@@ -387,6 +387,15 @@ def test_wandb_offline_groups_trials_by_study_with_config_and_summary(tmp_path, 
         )  # listed once, saved in each
         if trial.state is TrialState.COMPLETE:
             assert summary["trial/val_loss"] == pytest.approx(trial.value)
+        if trial.state is not TrialState.FAIL:
+            # Every step written by the trackers' thread is in the run once fit returns, in its order (also
+            # for the PRUNED trial): each validation's val_loss, as the study stored it, at increasing steps.
+            history = wandb_offline_records(next(found["dir"].glob("run-*.wandb")))["history"]
+            assert [h.step.num for h in history] == sorted({h.step.num for h in history})
+            rows = [_items(h.item) for h in history]
+            validations = {row["trainer/global_step"]: row["val_loss"] for row in rows if "val_loss" in row}
+            assert list(validations) == sorted(validations)
+            assert list(validations.values()) == pytest.approx(list(trial.intermediate_values.values()))
 
 
 @pytest.mark.slow
@@ -407,7 +416,7 @@ def test_each_wandb_run_of_a_trial_trained_twice_has_its_own_curve_and_the_trial
 
 
 @pytest.mark.slow
-def test_the_wandb_shortcut_keeps_what_is_logged_while_its_run_starts_and_ends_it_when_closed(
+def test_the_wandb_shortcut_writes_its_steps_in_order_in_its_thread_and_ends_the_run_when_closed(
     tmp_path, monkeypatch
 ) -> None:
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -418,8 +427,13 @@ def test_the_wandb_shortcut_keeps_what_is_logged_while_its_run_starts_and_ends_i
     logger = trackers.loggers_for(trial)
     noted: list[list[str]] = []
     trackers.watch(trial, [logger], noted.append)
-    for step in range(1, 4):  # held while wandb.init runs in the background, then logged in their order
+    for step in range(1, 4):  # handed to the trackers' thread, which is still running wandb.init
         logger.log_metrics({"loss": 1.0 / step}, step=step)
+    logger.experiment.log({"mine": 1.0})  # the user's own log: after the steps logged before it
+    logger.log_metrics({1: 2.0}, step=4)  # W&B refuses a key that is not a string, in the trackers' thread
+    with pytest.raises(TypeError, match="must be strings"):
+        logger.experiment  # noqa: B018 - the failed write's error, on the trial's thread
+    logger.log_metrics({"loss": 0.1}, step=5)  # after a failed write, not written
     logger.finalize("success")
     trackers.finished(Trial(0, TrialState.COMPLETE, {"lr": 0.1}, values=(0.25,), intermediate_values={3: 0.25}))
     trackers.close()
@@ -428,7 +442,8 @@ def test_the_wandb_shortcut_keeps_what_is_logged_while_its_run_starts_and_ends_i
     assert found["config"]["lr"] == 0.1 and found["exit_code"] == 0
     assert found["summary"]["trial/state"] == "COMPLETE" and found["summary"]["trial/val_loss"] == 0.25
     history = [_items(h.item) for h in wandb_offline_records(next(found["dir"].glob("run-*.wandb")))["history"]]
-    assert [(h["trainer/global_step"], h["loss"]) for h in history if "loss" in h] == [(1, 1.0), (2, 0.5), (3, 1 / 3)]
+    logged = [("mine", None) if "mine" in h else (h["loss"], h["trainer/global_step"]) for h in history]
+    assert logged == [(1.0, 1), (0.5, 2), (1 / 3, 3), ("mine", None)]
 
 
 def test_tensorboard_event_files_hold_hparams_data_with_the_trial_value() -> None:
