@@ -2,19 +2,23 @@
 
 Every method runs the same problems, budgets and seeds, in one process, one run at a time:
 
-* ``ours``: lightning_hpo's ``GPSampler``: configurations that failed by their own fault enter its
-  GP with the worst observed value, and a GP per outcome constraint weights its acquisition
-  (``samplers/_gp_feasibility.py``);
-* other failure models of the same sampler (:data:`FAILURE_MODELS`): ``failure_gp`` (a GP of
-  the 0/1 failure outcome weights the acquisition as a constraint's does, failed points left out
-  of the objective's GP), ``failure_gp_nearest``, ``failure_gp_worst``, ``failure_gp_p75`` and
-  ``failure_gp_median`` (the failure GP, and failed points valued as the nearest observed
+* ``ours``: lightning_hpo's ``GPSampler``: a GP of whether a trial failed by its own fault weights
+  its acquisition, under a chance constraint (a candidate more likely to fail than not is ruled
+  out), failed points left out of the objective's GP, and a GP per outcome constraint weights its
+  acquisition too (``samplers/_gp_feasibility.py``);
+* other failure models of the same sampler (:data:`FAILURE_MODELS`): ``ours_worst_value`` (the
+  sampler's rule before: failed points enter the objective's GP at the worst observed value, no
+  failure GP), ``failure_gp`` (the failure GP without the chance constraint),
+  ``failure_gp_chance80`` (the chance constraint at 0.8), ``failure_gp_nearest_chance`` (failed
+  points valued as the nearest observed configuration, and the chance constraint),
+  ``failure_gp_nearest``, ``failure_gp_worst``, ``failure_gp_p75`` and ``failure_gp_median`` (the
+  failure GP without the chance constraint, and failed points valued as the nearest observed
   configuration, or at the worst value, the 75th percentile counted from the best, the median),
   ``median_value`` (the median, no failure GP), ``posterior_value`` and ``failure_gp_posterior``
   (failed points valued two posterior standard deviations worse than the posterior mean of a GP of
   the observed values, no better than the best observed value, without and with the failure GP),
-  ``posterior_median`` (the same, no better than the median); ``ours_worst_value`` is ``ours`` by
-  another name;
+  ``posterior_median`` (the same, no better than the median). Failures that broke a constraint
+  early enter the objective's GP at the worst value in every model;
 * ``ours_before``: the same sampler seeing what it saw before this change: FAIL trials and the
   trials' constraint values removed from its history (it optimizes the objective alone);
 * ``ours_impute``: the worst-value rule applied outside the sampler, as it was first measured
@@ -208,26 +212,32 @@ class GPWorstValueForFailures(GPSampler):
         return super().sample(space, history, number=number, directions=directions)
 
 
-def _failure_model(imputation: str | None, weighting: bool) -> type[GPSampler]:
+def _failure_model(imputation: str | None, weighting: bool, min_probability: float | None) -> type[GPSampler]:
     """The GPSampler with another failure model: failed configurations valued by ``imputation`` (a
     rule of ``_gp_feasibility.IMPUTATIONS``; ``None``: left out of the objective's GP), and a GP of
-    the failures weighting the acquisition or not."""
-    attributes = {"_failure_imputation": imputation, "_failure_weighting": weighting}
+    the failures weighting the acquisition or not, with ``min_probability`` as a chance constraint."""
+    attributes = {
+        "_failure_imputation": imputation,
+        "_failure_weighting": weighting,
+        "_failure_min_probability": min_probability,
+    }
     return type(f"GPSampler_{imputation}_{weighting}", (GPSampler,), attributes)
 
 
 #: Failure models measured against the sampler's (``benchmarks/CONSTRAINTS.md``).
 FAILURE_MODELS = {
-    "ours_worst_value": _failure_model("worst", False),
-    "failure_gp": _failure_model(None, True),
-    "failure_gp_nearest": _failure_model("nearest", True),
-    "failure_gp_worst": _failure_model("worst", True),
-    "failure_gp_p75": _failure_model("p75", True),
-    "failure_gp_median": _failure_model("median", True),
-    "median_value": _failure_model("median", False),
-    "posterior_value": _failure_model("posterior", False),
-    "failure_gp_posterior": _failure_model("posterior", True),
-    "posterior_median": _failure_model("posterior_median", False),
+    "ours_worst_value": _failure_model("worst", False, None),
+    "failure_gp": _failure_model(None, True, None),
+    "failure_gp_nearest": _failure_model("nearest", True, None),
+    "failure_gp_worst": _failure_model("worst", True, None),
+    "failure_gp_p75": _failure_model("p75", True, None),
+    "failure_gp_median": _failure_model("median", True, None),
+    "median_value": _failure_model("median", False, None),
+    "posterior_value": _failure_model("posterior", False, None),
+    "failure_gp_posterior": _failure_model("posterior", True, None),
+    "posterior_median": _failure_model("posterior_median", False, None),
+    "failure_gp_chance80": _failure_model(None, True, 0.8),
+    "failure_gp_nearest_chance": _failure_model("nearest", True, 0.5),
 }
 
 

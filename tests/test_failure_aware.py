@@ -150,7 +150,7 @@ def test_only_failures_that_are_the_configurations_fault_inform_the_gp():
 
     plain = suggest()
     assert suggest("interrupted") == suggest("stale") == suggest("infrastructure") == plain
-    assert suggest("oom") != plain  # it enters the GP with the worst value
+    assert suggest("oom") != plain  # the failure GP weights the acquisition around it
 
 
 def test_failed_points_are_valued_like_their_nearest_observed_neighbour_or_by_rank():
@@ -212,9 +212,9 @@ def test_whether_a_trial_failed_is_an_outcome_of_its_own():
 @pytest.mark.slow
 def test_gp_finds_an_optimum_on_the_edge_of_a_failing_region_without_crossing_it_again_and_again():
     # The larger x the better, up to 0.6 where trials run out of memory: the best configuration is
-    # the largest that fits, as with a model's width. A failure model that values failed points
-    # like their neighbours (or only weights the acquisition by a GP of the failures) keeps
-    # proposing x > 0.6 here (benchmarks/CONSTRAINTS.md).
+    # the largest that fits, as with a model's width. Without the chance constraint, the failure
+    # GP's weight alone keeps proposing x well past 0.6 here (benchmarks/CONSTRAINTS.md); with it
+    # the GP probes the edge and stays out of the failing region.
     study = Study(
         "edge", search_space={"x": Float(0.0, 1.0)}, storage=":memory:", sampler=GPSampler(seed=0, n_startup_trials=5)
     )
@@ -224,8 +224,10 @@ def test_gp_finds_an_optimum_on_the_edge_of_a_failing_region_without_crossing_it
             study.tell(trial, state=TrialState.FAIL, error="CUDA out of memory", fail_kind="oom")
         else:
             study.tell(trial, -trial.params["x"])
-    assert sum(t.state is TrialState.FAIL for t in study.trials[5:]) <= 3
-    assert study.best_trial.params["x"] > 0.58
+    proposed_by_gp = [t.params["x"] for t in study.trials[5:] if t.state is TrialState.FAIL]
+    once_seen = proposed_by_gp[2:]  # the GP's failures after its first two taught it the region
+    assert once_seen and all(x < 0.65 for x in once_seen)
+    assert study.best_trial.params["x"] > 0.595
 
 
 def test_failure_models_differ_only_where_configurations_failed():
@@ -235,10 +237,10 @@ def test_failure_models_differ_only_where_configurations_failed():
         for i in range(6)
     ]
     failed = [Trial(number=6, state=TrialState.FAIL, params={"x": 0.9, "y": 0.1}, attrs={FAIL_KIND: "oom"})]
-    failure_gp = type("FailureGP", (GPSampler,), {"_failure_imputation": None, "_failure_weighting": True})
+    worst_value = type("WorstValue", (GPSampler,), {"_failure_imputation": "worst", "_failure_weighting": False})
 
     def suggest(sampler_class: type, history: list) -> dict:
         return sampler_class(seed=0, n_startup_trials=5).sample(space, history, number=7, directions=["min"])
 
-    assert suggest(failure_gp, done) == suggest(GPSampler, done)
-    assert suggest(failure_gp, done + failed) != suggest(GPSampler, done + failed)
+    assert suggest(worst_value, done) == suggest(GPSampler, done)
+    assert suggest(worst_value, done + failed) != suggest(GPSampler, done + failed)

@@ -2,17 +2,20 @@
 
 * **Failures**: trials that FAILed by the configuration's fault (an exception of the user's code,
   out of memory, nan, a constraint known violated early; see
-  :data:`~lightning_hpo.trial.CONFIGURATION_FAIL_KINDS`) enter the objective's GP with the worst
-  value observed so far in each objective (:func:`with_imputed_values`, rule ``"worst"``), as SMAC
-  imputes a failed run's cost: the acquisition then sees nothing to gain there. Interrupted, stale
-  and infrastructure failures say nothing about the parameters and are left out. Softer values (the
-  nearest observed configuration's, the median, the 75th percentile, a pessimistic quantile of a
-  GP's posterior at the failed point) and a GP of the 0/1 failure outcome weighting the
-  acquisition as the constraints' GPs do (:func:`failure_outcome`) were measured against it
-  (``benchmarks/CONSTRAINTS.md``): those that value a failure close to its good neighbours keep
-  proposing configurations beyond a memory boundary where the best configurations lie, so the
-  sampler keeps the worst value; the sampler's private ``_failure_imputation`` and
-  ``_failure_weighting`` select the alternatives for the benchmark.
+  :data:`~lightning_hpo.trial.CONFIGURATION_FAIL_KINDS`) are an outcome of their own: a GP of
+  whether a trial failed (:func:`failure_outcome`) weights the acquisition by the probability that
+  a candidate does not fail, as the constraints' GPs do, under a chance constraint: below a
+  probability of one half the weight falls steeply (:data:`CHANCE_PENALTY`). The objective's GP
+  leaves failed points out, so the configurations next to a failing region keep their own values
+  (an optimum often lies on that edge: the widest model that fits); the chance constraint is what
+  keeps the search out of the region itself, since the plain weight loses there to the large
+  improvement the objective's GP expects where nothing was observed. Failures that broke a
+  constraint early enter the objective's GP at the worst value instead (:func:`broke_early`): they
+  are their constraint's GP's to learn from. Interrupted, stale and infrastructure failures say
+  nothing about the parameters and are left out. Measured against the worst value in the
+  objective's GP (as SMAC imputes a failed run's cost), softer imputed values, and the failure GP
+  without the chance constraint (``benchmarks/CONSTRAINTS.md``); the sampler's private
+  ``_failure_imputation``, ``_failure_weighting`` and ``_failure_min_probability`` select them.
 * **Outcome constraints**: each constraint of the study gets a GP of its violation (``<= 0``:
   satisfied, see :mod:`lightning_hpo._constraints`) over every trial that stored one, and the
   probability that a candidate satisfies it, ``P(g(x) <= 0)`` under the GP's latent posterior,
@@ -28,6 +31,7 @@ so the boundary 0 maps exactly to the standardized value of 0.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -49,6 +53,7 @@ __all__ = [
     "FeasibilityModel",
     "FeasibilityWeighted",
     "is_configuration_failure",
+    "broke_early",
     "IMPUTATIONS",
     "with_imputed_values",
     "failure_outcome",
@@ -69,11 +74,21 @@ def is_configuration_failure(trial: Trial) -> bool:
     return trial.state is TrialState.FAIL and trial.fail_kind in CONFIGURATION_FAIL_KINDS
 
 
+def broke_early(trial: Trial) -> bool:
+    """A FAIL trial stopped because a constraint known early broke (it stored the violation)."""
+    return bool(trial.attrs.get(CONSTRAINT_VIOLATIONS))
+
+
 #: How :func:`with_imputed_values` may value a failed configuration: the objective values of the
 #: nearest observed configuration, the worst or the median observed value, the 75th percentile
 #: counted from the best, or a pessimistic quantile of a GP's posterior there, no better than the
 #: best (``"posterior"``) or the median (``"posterior_median"``) observed value.
 IMPUTATIONS = ("nearest", "worst", "median", "p75", "posterior", "posterior_median")
+
+#: How steeply :meth:`FeasibilityModel.log_probability` falls below its ``min_probability``: a
+#: factor on the log-probability's shortfall, steep enough that no gain the objective's GP promises
+#: in a region believed to fail outweighs it, yet smooth for the gradient search.
+CHANCE_PENALTY = 100.0
 
 #: Rules ``"posterior*"``: a failed configuration is valued this many posterior standard deviations
 #: worse than the posterior mean there, of a GP of the observed values.
@@ -133,7 +148,7 @@ def failure_outcome(observed: Sequence[Trial], failed: Sequence[Trial]) -> Feasi
     constraint known early broke) is left out: it is that constraint's GP's to learn from."""
     failed_numbers = {t.number for t in failed}
     succeeded = [t for t in observed if t.number not in failed_numbers]
-    failed = [t for t in failed if not t.attrs.get(CONSTRAINT_VIOLATIONS)]
+    failed = [t for t in failed if not broke_early(t)]
     if not failed or not succeeded:
         return None
     return FeasibilityOutcome("failure", [*succeeded, *failed], [-1.0] * len(succeeded) + [1.0] * len(failed))
@@ -158,9 +173,14 @@ class FeasibilityModel:
         X: the inputs of ``outcome.trials``.
         outcome: the violations.
         gp_space: the space ``X`` lives in.
+        min_probability: a chance constraint: below this probability of feasibility the weight
+            falls steeply (``None``: the plain probability).
     """
 
-    def __init__(self, X: Tensor, outcome: FeasibilityOutcome, gp_space: GPSpace) -> None:
+    def __init__(
+        self, X: Tensor, outcome: FeasibilityOutcome, gp_space: GPSpace, *, min_probability: float | None = None
+    ) -> None:
+        self.min_probability = min_probability
         # The sampler's GP takes outcomes where larger is better: the negated values.
         Y = -torch.tensor(outcome.values, dtype=X.dtype, device=X.device).unsqueeze(-1)
         model = fit_model(X, Y, gp_space)
@@ -190,7 +210,10 @@ class FeasibilityModel:
         """``b``: log P(feasible) of ``b x 1 x d`` candidates, under the latent posterior."""
         mean, std = self._latent(X)
         # Feasible where the (negated, larger-is-better) outcome lies above the threshold.
-        return log_ndtr((mean - self.threshold) / std)
+        log_p = log_ndtr((mean - self.threshold) / std)
+        if self.min_probability is None:
+            return log_p
+        return log_p + CHANCE_PENALTY * (log_p - math.log(self.min_probability)).clamp_max(0.0)
 
 
 class FeasibilityWeighted(AcquisitionFunction):

@@ -116,8 +116,9 @@ class GPSampler(Sampler):
     * **What it learns from**: COMPLETE trials; PRUNED trials with the value they are stored with
       (their best intermediate value: a pessimistic one, since they stopped early), which keeps the
       GP away from regions the pruner already judged poor. FAIL trials whose failure is the
-      configuration's fault (an exception, out of memory, nan) with the worst value observed, so
-      the GP learns that nothing is gained there; other failures are ignored. Each outcome
+      configuration's fault (an exception, out of memory, nan) through a GP of whether a trial
+      fails: the acquisition is weighted by the probability that a candidate does not, and a
+      candidate more likely to fail than not is ruled out; other failures are ignored. Each outcome
       constraint of the study gets a GP, and the acquisition is weighted by the probability that a
       candidate satisfies it (see ``_gp_feasibility``).
     * **Reproducible**: the suggestion is a function of the stored trials, ``seed`` and the trial
@@ -172,12 +173,15 @@ class GPSampler(Sampler):
         self.device = _check_device(device)
         self._last_fit: _Fit | None = None
 
-    #: How a configuration that failed by its own fault informs the GP: valued by this rule of
-    #: ``_gp_feasibility.IMPUTATIONS`` in the objective's GP (``None``: left out of it), and with
-    #: ``_failure_weighting``, through a GP of the failures that weights the acquisition.
+    #: How a configuration that failed by its own fault informs the GP (see ``_gp_feasibility``):
+    #: valued by this rule of ``_gp_feasibility.IMPUTATIONS`` in the objective's GP (``None``: left
+    #: out of it, except failures that broke a constraint early, valued at the worst), and with
+    #: ``_failure_weighting``, through a GP of the failures that weights the acquisition, with
+    #: ``_failure_min_probability`` as a chance constraint (``None``: the plain weight).
     #: ``benchmarks/constraints.py`` measures other settings through these.
-    _failure_imputation: str | None = "worst"
-    _failure_weighting: bool = False
+    _failure_imputation: str | None = None
+    _failure_weighting: bool = True
+    _failure_min_probability: float | None = 0.5
 
     def sample(
         self, space: SearchSpace, trials: Sequence[Trial], *, number: int, directions: Sequence[str]
@@ -189,11 +193,13 @@ class GPSampler(Sampler):
             return space.decode(sobol_point(len(space), self.seed, number))
         pending = [t for t in trials if t.state is TrialState.RUNNING]
         signs = tuple(1.0 if direction == "max" else -1.0 for direction in directions)
-        from lightning_hpo.samplers._gp_feasibility import is_configuration_failure, with_imputed_values
+        from lightning_hpo.samplers._gp_feasibility import broke_early, is_configuration_failure, with_imputed_values
 
         failed = [t for t in trials if is_configuration_failure(t)]
-        if self._failure_imputation is not None:
-            observed += with_imputed_values(failed, observed, directions, space, self._failure_imputation)
+        # A failure that broke a constraint early stored its violation: it enters the objective's GP
+        # at the worst value so that the constraint's GP, fitted on the same observations, sees it.
+        imputed = failed if self._failure_imputation is not None else [t for t in failed if broke_early(t)]
+        observed += with_imputed_values(imputed, observed, directions, space, self._failure_imputation or "worst")
         failed = failed if self._failure_weighting else []
         return space.decode(self._suggest(space, observed, pending, signs=signs, number=number, failed=failed))
 
@@ -236,7 +242,9 @@ class GPSampler(Sampler):
             acquisition, incumbents = _acquisition(
                 model, X, Y, X_pending, seed=acquisition_seed, generator=generator, feasible=feasible
             )
-            acquisition = _weighted_by_feasibility(acquisition, observed, space, gp_space, tensor_kwargs, failed)
+            acquisition = _weighted_by_feasibility(
+                acquisition, observed, space, gp_space, tensor_kwargs, failed, self._failure_min_probability
+            )
             acquisition = gp_space.on_pinned_inputs(acquisition)
             best = maximize(
                 acquisition,
@@ -311,9 +319,10 @@ def _weighted_by_feasibility(
     gp_space: Any,
     tensor_kwargs: dict[str, Any],
     failed: Sequence[Trial] = (),
+    failure_min_probability: float | None = None,
 ) -> Any:
     """``acquisition`` weighted by the GPs of the constraints and of the ``failed`` trials, where
-    there are any."""
+    there are any (the failures' with ``failure_min_probability`` as a chance constraint)."""
     import torch
 
     from lightning_hpo.samplers._gp_feasibility import (
@@ -331,7 +340,8 @@ def _weighted_by_feasibility(
     models = []
     for outcome in outcomes:
         X = gp_space.from_unit(torch.tensor([space.encode(t.params) for t in outcome.trials], **tensor_kwargs))
-        models.append(FeasibilityModel(X, outcome, gp_space))
+        floor = failure_min_probability if outcome is failures else None
+        models.append(FeasibilityModel(X, outcome, gp_space, min_probability=floor))
     return FeasibilityWeighted(acquisition, models)
 
 
