@@ -851,6 +851,11 @@ class SQLStorage(Storage):
             )
             with self._report_connections_lock:
                 self._report_connections[thread] = connection
+                ended = set(self._report_connections) - {alive.ident for alive in threading.enumerate()}
+                ended_connections = [self._report_connections.pop(ident) for ident in ended]
+            for ended_connection in ended_connections:  # those of threads that ended: not to pile up
+                if ended_connection.usable:
+                    ended_connection.close()
         return connection
 
     def finish_trial(

@@ -73,7 +73,7 @@ def test_a_report_survives_a_sigkill_right_after_it_returned(shared_storage_url,
     storage.close()
 
 
-def test_each_thread_reports_through_its_own_connection_and_close_ends_them(storage):
+def test_each_thread_reports_through_its_own_connection_closed_when_the_thread_ended_or_at_close(storage):
     trial_ids = [_running_trial(storage) for _ in range(4)]
     all_started = threading.Barrier(4)  # four live threads at once: four threads, four connections
 
@@ -92,10 +92,13 @@ def test_each_thread_reports_through_its_own_connection_and_close_ends_them(stor
         assert storage.get_trial(trial_id).intermediate_values == {s: trial_id + s / 100 for s in range(20)}
     opened = list(storage._report_connections.values())
     assert len({id(c) for c in opened}) == 4
-    storage.close()
+    storage.report(trial_ids[0], 20, 1.0)  # this thread's first report closes those of the threads that ended
     assert all(connection.closed for connection in opened)
-    storage.report(trial_ids[0], 20, 1.0)  # a closed storage opens again, as for its other operations
-    assert storage.get_trial(trial_ids[0]).intermediate_values[20] == 1.0
+    (own,) = storage._report_connections.values()
+    storage.close()
+    assert own.closed
+    storage.report(trial_ids[0], 21, 2.0)  # a closed storage opens again, as for its other operations
+    assert storage.get_trial(trial_ids[0]).intermediate_values[21] == 2.0
 
 
 def test_a_storage_that_reported_is_still_sent_to_other_processes(storage):
