@@ -6,7 +6,10 @@ execution options, the events that begin the transaction and the execution conte
 times the statement itself. A :class:`ReportConnection` is a DBAPI connection of the thread's own,
 out of the pool, that runs the upsert compiled once, in a transaction of its own, committed before
 :meth:`ReportConnection.upsert` returns: a report is as durable as before (in the database when
-``report`` returns; see the durability note of :mod:`lightning_hpo.storage.sql`).
+``report`` returns; see the durability note of :mod:`lightning_hpo.storage.sql`). On SQLite the
+transaction is ``BEGIN IMMEDIATE``, the upsert, ``COMMIT`` (the write lock taken first, as for every
+write of the storage); on PostgreSQL the connection is in autocommit mode, so the one statement is
+its own transaction: one round trip to the server.
 
 It is used only for reports, so it is set up once for them (no flush to disk at the commit) and
 never handed back to the pool, where another operation would inherit that setting. An error of the
@@ -18,13 +21,15 @@ any other; the next attempt opens a new one. Its liveness is thus only checked o
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from sqlalchemy import exc
 from sqlalchemy.engine import Engine
 
 __all__ = ["ReportConnection"]
+
+_T = TypeVar("_T")
 
 
 class ReportConnection:
@@ -82,19 +87,18 @@ class ReportConnection:
             cursor.execute(self._sql, args)
             rows = cursor.rowcount
             cursor.execute("COMMIT")
-        else:
+        else:  # autocommit: the statement is its own transaction, committed before the server replies
             cursor.execute(self._sql, args)
             rows = cursor.rowcount
-            self._connection.commit()
         return rows
 
     def _set_no_commit_flush(self) -> None:
+        self._connection.autocommit = True  # one statement per report: no BEGIN and COMMIT round trips around it
         self._cursor.execute("SET synchronous_commit TO OFF")
-        self._connection.commit()
 
-    def _guarded(self, action: Any, sql: str, args: Any = None) -> Any:
-        """``action()``; on any error, the connection rolled back and closed, and a driver's error raised as
-        SQLAlchemy's (as its own execution would raise it)."""
+    def _guarded(self, action: Callable[[], _T], sql: str, args: Any = None) -> _T:
+        """``action()``; on any error, the connection closed (which ends its transaction) and a driver's error
+        raised as SQLAlchemy's, as its own execution would raise it."""
         try:
             return action()
         except self._dbapi_error as error:
