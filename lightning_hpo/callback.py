@@ -149,8 +149,9 @@ class TrialReporter(Callback):
                     f"Logged metrics: {available if available else 'none'}. Log it in validation_step with "
                     f"self.log({name!r}, ...), or monitor one of the logged metrics."
                 )
-        if trainer.world_size == 1:  # nothing to average: skip building and reducing a tensor
-            return tuple(as_floats({n: torch.as_tensor(metrics[n]).reshape(-1)[0] for n in self.monitor}).values())
+        # Nothing to average in one process: each logged value (of one element, as self.log requires) read as is.
+        if trainer.world_size == 1:
+            return tuple(as_floats({name: metrics[name] for name in self.monitor}).values())
         # One reduction for all the metrics: one collective per validation, however many there are.
         values = torch.stack(
             [torch.as_tensor(metrics[n]).detach().to(torch.float64).reshape(-1)[0] for n in self.monitor]

@@ -49,6 +49,7 @@ from lightning_hpo.exceptions import (
     StudyNotFoundError,
     TrialStateError,
 )
+from lightning_hpo.storage._report_connection import ReportConnection
 from lightning_hpo.storage.base import Storage, StudyRecord, TrialOverview
 from lightning_hpo.trial import ENQUEUED, RETRY_OF, Trial, TrialState
 
@@ -351,6 +352,8 @@ class SQLStorage(Storage):
         self._engine: Engine | None = None
         self._init_lock = threading.Lock()
         self._finished_steps: dict[int, _FinishedSteps] = {}  # study id -> what its last full read cached
+        self._report_connections: dict[int, ReportConnection] = {}  # thread id -> its connection for reports
+        self._report_connections_lock = threading.Lock()
         self._engine_for_use()
 
     # -- connections -----------------------------------------------------------------------
@@ -479,15 +482,23 @@ class SQLStorage(Storage):
         ``durable=False``: a write of a running trial, not flushed to disk at its commit (see the module doc).
         """
         engine = engine or self._engine_for_use()
+
+        def attempt() -> _T:
+            if self._memory_lock is not None:
+                with self._memory_lock:
+                    return self._run_once(engine, operation, write, durable)
+            return self._run_once(engine, operation, write, durable)
+
+        return self._retrying(attempt, retry_seconds)
+
+    def _retrying(self, attempt: Callable[[], _T], retry_seconds: float | None = None) -> _T:
+        """``attempt()``, called again with backoff while it raises a transient error, for at most ``retry_seconds``."""
         retry_seconds = self._retry_seconds if retry_seconds is None else retry_seconds
         deadline = time.monotonic() + retry_seconds
         delay = 0.02
         while True:
             try:
-                if self._memory_lock is not None:
-                    with self._memory_lock:
-                        return self._run_once(engine, operation, write, durable)
-                return self._run_once(engine, operation, write, durable)
+                return attempt()
             except exc.DBAPIError as error:
                 self._raise_if_permanent(error)
                 if time.monotonic() + delay > deadline:
@@ -523,6 +534,11 @@ class SQLStorage(Storage):
             raise StorageError(f"Storage error on {self._describe()}: {error.orig}") from error
 
     def close(self) -> None:
+        with self._report_connections_lock:
+            connections, self._report_connections = self._report_connections, {}
+        for connection in connections.values():
+            if connection.usable:
+                connection.close()
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
@@ -531,12 +547,14 @@ class SQLStorage(Storage):
         if self._in_memory:
             raise TypeError("An in-memory storage cannot be sent to another process; use a SQLite file or PostgreSQL.")
         state = self.__dict__.copy()
-        state.update(_engine=None, _init_lock=None, _finished_steps={})
+        state.update(_engine=None, _init_lock=None, _finished_steps={}, _report_connections={})
+        state.update(_report_connections_lock=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._init_lock = threading.Lock()
+        self._report_connections_lock = threading.Lock()
 
     # -- studies ---------------------------------------------------------------------------
 
@@ -812,16 +830,33 @@ class SQLStorage(Storage):
         first = float(value) if vector is None else vector[0]
         stored = None if math.isnan(first) else first
         stored_vector = None if vector is None else json.dumps([None if math.isnan(v) else v for v in vector])
+        row = {"trial_id": trial_id, "step": step, "value": stored, "objective_values": stored_vector}
 
-        def operation(conn: Connection) -> None:
-            stored_rows = conn.execute(
-                _upsert_intermediate(self._is_sqlite),
-                {"trial_id": trial_id, "step": step, "value": stored, "objective_values": stored_vector},
-            ).rowcount
-            if stored_rows == 0:  # the trial is missing or finished: say which
-                self._require_running(conn, trial_id, f"report step {step}")
+        def in_one_transaction(conn: Connection) -> None:
+            if conn.execute(_upsert_intermediate(self._is_sqlite), row).rowcount == 0:
+                self._require_running(conn, trial_id, f"report step {step}")  # missing or finished: say which
 
-        self._run(operation, write=True, durable=False)
+        # At every validation: through this thread's own connection (see _report_connection), unless the
+        # database is one connection in memory. When it wrote nothing, the transaction above words the error.
+        if self._in_memory or self._retrying(lambda: self._report_connection().upsert(row)) == 0:
+            self._run(in_one_transaction, write=True, durable=False)
+
+    def _report_connection(self) -> ReportConnection:
+        """This thread's connection for reports, opened at its first report (or after an error closed it)."""
+        thread = threading.get_ident()
+        connection = self._report_connections.get(thread)
+        if connection is None or not connection.usable:
+            connection = ReportConnection(
+                self._engine_for_use(), _upsert_intermediate(self._is_sqlite), is_sqlite=self._is_sqlite
+            )
+            with self._report_connections_lock:
+                self._report_connections[thread] = connection
+                ended = set(self._report_connections) - {alive.ident for alive in threading.enumerate()}
+                ended_connections = [self._report_connections.pop(ident) for ident in ended]
+            for ended_connection in ended_connections:  # those of threads that ended: not to pile up
+                if ended_connection.usable:
+                    ended_connection.close()
+        return connection
 
     def finish_trial(
         self,

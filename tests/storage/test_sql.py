@@ -251,16 +251,26 @@ def test_only_commits_that_finish_a_trial_or_change_a_study_wait_for_the_disk(sh
                 return [s for s in statements if s.startswith("PRAGMA synchronous=")][-1] == "PRAGMA synchronous=FULL"
             return "SET LOCAL synchronous_commit TO OFF" not in statements[start:]
 
+        def report_flushed(trial_id: int, step: int, value: float) -> bool:
+            storage.report(trial_id, step, value)
+            # Reports run on a connection of their own, set up once (lightning_hpo/storage/_report_connection.py).
+            connection = storage._report_connection()._connection
+            if storage.sqlite_path is not None:
+                return connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+            setting = connection.execute("SHOW synchronous_commit").fetchone()[0]
+            connection.rollback()
+            return setting != "off"
+
         created: list = []
         assert flushed(lambda: created.append(storage.get_or_create_study("s", SPACE, ["min"])))
         assert not flushed(lambda: created.append(storage.create_trial(created[0].id, worker="w")))
         trial_id = created[1].id
         assert not flushed(lambda: storage.set_trial_params(trial_id, {"x": 0.5}))
-        assert not flushed(lambda: storage.report(trial_id, 1, 0.5))
+        assert not report_flushed(trial_id, 1, 0.5)
         assert not flushed(lambda: storage.update_trial(trial_id, log_dir="logs"))
         assert not flushed(lambda: storage.heartbeat([trial_id]))
         assert flushed(lambda: storage.finish_trial(trial_id, TrialState.COMPLETE, values=[0.5]))
-        assert not flushed(lambda: storage.report(storage.create_trial(created[0].id, worker="w").id, 1, 0.4))
+        assert not report_flushed(storage.create_trial(created[0].id, worker="w").id, 1, 0.4)
         assert flushed(lambda: storage.delete_study("s"))
         storage.close()
     finally:
