@@ -47,6 +47,10 @@ W&B runs of a shortcut: one run per trial, its steps going on.
 Under torchrun every rank builds the trial's loggers (its Trainer needs them), but Lightning's
 loggers only write on global rank 0, and only rank 0 records the outcome: one run per trial. With
 ``n_jobs`` each worker process makes and closes its own trials' loggers.
+
+Over 500 lines although one thing, the trial's trackers from the ``logger`` argument to the
+outcome in each tracker: a tenth of them is this documentation; the shortcuts' own loggers live in
+:mod:`lightning_hpo._shortcut_loggers`.
 """
 
 from __future__ import annotations
