@@ -1,0 +1,274 @@
+"""Variants of RegretBoundStopper's bound, recomputed offline from recorded runs of benchmarks/stopping.py.
+
+    nice -n 10 python benchmarks/stopping.py --budget 100 --seeds 3 --record-only \\
+        --runs benchmarks/out/stopping_100_trials.jsonl --tasks <tasks>          # the sampler's proposals
+    nice -n 10 python benchmarks/stopping_replay.py --runs benchmarks/out/stopping_100_trials.jsonl --every 4
+
+The sampler's proposals are the expensive part of a run and do not depend on the stopper (it only
+reads the trials), so a recorded run (each trial's parameters and its repeats' values) is replayed
+here: at every ``--every``-th trial from ``MIN_TRIALS`` on, the GP is fitted on the trials so far and
+the bound's pieces are computed once (the GP with its inferred noise, with the repeats' known noise,
+with shortened lengthscales; several confidence parameters; two unit conversions), and each variant
+of :data:`VARIANTS` is a rule on those pieces. Pieces are cached per run in ``--cache`` (resumable).
+Optuna's EMMR criterion (Ishibashi et al. 2023, ``optuna.terminator.EMMREvaluator`` with Optuna's
+``MedianErrorEvaluator`` threshold) is computed on the same prefixes as a comparison.
+
+Per variant: where each run would stop, the share of the budget saved, and the regret it cost (noiseless
+value of the best-observed trial at the stop minus that after the full budget), against the noise sd
+of a value (the mean of the repeats the study is told) and of one evaluation (the spread of the repeats).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.stopping import _ratio, _true_of_best, problem  # noqa: E402
+from lightning_hpo.space import SearchSpace  # noqa: E402
+from lightning_hpo.stopping import Evidence, _beta  # noqa: E402
+
+MIN_TRIALS = 20
+#: Lengthscales multiplied by this for the "short" GP: a rougher function than the fit's, as a crude
+#: stand-in for the lengthscale uncertainty the MAP fit ignores.
+SHORTER = 0.5
+
+
+def theorem2_beta(n_params: int, n_trials: int, delta: float = 0.1) -> float:
+    """Srinivas et al.'s beta for a continuous domain (Theorem 2, with a = b = r = 1), which grows
+    linearly with the number of parameters, divided by 5 as the stopper's."""
+    t, d = n_trials, max(n_params, 1)
+    return (
+        2.0 * math.log(2.0 * math.pi**2 * t**2 / (3.0 * delta))
+        + 2.0 * d * math.log(t**2 * d * math.sqrt(math.log(4.0 * d / delta)))
+    ) / 5.0
+
+
+def pieces(space: SearchSpace, params: list[dict[str, Any]], repeats: list[list[float]], seed: int) -> dict[str, float]:
+    """The bound's pieces on these trials, in the GP's outcome units (``bound:<model>:<beta>``) and the
+    unit conversions (``slope_top``: the stopper's; ``slope_all``: the values' sd)."""
+    import torch
+
+    n, d = len(params), len(space)
+    values = [statistics.mean(r) for r in repeats]
+    evidence = Evidence.from_params(space, "min", params, values)
+    Yvar = torch.tensor([[statistics.variance(r) / len(r)] for r in repeats], dtype=torch.float64)
+    betas = {"b/5": _beta(d, n), "b": 5.0 * _beta(d, n), "t2/5": theorem2_beta(d, n)}
+    inferred = evidence.fit(seed)
+    models = {"gp": inferred, "known": evidence.fit(seed, Yvar), "short": _shortened(inferred, SHORTER)}
+    out = {
+        "slope_top": evidence.units_per_outcome(),
+        "slope_all": float(evidence.Y.std()),
+        "gp_noise": Evidence.gp_noise(inferred),
+        # What the stopper compares with at this check: the median spread of the repeats so far.
+        "spread": statistics.median(statistics.stdev(r) for r in repeats),
+    }
+    for model_name, model in models.items():
+        for beta_name, beta in betas.items():
+            if model_name != "gp" and beta_name == "t2/5":
+                continue
+            out[f"bound:{model_name}:{beta_name}"] = evidence.bound(model, beta, seed)
+    return out
+
+
+def _shortened(model: Any, factor: float) -> Any:
+    from gpytorch.kernels import MaternKernel
+
+    shorter = copy.deepcopy(model)
+    shorter.train()
+    for module in shorter.covar_module.modules():
+        if isinstance(module, MaternKernel):
+            module.lengthscale = module.lengthscale.detach() * factor
+    return shorter.eval()
+
+
+def emmr_curve(space: SearchSpace, params: list[dict[str, Any]], values: list[float], at: list[int], seed: int):
+    """Optuna's EMMR at each prefix length of ``at``, and the threshold its MedianErrorEvaluator sets."""
+    import optuna
+    from optuna.terminator import EMMREvaluator, MedianErrorEvaluator
+
+    from lightning_hpo.samplers.optuna import _distribution
+
+    distributions = {name: _distribution(space[name]) for name in space}
+    trials = [
+        optuna.trial.create_trial(
+            params={k: space[k].to_stored(v) for k, v in p.items()},
+            distributions={k: distributions[k] for k in p},
+            value=v,
+        )
+        for p, v in zip(params, values, strict=True)
+    ]
+    for number, trial in enumerate(trials):
+        trial.number = number
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    emmr = EMMREvaluator(seed=seed)
+    direction = optuna.study.StudyDirection.MINIMIZE
+    threshold = MedianErrorEvaluator(emmr).evaluate(trials, direction)
+    return {n: emmr.evaluate(trials[:n], direction) for n in at}, threshold
+
+
+@dataclass(frozen=True)
+class Replayed:
+    task: str
+    seed: int
+    n_params: int
+    budget: int
+    observed: list[float]
+    trues: list[float]
+    noise_sd: float  # of a value (the mean of the repeats)
+    spread: float  # of one evaluation: the median spread of the repeats, what the stopper compares with
+    checks: dict[int, dict[str, float]]  # trials -> pieces
+    emmr: dict[int, float]
+    emmr_threshold: float
+
+    def cost(self, stop: int | None) -> float:
+        return _true_of_best(self.observed, self.trues, stop or self.budget) - _true_of_best(
+            self.observed, self.trues, self.budget
+        )
+
+
+# A variant: whether to stop at a check (its trials, its pieces, the run), and the fewest trials it may stop at.
+Rule = Callable[[int, dict[str, float], Replayed], bool]
+
+
+def _below(key: str, slope: str = "slope_top", scale: float = 1.0) -> Rule:
+    return lambda n, p, r: p[key] * p[slope] < scale * p["spread"]
+
+
+def _schedule(early: str, late: str, switch: Callable[[Replayed], int]) -> Rule:
+    return lambda n, p, r: _below(early if n < switch(r) else late)(n, p, r)
+
+
+VARIANTS: dict[str, tuple[Rule, Callable[[Replayed], int]]] = {
+    "stopper now (GP noise, beta/5, top-quarter slope)": (_below("bound:gp:b/5"), lambda r: MIN_TRIALS),
+    "undivided beta": (_below("bound:gp:b"), lambda r: MIN_TRIALS),
+    "undivided beta before trial 40, beta/5 after": (
+        _schedule("bound:gp:b", "bound:gp:b/5", lambda r: 40),
+        lambda r: MIN_TRIALS,
+    ),
+    "undivided beta before 10 x params trials, beta/5 after": (
+        _schedule("bound:gp:b", "bound:gp:b/5", lambda r: 10 * r.n_params),
+        lambda r: MIN_TRIALS,
+    ),
+    "beta of Srinivas' Theorem 2 (grows with params) / 5": (_below("bound:gp:t2/5"), lambda r: MIN_TRIALS),
+    "known noise from the repeats, beta/5": (_below("bound:known:b/5"), lambda r: MIN_TRIALS),
+    "known noise from the repeats, undivided beta": (_below("bound:known:b"), lambda r: MIN_TRIALS),
+    "slope: values' overall sd, beta/5": (_below("bound:gp:b/5", "slope_all"), lambda r: MIN_TRIALS),
+    "lengthscales x0.5, beta/5": (_below("bound:short:b/5"), lambda r: MIN_TRIALS),
+    "lengthscales x0.5, undivided beta": (_below("bound:short:b"), lambda r: MIN_TRIALS),
+    "min_trials = max(20, 5 x params), beta/5": (_below("bound:gp:b/5"), lambda r: max(MIN_TRIALS, 5 * r.n_params)),
+    "min_trials = max(20, 10 x params), beta/5": (_below("bound:gp:b/5"), lambda r: max(MIN_TRIALS, 10 * r.n_params)),
+    "min_trials = max(20, 5 x params), undivided beta": (
+        _below("bound:gp:b"),
+        lambda r: max(MIN_TRIALS, 5 * r.n_params),
+    ),
+}
+
+
+def stop_of(run: Replayed, rule: Rule, min_trials: Callable[[Replayed], int]) -> int | None:
+    return next((n for n, p in sorted(run.checks.items()) if n >= min_trials(run) and rule(n, p, run)), None)
+
+
+def emmr_stop(run: Replayed) -> int | None:
+    return next((n for n, e in sorted(run.emmr.items()) if e < run.emmr_threshold), None)
+
+
+def table(runs: list[Replayed]) -> str:
+    stops = {name: [stop_of(r, rule, m) for r in runs] for name, (rule, m) in VARIANTS.items()}
+    stops["Optuna EMMR (MedianErrorEvaluator threshold)"] = [emmr_stop(r) for r in runs]
+    lines = [
+        "| variant | mean trials saved | median | runs saved >= 40% | cost within noise sd of a value | "
+        "within one evaluation's sd | mean cost / noise sd | worst (cost / noise sd, run, stop) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, at in stops.items():
+        saved = [1.0 - (s or r.budget) / r.budget for s, r in zip(at, runs, strict=True)]
+        costs = [r.cost(s) for s, r in zip(at, runs, strict=True)]
+        ratios = [_ratio(c, r.noise_sd) for c, r in zip(costs, runs, strict=True)]
+        worst = max(range(len(runs)), key=lambda i: ratios[i])
+        lines.append(
+            f"| {name} | {statistics.mean(saved):.0%} | {statistics.median(saved):.0%} | "
+            f"{sum(x >= 0.4 for x in saved)} of {len(runs)} | "
+            f"{sum(c <= r.noise_sd for c, r in zip(costs, runs, strict=True))} of {len(runs)} | "
+            f"{sum(c <= r.spread for c, r in zip(costs, runs, strict=True))} of {len(runs)} | "
+            f"{statistics.mean(ratios):.2f} | {ratios[worst]:.2f} ({runs[worst].task} {runs[worst].seed}, "
+            f"{at[worst] or 'never'}) |"
+        )
+    return "\n".join(lines)
+
+
+def replay(record: dict[str, Any], every: int, cached: dict[str, Any] | None) -> tuple[Replayed, dict[str, Any]]:
+    space = SearchSpace.coerce(problem(record["task"], 0).space)
+    params = record["params"]  # as the trials held them (JSON: choices that are tuples would need converting)
+    repeats, budget, seed = record["repeat_values"], len(record["observed"]), record["seed"]
+    at = list(range(MIN_TRIALS, budget + 1, every))
+    if budget not in at:
+        at.append(budget)
+    if cached is None:
+        started = time.perf_counter()
+        checks = {n: pieces(space, params[:n], repeats[:n], seed) for n in at}
+        emmr, threshold = emmr_curve(space, params, record["observed"], at, seed)
+        cached = {"checks": checks, "emmr": emmr, "emmr_threshold": threshold, "seconds": time.perf_counter() - started}
+    run = Replayed(
+        record["task"],
+        seed,
+        len(space),
+        budget,
+        record["observed"],
+        record["trues"],
+        record["noise_sd"],
+        record["spread"],
+        {int(n): p for n, p in cached["checks"].items()},
+        {int(n): e for n, e in cached["emmr"].items()},
+        cached["emmr_threshold"],
+    )
+    return run, cached
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore")  # GPyTorch's numerical notes and Optuna's "experimental", on every check
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, required=True, help="runs recorded by stopping.py --record-only")
+    parser.add_argument("--every", type=int, default=4, help="check every k-th trial from min_trials (CPU)")
+    parser.add_argument("--cache", type=Path, help="JSON lines of computed pieces (default: next to --runs)")
+    parser.add_argument("--only", nargs="*", help="tasks to replay (default: all recorded)")
+    args = parser.parse_args(argv)
+    cache_path = args.cache or args.runs.with_name(args.runs.stem + f"_replay_every{args.every}.jsonl")
+    cache = {}
+    if cache_path.exists():
+        for line in cache_path.read_text().splitlines():
+            entry = json.loads(line)
+            cache[(entry["task"], entry["seed"])] = entry
+    runs = []
+    for line in args.runs.read_text().splitlines():
+        record = json.loads(line)
+        if not record.get("params") or (args.only and record["task"] not in args.only):
+            continue
+        key = (record["task"], record["seed"])
+        run, computed = replay(record, args.every, cache.get(key))
+        if key not in cache:
+            cache[key] = {"task": key[0], "seed": key[1], **computed}
+            with cache_path.open("a") as out:
+                out.write(json.dumps(cache[key]) + "\n")
+            print(f"{key[0]} seed {key[1]}: replayed in {computed['seconds']:.0f} s", flush=True)
+        runs.append(run)
+    runs.sort(key=lambda r: (r.seed, r.task))
+    print(f"\n{len(runs)} runs, checks every {args.every} trials from {MIN_TRIALS}\n")
+    print(table(runs))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
