@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import math
 import statistics
@@ -130,8 +131,8 @@ class Replayed:
     noise_sd: float  # of a value (the mean of the repeats)
     spread: float  # of one evaluation: the median spread of the repeats, what the stopper compares with
     checks: dict[int, dict[str, float]]  # trials -> pieces
-    emmr: dict[int, float]
-    emmr_threshold: float
+    emmr: dict[int, float]  # empty where not computed (--emmr-seeds)
+    emmr_threshold: float | None
 
     def cost(self, stop: int | None) -> float:
         return _true_of_best(self.observed, self.trues, stop or self.budget) - _true_of_best(
@@ -143,8 +144,24 @@ class Replayed:
 Rule = Callable[[int, dict[str, float], Replayed], bool]
 
 
-def _below(key: str, slope: str = "slope_top", scale: float = 1.0) -> Rule:
-    return lambda n, p, r: p[key] * p[slope] < scale * p["spread"]
+def _below(key: str, slope: str | float = "slope_top", scale: float = 1.0) -> Rule:
+    """The bound ``key`` converted by the pieces' ``slope``, or by the slope among the best ``slope``
+    share of the trials so far, below ``scale`` x the spread the stopper compares with."""
+    if isinstance(slope, str):
+        return lambda n, p, r: p[key] * p[slope] < scale * p["spread"]
+    return lambda n, p, r: p[key] * _slope(tuple(r.observed[:n]), slope) < scale * p["spread"]
+
+
+@functools.cache
+def _slope(observed: tuple[float, ...], share: float) -> float:
+    """The stopper's units per outcome among the best ``share`` of these (minimized) values."""
+    import torch
+
+    from lightning_hpo.samplers._gp_model import model_outcomes
+    from lightning_hpo.stopping import _units_per_outcome
+
+    Y = -torch.tensor(observed, dtype=torch.float64).unsqueeze(-1)
+    return _units_per_outcome(Y[:, 0], model_outcomes(Y)[:, 0], share)
 
 
 def _schedule(early: str, late: str, switch: Callable[[Replayed], int]) -> Rule:
@@ -166,6 +183,9 @@ VARIANTS: dict[str, tuple[Rule, Callable[[Replayed], int]]] = {
     "known noise from the repeats, beta/5": (_below("bound:known:b/5"), lambda r: MIN_TRIALS),
     "known noise from the repeats, undivided beta": (_below("bound:known:b"), lambda r: MIN_TRIALS),
     "slope: values' overall sd, beta/5": (_below("bound:gp:b/5", "slope_all"), lambda r: MIN_TRIALS),
+    "slope among the best half, beta/5": (_below("bound:gp:b/5", 0.5), lambda r: MIN_TRIALS),
+    "slope among all trials, beta/5": (_below("bound:gp:b/5", 1.0), lambda r: MIN_TRIALS),
+    "slope among all trials, undivided beta": (_below("bound:gp:b", 1.0), lambda r: MIN_TRIALS),
     "lengthscales x0.5, beta/5": (_below("bound:short:b/5"), lambda r: MIN_TRIALS),
     "lengthscales x0.5, undivided beta": (_below("bound:short:b"), lambda r: MIN_TRIALS),
     "min_trials = max(20, 5 x params), beta/5": (_below("bound:gp:b/5"), lambda r: max(MIN_TRIALS, 5 * r.n_params)),
@@ -187,7 +207,8 @@ def emmr_stop(run: Replayed) -> int | None:
 
 def table(runs: list[Replayed]) -> str:
     stops = {name: [stop_of(r, rule, m) for r in runs] for name, (rule, m) in VARIANTS.items()}
-    stops["Optuna EMMR (MedianErrorEvaluator threshold)"] = [emmr_stop(r) for r in runs]
+    if all(r.emmr for r in runs):
+        stops["Optuna EMMR (MedianErrorEvaluator threshold)"] = [emmr_stop(r) for r in runs]
     lines = [
         "| variant | mean trials saved | median | runs saved >= 40% | cost within noise sd of a value | "
         "within one evaluation's sd | mean cost / noise sd | worst (cost / noise sd, run, stop) |",
@@ -209,7 +230,9 @@ def table(runs: list[Replayed]) -> str:
     return "\n".join(lines)
 
 
-def replay(record: dict[str, Any], every: int, cached: dict[str, Any] | None) -> tuple[Replayed, dict[str, Any]]:
+def replay(
+    record: dict[str, Any], every: int, cached: dict[str, Any] | None, emmr: bool
+) -> tuple[Replayed, dict[str, Any]]:
     space = SearchSpace.coerce(problem(record["task"], 0).space)
     params = record["params"]  # as the trials held them (JSON: choices that are tuples would need converting)
     repeats, budget, seed = record["repeat_values"], len(record["observed"]), record["seed"]
@@ -219,8 +242,13 @@ def replay(record: dict[str, Any], every: int, cached: dict[str, Any] | None) ->
     if cached is None:
         started = time.perf_counter()
         checks = {n: pieces(space, params[:n], repeats[:n], seed) for n in at}
-        emmr, threshold = emmr_curve(space, params, record["observed"], at, seed)
-        cached = {"checks": checks, "emmr": emmr, "emmr_threshold": threshold, "seconds": time.perf_counter() - started}
+        curve, threshold = emmr_curve(space, params, record["observed"], at, seed) if emmr else ({}, None)
+        cached = {
+            "checks": checks,
+            "emmr": curve,
+            "emmr_threshold": threshold,
+            "seconds": time.perf_counter() - started,
+        }
     run = Replayed(
         record["task"],
         seed,
@@ -244,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=4, help="check every k-th trial from min_trials (CPU)")
     parser.add_argument("--cache", type=Path, help="JSON lines of computed pieces (default: next to --runs)")
     parser.add_argument("--only", nargs="*", help="tasks to replay (default: all recorded)")
+    parser.add_argument("--cached-only", action="store_true", help="report the runs already replayed; compute nothing")
+    parser.add_argument(
+        "--emmr-seeds", type=int, default=1, help="compute Optuna's EMMR for seeds below this (it costs the most)"
+    )
     args = parser.parse_args(argv)
     cache_path = args.cache or args.runs.with_name(args.runs.stem + f"_replay_every{args.every}.jsonl")
     cache = {}
@@ -257,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         if not record.get("params") or (args.only and record["task"] not in args.only):
             continue
         key = (record["task"], record["seed"])
-        run, computed = replay(record, args.every, cache.get(key))
+        if args.cached_only and key not in cache:
+            continue
+        run, computed = replay(record, args.every, cache.get(key), emmr=record["seed"] < args.emmr_seeds)
         if key not in cache:
             cache[key] = {"task": key[0], "seed": key[1], **computed}
             with cache_path.open("a") as out:
@@ -267,6 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     runs.sort(key=lambda r: (r.seed, r.task))
     print(f"\n{len(runs)} runs, checks every {args.every} trials from {MIN_TRIALS}\n")
     print(table(runs))
+    with_emmr = [r for r in runs if r.emmr]
+    if with_emmr and len(with_emmr) < len(runs):
+        print(f"\nThe {len(with_emmr)} runs with Optuna's EMMR computed:\n")
+        print(table(with_emmr))
     return 0
 
 

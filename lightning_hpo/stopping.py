@@ -291,11 +291,11 @@ def _beta(n_params: int, n_trials: int, delta: float = 0.1) -> float:
     return 2.0 * math.log(max(n_params, 1) * n_trials**2 * math.pi**2 / (6.0 * delta)) / 5.0
 
 
-def _units_per_outcome(values: torch.Tensor, outcomes: torch.Tensor) -> float:
+def _units_per_outcome(values: torch.Tensor, outcomes: torch.Tensor, share: float = 0.25) -> float:
     """Objective units per unit of GP outcome near the best values: the least-squares slope of the
-    values against their outcomes among the best quarter of trials (at least 5). The GP's outcome
+    values against their outcomes among the best ``share`` of trials (at least 5). The GP's outcome
     transform is monotone but not linear, and the bound matters near the best."""
-    k = max(5, len(values) // 4)
+    k = max(5, int(len(values) * share))
     top = values.topk(min(k, len(values))).indices
     y, z = values[top], outcomes[top]
     dz = z - z.mean()
