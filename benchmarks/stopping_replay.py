@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.stopping import _ratio, _true_of_best, problem  # noqa: E402
 from lightning_hpo.space import SearchSpace  # noqa: E402
-from lightning_hpo.stopping import Evidence, _beta  # noqa: E402
+from lightning_hpo.stopping import Evidence, _srinivas_beta  # noqa: E402
 
 MIN_TRIALS = 20
 #: Lengthscales multiplied by this for the "short" GP: a rougher function than the fit's, as a crude
@@ -66,7 +66,7 @@ def pieces(space: SearchSpace, params: list[dict[str, Any]], repeats: list[list[
     values = [statistics.mean(r) for r in repeats]
     evidence = Evidence.from_params(space, "min", params, values)
     Yvar = torch.tensor([[statistics.variance(r) / len(r)] for r in repeats], dtype=torch.float64)
-    betas = {"b/5": _beta(d, n), "b": 5.0 * _beta(d, n), "t2/5": theorem2_beta(d, n)}
+    betas = {"b/5": _srinivas_beta(d, n) / 5.0, "b": _srinivas_beta(d, n), "t2/5": theorem2_beta(d, n)}
     inferred = evidence.fit(seed)
     models = {"gp": inferred, "known": evidence.fit(seed, Yvar), "short": _shortened(inferred, SHORTER)}
     out = {
@@ -171,8 +171,20 @@ def _schedule(early: str, late: str, switch: Callable[[Replayed], int]) -> Rule:
 VARIANTS: dict[str, tuple[Rule, Callable[[Replayed], int]]] = {
     "stopper now (GP noise, beta/5, top-quarter slope)": (_below("bound:gp:b/5"), lambda r: MIN_TRIALS),
     "undivided beta": (_below("bound:gp:b"), lambda r: MIN_TRIALS),
+    "undivided beta before trial 30, beta/5 after": (
+        _schedule("bound:gp:b", "bound:gp:b/5", lambda r: 30),
+        lambda r: MIN_TRIALS,
+    ),
     "undivided beta before trial 40, beta/5 after": (
         _schedule("bound:gp:b", "bound:gp:b/5", lambda r: 40),
+        lambda r: MIN_TRIALS,
+    ),
+    "undivided beta before trial 50, beta/5 after": (
+        _schedule("bound:gp:b", "bound:gp:b/5", lambda r: 50),
+        lambda r: MIN_TRIALS,
+    ),
+    "known noise; undivided beta before trial 40, beta/5 after": (
+        _schedule("bound:known:b", "bound:known:b/5", lambda r: 40),
         lambda r: MIN_TRIALS,
     ),
     "undivided beta before 10 x params trials, beta/5 after": (

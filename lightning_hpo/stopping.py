@@ -288,7 +288,12 @@ class Evidence:
 def _beta(n_params: int, n_trials: int, delta: float = 0.1) -> float:
     """GP-UCB's confidence parameter (Srinivas et al. 2010, Theorem 1) divided by 5, as Makarova et
     al. and Optuna's Terminator use it."""
-    return 2.0 * math.log(max(n_params, 1) * n_trials**2 * math.pi**2 / (6.0 * delta)) / 5.0
+    return _srinivas_beta(n_params, n_trials, delta) / 5.0
+
+
+def _srinivas_beta(n_params: int, n_trials: int, delta: float = 0.1) -> float:
+    """GP-UCB's confidence parameter (Srinivas et al. 2010, Theorem 1), undivided."""
+    return 2.0 * math.log(max(n_params, 1) * n_trials**2 * math.pi**2 / (6.0 * delta))
 
 
 def _units_per_outcome(values: torch.Tensor, outcomes: torch.Tensor, share: float = 0.25) -> float:
