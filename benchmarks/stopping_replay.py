@@ -169,9 +169,14 @@ def _schedule(early: str, late: str, switch: Callable[[Replayed], int]) -> Rule:
 
 
 VARIANTS: dict[str, tuple[Rule, Callable[[Replayed], int]]] = {
-    "stopper now (GP noise, beta/5, top-quarter slope)": (_below("bound:gp:b/5"), lambda r: MIN_TRIALS),
+    "stopper before (GP noise, beta/5, top-quarter slope)": (_below("bound:gp:b/5"), lambda r: MIN_TRIALS),
+    # The plain trade of saving for regret on the same bound, to tell a better bound from a stricter rule.
+    "stopper before, bound < 0.8 x noise": (_below("bound:gp:b/5", scale=0.8), lambda r: MIN_TRIALS),
+    "stopper before, bound < 0.6 x noise": (_below("bound:gp:b/5", scale=0.6), lambda r: MIN_TRIALS),
     "undivided beta": (_below("bound:gp:b"), lambda r: MIN_TRIALS),
-    "undivided beta before trial 30, beta/5 after": (
+    # RegretBoundStopper's rule since this replay (FULL_BETA_TRIALS = 30): it stops no run at its first
+    # looks, where the others lost the most; a later switch trades more saving for little regret.
+    "undivided beta before trial 30, beta/5 after (the stopper now)": (
         _schedule("bound:gp:b", "bound:gp:b/5", lambda r: 30),
         lambda r: MIN_TRIALS,
     ),

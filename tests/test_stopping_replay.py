@@ -13,9 +13,9 @@ from benchmarks.stopping import main as stopping_main
 from benchmarks.stopping import problem, run
 from benchmarks.stopping_replay import VARIANTS, Replayed, pieces, stop_of
 from lightning_hpo.space import SearchSpace
+from lightning_hpo.stopping import FULL_BETA_TRIALS
 
 
-@pytest.mark.slow  # a 12-trial GP study and the bound's pieces: ~25 s on a loaded CPU
 def test_a_recorded_run_replays_the_stoppers_own_bound() -> None:
     recorded = run("branin", seed=0, budget=12, repeats=3, min_trials=10)
     assert len(recorded.params) == 12 and all(len(values) == 3 for values in recorded.repeat_values)
@@ -23,8 +23,10 @@ def test_a_recorded_run_replays_the_stoppers_own_bound() -> None:
     space = SearchSpace.coerce(problem("branin", 0).space)
     n, bound, noise = recorded.checks[0]
     replayed = pieces(space, recorded.params[:n], recorded.repeat_values[:n], seed=0)
-    # The stopper's bound (what RegretBoundStopper.measure returned during the run), from the record alone.
-    assert replayed["bound:gp:b/5"] * replayed["slope_top"] == pytest.approx(bound, rel=1e-9)
+    # The stopper's bound (what RegretBoundStopper.measure returned during the run), from the record alone:
+    # before FULL_BETA_TRIALS trials, with the undivided beta.
+    assert n < FULL_BETA_TRIALS
+    assert replayed["bound:gp:b"] * replayed["slope_top"] == pytest.approx(bound, rel=1e-9)
     assert replayed["spread"] == pytest.approx(noise)
     # Variants' pieces: the undivided beta widens the bound, known noise and shorter lengthscales change it.
     assert replayed["bound:gp:b"] > replayed["bound:gp:b/5"] > 0
@@ -54,7 +56,7 @@ def _replayed(ratios: dict[int, float], n_params: int = 2) -> Replayed:
 
 def test_variants_stop_at_the_first_check_their_rule_accepts() -> None:
     run_ = _replayed({20: 0.9, 24: 0.3, 28: 0.4})
-    stopper_now, min_trials = VARIANTS["stopper now (GP noise, beta/5, top-quarter slope)"]
+    stopper_now, min_trials = VARIANTS["stopper before (GP noise, beta/5, top-quarter slope)"]
     assert stop_of(run_, stopper_now, min_trials) == 20
     undivided, min_trials = VARIANTS["undivided beta"]
     assert stop_of(run_, undivided, min_trials) == 24  # sqrt(5) x 0.3 < 1
