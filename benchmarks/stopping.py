@@ -3,6 +3,8 @@
     nice -n 10 python benchmarks/stopping.py                       # 4 tasks x 2 seeds x 60 trials, ~12 min here
     python benchmarks/stopping.py --tasks branin --seeds 1 --budget 30 --no-write   # quick look
     nice python benchmarks/stopping.py --budget 100 --seeds 5 --runs benchmarks/out/stopping_100.jsonl
+    nice python benchmarks/stopping.py --budget 100 --seeds 3 --record-only --runs benchmarks/out/stopping_100_trials.jsonl
+        # trials only (parameters, repeats), for benchmarks/stopping_replay.py to recompute bounds on
 
 With ``--runs FILE`` each finished run is appended to FILE as one JSON line, and a rerun with the same
 budget, repeats and min_trials skips the runs it already holds: a long run can be stopped and

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.stopping import _ratio, _true_of_best, problem  # noqa: E402
 from lightning_hpo.space import SearchSpace  # noqa: E402
-from lightning_hpo.stopping import Evidence, _srinivas_beta  # noqa: E402
+from lightning_hpo.stopping import Evidence, _beta, _srinivas_beta  # noqa: E402
 
 MIN_TRIALS = 20
 #: Lengthscales multiplied by this for the "short" GP: a rougher function than the fit's, as a crude
@@ -282,6 +282,43 @@ def replay(
     return run, cached
 
 
+def stopper_stop(record: dict[str, Any], min_trials: int = MIN_TRIALS) -> int | None:
+    """Where RegretBoundStopper (as it is now) stops this recorded run, asked after every trial as
+    a study asks it: its bound (:func:`lightning_hpo.stopping.regret_bound`'s steps) against the median
+    spread of the repeats so far."""
+    space = SearchSpace.coerce(problem(record["task"], 0).space)
+    for n in range(min_trials, len(record["observed"]) + 1):
+        evidence = Evidence.from_params(space, "min", record["params"][:n], record["observed"][:n])
+        bound = evidence.bound(evidence.fit(record["seed"]), _beta(len(space), n), record["seed"])
+        spread = statistics.median(statistics.stdev(r) for r in record["repeat_values"][:n])
+        if bound * evidence.units_per_outcome() < spread:
+            return n
+    return None
+
+
+def every_trial_table(records: list[dict[str, Any]], stops: dict[tuple[str, int], int | None]) -> str:
+    """The stopper asked after every trial: where it stops each run, and what it costs."""
+    lines = ["| task | seed | stops at | trials saved | cost / noise sd of a value |", "|---|---|---|---|---|"]
+    saved, ratios = [], []
+    for record in records:
+        stop = stops[(record["task"], record["seed"])]
+        budget = len(record["observed"])
+        cost = _true_of_best(record["observed"], record["trues"], stop or budget) - _true_of_best(
+            record["observed"], record["trues"], budget
+        )
+        saved.append(1.0 - (stop or budget) / budget)
+        ratios.append(_ratio(cost, record["noise_sd"]))
+        lines.append(
+            f"| {record['task']} | {record['seed']} | {stop or 'never'} | {saved[-1]:.0%} | {ratios[-1]:.2f} |"
+        )
+    lines.append(
+        f"\nOver {len(records)} runs: mean trials saved {statistics.mean(saved):.0%} (median "
+        f"{statistics.median(saved):.0%}); cost within the noise sd of a value in {sum(x <= 1 for x in ratios)} of "
+        f"{len(records)}; mean cost / noise sd {statistics.mean(ratios):.2f}, worst {max(ratios):.2f}."
+    )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")  # GPyTorch's numerical notes and Optuna's "experimental", on every check
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -289,11 +326,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=4, help="check every k-th trial from min_trials (CPU)")
     parser.add_argument("--cache", type=Path, help="JSON lines of computed pieces (default: next to --runs)")
     parser.add_argument("--only", nargs="*", help="tasks to replay (default: all recorded)")
+    parser.add_argument(
+        "--every-trial",
+        action="store_true",
+        help="instead: where the stopper as it is now stops each run, asked after every trial (cached too)",
+    )
     parser.add_argument("--cached-only", action="store_true", help="report the runs already replayed; compute nothing")
     parser.add_argument(
         "--emmr-seeds", type=int, default=1, help="compute Optuna's EMMR for seeds below this (it costs the most)"
     )
     args = parser.parse_args(argv)
+    if args.every_trial:
+        return _every_trial(args)
     cache_path = args.cache or args.runs.with_name(args.runs.stem + f"_replay_every{args.every}.jsonl")
     cache = {}
     if cache_path.exists():
@@ -322,6 +366,30 @@ def main(argv: list[str] | None = None) -> int:
     if with_emmr and len(with_emmr) < len(runs):
         print(f"\nThe {len(with_emmr)} runs with Optuna's EMMR computed:\n")
         print(table(with_emmr))
+    return 0
+
+
+def _every_trial(args: argparse.Namespace) -> int:
+    cache_path = args.cache or args.runs.with_name(args.runs.stem + "_stopper_every_trial.jsonl")
+    stops = {}
+    if cache_path.exists():
+        for entry in map(json.loads, cache_path.read_text().splitlines()):
+            stops[(entry["task"], entry["seed"])] = entry["stop"]
+    records = []
+    for record in map(json.loads, args.runs.read_text().splitlines()):
+        key = (record["task"], record["seed"])
+        if not record.get("params") or (args.only and key[0] not in args.only):
+            continue
+        if key not in stops:
+            if args.cached_only:
+                continue
+            stops[key] = stopper_stop(record)
+            with cache_path.open("a") as out:
+                out.write(json.dumps({"task": key[0], "seed": key[1], "stop": stops[key]}) + "\n")
+            print(f"{key[0]} seed {key[1]}: stops at {stops[key]}", flush=True)
+        records.append(record)
+    records.sort(key=lambda r: (r["seed"], r["task"]))
+    print(every_trial_table(records, stops))
     return 0
 
 
