@@ -168,43 +168,38 @@ def _schedule(early: str, late: str, switch: Callable[[Replayed], int]) -> Rule:
     return lambda n, p, r: _below(early if n < switch(r) else late)(n, p, r)
 
 
+def _min_trials(run: Replayed) -> int:
+    return MIN_TRIALS
+
+
+def _full_beta_until(switch: int | Callable[[Replayed], int], model: str = "gp") -> tuple[Rule, Callable]:
+    """Srinivas' beta undivided before trial ``switch`` (a number, or one per run), divided by 5 from it on."""
+    at = switch if callable(switch) else (lambda r: switch)
+    return _schedule(f"bound:{model}:b", f"bound:{model}:b/5", at), _min_trials
+
+
 VARIANTS: dict[str, tuple[Rule, Callable[[Replayed], int]]] = {
-    "stopper before (GP noise, beta/5, top-quarter slope)": (_below("bound:gp:b/5"), lambda r: MIN_TRIALS),
+    "stopper before (GP noise, beta/5, top-quarter slope)": (_below("bound:gp:b/5"), _min_trials),
     # The plain trade of saving for regret on the same bound, to tell a better bound from a stricter rule.
-    "stopper before, bound < 0.8 x noise": (_below("bound:gp:b/5", scale=0.8), lambda r: MIN_TRIALS),
-    "stopper before, bound < 0.6 x noise": (_below("bound:gp:b/5", scale=0.6), lambda r: MIN_TRIALS),
-    "undivided beta": (_below("bound:gp:b"), lambda r: MIN_TRIALS),
+    "stopper before, bound < 0.8 x noise": (_below("bound:gp:b/5", scale=0.8), _min_trials),
+    "stopper before, bound < 0.6 x noise": (_below("bound:gp:b/5", scale=0.6), _min_trials),
+    "undivided beta": (_below("bound:gp:b"), _min_trials),
     # RegretBoundStopper's rule since this replay (FULL_BETA_TRIALS = 30): it stops no run at its first
     # looks, where the others lost the most; a later switch trades more saving for little regret.
-    "undivided beta before trial 30, beta/5 after (the stopper now)": (
-        _schedule("bound:gp:b", "bound:gp:b/5", lambda r: 30),
-        lambda r: MIN_TRIALS,
-    ),
-    "undivided beta before trial 40, beta/5 after": (
-        _schedule("bound:gp:b", "bound:gp:b/5", lambda r: 40),
-        lambda r: MIN_TRIALS,
-    ),
-    "undivided beta before trial 50, beta/5 after": (
-        _schedule("bound:gp:b", "bound:gp:b/5", lambda r: 50),
-        lambda r: MIN_TRIALS,
-    ),
-    "known noise; undivided beta before trial 40, beta/5 after": (
-        _schedule("bound:known:b", "bound:known:b/5", lambda r: 40),
-        lambda r: MIN_TRIALS,
-    ),
-    "undivided beta before 10 x params trials, beta/5 after": (
-        _schedule("bound:gp:b", "bound:gp:b/5", lambda r: 10 * r.n_params),
-        lambda r: MIN_TRIALS,
-    ),
-    "beta of Srinivas' Theorem 2 (grows with params) / 5": (_below("bound:gp:t2/5"), lambda r: MIN_TRIALS),
-    "known noise from the repeats, beta/5": (_below("bound:known:b/5"), lambda r: MIN_TRIALS),
-    "known noise from the repeats, undivided beta": (_below("bound:known:b"), lambda r: MIN_TRIALS),
-    "slope: values' overall sd, beta/5": (_below("bound:gp:b/5", "slope_all"), lambda r: MIN_TRIALS),
-    "slope among the best half, beta/5": (_below("bound:gp:b/5", 0.5), lambda r: MIN_TRIALS),
-    "slope among all trials, beta/5": (_below("bound:gp:b/5", 1.0), lambda r: MIN_TRIALS),
-    "slope among all trials, undivided beta": (_below("bound:gp:b", 1.0), lambda r: MIN_TRIALS),
-    "lengthscales x0.5, beta/5": (_below("bound:short:b/5"), lambda r: MIN_TRIALS),
-    "lengthscales x0.5, undivided beta": (_below("bound:short:b"), lambda r: MIN_TRIALS),
+    "undivided beta before trial 30, beta/5 after (the stopper now)": _full_beta_until(30),
+    "undivided beta before trial 40, beta/5 after": _full_beta_until(40),
+    "undivided beta before trial 50, beta/5 after": _full_beta_until(50),
+    "known noise; undivided beta before trial 40, beta/5 after": _full_beta_until(40, model="known"),
+    "undivided beta before 10 x params trials, beta/5 after": _full_beta_until(lambda r: 10 * r.n_params),
+    "beta of Srinivas' Theorem 2 (grows with params) / 5": (_below("bound:gp:t2/5"), _min_trials),
+    "known noise from the repeats, beta/5": (_below("bound:known:b/5"), _min_trials),
+    "known noise from the repeats, undivided beta": (_below("bound:known:b"), _min_trials),
+    "slope: values' overall sd, beta/5": (_below("bound:gp:b/5", "slope_all"), _min_trials),
+    "slope among the best half, beta/5": (_below("bound:gp:b/5", 0.5), _min_trials),
+    "slope among all trials, beta/5": (_below("bound:gp:b/5", 1.0), _min_trials),
+    "slope among all trials, undivided beta": (_below("bound:gp:b", 1.0), _min_trials),
+    "lengthscales x0.5, beta/5": (_below("bound:short:b/5"), _min_trials),
+    "lengthscales x0.5, undivided beta": (_below("bound:short:b"), _min_trials),
     "min_trials = max(20, 5 x params), beta/5": (_below("bound:gp:b/5"), lambda r: max(MIN_TRIALS, 5 * r.n_params)),
     "min_trials = max(20, 10 x params), beta/5": (_below("bound:gp:b/5"), lambda r: max(MIN_TRIALS, 10 * r.n_params)),
     "min_trials = max(20, 5 x params), undivided beta": (
