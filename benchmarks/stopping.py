@@ -3,6 +3,8 @@
     nice -n 10 python benchmarks/stopping.py                       # 4 tasks x 2 seeds x 60 trials, ~12 min here
     python benchmarks/stopping.py --tasks branin --seeds 1 --budget 30 --no-write   # quick look
     nice python benchmarks/stopping.py --budget 100 --seeds 5 --runs benchmarks/out/stopping_100.jsonl
+    nice python benchmarks/stopping.py --budget 100 --seeds 3 --record-only --runs benchmarks/out/stopping_100_trials.jsonl
+        # trials only (parameters, repeats), for benchmarks/stopping_replay.py to recompute bounds on
 
 With ``--runs FILE`` each finished run is appended to FILE as one JSON line, and a rerun with the same
 budget, repeats and min_trials skips the runs it already holds: a long run can be stopped and
@@ -115,6 +117,9 @@ class Run:
     observed: list[float] = field(default_factory=list)  # each trial's value as told (the mean of the repeats)
     trues: list[float] = field(default_factory=list)  # each trial's noiseless value
     checks: list[tuple[int, float, float]] = field(default_factory=list)  # (trials, regret bound, noise)
+    # Each trial's parameters and its repeats' values: enough to recompute any bound offline (replay).
+    params: list[dict[str, Any]] = field(default_factory=list)
+    repeat_values: list[list[float]] = field(default_factory=list)
 
     def stop_under(self, scale: float, patience: int) -> int | None:
         """Where the study would stop under the rule (scale, patience) of :data:`RULES`."""
@@ -131,7 +136,9 @@ class Run:
         return _true_of_best(self.observed, self.trues, stop) - _true_of_best(self.observed, self.trues, budget)
 
 
-def run(name: str, seed: int, budget: int, repeats: int, min_trials: int) -> Run:
+def run(name: str, seed: int, budget: int, repeats: int, min_trials: int, *, checks: bool = True) -> Run:
+    """One study over the full budget; with ``checks=False`` the stopper is never asked (the run only
+    records its trials, for :mod:`stopping_replay` to recompute bounds on; ``stop_at`` is then None)."""
     started = time.perf_counter()
     prob = problem(name, seed)
     rng = np.random.default_rng(seed + 1000)
@@ -139,26 +146,42 @@ def run(name: str, seed: int, budget: int, repeats: int, min_trials: int) -> Run
         f"{name}-{seed}", search_space=prob.space, mode="min", storage=":memory:", seed=seed, pruner=NopPruner()
     )
     stopper = RegretBoundStopper(min_trials=min_trials, seed=seed)
-    checks, trues, observed, spreads = [], [], [], []
+    recorded: list[tuple[int, float, float]] = []
+    trues, observed, spreads, params, repeat_values = [], [], [], [], []
     for number in range(budget):
         trial = study.ask()
         draws = [prob.evaluate(trial.params, rng) for _ in range(repeats)]
         values = [d[0] for d in draws]
+        params.append(dict(trial.params))
+        repeat_values.append(values)
         spread = statistics.stdev(values)
         study.storage.update_trial(trial.id, attrs={VALUE_SPREAD: spread})
         study.tell(trial, statistics.mean(values))
         observed.append(statistics.mean(values))
         trues.append(draws[0][1])
         spreads.append(spread)
-        if number + 1 >= min_trials and not _every_rule_decided(checks):
+        if checks and number + 1 >= min_trials and not _every_rule_decided(recorded):
             check = stopper.measure(study)  # what stopper.evaluate compares
-            checks.append((number + 1, check.regret_bound, check.noise))
+            recorded.append((number + 1, check.regret_bound, check.noise))
     study.storage.close()
-    stop_at = next((n for n, bound, noise in checks if bound < noise), None)
+    stop_at = next((n for n, bound, noise in recorded if bound < noise), None)
     cost = _true_of_best(observed, trues, stop_at or budget) - _true_of_best(observed, trues, budget)
     noise_sd = statistics.median(spreads) / math.sqrt(repeats)
     seconds = time.perf_counter() - started
-    return Run(name, seed, stop_at, cost, noise_sd, statistics.median(spreads), seconds, observed, trues, checks)
+    return Run(
+        name,
+        seed,
+        stop_at,
+        cost,
+        noise_sd,
+        statistics.median(spreads),
+        seconds,
+        observed,
+        trues,
+        recorded,
+        params,
+        repeat_values,
+    )
 
 
 def _every_rule_decided(checks: list[tuple[int, float, float]]) -> bool:
@@ -268,20 +291,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-trials", type=int, default=20)
     parser.add_argument("--no-write", action="store_true", help="print only; leave STOPPING.md alone")
     parser.add_argument("--runs", type=Path, help="JSON-lines file of finished runs: appended to, and reused")
+    parser.add_argument(
+        "--record-only",
+        action="store_true",
+        help="never ask the stopper: record each run's trials (parameters, repeats) for stopping_replay.py",
+    )
     args = parser.parse_args(argv)
     settings = {"budget": args.budget, "repeats": args.repeats, "min_trials": args.min_trials}
+    if args.record_only:
+        settings["record_only"] = 1
     done = _read_runs(args.runs, settings) if args.runs else {}
     runs, noises = [], {}
-    for name in args.tasks:
-        noises[name] = problem(name, 0).noise
-        for seed in range(args.seeds):
-            result = done.get((name, seed))
-            if result is None:
-                result = run(name, seed, args.budget, args.repeats, args.min_trials)
-                if args.runs:
-                    _append_run(args.runs, result, settings)
-            print(result, flush=True)
-            runs.append(result)
+    order = [(seed, name) for seed in range(args.seeds) for name in args.tasks]  # seed 0 of every task first
+    for seed, name in order:
+        noises.setdefault(name, problem(name, 0).noise)
+        result = done.get((name, seed))
+        if result is None:
+            result = run(name, seed, args.budget, args.repeats, args.min_trials, checks=not args.record_only)
+            if args.runs:
+                _append_run(args.runs, result, settings)
+        print(f"{name} seed {seed}: stops at {result.stop_at}, {result.seconds:.0f} s", flush=True)
+        runs.append(result)
+    if args.record_only:
+        print(f"{len(runs)} runs recorded; replay them with benchmarks/stopping_replay.py --runs {args.runs}")
+        return 0
     text = report(runs, args.budget, args.repeats, args.min_trials, noises)
     print(text)
     if not args.no_write:

@@ -81,8 +81,9 @@ class RegretBoundStopper:
 
     Before each new trial, the loop asks :meth:`decide`. Once the study has ``min_trials`` COMPLETE
     trials, the GP (the GPSampler's model, fitted anew on them) gives each point a confidence
-    interval ``mean +- sqrt(beta) * sd``, with Srinivas et al.'s ``beta`` scaled down by 5 as in
-    Makarova et al. and Optuna (it grows slowly with the number of trials and parameters). The
+    interval ``mean +- sqrt(beta) * sd``, with Srinivas et al.'s ``beta`` (it grows slowly with the
+    number of trials and parameters), scaled down by 5 as in Makarova et al. and Optuna once the
+    study has 30 trials (before, the GP rests on too few points for the smaller one). The
     regret bound is the best upper confidence bound over the space minus the best lower confidence
     bound among the points tried (for a maximized objective; mirrored for a minimized one). It is
     computed in the GP's outcome space (values softened, warped and standardized) and converted back
@@ -195,55 +196,119 @@ class RegretBound:
 def regret_bound(study: Study, trials: list[Trial], *, seed: int = 0) -> RegretBound:
     """The upper bound on the simple regret of the best of ``trials`` (COMPLETE, finite), and the
     evaluation noise the GP inferred, both in the objective's units (see :class:`RegretBoundStopper`)."""
-    import torch
-    from botorch.acquisition import UpperConfidenceBound
-
-    from lightning_hpo.samplers._gp_acquisition import maximize
-    from lightning_hpo.samplers._gp_model import build_model, fit_hyperparameters, lengthscales, model_outcomes
-    from lightning_hpo.samplers._gp_space import GPSpace
-    from lightning_hpo.samplers.gp import _isolated
-
     trials = sorted(trials, key=lambda t: t.number)
-    gp_space = GPSpace(study.space)
-    cpu = torch.device("cpu")
-    X = gp_space.from_unit(torch.tensor([study.space.encode(t.params) for t in trials], dtype=torch.float64))
-    sign = 1.0 if study.directions[0] == "max" else -1.0
-    Y = torch.tensor([[t.values[0] * sign] for t in trials], dtype=torch.float64)  # larger is better
-    with _isolated(cpu):
-        torch.manual_seed(seed)
-        model = build_model(X, Y, gp_space, fit_hyperparameters(X, Y, gp_space))
-        beta = _beta(len(study.space), len(trials))
-        with torch.no_grad():
-            posterior = model.posterior(X)
-            lower_tried = (posterior.mean - beta**0.5 * posterior.variance.sqrt()).max()
-            # Inactive conditional parameters pinned, as the sampler's acquisition sees them.
-            upper = gp_space.on_pinned_inputs(UpperConfidenceBound(model, beta=beta))
-            generator = torch.Generator().manual_seed(seed + len(trials))
-        best = maximize(
-            upper,
-            gp_space,
-            incumbents=X[Y[:, 0].topk(min(5, len(Y))).indices],
-            scales=lengthscales(model, gp_space),
-            generator=generator,
+    evidence = Evidence.of(study, trials)
+    model = evidence.fit(seed)
+    outcome_bound = evidence.bound(model, _beta(len(study.space), len(trials)), seed)
+    slope = evidence.units_per_outcome()
+    return RegretBound(value=outcome_bound * slope, gp_noise=evidence.gp_noise(model) * slope)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The trials as the GP sees them: model inputs ``X`` (``n x d``) and outcomes ``Y`` (``n x 1``,
+    larger is better), in the space ``gp_space``. The steps of :func:`regret_bound` are its methods, so
+    that benchmarks/stopping_replay.py can recompute variants of the bound from recorded trials."""
+
+    gp_space: Any
+    X: torch.Tensor
+    Y: torch.Tensor
+
+    @classmethod
+    def of(cls, study: Study, trials: list[Trial]) -> Evidence:
+        return cls.from_params(
+            study.space, study.directions[0], [t.params for t in trials], [t.values[0] for t in trials]
         )
-        with torch.no_grad():
-            upper_anywhere = torch.maximum(upper(best.reshape(1, 1, -1))[0], upper(X.unsqueeze(-2)).max())
-            noise_sd = float(model.likelihood.noise.sqrt().reshape(-1)[0])
-    slope = _units_per_outcome(Y[:, 0], model_outcomes(Y)[:, 0])
-    return RegretBound(value=max(float(upper_anywhere - lower_tried), 0.0) * slope, gp_noise=noise_sd * slope)
+
+    @classmethod
+    def from_params(cls, space: Any, direction: str, params: Sequence[Any], values: Sequence[float]) -> Evidence:
+        import torch
+
+        from lightning_hpo.samplers._gp_space import GPSpace
+
+        gp_space = GPSpace(space)
+        X = gp_space.from_unit(torch.tensor([space.encode(p) for p in params], dtype=torch.float64))
+        sign = 1.0 if direction == "max" else -1.0
+        Y = torch.tensor([[v * sign] for v in values], dtype=torch.float64)
+        return cls(gp_space, X, Y)
+
+    def fit(self, seed: int, Yvar: torch.Tensor | None = None) -> Any:
+        """The study's GP (the GPSampler's model) fitted on the trials; ``Yvar`` (``n x 1``, in the
+        objective's units squared): each value's known noise variance, as the sampler passes it."""
+        import torch
+
+        from lightning_hpo.samplers._gp_model import build_model, fit_hyperparameters
+        from lightning_hpo.samplers.gp import _isolated
+
+        with _isolated(torch.device("cpu")):
+            torch.manual_seed(seed)
+            return build_model(
+                self.X, self.Y, self.gp_space, fit_hyperparameters(self.X, self.Y, self.gp_space, Yvar), Yvar
+            )
+
+    def bound(self, model: Any, beta: float, seed: int) -> float:
+        """The regret bound in the GP's outcome units: the best upper confidence bound anywhere (a
+        search as the sampler's) minus the best lower confidence bound among the points tried."""
+        import torch
+        from botorch.acquisition import UpperConfidenceBound
+
+        from lightning_hpo.samplers._gp_acquisition import maximize
+        from lightning_hpo.samplers._gp_model import lengthscales
+        from lightning_hpo.samplers.gp import _isolated
+
+        X, Y, gp_space = self.X, self.Y, self.gp_space
+        with _isolated(torch.device("cpu")):
+            with torch.no_grad():
+                posterior = model.posterior(X)
+                lower_tried = (posterior.mean - beta**0.5 * posterior.variance.sqrt()).max()
+                # Inactive conditional parameters pinned, as the sampler's acquisition sees them.
+                upper = gp_space.on_pinned_inputs(UpperConfidenceBound(model, beta=beta))
+                generator = torch.Generator().manual_seed(seed + len(X))
+            best = maximize(
+                upper,
+                gp_space,
+                incumbents=X[Y[:, 0].topk(min(5, len(Y))).indices],
+                scales=lengthscales(model, gp_space),
+                generator=generator,
+            )
+            with torch.no_grad():
+                upper_anywhere = torch.maximum(upper(best.reshape(1, 1, -1))[0], upper(X.unsqueeze(-2)).max())
+        return max(float(upper_anywhere - lower_tried), 0.0)
+
+    def units_per_outcome(self) -> float:
+        from lightning_hpo.samplers._gp_model import model_outcomes
+
+        return _units_per_outcome(self.Y[:, 0], model_outcomes(self.Y)[:, 0])
+
+    @staticmethod
+    def gp_noise(model: Any) -> float:
+        """The noise sd the GP inferred, in its outcome units."""
+        return float(model.likelihood.noise.sqrt().reshape(-1)[0])
+
+
+#: Trials before which the bound keeps Srinivas et al.'s full confidence parameter (see :func:`_beta`).
+FULL_BETA_TRIALS = 30
 
 
 def _beta(n_params: int, n_trials: int, delta: float = 0.1) -> float:
-    """GP-UCB's confidence parameter (Srinivas et al. 2010, Theorem 1) divided by 5, as Makarova et
-    al. and Optuna's Terminator use it."""
-    return 2.0 * math.log(max(n_params, 1) * n_trials**2 * math.pi**2 / (6.0 * delta)) / 5.0
+    """GP-UCB's confidence parameter (Srinivas et al. 2010, Theorem 1), divided by 5 as Makarova et
+    al. and Optuna's Terminator use it once the study has ``FULL_BETA_TRIALS`` trials. On fewer, the
+    GP's hyperparameters rest on a handful of points, and the divided bound stopped studies at their
+    first looks that later trials beat by several times the noise (``benchmarks/STOPPING.md``)."""
+    beta = _srinivas_beta(n_params, n_trials, delta)
+    return beta if n_trials < FULL_BETA_TRIALS else beta / 5.0
 
 
-def _units_per_outcome(values: torch.Tensor, outcomes: torch.Tensor) -> float:
+def _srinivas_beta(n_params: int, n_trials: int, delta: float = 0.1) -> float:
+    """GP-UCB's confidence parameter (Srinivas et al. 2010, Theorem 1), undivided."""
+    return 2.0 * math.log(max(n_params, 1) * n_trials**2 * math.pi**2 / (6.0 * delta))
+
+
+def _units_per_outcome(values: torch.Tensor, outcomes: torch.Tensor, share: float = 0.25) -> float:
     """Objective units per unit of GP outcome near the best values: the least-squares slope of the
-    values against their outcomes among the best quarter of trials (at least 5). The GP's outcome
+    values against their outcomes among the best ``share`` of trials (at least 5). The GP's outcome
     transform is monotone but not linear, and the bound matters near the best."""
-    k = max(5, len(values) // 4)
+    k = max(5, int(len(values) * share))
     top = values.topk(min(k, len(values))).indices
     y, z = values[top], outcomes[top]
     dz = z - z.mean()

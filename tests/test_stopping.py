@@ -13,7 +13,7 @@ import pytest
 
 from lightning_hpo import Float, RegretBoundStopper, SobolSampler, StopDecision, Study
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
-from lightning_hpo.stopping import recorded_stop
+from lightning_hpo.stopping import FULL_BETA_TRIALS, _beta, _srinivas_beta, recorded_stop
 from lightning_hpo.trial import VALUE_SPREAD
 from tests.processes import wait_for
 
@@ -196,3 +196,10 @@ def test_the_cli_rejects_a_bad_stopper_before_opening_the_study(
     assert exit_info.value.code == 2
     assert "`stopper` must be one of 'regret', 'none'" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()  # no storage, no empty study
+
+
+def test_the_bound_keeps_the_full_confidence_parameter_on_few_trials() -> None:
+    # Divided by 5 (Makarova et al.) only once the GP rests on FULL_BETA_TRIALS trials.
+    assert _beta(3, FULL_BETA_TRIALS - 1) == _srinivas_beta(3, FULL_BETA_TRIALS - 1)
+    assert _beta(3, FULL_BETA_TRIALS) == pytest.approx(_srinivas_beta(3, FULL_BETA_TRIALS) / 5.0)
+    assert _srinivas_beta(3, 40) > _srinivas_beta(3, 30) > _srinivas_beta(2, 30)  # grows with trials and parameters
