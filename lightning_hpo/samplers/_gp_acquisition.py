@@ -315,7 +315,10 @@ def _local_search(
         if not improves.any():
             break
         moved = torch.where(improves.unsqueeze(-1), C[torch.arange(k, device=X.device), best], X)
-        last_move, X = moved - X, moved
+        # Momentum continues Float moves only: a discrete column changes by whole values, through
+        # `neighbours`; a fraction of such a change would put it off its grid, where the kernel sees
+        # an unobserved value and the acquisition is high, though decoding it repeats an observed one.
+        last_move, X = torch.where(continuous, moved - X, torch.zeros_like(X)), moved
         values = torch.where(improves, best_scores, values)
         radius = torch.where(improves.view(-1, 1, 1), radius, radius / 2)
     return X[values.argmax()]

@@ -519,3 +519,35 @@ def test_search_reaches_an_optimum_in_a_corner():
         generator=torch.Generator().manual_seed(0),
     )
     assert best[:3].tolist() == [1.0, 0.0, 1.0]
+
+
+def test_the_search_scores_only_points_on_every_discrete_grid():
+    """An acquisition that rewards moving discrete columns as much as Float ones: once a start has
+    changed a category, its next momentum steps must still leave that column on a choice (a
+    fraction of the change is a value the kernel has never seen, scored high, but decoded to an
+    observed choice: the sampler then repeated observed configurations)."""
+    from lightning_hpo.samplers._gp_acquisition import maximize
+
+    gp_space = GPSpace(MIXED)
+    scored: list[torch.Tensor] = []
+
+    class RisingEverywhere(torch.nn.Module):
+        def forward(self, X: torch.Tensor) -> torch.Tensor:
+            scored.append(X.detach().reshape(-1, X.shape[-1]))
+            x = X.squeeze(-2)
+            return x.sum(-1) - (x[:, 0] - 0.7).pow(2)
+
+    maximize(
+        RisingEverywhere(),
+        gp_space,
+        incumbents=gp_space.from_unit(torch.full((2, gp_space.dim), 0.2, dtype=torch.float64)),
+        scales=torch.full((gp_space.dim,), 0.2, dtype=torch.float64),
+        generator=torch.Generator().manual_seed(0),
+    )
+    points = torch.cat(scored)
+    for column, grid in gp_space.grids.items():
+        positions = grid.position(torch.arange(grid.size, dtype=torch.float64))
+        on_grid = (points[:, column : column + 1] - positions).abs().min(dim=1).values < 1e-9
+        assert on_grid.all(), f"Int column {column} scored off its grid"
+    for column, n in gp_space.categories.items():
+        assert torch.isin(points[:, column], torch.arange(n, dtype=torch.float64)).all(), column
