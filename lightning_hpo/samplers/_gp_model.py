@@ -61,12 +61,6 @@ LENGTHSCALE_PRIOR_SCALE = 0.75
 #: fit down to it, and it limits how finely the GP tells good points apart, so it lies well below
 #: Optuna's 1e-6 (``benchmarks/GP_DECISIONS.md``).
 MIN_NOISE = 1e-8
-#: Whether Float and Int columns are warped before the kernel (see :class:`_InputWarped`).
-INPUT_WARPING = False
-#: Spread of the log-normal priors of the warping's two exponents, as BoTorch's ``Warp`` examples.
-WARP_PRIOR_SCALE = 0.75**0.5
-#: Inputs are kept this far inside the unit interval, where the warping's derivative is finite.
-WARP_EPSILON = 1e-7
 #: Bounds of the Yeo-Johnson exponent of :func:`warp_to_normal` (fitted ones lie between -1.1 and
 #: 4.6 on the benchmark tasks); they only guard against degenerate fits on a few distinct values.
 WARP_EXPONENT_RANGE = (-3.0, 5.0)
@@ -119,13 +113,6 @@ def _categorical_kernel(dims: list[int], batch_shape: torch.Size) -> Kernel:
 
 
 def _kernel(gp_space: GPSpace, batch_shape: torch.Size) -> Kernel:
-    kernel = _unwarped_kernel(gp_space, batch_shape)
-    if INPUT_WARPING and gp_space.ordinal_dims:
-        return _InputWarped(kernel, gp_space.ordinal_dims, batch_shape)
-    return kernel
-
-
-def _unwarped_kernel(gp_space: GPSpace, batch_shape: torch.Size) -> Kernel:
     ordinal, categorical = gp_space.ordinal_dims, gp_space.categorical_dims
     if not categorical:
         return _scaled(_ordinal_kernel(ordinal, batch_shape), batch_shape)
@@ -137,47 +124,6 @@ def _unwarped_kernel(gp_space: GPSpace, batch_shape: torch.Size) -> Kernel:
     additive = _ordinal_kernel(ordinal, batch_shape) + categories_alone
     interaction = _ordinal_kernel(ordinal, batch_shape) * _categorical_kernel(categorical, batch_shape)
     return _scaled(additive, batch_shape) + _scaled(interaction, batch_shape)
-
-
-class _InputWarped(Kernel):
-    """``kernel`` on inputs whose Float and Int columns first pass through a Kumaraswamy CDF,
-    ``1 - (1 - x^a)^b``, with ``a`` and ``b`` fitted per column (Snoek et al., "Input warping for
-    Bayesian optimization of non-stationary functions", 2014; BoTorch's ``Warp``, and HEBO's). A
-    column that matters only near one end of its range (a learning rate near its largest values, a
-    leaf size near its smallest) is stretched there and compressed elsewhere, so a stationary
-    kernel fits it. With ``a = b = 1`` it is the identity, where the log-normal priors are centred.
-
-    A kernel rather than BoTorch's input transform: the acquisition evaluates the kernel directly
-    (``_gp_nei``), and every path to the model then sees the same warped inputs.
-    """
-
-    def __init__(self, kernel: Kernel, columns: list[int], batch_shape: torch.Size) -> None:
-        super().__init__(batch_shape=batch_shape)
-        self.base_kernel = kernel
-        self.columns = columns
-        shape = (*batch_shape, 1, len(columns))
-        for name in ("concentration1", "concentration0"):
-            self.register_parameter(f"raw_{name}", torch.nn.Parameter(torch.zeros(shape)))
-            self.register_constraint(f"raw_{name}", _log_positive(1e-2, initial=1.0))
-            self.register_prior(
-                f"{name}_prior",
-                LogNormalPrior(0.0, WARP_PRIOR_SCALE, validate_args=False),
-                lambda module, name=name: module.concentration(name),
-            )
-
-    def concentration(self, name: str) -> Tensor:
-        raw = getattr(self, f"raw_{name}")
-        return getattr(self, f"raw_{name}_constraint").transform(raw)
-
-    def _warp(self, X: Tensor) -> Tensor:
-        columns = X[..., self.columns].clamp(WARP_EPSILON, 1.0 - WARP_EPSILON)
-        a, b = self.concentration("concentration1"), self.concentration("concentration0")
-        warped = 1.0 - (1.0 - columns.pow(a)).clamp_min(0.0).pow(b)
-        return X.index_copy(-1, torch.tensor(self.columns, device=X.device), warped)
-
-    def forward(self, x1: Tensor, x2: Tensor, diag: bool = False, **params: object) -> Tensor:
-        output = self.base_kernel(self._warp(x1), self._warp(x2), diag=diag, **params)
-        return output if diag else output.to_dense()
 
 
 def _scaled(kernel: Kernel, batch_shape: torch.Size) -> ScaleKernel:
