@@ -179,6 +179,11 @@ def run_anchor(task: Task, seed: int, budget: int, method: str, python: Path) ->
     return out
 
 
+def curves_gp(seed: int) -> GPSampler:
+    """Our GP valuing pruned trials at their curves' predicted ends (``learn_from_curves``)."""
+    return GPSampler(seed=seed, device="cpu", learn_from_curves=True)
+
+
 def methods(python: Path) -> dict[str, Callable[[Task, int, int], Trajectory]]:
     import optuna
 
@@ -186,6 +191,8 @@ def methods(python: Path) -> dict[str, Callable[[Task, int, int], Trajectory]]:
         "gp_asha": lambda t, s, b: run_study(t, s, b, GPSampler(seed=s, device="cpu"), ASHAPruner()),
         "gp_curve": lambda t, s, b: run_study(t, s, b, GPSampler(seed=s, device="cpu"), CurvePruner()),
         "gp_none": lambda t, s, b: run_study(t, s, b, GPSampler(seed=s, device="cpu"), NopPruner()),
+        "gpc_asha": lambda t, s, b: run_study(t, s, b, curves_gp(s), ASHAPruner()),
+        "gpc_curve": lambda t, s, b: run_study(t, s, b, curves_gp(s), CurvePruner()),
         "random": lambda t, s, b: run_study(t, s, b, RandomSampler(seed=s), NopPruner()),
         "random_curve": lambda t, s, b: run_study(t, s, b, RandomSampler(seed=s), CurvePruner()),
         "optuna_tpe_hb": lambda t, s, b: run_optuna(t, s, b, lambda seed: optuna.samplers.TPESampler(seed=seed)),
@@ -201,6 +208,8 @@ LABELS = {
     "gp_asha": "ours GP + ASHA (default)",
     "gp_curve": "ours GP + CurvePruner",
     "gp_none": "ours GP, no pruning",
+    "gpc_asha": "ours GP (curves) + ASHA",
+    "gpc_curve": "ours GP (curves) + CurvePruner",
     "random": "random search",
     "random_curve": "random + CurvePruner",
     "optuna_tpe_hb": "Optuna TPE + Hyperband",
