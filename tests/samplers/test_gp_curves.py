@@ -5,35 +5,20 @@ reports learning curves, and the GP's training data read where the sampler fits 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from botorch.test_utils.mock import mock_optimize_context_manager
 
 from lightning_hpo import Float, GPSampler, Study
 from lightning_hpo.exceptions import ArgumentTypeError
 from lightning_hpo.pruners._curve_model import forecast
 from lightning_hpo.samplers.gp import curve_informed
 from lightning_hpo.trial import Trial, TrialState
+from tests.samplers.test_gp import _capped_optimizers  # noqa: F401 (autouse: BoTorch's optimizers capped, as there)
 
 FULL = 8
-
-
-@pytest.fixture(autouse=True)
-def _capped_optimizers() -> Iterator[None]:
-    capped = mock_optimize_context_manager(force=True)
-    try:
-        capped.__enter__()
-    except AttributeError:  # this BoTorch lacks an internal the helper patches: run uncapped
-        yield
-        return
-    try:
-        yield
-    finally:
-        capped.__exit__(None, None, None)
 
 
 class RecordingGPSampler(GPSampler):
