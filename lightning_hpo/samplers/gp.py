@@ -356,14 +356,15 @@ def curve_informed(
     alone is deliberately optimistic (made to keep crossing curves alive, not to estimate a value),
     while the stored value is at least a value the trial reached.
     """
-    from lightning_hpo.pruners._curve_model import forecast, full_run_steps
+    from lightning_hpo.pruners._curve_model import CurveModel
 
+    model = CurveModel(trials, minimize)
     sign = -1.0 if minimize else 1.0
     out, variances = [], {}
     for trial in observed:
         step = trial.last_step
-        full = full_run_steps(trial, trials) if trial.state is TrialState.PRUNED and step is not None else None
-        prediction = forecast(trial, trials, step, full, minimize) if full is not None and step < full else None
+        full = model.full_steps(trial) if trial.state is TrialState.PRUNED and step is not None else None
+        prediction = model.forecast(trial, step, full) if full is not None and step < full else None
         if prediction is None:
             out.append(trial)
             continue
