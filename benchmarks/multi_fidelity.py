@@ -3,13 +3,15 @@
     python benchmarks/multi_fidelity.py                          # 8 tasks x 3 seeds (~3-4 CPU-min per task and seed)
     python benchmarks/multi_fidelity.py --tasks all --seeds 5    # the issue's full size (34 x 5)
     python benchmarks/multi_fidelity.py --tasks 189906 --seeds 1 --methods random,gp_asha --no-write
+    python benchmarks/multi_fidelity.py --methods gp_asha,gp_curve,gp_none,gpc_asha,gpc_curve --no-write  # GP (curves)
 
 One trial at a time, every method through its public ask/tell API in the same run, on YAHPO Gym's
 LCBench surrogate (see pruning_lcbench.py): 52 epochs of validation accuracy per configuration.
 Budgets count every epoch trained (52 epochs = one full training); a configuration counts as found
 once it has trained all 52 epochs, with its accuracy at epoch 52 (a pruned trial, or DEHB's and
 SMAC's lower-fidelity runs, spend epochs but find nothing). Each method runs once per task and
-seed up to the largest budget; the smaller budgets read its trajectory.
+seed up to the largest budget; the smaller budgets read its trajectory. "ours GP (curves)" is
+GPSampler(learn_from_curves=True): pruned trials enter its GP at their curves' predicted ends.
 
 Regret: the task's reference (best epoch-52 accuracy of 20,000 random configurations, or anything a
 method found above it) minus the best found, in accuracy points. "Corner tasks": tasks where a
