@@ -354,7 +354,8 @@ def curve_informed(
     its stored value: without a full run in the study (or a report in the first half of the trial's
     own run) nothing calibrates how much of its pace is left, and the model's own extrapolation
     alone is deliberately optimistic (made to keep crossing curves alive, not to estimate a value),
-    while the stored value is at least a value the trial reached.
+    while the stored value is at least a value the trial reached. RUNNING trials stay pending
+    points: valuing them too was not measured (the LCBench benchmark runs one trial at a time).
     """
     from lightning_hpo.pruners._curve_model import CurveModel
 
