@@ -3,13 +3,15 @@
     python benchmarks/multi_fidelity.py                          # 8 tasks x 3 seeds (~3-4 CPU-min per task and seed)
     python benchmarks/multi_fidelity.py --tasks all --seeds 5    # the issue's full size (34 x 5)
     python benchmarks/multi_fidelity.py --tasks 189906 --seeds 1 --methods random,gp_asha --no-write
+    python benchmarks/multi_fidelity.py --methods gp_asha,gp_curve,gp_none,gpc_asha,gpc_curve --no-write  # GP (curves)
 
 One trial at a time, every method through its public ask/tell API in the same run, on YAHPO Gym's
 LCBench surrogate (see pruning_lcbench.py): 52 epochs of validation accuracy per configuration.
 Budgets count every epoch trained (52 epochs = one full training); a configuration counts as found
 once it has trained all 52 epochs, with its accuracy at epoch 52 (a pruned trial, or DEHB's and
 SMAC's lower-fidelity runs, spend epochs but find nothing). Each method runs once per task and
-seed up to the largest budget; the smaller budgets read its trajectory.
+seed up to the largest budget; the smaller budgets read its trajectory. "ours GP (curves)" is
+GPSampler(learn_from_curves=True): pruned trials enter its GP at their curves' predicted ends.
 
 Regret: the task's reference (best epoch-52 accuracy of 20,000 random configurations, or anything a
 method found above it) minus the best found, in accuracy points. "Corner tasks": tasks where a
@@ -179,6 +181,11 @@ def run_anchor(task: Task, seed: int, budget: int, method: str, python: Path) ->
     return out
 
 
+def curves_gp(seed: int) -> GPSampler:
+    """Our GP valuing pruned trials at their curves' predicted ends (``learn_from_curves``)."""
+    return GPSampler(seed=seed, device="cpu", learn_from_curves=True)
+
+
 def methods(python: Path) -> dict[str, Callable[[Task, int, int], Trajectory]]:
     import optuna
 
@@ -186,6 +193,8 @@ def methods(python: Path) -> dict[str, Callable[[Task, int, int], Trajectory]]:
         "gp_asha": lambda t, s, b: run_study(t, s, b, GPSampler(seed=s, device="cpu"), ASHAPruner()),
         "gp_curve": lambda t, s, b: run_study(t, s, b, GPSampler(seed=s, device="cpu"), CurvePruner()),
         "gp_none": lambda t, s, b: run_study(t, s, b, GPSampler(seed=s, device="cpu"), NopPruner()),
+        "gpc_asha": lambda t, s, b: run_study(t, s, b, curves_gp(s), ASHAPruner()),
+        "gpc_curve": lambda t, s, b: run_study(t, s, b, curves_gp(s), CurvePruner()),
         "random": lambda t, s, b: run_study(t, s, b, RandomSampler(seed=s), NopPruner()),
         "random_curve": lambda t, s, b: run_study(t, s, b, RandomSampler(seed=s), CurvePruner()),
         "optuna_tpe_hb": lambda t, s, b: run_optuna(t, s, b, lambda seed: optuna.samplers.TPESampler(seed=seed)),
@@ -201,6 +210,8 @@ LABELS = {
     "gp_asha": "ours GP + ASHA (default)",
     "gp_curve": "ours GP + CurvePruner",
     "gp_none": "ours GP, no pruning",
+    "gpc_asha": "ours GP (curves) + ASHA",
+    "gpc_curve": "ours GP (curves) + CurvePruner",
     "random": "random search",
     "random_curve": "random + CurvePruner",
     "optuna_tpe_hb": "Optuna TPE + Hyperband",

@@ -9,10 +9,11 @@ first suggestion that needs it, so creating a sampler (and a study) stays cheap.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ from lightning_hpo.trial import Trial, TrialState
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["GPSampler", "default_n_startup_trials", "fit_subset", "fitted_history_size"]
+__all__ = ["GPSampler", "curve_informed", "default_n_startup_trials", "fit_subset", "fitted_history_size"]
 
 #: Quasi-Monte-Carlo samples of the posterior that estimate qLogNEI.
 MC_SAMPLES = 128
@@ -115,7 +116,9 @@ class GPSampler(Sampler):
       box decompositions grow too costly there (see ``_gp_acquisition``).
     * **What it learns from**: COMPLETE trials; PRUNED trials with the value they are stored with
       (their best intermediate value: a pessimistic one, since they stopped early), which keeps the
-      GP away from regions the pruner already judged poor. FAIL trials whose failure is the
+      GP away from regions the pruner already judged poor; with ``learn_from_curves=True``, at the
+      final value their learning curve predicts instead, with that prediction's variance as known
+      noise (:func:`curve_informed`). FAIL trials whose failure is the
       configuration's fault (an exception, out of memory, nan) through a GP of whether a trial
       fails: the acquisition is weighted by the probability that a candidate does not, and a
       candidate more likely to fail than not is ruled out; other failures are ignored. Each outcome
@@ -141,6 +144,10 @@ class GPSampler(Sampler):
             default is :func:`default_n_startup_trials` of the number of parameters.
         device: where the GP runs: ``"auto"`` (CUDA when available, else the CPU), ``"cpu"``,
             ``"cuda"``, ``"cuda:1"`` or a ``torch.device``.
+        learn_from_curves: value each PRUNED trial (single objective) at the final value the curve
+            model of :class:`~lightning_hpo.pruners.CurvePruner` predicts from its reports and the
+            study's full runs, with the prediction's variance as known noise, rather than at its
+            best value so far; works with any pruner.
 
     Example:
         >>> from lightning_hpo import Float, GPSampler, Study
@@ -157,8 +164,15 @@ class GPSampler(Sampler):
         seed: int | None = None,
         n_startup_trials: int | None = None,
         device: str | torch.device = "auto",
+        learn_from_curves: bool = False,
     ) -> None:
         super().__init__(seed=seed)
+        if not isinstance(learn_from_curves, bool):
+            raise ArgumentTypeError(
+                f"GPSampler: `learn_from_curves` must be True or False, but got {learn_from_curves!r} "
+                f"({type(learn_from_curves).__name__})."
+            )
+        self.learn_from_curves = learn_from_curves
         if n_startup_trials is not None:
             if not isinstance(n_startup_trials, int) or isinstance(n_startup_trials, bool):
                 raise ArgumentTypeError(
@@ -201,7 +215,15 @@ class GPSampler(Sampler):
         imputed = failed if self._failure_imputation is not None else [t for t in failed if broke_early(t)]
         observed += with_imputed_values(imputed, observed, directions, space, self._failure_imputation or "worst")
         failed = failed if self._failure_weighting else []
-        return space.decode(self._suggest(space, observed, pending, signs=signs, number=number, failed=failed))
+        curve_noise = None
+        if self.learn_from_curves and len(directions) == 1:
+            # Several objectives: pruned trials keep their stored values (the curve is the first
+            # objective's alone, and their GPs learn their own noise).
+            observed, curve_noise = curve_informed(observed, trials, minimize=directions[0] == "min")
+        suggestion = self._suggest(
+            space, observed, pending, signs=signs, number=number, failed=failed, extra_noise=curve_noise
+        )
+        return space.decode(suggestion)
 
     def _suggest(
         self,
@@ -212,6 +234,7 @@ class GPSampler(Sampler):
         signs: tuple[float, ...],
         number: int,
         failed: Sequence[Trial] = (),
+        extra_noise: dict[int, float] | None = None,
     ) -> list[float]:
         import torch
 
@@ -234,7 +257,7 @@ class GPSampler(Sampler):
         acquisition_seed, search_seed = _seeds(self.seed, number)
         generator = torch.Generator().manual_seed(search_seed)
         with _isolated(device):
-            Yvar = known_noise(observed, **tensor_kwargs)
+            Yvar = known_noise(observed, extra_noise, **tensor_kwargs)
             hyperparameters, fitted = self._hyperparameters(space, X, Y, gp_space, device=device, Yvar=Yvar)
             model = fitted if fitted is not None else build_model(X, Y, gp_space, hyperparameters, train_Yvar=Yvar)
             torch.manual_seed(acquisition_seed)
@@ -289,27 +312,66 @@ class GPSampler(Sampler):
         return hyperparameters, model if len(fitted) == len(X) else None
 
     def __repr__(self) -> str:
-        return f"GPSampler(seed={self.seed}, n_startup_trials={self.n_startup_trials}, device={self.device!r})"
+        return (
+            f"GPSampler(seed={self.seed}, n_startup_trials={self.n_startup_trials}, device={self.device!r}, "
+            f"learn_from_curves={self.learn_from_curves})"
+        )
 
 
-def known_noise(observed: Sequence[Trial], **tensor_kwargs: Any) -> torch.Tensor | None:
+def known_noise(
+    observed: Sequence[Trial], extra: Mapping[int, float] | None = None, **tensor_kwargs: Any
+) -> torch.Tensor | None:
     """``n x 1``: the noise variance of each observed value, known for trials evaluated several
-    times (``attrs[VALUE_SPREAD]`` squared over the number of evaluations; 0 for the others), or
-    ``None`` when no trial knows it, or the study has several objectives (their GPs learn theirs)."""
+    times (``attrs[VALUE_SPREAD]`` squared over the number of evaluations; 0 for the others) plus
+    ``extra[trial.number]`` where given (the variance of a pruned trial's predicted final value,
+    see :func:`curve_informed`), or ``None`` when no trial knows it, or the study has several
+    objectives (their GPs learn theirs)."""
     import torch
 
     from lightning_hpo.trial import EVALUATION_VALUES, VALUE_SPREAD
 
     variances = []
     for trial in observed:
+        variance = (extra or {}).get(trial.number, 0.0)
         spread, evaluations = trial.attrs.get(VALUE_SPREAD), trial.attrs.get(EVALUATION_VALUES)
-        if not (isinstance(spread, list) and len(spread) == 1 and isinstance(evaluations, list) and evaluations):
-            variances.append(0.0)
-            continue
-        variances.append(float(spread[0]) ** 2 / len(evaluations))
+        if isinstance(spread, list) and len(spread) == 1 and isinstance(evaluations, list) and evaluations:
+            variance += float(spread[0]) ** 2 / len(evaluations)
+        variances.append(variance)
     if not any(variances) or len(observed[0].values) != 1:
         return None
     return torch.tensor(variances, **tensor_kwargs).unsqueeze(-1)
+
+
+def curve_informed(
+    observed: Sequence[Trial], trials: Sequence[Trial], *, minimize: bool
+) -> tuple[list[Trial], dict[int, float]]:
+    """``observed`` with each PRUNED trial valued at the curve model's prediction of its final value
+    (see ``pruners._curve_model``: its own extrapolation mixed with the full runs of ``trials``), and
+    the variance of each prediction by trial number, to add to the GP's known noise.
+
+    A trial stopped early then enters with a wide variance, one stopped late with a narrow one,
+    instead of as a finished run with its best value so far. A trial the model cannot predict keeps
+    its stored value: without a full run in the study (or a report in the first half of the trial's
+    own run) nothing calibrates how much of its pace is left, and the model's own extrapolation
+    alone is deliberately optimistic (made to keep crossing curves alive, not to estimate a value),
+    while the stored value is at least a value the trial reached. RUNNING trials stay pending
+    points: valuing them too was not measured (the LCBench benchmark runs one trial at a time).
+    """
+    from lightning_hpo.pruners._curve_model import CurveModel
+
+    model = CurveModel(trials, minimize)
+    sign = -1.0 if minimize else 1.0
+    out, variances = [], {}
+    for trial in observed:
+        step = trial.last_step
+        full = model.full_steps(trial) if trial.state is TrialState.PRUNED and step is not None else None
+        prediction = model.forecast(trial, step, full) if full is not None and step < full else None
+        if prediction is None:
+            out.append(trial)
+            continue
+        mean, variances[trial.number] = prediction.mean_and_variance()
+        out.append(dataclasses.replace(trial, values=(sign * mean,)))
+    return out, variances
 
 
 def _weighted_by_feasibility(

@@ -1,0 +1,92 @@
+"""GPSampler(learn_from_curves=True): pruned trials enter the GP at their curves' predicted ends,
+with the prediction's variance as known noise. A real Study on SQLite, a tiny objective that
+reports learning curves, and the GP's training data read where the sampler fits it."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from lightning_hpo import Float, GPSampler, Study
+from lightning_hpo.exceptions import ArgumentTypeError
+from lightning_hpo.pruners._curve_model import forecast
+from lightning_hpo.samplers.gp import curve_informed
+from lightning_hpo.trial import Trial, TrialState
+from tests.samplers.test_gp import _capped_optimizers  # noqa: F401 (autouse: BoTorch's optimizers capped, as there)
+
+FULL = 8
+
+
+class RecordingGPSampler(GPSampler):
+    """The real sampler, keeping the outcomes and known noise it fits its GP to."""
+
+    def _hyperparameters(self, space: Any, X: torch.Tensor, Y: torch.Tensor, gp_space: Any, **kwargs: Any) -> Any:
+        self.fitted_to = (Y.clone(), None if kwargs.get("Yvar") is None else kwargs["Yvar"].clone())
+        return super()._hyperparameters(space, X, Y, gp_space, **kwargs)
+
+
+def learning_curve(x: float, sign: float) -> list[float]:
+    """Accuracy-like curve (``sign`` -1: its loss mirror) that ends highest near x = 0.6 and rises
+    slower the larger x is."""
+    top, pace = 0.9 - (x - 0.6) ** 2, 1.0 + 3.0 * x
+    return [sign * top * (1 - math.exp(-step / pace)) for step in range(1, FULL + 1)]
+
+
+def study_with_pruned_trials(storage: str, mode: str, sampler: GPSampler) -> Study:
+    """Four full runs, then trials stopped at steps 1, 2 and 6 (by hand: the pruner is not under test)."""
+    study = Study("curves", search_space={"x": Float(0.0, 1.0)}, mode=mode, storage=storage, sampler=sampler)
+    sign = 1.0 if mode == "max" else -1.0
+    for x, stop in [(0.1, None), (0.3, None), (0.9, None), (0.5, None), (0.45, 1), (0.7, 2), (0.65, 6)]:
+        trial = study.ask({"x": x})
+        for step, value in enumerate(learning_curve(x, sign)[:stop], start=1):
+            study.report(trial, step, value)
+        if stop:
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            study.tell(trial, learning_curve(x, sign)[-1])
+    return study
+
+
+@pytest.mark.parametrize("mode", ["max", "min"])
+def test_pruned_trials_enter_the_gp_at_their_predicted_end_with_its_variance(tmp_path: Path, mode: str) -> None:
+    sampler = RecordingGPSampler(seed=0, n_startup_trials=3, device="cpu", learn_from_curves=True)
+    study = study_with_pruned_trials(f"sqlite:///{tmp_path / 'curves.db'}", mode, sampler)
+    assert 0.0 <= study.ask().params["x"] <= 1.0
+    Y, Yvar = sampler.fitted_to
+    trials = sorted(study.trials, key=lambda t: t.number)[:-1]  # the one just asked is RUNNING
+    sign = 1.0 if mode == "max" else -1.0  # the GP maximizes
+    assert Y[:5, 0].tolist() == pytest.approx([sign * t.value for t in trials[:5]])  # full runs; stopped at step 1
+    assert Yvar[:5, 0].tolist() == [0.0] * 5  # (a single report: no pace to extrapolate, its stored value)
+    for trial in trials[5:]:
+        prediction = forecast(trial, trials, trial.last_step, FULL, minimize=mode == "min")
+        mean, variance = prediction.mean_and_variance()
+        assert Y[trial.number, 0].item() == pytest.approx(mean)
+        assert Yvar[trial.number, 0].item() == pytest.approx(variance)
+        assert mean > sign * trial.value  # its curve was still climbing
+    assert Yvar[5, 0] > 10 * Yvar[6, 0] > 0  # stopped at a quarter of its run: far less certain than at three quarters
+
+
+def test_without_learn_from_curves_pruned_trials_keep_their_stored_values(tmp_path: Path) -> None:
+    sampler = RecordingGPSampler(seed=0, n_startup_trials=3, device="cpu")
+    study = study_with_pruned_trials(f"sqlite:///{tmp_path / 'curves.db'}", "max", sampler)
+    study.ask()
+    Y, Yvar = sampler.fitted_to
+    assert Y[:, 0].tolist() == [t.value for t in sorted(study.trials, key=lambda t: t.number)[:-1]]
+    assert Yvar is None
+
+
+def test_without_a_full_run_pruned_trials_keep_their_stored_values() -> None:
+    stopped = [
+        Trial(i, TrialState.PRUNED, {}, values=(0.1 * i,), intermediate_values={1: 0.05 * i, 2: 0.1 * i})
+        for i in range(3)
+    ]
+    assert curve_informed(stopped, stopped, minimize=False) == (stopped, {})
+
+
+def test_learn_from_curves_must_be_a_bool() -> None:
+    with pytest.raises(ArgumentTypeError, match=r"`learn_from_curves` must be True or False, but got 'yes'"):
+        GPSampler(learn_from_curves="yes")  # type: ignore[arg-type]
