@@ -23,6 +23,7 @@ __all__ = [
     "best_up_to",
     "vector_up_to",
     "others_at",
+    "reported_at",
     "peers_at",
     "previous_step",
     "judges_at",
@@ -120,20 +121,18 @@ def vector_up_to(trial: Trial, step: float) -> tuple[float, ...] | None:
     return trial.intermediate_vectors[max(steps)] if steps else None
 
 
-def others_at(trial: Trial, trials: Sequence[Trial], step: float) -> list[Trial]:
-    """The other trials that reported at or past ``step``.
+def reported_at(trials: Sequence[Trial], step: float) -> list[Trial]:
+    """The trials that reported at or past ``step``.
 
     RUNNING and PRUNED trials count (a pruned trial did reach the steps it reported); FAIL trials
     don't, since their history may end in a crash that says nothing about the parameters.
     """
-    return [
-        other
-        for other in trials
-        if other.number != trial.number
-        and other.state is not TrialState.FAIL
-        and other.last_step is not None
-        and other.last_step >= step
-    ]
+    return [t for t in trials if t.state is not TrialState.FAIL and t.last_step is not None and t.last_step >= step]
+
+
+def others_at(trial: Trial, trials: Sequence[Trial], step: float) -> list[Trial]:
+    """The trials other than ``trial`` that reported at or past ``step`` (see :func:`reported_at`)."""
+    return [other for other in reported_at(trials, step) if other.number != trial.number]
 
 
 def peers_at(trial: Trial, trials: Sequence[Trial], step: float, minimize: bool) -> list[float]:

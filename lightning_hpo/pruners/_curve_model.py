@@ -25,9 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lightning_hpo._budget import planned_steps
-from lightning_hpo.pruners._base import best_up_to
+from lightning_hpo.pruners._base import best_up_to, reported_at
 from lightning_hpo.pruners._successive_halving import reference_trial
-from lightning_hpo.trial import Trial, TrialState
+from lightning_hpo.trial import Trial
 
 __all__ = ["DEFAULT_BANDWIDTH", "CurveForecast", "CurveModel", "forecast", "full_run_steps"]
 
@@ -136,12 +136,12 @@ class CurveModel:
 
     def _peers(self, step: int, full: int) -> list[tuple[int, float, float, float]]:
         """``(number, pace at step, gain from step to the end, final value)`` of each trial that
-        reported at or past ``full`` (as :func:`others_at` finds them), in "higher is better" form;
+        reported at or past ``full`` (:func:`reported_at`), in "higher is better" form;
         kept, since the trials a sampler values were mostly stopped at a few steps (the rungs)."""
         if (step, full) in self._peers_at:
             return self._peers_at[step, full]
         if full not in self._full_runs:
-            runs = [t for t in self.trials if t.state is not TrialState.FAIL and (t.last_step or 0) >= full]
+            runs = reported_at(self.trials, full)
             self._full_runs[full] = [(t.number, _RunningBest(t, self.minimize)) for t in runs]
         sign = -1.0 if self.minimize else 1.0
         peers = []
