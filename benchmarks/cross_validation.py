@@ -40,6 +40,7 @@ from torch.nn import functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.aggregate import _wilcoxon  # noqa: E402
 from lightning_hpo import (  # noqa: E402
     Float,
     Fold,
@@ -245,15 +246,18 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", "Means per dataset (cv - single: the paired difference of test accuracy):", ""]
     lines += [
         "| dataset | cv - single | cv+pruning - single (running mean) | (fold values) | cv wins/ties/losses "
-        "| steps ratio | time ratio | pruning saves (running mean) | (fold values) |"
+        "| Wilcoxon p: cv, cv+pruning vs single | steps ratio | time ratio | pruning saves (running mean) "
+        "| (fold values) |"
     ]
-    lines += ["|---|---|---|---|---|---|---|---|---|"]
+    lines += ["|---|---|---|---|---|---|---|---|---|---|"]
     for name, rows in summary.items():
         diffs = [statistics.fmean(r[i] - r[0] for r in rows) for i in (1, 2, 3)]
         diff = [r[1] - r[0] for r in rows]
         record = f"{sum(d > 0 for d in diff)}/{sum(d == 0 for d in diff)}/{sum(d < 0 for d in diff)}"
+        single = [r[0] for r in rows]
+        tests = ", ".join(f"{_wilcoxon([r[i] for r in rows], single):.2g}" for i in (1, 2))
         means = [statistics.fmean(r[i] for r in rows) for i in (4, 5, 6, 7)]
-        cells = [f"{d:+.4f}" for d in diffs] + [record] + [f"{m:.2f}" for m in means]
+        cells = [f"{d:+.4f}" for d in diffs] + [record, tests] + [f"{m:.2f}" for m in means]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
