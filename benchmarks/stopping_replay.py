@@ -261,6 +261,14 @@ VARIANTS: dict[str, tuple[Rule, Callable[[Replayed], int]]] = {
     # The stopper now combined with evidence the bound ignores (the second replay of STOPPING.md): whether
     # the best value still improves, and whether the bound stays below the noise; and the smooth schedule.
     "stopper now + best improved <= noise in the last 10 trials": (_both(_STOPPER_NOW, _LAST_10), _min_trials),
+    "stopper now + best improved <= noise in the last 15 trials": (
+        _both(_STOPPER_NOW, _stagnant(lambda n: 15)),
+        _min_trials,
+    ),
+    "stopper now + best improved <= noise in the last max(10, t/4)": (
+        _both(_STOPPER_NOW, _stagnant(lambda n: max(10, n // 4))),
+        _min_trials,
+    ),
     "stopper now + best improved <= noise in the last max(10, t/3)": (_both(_STOPPER_NOW, _LAST_THIRD), _min_trials),
     "stopper now + best improved <= noise in the last max(10, t/2)": (
         _both(_STOPPER_NOW, _stagnant(lambda n: max(10, n // 2))),
@@ -272,6 +280,10 @@ VARIANTS: dict[str, tuple[Rule, Callable[[Replayed], int]]] = {
     ),
     "stopper now, below the noise at the last 3 checks": (_patient(_STOPPER_NOW, 3), _min_trials),
     "stopper now, below the noise at the last 5 checks": (_patient(_STOPPER_NOW, 5), _min_trials),
+    "stopper now, below at the last 2 checks + best improved <= noise in the last 10 trials": (
+        _both(_patient(_STOPPER_NOW, 2), _LAST_10),
+        _min_trials,
+    ),
     "stopper now, below at the last 3 checks + best improved <= noise in the last max(10, t/3)": (
         _both(_patient(_STOPPER_NOW, 3), _LAST_THIRD),
         _min_trials,
