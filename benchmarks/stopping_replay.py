@@ -3,6 +3,8 @@
     nice -n 10 python benchmarks/stopping.py --budget 100 --seeds 3 --record-only \\
         --runs benchmarks/out/stopping_100_trials.jsonl --tasks <tasks>          # the sampler's proposals
     nice -n 10 python benchmarks/stopping_replay.py --runs benchmarks/out/stopping_100_trials.jsonl --every 4
+    nice -n 10 python benchmarks/stopping_replay.py --runs <runs> --every 1 --light    # the stopper's bound
+        # only, after every trial: the rules that add the best's stagnation or patience, the smooth schedule
 
 The sampler's proposals are the expensive part of a run and do not depend on the stopper (it only
 reads the trials), so a recorded run (each trial's parameters and its repeats' values) is replayed
