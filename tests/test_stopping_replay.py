@@ -42,6 +42,11 @@ def test_record_only_skips_the_stopper_and_keeps_the_trials(tmp_path: Path) -> N
     assert len(record["params"]) == 6 and set(record["params"][0]) == {"x0", "x1"}
     assert stopping_main([*argv, "--runs", str(runs)]) == 0  # resumed: nothing rerun
     assert len(runs.read_text().splitlines()) == 1
+    # A hold-out set: other seeds into another file.
+    holdout = tmp_path / "holdout.jsonl"
+    assert stopping_main([*argv, "--first-seed", "3", "--runs", str(holdout)]) == 0
+    (record,) = [json.loads(line) for line in holdout.read_text().splitlines()]
+    assert record["seed"] == 3
 
 
 def _replayed(ratios: dict[int, float], n_params: int = 2, observed: list[float] | None = None) -> Replayed:
