@@ -5,6 +5,7 @@
     nice python benchmarks/stopping.py --budget 100 --seeds 5 --runs benchmarks/out/stopping_100.jsonl
     nice python benchmarks/stopping.py --budget 100 --seeds 3 --record-only --runs benchmarks/out/stopping_100_trials.jsonl
         # trials only (parameters, repeats), for benchmarks/stopping_replay.py to recompute bounds on
+    ... --first-seed 3 --seeds 2 ...     # seeds 3 and 4 (a hold-out set, into another --runs file)
 
 With ``--runs FILE`` each finished run is appended to FILE as one JSON line, and a rerun with the same
 budget, repeats and min_trials skips the runs it already holds: a long run can be stopped and
@@ -286,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=DEFAULT_TASKS)
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds first-seed, ..., first-seed + seeds - 1 (a hold-out set)"
+    )
     parser.add_argument("--budget", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--min-trials", type=int, default=20)
@@ -302,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         settings["record_only"] = 1
     done = _read_runs(args.runs, settings) if args.runs else {}
     runs, noises = [], {}
-    order = [(seed, name) for seed in range(args.seeds) for name in args.tasks]  # seed 0 of every task first
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    order = [(seed, name) for seed in seeds for name in args.tasks]  # seed 0 of every task first
     for seed, name in order:
         noises.setdefault(name, problem(name, 0).noise)
         result = done.get((name, seed))

@@ -3,6 +3,8 @@
     nice -n 10 python benchmarks/stopping.py --budget 100 --seeds 3 --record-only \\
         --runs benchmarks/out/stopping_100_trials.jsonl --tasks <tasks>          # the sampler's proposals
     nice -n 10 python benchmarks/stopping_replay.py --runs benchmarks/out/stopping_100_trials.jsonl --every 4
+    nice -n 10 python benchmarks/stopping_replay.py --runs <runs> --every 1 --light    # the stopper's bound
+        # only, after every trial: the rules that add the best's stagnation or patience, the smooth schedule
 
 The sampler's proposals are the expensive part of a run and do not depend on the stopper (it only
 reads the trials), so a recorded run (each trial's parameters and its repeats' values) is replayed
@@ -39,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.stopping import _ratio, _true_of_best, problem  # noqa: E402
 from lightning_hpo.space import SearchSpace  # noqa: E402
-from lightning_hpo.stopping import Evidence, _beta, _srinivas_beta  # noqa: E402
+from lightning_hpo.stopping import FULL_BETA_TRIALS, Evidence, _beta, _srinivas_beta  # noqa: E402
 
 MIN_TRIALS = 20
 #: Lengthscales multiplied by this for the "short" GP: a rougher function than the fit's, as a crude
@@ -57,18 +59,29 @@ def theorem2_beta(n_params: int, n_trials: int, delta: float = 0.1) -> float:
     ) / 5.0
 
 
-def pieces(space: SearchSpace, params: list[dict[str, Any]], repeats: list[list[float]], seed: int) -> dict[str, float]:
+def pieces(
+    space: SearchSpace, params: list[dict[str, Any]], repeats: list[list[float]], seed: int, *, light: bool = False
+) -> dict[str, float]:
     """The bound's pieces on these trials, in the GP's outcome units (``bound:<model>:<beta>``) and the
-    unit conversions (``slope_top``: the stopper's; ``slope_all``: the values' sd)."""
+    unit conversions (``slope_top``: the stopper's; ``slope_all``: the values' sd). ``light``: only the
+    stopper's own bound (its GP, the beta it uses at this many trials) and the smooth schedule's, cheap
+    enough to check after every trial."""
     import torch
 
     n, d = len(params), len(space)
     values = [statistics.mean(r) for r in repeats]
     evidence = Evidence.from_params(space, "min", params, values)
-    Yvar = torch.tensor([[statistics.variance(r) / len(r)] for r in repeats], dtype=torch.float64)
     betas = {"b/5": _srinivas_beta(d, n) / 5.0, "b": _srinivas_beta(d, n), "t2/5": theorem2_beta(d, n)}
+    if 1.0 < smooth_divisor(n) < 5.0:  # elsewhere the smooth schedule's bound is "b" or "b/5"
+        betas["smooth"] = _srinivas_beta(d, n) / smooth_divisor(n)
     inferred = evidence.fit(seed)
-    models = {"gp": inferred, "known": evidence.fit(seed, Yvar), "short": _shortened(inferred, SHORTER)}
+    if light:
+        stoppers = "b" if n < FULL_BETA_TRIALS else "b/5"
+        betas = {name: beta for name, beta in betas.items() if name in (stoppers, "smooth")}
+        models = {"gp": inferred}
+    else:
+        Yvar = torch.tensor([[statistics.variance(r) / len(r)] for r in repeats], dtype=torch.float64)
+        models = {"gp": inferred, "known": evidence.fit(seed, Yvar), "short": _shortened(inferred, SHORTER)}
     out = {
         "slope_top": evidence.units_per_outcome(),
         "slope_all": float(evidence.Y.std()),
@@ -78,10 +91,15 @@ def pieces(space: SearchSpace, params: list[dict[str, Any]], repeats: list[list[
     }
     for model_name, model in models.items():
         for beta_name, beta in betas.items():
-            if model_name != "gp" and beta_name == "t2/5":
-                continue
-            out[f"bound:{model_name}:{beta_name}"] = evidence.bound(model, beta, seed)
+            if model_name == "gp" or beta_name not in ("t2/5", "smooth"):
+                out[f"bound:{model_name}:{beta_name}"] = evidence.bound(model, beta, seed)
     return out
+
+
+def smooth_divisor(n_trials: int, start: int = 20, end: int = 40) -> float:
+    """The divisor of Srinivas' beta growing linearly from 1 at ``start`` trials to 5 at ``end``, instead
+    of the stopper's step from 1 to 5 at ``FULL_BETA_TRIALS``."""
+    return 1.0 + 4.0 * min(max((n_trials - start) / (end - start), 0.0), 1.0)
 
 
 def _shortened(model: Any, factor: float) -> Any:
@@ -178,6 +196,42 @@ def _full_beta_until(switch: int | Callable[[Replayed], int], model: str = "gp")
     return _schedule(f"bound:{model}:b", f"bound:{model}:b/5", at), _min_trials
 
 
+def _smooth_beta(n: int, p: dict[str, float], r: Replayed) -> bool:
+    """The bound with Srinivas' beta divided by :func:`smooth_divisor` (1 -> 5 over trials 20-40)."""
+    divisor = smooth_divisor(n)
+    key = "bound:gp:b" if divisor <= 1.0 else "bound:gp:b/5" if divisor >= 5.0 else "bound:gp:smooth"
+    return _below(key)(n, p, r)
+
+
+def _stagnant(window: Callable[[int], int], scale: float = 1.0) -> Rule:
+    """The best value so far improved by at most ``scale`` x the spread the stopper compares with over the
+    last ``window(n)`` trials: evidence the bound ignores, that the search itself has stopped finding better."""
+
+    def rule(n: int, p: dict[str, float], r: Replayed) -> bool:
+        k = window(n)
+        return n > k and min(r.observed[: n - k]) - min(r.observed[:n]) <= scale * p["spread"]
+
+    return rule
+
+
+def _patient(rule: Rule, checks: int) -> Rule:
+    """``rule`` held at the last ``checks`` checks (trials, with ``--every 1``), this one included."""
+
+    def patient(n: int, p: dict[str, float], r: Replayed) -> bool:
+        last = [m for m in sorted(r.checks) if m <= n][-checks:]
+        return len(last) == checks and all(rule(m, r.checks[m], r) for m in last)
+
+    return patient
+
+
+def _both(*rules: Rule) -> Rule:
+    return lambda n, p, r: all(rule(n, p, r) for rule in rules)
+
+
+_STOPPER_NOW = _full_beta_until(30)[0]
+_LAST_10 = _stagnant(lambda n: 10)
+_LAST_THIRD = _stagnant(lambda n: max(10, n // 3))
+
 VARIANTS: dict[str, tuple[Rule, Callable[[Replayed], int]]] = {
     "stopper before (GP noise, beta/5, top-quarter slope)": (_below("bound:gp:b/5"), _min_trials),
     # The plain trade of saving for regret on the same bound, to tell a better bound from a stricter rule.
@@ -206,6 +260,44 @@ VARIANTS: dict[str, tuple[Rule, Callable[[Replayed], int]]] = {
         _below("bound:gp:b"),
         lambda r: max(MIN_TRIALS, 5 * r.n_params),
     ),
+    # The stopper now combined with evidence the bound ignores (the second replay of STOPPING.md): whether
+    # the best value still improves, and whether the bound stays below the noise; and the smooth schedule.
+    "stopper now + best improved <= noise in the last 10 trials": (_both(_STOPPER_NOW, _LAST_10), _min_trials),
+    "stopper now + best improved <= noise in the last 15 trials": (
+        _both(_STOPPER_NOW, _stagnant(lambda n: 15)),
+        _min_trials,
+    ),
+    "stopper now + best improved <= noise in the last max(10, t/4)": (
+        _both(_STOPPER_NOW, _stagnant(lambda n: max(10, n // 4))),
+        _min_trials,
+    ),
+    "stopper now + best improved <= noise in the last max(10, t/3)": (_both(_STOPPER_NOW, _LAST_THIRD), _min_trials),
+    "stopper now + best improved <= noise in the last max(10, t/2)": (
+        _both(_STOPPER_NOW, _stagnant(lambda n: max(10, n // 2))),
+        _min_trials,
+    ),
+    "stopper now + best improved <= noise / 2 in the last max(10, t/3)": (
+        _both(_STOPPER_NOW, _stagnant(lambda n: max(10, n // 3), scale=0.5)),
+        _min_trials,
+    ),
+    "stopper now, below the noise at the last 3 checks": (_patient(_STOPPER_NOW, 3), _min_trials),
+    "stopper now, below the noise at the last 5 checks": (_patient(_STOPPER_NOW, 5), _min_trials),
+    "stopper now, below at the last 2 checks + best improved <= noise in the last 10 trials": (
+        _both(_patient(_STOPPER_NOW, 2), _LAST_10),
+        _min_trials,
+    ),
+    "stopper now, below at the last 3 checks + best improved <= noise in the last max(10, t/3)": (
+        _both(_patient(_STOPPER_NOW, 3), _LAST_THIRD),
+        _min_trials,
+    ),
+    "stopper now, below at the last 5 checks + best improved <= noise in the last max(10, t/3)": (
+        _both(_patient(_STOPPER_NOW, 5), _LAST_THIRD),
+        _min_trials,
+    ),
+    "smooth beta (divisor 1 -> 5 over trials 20-40)": (_smooth_beta, _min_trials),
+    "smooth beta + best improved <= noise in the last max(10, t/3)": (_both(_smooth_beta, _LAST_THIRD), _min_trials),
+    # No bound at all: what the stagnation test does alone, to tell what the bound adds.
+    "best improved <= noise in the last max(10, t/3), no bound": (_LAST_THIRD, _min_trials),
 }
 
 
@@ -218,7 +310,12 @@ def emmr_stop(run: Replayed) -> int | None:
 
 
 def table(runs: list[Replayed]) -> str:
-    stops = {name: [stop_of(r, rule, m) for r in runs] for name, (rule, m) in VARIANTS.items()}
+    stops = {}
+    for name, (rule, min_trials) in VARIANTS.items():
+        try:
+            stops[name] = [stop_of(r, rule, min_trials) for r in runs]
+        except KeyError:  # a piece these runs lack (replayed with --light): the variant is left out
+            continue
     if all(r.emmr for r in runs):
         stops["Optuna EMMR (MedianErrorEvaluator threshold)"] = [emmr_stop(r) for r in runs]
     lines = [
@@ -243,7 +340,7 @@ def table(runs: list[Replayed]) -> str:
 
 
 def replay(
-    record: dict[str, Any], every: int, cached: dict[str, Any] | None, emmr: bool
+    record: dict[str, Any], every: int, cached: dict[str, Any] | None, emmr: bool, light: bool = False
 ) -> tuple[Replayed, dict[str, Any]]:
     space = SearchSpace.coerce(problem(record["task"], 0).space)
     params = record["params"]  # as the trials held them (JSON: choices that are tuples would need converting)
@@ -253,7 +350,7 @@ def replay(
         at.append(budget)
     if cached is None:
         started = time.perf_counter()
-        checks = {n: pieces(space, params[:n], repeats[:n], seed) for n in at}
+        checks = {n: pieces(space, params[:n], repeats[:n], seed, light=light) for n in at}
         curve, threshold = emmr_curve(space, params, record["observed"], at, seed) if emmr else ({}, None)
         cached = {
             "checks": checks,
@@ -328,12 +425,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--cached-only", action="store_true", help="report the runs already replayed; compute nothing")
     parser.add_argument(
+        "--light",
+        action="store_true",
+        help="only the stopper's bound and the smooth schedule's (the variants on other pieces left out, no EMMR): "
+        "cheap enough for --every 1",
+    )
+    parser.add_argument(
         "--emmr-seeds", type=int, default=1, help="compute Optuna's EMMR for seeds below this (it costs the most)"
     )
     args = parser.parse_args(argv)
     if args.every_trial:
         return _every_trial(args)
-    cache_path = args.cache or args.runs.with_name(args.runs.stem + f"_replay_every{args.every}.jsonl")
+    suffix = "_light" if args.light else ""
+    cache_path = args.cache or args.runs.with_name(args.runs.stem + f"_replay_every{args.every}{suffix}.jsonl")
     cache = {}
     if cache_path.exists():
         for line in cache_path.read_text().splitlines():
@@ -347,7 +451,8 @@ def main(argv: list[str] | None = None) -> int:
         key = (record["task"], record["seed"])
         if args.cached_only and key not in cache:
             continue
-        run, computed = replay(record, args.every, cache.get(key), emmr=record["seed"] < args.emmr_seeds)
+        emmr = record["seed"] < args.emmr_seeds and not args.light
+        run, computed = replay(record, args.every, cache.get(key), emmr, args.light)
         if key not in cache:
             cache[key] = {"task": key[0], "seed": key[1], **computed}
             with cache_path.open("a") as out:

@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.stopping import main as stopping_main
 from benchmarks.stopping import problem, run
-from benchmarks.stopping_replay import VARIANTS, Replayed, pieces, stop_of
+from benchmarks.stopping_replay import VARIANTS, Replayed, pieces, smooth_divisor, stop_of
 from lightning_hpo.space import SearchSpace
 from lightning_hpo.stopping import FULL_BETA_TRIALS
 
@@ -42,15 +42,27 @@ def test_record_only_skips_the_stopper_and_keeps_the_trials(tmp_path: Path) -> N
     assert len(record["params"]) == 6 and set(record["params"][0]) == {"x0", "x1"}
     assert stopping_main([*argv, "--runs", str(runs)]) == 0  # resumed: nothing rerun
     assert len(runs.read_text().splitlines()) == 1
+    # A hold-out set: other seeds into another file.
+    holdout = tmp_path / "holdout.jsonl"
+    assert stopping_main([*argv, "--first-seed", "3", "--runs", str(holdout)]) == 0
+    (record,) = [json.loads(line) for line in holdout.read_text().splitlines()]
+    assert record["seed"] == 3
 
 
-def _replayed(ratios: dict[int, float], n_params: int = 2) -> Replayed:
-    """A run whose bound / spread is ``ratios[n]`` at check ``n`` (bound pieces only, no GP)."""
+def _replayed(ratios: dict[int, float], n_params: int = 2, observed: list[float] | None = None) -> Replayed:
+    """A run whose bound / spread is ``ratios[n]`` at check ``n`` (bound pieces only, no GP); its best value
+    improves by 1 (the spread) at every trial unless ``observed`` says otherwise."""
     checks = {
-        n: {"bound:gp:b/5": ratio, "bound:gp:b": 5**0.5 * ratio, "slope_top": 1.0, "spread": 1.0}
+        n: {
+            "bound:gp:b/5": ratio,
+            "bound:gp:b": 5**0.5 * ratio,
+            "bound:gp:smooth": (5 / smooth_divisor(n)) ** 0.5 * ratio,
+            "slope_top": 1.0,
+            "spread": 1.0,
+        }
         for n, ratio in ratios.items()
     }
-    observed = [float(100 - i) for i in range(100)]
+    observed = observed or [float(100 - i) for i in range(100)]
     return Replayed("t", 0, n_params, 100, observed, observed, 1.0, 1.0, checks, {}, None)
 
 
@@ -64,3 +76,26 @@ def test_variants_stop_at_the_first_check_their_rule_accepts() -> None:
     assert stop_of(_replayed({20: 0.9, 24: 0.3, 28: 0.4}, n_params=3), later, min_trials) is None  # waits for 30
     # The regret it costs: the noiseless value of the best at the stop minus the best after the budget.
     assert run_.cost(20) == 81.0 - 1.0 and run_.cost(None) == 0.0
+
+
+def test_rules_on_evidence_the_bound_ignores() -> None:
+    # The stopper's bound below the noise from trial 30 on (beta / 5), above it before (the undivided beta).
+    ratios = {n: 0.5 for n in range(20, 101)}
+    stopper_now, min_trials = VARIANTS["undivided beta before trial 30, beta/5 after (the stopper now)"]
+    stagnant, _ = VARIANTS["stopper now + best improved <= noise in the last max(10, t/3)"]
+    # A best that keeps improving by the noise at every trial: the bound alone stops, the combined rule never.
+    assert stop_of(_replayed(ratios), stopper_now, min_trials) == 30
+    assert stop_of(_replayed(ratios), stagnant, min_trials) is None
+    # A best that improves by the noise at every trial up to trial 40 and never after: it stops once the
+    # last max(10, t/3) trials hold at most one noise's improvement (trials 40-58: 58 - 58 // 3 = 39).
+    plateau = [float(100 - i) for i in range(40)] + [61.0] * 60
+    assert stop_of(_replayed(ratios, observed=plateau), stagnant, min_trials) == 58
+    # Patience: the bound below the noise at the last 3 checks, here trials 34-36.
+    patient, _ = VARIANTS["stopper now, below the noise at the last 3 checks"]
+    wobbly = {**ratios, 31: 1.5, 33: 1.5}
+    assert stop_of(_replayed(wobbly), stopper_now, min_trials) == 30
+    assert stop_of(_replayed(wobbly), patient, min_trials) == 36
+    # The smooth schedule: beta divided by 1.2 at trial 21 (bound 0.5 x sqrt(5 / 1.2) > 1), by 1.4 at 22.
+    smooth, _ = VARIANTS["smooth beta (divisor 1 -> 5 over trials 20-40)"]
+    assert smooth_divisor(20) == 1.0 and smooth_divisor(22) == pytest.approx(1.4) and smooth_divisor(45) == 5.0
+    assert stop_of(_replayed(ratios), smooth, min_trials) == 22
