@@ -189,6 +189,7 @@ def test_accuracy(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--n-trials", type=int, default=8)
     parser.add_argument("--max-epochs", type=int, default=6)
     parser.add_argument("--datasets", default="digits,breast_cancer")
@@ -216,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     summary: dict[str, list[tuple[float, ...]]] = {}
     for name in args.datasets.split(","):
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             pool, test, n_out = load(name, seed)
             with tempfile.TemporaryDirectory() as tmp:
                 runs = {m: tune(m, pool, n_out, seed, args, Path(tmp)) for m in args.methods.split(",")}
