@@ -372,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--tasks", nargs="+", default=DEFAULT_TASKS, help="OpenML task ids, or 'all' (34)")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--budgets", type=int, nargs="+", default=[5, 10, 20, 30], help="in full trainings")
     parser.add_argument("--methods", default=None, help="comma list (default: all that can run here)")
     parser.add_argument("--anchor-python", type=Path, default=ANCHOR_PYTHON, help="python of the DEHB/SMAC venv")
@@ -400,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     for task_id in tasks:
         task = Task(surrogate, task_id)
         best_random, corner[task_id] = reference(task)
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             trajectories = {}
             for name in names:
                 t0 = time.perf_counter()
