@@ -115,14 +115,9 @@ def jenatton() -> ConditionalTask:
 def yahpo_xgboost() -> ConditionalTask:
     from benchmarks.tasks.yahpo import surrogate, yahpo_xgboost
 
-    model = surrogate()
-    space = {
-        name: domain.with_when({model.conditions[name][0]: sorted(model.conditions[name][1])})
-        if name in model.conditions
-        else domain
-        for name, domain in model.space.items()
-    }
-    return ConditionalTask(replace(yahpo_xgboost(), space=space), optimum=None, reference=YAHPO_REFERENCE)
+    return ConditionalTask(
+        replace(yahpo_xgboost(), space=surrogate().tree_space), optimum=None, reference=YAHPO_REFERENCE
+    )
 
 
 #: Epochs and batch size of a digits_mlp configuration (about a second of one core).

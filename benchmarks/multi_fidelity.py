@@ -1,9 +1,10 @@
-"""Multi-fidelity on LCBench: our GP + pruners against DEHB, SMAC-Hyperband and Optuna, equal epoch budgets.
+"""Multi-fidelity on LCBench and rbv2_xgboost: our GP + pruners against DEHB, SMAC-Hyperband and Optuna, equal budgets.
 
     python benchmarks/multi_fidelity.py                          # 8 tasks x 3 seeds (~3-4 CPU-min per task and seed)
     python benchmarks/multi_fidelity.py --tasks all --seeds 5    # the issue's full size (34 x 5)
     python benchmarks/multi_fidelity.py --tasks 189906 --seeds 1 --methods random,gp_asha --no-write
     python benchmarks/multi_fidelity.py --methods gp_asha,gp_curve,gp_none,gpc_asha,gpc_curve --no-write  # GP (curves)
+    python benchmarks/multi_fidelity.py --family rbv2_xgboost --seeds 3    # the 10 rbv2 instances of YAHPO-SO
 
 One trial at a time, every method through its public ask/tell API in the same run, on YAHPO Gym's
 LCBench surrogate (see pruning_lcbench.py): 52 epochs of validation accuracy per configuration.
@@ -18,6 +19,16 @@ method found above it) minus the best found, in accuracy points. "Corner tasks":
 corner of the search box predicts an accuracy more than a point above all 20,000 random
 configurations (on 14 of the 34 tasks; mostly the corner of the largest learning rate, layers and
 units, a region with no training data behind it), i.e. where the surrogate is likely extrapolating; the tables give figures with and without them.
+
+``--family rbv2_xgboost``: YAHPO's rbv2_xgboost surrogate with its ``trainsize`` fidelity (see
+XGBoostTask): test accuracy (%) at trainsizes 0.05, 1/9, 1/3 and 1, each level a training from
+scratch, so a trial costs the sum of the fractions it trained and budgets count full trainings of
+that cost; a configuration counts as found once trained on all the data. The reference is the best
+of 20,000 random configurations at full trainsize (or anything a method found above it), with no
+corner check. Its methods: our GP + ASHA (default rungs, 1/9 and 1/3 of a full run: the 0.05
+level is trained but never judged), the same with ``min_resource=1`` (rungs on every level below
+the full one), our GP without pruning, random, Optuna TPE and GP with HyperbandPruner (the others
+run on demand with ``--methods``; DEHB and SMAC are LCBench's only).
 
 DEHB (`dehb`) and SMAC3 (`smac`) need numpy < 2: they run in their own venv as a subprocess
 (_mf_anchors.py; set-up in benchmarks/README.md, `--anchor-python`), and are skipped if it is missing.
@@ -43,14 +54,20 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.pruning_lcbench import DATA, EPOCHS, SPACE, Surrogate  # noqa: E402
-from lightning_hpo import Study  # noqa: E402
+from benchmarks.pruning_replay import write_section  # noqa: E402
+from benchmarks.tasks.yahpo import FIDELITY, XGBoostSurrogate, data_dir  # noqa: E402
+from lightning_hpo import SearchSpace, Study  # noqa: E402
 from lightning_hpo.pruners import ASHAPruner, CurvePruner, NopPruner, Pruner  # noqa: E402
 from lightning_hpo.samplers import GPSampler, RandomSampler  # noqa: E402
-from lightning_hpo.space import Int  # noqa: E402
+from lightning_hpo.space import Domain, Float, Int  # noqa: E402
 from lightning_hpo.trial import TrialState  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_TASKS = ["189906", "167168", "126026", "167190", "189866", "168868", "7593", "34539"]
+#: rbv2_xgboost's instances in YAHPO-SO (yahpo_data's benchmark_suites/v1.0/single.json), then rbv2_super's there.
+RBV2_TASKS = ["12", "1501", "16", "40499", "1053", "1457", "1063", "1479", "15", "1468"]
+#: rbv2_xgboost's trainsize levels: 1/27 (clipped at 0.05), 1/9, 1/3 and all of the data.
+TRAINSIZES = (0.05, 1 / 9, 1 / 3, 1.0)
 ANCHOR_PYTHON = HERE.parents[1] / "main" / ".venv-mf" / "bin" / "python"
 REFERENCE_SAMPLES = 20_000
 #: A task is a "corner task" when a corner of the box beats every random configuration by more than this (points).
@@ -61,43 +78,128 @@ MIN_EPOCHS = EPOCHS / 27
 
 @dataclass
 class Trajectory:
-    """Epochs spent when each full training ended, and its epoch-52 accuracy."""
+    """Cost spent (in the task's units) when each full training ended, and its final value."""
 
-    found: list[tuple[int, float]] = field(default_factory=list)
-    spent: int = 0
+    found: list[tuple[float, float]] = field(default_factory=list)
+    spent: float = 0
     trials: int = 0
     decision_seconds: list[float] = field(default_factory=list)
 
-    def best_within(self, budget_epochs: int) -> float:
-        values = [v for spent, v in self.found if spent <= budget_epochs]
+    def best_within(self, budget: float) -> float:
+        values = [v for spent, v in self.found if spent <= budget]
         return max(values) if values else math.nan
 
 
 class Task:
-    """One LCBench task: curves on demand, every epoch counted against the budget."""
+    """One LCBench task: curves on demand, every epoch counted against the budget.
+
+    What every task family gives the runners: ``name``, ``space``, ``full`` (the cost of one full
+    training, the budgets' unit), ``steps(prunes)`` (the steps a trial reports at, each with its
+    cost; ``prunes``: whether the method can stop a trial before its last step), ``values``
+    (the metric, maximized, at those steps), ``last_step`` and ``reference()``.
+    """
+
+    family = "lcbench"
+    space = SPACE
+    full = EPOCHS
+    last_step = EPOCHS
 
     def __init__(self, surrogate: Surrogate, task: str) -> None:
-        self.surrogate, self.task = surrogate, task
+        self.surrogate, self.name = surrogate, task
 
-    def curve(self, config: dict[str, Any]) -> list[float]:
-        return [value for _, value in self.surrogate.curves(self.task, [config])[0]]
+    @staticmethod
+    def steps(prunes: bool) -> list[tuple[int, int]]:
+        """Every epoch, one epoch each: training goes on from the last epoch, pruned or not."""
+        return [(epoch, 1) for epoch in range(1, EPOCHS + 1)]
+
+    def values(self, config: dict[str, Any], steps: list[tuple[int, int]]) -> list[float]:
+        curve = self.surrogate.curves(self.name, [config])[0]
+        return [curve[step - 1][1] for step, _ in steps]
+
+    def reference(self, seed: int = 12345) -> tuple[float, bool]:
+        """Best epoch-52 accuracy of random configurations, and whether a corner of the box beats it."""
+        rng = np.random.default_rng(seed)
+        units = rng.random((REFERENCE_SAMPLES, len(SPACE)))
+        corners = np.array(list(itertools.product([0.0, 1.0], repeat=len(SPACE))))
+        best = {}
+        for name, points in (("random", units), ("corner", corners)):
+            configs = [unit_to_config(u) for u in points]
+            best[name] = max(final_accuracies(self, configs))
+        return best["random"], best["corner"] > best["random"] + CORNER_MARGIN
 
 
-def run_study(task: Task, seed: int, budget: int, sampler: Any, pruner: Pruner) -> Trajectory:
-    """A real lightning_hpo Study: ask, report every epoch, should_prune, tell."""
+class XGBoostTask:
+    """One instance of YAHPO's rbv2_xgboost: XGBoost trained on a fraction ``trainsize`` of the data.
+
+    Steps 1, 3, 9, 27 stand for the trainsize levels of ``TRAINSIZES`` (an eta = 3 ladder: a
+    level's step is its share of the data in 27ths, the lowest clipped to 0.05); a method that
+    prunes reports a trial's test accuracy (points) at each level in turn, one step each, and can
+    stop it between levels. Each level is a new training from scratch on that fraction, so a
+    trial costs the SUM of the fractions it trained: 1.49 full trainings if it reaches the last
+    level. A method that never prunes trains the full level alone (cost 1): the smaller levels
+    would tell it nothing it acts on. ``repl`` (the resampling split) stays at yahpo.FIDELITY's.
+    The space is the conditional one (``booster``'s children active only where the surrogate
+    uses them), as lightning_hpo's SearchSpace states it.
+    """
+
+    family = "rbv2_xgboost"
+    full = 1.0
+    last_step = 27
+
+    def __init__(self, model: XGBoostSurrogate) -> None:
+        self.model, self.name = model, model.instance
+        self.space = SearchSpace(model.tree_space)
+
+    @staticmethod
+    def steps(prunes: bool) -> list[tuple[int, float]]:
+        ladder = [(round(t * 27), t) for t in TRAINSIZES]
+        return ladder if prunes else ladder[-1:]
+
+    def values(self, config: dict[str, Any], steps: list[tuple[int, float]]) -> list[float]:
+        return [self.final([config], trainsize)[0] for _, trainsize in steps]
+
+    def final(self, configs: list[dict[str, Any]], trainsize: float = 1.0) -> list[float]:
+        """Test accuracy (points) of ``configs`` trained on ``trainsize`` of the data."""
+        losses = self.model.losses(configs, {**FIDELITY, "trainsize": trainsize})
+        return [100.0 * (1.0 - loss) for loss in losses.tolist()]
+
+    def reference(self, seed: int = 12345) -> tuple[float, bool]:
+        """Best full-trainsize accuracy of random configurations (no corner check: that is LCBench's)."""
+        flat = SearchSpace(self.model.space)  # the surrogate ignores inactive children
+        units = np.random.default_rng(seed).random((REFERENCE_SAMPLES, len(flat)))
+        return max(self.final([flat.decode(u) for u in units.tolist()])), False
+
+
+def make_task(family: str, data: Path, name: str) -> Task | XGBoostTask:
+    if family == "lcbench":
+        return Task(Surrogate(data), name)
+    return XGBoostTask(XGBoostSurrogate(data, name))
+
+
+AnyTask = Task | XGBoostTask
+
+
+def run_study(task: AnyTask, seed: int, budget: float, sampler: Any, pruner: Pruner) -> Trajectory:
+    """A real lightning_hpo Study: ask, report every step, should_prune, tell."""
     study = Study(
-        f"mf-{task.task}-{seed}", search_space=SPACE, mode="max", storage=":memory:", sampler=sampler, pruner=pruner
+        f"mf-{task.name}-{seed}",
+        search_space=task.space,
+        mode="max",
+        storage=":memory:",
+        sampler=sampler,
+        pruner=pruner,
     )
+    steps = task.steps(prunes=not isinstance(pruner, NopPruner))
     out = Trajectory()
     while out.spent < budget:
         trial = study.ask()
         out.trials += 1
-        curve = task.curve(dict(trial.params))
-        for epoch, accuracy in enumerate(curve, start=1):
-            out.spent += 1
-            study.report(trial, epoch, accuracy)
+        values = task.values(dict(trial.params), steps)
+        for (step, cost), accuracy in zip(steps, values, strict=True):
+            out.spent += cost
+            study.report(trial, step, accuracy)
             started = time.perf_counter()
-            stop = epoch < EPOCHS and study.should_prune(trial)
+            stop = step < task.last_step and study.should_prune(trial)
             out.decision_seconds.append(time.perf_counter() - started)
             if stop:
                 study.tell(trial, state=TrialState.PRUNED)
@@ -108,37 +210,43 @@ def run_study(task: Task, seed: int, budget: int, sampler: Any, pruner: Pruner) 
     return out
 
 
-def optuna_distributions() -> dict[str, Any]:
-    import optuna
-
-    out = {}
-    for name, domain in SPACE.items():
-        kind = (
-            optuna.distributions.IntDistribution if isinstance(domain, Int) else optuna.distributions.FloatDistribution
-        )
-        out[name] = kind(domain.low, domain.high, log=domain.log)
-    return out
+def suggest(trial: Any, space: SearchSpace) -> dict[str, Any]:
+    """Define-by-run: each parameter suggested in turn, parents first, only where it is active."""
+    params: dict[str, Any] = {}
+    for name in space.parents_first:
+        if name in space.active_names(params):
+            params[name] = suggest_one(trial, name, space[name])
+    return params
 
 
-def run_optuna(task: Task, seed: int, budget: int, make_sampler: Callable[[int], Any]) -> Trajectory:
-    """An Optuna study with HyperbandPruner (epochs 1..52 as steps, eta 3): ask, report, should_prune, tell."""
+def suggest_one(trial: Any, name: str, domain: Domain) -> Any:
+    if isinstance(domain, Float):
+        return trial.suggest_float(name, domain.low, domain.high, log=domain.log)
+    if isinstance(domain, Int):
+        return trial.suggest_int(name, domain.low, domain.high, log=domain.log, step=domain.step)
+    return trial.suggest_categorical(name, list(domain.choices))
+
+
+def run_optuna(task: AnyTask, seed: int, budget: float, make_sampler: Callable[[int], Any]) -> Trajectory:
+    """An Optuna study with HyperbandPruner (the task's steps, eta 3): ask, report, should_prune, tell."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=EPOCHS, reduction_factor=3)
+    pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=task.last_step, reduction_factor=3)
     study = optuna.create_study(
-        study_name=f"mf-{task.task}-{seed}", direction="maximize", sampler=make_sampler(seed), pruner=pruner
+        study_name=f"mf-{task.name}-{seed}", direction="maximize", sampler=make_sampler(seed), pruner=pruner
     )
-    distributions = optuna_distributions()
+    steps = task.steps(prunes=True)
     out = Trajectory()
     while out.spent < budget:
-        trial = study.ask(distributions)
+        trial = study.ask()
+        params = suggest(trial, task.space)
         out.trials += 1
-        curve = task.curve(trial.params)
-        for epoch, accuracy in enumerate(curve, start=1):
-            out.spent += 1
-            trial.report(accuracy, epoch)
-            if epoch < EPOCHS and trial.should_prune():
+        values = task.values(params, steps)
+        for (step, cost), accuracy in zip(steps, values, strict=True):
+            out.spent += cost
+            trial.report(accuracy, step)
+            if step < task.last_step and trial.should_prune():
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 break
         else:
@@ -168,7 +276,7 @@ def run_anchor(task: Task, seed: int, budget: int, method: str, python: Path) ->
                 raise RuntimeError(f"{method} stopped early (exit code {process.wait()})")
             job = json.loads(line)
             epochs = min(max(int(job["epochs"]), 1), EPOCHS)
-            value = task.curve(job["config"])[epochs - 1]
+            value = task.values(job["config"], [(epochs, 1)])[0]
             out.spent += epochs
             out.trials += 1
             if epochs == EPOCHS:
@@ -181,16 +289,68 @@ def run_anchor(task: Task, seed: int, budget: int, method: str, python: Path) ->
     return out
 
 
+@dataclass(frozen=True)
+class Family:
+    """A task family: where its data is, its tasks, and how to build one."""
+
+    title: str
+    data: Path
+    tasks: list[str]
+    all_tasks: Callable[[Path], list[str]]
+    loader: Callable[[Path], Callable[[str], AnyTask]]
+    full: float
+    results: str
+    methods: tuple[str, ...]
+
+
+def lcbench_loader(data: Path) -> Callable[[str], Task]:
+    surrogate = Surrogate(data)  # one ONNX session for every task
+    return lambda name: Task(surrogate, name)
+
+
+def xgboost_instances(data: Path) -> list[str]:
+    space = json.loads((data / "rbv2_xgboost" / "config_space.json").read_text())
+    return next(h["choices"] for h in space["hyperparameters"] if h["name"] == "task_id")
+
+
+FAMILIES = {
+    "lcbench": Family(
+        "LCBench surrogate",
+        DATA,
+        DEFAULT_TASKS,
+        Surrogate.tasks,
+        lcbench_loader,
+        EPOCHS,
+        "multi_fidelity.json",
+        # random_curve is a diagnostic, run on demand
+        ("gp_asha", "gp_curve", "gp_none", "gpc_asha", "gpc_curve", "random", "optuna_tpe_hb", "optuna_gp_hb")
+        + ("dehb", "smac_hb"),
+    ),
+    "rbv2_xgboost": Family(
+        "YAHPO rbv2_xgboost surrogate, trainsize fidelity",
+        data_dir(),
+        RBV2_TASKS,
+        xgboost_instances,
+        lambda data: lambda name: XGBoostTask(XGBoostSurrogate(data, name)),
+        1.0,
+        "multi_fidelity_rbv2_xgboost.json",
+        ("gp_asha", "gp_asha1", "gp_none", "random", "optuna_tpe_hb", "optuna_gp_hb"),
+    ),
+}
+
+
 def curves_gp(seed: int) -> GPSampler:
     """Our GP valuing pruned trials at their curves' predicted ends (``learn_from_curves``)."""
     return GPSampler(seed=seed, device="cpu", learn_from_curves=True)
 
 
-def methods(python: Path) -> dict[str, Callable[[Task, int, int], Trajectory]]:
+def methods(python: Path, family: str = "lcbench") -> dict[str, Callable[[AnyTask, int, float], Trajectory]]:
+    """Every method by its short name; DEHB and SMAC on LCBench only, where their venv is installed."""
     import optuna
 
-    table: dict[str, Callable[[Task, int, int], Trajectory]] = {
+    table: dict[str, Callable[[AnyTask, int, float], Trajectory]] = {
         "gp_asha": lambda t, s, b: run_study(t, s, b, GPSampler(seed=s, device="cpu"), ASHAPruner()),
+        "gp_asha1": lambda t, s, b: run_study(t, s, b, GPSampler(seed=s, device="cpu"), ASHAPruner(min_resource=1)),
         "gp_curve": lambda t, s, b: run_study(t, s, b, GPSampler(seed=s, device="cpu"), CurvePruner()),
         "gp_none": lambda t, s, b: run_study(t, s, b, GPSampler(seed=s, device="cpu"), NopPruner()),
         "gpc_asha": lambda t, s, b: run_study(t, s, b, curves_gp(s), ASHAPruner()),
@@ -198,9 +358,12 @@ def methods(python: Path) -> dict[str, Callable[[Task, int, int], Trajectory]]:
         "random": lambda t, s, b: run_study(t, s, b, RandomSampler(seed=s), NopPruner()),
         "random_curve": lambda t, s, b: run_study(t, s, b, RandomSampler(seed=s), CurvePruner()),
         "optuna_tpe_hb": lambda t, s, b: run_optuna(t, s, b, lambda seed: optuna.samplers.TPESampler(seed=seed)),
-        "optuna_gp_hb": lambda t, s, b: run_optuna(t, s, b, lambda seed: optuna.samplers.GPSampler(seed=seed)),
+        # On a conditional space Optuna's GP samples the children at random (the warning says so, per parameter).
+        "optuna_gp_hb": lambda t, s, b: run_optuna(
+            t, s, b, lambda seed: optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+        ),
     }
-    if python.is_file():
+    if family == "lcbench" and python.is_file():
         table["dehb"] = lambda t, s, b: run_anchor(t, s, b, "dehb", python)
         table["smac_hb"] = lambda t, s, b: run_anchor(t, s, b, "smac", python)
     return table
@@ -208,6 +371,7 @@ def methods(python: Path) -> dict[str, Callable[[Task, int, int], Trajectory]]:
 
 LABELS = {
     "gp_asha": "ours GP + ASHA (default)",
+    "gp_asha1": "ours GP + ASHA(min_resource=1)",
     "gp_curve": "ours GP + CurvePruner",
     "gp_none": "ours GP, no pruning",
     "gpc_asha": "ours GP (curves) + ASHA",
@@ -219,18 +383,6 @@ LABELS = {
     "dehb": "DEHB",
     "smac_hb": "SMAC3 MultiFidelityFacade",
 }
-
-
-def reference(task: Task, seed: int = 12345) -> tuple[float, bool]:
-    """Best epoch-52 accuracy of random configurations, and whether a corner of the box beats it."""
-    rng = np.random.default_rng(seed)
-    units = rng.random((REFERENCE_SAMPLES, len(SPACE)))
-    corners = np.array(list(itertools.product([0.0, 1.0], repeat=len(SPACE))))
-    best = {}
-    for name, points in (("random", units), ("corner", corners)):
-        configs = [unit_to_config(u) for u in points]
-        best[name] = max(final_accuracies(task, configs))
-    return best["random"], best["corner"] > best["random"] + CORNER_MARGIN
 
 
 def unit_to_config(unit: np.ndarray) -> dict[str, Any]:
@@ -250,7 +402,7 @@ def final_accuracies(task: Task, configs: list[dict[str, Any]]) -> list[float]:
 
     surrogate = task.surrogate
     rows = np.array([[EPOCHS] + [c[n] for n in SURROGATE_INPUTS] for c in configs], dtype=np.float32)
-    x_cat = np.full((len(rows), 1), surrogate.task_codes[task.task], dtype=np.int32)
+    x_cat = np.full((len(rows), 1), surrogate.task_codes[task.name], dtype=np.int32)
     inputs = {i.name: x for i, x in zip(surrogate.session.get_inputs(), (x_cat, rows), strict=True)}
     return [float(a) for a in surrogate.session.run(None, inputs)[0][:, 1]]
 
@@ -261,7 +413,7 @@ def decision_cost(task: Task, n_trials: int, repeats: int = 30) -> dict[str, flo
 
     rng = np.random.default_rng(0)
     configs = [unit_to_config(u) for u in rng.random((n_trials + 1, len(SPACE)))]
-    curves = task.surrogate.curves(task.task, configs)
+    curves = task.surrogate.curves(task.name, configs)
     history = [Trial(i, TrialState.COMPLETE, {}, intermediate_values=dict(c)) for i, c in enumerate(curves[:-1])]
     running = Trial(n_trials, TrialState.RUNNING, {}, intermediate_values=dict(curves[-1][:20]))
     out = {}
@@ -369,14 +521,17 @@ def report(results: dict[str, Any], budgets: list[int], corner: dict[str, bool],
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--tasks", nargs="+", default=DEFAULT_TASKS, help="OpenML task ids, or 'all' (34)")
+    parser.add_argument("--family", choices=sorted(FAMILIES), default="lcbench", help="the task family")
+    parser.add_argument("--data", type=Path, default=None, help="the family's data (default: shared/data/yahpo)")
+    parser.add_argument(
+        "--tasks", nargs="+", default=None, help="OpenML task ids, or 'all' (default: the family's DEFAULT_TASKS)"
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--budgets", type=int, nargs="+", default=[5, 10, 20, 30], help="in full trainings")
     parser.add_argument("--methods", default=None, help="comma list (default: all that can run here)")
     parser.add_argument("--anchor-python", type=Path, default=ANCHOR_PYTHON, help="python of the DEHB/SMAC venv")
-    parser.add_argument("--results", type=Path, default=HERE / "out" / "multi_fidelity.json")
+    parser.add_argument("--results", type=Path, default=None, help="default: out/multi_fidelity[_FAMILY].json")
     parser.add_argument("--no-write", action="store_true", help="print only; leave MULTI_FIDELITY.md alone")
     parser.add_argument(
         "--merge", type=Path, nargs="+", help="report the union of earlier --results files; run nothing"
@@ -384,23 +539,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.merge:
         return write_report(merge(args.merge), args, argv)
-    surrogate = Surrogate(args.data)
-    tasks = surrogate.tasks(args.data) if args.tasks == ["all"] else args.tasks
-    table = methods(args.anchor_python)
-    names = args.methods.split(",") if args.methods else [n for n in table if n != "random_curve"]  # a diagnostic
-    budget = max(args.budgets) * EPOCHS
+    family = FAMILIES[args.family]
+    data = args.data or family.data
+    tasks = family.all_tasks(data) if args.tasks == ["all"] else args.tasks or family.tasks
+    make_task = family.loader(data)
+    table = methods(args.anchor_python, args.family)
+    names = args.methods.split(",") if args.methods else [n for n in table if n in family.methods]
+    budget = max(args.budgets) * family.full
     results: dict[str, Any] = {
+        "family": args.family,
         "runs": [],
         "regret": {n: {str(b): [] for b in args.budgets} for n in names},
         "cost": {n: {"trials": [], "full": [], "seconds": [], "decision_ms": []} for n in names},
     }
     corner: dict[str, bool] = {}
     results["corner"] = corner
+    args.results = args.results or HERE / "out" / family.results
     args.results.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     for task_id in tasks:
-        task = Task(surrogate, task_id)
-        best_random, corner[task_id] = reference(task)
+        task = make_task(task_id)
+        best_random, corner[task_id] = task.reference()
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             trajectories = {}
             for name in names:
@@ -415,11 +574,12 @@ def main(argv: list[str] | None = None) -> int:
             results["runs"].append((task_id, seed))
             for name, trajectory in trajectories.items():
                 for b in args.budgets:
-                    results["regret"][name][str(b)].append(best - trajectory.best_within(b * EPOCHS))
+                    results["regret"][name][str(b)].append(best - trajectory.best_within(b * family.full))
             summary = ", ".join(f"{n} {best - t.best_within(budget):.2f}" for n, t in trajectories.items())
             print(f"task {task_id} seed {seed} ({time.perf_counter() - started:.0f} s): {summary}", flush=True)
             save(results, args.results)  # after each run: an interrupted run can still be reported (--merge)
-    results["decision_cost"] = {"trials": 150, "ms": decision_cost(Task(surrogate, tasks[0]), 150)}
+    if args.family == "lcbench":
+        results["decision_cost"] = {"trials": 150, "ms": decision_cost(make_task(tasks[0]), 150)}
     save(results, args.results)
     return write_report(results, args, argv)
 
@@ -464,12 +624,13 @@ def write_report(results: dict[str, Any], args: argparse.Namespace, argv: list[s
         )
     print(text)
     if not args.no_write:
-        path = HERE / "MULTI_FIDELITY.md"
-        head = path.read_text().split("<!-- lcbench:start -->")[0] if path.exists() else "# Multi-fidelity\n\n"
+        family = results.get("family", "lcbench")  # results saved before rbv2_xgboost came are LCBench's
         command = "python benchmarks/multi_fidelity.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        path.write_text(
-            head
-            + f"<!-- lcbench:start -->\n## LCBench surrogate\n\n`{command.strip()}`\n\n{text}\n<!-- lcbench:end -->\n"
+        path = write_section(
+            family,
+            f"## {FAMILIES[family].title}\n\n`{command.strip()}`\n\n{text}",
+            HERE / "MULTI_FIDELITY.md",
+            title="# Multi-fidelity\n",
         )
         print(f"written to {path}")
     return 0

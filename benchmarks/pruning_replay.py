@@ -117,12 +117,13 @@ def replay_optuna(
     return Outcome(reports, completed, values)
 
 
-def write_section(name: str, text: str, path: Path | None = None) -> Path:
-    """Replace the section ``name`` of PRUNING_RESULTS.md (between its markers) with ``text``."""
+def write_section(name: str, text: str, path: Path | None = None, *, title: str = "# Pruning benchmarks\n") -> Path:
+    """Replace the section ``name`` of ``path`` (PRUNING_RESULTS.md; between its markers) with
+    ``text``, or append it; a new file starts with ``title``."""
     path = path or Path(__file__).with_name("PRUNING_RESULTS.md")
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     block = f"{start}\n{text.rstrip()}\n{end}"
-    current = path.read_text() if path.exists() else "# Pruning benchmarks\n"
+    current = path.read_text() if path.exists() else title
     if start in current:
         current = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, current, flags=re.S)
     else:

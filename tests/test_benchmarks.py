@@ -355,3 +355,75 @@ def test_constraint_benchmark_digits_problems_fail_over_the_memory_budget_and_co
     assert _digits_oom().objective(params) == (value, metrics)  # the same training, deterministic
     with pytest.raises(torch.OutOfMemoryError):
         _digits_oom().objective({**params, "hidden": 64.0, "batch_size": DIGITS_ACTIVATION_BUDGET / 32})
+
+
+# -- multi-fidelity on rbv2_xgboost ---------------------------------------------------------------
+
+
+def _xgboost_task(instance: str = "12"):
+    from benchmarks import multi_fidelity
+    from benchmarks.tasks import yahpo
+
+    if not (yahpo.data_dir() / yahpo.SCENARIO / "model.onnx").is_file():
+        pytest.skip(f"no YAHPO data at {yahpo.data_dir()}")
+    return multi_fidelity.XGBoostTask(yahpo.XGBoostSurrogate(yahpo.data_dir(), instance))
+
+
+def test_rbv2_trainsize_ladder_and_what_a_trial_costs() -> None:
+    from benchmarks.multi_fidelity import run_study
+    from lightning_hpo.pruners import NopPruner, Pruner
+    from lightning_hpo.samplers import RandomSampler
+
+    task = _xgboost_task()
+    assert task.steps(prunes=True) == [(1, 0.05), (3, 1 / 9), (9, 1 / 3), (27, 1.0)]
+    assert task.steps(prunes=False) == [(27, 1.0)]  # no pruning: the full level alone
+    assert task.space.is_conditional and task.full == 1.0
+
+    class PruneAtStep9(Pruner):
+        def prune(self, trial, trials, *, directions):  # type: ignore[no-untyped-def]
+            return trial.last_step >= 9
+
+    # Each level trains from scratch: a trial stopped at 1/3 cost 0.05 + 1/9 + 1/3 and found nothing.
+    pruned = run_study(task, 0, 1.0, RandomSampler(seed=0), PruneAtStep9())
+    assert pruned.trials == 3 and pruned.found == []
+    assert pruned.spent == pytest.approx(3 * (0.05 + 1 / 9 + 1 / 3))
+
+    # Without pruning a trial costs one full training, and counts as found when it ends.
+    plain = run_study(task, 0, 2.5, RandomSampler(seed=0), NopPruner())
+    assert plain.trials == 3 and [spent for spent, _ in plain.found] == [1.0, 2.0, 3.0]
+    assert plain.best_within(2.5) == max(value for _, value in plain.found[:2])
+    assert math.isnan(plain.best_within(0.9))
+
+
+def test_rbv2_values_are_the_surrogates_accuracy_at_each_trainsize() -> None:
+    from benchmarks.tasks import yahpo
+
+    task = _xgboost_task()
+    config = {**task.space.decode([0.5] * len(task.space)), "booster": "gbtree"}
+    config = {n: v for n, v in config.items() if n in task.space.active_names(config)}
+    values = task.values(config, task.steps(prunes=True))
+    for value, trainsize in zip(values, (0.05, 1 / 9, 1 / 3, 1.0), strict=True):
+        loss = task.model.losses([config], {**yahpo.FIDELITY, "trainsize": trainsize})[0]
+        assert value == pytest.approx(100 * (1 - loss))
+    assert values[0] < values[-1] <= 100.0  # 5% of the data trains a worse model
+    best, corner = task.reference()
+    assert not corner and 50.0 < best <= 100.0
+
+
+@pytest.mark.slow
+def test_multi_fidelity_runs_rbv2_end_to_end(tmp_path: Path, capsys) -> None:
+    from benchmarks.multi_fidelity import main
+
+    _xgboost_task()
+    results = tmp_path / "mf.json"
+    argv = ["--family", "rbv2_xgboost", "--tasks", "12", "--seeds", "1", "--budgets", "2", "3"]
+    argv += ["--methods", "gp_asha,random,optuna_tpe_hb", "--no-write", "--results", str(results)]
+    assert main(argv) == 0
+    saved = json.loads(results.read_text())
+    assert saved["family"] == "rbv2_xgboost" and saved["runs"] == [["12", 0]]
+    for method in ("gp_asha", "random", "optuna_tpe_hb"):
+        regret = saved["regret"][method]
+        assert 0.0 <= regret["3"][0] <= regret["2"][0]  # a larger budget never finds less
+    table = capsys.readouterr().out
+    assert "1 tasks x 1 seeds = 1 runs. Corner tasks: none (0 runs)." in table
+    assert "| ours GP + ASHA (default) | " in table and "A pruner's own time" not in table

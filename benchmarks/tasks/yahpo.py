@@ -6,8 +6,9 @@ The ONNX surrogate is evaluated with onnxruntime directly, encoding inputs exact
 downgrade the project's environment): continuous inputs in the scenario's ``cont_names`` order,
 categorical inputs integer-coded by ``encoding.json``, inactive children sent as 0 / ``"#na#"``.
 The space is the flat union of all parameters; a parameter inactive for the chosen booster is
-ignored by the objective, as a flat optimizer would meet it. Fidelities are at their maximum
-(``trainsize=1``, ``repl=10``). The objective is 1 - accuracy; the surrogate is deterministic.
+ignored by the objective, as a flat optimizer would meet it (``tree_space`` is the conditional
+one). Fidelities are at their maximum (``trainsize=1``, ``repl=10``) unless ``losses`` is given
+others. The objective is 1 - accuracy; the surrogate is deterministic.
 
 Data: ``$BENCHMARKS_YAHPO_DATA``, else ``shared/data/yahpo`` beside the repository.
 """
@@ -96,19 +97,31 @@ class XGBoostSurrogate:
         condition = self.conditions.get(name)
         return condition is None or params[condition[0]] in condition[1]
 
-    def encode(self, batch: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def tree_space(self) -> dict[str, Domain]:
+        """The space with each booster-conditional child active only where the surrogate uses it."""
+        return {
+            name: domain.with_when({self.conditions[name][0]: sorted(self.conditions[name][1])})
+            if name in self.conditions
+            else domain
+            for name, domain in self.space.items()
+        }
+
+    def encode(
+        self, batch: Sequence[Mapping[str, Any]], fidelity: Mapping[str, float] = FIDELITY
+    ) -> tuple[np.ndarray, np.ndarray]:
         cont = np.zeros((len(batch), len(CONT_NAMES)), dtype=np.float32)
         cat = np.zeros((len(batch), len(CAT_NAMES)), dtype=np.int32)
         for row, params in enumerate(batch):
-            values = {**FIDELITY, **{n: v for n, v in params.items() if self._is_active(n, params)}}
+            values = {**fidelity, **{n: v for n, v in params.items() if self._is_active(n, params)}}
             cont[row] = [values.get(n, 0) for n in CONT_NAMES]
             values["task_id"] = self.instance
             cat[row] = [self.encoding[n][values.get(n, "#na#")] for n in CAT_NAMES]
         return cont, cat
 
-    def losses(self, batch: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """1 - accuracy of each configuration."""
-        cont, cat = self.encode(batch)
+    def losses(self, batch: Sequence[Mapping[str, Any]], fidelity: Mapping[str, float] = FIDELITY) -> np.ndarray:
+        """1 - accuracy of each configuration, trained at ``fidelity`` (``trainsize`` and ``repl``)."""
+        cont, cat = self.encode(batch, fidelity)
         outputs = self.session.run(None, {"x_cat": cat, "x_cont": cont})[0]
         return 1.0 - outputs[:, TARGET].astype(np.float64)
 
