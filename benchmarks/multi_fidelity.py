@@ -99,7 +99,6 @@ class Task:
     (the metric, maximized, at those steps), ``last_step`` and ``reference()``.
     """
 
-    family = "lcbench"
     space = SPACE
     full = EPOCHS
     last_step = EPOCHS
@@ -133,7 +132,7 @@ class XGBoostTask:
 
     Steps 1, 3, 9, 27 stand for the trainsize levels of ``TRAINSIZES`` (an eta = 3 ladder: a
     level's step is its share of the data in 27ths, the lowest clipped to 0.05); a method that
-    prunes reports a trial's test accuracy (points) at each level in turn, one step each, and can
+    prunes reports a trial's held-out accuracy (points) at each level in turn, one step each, and can
     stop it between levels. Each level is a new training from scratch on that fraction, so a
     trial costs the SUM of the fractions it trained: 1.49 full trainings if it reaches the last
     level. A method that never prunes trains the full level alone (cost 1): the smaller levels
@@ -142,7 +141,6 @@ class XGBoostTask:
     uses them), as lightning_hpo's SearchSpace states it.
     """
 
-    family = "rbv2_xgboost"
     full = 1.0
     last_step = 27
 
@@ -159,7 +157,7 @@ class XGBoostTask:
         return [self.final([config], trainsize)[0] for _, trainsize in steps]
 
     def final(self, configs: list[dict[str, Any]], trainsize: float = 1.0) -> list[float]:
-        """Test accuracy (points) of ``configs`` trained on ``trainsize`` of the data."""
+        """Held-out accuracy (the surrogate's ``acc``, in points) of ``configs`` trained on ``trainsize`` of the data."""
         losses = self.model.losses(configs, {**FIDELITY, "trainsize": trainsize})
         return [100.0 * (1.0 - loss) for loss in losses.tolist()]
 
@@ -168,12 +166,6 @@ class XGBoostTask:
         flat = SearchSpace(self.model.space)  # the surrogate ignores inactive children
         units = np.random.default_rng(seed).random((REFERENCE_SAMPLES, len(flat)))
         return max(self.final([flat.decode(u) for u in units.tolist()])), False
-
-
-def make_task(family: str, data: Path, name: str) -> Task | XGBoostTask:
-    if family == "lcbench":
-        return Task(Surrogate(data), name)
-    return XGBoostTask(XGBoostSurrogate(data, name))
 
 
 AnyTask = Task | XGBoostTask
