@@ -427,3 +427,19 @@ def test_multi_fidelity_runs_rbv2_end_to_end(tmp_path: Path, capsys) -> None:
     table = capsys.readouterr().out
     assert "1 tasks x 1 seeds = 1 runs. Corner tasks: none (0 runs)." in table
     assert "| ours GP + ASHA (default) | " in table and "A pruner's own time" not in table
+
+
+def test_gp_variants_screen_pairs_runs_skips_unchanged_tasks_and_resumes(tmp_path: Path, capsys) -> None:
+    from benchmarks import gp_variants
+
+    arguments = ["--variant", "startup10", "--tasks", "branin,sk_rf_wine", "--seeds", "1", "--budget", "8",
+                 "--report-at", "4,8", "--out", str(tmp_path / "runs.json")]  # fmt: skip
+    assert gp_variants.main(arguments) == 0
+    out = capsys.readouterr().out
+    assert "sk_rf_wine: startup10 changes nothing here; skipped" in out  # six parameters: 10 Sobol trials already
+    # Both start from the same Sobol points: after 4 trials they tie, after 8 the default's GP has had 2.
+    assert "after 4 trials (wins/losses of startup10): branin 0/0" in out
+    cached = json.loads((tmp_path / "runs.json").read_text())
+    assert sorted(cached) == ["branin|0|default|8|4,8", "branin|0|startup10|8|4,8"]
+    assert gp_variants.main(arguments) == 0  # a rerun reads the cache and runs nothing
+    assert "branin seed 0" not in capsys.readouterr().out

@@ -1,0 +1,132 @@
+"""A GPSampler setting against today's default on the tasks where it changes anything: paired runs.
+
+A screen before the whole suite: each (task, seed) runs once with the default GPSampler and once
+with the variant, through ``Study(storage=":memory:")`` ask/tell as the suite does, and the best
+noiseless value after each of ``--report-at`` trials is compared by seed. A task's differences are
+put on one scale by its spread (the median of the values at the first report minus the best value
+of any run), so that a paired Wilcoxon test can pool tasks; wins and losses count the seeds where
+the variant's best is lower or higher. ``--design`` names the tasks the variant was made for: they
+are reported apart, since only the others can show that it generalizes.
+
+    nice -n 10 python benchmarks/gp_variants.py --variant startup10 --seeds 5 \\
+        --design sk_enet_diabetes,sk_lassopoly_diabetes,sk_logreg_wine
+    python benchmarks/gp_variants.py --variant startup10 --tasks branin --seeds 1 --budget 12 --report-at 6,12
+
+Results are cached per run in ``--out`` (a JSON file), so an interrupted screen resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.tasks import BROAD_TASKS, TASK_BUILDERS, Task  # noqa: E402
+from lightning_hpo import NopPruner, Study  # noqa: E402
+from lightning_hpo.samplers import GPSampler  # noqa: E402
+from lightning_hpo.samplers.gp import default_n_startup_trials  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+#: name -> (seed -> sampler), and which spaces it changes (a task it leaves alone runs identically).
+VARIANTS: dict[str, tuple[Callable[[int], GPSampler], Callable[[Task], bool]]] = {
+    "default": (lambda seed: GPSampler(seed=seed), lambda task: True),
+    # Optuna's GPSampler starts every space with 10 random trials; ours with dimension + 4 (5 to 10).
+    "startup10": (
+        lambda seed: GPSampler(seed=seed, n_startup_trials=10),
+        lambda task: default_n_startup_trials(len(task.space)) != 10,
+    ),
+}
+#: The default suite's tasks that train no network, then the broad suite (a variant skips those it leaves alone).
+SCREEN_TASKS = ("branin", "svc_breast_cancer", "hpobench_kc1", *BROAD_TASKS)
+
+
+def best_values(task: Task, sampler: GPSampler, seed: int, budget: int, report_at: Sequence[int]) -> list[float]:
+    """The best noiseless value among the first t trials, for each t of ``report_at``."""
+    objective = task.make_objective(seed)
+    study = Study(f"{task.name}-{seed}", search_space=task.space, mode="min", storage=":memory:",
+                  sampler=sampler, pruner=NopPruner())  # fmt: skip
+    best, found = float("inf"), []
+    try:
+        for _ in range(budget):
+            trial = study.ask()
+            evaluation = objective(trial.params)
+            study.tell(trial, evaluation.observed)
+            best = min(best, evaluation.true)
+            found.append(best)
+    finally:
+        study.storage.close()
+    return [found[t - 1] for t in report_at]
+
+
+def compare(runs: dict[str, dict[int, dict[str, list[float]]]], variant: str, design: set[str], report_at: Sequence[int]) -> str:  # fmt: skip
+    """Per task wins/losses of the variant, then pooled over the design tasks and over the others."""
+    from scipy.stats import wilcoxon
+
+    lines = []
+    for k, t in enumerate(report_at):
+        pooled: dict[str, list[float]] = {"design tasks": [], "other tasks": []}
+        cells = []
+        for task, by_seed in sorted(runs.items()):
+            pairs = [(v["default"], v[variant]) for v in by_seed.values() if "default" in v and variant in v]
+            if not pairs:
+                continue
+            values = [x for pair in pairs for run in pair for x in run]
+            spread = (statistics.median(run[0] for pair in pairs for run in pair) - min(values)) or 1.0
+            differences = [(base[k] - other[k]) / spread for base, other in pairs]  # > 0: the variant is better
+            wins, losses = sum(d > 1e-9 for d in differences), sum(d < -1e-9 for d in differences)
+            cells.append(f"{task} {wins}/{losses}")
+            pooled["design tasks" if task in design else "other tasks"] += differences
+        lines.append(f"after {t} trials (wins/losses of {variant}): " + ", ".join(cells))
+        for group, differences in pooled.items():
+            if not differences:
+                continue
+            nonzero = [d for d in differences if abs(d) > 1e-9]
+            p = f"{wilcoxon(nonzero).pvalue:.3g}" if len(nonzero) >= 6 else "n/a"
+            wins, losses = sum(d > 0 for d in nonzero), sum(d < 0 for d in nonzero)
+            lines.append(f"  {group}: {len(differences)} pairs, {wins}/{losses}, "
+                         f"mean {statistics.mean(differences):+.3f} spreads, Wilcoxon p = {p}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--variant", choices=[v for v in VARIANTS if v != "default"], required=True)
+    parser.add_argument("--tasks", default=",".join(SCREEN_TASKS), help="comma list")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--budget", type=int, default=30)
+    parser.add_argument("--report-at", default="10,20,30")
+    parser.add_argument("--design", default="", help="comma list of the tasks the variant was designed on")
+    parser.add_argument("--out", type=Path, default=HERE / "out" / "gp_variants.json")
+    args = parser.parse_args(argv)
+    report_at = [int(t) for t in args.report_at.split(",")]
+    if max(report_at) > args.budget:
+        parser.error(f"--report-at {args.report_at} goes past --budget {args.budget}")
+    cache: dict[str, Any] = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    runs: dict[str, dict[int, dict[str, list[float]]]] = {}
+    for name in args.tasks.split(","):
+        task = TASK_BUILDERS[name]()
+        if not VARIANTS[args.variant][1](task):
+            print(f"{name}: {args.variant} changes nothing here; skipped", flush=True)
+            continue
+        for seed in range(args.seeds):
+            for method in ("default", args.variant):
+                key = f"{name}|{seed}|{method}|{args.budget}|{args.report_at}"
+                if key not in cache:
+                    cache[key] = best_values(task, VARIANTS[method][0](seed), seed, args.budget, report_at)
+                    args.out.parent.mkdir(parents=True, exist_ok=True)
+                    args.out.write_text(json.dumps(cache))
+                    print(f"{name} seed {seed} {method}: {cache[key]}", flush=True)
+                runs.setdefault(name, {}).setdefault(seed, {})[method] = cache[key]
+    print(compare(runs, args.variant, set(filter(None, args.design.split(","))), report_at))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
