@@ -27,11 +27,17 @@ that cost; a configuration counts as found once trained on all the data. The ref
 of 20,000 random configurations at full trainsize (or anything a method found above it), with no
 corner check. Its methods: our GP + ASHA (default rungs, 1/9 and 1/3 of a full run: the 0.05
 level is trained but never judged), the same with ``min_resource=1`` (rungs on every level below
-the full one), our GP without pruning, random, Optuna TPE and GP with HyperbandPruner (the others
-run on demand with ``--methods``; DEHB and SMAC are LCBench's only).
+the full one), our GP without pruning, random, Optuna TPE and GP with HyperbandPruner, DEHB and
+SMAC (the others run on demand with ``--methods``).
 
-DEHB (`dehb`) and SMAC3 (`smac`) need numpy < 2: they run in their own venv as a subprocess
+DEHB (`dehb`) and SMAC3 (`smac_hb`) need numpy < 2: they run in their own venv as a subprocess
 (_mf_anchors.py; set-up in benchmarks/README.md, `--anchor-python`), and are skipped if it is missing.
+They get the task's space as lightning_hpo states it (on rbv2, the categorical ``booster`` and its
+children's conditions) and ask for a fidelity of their own choosing between the task's
+``anchor_fidelities`` (eta = 3, three halvings below a full run): on LCBench epochs, rounded; on
+rbv2 a trainsize fraction, trained at the family's nearest level AT OR ABOVE it (their lowest,
+1/27, becomes 0.05) and charged that level alone: each job is a training from scratch, and they
+train a lower level only when they ask for it.
 """
 
 from __future__ import annotations
@@ -102,6 +108,8 @@ class Task:
     space = SPACE
     full = EPOCHS
     last_step = EPOCHS
+    #: The range DEHB and SMAC pick fidelities from (epochs).
+    anchor_fidelities = (MIN_EPOCHS, EPOCHS)
 
     def __init__(self, surrogate: Surrogate, task: str) -> None:
         self.surrogate, self.name = surrogate, task
@@ -110,6 +118,12 @@ class Task:
     def steps(prunes: bool) -> list[tuple[int, int]]:
         """Every epoch, one epoch each: training goes on from the last epoch, pruned or not."""
         return [(epoch, 1) for epoch in range(1, EPOCHS + 1)]
+
+    @staticmethod
+    def anchor_step(fidelity: float) -> tuple[int, int]:
+        """An anchor's job of ``fidelity`` epochs: (step, cost), its epochs rounded into 1..52."""
+        epochs = min(max(round(fidelity), 1), EPOCHS)
+        return epochs, epochs
 
     def values(self, config: dict[str, Any], steps: list[tuple[int, int]]) -> list[float]:
         curve = self.surrogate.curves(self.name, [config])[0]
@@ -143,6 +157,8 @@ class XGBoostTask:
 
     full = 1.0
     last_step = 27
+    #: The range DEHB and SMAC pick trainsizes from: 1/27 to all of the data, LCBench's eta = 3 ladder.
+    anchor_fidelities = (1 / 27, 1.0)
 
     def __init__(self, model: XGBoostSurrogate) -> None:
         self.model, self.name = model, model.instance
@@ -152,6 +168,12 @@ class XGBoostTask:
     def steps(prunes: bool) -> list[tuple[int, float]]:
         ladder = [(round(t * 27), t) for t in TRAINSIZES]
         return ladder if prunes else ladder[-1:]
+
+    @staticmethod
+    def anchor_step(fidelity: float) -> tuple[int, float]:
+        """An anchor's job at trainsize ``fidelity``: the lowest level at or above it, (step, cost = level)."""
+        level = min((t for t in TRAINSIZES if t >= fidelity * (1 - 1e-9)), default=TRAINSIZES[-1])
+        return round(level * 27), level
 
     def values(self, config: dict[str, Any], steps: list[tuple[int, float]]) -> list[float]:
         return [self.final([config], trainsize)[0] for _, trainsize in steps]
@@ -247,18 +269,15 @@ def run_optuna(task: AnyTask, seed: int, budget: float, make_sampler: Callable[[
     return out
 
 
-def space_json() -> str:
-    return json.dumps(
-        [
-            {"name": n, "type": "int" if isinstance(d, Int) else "float", "low": d.low, "high": d.high, "log": d.log}
-            for n, d in SPACE.items()
-        ]
-    )
+def space_json(task: AnyTask) -> str:
+    """The task's space for _mf_anchors.py: lightning_hpo's own JSON form, conditions (``when``) included."""
+    return json.dumps(SearchSpace.coerce(task.space).to_json())
 
 
-def run_anchor(task: Task, seed: int, budget: int, method: str, python: Path) -> Trajectory:
-    """DEHB or SMAC in their own venv; this process trains (evaluates) what they ask for."""
-    command = [str(python), str(HERE / "_mf_anchors.py"), method, str(seed), space_json(), str(MIN_EPOCHS), str(EPOCHS)]
+def run_anchor(task: AnyTask, seed: int, budget: float, method: str, python: Path) -> Trajectory:
+    """DEHB or SMAC in their own venv; this process trains (evaluates) what they ask for, at the task's cost."""
+    low, high = task.anchor_fidelities
+    command = [str(python), str(HERE / "_mf_anchors.py"), method, str(seed), space_json(task), str(low), str(high)]
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     out = Trajectory()
     try:
@@ -267,13 +286,13 @@ def run_anchor(task: Task, seed: int, budget: int, method: str, python: Path) ->
             if not line:
                 raise RuntimeError(f"{method} stopped early (exit code {process.wait()})")
             job = json.loads(line)
-            epochs = min(max(int(job["epochs"]), 1), EPOCHS)
-            value = task.values(job["config"], [(epochs, 1)])[0]
-            out.spent += epochs
+            step, cost = task.anchor_step(job["fidelity"])
+            value = task.values(job["config"], [(step, cost)])[0]
+            out.spent += cost
             out.trials += 1
-            if epochs == EPOCHS:
+            if step == task.last_step:
                 out.found.append((out.spent, value))
-            process.stdin.write(json.dumps({"value": value}) + "\n")
+            process.stdin.write(json.dumps({"value": value, "cost": cost}) + "\n")
             process.stdin.flush()
     finally:
         process.stdin.close()
@@ -326,7 +345,7 @@ FAMILIES = {
         lambda data: lambda name: XGBoostTask(XGBoostSurrogate(data, name)),
         1.0,
         "multi_fidelity_rbv2_xgboost.json",
-        ("gp_asha", "gp_asha1", "gp_none", "random", "optuna_tpe_hb", "optuna_gp_hb"),
+        ("gp_asha", "gp_asha1", "gp_none", "random", "optuna_tpe_hb", "optuna_gp_hb", "dehb", "smac_hb"),
     ),
 }
 
@@ -336,8 +355,8 @@ def curves_gp(seed: int) -> GPSampler:
     return GPSampler(seed=seed, device="cpu", learn_from_curves=True)
 
 
-def methods(python: Path, family: str = "lcbench") -> dict[str, Callable[[AnyTask, int, float], Trajectory]]:
-    """Every method by its short name; DEHB and SMAC on LCBench only, where their venv is installed."""
+def methods(python: Path) -> dict[str, Callable[[AnyTask, int, float], Trajectory]]:
+    """Every method by its short name; DEHB and SMAC where their venv is installed."""
     import optuna
 
     table: dict[str, Callable[[AnyTask, int, float], Trajectory]] = {
@@ -355,7 +374,7 @@ def methods(python: Path, family: str = "lcbench") -> dict[str, Callable[[AnyTas
             t, s, b, lambda seed: optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
         ),
     }
-    if family == "lcbench" and python.is_file():
+    if python.is_file():
         table["dehb"] = lambda t, s, b: run_anchor(t, s, b, "dehb", python)
         table["smac_hb"] = lambda t, s, b: run_anchor(t, s, b, "smac", python)
     return table
@@ -535,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     data = args.data or family.data
     tasks = family.all_tasks(data) if args.tasks == ["all"] else args.tasks or family.tasks
     make_task = family.loader(data)
-    table = methods(args.anchor_python, args.family)
+    table = methods(args.anchor_python)
     names = args.methods.split(",") if args.methods else [n for n in table if n in family.methods]
     budget = max(args.budgets) * family.full
     results: dict[str, Any] = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -427,6 +428,91 @@ def test_multi_fidelity_runs_rbv2_end_to_end(tmp_path: Path, capsys) -> None:
     table = capsys.readouterr().out
     assert "1 tasks x 1 seeds = 1 runs. Corner tasks: none (0 runs)." in table
     assert "| ours GP + ASHA (default) | " in table and "A pruner's own time" not in table
+
+
+def test_anchor_space_json_carries_the_booster_and_its_childrens_conditions() -> None:
+    from benchmarks import multi_fidelity
+
+    space = json.loads(multi_fidelity.space_json(_xgboost_task()))
+    assert space["booster"] == {"type": "categorical", "choices": ["gblinear", "gbtree", "dart"]}
+    assert space["rate_drop"]["when"] == {"booster": ["dart"]}
+    assert space["max_depth"] == {"type": "int", "low": 1, "high": 15, "log": False, "step": 1,
+                                  "when": {"booster": ["dart", "gbtree"]}}  # fmt: skip
+    assert "when" not in space["nrounds"] and space["nrounds"]["log"]
+    # LCBench's space: floats and ints only, unconditional, as before.
+    lcbench = json.loads(multi_fidelity.space_json(multi_fidelity.Task(None, "189906")))  # type: ignore[arg-type]
+    assert sorted(lcbench) == sorted(multi_fidelity.SPACE)
+    assert {p["type"] for p in lcbench.values()} == {"int", "float"} and not any("when" in p for p in lcbench.values())
+
+
+def test_anchor_fidelities_map_to_the_familys_levels_at_or_above() -> None:
+    from benchmarks.multi_fidelity import Task, XGBoostTask
+
+    low, high = XGBoostTask.anchor_fidelities
+    # Hyperband's eta = 3 ladder as DEHB and SMAC compute it, float error included.
+    ladder = [high * 3.0**-k for k in (3, 2, 1, 0)]
+    assert ladder[0] == pytest.approx(low)
+    assert [XGBoostTask.anchor_step(f) for f in ladder] == [(1, 0.05), (3, 1 / 9), (9, 1 / 3), (27, 1.0)]
+    assert XGBoostTask.anchor_step(0.12) == (9, 1 / 3) and XGBoostTask.anchor_step(1.5) == (27, 1.0)
+    # LCBench: epochs rounded into 1..52, one epoch costs one.
+    assert [Task.anchor_step(f) for f in (Task.anchor_fidelities[0], 17.3, 52.0, 60)] == [
+        (2, 2),
+        (17, 17),
+        (52, 52),
+        (52, 52),
+    ]
+
+
+def test_run_anchor_charges_each_job_its_level_and_finds_only_full_ones(tmp_path: Path) -> None:
+    """The parent's side of the protocol, with a stand-in for the anchors' venv that asks a fixed ladder."""
+    from benchmarks.multi_fidelity import run_anchor
+
+    task = _xgboost_task()
+    config = {"booster": "gblinear", "alpha": 1.0, "lambda": 1.0, "nrounds": 100,
+              "num.impute.selected.cpo": "impute.mean", "subsample": 0.5}  # fmt: skip
+    log = tmp_path / "asked.jsonl"
+    fake = tmp_path / "python"
+    fake.write_text(f"""#!{sys.executable}
+import json, sys
+method, seed, space, low, high = sys.argv[2:7]
+config = {config!r}
+with open({str(log)!r}, "w") as log:
+    log.write(json.dumps([method, seed, sorted(json.loads(space)), float(low), float(high)]) + "\\n")
+    for fidelity in [float(low), 1 / 9, 1.0] * 10:
+        print(json.dumps({{"config": config, "fidelity": fidelity}}), flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            break
+        log.write(line)
+""")
+    fake.chmod(0o755)
+    out = run_anchor(task, 3, 2.0, "dehb", fake)
+    head, *answers = [json.loads(line) for line in log.read_text().splitlines()]
+    assert head == ["dehb", "3", sorted(task.space), pytest.approx(1 / 27), 1.0]
+    per_round = 0.05 + 1 / 9 + 1.0
+    assert [a["cost"] for a in answers] == pytest.approx([0.05, 1 / 9, 1.0] * 2)
+    assert out.trials == 6 and out.spent == pytest.approx(2 * per_round)
+    assert [spent for spent, _ in out.found] == pytest.approx([per_round, 2 * per_round])
+    assert [a["value"] for a in answers[:3]] == pytest.approx([task.final([config], t)[0] for t in (0.05, 1 / 9, 1.0)])
+    assert out.found[0][1] == answers[2]["value"]
+
+
+@pytest.mark.slow
+def test_dehb_and_smac_run_on_rbv2_end_to_end(tmp_path: Path) -> None:
+    from benchmarks.multi_fidelity import ANCHOR_PYTHON, main
+
+    if not ANCHOR_PYTHON.is_file():
+        pytest.skip(f"no DEHB/SMAC venv at {ANCHOR_PYTHON} (benchmarks/README.md)")
+    _xgboost_task()
+    results = tmp_path / "mf.json"
+    # A full training first ends after Hyperband's first bracket, 4.35 full trainings in.
+    argv = ["--family", "rbv2_xgboost", "--tasks", "12", "--seeds", "1", "--budgets", "5", "8"]
+    assert main([*argv, "--methods", "dehb,smac_hb", "--no-write", "--results", str(results)]) == 0
+    saved = json.loads(results.read_text())
+    for method in ("dehb", "smac_hb"):
+        assert 0.0 <= saved["regret"][method]["8"][0] <= saved["regret"][method]["5"][0]
+        cost = saved["cost"][method]
+        assert cost["trials"][0] > cost["full"][0] >= 1  # lower trainsizes asked for, some configurations found
 
 
 def test_gp_variants_screen_pairs_runs_skips_unchanged_tasks_and_resumes(tmp_path: Path, capsys) -> None:
