@@ -55,11 +55,12 @@ from benchmarks.methods import (
     _random_sampler,
     hyperopt_space,
     run_hyperopt,
+    suggest_define_by_run,
 )
 from benchmarks.runner import ResultCache
 from benchmarks.tasks import Evaluation, Objective, Task
 from lightning_hpo import SearchSpace
-from lightning_hpo.space import Categorical, Domain, Float, Int
+from lightning_hpo.space import Categorical, Float, Int
 
 #: Dense-search reference of yahpo_xgboost (benchmarks/RESULTS.md, "dense search, or best found").
 YAHPO_REFERENCE = 0.00531
@@ -216,21 +217,10 @@ def _optuna_tpe(c: ConditionalTask, budget: int, seed: int) -> Trace:
         for _ in range(budget):
             start = time.perf_counter()
             trial = study.ask()
-            params: dict[str, Any] = {}
-            for name in space.parents_first:  # define-by-run: a parameter is asked for only when active
-                if name in space.active_names(params):
-                    params[name] = _suggest(trial, name, space[name])
+            params = suggest_define_by_run(trial, space)
             suggest_seconds = time.perf_counter() - start
             study.tell(trial, trace.evaluate(objective, params, suggest_seconds))
     return trace
-
-
-def _suggest(trial: Any, name: str, domain: Domain) -> Any:
-    if isinstance(domain, Float):
-        return trial.suggest_float(name, domain.low, domain.high, log=domain.log)
-    if isinstance(domain, Int):
-        return trial.suggest_int(name, domain.low, domain.high, log=domain.log, step=domain.step)
-    return trial.suggest_categorical(name, list(domain.choices))
 
 
 def hyperopt_tree(space: SearchSpace) -> dict[str, Any]:

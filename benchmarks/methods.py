@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.tasks import Objective, Task
-from lightning_hpo.space import Categorical, Domain, Float, Int
+from lightning_hpo.space import Categorical, Domain, Float, Int, SearchSpace
 
 __all__ = ["Trace", "Method", "METHODS", "resolve_methods", "OURS", "STAND_IN"]
 
@@ -198,6 +198,23 @@ def optuna_distributions(space: Mapping[str, Domain]) -> dict[str, Any]:
         else:
             distributions[name] = CategoricalDistribution(domain.choices)
     return distributions
+
+
+def suggest_define_by_run(trial: Any, space: SearchSpace) -> dict[str, Any]:
+    """An Optuna trial's parameters define-by-run: parents first, each asked for only where it is active."""
+    params: dict[str, Any] = {}
+    for name in space.parents_first:
+        if name in space.active_names(params):
+            params[name] = _suggest_one(trial, name, space[name])
+    return params
+
+
+def _suggest_one(trial: Any, name: str, domain: Domain) -> Any:
+    if isinstance(domain, Float):
+        return trial.suggest_float(name, domain.low, domain.high, log=domain.log)
+    if isinstance(domain, Int):
+        return trial.suggest_int(name, domain.low, domain.high, log=domain.log, step=domain.step)
+    return trial.suggest_categorical(name, list(domain.choices))
 
 
 def _optuna_runner(make_sampler: Callable[[int], Any]) -> Runner:

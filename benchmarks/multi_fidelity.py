@@ -59,13 +59,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.methods import suggest_define_by_run  # noqa: E402
 from benchmarks.pruning_lcbench import DATA, EPOCHS, SPACE, Surrogate  # noqa: E402
 from benchmarks.pruning_replay import write_section  # noqa: E402
 from benchmarks.tasks.yahpo import FIDELITY, XGBoostSurrogate, data_dir  # noqa: E402
 from lightning_hpo import SearchSpace, Study  # noqa: E402
 from lightning_hpo.pruners import ASHAPruner, CurvePruner, NopPruner, Pruner  # noqa: E402
 from lightning_hpo.samplers import GPSampler, RandomSampler  # noqa: E402
-from lightning_hpo.space import Domain, Float, Int  # noqa: E402
+from lightning_hpo.space import Int  # noqa: E402
 from lightning_hpo.trial import TrialState  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -224,23 +225,6 @@ def run_study(task: AnyTask, seed: int, budget: float, sampler: Any, pruner: Pru
     return out
 
 
-def suggest(trial: Any, space: SearchSpace) -> dict[str, Any]:
-    """Define-by-run: each parameter suggested in turn, parents first, only where it is active."""
-    params: dict[str, Any] = {}
-    for name in space.parents_first:
-        if name in space.active_names(params):
-            params[name] = suggest_one(trial, name, space[name])
-    return params
-
-
-def suggest_one(trial: Any, name: str, domain: Domain) -> Any:
-    if isinstance(domain, Float):
-        return trial.suggest_float(name, domain.low, domain.high, log=domain.log)
-    if isinstance(domain, Int):
-        return trial.suggest_int(name, domain.low, domain.high, log=domain.log, step=domain.step)
-    return trial.suggest_categorical(name, list(domain.choices))
-
-
 def run_optuna(task: AnyTask, seed: int, budget: float, make_sampler: Callable[[int], Any]) -> Trajectory:
     """An Optuna study with HyperbandPruner (the task's steps, eta 3): ask, report, should_prune, tell."""
     import optuna
@@ -254,7 +238,7 @@ def run_optuna(task: AnyTask, seed: int, budget: float, make_sampler: Callable[[
     out = Trajectory()
     while out.spent < budget:
         trial = study.ask()
-        params = suggest(trial, task.space)
+        params = suggest_define_by_run(trial, task.space)
         out.trials += 1
         values = task.values(params, steps)
         for (step, cost), accuracy in zip(steps, values, strict=True):
