@@ -75,7 +75,7 @@ DEFAULT_TASKS = ["189906", "167168", "126026", "167190", "189866", "168868", "75
 RBV2_TASKS = ["12", "1501", "16", "40499", "1053", "1457", "1063", "1479", "15", "1468"]
 #: rbv2_xgboost's trainsize levels: 1/27 (clipped at 0.05), 1/9, 1/3 and all of the data.
 TRAINSIZES = (0.05, 1 / 9, 1 / 3, 1.0)
-ANCHOR_PYTHON = HERE.parents[1] / "main" / ".venv-mf" / "bin" / "python"
+ANCHOR_PYTHON = HERE.parent / ".venv-mf" / "bin" / "python"  # the repository root's, gitignored
 REFERENCE_SAMPLES = 20_000
 #: A task is a "corner task" when a corner of the box beats every random configuration by more than this (points).
 CORNER_MARGIN = 1.0
