@@ -1,12 +1,13 @@
 """A GPSampler setting against today's default on the tasks where it changes anything: paired runs.
 
 A screen before the whole suite: each (task, seed) runs once with the default GPSampler and once
-with the variant, through ``Study(storage=":memory:")`` ask/tell as the suite does, and the best
-noiseless value after each of ``--report-at`` trials is compared by seed. A task's differences are
-put on one scale by its spread (the median of the values at the first report minus the best value
-of any run), so that a paired Wilcoxon test can pool tasks; wins and losses count the seeds where
-the variant's best is lower or higher. ``--design`` names the tasks the variant was made for: they
-are reported apart, since only the others can show that it generalizes.
+with the variant, through the suite's own runner (``Study(storage=":memory:")`` ask/tell), and the
+noiseless value of the best-observed trial (the suite's incumbent) after each of ``--report-at``
+trials is compared by seed. A task's differences are put on one scale by its spread (the median of
+the values at the first report minus the best value of any run), so that a paired Wilcoxon test
+can pool tasks; wins and losses count the seeds where the variant's value is lower or higher.
+``--design`` names the tasks the variant was made for: they are reported apart, since only the
+others can show that it generalizes.
 
     nice -n 10 python benchmarks/gp_variants.py --variant startup10 --seeds 5 \\
         --design sk_enet_diabetes,sk_lassopoly_diabetes,sk_logreg_wine
@@ -27,8 +28,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.methods import _lightning_hpo_runner  # noqa: E402
+from benchmarks.regret import incumbent_values  # noqa: E402
 from benchmarks.tasks import BROAD_TASKS, TASK_BUILDERS, Task  # noqa: E402
-from lightning_hpo import NopPruner, Study  # noqa: E402
 from lightning_hpo.samplers import GPSampler  # noqa: E402
 from lightning_hpo.samplers.gp import default_n_startup_trials  # noqa: E402
 
@@ -48,21 +50,11 @@ SCREEN_TASKS = ("branin", "svc_breast_cancer", "hpobench_kc1", *BROAD_TASKS)
 
 
 def best_values(task: Task, sampler: GPSampler, seed: int, budget: int, report_at: Sequence[int]) -> list[float]:
-    """The best noiseless value among the first t trials, for each t of ``report_at``."""
-    objective = task.make_objective(seed)
-    study = Study(f"{task.name}-{seed}", search_space=task.space, mode="min", storage=":memory:",
-                  sampler=sampler, pruner=NopPruner())  # fmt: skip
-    best, found = float("inf"), []
-    try:
-        for _ in range(budget):
-            trial = study.ask()
-            evaluation = objective(trial.params)
-            study.tell(trial, evaluation.observed)
-            best = min(best, evaluation.true)
-            found.append(best)
-    finally:
-        study.storage.close()
-    return [found[t - 1] for t in report_at]
+    """The noiseless value of the best-observed trial among the first t, for each t of ``report_at``
+    (the suite's runner and its simple regret's incumbent, without the reference)."""
+    trace = _lightning_hpo_runner(lambda _: sampler)(task, task.make_objective(seed), budget, seed)
+    incumbents = incumbent_values(trace.observed, trace.true)
+    return [incumbents[t - 1] for t in report_at]
 
 
 def compare(runs: dict[str, dict[int, dict[str, list[float]]]], variant: str, design: set[str], report_at: Sequence[int]) -> str:  # fmt: skip
