@@ -58,7 +58,13 @@ bench-quick: $(VENV)/.installed
 	.venv-smac/bin/python -m pip install --quiet smac
 	touch $@
 
-bench-anchors: .venv-hebo/.installed .venv-smac/.installed
+# DEHB and SMAC3's multi-fidelity facade for benchmarks/multi_fidelity.py (both pin numpy < 2).
+.venv-mf/.installed:
+	$(PYTHON) -m venv .venv-mf
+	.venv-mf/bin/python -m pip install --quiet dehb smac
+	touch $@
+
+bench-anchors: .venv-hebo/.installed .venv-smac/.installed .venv-mf/.installed
 
 # The broad scikit-learn suite with the anchors, into benchmarks/BROAD_RESULTS.md (resumable).
 bench-broad: $(VENV)/.installed bench-anchors
@@ -66,4 +72,4 @@ bench-broad: $(VENV)/.installed bench-anchors
 		--budget 30 --report-at 10,20,30 --no-timing --out benchmarks/out/broad --results benchmarks/BROAD_RESULTS.md $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .venv-hebo .venv-smac .pytest_cache lightning_hpo_runs
+	rm -rf $(VENV) .venv-hebo .venv-smac .venv-mf .pytest_cache lightning_hpo_runs

@@ -502,7 +502,7 @@ def test_dehb_and_smac_run_on_rbv2_end_to_end(tmp_path: Path) -> None:
     from benchmarks.multi_fidelity import ANCHOR_PYTHON, main
 
     if not ANCHOR_PYTHON.is_file():
-        pytest.skip(f"no DEHB/SMAC venv at {ANCHOR_PYTHON} (benchmarks/README.md)")
+        pytest.skip(f"no DEHB/SMAC venv at {ANCHOR_PYTHON} (make bench-anchors installs it)")
     _xgboost_task()
     results = tmp_path / "mf.json"
     # A full training first ends after Hyperband's first bracket, 4.35 full trainings in.
