@@ -82,9 +82,9 @@ class StudyFeed:
     watch and however large the study. Versions count up from 1 for the life of the server; a
     client whose ``since`` is ahead (the server restarted) gets everything again.
 
-    Only the first look at a study waits for a read. After that a poll answers from the last read
-    at once and, when that read is older than ``min_interval``, starts the next read in a thread: a
-    change reaches the page one poll later. That read is incremental: the trials created since, the
+    Only the first look at a study, or one after nobody looked for ``max_age``, waits for a read.
+    Otherwise a poll answers from the last read at once and, when that read is older than
+    ``min_interval``, starts the next read in a thread: a change reaches the page one poll later. That read is incremental: the trials created since, the
     ones that were running, and the ones finished lately (their paths and attrs are written just
     after they finish), so its cost follows the study's activity, not its size. Every ``full_interval``
     (or ten times as long as a full read takes) a full read catches any other change.
@@ -93,6 +93,9 @@ class StudyFeed:
         storage: where the studies are.
         min_interval: the shortest time between two reads of one study.
         full_interval: the shortest time between two full reads of one study.
+        max_age: a read older than this is not answered from but redone first, so that a page opened
+            after an idle spell shows the present, not the study as the server last read it; more than
+            the pages' polling interval, so that polling pages never wait.
         background: read again in a thread (the server); ``False`` reads in the caller (tests, benchmarks).
     """
 
@@ -101,11 +104,18 @@ class StudyFeed:
     FINISHED_LOOKBACK = 120.0
 
     def __init__(
-        self, storage: Storage, *, min_interval: float = 0.5, full_interval: float = 30.0, background: bool = True
+        self,
+        storage: Storage,
+        *,
+        min_interval: float = 0.5,
+        full_interval: float = 30.0,
+        max_age: float = 5.0,
+        background: bool = True,
     ) -> None:
         self.storage = storage
         self.min_interval = min_interval
         self.full_interval = full_interval
+        self.max_age = max_age
         self.background = background
         self._version = 0
         self._studies: dict[str, _StudyState] = {}
@@ -170,6 +180,7 @@ class StudyFeed:
             first = state.record is None
             now = time.monotonic()
             due = not first and not state.reading and now - state.read_at >= self.min_interval
+            stale = now - state.read_at >= self.max_age
             if due:
                 state.reading = True
         if first:
@@ -181,7 +192,7 @@ class StudyFeed:
                         with self._lock:  # a name that is no study leaves nothing behind
                             self._studies.pop(name, None)
                         raise
-        elif due and self.background:
+        elif due and self.background and not stale:
             threading.Thread(target=self._read, args=(name, state), daemon=True).start()
         elif due:
             self._read(name, state)

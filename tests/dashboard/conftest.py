@@ -50,31 +50,48 @@ def free_port() -> int:
 
 
 class Server:
-    """The dashboard app served by uvicorn in a thread on 127.0.0.1, on a free port."""
+    """The dashboard app served by uvicorn in a thread on 127.0.0.1, on a free port.
 
-    def __init__(self, storage: Storage, token: str | None = None) -> None:
+    Started on entry, or with ``lazily=True`` at the first use of :attr:`url`: a test that writes its
+    study first then meets a server whose start-up read sees the whole study, as a user who starts the
+    dashboard on an existing database does, instead of one that read it half-written.
+    """
+
+    def __init__(self, storage: Storage, token: str | None = None, *, lazily: bool = False) -> None:
         import uvicorn
 
         from lightning_hpo.dashboard import create_app
 
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self._url = f"http://127.0.0.1:{self.port}"
+        self._lazily = lazily
         config = uvicorn.Config(create_app(storage, token=token), host="127.0.0.1", port=self.port, log_level="warning")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
-    def __enter__(self) -> Server:
+    @property
+    def url(self) -> str:
+        if self._thread.ident is None:  # never started
+            self._start()
+        return self._url
+
+    def _start(self) -> None:
         self._thread.start()
         deadline = time.monotonic() + 20
         while not self._server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError(f"The dashboard server did not start on {self.url} within 20 s.")
+                raise RuntimeError(f"The dashboard server did not start on {self._url} within 20 s.")
             time.sleep(0.05)
+
+    def __enter__(self) -> Server:
+        if not self._lazily:
+            self._start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._server.should_exit = True
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -85,7 +102,7 @@ def db_url(tmp_path: Path) -> str:
 @pytest.fixture
 def server(db_url: str) -> Iterator[Server]:
     storage = open_storage(db_url)
-    with Server(storage) as running:
+    with Server(storage, lazily=True) as running:
         yield running
     storage.close()
 

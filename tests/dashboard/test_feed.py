@@ -52,6 +52,17 @@ def test_polls_answer_at_once_and_a_background_read_brings_the_change(db_url: st
     assert feed.changes("s", answer["version"])["trials"] == []
 
 
+def test_a_look_after_an_idle_spell_waits_for_a_fresh_read(db_url: str) -> None:
+    study = fill_study("s", db_url, n_trials=2)
+    feed = StudyFeed(open_storage(db_url), min_interval=0.05, max_age=0.2)
+    version = feed.changes("s")["version"]
+    added = study.ask()
+    time.sleep(0.3)  # nobody looked for longer than max_age: the next look reads before it answers
+    answer = feed.changes("s", version)
+    assert [t["number"] for t in answer["trials"]] == [added.number]
+    assert answer["study"]["n_trials"] == len(study.trials)
+
+
 def test_reads_between_full_ones_fetch_new_running_and_lately_finished_trials(db_url: str) -> None:
     from lightning_hpo.trial import RETRIED_BY
 
