@@ -25,16 +25,34 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.methods import _lightning_hpo_runner  # noqa: E402
 from benchmarks.regret import incumbent_values  # noqa: E402
 from benchmarks.tasks import BROAD_TASKS, TASK_BUILDERS, Task  # noqa: E402
-from lightning_hpo.samplers import GPSampler  # noqa: E402
+from lightning_hpo.samplers import GPSampler, _gp_model  # noqa: E402
 from lightning_hpo.samplers.gp import default_n_startup_trials  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+
+
+def with_margin(seed: int, margin: float) -> GPSampler:
+    """Our GP whose improvement counts beyond ``margin`` standard deviations of its outcomes."""
+    sampler = GPSampler(seed=seed)
+    sampler._improvement_margin = margin
+    return sampler
+
+
+class WithoutOutputWarping(GPSampler):
+    """Our GP on outcomes softened and standardized but not warped towards normal (as Optuna's GP
+    sees them): the warp spreads the values near the best, where flat landscapes differ least."""
+
+    def sample(self, *args: Any, **kwargs: Any) -> Any:
+        with mock.patch.object(_gp_model, "warp_to_normal", lambda Y: Y):
+            return super().sample(*args, **kwargs)
+
 
 #: name -> (seed -> sampler), and which spaces it changes (a task it leaves alone runs identically).
 VARIANTS: dict[str, tuple[Callable[[int], GPSampler], Callable[[Task], bool]]] = {
@@ -44,6 +62,10 @@ VARIANTS: dict[str, tuple[Callable[[int], GPSampler], Callable[[Task], bool]]] =
         lambda seed: GPSampler(seed=seed, n_startup_trials=10),
         lambda task: default_n_startup_trials(len(task.space)) != 10,
     ),
+    # EI's classic xi: a candidate must beat the incumbent by a share of the outcomes' spread, so
+    # steps along a flat valley floor, which promise less than that, lose to unexplored regions.
+    "margin0.01": (lambda seed: with_margin(seed, 0.01), lambda task: True),
+    "nowarp": (lambda seed: WithoutOutputWarping(seed=seed), lambda task: True),
 }
 #: The default suite's tasks that train no network, then the broad suite (a variant skips those it leaves alone).
 SCREEN_TASKS = ("branin", "svc_breast_cancer", "hpobench_kc1", *BROAD_TASKS)

@@ -154,6 +154,11 @@ class XGBoostTask:
     would tell it nothing it acts on. ``repl`` (the resampling split) stays at yahpo.FIDELITY's.
     The space is the conditional one (``booster``'s children active only where the surrogate
     uses them), as lightning_hpo's SearchSpace states it.
+
+    ``continued=True`` charges each level only what it adds to the one before (a trial reaching the
+    last level costs 1, as without pruning): the cost of a fidelity that one training continues
+    through, as a Lightning run's validations are. Same decisions, other accounting: it separates
+    what pruning costs through the ranking of small trainsizes from what it costs through retraining.
     """
 
     full = 1.0
@@ -161,14 +166,17 @@ class XGBoostTask:
     #: The range DEHB and SMAC pick trainsizes from: 1/27 to all of the data, LCBench's eta = 3 ladder.
     anchor_fidelities = (1 / 27, 1.0)
 
-    def __init__(self, model: XGBoostSurrogate) -> None:
+    def __init__(self, model: XGBoostSurrogate, *, continued: bool = False) -> None:
         self.model, self.name = model, model.instance
         self.space = SearchSpace(model.tree_space)
+        self.continued = continued
 
-    @staticmethod
-    def steps(prunes: bool) -> list[tuple[int, float]]:
-        ladder = [(round(t * 27), t) for t in TRAINSIZES]
-        return ladder if prunes else ladder[-1:]
+    def steps(self, prunes: bool) -> list[tuple[int, float]]:
+        """(step, cost) of each level a trial trains, in order; only the full level without pruning."""
+        if not prunes:
+            return [(27, 1.0)]
+        charged = [t - before for before, t in zip((0.0, *TRAINSIZES), TRAINSIZES)] if self.continued else TRAINSIZES
+        return [(round(t * 27), cost) for t, cost in zip(TRAINSIZES, charged, strict=True)]
 
     @staticmethod
     def anchor_step(fidelity: float) -> tuple[int, float]:
@@ -330,6 +338,17 @@ FAMILIES = {
         1.0,
         "multi_fidelity_rbv2_xgboost.json",
         ("gp_asha", "gp_asha1", "gp_none", "random", "optuna_tpe_hb", "optuna_gp_hb", "dehb", "smac_hb"),
+    ),
+    # The same instances and decisions, the levels charged as one continued training (XGBoostTask).
+    "rbv2_xgboost_continued": Family(
+        "YAHPO rbv2_xgboost surrogate, trainsize levels charged as one continued training",
+        data_dir(),
+        RBV2_TASKS,
+        xgboost_instances,
+        lambda data: lambda name: XGBoostTask(XGBoostSurrogate(data, name), continued=True),
+        1.0,
+        "multi_fidelity_rbv2_xgboost_continued.json",
+        ("gp_asha", "gp_asha1", "gp_none", "gp_curve", "gpc_curve"),
     ),
 }
 

@@ -411,6 +411,18 @@ def test_rbv2_values_are_the_surrogates_accuracy_at_each_trainsize() -> None:
     assert not corner and 50.0 < best <= 100.0
 
 
+def test_rbv2_levels_cost_their_sum_from_scratch_and_their_increments_continued() -> None:
+    from benchmarks.multi_fidelity import XGBoostTask
+
+    task = _xgboost_task()
+    continued = XGBoostTask(task.model, continued=True)
+    assert [step for step, _ in continued.steps(prunes=True)] == [step for step, _ in task.steps(prunes=True)]
+    assert sum(cost for _, cost in task.steps(prunes=True)) == pytest.approx(0.05 + 1 / 9 + 1 / 3 + 1)
+    costs = [cost for _, cost in continued.steps(prunes=True)]
+    assert costs[0] == 0.05 and sum(costs) == pytest.approx(1.0)  # the last level adds 2/3 to the 1/3 before
+    assert continued.steps(prunes=False) == task.steps(prunes=False) == [(27, 1.0)]
+
+
 @pytest.mark.slow
 def test_multi_fidelity_runs_rbv2_end_to_end(tmp_path: Path, capsys) -> None:
     from benchmarks.multi_fidelity import main

@@ -127,10 +127,12 @@ def noisy_log_improvement(
     mc_samples: int,
     seed: int,
     baseline_candidates: Tensor | None = None,
+    margin: float = 0.0,
 ) -> AcquisitionFunction:
     """qLogNEI of the one-outcome ``model`` over its observed inputs, with ``X_pending`` (``p x d``)
     running (see :class:`CachedLogNEI`); only the observations at ``baseline_candidates`` (indices;
-    ``None``: all) may be the incumbent, e.g. the feasible ones."""
+    ``None``: all) may be the incumbent, e.g. the feasible ones; an improvement counts beyond
+    ``margin`` (in the model's outcome units)."""
     # Only observed points that may be the best matter to the improvement: at most MAX_BASELINE of
     # them, those most often the best. Near an optimum many observed points are each sometimes the
     # best, and the improvement's joint posterior grows with their square (benchmarks/GP_DECISIONS.md).
@@ -141,6 +143,7 @@ def noisy_log_improvement(
         seed=seed,
         max_baseline=MAX_BASELINE,
         baseline_candidates=baseline_candidates,
+        margin=margin,
     )
 
 

@@ -60,6 +60,8 @@ class CachedLogNEI(torch.nn.Module):
         prune_samples: posterior samples that choose the baseline.
         baseline_candidates: indices of the training points that may serve as the incumbent (the
             feasible ones in a study with constraints); ``None``: all.
+        margin: how much a value must exceed the sample's incumbent by to improve on it, in the
+            model's outcome units (EI's ``xi``; 0 is BoTorch's qLogNEI).
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class CachedLogNEI(torch.nn.Module):
         max_baseline: int,
         prune_samples: int = 512,
         baseline_candidates: Tensor | None = None,
+        margin: float = 0.0,
     ) -> None:
         super().__init__()
         self.model = model
@@ -105,7 +108,7 @@ class CachedLogNEI(torch.nn.Module):
             self._z_candidate = base[:, n_baseline]
             self._z_fixed = torch.cat([base[:, :n_baseline], base[:, n_baseline + 1 :]], dim=1)
             fixed_samples = fixed_mean + self._z_fixed @ fixed_factor.mT  # S x (n_b + p)
-            self._best_baseline = fixed_samples[:, :n_baseline].amax(dim=-1).unsqueeze(-1)  # S x 1
+            self._best_baseline = fixed_samples[:, :n_baseline].amax(dim=-1).unsqueeze(-1) + margin  # S x 1
             self._pending_samples = fixed_samples[:, n_baseline:]  # S x p
 
     def _kernel(self, X1: Tensor, X2: Tensor) -> Tensor:

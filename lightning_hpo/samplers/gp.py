@@ -196,6 +196,10 @@ class GPSampler(Sampler):
     _failure_imputation: str | None = None
     _failure_weighting: bool = True
     _failure_min_probability: float | None = 0.5
+    #: How much a single-objective candidate must beat the incumbent by to count as an improvement,
+    #: in standard deviations of the GP's outcomes (EI's classic ``xi``); ``benchmarks/gp_variants.py``
+    #: measures other settings through it.
+    _improvement_margin: float = 0.0
 
     def sample(
         self, space: SearchSpace, trials: Sequence[Trial], *, number: int, directions: Sequence[str]
@@ -263,7 +267,14 @@ class GPSampler(Sampler):
             torch.manual_seed(acquisition_seed)
             feasible = torch.tensor([t.feasible for t in observed], device=device)
             acquisition, incumbents = _acquisition(
-                model, X, Y, X_pending, seed=acquisition_seed, generator=generator, feasible=feasible
+                model,
+                X,
+                Y,
+                X_pending,
+                seed=acquisition_seed,
+                generator=generator,
+                feasible=feasible,
+                margin=self._improvement_margin,
             )
             acquisition = _weighted_by_feasibility(
                 acquisition, observed, space, gp_space, tensor_kwargs, failed, self._failure_min_probability
@@ -416,6 +427,7 @@ def _acquisition(
     seed: int,
     generator: torch.Generator,
     feasible: torch.Tensor,
+    margin: float = 0.0,
 ) -> tuple[Any, torch.Tensor]:
     """The acquisition function for the ``n x m`` outcomes ``Y`` (larger is better), and the
     observed points its search starts from and near. Only the ``feasible`` observations (a mask)
@@ -436,6 +448,7 @@ def _acquisition(
             mc_samples=MC_SAMPLES,
             seed=seed,
             baseline_candidates=None if feasible.all() else candidates,
+            margin=margin,
         )
         best = Y[candidates, 0].topk(min(N_INCUMBENTS, len(candidates))).indices
         return acquisition, X[candidates[best]]

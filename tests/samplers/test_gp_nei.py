@@ -136,3 +136,16 @@ def test_past_the_candidate_cap_the_baseline_comes_from_the_highest_posterior_me
     assert len(kept) == 4
     assert set(kept) <= set(frequency.topk(6).indices.tolist())
     assert kept[0] == int(frequency.argmax())
+
+
+def test_a_margin_lowers_every_value_and_most_where_the_model_is_sure():
+    model, gp_space = _fitted(SPACES["continuous"], clustered=10)
+    plain = CachedLogNEI(model, None, mc_samples=128, seed=3, max_baseline=16)
+    demanding = CachedLogNEI(model, None, mc_samples=128, seed=3, max_baseline=16, margin=0.5)
+    near = plain.X_baseline[:1] + 0.01  # next to the incumbent: a small, sure improvement at best
+    far = torch.ones(1, gp_space.dim, dtype=torch.float64)  # a corner far from the data: unsure
+    X = torch.cat([near, far]).unsqueeze(1)
+    with torch.no_grad():
+        before, after = plain(X), demanding(X)
+    assert (after < before).all()
+    assert after[1] - after[0] > before[1] - before[0]  # the unsure corner gains on the sure step
