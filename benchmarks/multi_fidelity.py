@@ -185,7 +185,9 @@ class XGBoostTask:
         return round(level * 27), level
 
     def values(self, config: dict[str, Any], steps: list[tuple[int, float]]) -> list[float]:
-        return [self.final([config], trainsize)[0] for _, trainsize in steps]
+        """The accuracy at each level of ``steps`` ((step, cost) pairs: the step names the level)."""
+        level = {round(t * 27): t for t in TRAINSIZES}
+        return [self.final([config], level[step])[0] for step, _ in steps]
 
     def final(self, configs: list[dict[str, Any]], trainsize: float = 1.0) -> list[float]:
         """Held-out accuracy (the surrogate's ``acc``, in points) of ``configs`` trained on ``trainsize`` of the data."""

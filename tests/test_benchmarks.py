@@ -421,6 +421,10 @@ def test_rbv2_levels_cost_their_sum_from_scratch_and_their_increments_continued(
     costs = [cost for _, cost in continued.steps(prunes=True)]
     assert costs[0] == 0.05 and sum(costs) == pytest.approx(1.0)  # the last level adds 2/3 to the 1/3 before
     assert continued.steps(prunes=False) == task.steps(prunes=False) == [(27, 1.0)]
+    config = {**task.space.decode([0.5] * len(task.space)), "booster": "gbtree"}
+    config = {n: v for n, v in config.items() if n in task.space.active_names(config)}
+    # The same accuracies, level by level: only what each level is charged differs.
+    assert continued.values(config, continued.steps(prunes=True)) == task.values(config, task.steps(prunes=True))
 
 
 @pytest.mark.slow
