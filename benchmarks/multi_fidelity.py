@@ -5,6 +5,7 @@
     python benchmarks/multi_fidelity.py --tasks 189906 --seeds 1 --methods random,gp_asha --no-write
     python benchmarks/multi_fidelity.py --methods gp_asha,gp_curve,gp_none,gpc_asha,gpc_curve --no-write  # GP (curves)
     python benchmarks/multi_fidelity.py --family rbv2_xgboost --seeds 3    # the 10 rbv2 instances of YAHPO-SO
+    python benchmarks/multi_fidelity.py --family rbv2_xgboost_continued --seeds 3  # levels charged as one training
 
 One trial at a time, every method through its public ask/tell API in the same run, on YAHPO Gym's
 LCBench surrogate (see pruning_lcbench.py): 52 epochs of validation accuracy per configuration.
@@ -28,7 +29,11 @@ of 20,000 random configurations at full trainsize (or anything a method found ab
 corner check. Its methods: our GP + ASHA (default rungs, 1/9 and 1/3 of a full run: the 0.05
 level is trained but never judged), the same with ``min_resource=1`` (rungs on every level below
 the full one), our GP without pruning, random, Optuna TPE and GP with HyperbandPruner, DEHB and
-SMAC (the others run on demand with ``--methods``).
+SMAC (the others run on demand with ``--methods``). ``--family rbv2_xgboost_continued``: the same
+instances, decisions and accuracies, each level charged only what it adds to the one before (a
+full trial costs 1, as a Lightning run's validations cost nothing beyond its epochs), which
+separates what pruning loses by ranking on small trainsizes from what it pays by retraining; its
+methods are our GP's with each pruner (the anchors' jobs are separate trainings by their design).
 
 DEHB (`dehb`) and SMAC3 (`smac_hb`) need numpy < 2: they run in their own venv as a subprocess
 (_mf_anchors.py; set-up in benchmarks/README.md, `--anchor-python`), and are skipped if it is missing.
