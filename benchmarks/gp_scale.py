@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.gp_speed import TASKS  # noqa: E402
 from benchmarks.methods import optuna_distributions  # noqa: E402
 from lightning_hpo import NopPruner, RandomSampler, Study  # noqa: E402
-from lightning_hpo.samplers import _gp_nei, gp  # noqa: E402
+from lightning_hpo.samplers import _gp_model, _gp_nei, gp  # noqa: E402
 from lightning_hpo.samplers.gp import GPSampler  # noqa: E402
 
 
@@ -127,14 +127,14 @@ def speed(sizes: list[int], tasks: list[str], seeds: int, k: int) -> None:
 
 @contextlib.contextmanager
 def without_shortcuts() -> Iterator[None]:
-    """The sampler as it was before the large-history shortcuts: every observation fitted, every
-    observation a candidate incumbent."""
-    saved = gp.MAX_FITTED_OBSERVATIONS, _gp_nei.MAX_PRUNE_CANDIDATES
-    gp.MAX_FITTED_OBSERVATIONS = _gp_nei.MAX_PRUNE_CANDIDATES = 10**9
+    """The sampler as it was before the large-history shortcuts: every observation fitted, from the
+    priors' centres, every observation a candidate incumbent."""
+    saved = gp.MAX_FITTED_OBSERVATIONS, _gp_nei.MAX_PRUNE_CANDIDATES, _gp_model.COARSE_FIT_ABOVE
+    gp.MAX_FITTED_OBSERVATIONS = _gp_nei.MAX_PRUNE_CANDIDATES = _gp_model.COARSE_FIT_ABOVE = 10**9
     try:
         yield
     finally:
-        gp.MAX_FITTED_OBSERVATIONS, _gp_nei.MAX_PRUNE_CANDIDATES = saved
+        gp.MAX_FITTED_OBSERVATIONS, _gp_nei.MAX_PRUNE_CANDIDATES, _gp_model.COARSE_FIT_ABOVE = saved
 
 
 def quality(history: int, trials: int, seeds: int) -> None:

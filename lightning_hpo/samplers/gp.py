@@ -80,11 +80,9 @@ def fit_subset(n: int, at_most: int = MAX_FITTED_OBSERVATIONS) -> torch.Tensor:
     (a subset weighted towards the best points fitted worse, ``benchmarks/GP_DECISIONS.md``), and
     it is a function of ``n`` alone, so any process picks the same.
     """
-    import torch
+    from lightning_hpo.samplers._gp_model import even_thinning
 
-    if n <= at_most:
-        return torch.arange(n)
-    return torch.linspace(0, n - 1, at_most).round().long()
+    return even_thinning(n, at_most)
 
 
 @dataclass(frozen=True)

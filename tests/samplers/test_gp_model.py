@@ -95,3 +95,41 @@ def test_lengthscales_start_and_are_centred_at_the_root_of_the_dimension():
         centre = 2.0 if isinstance(kernel, MaternKernel) else 1.0  # 4 Float/Int columns: sqrt(4)
         torch.testing.assert_close(kernel.lengthscale.detach(), torch.full_like(kernel.lengthscale, centre))
         assert kernel.lengthscale_prior.icdf(torch.tensor(0.5, dtype=torch.float64)).item() == pytest.approx(centre)
+
+
+def test_a_large_fit_started_from_a_thinned_one_reaches_the_same_posterior_mode(monkeypatch):
+    """Past COARSE_FIT_ABOVE observations the fit starts from the fit to an even thinning: it ends
+    where the fit from the priors' centres ends, in fewer steps."""
+    from lightning_hpo import Categorical, Float, Int, SearchSpace
+    from lightning_hpo.samplers import _gp_model
+    from lightning_hpo.samplers._gp_space import GPSpace
+
+    space = SearchSpace({"a": Float(0.0, 1.0), "b": Float(1e-3, 1.0, log=True), "n": Int(1, 8), "k": Categorical(["x", "y"])})  # fmt: skip
+    gp_space = GPSpace(space)
+    generator = torch.Generator().manual_seed(0)
+    X = gp_space.from_unit(torch.rand(120, len(space), generator=generator, dtype=torch.float64))
+    Y = (torch.sin(6 * X[:, :1]) - X[:, 1:2] + 0.1 * X[:, 2:3] + 0.05 * torch.randn(120, 1, generator=generator, dtype=torch.float64))  # fmt: skip
+    evaluations: list[int] = []  # the size of the data at each evaluation of the log posterior
+    add_terms = _gp_model._PriorsListedOnce._add_other_terms
+
+    def counting(self, res, params):
+        evaluations.append(len(self.model.train_targets))
+        return add_terms(self, res, params)
+
+    def log_posterior(model):
+        mll = _gp_model._PriorsListedOnce(model.likelihood, model).train()
+        with torch.no_grad():
+            return mll(model(*model.train_inputs), model.train_targets).item()
+
+    monkeypatch.setattr(_gp_model._PriorsListedOnce, "_add_other_terms", counting)
+    plain = _gp_model.fit_model(X, Y, gp_space)
+    from_priors, evaluations[:] = len(evaluations), []
+    monkeypatch.setattr(_gp_model, "COARSE_FIT_ABOVE", 100)
+    monkeypatch.setattr(_gp_model, "COARSE_FIT_SIZE", 40)
+    coarse = _gp_model.fit_model(X, Y, gp_space)
+    assert set(evaluations) == {40, 120} and evaluations[0] == 40  # the thinned fit, then the full one from it
+    assert evaluations.count(120) < from_priors  # fewer steps of the costly size
+    assert log_posterior(coarse) == pytest.approx(log_posterior(plain), abs=1e-3)
+    with torch.no_grad():
+        test = gp_space.from_unit(torch.rand(50, len(space), generator=generator, dtype=torch.float64))
+        torch.testing.assert_close(coarse.posterior(test).mean, plain.posterior(test).mean, atol=1e-2, rtol=0)
