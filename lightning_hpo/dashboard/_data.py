@@ -84,9 +84,10 @@ class StudyFeed:
 
     Only the first look at a study, or one after nobody looked for ``max_age``, waits for a read.
     Otherwise a poll answers from the last read at once and, when that read is older than
-    ``min_interval``, starts the next read in a thread: a change reaches the page one poll later. That read is incremental: the trials created since, the
-    ones that were running, and the ones finished lately (their paths and attrs are written just
-    after they finish), so its cost follows the study's activity, not its size. Every ``full_interval``
+    ``min_interval``, starts the next read in a thread: a change reaches the page one poll later.
+    That read is incremental: the trials created since, the ones that were running, and the ones
+    finished lately (their paths and attrs are written just after they finish), so its cost
+    follows the study's activity, not its size. Every ``full_interval``
     (or ten times as long as a full read takes) a full read catches any other change.
 
     Args:

@@ -312,7 +312,8 @@ def fit_hyperparameters(
     train_X: Tensor, train_Y: Tensor, gp_space: GPSpace, train_Yvar: Tensor | None = None
 ) -> dict[str, Tensor]:
     """The GP's raw hyperparameters maximizing their posterior given the data (MAP), fitted from the
-    priors' centres, so that they are a function of the data alone."""
+    priors' centres (past ``COARSE_FIT_ABOVE`` observations, from the fit to an even thinning of
+    them), so that they are a function of the data alone."""
     return hyperparameters_of(fit_model(train_X, train_Y, gp_space, train_Yvar))
 
 
