@@ -42,7 +42,7 @@ def run(surrogate: Surrogate, task: str, seed: int, budget_epochs: int) -> float
         search_space=SPACE,
         mode="max",
         storage=":memory:",
-        sampler=gp.GPSampler(seed=seed, device="cpu"),
+        sampler=gp.GPSampler(seed=seed, device="cpu", learn_from_curves=False),
         pruner=ASHAPruner(),
     )
     spent = 0

@@ -13,7 +13,9 @@ Budgets count every epoch trained (52 epochs = one full training); a configurati
 once it has trained all 52 epochs, with its accuracy at epoch 52 (a pruned trial, or DEHB's and
 SMAC's lower-fidelity runs, spend epochs but find nothing). Each method runs once per task and
 seed up to the largest budget; the smaller budgets read its trajectory. "ours GP (curves)" is
-GPSampler(learn_from_curves=True): pruned trials enter its GP at their curves' predicted ends.
+GPSampler() with its default learn_from_curves=True: pruned trials enter its GP at their curves'
+predicted ends; "ours GP" without it is GPSampler(learn_from_curves=False), the default until
+session 12: pruned trials enter at their stored values, their best so far.
 
 Regret: the task's reference (best epoch-52 accuracy of 20,000 random configurations, or anything a
 method found above it) minus the best found, in accuracy points. "Corner tasks": tasks where a
@@ -361,8 +363,13 @@ FAMILIES = {
 
 
 def curves_gp(seed: int) -> GPSampler:
-    """Our GP valuing pruned trials at their curves' predicted ends (``learn_from_curves``)."""
-    return GPSampler(seed=seed, device="cpu", learn_from_curves=True)
+    """Our GP valuing pruned trials at their curves' predicted ends (``learn_from_curves``, the default)."""
+    return GPSampler(seed=seed, device="cpu")
+
+
+def stored_gp(seed: int) -> GPSampler:
+    """Our GP valuing pruned trials at their stored values, their best so far (the default until session 12)."""
+    return GPSampler(seed=seed, device="cpu", learn_from_curves=False)
 
 
 def methods(python: Path) -> dict[str, Callable[[AnyTask, int, float], Trajectory]]:
@@ -370,10 +377,10 @@ def methods(python: Path) -> dict[str, Callable[[AnyTask, int, float], Trajector
     import optuna
 
     table: dict[str, Callable[[AnyTask, int, float], Trajectory]] = {
-        "gp_asha": lambda t, s, b: run_study(t, s, b, GPSampler(seed=s, device="cpu"), ASHAPruner()),
-        "gp_asha1": lambda t, s, b: run_study(t, s, b, GPSampler(seed=s, device="cpu"), ASHAPruner(min_resource=1)),
-        "gp_curve": lambda t, s, b: run_study(t, s, b, GPSampler(seed=s, device="cpu"), CurvePruner()),
-        "gp_none": lambda t, s, b: run_study(t, s, b, GPSampler(seed=s, device="cpu"), NopPruner()),
+        "gp_asha": lambda t, s, b: run_study(t, s, b, stored_gp(s), ASHAPruner()),
+        "gp_asha1": lambda t, s, b: run_study(t, s, b, stored_gp(s), ASHAPruner(min_resource=1)),
+        "gp_curve": lambda t, s, b: run_study(t, s, b, stored_gp(s), CurvePruner()),
+        "gp_none": lambda t, s, b: run_study(t, s, b, stored_gp(s), NopPruner()),
         "gpc_asha": lambda t, s, b: run_study(t, s, b, curves_gp(s), ASHAPruner()),
         "gpc_curve": lambda t, s, b: run_study(t, s, b, curves_gp(s), CurvePruner()),
         "random": lambda t, s, b: run_study(t, s, b, RandomSampler(seed=s), NopPruner()),
@@ -391,11 +398,11 @@ def methods(python: Path) -> dict[str, Callable[[AnyTask, int, float], Trajector
 
 
 LABELS = {
-    "gp_asha": "ours GP + ASHA (default)",
+    "gp_asha": "ours GP + ASHA (default until session 12)",
     "gp_asha1": "ours GP + ASHA(min_resource=1)",
     "gp_curve": "ours GP + CurvePruner",
     "gp_none": "ours GP, no pruning",
-    "gpc_asha": "ours GP (curves) + ASHA",
+    "gpc_asha": "ours GP (curves) + ASHA (default)",
     "gpc_curve": "ours GP (curves) + CurvePruner",
     "random": "random search",
     "random_curve": "random + CurvePruner",
@@ -492,7 +499,7 @@ def report(results: dict[str, Any], budgets: list[int], corner: dict[str, bool],
         for name in names:
             row = [cell([regrets[name][str(b)][i] for i in keep]) for b in budgets]
             lines.append(f"| {LABELS[name]} | " + " | ".join(row) + " |")
-    for baseline in ("gp_asha", "gp_none"):
+    for baseline in ("gpc_asha", "gp_asha", "gp_none"):
         if baseline not in names:
             continue
         lines += [

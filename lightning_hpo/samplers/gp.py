@@ -112,11 +112,11 @@ class GPSampler(Sampler):
       objective minus a tenth of its observed range. Four objectives or more get qLogNParEGO
       (qLogNEI of a random Chebyshev scalarization, drawn anew for each trial) instead: qLogNEHVI's
       box decompositions grow too costly there (see ``_gp_acquisition``).
-    * **What it learns from**: COMPLETE trials; PRUNED trials with the value they are stored with
-      (their best intermediate value: a pessimistic one, since they stopped early), which keeps the
-      GP away from regions the pruner already judged poor; with ``learn_from_curves=True``, at the
-      final value their learning curve predicts instead, with that prediction's variance as known
-      noise (:func:`curve_informed`). FAIL trials whose failure is the
+    * **What it learns from**: COMPLETE trials; PRUNED trials at the final value their learning
+      curve predicts, with that prediction's variance as known noise (:func:`curve_informed`), so a
+      trial stopped early counts for less than one stopped late and neither as a finished run
+      (``learn_from_curves=False``: at their stored value, their best so far, as if their run had
+      ended there). FAIL trials whose failure is the
       configuration's fault (an exception, out of memory, nan) through a GP of whether a trial
       fails: the acquisition is weighted by the probability that a candidate does not, and a
       candidate more likely to fail than not is ruled out; other failures are ignored. Each outcome
@@ -144,8 +144,9 @@ class GPSampler(Sampler):
             ``"cuda"``, ``"cuda:1"`` or a ``torch.device``.
         learn_from_curves: value each PRUNED trial (single objective) at the final value the curve
             model of :class:`~lightning_hpo.pruners.CurvePruner` predicts from its reports and the
-            study's full runs, with the prediction's variance as known noise, rather than at its
-            best value so far; works with any pruner.
+            study's full runs, with the prediction's variance as known noise (the default); with
+            ``False``, at its best value so far, as if its run had ended there. Works with any
+            pruner; several objectives keep the stored values.
 
     Example:
         >>> from lightning_hpo import Float, GPSampler, Study
@@ -162,7 +163,7 @@ class GPSampler(Sampler):
         seed: int | None = None,
         n_startup_trials: int | None = None,
         device: str | torch.device = "auto",
-        learn_from_curves: bool = False,
+        learn_from_curves: bool = True,
     ) -> None:
         super().__init__(seed=seed)
         if not isinstance(learn_from_curves, bool):

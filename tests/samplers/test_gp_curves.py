@@ -1,4 +1,4 @@
-"""GPSampler(learn_from_curves=True): pruned trials enter the GP at their curves' predicted ends,
+"""GPSampler (learn_from_curves=True, the default): pruned trials enter the GP at their curves' predicted ends,
 with the prediction's variance as known noise. A real Study on SQLite, a tiny objective that
 reports learning curves, and the GP's training data read where the sampler fits it."""
 
@@ -53,7 +53,7 @@ def study_with_pruned_trials(storage: str, mode: str, sampler: GPSampler) -> Stu
 
 @pytest.mark.parametrize("mode", ["max", "min"])
 def test_pruned_trials_enter_the_gp_at_their_predicted_end_with_its_variance(tmp_path: Path, mode: str) -> None:
-    sampler = RecordingGPSampler(seed=0, n_startup_trials=3, device="cpu", learn_from_curves=True)
+    sampler = RecordingGPSampler(seed=0, n_startup_trials=3, device="cpu")  # learn_from_curves by default
     study = study_with_pruned_trials(f"sqlite:///{tmp_path / 'curves.db'}", mode, sampler)
     assert 0.0 <= study.ask().params["x"] <= 1.0
     Y, Yvar = sampler.fitted_to
@@ -71,7 +71,7 @@ def test_pruned_trials_enter_the_gp_at_their_predicted_end_with_its_variance(tmp
 
 
 def test_without_learn_from_curves_pruned_trials_keep_their_stored_values(tmp_path: Path) -> None:
-    sampler = RecordingGPSampler(seed=0, n_startup_trials=3, device="cpu")
+    sampler = RecordingGPSampler(seed=0, n_startup_trials=3, device="cpu", learn_from_curves=False)
     study = study_with_pruned_trials(f"sqlite:///{tmp_path / 'curves.db'}", "max", sampler)
     study.ask()
     Y, Yvar = sampler.fitted_to
