@@ -6,6 +6,7 @@
     python benchmarks/multi_fidelity.py --methods gp_asha,gp_curve,gp_none,gpc_asha,gpc_curve --no-write  # GP (curves)
     python benchmarks/multi_fidelity.py --family rbv2_xgboost --seeds 3    # the 10 rbv2 instances of YAHPO-SO
     python benchmarks/multi_fidelity.py --family rbv2_xgboost_continued --seeds 3  # levels charged as one training
+    python benchmarks/multi_fidelity.py --family digits --seeds 5                  # real training: MLP and CNN
 
 One trial at a time, every method through its public ask/tell API in the same run, on YAHPO Gym's
 LCBench surrogate (see pruning_lcbench.py): 52 epochs of validation accuracy per configuration.
@@ -37,6 +38,13 @@ full trial costs 1, as a Lightning run's validations cost nothing beyond its epo
 separates what pruning loses by ranking on small trainsizes from what it pays by retraining; its
 methods are our GP's with each pruner (the anchors' jobs are separate trainings by their design).
 
+``--family digits``: real training (_mf_training.py): the digits MLP of examples/digits.py and
+the CNN of pruning_training.py, validation accuracy (points) after each of 20 epochs, every epoch
+trained for real when a method asks for it (each configuration's curve seeded by the
+configuration, so every method sees the same curve for it); DEHB's and SMAC's jobs train from
+scratch to their fidelity. No random reference (each would be a real training): regret is against
+the best any method found in the run.
+
 DEHB (`dehb`) and SMAC3 (`smac_hb`) need numpy < 2: they run in their own venv as a subprocess
 (_mf_anchors.py; set-up in benchmarks/README.md, `--anchor-python`), and are skipped if it is missing.
 They get the task's space as lightning_hpo states it (on rbv2, the categorical ``booster`` and its
@@ -66,6 +74,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._mf_training import EPOCHS as TRAINING_EPOCHS  # noqa: E402
+from benchmarks._mf_training import TrainingTask  # noqa: E402
 from benchmarks.methods import suggest_define_by_run  # noqa: E402
 from benchmarks.pruning_lcbench import DATA, EPOCHS, SPACE, Surrogate  # noqa: E402
 from benchmarks.pruning_replay import write_section  # noqa: E402
@@ -208,7 +218,7 @@ class XGBoostTask:
         return max(self.final([flat.decode(u) for u in units.tolist()])), False
 
 
-AnyTask = Task | XGBoostTask
+AnyTask = Task | XGBoostTask | TrainingTask
 
 
 def run_study(task: AnyTask, seed: int, budget: float, sampler: Any, pruner: Pruner) -> Trajectory:
@@ -288,7 +298,7 @@ def run_anchor(task: AnyTask, seed: int, budget: float, method: str, python: Pat
                 raise RuntimeError(f"{method} stopped early (exit code {process.wait()})")
             job = json.loads(line)
             step, cost = task.anchor_step(job["fidelity"])
-            value = task.values(job["config"], [(step, cost)])[0]
+            value = next(iter(task.values(job["config"], [(step, cost)])))
             out.spent += cost
             out.trials += 1
             if step == task.last_step:
@@ -347,6 +357,17 @@ FAMILIES = {
         1.0,
         "multi_fidelity_rbv2_xgboost.json",
         ("gp_asha", "gp_asha1", "gp_none", "random", "optuna_tpe_hb", "optuna_gp_hb", "dehb", "smac_hb"),
+    ),
+    # Real training (_mf_training.py): every epoch a real one, so the anchors' from-scratch jobs too.
+    "digits": Family(
+        "Real training on scikit-learn's digits: an MLP and a CNN, validation accuracy per epoch",
+        DATA,
+        ["mlp", "cnn"],
+        lambda data: ["mlp", "cnn"],
+        lambda data: TrainingTask,
+        TRAINING_EPOCHS,
+        "multi_fidelity_digits.json",
+        ("gpc_asha", "gp_asha", "gp_none", "random", "optuna_tpe_hb", "optuna_gp_hb", "dehb", "smac_hb"),
     ),
     # The same instances and decisions, the levels charged as one continued training (XGBoostTask).
     "rbv2_xgboost_continued": Family(

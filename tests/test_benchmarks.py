@@ -545,3 +545,55 @@ def test_gp_variants_screen_pairs_runs_skips_unchanged_tasks_and_resumes(tmp_pat
     assert sorted(cached) == ["branin|0|default|8|4,8", "branin|0|startup10|8|4,8"]
     assert gp_variants.main(arguments) == 0  # a rerun reads the cache and runs nothing
     assert "branin seed 0" not in capsys.readouterr().out
+
+
+# -- multi_fidelity.py's digits family: real training ------------------------------------------------
+
+_MLP_CONFIG = {"lr": 3e-3, "hidden": 32, "dropout": 0.1, "weight_decay": 1e-5, "optimizer": "adam"}
+
+
+def test_a_training_task_gives_every_method_the_same_curve_trained_only_as_far_as_read() -> None:
+    import torch
+
+    from benchmarks._mf_training import EPOCHS, TrainingTask
+
+    task = TrainingTask("mlp")
+    steps = task.steps(prunes=True)
+    stopped = task.values(_MLP_CONFIG, steps)
+    first_five = [next(stopped) for _ in range(5)]  # a trial pruned at epoch 5
+    assert len(task.curves) == 1 and len(next(iter(task.curves.values()))) == 5  # trained no further
+    torch.manual_seed(123)  # whatever ran in between, on the global random stream
+    torch.rand(10)
+    full = list(task.values(_MLP_CONFIG, steps))
+    assert full[:5] == first_five and len(full) == EPOCHS
+    assert 50.0 < full[-1] <= 100.0 and full[-1] > full[0]  # a real training: it learned
+
+    fresh = TrainingTask("mlp")  # another process, trained from scratch: the same numbers
+    assert list(fresh.values(_MLP_CONFIG, steps)) == full
+    assert next(iter(fresh.values(_MLP_CONFIG, [fresh.anchor_step(7.2)]))) == full[6]  # a 7-epoch anchor job
+    other = list(fresh.values({**_MLP_CONFIG, "lr": 3e-2}, steps))
+    assert other != full  # the configuration, not the call, sets the curve
+
+
+def test_a_training_task_names_its_models() -> None:
+    from benchmarks._mf_training import TrainingTask
+
+    with pytest.raises(ValueError, match=r"unknown model 'resnet': choose one of \['cnn', 'mlp'\]"):
+        TrainingTask("resnet")
+
+
+@pytest.mark.slow
+def test_multi_fidelity_runs_the_digits_family_end_to_end(tmp_path: Path, capsys) -> None:
+    from benchmarks.multi_fidelity import main
+
+    results = tmp_path / "mf.json"
+    argv = ["--family", "digits", "--tasks", "mlp", "--seeds", "1", "--budgets", "1", "2"]
+    argv += ["--methods", "gpc_asha,gp_none,random", "--no-write", "--results", str(results)]
+    assert main(argv) == 0
+    saved = json.loads(results.read_text())
+    assert saved["family"] == "digits" and saved["runs"] == [["mlp", 0]]
+    regrets = {method: saved["regret"][method] for method in ("gpc_asha", "gp_none", "random")}
+    assert min(r["2"][0] for r in regrets.values()) == 0.0  # against the best any method found
+    assert all(0.0 <= r["2"][0] <= r["1"][0] for r in regrets.values())
+    assert saved["cost"]["gp_none"]["full"] == [2]  # no pruning: two full trainings in two trainings' epochs
+    assert "| ours GP (curves) + ASHA (default) | " in capsys.readouterr().out
