@@ -109,8 +109,11 @@ class CurveModel:
 
     def forecast(self, trial: Trial, step: int, full: int) -> CurveForecast | None:
         """The prediction of ``trial``'s best value by step ``full`` from its reports up to ``step``;
-        None when it has no finite report by ``step`` or none in its first half (no pace to
-        extrapolate), or no other trial ran a full run (nothing to learn how much of a pace is left)."""
+        None when it has no finite report by ``step`` or none in its first half, or ``step`` is 0
+        (no pace to extrapolate), or no other trial ran a full run (nothing to learn how much of a
+        pace is left)."""
+        if step <= 0:
+            return None
         minimize = self.minimize
         sign = -1.0 if minimize else 1.0  # every value below is in "higher is better" form
         now, half = best_up_to(trial, step, minimize), best_up_to(trial, step / 2, minimize)

@@ -74,3 +74,10 @@ def test_no_prediction_without_full_runs_or_a_pace():
     assert full_run_steps(trial, [*history, trial]) == FULL
     late_starter = Trial(9, TrialState.RUNNING, {}, intermediate_values={6: 0.5, 8: 0.6})
     assert forecast(late_starter, [*history, late_starter], 8, FULL, minimize=False) is None  # nothing by step 4
+
+
+def test_no_prediction_from_a_report_at_step_zero_alone():
+    # Lightning's first epoch is step 0: a trial stopped there has no first half to take a pace from.
+    history = [Trial(i, TrialState.COMPLETE, {}, intermediate_values={0: 0.1 * i, 7: 0.5 + 0.1 * i}) for i in range(3)]
+    first_epoch = Trial(9, TrialState.PRUNED, {}, intermediate_values={0: 0.3})
+    assert forecast(first_epoch, [*history, first_epoch], 0, 7, minimize=False) is None

@@ -87,6 +87,13 @@ def test_without_a_full_run_pruned_trials_keep_their_stored_values() -> None:
     assert curve_informed(stopped, stopped, minimize=False) == (stopped, {})
 
 
+def test_a_trial_pruned_at_step_zero_keeps_its_stored_value() -> None:
+    # Lightning numbers its first epoch 0: a trial pruned there has no pace to extrapolate.
+    full = [Trial(i, TrialState.COMPLETE, {}, values=(0.5,), intermediate_values={0: 0.2, 3: 0.5}) for i in range(2)]
+    first_epoch = [Trial(2, TrialState.PRUNED, {}, values=(0.3,), intermediate_values={0: 0.3})]
+    assert curve_informed(first_epoch, [*full, *first_epoch], minimize=False) == (first_epoch, {})
+
+
 def test_learn_from_curves_must_be_a_bool() -> None:
     with pytest.raises(ArgumentTypeError, match=r"`learn_from_curves` must be True or False, but got 'yes'"):
         GPSampler(learn_from_curves="yes")  # type: ignore[arg-type]
