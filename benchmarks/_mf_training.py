@@ -1,6 +1,6 @@
 """Real training as a multi-fidelity task: the digits MLP and CNN, trained epoch by epoch on demand.
 
-multi_fidelity.py's ``--family digits_mlp`` / ``digits_cnn``. A trial's curve is its validation
+multi_fidelity.py's ``--family digits`` (tasks ``mlp`` and ``cnn``). A trial's curve is its validation
 accuracy (points) after each of ``EPOCHS`` epochs of a real training of the LightningModule
 (``examples/digits.py``'s ``DigitsClassifier``, ``pruning_training.py``'s ``DigitsCNN``): its
 ``configure_optimizers`` and ``training_step`` on the digits training split, its forward pass on

@@ -568,6 +568,58 @@ def report(results: dict[str, Any], budgets: list[int], corner: dict[str, bool],
     return "\n".join(lines)
 
 
+def compare(before: dict[str, Any], after: dict[str, Any], method: str, via: str) -> str:
+    """``method``'s regrets in two result sets (before and after a code change), paired by run and put
+    on one reference through ``via``, a method the change leaves alone: its trajectory must be the
+    same in both, so its regrets differ by one constant per run, the difference of the references
+    ("anything a method found above the random one" depends on the methods that ran)."""
+    if method not in before["regret"] or method not in after["regret"]:
+        raise SystemExit(
+            f"--method {method}: not in both result sets (they have {sorted(before['regret'])} and "
+            f"{sorted(after['regret'])})"
+        )
+    if via not in before["regret"] or via not in after["regret"]:
+        raise SystemExit(f"--via {via}: run it in both result sets, or pass a method they share")
+    budgets = list(after["regret"][method])
+    at = {tuple(run): i for i, run in enumerate(after["runs"])}
+    rows: dict[str, tuple[list[float], list[float]]] = {b: ([], []) for b in budgets}
+    corner, kept = {**before["corner"], **after["corner"]}, []
+    for i, run in enumerate(before["runs"]):
+        j = at.get(tuple(run))
+        if j is None:
+            continue
+        offsets = [before["regret"][via][b][i] - after["regret"][via][b][j] for b in budgets]
+        if max(offsets) - min(offsets) > 1e-6:
+            raise SystemExit(
+                f"--via {via}: its trajectory on task {run[0]} seed {run[1]} differs between the "
+                "result sets; pass a method the change leaves alone"
+            )
+        offset = offsets[0]  # the before reference minus the after one
+        for b in budgets:
+            rows[b][0].append(before["regret"][method][b][i] + max(0.0, -offset))
+            rows[b][1].append(after["regret"][method][b][j] + max(0.0, offset))
+        kept.append(not corner[run[0]])
+    if not kept:
+        raise SystemExit("the result sets share no run (task, seed)")
+
+    def cell(values: list[float]) -> str:
+        return f"{statistics.median(values):.2f} ({statistics.mean(values):.2f})"
+
+    lines = [
+        f"{LABELS[method]}, before and after, on {len(kept)} runs in both (reference through {LABELS[via]}); "
+        "median regret (mean in brackets), after against before: wins/losses (lower regret), two-sided p",
+        "",
+        "| runs | budget | before | after | after vs before |",
+        "|---|---|---|---|---|",
+    ]
+    subsets = [("all", [True] * len(kept))] + ([("without corner tasks", kept)] if not all(kept) else [])
+    for label, mask in subsets:
+        for b in budgets:
+            old, new = ([v for v, m in zip(values, mask, strict=True) if m] for values in rows[b])
+            lines.append(f"| {label} | {b} | {cell(old)} | {cell(new)} | {wilcoxon(new, old)} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", choices=sorted(FAMILIES), default="lcbench", help="the task family")
@@ -585,7 +637,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--merge", type=Path, nargs="+", help="report the union of earlier --results files; run nothing"
     )
+    parser.add_argument(
+        "--before", type=Path, nargs="+", help="result files from before a change: compare them with --after"
+    )
+    parser.add_argument("--after", type=Path, nargs="+", help="result files from after the change; run nothing")
+    parser.add_argument("--method", default="gpc_asha", help="with --before/--after: the method that changed")
+    parser.add_argument("--via", default="gp_asha", help="with --before/--after: a method the change left alone")
     args = parser.parse_args(argv)
+    if bool(args.before) != bool(args.after):
+        parser.error("--before and --after go together: the result files from before a change and after it")
+    if args.before:
+        print(compare(merge(args.before), merge(args.after), args.method, args.via))
+        return 0
     if args.merge:
         return write_report(merge(args.merge), args, argv)
     family = FAMILIES[args.family]

@@ -597,3 +597,46 @@ def test_multi_fidelity_runs_the_digits_family_end_to_end(tmp_path: Path, capsys
     assert all(0.0 <= r["2"][0] <= r["1"][0] for r in regrets.values())
     assert saved["cost"]["gp_none"]["full"] == [2]  # no pruning: two full trainings in two trainings' epochs
     assert "| ours GP (curves) + ASHA (default) | " in capsys.readouterr().out
+
+
+def _results(runs: list[tuple[str, int]], regret: dict[str, list[list[float]]], corner: dict[str, bool]) -> dict:
+    """A --results file's content: ``regret[method]`` lists each run's regrets at budgets 5 and 10."""
+    return {
+        "runs": [list(run) for run in runs],
+        "corner": corner,
+        "regret": {m: {b: [r[k] for r in rows] for k, b in enumerate(("5", "10"))} for m, rows in regret.items()},
+    }
+
+
+def test_compare_puts_both_result_sets_on_one_reference_through_the_unchanged_method(tmp_path: Path, capsys) -> None:
+    from benchmarks.multi_fidelity import main
+
+    runs = [("1", 0), ("1", 1), ("2", 0)]
+    # Before: gp_asha's regrets; after, the same trajectories against a reference 1.0 higher on the
+    # first run (the changed method found more there) and the same on the others.
+    before = _results(
+        runs,
+        {"gp_asha": [[3.0, 2.0], [1.0, 1.0], [4.0, 0.0]], "gpc_asha": [[2.0, 1.5], [0.5, 0.5], [4.0, 1.0]]},
+        {"1": False, "2": True},
+    )
+    after = _results(
+        [*runs[:2], ("3", 0)],
+        {"gp_asha": [[4.0, 3.0], [1.0, 1.0], [9.0, 9.0]], "gpc_asha": [[0.0, 0.0], [0.5, 0.25], [9.0, 9.0]]},
+        {"1": False, "3": False},
+    )
+    paths = []
+    for name, content in (("before", before), ("after", after)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(content))
+    assert main(["--before", str(paths[0]), "--after", str(paths[1])]) == 0
+    table = capsys.readouterr().out
+    assert "on 2 runs in both" in table  # task 2 only before, task 3 only after
+    # On the after reference: before's first run 2.0 -> 3.0 at 5, then level with after on the second.
+    assert "| all | 5 | 1.75 (1.75) | 0.25 (0.25) | 1/0, p=1.000 |" in table
+    assert "| all | 10 | 1.50 (1.50) | 0.12 (0.12) | 2/0, p=0.500 |" in table
+    assert "without corner tasks" not in table  # no corner task among the paired runs
+
+    after["regret"]["gp_asha"]["10"][1] = 1.5  # gp_asha no longer the same trajectory on run ("1", 1)
+    paths[1].write_text(json.dumps(after))
+    with pytest.raises(SystemExit, match=r"--via gp_asha: its trajectory on task 1 seed 1 differs"):
+        main(["--before", str(paths[0]), "--after", str(paths[1])])

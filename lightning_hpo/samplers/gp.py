@@ -113,15 +113,15 @@ class GPSampler(Sampler):
       (qLogNEI of a random Chebyshev scalarization, drawn anew for each trial) instead: qLogNEHVI's
       box decompositions grow too costly there (see ``_gp_acquisition``).
     * **What it learns from**: COMPLETE trials; PRUNED trials at the final value their learning
-      curve predicts, with that prediction's variance as known noise (:func:`curve_informed`), so a
-      trial stopped early counts for less than one stopped late and neither as a finished run
-      (``learn_from_curves=False``: at their stored value, their best so far, as if their run had
-      ended there). FAIL trials whose failure is the
-      configuration's fault (an exception, out of memory, nan) through a GP of whether a trial
-      fails: the acquisition is weighted by the probability that a candidate does not, and a
-      candidate more likely to fail than not is ruled out; other failures are ignored. Each outcome
-      constraint of the study gets a GP, and the acquisition is weighted by the probability that a
-      candidate satisfies it (see ``_gp_feasibility``).
+      curve predicts (at most the best full run's), with that prediction's variance as known noise
+      (:func:`curve_informed`), so a trial stopped early counts for less than one stopped late and
+      neither as a finished run (``learn_from_curves=False``: at their stored value, their best so
+      far, as if their run had ended there). FAIL trials whose failure is the configuration's fault
+      (an exception, out of memory, nan) through a GP of whether a trial fails: the acquisition is
+      weighted by the probability that a candidate does not, and a candidate more likely to fail
+      than not is ruled out; other failures are ignored. Each outcome constraint of the study gets
+      a GP, and the acquisition is weighted by the probability that a candidate satisfies it (see
+      ``_gp_feasibility``).
     * **Reproducible**: the suggestion is a function of the stored trials, ``seed`` and the trial
       number alone, in any process. The GP's hyperparameters are fitted from the priors' centres
       to a prefix of the history (see :func:`fitted_history_size`; past 1000 observations, to a
@@ -144,7 +144,8 @@ class GPSampler(Sampler):
             ``"cuda"``, ``"cuda:1"`` or a ``torch.device``.
         learn_from_curves: value each PRUNED trial (single objective) at the final value the curve
             model of :class:`~lightning_hpo.pruners.CurvePruner` predicts from its reports and the
-            study's full runs, with the prediction's variance as known noise (the default); with
+            study's full runs (at most the best full run's), with the prediction's variance as known
+            noise (the default); with
             ``False``, at its best value so far, as if its run had ended there. Works with any
             pruner; several objectives keep the stored values.
 
@@ -356,14 +357,18 @@ def curve_informed(
     observed: Sequence[Trial], trials: Sequence[Trial], *, minimize: bool
 ) -> tuple[list[Trial], dict[int, float]]:
     """``observed`` with each PRUNED trial valued at the curve model's prediction of its final value
-    (see ``pruners._curve_model``: its own extrapolation mixed with the full runs of ``trials``), and
-    the variance of each prediction by trial number, to add to the GP's known noise.
+    (see ``pruners._curve_model``: its own extrapolation mixed with the full runs of ``trials``),
+    capped at the best full run's final value, and the variance of each prediction by trial number,
+    to add to the GP's known noise.
 
     A trial stopped early then enters with a wide variance, one stopped late with a narrow one,
-    instead of as a finished run with its best value so far. A trial the model cannot predict keeps
-    its stored value: without a full run in the study (or a report in the first half of the trial's
-    own run) nothing calibrates how much of its pace is left, and the model's own extrapolation
-    alone is deliberately optimistic (made to keep crossing curves alive, not to estimate a value),
+    instead of as a finished run with its best value so far. The cap: the model's own extrapolation
+    is deliberately optimistic (made to keep crossing curves alive, not to estimate a value), and
+    early in a fast-rising curve it is far above anything reachable (above 100% accuracy), which
+    drew the GP back to configurations the pruner then stopped (benchmarks/MULTI_FIDELITY.md,
+    digits); a trial the pruner stopped is worth at most what the best full run reached. A trial
+    the model cannot predict keeps its stored value: without a full run in the study (or a report
+    in the first half of the trial's own run) nothing calibrates how much of its pace is left,
     while the stored value is at least a value the trial reached. RUNNING trials stay pending
     points: valuing them too was not measured (the LCBench benchmark runs one trial at a time).
     """
@@ -380,6 +385,7 @@ def curve_informed(
             out.append(trial)
             continue
         mean, variances[trial.number] = prediction.mean_and_variance()
+        mean = min(mean, prediction.incumbent)
         out.append(dataclasses.replace(trial, values=(sign * mean,)))
     return out, variances
 

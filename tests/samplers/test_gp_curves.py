@@ -4,6 +4,7 @@ reports learning curves, and the GP's training data read where the sampler fits 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ def test_pruned_trials_enter_the_gp_at_their_predicted_end_with_its_variance(tmp
     for trial in trials[5:]:
         prediction = forecast(trial, trials, trial.last_step, FULL, minimize=mode == "min")
         mean, variance = prediction.mean_and_variance()
+        mean = min(mean, prediction.incumbent)
         assert Y[trial.number, 0].item() == pytest.approx(mean)
         assert Yvar[trial.number, 0].item() == pytest.approx(variance)
         assert mean > sign * trial.value  # its curve was still climbing
@@ -92,6 +94,26 @@ def test_a_trial_pruned_at_step_zero_keeps_its_stored_value() -> None:
     full = [Trial(i, TrialState.COMPLETE, {}, values=(0.5,), intermediate_values={0: 0.2, 3: 0.5}) for i in range(2)]
     first_epoch = [Trial(2, TrialState.PRUNED, {}, values=(0.3,), intermediate_values={0: 0.3})]
     assert curve_informed(first_epoch, [*full, *first_epoch], minimize=False) == (first_epoch, {})
+
+
+def test_a_pruned_trial_is_valued_at_most_at_the_best_full_run() -> None:
+    # A fast riser stopped at step 2 of 32: its own pace, kept up for four doublings, passes 100%.
+    full = [
+        Trial(i, TrialState.COMPLETE, {}, values=(top,), intermediate_values={1: 0.5, 2: 0.6, 32: top})
+        for i, top in enumerate((0.80, 0.85))
+    ]
+    fast = Trial(2, TrialState.PRUNED, {}, values=(0.6,), intermediate_values={1: 0.2, 2: 0.6})
+    assert forecast(fast, [*full, fast], 2, 32, minimize=False).mean_and_variance()[0] > 1.0
+    (valued,), variances = curve_informed([fast], [*full, fast], minimize=False)
+    assert valued.value == 0.85 and variances[2] > 0.01  # the best full run's value, and far from certain
+    mirrored = [
+        dataclasses.replace(
+            t, values=(-t.value,), intermediate_values={s: -v for s, v in t.intermediate_values.items()}
+        )
+        for t in (*full, fast)
+    ]
+    (valued,), _ = curve_informed(mirrored[-1:], mirrored, minimize=True)
+    assert valued.value == -0.85  # minimizing: at least the best full run's loss
 
 
 def test_learn_from_curves_must_be_a_bool() -> None:
