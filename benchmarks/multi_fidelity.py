@@ -583,7 +583,8 @@ def compare(before: dict[str, Any], after: dict[str, Any], method: str, via: str
     budgets = list(after["regret"][method])
     at = {tuple(run): i for i, run in enumerate(after["runs"])}
     rows: dict[str, tuple[list[float], list[float]]] = {b: ([], []) for b in budgets}
-    corner, kept = {**before["corner"], **after["corner"]}, []
+    corner = {**before["corner"], **after["corner"]}
+    outside_corners: list[bool] = []  # per paired run
     for i, run in enumerate(before["runs"]):
         j = at.get(tuple(run))
         if j is None:
@@ -598,21 +599,23 @@ def compare(before: dict[str, Any], after: dict[str, Any], method: str, via: str
         for b in budgets:
             rows[b][0].append(before["regret"][method][b][i] + max(0.0, -offset))
             rows[b][1].append(after["regret"][method][b][j] + max(0.0, offset))
-        kept.append(not corner[run[0]])
-    if not kept:
+        outside_corners.append(not corner[run[0]])
+    if not outside_corners:
         raise SystemExit("the result sets share no run (task, seed)")
 
     def cell(values: list[float]) -> str:
         return f"{statistics.median(values):.2f} ({statistics.mean(values):.2f})"
 
     lines = [
-        f"{LABELS[method]}, before and after, on {len(kept)} runs in both (reference through {LABELS[via]}); "
+        f"{LABELS[method]}, before and after, on {len(outside_corners)} runs in both (reference through {LABELS[via]}); "
         "median regret (mean in brackets), after against before: wins/losses (lower regret), two-sided p",
         "",
         "| runs | budget | before | after | after vs before |",
         "|---|---|---|---|---|",
     ]
-    subsets = [("all", [True] * len(kept))] + ([("without corner tasks", kept)] if not all(kept) else [])
+    subsets = [("all", [True] * len(outside_corners))]
+    if not all(outside_corners):
+        subsets.append(("without corner tasks", outside_corners))
     for label, mask in subsets:
         for b in budgets:
             old, new = ([v for v, m in zip(values, mask, strict=True) if m] for values in rows[b])

@@ -145,9 +145,8 @@ class GPSampler(Sampler):
         learn_from_curves: value each PRUNED trial (single objective) at the final value the curve
             model of :class:`~lightning_hpo.pruners.CurvePruner` predicts from its reports and the
             study's full runs (at most the best full run's), with the prediction's variance as known
-            noise (the default); with
-            ``False``, at its best value so far, as if its run had ended there. Works with any
-            pruner; several objectives keep the stored values.
+            noise (the default); with ``False``, at its best value so far, as if its run had ended
+            there. Works with any pruner; several objectives keep the stored values.
 
     Example:
         >>> from lightning_hpo import Float, GPSampler, Study
