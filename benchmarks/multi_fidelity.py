@@ -7,6 +7,7 @@
     python benchmarks/multi_fidelity.py --family rbv2_xgboost --seeds 3    # the 10 rbv2 instances of YAHPO-SO
     python benchmarks/multi_fidelity.py --family rbv2_xgboost_continued --seeds 3  # levels charged as one training
     python benchmarks/multi_fidelity.py --family digits --seeds 5                  # real training: MLP and CNN
+    python benchmarks/multi_fidelity.py --tasks all --seeds 5 --methods gpc_asha,gpcost_asha --no-write  # EI per epoch
 
 One trial at a time, every method through its public ask/tell API in the same run, on YAHPO Gym's
 LCBench surrogate (see pruning_lcbench.py): 52 epochs of validation accuracy per configuration.
@@ -393,6 +394,13 @@ def stored_gp(seed: int) -> GPSampler:
     return GPSampler(seed=seed, device="cpu", learn_from_curves=False)
 
 
+def cost_aware_gp(seed: int, exponent: float = 1.0) -> GPSampler:
+    """Our GP (curves) choosing by expected improvement per expected epoch (see ``_gp_cost``)."""
+    sampler = curves_gp(seed)
+    sampler._cost_exponent = exponent
+    return sampler
+
+
 def methods(python: Path) -> dict[str, Callable[[AnyTask, int, float], Trajectory]]:
     """Every method by its short name; DEHB and SMAC where their venv is installed."""
     import optuna
@@ -404,6 +412,8 @@ def methods(python: Path) -> dict[str, Callable[[AnyTask, int, float], Trajector
         "gp_none": lambda t, s, b: run_study(t, s, b, stored_gp(s), NopPruner()),
         "gpc_asha": lambda t, s, b: run_study(t, s, b, curves_gp(s), ASHAPruner()),
         "gpc_curve": lambda t, s, b: run_study(t, s, b, curves_gp(s), CurvePruner()),
+        "gpcost_asha": lambda t, s, b: run_study(t, s, b, cost_aware_gp(s), ASHAPruner()),
+        "gpcost05_asha": lambda t, s, b: run_study(t, s, b, cost_aware_gp(s, 0.5), ASHAPruner()),
         "random": lambda t, s, b: run_study(t, s, b, RandomSampler(seed=s), NopPruner()),
         "random_curve": lambda t, s, b: run_study(t, s, b, RandomSampler(seed=s), CurvePruner()),
         "optuna_tpe_hb": lambda t, s, b: run_optuna(t, s, b, lambda seed: optuna.samplers.TPESampler(seed=seed)),
@@ -425,6 +435,8 @@ LABELS = {
     "gp_none": "ours GP, no pruning",
     "gpc_asha": "ours GP (curves) + ASHA (default)",
     "gpc_curve": "ours GP (curves) + CurvePruner",
+    "gpcost_asha": "ours GP (curves), EI per expected epoch + ASHA",
+    "gpcost05_asha": "ours GP (curves), EI per expected epoch^0.5 + ASHA",
     "random": "random search",
     "random_curve": "random + CurvePruner",
     "optuna_tpe_hb": "Optuna TPE + Hyperband",

@@ -446,6 +446,18 @@ def test_multi_fidelity_runs_rbv2_end_to_end(tmp_path: Path, capsys) -> None:
     assert "| ours GP + ASHA (default until session 12) | " in table and "A pruner's own time" not in table
 
 
+def test_thaw_bound_reports_stopped_trials_whose_full_run_beats_the_best(capsys) -> None:
+    from benchmarks.thaw_bound import main, stopped_worth_finishing
+
+    task = _xgboost_task()
+    best, worth = stopped_worth_finishing(task, 0, 4.0)
+    stopped_at = {step for step, _ in task.steps(prunes=True)[:-1]}
+    assert 50.0 < best <= 100.0
+    assert all(step in stopped_at and gain > 0 for step, gain in worth)
+    assert main(["--family", "rbv2_xgboost", "--tasks", "12", "--budgets", "4"]) == 0
+    assert f"| 4 | 1 | {int(bool(worth))} | {max((g for _, g in worth), default=0.0):.2f} |" in capsys.readouterr().out
+
+
 def test_anchor_space_json_carries_the_booster_and_its_childrens_conditions() -> None:
     from benchmarks import multi_fidelity
 

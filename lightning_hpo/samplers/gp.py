@@ -199,6 +199,9 @@ class GPSampler(Sampler):
     #: in standard deviations of the GP's outcomes (EI's classic ``xi``); ``benchmarks/gp_variants.py``
     #: measures other settings through it.
     _improvement_margin: float = 0.0
+    #: The acquisition per expected cost to this power (see ``_gp_cost``): 0 leaves it alone;
+    #: ``benchmarks/multi_fidelity.py`` measures other settings through it.
+    _cost_exponent: float = 0.0
 
     def sample(
         self, space: SearchSpace, trials: Sequence[Trial], *, number: int, directions: Sequence[str]
@@ -278,6 +281,12 @@ class GPSampler(Sampler):
             acquisition = _weighted_by_feasibility(
                 acquisition, observed, space, gp_space, tensor_kwargs, failed, self._failure_min_probability
             )
+            if self._cost_exponent and acquisition is not None and len(signs) == 1:
+                from lightning_hpo.samplers._gp_cost import per_expected_cost
+
+                acquisition = per_expected_cost(
+                    acquisition, observed, space, gp_space, exponent=self._cost_exponent, **tensor_kwargs
+                )
             acquisition = gp_space.on_pinned_inputs(acquisition)
             best = maximize(
                 acquisition,
