@@ -103,9 +103,11 @@ MIN_EPOCHS = EPOCHS / 27
 
 @dataclass
 class Trajectory:
-    """Cost spent (in the task's units) when each full training ended, and its final value."""
+    """Cost spent (in the task's units) when each full training ended, and its final value; when
+    each stopped trial was stopped, at which step, and the final value its full run would have had."""
 
     found: list[tuple[float, float]] = field(default_factory=list)
+    stopped: list[tuple[float, int, float]] = field(default_factory=list)
     spent: float = 0
     trials: int = 0
     decision_seconds: list[float] = field(default_factory=list)
@@ -246,6 +248,7 @@ def run_study(task: AnyTask, seed: int, budget: float, sampler: Any, pruner: Pru
             out.decision_seconds.append(time.perf_counter() - started)
             if stop:
                 study.tell(trial, state=TrialState.PRUNED)
+                out.stopped.append((out.spent, step, values[-1]))
                 break
         else:
             study.tell(trial, accuracy)

@@ -447,15 +447,27 @@ def test_multi_fidelity_runs_rbv2_end_to_end(tmp_path: Path, capsys) -> None:
 
 
 def test_thaw_bound_reports_stopped_trials_whose_full_run_beats_the_best(capsys) -> None:
-    from benchmarks.thaw_bound import main, stopped_worth_finishing
+    from benchmarks.multi_fidelity import Trajectory, curves_gp, run_study
+    from benchmarks.thaw_bound import main, worth_finishing
+    from lightning_hpo.pruners import ASHAPruner
+
+    # By hand: the best full run within 10 is 80; a trial stopped at step 3 whose full run ends at
+    # 85 was worth finishing, one ending at 70 was not, nor one stopped after the budget.
+    trajectory = Trajectory(
+        found=[(4.0, 80.0), (12.0, 95.0)], stopped=[(2.0, 3, 85.0), (6.0, 9, 70.0), (11.0, 3, 99.0)]
+    )
+    assert worth_finishing(trajectory, 10.0) == [(3, 5.0)]
+    assert worth_finishing(trajectory, 13.0) == [(3, 4.0)]  # the later full run raised the bar
 
     task = _xgboost_task()
-    best, worth = stopped_worth_finishing(task, 0, 4.0)
-    stopped_at = {step for step, _ in task.steps(prunes=True)[:-1]}
-    assert 50.0 < best <= 100.0
-    assert all(step in stopped_at and gain > 0 for step, gain in worth)
+    trajectory = run_study(task, 0, 4.0, curves_gp(0), ASHAPruner())
+    levels_below_full = {round(t * 27) for t in (0.05, 1 / 9, 1 / 3)}
+    for _, step, value in trajectory.stopped:  # what the stopped trial's full run would have reached
+        assert step in levels_below_full and 0.0 <= value <= 100.0
+    worth = worth_finishing(trajectory, 4.0)
     assert main(["--family", "rbv2_xgboost", "--tasks", "12", "--budgets", "4"]) == 0
-    assert f"| 4 | 1 | {int(bool(worth))} | {max((g for _, g in worth), default=0.0):.2f} |" in capsys.readouterr().out
+    row = f"| 4 | 1 | {len(trajectory.stopped)} | {int(bool(worth))} | {max((g for _, g in worth), default=0.0):.2f} |"
+    assert row in capsys.readouterr().out
 
 
 def test_anchor_space_json_carries_the_booster_and_its_childrens_conditions() -> None:
