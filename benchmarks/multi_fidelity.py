@@ -104,10 +104,11 @@ MIN_EPOCHS = EPOCHS / 27
 @dataclass
 class Trajectory:
     """Cost spent (in the task's units) when each full training ended, and its final value; when
-    each stopped trial was stopped, at which step, and the final value its full run would have had."""
+    each stopped trial was stopped, at which step, and the final value its full run would have had
+    (``None`` on real training, where it is not known)."""
 
     found: list[tuple[float, float]] = field(default_factory=list)
-    stopped: list[tuple[float, int, float]] = field(default_factory=list)
+    stopped: list[tuple[float, int, float | None]] = field(default_factory=list)
     spent: float = 0
     trials: int = 0
     decision_seconds: list[float] = field(default_factory=list)
@@ -248,7 +249,10 @@ def run_study(task: AnyTask, seed: int, budget: float, sampler: Any, pruner: Pru
             out.decision_seconds.append(time.perf_counter() - started)
             if stop:
                 study.tell(trial, state=TrialState.PRUNED)
-                out.stopped.append((out.spent, step, values[-1]))
+                # A real training's curve is trained as it is read (a generator): its final value
+                # would cost the rest of the training, so only the surrogates' is kept.
+                final = values[-1] if isinstance(values, list) else None
+                out.stopped.append((out.spent, step, final))
                 break
         else:
             study.tell(trial, accuracy)

@@ -28,7 +28,11 @@ def worth_finishing(trajectory: Trajectory, budget: float) -> list[tuple[int, fl
     """For each trial stopped within ``budget`` whose full run beats the best full run within it:
     the step it was stopped at, and by how much it would have won."""
     best = trajectory.best_within(budget)
-    return [(step, final - best) for spent, step, final in trajectory.stopped if spent <= budget and final > best]
+    return [
+        (step, final - best)
+        for spent, step, final in trajectory.stopped
+        if spent <= budget and final is not None and final > best
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

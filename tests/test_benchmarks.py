@@ -446,18 +446,23 @@ def test_multi_fidelity_runs_rbv2_end_to_end(tmp_path: Path, capsys) -> None:
     assert "| ours GP + ASHA (default until session 12) | " in table and "A pruner's own time" not in table
 
 
-def test_thaw_bound_reports_stopped_trials_whose_full_run_beats_the_best(capsys) -> None:
-    from benchmarks.multi_fidelity import Trajectory, curves_gp, run_study
-    from benchmarks.thaw_bound import main, worth_finishing
-    from lightning_hpo.pruners import ASHAPruner
+def test_thaw_bound_counts_the_stopped_trials_whose_full_run_beats_the_best_within_the_budget() -> None:
+    from benchmarks.multi_fidelity import Trajectory
+    from benchmarks.thaw_bound import worth_finishing
 
-    # By hand: the best full run within 10 is 80; a trial stopped at step 3 whose full run ends at
-    # 85 was worth finishing, one ending at 70 was not, nor one stopped after the budget.
-    trajectory = Trajectory(
-        found=[(4.0, 80.0), (12.0, 95.0)], stopped=[(2.0, 3, 85.0), (6.0, 9, 70.0), (11.0, 3, 99.0)]
-    )
+    # The best full run within 10 is 80; a trial stopped at step 3 whose full run ends at 85 was
+    # worth finishing, one ending at 70 was not, nor one stopped after the budget, nor one whose
+    # final value is unknown (real training).
+    stopped = [(2.0, 3, 85.0), (6.0, 9, 70.0), (7.0, 3, None), (11.0, 3, 99.0)]
+    trajectory = Trajectory(found=[(4.0, 80.0), (12.0, 95.0)], stopped=stopped)
     assert worth_finishing(trajectory, 10.0) == [(3, 5.0)]
     assert worth_finishing(trajectory, 13.0) == [(3, 4.0)]  # the later full run raised the bar
+
+
+def test_thaw_bound_reports_stopped_trials_whose_full_run_beats_the_best(capsys) -> None:
+    from benchmarks.multi_fidelity import curves_gp, run_study
+    from benchmarks.thaw_bound import main, worth_finishing
+    from lightning_hpo.pruners import ASHAPruner
 
     task = _xgboost_task()
     trajectory = run_study(task, 0, 4.0, curves_gp(0), ASHAPruner())
