@@ -401,10 +401,10 @@ def stored_gp(seed: int) -> GPSampler:
     return GPSampler(seed=seed, device="cpu", learn_from_curves=False)
 
 
-def cost_aware_gp(seed: int, exponent: float = 1.0) -> GPSampler:
+def cost_aware_gp(seed: int) -> GPSampler:
     """Our GP (curves) choosing by expected improvement per expected epoch (see ``_gp_cost``)."""
     sampler = curves_gp(seed)
-    sampler._cost_exponent = exponent
+    sampler._cost_exponent = 1.0  # EI per expected epoch
     return sampler
 
 
@@ -420,7 +420,6 @@ def methods(python: Path) -> dict[str, Callable[[AnyTask, int, float], Trajector
         "gpc_asha": lambda t, s, b: run_study(t, s, b, curves_gp(s), ASHAPruner()),
         "gpc_curve": lambda t, s, b: run_study(t, s, b, curves_gp(s), CurvePruner()),
         "gpcost_asha": lambda t, s, b: run_study(t, s, b, cost_aware_gp(s), ASHAPruner()),
-        "gpcost05_asha": lambda t, s, b: run_study(t, s, b, cost_aware_gp(s, 0.5), ASHAPruner()),
         "random": lambda t, s, b: run_study(t, s, b, RandomSampler(seed=s), NopPruner()),
         "random_curve": lambda t, s, b: run_study(t, s, b, RandomSampler(seed=s), CurvePruner()),
         "optuna_tpe_hb": lambda t, s, b: run_optuna(t, s, b, lambda seed: optuna.samplers.TPESampler(seed=seed)),
@@ -443,7 +442,6 @@ LABELS = {
     "gpc_asha": "ours GP (curves) + ASHA (default)",
     "gpc_curve": "ours GP (curves) + CurvePruner",
     "gpcost_asha": "ours GP (curves), EI per expected epoch + ASHA",
-    "gpcost05_asha": "ours GP (curves), EI per expected epoch^0.5 + ASHA",
     "random": "random search",
     "random_curve": "random + CurvePruner",
     "optuna_tpe_hb": "Optuna TPE + Hyperband",
