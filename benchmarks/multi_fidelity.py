@@ -585,40 +585,103 @@ def report(results: dict[str, Any], budgets: list[int], corner: dict[str, bool],
     return "\n".join(lines)
 
 
+def shared_runs(first: dict[str, Any], second: dict[str, Any]) -> list[tuple[int, int]]:
+    """The runs (task, seed) two result sets both hold, as (index in ``first``, index in ``second``)."""
+    at = {tuple(run): j for j, run in enumerate(second["runs"])}
+    shared = [(i, at[tuple(run)]) for i, run in enumerate(first["runs"]) if tuple(run) in at]
+    if not shared:
+        raise SystemExit("the result sets share no run (task, seed)")
+    return shared
+
+
+def reference_offset(first: dict[str, Any], second: dict[str, Any], via: str, i: int, j: int) -> float | None:
+    """``first``'s reference minus ``second``'s on run ``i`` of one, ``j`` of the other, read from the
+    regrets of ``via``: where its trajectory is the same in both they differ by one constant, the
+    difference of the references ("anything a method found above the random one" depends on the
+    methods that ran). None where its trajectory differs."""
+    offsets = [first["regret"][via][b][i] - second["regret"][via][b][j] for b in second["regret"][via]]
+    return offsets[0] if max(offsets) - min(offsets) <= 1e-6 else None
+
+
+def paired_runs(first: dict[str, Any], second: dict[str, Any], via: str) -> list[tuple[int, int, float, float]]:
+    """The runs two result sets both hold, as (index in ``first``, index in ``second``, what to add to
+    ``first``'s regrets, what to add to ``second``'s) to put both on the higher of their two
+    references, through ``via``, a method both ran with the same code (``reference_offset``)."""
+    if via not in first["regret"] or via not in second["regret"]:
+        raise SystemExit(f"--via {via}: run it in both result sets, or pass a method they share")
+    pairs = []
+    for i, j in shared_runs(first, second):
+        offset = reference_offset(first, second, via, i, j)
+        if offset is None:
+            task, seed = first["runs"][i]
+            raise SystemExit(
+                f"--via {via}: its trajectory on task {task} seed {seed} differs between the "
+                "result sets; pass a method both ran with the same code"
+            )
+        pairs.append((i, j, max(0.0, -offset), max(0.0, offset)))
+    return pairs
+
+
+def join(first: dict[str, Any], second: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The methods of two result sets run on the same tasks and seeds as one result set, on the runs
+    both hold, on one reference per run, as if every method had run in one run; and the methods that
+    ``second`` changed. The reference is put right through a method both ran with the same code
+    (``paired_runs``); a method both ran whose trajectories differ was changed in between, and
+    ``second``'s (the later code) is kept."""
+    shared = [name for name in first["regret"] if name in second["regret"]]
+    runs = shared_runs(first, second)
+    unchanged = [
+        name for name in shared if all(reference_offset(first, second, name, i, j) is not None for i, j in runs)
+    ]
+    if not unchanged:
+        raise SystemExit(
+            f"--beside: no method ran with the same code in both result sets (shared: {shared or 'none'}); "
+            "run one beside the new methods to pair the runs through"
+        )
+    pairs = paired_runs(first, second, unchanged[0])
+    joined: dict[str, Any] = {
+        "family": first.get("family", "lcbench"),
+        "runs": [tuple(first["runs"][i]) for i, _, _, _ in pairs],
+        "corner": {**second["corner"], **first["corner"]},
+        "regret": {},
+        "cost": {},
+    }
+    if "decision_cost" in first:  # the pruners' own time, measured once
+        joined["decision_cost"] = first["decision_cost"]
+    changed = [name for name in shared if name not in unchanged]
+    sides = {name: 1 if name in changed else 0 for name in first["regret"]}  # in first's order
+    sides.update({name: 1 for name in second["regret"] if name not in first["regret"]})
+    for name, side in sides.items():
+        part = (first, second)[side]
+        joined["regret"][name] = {
+            b: [values[pair[side]] + pair[2 + side] for pair in pairs] for b, values in part["regret"][name].items()
+        }
+        cost = part["cost"][name]
+        joined["cost"][name] = {
+            **{key: [cost[key][pair[side]] for pair in pairs] for key in ("trials", "full", "seconds")},
+            "decision_ms": cost["decision_ms"],
+        }
+    return joined, changed
+
+
 def compare(before: dict[str, Any], after: dict[str, Any], method: str, via: str) -> str:
     """``method``'s regrets in two result sets (before and after a code change), paired by run and put
-    on one reference through ``via``, a method the change leaves alone: its trajectory must be the
-    same in both, so its regrets differ by one constant per run, the difference of the references
-    ("anything a method found above the random one" depends on the methods that ran)."""
+    on one reference through ``via``, a method the change leaves alone (``paired_runs``)."""
     if method not in before["regret"] or method not in after["regret"]:
         raise SystemExit(
             f"--method {method}: not in both result sets (they have {sorted(before['regret'])} and "
             f"{sorted(after['regret'])})"
         )
-    if via not in before["regret"] or via not in after["regret"]:
-        raise SystemExit(f"--via {via}: run it in both result sets, or pass a method they share")
     budgets = list(after["regret"][method])
-    at = {tuple(run): i for i, run in enumerate(after["runs"])}
+    pairs = paired_runs(before, after, via)
     rows: dict[str, tuple[list[float], list[float]]] = {b: ([], []) for b in budgets}
     corner = {**before["corner"], **after["corner"]}
     outside_corners: list[bool] = []  # per paired run
-    for i, run in enumerate(before["runs"]):
-        j = at.get(tuple(run))
-        if j is None:
-            continue
-        offsets = [before["regret"][via][b][i] - after["regret"][via][b][j] for b in budgets]
-        if max(offsets) - min(offsets) > 1e-6:
-            raise SystemExit(
-                f"--via {via}: its trajectory on task {run[0]} seed {run[1]} differs between the "
-                "result sets; pass a method the change leaves alone"
-            )
-        offset = offsets[0]  # the before reference minus the after one
+    for i, j, add_before, add_after in pairs:
         for b in budgets:
-            rows[b][0].append(before["regret"][method][b][i] + max(0.0, -offset))
-            rows[b][1].append(after["regret"][method][b][j] + max(0.0, offset))
-        outside_corners.append(not corner[run[0]])
-    if not outside_corners:
-        raise SystemExit("the result sets share no run (task, seed)")
+            rows[b][0].append(before["regret"][method][b][i] + add_before)
+            rows[b][1].append(after["regret"][method][b][j] + add_after)
+        outside_corners.append(not corner[before["runs"][i][0]])
 
     def cell(values: list[float]) -> str:
         return f"{statistics.median(values):.2f} ({statistics.mean(values):.2f})"
@@ -662,6 +725,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--after", type=Path, nargs="+", help="result files from after the change; run nothing")
     parser.add_argument("--method", default="gpc_asha", help="with --before/--after: the method that changed")
+    parser.add_argument(
+        "--beside",
+        type=Path,
+        nargs="+",
+        action="append",
+        help="with --merge: result files of more methods on the same runs (with a method both ran with the same "
+        "code, to put the references right through); a method changed in between is taken from these; repeatable",
+    )
     parser.add_argument("--via", default="gp_asha", help="with --before/--after: a method the change left alone")
     args = parser.parse_args(argv)
     if bool(args.before) != bool(args.after):
@@ -669,8 +740,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.before:
         print(compare(merge(args.before), merge(args.after), args.method, args.via))
         return 0
+    if args.beside and not args.merge:
+        parser.error("--beside goes with --merge: the result files to put the other methods beside")
     if args.merge:
-        return write_report(merge(args.merge), args, argv)
+        results = merge(args.merge)
+        for files in args.beside or []:
+            results, changed = join(results, merge(files))
+            for name in changed:
+                print(f"{LABELS[name]}: from {', '.join(map(str, files))}, the later code (its trajectories differ)")
+        return write_report(results, args, argv)
     family = FAMILIES[args.family]
     data = args.data or family.data
     tasks = family.all_tasks(data) if args.tasks == ["all"] else args.tasks or family.tasks

@@ -629,11 +629,21 @@ def test_multi_fidelity_runs_the_digits_family_end_to_end(tmp_path: Path, capsys
 
 
 def _results(runs: list[tuple[str, int]], regret: dict[str, list[list[float]]], corner: dict[str, bool]) -> dict:
-    """A --results file's content: ``regret[method]`` lists each run's regrets at budgets 5 and 10."""
+    """A --results file's content: ``regret[method]`` lists each run's regrets at budgets 5 and 10;
+    each run's trial count is its index times 10 plus 10, to tell which run a cost came from."""
     return {
         "runs": [list(run) for run in runs],
         "corner": corner,
         "regret": {m: {b: [r[k] for r in rows] for k, b in enumerate(("5", "10"))} for m, rows in regret.items()},
+        "cost": {
+            m: {
+                "trials": [10 * (i + 1) for i in range(len(runs))],
+                "full": [1] * len(runs),
+                "seconds": [1.0] * len(runs),
+            }
+            | {"decision_ms": []}
+            for m in regret
+        },
     }
 
 
@@ -669,3 +679,56 @@ def test_compare_puts_both_result_sets_on_one_reference_through_the_unchanged_me
     paths[1].write_text(json.dumps(after))
     with pytest.raises(SystemExit, match=r"--via gp_asha: its trajectory on task 1 seed 1 differs"):
         main(["--before", str(paths[0]), "--after", str(paths[1])])
+
+
+def test_beside_joins_result_sets_on_one_reference_per_run_and_keeps_the_later_code(tmp_path: Path, capsys) -> None:
+    from benchmarks.multi_fidelity import join, main
+
+    # The anchors' run, then a later run of another method beside the same gp_none (same
+    # trajectories) and a changed gpc_asha: the later run found 1.0 more on ("1", 1), so its
+    # reference is that much higher there.
+    anchors = _results(
+        [("1", 0), ("1", 1), ("2", 0)],
+        {
+            "gp_none": [[2.0, 1.0], [3.0, 2.0], [5.0, 5.0]],
+            "gpc_asha": [[9.0, 9.0], [9.0, 9.0], [9.0, 9.0]],
+            "dehb": [[4.0, 3.0], [1.0, 0.0], [6.0, 6.0]],
+        },
+        {"1": False, "2": True},
+    )
+    later = _results(
+        [("1", 1), ("1", 0)],  # another order
+        {
+            "gpc_asha": [[0.0, 0.0], [1.0, 0.5]],
+            "gp_none": [[2.0, 1.0], [2.0, 1.0]],
+            "optuna_gp_hb": [[0.0, 0.0], [7.0, 6.0]],
+        },
+        {"1": False},
+    )
+    joined, changed = join(anchors, later)
+    assert changed == ["gpc_asha"]
+    assert joined["runs"] == [("1", 0), ("1", 1)]  # task 2 ran only beside the anchors
+    assert joined["regret"]["gp_none"] == {"5": [2.0, 3.0], "10": [1.0, 2.0]}
+    assert joined["regret"]["dehb"] == {"5": [4.0, 1.0], "10": [3.0, 0.0]}
+    # ("1", 1): the anchors' reference was 1.0 higher there, so the later run's regrets rise by 1.0.
+    assert joined["regret"]["optuna_gp_hb"] == {"5": [7.0, 1.0], "10": [6.0, 1.0]}
+    assert joined["regret"]["gpc_asha"] == {"5": [1.0, 1.0], "10": [0.5, 1.0]}  # the later code's
+    assert joined["cost"]["optuna_gp_hb"]["trials"] == [20, 10]  # each run's own cost, in the joined order
+    assert joined["cost"]["dehb"]["trials"] == [10, 20]
+
+    paths = []
+    for name, content in (("anchors", anchors), ("later", later)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(content))
+    assert main(["--merge", str(paths[0]), "--beside", str(paths[1]), "--no-write"]) == 0
+    table = capsys.readouterr().out
+    assert "ours GP (curves) + ASHA (default): from " in table and "the later code" in table
+    assert "1 tasks x 2 seeds = 2 runs" in table
+    assert "| Optuna GP + Hyperband | 4.00 (4.00) | 3.50 (3.50) |" in table
+
+    later["regret"]["gp_none"]["5"][0] = 2.5  # no method left with the same trajectories in both
+    with pytest.raises(SystemExit, match=r"no method ran with the same code in both result sets"):
+        join(anchors, later)
+    with pytest.raises(SystemExit):
+        main(["--beside", str(paths[1])])
+    assert "--beside goes with --merge" in capsys.readouterr().err
