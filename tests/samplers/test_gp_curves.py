@@ -81,6 +81,36 @@ def test_without_learn_from_curves_pruned_trials_keep_their_stored_values(tmp_pa
     assert Yvar is None
 
 
+def test_with_several_objectives_pruned_trials_keep_their_stored_values(tmp_path: Path) -> None:
+    # Curves of two objectives have no single final value to predict: the default sampler fits
+    # a pruned trial at the values it stopped at, as learn_from_curves=False does.
+    suggested = []
+    for learn in (True, False):
+        sampler = RecordingGPSampler(seed=0, n_startup_trials=3, device="cpu", learn_from_curves=learn)
+        study = Study(
+            "two",
+            search_space={"x": Float(0.0, 1.0)},
+            mode=["max", "min"],
+            storage=f"sqlite:///{tmp_path / f'two_{learn}.db'}",
+            sampler=sampler,
+        )
+        for x, stop in [(0.1, None), (0.3, None), (0.9, None), (0.5, None), (0.45, 2), (0.7, 6)]:
+            trial = study.ask({"x": x})
+            curve = learning_curve(x, 1.0)
+            for step, value in enumerate(curve[:stop], start=1):
+                study.report(trial, step, (value, x))
+            if stop:
+                study.tell(trial, state=TrialState.PRUNED)
+            else:
+                study.tell(trial, (curve[-1], x))
+        suggested.append(study.ask().params["x"])
+        Y, Yvar = sampler.fitted_to
+        trials = sorted(study.trials, key=lambda t: t.number)[:-1]
+        assert Y[4:, 0].tolist() == pytest.approx([t.values[0] for t in trials[4:]])  # where they stopped
+        assert Yvar is None
+    assert suggested[0] == suggested[1]
+
+
 def test_without_a_full_run_pruned_trials_keep_their_stored_values() -> None:
     stopped = [
         Trial(i, TrialState.PRUNED, {}, values=(0.1 * i,), intermediate_values={1: 0.05 * i, 2: 0.1 * i})
