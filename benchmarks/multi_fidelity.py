@@ -225,8 +225,14 @@ class XGBoostTask:
 AnyTask = Task | XGBoostTask | TrainingTask
 
 
-def run_study(task: AnyTask, seed: int, budget: float, sampler: Any, pruner: Pruner) -> Trajectory:
-    """A real lightning_hpo Study: ask, report every step, should_prune, tell."""
+def run_study(task: AnyTask, seed: int, budget: float, sampler: Any, pruner: Pruner, workers: int = 1) -> Trajectory:
+    """A real lightning_hpo Study: ask, report every step, should_prune, tell.
+
+    With several ``workers`` that many trials train at once, as on a cluster, simulated in one
+    process: each step takes its cost in time, the next step to end is the next reported, and a
+    worker whose trial ends asks for the next one while the others' trials are RUNNING, part-way
+    through their curves. Once the budget is spent no trial starts; those running train on (their
+    epochs past the budget count for nothing, as ``best_within`` reads)."""
     study = Study(
         f"mf-{task.name}-{seed}",
         search_space=task.space,
@@ -237,26 +243,39 @@ def run_study(task: AnyTask, seed: int, budget: float, sampler: Any, pruner: Pru
     )
     steps = task.steps(prunes=not isinstance(pruner, NopPruner))
     out = Trajectory()
-    while out.spent < budget:
+
+    def start(clock: float) -> dict[str, Any]:
         trial = study.ask()
         out.trials += 1
         values = task.values(dict(trial.params), steps)
-        for (step, cost), accuracy in zip(steps, values, strict=True):
-            out.spent += cost
-            study.report(trial, step, accuracy)
-            started = time.perf_counter()
-            stop = step < task.last_step and study.should_prune(trial)
-            out.decision_seconds.append(time.perf_counter() - started)
-            if stop:
-                study.tell(trial, state=TrialState.PRUNED)
-                # A real training's curve is trained as it is read (a generator): its final value
-                # would cost the rest of the training, so only the surrogates' is kept.
-                final = values[-1] if isinstance(values, list) else None
-                out.stopped.append((out.spent, step, final))
-                break
-        else:
+        return {"clock": clock, "trial": trial, "values": values, "next": iter(values), "at": 0}
+
+    running = [start(0.0) for _ in range(workers)]
+    while running:
+        worker = min(running, key=lambda w: w["clock"])  # the first of equal clocks on a tie
+        trial, (step, cost) = worker["trial"], steps[worker["at"]]
+        accuracy = next(worker["next"])
+        worker["clock"] += cost
+        worker["at"] += 1
+        out.spent += cost
+        study.report(trial, step, accuracy)
+        started = time.perf_counter()
+        stop = step < task.last_step and study.should_prune(trial)
+        out.decision_seconds.append(time.perf_counter() - started)
+        if stop:
+            study.tell(trial, state=TrialState.PRUNED)
+            # A real training's curve is trained as it is read (a generator): its final value
+            # would cost the rest of the training, so only the surrogates' is kept.
+            values = worker["values"]
+            out.stopped.append((out.spent, step, values[-1] if isinstance(values, list) else None))
+        elif worker["at"] == len(steps):
             study.tell(trial, accuracy)
             out.found.append((out.spent, accuracy))
+        else:
+            continue
+        running.remove(worker)
+        if out.spent < budget:
+            running.append(start(worker["clock"]))
     return out
 
 
@@ -408,6 +427,13 @@ def cost_aware_gp(seed: int) -> GPSampler:
     return sampler
 
 
+def running_valued_gp(seed: int) -> GPSampler:
+    """The default sampler with RUNNING trials at their curves' predicted ends, not pending points."""
+    sampler = curves_gp(seed)
+    sampler._value_running = True
+    return sampler
+
+
 def methods(python: Path) -> dict[str, Callable[[AnyTask, int, float], Trajectory]]:
     """Every method by its short name; DEHB and SMAC where their venv is installed."""
     import optuna
@@ -419,6 +445,8 @@ def methods(python: Path) -> dict[str, Callable[[AnyTask, int, float], Trajector
         "gp_none": lambda t, s, b: run_study(t, s, b, stored_gp(s), NopPruner()),
         "gpc_asha": lambda t, s, b: run_study(t, s, b, curves_gp(s), ASHAPruner()),
         "gpc_curve": lambda t, s, b: run_study(t, s, b, curves_gp(s), CurvePruner()),
+        "gpc_asha_w4": lambda t, s, b: run_study(t, s, b, curves_gp(s), ASHAPruner(), workers=4),
+        "gpcr_asha_w4": lambda t, s, b: run_study(t, s, b, running_valued_gp(s), ASHAPruner(), workers=4),
         "gpcost_asha": lambda t, s, b: run_study(t, s, b, cost_aware_gp(s), ASHAPruner()),
         "random": lambda t, s, b: run_study(t, s, b, RandomSampler(seed=s), NopPruner()),
         "random_curve": lambda t, s, b: run_study(t, s, b, RandomSampler(seed=s), CurvePruner()),
@@ -441,6 +469,8 @@ LABELS = {
     "gp_none": "ours GP, no pruning",
     "gpc_asha": "ours GP (curves) + ASHA (default)",
     "gpc_curve": "ours GP (curves) + CurvePruner",
+    "gpc_asha_w4": "ours GP (curves) + ASHA, 4 workers",
+    "gpcr_asha_w4": "ours GP (curves, running trials valued) + ASHA, 4 workers",
     "gpcost_asha": "ours GP (curves), EI per expected epoch + ASHA",
     "random": "random search",
     "random_curve": "random + CurvePruner",

@@ -732,3 +732,53 @@ def test_beside_joins_result_sets_on_one_reference_per_run_and_keeps_the_later_c
     with pytest.raises(SystemExit):
         main(["--beside", str(paths[1])])
     assert "--beside goes with --merge" in capsys.readouterr().err
+
+
+class _ThreeStepTask:
+    """A task of three steps of cost 1 whose value at step k is x * k: the smallest a runner needs."""
+
+    name = "three"
+    full = 3.0
+    last_step = 3
+
+    def __init__(self) -> None:
+        from lightning_hpo import Float
+
+        self.space = {"x": Float(0.0, 1.0)}
+
+    def steps(self, prunes: bool) -> list[tuple[int, float]]:
+        return [(1, 1.0), (2, 1.0), (3, 1.0)]
+
+    def values(self, params: dict, steps: list[tuple[int, float]]) -> list[float]:
+        return [params["x"] * step for step, _ in steps]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_study_with_workers_asks_while_other_trials_run_part_way(workers: int) -> None:
+    from benchmarks.multi_fidelity import run_study
+    from lightning_hpo import RandomSampler
+    from lightning_hpo.pruners import NopPruner
+    from lightning_hpo.trial import TrialState
+
+    class Recording(RandomSampler):
+        """Records, at each suggestion, how many steps each RUNNING trial has reported."""
+
+        asked: list[list[int]] = []
+
+        def sample(self, space, trials, *, number, directions):
+            self.asked.append([len(t.intermediate_values) for t in trials if t.state is TrialState.RUNNING])
+            return super().sample(space, trials, number=number, directions=directions)
+
+    sampler = Recording(seed=0)
+    trajectory = run_study(_ThreeStepTask(), 0, 6.0, sampler, NopPruner(), workers=workers)
+    if workers == 1:  # one after the other: two full trainings spend the budget
+        assert sampler.asked == [[], []]
+        assert [spent for spent, _ in trajectory.found] == [3.0, 6.0]
+    else:
+        # Both start at once; their steps interleave (epochs counted 1, 2, ...): the first ends at 5
+        # and its worker asks while the second has reported 2 of 3 steps; the second ends at 6, the
+        # budget, so no trial starts; the third trains on to its end past the budget.
+        assert sampler.asked == [[], [0], [2]]
+        assert [spent for spent, _ in trajectory.found] == [5.0, 6.0, 9.0]
+    assert trajectory.trials == len(sampler.asked)
+    assert trajectory.spent == trajectory.found[-1][0]

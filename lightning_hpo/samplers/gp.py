@@ -202,6 +202,10 @@ class GPSampler(Sampler):
     #: The acquisition per expected cost to this power (see ``_gp_cost``): 0 leaves it alone;
     #: ``benchmarks/multi_fidelity.py`` measures other settings through it.
     _cost_exponent: float = 0.0
+    #: Whether RUNNING trials past their curve's warm-up enter the GP at their curves' predicted
+    #: ends (as pruned ones do) instead of as pending points; ``benchmarks/multi_fidelity.py``
+    #: measures it with several workers.
+    _value_running: bool = False
 
     def sample(
         self, space: SearchSpace, trials: Sequence[Trial], *, number: int, directions: Sequence[str]
@@ -226,6 +230,13 @@ class GPSampler(Sampler):
             # Several objectives: pruned trials keep their stored values (the curve is the first
             # objective's alone, and their GPs learn their own noise).
             observed, curve_noise = curve_informed(observed, trials, minimize=directions[0] == "min")
+            if self._value_running:
+                valued, running_noise = curve_informed(
+                    pending, trials, minimize=directions[0] == "min", states=(TrialState.RUNNING,)
+                )
+                observed += [t for t, before in zip(valued, pending, strict=True) if t is not before]
+                pending = [t for t, before in zip(valued, pending, strict=True) if t is before]
+                curve_noise.update(running_noise)
         suggestion = self._suggest(
             space, observed, pending, signs=signs, number=number, failed=failed, extra_noise=curve_noise
         )
@@ -362,12 +373,16 @@ def known_noise(
 
 
 def curve_informed(
-    observed: Sequence[Trial], trials: Sequence[Trial], *, minimize: bool
+    observed: Sequence[Trial],
+    trials: Sequence[Trial],
+    *,
+    minimize: bool,
+    states: tuple[TrialState, ...] = (TrialState.PRUNED,),
 ) -> tuple[list[Trial], dict[int, float]]:
-    """``observed`` with each PRUNED trial valued at the curve model's prediction of its final value
-    (see ``pruners._curve_model``: its own extrapolation mixed with the full runs of ``trials``),
-    capped at the best full run's final value, and the variance of each prediction by trial number,
-    to add to the GP's known noise.
+    """``observed`` with each PRUNED trial (each trial in ``states``) valued at the curve model's
+    prediction of its final value (see ``pruners._curve_model``: its own extrapolation mixed with the
+    full runs of ``trials``), capped at the best full run's final value, and the variance of each
+    prediction by trial number, to add to the GP's known noise.
 
     A trial stopped early then enters with a wide variance, one stopped late with a narrow one,
     instead of as a finished run with its best value so far. The cap: the model's own extrapolation
@@ -378,7 +393,7 @@ def curve_informed(
     the model cannot predict keeps its stored value: without a full run in the study (or a report
     in the first half of the trial's own run) nothing calibrates how much of its pace is left,
     while the stored value is at least a value the trial reached. RUNNING trials stay pending
-    points: valuing them too was not measured (the LCBench benchmark runs one trial at a time).
+    points unless ``states`` names them (the sampler's ``_value_running``, measured with several workers).
     """
     from lightning_hpo.pruners._curve_model import CurveModel
 
@@ -387,7 +402,7 @@ def curve_informed(
     out, variances = [], {}
     for trial in observed:
         step = trial.last_step
-        full = model.full_steps(trial) if trial.state is TrialState.PRUNED and step is not None else None
+        full = model.full_steps(trial) if trial.state in states and step is not None else None
         prediction = model.forecast(trial, step, full) if full is not None and step < full else None
         if prediction is None:
             out.append(trial)

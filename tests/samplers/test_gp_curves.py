@@ -72,6 +72,27 @@ def test_pruned_trials_enter_the_gp_at_their_predicted_end_with_its_variance(tmp
     assert Yvar[5, 0] > 10 * Yvar[6, 0] > 0  # stopped at a quarter of its run: far less certain than at three quarters
 
 
+@pytest.mark.parametrize("value_running", [False, True])
+def test_running_trials_are_pending_unless_valued_at_their_predicted_end(tmp_path: Path, value_running: bool) -> None:
+    sampler = RecordingGPSampler(seed=0, n_startup_trials=3, device="cpu")
+    sampler._value_running = value_running  # the measured variant (benchmarks/multi_fidelity.py)
+    study = study_with_pruned_trials(f"sqlite:///{tmp_path / 'curves.db'}", "max", sampler)
+    running = study.ask({"x": 0.55})  # another worker's trial, 6 of its 8 steps reported
+    for step, value in enumerate(learning_curve(0.55, 1.0)[:6], start=1):
+        study.report(running, step, value)
+    study.ask()
+    Y, Yvar = sampler.fitted_to
+    if not value_running:
+        assert Y.shape[0] == 7  # the running trial is a pending point, not an observation
+        return
+    trials = sorted(study.trials, key=lambda t: t.number)
+    prediction = forecast(trials[7], trials[:8], 6, FULL, minimize=False)
+    mean, variance = prediction.mean_and_variance()
+    assert Y.shape[0] == 8
+    assert Y[7, 0].item() == pytest.approx(min(mean, prediction.incumbent))
+    assert Yvar[7, 0].item() == pytest.approx(variance) and variance > 0
+
+
 def test_without_learn_from_curves_pruned_trials_keep_their_stored_values(tmp_path: Path) -> None:
     sampler = RecordingGPSampler(seed=0, n_startup_trials=3, device="cpu", learn_from_curves=False)
     study = study_with_pruned_trials(f"sqlite:///{tmp_path / 'curves.db'}", "max", sampler)
