@@ -567,7 +567,7 @@ def report(results: dict[str, Any], budgets: list[int], corner: dict[str, bool],
         for name in names:
             row = [cell([regrets[name][str(b)][i] for i in keep]) for b in budgets]
             lines.append(f"| {LABELS[name]} | " + " | ".join(row) + " |")
-    for baseline in ("gpc_asha", "gp_asha", "gp_none"):
+    for baseline in ("gpc_asha", "gp_asha", "gp_none", "gpc_asha_w4"):
         if baseline not in names:
             continue
         lines += [
