@@ -54,12 +54,18 @@ def normalized_scores(result: TaskResults, methods: Sequence[Method], budget: in
     return scores
 
 
+def _common_seeds(scores: dict[str, dict[int, float]]) -> list[int]:
+    """The seeds that every method with a score on the task ran."""
+    names = [n for n, s in scores.items() if s]
+    return sorted(set.intersection(*(set(scores[n]) for n in names))) if names else []
+
+
 def _ranks(scores: dict[str, dict[int, float]]) -> dict[str, list[float]]:
     """method -> its rank on every seed that all the methods ran."""
     from scipy.stats import rankdata
 
     names = [n for n, s in scores.items() if s]
-    seeds = sorted(set.intersection(*(set(scores[n]) for n in names))) if names else []
+    seeds = _common_seeds(scores)
     ranks: dict[str, list[float]] = {n: [] for n in names}
     for seed in seeds:
         for name, rank in zip(names, rankdata([-scores[n][seed] for n in names])):
@@ -115,12 +121,16 @@ def aggregate_section(
             )
             tests.append(f"{method.name} {sign}{_wilcoxon(a, b):.2g}")
         lines.append(f"| {result.task.name} | " + " | ".join(cells) + f" | {', '.join(tests)} |")
+    # The means cover the runs the ranks cover, so that a method run on fewer seeds (an expensive
+    # anchor) is not averaged over other runs than the rest.
     means = []
     for method in methods:
-        values = [v for _, scores in per_task for v in scores[method.name].values()]
+        values = [
+            scores[method.name][s] for _, scores in per_task for s in _common_seeds(scores) if scores[method.name]
+        ]
         rank = statistics.mean(all_ranks[method.name]) if all_ranks[method.name] else float("nan")
         means.append(f"**{statistics.mean(values):.3f} ({rank:.2f})**" if values else "–")
-    lines.append("| **mean over task x seed** | " + " | ".join(means) + " | |")
+    lines.append("| **mean over the task x seed runs all ran** | " + " | ".join(means) + " | |")
     lines += ["", f"{ours.label} against each other method, paired over every (task, seed) both ran:", ""]
     for method in methods:
         if method is ours:

@@ -82,6 +82,26 @@ def test_normalized_score_and_ranks() -> None:
     assert _ranks(scores) == {"lhpo_random": [2.0, 1.5], "optuna_tpe": [1.0, 1.5]}
 
 
+def test_suite_means_cover_the_runs_every_method_made() -> None:
+    """A method run on fewer seeds (an expensive anchor) is compared on its seeds only: the suite's
+    mean row averages every method over the same runs as the ranks."""
+    from benchmarks.aggregate import aggregate_section
+    from benchmarks.methods import METHODS
+    from benchmarks.report import TaskResults
+
+    task = build_task("sk_enet_diabetes")
+    methods = [METHODS["lhpo_random"], METHODS["optuna_tpe"]]
+    records = {
+        "lhpo_random": [{"seed": 0, "true": [4.0, 2.0, 6.0]}, {"seed": 1, "true": [6.0, 4.0, 4.0]}],
+        "optuna_tpe": [{"seed": 0, "true": [4.0, 1.0, 0.0]}],
+    }
+    curves = {"lhpo_random": [[4.0, 2.0, 2.0], [6.0, 4.0, 4.0]], "optuna_tpe": [[4.0, 1.0, 0.0]]}
+    result = TaskResults(task, 0.0, curves, records, 0)
+    lines = aggregate_section([result], methods, methods[0], 3)
+    # Seed 0 only: random scores 0.5 (rank 2), TPE 1.0 (rank 1); random's seed 1 (0.0) is left out.
+    assert "| **mean over the task x seed runs all ran** | **0.500 (2.00)** | **1.000 (1.00)** | |" in lines
+
+
 SPACE = {
     "f": Float(0.1, 10.0),
     "flog": Float(1e-4, 1e-1, log=True),
