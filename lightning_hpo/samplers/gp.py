@@ -206,6 +206,10 @@ class GPSampler(Sampler):
     #: ends (as pruned ones do) instead of as pending points; ``benchmarks/multi_fidelity.py``
     #: measures it with several workers.
     _value_running: bool = False
+    #: Draws of the GP's hyperparameters (a Laplace approximation of their posterior) over which a
+    #: single-objective acquisition is averaged, with the fitted ones (``_gp_marginal``); 0: the
+    #: fitted ones alone. ``benchmarks/gp_variants.py`` measures other settings through it.
+    _hyperparameter_draws: int = 0
 
     def sample(
         self, space: SearchSpace, trials: Sequence[Trial], *, number: int, directions: Sequence[str]
@@ -279,6 +283,14 @@ class GPSampler(Sampler):
             model = fitted if fitted is not None else build_model(X, Y, gp_space, hyperparameters, train_Yvar=Yvar)
             torch.manual_seed(acquisition_seed)
             feasible = torch.tensor([t.feasible for t in observed], device=device)
+            draws = []
+            if self._hyperparameter_draws and len(signs) == 1:
+                from lightning_hpo.samplers._gp_marginal import laplace_draws
+
+                draws = [
+                    build_model(X, Y, gp_space, draw, train_Yvar=Yvar)
+                    for draw in laplace_draws(model, hyperparameters, self._hyperparameter_draws, generator)
+                ]
             acquisition, incumbents = _acquisition(
                 model,
                 X,
@@ -288,6 +300,7 @@ class GPSampler(Sampler):
                 generator=generator,
                 feasible=feasible,
                 margin=self._improvement_margin,
+                draws=draws,
             )
             acquisition = _weighted_by_feasibility(
                 acquisition, observed, space, gp_space, tensor_kwargs, failed, self._failure_min_probability
@@ -456,10 +469,13 @@ def _acquisition(
     generator: torch.Generator,
     feasible: torch.Tensor,
     margin: float = 0.0,
+    draws: Sequence[Any] = (),
 ) -> tuple[Any, torch.Tensor]:
     """The acquisition function for the ``n x m`` outcomes ``Y`` (larger is better), and the
     observed points its search starts from and near. Only the ``feasible`` observations (a mask)
-    may be the incumbent; while none is, the acquisition is ``None`` (feasibility alone decides)."""
+    may be the incumbent; while none is, the acquisition is ``None`` (feasibility alone decides).
+    With ``draws`` (GPs of other hyperparameters, one outcome), the mean acquisition of ``model``
+    and them (``_gp_marginal``)."""
     import torch
 
     from lightning_hpo.samplers import _gp_acquisition as acquisitions
@@ -470,14 +486,23 @@ def _acquisition(
     if not len(candidates):
         return None, X[Y[:, 0].topk(min(N_INCUMBENTS, len(Y))).indices]
     if m == 1:
-        acquisition = acquisitions.noisy_log_improvement(
-            model,
-            X_pending,
-            mc_samples=MC_SAMPLES,
-            seed=seed,
-            baseline_candidates=None if feasible.all() else candidates,
-            margin=margin,
-        )
+        each = [
+            acquisitions.noisy_log_improvement(
+                gp,
+                X_pending,
+                mc_samples=MC_SAMPLES,
+                seed=seed,
+                baseline_candidates=None if feasible.all() else candidates,
+                margin=margin,
+            )
+            for gp in [model, *draws]
+        ]
+        if draws:
+            from lightning_hpo.samplers._gp_marginal import LogMeanAcquisition
+
+            acquisition = LogMeanAcquisition(each)
+        else:
+            (acquisition,) = each
         best = Y[candidates, 0].topk(min(N_INCUMBENTS, len(candidates))).indices
         return acquisition, X[candidates[best]]
     # The GP sees the outcomes of every observation (softened, warped, standardized together); the
