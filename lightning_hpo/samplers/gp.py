@@ -233,14 +233,17 @@ class GPSampler(Sampler):
         if self.learn_from_curves and len(directions) == 1:
             # Several objectives: pruned trials keep their stored values (the curve is the first
             # objective's alone, and their GPs learn their own noise).
-            observed, curve_noise = curve_informed(observed, trials, minimize=directions[0] == "min")
+            minimize = directions[0] == "min"
             if self._value_running:
-                valued, running_noise = curve_informed(
-                    pending, trials, minimize=directions[0] == "min", states=(TrialState.RUNNING,)
+                # One curve model for both: observations are never RUNNING, pending trials always are.
+                valued, curve_noise = curve_informed(
+                    [*observed, *pending], trials, minimize=minimize, states=(TrialState.PRUNED, TrialState.RUNNING)
                 )
-                observed += [t for t, before in zip(valued, pending, strict=True) if t is not before]
-                pending = [t for t, before in zip(valued, pending, strict=True) if t is before]
-                curve_noise.update(running_noise)
+                observed, running = valued[: len(observed)], valued[len(observed) :]
+                observed += [t for t, before in zip(running, pending, strict=True) if t is not before]
+                pending = [t for t, before in zip(running, pending, strict=True) if t is before]
+            else:
+                observed, curve_noise = curve_informed(observed, trials, minimize=minimize)
         suggestion = self._suggest(
             space, observed, pending, signs=signs, number=number, failed=failed, extra_noise=curve_noise
         )
