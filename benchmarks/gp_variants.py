@@ -13,7 +13,9 @@ others can show that it generalizes.
         --design sk_enet_diabetes,sk_lassopoly_diabetes,sk_logreg_wine
     python benchmarks/gp_variants.py --variant startup10 --tasks branin --seeds 1 --budget 12 --report-at 6,12
 
-Results are cached per run in ``--out`` (a JSON file), so an interrupted screen resumes.
+A variant that comes out ahead is run again on new seeds (``--first-seed 10``) before anything
+else: a screen tests three budgets, and many screens have been run. Results are cached per run in
+``--out`` (a JSON file), so an interrupted screen resumes.
 """
 
 from __future__ import annotations
@@ -38,10 +40,14 @@ for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 from benchmarks.methods import _lightning_hpo_runner  # noqa: E402
 from benchmarks.regret import incumbent_values  # noqa: E402
 from benchmarks.tasks import BROAD_TASKS, TASK_BUILDERS, Task  # noqa: E402
-from lightning_hpo.samplers import GPSampler, _gp_model  # noqa: E402
+from lightning_hpo.samplers import GPSampler, _gp_model, gp  # noqa: E402
 from lightning_hpo.samplers.gp import default_n_startup_trials  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+# The defaults the variants below wrap or stand in for, before any patch.
+_noisy_log_improvement_acquisition = gp._acquisition
+_default_kernel = _gp_model._kernel
+_default_lengthscale_settings = _gp_model._lengthscale_settings
 
 
 def with_margin(seed: int, margin: float) -> GPSampler:
@@ -67,6 +73,106 @@ class WithoutOutputWarping(GPSampler):
             return super().sample(*args, **kwargs)
 
 
+class AnalyticLogEI(GPSampler):
+    """Our GP with Optuna's GP's acquisition: the analytic log expected improvement over the best
+    observed outcome (no incumbent uncertainty) in place of qLogNEI. Single objective."""
+
+    def sample(self, *args: Any, **kwargs: Any) -> Any:
+        with mock.patch.object(gp, "_acquisition", _log_ei_acquisition):
+            return super().sample(*args, **kwargs)
+
+
+def _log_ei_acquisition(model: Any, X: Any, Y: Any, X_pending: Any, **kwargs: Any) -> Any:
+    from botorch.acquisition.analytic import LogExpectedImprovement
+
+    acquisition, incumbents = _noisy_log_improvement_acquisition(model, X, Y, X_pending, **kwargs)
+    if acquisition is None or Y.shape[-1] != 1:
+        return acquisition, incumbents
+    return LogExpectedImprovement(model, best_f=model.train_targets.max()), incumbents
+
+
+class AcquisitionPortfolio(GPSampler):
+    """Our GP whose acquisition is, per trial, one of ``choices`` of HEBO's three (MACE: "ei" our
+    qLogNEI, "ucb" a confidence bound with HEBO's growing kappa, "pi"), drawn at random from the
+    trial's seed: HEBO draws its suggestion from the front of the three, whose ends these are.
+    Single objective, no pending trials (the analytic PI and bound ignore them), as in the screen."""
+
+    def __init__(self, *args: Any, choices: Sequence[str] = ("ei", "ucb", "pi"), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.choices = tuple(choices)
+
+    def sample(self, *args: Any, **kwargs: Any) -> Any:
+        def acquisition(*a: Any, **k: Any) -> Any:
+            return _portfolio_acquisition(*a, choices=self.choices, **k)
+
+        with mock.patch.object(gp, "_acquisition", acquisition):
+            return super().sample(*args, **kwargs)
+
+
+def _portfolio_acquisition(
+    model: Any, X: Any, Y: Any, X_pending: Any, *, seed: int, choices: Sequence[str], **kwargs: Any
+) -> Any:
+    import math
+    import random
+
+    from botorch.acquisition.analytic import LogProbabilityOfImprovement, UpperConfidenceBound
+
+    acquisition, incumbents = _noisy_log_improvement_acquisition(model, X, Y, X_pending, seed=seed, **kwargs)
+    choice = random.Random(seed).choice(choices)
+    if acquisition is None or Y.shape[-1] != 1 or choice == "ei":
+        return acquisition, incumbents
+    if choice == "ucb":
+        # HEBO's kappa (hebo/optimizers/hebo.py: upsilon 0.5, delta 0.01), t the observations.
+        n, d = X.shape
+        kappa_squared = (2.0 + d / 2.0) * math.log(max(n, 1)) + math.log(math.pi**2 / 0.01)
+        return UpperConfidenceBound(model, beta=kappa_squared), incumbents
+    # PI over the posterior mean at the incumbent, by HEBO's 1e-4 (in standardized outcomes).
+    best = model.posterior(incumbents[:1]).mean.squeeze() + 1e-4
+    return LogProbabilityOfImprovement(model, best_f=best), incumbents
+
+
+class ProductKernel(GPSampler):
+    """Our GP whose kernel on a mixed space is the product of the Float/Int columns' Matern kernel
+    and the categorical kernel alone (as Optuna's GP, one kernel over both), without the sum's
+    terms that carry an effect across categories."""
+
+    def sample(self, *args: Any, **kwargs: Any) -> Any:
+        with mock.patch.object(_gp_model, "_kernel", _product_kernel):
+            return super().sample(*args, **kwargs)
+
+
+def _product_kernel(gp_space: Any, batch_shape: Any) -> Any:
+    ordinal, categorical = gp_space.ordinal_dims, gp_space.categorical_dims
+    if not (ordinal and categorical):
+        return _default_kernel(gp_space, batch_shape)
+    product = _gp_model._ordinal_kernel(ordinal, batch_shape) * _gp_model._categorical_kernel(categorical, batch_shape)
+    return _gp_model._scaled(product, batch_shape)
+
+
+def _mixed(task: Task) -> bool:
+    from lightning_hpo.samplers._gp_space import GPSpace
+    from lightning_hpo.space import SearchSpace
+
+    gp_space = GPSpace(SearchSpace.coerce(task.space))
+    return bool(gp_space.ordinal_dims and gp_space.categorical_dims)
+
+
+class ScaledLengthscalePrior(GPSampler):
+    """Our GP with its lengthscale prior (and the fit's start) centred ``factor`` times further out
+    (a smoother function a priori: > 1) or closer in (a rougher one: < 1), every kernel alike."""
+
+    def __init__(self, *args: Any, factor: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.factor = factor
+
+    def sample(self, *args: Any, **kwargs: Any) -> Any:
+        def settings(dimension: int) -> dict[str, object]:
+            return _default_lengthscale_settings(dimension * self.factor**2)  # the centre is sqrt(dimension)
+
+        with mock.patch.object(_gp_model, "_lengthscale_settings", settings):
+            return super().sample(*args, **kwargs)
+
+
 #: name -> (seed -> sampler), and which spaces it changes (a task it leaves alone runs identically).
 VARIANTS: dict[str, tuple[Callable[[int], GPSampler], Callable[[Task], bool]]] = {
     "default": (lambda seed: GPSampler(seed=seed), lambda task: True),
@@ -82,6 +188,16 @@ VARIANTS: dict[str, tuple[Callable[[int], GPSampler], Callable[[Task], bool]]] =
     # The acquisition averaged over draws of the GP's hyperparameters from a Laplace approximation
     # of their posterior (with the fitted ones): an over-confident fit stops exploring.
     "laplace4": (lambda seed: with_hyperparameter_draws(seed, 4), lambda task: True),
+    # HEBO's acquisition ensemble, its three acquisitions taking turns at random.
+    "portfolio": (lambda seed: AcquisitionPortfolio(seed=seed), lambda task: True),
+    # Its two improvement-based ends alone: half the trials exploit (PI) and none explore more.
+    "eipi": (lambda seed: AcquisitionPortfolio(seed=seed, choices=("ei", "pi")), lambda task: True),
+    # Optuna's GP's acquisition, then its one kernel over categorical and other columns.
+    "logei": (lambda seed: AnalyticLogEI(seed=seed), lambda task: True),
+    "product": (lambda seed: ProductKernel(seed=seed), _mixed),
+    # A rougher and a smoother function a priori.
+    "lengthscale0.5": (lambda seed: ScaledLengthscalePrior(seed=seed, factor=0.5), lambda task: True),
+    "lengthscale2": (lambda seed: ScaledLengthscalePrior(seed=seed, factor=2.0), lambda task: True),
 }
 #: The default suite's tasks that train no network, then the broad suite (a variant skips those it leaves alone).
 SCREEN_TASKS = ("branin", "svc_breast_cancer", "hpobench_kc1", *BROAD_TASKS)
@@ -130,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", choices=[v for v in VARIANTS if v != "default"], required=True)
     parser.add_argument("--tasks", default=",".join(SCREEN_TASKS), help="comma list")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds --first-seed .. + --seeds - 1")
     parser.add_argument("--budget", type=int, default=30)
     parser.add_argument("--report-at", default="10,20,30")
     parser.add_argument("--design", default="", help="comma list of the tasks the variant was designed on")
@@ -145,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         if not VARIANTS[args.variant][1](task):
             print(f"{name}: {args.variant} changes nothing here; skipped", flush=True)
             continue
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for method in ("default", args.variant):
                 key = f"{name}|{seed}|{method}|{args.budget}|{args.report_at}"
                 if key not in cache:

@@ -576,6 +576,31 @@ def test_gp_variants_screen_pairs_runs_skips_unchanged_tasks_and_resumes(tmp_pat
     assert "branin seed 0" not in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("variant", ["portfolio", "eipi", "logei", "product", "lengthscale0.5", "nowarp"])
+def test_each_gp_variant_suggests_in_a_mixed_space_and_undoes_its_patch(variant: str) -> None:
+    from benchmarks import gp_variants
+    from benchmarks.tasks import TASK_BUILDERS
+    from lightning_hpo.samplers import _gp_model, gp
+
+    task = TASK_BUILDERS["sk_logreg_wine"]()  # a Float and two categoricals: 7 Sobol trials, then the GP
+    make_sampler, changes = gp_variants.VARIANTS[variant]
+    assert changes(task)
+    before = (gp._acquisition, _gp_model._kernel, _gp_model._lengthscale_settings, _gp_model.warp_to_normal)
+    values = gp_variants.best_values(task, make_sampler(3), 3, 10, [7, 10])
+    assert values[1] <= values[0] and all(0.0 <= v <= 1.0 for v in values)  # an error rate's incumbents
+    assert (gp._acquisition, _gp_model._kernel, _gp_model._lengthscale_settings, _gp_model.warp_to_normal) == before
+
+
+def test_gp_variants_first_seed_runs_later_seeds(tmp_path: Path) -> None:
+    from benchmarks import gp_variants
+
+    out = tmp_path / "runs.json"
+    arguments = ["--variant", "lengthscale2", "--tasks", "branin", "--seeds", "1", "--first-seed", "4",
+                 "--budget", "7", "--report-at", "7", "--out", str(out)]  # fmt: skip
+    assert gp_variants.main(arguments) == 0
+    assert sorted(json.loads(out.read_text())) == ["branin|4|default|7|7", "branin|4|lengthscale2|7|7"]
+
+
 # -- multi_fidelity.py's digits family: real training ------------------------------------------------
 
 _MLP_CONFIG = {"lr": 3e-3, "hidden": 32, "dropout": 0.1, "weight_decay": 1e-5, "optimizer": "adam"}
