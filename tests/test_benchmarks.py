@@ -8,6 +8,7 @@ import math
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -577,8 +578,9 @@ def test_gp_variants_screen_pairs_runs_skips_unchanged_tasks_and_resumes(tmp_pat
 
 
 @pytest.mark.parametrize("variant", ["portfolio", "eipi", "logei", "product", "lengthscale0.5", "nowarp"])
-def test_each_gp_variant_suggests_in_a_mixed_space_and_undoes_its_patch(variant: str) -> None:
+def test_each_gp_variant_changes_the_gps_suggestions_and_undoes_its_patch(variant: str) -> None:
     from benchmarks import gp_variants
+    from benchmarks.methods import _lightning_hpo_runner
     from benchmarks.tasks import TASK_BUILDERS
     from lightning_hpo.samplers import _gp_model, gp
 
@@ -586,9 +588,16 @@ def test_each_gp_variant_suggests_in_a_mixed_space_and_undoes_its_patch(variant:
     make_sampler, changes = gp_variants.VARIANTS[variant]
     assert changes(task)
     before = (gp._acquisition, _gp_model._kernel, _gp_model._lengthscale_settings, _gp_model.warp_to_normal)
-    values = gp_variants.best_values(task, make_sampler(3), 3, 10, [7, 10])
-    assert values[1] <= values[0] and all(0.0 <= v <= 1.0 for v in values)  # an error rate's incumbents
+
+    def suggestions(make: Any) -> list[dict[str, Any]]:
+        trace = _lightning_hpo_runner(make)(task, task.make_objective(3), 12, 3)
+        return trace.params
+
+    default, changed = suggestions(gp_variants.VARIANTS["default"][0]), suggestions(make_sampler)
     assert (gp._acquisition, _gp_model._kernel, _gp_model._lengthscale_settings, _gp_model.warp_to_normal) == before
+    assert changed[:7] == default[:7]  # the same Sobol start
+    assert changed[7:] != default[7:]  # the GP's suggestions are the variant's own
+    assert all(task.space["C"].low <= p["C"] <= task.space["C"].high for p in changed)
 
 
 def test_gp_variants_first_seed_runs_later_seeds(tmp_path: Path) -> None:
