@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.aggregate import aggregate_section
+from benchmarks.aggregate import SIGNIFICANCE, _wilcoxon, aggregate_section
 from benchmarks.methods import OURS, STAND_IN, Method
 from benchmarks.regret import quartiles, reference_value, simple_regret
 from benchmarks.runner import Log, ResultCache
@@ -131,43 +131,46 @@ def _regret_table(results: Sequence[TaskResults], methods: Sequence[Method], bud
     return lines
 
 
-#: Two-sided significance level of the rank test in the comparison lines.
-SIGNIFICANCE = 0.05
+def _finals_by_seed(result: TaskResults, name: str, budget: int) -> dict[int, float]:
+    """seed -> the method's regret after ``budget`` trials (only runs that reached it)."""
+    return {r["seed"]: c[budget - 1] for r, c in zip(result.records[name], result.curves[name]) if len(c) >= budget}
 
 
 def _comparison(results: Sequence[TaskResults], methods: Sequence[Method], ours: Method, budget: int) -> list[str]:
     """One line per other method: on how many tasks our median regret is at or below its, and on
-    which tasks the difference of the two samples of seeds is significant (two-sided Mann-Whitney U
-    test at ``SIGNIFICANCE``): with 5 to 10 seeds a median is a noisy figure, and most of the
-    differences between two good samplers are within that noise."""
-    from scipy.stats import mannwhitneyu
-
-    def finals(result: TaskResults, name: str) -> list[float]:
-        return [c[budget - 1] for c in result.curves[name] if len(c) >= budget]
-
+    which tasks the difference is significant: Wilcoxon's signed-rank test (two-sided, at
+    ``SIGNIFICANCE``) over the seeds both ran, paired by seed as the suite's aggregate tests are.
+    With 5 to 10 seeds a median is a noisy figure, and most of the differences between two good
+    samplers are within that noise."""
     lines = []
     for other in methods:
         if other is ours:
             continue
-        pairs = [(r.task.name, finals(r, ours.name), finals(r, other.name)) for r in results]
-        pairs = [(t, a, b) for t, a, b in pairs if a and b]
-        if not pairs:
+        finals = [
+            (r.task.name, _finals_by_seed(r, ours.name, budget), _finals_by_seed(r, other.name, budget))
+            for r in results
+        ]
+        finals = [(t, a, b) for t, a, b in finals if a and b]
+        if not finals:
             continue
-        medians = [(t, statistics.median(a), statistics.median(b)) for t, a, b in pairs]
+        medians = [(t, statistics.median(a.values()), statistics.median(b.values())) for t, a, b in finals]
         at_most = sum(a <= b for _, a, b in medians)
         below = sum(a < b for _, a, b in medians)
         worse = [t for t, a, b in medians if a > b]
-        significant = {t for t, a, b in pairs if mannwhitneyu(a, b, alternative="two-sided").pvalue < SIGNIFICANCE}
-        better_p = [t for t, a, b in medians if t in significant and a < b]
-        worse_p = [t for t, a, b in medians if t in significant and a > b]
+        better_p, worse_p = [], []
+        for task, a, b in finals:
+            seeds = sorted(set(a) & set(b))
+            differences = [a[s] - b[s] for s in seeds]
+            if _wilcoxon([a[s] for s in seeds], [b[s] for s in seeds]) < SIGNIFICANCE:
+                (better_p if statistics.mean(differences) < 0 else worse_p).append(task)
         lines.append(
-            f"- vs {other.label}: at or below on {at_most}/{len(pairs)} tasks, strictly below on {below}/{len(pairs)}"
+            f"- vs {other.label}: at or below on {at_most}/{len(finals)} tasks, strictly below on {below}/{len(finals)}"
             + (f"; worse on {', '.join(worse)}" if worse else "")
-            + f". Significantly below (p < {SIGNIFICANCE}) on {len(better_p)}"
+            + f". Significantly below (paired by seed, p < {SIGNIFICANCE}) on {len(better_p)}"
             + (f" ({', '.join(better_p)})" if better_p else "")
             + f", significantly above on {len(worse_p)}"
             + (f" ({', '.join(worse_p)})" if worse_p else "")
-            + f", within the noise of the seeds on {len(pairs) - len(better_p) - len(worse_p)}."
+            + f", within the noise of the seeds on {len(finals) - len(better_p) - len(worse_p)}."
         )
     return lines
 
