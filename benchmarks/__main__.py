@@ -30,8 +30,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--tasks",
-        help="comma-separated task names, 'all', or 'broad' (the scikit-learn suite of "
-        "tasks/sklearn_suite.py) (default: the full suite; see --list)",
+        help="comma-separated task names, 'all', 'broad' (the scikit-learn suite of "
+        "tasks/sklearn_suite.py) or 'highdim' (10- and 20-D probes) (default: the full suite; see --list)",
     )
     parser.add_argument(
         "--samplers",
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.methods import DEFAULT_METHODS, METHODS, OURS, STAND_IN, resolve_methods
     from benchmarks.report import TimingSpec, write_report
     from benchmarks.runner import ResultCache, run_all
-    from benchmarks.tasks import BROAD_TASKS, DEFAULT_TASKS, QUICK_TASKS, TASK_BUILDERS, build_task
+    from benchmarks.tasks import BROAD_TASKS, DEFAULT_TASKS, HIGH_DIM_TASKS, QUICK_TASKS, TASK_BUILDERS, build_task
 
     def log(message: str) -> None:
         print(message, flush=True)
@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print("tasks:", ", ".join(TASK_BUILDERS), f"\ndefault suite: {', '.join(DEFAULT_TASKS)}")
         print(f"broad suite (--tasks broad): {', '.join(BROAD_TASKS)}")
+        print(f"high-dimensional probes (--tasks highdim): {', '.join(HIGH_DIM_TASKS)}")
         for method in METHODS.values():
             reason = method.unavailable()
             print(f"  {method.name:<16} {method.label}" + (f"  [unavailable: {reason}]" if reason else ""))
@@ -109,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     out = args.out or (HERE / "out" / "quick" if quick else HERE / "out")
     results_path = args.results or (out / "RESULTS.md" if quick else HERE / "RESULTS.md")
-    if args.tasks in ("all", "broad"):
-        task_names = list(TASK_BUILDERS) if args.tasks == "all" else list(BROAD_TASKS)
+    groups = {"all": tuple(TASK_BUILDERS), "broad": BROAD_TASKS, "highdim": HIGH_DIM_TASKS}
+    if args.tasks in groups:
+        task_names = list(groups[args.tasks])
     else:
         task_names = _names(args.tasks, QUICK_TASKS if quick else DEFAULT_TASKS)
     budget = args.budget or (12 if quick else 50)

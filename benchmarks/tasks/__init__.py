@@ -14,6 +14,7 @@ __all__ = [
     "TASK_BUILDERS",
     "DEFAULT_TASKS",
     "BROAD_TASKS",
+    "HIGH_DIM_TASKS",
     "QUICK_TASKS",
     "build_task",
     "space_summary",
@@ -34,6 +35,8 @@ DEFAULT_TASKS = (
     "gb_diabetes",
     "digits_mlp",
 )
+#: Probes at 10 and 20 columns, in neither suite (nothing was tuned on them): `--tasks highdim`.
+HIGH_DIM_TASKS = ("stybtang10", "rosenbrock10", "michalewicz10", "levy20", "hartmann6_in_20")
 #: The smoke run: one continuous, one mixed and one tabular task.
 QUICK_TASKS = ("branin", "mixed", "hpobench_kc1")
 
