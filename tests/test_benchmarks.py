@@ -595,24 +595,27 @@ def test_gp_variants_screen_pairs_runs_skips_unchanged_tasks_and_resumes(tmp_pat
     assert "branin seed 0" not in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("variant", ["portfolio", "eipi", "logei", "product", "lengthscale0.5", "nowarp"])
+@pytest.mark.parametrize(
+    "variant", ["portfolio", "eipi", "logei", "product", "lengthscale0.5", "nowarp", "search4", "inputwarp"]
+)
 def test_each_gp_variant_changes_the_gps_suggestions_and_undoes_its_patch(variant: str) -> None:
     from benchmarks import gp_variants
     from benchmarks.methods import _lightning_hpo_runner
     from benchmarks.tasks import TASK_BUILDERS
-    from lightning_hpo.samplers import _gp_model, gp
+    from lightning_hpo.samplers import _gp_acquisition, _gp_model, gp
 
     task = TASK_BUILDERS["sk_logreg_wine"]()  # a Float and two categoricals: 7 Sobol trials, then the GP
     make_sampler, changes = gp_variants.VARIANTS[variant]
     assert changes(task)
-    before = (gp._acquisition, _gp_model._kernel, _gp_model._lengthscale_settings, _gp_model.warp_to_normal)
+    patched = (gp, "_acquisition"), (_gp_model, "_kernel"), (_gp_model, "_lengthscale_settings"), (_gp_model, "warp_to_normal"), (_gp_acquisition, "maximize")  # fmt: skip
+    before = [getattr(module, name) for module, name in patched]
 
     def suggestions(make: Any) -> list[dict[str, Any]]:
         trace = _lightning_hpo_runner(make)(task, task.make_objective(3), 12, 3)
         return trace.params
 
     default, changed = suggestions(gp_variants.VARIANTS["default"][0]), suggestions(make_sampler)
-    assert (gp._acquisition, _gp_model._kernel, _gp_model._lengthscale_settings, _gp_model.warp_to_normal) == before
+    assert [getattr(module, name) for module, name in patched] == before
     assert changed[:7] == default[:7]  # the same Sobol start
     assert changed[7:] != default[7:]  # the GP's suggestions are the variant's own
     assert all(task.space["C"].low <= p["C"] <= task.space["C"].high for p in changed)
