@@ -181,21 +181,21 @@ class ScaledLengthscalePrior(GPSampler):
 
 
 class LargerSearch(GPSampler):
-    """Our GP whose acquisition search scores ``factor`` times the Sobol points and runs ``factor``
-    times the starts and rounds of local search (the default search was sized on spaces of 2-6
-    columns)."""
+    """Our GP whose acquisition search scores ``global_factor`` times the Sobol points and runs
+    ``local_factor`` times the starts and rounds of local search (the default search was sized on
+    spaces of 2-6 columns)."""
 
-    def __init__(self, *args: Any, factor: int, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, global_factor: int, local_factor: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.factor = factor
+        self.global_factor, self.local_factor = global_factor, local_factor
 
     def sample(self, *args: Any, **kwargs: Any) -> Any:
         default = _gp_acquisition.OptimizerBudget()
         budget = dataclasses.replace(
             default,
-            raw_samples=default.raw_samples * self.factor,
-            restarts=default.restarts * self.factor,
-            rounds=default.rounds * self.factor,
+            raw_samples=default.raw_samples * self.global_factor,
+            restarts=default.restarts * self.local_factor,
+            rounds=default.rounds * self.local_factor,
         )
 
         def larger(*call_args: Any, **call_kwargs: Any) -> Any:
@@ -283,7 +283,10 @@ VARIANTS: dict[str, tuple[Callable[[int], GPSampler], Callable[[Task], bool]]] =
     "lengthscale2": (lambda seed: ScaledLengthscalePrior(seed=seed, factor=2.0), lambda task: True),
     # Four times the acquisition search's Sobol points, starts and rounds (Float columns: the
     # rounds of a discrete space are set apart, `OptimizerBudget.discrete_*`).
-    "search4": (lambda seed: LargerSearch(seed=seed, factor=4), _continuous),
+    "search4": (lambda seed: LargerSearch(seed=seed, global_factor=4, local_factor=4), _continuous),
+    # Sixteen times the Sobol points alone: starts from a denser cover of the space, as an
+    # evolutionary search of the whole space (HEBO's) would find.
+    "sobol16": (lambda seed: LargerSearch(seed=seed, global_factor=16, local_factor=1), _continuous),
     # HEBO's input warping, on the Float and Int columns (every task has some).
     "inputwarp": (lambda seed: InputWarping(seed=seed), lambda task: True),
 }

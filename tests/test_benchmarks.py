@@ -596,7 +596,7 @@ def test_gp_variants_screen_pairs_runs_skips_unchanged_tasks_and_resumes(tmp_pat
 
 
 @pytest.mark.parametrize(
-    "variant", ["portfolio", "eipi", "logei", "product", "lengthscale0.5", "nowarp", "search4", "inputwarp"]
+    "variant", ["portfolio", "eipi", "logei", "product", "lengthscale0.5", "nowarp", "search4", "sobol16", "inputwarp"]
 )
 def test_each_gp_variant_changes_the_gps_suggestions_and_undoes_its_patch(variant: str) -> None:
     from benchmarks import gp_variants
