@@ -596,7 +596,19 @@ def test_gp_variants_screen_pairs_runs_skips_unchanged_tasks_and_resumes(tmp_pat
 
 
 @pytest.mark.parametrize(
-    "variant", ["portfolio", "eipi", "logei", "product", "lengthscale0.5", "nowarp", "search4", "sobol16", "inputwarp"]
+    "variant",
+    [
+        "portfolio",
+        "eipi",
+        "logei",
+        "product",
+        "lengthscale0.5",
+        "nowarp",
+        "search4",
+        "sobol16",
+        "inputwarp",
+        "matern32",
+    ],
 )
 def test_each_gp_variant_changes_the_gps_suggestions_and_undoes_its_patch(variant: str) -> None:
     from benchmarks import gp_variants
@@ -607,7 +619,7 @@ def test_each_gp_variant_changes_the_gps_suggestions_and_undoes_its_patch(varian
     task = TASK_BUILDERS["sk_logreg_wine"]()  # a Float and two categoricals: 7 Sobol trials, then the GP
     make_sampler, changes = gp_variants.VARIANTS[variant]
     assert changes(task)
-    patched = (gp, "_acquisition"), (_gp_model, "_kernel"), (_gp_model, "_lengthscale_settings"), (_gp_model, "warp_to_normal"), (_gp_acquisition, "maximize")  # fmt: skip
+    patched = (gp, "_acquisition"), (_gp_model, "_kernel"), (_gp_model, "_lengthscale_settings"), (_gp_model, "warp_to_normal"), (_gp_model, "_ordinal_kernel"), (_gp_acquisition, "maximize")  # fmt: skip
     before = [getattr(module, name) for module, name in patched]
 
     def suggestions(make: Any) -> list[dict[str, Any]]:
