@@ -47,7 +47,6 @@ from benchmarks.regret import incumbent_values  # noqa: E402
 from benchmarks.tasks import BROAD_TASKS, TASK_BUILDERS, Task  # noqa: E402
 from lightning_hpo.samplers import GPSampler, _gp_acquisition, _gp_model, gp  # noqa: E402
 from lightning_hpo.samplers.gp import default_n_startup_trials  # noqa: E402
-from lightning_hpo.space import Float  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 # The defaults the variants below wrap or stand in for, before any patch.
@@ -272,7 +271,8 @@ class Matern32(GPSampler):
 
 
 def _continuous(task: Task) -> bool:
-    return any(isinstance(d, Float) for d in task.space.values())
+    """Whether the search runs its Float budget here (`maximize` sets discrete spaces apart)."""
+    return bool(_gp_space(task).continuous_dims)
 
 
 #: name -> (seed -> sampler), and which spaces it changes (a task it leaves alone runs identically).
