@@ -31,7 +31,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--tasks",
         help="comma-separated task names, 'all', 'broad' (the scikit-learn suite of "
-        "tasks/sklearn_suite.py) or 'highdim' (10- and 20-D probes) (default: the full suite; see --list)",
+        "tasks/sklearn_suite.py), 'highdim' (10- and 20-D probes) or 'wide' (scikit-learn models with "
+        "8-9 Float and Int columns) (default: the full suite; see --list)",
     )
     parser.add_argument(
         "--samplers",
@@ -93,7 +94,15 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.methods import DEFAULT_METHODS, METHODS, OURS, STAND_IN, resolve_methods
     from benchmarks.report import TimingSpec, write_report
     from benchmarks.runner import ResultCache, run_all
-    from benchmarks.tasks import BROAD_TASKS, DEFAULT_TASKS, HIGH_DIM_TASKS, QUICK_TASKS, TASK_BUILDERS, build_task
+    from benchmarks.tasks import (
+        BROAD_TASKS,
+        DEFAULT_TASKS,
+        HIGH_DIM_TASKS,
+        QUICK_TASKS,
+        TASK_BUILDERS,
+        WIDE_TASKS,
+        build_task,
+    )
 
     def log(message: str) -> None:
         print(message, flush=True)
@@ -102,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         print("tasks:", ", ".join(TASK_BUILDERS), f"\ndefault suite: {', '.join(DEFAULT_TASKS)}")
         print(f"broad suite (--tasks broad): {', '.join(BROAD_TASKS)}")
         print(f"high-dimensional probes (--tasks highdim): {', '.join(HIGH_DIM_TASKS)}")
+        print(f"wide scikit-learn spaces (--tasks wide): {', '.join(WIDE_TASKS)}")
         for method in METHODS.values():
             reason = method.unavailable()
             print(f"  {method.name:<16} {method.label}" + (f"  [unavailable: {reason}]" if reason else ""))
@@ -110,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     out = args.out or (HERE / "out" / "quick" if quick else HERE / "out")
     results_path = args.results or (out / "RESULTS.md" if quick else HERE / "RESULTS.md")
-    groups = {"all": tuple(TASK_BUILDERS), "broad": BROAD_TASKS, "highdim": HIGH_DIM_TASKS}
+    groups = {"all": tuple(TASK_BUILDERS), "broad": BROAD_TASKS, "highdim": HIGH_DIM_TASKS, "wide": WIDE_TASKS}
     if args.tasks in groups:
         task_names = list(groups[args.tasks])
     else:

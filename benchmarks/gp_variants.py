@@ -184,6 +184,26 @@ class ScaledLengthscalePrior(GPSampler):
             return super().sample(*args, **kwargs)
 
 
+class WiderLengthscalePrior(GPSampler):
+    """Our GP with the log-normal lengthscale prior ``factor`` times as wide, its centre unchanged,
+    in kernels of ``from_dimension`` columns or more: the data, not the prior, decide more of how
+    rough the function is."""
+
+    def __init__(self, *args: Any, factor: float, from_dimension: int = 1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.factor, self.from_dimension = factor, from_dimension
+
+    def sample(self, *args: Any, **kwargs: Any) -> Any:
+        def settings(dimension: int) -> dict[str, object]:
+            widened = dimension >= self.from_dimension
+            scale = _gp_model.LENGTHSCALE_PRIOR_SCALE * (self.factor if widened else 1.0)
+            with mock.patch.object(_gp_model, "LENGTHSCALE_PRIOR_SCALE", scale):
+                return _default_lengthscale_settings(dimension)
+
+        with mock.patch.object(_gp_model, "_lengthscale_settings", settings):
+            return super().sample(*args, **kwargs)
+
+
 class LargerSearch(GPSampler):
     """Our GP whose acquisition search scores ``global_factor`` times the Sobol points and runs
     ``local_factor`` times the starts and rounds of local search (the default search was sized on
@@ -270,6 +290,19 @@ class Matern32(GPSampler):
             return super().sample(*args, **kwargs)
 
 
+def hebo_n_startup_trials(dimension: int) -> int:
+    """HEBO's random start, ``1 + dimension``, under our cap of 10."""
+    return min(dimension + 1, 10)
+
+
+class HeboStart(GPSampler):
+    """Our GP after HEBO's shorter random start: its own choices three trials sooner."""
+
+    def sample(self, *args: Any, **kwargs: Any) -> Any:
+        with mock.patch.object(gp, "default_n_startup_trials", hebo_n_startup_trials):
+            return super().sample(*args, **kwargs)
+
+
 def _continuous(task: Task) -> bool:
     """Whether the search runs its Float budget here (`maximize` sets discrete spaces apart)."""
     return bool(_gp_space(task).continuous_dims)
@@ -282,6 +315,11 @@ VARIANTS: dict[str, tuple[Callable[[int], GPSampler], Callable[[Task], bool]]] =
     "startup10": (
         lambda seed: GPSampler(seed=seed, n_startup_trials=10),
         lambda task: default_n_startup_trials(len(task.space)) != 10,
+    ),
+    # HEBO's start: one Sobol trial more than the space's parameters (ours: four more), at most 10 as ours.
+    "startup_d1": (
+        lambda seed: HeboStart(seed=seed),
+        lambda task: hebo_n_startup_trials(len(task.space)) != default_n_startup_trials(len(task.space)),
     ),
     # EI's classic xi: a candidate must beat the incumbent by a share of the outcomes' spread, so
     # steps along a flat valley floor, which promise less than that, lose to unexplored regions.
@@ -300,6 +338,13 @@ VARIANTS: dict[str, tuple[Callable[[int], GPSampler], Callable[[Task], bool]]] =
     # A rougher and a smoother function a priori.
     "lengthscale0.5": (lambda seed: ScaledLengthscalePrior(seed=seed, factor=0.5), lambda task: True),
     "lengthscale2": (lambda seed: ScaledLengthscalePrior(seed=seed, factor=2.0), lambda task: True),
+    # The same centre, twice the spread (BoTorch's prior is wider still, and centred further out).
+    "lengthscale_wide": (lambda seed: WiderLengthscalePrior(seed=seed, factor=2.0), lambda task: True),
+    # ... only in kernels of 8 or more Float and Int columns (the suite's spaces have at most 6).
+    "lengthscale_wide8": (
+        lambda seed: WiderLengthscalePrior(seed=seed, factor=2.0, from_dimension=8),
+        lambda task: len(_gp_space(task).ordinal_dims) >= 8,
+    ),
     # Four times the acquisition search's Sobol points, starts and rounds (Float columns: the
     # rounds of a discrete space are set apart, `OptimizerBudget.discrete_*`).
     "search4": (lambda seed: LargerSearch(seed=seed, global_factor=4, local_factor=4), _continuous),

@@ -603,6 +603,7 @@ def test_gp_variants_screen_pairs_runs_skips_unchanged_tasks_and_resumes(tmp_pat
         "logei",
         "product",
         "lengthscale0.5",
+        "lengthscale_wide",
         "nowarp",
         "search4",
         "sobol16",
@@ -619,7 +620,7 @@ def test_each_gp_variant_changes_the_gps_suggestions_and_undoes_its_patch(varian
     task = TASK_BUILDERS["sk_logreg_wine"]()  # a Float and two categoricals: 7 Sobol trials, then the GP
     make_sampler, changes = gp_variants.VARIANTS[variant]
     assert changes(task)
-    patched = (gp, "_acquisition"), (_gp_model, "_kernel"), (_gp_model, "_lengthscale_settings"), (_gp_model, "warp_to_normal"), (_gp_model, "_ordinal_kernel"), (_gp_acquisition, "maximize")  # fmt: skip
+    patched = (gp, "_acquisition"), (_gp_model, "_kernel"), (_gp_model, "_lengthscale_settings"), (_gp_model, "warp_to_normal"), (_gp_model, "_ordinal_kernel"), (_gp_model, "LENGTHSCALE_PRIOR_SCALE"), (_gp_acquisition, "maximize")  # fmt: skip
     before = [getattr(module, name) for module, name in patched]
 
     def suggestions(make: Any) -> list[dict[str, Any]]:
@@ -631,6 +632,27 @@ def test_each_gp_variant_changes_the_gps_suggestions_and_undoes_its_patch(varian
     assert changed[:7] == default[:7]  # the same Sobol start
     assert changed[7:] != default[7:]  # the GP's suggestions are the variant's own
     assert all(task.space["C"].low <= p["C"] <= task.space["C"].high for p in changed)
+
+
+def test_hebo_start_hands_over_to_the_gp_after_one_trial_more_than_the_parameters() -> None:
+    from benchmarks import gp_variants
+    from benchmarks.methods import _lightning_hpo_runner
+    from benchmarks.tasks import TASK_BUILDERS
+    from lightning_hpo.samplers import gp
+
+    task = TASK_BUILDERS["sk_logreg_wine"]()  # three parameters: 7 Sobol trials by default, 4 by HEBO's
+    make_sampler, changes = gp_variants.VARIANTS["startup_d1"]
+    assert changes(task)
+    assert not changes(TASK_BUILDERS["stybtang10"]())  # ten parameters: both capped at 10
+    default_count = gp.default_n_startup_trials
+
+    def suggestions(make: Any) -> list[dict[str, Any]]:
+        return _lightning_hpo_runner(make)(task, task.make_objective(3), 7, 3).params
+
+    default, changed = suggestions(gp_variants.VARIANTS["default"][0]), suggestions(make_sampler)
+    assert gp.default_n_startup_trials is default_count
+    assert changed[:4] == default[:4]  # the same Sobol points while both start
+    assert changed[4:] != default[4:]  # then the GP's, where the default still draws Sobol points
 
 
 def test_gp_variants_first_seed_runs_later_seeds(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from benchmarks.tasks import BROAD_TASKS, TASK_BUILDERS, build_task
+from benchmarks.tasks import BROAD_TASKS, TASK_BUILDERS, WIDE_TASKS, build_task
 from lightning_hpo import SearchSpace
 from lightning_hpo.space import Categorical, Float, Int
 
@@ -45,6 +45,33 @@ def test_broad_task_evaluates_deterministically(name: str, params: dict, low: fl
     first = task.make_objective(0)(params)
     assert low < first.observed < high and first.observed == first.true
     assert task.make_objective(1)(params) == first  # fixed folds and model seed: the seed changes nothing
+
+
+# Each wide task with the value a failed fit counts as (its metric's worst).
+@pytest.mark.parametrize(
+    "name,worst",
+    [
+        ("sk_rfwide_wine", 10.0),
+        ("sk_rfwide_diabetes", 200.0),
+        ("sk_hgbwide_breast_cancer", 1.0),
+        ("sk_mlpadamwide_digits", 1.0),
+    ],
+)
+def test_wide_task_has_eight_numeric_columns_and_evaluates_at_both_ends(name: str, worst: float) -> None:
+    task = build_task(name)
+    numeric = [n for n, domain in task.space.items() if isinstance(domain, Float | Int)]
+    assert len(numeric) >= 8 and name in WIDE_TASKS and name not in BROAD_TASKS
+    # Every column at its low end, then at its high end: both corners fit and give different values.
+    values = []
+    for end in ("low", "high"):
+        params = {
+            n: d.choices[0 if end == "low" else -1] if isinstance(d, Categorical) else getattr(d, end)
+            for n, d in task.space.items()
+        }
+        evaluation = task.make_objective(0)(params)
+        assert evaluation == task.make_objective(1)(params) and evaluation.observed < worst
+        values.append(evaluation.observed)
+    assert values[0] != values[1]
 
 
 def test_failed_fit_counts_as_the_worst_value() -> None:

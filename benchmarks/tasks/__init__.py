@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from benchmarks.tasks import sklearn_suite, synthetic, tabular, training, yahpo  # noqa: F401  (they register their tasks)
 from benchmarks.tasks.base import TASK_BUILDERS, Evaluation, Objective, Task, space_summary
-from benchmarks.tasks.sklearn_suite import BROAD_TASKS
+from benchmarks.tasks.sklearn_suite import BROAD_TASKS, WIDE_TASKS
 
 __all__ = [
     "Evaluation",
@@ -15,6 +15,7 @@ __all__ = [
     "DEFAULT_TASKS",
     "BROAD_TASKS",
     "HIGH_DIM_TASKS",
+    "WIDE_TASKS",
     "QUICK_TASKS",
     "build_task",
     "space_summary",

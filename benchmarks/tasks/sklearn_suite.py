@@ -22,7 +22,7 @@ import numpy as np
 from benchmarks.tasks.base import Evaluation, Objective, Task, register
 from lightning_hpo.space import Categorical, Domain, Float, Int
 
-__all__ = ["BROAD_TASKS"]
+__all__ = ["BROAD_TASKS", "WIDE_TASKS"]
 
 #: Rows of digits kept (fixed random subset): the whole set makes MLPs and forests the suite's cost.
 DIGITS_ROWS = 400
@@ -256,6 +256,28 @@ _MLP_ADAM_SPACE: dict[str, Domain] = {
     "activation": Categorical(["relu", "tanh", "logistic"]),
 }
 
+# Wide spaces: every knob of a family a practitioner might open, 9-10 columns (the suite's are 2-6).
+_FOREST_WIDE_SPACE: dict[str, Domain] = {
+    **_FOREST_SPACE,
+    "max_leaf_nodes": Int(2, 256, log=True),
+    "min_impurity_decrease": Float(0.0, 0.05),
+    "min_weight_fraction_leaf": Float(0.0, 0.3),
+    "ccp_alpha": Float(0.0, 0.05),
+}
+_BOOSTING_WIDE_SPACE: dict[str, Domain] = {
+    **_BOOSTING_SPACE,
+    "max_depth": Int(2, 16),
+    "max_bins": Int(16, 255, log=True),
+    "interaction_cst": Categorical([None, "pairwise", "no_interactions"]),
+}
+_MLP_ADAM_WIDE_SPACE: dict[str, Domain] = {
+    **_MLP_ADAM_SPACE,
+    "beta_2": Float(0.9, 0.9999),
+    "epsilon": Float(1e-9, 1e-6, log=True),
+    "validation_fraction": Float(0.05, 0.3),
+    "early_stopping": Categorical([True, False]),
+}
+
 # family -> (summary, space for regression or not, builder(params, regression))
 _FAMILY = {
     "dt": ("decision tree", lambda r: _tree_space(r), _tree),
@@ -268,6 +290,9 @@ _FAMILY = {
     "lassopoly": ("lasso on polynomial features", lambda r: _LASSO_POLY_SPACE, _elastic_net),
     "mlpsgd": ("MLP, sgd", lambda r: _MLP_SGD_SPACE, _mlp("sgd")),
     "mlpadam": ("MLP, adam", lambda r: _MLP_ADAM_SPACE, _mlp("adam")),
+    "rfwide": ("random forest, 10 hyperparameters", lambda r: _FOREST_WIDE_SPACE, _forest),
+    "hgbwide": ("histogram gradient boosting, 9 hyperparameters", lambda r: _BOOSTING_WIDE_SPACE, _boosting),
+    "mlpadamwide": ("MLP, adam, 11 hyperparameters", lambda r: _MLP_ADAM_WIDE_SPACE, _mlp("adam")),
 }
 
 #: (family, dataset, scoring) of every task; its name is ``sk_<family>_<dataset>``.
@@ -323,3 +348,13 @@ def _register(family: str, dataset: str, scoring: str) -> str:
 
 #: The broad suite's task names, in order.
 BROAD_TASKS = tuple(_register(*spec) for spec in _TASKS)
+#: Wide-space tasks, in no suite: hold-outs for settings that depend on the number of columns.
+WIDE_TASKS = tuple(
+    _register(*spec)
+    for spec in (
+        ("rfwide", "wine", "log_loss"),
+        ("rfwide", "diabetes", "rmse"),
+        ("hgbwide", "breast_cancer", "1-auc"),
+        ("mlpadamwide", "digits", "error"),
+    )  # fmt: skip
+)
