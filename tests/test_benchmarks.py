@@ -604,6 +604,7 @@ def test_gp_variants_screen_pairs_runs_skips_unchanged_tasks_and_resumes(tmp_pat
         "product",
         "lengthscale0.5",
         "lengthscale_wide",
+        "lengthscale_loo",
         "nowarp",
         "search4",
         "sobol16",
@@ -620,7 +621,7 @@ def test_each_gp_variant_changes_the_gps_suggestions_and_undoes_its_patch(varian
     task = TASK_BUILDERS["sk_logreg_wine"]()  # a Float and two categoricals: 7 Sobol trials, then the GP
     make_sampler, changes = gp_variants.VARIANTS[variant]
     assert changes(task)
-    patched = (gp, "_acquisition"), (_gp_model, "_kernel"), (_gp_model, "_lengthscale_settings"), (_gp_model, "warp_to_normal"), (_gp_model, "_ordinal_kernel"), (_gp_model, "LENGTHSCALE_PRIOR_SCALE"), (_gp_acquisition, "maximize")  # fmt: skip
+    patched = (gp, "_acquisition"), (_gp_model, "_kernel"), (_gp_model, "_lengthscale_settings"), (_gp_model, "warp_to_normal"), (_gp_model, "_ordinal_kernel"), (_gp_model, "LENGTHSCALE_PRIOR_SCALE"), (_gp_model, "fit_model"), (_gp_acquisition, "maximize")  # fmt: skip
     before = [getattr(module, name) for module, name in patched]
 
     def suggestions(make: Any) -> list[dict[str, Any]]:
@@ -653,6 +654,35 @@ def test_hebo_start_hands_over_to_the_gp_after_one_trial_more_than_the_parameter
     assert gp.default_n_startup_trials is default_count
     assert changed[:4] == default[:4]  # the same Sobol points while both start
     assert changed[4:] != default[4:]  # then the GP's, where the default still draws Sobol points
+
+
+def test_leave_one_out_log_density_is_that_of_the_gp_refitted_without_each_point() -> None:
+    import math
+
+    import torch
+    from botorch.models import SingleTaskGP
+
+    from benchmarks.gp_variants import leave_one_out_log_density
+
+    generator = torch.Generator().manual_seed(0)
+    X = torch.rand(12, 3, dtype=torch.float64, generator=generator)
+    Y = torch.sin(6 * X).sum(-1, keepdim=True)
+    Y = (Y - Y.mean()) / Y.std()
+
+    def gp(rows: list[int]) -> SingleTaskGP:
+        model = SingleTaskGP(X[rows], Y[rows], outcome_transform=None)
+        model.likelihood.noise = 0.05
+        return model.eval()
+
+    full = gp(list(range(12)))
+    expected = 0.0
+    for i in range(12):
+        model = gp([j for j in range(12) if j != i])
+        model.load_state_dict(full.state_dict())
+        posterior = model.posterior(X[i : i + 1], observation_noise=True)
+        mean, variance = posterior.mean.item(), posterior.variance.item()
+        expected += -0.5 * math.log(variance) - 0.5 * (Y[i].item() - mean) ** 2 / variance
+    assert leave_one_out_log_density(full) == pytest.approx(expected, rel=1e-9)
 
 
 def test_gp_variants_first_seed_runs_later_seeds(tmp_path: Path) -> None:
