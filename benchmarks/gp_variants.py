@@ -375,13 +375,13 @@ VARIANTS: dict[str, tuple[Callable[[int], GPSampler], Callable[[Task], bool]]] =
     "lengthscale2": (lambda seed: ScaledLengthscalePrior(seed=seed, factor=2.0), lambda task: True),
     # The same centre, twice the spread (BoTorch's prior is wider still, and centred further out).
     "lengthscale_wide": (lambda seed: WiderLengthscalePrior(seed=seed, factor=2.0), lambda task: True),
-    # ... or the wider prior only where the study's own data predict better under it.
-    "lengthscale_loo": (lambda seed: PriorSpreadByPrediction(seed=seed, factor=2.0), lambda task: True),
-    # ... only in kernels of 8 or more Float and Int columns (the suite's spaces have at most 6).
+    # ... only in kernels of 8 or more Float and Int columns (the broad suite's have at most 6).
     "lengthscale_wide8": (
         lambda seed: WiderLengthscalePrior(seed=seed, factor=2.0, from_dimension=8),
         lambda task: len(_gp_space(task).ordinal_dims) >= 8,
     ),
+    # ... or the wider prior at a refit only where the study's own data predict better under it.
+    "lengthscale_loo": (lambda seed: PriorSpreadByPrediction(seed=seed, factor=2.0), lambda task: True),
     # Four times the acquisition search's Sobol points, starts and rounds (Float columns: the
     # rounds of a discrete space are set apart, `OptimizerBudget.discrete_*`).
     "search4": (lambda seed: LargerSearch(seed=seed, global_factor=4, local_factor=4), _continuous),
