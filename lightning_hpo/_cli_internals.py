@@ -11,6 +11,7 @@ or its parameters changed: a Lightning upgrade that breaks the CLI breaks here.
 from __future__ import annotations
 
 import argparse
+import atexit
 import inspect
 from typing import Any
 
@@ -77,6 +78,7 @@ class LightningCLIInternals(_LightningCLI):
     @override
     def _run_subcommand(self, subcommand: str) -> None:
         if subcommand != "tune":
+            atexit.register(_destroy_process_group_left_alive)
             super()._run_subcommand(subcommand)
             return
         before, after = getattr(self, "before_tune", None), getattr(self, "after_tune", None)
@@ -107,3 +109,13 @@ class LightningCLIInternals(_LightningCLI):
     def _forget_config_dump(self) -> None:
         """Drop LightningCLI's cached dump of the config, which it stores as the model's hyperparameters."""
         self.__dict__.pop("config_dump", None)
+
+
+def _destroy_process_group_left_alive() -> None:
+    """Lightning leaves the process group of a DDP ``fit`` alive; a gloo group still alive when the
+    interpreter exits can abort the process ("terminate called without an active exception",
+    pytorch/pytorch#179291), failing a ``torchrun ... fit`` whose training succeeded."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

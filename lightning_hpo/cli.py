@@ -60,7 +60,6 @@ member of Lightning's LightningCLI, in :mod:`lightning_hpo._cli_internals`; the 
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import functools
 import sys
@@ -145,10 +144,6 @@ class LightningCLI(LightningCLIInternals):
     # Set while a trial's Trainer is being built (see instantiate_trainer).
     _trial_training: TrialTraining | None = None
     _trial_files: TrialFiles | None = None
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        atexit.register(_destroy_process_group_left_alive)
-        super().__init__(*args, **kwargs)
 
     @staticmethod
     @override
@@ -464,16 +459,6 @@ class LightningCLI(LightningCLIInternals):
             trial_kwargs.update({k: v for k, v in TRIAL_TRAINER_DEFAULTS.items() if config.get(k) is None})
             kwargs = {**trial_kwargs, **kwargs}
         return super().instantiate_trainer(**kwargs)
-
-
-def _destroy_process_group_left_alive() -> None:
-    """Lightning leaves the process group of a DDP ``fit`` alive; a gloo group still alive when the
-    interpreter exits can abort the process ("terminate called without an active exception",
-    pytorch/pytorch#179291), failing a ``torchrun ... fit`` whose training succeeded."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def _parse(parser: LightningArgumentParser, config: dict[str, Any]) -> Namespace:
