@@ -205,8 +205,8 @@ class WiderLengthscalePrior(GPSampler):
             return super().sample(*args, **kwargs)
 
 
-def leave_one_out_log_density(model: Any) -> float:
-    """The fitted GP's leave-one-out log predictive density of its own training outcomes, in
+def leave_one_out_log_densities(model: Any) -> torch.Tensor:
+    """The fitted GP's leave-one-out log predictive density of each of its training outcomes, in
     closed form from the inverse covariance (Rasmussen and Williams 2006, section 5.4.2)."""
     X, y = model.train_inputs[0], model.train_targets
     with torch.no_grad():
@@ -215,17 +215,31 @@ def leave_one_out_log_density(model: Any) -> float:
         alpha = precision @ (y - model.mean_module(X))
         variance = 1.0 / torch.diagonal(precision)
         residual = alpha * variance
-        return float((-0.5 * torch.log(variance) - 0.5 * residual**2 / variance).sum())
+        return -0.5 * torch.log(variance) - 0.5 * residual**2 / variance
+
+
+def leave_one_out_log_density(model: Any) -> float:
+    """The sum of :func:`leave_one_out_log_densities`."""
+    return float(leave_one_out_log_densities(model).sum())
 
 
 class PriorSpreadByPrediction(GPSampler):
     """Our GP fitted twice at each refit, under today's lengthscale prior and one ``factor`` times
     as wide, keeping the fit whose leave-one-out predictions of the observed outcomes are the more
-    likely: the study's own data choose how rough a function to assume."""
+    likely: the study's own data choose how rough a function to assume.
 
-    def __init__(self, *args: Any, factor: float, **kwargs: Any) -> None:
+    With ``min_standard_errors``, the wide fit must lead by that many standard errors of the summed
+    difference (the spread of the per-point differences, as Vehtari, Gelman and Gabry 2017 compare
+    models by leave-one-out): a lead that a few outcomes make is not taken."""
+
+    def __init__(self, *args: Any, factor: float, min_standard_errors: float = 0.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.factor = factor
+        self.factor, self.min_standard_errors = factor, min_standard_errors
+
+    def prefers_wide(self, narrow: Any, wide: Any) -> bool:
+        difference = leave_one_out_log_densities(wide) - leave_one_out_log_densities(narrow)
+        standard_error = float(difference.std() * len(difference) ** 0.5) if len(difference) > 1 else 0.0
+        return float(difference.sum()) > self.min_standard_errors * standard_error
 
     def sample(self, *args: Any, **kwargs: Any) -> Any:
         def fit_both(*fit_args: Any, **fit_kwargs: Any) -> Any:
@@ -233,7 +247,7 @@ class PriorSpreadByPrediction(GPSampler):
             scale = _gp_model.LENGTHSCALE_PRIOR_SCALE * self.factor
             with mock.patch.object(_gp_model, "LENGTHSCALE_PRIOR_SCALE", scale):
                 wide = _default_fit_model(*fit_args, **fit_kwargs)
-            return max((narrow, wide), key=leave_one_out_log_density)
+            return wide if self.prefers_wide(narrow, wide) else narrow
 
         with mock.patch.object(_gp_model, "fit_model", fit_both):
             return super().sample(*args, **kwargs)
@@ -382,6 +396,10 @@ VARIANTS: dict[str, tuple[Callable[[int], GPSampler], Callable[[Task], bool]]] =
     ),
     # ... or the wider prior at a refit only where the study's own data predict better under it.
     "lengthscale_loo": (lambda seed: PriorSpreadByPrediction(seed=seed, factor=2.0), lambda task: True),
+    "lengthscale_loo_2se": (
+        lambda seed: PriorSpreadByPrediction(seed=seed, factor=2.0, min_standard_errors=2.0),
+        lambda task: True,
+    ),
     # Four times the acquisition search's Sobol points, starts and rounds (Float columns: the
     # rounds of a discrete space are set apart, `OptimizerBudget.discrete_*`).
     "search4": (lambda seed: LargerSearch(seed=seed, global_factor=4, local_factor=4), _continuous),

@@ -605,6 +605,7 @@ def test_gp_variants_screen_pairs_runs_skips_unchanged_tasks_and_resumes(tmp_pat
         "lengthscale0.5",
         "lengthscale_wide",
         "lengthscale_loo",
+        "lengthscale_loo_2se",
         "nowarp",
         "search4",
         "sobol16",
@@ -683,6 +684,30 @@ def test_leave_one_out_log_density_is_that_of_the_gp_refitted_without_each_point
         mean, variance = posterior.mean.item(), posterior.variance.item()
         expected += -0.5 * math.log(variance) - 0.5 * (Y[i].item() - mean) ** 2 / variance
     assert leave_one_out_log_density(full) == pytest.approx(expected, rel=1e-9)
+
+
+def test_leave_one_out_choice_takes_the_wide_fit_only_on_a_lead_of_enough_standard_errors() -> None:
+    import torch
+    from botorch.models import SingleTaskGP
+
+    from benchmarks.gp_variants import PriorSpreadByPrediction, leave_one_out_log_densities
+
+    generator = torch.Generator().manual_seed(0)
+    X = torch.rand(20, 2, dtype=torch.float64, generator=generator)
+    Y = torch.sin(3 * X).sum(-1, keepdim=True)  # smooth: long lengthscales predict it better
+    Y = (Y - Y.mean()) / Y.std()
+
+    def gp(lengthscale: float) -> SingleTaskGP:
+        model = SingleTaskGP(X, Y, outcome_transform=None)
+        model.likelihood.noise, model.covar_module.lengthscale = 0.01, lengthscale
+        return model.eval()
+
+    rough, smooth, a_little_smoother = gp(0.05), gp(0.5), gp(0.55)
+    lead = leave_one_out_log_densities(a_little_smoother) - leave_one_out_log_densities(smooth)
+    assert 0 < lead.sum() < 2 * lead.std() * len(lead) ** 0.5  # ahead, by less than two standard errors
+    by_sum, by_two = (PriorSpreadByPrediction(factor=2.0, min_standard_errors=k) for k in (0.0, 2.0))
+    assert by_sum.prefers_wide(smooth, a_little_smoother) and not by_two.prefers_wide(smooth, a_little_smoother)
+    assert by_two.prefers_wide(rough, smooth) and not by_sum.prefers_wide(smooth, rough)
 
 
 def test_gp_variants_first_seed_runs_later_seeds(tmp_path: Path) -> None:
