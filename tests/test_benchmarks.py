@@ -604,8 +604,7 @@ def test_gp_variants_screen_pairs_runs_skips_unchanged_tasks_and_resumes(tmp_pat
         "product",
         "lengthscale0.5",
         "lengthscale_wide",
-        "lengthscale_loo",
-        "lengthscale_loo_2se",
+        "lengthscale_loo",  # lengthscale_loo_2se: the same class, wide fits taken later than 12 trials
         "nowarp",
         "search4",
         "sobol16",
