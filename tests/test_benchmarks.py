@@ -656,59 +656,6 @@ def test_hebo_start_hands_over_to_the_gp_after_one_trial_more_than_the_parameter
     assert changed[4:] != default[4:]  # then the GP's, where the default still draws Sobol points
 
 
-def test_leave_one_out_log_density_is_that_of_the_gp_refitted_without_each_point() -> None:
-    import math
-
-    import torch
-    from botorch.models import SingleTaskGP
-
-    from benchmarks.gp_variants import leave_one_out_log_density
-
-    generator = torch.Generator().manual_seed(0)
-    X = torch.rand(12, 3, dtype=torch.float64, generator=generator)
-    Y = torch.sin(6 * X).sum(-1, keepdim=True)
-    Y = (Y - Y.mean()) / Y.std()
-
-    def gp(rows: list[int]) -> SingleTaskGP:
-        model = SingleTaskGP(X[rows], Y[rows], outcome_transform=None)
-        model.likelihood.noise = 0.05
-        return model.eval()
-
-    full = gp(list(range(12)))
-    expected = 0.0
-    for i in range(12):
-        model = gp([j for j in range(12) if j != i])
-        model.load_state_dict(full.state_dict())
-        posterior = model.posterior(X[i : i + 1], observation_noise=True)
-        mean, variance = posterior.mean.item(), posterior.variance.item()
-        expected += -0.5 * math.log(variance) - 0.5 * (Y[i].item() - mean) ** 2 / variance
-    assert leave_one_out_log_density(full) == pytest.approx(expected, rel=1e-9)
-
-
-def test_leave_one_out_choice_takes_the_wide_fit_only_on_a_lead_of_enough_standard_errors() -> None:
-    import torch
-    from botorch.models import SingleTaskGP
-
-    from benchmarks.gp_variants import PriorSpreadByPrediction, leave_one_out_log_densities
-
-    generator = torch.Generator().manual_seed(0)
-    X = torch.rand(20, 2, dtype=torch.float64, generator=generator)
-    Y = torch.sin(3 * X).sum(-1, keepdim=True)  # smooth: long lengthscales predict it better
-    Y = (Y - Y.mean()) / Y.std()
-
-    def gp(lengthscale: float) -> SingleTaskGP:
-        model = SingleTaskGP(X, Y, outcome_transform=None)
-        model.likelihood.noise, model.covar_module.lengthscale = 0.01, lengthscale
-        return model.eval()
-
-    rough, smooth, a_little_smoother = gp(0.05), gp(0.5), gp(0.55)
-    lead = leave_one_out_log_densities(a_little_smoother) - leave_one_out_log_densities(smooth)
-    assert 0 < lead.sum() < 2 * lead.std() * len(lead) ** 0.5  # ahead, by less than two standard errors
-    by_sum, by_two = (PriorSpreadByPrediction(factor=2.0, min_standard_errors=k) for k in (0.0, 2.0))
-    assert by_sum.prefers_wide(smooth, a_little_smoother) and not by_two.prefers_wide(smooth, a_little_smoother)
-    assert by_two.prefers_wide(rough, smooth) and not by_sum.prefers_wide(smooth, rough)
-
-
 def test_gp_variants_first_seed_runs_later_seeds(tmp_path: Path) -> None:
     from benchmarks import gp_variants
 

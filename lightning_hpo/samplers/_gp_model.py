@@ -9,7 +9,9 @@
   Gamma(1.1, 30), small but inferred (training objectives are noisy). BoTorch's default prior has
   the same ``sqrt(d)`` scaling but is centred ~4 times further out and much wider, made for
   high-dimensional problems; on 6-dimensional benchmark functions it found the global basin
-  markedly less often (``benchmarks/GP_DECISIONS.md``).
+  markedly less often (``benchmarks/GP_DECISIONS.md``). In spaces of many Float and Int columns
+  the objective's GP is also fitted under a lengthscale prior twice as spread, and that fit is kept
+  where it predicts the observed outcomes clearly better (:func:`fit_objective_model`).
 * Outcomes go through three monotone steps, so the best points stay the best: values far below
   the rest are pulled in (:func:`soften_outliers`), each column is warped towards a normal
   distribution by a Yeo-Johnson transform with its maximum-likelihood exponent
@@ -45,7 +47,9 @@ __all__ = [
     "even_thinning",
     "fit_hyperparameters",
     "fit_model",
+    "fit_objective_model",
     "hyperparameters_of",
+    "leave_one_out_log_densities",
     "lengthscales",
     "model_outcomes",
     "warp_to_normal",
@@ -63,6 +67,13 @@ COARSE_FIT_ABOVE = 400
 COARSE_FIT_SIZE = 200
 #: Spread of the log-normal prior of every lengthscale (see :func:`_lengthscale_settings`).
 LENGTHSCALE_PRIOR_SCALE = 0.75
+#: From this many Float and Int columns, :func:`fit_objective_model` also fits the objective's GP
+#: under a lengthscale prior ``WIDER_PRIOR_FACTOR`` times as spread, and keeps that fit when its
+#: summed leave-one-out log density leads by ``WIDER_PRIOR_LEAD`` standard errors. Below it the
+#: two priors chose alike on the benchmarks, so the second fit is not paid there.
+WIDER_PRIOR_FROM_COLUMNS = 8
+WIDER_PRIOR_FACTOR = 2.0
+WIDER_PRIOR_LEAD = 2.0
 #: Smallest noise variance (of standardized outcomes) the GP may infer. Deterministic objectives
 #: fit down to it, and it limits how finely the GP tells good points apart, so it lies well below
 #: Optuna's 1e-6 (``benchmarks/GP_DECISIONS.md``).
@@ -77,11 +88,11 @@ def _log_positive(lower: float, initial: float) -> GreaterThan:
     return GreaterThan(lower, transform=torch.exp, inv_transform=torch.log, initial_value=initial)
 
 
-def _lengthscale_settings(dimension: int) -> dict[str, object]:
+def _lengthscale_settings(dimension: int, spread_factor: float = 1.0) -> dict[str, object]:
     """A kernel's lengthscale prior and constraint, for ``dimension`` columns whose distance is
     Euclidean: log-normal, centred on ``sqrt(dimension)``, where the fit starts (``dimension=1``
     centres it on the width of the unit cube, as for the categorical kernel, whose distance is a
-    mean over its columns).
+    mean over its columns), with ``spread_factor`` times the spread ``LENGTHSCALE_PRIOR_SCALE``.
 
     Two random points of the unit cube lie ``sqrt(d / 6)`` apart on average: with lengthscales of a
     fixed size, the prior says that every added column makes the function rougher, and the GP
@@ -94,41 +105,45 @@ def _lengthscale_settings(dimension: int) -> dict[str, object]:
     return {
         # Unvalidated, as GPyTorch's Gamma priors: the fit's values are positive by construction, and
         # the check of every value at every step of a fit costs more than the prior's density.
-        "lengthscale_prior": LogNormalPrior(loc=math.log(centre), scale=LENGTHSCALE_PRIOR_SCALE, validate_args=False),
+        "lengthscale_prior": LogNormalPrior(
+            loc=math.log(centre), scale=LENGTHSCALE_PRIOR_SCALE * spread_factor, validate_args=False
+        ),
         "lengthscale_constraint": _log_positive(1e-3, initial=centre),
     }
 
 
-def _ordinal_kernel(dims: list[int], batch_shape: torch.Size) -> Kernel:
+def _ordinal_kernel(dims: list[int], batch_shape: torch.Size, spread_factor: float = 1.0) -> Kernel:
     return MaternKernel(
         nu=2.5,
         ard_num_dims=len(dims),
         active_dims=dims,
         batch_shape=batch_shape,
-        **_lengthscale_settings(len(dims)),
+        **_lengthscale_settings(len(dims), spread_factor),
     )
 
 
-def _categorical_kernel(dims: list[int], batch_shape: torch.Size) -> Kernel:
+def _categorical_kernel(dims: list[int], batch_shape: torch.Size, spread_factor: float = 1.0) -> Kernel:
     return CategoricalKernel(
         ard_num_dims=len(dims),
         active_dims=dims,
         batch_shape=batch_shape,
-        **_lengthscale_settings(1),
+        **_lengthscale_settings(1, spread_factor),
     )
 
 
-def _kernel(gp_space: GPSpace, batch_shape: torch.Size) -> Kernel:
+def _kernel(gp_space: GPSpace, batch_shape: torch.Size, spread_factor: float = 1.0) -> Kernel:
     ordinal, categorical = gp_space.ordinal_dims, gp_space.categorical_dims
     if not categorical:
-        return _scaled(_ordinal_kernel(ordinal, batch_shape), batch_shape)
+        return _scaled(_ordinal_kernel(ordinal, batch_shape, spread_factor), batch_shape)
     if not ordinal:
-        return _scaled(_categorical_kernel(categorical, batch_shape), batch_shape)
+        return _scaled(_categorical_kernel(categorical, batch_shape, spread_factor), batch_shape)
     # BoTorch's MixedSingleTaskGP structure: a sum (effects of the categories apart from the rest)
     # plus a product (the rest behaving differently per category).
-    categories_alone = _scaled(_categorical_kernel(categorical, batch_shape), batch_shape)
-    additive = _ordinal_kernel(ordinal, batch_shape) + categories_alone
-    interaction = _ordinal_kernel(ordinal, batch_shape) * _categorical_kernel(categorical, batch_shape)
+    categories_alone = _scaled(_categorical_kernel(categorical, batch_shape, spread_factor), batch_shape)
+    additive = _ordinal_kernel(ordinal, batch_shape, spread_factor) + categories_alone
+    interaction = _ordinal_kernel(ordinal, batch_shape, spread_factor) * _categorical_kernel(
+        categorical, batch_shape, spread_factor
+    )
     return _scaled(additive, batch_shape) + _scaled(interaction, batch_shape)
 
 
@@ -194,6 +209,7 @@ def build_model(
     gp_space: GPSpace,
     hyperparameters: Mapping[str, Tensor] | None = None,
     train_Yvar: Tensor | None = None,
+    lengthscale_spread_factor: float = 1.0,
 ) -> SingleTaskGP:
     """The GP on ``n x d`` inputs and ``n x m`` outcomes (larger is better), in evaluation mode.
 
@@ -207,13 +223,15 @@ def build_model(
             leaves the priors' centres.
         train_Yvar: ``n x 1``, the known noise variance of each outcome (0 where unknown), in the
             units of ``train_Y``: see :func:`known_noise_likelihood`. One outcome only.
+        lengthscale_spread_factor: the lengthscale priors' spread, as a multiple of
+            ``LENGTHSCALE_PRIOR_SCALE``; it only matters to a fit, not to the GP's predictions.
     """
     batch_shape = torch.Size([train_Y.shape[-1]]) if train_Y.shape[-1] > 1 else torch.Size()
     model = SingleTaskGP(
         train_X,
         model_outcomes(train_Y),
         likelihood=_likelihood(batch_shape) if train_Yvar is None else known_noise_likelihood(train_Y, train_Yvar),
-        covar_module=_kernel(gp_space, batch_shape),
+        covar_module=_kernel(gp_space, batch_shape, lengthscale_spread_factor),
         # Standardized here rather than by BoTorch's Standardize transform, whose inverse would run
         # on every posterior of the acquisition search; the acquisition's argmax is the same.
         outcome_transform=None,
@@ -330,7 +348,13 @@ def hyperparameters_of(model: SingleTaskGP) -> dict[str, Tensor]:
     return {name: value.detach().clone() for name, value in model.named_parameters()}
 
 
-def fit_model(train_X: Tensor, train_Y: Tensor, gp_space: GPSpace, train_Yvar: Tensor | None = None) -> SingleTaskGP:
+def fit_model(
+    train_X: Tensor,
+    train_Y: Tensor,
+    gp_space: GPSpace,
+    train_Yvar: Tensor | None = None,
+    lengthscale_spread_factor: float = 1.0,
+) -> SingleTaskGP:
     """The GP of :func:`build_model` with the hyperparameters of :func:`fit_hyperparameters`, in
     evaluation mode: the same model as ``build_model`` given those hyperparameters, without
     building it twice."""
@@ -338,8 +362,9 @@ def fit_model(train_X: Tensor, train_Y: Tensor, gp_space: GPSpace, train_Yvar: T
     if len(train_X) > COARSE_FIT_ABOVE:
         coarse = even_thinning(len(train_X), COARSE_FIT_SIZE).to(train_X.device)
         Yvar = None if train_Yvar is None else train_Yvar[coarse]
-        start = hyperparameters_of(fit_model(train_X[coarse], train_Y[coarse], gp_space, Yvar))
-    model = build_model(train_X, train_Y, gp_space, start, train_Yvar=train_Yvar)
+        coarse_fit = fit_model(train_X[coarse], train_Y[coarse], gp_space, Yvar, lengthscale_spread_factor)
+        start = hyperparameters_of(coarse_fit)
+    model = build_model(train_X, train_Y, gp_space, start, train_Yvar, lengthscale_spread_factor)
     mll = _PriorsListedOnce(model.likelihood, model)
     # Several outcomes are fitted by BoTorch's batched L-BFGS-B, which spells the tolerance `factr`.
     tolerance = {"ftol": FIT_TOLERANCE} if train_Y.shape[-1] == 1 else {"factr": FIT_TOLERANCE / np.finfo(float).eps}
@@ -348,6 +373,59 @@ def fit_model(train_X: Tensor, train_Y: Tensor, gp_space: GPSpace, train_Yvar: T
     with gpytorch.settings.lazily_evaluate_kernels(False):
         fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": FIT_MAX_STEPS, **tolerance}})
     return model.eval()
+
+
+def fit_objective_model(
+    train_X: Tensor, train_Y: Tensor, gp_space: GPSpace, train_Yvar: Tensor | None = None
+) -> SingleTaskGP:
+    """:func:`fit_model`; in spaces of ``WIDER_PRIOR_FROM_COLUMNS`` Float and Int columns or more
+    (one outcome), the fit under lengthscale priors ``WIDER_PRIOR_FACTOR`` times as spread instead
+    where it predicts the observed outcomes clearly better.
+
+    How rough a function to assume is a question the study's data can answer: at 10-20 columns
+    and tens of trials, smooth functions call for shorter lengthscales than the default prior
+    lets a fit reach, while on the step-like landscapes of tree models a fit that reaches them
+    treats unexplored points as unrelated to the observed ones (``benchmarks/GP_DECISIONS.md``).
+    The judge is each fit's leave-one-out prediction of the outcomes, not the marginal
+    likelihood, which the less constrained fit tends to raise whether or not it predicts better;
+    and the wider fit must lead by ``WIDER_PRIOR_LEAD`` standard errors of the summed difference
+    (the spread of the per-point differences, as Vehtari, Gelman and Gabry 2017 compare models by
+    leave-one-out), so that a lead a few outcomes make is not taken.
+    """
+    model = fit_model(train_X, train_Y, gp_space, train_Yvar)
+    if len(gp_space.ordinal_dims) < WIDER_PRIOR_FROM_COLUMNS or train_Y.shape[-1] > 1:
+        return model
+    wider = fit_model(train_X, train_Y, gp_space, train_Yvar, WIDER_PRIOR_FACTOR)
+    return wider if predicts_clearly_better(wider, model, WIDER_PRIOR_LEAD) else model
+
+
+def predicts_clearly_better(model: SingleTaskGP, other: SingleTaskGP, standard_errors: float) -> bool:
+    """Whether ``model``'s summed leave-one-out log density of the outcomes both GPs were trained on
+    exceeds ``other``'s by more than ``standard_errors`` standard errors of the difference."""
+    difference = leave_one_out_log_densities(model) - leave_one_out_log_densities(other)
+    if not torch.isfinite(difference).all():
+        return False
+    standard_error = float(difference.std() * len(difference) ** 0.5) if len(difference) > 1 else 0.0
+    return float(difference.sum()) > standard_errors * standard_error
+
+
+def leave_one_out_log_densities(model: SingleTaskGP) -> Tensor:
+    """``n``: the log density (up to the constant ``-log(2 pi) / 2``) of each training outcome of a
+    one-outcome GP, predicted with the noise by the GP conditioned on the others with the same
+    hyperparameters; in closed form from the inverse covariance (Rasmussen and Williams 2006,
+    section 5.4.2). NaN where the covariance has no Cholesky factor."""
+    X, y = model.train_inputs[0], model.train_targets
+    with torch.no_grad():
+        noise = model.likelihood.noise.reshape(-1).expand(len(y))
+        covariance = model.covar_module(X).to_dense() + torch.diag_embed(noise)
+        factor, info = torch.linalg.cholesky_ex(covariance)
+        if info.item() != 0:
+            return torch.full_like(y, math.nan)
+        precision = torch.cholesky_inverse(factor)
+        alpha = precision @ (y - model.mean_module(X))
+        variance = 1.0 / torch.diagonal(precision)
+        residual = alpha * variance
+        return -0.5 * torch.log(variance) - 0.5 * residual**2 / variance
 
 
 class _PriorsListedOnce(ExactMarginalLogLikelihood):

@@ -340,7 +340,7 @@ class GPSampler(Sampler):
         fitted to all ``n`` observations (else ``None``), which is the GP to suggest with."""
         import torch
 
-        from lightning_hpo.samplers._gp_model import fit_model, hyperparameters_of
+        from lightning_hpo.samplers._gp_model import fit_objective_model, hyperparameters_of
 
         size = fitted_history_size(len(X))
         # The fit is a function of these alone: two studies can share a sampler and never its fit.
@@ -352,7 +352,7 @@ class GPSampler(Sampler):
         # Seeded by the data alone (fit retries draw from the prior), so any process agrees.
         torch.manual_seed(_seeds(self.seed, size, 1)[0])
         fitted = fit_subset(size, MAX_FITTED_OBSERVATIONS).to(X.device)
-        model = fit_model(X[fitted], Y[fitted], gp_space, None if Yvar is None else Yvar[fitted])
+        model = fit_objective_model(X[fitted], Y[fitted], gp_space, None if Yvar is None else Yvar[fitted])
         hyperparameters = hyperparameters_of(model)
         self._last_fit = _Fit(key, hyperparameters)
         return hyperparameters, model if len(fitted) == len(X) else None

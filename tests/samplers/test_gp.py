@@ -196,6 +196,26 @@ def test_a_long_history_still_gives_valid_suggestions():
         trials.append(Trial(number=number, state=TrialState.COMPLETE, params=params, values=(value,)))
 
 
+def test_the_objectives_gp_is_fitted_by_fit_objective_model_once_per_refit(monkeypatch):
+    from lightning_hpo.samplers import _gp_model
+
+    space = SearchSpace({f"x{i}": Float(0.0, 1.0) for i in range(10)})  # where it may keep a wider prior
+    trials = _history(space, 20, lambda params: sum((v > 0.5) for v in params.values()))
+    fitted_sizes: list[int] = []
+    fit = _gp_model.fit_objective_model
+
+    def recording(X, *args, **kwargs):
+        fitted_sizes.append(len(X))
+        return fit(X, *args, **kwargs)
+
+    monkeypatch.setattr(_gp_model, "fit_objective_model", recording)
+    sampler = GPSampler(seed=0)
+    first = _suggest(sampler, trials, space)
+    assert _suggest(sampler, trials, space) == first  # the cached fit, the same suggestion
+    assert fitted_sizes == [20]
+    space.check_params(first)
+
+
 def test_one_sampler_shared_by_two_studies_suggests_as_fresh_samplers_would():
     # The same values at the same trial numbers, at other points: the fit of one study must not serve
     # the other. Past 30 observations one fit serves several suggestions, so it is cached.

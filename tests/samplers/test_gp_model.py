@@ -133,3 +133,120 @@ def test_a_large_fit_started_from_a_thinned_one_reaches_the_same_posterior_mode(
     with torch.no_grad():
         test = gp_space.from_unit(torch.rand(50, len(space), generator=generator, dtype=torch.float64))
         torch.testing.assert_close(coarse.posterior(test).mean, plain.posterior(test).mean, atol=1e-2, rtol=0)
+
+
+def test_leave_one_out_log_densities_are_those_of_the_gp_refitted_without_each_point():
+    import math
+
+    from botorch.models import SingleTaskGP
+
+    from lightning_hpo.samplers._gp_model import leave_one_out_log_densities
+
+    generator = torch.Generator().manual_seed(0)
+    X = torch.rand(12, 3, dtype=torch.float64, generator=generator)
+    Y = torch.sin(6 * X).sum(-1, keepdim=True)
+    Y = (Y - Y.mean()) / Y.std()
+
+    def gp(rows: list[int]) -> SingleTaskGP:
+        model = SingleTaskGP(X[rows], Y[rows], outcome_transform=None)
+        model.likelihood.noise = 0.05
+        return model.eval()
+
+    full = gp(list(range(12)))
+    expected = []
+    for i in range(12):
+        model = gp([j for j in range(12) if j != i])
+        model.load_state_dict(full.state_dict())
+        posterior = model.posterior(X[i : i + 1], observation_noise=True)
+        mean, variance = posterior.mean.item(), posterior.variance.item()
+        expected.append(-0.5 * math.log(variance) - 0.5 * (Y[i].item() - mean) ** 2 / variance)
+    torch.testing.assert_close(leave_one_out_log_densities(full), torch.tensor(expected, dtype=torch.float64))
+
+
+def test_a_clear_lead_is_more_than_the_given_standard_errors_of_the_leave_one_out_difference():
+    from botorch.models import SingleTaskGP
+
+    from lightning_hpo.samplers._gp_model import leave_one_out_log_densities, predicts_clearly_better
+
+    generator = torch.Generator().manual_seed(0)
+    X = torch.rand(20, 2, dtype=torch.float64, generator=generator)
+    Y = torch.sin(3 * X).sum(-1, keepdim=True)  # smooth: long lengthscales predict it better
+    Y = (Y - Y.mean()) / Y.std()
+
+    def gp(lengthscale: float) -> SingleTaskGP:
+        model = SingleTaskGP(X, Y, outcome_transform=None)
+        model.likelihood.noise, model.covar_module.lengthscale = 0.01, lengthscale
+        return model.eval()
+
+    rough, smooth, a_little_smoother = gp(0.05), gp(0.5), gp(0.55)
+    lead = leave_one_out_log_densities(a_little_smoother) - leave_one_out_log_densities(smooth)
+    assert 0 < lead.sum() < 2 * lead.std() * len(lead) ** 0.5  # ahead, by less than two standard errors
+    assert predicts_clearly_better(a_little_smoother, smooth, 0.0)
+    assert not predicts_clearly_better(a_little_smoother, smooth, 2.0)
+    assert predicts_clearly_better(smooth, rough, 2.0) and not predicts_clearly_better(rough, smooth, 0.0)
+
+
+def _clustered_history(dimension: int, objective) -> tuple[torch.Tensor, torch.Tensor]:
+    """15 random points and 25 around one point, as a study's history gathers near its best."""
+    generator = torch.Generator().manual_seed(0)
+    X = torch.cat(
+        [
+            torch.rand(15, dimension, generator=generator, dtype=torch.float64),
+            (0.3 + 0.1 * torch.randn(25, dimension, generator=generator, dtype=torch.float64)).clamp(0, 1),
+        ]
+    )
+    return X, objective(X)
+
+
+@pytest.mark.parametrize(
+    "objective, wider_kept",
+    [
+        (lambda X: (X > 0.5).double().sum(-1, keepdim=True), True),  # steps: the wider prior predicts them
+        (lambda X: torch.sin(3 * X).sum(-1, keepdim=True), False),  # smooth: the default prior does
+    ],
+    ids=["steps", "smooth"],
+)
+def test_at_ten_columns_the_objective_fit_keeps_the_wider_prior_only_where_it_predicts_clearly_better(
+    objective, wider_kept
+):
+    from lightning_hpo import Float, SearchSpace
+    from lightning_hpo.samplers import _gp_model
+    from lightning_hpo.samplers._gp_space import GPSpace
+
+    gp_space = GPSpace(SearchSpace({f"x{i}": Float(0.0, 1.0) for i in range(10)}))
+    X, Y = _clustered_history(10, objective)
+    chosen = _gp_model.hyperparameters_of(_gp_model.fit_objective_model(X, Y, gp_space))
+    default = _gp_model.hyperparameters_of(_gp_model.fit_model(X, Y, gp_space))
+    wider = _gp_model.hyperparameters_of(_gp_model.fit_model(X, Y, gp_space, None, _gp_model.WIDER_PRIOR_FACTOR))
+    kept = wider if wider_kept else default
+    assert chosen.keys() == kept.keys()
+    assert all(torch.equal(chosen[name], kept[name]) for name in kept)
+    assert not all(torch.equal(wider[name], default[name]) for name in default)
+
+
+def test_below_eight_columns_or_with_several_outcomes_the_objective_fit_is_the_default_fit_alone(monkeypatch):
+    from lightning_hpo import Float, SearchSpace
+    from lightning_hpo.samplers import _gp_model
+    from lightning_hpo.samplers._gp_space import GPSpace
+
+    fitted_spreads: list[float] = []
+    fit_model = _gp_model.fit_model
+
+    def counting(*args, **kwargs):
+        fitted_spreads.append(args[4] if len(args) > 4 else kwargs.get("lengthscale_spread_factor", 1.0))
+        return fit_model(*args, **kwargs)
+
+    monkeypatch.setattr(_gp_model, "fit_model", counting)
+    steps = lambda X: (X > 0.5).double().sum(-1, keepdim=True)  # noqa: E731 - where 10 columns keep the wider fit
+    narrow = _gp_model.WIDER_PRIOR_FROM_COLUMNS - 1
+    X, Y = _clustered_history(narrow, steps)
+    _gp_model.fit_objective_model(X, Y, GPSpace(SearchSpace({f"x{i}": Float(0.0, 1.0) for i in range(narrow)})))
+    assert fitted_spreads == [1.0]
+    wide = 10
+    X, Y = _clustered_history(wide, steps)
+    fitted_spreads.clear()
+    gp_space = GPSpace(SearchSpace({f"x{i}": Float(0.0, 1.0) for i in range(wide)}))
+    _gp_model.fit_objective_model(X, torch.cat([Y, -Y], dim=-1), gp_space)
+    assert fitted_spreads == [1.0]
+    _gp_model.fit_objective_model(X, Y, gp_space)
+    assert fitted_spreads == [1.0, 1.0, _gp_model.WIDER_PRIOR_FACTOR]
