@@ -78,6 +78,7 @@ class LightningCLIInternals(_LightningCLI):
     @override
     def _run_subcommand(self, subcommand: str) -> None:
         if subcommand != "tune":
+            atexit.unregister(_destroy_process_group_left_alive)  # once, however many subcommands a process runs
             atexit.register(_destroy_process_group_left_alive)
             super()._run_subcommand(subcommand)
             return

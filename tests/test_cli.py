@@ -427,6 +427,22 @@ if __name__ == "__main__":
 """
 
 
+def test_a_process_group_left_alive_by_a_lightning_subcommand_is_destroyed_at_exit(tmp_path: Path) -> None:
+    # Lightning's DDP fit leaves its group alive; gloo can abort the process at interpreter exit if it is.
+    import torch.distributed as dist
+
+    from lightning_hpo._cli_internals import _destroy_process_group_left_alive
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        _destroy_process_group_left_alive()
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    _destroy_process_group_left_alive()  # no group: nothing to do
+
+
 @pytest.mark.slow
 def test_under_torchrun_tune_prints_a_torchrun_retrain_command_that_repeats_the_best_trial(tmp_path: Path) -> None:
     (tmp_path / "train.py").write_text(CLI_SCRIPT)
