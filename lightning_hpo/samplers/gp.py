@@ -102,7 +102,9 @@ class GPSampler(Sampler):
       outcomes made closer to normal (outliers softened, then a Yeo-Johnson warp, see
       ``_gp_model``) and standardized, noise inferred. Int parameters are points of their grid and
       categorical ones have their own kernel (no order among choices), so only valid values are
-      ever proposed and none is rounded from a continuous optimum.
+      ever proposed and none is rounded from a continuous optimum. In spaces of 8 or more Float
+      and Int parameters the GP is also fitted under a wider lengthscale prior, kept where it
+      predicts the observed values clearly better (``_gp_model.fit_objective_model``).
     * **Acquisition**: ``qLogNoisyExpectedImprovement``, with the study's RUNNING trials as pending
       points, so parallel workers do not propose the same point. ``mode="max"`` flips the sign
       of the values. Several objectives get a GP each and

@@ -250,3 +250,22 @@ def test_below_eight_columns_or_with_several_outcomes_the_objective_fit_is_the_d
     assert fitted_spreads == [1.0]
     _gp_model.fit_objective_model(X, Y, gp_space)
     assert fitted_spreads == [1.0, 1.0, _gp_model.WIDER_PRIOR_FACTOR]
+
+
+def test_with_known_noise_the_objective_fit_judges_both_priors_by_that_noise():
+    from gpytorch.likelihoods import FixedNoiseGaussianLikelihood
+
+    from lightning_hpo import Float, SearchSpace
+    from lightning_hpo.samplers import _gp_model
+    from lightning_hpo.samplers._gp_space import GPSpace
+
+    gp_space = GPSpace(SearchSpace({f"x{i}": Float(0.0, 1.0) for i in range(10)}))
+    X, Y = _clustered_history(10, lambda X: (X > 0.5).double().sum(-1, keepdim=True))
+    Yvar = torch.full_like(Y, 0.01)
+    Yvar[::2] = 0.0  # known for some trials only (evaluated several times), as the sampler passes it
+    chosen = _gp_model.fit_objective_model(X, Y, gp_space, Yvar)
+    assert isinstance(chosen.likelihood, FixedNoiseGaussianLikelihood)
+    assert torch.isfinite(_gp_model.leave_one_out_log_densities(chosen)).all()
+    fits = [_gp_model.fit_model(X, Y, gp_space, Yvar, factor) for factor in (1.0, _gp_model.WIDER_PRIOR_FACTOR)]
+    chosen_lengthscales = _gp_model.lengthscales(chosen, gp_space)
+    assert any(torch.equal(chosen_lengthscales, _gp_model.lengthscales(fit, gp_space)) for fit in fits)
