@@ -621,7 +621,7 @@ def test_each_gp_variant_changes_the_gps_suggestions_and_undoes_its_patch(varian
     task = TASK_BUILDERS["sk_logreg_wine"]()  # a Float and two categoricals: 7 Sobol trials, then the GP
     make_sampler, changes = gp_variants.VARIANTS[variant]
     assert changes(task)
-    patched = (gp, "_acquisition"), (_gp_model, "_kernel"), (_gp_model, "_lengthscale_settings"), (_gp_model, "warp_to_normal"), (_gp_model, "_ordinal_kernel"), (_gp_model, "LENGTHSCALE_PRIOR_SCALE"), (_gp_model, "fit_model"), (_gp_acquisition, "maximize")  # fmt: skip
+    patched = (gp, "_acquisition"), (_gp_model, "_kernel"), (_gp_model, "_lengthscale_settings"), (_gp_model, "warp_to_normal"), (_gp_model, "_ordinal_kernel"), (_gp_model, "fit_objective_model"), (_gp_acquisition, "maximize")  # fmt: skip
     before = [getattr(module, name) for module, name in patched]
 
     def suggestions(make: Any) -> list[dict[str, Any]]:

@@ -256,7 +256,7 @@ _MLP_ADAM_SPACE: dict[str, Domain] = {
     "activation": Categorical(["relu", "tanh", "logistic"]),
 }
 
-# Wide spaces: every knob of a family a practitioner might open, 9-10 columns (the suite's are 2-6).
+# Wide spaces: every knob of a family a practitioner might open, 9-11 columns (the suite's are 2-7).
 _FOREST_WIDE_SPACE: dict[str, Domain] = {
     **_FOREST_SPACE,
     "max_leaf_nodes": Int(2, 256, log=True),
