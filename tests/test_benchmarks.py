@@ -606,6 +606,7 @@ def test_gp_variants_screen_pairs_runs_skips_unchanged_tasks_and_resumes(tmp_pat
         "lengthscale_wide",
         "lengthscale_loo",  # lengthscale_loo_2se: the same class, wide fits taken later than 12 trials
         "nowarp",
+        "plainoutcomes",
         "search4",
         "sobol16",
         "inputwarp",
@@ -621,7 +622,7 @@ def test_each_gp_variant_changes_the_gps_suggestions_and_undoes_its_patch(varian
     task = TASK_BUILDERS["sk_logreg_wine"]()  # a Float and two categoricals: 7 Sobol trials, then the GP
     make_sampler, changes = gp_variants.VARIANTS[variant]
     assert changes(task)
-    patched = (gp, "_acquisition"), (_gp_model, "_kernel"), (_gp_model, "_lengthscale_settings"), (_gp_model, "warp_to_normal"), (_gp_model, "_ordinal_kernel"), (_gp_model, "fit_objective_model"), (_gp_acquisition, "maximize")  # fmt: skip
+    patched = (gp, "_acquisition"), (_gp_model, "_kernel"), (_gp_model, "_lengthscale_settings"), (_gp_model, "warp_to_normal"), (_gp_model, "model_outcomes"), (_gp_model, "_ordinal_kernel"), (_gp_model, "fit_objective_model"), (_gp_acquisition, "maximize")  # fmt: skip
     before = [getattr(module, name) for module, name in patched]
 
     def suggestions(make: Any) -> list[dict[str, Any]]:
