@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from benchmarks.regret import incumbent_values, quartiles, reference_value, simple_regret
 from benchmarks.tasks import build_task
@@ -665,6 +666,26 @@ def test_gp_variants_first_seed_runs_later_seeds(tmp_path: Path) -> None:
                  "--budget", "7", "--report-at", "7", "--out", str(out)]  # fmt: skip
     assert gp_variants.main(arguments) == 0
     assert sorted(json.loads(out.read_text())) == ["branin|4|default|7|7", "branin|4|lengthscale2|7|7"]
+
+
+def test_gp_fit_starts_refits_a_runs_fits_from_other_lengthscales(capsys) -> None:
+    from benchmarks import gp_fit_starts
+    from lightning_hpo.samplers import _gp_model
+
+    fits = gp_fit_starts.recorded_fits("branin", 0, 8)
+    assert len(fits) == 2  # six Sobol trials for two parameters, then a fit for each GP suggestion
+    X, Y, space = fits[-1]
+    assert X.shape == (7, 2)  # the fit of the eighth suggestion sees the seven trials before it
+    start = gp_fit_starts.lengthscales_scaled(X, Y, space, 5.0)
+    at_start = _gp_model.build_model(X, Y, space, start)
+    centre = _gp_model.lengthscales(_gp_model.build_model(X, Y, space), space)
+    assert torch.allclose(_gp_model.lengthscales(at_start, space), 5.0 * centre)
+    fitted = _gp_model.fit_model(X, Y, space, start=start)
+    assert gp_fit_starts.log_posterior(fitted) > gp_fit_starts.log_posterior(at_start)
+    # The start at the priors' centres is the sampler's own fit: no gain.
+    assert gp_fit_starts.gains(X, Y, space, [1.0]) == [pytest.approx(0.0, abs=1e-9)]
+    assert gp_fit_starts.main(["--tasks", "branin", "--budget", "8", "--every", "1"]) == 0
+    assert "all: 0/2 fits bettered by another start" in capsys.readouterr().out
 
 
 # -- multi_fidelity.py's digits family: real training ------------------------------------------------

@@ -354,12 +354,13 @@ def fit_model(
     gp_space: GPSpace,
     train_Yvar: Tensor | None = None,
     lengthscale_spread_factor: float = 1.0,
+    start: Mapping[str, Tensor] | None = None,
 ) -> SingleTaskGP:
     """The GP of :func:`build_model` with the hyperparameters of :func:`fit_hyperparameters`, in
     evaluation mode: the same model as ``build_model`` given those hyperparameters, without
-    building it twice."""
-    start = None
-    if len(train_X) > COARSE_FIT_ABOVE:
+    building it twice. ``start``: raw hyperparameters to fit from instead (as
+    :func:`hyperparameters_of` gives them; ``benchmarks/gp_fit_starts.py`` tries other starts)."""
+    if start is None and len(train_X) > COARSE_FIT_ABOVE:
         coarse = even_thinning(len(train_X), COARSE_FIT_SIZE).to(train_X.device)
         Yvar = None if train_Yvar is None else train_Yvar[coarse]
         coarse_fit = fit_model(train_X[coarse], train_Y[coarse], gp_space, Yvar, lengthscale_spread_factor)
