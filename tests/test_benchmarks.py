@@ -658,6 +658,27 @@ def test_hebo_start_hands_over_to_the_gp_after_one_trial_more_than_the_parameter
     assert changed[4:] != default[4:]  # then the GP's, where the default still draws Sobol points
 
 
+def test_multistart_fit_changes_the_gps_suggestions_in_ten_columns_and_undoes_its_patch() -> None:
+    from benchmarks import gp_variants
+    from benchmarks.methods import _lightning_hpo_runner
+    from benchmarks.tasks import TASK_BUILDERS
+    from lightning_hpo.samplers import _gp_model
+
+    task = TASK_BUILDERS["stybtang10"]()  # where other starts find better optima (gp_fit_starts.py)
+    fit = _gp_model.fit_model
+
+    def suggestions(make: Any) -> list[dict[str, Any]]:
+        return _lightning_hpo_runner(make)(task, task.make_objective(0), 20, 0).params
+
+    default, changed = (
+        suggestions(gp_variants.VARIANTS["default"][0]),
+        suggestions(gp_variants.VARIANTS["multistart"][0]),
+    )
+    assert _gp_model.fit_model is fit
+    assert changed[:10] == default[:10]  # the same Sobol start
+    assert changed[10:] != default[10:]
+
+
 def test_gp_variants_first_seed_runs_later_seeds(tmp_path: Path) -> None:
     from benchmarks import gp_variants
 
