@@ -241,7 +241,7 @@ class PriorSpreadByPrediction(GPSampler):
 class MultiStartFit(GPSampler):
     """Our GP whose every fit of one outcome also starts from lengthscales ``factors`` times the
     priors' centres, keeping the fit of the highest log posterior (``gp_fit_starts.py`` found
-    better optima from other starts in 10-20 columns, none in the screen's spaces)."""
+    better optima from other starts in a fifth of the fits in 10-20 columns, a few in smaller spaces)."""
 
     def __init__(self, *args: Any, factors: Sequence[float] = (0.2, 5.0), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
