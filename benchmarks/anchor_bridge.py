@@ -16,8 +16,10 @@ main process maps both back to the task's values).
 
 from __future__ import annotations
 
+import atexit
 import json
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -67,9 +69,10 @@ def _smac(space: list[dict[str, Any]], seed: int, budget: int) -> tuple[Any, Any
             configspace.add(Integer(p["name"], (p["low"], p["high"]), log=p["log"]))
         else:
             configspace.add(Categorical(p["name"], [str(i) for i in range(p["size"])]))
-    scenario = Scenario(
-        configspace, deterministic=True, n_trials=budget, seed=seed, output_directory=tempfile.mkdtemp(prefix="smac")
-    )
+    # SMAC3 insists on writing its run history; nothing reads it, so it goes when the bridge exits.
+    output = tempfile.mkdtemp(prefix="smac")
+    atexit.register(shutil.rmtree, output, ignore_errors=True)
+    scenario = Scenario(configspace, deterministic=True, n_trials=budget, seed=seed, output_directory=output)
     facade = BlackBoxFacade(scenario, lambda config, seed=0: 0.0, overwrite=True, logging_level=40)
 
     def ask() -> tuple[dict[str, Any], Any]:
