@@ -46,6 +46,7 @@ from benchmarks.gp_fit_starts import lengthscales_scaled, log_posterior  # noqa:
 from benchmarks.methods import _lightning_hpo_runner  # noqa: E402
 from benchmarks.regret import incumbent_values  # noqa: E402
 from benchmarks.tasks import BROAD_TASKS, TASK_BUILDERS, Task  # noqa: E402
+from lightning_hpo import SearchSpace  # noqa: E402
 from lightning_hpo.samplers import GPSampler, _gp_acquisition, _gp_model, gp  # noqa: E402
 from lightning_hpo.samplers.gp import default_n_startup_trials  # noqa: E402
 
@@ -130,23 +131,71 @@ class AcquisitionPortfolio(GPSampler):
 def _portfolio_acquisition(
     model: Any, X: Any, Y: Any, X_pending: Any, *, seed: int, choices: Sequence[str], **kwargs: Any
 ) -> Any:
-    import math
     import random
 
-    from botorch.acquisition.analytic import LogProbabilityOfImprovement, UpperConfidenceBound
+    from botorch.acquisition.analytic import LogProbabilityOfImprovement
 
     acquisition, incumbents = _noisy_log_improvement_acquisition(model, X, Y, X_pending, seed=seed, **kwargs)
     choice = random.Random(seed).choice(choices)
     if acquisition is None or Y.shape[-1] != 1 or choice == "ei":
         return acquisition, incumbents
     if choice == "ucb":
-        # HEBO's kappa (hebo/optimizers/hebo.py: upsilon 0.5, delta 0.01), t the observations.
-        n, d = X.shape
-        kappa_squared = (2.0 + d / 2.0) * math.log(max(n, 1)) + math.log(math.pi**2 / 0.01)
-        return UpperConfidenceBound(model, beta=kappa_squared), incumbents
+        return hebo_confidence_bound(model, X), incumbents
     # PI over the posterior mean at the incumbent, by HEBO's 1e-4 (in standardized outcomes).
     best = model.posterior(incumbents[:1]).mean.squeeze() + 1e-4
     return LogProbabilityOfImprovement(model, best_f=best), incumbents
+
+
+def hebo_confidence_bound(model: Any, X: Any) -> Any:
+    """The upper confidence bound with HEBO's kappa, which grows with the observations ``X``."""
+    import math
+
+    from botorch.acquisition.analytic import UpperConfidenceBound
+
+    # hebo/optimizers/hebo.py: upsilon 0.5, delta 0.01; t the observations.
+    n, d = X.shape
+    kappa_squared = (2.0 + d / 2.0) * math.log(max(n, 1)) + math.log(math.pi**2 / 0.01)
+    return UpperConfidenceBound(model, beta=kappa_squared)
+
+
+def stalled(values: Any, window: int, tolerance: float) -> bool:
+    """Whether the last ``window`` of ``values`` (larger is better, in trial order) raised the best
+    by at most ``tolerance`` of the spread between the best and the median value."""
+    if len(values) <= window:
+        return False
+    best = values.max()
+    gain = best - values[:-window].max()
+    return bool(gain <= tolerance * (best - values.median()))
+
+
+class StallExploration(GPSampler):
+    """Our GP that explores once its steps stop paying: when the last ``window`` GP trials raised
+    the best value by at most ``tolerance`` of the spread between the best and the median
+    observation, every other trial (even numbers) maximizes HEBO's confidence bound in place of
+    qLogNEI. A run is scored by its best trial, so an exploring trial costs only the step it
+    displaces, worth little on a stall; the valley tasks lose by staying on one floor
+    (GP_DECISIONS.md), and exploring at fixed turns (the portfolio) cost where steps still paid."""
+
+    def __init__(self, *args: Any, window: int = 4, tolerance: float = 0.01, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.window, self.tolerance = window, tolerance
+
+    def sample(self, space: Any, trials: Any, *, number: int, directions: Any) -> Any:
+        n_startup = self.n_startup_trials or default_n_startup_trials(len(SearchSpace.coerce(space)))
+
+        def acquisition(model: Any, X: Any, Y: Any, X_pending: Any, **kwargs: Any) -> Any:
+            default, incumbents = _noisy_log_improvement_acquisition(model, X, Y, X_pending, **kwargs)
+            explore = (
+                number % 2 == 0
+                and default is not None
+                and Y.shape[-1] == 1
+                and len(Y) - n_startup >= self.window
+                and stalled(Y[:, 0], self.window, self.tolerance)
+            )
+            return (hebo_confidence_bound(model, X) if explore else default), incumbents
+
+        with mock.patch.object(gp, "_acquisition", acquisition):
+            return super().sample(space, trials, number=number, directions=directions)
 
 
 class ProductKernel(GPSampler):
@@ -392,6 +441,8 @@ VARIANTS: dict[str, tuple[Callable[[int], GPSampler], Callable[[Task], bool]]] =
     "portfolio": (lambda seed: AcquisitionPortfolio(seed=seed), lambda task: True),
     # Its two improvement-based ends alone: half the trials exploit (PI) and none explore more.
     "eipi": (lambda seed: AcquisitionPortfolio(seed=seed, choices=("ei", "pi")), lambda task: True),
+    # HEBO's bound on every other trial, only once the last four GP trials stopped improving.
+    "stall": (lambda seed: StallExploration(seed=seed), lambda task: True),
     # Optuna's GP's acquisition, then its one kernel over categorical and other columns.
     "logei": (lambda seed: AnalyticLogEI(seed=seed), lambda task: True),
     "product": (lambda seed: ProductKernel(seed=seed), _mixed),

@@ -637,6 +637,35 @@ def test_each_gp_variant_changes_the_gps_suggestions_and_undoes_its_patch(varian
     assert all(task.space["C"].low <= p["C"] <= task.space["C"].high for p in changed)
 
 
+def test_stalled_weighs_the_last_windows_gain_against_the_spread_to_the_median() -> None:
+    from benchmarks.gp_variants import stalled
+
+    assert not stalled(torch.tensor([1.0, 2.0, 3.0]), 4, 0.01)  # too few values to tell
+    # Best 10, median 5: a gain of 0.04 in the last four is within 1% of the spread, 0.5 is not.
+    assert stalled(torch.tensor([0.0, 5.0, 9.96, 5.0, 10.0, 4.0, 5.0]), 4, 0.01)
+    assert not stalled(torch.tensor([0.0, 5.0, 9.5, 5.0, 10.0, 4.0, 5.0]), 4, 0.01)
+    assert stalled(torch.tensor([0.0, 5.0, 10.0, 5.0, 3.0, 4.0, 5.0]), 4, 0.0)  # no gain at all
+
+
+def test_stall_exploration_leaves_the_gp_alone_until_its_steps_stop_paying() -> None:
+    from benchmarks import gp_variants
+    from benchmarks.methods import _lightning_hpo_runner
+    from benchmarks.tasks import TASK_BUILDERS
+    from lightning_hpo.samplers import gp
+
+    # Seven Sobol trials, then the GP; on seed 1 its trials 8-11 (numbers 8-11) find nothing better.
+    task = TASK_BUILDERS["sk_logreg_wine"]()
+    acquisition = gp._acquisition
+
+    def suggestions(make: Any) -> list[dict[str, Any]]:
+        return _lightning_hpo_runner(make)(task, task.make_objective(1), 16, 1).params
+
+    default, changed = suggestions(gp_variants.VARIANTS["default"][0]), suggestions(gp_variants.VARIANTS["stall"][0])
+    assert gp._acquisition is acquisition
+    assert changed[:12] == default[:12]  # four GP trials must stall first, and odd numbers never explore
+    assert changed[12:] != default[12:]
+
+
 def test_hebo_start_hands_over_to_the_gp_after_one_trial_more_than_the_parameters() -> None:
     from benchmarks import gp_variants
     from benchmarks.methods import _lightning_hpo_runner
