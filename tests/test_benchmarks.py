@@ -653,7 +653,7 @@ def test_stall_exploration_leaves_the_gp_alone_until_its_steps_stop_paying() -> 
     from benchmarks.tasks import TASK_BUILDERS
     from lightning_hpo.samplers import gp
 
-    # Seven Sobol trials, then the GP; on seed 1 its trials 8-11 (numbers 8-11) find nothing better.
+    # Seven Sobol trials (numbers 0-6), then the GP; on seed 1 trials 8-11 find nothing better, so 12 may explore.
     task = TASK_BUILDERS["sk_logreg_wine"]()
     acquisition = gp._acquisition
 
