@@ -666,6 +666,38 @@ def test_stall_exploration_leaves_the_gp_alone_until_its_steps_stop_paying() -> 
     assert changed[12:] != default[12:]
 
 
+def test_pareto_front_keeps_the_points_no_other_beats_on_mean_and_uncertainty() -> None:
+    from benchmarks.gp_variants import pareto_front
+
+    mean = torch.tensor([1.0, 0.5, 0.0, 0.4, 1.0, -1.0])
+    std = torch.tensor([0.1, 0.5, 1.0, 0.4, 0.05, 1.0])
+    # 3 is beaten by 1 on both, 4 by 0 on uncertainty, 5 by 2 on the mean.
+    assert pareto_front(mean, std).tolist() == [0, 1, 2]
+
+
+def test_epsilon_pf_changes_only_the_trials_its_draw_picks() -> None:
+    from benchmarks import gp_variants
+    from benchmarks.methods import _lightning_hpo_runner
+    from benchmarks.tasks import TASK_BUILDERS
+    from lightning_hpo.samplers import _gp_acquisition, gp
+
+    # On seed 0 the draw picks trial numbers 14, 15, 21 and 28; seven Sobol trials come first.
+    task = TASK_BUILDERS["sk_logreg_wine"]()
+    acquisition, maximize = gp._acquisition, _gp_acquisition.maximize
+
+    def suggestions(make: Any) -> list[dict[str, Any]]:
+        return _lightning_hpo_runner(make)(task, task.make_objective(0), 15, 0).params
+
+    default, changed = (
+        suggestions(gp_variants.VARIANTS["default"][0]),
+        suggestions(gp_variants.VARIANTS["epsilon_pf"][0]),
+    )
+    assert (gp._acquisition, _gp_acquisition.maximize) == (acquisition, maximize)
+    assert changed[:14] == default[:14]
+    assert changed[14] != default[14]
+    assert task.space["C"].low <= changed[14]["C"] <= task.space["C"].high
+
+
 def test_hebo_start_hands_over_to_the_gp_after_one_trial_more_than_the_parameters() -> None:
     from benchmarks import gp_variants
     from benchmarks.methods import _lightning_hpo_runner
