@@ -254,6 +254,44 @@ class EpsilonParetoFront(GPSampler):
             return super().sample(space, trials, number=number, directions=directions)
 
 
+class ExcludingPoints(torch.nn.Module):
+    """``acquisition`` at ``b x q x d`` points, ``-inf`` where a point equals a row of ``points``."""
+
+    def __init__(self, acquisition: Any, points: Any) -> None:
+        super().__init__()
+        self.acquisition, self.points = acquisition, points
+        self.model = getattr(acquisition, "model", None)
+
+    def forward(self, X: Any) -> Any:
+        values = self.acquisition(X)
+        seen = ((X.unsqueeze(-2) - self.points).abs().amax(dim=-1) <= 1e-9).any(dim=-1).any(dim=-1)
+        return torch.where(seen, torch.full_like(values, -torch.inf), values)
+
+
+class UnseenSearch(GPSampler):
+    """Our GP whose acquisition is ``-inf`` at every observed and pending point throughout the
+    search: no repeats, and no local search starts from an observed point (the incumbents enter
+    only through their perturbations). The first form of the rule against repeats, measured as such."""
+
+    def sample(self, *args: Any, **kwargs: Any) -> Any:
+        def acquisition(model: Any, X: Any, Y: Any, X_pending: Any, **kwargs: Any) -> Any:
+            default, incumbents = _noisy_log_improvement_acquisition(model, X, Y, X_pending, **kwargs)
+            if default is None:
+                return default, incumbents
+            seen = X if X_pending is None else torch.cat([X, X_pending])
+            return ExcludingPoints(default, seen), incumbents
+
+        with mock.patch.object(gp, "_acquisition", acquisition):
+            return super().sample(*args, **kwargs)
+
+
+def with_repeats(seed: int) -> GPSampler:
+    """Our GP as it was before 2026-12-05: its suggestion may repeat an observed or pending point."""
+    sampler = GPSampler(seed=seed)
+    sampler._repeats = True
+    return sampler
+
+
 class ProductKernel(GPSampler):
     """Our GP whose kernel on a mixed space is the product of the Float/Int columns' Matern kernel
     and the categorical kernel alone (as Optuna's GP, one kernel over both), without the sum's
@@ -501,6 +539,11 @@ VARIANTS: dict[str, tuple[Callable[[int], GPSampler], Callable[[Task], bool]]] =
     "stall": (lambda seed: StallExploration(seed=seed), lambda task: True),
     # De Ath et al.'s eps-PF: a tenth of the trials a random point of the mean / uncertainty front.
     "epsilon_pf": (lambda seed: EpsilonParetoFront(seed=seed), lambda task: True),
+    # Repeats of an observed or pending point allowed, as before the sampler kept its suggestions
+    # new (HEBO's and SMAC3's rule) ...
+    "repeats": (with_repeats, lambda task: True),
+    # ... and the rule's first form: observed points scored -inf in the whole search, none a start.
+    "unseen_search": (lambda seed: UnseenSearch(seed=seed), lambda task: True),
     # Optuna's GP's acquisition, then its one kernel over categorical and other columns.
     "logei": (lambda seed: AnalyticLogEI(seed=seed), lambda task: True),
     "product": (lambda seed: ProductKernel(seed=seed), _mixed),

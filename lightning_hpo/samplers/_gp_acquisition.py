@@ -221,6 +221,7 @@ def maximize(
     scales: Tensor,
     generator: torch.Generator,
     budget: OptimizerBudget = OptimizerBudget(),
+    exclude: Tensor | None = None,
 ) -> Tensor:
     """The point (``d``) of the space with the highest acquisition value that the search finds.
 
@@ -232,11 +233,13 @@ def maximize(
             GP's lengthscales); steps are measured in them.
         generator: the source of all randomness of the search (on the CPU).
         budget: how much work the search may do.
+        exclude: ``e x d`` points not to return (the observed and pending ones) unless nothing
+            else the search scored is left. The search still starts from and passes through them.
     """
     device, dtype = incumbents.device, incumbents.dtype
     if gp_space.n_discrete_points <= budget.exhaustive:
         points = gp_space.all_points(device=device, dtype=dtype)
-        return points[evaluate(acquisition, points).argmax()]
+        return _best_unexcluded(points, evaluate(acquisition, points), exclude)
 
     if not gp_space.continuous_dims:
         budget = replace(
@@ -256,7 +259,21 @@ def maximize(
     )
     pool_values = evaluate(acquisition, pool)
     chosen = _diverse_best(pool_values, budget.restarts, generator)
-    return _local_search(acquisition, gp_space, pool[chosen], pool_values[chosen], scales, generator, budget)
+    reached, values = _local_search(acquisition, gp_space, pool[chosen], pool_values[chosen], scales, generator, budget)
+    return _best_unexcluded(torch.cat([reached, pool]), torch.cat([values, pool_values]), exclude)
+
+
+def _best_unexcluded(points: Tensor, values: Tensor, exclude: Tensor | None) -> Tensor:
+    """The row of ``points`` with the highest value among those that match no row of ``exclude``
+    (the best of all where every row matches one)."""
+    values = torch.nan_to_num(values, nan=-math.inf)
+    if exclude is not None and len(exclude):
+        # Discrete columns sit exactly on their grid, so a repeat matches exactly; a Float column
+        # matches only at the same value (at a bound, in practice).
+        repeats = torch.cdist(points, exclude.to(points), p=math.inf).amin(dim=-1) <= 1e-9
+        if not repeats.all():
+            values = torch.where(repeats, -math.inf, values)
+    return points[values.argmax()]
 
 
 def _diverse_best(values: Tensor, n: int, generator: torch.Generator) -> Tensor:
@@ -282,8 +299,9 @@ def _local_search(
     scales: Tensor,
     generator: torch.Generator,
     budget: OptimizerBudget,
-) -> Tensor:
-    """Rounds of batched moves from the ``k x d`` starts ``X``; returns the best point reached."""
+) -> tuple[Tensor, Tensor]:
+    """Rounds of batched moves from the ``k x d`` starts ``X``; returns the ``k`` points reached
+    and their values."""
     k, d = X.shape
     continuous = torch.zeros(d, dtype=torch.bool, device=X.device)
     continuous[gp_space.continuous_dims] = True
@@ -324,7 +342,7 @@ def _local_search(
         last_move, X = torch.where(continuous, moved - X, torch.zeros_like(X)), moved
         values = torch.where(improves, best_scores, values)
         radius = torch.where(improves.view(-1, 1, 1), radius, radius / 2)
-    return X[values.argmax()]
+    return X, values
 
 
 def _projected(gradient: Tensor, X: Tensor) -> Tensor:

@@ -212,6 +212,12 @@ class GPSampler(Sampler):
     #: single-objective acquisition is averaged, with the fitted ones (``_gp_marginal``); 0: the
     #: fitted ones alone. ``benchmarks/gp_variants.py`` measures other settings through it.
     _hyperparameter_draws: int = 0
+    #: Whether a suggestion may repeat an observed or pending point while the acquisition search
+    #: scored another (``exclude`` of ``_gp_acquisition.maximize``). Not by default: a deterministic
+    #: objective learns nothing from a repeat, and a noisy one is evaluated several times through
+    #: ``repeats=``; in discrete spaces the GP otherwise re-runs its incumbent once it looks best
+    #: everywhere. ``benchmarks/gp_variants.py`` measures the other setting.
+    _repeats: bool = False
 
     def sample(
         self, space: SearchSpace, trials: Sequence[Trial], *, number: int, directions: Sequence[str]
@@ -317,12 +323,14 @@ class GPSampler(Sampler):
                     acquisition, observed, space, gp_space, exponent=self._cost_exponent, **tensor_kwargs
                 )
             acquisition = gp_space.on_pinned_inputs(acquisition)
+            seen = X if X_pending is None else torch.cat([X, X_pending])
             best = maximize(
                 acquisition,
                 gp_space,
                 incumbents=incumbents,
                 scales=lengthscales(model, gp_space),
                 generator=generator,
+                exclude=None if self._repeats else seen,
             )
         return gp_space.to_unit(best.unsqueeze(0))[0].tolist()
 

@@ -351,6 +351,27 @@ def test_categorical_only_space_finds_the_best_cell():
     assert study.best_trial.value == 0.0
 
 
+def test_no_suggestion_repeats_a_configuration_until_the_space_is_used_up():
+    """Twelve configurations: the GP tries each once before any repeat (it used to re-run its best
+    configuration from the ninth trial on), then may repeat the best."""
+    space = SearchSpace({"a": Categorical(list("pqr")), "c": Int(0, 3)})
+    study = Study("cells", search_space=space, storage=":memory:", sampler=GPSampler(seed=0, n_startup_trials=4))
+    study.optimize(lambda p: {"p": 0.0, "q": 0.5, "r": 1.0}[p["a"]] + abs(p["c"] - 1), n_trials=14)
+    configurations = [(t.params["a"], t.params["c"]) for t in study.trials]
+    assert len(set(configurations[:12])) == 12
+    assert configurations[12:] == [("p", 1), ("p", 1)]
+
+
+def test_a_suggestion_does_not_repeat_a_running_configuration():
+    space = SearchSpace({"a": Categorical(list("pqr")), "c": Int(0, 3)})
+    trials = _history(space, 8, lambda p: {"p": 0.0, "q": 0.5, "r": 1.0}[p["a"]] + abs(p["c"] - 1))
+    alone = GPSampler(seed=0, n_startup_trials=4).sample(space, trials, number=8, directions=["min"])
+    running = Trial(number=8, state=TrialState.RUNNING, params=alone)
+    beside = GPSampler(seed=0, n_startup_trials=4).sample(space, [*trials, running], number=9, directions=["min"])
+    assert beside != alone
+    assert beside not in [t.params for t in trials]
+
+
 @pytest.mark.slow
 def test_beats_random_search_on_a_seeded_run():
     space = SearchSpace({f"x{i}": Float(0.0, 1.0) for i in range(3)} | {"k": Categorical(["a", "b", "c"])})
@@ -539,6 +560,42 @@ def test_search_reaches_an_optimum_in_a_corner():
         generator=torch.Generator().manual_seed(0),
     )
     assert best[:3].tolist() == [1.0, 0.0, 1.0]
+
+
+def test_the_search_returns_no_excluded_point_while_another_was_scored():
+    """A discrete space scored point by point and a Float one searched: an excluded maximum (an
+    observed or pending point) gives way to the best other point, unless every point is excluded."""
+    from lightning_hpo.samplers._gp_acquisition import maximize
+
+    class Rising(torch.nn.Module):
+        def forward(self, X: torch.Tensor) -> torch.Tensor:
+            return X.squeeze(-2).sum(-1)
+
+    def best(space: SearchSpace, exclude: torch.Tensor | None) -> torch.Tensor:
+        gp_space = GPSpace(space)
+        return maximize(
+            Rising(),
+            gp_space,
+            incumbents=gp_space.from_unit(torch.full((2, gp_space.dim), 0.5, dtype=torch.float64)),
+            scales=torch.full((gp_space.dim,), 0.1, dtype=torch.float64),
+            generator=torch.Generator().manual_seed(0),
+            exclude=exclude,
+        )
+
+    discrete = SearchSpace({"n": Int(1, 5), "kind": Categorical(["a", "b", "c"])})
+    points = GPSpace(discrete).all_points(dtype=torch.float64)
+    top = points[points.sum(-1).argmax()]
+    assert torch.equal(best(discrete, None), top)
+    second = best(discrete, top.unsqueeze(0))
+    assert not torch.equal(second, top)
+    assert second.sum() == points[~(points == top).all(-1)].sum(-1).max()
+    assert torch.equal(best(discrete, points), top)  # nothing else left: the best, repeated
+
+    floats = SearchSpace({f"x{i}": Float(0.0, 1.0) for i in range(3)})
+    corner = torch.ones(3, dtype=torch.float64)
+    assert torch.equal(best(floats, None), corner)
+    other = best(floats, corner.unsqueeze(0))
+    assert not torch.equal(other, corner) and other.sum() > 2.5
 
 
 def test_the_search_scores_only_points_on_every_discrete_grid():
