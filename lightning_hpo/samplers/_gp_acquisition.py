@@ -239,7 +239,7 @@ def maximize(
     device, dtype = incumbents.device, incumbents.dtype
     if gp_space.n_discrete_points <= budget.exhaustive:
         points = gp_space.all_points(device=device, dtype=dtype)
-        return _best_unexcluded(points, evaluate(acquisition, points), exclude)
+        return _best_unexcluded(gp_space, points, evaluate(acquisition, points), exclude)
 
     if not gp_space.continuous_dims:
         budget = replace(
@@ -260,17 +260,20 @@ def maximize(
     pool_values = evaluate(acquisition, pool)
     chosen = _diverse_best(pool_values, budget.restarts, generator)
     reached, values = _local_search(acquisition, gp_space, pool[chosen], pool_values[chosen], scales, generator, budget)
-    return _best_unexcluded(torch.cat([reached, pool]), torch.cat([values, pool_values]), exclude)
+    return _best_unexcluded(gp_space, torch.cat([reached, pool]), torch.cat([values, pool_values]), exclude)
 
 
-def _best_unexcluded(points: Tensor, values: Tensor, exclude: Tensor | None) -> Tensor:
+def _best_unexcluded(gp_space: GPSpace, points: Tensor, values: Tensor, exclude: Tensor | None) -> Tensor:
     """The row of ``points`` with the highest value among those that match no row of ``exclude``
-    (the best of all where every row matches one)."""
+    (model inputs, inactive columns pinned) once their own inactive columns are pinned (the best
+    of all where every row matches one)."""
     values = torch.nan_to_num(values, nan=-math.inf)
     if exclude is not None and len(exclude):
         # Discrete columns sit exactly on their grid, so a repeat matches exactly; a Float column
-        # matches only at the same value (at a bound, in practice).
-        repeats = torch.cdist(points, exclude.to(points), p=math.inf).amin(dim=-1) <= 1e-9
+        # matches only at the same value (at a bound, in practice). An inactive column's value is
+        # not part of the configuration.
+        pinned = gp_space.pin_inactive(points)
+        repeats = torch.cdist(pinned, exclude.to(points), p=math.inf).amin(dim=-1) <= 1e-9
         if not repeats.all():
             values = torch.where(repeats, -math.inf, values)
     return points[values.argmax()]

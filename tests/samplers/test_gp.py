@@ -362,6 +362,18 @@ def test_no_suggestion_repeats_a_configuration_until_the_space_is_used_up():
     assert configurations[12:] == [("p", 1), ("p", 1)]
 
 
+def test_an_inactive_parameter_does_not_make_a_repeat_new():
+    """Ten configurations, two of them without ``m`` (inactive for ``opt="a"``): a candidate that
+    differs from an observed one only in its inactive column is the same configuration (the GP
+    re-ran ``opt="a", k="x"`` from the seventh trial on while it compared them unpinned)."""
+    space = SearchSpace(
+        {"opt": Categorical(["a", "b"]), "m": Int(0, 3, when={"opt": ["b"]}), "k": Categorical(["x", "y"])}
+    )
+    study = Study("conditional", search_space=space, storage=":memory:", sampler=GPSampler(seed=0, n_startup_trials=3))
+    study.optimize(lambda p: (0.0 if p["opt"] == "a" else 1.0 + p["m"]) + 0.3 * (p["k"] == "y"), n_trials=10)
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 10
+
+
 def test_a_suggestion_does_not_repeat_a_running_configuration():
     space = SearchSpace({"a": Categorical(list("pqr")), "c": Int(0, 3)})
     trials = _history(space, 8, lambda p: {"p": 0.0, "q": 0.5, "r": 1.0}[p["a"]] + abs(p["c"] - 1))
