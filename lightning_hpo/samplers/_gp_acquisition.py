@@ -61,6 +61,7 @@ __all__ = [
     "noisy_log_parego",
     "reference_point",
     "evaluate",
+    "is_one_of",
     "maximize",
 ]
 
@@ -264,19 +265,24 @@ def maximize(
 
 
 def _best_unexcluded(gp_space: GPSpace, points: Tensor, values: Tensor, exclude: Tensor | None) -> Tensor:
-    """The row of ``points`` with the highest value among those that match no row of ``exclude``
-    (model inputs, inactive columns pinned) once their own inactive columns are pinned (the best
-    of all where every row matches one)."""
+    """The row of ``points`` with the highest value among those that are no configuration of
+    ``exclude`` (the best of all where every row is one)."""
     values = torch.nan_to_num(values, nan=-math.inf)
     if exclude is not None and len(exclude):
-        # Discrete columns sit exactly on their grid, so a repeat matches exactly; a Float column
-        # matches only at the same value (at a bound, in practice). An inactive column's value is
-        # not part of the configuration.
-        pinned = gp_space.pin_inactive(points)
-        repeats = torch.cdist(pinned, exclude.to(points), p=math.inf).amin(dim=-1) <= 1e-9
+        repeats = is_one_of(gp_space, points, exclude)
         if not repeats.all():
             values = torch.where(repeats, -math.inf, values)
     return points[values.argmax()]
+
+
+def is_one_of(gp_space: GPSpace, points: Tensor, configurations: Tensor) -> Tensor:
+    """``n``: whether each row of ``points`` is the configuration of a row of ``configurations``
+    (model inputs with inactive columns pinned, as observed points are)."""
+    # Discrete columns sit exactly on their grid, so a repeat matches exactly; a Float column
+    # matches only at the same value (at a bound, in practice). An inactive column's value is not
+    # part of the configuration.
+    pinned = gp_space.pin_inactive(points)
+    return torch.cdist(pinned, configurations.to(points), p=math.inf).amin(dim=-1) <= 1e-9
 
 
 def _diverse_best(values: Tensor, n: int, generator: torch.Generator) -> Tensor:

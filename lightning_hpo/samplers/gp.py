@@ -270,7 +270,7 @@ class GPSampler(Sampler):
     ) -> list[float]:
         import torch
 
-        from lightning_hpo.samplers._gp_acquisition import maximize
+        from lightning_hpo.samplers._gp_acquisition import is_one_of, maximize
         from lightning_hpo.samplers._gp_model import build_model, lengthscales
         from lightning_hpo.samplers._gp_space import GPSpace
 
@@ -332,6 +332,15 @@ class GPSampler(Sampler):
                 generator=generator,
                 exclude=None if self._repeats else seen,
             )
+            if not self._repeats and bool(is_one_of(gp_space, best.unsqueeze(0), seen)):
+                warnings.warn(
+                    "GPSampler found no configuration left that has not run or is running (the search space is "
+                    "used up), so this trial repeats one: the GP's best guess. With a deterministic objective, "
+                    "end the study here (GridSampler stops by itself); with a noisy one, repeats average out "
+                    "its noise.",
+                    UserWarning,
+                    stacklevel=2,
+                )
         return gp_space.to_unit(best.unsqueeze(0))[0].tolist()
 
     def _hyperparameters(

@@ -11,6 +11,7 @@ they pass either way, in about 20 s instead of 10 on 2 cores.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -356,7 +357,16 @@ def test_no_suggestion_repeats_a_configuration_until_the_space_is_used_up():
     configuration from the ninth trial on), then may repeat the best."""
     space = SearchSpace({"a": Categorical(list("pqr")), "c": Int(0, 3)})
     study = Study("cells", search_space=space, storage=":memory:", sampler=GPSampler(seed=0, n_startup_trials=4))
-    study.optimize(lambda p: {"p": 0.0, "q": 0.5, "r": 1.0}[p["a"]] + abs(p["c"] - 1), n_trials=14)
+
+    def objective(p: dict[str, Any]) -> float:
+        return {"p": 0.0, "q": 0.5, "r": 1.0}[p["a"]] + abs(p["c"] - 1)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        study.optimize(objective, n_trials=12)
+    assert not [w for w in caught if "used up" in str(w.message)]
+    with pytest.warns(UserWarning, match="the search space is used up"):
+        study.optimize(objective, n_trials=14)  # the study's total
     configurations = [(t.params["a"], t.params["c"]) for t in study.trials]
     assert len(set(configurations[:12])) == 12
     assert configurations[12:] == [("p", 1), ("p", 1)]
