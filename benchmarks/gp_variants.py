@@ -288,7 +288,7 @@ class UnseenSearch(GPSampler):
 def with_repeats(seed: int) -> GPSampler:
     """Our GP as it was before 2026-12-05: its suggestion may repeat an observed or pending point."""
     sampler = GPSampler(seed=seed)
-    sampler._repeats = True
+    sampler._allow_repeats = True
     return sampler
 
 

@@ -217,7 +217,7 @@ class GPSampler(Sampler):
     #: objective learns nothing from a repeat, and a noisy one is evaluated several times through
     #: ``repeats=``; in discrete spaces the GP otherwise re-runs its incumbent once it looks best
     #: everywhere. ``benchmarks/gp_variants.py`` measures the other setting.
-    _repeats: bool = False
+    _allow_repeats: bool = False
 
     def sample(
         self, space: SearchSpace, trials: Sequence[Trial], *, number: int, directions: Sequence[str]
@@ -330,9 +330,9 @@ class GPSampler(Sampler):
                 incumbents=incumbents,
                 scales=lengthscales(model, gp_space),
                 generator=generator,
-                exclude=None if self._repeats else seen,
+                exclude=None if self._allow_repeats else seen,
             )
-            if not self._repeats and bool(is_one_of(gp_space, best.unsqueeze(0), seen)):
+            if not self._allow_repeats and bool(is_one_of(gp_space, best.unsqueeze(0), seen)):
                 warnings.warn(
                     "GPSampler found no configuration left that has not run or is running (the search space is "
                     "used up), so this trial repeats one: the GP's best guess. With a deterministic objective, "
