@@ -698,6 +698,21 @@ def test_epsilon_pf_changes_only_the_trials_its_draw_picks() -> None:
     assert task.space["C"].low <= changed[14]["C"] <= task.space["C"].high
 
 
+def test_the_repeats_variant_is_the_sampler_that_re_ran_its_best_and_unseen_search_never_does() -> None:
+    from benchmarks import gp_variants
+    from lightning_hpo import Categorical, Int, Study
+
+    space = {"a": Categorical(list("pqr")), "c": Int(0, 3)}  # twelve configurations
+
+    def configurations(make: Any) -> list[tuple[str, int]]:
+        study = Study("cells", search_space=space, storage=":memory:", sampler=make(0))
+        study.optimize(lambda p: {"p": 0.0, "q": 0.5, "r": 1.0}[p["a"]] + abs(p["c"] - 1), n_trials=12)
+        return [(t.params["a"], t.params["c"]) for t in study.trials]
+
+    assert len(set(configurations(gp_variants.VARIANTS["repeats"][0]))) < 12
+    assert len(set(configurations(gp_variants.VARIANTS["unseen_search"][0]))) == 12
+
+
 def test_hebo_start_hands_over_to_the_gp_after_one_trial_more_than_the_parameters() -> None:
     from benchmarks import gp_variants
     from benchmarks.methods import _lightning_hpo_runner
