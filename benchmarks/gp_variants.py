@@ -255,17 +255,18 @@ class EpsilonParetoFront(GPSampler):
 
 
 class ExcludingPoints(torch.nn.Module):
-    """``acquisition`` at ``b x q x d`` points, ``-inf`` where a point equals a row of ``points``."""
+    """``acquisition`` at ``b x q x d`` points, ``-inf`` where a point is a configuration of ``points``
+    (``_gp_acquisition.is_one_of``, the sampler's own test of a repeat)."""
 
-    def __init__(self, acquisition: Any, points: Any) -> None:
+    def __init__(self, acquisition: Any, gp_space: Any, points: Any) -> None:
         super().__init__()
-        self.acquisition, self.points = acquisition, points
+        self.acquisition, self.gp_space, self.points = acquisition, gp_space, points
         self.model = getattr(acquisition, "model", None)
 
     def forward(self, X: Any) -> Any:
         values = self.acquisition(X)
-        seen = ((X.unsqueeze(-2) - self.points).abs().amax(dim=-1) <= 1e-9).any(dim=-1).any(dim=-1)
-        return torch.where(seen, torch.full_like(values, -torch.inf), values)
+        seen = _gp_acquisition.is_one_of(self.gp_space, X.reshape(-1, X.shape[-1]), self.points)
+        return torch.where(seen.view(X.shape[:-1]).any(dim=-1), torch.full_like(values, -torch.inf), values)
 
 
 class UnseenSearch(GPSampler):
@@ -273,16 +274,20 @@ class UnseenSearch(GPSampler):
     search: no repeats, and no local search starts from an observed point (the incumbents enter
     only through their perturbations). The first form of the rule against repeats, measured as such."""
 
-    def sample(self, *args: Any, **kwargs: Any) -> Any:
+    def sample(self, space: Any, trials: Any, *, number: int, directions: Any) -> Any:
+        from lightning_hpo.samplers._gp_space import GPSpace
+
+        gp_space = GPSpace(SearchSpace.coerce(space))
+
         def acquisition(model: Any, X: Any, Y: Any, X_pending: Any, **kwargs: Any) -> Any:
             default, incumbents = _noisy_log_improvement_acquisition(model, X, Y, X_pending, **kwargs)
             if default is None:
                 return default, incumbents
             seen = X if X_pending is None else torch.cat([X, X_pending])
-            return ExcludingPoints(default, seen), incumbents
+            return ExcludingPoints(default, gp_space, seen), incumbents
 
         with mock.patch.object(gp, "_acquisition", acquisition):
-            return super().sample(*args, **kwargs)
+            return super().sample(space, trials, number=number, directions=directions)
 
 
 def with_repeats(seed: int) -> GPSampler:
