@@ -92,6 +92,26 @@ class PlainOutcomes(GPSampler):
             return super().sample(*args, **kwargs)
 
 
+def gaussian_copula(Y: torch.Tensor) -> torch.Tensor:
+    """Each outcome column replaced by the normal quantiles of its ranks, ``Phi^-1((rank - 1/2) / n)``
+    (ties share their mean rank), then standardized: only the order of the outcomes is kept."""
+    from scipy.special import ndtri
+    from scipy.stats import rankdata
+
+    ranks = rankdata(Y.detach().cpu().numpy(), axis=0)
+    return _gp_model.standardize(torch.as_tensor(ndtri((ranks - 0.5) / len(Y)), dtype=Y.dtype, device=Y.device))
+
+
+class GaussianCopulaOutcomes(GPSampler):
+    """Our GP on the normal quantiles of its outcomes' ranks (Salinas et al. 2020's copula transform)
+    in place of the outlier fence and the warp: no value sets the scale, and equal steps in rank
+    look equally large however close the values are."""
+
+    def sample(self, *args: Any, **kwargs: Any) -> Any:
+        with mock.patch.object(_gp_model, "model_outcomes", gaussian_copula):
+            return super().sample(*args, **kwargs)
+
+
 class AnalyticLogEI(GPSampler):
     """Our GP with Optuna's GP's acquisition: the analytic log expected improvement over the best
     observed outcome (no incumbent uncertainty) in place of qLogNEI. Single objective."""
@@ -533,6 +553,8 @@ VARIANTS: dict[str, tuple[Callable[[int], GPSampler], Callable[[Task], bool]]] =
     "nowarp": (lambda seed: WithoutOutputWarping(seed=seed), lambda task: True),
     # ... nor the outlier fence: Optuna's GP's outcomes (finds sk_lassopoly_diabetes's degree-2 valley).
     "plainoutcomes": (lambda seed: PlainOutcomes(seed=seed), lambda task: True),
+    # ... or only their order: the normal quantiles of their ranks (a Gaussian copula).
+    "copula": (lambda seed: GaussianCopulaOutcomes(seed=seed), lambda task: True),
     # The acquisition averaged over draws of the GP's hyperparameters from a Laplace approximation
     # of their posterior (with the fitted ones): an over-confident fit stops exploring.
     "laplace4": (lambda seed: with_hyperparameter_draws(seed, 4), lambda task: True),

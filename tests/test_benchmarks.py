@@ -608,6 +608,7 @@ def test_gp_variants_screen_pairs_runs_skips_unchanged_tasks_and_resumes(tmp_pat
         "lengthscale_loo",  # lengthscale_loo_2se: the same class, wide fits taken later than 12 trials
         "nowarp",
         "plainoutcomes",
+        "copula",
         "search4",
         "sobol16",
         "inputwarp",
@@ -635,6 +636,20 @@ def test_each_gp_variant_changes_the_gps_suggestions_and_undoes_its_patch(varian
     assert changed[:7] == default[:7]  # the same Sobol start
     assert changed[7:] != default[7:]  # the GP's suggestions are the variant's own
     assert all(task.space["C"].low <= p["C"] <= task.space["C"].high for p in changed)
+
+
+def test_gaussian_copula_keeps_only_the_order_of_each_column() -> None:
+    from scipy.stats import norm
+
+    from benchmarks.gp_variants import gaussian_copula
+
+    Y = torch.tensor([[1.0, 0.0], [5.0, 1.0], [5.0, 2.0], [200.0, 3.0], [-3.0, 4.0]], dtype=torch.float64)
+    copula = gaussian_copula(Y)
+    # ranks 2, 3.5, 3.5, 5, 1 of 5: the normal quantiles of (rank - 1/2) / 5, standardized
+    quantiles = torch.tensor(norm.ppf([0.3, 0.6, 0.6, 0.9, 0.1]), dtype=torch.float64)
+    torch.testing.assert_close(copula[:, 0], (quantiles - quantiles.mean()) / quantiles.std())
+    # an evenly spaced column and one of the same order with an outlier look alike
+    torch.testing.assert_close(gaussian_copula(Y[:, 1:] ** 9), gaussian_copula(Y[:, 1:]))
 
 
 def test_stalled_weighs_the_last_windows_gain_against_the_spread_to_the_median() -> None:
