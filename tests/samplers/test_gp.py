@@ -269,6 +269,17 @@ def test_mode_max_is_mode_min_of_the_negated_values():
     assert _suggest(GPSampler(seed=2, n_startup_trials=5), negated, direction="max") == minimized
 
 
+@pytest.mark.parametrize("scale", [2.0**-1000, 2.0**-520, 2.0**600, 2.0**1000])
+def test_the_objectives_scale_does_not_change_the_suggestion(scale):
+    """Losses of 1e-301 or 1e301 are suggested from as their shapes near 1 are (a power of two
+    scales exactly); the GP used to see such a history as constant."""
+    trials = _history(MIXED, 12)
+    scaled = [Trial(t.number, t.state, t.params, values=(t.values[0] * scale,)) for t in trials]
+    assert _suggest(GPSampler(seed=3, n_startup_trials=5), scaled) == _suggest(
+        GPSampler(seed=3, n_startup_trials=5), trials
+    )
+
+
 def test_failed_trials_are_ignored():
     trials = _history(MIXED, 10)
     failed = [

@@ -67,6 +67,17 @@ def test_a_diverged_run_does_not_flatten_the_good_values():
     assert outcomes[0] - outcomes[4] > 0.3  # 1.0 and 1.5 stay well apart
 
 
+@pytest.mark.parametrize("exponent", [-1000, -600, 600, 1000])
+def test_outcomes_of_any_magnitude_are_modelled_as_the_same_outcomes_near_one(exponent):
+    """Scaled by a power of two, so exactly: before the scale was taken out, the variance's squares
+    underflowed below about 1e-154 (the column looked constant) and overflowed above 1e154."""
+    Y = torch.cat(
+        [_skewed(seed=4), torch.randn(60, 1, generator=torch.Generator().manual_seed(5), dtype=torch.float64)], 1
+    )
+    assert torch.equal(model_outcomes(torch.ldexp(Y, torch.tensor(exponent))), model_outcomes(Y))
+    assert torch.equal(standardize(torch.ldexp(Y, torch.tensor(exponent))), standardize(Y))
+
+
 def test_lengthscales_start_and_are_centred_at_the_root_of_the_dimension():
     """Matern lengthscales of a kernel on d Float/Int columns start at, and have their prior's
     median at, sqrt(d); the categorical kernel's (a mean over its columns) at 1."""
