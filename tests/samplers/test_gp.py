@@ -280,6 +280,25 @@ def test_the_objectives_scale_does_not_change_the_suggestion(scale):
     )
 
 
+@pytest.mark.parametrize(
+    "objective",
+    [
+        lambda p: 3.0,  # constant: nothing to model
+        lambda p: 1.0 if p["optimizer"] == "adam" else 2.0,  # two values: a plateau and a step
+        lambda p: 1e300 if p["layers"] > 4 else _mixed_objective(p),  # diverged runs far off the rest
+        lambda p: -1e15 * (1.0 + _mixed_objective(p)),  # large, negative
+    ],
+    ids=["constant", "two-values", "outliers-1e300", "large-negative"],
+)
+def test_degenerate_histories_still_give_valid_new_suggestions_without_warnings(objective):
+    trials = _history(MIXED, 15, objective)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a numerical warning of the fit (jitter, NaN) would fail here
+        params = _suggest(GPSampler(seed=0, n_startup_trials=5), trials)
+    MIXED.check_params(params)
+    assert params not in [t.params for t in trials]
+
+
 def test_failed_trials_are_ignored():
     trials = _history(MIXED, 10)
     failed = [
