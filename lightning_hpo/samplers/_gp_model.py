@@ -323,12 +323,12 @@ def standardize(Y: Tensor) -> Tensor:
     """Each outcome column shifted and scaled to mean 0 and standard deviation 1 (a constant
     column to 0).
 
-    Each column is first divided by the power of two nearest its largest magnitude: the squares of
-    the variance would otherwise underflow to 0 for values below about 1e-154 (a column that
-    varies would look constant) and overflow above about 1e154. A power of two scales exactly, so
-    the result is the same to the last bit for any column whose squares stay finite and nonzero."""
-    _, exponent = torch.frexp(Y.abs().amax(dim=0, keepdim=True)) if len(Y) else (None, torch.zeros_like(Y[:1]))
-    Y = torch.ldexp(Y, -exponent)
+    Each column is first divided by the smallest power of two above its largest magnitude: the
+    squares of the variance would otherwise underflow to 0 for values below about 1e-154 (a column
+    that varies would look constant) and overflow above about 1e154. A power of two scales exactly,
+    so the result is the same to the last bit for any column whose squares stay finite and nonzero."""
+    if len(Y):
+        Y = torch.ldexp(Y, -torch.frexp(Y.abs().amax(dim=0, keepdim=True)).exponent)
     std = Y.std(dim=0, keepdim=True) if len(Y) > 1 else torch.ones_like(Y[:1])
     return (Y - Y.mean(dim=0, keepdim=True)) / torch.where(std > 0, std, torch.ones_like(std))
 
