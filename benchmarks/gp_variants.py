@@ -74,21 +74,16 @@ def with_hyperparameter_draws(seed: int, draws: int) -> GPSampler:
     return sampler
 
 
-class WithoutOutputWarping(GPSampler):
-    """Our GP on outcomes softened and standardized but not warped towards normal (as Optuna's GP
-    sees them): the warp spreads the values near the best, where flat landscapes differ least."""
+class OtherOutcomes(GPSampler):
+    """Our GP with one step of the outcomes' transform (``model_outcomes`` or ``warp_to_normal`` of
+    ``_gp_model``) replaced by ``transform``."""
+
+    def __init__(self, *args: Any, step: str, transform: Callable[[torch.Tensor], torch.Tensor], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.step, self.transform = step, transform
 
     def sample(self, *args: Any, **kwargs: Any) -> Any:
-        with mock.patch.object(_gp_model, "warp_to_normal", lambda Y: Y):
-            return super().sample(*args, **kwargs)
-
-
-class PlainOutcomes(GPSampler):
-    """Our GP on outcomes only standardized, neither softened nor warped (Optuna's GP's view): values
-    off the best floor look nearer to it, so regions next to them stay in play."""
-
-    def sample(self, *args: Any, **kwargs: Any) -> Any:
-        with mock.patch.object(_gp_model, "model_outcomes", _gp_model.standardize):
+        with mock.patch.object(_gp_model, self.step, self.transform):
             return super().sample(*args, **kwargs)
 
 
@@ -100,16 +95,6 @@ def gaussian_copula(Y: torch.Tensor) -> torch.Tensor:
 
     ranks = rankdata(Y.detach().cpu().numpy(), axis=0)
     return _gp_model.standardize(torch.as_tensor(ndtri((ranks - 0.5) / len(Y)), dtype=Y.dtype, device=Y.device))
-
-
-class GaussianCopulaOutcomes(GPSampler):
-    """Our GP on the normal quantiles of its outcomes' ranks (Salinas et al. 2020's copula transform)
-    in place of the outlier fence and the warp: no value sets the scale, and equal steps in rank
-    look equally large however close the values are."""
-
-    def sample(self, *args: Any, **kwargs: Any) -> Any:
-        with mock.patch.object(_gp_model, "model_outcomes", gaussian_copula):
-            return super().sample(*args, **kwargs)
 
 
 class AnalyticLogEI(GPSampler):
@@ -550,11 +535,20 @@ VARIANTS: dict[str, tuple[Callable[[int], GPSampler], Callable[[Task], bool]]] =
     # EI's classic xi: a candidate must beat the incumbent by a share of the outcomes' spread, so
     # steps along a flat valley floor, which promise less than that, lose to unexplored regions.
     "margin0.01": (lambda seed: with_margin(seed, 0.01), lambda task: True),
-    "nowarp": (lambda seed: WithoutOutputWarping(seed=seed), lambda task: True),
+    # Outcomes softened and standardized but not warped towards normal (the warp spreads the values
+    # near the best, where flat landscapes differ least) ...
+    "nowarp": (lambda seed: OtherOutcomes(seed=seed, step="warp_to_normal", transform=lambda Y: Y), lambda task: True),
     # ... nor the outlier fence: Optuna's GP's outcomes (finds sk_lassopoly_diabetes's degree-2 valley).
-    "plainoutcomes": (lambda seed: PlainOutcomes(seed=seed), lambda task: True),
-    # ... or only their order: the normal quantiles of their ranks (a Gaussian copula).
-    "copula": (lambda seed: GaussianCopulaOutcomes(seed=seed), lambda task: True),
+    "plainoutcomes": (
+        lambda seed: OtherOutcomes(seed=seed, step="model_outcomes", transform=_gp_model.standardize),
+        lambda task: True,
+    ),
+    # ... or only their order (Salinas et al. 2020's Gaussian copula): no value sets the scale, and
+    # equal steps in rank look equally large however close the values are.
+    "copula": (
+        lambda seed: OtherOutcomes(seed=seed, step="model_outcomes", transform=gaussian_copula),
+        lambda task: True,
+    ),
     # The acquisition averaged over draws of the GP's hyperparameters from a Laplace approximation
     # of their posterior (with the fitted ones): an over-confident fit stops exploring.
     "laplace4": (lambda seed: with_hyperparameter_draws(seed, 4), lambda task: True),
