@@ -32,7 +32,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--tasks",
         help="comma-separated task names, 'all', 'broad' (the scikit-learn suite of "
         "tasks/sklearn_suite.py), 'highdim' (10- and 20-D probes) or 'wide' (scikit-learn models with "
-        "8-9 Float and Int columns) (default: the full suite; see --list)",
+        "8-9 Float and Int columns), 'pool' (40 YAHPO surrogate problems drawn at random, held out) "
+        "(default: the full suite; see --list)",
     )
     parser.add_argument(
         "--samplers",
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         BROAD_TASKS,
         DEFAULT_TASKS,
         HIGH_DIM_TASKS,
+        POOL_TASKS,
         QUICK_TASKS,
         TASK_BUILDERS,
         WIDE_TASKS,
@@ -112,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"broad suite (--tasks broad): {', '.join(BROAD_TASKS)}")
         print(f"high-dimensional probes (--tasks highdim): {', '.join(HIGH_DIM_TASKS)}")
         print(f"wide scikit-learn spaces (--tasks wide): {', '.join(WIDE_TASKS)}")
+        print(f"held-out YAHPO pool (--tasks pool): {', '.join(POOL_TASKS)}")
         for method in METHODS.values():
             reason = method.unavailable()
             print(f"  {method.name:<16} {method.label}" + (f"  [unavailable: {reason}]" if reason else ""))
@@ -120,7 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     out = args.out or (HERE / "out" / "quick" if quick else HERE / "out")
     results_path = args.results or (out / "RESULTS.md" if quick else HERE / "RESULTS.md")
-    groups = {"all": tuple(TASK_BUILDERS), "broad": BROAD_TASKS, "highdim": HIGH_DIM_TASKS, "wide": WIDE_TASKS}
+    groups = {
+        "all": tuple(TASK_BUILDERS),
+        "broad": BROAD_TASKS,
+        "highdim": HIGH_DIM_TASKS,
+        "wide": WIDE_TASKS,
+        "pool": POOL_TASKS,
+    }
     if args.tasks in groups:
         task_names = list(groups[args.tasks])
     else:

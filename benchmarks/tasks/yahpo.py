@@ -1,14 +1,18 @@
-"""YAHPO Gym's ``rbv2_xgboost`` surrogate: XGBoost on an OpenML dataset, a 14-D mixed space with
-a categorical ``booster`` whose children are active only for some boosters.
+"""YAHPO Gym surrogates: XGBoost (``rbv2_xgboost``), decision trees (``rbv2_rpart``), elastic net
+(``iaml_glmnet``) and MLPs (``lcbench``) on OpenML datasets, one ONNX model per scenario.
 
-The ONNX surrogate is evaluated with onnxruntime directly, encoding inputs exactly as
+``yahpo_xgboost`` is the default suite's task: instance 1489 of rbv2_xgboost, a 14-D mixed space
+with a categorical ``booster`` whose children are active only for some boosters. The ``pool_*``
+tasks (``--tasks pool``) are a held-out pool of instances drawn at random from all four scenarios.
+
+The ONNX surrogates are evaluated with onnxruntime directly, encoding inputs exactly as
 ``yahpo_gym.BenchmarkSet`` does (yahpo-gym 1.0.2 pins numpy<2 and ConfigSpace 0.6.1, which would
 downgrade the project's environment): continuous inputs in the scenario's ``cont_names`` order,
 categorical inputs integer-coded by ``encoding.json``, inactive children sent as 0 / ``"#na#"``.
 The space is the flat union of all parameters; a parameter inactive for the chosen booster is
 ignored by the objective, as a flat optimizer would meet it (``tree_space`` is the conditional
-one). Fidelities are at their maximum (``trainsize=1``, ``repl=10``) unless ``losses`` is given
-others. The objective is 1 - accuracy; the surrogate is deterministic.
+one). Fidelities are at their maximum (``trainsize=1``, ``repl=10``; 52 epochs) unless ``losses``
+is given others. The surrogates are deterministic.
 
 Data: ``$BENCHMARKS_YAHPO_DATA``, else ``shared/data/yahpo`` beside the repository.
 """
@@ -18,7 +22,9 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Mapping, Sequence
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,27 +37,93 @@ from lightning_hpo.space import Categorical, Domain, Float, Int
 DATA_ENV = "BENCHMARKS_YAHPO_DATA"
 SCENARIO = "rbv2_xgboost"
 INSTANCE = "1489"  # OpenML phoneme: the optimum is narrow (0.01% of random configs within 1% of it)
-# From yahpo_gym/benchmarks/rbv2.py (1.0.2): the surrogate's input columns.
-CONT_NAMES = (
-    "nrounds",
-    "eta",
-    "gamma",
-    "lambda",
-    "alpha",
-    "subsample",
-    "max_depth",
-    "min_child_weight",
-    "colsample_bytree",
-    "colsample_bylevel",
-    "rate_drop",
-    "skip_drop",
-    "trainsize",
-    "repl",
-)
-CAT_NAMES = ("task_id", "booster", "num.impute.selected.cpo")
-FIDELITY = {"trainsize": 1.0, "repl": 10}
-TARGET = 0  # "acc", first of the scenario's y_names
 REFERENCE_POINTS = 200_000
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """How one YAHPO scenario's ONNX model reads its inputs and what is minimized.
+
+    Attributes:
+        name: the scenario's folder in the data.
+        cont_names / cat_names: the model's continuous and integer-coded inputs, in order (from
+            ``yahpo_gym/benchmarks/*.py`` of yahpo-gym 1.0.2).
+        instance_name: the categorical input naming the OpenML task.
+        fidelity: the fidelity inputs, fixed (at their maximum unless a caller asks otherwise).
+        target: the model's output column of the metric.
+        loss: that output -> the value to minimize.
+        metric: the loss in words.
+    """
+
+    name: str
+    cont_names: tuple[str, ...]
+    cat_names: tuple[str, ...]
+    instance_name: str
+    fidelity: Mapping[str, float]
+    target: int
+    loss: Callable[[np.ndarray], np.ndarray]
+    metric: str
+
+
+_RBV2_FIDELITY = {"trainsize": 1.0, "repl": 10}
+SCENARIOS: dict[str, Scenario] = {
+    "rbv2_xgboost": Scenario(
+        "rbv2_xgboost",
+        (
+            "nrounds",
+            "eta",
+            "gamma",
+            "lambda",
+            "alpha",
+            "subsample",
+            "max_depth",
+            "min_child_weight",
+            "colsample_bytree",
+            "colsample_bylevel",
+            "rate_drop",
+            "skip_drop",
+            "trainsize",
+            "repl",
+        ),
+        ("task_id", "booster", "num.impute.selected.cpo"),
+        "task_id",
+        _RBV2_FIDELITY,
+        0,  # acc
+        lambda accuracy: 1.0 - accuracy,
+        "1 - accuracy",
+    ),
+    "rbv2_rpart": Scenario(
+        "rbv2_rpart",
+        ("cp", "maxdepth", "minbucket", "minsplit", "trainsize", "repl"),
+        ("task_id", "num.impute.selected.cpo"),
+        "task_id",
+        _RBV2_FIDELITY,
+        0,  # acc
+        lambda accuracy: 1.0 - accuracy,
+        "1 - accuracy",
+    ),
+    "iaml_glmnet": Scenario(
+        "iaml_glmnet",
+        ("alpha", "s", "trainsize"),
+        ("task_id",),
+        "task_id",
+        {"trainsize": 1.0},
+        0,  # mmce
+        lambda error: error,
+        "misclassification error",
+    ),
+    "lcbench": Scenario(
+        "lcbench",
+        ("epoch", "batch_size", "learning_rate", "momentum", "weight_decay", "num_layers", "max_units", "max_dropout"),
+        ("OpenML_task_id",),
+        "OpenML_task_id",
+        {"epoch": 52},
+        1,  # val_accuracy, in percent
+        lambda accuracy: 1.0 - accuracy / 100.0,
+        "1 - validation accuracy after 52 epochs",
+    ),
+}
+FIDELITY = SCENARIOS[SCENARIO].fidelity
 
 
 def data_dir() -> Path:
@@ -61,20 +133,21 @@ def data_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "shared" / "data" / "yahpo"
 
 
-class XGBoostSurrogate:
-    """The rbv2_xgboost ONNX model for one instance, evaluated on batches of configurations."""
+class YahpoSurrogate:
+    """One scenario's ONNX model for one instance, evaluated on batches of configurations."""
 
-    def __init__(self, directory: Path, instance: str) -> None:
+    def __init__(self, directory: Path, scenario: Scenario, instance: str) -> None:
         import onnxruntime
 
-        scenario_dir = directory / SCENARIO
+        scenario_dir = directory / scenario.name
         if not (scenario_dir / "model.onnx").is_file():
             raise FileNotFoundError(
-                f"No YAHPO data at {scenario_dir}: set {DATA_ENV} to the folder holding {SCENARIO}/model.onnx."
+                f"No YAHPO data at {scenario_dir}: set {DATA_ENV} to the folder holding {scenario.name}/model.onnx."
             )
+        self.scenario = scenario
         self.encoding: dict[str, dict[str, int]] = json.loads((scenario_dir / "encoding.json").read_text())
         config_space = json.loads((scenario_dir / "config_space.json").read_text())
-        fixed = {"task_id", *FIDELITY}
+        fixed = {scenario.instance_name, *scenario.fidelity}
         self.space: dict[str, Domain] = {
             h["name"]: _domain(h) for h in config_space["hyperparameters"] if h["name"] not in fixed
         }
@@ -83,8 +156,8 @@ class XGBoostSurrogate:
             c["child"]: (c["parent"], set(c["values"]) if c["type"] == "IN" else {c["value"]})
             for c in config_space["conditions"]
         }
-        if instance not in self.encoding["task_id"]:
-            raise ValueError(f"Instance {instance!r} is not in {SCENARIO}'s encoding.")
+        if instance not in self.encoding[scenario.instance_name]:
+            raise ValueError(f"Instance {instance!r} is not in {scenario.name}'s encoding.")
         self.instance = instance
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
@@ -99,7 +172,7 @@ class XGBoostSurrogate:
 
     @property
     def tree_space(self) -> dict[str, Domain]:
-        """The space with each booster-conditional child active only where the surrogate uses it."""
+        """The space with each conditional child active only where the surrogate uses it."""
         return {
             name: domain.with_when({self.conditions[name][0]: sorted(self.conditions[name][1])})
             if name in self.conditions
@@ -108,22 +181,33 @@ class XGBoostSurrogate:
         }
 
     def encode(
-        self, batch: Sequence[Mapping[str, Any]], fidelity: Mapping[str, float] = FIDELITY
+        self, batch: Sequence[Mapping[str, Any]], fidelity: Mapping[str, float] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        cont = np.zeros((len(batch), len(CONT_NAMES)), dtype=np.float32)
-        cat = np.zeros((len(batch), len(CAT_NAMES)), dtype=np.int32)
+        """The model's inputs, as ``yahpo_gym.BenchmarkSet`` builds them: inactive or missing
+        continuous inputs 0, categorical ones ``"#na#"``."""
+        scenario = self.scenario
+        fidelity = scenario.fidelity if fidelity is None else fidelity
+        cont = np.zeros((len(batch), len(scenario.cont_names)), dtype=np.float32)
+        cat = np.zeros((len(batch), len(scenario.cat_names)), dtype=np.int32)
         for row, params in enumerate(batch):
             values = {**fidelity, **{n: v for n, v in params.items() if self._is_active(n, params)}}
-            cont[row] = [values.get(n, 0) for n in CONT_NAMES]
-            values["task_id"] = self.instance
-            cat[row] = [self.encoding[n][values.get(n, "#na#")] for n in CAT_NAMES]
+            cont[row] = [values.get(n, 0) for n in scenario.cont_names]
+            values[scenario.instance_name] = self.instance
+            cat[row] = [self.encoding[n][values.get(n, "#na#")] for n in scenario.cat_names]
         return cont, cat
 
-    def losses(self, batch: Sequence[Mapping[str, Any]], fidelity: Mapping[str, float] = FIDELITY) -> np.ndarray:
-        """1 - accuracy of each configuration, trained at ``fidelity`` (``trainsize`` and ``repl``)."""
+    def losses(self, batch: Sequence[Mapping[str, Any]], fidelity: Mapping[str, float] | None = None) -> np.ndarray:
+        """The scenario's loss of each configuration, at ``fidelity`` (default: the scenario's)."""
         cont, cat = self.encode(batch, fidelity)
         outputs = self.session.run(None, {"x_cat": cat, "x_cont": cont})[0]
-        return 1.0 - outputs[:, TARGET].astype(np.float64)
+        return self.scenario.loss(outputs[:, self.scenario.target].astype(np.float64))
+
+
+class XGBoostSurrogate(YahpoSurrogate):
+    """rbv2_xgboost for one instance: the objective is 1 - accuracy."""
+
+    def __init__(self, directory: Path, instance: str) -> None:
+        super().__init__(directory, SCENARIOS[SCENARIO], instance)
 
 
 def _domain(hyperparameter: Mapping[str, Any]) -> Domain:
@@ -142,7 +226,7 @@ def surrogate() -> XGBoostSurrogate:
     return XGBoostSurrogate(data_dir(), INSTANCE)
 
 
-def dense_search(model: XGBoostSurrogate, n_points: int, seed: int = 0) -> float:
+def dense_search(model: YahpoSurrogate, n_points: int, seed: int = 0) -> float:
     """The lowest loss among ``n_points`` configurations (uniform in the unit cube, half of them
     pushed to its faces), then refined by shrinking Gaussian steps around the best ones: an upper
     bound of the minimum."""
@@ -175,21 +259,89 @@ def dense_search(model: XGBoostSurrogate, n_points: int, seed: int = 0) -> float
     return float(losses.min())
 
 
-@register("yahpo_xgboost")
-def yahpo_xgboost() -> Task:
-    model = surrogate()
-
-    def make_objective(seed: int) -> Objective:
+def _objective(model: YahpoSurrogate) -> Callable[[int], Objective]:
+    def make_objective(seed: int) -> Objective:  # deterministic: the seed changes nothing
         def objective(params: Mapping[str, Any]) -> Evaluation:
             value = float(model.losses([params])[0])
             return Evaluation(value, value)
 
         return objective
 
+    return make_objective
+
+
+@register("yahpo_xgboost")
+def yahpo_xgboost() -> Task:
+    model = surrogate()
     return Task(
         name="yahpo_xgboost",
         summary=f"YAHPO Gym {SCENARIO} surrogate, OpenML {INSTANCE} (phoneme), 1 - accuracy, booster-conditional children",
         space=model.space,
-        make_objective=make_objective,
+        make_objective=_objective(model),
         reference=lambda: dense_search(model, REFERENCE_POINTS),
     )
+
+
+#: The held-out pool (``--tasks pool``): OpenML instances drawn at random from each scenario's list
+#: (``draw_pool``), fixed here before any sampler ran on them. Nothing in lightning_hpo was chosen on
+#: these problems; they measure how its settings carry over to problems nobody picked.
+POOL_DRAW_SEED = 2026
+POOL_SIZES = {"rbv2_rpart": 12, "rbv2_xgboost": 12, "lcbench": 12, "iaml_glmnet": 4}
+POOL_INSTANCES = {
+    "rbv2_rpart": ("3", "28", "307", "554", "1111", "1462", "1486", "1510", "6332", "40966", "40983", "41162"),
+    "rbv2_xgboost": ("3", "50", "54", "151", "458", "1049", "1457", "1468", "1515", "4135", "40984", "40994"),
+    "lcbench": (
+        "146212",
+        "167104",
+        "167184",
+        "167201",
+        "168329",
+        "168330",
+        "168331",
+        "189354",
+        "189865",
+        "189866",
+        "189905",
+        "189909",
+    ),
+    "iaml_glmnet": ("1067", "1489", "40981", "41146"),
+}
+#: Dense-search points of a pool task's reference (the default suite's XGBoost task uses more).
+POOL_REFERENCE_POINTS = 50_000
+
+
+def draw_pool(directory: Path) -> dict[str, tuple[str, ...]]:
+    """``POOL_SIZES`` instances of each scenario, drawn with ``POOL_DRAW_SEED`` from the instances
+    of its ``config_space.json``; rbv2_xgboost's draw leaves out the default suite's instance."""
+    pool = {}
+    for name, size in POOL_SIZES.items():
+        scenario = SCENARIOS[name]
+        config_space = json.loads((directory / name / "config_space.json").read_text())
+        choices = next(h["choices"] for h in config_space["hyperparameters"] if h["name"] == scenario.instance_name)
+        if name == SCENARIO:
+            choices = [c for c in choices if c != INSTANCE]
+        pool[name] = tuple(sorted(random.Random(POOL_DRAW_SEED).sample(choices, size), key=int))
+    return pool
+
+
+def _pool_task(scenario_name: str, instance: str) -> str:
+    name = f"pool_{scenario_name.split('_')[-1]}_{instance}"
+
+    @register(name)
+    def build() -> Task:
+        scenario = SCENARIOS[scenario_name]
+        model = YahpoSurrogate(data_dir(), scenario, instance)
+        return Task(
+            name=name,
+            summary=f"YAHPO Gym {scenario_name} surrogate, OpenML {instance}, {scenario.metric} (held-out pool)",
+            space=model.space,
+            make_objective=_objective(model),
+            reference=lambda: dense_search(model, POOL_REFERENCE_POINTS),
+        )
+
+    return name
+
+
+POOL_TASKS = tuple(
+    _pool_task(scenario, instance) for scenario, instances in POOL_INSTANCES.items() for instance in instances
+)
