@@ -81,6 +81,21 @@ def _wilcoxon(ours: Sequence[float], other: Sequence[float]) -> float:
     return float(wilcoxon(differences).pvalue) if differences else 1.0
 
 
+def signed_rank_direction(ours: Sequence[float], other: Sequence[float]) -> int:
+    """Which way the signed-rank test leans: +1 when the pairs where ``ours`` is larger carry the
+    larger sum of ranks (of the absolute differences), -1 when those where it is smaller do, 0 on a
+    tie. The direction of the test, not of the mean: one large difference against many small ones of
+    the other sign moves the mean but not the ranks, so the mean could name the other side of a
+    significant test."""
+    from scipy.stats import rankdata
+
+    differences = np.array([a - b for a, b in zip(ours, other) if a != b])
+    if not len(differences):
+        return 0
+    ranks = rankdata(np.abs(differences))
+    return int(np.sign(ranks[differences > 0].sum() - ranks[differences < 0].sum()))
+
+
 def aggregate_section(
     results: Sequence[TaskResults], methods: Sequence[Method], ours: Method, budget: int
 ) -> list[str]:
@@ -91,7 +106,7 @@ def aggregate_section(
         f"Normalized score after {budget} trials (1 = the task's reference, 0 = the median value of random search "
         "on the task), median over seeds, and in brackets the mean rank among these methods over the seeds all ran "
         f"(1 = best). Last column: Wilcoxon signed-rank p-value of {ours.label} against each GP or anchor column "
-        "over the task's seeds (`+` ours better, `-` worse).",
+        "over the task's seeds (`+` ours better, `-` worse, by the test's signed ranks).",
         "",
         "| task | " + " | ".join(m.label for m in methods) + " | paired p (ours vs) |",
         "|---|" + "---|" * (len(methods) + 1),
@@ -112,13 +127,7 @@ def aggregate_section(
                 continue
             seeds = sorted(set(scores[ours.name]) & set(scores[method.name]))
             a, b = [scores[ours.name][s] for s in seeds], [scores[method.name][s] for s in seeds]
-            sign = (
-                "+"
-                if statistics.mean(a) > statistics.mean(b)
-                else "-"
-                if statistics.mean(a) < statistics.mean(b)
-                else "="
-            )
+            sign = {1: "+", -1: "-", 0: "="}[signed_rank_direction(a, b)]
             tests.append(f"{method.name} {sign}{_wilcoxon(a, b):.2g}")
         lines.append(f"| {result.task.name} | " + " | ".join(cells) + f" | {', '.join(tests)} |")
     # The means cover the runs the ranks cover, so that a method run on fewer seeds (an expensive
@@ -153,7 +162,9 @@ def aggregate_section(
         verdict = "significant" if p_value < SIGNIFICANCE else "not significant"
         lines.append(
             f"- vs {method.label}: mean normalized score {statistics.mean(a):.3f} vs {statistics.mean(b):.3f} over "
-            f"{len(pairs)} pairs, Wilcoxon p = {p_value:.3g} ({verdict} at {SIGNIFICANCE}); median at or above on "
+            f"{len(pairs)} pairs (ours higher on {sum(x > y for x, y in zip(a, b))}, lower on "
+            f"{sum(x < y for x, y in zip(a, b))}), Wilcoxon p = {p_value:.3g} ({verdict} at {SIGNIFICANCE}); "
+            "median at or above on "
             f"{at_least}/{len(medians_by_task)} tasks."
         )
     return lines

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.aggregate import SIGNIFICANCE, _wilcoxon, aggregate_section
+from benchmarks.aggregate import SIGNIFICANCE, _wilcoxon, aggregate_section, signed_rank_direction
 from benchmarks.methods import OURS, STAND_IN, Method
 from benchmarks.regret import quartiles, reference_value, simple_regret
 from benchmarks.runner import Log, ResultCache
@@ -160,9 +160,10 @@ def _comparison(results: Sequence[TaskResults], methods: Sequence[Method], ours:
         better_p, worse_p = [], []
         for task, a, b in finals:
             seeds = sorted(set(a) & set(b))
-            differences = [a[s] - b[s] for s in seeds]
-            if _wilcoxon([a[s] for s in seeds], [b[s] for s in seeds]) < SIGNIFICANCE:
-                (better_p if statistics.mean(differences) < 0 else worse_p).append(task)
+            ours_regrets, other_regrets = [a[s] for s in seeds], [b[s] for s in seeds]
+            if _wilcoxon(ours_regrets, other_regrets) < SIGNIFICANCE:
+                lower = signed_rank_direction(ours_regrets, other_regrets) < 0
+                (better_p if lower else worse_p).append(task)
         lines.append(
             f"- vs {other.label}: at or below on {at_most}/{len(finals)} tasks, strictly below on {below}/{len(finals)}"
             + (f"; worse on {', '.join(worse)}" if worse else "")

@@ -152,6 +152,35 @@ def test_comparison_pairs_the_seeds() -> None:
     assert "Significantly below (paired by seed, p < 0.05) on 0, significantly above on 0" in lines[1]
 
 
+def test_a_significant_test_is_read_in_the_direction_of_its_ranks_not_of_the_mean() -> None:
+    """Ours a little better on 15 seeds and much worse on one: the mean favours the other method,
+    the signed ranks (and so the significant test) favour ours, and both reports say ours."""
+    from benchmarks.aggregate import aggregate_section, signed_rank_direction
+    from benchmarks.methods import METHODS
+    from benchmarks.report import TaskResults, _comparison
+
+    theirs = [1.0 + s for s in range(16)]
+    ours_regret = [v - 0.01 * (s + 1) for s, v in enumerate(theirs)]
+    ours_regret[0] = theirs[0] + 1.5  # one loss, larger than the fifteen wins together (1.35)
+    assert sum(ours_regret) > sum(theirs)
+    assert signed_rank_direction(ours_regret, theirs) == -1  # lower regrets carry the ranks
+    assert signed_rank_direction([1.0, 2.0], [1.0, 2.0]) == 0
+
+    task = build_task("sk_enet_diabetes")
+    ours, other, random_search = METHODS["lhpo_gp"], METHODS["optuna_gp"], METHODS["lhpo_random"]
+    curves = {
+        ours.name: [[v] for v in ours_regret],
+        other.name: [[v] for v in theirs],
+        random_search.name: [[20.0] for _ in theirs],
+    }
+    records = {name: [{"seed": s, "true": c[s]} for s in range(len(c))] for name, c in curves.items()}
+    result = TaskResults(task, 0.0, curves, records, 0)
+    lines = _comparison([result], [ours, other], ours, 1)
+    assert "Significantly below (paired by seed, p < 0.05) on 1 (sk_enet_diabetes)" in lines[0]
+    row = next(line for line in aggregate_section([result], [ours, other, random_search], ours, 1) if "sk_enet" in line)
+    assert "optuna_gp +0.0" in row and "lhpo_random +" in row  # before: "optuna_gp -0.0052"
+
+
 SPACE = {
     "f": Float(0.1, 10.0),
     "flog": Float(1e-4, 1e-1, log=True),
