@@ -11,6 +11,12 @@
   the incumbent candidates pre-selected by posterior mean) against the same sampler without them,
   in one run: a Hartmann6 study starts from ``--quality-history`` random trials and continues
   with ``--quality-trials`` GP trials; the regret of the best GP trial, per seed.
+  ``--quality-without thinning`` lifts only the even thinning of the fit past 1000 observations
+  (the other shortcuts stay in both), which is what a history past 1000 tests.
+* **whole study** (``--study N``): a study of N trials run from nothing, the GP choosing every
+  trial after its own start, in an SQLite file as a user's study is: the time of every ask
+  (storage reads included), summed and by stretch of the study, and the best value's regret at
+  the end. ``--study-methods`` picks ours, Optuna's or both (a process each on two cores).
 * ``--profile N``: where one suggestion's time goes with N trials of history (cProfile, top lines).
 
 Torch runs on one thread, as in the suite. Run from the repository root (needs optuna)::
@@ -18,7 +24,9 @@ Torch runs on one thread, as in the suite. Run from the repository root (needs o
     nice -n 10 python benchmarks/gp_scale.py                    # speed, 3 seeds
     nice -n 10 python benchmarks/gp_scale.py --sizes 1000 --seeds 1 --tasks hartmann6
     nice -n 10 python benchmarks/gp_scale.py --no-speed --quality --seeds 3
+    nice -n 10 python benchmarks/gp_scale.py --no-speed --quality --quality-history 1500 --quality-without thinning
     nice -n 10 python benchmarks/gp_scale.py --no-speed --profile 1000
+    nice -n 10 python benchmarks/gp_scale.py --no-speed --study 1000 --study-methods ours
     python benchmarks/gp_scale.py --device cuda --sizes 200,500,1000 --seeds 1   # on a GPU machine
 """
 
@@ -137,15 +145,29 @@ def without_shortcuts() -> Iterator[None]:
         gp.MAX_FITTED_OBSERVATIONS, _gp_nei.MAX_PRUNE_CANDIDATES, _gp_model.COARSE_FIT_ABOVE = saved
 
 
-def quality(history: int, trials: int, seeds: int) -> None:
+@contextlib.contextmanager
+def without_thinning() -> Iterator[None]:
+    """Every observation fitted however many there are; the other shortcuts as they are."""
+    saved = gp.MAX_FITTED_OBSERVATIONS
+    gp.MAX_FITTED_OBSERVATIONS = 10**9
+    try:
+        yield
+    finally:
+        gp.MAX_FITTED_OBSERVATIONS = saved
+
+
+WITHOUT = {"shortcuts": without_shortcuts, "thinning": without_thinning}
+
+
+def quality(history: int, trials: int, seeds: int, without: str = "shortcuts") -> None:
     _, objective, optimum = TASKS["hartmann6"]()
     print(f"\nHartmann6: regret of the best of {trials} GP trials after {history} random ones")
-    print("| seed | with shortcuts | without | seconds with | seconds without |")
+    print(f"| seed | as it is | without {without} | seconds as it is | seconds without |")
     print("|---|---|---|---|---|")
     for seed in range(seeds):
         past = random_history("hartmann6", history, seed)
         cells = []
-        for variant in (contextlib.nullcontext, without_shortcuts):
+        for variant in (contextlib.nullcontext, WITHOUT[without]):
             study = ours_with("hartmann6", past, seed)
             start = time.perf_counter()
             with variant():
@@ -153,6 +175,70 @@ def quality(history: int, trials: int, seeds: int) -> None:
             best = min(t.value for t in study.trials[history:])
             cells.append((best - optimum, time.perf_counter() - start))
         print(f"| {seed} | {cells[0][0]:.4f} | {cells[1][0]:.4f} | {cells[0][1]:.0f} | {cells[1][1]:.0f} |", flush=True)
+
+
+def asks_of_ours(task: str, n: int, seed: int, path: Path) -> tuple[list[float], float]:
+    """The time of each of the ``n`` asks of a study run from nothing by our GP in SQLite, and the
+    best value at the end."""
+    space, objective, _ = TASKS[task]()
+    sampler = GPSampler(seed=seed, device=DEVICE)
+    study = Study("whole", search_space=space, storage=f"sqlite:///{path}", sampler=sampler, pruner=NopPruner())
+    seconds = []
+    for number in range(n):
+        start = time.perf_counter()
+        trial = study.ask()
+        seconds.append(time.perf_counter() - start)
+        study.tell(trial, objective(trial.params))
+        report_progress("ours", number, seconds)
+    return seconds, min(t.value for t in study.trials)
+
+
+def asks_of_optuna(task: str, n: int, seed: int, path: Path) -> tuple[list[float], float]:
+    """As :func:`asks_of_ours`, for Optuna's GPSampler on Optuna's SQLite storage."""
+    import optuna
+
+    space, objective, _ = TASKS[task]()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    distributions = optuna_distributions(space)
+    seconds = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sampler = optuna.samplers.GPSampler(seed=seed)
+        study = optuna.create_study(storage=f"sqlite:///{path}", sampler=sampler)
+        for number in range(n):
+            start = time.perf_counter()
+            trial = study.ask(distributions)
+            seconds.append(time.perf_counter() - start)
+            study.tell(trial, objective(trial.params))
+            report_progress("optuna", number, seconds)
+    return seconds, study.best_value
+
+
+def report_progress(method: str, number: int, seconds: list[float]) -> None:
+    if (number + 1) % 100 == 0:
+        print(f"  {method}: {number + 1} trials, {sum(seconds):.0f} s of asks so far", flush=True)
+
+
+def whole_study(n: int, task: str, seed: int, methods: list[str]) -> None:
+    import tempfile
+
+    _, _, optimum = TASKS[task]()
+    runs = {"ours": asks_of_ours, "optuna": asks_of_optuna}
+    stretches = [(start, min(start * 2, n)) for start in (2**k * 25 for k in range(8)) if start < n]
+    stretches = [(0, min(25, n))] + stretches
+    header = " | ".join(f"asks {a + 1}-{b}" for a, b in stretches)
+    print(f"\n{task}, a study of {n} trials from nothing in SQLite, seed {seed}")
+    print(f"| method | all asks (s) | {header} | slowest ask | regret at the end |")
+    print("|---|---|" + "---|" * len(stretches) + "---|---|")
+    for method in methods:
+        with tempfile.TemporaryDirectory() as folder:
+            seconds, best = runs[method](task, n, seed, Path(folder) / "study.db")
+        medians = " | ".join(f"{statistics.median(seconds[a:b]) * 1000:.0f}" for a, b in stretches)
+        print(
+            f"| {method} | {sum(seconds):.0f} | {medians} | {max(seconds):.1f} s | {best - optimum:.2e} |",
+            flush=True,
+        )
+    print("Stretch cells: median ms per ask over those trials.")
 
 
 def profile(n: int, task: str) -> None:
@@ -178,7 +264,11 @@ def main() -> None:
     parser.add_argument("--quality", action="store_true")
     parser.add_argument("--quality-history", type=int, default=400)
     parser.add_argument("--quality-trials", type=int, default=20)
+    parser.add_argument("--quality-without", choices=sorted(WITHOUT), default="shortcuts")
     parser.add_argument("--profile", type=int, default=0, metavar="N")
+    parser.add_argument("--study", type=int, default=0, metavar="N", help="a whole study of N trials")
+    parser.add_argument("--study-methods", default="ours,optuna")
+    parser.add_argument("--study-seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="where our GP runs, e.g. cuda (Optuna's stays on the CPU)")
     args = parser.parse_args()
     global DEVICE
@@ -189,7 +279,10 @@ def main() -> None:
     if not args.no_speed:
         speed([int(s) for s in args.sizes.split(",")], args.tasks.split(","), args.seeds, max(args.suggestions, 2))
     if args.quality:
-        quality(args.quality_history, args.quality_trials, args.seeds)
+        quality(args.quality_history, args.quality_trials, args.seeds, args.quality_without)
+    if args.study:
+        task = args.tasks.split(",")[0]
+        whole_study(args.study, task, args.study_seed, args.study_methods.split(","))
     if args.profile:
         profile(args.profile, args.tasks.split(",")[0])
 

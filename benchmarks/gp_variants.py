@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import statistics
 import sys
@@ -38,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from gpytorch.kernels import Kernel  # noqa: E402
 from gpytorch.priors import LogNormalPrior  # noqa: E402
@@ -58,6 +60,7 @@ _default_lengthscale_settings = _gp_model._lengthscale_settings
 _default_maximize = _gp_acquisition.maximize
 _default_ordinal_kernel = _gp_model._ordinal_kernel
 _default_fit_model = _gp_model.fit_model
+_default_build_model = _gp_model.build_model
 
 
 def with_margin(seed: int, margin: float) -> GPSampler:
@@ -95,6 +98,83 @@ def gaussian_copula(Y: torch.Tensor) -> torch.Tensor:
 
     ranks = rankdata(Y.detach().cpu().numpy(), axis=0)
     return _gp_model.standardize(torch.as_tensor(ndtri((ranks - 0.5) / len(Y)), dtype=Y.dtype, device=Y.device))
+
+
+#: Observations nearer than this (root mean square over the columns; a categorical column counts 1
+#: where the choices differ) count as one in :func:`decluster_weights`.
+DECLUSTER_BANDWIDTH = 0.1
+
+
+def decluster_weights(X: torch.Tensor, gp_space: Any, bandwidth: float = DECLUSTER_BANDWIDTH) -> torch.Tensor:
+    """``n`` weights summing to ``n``, each the inverse of how many observations lie near it (a
+    Gaussian kernel density on the model inputs): a cluster of ``k`` near-copies weighs about as much
+    as one lone observation, as a geostatistician declusters preferentially drawn samples before a
+    normal-score transform."""
+    ordinal = X[:, gp_space.ordinal_dims]
+    squared = torch.cdist(ordinal, ordinal).square()
+    for column in gp_space.categorical_dims:
+        squared = squared + (X[:, column, None] != X[None, :, column]).to(X)
+    density = torch.exp(-squared / max(X.shape[1], 1) / (2 * bandwidth**2)).sum(dim=1)
+    return len(X) / density / (1 / density).sum()
+
+
+def _weighted_quantile(y: torch.Tensor, weights: torch.Tensor, q: float) -> torch.Tensor:
+    """``torch.quantile``'s linear interpolation, each value spanning its weight (equal weights give
+    ``torch.quantile`` itself)."""
+    order = torch.argsort(y)
+    w = weights[order]
+    positions = (torch.cumsum(w, 0) - w) / (w.sum() - w[-1])
+    return torch.as_tensor(np.interp(q, positions.cpu().numpy(), y[order].cpu().numpy()))
+
+
+def _weighted_most_normal_exponent(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``_gp_model._most_normal_exponent`` with each value's log-likelihood weighted."""
+
+    def best(exponents: torch.Tensor) -> torch.Tensor:
+        warped = _gp_model._yeo_johnson(x, exponents.unsqueeze(-1))
+        mean = (warped * weights).sum(-1, keepdim=True) / weights.sum()
+        variance = ((warped - mean).square() * weights).sum(-1) / weights.sum()
+        jacobian = (weights * x.sign() * x.abs().log1p()).sum()
+        log_likelihood = -0.5 * weights.sum() * variance.clamp_min(1e-300).log() + (exponents - 1.0) * jacobian
+        return exponents[log_likelihood.nan_to_num(nan=-math.inf).argmax()]
+
+    low, high = _gp_model.WARP_EXPONENT_RANGE
+    coarse = best(torch.linspace(low, high, int(round((high - low) / 0.1)) + 1, dtype=x.dtype))
+    return best((torch.linspace(-0.1, 0.1, 41, dtype=x.dtype) + coarse).clamp(low, high))
+
+
+def declustered_outcomes(Y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``_gp_model.model_outcomes`` with the outlier fence's quartiles, the warp's standardization
+    and its exponent taken from the declustered outcomes (``weights``), so that the trials a study
+    spent near one optimum do not make the rest of the space look uniformly poor."""
+    columns = []
+    for y in Y.T:
+        q1, q3 = (_weighted_quantile(y, weights, q).to(y) for q in (0.25, 0.75))
+        scale = q3 - q1 if q3 > q1 else torch.ones_like(q1)
+        fence = q1 - 1.5 * (q3 - q1)
+        gap = (fence - y).clamp_min(0.0)
+        y = torch.where(gap > 0, fence - scale * torch.log1p(gap / scale), y)
+        mean = (weights * y).sum() / weights.sum()
+        std = ((weights * (y - mean).square()).sum() / (weights.sum() - 1)).sqrt()  # n - 1, as standardize
+        z = (y - mean) / std if std > 0 else y - mean
+        if len(z) >= 3 and bool(z.min() < z.max()):
+            z = _gp_model._yeo_johnson(z, _weighted_most_normal_exponent(z, weights))
+        columns.append(z)
+    return _gp_model.standardize(torch.stack(columns, dim=1))
+
+
+def _declustered_build_model(train_X: Any, train_Y: Any, gp_space: Any, *args: Any, **kwargs: Any) -> Any:
+    weights = decluster_weights(train_X, gp_space)
+    with mock.patch.object(_gp_model, "model_outcomes", lambda Y: declustered_outcomes(Y, weights)):
+        return _default_build_model(train_X, train_Y, gp_space, *args, **kwargs)
+
+
+class Declustered(GPSampler):
+    """Our GP with the outcomes' transforms fitted to declustered outcomes (:func:`declustered_outcomes`)."""
+
+    def sample(self, *args: Any, **kwargs: Any) -> Any:
+        with mock.patch.object(_gp_model, "build_model", _declustered_build_model):
+            return super().sample(*args, **kwargs)
 
 
 class AnalyticLogEI(GPSampler):
@@ -549,6 +629,9 @@ VARIANTS: dict[str, tuple[Callable[[int], GPSampler], Callable[[Task], bool]]] =
         lambda seed: OtherOutcomes(seed=seed, step="model_outcomes", transform=gaussian_copula),
         lambda task: True,
     ),
+    # ... or fitted to the outcomes declustered in the inputs: in a long study most trials lie near one
+    # optimum, the warp's exponent grows to spread them apart, and the rest looks uniformly poor.
+    "declustered": (lambda seed: Declustered(seed=seed), lambda task: True),
     # The acquisition averaged over draws of the GP's hyperparameters from a Laplace approximation
     # of their posterior (with the fitted ones): an over-confident fit stops exploring.
     "laplace4": (lambda seed: with_hyperparameter_draws(seed, 4), lambda task: True),

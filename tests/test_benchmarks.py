@@ -609,6 +609,7 @@ def test_gp_variants_screen_pairs_runs_skips_unchanged_tasks_and_resumes(tmp_pat
         "nowarp",
         "plainoutcomes",
         "copula",
+        "declustered",
         "search4",
         "sobol16",
         "inputwarp",
@@ -650,6 +651,35 @@ def test_gaussian_copula_keeps_only_the_order_of_each_column() -> None:
     torch.testing.assert_close(copula[:, 0], (quantiles - quantiles.mean()) / quantiles.std())
     # an evenly spaced column and one of the same order with an outlier look alike
     torch.testing.assert_close(gaussian_copula(Y[:, 1:] ** 9), gaussian_copula(Y[:, 1:]))
+
+
+def test_declustering_weighs_a_cluster_of_near_copies_as_one_observation() -> None:
+    from benchmarks.gp_variants import decluster_weights, declustered_outcomes
+    from lightning_hpo.samplers._gp_model import model_outcomes
+    from lightning_hpo.samplers._gp_space import GPSpace
+
+    space = SearchSpace({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0), "kind": Categorical(["a", "b"])})
+    gp_space = GPSpace(space)
+    # columns in name order: kind (the choice's index), x, y
+    spread = [[0.0, 0.1, 0.9], [0.0, 0.9, 0.1], [1.0, 0.2, 0.9], [1.0, 0.1, 0.1]]
+    cluster = [[0.0, 0.7 + 0.001 * k, 0.7] for k in range(8)]
+    X = torch.tensor(spread + cluster + [[1.0, 0.7, 0.7]], dtype=torch.float64)
+    assert gp_space.categorical_dims == [0]
+    weights = decluster_weights(X, gp_space)
+    assert weights.sum().item() == pytest.approx(len(X))
+    torch.testing.assert_close(weights[:4], weights[:1].expand(4), rtol=0.02, atol=0)
+    assert weights[4:12].sum().item() == pytest.approx(weights[0].item(), rel=0.02)  # eight near-copies, one point
+    assert weights[12].item() == pytest.approx(weights[0].item(), rel=0.02)  # the other choice is far away
+
+    # A study crowded at its best value: the fence and the warp fitted to the declustered values
+    # leave the other observations their spread, where fitted to all values they squash them.
+    Y = torch.tensor([[-2.0], [-1.0], [-3.0], [-1.5]] + [[0.0]] * 8 + [[-2.5]], dtype=torch.float64)
+    declustered, plain = declustered_outcomes(Y, weights), model_outcomes(Y)
+    spread_of = lambda outcomes: (outcomes[[0, 1, 2, 3, 12]].std() / (outcomes.max() - outcomes.min())).item()  # noqa: E731
+    assert spread_of(declustered) > 1.5 * spread_of(plain)
+    assert torch.equal(declustered.argsort(dim=0), plain.argsort(dim=0))  # the order stays
+    # Equal weights are today's transforms exactly.
+    torch.testing.assert_close(declustered_outcomes(Y, torch.ones_like(weights)), plain, rtol=0, atol=0)
 
 
 def test_stalled_weighs_the_last_windows_gain_against_the_spread_to_the_median() -> None:
@@ -798,6 +828,33 @@ def test_gp_fit_starts_refits_a_runs_fits_from_other_lengthscales(capsys) -> Non
     assert gp_fit_starts.gains(X, Y, space, [1.0]) == [pytest.approx(0.0, abs=1e-9)]
     assert gp_fit_starts.main(["--tasks", "branin", "--budget", "8", "--every", "1"]) == 0
     assert "all: 0/2 fits bettered by another start" in capsys.readouterr().out
+
+
+def test_gp_scale_times_every_ask_of_a_whole_study_in_sqlite_for_both_libraries(tmp_path: Path, capsys) -> None:
+    from benchmarks import gp_scale
+
+    _, _, optimum = gp_scale.TASKS["hartmann6"]()
+    for run in (gp_scale.asks_of_ours, gp_scale.asks_of_optuna):
+        path = tmp_path / f"{run.__name__}.db"
+        seconds, best = run("hartmann6", 12, 0, path)
+        assert len(seconds) == 12 and min(seconds) > 0
+        assert path.stat().st_size > 0  # the study lived in that SQLite file
+        assert optimum <= best < 0
+    gp_scale.whole_study(12, "hartmann6", 0, ["ours"])
+    table = capsys.readouterr().out
+    assert "| method | all asks (s) | asks 1-12 | slowest ask | regret at the end |" in table
+    assert re.search(r"\| ours \| \d+ \| \d+ \| [\d.]+ s \| [\d.e+-]+ \|", table)
+
+
+def test_gp_scale_quality_can_lift_the_thinning_alone() -> None:
+    from benchmarks import gp_scale
+    from lightning_hpo.samplers import _gp_model, _gp_nei, gp
+
+    before = gp.MAX_FITTED_OBSERVATIONS, _gp_nei.MAX_PRUNE_CANDIDATES, _gp_model.COARSE_FIT_ABOVE
+    with gp_scale.WITHOUT["thinning"]():
+        assert gp.MAX_FITTED_OBSERVATIONS >= 10**9
+        assert (_gp_nei.MAX_PRUNE_CANDIDATES, _gp_model.COARSE_FIT_ABOVE) == before[1:]
+    assert (gp.MAX_FITTED_OBSERVATIONS, _gp_nei.MAX_PRUNE_CANDIDATES, _gp_model.COARSE_FIT_ABOVE) == before
 
 
 # -- multi_fidelity.py's digits family: real training ------------------------------------------------
