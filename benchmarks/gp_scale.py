@@ -40,7 +40,7 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,16 +73,26 @@ def ours_with(task: str, past: list[tuple[dict[str, Any], float]], seed: int) ->
     return study
 
 
+def timed_asks(
+    ask: Callable[[], Any], tell: Callable[[Any, float], Any], objective: Callable[..., float], k: int, label: str = ""
+) -> list[float]:
+    """The seconds of each of ``k`` asks in a row, every trial told before the next ask; with a
+    ``label``, a progress line every 100 trials."""
+    seconds = []
+    for number in range(k):
+        start = time.perf_counter()
+        trial = ask()
+        seconds.append(time.perf_counter() - start)
+        tell(trial, objective(trial.params))
+        if label and (number + 1) % 100 == 0:
+            print(f"  {label}: {number + 1} trials, {sum(seconds):.0f} s of asks so far", flush=True)
+    return seconds
+
+
 def time_ours(task: str, past: list[tuple[dict[str, Any], float]], seed: int, k: int) -> list[float]:
     _, objective, _ = TASKS[task]()
     study = ours_with(task, past, seed)
-    seconds = []
-    for _ in range(k):
-        start = time.perf_counter()
-        trial = study.ask()
-        seconds.append(time.perf_counter() - start)
-        study.tell(trial, objective(trial.params))
-    return seconds
+    return timed_asks(study.ask, study.tell, objective, k)
 
 
 def time_optuna(task: str, past: list[tuple[dict[str, Any], float]], seed: int, k: int) -> list[float]:
@@ -91,17 +101,11 @@ def time_optuna(task: str, past: list[tuple[dict[str, Any], float]], seed: int, 
     space, objective, _ = TASKS[task]()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     distributions = optuna_distributions(space)
-    seconds = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         study = optuna.create_study(sampler=optuna.samplers.GPSampler(seed=seed))
         study.add_trials([optuna.trial.create_trial(params=p, distributions=distributions, value=v) for p, v in past])
-        for _ in range(k):
-            start = time.perf_counter()
-            trial = study.ask(distributions)
-            seconds.append(time.perf_counter() - start)
-            study.tell(trial, objective(trial.params))
-    return seconds
+        return timed_asks(lambda: study.ask(distributions), study.tell, objective, k)
 
 
 def speed(sizes: list[int], tasks: list[str], seeds: int, k: int) -> None:
@@ -183,13 +187,7 @@ def asks_of_ours(task: str, n: int, seed: int, path: Path) -> tuple[list[float],
     space, objective, _ = TASKS[task]()
     sampler = GPSampler(seed=seed, device=DEVICE)
     study = Study("whole", search_space=space, storage=f"sqlite:///{path}", sampler=sampler, pruner=NopPruner())
-    seconds = []
-    for number in range(n):
-        start = time.perf_counter()
-        trial = study.ask()
-        seconds.append(time.perf_counter() - start)
-        study.tell(trial, objective(trial.params))
-        report_progress("ours", number, seconds)
+    seconds = timed_asks(study.ask, study.tell, objective, n, label="ours")
     return seconds, min(t.value for t in study.trials)
 
 
@@ -200,23 +198,12 @@ def asks_of_optuna(task: str, n: int, seed: int, path: Path) -> tuple[list[float
     space, objective, _ = TASKS[task]()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     distributions = optuna_distributions(space)
-    seconds = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sampler = optuna.samplers.GPSampler(seed=seed)
         study = optuna.create_study(storage=f"sqlite:///{path}", sampler=sampler)
-        for number in range(n):
-            start = time.perf_counter()
-            trial = study.ask(distributions)
-            seconds.append(time.perf_counter() - start)
-            study.tell(trial, objective(trial.params))
-            report_progress("optuna", number, seconds)
+        seconds = timed_asks(lambda: study.ask(distributions), study.tell, objective, n, label="optuna")
     return seconds, study.best_value
-
-
-def report_progress(method: str, number: int, seconds: list[float]) -> None:
-    if (number + 1) % 100 == 0:
-        print(f"  {method}: {number + 1} trials, {sum(seconds):.0f} s of asks so far", flush=True)
 
 
 def whole_study(n: int, task: str, seed: int, methods: list[str]) -> None:
