@@ -268,8 +268,10 @@ def main() -> None:
     if args.quality:
         quality(args.quality_history, args.quality_trials, args.seeds, args.quality_without)
     if args.study:
-        task = args.tasks.split(",")[0]
-        whole_study(args.study, task, args.study_seed, args.study_methods.split(","))
+        methods = args.study_methods.split(",")
+        if not set(methods) <= {"ours", "optuna"}:
+            parser.error(f"--study-methods {args.study_methods}: name ours, optuna or both, comma-separated")
+        whole_study(args.study, args.tasks.split(",")[0], args.study_seed, methods)
     if args.profile:
         profile(args.profile, args.tasks.split(",")[0])
 

@@ -630,7 +630,7 @@ VARIANTS: dict[str, tuple[Callable[[int], GPSampler], Callable[[Task], bool]]] =
         lambda task: True,
     ),
     # ... or fitted to the outcomes declustered in the inputs: in a long study most trials lie near one
-    # optimum, the warp's exponent grows to spread them apart, and the rest looks uniformly poor.
+    # optimum, the warp's exponent grows to spread them apart, and the rest may look uniformly poor.
     "declustered": (lambda seed: Declustered(seed=seed), lambda task: True),
     # The acquisition averaged over draws of the GP's hyperparameters from a Laplace approximation
     # of their posterior (with the fitted ones): an over-confident fit stops exploring.
