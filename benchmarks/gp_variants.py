@@ -61,6 +61,8 @@ _default_maximize = _gp_acquisition.maximize
 _default_ordinal_kernel = _gp_model._ordinal_kernel
 _default_fit_model = _gp_model.fit_model
 _default_build_model = _gp_model.build_model
+_default_fit_objective_model = _gp_model.fit_objective_model
+_default_warp_to_normal = _gp_model.warp_to_normal
 
 
 def with_margin(seed: int, margin: float) -> GPSampler:
@@ -174,6 +176,71 @@ class Declustered(GPSampler):
 
     def sample(self, *args: Any, **kwargs: Any) -> Any:
         with mock.patch.object(_gp_model, "build_model", _declustered_build_model):
+            return super().sample(*args, **kwargs)
+
+
+def warp_log_jacobian(Y: torch.Tensor) -> torch.Tensor:
+    """``n``: for one outcome column, the log derivative of the GP's outcomes with the warp
+    (``model_outcomes``) minus that without it (softened and standardized only), at each observed
+    value: ``(lambda - 1) sign(u) log(1 + |u|) - log s``, with ``u`` the standardized softened
+    value, ``lambda`` the warp's exponent and ``s`` the spread of the warped values. Added to the
+    warped GP's leave-one-out log densities, it puts them in the same units as the unwarped GP's."""
+    u = _gp_model.standardize(_gp_model.soften_outliers(Y))[:, 0]
+    if len(u) < 3 or bool(u.min() == u.max()):
+        return torch.zeros_like(u)
+    exponent = _gp_model._most_normal_exponent(u)
+    spread = _gp_model._yeo_johnson(u, exponent).std()
+    return (exponent - 1.0) * u.sign() * u.abs().log1p() - spread.log()
+
+
+class WarpByPrediction(GPSampler):
+    """Our GP fitted with and without the outcome warp at each fit, keeping the warp unless the GP
+    without it predicts the observed values clearly better by leave-one-out (``WIDER_PRIOR_LEAD``
+    standard errors, each density in the units of the softened values): the exponent then answers
+    to the function, not to where the sampler crowded its trials. One outcome; the choice holds
+    until the next fit."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.warped = True
+
+    def sample(self, *args: Any, **kwargs: Any) -> Any:
+        warp = lambda Y: _default_warp_to_normal(Y) if self.warped else Y  # noqa: E731
+        with (
+            mock.patch.object(_gp_model, "warp_to_normal", warp),
+            mock.patch.object(_gp_model, "fit_objective_model", self._fit),
+        ):
+            return super().sample(*args, **kwargs)
+
+    def _fit(self, train_X: Any, train_Y: Any, gp_space: Any, train_Yvar: Any = None) -> Any:
+        self.warped = True
+        warped = _default_fit_objective_model(train_X, train_Y, gp_space, train_Yvar)
+        if train_Y.shape[-1] > 1:
+            return warped
+        self.warped = False
+        plain = _default_fit_objective_model(train_X, train_Y, gp_space, train_Yvar)
+        difference = _gp_model.leave_one_out_log_densities(plain) - (
+            _gp_model.leave_one_out_log_densities(warped) + warp_log_jacobian(train_Y)
+        )
+        standard_error = float(difference.std() * len(difference) ** 0.5)
+        lead = (
+            bool(torch.isfinite(difference).all())
+            and float(difference.sum()) > _gp_model.WIDER_PRIOR_LEAD * standard_error
+        )
+        self.warped = not lead
+        return plain if lead else warped
+
+
+class WarpExponentRange(GPSampler):
+    """Our GP with the outcome warp's exponent kept within ``(low, high)`` instead of
+    ``_gp_model.WARP_EXPONENT_RANGE``."""
+
+    def __init__(self, *args: Any, low: float, high: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.exponent_range = (low, high)
+
+    def sample(self, *args: Any, **kwargs: Any) -> Any:
+        with mock.patch.object(_gp_model, "WARP_EXPONENT_RANGE", self.exponent_range):
             return super().sample(*args, **kwargs)
 
 
@@ -632,6 +699,11 @@ VARIANTS: dict[str, tuple[Callable[[int], GPSampler], Callable[[Task], bool]]] =
     # ... or fitted to the outcomes declustered in the inputs: in a long study most trials lie near one
     # optimum, the warp's exponent grows to spread them apart, and the rest may look uniformly poor.
     "declustered": (lambda seed: Declustered(seed=seed), lambda task: True),
+    # ... or kept only where the GP with it predicts the observed values as well as the GP without it.
+    "warp_by_loo": (lambda seed: WarpByPrediction(seed=seed), lambda task: True),
+    # ... or never below 1, which squashes the best values together (a random history's long tail of
+    # rare good values asks for it): the warp only ever spreads the good end apart.
+    "warp_at_least_1": (lambda seed: WarpExponentRange(seed=seed, low=1.0, high=5.0), lambda task: True),
     # The acquisition averaged over draws of the GP's hyperparameters from a Laplace approximation
     # of their posterior (with the fitted ones): an over-confident fit stops exploring.
     "laplace4": (lambda seed: with_hyperparameter_draws(seed, 4), lambda task: True),

@@ -682,6 +682,74 @@ def test_declustering_weighs_a_cluster_of_near_copies_as_one_observation() -> No
     torch.testing.assert_close(declustered_outcomes(Y, torch.ones_like(weights)), plain, rtol=0, atol=0)
 
 
+def test_warp_log_jacobian_is_the_log_slope_of_the_warped_outcomes_over_the_unwarped_ones() -> None:
+    from benchmarks.gp_variants import warp_log_jacobian
+    from lightning_hpo.samplers import _gp_model
+
+    Y = torch.rand(40, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64) ** 3  # skewed, no outliers
+    y = Y[:, 0]
+    u = (y - y.mean()) / y.std()
+    exponent = _gp_model._most_normal_exponent(u)
+    warped = _gp_model._yeo_johnson(u, exponent)
+    at = y.clone().requires_grad_(True)
+    # model_outcomes with its fitted constants frozen, as a function of each value alone
+    outcomes = (_gp_model._yeo_johnson((at - y.mean()) / y.std(), exponent) - warped.mean()) / warped.std()
+    torch.testing.assert_close(outcomes.detach(), _gp_model.model_outcomes(Y)[:, 0])
+    (slope,) = torch.autograd.grad(outcomes.sum(), at)
+    torch.testing.assert_close(warp_log_jacobian(Y), slope.log() - (1 / y.std()).log())
+
+
+def test_warp_by_prediction_decides_at_each_fit_and_undoes_its_patches() -> None:
+    from benchmarks import gp_variants
+    from benchmarks.methods import _lightning_hpo_runner
+    from benchmarks.tasks import TASK_BUILDERS
+    from lightning_hpo.samplers import _gp_model
+
+    before = _gp_model.warp_to_normal, _gp_model.fit_objective_model
+    decisions = []
+    sampler = gp_variants.WarpByPrediction(seed=0)
+    fit = sampler._fit
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        model = fit(*args, **kwargs)
+        decisions.append(sampler.warped)
+        return model
+
+    sampler._fit = recorded
+    task = TASK_BUILDERS["branin"]()
+    _lightning_hpo_runner(lambda _: sampler)(task, task.make_objective(0), 10, 0)
+    assert len(decisions) == 4 and all(isinstance(d, bool) for d in decisions)  # six Sobol trials, then a fit each
+    assert (_gp_model.warp_to_normal, _gp_model.fit_objective_model) == before
+
+
+def test_warp_exponent_range_holds_only_while_the_variant_suggests() -> None:
+    from unittest import mock
+
+    from benchmarks.gp_variants import WarpExponentRange
+    from benchmarks.methods import _lightning_hpo_runner
+    from benchmarks.tasks import TASK_BUILDERS
+    from lightning_hpo.samplers import _gp_model
+
+    default = _gp_model.WARP_EXPONENT_RANGE
+    sampler = WarpExponentRange(seed=0, low=1.0, high=5.0)
+    chosen = []
+
+    def recorded(x: torch.Tensor) -> torch.Tensor:
+        chosen.append(float(exponent(x)))
+        return chosen[-1] * torch.ones((), dtype=x.dtype)
+
+    exponent = _gp_model._most_normal_exponent
+    task = TASK_BUILDERS["hartmann6"]()  # rare good values: the free exponent falls below 1
+    with mock.patch.object(_gp_model, "_most_normal_exponent", recorded):
+        _lightning_hpo_runner(lambda _: sampler)(task, task.make_objective(0), 14, 0)
+    assert chosen and min(chosen) >= 1.0
+    assert _gp_model.WARP_EXPONENT_RANGE == default
+    skewed = _gp_model.standardize(
+        torch.rand(60, 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64) ** 6
+    )
+    assert float(exponent(skewed[:, 0])) < 1.0  # what the default range picks for such values
+
+
 def test_stalled_weighs_the_last_windows_gain_against_the_spread_to_the_median() -> None:
     from benchmarks.gp_variants import stalled
 
