@@ -16,7 +16,8 @@
 * **whole study** (``--study N``): a study of N trials run from nothing, the GP choosing every
   trial after its own start, in an SQLite file as a user's study is: the time of every ask
   (storage reads included), summed and by stretch of the study, and the best value's regret at
-  the end. ``--study-methods`` picks ours, Optuna's or both (a process each on two cores).
+  the end. ``--study-methods`` picks ours, Optuna's or both, one after the other (a process for
+  each uses two cores).
 * ``--profile N``: where one suggestion's time goes with N trials of history (cProfile, top lines).
 
 Torch runs on one thread, as in the suite. Run from the repository root (needs optuna)::
@@ -43,6 +44,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -149,15 +151,9 @@ def without_shortcuts() -> Iterator[None]:
         gp.MAX_FITTED_OBSERVATIONS, _gp_nei.MAX_PRUNE_CANDIDATES, _gp_model.COARSE_FIT_ABOVE = saved
 
 
-@contextlib.contextmanager
-def without_thinning() -> Iterator[None]:
+def without_thinning() -> contextlib.AbstractContextManager[Any]:
     """Every observation fitted however many there are; the other shortcuts as they are."""
-    saved = gp.MAX_FITTED_OBSERVATIONS
-    gp.MAX_FITTED_OBSERVATIONS = 10**9
-    try:
-        yield
-    finally:
-        gp.MAX_FITTED_OBSERVATIONS = saved
+    return mock.patch.object(gp, "MAX_FITTED_OBSERVATIONS", 10**9)
 
 
 WITHOUT = {"shortcuts": without_shortcuts, "thinning": without_thinning}
@@ -211,8 +207,8 @@ def whole_study(n: int, task: str, seed: int, methods: list[str]) -> None:
 
     _, _, optimum = TASKS[task]()
     runs = {"ours": asks_of_ours, "optuna": asks_of_optuna}
-    stretches = [(start, min(start * 2, n)) for start in (2**k * 25 for k in range(8)) if start < n]
-    stretches = [(0, min(25, n))] + stretches
+    edges = [0, *(25 * 2**k for k in range(8) if 25 * 2**k < n), n]  # 25, 50, 100, ... trials
+    stretches = list(zip(edges, edges[1:]))
     header = " | ".join(f"asks {a + 1}-{b}" for a, b in stretches)
     print(f"\n{task}, a study of {n} trials from nothing in SQLite, seed {seed}")
     print(f"| method | all asks (s) | {header} | slowest ask | regret at the end |")

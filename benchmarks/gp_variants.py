@@ -222,11 +222,7 @@ class WarpByPrediction(GPSampler):
         difference = _gp_model.leave_one_out_log_densities(plain) - (
             _gp_model.leave_one_out_log_densities(warped) + warp_log_jacobian(train_Y)
         )
-        standard_error = float(difference.std() * len(difference) ** 0.5)
-        lead = (
-            bool(torch.isfinite(difference).all())
-            and float(difference.sum()) > _gp_model.WIDER_PRIOR_LEAD * standard_error
-        )
+        lead = _gp_model.leads_clearly(difference, _gp_model.WIDER_PRIOR_LEAD)
         self.warped = not lead
         return plain if lead else warped
 

@@ -710,9 +710,13 @@ def test_warp_by_prediction_decides_at_each_fit_and_undoes_its_patches() -> None
     sampler = gp_variants.WarpByPrediction(seed=0)
     fit = sampler._fit
 
-    def recorded(*args: Any, **kwargs: Any) -> Any:
-        model = fit(*args, **kwargs)
+    def recorded(X: torch.Tensor, Y: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        model = fit(X, Y, *args, **kwargs)
         decisions.append(sampler.warped)
+        # the model returned is the one its decision names: trained on warped outcomes or on plain ones
+        softened = _gp_model.soften_outliers(Y)
+        chosen = gp_variants._default_warp_to_normal(softened) if sampler.warped else softened
+        torch.testing.assert_close(model.train_targets, _gp_model.standardize(chosen)[:, 0])
         return model
 
     sampler._fit = recorded

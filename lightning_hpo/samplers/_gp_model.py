@@ -410,7 +410,12 @@ def fit_objective_model(
 def predicts_clearly_better(model: SingleTaskGP, other: SingleTaskGP, standard_errors: float) -> bool:
     """Whether ``model``'s summed leave-one-out log density of the outcomes both GPs were trained on
     exceeds ``other``'s by more than ``standard_errors`` standard errors of the difference."""
-    difference = leave_one_out_log_densities(model) - leave_one_out_log_densities(other)
+    return leads_clearly(leave_one_out_log_densities(model) - leave_one_out_log_densities(other), standard_errors)
+
+
+def leads_clearly(difference: Tensor, standard_errors: float) -> bool:
+    """Whether per-point log density differences sum to more than ``standard_errors`` standard
+    errors of their sum (never where one is not finite)."""
     if not torch.isfinite(difference).all():
         return False
     standard_error = float(difference.std() * len(difference) ** 0.5) if len(difference) > 1 else 0.0
