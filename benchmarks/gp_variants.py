@@ -92,6 +92,29 @@ class OtherOutcomes(GPSampler):
             return super().sample(*args, **kwargs)
 
 
+class AlternatingOutcomes(GPSampler):
+    """Our GP whose outcomes are only standardized on odd trial numbers (Optuna's GP's view: the
+    ``plainoutcomes`` variant) and softened and warped as today on even ones: two models taking
+    turns. Standardized alone, a few very poor values set the scale and the GP is indifferent among
+    the good ones, which explores (it finds ``sk_lassopoly_diabetes``'s degree-2 valley) and blurs
+    the small differences that fine steps along a floor need; taking turns keeps half of each. Each
+    model keeps its own cached fit, so neither reuses hyperparameters fitted to the other's outcomes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._fits: dict[bool, Any] = {False: None, True: None}
+
+    def sample(self, space: Any, trials: Any, *, number: int, directions: Any) -> Any:
+        plain = number % 2 == 1
+        self._last_fit = self._fits[plain]
+        outcomes = _gp_model.standardize if plain else _gp_model.model_outcomes
+        try:
+            with mock.patch.object(_gp_model, "model_outcomes", outcomes):
+                return super().sample(space, trials, number=number, directions=directions)
+        finally:
+            self._fits[plain] = self._last_fit
+
+
 def gaussian_copula(Y: torch.Tensor) -> torch.Tensor:
     """Each outcome column replaced by the normal quantiles of its ranks, ``Phi^-1((rank - 1/2) / n)``
     (ties share their mean rank), then standardized: only the order of the outcomes is kept."""
@@ -686,6 +709,8 @@ VARIANTS: dict[str, tuple[Callable[[int], GPSampler], Callable[[Task], bool]]] =
         lambda seed: OtherOutcomes(seed=seed, step="model_outcomes", transform=_gp_model.standardize),
         lambda task: True,
     ),
+    # ... or both views taking turns, trial by trial.
+    "alternate_plain": (lambda seed: AlternatingOutcomes(seed=seed), lambda task: True),
     # ... or only their order (Salinas et al. 2020's Gaussian copula): no value sets the scale, and
     # equal steps in rank look equally large however close the values are.
     "copula": (

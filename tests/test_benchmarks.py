@@ -608,6 +608,7 @@ def test_gp_variants_screen_pairs_runs_skips_unchanged_tasks_and_resumes(tmp_pat
         "lengthscale_loo",  # lengthscale_loo_2se: the same class, wide fits taken later than 12 trials
         "nowarp",
         "plainoutcomes",
+        "alternate_plain",
         "copula",
         "declustered",
         "search4",
@@ -637,6 +638,29 @@ def test_each_gp_variant_changes_the_gps_suggestions_and_undoes_its_patch(varian
     assert changed[:7] == default[:7]  # the same Sobol start
     assert changed[7:] != default[7:]  # the GP's suggestions are the variant's own
     assert all(task.space["C"].low <= p["C"] <= task.space["C"].high for p in changed)
+
+
+def test_alternating_outcomes_take_turns_and_keep_their_fits_apart() -> None:
+    from benchmarks.gp_variants import AlternatingOutcomes, OtherOutcomes
+    from benchmarks.tasks import TASK_BUILDERS
+    from lightning_hpo import GPSampler, Study
+    from lightning_hpo.samplers import _gp_model
+
+    task = TASK_BUILDERS["branin"]()
+    study = Study("history", search_space=task.space, storage=":memory:", sampler=GPSampler(seed=0))
+    objective = task.make_objective(0)
+    study.optimize(lambda params: objective(params).observed, n_trials=9)
+    trials, space = study.trials, SearchSpace(task.space)
+
+    def suggestion(sampler: GPSampler, number: int) -> dict[str, Any]:
+        return sampler.sample(space, trials, number=number, directions=["min"])
+
+    plain = OtherOutcomes(seed=0, step="model_outcomes", transform=_gp_model.standardize)
+    alternating = AlternatingOutcomes(seed=0)
+    # The same history in both turns, so one cached fit would serve both if they shared it.
+    assert suggestion(alternating, 9) == suggestion(plain, 9) != suggestion(GPSampler(seed=0), 9)
+    assert suggestion(alternating, 10) == suggestion(GPSampler(seed=0), 10) != suggestion(plain, 10)
+    assert _gp_model.model_outcomes is not _gp_model.standardize
 
 
 def test_gaussian_copula_keeps_only_the_order_of_each_column() -> None:
