@@ -21,7 +21,7 @@ BENCH_ARGS ?=
 # ConfigSpace); benchmarks/anchor_bridge.py drives them from the suite's process.
 ANCHOR_TORCH_WHEEL ?= $(TORCH_PIN)
 
-.PHONY: demo test bench bench-quick bench-anchors bench-broad bench-pool clean
+.PHONY: demo test bench bench-quick bench-anchors bench-broad bench-pool bench-pool2 clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,10 @@ bench-broad: $(VENV)/.installed bench-anchors
 bench-pool: $(VENV)/.installed
 	nice -n 10 $(PY) -m benchmarks --tasks pool --samplers ours,optuna_gp,optuna_tpe,lhpo_random --seeds 10 \
 		--budget 30 --report-at 10,20,30 --no-timing --out benchmarks/out/pool --results benchmarks/POOL_RESULTS.md $(BENCH_ARGS)
+
+bench-pool2: $(VENV)/.installed
+	nice -n 10 $(PY) -m benchmarks --tasks pool2 --samplers ours,optuna_gp,optuna_tpe,lhpo_random --seeds 10 \
+		--budget 30 --report-at 10,20,30 --no-timing --out benchmarks/out/pool2 --results benchmarks/POOL2_RESULTS.md $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-hebo .venv-smac .venv-mf .pytest_cache lightning_hpo_runs

@@ -32,7 +32,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--tasks",
         help="comma-separated task names, 'all', 'broad' (the scikit-learn suite of "
         "tasks/sklearn_suite.py), 'highdim' (10- and 20-D probes) or 'wide' (scikit-learn models with "
-        "8-9 Float and Int columns), 'pool' (40 YAHPO surrogate problems drawn at random, held out) "
+        "8-9 Float and Int columns), 'pool' (40 YAHPO surrogate problems drawn at random, held out), "
+        "'pool2' (40 more, drawn from the instances the first pool left) "
         "(default: the full suite; see --list)",
     )
     parser.add_argument(
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         BROAD_TASKS,
         DEFAULT_TASKS,
         HIGH_DIM_TASKS,
+        POOL2_TASKS,
         POOL_TASKS,
         QUICK_TASKS,
         TASK_BUILDERS,
@@ -115,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"high-dimensional probes (--tasks highdim): {', '.join(HIGH_DIM_TASKS)}")
         print(f"wide scikit-learn spaces (--tasks wide): {', '.join(WIDE_TASKS)}")
         print(f"held-out YAHPO pool (--tasks pool): {', '.join(POOL_TASKS)}")
+        print(f"second held-out YAHPO pool (--tasks pool2): {', '.join(POOL2_TASKS)}")
         for method in METHODS.values():
             reason = method.unavailable()
             print(f"  {method.name:<16} {method.label}" + (f"  [unavailable: {reason}]" if reason else ""))
@@ -129,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         "highdim": HIGH_DIM_TASKS,
         "wide": WIDE_TASKS,
         "pool": POOL_TASKS,
+        "pool2": POOL2_TASKS,
     }
     if args.tasks in groups:
         task_names = list(groups[args.tasks])

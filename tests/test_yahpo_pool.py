@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.tasks import POOL_TASKS, TASK_BUILDERS, build_task, yahpo
+from benchmarks.tasks import POOL2_TASKS, POOL_TASKS, TASK_BUILDERS, build_task, yahpo
 from lightning_hpo import SearchSpace
 
 REFERENCE_OUTPUTS = Path(__file__).parent / "data" / "yahpo_gym_outputs.json"
@@ -43,7 +43,27 @@ def test_pool_is_the_seeded_draw_and_every_task_is_registered() -> None:
     assert set(POOL_TASKS) <= set(TASK_BUILDERS)
 
 
-@pytest.mark.parametrize("name", ["pool_rpart_3", "pool_xgboost_50", "pool_lcbench_146212", "pool_glmnet_1067"])
+def test_second_pool_is_its_seeded_draw_from_the_instances_the_first_left() -> None:
+    drawn = yahpo.draw_pool(yahpo.data_dir(), yahpo.POOL2_SIZES, yahpo.POOL2_DRAW_SEED, yahpo.POOL_INSTANCES)
+    assert drawn == yahpo.POOL2_INSTANCES
+    for scenario, instances in yahpo.POOL2_INSTANCES.items():
+        assert not set(instances) & set(yahpo.POOL_INSTANCES.get(scenario, ()))
+    assert yahpo.INSTANCE not in yahpo.POOL2_INSTANCES[yahpo.SCENARIO]
+    assert len(POOL2_TASKS) == len(set(POOL2_TASKS)) == 40
+    assert set(POOL2_TASKS) <= set(TASK_BUILDERS) and not set(POOL2_TASKS) & set(POOL_TASKS)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pool_rpart_3",
+        "pool_xgboost_50",
+        "pool_lcbench_146212",
+        "pool_glmnet_1067",
+        "pool2_xgboost_12",
+        "pool2_lcbench_3945",
+    ],
+)
 def test_pool_task_is_deterministic_and_its_reference_beats_random_search(name: str) -> None:
     task = build_task(name)
     space = SearchSpace(task.space)
@@ -66,7 +86,9 @@ def test_pool_group_runs_from_the_command_line(tmp_path: Path, capsys: pytest.Ca
     from benchmarks.__main__ import main
 
     assert main(["--list"]) == 0
-    assert f"(--tasks pool): {', '.join(POOL_TASKS)}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"(--tasks pool): {', '.join(POOL_TASKS)}" in printed
+    assert f"(--tasks pool2): {', '.join(POOL2_TASKS)}" in printed
     results = tmp_path / "POOL.md"
     code = main(
         ["--tasks", "pool_glmnet_1067", "--samplers", "lhpo_random", "--seeds", "2", "--budget", "4"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from benchmarks.tasks import sklearn_suite, synthetic, tabular, training, yahpo  # noqa: F401  (they register their tasks)
 from benchmarks.tasks.base import TASK_BUILDERS, Evaluation, Objective, Task, space_summary
 from benchmarks.tasks.sklearn_suite import BROAD_TASKS, WIDE_TASKS
-from benchmarks.tasks.yahpo import POOL_TASKS
+from benchmarks.tasks.yahpo import POOL2_TASKS, POOL_TASKS
 
 __all__ = [
     "Evaluation",
@@ -18,6 +18,7 @@ __all__ = [
     "HIGH_DIM_TASKS",
     "WIDE_TASKS",
     "POOL_TASKS",
+    "POOL2_TASKS",
     "QUICK_TASKS",
     "build_task",
     "space_summary",
