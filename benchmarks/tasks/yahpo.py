@@ -356,8 +356,8 @@ POOL_TASKS = tuple(
 #: A second held-out pool (``--tasks pool2``), drawn (``draw_pool``) with another seed from the
 #: instances the first pool left (iaml_glmnet has none left, so its four go to the tree scenarios),
 #: fixed here before any sampler ran on them. A pool that has gated a change has been chosen on a
-#: little; this one is for a change the first pool has already judged, and for checking that today's
-#: settings carry over to problems neither pool has seen.
+#: little (the first has gated one, ``GP_DECISIONS.md``); this one is the next gate. Its one run so far
+#: checked today's settings (``POOL2_RESULTS.md``).
 POOL2_DRAW_SEED = 2027
 POOL2_SIZES = {"rbv2_rpart": 14, "rbv2_xgboost": 14, "lcbench": 12}
 POOL2_INSTANCES = {
