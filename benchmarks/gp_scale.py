@@ -12,12 +12,14 @@
   in one run: a Hartmann6 study starts from ``--quality-history`` random trials and continues
   with ``--quality-trials`` GP trials; the regret of the best GP trial, per seed.
   ``--quality-without thinning`` lifts only the even thinning of the fit past 1000 observations
-  (the other shortcuts stay in both), which is what a history past 1000 tests.
+  (the other shortcuts stay in both), which is what a history past 1000 tests;
+  ``--quality-without closed_form`` fits through GPyTorch's own log density at every size (the same
+  model to rounding: its seconds are what it measures).
 * **whole study** (``--study N``): a study of N trials run from nothing, the GP choosing every
   trial after its own start, in an SQLite file as a user's study is: the time of every ask
   (storage reads included), summed and by stretch of the study, and the best value's regret at
   the end. ``--study-methods`` picks ours, Optuna's or both, one after the other (a process for
-  each uses two cores).
+  each uses two cores), or ours without one of the shortcuts (``ours_without_closed_form``...).
 * ``--profile N``: where one suggestion's time goes with N trials of history (cProfile, top lines).
 
 Torch runs on one thread, as in the suite. Run from the repository root (needs optuna)::
@@ -26,8 +28,10 @@ Torch runs on one thread, as in the suite. Run from the repository root (needs o
     nice -n 10 python benchmarks/gp_scale.py --sizes 1000 --seeds 1 --tasks hartmann6
     nice -n 10 python benchmarks/gp_scale.py --no-speed --quality --seeds 3
     nice -n 10 python benchmarks/gp_scale.py --no-speed --quality --quality-history 1500 --quality-without thinning
+    nice -n 10 python benchmarks/gp_scale.py --no-speed --quality --quality-history 1000 --quality-without closed_form
     nice -n 10 python benchmarks/gp_scale.py --no-speed --profile 1000
     nice -n 10 python benchmarks/gp_scale.py --no-speed --study 1000 --study-methods ours
+    nice -n 10 python benchmarks/gp_scale.py --no-speed --study 1000 --study-methods ours_without_closed_form
     python benchmarks/gp_scale.py --device cuda --sizes 200,500,1000 --seeds 1   # on a GPU machine
 """
 
@@ -156,7 +160,12 @@ def without_thinning() -> contextlib.AbstractContextManager[Any]:
     return mock.patch.object(gp, "MAX_FITTED_OBSERVATIONS", 10**9)
 
 
-WITHOUT = {"shortcuts": without_shortcuts, "thinning": without_thinning}
+def without_closed_form() -> contextlib.AbstractContextManager[Any]:
+    """Every fit through GPyTorch's own log density and gradient, however large; the rest as it is."""
+    return mock.patch.object(_gp_model, "CLOSED_FORM_FIT_ABOVE", 10**9)
+
+
+WITHOUT = {"shortcuts": without_shortcuts, "thinning": without_thinning, "closed_form": without_closed_form}
 
 
 def quality(history: int, trials: int, seeds: int, without: str = "shortcuts") -> None:
@@ -202,11 +211,29 @@ def asks_of_optuna(task: str, n: int, seed: int, path: Path) -> tuple[list[float
     return seconds, study.best_value
 
 
+def asks_of_ours_without(shortcut: str) -> Callable[[str, int, int, Path], tuple[list[float], float]]:
+    """:func:`asks_of_ours` with ``WITHOUT[shortcut]`` in force throughout the study."""
+
+    def run(task: str, n: int, seed: int, path: Path) -> tuple[list[float], float]:
+        with WITHOUT[shortcut]():
+            return asks_of_ours(task, n, seed, path)
+
+    return run
+
+
+#: The methods of a whole study: ours, ours without one of ``WITHOUT``, Optuna's GP.
+STUDY_RUNS = {
+    "ours": asks_of_ours,
+    **{f"ours_without_{shortcut}": asks_of_ours_without(shortcut) for shortcut in WITHOUT},
+    "optuna": asks_of_optuna,
+}
+
+
 def whole_study(n: int, task: str, seed: int, methods: list[str]) -> None:
     import tempfile
 
     _, _, optimum = TASKS[task]()
-    runs = {"ours": asks_of_ours, "optuna": asks_of_optuna}
+    runs = STUDY_RUNS
     edges = [0, *(25 * 2**k for k in range(8) if 25 * 2**k < n), n]  # 25, 50, 100, ... trials
     stretches = list(zip(edges, edges[1:]))
     header = " | ".join(f"asks {a + 1}-{b}" for a, b in stretches)
@@ -265,8 +292,8 @@ def main() -> None:
         quality(args.quality_history, args.quality_trials, args.seeds, args.quality_without)
     if args.study:
         methods = args.study_methods.split(",")
-        if not set(methods) <= {"ours", "optuna"}:
-            parser.error(f"--study-methods {args.study_methods}: name ours, optuna or both, comma-separated")
+        if not set(methods) <= set(STUDY_RUNS):
+            parser.error(f"--study-methods {args.study_methods}: name some of {', '.join(STUDY_RUNS)}, comma-separated")
         whole_study(args.study, args.tasks.split(",")[0], args.study_seed, methods)
     if args.profile:
         profile(args.profile, args.tasks.split(",")[0])

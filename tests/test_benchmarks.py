@@ -953,6 +953,28 @@ def test_gp_scale_quality_can_lift_the_thinning_alone() -> None:
     assert (gp.MAX_FITTED_OBSERVATIONS, _gp_nei.MAX_PRUNE_CANDIDATES, _gp_model.COARSE_FIT_ABOVE) == before
 
 
+def test_gp_scale_quality_can_lift_the_closed_form_alone(monkeypatch, tmp_path: Path) -> None:
+    from benchmarks import gp_scale
+    from lightning_hpo.samplers import _gp_model, _gp_nei, gp
+
+    shortcuts = gp.MAX_FITTED_OBSERVATIONS, _gp_nei.MAX_PRUNE_CANDIDATES, _gp_model.COARSE_FIT_ABOVE
+    before = _gp_model.CLOSED_FORM_FIT_ABOVE
+    with gp_scale.WITHOUT["closed_form"]():
+        assert _gp_model.CLOSED_FORM_FIT_ABOVE >= 10**9
+        assert (gp.MAX_FITTED_OBSERVATIONS, _gp_nei.MAX_PRUNE_CANDIDATES, _gp_model.COARSE_FIT_ABOVE) == shortcuts
+    assert _gp_model.CLOSED_FORM_FIT_ABOVE == before
+    # A whole study without it: the real study of ours, run with the closed form lifted throughout.
+    seen = []
+
+    def spy(*args):
+        seen.append(_gp_model.CLOSED_FORM_FIT_ABOVE)
+        return ([0.1], -1.0)
+
+    monkeypatch.setattr(gp_scale, "asks_of_ours", spy)
+    assert gp_scale.STUDY_RUNS["ours_without_closed_form"]("hartmann6", 3, 0, tmp_path / "s.db") == ([0.1], -1.0)
+    assert seen == [10**9] and _gp_model.CLOSED_FORM_FIT_ABOVE == before
+
+
 # -- multi_fidelity.py's digits family: real training ------------------------------------------------
 
 _MLP_CONFIG = {"lr": 3e-3, "hidden": 32, "dropout": 0.1, "weight_decay": 1e-5, "optimizer": "adam"}

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import gpytorch
 import numpy as np
@@ -38,6 +39,7 @@ from gpytorch.kernels import Kernel, MaternKernel, ScaleKernel
 from gpytorch.likelihoods import FixedNoiseGaussianLikelihood, GaussianLikelihood
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import GammaPrior, LogNormalPrior
+from linear_operator.utils.cholesky import psd_safe_cholesky
 from torch import Tensor
 
 from lightning_hpo.samplers._gp_space import GPSpace
@@ -65,6 +67,12 @@ FIT_MAX_STEPS = 200
 #: observations, and from a start that close the full fit takes a few steps, not dozens.
 COARSE_FIT_ABOVE = 400
 COARSE_FIT_SIZE = 200
+#: Past this many observations a fit computes the outcomes' Gaussian log density and its gradient
+#: in closed form (:class:`_GaussianLogDensity`) rather than through GPyTorch's linear operators:
+#: the same value to rounding in less time per step, where a step's cost is mostly the cubic work
+#: on the covariance (``benchmarks/GP_SCALE.md``). Smaller fits, where it gained little, keep
+#: GPyTorch's own arithmetic bit for bit, and with it every suggestion they made before.
+CLOSED_FORM_FIT_ABOVE = COARSE_FIT_ABOVE
 #: Spread of the log-normal prior of every lengthscale (see :func:`_lengthscale_settings`).
 LENGTHSCALE_PRIOR_SCALE = 0.75
 #: From this many Float and Int columns, :func:`fit_objective_model` also fits the objective's GP
@@ -373,7 +381,8 @@ def fit_model(
         coarse_fit = fit_model(train_X[coarse], train_Y[coarse], gp_space, Yvar, lengthscale_spread_factor)
         start = hyperparameters_of(coarse_fit)
     model = build_model(train_X, train_Y, gp_space, start, train_Yvar, lengthscale_spread_factor)
-    mll = _PriorsListedOnce(model.likelihood, model)
+    objective = _ClosedFormLogPosterior if len(train_X) > CLOSED_FORM_FIT_ABOVE else _PriorsListedOnce
+    mll = objective(model.likelihood, model)
     # Several outcomes are fitted by BoTorch's batched L-BFGS-B, which spells the tolerance `factr`.
     tolerance = {"ftol": FIT_TOLERANCE} if train_Y.shape[-1] == 1 else {"factr": FIT_TOLERANCE / np.finfo(float).eps}
     # The kernel evaluated at once rather than as GPyTorch's lazy tensor, which asks every sub-kernel
@@ -464,6 +473,46 @@ class _PriorsListedOnce(ExactMarginalLogLikelihood):
             term = prior.log_prob(closure(module))
             res.add_(term.view(*term.shape[: res.ndim], -1).sum(dim=-1))
         return res
+
+
+class _ClosedFormLogPosterior(_PriorsListedOnce):
+    """:class:`_PriorsListedOnce` with the outcomes' Gaussian log density computed by
+    :class:`_GaussianLogDensity` from the dense covariance: the same log posterior to rounding.
+
+    GPyTorch's Cholesky path through its linear operators does more cubic work per evaluation with
+    its gradient (several triangular solves and products of the full matrix).
+    """
+
+    def forward(
+        self, function_dist: gpytorch.distributions.MultivariateNormal, target: Tensor, *params: object
+    ) -> Tensor:
+        output = self.likelihood(function_dist, *params)
+        res = _GaussianLogDensity.apply(output.lazy_covariance_matrix.to_dense(), target - output.mean)
+        res = self._add_other_terms(res, params)
+        return res.div_(function_dist.event_shape.numel())
+
+
+class _GaussianLogDensity(torch.autograd.Function):
+    """``log N(r; 0, K)`` of residuals ``r`` (``... x n``) under covariances ``K`` (``... x n x n``),
+    with its gradient in closed form: ``dK = (a a^T - K^-1) / 2`` and ``dr = -a`` for ``a = K^-1 r``
+    (Rasmussen and Williams 2006, eq. 5.9), from one Cholesky factor and its inverse. The factor is
+    GPyTorch's (jitter added on the diagonal as it adds it, when the matrix is not numerically
+    positive definite), so a fit behaves as on its path."""
+
+    @staticmethod
+    def forward(ctx: Any, covariance: Tensor, residual: Tensor) -> Tensor:
+        factor = psd_safe_cholesky(covariance)
+        solved = torch.cholesky_solve(residual.unsqueeze(-1), factor)
+        ctx.save_for_backward(factor, solved)
+        quadratic = (residual.unsqueeze(-1) * solved).sum(dim=(-2, -1))
+        log_determinant = 2.0 * torch.diagonal(factor, dim1=-2, dim2=-1).log().sum(dim=-1)
+        return -0.5 * (quadratic + log_determinant + residual.shape[-1] * math.log(2.0 * math.pi))
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor]:
+        factor, solved = ctx.saved_tensors
+        covariance_grad = 0.5 * (solved @ solved.transpose(-1, -2) - torch.cholesky_inverse(factor))
+        return grad[..., None, None] * covariance_grad, -grad[..., None] * solved.squeeze(-1)
 
 
 def lengthscales(model: SingleTaskGP, gp_space: GPSpace) -> Tensor:

@@ -3,7 +3,9 @@
 ``fit_model`` lists the model's priors once, evaluates the kernel at once rather than lazily, and
 hands the fitted model to the sampler instead of a second one built from its hyperparameters.
 Each is only bookkeeping, so the results must be bit for bit those of the plain GPyTorch path
-(``_reference_fit_model``, the code these replaced), with BoTorch's real optimizers.
+(``_reference_fit_model``, the code these replaced), with BoTorch's real optimizers. Past
+``CLOSED_FORM_FIT_ABOVE`` observations the log density and its gradient are computed in closed
+form: the same values to rounding, not bit for bit, and the fit ends where GPyTorch's does.
 """
 
 from __future__ import annotations
@@ -78,6 +80,46 @@ def test_marginal_likelihood_and_gradients_are_gpytorchs_bit_for_bit(space, m, k
     assert len(got) == len(expected)
     for a, b in zip(got, expected):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("space", "m", "known_noise"),
+    [(MIXED, 1, False), (ORDINAL, 1, False), (CATEGORICAL, 1, False), (MIXED, 1, True), (MIXED, 2, False)],
+    ids=["mixed", "ordinal", "categorical", "known-noise", "two-outcomes"],
+)
+def test_closed_form_log_posterior_and_gradients_are_gpytorchs_to_rounding(space, m, known_noise):
+    X, Y, gp_space = _data(space, 40, m)
+    Yvar = torch.linspace(0.0, 0.05, 40, dtype=torch.float64).unsqueeze(-1) if known_noise else None
+    model = build_model(X, Y, gp_space, train_Yvar=Yvar)
+    expected = _loss_and_gradients(ExactMarginalLogLikelihood(model.likelihood, model))
+    with gpytorch.settings.lazily_evaluate_kernels(False):
+        got = _loss_and_gradients(_gp_model._ClosedFormLogPosterior(model.likelihood, model))
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    assert any(not torch.equal(a, b) for a, b in zip(got, expected))  # its own arithmetic, not GPyTorch's
+
+
+def test_large_fits_use_the_closed_form_and_end_where_gpytorchs_fit_ends(monkeypatch):
+    X, Y, gp_space = _data(MIXED, 60)
+    used = []
+    forward = _gp_model._ClosedFormLogPosterior.forward
+
+    def counting(self, *args):
+        used.append(len(self.model.train_targets))
+        return forward(self, *args)
+
+    monkeypatch.setattr(_gp_model._ClosedFormLogPosterior, "forward", counting)
+    monkeypatch.setattr(_gp_model, "COARSE_FIT_ABOVE", 10**9)  # one fit, from the priors' centres
+    monkeypatch.setattr(_gp_model, "CLOSED_FORM_FIT_ABOVE", 59)
+    closed = _gp_model.fit_model(X, Y, gp_space)
+    assert used and set(used) == {60}
+    monkeypatch.setattr(_gp_model, "CLOSED_FORM_FIT_ABOVE", 60)
+    used.clear()
+    reference = _gp_model.fit_model(X, Y, gp_space)
+    assert not used
+    for name, value in _gp_model.hyperparameters_of(reference).items():
+        torch.testing.assert_close(_gp_model.hyperparameters_of(closed)[name], value, rtol=1e-5, atol=1e-6, msg=name)
 
 
 def test_fitted_model_is_the_model_built_from_its_hyperparameters():
