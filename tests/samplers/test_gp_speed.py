@@ -70,34 +70,22 @@ def _loss_and_gradients(mll: ExactMarginalLogLikelihood) -> list[torch.Tensor]:
     [(MIXED, 1, False), (ORDINAL, 1, False), (CATEGORICAL, 1, False), (MIXED, 1, True), (MIXED, 2, False)],
     ids=["mixed", "ordinal", "categorical", "known-noise", "two-outcomes"],
 )
-def test_marginal_likelihood_and_gradients_are_gpytorchs_bit_for_bit(space, m, known_noise):
+def test_marginal_likelihood_and_gradients_are_gpytorchs_bit_for_bit_and_in_closed_form_to_rounding(
+    space, m, known_noise
+):
     X, Y, gp_space = _data(space, 12, m)
     Yvar = torch.linspace(0.0, 0.05, 12, dtype=torch.float64).unsqueeze(-1) if known_noise else None
     model = build_model(X, Y, gp_space, train_Yvar=Yvar)
     expected = _loss_and_gradients(ExactMarginalLogLikelihood(model.likelihood, model))
     with gpytorch.settings.lazily_evaluate_kernels(False):
-        got = _loss_and_gradients(_gp_model._PriorsListedOnce(model.likelihood, model))
-    assert len(got) == len(expected)
-    for a, b in zip(got, expected):
+        listed_once = _loss_and_gradients(_gp_model._PriorsListedOnce(model.likelihood, model))
+        closed_form = _loss_and_gradients(_gp_model._ClosedFormLogPosterior(model.likelihood, model))
+    assert len(listed_once) == len(closed_form) == len(expected)
+    for a, b in zip(listed_once, expected):
         assert torch.equal(a, b)
-
-
-@pytest.mark.parametrize(
-    ("space", "m", "known_noise"),
-    [(MIXED, 1, False), (ORDINAL, 1, False), (CATEGORICAL, 1, False), (MIXED, 1, True), (MIXED, 2, False)],
-    ids=["mixed", "ordinal", "categorical", "known-noise", "two-outcomes"],
-)
-def test_closed_form_log_posterior_and_gradients_are_gpytorchs_to_rounding(space, m, known_noise):
-    X, Y, gp_space = _data(space, 40, m)
-    Yvar = torch.linspace(0.0, 0.05, 40, dtype=torch.float64).unsqueeze(-1) if known_noise else None
-    model = build_model(X, Y, gp_space, train_Yvar=Yvar)
-    expected = _loss_and_gradients(ExactMarginalLogLikelihood(model.likelihood, model))
-    with gpytorch.settings.lazily_evaluate_kernels(False):
-        got = _loss_and_gradients(_gp_model._ClosedFormLogPosterior(model.likelihood, model))
-    assert len(got) == len(expected)
-    for a, b in zip(got, expected):
+    for a, b in zip(closed_form, expected):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
-    assert any(not torch.equal(a, b) for a, b in zip(got, expected))  # its own arithmetic, not GPyTorch's
+    assert any(not torch.equal(a, b) for a, b in zip(closed_form, expected))  # its own arithmetic, not GPyTorch's
 
 
 def test_large_fits_use_the_closed_form_and_end_where_gpytorchs_fit_ends(monkeypatch):
