@@ -233,7 +233,6 @@ def whole_study(n: int, task: str, seed: int, methods: list[str]) -> None:
     import tempfile
 
     _, _, optimum = TASKS[task]()
-    runs = STUDY_RUNS
     edges = [0, *(25 * 2**k for k in range(8) if 25 * 2**k < n), n]  # 25, 50, 100, ... trials
     stretches = list(zip(edges, edges[1:]))
     header = " | ".join(f"asks {a + 1}-{b}" for a, b in stretches)
@@ -242,7 +241,7 @@ def whole_study(n: int, task: str, seed: int, methods: list[str]) -> None:
     print("|---|---|" + "---|" * len(stretches) + "---|---|")
     for method in methods:
         with tempfile.TemporaryDirectory() as folder:
-            seconds, best = runs[method](task, n, seed, Path(folder) / "study.db")
+            seconds, best = STUDY_RUNS[method](task, n, seed, Path(folder) / "study.db")
         medians = " | ".join(f"{statistics.median(seconds[a:b]) * 1000:.0f}" for a, b in stretches)
         print(
             f"| {method} | {sum(seconds):.0f} | {medians} | {max(seconds):.1f} s | {best - optimum:.2e} |",
