@@ -13,8 +13,9 @@
   with ``--quality-trials`` GP trials; the regret of the best GP trial, per seed.
   ``--quality-without thinning`` lifts only the even thinning of the fit past 1000 observations
   (the other shortcuts stay in both), which is what a history past 1000 tests;
-  ``--quality-without closed_form`` fits through GPyTorch's own log density at every size (the same
-  model to rounding: its seconds are what it measures).
+  ``--quality-without closed_form`` fits through GPyTorch's own log density and kernels at every
+  size (the same model to rounding: its seconds are what it measures); ``kernel_closed_form``
+  only through the kernels' autograd gradient.
 * **whole study** (``--study N``): a study of N trials run from nothing, the GP choosing every
   trial after its own start, in an SQLite file as a user's study is: the time of every ask
   (storage reads included), summed and by stretch of the study, and the best value's regret at
@@ -161,11 +162,22 @@ def without_thinning() -> contextlib.AbstractContextManager[Any]:
 
 
 def without_closed_form() -> contextlib.AbstractContextManager[Any]:
-    """Every fit through GPyTorch's own log density and gradient, however large; the rest as it is."""
+    """Every fit through GPyTorch's own log density, kernels and gradient, however large; the rest as
+    it is."""
     return mock.patch.object(_gp_model, "CLOSED_FORM_FIT_ABOVE", 10**9)
 
 
-WITHOUT = {"shortcuts": without_shortcuts, "thinning": without_thinning, "closed_form": without_closed_form}
+def without_kernel_closed_form() -> contextlib.AbstractContextManager[Any]:
+    """Large fits with the log density in closed form but the kernels' gradient by autograd."""
+    return mock.patch.object(_gp_model, "closed_form_kernel_gradients", lambda model: contextlib.nullcontext())
+
+
+WITHOUT = {
+    "shortcuts": without_shortcuts,
+    "thinning": without_thinning,
+    "closed_form": without_closed_form,
+    "kernel_closed_form": without_kernel_closed_form,
+}
 
 
 def quality(history: int, trials: int, seeds: int, without: str = "shortcuts") -> None:

@@ -977,6 +977,30 @@ def test_gp_scale_quality_can_lift_the_closed_form_alone(monkeypatch, tmp_path: 
     assert seen == [10**9] and _gp_model.CLOSED_FORM_FIT_ABOVE == before
 
 
+def test_gp_scale_can_lift_the_kernels_closed_form_alone(monkeypatch) -> None:
+    import torch
+
+    from benchmarks import gp_scale
+    from lightning_hpo import Categorical, Float, SearchSpace
+    from lightning_hpo.samplers import _gp_kernels, _gp_model
+    from lightning_hpo.samplers._gp_space import GPSpace
+
+    gp_space = GPSpace(SearchSpace({"a": Float(0.0, 1.0), "b": Float(0.0, 1.0), "c": Categorical(["x", "y"])}))
+    X = gp_space.from_unit(torch.rand(30, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    Y = X[:, :1].sin() + X[:, 1:2]
+    monkeypatch.setattr(_gp_model, "CLOSED_FORM_FIT_ABOVE", 29)
+    calls = []
+    real = _gp_kernels._MaternTrainingCovariance.apply
+    monkeypatch.setattr(_gp_kernels._MaternTrainingCovariance, "apply", lambda *a: calls.append(1) or real(*a))
+    _gp_model.fit_model(X, Y, gp_space)
+    assert calls
+    calls.clear()
+    with gp_scale.WITHOUT["kernel_closed_form"]():
+        _gp_model.fit_model(X, Y, gp_space)
+        assert _gp_model.CLOSED_FORM_FIT_ABOVE == 29  # the log density's closed form stays
+    assert not calls and _gp_model.closed_form_kernel_gradients is _gp_kernels.closed_form_kernel_gradients
+
+
 # -- multi_fidelity.py's digits family: real training ------------------------------------------------
 
 _MLP_CONFIG = {"lr": 3e-3, "hidden": 32, "dropout": 0.1, "weight_decay": 1e-5, "optimizer": "adam"}

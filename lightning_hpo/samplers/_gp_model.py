@@ -24,6 +24,7 @@ than in log space from the priors' centres (``benchmarks/GP_DECISIONS.md``).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -33,7 +34,6 @@ import numpy as np
 import torch
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import SingleTaskGP
-from botorch.models.kernels.categorical import CategoricalKernel
 from gpytorch.constraints import GreaterThan
 from gpytorch.kernels import Kernel, MaternKernel, ScaleKernel
 from gpytorch.likelihoods import FixedNoiseGaussianLikelihood, GaussianLikelihood
@@ -42,6 +42,7 @@ from gpytorch.priors import GammaPrior, LogNormalPrior
 from linear_operator.utils.cholesky import psd_safe_cholesky
 from torch import Tensor
 
+from lightning_hpo.samplers._gp_kernels import ChoiceKernel, Matern52Kernel, closed_form_kernel_gradients
 from lightning_hpo.samplers._gp_space import GPSpace
 
 __all__ = [
@@ -67,11 +68,12 @@ FIT_MAX_STEPS = 200
 #: observations, and from a start that close the full fit takes a few steps, not dozens.
 COARSE_FIT_ABOVE = 400
 COARSE_FIT_SIZE = 200
-#: Past this many observations a fit computes the outcomes' Gaussian log density and its gradient
-#: in closed form (:class:`_GaussianLogDensity`) rather than through GPyTorch's linear operators:
-#: the same value to rounding in less time per step, where a step's cost is mostly the cubic work
-#: on the covariance (``benchmarks/GP_SCALE.md``). Smaller fits, where it gained little, keep
-#: GPyTorch's own arithmetic bit for bit, and with it every suggestion they made before.
+#: Past this many observations a fit (and the coarse fit it starts from) computes the outcomes'
+#: Gaussian log density and the kernels' gradient in closed form (:class:`_GaussianLogDensity`,
+#: :func:`closed_form_kernel_gradients`) rather than through GPyTorch's linear operators and
+#: autograd: the same values to rounding in less time per step (``benchmarks/GP_SCALE.md``).
+#: Smaller studies keep GPyTorch's own arithmetic bit for bit, and with it every suggestion (and
+#: every benchmark run) they made before.
 CLOSED_FORM_FIT_ABOVE = COARSE_FIT_ABOVE
 #: Spread of the log-normal prior of every lengthscale (see :func:`_lengthscale_settings`).
 LENGTHSCALE_PRIOR_SCALE = 0.75
@@ -121,8 +123,7 @@ def _lengthscale_settings(dimension: int, spread_factor: float = 1.0) -> dict[st
 
 
 def _ordinal_kernel(dims: list[int], batch_shape: torch.Size, spread_factor: float = 1.0) -> Kernel:
-    return MaternKernel(
-        nu=2.5,
+    return Matern52Kernel(
         ard_num_dims=len(dims),
         active_dims=dims,
         batch_shape=batch_shape,
@@ -131,7 +132,7 @@ def _ordinal_kernel(dims: list[int], batch_shape: torch.Size, spread_factor: flo
 
 
 def _categorical_kernel(dims: list[int], batch_shape: torch.Size, spread_factor: float = 1.0) -> Kernel:
-    return CategoricalKernel(
+    return ChoiceKernel(
         ard_num_dims=len(dims),
         active_dims=dims,
         batch_shape=batch_shape,
@@ -375,19 +376,39 @@ def fit_model(
     evaluation mode: the same model as ``build_model`` given those hyperparameters, without
     building it twice. ``start``: raw hyperparameters to fit from instead (as
     :func:`hyperparameters_of` gives them; ``benchmarks/gp_fit_starts.py`` tries other starts)."""
+    closed_form = len(train_X) > CLOSED_FORM_FIT_ABOVE
     if start is None and len(train_X) > COARSE_FIT_ABOVE:
         coarse = even_thinning(len(train_X), COARSE_FIT_SIZE).to(train_X.device)
         Yvar = None if train_Yvar is None else train_Yvar[coarse]
-        coarse_fit = fit_model(train_X[coarse], train_Y[coarse], gp_space, Yvar, lengthscale_spread_factor)
+        # In the large fit's arithmetic, whatever its size: no study that small fits this way.
+        coarse_fit = _fit(
+            train_X[coarse], train_Y[coarse], gp_space, Yvar, lengthscale_spread_factor, None, closed_form
+        )
         start = hyperparameters_of(coarse_fit)
+    return _fit(train_X, train_Y, gp_space, train_Yvar, lengthscale_spread_factor, start, closed_form)
+
+
+def _fit(
+    train_X: Tensor,
+    train_Y: Tensor,
+    gp_space: GPSpace,
+    train_Yvar: Tensor | None,
+    lengthscale_spread_factor: float,
+    start: Mapping[str, Tensor] | None,
+    closed_form: bool,
+) -> SingleTaskGP:
+    """:func:`fit_model`'s one fit from ``start`` (the priors' centres for ``None``), with the log
+    density and the kernels' gradient in closed form or through GPyTorch's own arithmetic."""
     model = build_model(train_X, train_Y, gp_space, start, train_Yvar, lengthscale_spread_factor)
-    objective = _ClosedFormLogPosterior if len(train_X) > CLOSED_FORM_FIT_ABOVE else _PriorsListedOnce
-    mll = objective(model.likelihood, model)
+    if closed_form:
+        mll, arithmetic = _ClosedFormLogPosterior(model.likelihood, model), closed_form_kernel_gradients(model)
+    else:
+        mll, arithmetic = _PriorsListedOnce(model.likelihood, model), contextlib.nullcontext()
     # Several outcomes are fitted by BoTorch's batched L-BFGS-B, which spells the tolerance `factr`.
     tolerance = {"ftol": FIT_TOLERANCE} if train_Y.shape[-1] == 1 else {"factr": FIT_TOLERANCE / np.finfo(float).eps}
     # The kernel evaluated at once rather than as GPyTorch's lazy tensor, which asks every sub-kernel
     # for its batch shape at each step: the same matrix, with less bookkeeping.
-    with gpytorch.settings.lazily_evaluate_kernels(False):
+    with gpytorch.settings.lazily_evaluate_kernels(False), arithmetic:
         fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": FIT_MAX_STEPS, **tolerance}})
     return model.eval()
 
@@ -480,7 +501,8 @@ class _ClosedFormLogPosterior(_PriorsListedOnce):
     :class:`_GaussianLogDensity` from the dense covariance: the same log posterior to rounding.
 
     GPyTorch's Cholesky path through its linear operators does more cubic work per evaluation with
-    its gradient (several triangular solves and products of the full matrix).
+    its gradient (several triangular solves and products of the full matrix). A fit pairs it with
+    the kernels' own closed-form gradient (:func:`closed_form_kernel_gradients`).
     """
 
     def forward(

@@ -81,10 +81,8 @@ def test_outcomes_of_any_magnitude_are_modelled_as_the_same_outcomes_near_one(ex
 def test_lengthscales_start_and_are_centred_at_the_root_of_the_dimension():
     """Matern lengthscales of a kernel on d Float/Int columns start at, and have their prior's
     median at, sqrt(d); the categorical kernel's (a mean over its columns) at 1."""
-    from botorch.models.kernels import CategoricalKernel
-    from gpytorch.kernels import MaternKernel
-
     from lightning_hpo import Categorical, Float, Int, SearchSpace
+    from lightning_hpo.samplers._gp_kernels import ChoiceKernel, Matern52Kernel
     from lightning_hpo.samplers._gp_model import build_model
     from lightning_hpo.samplers._gp_space import GPSpace
 
@@ -100,10 +98,10 @@ def test_lengthscales_start_and_are_centred_at_the_root_of_the_dimension():
     gp_space = GPSpace(space)
     X = gp_space.from_unit(torch.rand(8, len(space), generator=torch.Generator().manual_seed(0), dtype=torch.float64))
     model = build_model(X, torch.randn(8, 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64), gp_space)
-    kernels = [m for m in model.covar_module.modules() if isinstance(m, (MaternKernel, CategoricalKernel))]
-    assert {type(k) for k in kernels} == {MaternKernel, CategoricalKernel}
+    kernels = [m for m in model.covar_module.modules() if isinstance(m, (Matern52Kernel, ChoiceKernel))]
+    assert {type(k) for k in kernels} == {Matern52Kernel, ChoiceKernel}
     for kernel in kernels:
-        centre = 2.0 if isinstance(kernel, MaternKernel) else 1.0  # 4 Float/Int columns: sqrt(4)
+        centre = 2.0 if isinstance(kernel, Matern52Kernel) else 1.0  # 4 Float/Int columns: sqrt(4)
         torch.testing.assert_close(kernel.lengthscale.detach(), torch.full_like(kernel.lengthscale, centre))
         assert kernel.lengthscale_prior.icdf(torch.tensor(0.5, dtype=torch.float64)).item() == pytest.approx(centre)
 

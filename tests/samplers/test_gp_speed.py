@@ -4,8 +4,9 @@
 hands the fitted model to the sampler instead of a second one built from its hyperparameters.
 Each is only bookkeeping, so the results must be bit for bit those of the plain GPyTorch path
 (``_reference_fit_model``, the code these replaced), with BoTorch's real optimizers. Past
-``CLOSED_FORM_FIT_ABOVE`` observations the log density and its gradient are computed in closed
-form: the same values to rounding, not bit for bit, and the fit ends where GPyTorch's does.
+``CLOSED_FORM_FIT_ABOVE`` observations the log density and its gradient, and the Matern kernels'
+gradient, are computed in closed form: the same values to rounding, not bit for bit, and the fit
+ends where GPyTorch's does.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from lightning_hpo import Categorical, Float, GPSampler, Int, NopPruner, SearchSpace, Study
 from lightning_hpo.samplers import _gp_model
+from lightning_hpo.samplers._gp_kernels import ChoiceKernel, Matern52Kernel, closed_form_kernel_gradients
 from lightning_hpo.samplers._gp_model import FIT_MAX_STEPS, FIT_TOLERANCE, build_model
 from lightning_hpo.samplers._gp_space import GPSpace
 
@@ -79,13 +81,52 @@ def test_marginal_likelihood_and_gradients_are_gpytorchs_bit_for_bit_and_in_clos
     expected = _loss_and_gradients(ExactMarginalLogLikelihood(model.likelihood, model))
     with gpytorch.settings.lazily_evaluate_kernels(False):
         listed_once = _loss_and_gradients(_gp_model._PriorsListedOnce(model.likelihood, model))
-        closed_form = _loss_and_gradients(_gp_model._ClosedFormLogPosterior(model.likelihood, model))
+        with closed_form_kernel_gradients(model):
+            closed_form = _loss_and_gradients(_gp_model._ClosedFormLogPosterior(model.likelihood, model))
     assert len(listed_once) == len(closed_form) == len(expected)
     for a, b in zip(listed_once, expected):
         assert torch.equal(a, b)
     for a, b in zip(closed_form, expected):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
     assert any(not torch.equal(a, b) for a, b in zip(closed_form, expected))  # its own arithmetic, not GPyTorch's
+
+
+def _matern(batch: tuple[int, ...]) -> tuple[Matern52Kernel, torch.Tensor]:
+    x = torch.rand(40, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    x[7] = x[3]  # a repeated input: zero distance off the diagonal
+    return Matern52Kernel(ard_num_dims=4, batch_shape=torch.Size(batch)).double(), x
+
+
+def _choices(batch: tuple[int, ...]) -> tuple[ChoiceKernel, torch.Tensor]:
+    x = torch.randint(0, 3, (40, 2), generator=torch.Generator().manual_seed(3)).double()
+    return ChoiceKernel(ard_num_dims=2, batch_shape=torch.Size(batch)).double(), x
+
+
+@pytest.mark.parametrize("make", [_matern, _choices], ids=["matern", "choices"])
+@pytest.mark.parametrize("batch", [(), (2,)], ids=["one-outcome", "two-outcomes"])
+def test_training_covariance_and_lengthscale_gradient_in_closed_form_are_the_kernels(make, batch):
+    kernel, x = make(batch)
+    generator = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        kernel.raw_lengthscale.copy_(torch.randn(kernel.raw_lengthscale.shape, generator=generator).double())
+    upstream = torch.randn(*batch, 40, 40, generator=generator, dtype=torch.float64)
+
+    def covariance_and_gradient():
+        kernel.zero_grad()
+        with gpytorch.settings.lazily_evaluate_kernels(False):
+            covariance = kernel(x).to_dense()
+        (covariance * upstream).sum().backward()
+        return covariance.detach(), kernel.raw_lengthscale.grad.clone()
+
+    expected, expected_gradient = covariance_and_gradient()
+    with closed_form_kernel_gradients(kernel):
+        covariance, gradient = covariance_and_gradient()
+        assert not torch.equal(gradient, expected_gradient)  # its own arithmetic
+    torch.testing.assert_close(covariance, expected, rtol=0, atol=1e-14)
+    torch.testing.assert_close(gradient, expected_gradient, rtol=1e-10, atol=1e-12)
+    with torch.no_grad():  # the kernel's covariance of inputs that need no gradient, bit for bit
+        assert torch.equal(covariance, kernel(x).to_dense())
+    assert torch.equal(covariance_and_gradient()[1], expected_gradient)  # the kernel's own again outside
 
 
 def test_large_fits_use_the_closed_form_and_end_where_gpytorchs_fit_ends(monkeypatch):
@@ -108,6 +149,12 @@ def test_large_fits_use_the_closed_form_and_end_where_gpytorchs_fit_ends(monkeyp
     assert not used
     for name, value in _gp_model.hyperparameters_of(reference).items():
         torch.testing.assert_close(_gp_model.hyperparameters_of(closed)[name], value, rtol=1e-5, atol=1e-6, msg=name)
+    # The coarse fit a large fit starts from is in the large fit's arithmetic, however small it is.
+    monkeypatch.setattr(_gp_model, "CLOSED_FORM_FIT_ABOVE", 59)
+    monkeypatch.setattr(_gp_model, "COARSE_FIT_ABOVE", 59)
+    monkeypatch.setattr(_gp_model, "COARSE_FIT_SIZE", 20)
+    _gp_model.fit_model(X, Y, gp_space)
+    assert set(used) == {20, 60}
 
 
 def test_fitted_model_is_the_model_built_from_its_hyperparameters():
