@@ -33,6 +33,7 @@ Torch runs on one thread, as in the suite. Run from the repository root (needs o
     nice -n 10 python benchmarks/gp_scale.py --no-speed --profile 1000
     nice -n 10 python benchmarks/gp_scale.py --no-speed --study 1000 --study-methods ours
     nice -n 10 python benchmarks/gp_scale.py --no-speed --study 1000 --study-methods ours_without_closed_form
+    nice -n 10 python benchmarks/gp_scale.py --no-speed --study 1000 --tasks mixed --study-methods ours,ours_without_kernel_closed_form
     python benchmarks/gp_scale.py --device cuda --sizes 200,500,1000 --seeds 1   # on a GPU machine
 """
 
