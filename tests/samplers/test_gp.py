@@ -290,7 +290,12 @@ def test_the_objectives_scale_does_not_change_the_suggestion(scale):
     ],
     ids=["constant", "two-values", "outliers-1e300", "large-negative"],
 )
-def test_degenerate_histories_still_give_valid_new_suggestions_without_warnings(objective):
+@pytest.mark.parametrize("closed_form", [False, True], ids=["gpytorch-fit", "closed-form-fit"])
+def test_degenerate_histories_still_give_valid_new_suggestions_without_warnings(objective, closed_form, monkeypatch):
+    from lightning_hpo.samplers import _gp_model
+
+    if closed_form:  # the arithmetic of fits past CLOSED_FORM_FIT_ABOVE observations
+        monkeypatch.setattr(_gp_model, "CLOSED_FORM_FIT_ABOVE", 10)
     trials = _history(MIXED, 15, objective)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a numerical warning of the fit (jitter, NaN) would fail here
