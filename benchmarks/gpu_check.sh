@@ -4,7 +4,9 @@
 #   2. the process group of DDP trials on NCCL: aborted after a failure, kept, created again;
 #   3. n_jobs GPU slots: each trial trains on the GPU of its slot;
 #   4. a DDP trial with NCCL under torchrun, and the digits example on the GPU;
-#   5. the tests of the sampler, callback, Tuner and CLI with a GPU present.
+#   5. the tests of the sampler, callback, Tuner and CLI with a GPU present;
+#   6. where the GPU starts to pay: our GP at 200-1000 trials of history on cuda, then on the CPU
+#      (benchmarks/gp_scale.py; Optuna's GP on the CPU in both, as the common yardstick).
 # Packages missing on the GPU machine travel as wheels in .whl/ (see the device tool's README).
 set -u
 export PYTHONUNBUFFERED=1 OUT="${OUT:-/tmp/gpu_check_out}"
@@ -27,5 +29,7 @@ step "DDP trials with NCCL under torchrun" torchrun --standalone --nproc_per_nod
 step "digits example on the GPU" python3 examples/digits.py --n-trials 4 --max-epochs 3 --accelerator gpu --root-dir /tmp/gpu_runs
 step "tests with a GPU present" python3 -m pytest -q -p no:cacheprovider -m "not postgres" -x \
     tests/samplers tests/test_callback.py tests/test_tuner.py tests/test_cli.py tests/test_training_faults.py
+step "GP at scale on cuda" timeout 300 python3 benchmarks/gp_scale.py --device cuda --sizes 200,500,1000 --seeds 1
+step "GP at scale on the CPU" timeout 300 python3 benchmarks/gp_scale.py --device cpu --sizes 200,500,1000 --seeds 1
 echo; echo "=== gpu_check status $status"
 exit $status
