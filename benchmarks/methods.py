@@ -11,6 +11,7 @@ library's default settings, on the same task space, budget and seed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -94,14 +95,22 @@ class Method:
         if self.source:
             import lightning_hpo
 
-            root = Path(lightning_hpo.__file__).parent
-            digest = hashlib.sha256()
-            for folder in self.source:
-                for path in sorted((root / folder).rglob("*.py")) if (root / folder).is_dir() else [root / folder]:
-                    digest.update(path.relative_to(root).as_posix().encode())
-                    digest.update(path.read_bytes())
-            parts.append(f"code:{digest.hexdigest()[:12]}")
+            parts.append(f"code:{code_digest(Path(lightning_hpo.__file__).parent, self.source)}")
         return " ".join(parts)
+
+
+@functools.cache
+def code_digest(root: Path, source: tuple[str, ...]) -> str:
+    """A hash of the ``.py`` files under ``source`` (folders or files relative to ``root``), read
+    once per process. A benchmark process runs the code it imported when it started, so an edit
+    made while it runs must not relabel its later runs as the edited code's: read afresh at each
+    record, a long run's cache came to hold old code's runs under the new code's hash."""
+    digest = hashlib.sha256()
+    for folder in source:
+        for path in sorted((root / folder).rglob("*.py")) if (root / folder).is_dir() else [root / folder]:
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 # -- lightning_hpo --------------------------------------------------------------------------------

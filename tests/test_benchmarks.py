@@ -977,6 +977,19 @@ def test_gp_scale_quality_can_lift_the_closed_form_alone(monkeypatch, tmp_path: 
     assert seen == [10**9] and _gp_model.CLOSED_FORM_FIT_ABOVE == before
 
 
+def test_the_code_digest_is_read_once_per_process(tmp_path: Path) -> None:
+    from benchmarks.methods import code_digest
+
+    (tmp_path / "samplers").mkdir()
+    (tmp_path / "samplers" / "gp.py").write_text("A = 1\n")
+    (tmp_path / "study.py").write_text("B = 2\n")
+    first = code_digest(tmp_path, ("samplers", "study.py"))
+    (tmp_path / "samplers" / "gp.py").write_text("A = 3\n")  # edited while a benchmark runs
+    assert code_digest(tmp_path, ("samplers", "study.py")) == first
+    code_digest.cache_clear()  # a new process reads the edited code
+    assert code_digest(tmp_path, ("samplers", "study.py")) != first
+
+
 def test_gp_scale_can_lift_the_kernels_closed_form_alone(monkeypatch) -> None:
     import torch
 
