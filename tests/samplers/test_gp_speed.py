@@ -4,9 +4,9 @@
 hands the fitted model to the sampler instead of a second one built from its hyperparameters.
 Each is only bookkeeping, so the results must be bit for bit those of the plain GPyTorch path
 (``_reference_fit_model``, the code these replaced), with BoTorch's real optimizers. Past
-``CLOSED_FORM_FIT_ABOVE`` observations the log density and its gradient, and the Matern kernels'
-gradient, are computed in closed form: the same values to rounding, not bit for bit, and the fit
-ends where GPyTorch's does.
+``CLOSED_FORM_FIT_ABOVE`` observations the log density and its gradient, and the kernels'
+lengthscale gradient, are computed in closed form: the same values to rounding, not bit for bit,
+and the fit ends where GPyTorch's does.
 """
 
 from __future__ import annotations
