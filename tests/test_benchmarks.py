@@ -1014,6 +1014,36 @@ def test_gp_scale_can_lift_the_kernels_closed_form_alone(monkeypatch) -> None:
     assert not calls and _gp_model.closed_form_kernel_gradients is _gp_kernels.closed_form_kernel_gradients
 
 
+def test_mo_scale_times_our_sampler_with_both_evaluations_of_qlognehvi(monkeypatch, capsys) -> None:
+    from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
+
+    from benchmarks import mo_scale
+    from lightning_hpo.samplers import _gp_acquisition
+    from lightning_hpo.samplers._gp_nehvi import CachedLogNEHVI
+
+    built = []
+    real = _gp_acquisition.noisy_log_hypervolume_improvement
+
+    def recording(*args, **kwargs):
+        acquisition = real(*args, **kwargs)
+        built.append(type(acquisition))
+        return acquisition
+
+    past = mo_scale.random_history("mixed", 12, 0)
+    assert len(past) == 12 and all(len(values) == 2 for _, values in past)
+    with mo_scale.botorch_nehvi():
+        assert _gp_acquisition.CachedLogNEHVI is not CachedLogNEHVI
+    assert _gp_acquisition.CachedLogNEHVI is CachedLogNEHVI
+    monkeypatch.setattr(_gp_acquisition, "noisy_log_hypervolume_improvement", recording)
+    mo_scale.speed([12], ["mixed"], 1, 2, ["ours", "ours_botorch_nehvi"])
+    ours, botorchs = CachedLogNEHVI, qLogNoisyExpectedHypervolumeImprovement
+    assert built == [ours, botorchs, ours, ours, botorchs, botorchs]  # a warm-up ask each, then 2 asks each
+    row = capsys.readouterr().out.strip().splitlines()[-1]
+    # The two evaluations of the same acquisition choose the same first point.
+    assert re.fullmatch(r"\| 12 \| \d+ \| \d+ \| \d+ \| \d+ \| [\d.]+ \| [\d.]+ \| \d\.\de[+-]\d+ \|", row)
+    assert float(row.split("|")[-2]) < 1e-6
+
+
 # -- multi_fidelity.py's digits family: real training ------------------------------------------------
 
 _MLP_CONFIG = {"lr": 3e-3, "hidden": 32, "dropout": 0.1, "weight_decay": 1e-5, "optimizer": "adam"}

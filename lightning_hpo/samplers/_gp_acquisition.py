@@ -5,9 +5,10 @@ The acquisition is qLogNEI (BoTorch's ``qLogNoisyExpectedImprovement``, evaluate
 candidate computed once): the expected improvement over the best *noisy* observation, integrated
 over the posterior, with the pending (running) trials as a joint batch so that a point next to a
 running trial is worth little. For several objectives it is
-``qLogNoisyExpectedHypervolumeImprovement`` (qLogNEHVI): the expected growth of the hypervolume
-dominated by the (noisy, sampled) Pareto front of the observed and pending points, above a
-reference point derived from the data (:func:`reference_point`).
+``qLogNoisyExpectedHypervolumeImprovement`` (qLogNEHVI, evaluated by
+:class:`~lightning_hpo.samplers._gp_nehvi.CachedLogNEHVI` from the baseline's cached posterior): the
+expected growth of the hypervolume dominated by the (noisy, sampled) Pareto front of the observed
+and pending points, above a reference point derived from the data (:func:`reference_point`).
 
 qLogNEHVI partitions the sampled front of every Monte-Carlo sample into boxes, which grows fast
 with the number of objectives and the size of the front: with 4 objectives a suggestion takes
@@ -44,13 +45,13 @@ from dataclasses import dataclass, replace
 import torch
 from botorch.acquisition import AcquisitionFunction
 from botorch.acquisition.multi_objective import logei as _botorch_logei
-from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
 from botorch.acquisition.multi_objective.parego import qLogNParEGO
 from botorch.models.model import Model
 from botorch.sampling import SobolQMCNormalSampler
 from torch import Tensor
 from torch.quasirandom import SobolEngine
 
+from lightning_hpo.samplers._gp_nehvi import CachedLogNEHVI
 from lightning_hpo.samplers._gp_nei import CachedLogNEI
 from lightning_hpo.samplers._gp_space import GPSpace
 
@@ -159,16 +160,13 @@ def noisy_log_hypervolume_improvement(
     decompositions of the sampled front stays small. Pending points join the sampled front, so the
     hypervolume a running trial will likely add is not counted again.
     """
-    # Without the cached root: construction and evaluations are both faster on pruned baselines
-    # (benchmarks/GP_DECISIONS.md).
-    return qLogNoisyExpectedHypervolumeImprovement(
+    return CachedLogNEHVI(
         model,
         ref_point,
         X_baseline,
         sampler=_sampler(mc_samples, seed),
         X_pending=_pending(X_pending),
         prune_baseline=True,
-        cache_root=False,
     )
 
 

@@ -30,7 +30,7 @@ from botorch.utils.sampling import draw_sobol_normal_samples
 from linear_operator.utils.cholesky import psd_safe_cholesky
 from torch import Tensor
 
-__all__ = ["CachedLogNEI"]
+__all__ = ["CachedLogNEI", "FixedPointConditional", "dense_kernel"]
 
 #: Observed points, ranked by posterior mean, among which the most likely best are sampled: the
 #: joint posterior of all of them would cost a cube of the history's size, and with hundreds of
@@ -39,6 +39,62 @@ MAX_PRUNE_CANDIDATES = 256
 #: Smallest posterior variance of a candidate given the fixed points (a candidate on top of an
 #: observed point has none left); keeps the square root's gradient finite.
 _MIN_VARIANCE = 1e-12
+
+
+def dense_kernel(kernel: gpytorch.kernels.Kernel, X1: Tensor, X2: Tensor) -> Tensor:
+    """``kernel(X1, X2)`` as a dense tensor (``... x n1 x n2``, batched like the kernel)."""
+    with gpytorch.settings.lazily_evaluate_kernels(False):
+        return kernel(X1, X2).to_dense()
+
+
+class FixedPointConditional:
+    """The posterior of one outcome of a GP with a constant mean and a stationary kernel, given its
+    training data, and then jointly with a few fixed points ``F``: computed from kernel matrices,
+    so that a candidate's sample, joint with the fixed points' cached samples, costs one
+    triangular solve against the training factor and one against the fixed points' factor.
+
+    Args:
+        K: ``n x n`` kernel matrix of the training inputs.
+        noise: the likelihood's noise variance (one value, or one per training point).
+        targets: ``n`` training outcomes.
+        constant: the constant mean.
+        prior_variance: ``k(x, x)``, the same everywhere.
+    """
+
+    def __init__(self, K: Tensor, *, noise: Tensor, targets: Tensor, constant: Tensor, prior_variance: Tensor) -> None:
+        eye = torch.eye(len(K), dtype=K.dtype, device=K.device)
+        self.train_factor = psd_safe_cholesky(K + noise * eye)
+        self.constant = constant
+        self.alpha = torch.cholesky_solve((targets - constant).unsqueeze(-1), self.train_factor).squeeze(-1)
+        self.prior_variance = prior_variance
+
+    def mean(self, cross: Tensor) -> Tensor:
+        """The posterior mean of ``n`` points ``X``, given ``cross = K(X_train, X)``."""
+        return self.constant + cross.mT @ self.alpha
+
+    def posterior(self, cross: Tensor, prior: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Of ``n`` points ``X``, given ``cross = K(X_train, X)`` and ``prior = K(X, X)``: posterior
+        mean, ``L^{-1} cross`` (``L`` the training covariance's factor) and the posterior
+        covariance's Cholesky factor."""
+        V = torch.linalg.solve_triangular(self.train_factor, cross, upper=False)
+        return self.mean(cross), V, psd_safe_cholesky(prior - V.mT @ V)
+
+    def fix(self, cross: Tensor, prior: Tensor) -> tuple[Tensor, Tensor]:
+        """Conditions on the fixed points (``cross = K(X_train, F)``, ``prior = K(F, F)``); returns
+        their posterior mean and the Cholesky factor of their posterior covariance."""
+        mean, self._V_fixed, self._fixed_factor = self.posterior(cross, prior)
+        return mean, self._fixed_factor
+
+    def joint_with_fixed(self, train_cross: Tensor, fixed_cross: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Of ``b`` candidates, given their kernel columns against the training (``n x b``) and the
+        fixed points (``f x b``): posterior mean ``mu`` (``b``), ``a`` (``f x b``) and ``s`` (``b``),
+        so that ``mu + z_F a + s z`` samples them jointly with the fixed points' samples
+        ``mean_F + z_F L_F^T`` (``z_F``, ``z``: standard normal)."""
+        V = torch.linalg.solve_triangular(self.train_factor, train_cross, upper=False)
+        mean = self.mean(train_cross)
+        a = torch.linalg.solve_triangular(self._fixed_factor, fixed_cross - self._V_fixed.mT @ V, upper=False)
+        variance = self.prior_variance - (V * V).sum(0) - (a * a).sum(0)
+        return mean, a, variance.clamp_min(_MIN_VARIANCE).sqrt()
 
 
 class CachedLogNEI(torch.nn.Module):
@@ -81,15 +137,15 @@ class CachedLogNEI(torch.nn.Module):
         X_train = model.train_inputs[0]
         self._X_train = X_train
         with torch.no_grad():
-            self._constant = model.mean_module.constant.detach()
-            noise = model.likelihood.noise.detach()
-            K = self._kernel(X_train, X_train)
-            eye = torch.eye(len(X_train), dtype=K.dtype, device=K.device)
-            self._train_factor = psd_safe_cholesky(K + noise * eye)
-            residual = (model.train_targets - self._constant).unsqueeze(-1)
-            self._alpha = torch.cholesky_solve(residual, self._train_factor).squeeze(-1)
-            # Every kernel of the sampler is stationary: k(x, x) is the same everywhere.
-            self._prior_variance = self._kernel(X_train[:1], X_train[:1]).reshape(())
+            K = dense_kernel(model.covar_module, X_train, X_train)
+            self._conditional = FixedPointConditional(
+                K,
+                noise=model.likelihood.noise.detach(),
+                targets=model.train_targets,
+                constant=model.mean_module.constant.detach(),
+                # Every kernel of the sampler is stationary: k(x, x) is the same everywhere.
+                prior_variance=dense_kernel(model.covar_module, X_train[:1], X_train[:1]).reshape(()),
+            )
             candidates = torch.arange(len(X_train), device=X_train.device)
             if baseline_candidates is not None:
                 candidates = baseline_candidates.to(X_train.device)
@@ -98,11 +154,10 @@ class CachedLogNEI(torch.nn.Module):
             n_baseline = len(self.X_baseline)
             n_pending = 0 if X_pending is None else len(X_pending)
             self._fixed = self.X_baseline if not n_pending else torch.cat([self.X_baseline, X_pending])
-            # The fixed points' posterior: mean, covariance's Cholesky factor, samples.
-            fixed_mean, self._V_fixed, fixed_factor = self._posterior(
-                self._kernel(X_train, self._fixed), self._kernel(self._fixed, self._fixed)
+            fixed_mean, fixed_factor = self._conditional.fix(
+                dense_kernel(model.covar_module, X_train, self._fixed),
+                dense_kernel(model.covar_module, self._fixed, self._fixed),
             )
-            self._fixed_factor = fixed_factor
             # BoTorch's layout of the base samples: baseline, then the candidate, then pending.
             base = draw_sobol_normal_samples(n_baseline + 1 + n_pending, mc_samples, seed=seed).to(X_train)
             self._z_candidate = base[:, n_baseline]
@@ -110,18 +165,6 @@ class CachedLogNEI(torch.nn.Module):
             fixed_samples = fixed_mean + self._z_fixed @ fixed_factor.mT  # S x (n_b + p)
             self._best_baseline = fixed_samples[:, :n_baseline].amax(dim=-1).unsqueeze(-1) + margin  # S x 1
             self._pending_samples = fixed_samples[:, n_baseline:]  # S x p
-
-    def _kernel(self, X1: Tensor, X2: Tensor) -> Tensor:
-        with gpytorch.settings.lazily_evaluate_kernels(False):
-            return self.model.covar_module(X1, X2).to_dense()
-
-    def _posterior(self, cross: Tensor, prior: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Of ``n`` points ``X``, given ``cross = K(X_train, X)`` and ``prior = K(X, X)``: posterior
-        mean, ``L^{-1} cross`` (``L`` the training covariance's factor) and the posterior
-        covariance's Cholesky factor."""
-        V = torch.linalg.solve_triangular(self._train_factor, cross, upper=False)
-        mean = self._constant + cross.mT @ self._alpha
-        return mean, V, psd_safe_cholesky(prior - V.mT @ V)
 
     def _most_likely_best(self, K: Tensor, max_points: int, n_samples: int, seed: int, candidates: Tensor) -> Tensor:
         """Indices of the ``candidates`` (training points) that are the best of them in some joint
@@ -131,10 +174,10 @@ class CachedLogNEI(torch.nn.Module):
         # with the highest posterior means (a sample of those alone is much cheaper).
         points, columns = torch.arange(len(K), device=K.device), candidates
         if len(candidates) > MAX_PRUNE_CANDIDATES:
-            posterior_mean = self._constant + K[candidates] @ self._alpha
+            posterior_mean = self._conditional.constant + K[candidates] @ self._conditional.alpha
             candidates = candidates[posterior_mean.topk(MAX_PRUNE_CANDIDATES).indices.sort().values]
             points, columns = candidates, torch.arange(len(candidates), device=K.device)
-        mean, _, factor = self._posterior(K[:, points], K[points][:, points])
+        mean, _, factor = self._conditional.posterior(K[:, points], K[points][:, points])
         z = draw_sobol_normal_samples(len(mean), n_samples, seed=seed).to(mean)
         samples = (mean + z @ factor.mT)[:, columns]
         winners, counts = torch.unique(samples.argmax(dim=-1), return_counts=True)
@@ -144,13 +187,8 @@ class CachedLogNEI(torch.nn.Module):
         candidates = X.squeeze(-2)  # b x d
         n_train = len(self._X_train)
         # One kernel evaluation against the training and the fixed points.
-        cross = self._kernel(torch.cat([self._X_train, self._fixed]), candidates)
-        train_cross, fixed_cross = cross[:n_train], cross[n_train:]
-        V = torch.linalg.solve_triangular(self._train_factor, train_cross, upper=False)
-        mean = self._constant + train_cross.mT @ self._alpha
-        a = torch.linalg.solve_triangular(self._fixed_factor, fixed_cross - self._V_fixed.mT @ V, upper=False)
-        variance = self._prior_variance - (V * V).sum(0) - (a * a).sum(0)
-        scale = variance.clamp_min(_MIN_VARIANCE).sqrt()
+        cross = dense_kernel(self.model.covar_module, torch.cat([self._X_train, self._fixed]), candidates)
+        mean, a, scale = self._conditional.joint_with_fixed(cross[:n_train], cross[n_train:])
         samples = mean + self._z_fixed @ a + self._z_candidate.unsqueeze(-1) * scale  # S x b
         improvement = log_fatplus(samples - self._best_baseline, tau=TAU_RELU)
         if self._pending_samples.shape[-1]:

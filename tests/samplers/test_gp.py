@@ -495,8 +495,8 @@ def _acquisition_of(monkeypatch, trials: Sequence[Trial], directions: list[str])
     "m, acquisition_name",
     [
         (1, "CachedLogNEI"),
-        (2, "qLogNoisyExpectedHypervolumeImprovement"),
-        (3, "qLogNoisyExpectedHypervolumeImprovement"),
+        (2, "CachedLogNEHVI"),
+        (3, "CachedLogNEHVI"),
         (4, "qLogNParEGO"),
     ],
 )
