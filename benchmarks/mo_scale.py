@@ -16,11 +16,16 @@ Printed per size: the first suggestion of a fresh sampler (ours fits the GP's hy
 and the median of the following ones (ours reuses the fit until the history has grown by a tenth,
 as in ``gp_scale.py``), as medians over problems and seeds, and the ratios against the other two.
 
+``--study N`` runs a study of N trials from nothing per method instead, each choosing every trial
+after its own start, as a user's study fills its front: the time of every ask, summed and by
+stretch, and the hypervolume at the end.
+
 Problems: ``zdt1`` (ZDT1 in 5 floats, ``multi_objective.py``'s) and ``mixed``: a ZDT1-like pair on
 a mixed space (2 floats, a log float, an int, a categorical of 3), whose front is that of ZDT1.
 Torch on one thread. Run from the repository root (needs optuna)::
 
     nice -n 10 python benchmarks/mo_scale.py                       # 50-1000 trials, 2 seeds
+    nice -n 10 python benchmarks/mo_scale.py --no-speed --study 300 --problems zdt1 --methods ours
     python benchmarks/mo_scale.py --sizes 200 --seeds 1 --problems mixed --methods ours,ours_botorch_nehvi
 """
 
@@ -108,8 +113,11 @@ def botorch_nehvi() -> contextlib.AbstractContextManager[Any]:
     return mock.patch.object(_gp_acquisition, "CachedLogNEHVI", botorchs)
 
 
-def asks_of_ours(name: str, past: History, seed: int, k: int) -> tuple[list[float], Any]:
-    """Seconds of ``k`` asks in a row after ``past``, and the first suggestion's point in the unit cube."""
+def asks_of_ours(
+    name: str, past: History, seed: int, k: int, objective: Callable[..., Values] | None = None
+) -> tuple[list[float], Any]:
+    """Seconds of ``k`` asks in a row after ``past``, each told its value by ``objective`` (the
+    problem's own by default), and the first suggestion's point in the unit cube."""
     task = problem(name)
     space = SearchSpace(task.space)
     study = Study(
@@ -122,16 +130,20 @@ def asks_of_ours(name: str, past: History, seed: int, k: int) -> tuple[list[floa
     )
     for params, values in past:
         study.add_trial(params, list(values))
-    seconds = timed_asks(study.ask, study.tell, task.evaluate, k)
+    seconds = timed_asks(study.ask, study.tell, objective or task.evaluate, k)
     return seconds, space.encode(study.trials[len(past)].params)
 
 
-def asks_of_ours_with_botorch_nehvi(name: str, past: History, seed: int, k: int) -> tuple[list[float], Any]:
+def asks_of_ours_with_botorch_nehvi(
+    name: str, past: History, seed: int, k: int, objective: Callable[..., Values] | None = None
+) -> tuple[list[float], Any]:
     with botorch_nehvi():
-        return asks_of_ours(name, past, seed, k)
+        return asks_of_ours(name, past, seed, k, objective)
 
 
-def asks_of_optuna(name: str, past: History, seed: int, k: int) -> tuple[list[float], Any]:
+def asks_of_optuna(
+    name: str, past: History, seed: int, k: int, objective: Callable[..., Values] | None = None
+) -> tuple[list[float], Any]:
     import optuna
 
     task = problem(name)
@@ -144,7 +156,7 @@ def asks_of_optuna(name: str, past: History, seed: int, k: int) -> tuple[list[fl
         study.add_trials(
             [optuna.trial.create_trial(params=p, distributions=distributions, values=list(v)) for p, v in past]
         )
-        return timed_asks(lambda: study.ask(distributions), study.tell, task.evaluate, k), None
+        return timed_asks(lambda: study.ask(distributions), study.tell, objective or task.evaluate, k), None
 
 
 METHODS: dict[str, Callable[..., tuple[list[float], Any]]] = {
@@ -190,6 +202,38 @@ def speed(sizes: list[int], problems: list[str], seeds: int, k: int, methods: li
         print(f"| {n} | {cells} | {ratio_cells} | {same} |", flush=True)
 
 
+def _recording(task: Problem, values: list[Values]) -> Callable[[Mapping[str, Any]], Values]:
+    """``task``'s objective, appending each value it returns to ``values``."""
+
+    def evaluate(params: Mapping[str, Any]) -> Values:
+        values.append(task.evaluate(params))
+        return values[-1]
+
+    return evaluate
+
+
+def whole_study(n: int, name: str, seed: int, methods: list[str]) -> None:
+    """A study of ``n`` trials from nothing, each method choosing every trial after its own start:
+    the time of every ask, summed and by stretch, and the hypervolume at the end. Unlike the random
+    histories above, the front fills up as in a real study, and the pruned baseline grows with it."""
+    from benchmarks.multi_objective import hypervolumes
+
+    task = problem(name)
+    edges = [0, *(25 * 2**k for k in range(8) if 25 * 2**k < n), n]
+    stretches = list(zip(edges, edges[1:]))
+    header = " | ".join(f"asks {a + 1}-{b}" for a, b in stretches)
+    print(f"\n{name}, a two-objective study of {n} trials from nothing, seed {seed}")
+    print(f"| method | all asks (s) | {header} | slowest ask | hypervolume at the end |")
+    print("|---|---|" + "---|" * len(stretches) + "---|---|")
+    for method in methods:
+        values: list[Values] = []
+        seconds = METHODS[method](name, [], seed, n, objective=_recording(task, values))[0]
+        medians = " | ".join(f"{statistics.median(seconds[a:b]) * 1000:.0f}" for a, b in stretches)
+        final = hypervolumes(task, values)[-1]
+        print(f"| {method} | {sum(seconds):.0f} | {medians} | {max(seconds):.1f} s | {final:.4f} |", flush=True)
+    print("Stretch cells: median ms per ask over those trials.")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="50,200,500,1000")
@@ -197,6 +241,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--suggestions", type=int, default=3, help="timed in a row per history (at least 2)")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma list of {', '.join(METHODS)} (ours first)")
+    parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument("--study", type=int, default=0, metavar="N", help="a whole study of N trials per method")
+    parser.add_argument("--study-seed", type=int, default=0)
     args = parser.parse_args()
     methods = args.methods.split(",")
     if methods[0] != "ours" or not set(methods) <= set(METHODS):
@@ -204,9 +251,11 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    speed(
-        [int(s) for s in args.sizes.split(",")], args.problems.split(","), args.seeds, max(args.suggestions, 2), methods
-    )
+    if not args.no_speed:
+        sizes = [int(s) for s in args.sizes.split(",")]
+        speed(sizes, args.problems.split(","), args.seeds, max(args.suggestions, 2), methods)
+    if args.study:
+        whole_study(args.study, args.problems.split(",")[0], args.study_seed, methods)
 
 
 if __name__ == "__main__":

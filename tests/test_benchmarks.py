@@ -1044,6 +1044,21 @@ def test_mo_scale_times_our_sampler_with_both_evaluations_of_qlognehvi(monkeypat
     assert float(row.split("|")[-2]) < 1e-6
 
 
+def test_mo_scale_times_every_ask_of_a_whole_study_and_its_hypervolume(capsys) -> None:
+    from benchmarks import mo_scale
+    from benchmarks.multi_objective import hypervolumes
+
+    mo_scale.whole_study(12, "zdt1", 0, ["ours"])
+    row = capsys.readouterr().out.strip().splitlines()[-2]
+    assert re.fullmatch(r"\| ours \| \d+ \| \d+ \| [\d.]+ s \| [\d.]+ \|", row)
+    # The hypervolume of the study's own twelve trials, as the MO suite measures it.
+    task = mo_scale.problem("zdt1")
+    values: list[tuple[float, ...]] = []
+    seconds, _ = mo_scale.asks_of_ours("zdt1", [], 0, 12, objective=mo_scale._recording(task, values))
+    assert len(seconds) == 12 and len(values) == 12
+    assert float(row.split("|")[-2]) == pytest.approx(hypervolumes(task, values)[-1], abs=1e-4)
+
+
 # -- multi_fidelity.py's digits family: real training ------------------------------------------------
 
 _MLP_CONFIG = {"lr": 3e-3, "hidden": 32, "dropout": 0.1, "weight_decay": 1e-5, "optimizer": "adam"}
