@@ -242,24 +242,34 @@ STUDY_RUNS = {
 }
 
 
+def study_stretches(n: int) -> list[tuple[int, int]]:
+    """The stretches of a study of ``n`` trials whose asks a table sums up: 1-25, 26-50, 51-100..."""
+    edges = [0, *(25 * 2**k for k in range(8) if 25 * 2**k < n), n]
+    return list(zip(edges, edges[1:]))
+
+
+def print_study_header(stretches: list[tuple[int, int]], last_column: str) -> None:
+    header = " | ".join(f"asks {a + 1}-{b}" for a, b in stretches)
+    print(f"| method | all asks (s) | {header} | slowest ask | {last_column} |")
+    print("|---|---|" + "---|" * len(stretches) + "---|---|")
+
+
+def print_study_row(method: str, seconds: list[float], stretches: list[tuple[int, int]], last_cell: str) -> None:
+    medians = " | ".join(f"{statistics.median(seconds[a:b]) * 1000:.0f}" for a, b in stretches)
+    print(f"| {method} | {sum(seconds):.0f} | {medians} | {max(seconds):.1f} s | {last_cell} |", flush=True)
+
+
 def whole_study(n: int, task: str, seed: int, methods: list[str]) -> None:
     import tempfile
 
     _, _, optimum = TASKS[task]()
-    edges = [0, *(25 * 2**k for k in range(8) if 25 * 2**k < n), n]  # 25, 50, 100, ... trials
-    stretches = list(zip(edges, edges[1:]))
-    header = " | ".join(f"asks {a + 1}-{b}" for a, b in stretches)
+    stretches = study_stretches(n)
     print(f"\n{task}, a study of {n} trials from nothing in SQLite, seed {seed}")
-    print(f"| method | all asks (s) | {header} | slowest ask | regret at the end |")
-    print("|---|---|" + "---|" * len(stretches) + "---|---|")
+    print_study_header(stretches, "regret at the end")
     for method in methods:
         with tempfile.TemporaryDirectory() as folder:
             seconds, best = STUDY_RUNS[method](task, n, seed, Path(folder) / "study.db")
-        medians = " | ".join(f"{statistics.median(seconds[a:b]) * 1000:.0f}" for a, b in stretches)
-        print(
-            f"| {method} | {sum(seconds):.0f} | {medians} | {max(seconds):.1f} s | {best - optimum:.2e} |",
-            flush=True,
-        )
+        print_study_row(method, seconds, stretches, f"{best - optimum:.2e}")
     print("Stretch cells: median ms per ask over those trials.")
 
 

@@ -44,7 +44,7 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.gp_scale import timed_asks  # noqa: E402
+from benchmarks.gp_scale import print_study_header, print_study_row, study_stretches, timed_asks  # noqa: E402
 from benchmarks.methods import optuna_distributions  # noqa: E402
 from benchmarks.multi_objective import PROBLEMS, Problem, Values  # noqa: E402
 from lightning_hpo import Categorical, Float, GPSampler, Int, NopPruner, RandomSampler, SearchSpace, Study  # noqa: E402
@@ -90,15 +90,20 @@ def problem(name: str) -> Problem:
     return MIXED if name == "mixed" else PROBLEMS[name]()
 
 
-def random_history(name: str, n: int, seed: int) -> History:
-    task = problem(name)
-    study = Study(
-        "history",
+def _in_memory(task: Problem, sampler: Any) -> Study:
+    return Study(
+        task.name,
         search_space=task.space,
         mode=list(task.directions),
         storage=":memory:",
-        sampler=RandomSampler(seed=seed),
+        sampler=sampler,
+        pruner=NopPruner(),
     )
+
+
+def random_history(name: str, n: int, seed: int) -> History:
+    task = problem(name)
+    study = _in_memory(task, RandomSampler(seed=seed))
     study.optimize(task.evaluate, n_trials=n)
     return [(t.params, t.values) for t in study.trials]
 
@@ -120,14 +125,7 @@ def asks_of_ours(
     problem's own by default), and the first suggestion's point in the unit cube."""
     task = problem(name)
     space = SearchSpace(task.space)
-    study = Study(
-        "scale",
-        search_space=task.space,
-        mode=list(task.directions),
-        storage=":memory:",
-        sampler=GPSampler(seed=seed),
-        pruner=NopPruner(),
-    )
+    study = _in_memory(task, GPSampler(seed=seed))
     for params, values in past:
         study.add_trial(params, list(values))
     seconds = timed_asks(study.ask, study.tell, objective or task.evaluate, k)
@@ -219,18 +217,13 @@ def whole_study(n: int, name: str, seed: int, methods: list[str]) -> None:
     from benchmarks.multi_objective import hypervolumes
 
     task = problem(name)
-    edges = [0, *(25 * 2**k for k in range(8) if 25 * 2**k < n), n]
-    stretches = list(zip(edges, edges[1:]))
-    header = " | ".join(f"asks {a + 1}-{b}" for a, b in stretches)
+    stretches = study_stretches(n)
     print(f"\n{name}, a two-objective study of {n} trials from nothing, seed {seed}")
-    print(f"| method | all asks (s) | {header} | slowest ask | hypervolume at the end |")
-    print("|---|---|" + "---|" * len(stretches) + "---|---|")
+    print_study_header(stretches, "hypervolume at the end")
     for method in methods:
         values: list[Values] = []
         seconds = METHODS[method](name, [], seed, n, objective=_recording(task, values))[0]
-        medians = " | ".join(f"{statistics.median(seconds[a:b]) * 1000:.0f}" for a, b in stretches)
-        final = hypervolumes(task, values)[-1]
-        print(f"| {method} | {sum(seconds):.0f} | {medians} | {max(seconds):.1f} s | {final:.4f} |", flush=True)
+        print_study_row(method, seconds, stretches, f"{hypervolumes(task, values)[-1]:.4f}")
     print("Stretch cells: median ms per ask over those trials.")
 
 
