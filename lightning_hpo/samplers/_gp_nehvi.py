@@ -12,10 +12,21 @@ Here each outcome's GP is conditioned on the baseline once, as :class:`CachedLog
 outcome (:class:`~lightning_hpo.samplers._gp_nei.FixedPointConditional`): a candidate's sample,
 jointly with the baseline's samples from which BoTorch partitioned the dominated space, is
 ``mu_c + a^T z_F + s z_c`` with BoTorch's own base samples, so the estimate is BoTorch's (the
-tests check values and gradients against it). Everything else, the pruning of the baseline, the
-box decompositions and the hypervolume improvement of the samples, is BoTorch's code, except that
-past ``MAX_PRUNE_CANDIDATES`` observations the pruning samples only the first Pareto layers of the
-posterior means, as qLogNEI's pre-selects its incumbent candidates by posterior mean.
+tests check values and gradients against it).
+
+The rest is BoTorch's arithmetic, two parts of it written again where BoTorch's general code is
+slow, with the same results to rounding (the tests compare them with BoTorch's):
+
+* The pruning of the baseline (BoTorch's ``prune_baseline``: the observed points Pareto-optimal in
+  some of 2048 joint posterior samples, :func:`prune_baseline`) draws BoTorch's samples and checks
+  dominance by sorting for two outcomes (:func:`non_dominated`), where BoTorch's check loops over
+  the points. Past ``MAX_PRUNE_CANDIDATES`` observations it samples only the first Pareto layers
+  of the posterior means, as qLogNEI's pre-selects its incumbent candidates by posterior mean.
+* The hypervolume improvement of one candidate's samples over the cells of BoTorch's box
+  decompositions of the sampled fronts is BoTorch's smoothed formula written for one candidate
+  (:func:`log_improvement_of_one`): BoTorch's code for ``q`` candidates adds an
+  inclusion-exclusion over subsets of them, the identity for one, at several passes over a tensor
+  of samples x candidates x cells x outcomes, the largest of a suggestion once the front is dense.
 """
 
 from __future__ import annotations
@@ -23,14 +34,16 @@ from __future__ import annotations
 import torch
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
 from botorch.models import SingleTaskGP
+from botorch.sampling.get_sampler import get_sampler
 from botorch.utils.multi_objective.pareto import is_non_dominated
+from botorch.utils.safe_math import log_fatplus, logmeanexp, logsumexp
 from botorch.utils.transforms import t_batch_mode_transform
 from torch import Tensor
 
 from lightning_hpo.samplers import _gp_nei
 from lightning_hpo.samplers._gp_nei import FixedPointConditional, dense_kernel
 
-__all__ = ["CachedLogNEHVI", "first_pareto_layers"]
+__all__ = ["CachedLogNEHVI", "first_pareto_layers", "log_improvement_of_one", "non_dominated", "prune_baseline"]
 
 
 class CachedLogNEHVI(qLogNoisyExpectedHypervolumeImprovement):
@@ -39,8 +52,9 @@ class CachedLogNEHVI(qLogNoisyExpectedHypervolumeImprovement):
     defaults), evaluated one candidate at a time (``b x 1 x d``) from a cached posterior.
 
     Takes ``qLogNoisyExpectedHypervolumeImprovement``'s arguments except ``cache_root`` (this class
-    caches instead). BoTorch applies an ``objective`` or ``constraints`` to the samples as usual,
-    but only their absence is tested: the sampler passes neither.
+    caches instead); ``prune_baseline=True`` prunes with :func:`prune_baseline`. BoTorch applies an
+    ``objective`` or ``constraints`` to the samples as usual (constraints by its own code for the
+    improvement), but only their absence is tested: the sampler passes neither.
     """
 
     def __init__(self, model: SingleTaskGP, ref_point: Tensor, X_baseline: Tensor, **kwargs: object) -> None:
@@ -70,6 +84,8 @@ class CachedLogNEHVI(qLogNoisyExpectedHypervolumeImprovement):
                 cross = dense_kernel(kernel, X_train, X_baseline)
                 means = torch.stack([c.mean(cross[j]) for j, c in enumerate(conditionals)], -1)
                 X_baseline = X_baseline[first_pareto_layers(means, _gp_nei.MAX_PRUNE_CANDIDATES)]
+            if kwargs.pop("prune_baseline", False):
+                X_baseline = prune_baseline(model, X_baseline, torch.as_tensor(ref_point, dtype=X_baseline.dtype))
         super().__init__(model, ref_point, X_baseline, cache_root=False, **kwargs)
         fixed = self.X_baseline  # the pruned baseline, then the pending points
         self._X_train = X_train
@@ -99,7 +115,39 @@ class CachedLogNEHVI(qLogNoisyExpectedHypervolumeImprovement):
             z_fixed, z_candidate = self._z_fixed[outcome], self._z_candidate[outcome]
             samples.append(mean + z_fixed @ a + z_candidate.unsqueeze(-1) * scale)  # S x b
         samples = torch.stack(samples, dim=-1).unsqueeze(-2)  # S x b x 1 x m
-        return self._compute_log_qehvi(samples=samples, X=X)
+        if self.constraints is not None or not self.fat:
+            return self._compute_log_qehvi(samples=samples, X=X)
+        return log_improvement_of_one(
+            self.objective(samples, X=X),
+            self.cell_lower_bounds,
+            self.cell_upper_bounds,
+            tau_relu=self.tau_relu,
+            tau_max=self.tau_max,
+        )
+
+
+def log_improvement_of_one(
+    samples: Tensor, cell_lower_bounds: Tensor, cell_upper_bounds: Tensor, *, tau_relu: float, tau_max: float
+) -> Tensor:
+    """The log expected hypervolume improvement of one candidate per batch, as BoTorch's
+    ``qLogExpectedHypervolumeImprovement._compute_log_qehvi`` computes it for ``q = 1`` with fat
+    smoothing: ``samples`` (``S x b x 1 x m``) over each sample's cells (``S x C x m``, padded
+    with empty ones), the side of a cell that the sample improves smoothed by ``log_fatplus`` and
+    capped by the cell's side with a smooth minimum, sides multiplied, cells summed, samples
+    averaged. Returns ``b`` values."""
+    lower = cell_lower_bounds.unsqueeze(-3)  # S x 1 x C x m
+    # BoTorch's cap of the unbounded sides, where it would overflow.
+    upper = cell_upper_bounds.clamp_max(1e10 if samples.dtype == torch.double else 1e8).unsqueeze(-3)
+    log_lengths = (upper - lower).log()
+    empty = log_lengths.isneginf()  # padding: kept out of the arithmetic so no gradient is nan
+    log_lengths = log_lengths.masked_fill(empty, 0.0)
+    log_improvements = log_fatplus(samples - lower, tau=tau_relu)  # S x b x C x m
+    # BoTorch's fatmin of two values: min(a, b) - tau log(1 + pareto(|a - b| / tau)), with its
+    # pareto of exponent 2, 2 / (2 + 2x + x^2).
+    gap = (log_improvements - log_lengths).abs() / tau_max
+    log_sides = torch.minimum(log_improvements, log_lengths) - tau_max * (1 + 2 / (2 + 2 * gap + gap.square())).log()
+    log_areas = log_sides.masked_fill(empty, -torch.inf).sum(dim=-1)  # S x b x C
+    return logmeanexp(logsumexp(log_areas, dim=-1), dim=0)
 
 
 def first_pareto_layers(Y: Tensor, at_least: int) -> Tensor:
@@ -109,5 +157,39 @@ def first_pareto_layers(Y: Tensor, at_least: int) -> Tensor:
     chosen = torch.zeros(len(Y), dtype=torch.bool, device=Y.device)
     while int(chosen.sum()) < min(at_least, len(Y)):
         rest = (~chosen).nonzero().squeeze(-1)
-        chosen[rest[is_non_dominated(Y[rest], deduplicate=False)]] = True
+        chosen[rest[non_dominated(Y[rest])]] = True
     return chosen.nonzero().squeeze(-1)
+
+
+def prune_baseline(model: SingleTaskGP, X: Tensor, ref_point: Tensor, num_samples: int = 2048) -> Tensor:
+    """The points of ``X`` Pareto-optimal and above ``ref_point`` in at least one of ``num_samples``
+    joint posterior samples: BoTorch's ``prune_inferior_points_multi_objective`` with its defaults
+    and neither objective nor constraints, the same samples from the same draws of torch's
+    generator, with :func:`non_dominated` as the dominance check."""
+    with torch.no_grad():
+        posterior = model.posterior(X)
+        samples = get_sampler(posterior, sample_shape=torch.Size([num_samples]))(posterior)  # S x n x m
+        optimal = non_dominated(samples) & (samples > ref_point).all(dim=-1)
+    return X[optimal.any(dim=0)]
+
+
+def non_dominated(Y: Tensor) -> Tensor:
+    """BoTorch's ``is_non_dominated(Y, deduplicate=False)`` (larger is better, ``... x n x m``):
+    the points that no other point dominates, equal points all kept. For two outcomes by sorting
+    (``n log n`` per batch, where BoTorch's check loops over the points); otherwise, or with a
+    nan, BoTorch's."""
+    if Y.shape[-1] != 2 or Y.shape[-2] == 0 or Y.isnan().any():
+        return is_non_dominated(Y, deduplicate=False)
+    # Sorted by the first outcome, then the second, both descending: a point's dominators all come
+    # before it. A point is dominated when an earlier one is better on the second outcome, or equal
+    # on it and better on the first; the earliest point that reaches the earlier ones' best second
+    # outcome has their best first outcome among those at that level, so only it needs a look.
+    by_second = Y[..., 1].argsort(dim=-1, descending=True, stable=True)
+    by_first = Y[..., 0].gather(-1, by_second).argsort(dim=-1, descending=True, stable=True)
+    order = by_second.gather(-1, by_first)
+    first, second = Y[..., 0].gather(-1, order), Y[..., 1].gather(-1, order)
+    best_so_far = second.cummax(dim=-1).values
+    best_before = torch.cat([torch.full_like(second[..., :1], -torch.inf), best_so_far[..., :-1]], dim=-1)
+    reached_at = torch.searchsorted(best_so_far, best_before).clamp_max(Y.shape[-2] - 1)
+    dominated = (best_before > second) | ((best_before == second) & (first.gather(-1, reached_at) > first))
+    return torch.zeros_like(dominated).scatter(-1, order, ~dominated)

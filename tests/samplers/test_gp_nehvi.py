@@ -1,7 +1,9 @@
 """CachedLogNEHVI against BoTorch's qLogNoisyExpectedHypervolumeImprovement, on fitted GPs of two
 and three outcomes: the same baseline, values and gradients with the same base samples, with and
 without pending points, and BoTorch's own evaluation for batches of several candidates; past the
-candidate cap, a baseline from the first Pareto layers of the posterior means."""
+candidate cap, a baseline from the first Pareto layers of the posterior means; the hypervolume
+improvement of one candidate's samples, BoTorch's formula for one candidate; the dominance check by
+sorting, BoTorch's."""
 
 from __future__ import annotations
 
@@ -10,12 +12,18 @@ import torch
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
 from botorch.acquisition.multi_objective.utils import prune_inferior_points_multi_objective
 from botorch.sampling import SobolQMCNormalSampler
+from botorch.utils.multi_objective.pareto import is_non_dominated
 
 from lightning_hpo import Categorical, Float, Int, SearchSpace
 from lightning_hpo.samplers import _gp_nei
 from lightning_hpo.samplers._gp_acquisition import reference_point
 from lightning_hpo.samplers._gp_model import build_model, fit_hyperparameters, model_outcomes
-from lightning_hpo.samplers._gp_nehvi import CachedLogNEHVI, first_pareto_layers
+from lightning_hpo.samplers._gp_nehvi import (
+    CachedLogNEHVI,
+    first_pareto_layers,
+    log_improvement_of_one,
+    non_dominated,
+)
 from lightning_hpo.samplers._gp_space import GPSpace
 
 SPACES = {
@@ -88,6 +96,33 @@ def test_values_and_gradients_are_botorchs_with_the_same_base_samples(space_name
     torch.testing.assert_close(our_gradient, their_gradient, rtol=1e-4, atol=1e-6 * float(their_gradient.abs().max()))
 
 
+@pytest.mark.parametrize("outcomes", [2, 3])
+def test_the_improvement_of_one_candidate_is_botorchs_formula_on_the_same_samples(outcomes):
+    model, gp_space, X, ref_point = _fitted(SPACES["mixed"], outcomes)
+    acquisition = _both(model, X, ref_point)[1]
+    lengths = acquisition.cell_upper_bounds - acquisition.cell_lower_bounds
+    assert (lengths == 0).any() and lengths.isinf().any()  # padded (empty) cells and unbounded sides
+    with torch.no_grad():
+        posterior = model.posterior(_candidates(gp_space, 300))
+    # Samples spread past the sampled fronts, so that some candidates improve on none of the cells.
+    samples = posterior.rsample(torch.Size([len(lengths)])) * 3.0
+    samples.requires_grad_(True)
+    theirs = acquisition._compute_log_qehvi(samples)
+    (their_gradient,) = torch.autograd.grad(theirs.sum(), samples)
+    ours = log_improvement_of_one(
+        samples,
+        acquisition.cell_lower_bounds,
+        acquisition.cell_upper_bounds,
+        tau_relu=acquisition.tau_relu,
+        tau_max=acquisition.tau_max,
+    )
+    (our_gradient,) = torch.autograd.grad(ours.sum(), samples)
+    assert theirs.max() > 0 and theirs.min() < -20
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=0)
+    assert our_gradient.isfinite().all()
+    torch.testing.assert_close(our_gradient, their_gradient, rtol=1e-9, atol=1e-12 * float(their_gradient.abs().max()))
+
+
 def test_a_batch_of_several_candidates_is_botorchs_own_evaluation():
     model, gp_space, X, ref_point = _fitted(SPACES["continuous"], 2)
     ours, theirs = _both(model, X, ref_point)
@@ -136,3 +171,20 @@ def test_past_the_candidate_cap_the_baseline_comes_from_the_first_pareto_layers(
     ours, _ = _both(model, X, ref_point)
     assert rows(ours.X_baseline) <= rows(layers)
     assert len(rows(ours.X_baseline) & rows(everyone)) >= 0.8 * len(everyone)
+
+
+@pytest.mark.parametrize("outcomes", [2, 3])
+def test_the_dominance_check_is_botorchs_with_ties_and_duplicates(outcomes):
+    generator = torch.Generator().manual_seed(3)
+    # Few distinct levels, so that many points tie on one outcome or both; and continuous samples.
+    for Y in (
+        torch.randint(0, 4, (500, 30, outcomes), generator=generator).double(),
+        torch.randn(64, 200, outcomes, generator=generator, dtype=torch.float64),
+        torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, -1.0], [-torch.inf, 2.0]])[:, :outcomes],
+    ):
+        if Y.shape[-1] != outcomes:
+            continue
+        expected = is_non_dominated(Y, deduplicate=False)
+        assert torch.equal(non_dominated(Y), expected)
+        assert expected.sum() < expected.numel()
+    assert non_dominated(torch.zeros(3, 0, outcomes)).shape == (3, 0)
