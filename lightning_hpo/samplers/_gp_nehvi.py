@@ -35,6 +35,7 @@ import torch
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
 from botorch.models import SingleTaskGP
 from botorch.sampling.get_sampler import get_sampler
+from botorch.utils.multi_objective import pareto
 from botorch.utils.multi_objective.pareto import is_non_dominated
 from botorch.utils.safe_math import log_fatplus, logmeanexp, logsumexp
 from botorch.utils.transforms import t_batch_mode_transform
@@ -176,10 +177,16 @@ def prune_baseline(model: SingleTaskGP, X: Tensor, ref_point: Tensor, num_sample
 def non_dominated(Y: Tensor) -> Tensor:
     """BoTorch's ``is_non_dominated(Y, deduplicate=False)`` (larger is better, ``... x n x m``):
     the points that no other point dominates, equal points all kept. For two outcomes by sorting
-    (``n log n`` per batch, where BoTorch's check loops over the points); otherwise, or with a
-    nan, BoTorch's."""
-    if Y.shape[-1] != 2 or Y.shape[-2] == 0 or Y.isnan().any():
+    (``n log n`` per batch, where BoTorch's check loops over the points); for more, BoTorch's check
+    on slices of the batch small enough for its pairwise comparison, which it loops instead past a
+    size (``MAX_BYTES``), slower on CPU; with a nan, BoTorch's on the whole."""
+    if Y.shape[-2] == 0 or Y.isnan().any():
         return is_non_dominated(Y, deduplicate=False)
+    if Y.shape[-1] != 2:
+        if Y.dim() != 3:
+            return is_non_dominated(Y, deduplicate=False)
+        rows = max(1, int(pareto.MAX_BYTES // (Y.shape[-2] ** 2 * Y.element_size())))
+        return torch.cat([is_non_dominated(part, deduplicate=False) for part in Y.split(rows)])
     # Sorted by the first outcome, then the second, both descending: a point's dominators all come
     # before it. A point is dominated when an earlier one is better on the second outcome, or equal
     # on it and better on the first; the earliest point that reaches the earlier ones' best second

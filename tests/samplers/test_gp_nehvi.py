@@ -180,6 +180,8 @@ def test_the_dominance_check_is_botorchs_with_ties_and_duplicates(outcomes):
     for Y in (
         torch.randint(0, 4, (500, 30, outcomes), generator=generator).double(),
         torch.randn(64, 200, outcomes, generator=generator, dtype=torch.float64),
+        # More rows than one pairwise comparison of BoTorch's takes: checked in slices.
+        torch.randn(3000, 60, outcomes, generator=generator, dtype=torch.float64),
         torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, -1.0], [-torch.inf, 2.0]])[:, :outcomes],
     ):
         if Y.shape[-1] != outcomes:
