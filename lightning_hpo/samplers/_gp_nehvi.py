@@ -41,6 +41,7 @@ from botorch.utils.safe_math import log_fatplus, logmeanexp, logsumexp
 from botorch.utils.transforms import t_batch_mode_transform
 from torch import Tensor
 
+from lightning_hpo.pareto import non_dominated_sort
 from lightning_hpo.samplers import _gp_nei
 from lightning_hpo.samplers._gp_nei import FixedPointConditional, dense_kernel
 
@@ -155,11 +156,10 @@ def first_pareto_layers(Y: Tensor, at_least: int) -> Tensor:
     """Indices (ascending) of the ``n x m`` points ``Y`` (larger is better) in the first layers of
     non-dominated sorting: the Pareto front, then the front of the rest, and so on, whole layers
     until at least ``at_least`` points (or all) are in."""
-    chosen = torch.zeros(len(Y), dtype=torch.bool, device=Y.device)
-    while int(chosen.sum()) < min(at_least, len(Y)):
-        rest = (~chosen).nonzero().squeeze(-1)
-        chosen[rest[non_dominated(Y[rest])]] = True
-    return chosen.nonzero().squeeze(-1)
+    ranks = torch.as_tensor(non_dominated_sort(-Y.detach().cpu().numpy()), device=Y.device)
+    in_layers = ranks.bincount().cumsum(0)
+    last_layer = int((in_layers < min(at_least, len(Y))).sum())
+    return (ranks <= last_layer).nonzero().squeeze(-1)
 
 
 def prune_baseline(model: SingleTaskGP, X: Tensor, ref_point: Tensor, num_samples: int = 2048) -> Tensor:
