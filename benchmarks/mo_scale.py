@@ -16,6 +16,10 @@ Printed per size: the first suggestion of a fresh sampler (ours fits the GP's hy
 and the median of the following ones (ours reuses the fit until the history has grown by a tenth,
 as in ``gp_scale.py``), as medians over problems and seeds, and the ratios against the other two.
 
+``--histories study`` feeds them the first trials of a study of ours instead (one per problem and
+seed, grown to each size in turn), whose front fills up as a user's does: a random history's front
+holds a few points, a study's most of them, and the time of a suggestion grows with the front.
+
 ``--study N`` runs a study of N trials from nothing per method instead, each choosing every trial
 after its own start, as a user's study fills its front: the time of every ask, summed and by
 stretch, and the hypervolume at the end.
@@ -26,6 +30,7 @@ Torch on one thread. Run from the repository root (needs optuna)::
 
     nice -n 10 python benchmarks/mo_scale.py                       # 50-1000 trials, 2 seeds
     nice -n 10 python benchmarks/mo_scale.py --no-speed --study 300 --problems zdt1 --methods ours
+    python benchmarks/mo_scale.py --histories study --sizes 150,225 --seeds 1 --problems zdt1 --methods ours,optuna
     python benchmarks/mo_scale.py --sizes 200 --seeds 1 --problems mixed --methods ours,ours_botorch_nehvi
 """
 
@@ -108,6 +113,23 @@ def random_history(name: str, n: int, seed: int) -> History:
     return [(t.params, t.values) for t in study.trials]
 
 
+#: The studies of ours behind ``study_history``, by problem and seed, grown as sizes are asked for.
+_STUDIES: dict[tuple[str, int], Study] = {}
+
+
+def study_history(name: str, n: int, seed: int) -> History:
+    """The first ``n`` trials of a study of ours (``GPSampler(seed=seed)``) on problem ``name``."""
+    task = problem(name)
+    if (name, seed) not in _STUDIES:
+        _STUDIES[name, seed] = _in_memory(task, GPSampler(seed=seed))
+    study = _STUDIES[name, seed]
+    study.optimize(task.evaluate, n_trials=n)  # up to n trials in all: nothing to do once there
+    return [(t.params, t.values) for t in study.trials[:n]]
+
+
+HISTORIES: dict[str, Callable[[str, int, int], History]] = {"random": random_history, "study": study_history}
+
+
 def botorch_nehvi() -> contextlib.AbstractContextManager[Any]:
     """The sampler with BoTorch's own qLogNEHVI evaluation in place of ``CachedLogNEHVI``."""
     from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
@@ -164,12 +186,17 @@ METHODS: dict[str, Callable[..., tuple[list[float], Any]]] = {
 }
 
 
-def speed(sizes: list[int], problems: list[str], seeds: int, k: int, methods: list[str]) -> None:
+def speed(
+    sizes: list[int], problems: list[str], seeds: int, k: int, methods: list[str], histories: str = "random"
+) -> None:
     others = [m for m in methods if m != "ours"]
-    print(f"\nms per suggestion, two objectives (medians over {len(problems)} problems x {seeds} seeds)")
+    print(
+        f"\nms per suggestion, two objectives, {histories} histories"
+        f" (medians over {len(problems)} problems x {seeds} seeds)"
+    )
     columns = " | ".join(f"{m} first | {m} next" for m in methods)
-    ratios = " | ".join(f"ours / {m} first | next" for m in others)
-    print(f"| trials of history | {columns} | {ratios} | same first suggestion (largest difference) |")
+    ratios = "".join(f"ours / {m} first | next | " for m in others)
+    print(f"| trials of history | {columns} | {ratios}same first suggestion (largest difference) |")
     print("|---|" + "---|---|" * len(methods) + "---|---|" * len(others) + "---|")
     warm_up = random_history("zdt1", 12, 0)  # imports BoTorch and Optuna outside the timings
     for method in methods:
@@ -180,7 +207,7 @@ def speed(sizes: list[int], problems: list[str], seeds: int, k: int, methods: li
         differences = []
         for name in problems:
             for seed in range(seeds):
-                past = random_history(name, n, seed)
+                past = HISTORIES[histories](name, n, seed)
                 points = {}
                 for method in methods:
                     seconds, points[method] = METHODS[method](name, past, seed, k)
@@ -195,9 +222,9 @@ def speed(sizes: list[int], problems: list[str], seeds: int, k: int, methods: li
         f = {m: statistics.median(v) for m, v in first.items()}
         a = {m: statistics.median(v) for m, v in after.items()}
         cells = " | ".join(f"{f[m]:.0f} | {a[m]:.0f}" for m in methods)
-        ratio_cells = " | ".join(f"{f['ours'] / f[m]:.2f} | {a['ours'] / a[m]:.2f}" for m in others)
+        ratio_cells = "".join(f"{f['ours'] / f[m]:.2f} | {a['ours'] / a[m]:.2f} | " for m in others)
         same = f"{max(differences):.1e}" if differences else "-"
-        print(f"| {n} | {cells} | {ratio_cells} | {same} |", flush=True)
+        print(f"| {n} | {cells} | {ratio_cells}{same} |", flush=True)
 
 
 def _recording(task: Problem, values: list[Values]) -> Callable[[Mapping[str, Any]], Values]:
@@ -238,6 +265,9 @@ def main() -> None:
         default=",".join(METHODS),
         help=f"comma list of {', '.join(METHODS)} (ours first for the speed table)",
     )
+    parser.add_argument(
+        "--histories", choices=list(HISTORIES), default="random", help="random trials, or a study of ours"
+    )
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--study", type=int, default=0, metavar="N", help="a whole study of N trials per method")
     parser.add_argument("--study-seed", type=int, default=0)
@@ -250,7 +280,7 @@ def main() -> None:
     torch.set_num_threads(1)
     if not args.no_speed:
         sizes = [int(s) for s in args.sizes.split(",")]
-        speed(sizes, args.problems.split(","), args.seeds, max(args.suggestions, 2), methods)
+        speed(sizes, args.problems.split(","), args.seeds, max(args.suggestions, 2), methods, args.histories)
     if args.study:
         whole_study(args.study, args.problems.split(",")[0], args.study_seed, methods)
 

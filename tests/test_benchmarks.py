@@ -1265,3 +1265,18 @@ def test_run_study_with_workers_asks_while_other_trials_run_part_way(workers: in
         assert [spent for spent, _ in trajectory.found] == [5.0, 6.0, 9.0]
     assert trajectory.trials == len(sampler.asked)
     assert trajectory.spent == trajectory.found[-1][0]
+
+
+def test_mo_scale_study_histories_are_the_first_trials_of_one_growing_study_of_ours(capsys) -> None:
+    from benchmarks import mo_scale
+
+    first = mo_scale.study_history("zdt1", 11, 3)
+    longer = mo_scale.study_history("zdt1", 13, 3)
+    assert len(first) == 11 and longer[:11] == first and len(longer) == 13
+    assert len(mo_scale._STUDIES[("zdt1", 3)].trials) == 13  # grown, not run again
+    # The GP chose the trials past its start, so they differ from a random history's.
+    assert [p for p, _ in longer] != [p for p, _ in mo_scale.random_history("zdt1", 13, 3)]
+    mo_scale.speed([13], ["zdt1"], 1, 2, ["ours"], histories="study")
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "study histories" in lines[0]
+    assert re.fullmatch(r"\| 13 \| \d+ \| \d+ \| - \|", lines[-1])
