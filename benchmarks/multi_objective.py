@@ -516,7 +516,9 @@ NOTES = """\
   lightning_hpo's runs were made again on 2026-12-06 after its hypervolume arithmetic and the
   pruning's dominance check were rewritten (``lightning_hpo/samplers/_gp_nehvi.py``, the same
   results to rounding): all 15 made the same trials, value for value, as the day before's, at
-  0.34-0.58 s per suggestion with 40-49 trials of history (medians per run) against 1.03-1.84 s.
+  0.34-0.58 s per suggestion with 40-49 trials of history (medians per run) against 1.03-1.84 s,
+  and once more with that arithmetic done a cache-sized group of candidates at a time: the same
+  trials again, at 0.25-0.41 s.
 """
 
 
