@@ -129,7 +129,7 @@ class CachedLogNEHVI(qLogNoisyExpectedHypervolumeImprovement):
 
 
 #: Elements of the samples x candidates x cells x outcomes tensor that ``log_improvement_of_one``
-#: computes at once on a CPU: a megabyte of doubles (a quarter of this to eight times it were measured).
+#: computes at once on a CPU: a megabyte of doubles (measured from a quarter of this to eight times it).
 ELEMENTS_AT_ONCE = 2**17
 
 
