@@ -141,6 +141,7 @@ class Study:
         self.pruner = pruner if pruner is not None else ASHAPruner()
         if directions is not None:  # checked before the study is created; a reopened one is checked below
             check_pruner_objectives(self.pruner, directions)
+            self.sampler.check_objectives(directions)
         self.grace_period = float(grace_period)
         self.retry_stale = bool(retry_stale)
         self.storage = open_storage(storage)
@@ -152,6 +153,7 @@ class Study:
         self.space = space
         if directions is None:
             check_pruner_objectives(self.pruner, tuple(record.directions))
+            self.sampler.check_objectives(tuple(record.directions))
         self.directions = directions or tuple(record.directions)
         check_matches_stored(self.name, self.storage.display_url, record, self.space, self.directions)
         self._study_id = record.id

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from lightning.pytorch.cli import LightningCLI as LightningsCLI
 
-from lightning_hpo import Categorical, Float, RandomSampler, SobolSampler, Study, TrialState, tunable
+from lightning_hpo import Categorical, Float, GPSampler, RandomSampler, SobolSampler, Study, TrialState, tunable
 from lightning_hpo._cli_internals import PRIVATE_ATTRIBUTES, PRIVATE_METHODS, LightningCLIInternals
 from lightning_hpo.cli import LightningCLI
 from lightning_hpo.console import main as console_main
@@ -205,6 +205,21 @@ def test_tune_with_several_monitors_writes_the_pareto_set(flags, capsys) -> None
     out = capsys.readouterr().out
     assert f"Pareto set of study 'SizedRegression': {len(front)} trial(s)" in out
     assert f"python train.py fit --config lightning_hpo_runs/SizedRegression/pareto/trial_{front[0].number}.yaml" in out
+
+
+@pytest.mark.slow
+def test_tune_with_several_monitors_takes_the_gp_samplers_reference_point() -> None:
+    cli = run_cli(
+        "tune", "--tune.monitor", "[val_loss,n_params]", "--tune.mode", "[min,min]", "--tune.n_trials", "4",
+        "--tune.sampler", "lightning_hpo.GPSampler", "--tune.sampler.seed", "0",
+        "--tune.sampler.n_startup_trials", "2", "--tune.sampler.reference_point", "[10.0, 100]",
+        "--tune.show_progress", "false", "--tune.pruner", "nop",
+        "--trainer.max_epochs", "2", "--trainer.accelerator", "cpu", "--trainer.devices", "1",
+        "--tune.search_space", '{"model.lr": {"type": "float", "low": 0.001, "high": 0.1}, "model.hidden": [2, 4, 8]}',
+        model=SizedRegression,
+    )  # fmt: skip
+    assert isinstance(cli.study.sampler, GPSampler) and cli.study.sampler.reference_point == (10.0, 100.0)
+    assert [t.state for t in cli.study.trials] == [TrialState.COMPLETE] * 4  # two of them the GP's
 
 
 @pytest.mark.slow

@@ -8,7 +8,8 @@ running trial is worth little. For several objectives it is
 ``qLogNoisyExpectedHypervolumeImprovement`` (qLogNEHVI, evaluated by
 :class:`~lightning_hpo.samplers._gp_nehvi.CachedLogNEHVI` from the baseline's cached posterior): the
 expected growth of the hypervolume dominated by the (noisy, sampled) Pareto front of the observed
-and pending points, above a reference point derived from the data (:func:`reference_point`).
+and pending points, above a reference point derived from the data (:func:`reference_point`) or given
+by the user (placed among the outcomes by ``_gp_model.outcome_image``).
 
 qLogNEHVI partitions the sampled front of every Monte-Carlo sample into boxes, which grows fast
 with the number of objectives and the size of the front: with 4 objectives a suggestion takes

@@ -256,6 +256,16 @@ def model_outcomes(Y: Tensor) -> Tensor:
     return standardize(warp_to_normal(soften_outliers(Y)))
 
 
+def outcome_image(Y: Tensor, values: Tensor) -> Tensor:
+    """``values`` (``k x m``, in the terms of the outcomes ``Y``) as :func:`model_outcomes` gives
+    ``Y``, with every step fitted to ``Y`` alone (its fence, exponents, means and spreads): where a
+    value stated in the objectives' units, such as a reference point, lies for the GP.
+    ``outcome_image(Y, Y)`` is ``model_outcomes(Y)``, to the bit."""
+    softened = soften_outliers(Y)
+    warped = warp_to_normal(softened)
+    return _standardized(warped, _warped(softened, _softened(Y, values)))
+
+
 def soften_outliers(Y: Tensor) -> Tensor:
     """Each outcome column (larger is better) with its values below the lower Tukey fence
     (``Q1 - 1.5 IQR``) pulled in logarithmically; values above the fence are unchanged.
@@ -265,12 +275,19 @@ def soften_outliers(Y: Tensor) -> Tensor:
     transform is monotone, so the best points stay the best. It lowered the regret against no
     transform, where pulling in everything below the median instead hurt (``benchmarks/GP_DECISIONS.md``).
     """
-    q1, q3 = torch.quantile(Y, torch.tensor([0.25, 0.75], dtype=Y.dtype, device=Y.device), dim=0, keepdim=True)
+    return _softened(Y, Y)
+
+
+def _softened(fitted: Tensor, values: Tensor) -> Tensor:
+    """``values`` softened with the fence of the outcomes ``fitted``."""
+    q1, q3 = torch.quantile(
+        fitted, torch.tensor([0.25, 0.75], dtype=fitted.dtype, device=fitted.device), dim=0, keepdim=True
+    )
     iqr = (q3 - q1).squeeze(0)
     scale = torch.where(iqr > 0, iqr, torch.ones_like(iqr))
     fence = q1.squeeze(0) - 1.5 * iqr
-    gap = (fence - Y).clamp_min(0.0)
-    return torch.where(gap > 0, fence - scale * torch.log1p(gap / scale), Y)
+    gap = (fence - values).clamp_min(0.0)
+    return torch.where(gap > 0, fence - scale * torch.log1p(gap / scale), values)
 
 
 def warp_to_normal(Y: Tensor) -> Tensor:
@@ -286,13 +303,18 @@ def warp_to_normal(Y: Tensor) -> Tensor:
     bowl-shaped function whose shape shows in the poor values the warp compresses (Levy6; the
     paired runs are in ``benchmarks/GP_DECISIONS.md``).
     """
-    Z = standardize(Y)
+    return _warped(Y, Y)
+
+
+def _warped(fitted: Tensor, values: Tensor) -> Tensor:
+    """``values`` standardized and warped as :func:`warp_to_normal` does the outcomes ``fitted``."""
+    Z = standardize(fitted)
     columns = []
-    for column in Z.T:
+    for column, value in zip(Z.T, _standardized(fitted, values).T):
         if len(column) < 3 or bool(column.min() == column.max()):
-            columns.append(column)
+            columns.append(value)
             continue
-        columns.append(_yeo_johnson(column, _most_normal_exponent(column)))
+        columns.append(_yeo_johnson(value, _most_normal_exponent(column)))
     return torch.stack(columns, dim=1)
 
 
@@ -336,10 +358,19 @@ def standardize(Y: Tensor) -> Tensor:
     squares of the variance would otherwise underflow to 0 for values below about 1e-154 (a column
     that varies would look constant) and overflow above about 1e154. A power of two scales exactly,
     so the result is the same to the last bit for any column whose squares stay finite and nonzero."""
-    if len(Y):
-        Y = torch.ldexp(Y, -torch.frexp(Y.abs().amax(dim=0, keepdim=True)).exponent)
-    std = Y.std(dim=0, keepdim=True) if len(Y) > 1 else torch.ones_like(Y[:1])
-    return (Y - Y.mean(dim=0, keepdim=True)) / torch.where(std > 0, std, torch.ones_like(std))
+    return _standardized(Y, Y)
+
+
+def _standardized(fitted: Tensor, values: Tensor) -> Tensor:
+    """``values`` shifted and scaled as :func:`standardize` does the outcomes ``fitted``."""
+    if not len(fitted):
+        return values
+    exponent = -torch.frexp(fitted.abs().amax(dim=0, keepdim=True)).exponent
+    scaled = torch.ldexp(fitted, exponent)
+    std = scaled.std(dim=0, keepdim=True) if len(fitted) > 1 else torch.ones_like(scaled[:1])
+    return (torch.ldexp(values, exponent) - scaled.mean(dim=0, keepdim=True)) / torch.where(
+        std > 0, std, torch.ones_like(std)
+    )
 
 
 def fit_hyperparameters(

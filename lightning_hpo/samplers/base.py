@@ -51,6 +51,12 @@ class Sampler(abc.ABC):
             directions: ``"min"`` or ``"max"`` per objective.
         """
 
+    def check_objectives(self, directions: Sequence[str]) -> None:
+        """Raise a clear error when this sampler cannot serve a study of these ``directions``
+        (``"min"`` or ``"max"`` per objective). The study calls it when it opens, before any trial;
+        every sampler serves any number of objectives unless it says otherwise here."""
+        return None
+
     def take_trial_attrs(self, number: int) -> dict[str, Any]:
         """Attributes to store with trial ``number``, which :meth:`sample` just suggested (JSON-safe; none by default).
 

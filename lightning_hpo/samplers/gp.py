@@ -149,6 +149,14 @@ class GPSampler(Sampler):
             study's full runs (at most the best full run's), with the prediction's variance as known
             noise (the default); with ``False``, at its best value so far, as if its run had ended
             there. Works with any pruner; several objectives keep the stored values.
+        reference_point: for two or three objectives, the worst value of each that still counts, in
+            its own units and in the order of ``mode``: the sampler then improves the Pareto front
+            where every objective is better than this (the reference point of its hypervolume, as
+            Ax's objective thresholds). ``None`` sets it from the data, below the worst observed
+            value of each objective, so that every observation counts and the front's ends (the
+            best model of any size, the smallest of any accuracy) weigh as much as its middle. Give
+            it when only part of the front matters (a least accuracy, a largest model): the trials
+            then go there (``benchmarks/MO_RESULTS.md``).
 
     Example:
         >>> from lightning_hpo import Float, GPSampler, Study
@@ -166,8 +174,10 @@ class GPSampler(Sampler):
         n_startup_trials: int | None = None,
         device: str | torch.device = "auto",
         learn_from_curves: bool = True,
+        reference_point: Sequence[float] | None = None,
     ) -> None:
         super().__init__(seed=seed)
+        self.reference_point = _check_reference_point(reference_point)
         if not isinstance(learn_from_curves, bool):
             raise ArgumentTypeError(
                 f"GPSampler: `learn_from_curves` must be True or False, but got {learn_from_curves!r} "
@@ -223,6 +233,7 @@ class GPSampler(Sampler):
         self, space: SearchSpace, trials: Sequence[Trial], *, number: int, directions: Sequence[str]
     ) -> dict[str, Any]:
         space = SearchSpace.coerce(space)
+        self.check_objectives(directions)
         observed = [t for t in trials if _is_observation(t)]
         n_startup = self.n_startup_trials or default_n_startup_trials(len(space))
         if len(observed) < n_startup:
@@ -312,6 +323,9 @@ class GPSampler(Sampler):
                 feasible=feasible,
                 margin=self._improvement_margin,
                 draws=draws,
+                reference=None
+                if self.reference_point is None
+                else torch.tensor(self.reference_point, **tensor_kwargs) * torch.tensor(signs, **tensor_kwargs),
             )
             acquisition = _weighted_by_feasibility(
                 acquisition, observed, space, gp_space, tensor_kwargs, failed, self._failure_min_probability
@@ -377,10 +391,36 @@ class GPSampler(Sampler):
         return hyperparameters, model if len(fitted) == len(X) else None
 
     def __repr__(self) -> str:
+        reference = "" if self.reference_point is None else f", reference_point={list(self.reference_point)}"
         return (
             f"GPSampler(seed={self.seed}, n_startup_trials={self.n_startup_trials}, device={self.device!r}, "
-            f"learn_from_curves={self.learn_from_curves})"
+            f"learn_from_curves={self.learn_from_curves}{reference})"
         )
+
+    def check_objectives(self, directions: Sequence[str]) -> None:
+        if self.reference_point is None:
+            return
+        from lightning_hpo.samplers._gp_acquisition import MAX_HYPERVOLUME_OBJECTIVES
+
+        if not 2 <= len(directions) <= MAX_HYPERVOLUME_OBJECTIVES:
+            kind = "one objective" if len(directions) == 1 else f"{len(directions)} objectives"
+            reason = (
+                "a single objective has no Pareto front"
+                if len(directions) == 1
+                else "from 4 objectives the sampler scalarizes them at random (qLogNParEGO), which takes no "
+                "reference point"
+            )
+            raise InvalidArgumentError(
+                f"GPSampler(reference_point={list(self.reference_point)}) serves studies of 2 or 3 "
+                f"objectives, and this one has {kind} (mode={list(directions)}): {reason}. Leave "
+                "reference_point=None."
+            )
+        if len(self.reference_point) != len(directions):
+            raise InvalidArgumentError(
+                f"GPSampler(reference_point={list(self.reference_point)}) has {len(self.reference_point)} "
+                f"values, but the study has {len(directions)} objectives (mode={list(directions)}): give one "
+                "value per objective, in the order of mode."
+            )
 
 
 def known_noise(
@@ -492,16 +532,18 @@ def _acquisition(
     feasible: torch.Tensor,
     margin: float = 0.0,
     draws: Sequence[Any] = (),
+    reference: torch.Tensor | None = None,
 ) -> tuple[Any, torch.Tensor]:
     """The acquisition function for the ``n x m`` outcomes ``Y`` (larger is better), and the
     observed points its search starts from and near. Only the ``feasible`` observations (a mask)
     may be the incumbent; while none is, the acquisition is ``None`` (feasibility alone decides).
     With ``draws`` (GPs of other hyperparameters, one outcome), the mean acquisition of ``model``
-    and them (``_gp_marginal``)."""
+    and them (``_gp_marginal``). ``reference``: the user's reference point of several objectives, in
+    the terms of ``Y``; ``None`` sets it from the data."""
     import torch
 
     from lightning_hpo.samplers import _gp_acquisition as acquisitions
-    from lightning_hpo.samplers._gp_model import model_outcomes
+    from lightning_hpo.samplers._gp_model import model_outcomes, outcome_image
 
     m = Y.shape[-1]
     candidates = feasible.nonzero().squeeze(-1)
@@ -529,7 +571,12 @@ def _acquisition(
         return acquisition, X[candidates[best]]
     # The GP sees the outcomes of every observation (softened, warped, standardized together); the
     # front, its reference point and the baseline are the feasible observations'.
-    outcomes = model_outcomes(Y)[candidates]
+    outcomes = model_outcomes(Y)
+    if reference is None:
+        ref_point = acquisitions.reference_point(outcomes[candidates])
+    else:
+        # Where the user's point lies among the outcomes, by the very transforms fitted to them.
+        ref_point = outcome_image(Y, reference.unsqueeze(0))[0]
     X, Y = X[candidates], Y[candidates]
     incumbents = _pareto_incumbents(X, Y, generator)
     if m <= acquisitions.MAX_HYPERVOLUME_OBJECTIVES:
@@ -537,7 +584,7 @@ def _acquisition(
             model,
             X,
             X_pending,
-            ref_point=acquisitions.reference_point(outcomes),
+            ref_point=ref_point,
             mc_samples=MO_MC_SAMPLES[min(m, 3)],
             seed=seed,
         )
@@ -606,6 +653,37 @@ def _is_observation(trial: Trial) -> bool:
     if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED) or trial.values is None:
         return False
     return all(math.isfinite(v) for v in trial.values)
+
+
+def _check_reference_point(reference_point: Any) -> tuple[float, ...] | None:
+    if reference_point is None:
+        return None
+    if type(reference_point).__name__ in ("ndarray", "Tensor"):  # numpy and torch, without importing torch
+        reference_point = reference_point.tolist()
+    if isinstance(reference_point, (str, bytes, Mapping)) or not isinstance(reference_point, Sequence):
+        raise ArgumentTypeError(
+            f"GPSampler: `reference_point` must be a list of numbers, one per objective, or None, but got "
+            f"{reference_point!r} ({type(reference_point).__name__})."
+        )
+    values = []
+    for value in reference_point:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ArgumentTypeError(
+                f"GPSampler: `reference_point` must hold numbers, but got {value!r} ({type(value).__name__}) "
+                f"in {list(reference_point)!r}."
+            )
+        if not math.isfinite(value):
+            raise InvalidArgumentError(
+                f"GPSampler: every value of `reference_point` must be finite, but got {list(reference_point)!r}: "
+                "give the worst value of each objective that still counts."
+            )
+        values.append(float(value))
+    if len(values) < 2:
+        raise InvalidArgumentError(
+            f"GPSampler: `reference_point` needs one value per objective of a study of 2 or 3 objectives, but "
+            f"got {list(reference_point)!r}."
+        )
+    return tuple(values)
 
 
 def _check_device(device: Any) -> str | torch.device:

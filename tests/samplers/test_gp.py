@@ -475,7 +475,7 @@ class _Stop(Exception):
     """Raised by the spy below once it has seen the acquisition function."""
 
 
-def _acquisition_of(monkeypatch, trials: Sequence[Trial], directions: list[str]):
+def _acquisition_of(monkeypatch, trials: Sequence[Trial], directions: list[str], **sampler_kwargs: Any):
     """The acquisition function GPSampler builds for ``trials`` (its search is not run)."""
     from lightning_hpo.samplers import _gp_acquisition
 
@@ -487,7 +487,9 @@ def _acquisition_of(monkeypatch, trials: Sequence[Trial], directions: list[str])
 
     monkeypatch.setattr(_gp_acquisition, "maximize", spy)
     with pytest.raises(_Stop):
-        GPSampler(seed=0, n_startup_trials=5).sample(SQUARE, trials, number=len(trials), directions=directions)
+        GPSampler(seed=0, n_startup_trials=5, **sampler_kwargs).sample(
+            SQUARE, trials, number=len(trials), directions=directions
+        )
     return seen[0]
 
 
@@ -531,6 +533,88 @@ def test_reference_point_by_hand(Y, expected):
     from lightning_hpo.samplers._gp_acquisition import reference_point
 
     assert reference_point(torch.tensor(Y, dtype=torch.float64)).tolist() == pytest.approx(expected)
+
+
+def test_the_acquisition_counts_the_fronts_points_beyond_the_given_reference_point(monkeypatch):
+    from lightning_hpo.samplers._gp_model import model_outcomes
+
+    trials = _mo_history(10)
+    # "max" on the second objective: the user's reference is in its own units, the GP's is negated.
+    trials = [Trial(t.number, t.state, t.params, values=(t.values[0], -t.values[1])) for t in trials]
+    given = [0.15, -0.3]
+    acquisition = _acquisition_of(monkeypatch, trials, ["min", "max"], reference_point=given)
+    Y = torch.tensor([[-t.values[0], t.values[1]] for t in trials], dtype=torch.float64)
+    beyond = Y > torch.tensor([-given[0], given[1]], dtype=torch.float64)
+    assert beyond.any(0).all() and not beyond.all(0).any()  # the reference splits both columns
+    # The observations beyond the reference in each objective are those beyond its image.
+    assert torch.equal(model_outcomes(Y) > acquisition.ref_point, beyond)
+
+
+def test_a_given_reference_point_sends_the_trials_to_the_part_of_the_front_beyond_it():
+    def in_region(values: tuple[float, ...]) -> bool:
+        return values[0] < 0.05 and values[1] < 0.5  # the Pareto set's end near x = 0.2
+
+    counts = {}
+    for reference in (None, [0.05, 0.5]):
+        study = Study(
+            f"ref{reference}",
+            search_space=SQUARE,
+            mode=["min", "min"],
+            storage=":memory:",
+            sampler=GPSampler(seed=0, n_startup_trials=5, reference_point=reference),
+            pruner=NopPruner(),
+        )
+        study.optimize(_two_bowls, n_trials=16)
+        counts[str(reference)] = sum(in_region(t.values) for t in study.trials[5:])
+    # Without it the 11 GP trials spread along the whole Pareto set (3 land in the region).
+    assert counts["[0.05, 0.5]"] >= 9 and counts["None"] <= 5
+
+
+@pytest.mark.parametrize(
+    "reference, error, match",
+    [
+        ("0.5, 1e5", ArgumentTypeError, "list of numbers"),
+        ({"accuracy": 0.5}, ArgumentTypeError, "list of numbers"),
+        ([0.5, True], ArgumentTypeError, "must hold numbers"),
+        ([0.5, "1e5"], ArgumentTypeError, "must hold numbers"),
+        ([0.5, float("nan")], InvalidArgumentError, "finite"),
+        ([0.5], InvalidArgumentError, "one value per objective"),
+    ],
+)
+def test_a_bad_reference_point_is_refused_at_construction(reference, error, match):
+    with pytest.raises(error, match=match):
+        GPSampler(reference_point=reference)
+
+
+def test_a_reference_point_from_numpy_or_torch_is_a_tuple_of_floats():
+    import numpy as np
+
+    assert GPSampler(reference_point=np.array([0.5, 1e5])).reference_point == (0.5, 1e5)
+    assert GPSampler(reference_point=torch.tensor([1, 2])).reference_point == (1.0, 2.0)
+    assert "reference_point=[0.5, 100000.0]" in repr(GPSampler(seed=0, reference_point=[0.5, 1e5]))
+
+
+@pytest.mark.parametrize(
+    "mode, match",
+    [
+        ("min", "a single objective has no Pareto front"),
+        (["min", "max", "min"], "has 2 values, but the study has 3 objectives"),
+        (["min"] * 4, "qLogNParEGO"),
+    ],
+)
+def test_a_reference_point_that_does_not_fit_the_study_is_refused_before_anything_is_stored(tmp_path, mode, match):
+    from lightning_hpo.exceptions import StudyNotFoundError
+
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    sampler = GPSampler(seed=0, reference_point=[0.5, 1e5])
+    with pytest.raises(InvalidArgumentError, match=match):
+        Study("refused", search_space=SQUARE, mode=mode, storage=url, sampler=sampler)
+    with pytest.raises(StudyNotFoundError):
+        Study("refused", storage=url)
+    # A stored study of one objective, reopened with the sampler: refused as it opens.
+    Study("one", search_space=SQUARE, storage=url).storage.close()
+    with pytest.raises(InvalidArgumentError, match="a single objective"):
+        Study("one", storage=url, sampler=sampler)
 
 
 def test_running_trials_push_a_multi_objective_suggestion_away():

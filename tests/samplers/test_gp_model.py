@@ -278,3 +278,32 @@ def test_with_known_noise_the_objective_fit_judges_both_priors_by_that_noise():
     fits = [_gp_model.fit_model(X, Y, gp_space, Yvar, factor) for factor in (1.0, _gp_model.WIDER_PRIOR_FACTOR)]
     chosen_lengthscales = _gp_model.lengthscales(chosen, gp_space)
     assert any(torch.equal(chosen_lengthscales, _gp_model.lengthscales(fit, gp_space)) for fit in fits)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 12, 40])
+def test_outcome_image_of_the_outcomes_themselves_is_model_outcomes_to_the_bit(n):
+    from lightning_hpo.samplers._gp_model import outcome_image
+
+    generator = torch.Generator().manual_seed(n)
+    Y = torch.randn(n, 3, generator=generator, dtype=torch.float64) ** 3  # skewed, with outliers
+    Y[:, 1] = -Y[:, 1].abs().exp()  # a long tail of poor values
+    Y[:, 2] = 0.25  # constant
+    assert torch.equal(outcome_image(Y, Y), model_outcomes(Y))
+
+
+def test_outcome_image_keeps_the_order_of_any_values_among_the_outcomes():
+    from lightning_hpo.samplers._gp_model import outcome_image
+
+    generator = torch.Generator().manual_seed(0)
+    Y = -torch.randn(30, 2, generator=generator, dtype=torch.float64).exp() * torch.tensor([1.0, 1e4])
+    values = torch.linspace(-2.0, 0.5, 200, dtype=torch.float64).unsqueeze(1) * Y.abs().amax(0) * 3
+    image = outcome_image(Y, values)
+    assert torch.isfinite(image).all() and (image.diff(dim=0) > 0).all()
+    # A value far below every outcome is pulled in as an outlier is, not sent to minus infinity.
+    far = outcome_image(Y, Y.amin(0, keepdim=True) * 100)
+    assert (far < model_outcomes(Y).amin(0)).all() and (far > -20).all()
+    # One stated between two observations lands between their outcomes.
+    outcomes = model_outcomes(Y)
+    low, high = Y[:, 0].sort().values[10:12]
+    between = outcome_image(Y, torch.tensor([[(low + high) / 2, Y[0, 1]]], dtype=torch.float64))[0, 0]
+    assert outcomes[Y[:, 0] == low, 0] < between < outcomes[Y[:, 0] == high, 0]
