@@ -86,6 +86,7 @@ MIXED = Problem(
     evaluate=_mixed_values,
     measured=lambda values: -values,
     reference=(-11.0, -11.0),
+    given=(11.0, 11.0),
     best=121 - 1 / 3,
     text="ZDT1 on a mixed space",
 )

@@ -1059,6 +1059,59 @@ def test_mo_scale_times_every_ask_of_a_whole_study_and_its_hypervolume(capsys) -
     assert float(row.split("|")[-2]) == pytest.approx(hypervolumes(task, values)[-1], abs=1e-4)
 
 
+def test_mo_suite_dtlz2_reaches_its_known_best_hypervolume_on_points_of_its_front() -> None:
+    from botorch.utils.multi_objective.hypervolume import Hypervolume
+
+    from benchmarks.multi_objective import PROBLEMS, hypervolumes
+
+    task = PROBLEMS["dtlz2"]()
+    assert task.directions == ("min", "min", "min") and len(task.space) == 6
+    # DTLZ2's front: the last four columns at 0.5, the first two anywhere (the unit sphere's octant).
+    grid = np.linspace(0.0, 1.0, 16)
+    values = [task.evaluate({"x0": a, "x1": b, "x2": 0.5, "x3": 0.5, "x4": 0.5, "x5": 0.5}) for a in grid for b in grid]
+    assert all(abs(sum(v * v for v in point) - 1.0) < 1e-9 for point in values)
+    covered = hypervolumes(task, values[-1:])[-1]  # one point: its box to the reference point
+    assert covered == pytest.approx(math.prod(1.1 - v for v in values[-1]))
+    indicator = Hypervolume(torch.tensor(task.reference, dtype=torch.float64))
+    covered = indicator.compute(torch.from_numpy(task.measured(np.asarray(values))))
+    assert 0.93 * task.best < covered < task.best  # a finite sample of the front covers a little less
+    # A point off the front (x5 away from 0.5) is dominated by the front's point of the same angles.
+    off = task.evaluate({"x0": 0.3, "x1": 0.6, "x2": 0.5, "x3": 0.5, "x4": 0.5, "x5": 0.9})
+    on = task.evaluate({"x0": 0.3, "x1": 0.6, "x2": 0.5, "x3": 0.5, "x4": 0.5, "x5": 0.5})
+    assert all(a > b for a, b in zip(off, on))
+
+
+def test_mo_suite_digits_mlp3_reports_the_epochs_trained_and_the_report_pairs_seeds(tmp_path) -> None:
+    from benchmarks import multi_objective as mo
+
+    task = mo.PROBLEMS["digits_mlp3"]()
+    params = {"layers": 1, "units": 4, "lr": 1e-3, "alpha": 1e-4}
+    accuracy, size, epochs = task.evaluate({**params, "epochs": 3})
+    assert (size, epochs) == (64 * 4 + 4 + 4 * 10 + 10, 3.0) and 0.0 < accuracy < 1.0
+    assert mo.PROBLEMS["digits_mlp"]().evaluate(params)[1] == size  # the two-objective problem unchanged
+    # A large rate makes Adam's loss stall, and it stops before the epochs asked for.
+    assert task.evaluate({**params, "units": 32, "lr": 0.1, "epochs": 64})[2] < 64
+
+    zdt1 = mo.PROBLEMS["zdt1"]()
+    methods = [mo.METHODS["ours"], mo.METHODS["ours_given"], mo.METHODS["random"]]
+    mo.run_all([zdt1], methods, seeds=3, budget=11, out=tmp_path / "cache", rerun=False)  # 9 Sobol, 2 GP
+    results = tmp_path / "MO_RESULTS.md"
+    mo.write_report([zdt1, task], methods, 3, 11, [5, 11], tmp_path / "cache", results, "cmd")
+    text = results.read_text()
+    assert "## digits_mlp3" not in text  # not run: left out of the report rather than an empty table
+    finals = {
+        m.name: [mo.hypervolumes(zdt1, mo.load(tmp_path / "cache", "zdt1", m, s, 11)["values"])[-1] for s in range(3)]
+        for m in methods
+    }
+    higher = sum(a > b for a, b in zip(finals["ours"], finals["random"]))
+    lower = sum(a < b for a, b in zip(finals["ours"], finals["random"]))
+    line = next(line for line in text.splitlines() if line.startswith("- At 11 trials lightning_hpo's median"))
+    assert line.endswith(f"random {higher} / {lower}, p = {mo._wilcoxon(finals['ours'], finals['random']):.2g}.")
+    # The sampler told the problem's reference point gets its own standing, paired with ours too.
+    given = next(line for line in text.splitlines() if line.startswith("- At 11 trials with the reference point given"))
+    assert "lightning_hpo GP (qLogNEHVI) " in given and "random " in given
+
+
 # -- multi_fidelity.py's digits family: real training ------------------------------------------------
 
 _MLP_CONFIG = {"lr": 3e-3, "hidden": 32, "dropout": 0.1, "weight_decay": 1e-5, "optimizer": "adam"}
