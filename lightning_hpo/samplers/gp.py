@@ -111,7 +111,8 @@ class GPSampler(Sampler):
       ``qLogNoisyExpectedHypervolumeImprovement`` (qLogNEHVI), also with the RUNNING trials
       pending, above a reference point set from the data: in the GP's outcome space (each
       objective to maximize, softened, warped, standardized), the worst observed value of each
-      objective minus a tenth of its observed range. Four objectives or more get qLogNParEGO
+      objective minus a tenth of its observed range; or the user's ``reference_point``, placed there
+      by the same transforms. Four objectives or more get qLogNParEGO
       (qLogNEI of a random Chebyshev scalarization, drawn anew for each trial) instead: qLogNEHVI's
       box decompositions grow too costly there (see ``_gp_acquisition``).
     * **What it learns from**: COMPLETE trials; PRUNED trials at the final value their learning
