@@ -23,6 +23,12 @@ CPU_LOG_ENV = "LIGHTNING_HPO_TEST_CPU_LOG"
 # own value wins.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+# pytest-xdist's controller imports the module of each warning a worker reports, from one thread per
+# worker: two workers reporting GPyTorch's numerical warnings at once then import linear_operator
+# concurrently, which deadlocked a run (a circular import of a partly initialized module). Imported
+# here, it is loaded once, in the controller's main thread, before any worker reports.
+import linear_operator.utils.warnings  # noqa: E402, F401
+
 # Property tests draw the same examples on every run (a suite that passes once passes again);
 # HYPOTHESIS_PROFILE=explore draws fresh ones, to hunt for new failures locally.
 settings.register_profile("deterministic", derandomize=True, database=None)
