@@ -158,8 +158,8 @@ def noisy_log_hypervolume_improvement(
 
     The baseline is pruned to the points that are Pareto-optimal in some posterior sample (BoTorch's
     ``prune_baseline``, as ``_gp_nehvi.prune_baseline`` computes it; past ``MAX_PRUNE_CANDIDATES``
-    observations among the first Pareto layers of the posterior means), so the ``mc_samples`` box decompositions of the sampled front cover only
-    those; once a study's front fills up that can be most of the observed points, and the
+    observations among the first Pareto layers of the posterior means), so the ``mc_samples`` box
+    decompositions of the sampled front cover only those; once a study's front fills up that can be most of the observed points, and the
     decompositions' cells dominate a suggestion's time (``benchmarks/GP_DECISIONS.md``). Pending
     points join the sampled front, so the hypervolume a running trial will likely add is not
     counted again.

@@ -570,17 +570,17 @@ def _acquisition(
             (acquisition,) = each
         best = Y[candidates, 0].topk(min(N_INCUMBENTS, len(candidates))).indices
         return acquisition, X[candidates[best]]
-    # The GP sees the outcomes of every observation (softened, warped, standardized together); the
-    # front, its reference point and the baseline are the feasible observations'.
-    outcomes = model_outcomes(Y)
-    if reference is None:
-        ref_point = acquisitions.reference_point(outcomes[candidates])
-    else:
-        # Where the user's point lies among the outcomes, by the very transforms fitted to them.
-        ref_point = outcome_image(Y, reference.unsqueeze(0))[0]
+    observed_Y = Y
     X, Y = X[candidates], Y[candidates]
     incumbents = _pareto_incumbents(X, Y, generator)
     if m <= acquisitions.MAX_HYPERVOLUME_OBJECTIVES:
+        # The GP sees the outcomes of every observation (softened, warped, standardized together);
+        # the front, its reference point and the baseline are the feasible observations'. A user's
+        # point is placed among the outcomes by the very transforms fitted to them.
+        if reference is None:
+            ref_point = acquisitions.reference_point(model_outcomes(observed_Y)[candidates])
+        else:
+            ref_point = outcome_image(observed_Y, reference.unsqueeze(0))[0]
         acquisition = acquisitions.noisy_log_hypervolume_improvement(
             model,
             X,
