@@ -243,12 +243,16 @@ class GPSampler(Sampler):
         signs = tuple(1.0 if direction == "max" else -1.0 for direction in directions)
         from lightning_hpo.samplers._gp_feasibility import broke_early, is_configuration_failure, with_imputed_values
 
-        failed = [t for t in trials if is_configuration_failure(t)]
+        configuration_failures = [t for t in trials if is_configuration_failure(t)]
         # A failure that broke a constraint early stored its violation: it enters the objective's GP
         # at the worst value so that the constraint's GP, fitted on the same observations, sees it.
-        imputed = failed if self._failure_imputation is not None else [t for t in failed if broke_early(t)]
+        imputed = (
+            configuration_failures
+            if self._failure_imputation is not None
+            else [t for t in configuration_failures if broke_early(t)]
+        )
         observed += with_imputed_values(imputed, observed, directions, space, self._failure_imputation or "worst")
-        failed = failed if self._failure_weighting else []
+        failed = configuration_failures if self._failure_weighting else []
         curve_noise = None
         if self.learn_from_curves and len(directions) == 1:
             # Several objectives: pruned trials keep their stored values (the curve is the first
@@ -265,7 +269,14 @@ class GPSampler(Sampler):
             else:
                 observed, curve_noise = curve_informed(observed, trials, minimize=minimize)
         suggestion = self._suggest(
-            space, observed, pending, signs=signs, number=number, failed=failed, extra_noise=curve_noise
+            space,
+            observed,
+            pending,
+            signs=signs,
+            number=number,
+            failed=failed,
+            extra_noise=curve_noise,
+            not_again=configuration_failures,
         )
         return space.decode(suggestion)
 
@@ -279,7 +290,10 @@ class GPSampler(Sampler):
         number: int,
         failed: Sequence[Trial] = (),
         extra_noise: dict[int, float] | None = None,
+        not_again: Sequence[Trial] = (),
     ) -> list[float]:
+        """The next point, in the unit encoding; ``not_again``: trials whose configurations are not
+        suggested again (besides the observed and pending ones) while the space has others."""
         import torch
 
         from lightning_hpo.samplers._gp_acquisition import is_one_of, maximize
@@ -290,14 +304,10 @@ class GPSampler(Sampler):
         tensor_kwargs: dict[str, Any] = {"dtype": torch.float64, "device": device}
         gp_space = GPSpace(space)
         observed = sorted(observed, key=lambda t: t.number)
-        X = gp_space.from_unit(torch.tensor([space.encode(t.params) for t in observed], **tensor_kwargs))
+        X = _points(observed, space, gp_space, tensor_kwargs)
         # BoTorch maximizes: "min" objectives enter negated.
         Y = torch.tensor([t.values for t in observed], **tensor_kwargs) * torch.tensor(signs, **tensor_kwargs)
-        X_pending = (
-            gp_space.from_unit(torch.tensor([space.encode(t.params) for t in pending], **tensor_kwargs))
-            if pending
-            else None
-        )
+        X_pending = _points(pending, space, gp_space, tensor_kwargs)
         acquisition_seed, search_seed = _seeds(self.seed, number)
         generator = torch.Generator().manual_seed(search_seed)
         with _isolated(device):
@@ -338,7 +348,10 @@ class GPSampler(Sampler):
                     acquisition, observed, space, gp_space, exponent=self._cost_exponent, **tensor_kwargs
                 )
             acquisition = gp_space.on_pinned_inputs(acquisition)
-            seen = X if X_pending is None else torch.cat([X, X_pending])
+            # A configuration that failed by its own fault fails again: it is not suggested again either.
+            seen = torch.cat(
+                [x for x in (X, X_pending, _points(not_again, space, gp_space, tensor_kwargs)) if x is not None]
+            )
             best = maximize(
                 acquisition,
                 gp_space,
@@ -349,8 +362,8 @@ class GPSampler(Sampler):
             )
             if not self._allow_repeats and bool(is_one_of(gp_space, best.unsqueeze(0), seen)):
                 warnings.warn(
-                    "GPSampler found no configuration left that has not run or is running (the search space is "
-                    "used up), so this trial repeats one: the GP's best guess. With a deterministic objective, "
+                    "GPSampler found every configuration of the search space run, running or failed (the space "
+                    "is used up), so this trial repeats one: the GP's best guess. With a deterministic objective, "
                     "end the study here (GridSampler stops by itself); with a noisy one, repeats average out "
                     "its noise.",
                     UserWarning,
@@ -489,6 +502,15 @@ def curve_informed(
     return out, variances
 
 
+def _points(trials: Sequence[Trial], space: SearchSpace, gp_space: Any, tensor_kwargs: dict[str, Any]) -> Any:
+    """The trials' configurations as the GP's inputs, one row each; ``None`` when there are none."""
+    import torch
+
+    if not trials:
+        return None
+    return gp_space.from_unit(torch.tensor([space.encode(t.params) for t in trials], **tensor_kwargs))
+
+
 def _weighted_by_feasibility(
     acquisition: Any,
     observed: list[Trial],
@@ -500,8 +522,6 @@ def _weighted_by_feasibility(
 ) -> Any:
     """``acquisition`` weighted by the GPs of the constraints and of the ``failed`` trials, where
     there are any (the failures' with ``failure_min_probability`` as a chance constraint)."""
-    import torch
-
     from lightning_hpo.samplers._gp_feasibility import (
         FeasibilityModel,
         FeasibilityWeighted,
@@ -516,7 +536,7 @@ def _weighted_by_feasibility(
         return acquisition
     models = []
     for outcome in outcomes:
-        X = gp_space.from_unit(torch.tensor([space.encode(t.params) for t in outcome.trials], **tensor_kwargs))
+        X = _points(outcome.trials, space, gp_space, tensor_kwargs)
         floor = failure_min_probability if outcome is failures else None
         models.append(FeasibilityModel(X, outcome, gp_space, min_probability=floor))
     return FeasibilityWeighted(acquisition, models)

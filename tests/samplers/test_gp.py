@@ -33,7 +33,7 @@ from lightning_hpo import (
 from lightning_hpo.exceptions import ArgumentTypeError, InvalidArgumentError
 from lightning_hpo.samplers._gp_space import GPSpace
 from lightning_hpo.samplers.gp import default_n_startup_trials, fit_subset, fitted_history_size
-from lightning_hpo.trial import Trial, TrialState
+from lightning_hpo.trial import FAIL_KIND, Trial, TrialState
 
 MIXED = SearchSpace(
     {
@@ -400,7 +400,7 @@ def test_no_suggestion_repeats_a_configuration_until_the_space_is_used_up():
         warnings.simplefilter("always")
         study.optimize(objective, n_trials=12)
     assert not [w for w in caught if "used up" in str(w.message)]
-    with pytest.warns(UserWarning, match="the search space is used up"):
+    with pytest.warns(UserWarning, match="the space is used up"):
         study.optimize(objective, n_trials=14)  # the study's total
     configurations = [(t.params["a"], t.params["c"]) for t in study.trials]
     assert len(set(configurations[:12])) == 12
@@ -417,6 +417,44 @@ def test_an_inactive_parameter_does_not_make_a_repeat_new():
     study = Study("conditional", search_space=space, storage=":memory:", sampler=GPSampler(seed=0, n_startup_trials=3))
     study.optimize(lambda p: (0.0 if p["opt"] == "a" else 1.0 + p["m"]) + 0.3 * (p["k"] == "y"), n_trials=10)
     assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 10
+
+
+def test_a_configuration_that_failed_by_its_own_fault_is_not_suggested_again():
+    """The best corner runs out of memory; the GP re-ran an OOM configuration while others were
+    left (trial 16 repeated trial 15's in a run of a fuzz of the sampler)."""
+    space = SearchSpace({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0), "n": Int(1, 8), "c": Categorical(["a", "b"])})
+    study = Study("oom", search_space=space, storage=":memory:", sampler=GPSampler(seed=0), pruner=NopPruner())
+    failed = []
+    for _ in range(30):
+        trial = study.ask()
+        p = trial.params
+        size = p["x"] + p["y"] + 0.01 * p["n"] + 0.1 * (p["c"] == "b")
+        if size < 0.15:
+            failed.append(trial.params)
+            study.tell(trial, state=TrialState.FAIL, error="CUDA out of memory", fail_kind="oom")
+        else:
+            study.tell(trial, size)
+    assert len(failed) >= 5
+    configurations = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(configurations)) == len(configurations)
+
+
+def test_a_failure_that_is_not_the_configuration_s_fault_may_run_again():
+    """Four configurations, three measured: the fourth's interrupted trial leaves it open (it was
+    never measured), its OOM trial closes it (the space is then used up)."""
+    space = SearchSpace({"a": Categorical(list("pq")), "c": Int(0, 1)})
+    measured = [{"a": "p", "c": 0}, {"a": "p", "c": 1}, {"a": "q", "c": 0}]
+    trials = [Trial(number=i, state=TrialState.COMPLETE, params=p, values=(float(i),)) for i, p in enumerate(measured)]
+    left = {"a": "q", "c": 1}
+    for kind, still_open in (("interrupted", True), ("oom", False)):
+        lost = Trial(number=3, state=TrialState.FAIL, params=left, attrs={FAIL_KIND: kind})
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            suggested = GPSampler(seed=0, n_startup_trials=2).sample(
+                space, [*trials, lost], number=4, directions=["min"]
+            )
+        used_up = [w for w in caught if "used up" in str(w.message)]
+        assert (suggested == left and not used_up) if still_open else used_up, (kind, suggested)
 
 
 def test_a_suggestion_does_not_repeat_a_running_configuration():
