@@ -27,6 +27,14 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _plain(value: Any) -> Any:
+    """A numpy scalar or 0-d tensor as the Python value it holds: a grid from ``np.arange`` gives
+    ``np.int64`` values, which are not ``int``s."""
+    if isinstance(value, (bool, int, float, str)) or not hasattr(value, "item"):
+        return value
+    return value.item() if getattr(value, "shape", None) == () else value
+
+
 def _require_finite_real(cls_name: str, name: str, value: Any) -> float:
     if not _is_real(value):
         raise ArgumentTypeError(
@@ -167,6 +175,7 @@ class Float(_Domain):
         return math.log(x) if self.log else x
 
     def contains(self, value: Any) -> bool:
+        value = _plain(value)
         return _is_real(value) and self.low <= value <= self.high
 
     def encode(self, value: Any) -> float:
@@ -258,6 +267,7 @@ class Int(_Domain):
         return (self.high - self.low) // self.step + 1
 
     def contains(self, value: Any) -> bool:
+        value = _plain(value)
         return (
             isinstance(value, int)
             and not isinstance(value, bool)

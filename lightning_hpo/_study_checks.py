@@ -116,6 +116,11 @@ def metrics_as_floats(metrics: Mapping[str, Any] | None) -> dict[str, float]:
 
 def value_and_metrics(outcome: Any) -> tuple[Any, Mapping[str, Any] | None]:
     """An objective's return value split into its value(s) and its metrics (``(value, {...})``), if any."""
+    if outcome is None:
+        raise ArgumentTypeError(
+            "The objective returned None: it must return the value to optimize (a number; one per objective, "
+            "in a tuple, with several), or (value, {metric name: number}). Is a `return` missing?"
+        )
     if isinstance(outcome, tuple) and len(outcome) == 2 and isinstance(outcome[1], Mapping):
         return outcome[0], outcome[1]
     return outcome, None

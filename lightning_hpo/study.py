@@ -265,6 +265,7 @@ class Study:
         """
         if params is not None:
             self.space.check_params(params)
+            params = self.space.from_stored(self.space.to_stored(params))  # numpy scalars as Python's
         self.fail_stale_trials()
         claims_points = getattr(self.sampler, "claims_points", False)  # a GridSampler runs a stale point again
         if params is None and self.retry_stale and not claims_points:

@@ -62,6 +62,17 @@ def test_skip_if_exists_does_not_enqueue_a_config_that_is_queued_or_ran():
     assert study.enqueued == [{"layers": 2}]
 
 
+def test_numpy_values_are_enqueued_as_python_values():
+    import numpy as np
+
+    study = make_study()
+    study.enqueue({"lr": np.float32(0.0625), "layers": np.int64(3), "opt": np.str_("sgd")})
+    assert study.enqueued == [{"layers": 3, "lr": 0.0625, "opt": "sgd"}]
+    study.optimize(lambda p: p["lr"], n_trials=1)
+    assert study.trials[0].params == {"layers": 3, "lr": 0.0625, "opt": "sgd"}
+    assert type(study.trials[0].params["layers"]) is int
+
+
 @pytest.mark.parametrize(
     ("params", "error", "message"),
     [

@@ -125,6 +125,21 @@ class TestAskTell:
         assert study.tell(study.ask(), torch.tensor(0.25)).value == 0.25
         assert study.tell(study.ask(), np.float32(0.5)).value == 0.5
 
+    def test_numpy_and_tensor_parameters_are_taken_as_python_values(self):
+        """A grid from ``np.arange`` gives ``np.int64``s, which are not ``int``s."""
+        import numpy as np
+        import torch
+
+        study = make_study()
+        trial = study.ask({"x": np.float32(0.5), "n": np.int64(3), "kind": np.str_("a")})
+        assert trial.params == {"x": 0.5, "n": 3, "kind": "a"}
+        assert [type(trial.params[n]) for n in ("x", "n", "kind")] == [float, int, str]
+        added = study.add_trial({"x": torch.tensor(-1.0), "n": torch.tensor(2), "kind": "b"}, 0.5)
+        assert added.params == {"x": -1.0, "n": 2, "kind": "b"} and type(added.params["n"]) is int
+        for bad in (np.float64(3.0), np.int64(9), np.bool_(True), np.array([2])):
+            with pytest.raises(InvalidArgumentError, match="Parameter 'n'"):
+                study.ask({"x": 0.0, "n": bad, "kind": "b"})
+
     def test_multi_objective_values(self):
         study = make_study(mode=["min", "max"])
         told = study.tell(study.ask(), (1.0, 2.0))
@@ -233,6 +248,16 @@ class TestOptimize:
         assert states.count(TrialState.COMPLETE) == 3 and states.count(TrialState.FAIL) == 3
         failed = study.get_trials([TrialState.FAIL])[0]
         assert "Traceback" in failed.error and "ValueError: odd call" in failed.error
+
+    def test_an_objective_that_returns_none_stops_the_study_saying_so(self):
+        study = make_study()
+        study.optimize(quadratic, n_trials=2)
+        with pytest.raises(ArgumentTypeError, match=r"The objective returned None.*Is a `return` missing\?"):
+            study.optimize(lambda params: None, n_trials=4)
+        failed = study.trials[-1]
+        assert len(study.trials) == 3 and failed.state is TrialState.FAIL and "returned None" in failed.error
+        study.optimize(quadratic, n_trials=4)  # fixed: the study goes on
+        assert [t.state for t in study.trials].count(TrialState.COMPLETE) == 4
 
     def test_a_study_that_keeps_failing_stops_with_the_last_error(self):
         def broken(params):
