@@ -30,7 +30,7 @@ def _is_real(value: Any) -> bool:
 def _plain(value: Any) -> Any:
     """A numpy scalar or 0-d tensor as the Python value it holds: a grid from ``np.arange`` gives
     ``np.int64`` values, which are not ``int``s."""
-    if isinstance(value, (bool, int, float, str)) or not hasattr(value, "item"):
+    if type(value) in (bool, int, float, str) or not hasattr(value, "item"):  # np.float64 is a float
         return value
     return value.item() if getattr(value, "shape", None) == () else value
 
@@ -350,11 +350,14 @@ class Categorical(_Domain):
     choices: tuple[Hashable, ...]
 
     def __init__(self, choices: Sequence[Hashable], *, when: Mapping[str, Any] | None = None) -> None:
+        if getattr(choices, "ndim", None) == 1 and hasattr(choices, "tolist"):  # a numpy array or a tensor
+            choices = choices.tolist()
         if isinstance(choices, (str, bytes)) or not isinstance(choices, Sequence):
             raise ArgumentTypeError(
                 f"Categorical: `choices` must be a list or tuple of values, but got {choices!r} ({type(choices).__name__})."
             )
-        choices = tuple(choices)
+        # numpy scalars as Python values: stored as they are, not by repr, so a reopened study has them
+        choices = tuple(_plain(choice) for choice in choices)
         if not choices:
             raise InvalidArgumentError(
                 "Categorical: `choices` must hold at least one value, but got an empty sequence."

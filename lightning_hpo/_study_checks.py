@@ -127,15 +127,16 @@ def value_and_metrics(outcome: Any) -> tuple[Any, Mapping[str, Any] | None]:
 
 
 def check_matches_stored(
-    study_name: str, where: str, record: StudyRecord, space: SearchSpace, directions: Sequence[str]
+    study_name: str, where: str, record: StudyRecord, space: SearchSpace | None, directions: Sequence[str]
 ) -> None:
     """Raise :class:`~lightning_hpo.exceptions.StudyMismatchError` naming what differs when a reopened study
-    (``record``, in storage ``where``) was created with another space or mode than the ones given now."""
+    (``record``, in storage ``where``) was created with another space or mode than the ones given now
+    (``space=None``: none was given)."""
     problems = []
     stored_space, stored_directions = record.space, record.directions
     if tuple(stored_directions) != tuple(directions):
         problems.append(f"mode {mode_text(stored_directions)} (now {mode_text(directions)})")
-    if json.dumps(stored_space, sort_keys=True) != space.fingerprint():
+    if space is not None and json.dumps(stored_space, sort_keys=True) != space.fingerprint():
         now = json.loads(space.fingerprint())
         changed = sorted(n for n in set(stored_space) | set(now) if stored_space.get(n) != now.get(n))
         details = "; ".join(f"{n}: {_domain_text(stored_space.get(n))} -> {_domain_text(now.get(n))}" for n in changed)

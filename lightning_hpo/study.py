@@ -145,6 +145,7 @@ class Study:
         self.grace_period = float(grace_period)
         self.retry_stale = bool(retry_stale)
         self.storage = open_storage(storage)
+        given_space = space
         if space is None:
             record = self._stored_study()
             space = SearchSpace.from_json(record.space)
@@ -155,7 +156,9 @@ class Study:
             check_pruner_objectives(self.pruner, tuple(record.directions))
             self.sampler.check_objectives(tuple(record.directions))
         self.directions = directions or tuple(record.directions)
-        check_matches_stored(self.name, self.storage.display_url, record, self.space, self.directions)
+        # A space read back from storage is the stored one (choices stored by repr come back as
+        # strings, so it would not compare equal to its own record).
+        check_matches_stored(self.name, self.storage.display_url, record, given_space, self.directions)
         self._study_id = record.id
         self.constraints = stored_constraints(self.storage, self._study_id, self.name, wanted_constraints)
         self._liveness = TrialLiveness(self.storage, self._study_id, grace_period=self.grace_period)

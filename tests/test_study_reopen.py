@@ -34,6 +34,33 @@ def test_a_finished_study_reopens_without_its_space_or_mode(shared_storage_url):
     assert reopened.trials[0].params["kind"] in ("a", "b")  # decoded with the stored space
 
 
+def test_a_study_with_choices_json_cannot_hold_reopens_without_its_space(shared_storage_url):
+    """Tuple choices are stored by repr and come back as strings; the reopened study reads them (it
+    refused, comparing the space it had just read to its own record)."""
+    space = {"shape": Categorical([(1, 2), (3, 4)]), "x": Float(0.0, 1.0)}
+    Study("shapes", search_space=space, storage=shared_storage_url, seed=0).optimize(
+        lambda p: p["x"] + p["shape"][0], n_trials=3
+    )
+    reopened = Study("shapes", storage=shared_storage_url)
+    assert reopened.space["shape"].choices == ("(1, 2)", "(3, 4)")
+    assert {t.params["shape"] for t in reopened.trials} <= {"(1, 2)", "(3, 4)"}
+    with pytest.raises(StudyMismatchError, match="mode 'min'"):
+        Study("shapes", storage=shared_storage_url, mode="max")
+
+
+def test_numpy_choices_are_stored_as_numbers_and_reopen_as_such(shared_storage_url):
+    import numpy as np
+
+    space = {"batch": Categorical(np.array([16, 32, 64])), "wd": Categorical(list(np.logspace(-3, -1, 3)))}
+    assert space["batch"].choices == (16, 32, 64) and type(space["batch"].choices[0]) is int
+    Study("numpy", search_space=space, storage=shared_storage_url, seed=0).optimize(
+        lambda p: p["batch"] * p["wd"], n_trials=3
+    )
+    reopened = Study("numpy", storage=shared_storage_url)
+    assert reopened.space == Study("numpy", search_space=space, storage=shared_storage_url).space
+    assert all(type(t.params["batch"]) is int and type(t.params["wd"]) is float for t in reopened.trials)
+
+
 def test_a_reopened_study_resumes_where_it_stopped(shared_storage_url):
     finished_study(shared_storage_url)
 
