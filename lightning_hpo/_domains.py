@@ -35,6 +35,11 @@ def _plain(value: Any) -> Any:
     return value.item() if getattr(value, "shape", None) == () else value
 
 
+def _listed(values: Any) -> Any:
+    """A one-dimensional numpy array or tensor as a list of Python values; anything else as it is."""
+    return values.tolist() if getattr(values, "ndim", None) == 1 and hasattr(values, "tolist") else values
+
+
 def _require_finite_real(cls_name: str, name: str, value: Any) -> float:
     if not _is_real(value):
         raise ArgumentTypeError(
@@ -88,7 +93,9 @@ def _check_when(cls_name: str, when: Mapping[str, Any] | None) -> tuple[tuple[st
     for parent, values in when.items():
         if not isinstance(parent, str) or not parent.strip():
             raise ArgumentTypeError(f"{cls_name}: the parents in `when` must be parameter names, but got {parent!r}.")
+        values = _listed(values)
         values = tuple(values) if isinstance(values, (list, tuple, set, frozenset)) else (values,)
+        values = tuple(_plain(value) for value in values)  # stored as they are, not by repr
         if not values:
             raise InvalidArgumentError(
                 f"{cls_name}: when={{{parent!r}: ...}} must list at least one value, but got an empty list."
@@ -350,8 +357,7 @@ class Categorical(_Domain):
     choices: tuple[Hashable, ...]
 
     def __init__(self, choices: Sequence[Hashable], *, when: Mapping[str, Any] | None = None) -> None:
-        if getattr(choices, "ndim", None) == 1 and hasattr(choices, "tolist"):  # a numpy array or a tensor
-            choices = choices.tolist()
+        choices = _listed(choices)
         if isinstance(choices, (str, bytes)) or not isinstance(choices, Sequence):
             raise ArgumentTypeError(
                 f"Categorical: `choices` must be a list or tuple of values, but got {choices!r} ({type(choices).__name__})."

@@ -125,6 +125,22 @@ def test_when_is_an_immutable_attribute_that_survives_pickle_json_and_repr():
     assert Float(0, 1).to_json() == {"type": "float", "low": 0.0, "high": 1.0, "log": False}
 
 
+def test_numpy_values_in_when_and_choices_are_stored_as_python_values(tmp_path):
+    """They were stored by repr (``np.int64(2)``), so the stored space could not be built again."""
+    space = {
+        "opt": Categorical(np.array(["adam", "sgd"])),
+        "momentum": Float(0.0, 0.9, when={"opt": np.str_("sgd")}),
+        "layers": Int(1, 3),
+        "width2": Int(8, 64, when={"layers": np.array([2, 3])}),
+    }
+    assert space["width2"].when == {"layers": (2, 3)} and type(space["width2"].when["layers"][0]) is int
+    storage = f"sqlite:///{tmp_path / 'numpy.db'}"
+    Study("numpy", search_space=space, storage=storage, seed=0).optimize(
+        lambda p: p.get("momentum", 0.0) + p["layers"], n_trials=4
+    )
+    assert Study("numpy", storage=storage).space == SearchSpace(space)
+
+
 def test_check_params_wants_exactly_the_active_names():
     SPACE.check_params({"optimizer": "adam", "lr": 1e-3, "layers": 1})
     SPACE.check_params(
