@@ -41,6 +41,7 @@ def _listed(values: Any) -> Any:
 
 
 def _require_finite_real(cls_name: str, name: str, value: Any) -> float:
+    value = _plain(value)
     if not _is_real(value):
         raise ArgumentTypeError(
             f"{cls_name}: `{name}` must be a real number, but got {value!r} ({type(value).__name__})."
@@ -241,6 +242,7 @@ class Int(_Domain):
     def __init__(
         self, low: int, high: int, *, log: bool = False, step: int = 1, when: Mapping[str, Any] | None = None
     ) -> None:
+        low, high, step = _plain(low), _plain(high), _plain(step)
         for name, value in (("low", low), ("high", high), ("step", step)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ArgumentTypeError(f"Int: `{name}` must be an int, but got {value!r} ({type(value).__name__}).")

@@ -58,6 +58,22 @@ def test_invalid_domains_say_rule_and_value(make, error, message):
     assert message in str(info.value)
 
 
+def test_numpy_and_tensor_bounds_and_choices_are_python_values():
+    """``Int(1, np.max(sizes))`` and ``Categorical(np.logspace(...))`` build the domain they say."""
+    import numpy as np
+
+    assert Float(np.float32(0.5), np.float64(2.0), log=True) == Float(0.5, 2.0, log=True)
+    assert Int(np.int64(1), torch.tensor(64), log=True) == Int(1, 64, log=True)
+    assert Int(0, 10, step=np.int64(2)).to_json() == Int(0, 10, step=2).to_json()
+    assert type(Int(np.int64(1), 8).low) is int
+    assert Categorical(np.logspace(-3, -1, 3)).choices == (0.001, 0.01, 0.1)
+    assert Categorical([np.int64(16), np.str_("a"), np.bool_(True)]).choices == (16, "a", True)
+    with pytest.raises(ArgumentTypeError, match="`low` must be an int, but got 1.0"):
+        Int(np.float64(1.0), 5)
+    with pytest.raises(ArgumentTypeError, match="must be a real number"):
+        Float(np.array([1.0]), 2.0)
+
+
 def test_domains_are_immutable_hashable_and_pickle():
     for domain in (Float(1e-5, 1e-1, log=True), Int(0, 10, step=2), Categorical(["a", (1, 2), None])):
         with pytest.raises(AttributeError):
