@@ -266,9 +266,9 @@ class Study:
         The trial loop starts its trials with this, so that the workers of a study together never
         run more than ``n_trials``. A stale trial's retry comes first (see ``retry_stale``).
         """
-        if params is not None:
-            self.space.check_params(params)
-            params = self.space.from_stored(self.space.to_stored(params))  # numpy scalars as Python's
+        stored = None if params is None else self.space.to_stored(params)  # checks them
+        if stored is not None:
+            params = self.space.from_stored(stored)  # numpy scalars as Python's
         self.fail_stale_trials()
         claims_points = getattr(self.sampler, "claims_points", False)  # a GridSampler runs a stale point again
         if params is None and self.retry_stale and not claims_points:
@@ -282,7 +282,7 @@ class Study:
             created = self.storage.create_trial(
                 self._study_id,
                 worker=self._liveness.worker,
-                params=None if params is None else self.space.to_stored(params),
+                params=stored,
                 max_active=max_active,
             )
         if created is None:
