@@ -199,6 +199,9 @@ class GPSampler(Sampler):
         self.device = _check_device(device)
         self._last_fit: _Fit | None = None
 
+    #: Whether the used-up warning was given: once, else a study run past its space's size gives it
+    #: every trial (another library's ``catch_warnings`` resets Python's once-per-place registry).
+    _warned_used_up = False
     #: How a configuration that failed by its own fault informs the GP (see ``_gp_feasibility``):
     #: valued by this rule of ``_gp_feasibility.IMPUTATIONS`` in the objective's GP (``None``: left
     #: out of it, except failures that broke a constraint early, valued at the worst), and with
@@ -360,12 +363,14 @@ class GPSampler(Sampler):
                 generator=generator,
                 exclude=None if self._allow_repeats else seen,
             )
-            if not self._allow_repeats and bool(is_one_of(gp_space, best.unsqueeze(0), seen)):
+            repeat = not self._allow_repeats and bool(is_one_of(gp_space, best.unsqueeze(0), seen))
+            if repeat and not self._warned_used_up:
+                self._warned_used_up = True
                 warnings.warn(
                     "GPSampler found every configuration of the search space run, running or failed (the space "
-                    "is used up), so this trial repeats one: the GP's best guess. With a deterministic objective, "
-                    "end the study here (GridSampler stops by itself); with a noisy one, repeats average out "
-                    "its noise.",
+                    "is used up), so this trial and the next ones repeat one: the GP's best guess. With a "
+                    "deterministic objective, end the study here (GridSampler stops by itself); with a noisy "
+                    "one, repeats average out its noise. (Said once per sampler.)",
                     UserWarning,
                     stacklevel=2,
                 )
