@@ -21,7 +21,7 @@ BENCH_ARGS ?=
 # ConfigSpace); benchmarks/anchor_bridge.py drives them from the suite's process.
 ANCHOR_TORCH_WHEEL ?= $(TORCH_PIN)
 
-.PHONY: demo test bench bench-quick bench-anchors bench-broad bench-pool bench-pool2 clean
+.PHONY: demo test bench bench-quick bench-anchors bench-broad bench-bayesmark bench-pool bench-pool2 clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,8 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(PY) examples/digits.py --n-trials 30
 
-test: $(VENV)/.installed
+# The bayesmark venv too: the tests of the challenge's problems evaluate them through it.
+test: $(VENV)/.installed .venv-bayesmark/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	. .ci/postgres.sh && . .ci/chromium.sh && $(PY) -m pytest -n $(PYTEST_WORKERS) --maxschedchunk 2 --durations=20 $(PYTEST_ARGS)
@@ -58,6 +59,15 @@ bench-quick: $(VENV)/.installed
 	.venv-smac/bin/python -m pip install --quiet smac
 	touch $@
 
+# bayesmark 0.0.8 evaluates the NeurIPS 2020 BBO challenge's problems (benchmarks/bayesmark_worker.py):
+# it needs scikit-learn 1.1 (load_boston, normalize=) and numpy 1.23; the releases it ran with here
+# (bayesmark is a source release only).
+.venv-bayesmark/.installed:
+	$(PYTHON) -m venv .venv-bayesmark
+	.venv-bayesmark/bin/python -m pip install --quiet --only-binary=:all: --no-binary=bayesmark bayesmark==0.0.8 scikit-learn==1.1.3 \
+		numpy==1.23.5 scipy==1.15.3 pandas==2.3.3 xarray==2024.7.0
+	touch $@
+
 # DEHB and SMAC3's multi-fidelity facade for benchmarks/multi_fidelity.py (both pin numpy < 2).
 .venv-mf/.installed:
 	$(PYTHON) -m venv .venv-mf
@@ -75,9 +85,15 @@ bench-pool: $(VENV)/.installed
 	nice -n 10 $(PY) -m benchmarks --tasks pool --samplers ours,optuna_gp,optuna_tpe,lhpo_random --seeds 10 \
 		--budget 30 --report-at 10,20,30 --no-timing --out benchmarks/out/pool --results benchmarks/POOL_RESULTS.md $(BENCH_ARGS)
 
+# The challenge's 108 problems, into benchmarks/BAYESMARK_RESULTS.md (resumable); the challenge's score:
+# python -m benchmarks.bayesmark_score.
+bench-bayesmark: $(VENV)/.installed .venv-bayesmark/.installed
+	nice -n 10 $(PY) -m benchmarks --tasks bayesmark --samplers ours,optuna_gp,optuna_tpe,lhpo_random --seeds 10 \
+		--budget 30 --report-at 10,20,30 --no-timing --out benchmarks/out/bayesmark --results benchmarks/BAYESMARK_RESULTS.md $(BENCH_ARGS)
+
 bench-pool2: $(VENV)/.installed
 	nice -n 10 $(PY) -m benchmarks --tasks pool2 --samplers ours,optuna_gp,optuna_tpe,lhpo_random --seeds 10 \
 		--budget 30 --report-at 10,20,30 --no-timing --out benchmarks/out/pool2 --results benchmarks/POOL2_RESULTS.md $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .venv-hebo .venv-smac .venv-mf .pytest_cache lightning_hpo_runs
+	rm -rf $(VENV) .venv-hebo .venv-smac .venv-mf .venv-bayesmark .pytest_cache lightning_hpo_runs

@@ -33,7 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated task names, 'all', 'broad' (the scikit-learn suite of "
         "tasks/sklearn_suite.py), 'highdim' (10- and 20-D probes) or 'wide' (scikit-learn models with "
         "8-9 Float and Int columns), 'pool' (40 YAHPO surrogate problems drawn at random, held out), "
-        "'pool2' (40 more, drawn from the instances the first pool left) "
+        "'pool2' (40 more, drawn from the instances the first pool left), 'bayesmark' (the NeurIPS 2020 "
+        "BBO challenge's 108 problems, evaluated in .venv-bayesmark) "
         "(default: the full suite; see --list)",
     )
     parser.add_argument(
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.report import TimingSpec, write_report
     from benchmarks.runner import ResultCache, run_all
     from benchmarks.tasks import (
+        BAYESMARK_TASKS,
         BROAD_TASKS,
         DEFAULT_TASKS,
         HIGH_DIM_TASKS,
@@ -118,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wide scikit-learn spaces (--tasks wide): {', '.join(WIDE_TASKS)}")
         print(f"held-out YAHPO pool (--tasks pool): {', '.join(POOL_TASKS)}")
         print(f"second held-out YAHPO pool (--tasks pool2): {', '.join(POOL2_TASKS)}")
+        print(f"NeurIPS 2020 BBO challenge (--tasks bayesmark): {', '.join(BAYESMARK_TASKS)}")
         for method in METHODS.values():
             reason = method.unavailable()
             print(f"  {method.name:<16} {method.label}" + (f"  [unavailable: {reason}]" if reason else ""))
@@ -133,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         "wide": WIDE_TASKS,
         "pool": POOL_TASKS,
         "pool2": POOL2_TASKS,
+        "bayesmark": BAYESMARK_TASKS,
     }
     if args.tasks in groups:
         task_names = list(groups[args.tasks])

@@ -72,7 +72,7 @@ class ResultCache:
         path = self.root / "references" / f"{task.name}.json"
         if path.is_file():
             return float(json.loads(path.read_text())["value"])
-        log(f"{task.name}: computing the dense-search reference (once; cached in {path})")
+        log(f"{task.name}: computing the reference, {task.reference_source} (once; cached in {path})")
         start = time.perf_counter()
         value = task.reference()
         _write_json(path, {"task": task.name, "value": value, "seconds": time.perf_counter() - start})

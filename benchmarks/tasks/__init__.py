@@ -3,12 +3,14 @@ heavy dependencies when it is built."""
 
 from __future__ import annotations
 
-from benchmarks.tasks import sklearn_suite, synthetic, tabular, training, yahpo  # noqa: F401  (they register their tasks)
+from benchmarks.tasks import bayesmark, sklearn_suite, synthetic, tabular, training, yahpo  # noqa: F401  (they register their tasks)
 from benchmarks.tasks.base import TASK_BUILDERS, Evaluation, Objective, Task, space_summary
+from benchmarks.tasks.bayesmark import BAYESMARK_TASKS
 from benchmarks.tasks.sklearn_suite import BROAD_TASKS, WIDE_TASKS
 from benchmarks.tasks.yahpo import POOL2_TASKS, POOL_TASKS
 
 __all__ = [
+    "BAYESMARK_TASKS",
     "Evaluation",
     "Objective",
     "Task",

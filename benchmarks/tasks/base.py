@@ -44,6 +44,7 @@ class Task:
             the minimum (a dense search); regret is then taken against the best of this bound
             and every value any method found. ``None`` (and no optimum): best found only.
         default_seeds: seeds run when ``--seeds`` is not given (fewer for tasks that train models).
+        reference_source: what ``reference`` computes, in words for the results table.
     """
 
     name: str
@@ -53,6 +54,7 @@ class Task:
     optimum: float | None = None
     reference: Callable[[], float] | None = None
     default_seeds: int = 10
+    reference_source: str = "dense search"
 
     @property
     def regret_basis(self) -> str:
@@ -60,7 +62,7 @@ class Task:
         if self.optimum is not None:
             return "exact optimum"
         if self.reference is not None:
-            return "dense search, or best found if better"
+            return f"{self.reference_source}, or best found if better"
         return "best found by any method"
 
 
