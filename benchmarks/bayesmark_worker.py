@@ -7,6 +7,7 @@ each configuration here. Protocol, one JSON object per line:
 
     main -> worker  {"problem": "DT_breast_nll", "params": {name: value}, "seed": int}
     worker -> main  {"visible": cross-validated loss, "generalization": held-out loss, "seconds": float}
+                 or {"failed": "...", "seconds": float}   (the model failed: an MLP diverged to nan)
     main -> worker  {"signature": "DT_breast_nll"}
     worker -> main  {"values": [five losses at bayesmark's signature points]}
     worker -> main  {"error": "..."}                       (a request that cannot be answered)
@@ -73,7 +74,10 @@ def answer(request: dict[str, Any], cache: dict[str, Any]) -> dict[str, Any]:
     np.random.seed(request["seed"])
     random.seed(request["seed"])
     start = time.perf_counter()
-    visible, generalization = problem.evaluate(params)
+    try:
+        visible, generalization = problem.evaluate(params)
+    except Exception as error:  # noqa: BLE001 - the model's own failure (an MLP diverging to nan), not the request's
+        return {"failed": f"{type(error).__name__}: {error}", "seconds": time.perf_counter() - start}
     return {"visible": float(visible), "generalization": float(generalization), "seconds": time.perf_counter() - start}
 
 

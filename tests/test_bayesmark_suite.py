@@ -163,3 +163,27 @@ def test_a_configuration_outside_bayesmarks_space_is_refused_with_its_name(insta
         _WORKER.ask({"problem": "kNN_iris_acc", "params": {"k": 3, "p": 2}, "seed": 0})
     # the worker goes on answering after a refused request
     assert _WORKER.ask({"problem": "kNN_iris_acc", "params": {"n_neighbors": 3, "p": 2}, "seed": 0})["visible"] < -0.8
+
+
+def test_a_diverging_model_counts_as_the_runs_worst_value_and_no_better_than_clip(installed: None) -> None:
+    """An MLP with sgd, a large step and momentum near 1 diverges to nan on diabetes (it stopped a
+    run of the suite): the challenge scored such a trial at clip."""
+    task = build_task("bm_MLP-sgd_diabetes_mse")
+    clip = baseline()["MLP-sgd_diabetes_mse"]["clip"]
+    diverging = {"hidden_layer_sizes": 130, "alpha": 1e-05, "batch_size": 10, "learning_rate_init": 0.034}
+    logit = {"validation_fraction": 0.1139, "momentum": 0.9948}  # searched on their logit
+    diverging |= {
+        "tol": 0.1,
+        "power_t": task.space["power_t"].low,
+        **{k: math.log(v / (1 - v)) for k, v in logit.items()},
+    }
+    sane = {**diverging, "learning_rate_init": 1e-3, "momentum": 0.0}
+    objective = task.make_objective(0)
+    first = objective(diverging)
+    assert first.observed == first.true == clip
+    assert objective(sane).observed < clip
+    # worse values met before raise the failure's value to the worst of them
+    objective = task.make_objective(1)
+    slow = objective({**sane, "learning_rate_init": 1e-5, "batch_size": 250, "hidden_layer_sizes": 50})
+    assert slow.observed > clip  # an untrained net: about the target's mean square
+    assert objective(diverging).observed == slow.observed

@@ -14,7 +14,9 @@ as ``max_features``) are searched on their logit, the warp the challenge's own s
 sent back through the sigmoid; ``bool`` is a categorical; every method meets the same space. The
 models draw from numpy's global generator (no ``random_state``), so the objective is noisy: the
 worker seeds it with the task's seed and the trial's number, and the value a method is told is the
-value it is scored on (``true == observed``), as in the challenge.
+value it is scored on (``true == observed``), as in the challenge. A model that fails (an MLP
+with a large step diverges to nan) counts as the worst value of its run so far, and no better than
+the baseline's ``clip``: the challenge told the optimizer inf and scored the trial at ``clip``.
 
 ``bayesmark_baseline.json`` holds, per problem, the challenge's random-search baseline for the
 visible objective: ``best`` (the estimated optimum), ``clip`` (random search's median after one
@@ -205,15 +207,17 @@ def signature_errors(problem: str) -> list[float]:
 
 
 def _objective(problem: str, seed: int) -> Objective:
-    evaluations = 0
+    values: list[float] = []
 
     def objective(params: Mapping[str, Any]) -> Evaluation:
-        nonlocal evaluations
         # A seed per (task seed, trial): the same draws for every method at the same trial.
-        draws = (seed * 1_000_003 + evaluations) % 2**32
-        evaluations += 1
+        draws = (seed * 1_000_003 + len(values)) % 2**32
         reply = _WORKER.ask({"problem": problem, "params": from_search(problem, params), "seed": draws})
-        return Evaluation(observed=reply["visible"], true=reply["visible"])
+        # A model that failed (an MLP diverged to nan) counts as the worst value of the run so far, and
+        # no better than the baseline's clip: the challenge told the optimizer inf and scored it at clip.
+        value = reply["visible"] if "failed" not in reply else max([baseline()[problem]["clip"], *values])
+        values.append(value)
+        return Evaluation(observed=value, true=value)
 
     return objective
 
