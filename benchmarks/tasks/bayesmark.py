@@ -6,8 +6,8 @@ digits, iris, wine), each with two metrics (classification: log loss ``nll`` and
 regression: ``mse`` and ``mae``), tuned by bayesmark's 5-fold cross-validated loss, as HEBO, the
 challenge's winner, was ranked on. Neither the problems nor their spaces were chosen by this
 project: they are bayesmark's, evaluated by bayesmark 0.0.8 itself in ``.venv-bayesmark``
-(``benchmarks/bayesmark_worker.py``; it needs scikit-learn 1.1), whose five-point signatures are
-compared with the challenge's (``signature_errors``).
+(``benchmarks/bayesmark_worker.py``; it needs scikit-learn 1.1), whose five-point signatures match
+the challenge's where the model draws nothing (``signature_errors``, ``benchmarks/README.md``).
 
 Spaces: bayesmark's ``api_config`` of each model, copied below. Its ``logit`` reals (fractions such
 as ``max_features``) are searched on their logit, the warp the challenge's own space applied, and
@@ -199,8 +199,8 @@ _WORKER = _Worker()
 def signature_errors(problem: str) -> list[float]:
     """Relative differences between the worker's signature of ``problem`` and the challenge's.
 
-    Zero for the deterministic models (kNN, lasso, linear); the others draw unseeded, as they did
-    in the challenge, so theirs differ from run to run there too.
+    Near zero where the model draws nothing (Lasso, Ridge, SVR, kNN on most datasets); the others
+    draw unseeded, as they did in the challenge, so theirs differ from run to run there too.
     """
     values = _WORKER.ask({"signature": problem})["values"]
     return [abs(a - b) / max(abs(b), 1e-12) for a, b in zip(values, baseline()[problem]["signature"])]
