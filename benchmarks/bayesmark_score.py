@@ -46,14 +46,13 @@ def random_baseline_score(problems: Sequence[str], budget: int) -> float:
     return 100.0 * (1.0 - statistics.fmean(values))
 
 
-def _values(cache: ResultCache, method: str, seeds: Sequence[int], budget: int) -> dict[tuple[str, int], float]:
-    """(problem, seed) -> normalized value of the method's cached runs reaching ``budget``."""
-    values = {}
+def _runs(cache: ResultCache, method: str, seeds: Sequence[int], budget: int) -> dict[tuple[str, int], list[float]]:
+    """(problem, seed) -> the observed values of the method's cached runs reaching ``budget``."""
+    runs = {}
     for task in BAYESMARK_TASKS:
-        problem = task.removeprefix("bm_")
         for record in cache.records("runs", task, method, seeds, budget):
-            values[problem, record["seed"]] = normalized(record["observed"], problem, budget)
-    return values
+            runs[task.removeprefix("bm_"), record["seed"]] = record["observed"]
+    return runs
 
 
 def _score(values: dict[tuple[str, int], float], problems: Sequence[str]) -> float:
@@ -66,9 +65,17 @@ def score_section(cache: ResultCache, methods: Sequence[str], seeds: Sequence[in
     first method, and the score per model at the last budget. Problems count only where every
     method ran every seed."""
     lines = []
+    runs = {m: _runs(cache, m, seeds, min(budgets)) for m in methods}  # read once, scored at each budget
     by_budget = {}
     for budget in budgets:
-        values = {m: _values(cache, m, seeds, budget) for m in methods}
+        values = {
+            m: {
+                key: normalized(observed, key[0], budget)
+                for key, observed in runs[m].items()
+                if len(observed) >= budget
+            }
+            for m in methods
+        }
         keys = set.intersection(*(set(v) for v in values.values()))
         problems = sorted({p for p, s in keys if all((p, seed) in keys for seed in seeds)})
         keys = {(p, s) for p in problems for s in seeds}
