@@ -45,6 +45,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--seeds", type=int, help="seeds 0..N-1 for every task (default: 10; 5 for tasks that train models)"
     )
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="start the seeds here: FIRST..FIRST+N-1 (e.g. 1 with --seeds 1 runs and reports seed 1 alone)",
+    )
     parser.add_argument("--budget", type=int, help="trials per run (default 50)")
     parser.add_argument("--report-at", help="comma-separated trial counts of the regret tables (default 20,BUDGET)")
     parser.add_argument(
@@ -172,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         for task in tasks:
             cache.reference(task, log)
-            run_all(cache, "runs", task, methods, range(seeds_of[task.name]), budget, rerun=args.rerun, log=log)
+            seeds = range(args.first_seed, args.first_seed + seeds_of[task.name])
+            run_all(cache, "runs", task, methods, seeds, budget, rerun=args.rerun, log=log)
         if timing is not None:
             timing_task = build_task(timing.task)
             run_all(
@@ -184,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         tasks=tasks,
         methods=methods,
         seeds_of=seeds_of,
+        first_seed=args.first_seed,
         budgets=budgets,
         timing=timing,
         timing_methods=timing_methods,

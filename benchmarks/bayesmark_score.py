@@ -1,6 +1,7 @@
 """The NeurIPS 2020 BBO challenge's score of the cached runs of ``--tasks bayesmark``.
 
     python -m benchmarks.bayesmark_score --out benchmarks/out/bayesmark --seeds 10 --report-at 10,20,30
+    python -m benchmarks.bayesmark_score --samplers ours,hebo --first-seed 1 --seeds 1
 
 A run's value after ``t`` evaluations is bayesmark's normalized mean: ``clip((best_so_far - best) /
 (clip - best), -1, 1)`` with the problem's ``best`` and ``clip`` of the challenge's baseline
@@ -79,6 +80,11 @@ def score_section(cache: ResultCache, methods: Sequence[str], seeds: Sequence[in
         keys = set.intersection(*(set(v) for v in values.values()))
         problems = sorted({p for p, s in keys if all((p, seed) in keys for seed in seeds)})
         keys = {(p, s) for p in problems for s in seeds}
+        if not problems:
+            raise ValueError(
+                f"no problem has a run of every method ({', '.join(methods)}) at every seed ({', '.join(map(str, seeds))})"
+                f" reaching {budget} evaluations in the cache: run them first, or score other seeds"
+            )
         by_budget[budget] = ({m: {k: values[m][k] for k in keys} for m in methods}, problems)
     last = budgets[-1]
     lines.append(f"| method | {' | '.join(f'score after {b}' for b in budgets)} |")
@@ -124,14 +130,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE / "out" / "bayesmark", help="the suite's cache folder")
     parser.add_argument("--samplers", default="ours,optuna_gp,optuna_tpe,lhpo_random", help="methods, ours first")
-    parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1")
+    parser.add_argument("--seeds", type=int, default=10, help="how many seeds: FIRST..FIRST+N-1")
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="the first seed (e.g. 1 with --seeds 1: a seed run after the others)"
+    )
     parser.add_argument("--report-at", default="10,20,30", help="budgets, comma-separated")
     args = parser.parse_args(argv)
     from benchmarks.methods import resolve_methods
 
     methods = [m.name for m in resolve_methods(args.samplers.split(","))]
     budgets = [int(b) for b in args.report_at.split(",")]
-    print(score_section(ResultCache(args.out), methods, range(args.seeds), budgets))
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    try:
+        print(score_section(ResultCache(args.out), methods, seeds, budgets))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -328,6 +328,7 @@ def write_report(
     tasks: Sequence[Task],
     methods: Sequence[Method],
     seeds_of: dict[str, int],
+    first_seed: int = 0,
     budgets: Sequence[int],
     timing: TimingSpec | None,
     timing_methods: Sequence[Method],
@@ -337,7 +338,9 @@ def write_report(
 ) -> Path:
     """Write the results table and plots for what the cache holds; return the path of the table."""
     budget = max(budgets)
-    results = [collect(cache, t, methods, range(seeds_of[t.name]), budgets, log) for t in tasks]
+    results = [
+        collect(cache, t, methods, range(first_seed, first_seed + seeds_of[t.name]), budgets, log) for t in tasks
+    ]
     ours = next((m for m in methods if m.name in (OURS, STAND_IN)), None)
     plots_dir = results_path.parent / "plots"
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.bayesmark_score import main as bayesmark_score_main
 from benchmarks.bayesmark_score import normalized, random_baseline_score, score_section
 from benchmarks.runner import ResultCache
 from benchmarks.tasks import BAYESMARK_TASKS, TASK_BUILDERS, build_task
@@ -100,6 +101,21 @@ def test_score_section_pairs_problems_and_seeds_every_method_ran(tmp_path: Path)
     assert "2 problems x 2 seeds" in text
     assert "| lhpo_random | 4 / 0 |" in text and "lhpo_gp ahead" in text
     assert "| SVM (1) | 75.00 | 50.00 |" in text
+
+
+def test_the_command_scores_the_seeds_it_is_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    problem = "kNN_iris_nll"
+    reference = baseline()[problem]
+    best, clip = reference["best"], reference["clip"]
+    cache = ResultCache(tmp_path)
+    for method, fraction in (("lhpo_gp", 0.25), ("lhpo_random", 0.5)):
+        cache.save("runs", _record(f"bm_{problem}", method, 1, [clip, best + fraction * (clip - best)]))
+    arguments = ["--out", str(tmp_path), "--samplers", "ours,lhpo_random", "--report-at", "2", "--seeds", "1"]
+    assert bayesmark_score_main([*arguments, "--first-seed", "1"]) == 0
+    assert "| lhpo_gp | 75.00 |" in capsys.readouterr().out
+    # seed 0 was never run: the command says so rather than scoring nothing
+    assert bayesmark_score_main(arguments) == 1
+    assert "no problem has a run of every method (lhpo_gp, lhpo_random) at every seed (0)" in capsys.readouterr().err
 
 
 def test_baseline_file_holds_the_challenges_numbers() -> None:

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from benchmarks.regret import incumbent_values, quartiles, reference_value, simple_regret
+from benchmarks.report import _cell
 from benchmarks.tasks import build_task
 from benchmarks.tasks.synthetic import mixed_function
 from lightning_hpo import SearchSpace
@@ -268,6 +269,20 @@ def test_quick_harness_writes_a_table_and_resumes(tmp_path: Path, restore_thread
     assert main(argv) == 0
     assert {p: p.stat().st_mtime_ns for p in runs} == stamps
     assert results.read_text().split("## Tasks")[1] == text.split("## Tasks")[1]
+
+    # A later seed alone, as a seed added to a finished suite is run: seed 2 only, and only it reported.
+    later = [*argv[: argv.index("--seeds")], "--seeds", "1", "--first-seed", "2", *argv[argv.index("--seeds") + 2 :]]
+    assert main(later) == 0
+    assert {p: p.stat().st_mtime_ns for p in runs} == stamps
+    assert sorted(p.name for p in (out / "runs" / "mixed").glob("*/seed2.json")) == ["seed2.json"] * 2
+    section = results.read_text().split("## Simple regret after 6 trials")[1].split("##")[0]
+    regrets = []
+    for method in ("lhpo_sobol", "lhpo_random"):  # the table's order: ours first
+        record = json.loads((out / "runs" / "mixed" / method / "seed2.json").read_text())
+        regrets.append(_cell([simple_regret(record["observed"], record["true"], 0.0)[5]]))
+    assert re.search(
+        rf"^\| mixed \| 1 \| \**{re.escape(regrets[0])}\** \| \**{re.escape(regrets[1])}\** \|$", section, re.MULTILINE
+    ), (regrets, section)
 
 
 def test_tuner_overhead_is_the_difference_of_two_lines() -> None:
