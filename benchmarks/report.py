@@ -314,7 +314,9 @@ def _plot_timing(
 
 def _versions() -> str:
     parts = [f"Python {platform.python_version()}"]
-    for module in ("torch", "botorch", "optuna", "hyperopt", "sklearn"):
+    # numpy, scipy and gpytorch too: the GP's fit moves with them in the last digits, and a near-tie of
+    # the acquisition can then turn a run another way.
+    for module in ("torch", "botorch", "gpytorch", "numpy", "scipy", "optuna", "hyperopt", "sklearn"):
         try:
             parts.append(f"{module} {importlib.import_module(module).__version__}")
         except ImportError:
