@@ -79,7 +79,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--device", help="device of lightning_hpo's GPSampler (default: its own default)")
     parser.add_argument("--list", action="store_true", help="list the tasks and methods, then exit")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.first_seed < 0:
+        parser.error(f"--first-seed must be 0 or more, not {args.first_seed}")
+    return args
 
 
 def _names(text: str | None, default: tuple[str, ...]) -> list[str]:

@@ -136,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--report-at", default="10,20,30", help="budgets, comma-separated")
     args = parser.parse_args(argv)
+    if args.first_seed < 0:
+        parser.error(f"--first-seed must be 0 or more, not {args.first_seed}")
     from benchmarks.methods import resolve_methods
 
     methods = [m.name for m in resolve_methods(args.samplers.split(","))]

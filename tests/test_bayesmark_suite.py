@@ -116,6 +116,9 @@ def test_the_command_scores_the_seeds_it_is_given(tmp_path: Path, capsys: pytest
     # seed 0 was never run: the command says so rather than scoring nothing
     assert bayesmark_score_main(arguments) == 1
     assert "no problem has a run of every method (lhpo_gp, lhpo_random) at every seed (0)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bayesmark_score_main([*arguments, "--first-seed", "-1"])
+    assert "--first-seed must be 0 or more, not -1" in capsys.readouterr().err
 
 
 def test_baseline_file_holds_the_challenges_numbers() -> None:
